@@ -1,0 +1,444 @@
+//! The gateway's configuration, read only from Gluetun's environment
+//! variables (so a compose file's `environment:` block works unchanged).
+//! Parsing is pure: it takes the variables as pairs and returns a config or an
+//! error naming the variable and the bad value. Variables that leakhound knows
+//! but does not implement yet are refused when set to anything but their
+//! default: a user who asks for a protection must never silently lack it.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use crate::tunnel::{KeyError, parse_key};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{var} is required{hint}")]
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
+    #[error("{var}={value:?} is not valid: {why}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{var}={value:?} is not supported by leakhound's gateway{why}")]
+    Unsupported {
+        var: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    pub private_key: [u8; 32],
+    pub public_key: [u8; 32],
+    pub preshared_key: Option<[u8; 32]>,
+    /// The tunnel's own addresses (WIREGUARD_ADDRESSES).
+    pub addresses: Vec<IpNet>,
+    pub mtu: u16,
+    pub endpoint: SocketAddr,
+    pub keepalive: Option<u16>,
+    pub interface: String,
+    /// Subnets reached outside the tunnel (FIREWALL_OUTBOUND_SUBNETS).
+    pub outbound_subnets: Vec<IpNet>,
+}
+
+impl GatewayConfig {
+    pub fn has_ipv6(&self) -> bool {
+        self.addresses.iter().any(|a| a.addr().is_ipv6())
+    }
+}
+
+struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// A variable's value; empty counts as unset, as in Gluetun.
+    fn get(&self, var: &str) -> Option<&str> {
+        self.0.get(var).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    fn required(&self, var: &'static str, hint: &'static str) -> Result<&str> {
+        self.get(var).ok_or(ConfigError::Missing { var, hint })
+    }
+}
+
+fn invalid(var: &'static str, value: &str, why: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn key(env: &Env, var: &'static str) -> Result<Option<[u8; 32]>> {
+    env.get(var)
+        .map(|v| {
+            parse_key(v).map_err(|e: KeyError| ConfigError::Invalid {
+                var,
+                // Never echo key material.
+                value: "<redacted>".into(),
+                why: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn subnets(env: &Env, var: &'static str) -> Result<Vec<IpNet>> {
+    let Some(v) = env.get(var) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let n: IpNet = s
+                .parse()
+                .map_err(|_| invalid(var, s, "expected a CIDR subnet like 192.168.1.0/24"))?;
+            if n.trunc() != n {
+                return Err(invalid(
+                    var,
+                    s,
+                    format!("host bits are set; did you mean {}?", n.trunc()),
+                ));
+            }
+            Ok(n)
+        })
+        .collect()
+}
+
+fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
+    match env.get(var).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "on" | "yes" | "true" | "1" => Ok(true),
+            "off" | "no" | "false" | "0" => Ok(false),
+            _ => Err(invalid(var, &v, "expected on or off")),
+        },
+    }
+}
+
+/// Variables leakhound knows but does not implement yet, with the value that
+/// means "nothing asked for". Any other value is refused.
+const NOT_YET: &[(&str, &str)] = &[
+    ("DOT", "off"),
+    ("BLOCK_MALICIOUS", "off"),
+    ("BLOCK_SURVEILLANCE", "off"),
+    ("BLOCK_ADS", "off"),
+    ("VPN_PORT_FORWARDING", "off"),
+    ("FIREWALL_VPN_INPUT_PORTS", ""),
+    ("FIREWALL_INPUT_PORTS", ""),
+];
+
+impl GatewayConfig {
+    /// Reads the configuration from environment variable pairs.
+    pub fn from_env<I, K, V>(vars: I) -> Result<GatewayConfig>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env = Env(vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect());
+
+        let provider = env.get("VPN_SERVICE_PROVIDER").unwrap_or("custom");
+        if !provider.eq_ignore_ascii_case("custom") {
+            return Err(ConfigError::Unsupported {
+                var: "VPN_SERVICE_PROVIDER",
+                value: provider.into(),
+                why: ": only custom (with VPN_ENDPOINT_IP and keys) is supported",
+            });
+        }
+        let vpn_type = env.get("VPN_TYPE").unwrap_or("wireguard");
+        if !vpn_type.eq_ignore_ascii_case("wireguard") {
+            return Err(ConfigError::Unsupported {
+                var: "VPN_TYPE",
+                value: vpn_type.into(),
+                why: ": only wireguard is supported",
+            });
+        }
+        for (var, default) in NOT_YET {
+            if let Some(v) = env.get(var) {
+                if !v.eq_ignore_ascii_case(default) {
+                    return Err(ConfigError::Unsupported {
+                        var,
+                        value: v.into(),
+                        why: " yet; remove it or set it to its default",
+                    });
+                }
+            }
+        }
+
+        env.required(
+            "WIREGUARD_PRIVATE_KEY",
+            " (the gateway's base64 private key)",
+        )?;
+        let private_key = key(&env, "WIREGUARD_PRIVATE_KEY")?.expect("checked");
+        env.required(
+            "WIREGUARD_PUBLIC_KEY",
+            " (the provider server's base64 public key)",
+        )?;
+        let public_key = key(&env, "WIREGUARD_PUBLIC_KEY")?.expect("checked");
+        let preshared_key = key(&env, "WIREGUARD_PRESHARED_KEY")?;
+
+        // Gluetun reads WIREGUARD_ADDRESSES and, for older compose files, WIREGUARD_ADDRESS.
+        let (addr_var, addr_val) = match env.get("WIREGUARD_ADDRESSES") {
+            Some(v) => ("WIREGUARD_ADDRESSES", v),
+            None => match env.get("WIREGUARD_ADDRESS") {
+                Some(v) => ("WIREGUARD_ADDRESS", v),
+                None => {
+                    return Err(ConfigError::Missing {
+                        var: "WIREGUARD_ADDRESSES",
+                        hint: " (the tunnel addresses the provider gave you, e.g. 10.64.0.2/32)",
+                    });
+                }
+            },
+        };
+        let addresses = addr_val
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            addr_var,
+                            s,
+                            "expected an address with prefix like 10.64.0.2/32",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if addresses.is_empty() {
+            return Err(invalid(addr_var, addr_val, "no address given"));
+        }
+
+        let mtu = match env.get("WIREGUARD_MTU") {
+            None => 1420,
+            Some(v) => {
+                let m: u16 = v
+                    .parse()
+                    .map_err(|_| invalid("WIREGUARD_MTU", v, "expected a number"))?;
+                if !(1280..=9000).contains(&m) {
+                    return Err(invalid(
+                        "WIREGUARD_MTU",
+                        v,
+                        "must be between 1280 (IPv6 minimum) and 9000",
+                    ));
+                }
+                m
+            }
+        };
+
+        let ip_s = env.required("VPN_ENDPOINT_IP", " (the provider server's IP address)")?;
+        let ip: IpAddr = ip_s
+            .parse()
+            .map_err(|_| invalid("VPN_ENDPOINT_IP", ip_s, "expected an IP address"))?;
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+            return Err(invalid(
+                "VPN_ENDPOINT_IP",
+                ip_s,
+                "not a unicast address of a server",
+            ));
+        }
+        let port_s = env.required(
+            "VPN_ENDPOINT_PORT",
+            " (the provider server's UDP port, e.g. 51820)",
+        )?;
+        let port: u16 = port_s
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid("VPN_ENDPOINT_PORT", port_s, "expected a port 1-65535"))?;
+
+        let keepalive = match env.get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL") {
+            None => None,
+            Some(v) => {
+                let d = humantime::parse_duration(v).map_err(|e| {
+                    invalid(
+                        "WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL",
+                        v,
+                        format!("{e} (e.g. 25s)"),
+                    )
+                })?;
+                let secs = u16::try_from(d.as_secs()).map_err(|_| {
+                    invalid("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", v, "too long")
+                })?;
+                (secs > 0).then_some(secs)
+            }
+        };
+
+        let interface = env.get("VPN_INTERFACE").unwrap_or("wg0").to_string();
+        if interface.len() > 15
+            || interface.contains('/')
+            || interface.contains(char::is_whitespace)
+        {
+            return Err(invalid(
+                "VPN_INTERFACE",
+                &interface,
+                "not a valid interface name (1-15 characters)",
+            ));
+        }
+        let outbound_subnets = subnets(&env, "FIREWALL_OUTBOUND_SUBNETS")?;
+        // Accepted and checked now; acted on by the DNS and firewall parts.
+        on_off(&env, "DNS_KEEP_NAMESERVER", false)?;
+
+        Ok(GatewayConfig {
+            private_key,
+            public_key,
+            preshared_key,
+            addresses,
+            mtu,
+            endpoint: SocketAddr::new(ip, port),
+            keepalive,
+            interface,
+            outbound_subnets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::{encode_key, generate_keypair};
+
+    fn base() -> Vec<(String, String)> {
+        let (p, _) = generate_keypair();
+        let (_, q) = generate_keypair();
+        [
+            ("VPN_SERVICE_PROVIDER", "custom".to_string()),
+            ("VPN_TYPE", "wireguard".into()),
+            ("WIREGUARD_PRIVATE_KEY", encode_key(&p)),
+            ("WIREGUARD_PUBLIC_KEY", encode_key(&q)),
+            ("WIREGUARD_ADDRESSES", "10.64.0.2/32".into()),
+            ("VPN_ENDPOINT_IP", "203.0.113.10".into()),
+            ("VPN_ENDPOINT_PORT", "51820".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn with(var: &str, value: &str) -> Vec<(String, String)> {
+        let mut v: Vec<_> = base().into_iter().filter(|(k, _)| k != var).collect();
+        v.push((var.to_string(), value.to_string()));
+        v
+    }
+
+    fn without(var: &str) -> Vec<(String, String)> {
+        base().into_iter().filter(|(k, _)| k != var).collect()
+    }
+
+    #[test]
+    fn the_seeds_example_parses() {
+        let c = GatewayConfig::from_env(with(
+            "FIREWALL_OUTBOUND_SUBNETS",
+            "172.21.0.0/16,172.20.0.0/16",
+        ))
+        .unwrap();
+        assert_eq!(c.endpoint, "203.0.113.10:51820".parse().unwrap());
+        assert_eq!(c.mtu, 1420);
+        assert_eq!(c.interface, "wg0");
+        assert_eq!(c.outbound_subnets.len(), 2);
+        assert!(!c.has_ipv6());
+    }
+
+    #[test]
+    fn the_older_singular_address_variable_is_read() {
+        let mut v = without("WIREGUARD_ADDRESSES");
+        v.push((
+            "WIREGUARD_ADDRESS".into(),
+            "10.64.0.2/32,fd00:64::2/128".into(),
+        ));
+        let c = GatewayConfig::from_env(v).unwrap();
+        assert!(c.has_ipv6());
+    }
+
+    #[test]
+    fn each_required_variable_is_named_when_missing() {
+        for var in [
+            "WIREGUARD_PRIVATE_KEY",
+            "WIREGUARD_PUBLIC_KEY",
+            "WIREGUARD_ADDRESSES",
+            "VPN_ENDPOINT_IP",
+            "VPN_ENDPOINT_PORT",
+        ] {
+            let e = GatewayConfig::from_env(without(var)).unwrap_err();
+            assert!(e.to_string().starts_with(var), "{var}: {e}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named_with_the_value() {
+        for (var, value) in [
+            ("VPN_ENDPOINT_IP", "203.0.113"),
+            ("VPN_ENDPOINT_IP", "0.0.0.0"),
+            ("VPN_ENDPOINT_PORT", "0"),
+            ("VPN_ENDPOINT_PORT", "70000"),
+            ("WIREGUARD_MTU", "abc"),
+            ("WIREGUARD_MTU", "576"),
+            ("WIREGUARD_ADDRESSES", "10.64.0.2/33"),
+            ("FIREWALL_OUTBOUND_SUBNETS", "172.20.0.1/16"),
+            ("FIREWALL_OUTBOUND_SUBNETS", "lan"),
+            ("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", "often"),
+            ("DNS_KEEP_NAMESERVER", "maybe"),
+            ("VPN_INTERFACE", "a-very-long-interface-name"),
+        ] {
+            let e = GatewayConfig::from_env(with(var, value)).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with(var), "{var}={value}: {msg}");
+            assert!(msg.contains(value), "{var}={value}: {msg}");
+        }
+    }
+
+    #[test]
+    fn bad_keys_are_named_but_never_echoed() {
+        let e = GatewayConfig::from_env(with("WIREGUARD_PRIVATE_KEY", "c2VjcmV0")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("WIREGUARD_PRIVATE_KEY"), "{msg}");
+        assert!(!msg.contains("c2VjcmV0"), "{msg}");
+        assert!(msg.contains("32 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn other_providers_and_openvpn_are_refused() {
+        assert!(matches!(
+            GatewayConfig::from_env(with("VPN_SERVICE_PROVIDER", "mullvad")),
+            Err(ConfigError::Unsupported {
+                var: "VPN_SERVICE_PROVIDER",
+                ..
+            })
+        ));
+        assert!(matches!(
+            GatewayConfig::from_env(with("VPN_TYPE", "openvpn")),
+            Err(ConfigError::Unsupported {
+                var: "VPN_TYPE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn protections_not_built_yet_are_refused_not_ignored() {
+        let e = GatewayConfig::from_env(with("BLOCK_MALICIOUS", "on")).unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Unsupported {
+                var: "BLOCK_MALICIOUS",
+                ..
+            }
+        ));
+        // Their defaults are fine.
+        GatewayConfig::from_env(with("BLOCK_MALICIOUS", "off")).unwrap();
+        GatewayConfig::from_env(with("DOT", "")).unwrap();
+    }
+}

@@ -1,0 +1,113 @@
+//! The lab's resolvers (hickory-server): the ISP resolver at 192.0.2.53 (a
+//! leak target) and the provider's resolver at 10.64.0.1 (reached only through
+//! the tunnel). Both answer every name in the lab with whoami's addresses and
+//! log every query with its source, so a DNS leak is proven at the far end.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType, rdata};
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::LabError;
+use super::netns::Netns;
+use super::services::ServiceLog;
+use crate::model::topology::addr;
+
+/// A resolver that answers everything with whoami's address and logs.
+pub struct LabResolver {
+    service: &'static str,
+    log: ServiceLog,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for LabResolver {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        meta.recursion_available = true;
+        let mut answers = Vec::new();
+        match request.request_info() {
+            Ok(info) => {
+                let name = info.query.name().to_string();
+                let qtype = info.query.query_type();
+                self.log
+                    .record(self.service, request.src(), format!("{qtype} {name}"));
+                let rdata = match qtype {
+                    RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
+                    RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
+                    _ => None,
+                };
+                if let Some(r) = rdata {
+                    answers.push(Record::from_rdata(
+                        info.query.original().name().clone(),
+                        60,
+                        r,
+                    ));
+                }
+            }
+            Err(_) => {
+                self.log
+                    .record(self.service, request.src(), "malformed query".to_string());
+                meta.response_code = ResponseCode::FormErr;
+            }
+        }
+        let response = MessageResponseBuilder::from_message_request(request).build(
+            meta,
+            answers.iter(),
+            [],
+            [],
+            [],
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!("{}: sending response: {e}", self.service);
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.response_code = ResponseCode::ServFail;
+                hickory_proto::op::Header {
+                    metadata,
+                    counts: Default::default(),
+                }
+                .into()
+            }
+        }
+    }
+}
+
+/// Starts a resolver on UDP and TCP `addr` inside `ns`.
+pub fn start(
+    ns: &Netns,
+    service: &'static str,
+    listen: SocketAddr,
+    log: ServiceLog,
+) -> Result<Server<LabResolver>, LabError> {
+    let err = |source| LabError::Service {
+        service: service.to_string(),
+        source,
+    };
+    let (udp, tcp) = ns
+        .run(move || -> std::io::Result<_> {
+            let udp = std::net::UdpSocket::bind(listen)?;
+            udp.set_nonblocking(true)?;
+            let tcp = std::net::TcpListener::bind(listen)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })?
+        .map_err(err)?;
+    let mut server = Server::new(LabResolver { service, log });
+    server.register_socket(tokio::net::UdpSocket::from_std(udp).map_err(err)?);
+    server.register_listener(
+        tokio::net::TcpListener::from_std(tcp).map_err(err)?,
+        Duration::from_secs(5),
+        4096,
+    );
+    Ok(server)
+}

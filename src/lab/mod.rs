@@ -1,0 +1,255 @@
+//! The lab: builds the namespaces, wires, addresses, routes and NAT of a
+//! [`Topology`], hands out entry points into each host, and tears everything
+//! down again (on success, error, panic and Ctrl-C: teardown is synchronous
+//! and runs from `Drop`). In-lab services live in the submodules.
+
+pub mod dns;
+pub mod netns;
+pub mod services;
+pub mod wgserver;
+pub mod whoami;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+
+use crate::model::topology::Topology;
+use crate::netlink::{NetlinkError, Nl};
+use netns::{Netns, NetnsError, RunLock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("leakhound needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to build its lab")]
+    NotRoot,
+    #[error("could not claim run id {id}")]
+    Lock {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("configuring host {host}")]
+    Netlink {
+        host: String,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("applying nftables rules in {host}: {detail}")]
+    Nft { host: String, detail: String },
+    #[error("unknown lab host {0}")]
+    NoSuchHost(String),
+    #[error("starting lab service {service}")]
+    Service {
+        service: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A fresh run id: six lowercase hex digits.
+pub fn new_run_id() -> String {
+    format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff)
+}
+
+/// The built lab. Dropping it removes every namespace it made.
+pub struct Lab {
+    run_id: String,
+    namespaces: BTreeMap<&'static str, Netns>,
+    netlink: BTreeMap<&'static str, Nl>,
+    topology: Topology,
+    _lock: RunLock,
+    torn_down: bool,
+    /// Wall time of `build`.
+    pub build_time: Duration,
+}
+
+impl Lab {
+    /// Builds `topology` under run id `run_id`. On any error, what was made so
+    /// far is removed before the error is returned.
+    pub async fn build(topology: Topology, run_id: &str) -> Result<Lab, LabError> {
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err(LabError::NotRoot);
+        }
+        let started = Instant::now();
+        let lock = RunLock::acquire(run_id).map_err(|source| LabError::Lock {
+            id: run_id.to_string(),
+            source,
+        })?;
+        let mut lab = Lab {
+            run_id: run_id.to_string(),
+            namespaces: BTreeMap::new(),
+            netlink: BTreeMap::new(),
+            topology,
+            _lock: lock,
+            torn_down: false,
+            build_time: Duration::ZERO,
+        };
+        lab.build_inner().await?;
+        lab.build_time = started.elapsed();
+        tracing::info!(run = %lab.run_id, "lab built in {:?}", lab.build_time);
+        Ok(lab)
+    }
+
+    async fn build_inner(&mut self) -> Result<(), LabError> {
+        let hosts = self.topology.hosts.clone();
+        for h in &hosts {
+            let ns = Netns::create(&self.ns_name(h.name))?;
+            // No duplicate address detection: addresses are usable at once, and
+            // the lab's addresses are unique by construction (unit-tested).
+            for key in [
+                "net/ipv6/conf/all/accept_dad",
+                "net/ipv6/conf/default/accept_dad",
+            ] {
+                ns.sysctl(key, "0")?;
+            }
+            if h.forwarding {
+                ns.sysctl("net/ipv4/ip_forward", "1")?;
+                ns.sysctl("net/ipv6/conf/all/forwarding", "1")?;
+            }
+            let nl = Nl::in_netns(&ns).map_err(|source| LabError::Netlink {
+                host: h.name.to_string(),
+                source,
+            })?;
+            self.namespaces.insert(h.name, ns);
+            self.netlink.insert(h.name, nl.clone());
+            let nlerr = |source| LabError::Netlink {
+                host: h.name.to_string(),
+                source,
+            };
+            nl.set_up("lo").await.map_err(nlerr)?;
+            for a in &h.loopback {
+                nl.add_addr("lo", *a).await.map_err(nlerr)?;
+            }
+        }
+        let links = self.topology.links.clone();
+        for l in &links {
+            let (a, b) = (&l.a, &l.b);
+            let a_nl = self.nl(a.host)?.clone();
+            let b_nl = self.nl(b.host)?.clone();
+            let b_ns = self.ns(b.host)?;
+            a_nl.veth_to(a.ifname, b_ns, &b_nl, b.ifname)
+                .await
+                .map_err(|source| LabError::Netlink {
+                    host: a.host.to_string(),
+                    source,
+                })?;
+            for (end, nl) in [(a, &a_nl), (b, &b_nl)] {
+                for addr in &end.addrs {
+                    nl.add_addr(end.ifname, *addr)
+                        .await
+                        .map_err(|source| LabError::Netlink {
+                            host: end.host.to_string(),
+                            source,
+                        })?;
+                }
+            }
+        }
+        for h in &hosts {
+            let nl = self.nl(h.name)?.clone();
+            for r in &h.routes {
+                nl.replace_route(r.dst, Some(r.via), None)
+                    .await
+                    .map_err(|source| LabError::Netlink {
+                        host: h.name.to_string(),
+                        source,
+                    })?;
+            }
+            if let Some(rules) = h.nft {
+                self.nft(h.name, rules)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an nftables ruleset (text) inside a lab host with `nft -f -`.
+    pub fn nft(&self, host: &str, rules: &str) -> Result<(), LabError> {
+        let ns = self.ns(host)?;
+        let nfterr = |detail: String| LabError::Nft {
+            host: host.to_string(),
+            detail,
+        };
+        let mut cmd = Command::new("nft");
+        cmd.args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        ns.command(&mut cmd)?;
+        let mut child = cmd.spawn().map_err(|e| {
+            nfterr(format!(
+                "cannot run nft ({e}); install nftables (ci/setup.sh does)"
+            ))
+        })?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(rules.as_bytes())
+            .map_err(|e| nfterr(e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| nfterr(e.to_string()))?;
+        if !out.status.success() {
+            return Err(nfterr(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn ns_name(&self, host: &str) -> String {
+        format!("{}{}-{}", netns::PREFIX, self.run_id, host)
+    }
+
+    pub fn ns(&self, host: &str) -> Result<&Netns, LabError> {
+        self.namespaces
+            .get(host)
+            .ok_or_else(|| LabError::NoSuchHost(host.to_string()))
+    }
+
+    pub fn nl(&self, host: &str) -> Result<&Nl, LabError> {
+        self.netlink
+            .get(host)
+            .ok_or_else(|| LabError::NoSuchHost(host.to_string()))
+    }
+
+    /// Removes every namespace of this run (killing processes inside them).
+    /// Idempotent; also runs from `Drop`.
+    pub fn teardown(&mut self) -> Duration {
+        let started = Instant::now();
+        if self.torn_down {
+            return Duration::ZERO;
+        }
+        self.torn_down = true;
+        self.netlink.clear();
+        let names: Vec<String> = self
+            .namespaces
+            .values()
+            .map(|n| n.name().to_string())
+            .collect();
+        self.namespaces.clear();
+        for name in names {
+            if let Err(e) = netns::remove(&name) {
+                tracing::error!("teardown: {e}");
+            }
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}

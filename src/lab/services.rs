@@ -1,0 +1,187 @@
+//! Starts and holds the lab's services (ISP resolver, whoami, the provider's
+//! WireGuard server and resolver) and the log every one of them writes: what
+//! it received, from which source, when. Scenarios read the log to prove a
+//! leak (or its absence) at the far end.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::wgserver::{WgServer, WgServerSpec};
+use super::{Lab, LabError, dns, whoami};
+use crate::model::topology::{addr, host};
+use crate::tunnel::generate_keypair;
+
+pub const ISP_DNS: &str = "isp-dns";
+pub const PROVIDER_DNS: &str = "provider-dns";
+
+/// One thing a lab service received.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogEntry {
+    #[serde(with = "humantime_serde")]
+    pub at: SystemTime,
+    pub service: &'static str,
+    pub source: SocketAddr,
+    pub detail: String,
+}
+
+/// The shared, append-only log of the lab's services.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceLog(Arc<Mutex<Vec<LogEntry>>>);
+
+impl ServiceLog {
+    pub fn record(&self, service: &'static str, source: SocketAddr, detail: String) {
+        tracing::debug!(service, %source, "{detail}");
+        self.0.lock().expect("log lock").push(LogEntry {
+            at: SystemTime::now(),
+            service,
+            source,
+            detail,
+        });
+    }
+
+    /// Entries of `service` whose detail contains `needle` (e.g. a nonce).
+    pub fn find(&self, service: &str, needle: &str) -> Vec<LogEntry> {
+        self.0
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|e| e.service == service && e.detail.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.0.lock().expect("log lock").clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("log lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The key material of one run: the provider's and the gateway's.
+#[derive(Clone)]
+pub struct LabKeys {
+    pub server_private: [u8; 32],
+    pub server_public: [u8; 32],
+    pub client_private: [u8; 32],
+    pub client_public: [u8; 32],
+    pub psk: [u8; 32],
+}
+
+impl LabKeys {
+    pub fn generate() -> LabKeys {
+        let (server_private, server_public) = generate_keypair();
+        let (client_private, client_public) = generate_keypair();
+        LabKeys {
+            server_private,
+            server_public,
+            client_private,
+            client_public,
+            psk: rand::random(),
+        }
+    }
+}
+
+/// The running services of a lab.
+pub struct LabServices {
+    pub log: ServiceLog,
+    pub wg: WgServer,
+    pub keys: LabKeys,
+    cancel: CancellationToken,
+    _dns: Vec<hickory_server::Server<dns::LabResolver>>,
+}
+
+impl LabServices {
+    pub async fn start(lab: &Lab, keys: LabKeys) -> Result<LabServices, LabError> {
+        let log = ServiceLog::default();
+        let cancel = CancellationToken::new();
+        let isp = lab.ns(host::ISP)?;
+        let isp_dns = dns::start(
+            isp,
+            ISP_DNS,
+            SocketAddr::new(addr::ISP_DNS.into(), 53),
+            log.clone(),
+        )?;
+        whoami::start(
+            isp,
+            &[
+                SocketAddr::new(addr::WHOAMI.into(), 80),
+                SocketAddr::new(addr::WHOAMI_V6.into(), 80),
+            ],
+            log.clone(),
+            cancel.clone(),
+        )?;
+        let wg = WgServer::start(
+            lab,
+            WgServerSpec {
+                private: keys.server_private,
+                client_public: keys.client_public,
+                psk: Some(keys.psk),
+                listen: SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT),
+                tun_addrs: vec![
+                    "10.64.0.1/16".parse().expect("net"),
+                    "fd00:64::1/64".parse().expect("net"),
+                ],
+                client_allowed: vec![
+                    IpAddr::from(addr::TUNNEL_CLIENT).into(),
+                    IpAddr::from(addr::TUNNEL_CLIENT_V6).into(),
+                ],
+                mtu: 1420,
+            },
+        )
+        .await?;
+        let provider_dns = dns::start(
+            lab.ns(host::VPN)?,
+            PROVIDER_DNS,
+            SocketAddr::new(addr::TUNNEL_SERVER.into(), 53),
+            log.clone(),
+        )?;
+        Ok(LabServices {
+            log,
+            wg,
+            keys,
+            cancel,
+            _dns: vec![isp_dns, provider_dns],
+        })
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+        self.wg.stop();
+    }
+}
+
+impl Drop for LabServices {
+    fn drop(&mut self) {
+        self.stop();
+        for s in &self._dns {
+            s.shutdown_token().cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_finds_entries_by_service_and_nonce() {
+        let log = ServiceLog::default();
+        let src: SocketAddr = "203.0.113.77:4000".parse().unwrap();
+        log.record(ISP_DNS, src, "A abc123.probe.lab.".into());
+        log.record(PROVIDER_DNS, src, "A def456.probe.lab.".into());
+        assert_eq!(log.find(ISP_DNS, "abc123").len(), 1);
+        assert!(log.find(ISP_DNS, "def456").is_empty());
+        assert_eq!(log.find(PROVIDER_DNS, "def456")[0].source, src);
+        assert_eq!(log.len(), 2);
+    }
+}

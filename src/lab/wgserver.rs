@@ -1,0 +1,104 @@
+//! The VPN provider's WireGuard server (boringtun, via [`crate::tunnel`]) in
+//! the `vpn` host: UDP 203.0.113.10:51820, a TUN device `wg-srv` with the
+//! tunnel's server addresses, and (from the topology's NAT) SNAT of the
+//! clients to the exit address 203.0.113.77.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Lab, LabError};
+use crate::model::topology::host;
+use crate::tunnel::{Driver, DriverConfig, TunnelStatus};
+
+pub const SERVICE: &str = "wireguard";
+pub const TUN_NAME: &str = "wg-srv";
+
+pub struct WgServerSpec {
+    pub private: [u8; 32],
+    pub client_public: [u8; 32],
+    pub psk: Option<[u8; 32]>,
+    pub listen: SocketAddr,
+    pub tun_addrs: Vec<IpNet>,
+    /// Inner addresses the client may use.
+    pub client_allowed: Vec<IpNet>,
+    pub mtu: u16,
+}
+
+/// A running provider server; its status tells whether the gateway has
+/// completed a handshake and how many datagrams it refused.
+pub struct WgServer {
+    pub status: watch::Receiver<TunnelStatus>,
+    cancel: CancellationToken,
+}
+
+impl WgServer {
+    pub async fn start(lab: &Lab, spec: WgServerSpec) -> Result<WgServer, LabError> {
+        let ns = lab.ns(host::VPN)?;
+        let err = |source| LabError::Service {
+            service: SERVICE.to_string(),
+            source,
+        };
+        let rt = tokio::runtime::Handle::current();
+        let listen = spec.listen;
+        let mtu = spec.mtu;
+        let (tun, udp) = ns
+            .run(move || -> std::io::Result<_> {
+                let _g = rt.enter();
+                let tun = tun_rs::DeviceBuilder::new()
+                    .name(TUN_NAME)
+                    .mtu(mtu)
+                    .build_async()?;
+                let udp = std::net::UdpSocket::bind(listen)?;
+                udp.set_nonblocking(true)?;
+                Ok((tun, tokio::net::UdpSocket::from_std(udp)?))
+            })?
+            .map_err(err)?;
+        let nl = lab.nl(host::VPN)?;
+        for a in &spec.tun_addrs {
+            nl.add_addr(TUN_NAME, *a)
+                .await
+                .map_err(|source| LabError::Netlink {
+                    host: host::VPN.to_string(),
+                    source,
+                })?;
+        }
+        nl.set_up(TUN_NAME)
+            .await
+            .map_err(|source| LabError::Netlink {
+                host: host::VPN.to_string(),
+                source,
+            })?;
+        let (driver, status) = Driver::new(
+            spec.private,
+            spec.client_public,
+            spec.psk,
+            None,
+            DriverConfig {
+                endpoint: None,
+                allowed_src: spec.client_allowed,
+            },
+        );
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = driver.run(Arc::new(tun), Arc::new(udp), c).await {
+                tracing::error!("provider WireGuard server stopped: {e}");
+            }
+        });
+        Ok(WgServer { status, cancel })
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for WgServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

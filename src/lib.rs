@@ -1,0 +1,39 @@
+//! leakhound proves that a VPN gateway leaks nothing.
+//!
+//! # Layers
+//!
+//! * [`model`]: pure data and logic: the lab topology, the leak policy and
+//!   packet classification, scenarios and verdicts. No I/O, no root; unit
+//!   tested on byte arrays and literals.
+//! * [`lab`]: builds the topology out of network namespaces (pinned under
+//!   `/run/netns` as `lh-<run>-<host>`), through rtnetlink from threads that
+//!   have entered each namespace; runs the lab's services (the provider's
+//!   WireGuard server, resolvers, whoami) on sockets bound inside it.
+//! * [`gateway`]: the system under test, `leakhound gateway`, a separate
+//!   process started inside the `gw` namespace and configured only by
+//!   Gluetun's environment variables.
+//! * [`tunnel`]: the boringtun driver both tunnel ends use.
+//! * [`capture`]: AF_PACKET capture (pnet) at the far end of each watched
+//!   wire, feeding the pure classifier and pcap files.
+//! * [`scenario`]: scenario files, their runner and the events it emits.
+//! * [`report`]: consumers of the results: JUnit XML, JSON, terminal.
+//!
+//! # Invariants
+//!
+//! * Nothing touches the host's root network namespace: every entry into a
+//!   namespace passes [`lab::netns::Netns`]'s guard, which refuses the
+//!   namespace of PID 1 and the one leakhound itself runs in.
+//! * Everything a run creates is removed when its [`lab::Lab`] is dropped
+//!   (also on error, panic and Ctrl-C); namespaces of killed runs are reaped
+//!   by the next run ([`lab::netns::reap_stale`]).
+//! * A leak is proven twice: on the wire (capture) and at the far end (the
+//!   service logs), each tied to the probe by a nonce.
+
+pub mod capture;
+pub mod gateway;
+pub mod lab;
+pub mod model;
+pub mod netlink;
+pub mod report;
+pub mod scenario;
+pub mod tunnel;

@@ -1,0 +1,573 @@
+//! Classification of captured frames as allowed or leak (DESIGN.md, "What
+//! counts as a leak"). Pure: a policy and the bytes of one Ethernet frame in,
+//! a verdict out. Anything that cannot be proven allowed is a leak, including
+//! frames that do not parse.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use pnet::packet::Packet;
+use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
+use pnet::packet::icmpv6::Icmpv6Packet;
+use pnet::packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+use pnet::packet::ipv4::Ipv4Packet;
+use pnet::packet::ipv6::Ipv6Packet;
+use pnet::packet::tcp::TcpPacket;
+use pnet::packet::udp::UdpPacket;
+use serde::Serialize;
+
+/// What may cross one watched wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeakPolicy {
+    /// The addresses on this wire that speak for the gateway (gw eth0; on the
+    /// uplink, the home router's NAT address).
+    pub local: Vec<IpAddr>,
+    /// The WireGuard endpoint (UDP).
+    pub endpoint: SocketAddr,
+    /// Subnets the gateway may reach (or be reached from) outside the tunnel.
+    pub allowed: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// WireGuard between the gateway and its endpoint.
+    Tunnel,
+    /// To or from a subnet the policy allows.
+    AllowedSubnet,
+    /// ARP, IPv6 neighbour discovery, MLD.
+    Housekeeping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    Other,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+            Proto::Icmp => "ICMP",
+            Proto::Icmpv6 => "ICMPv6",
+            Proto::Other => "IP",
+        })
+    }
+}
+
+/// The parts of a packet a leak report names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub proto: Proto,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// For DNS, the queried name.
+    pub dns_name: Option<String>,
+    /// Why the frame is not even an IP packet we understand, if so.
+    pub note: Option<String>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = &self.note {
+            return f.write_str(n);
+        }
+        let end = |ip: Option<IpAddr>, port: Option<u16>| match (ip, port) {
+            (Some(ip), Some(p)) => SocketAddr::new(ip, p).to_string(),
+            (Some(ip), None) => ip.to_string(),
+            _ => "?".into(),
+        };
+        write!(
+            f,
+            "{} {} -> {}",
+            self.proto,
+            end(self.src, self.sport),
+            end(self.dst, self.dport)
+        )?;
+        if let Some(n) = &self.dns_name {
+            write!(f, " (DNS query {n})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    Allowed { reason: Reason, summary: Summary },
+    Leak { summary: Summary },
+}
+
+impl Verdict {
+    pub fn is_leak(&self) -> bool {
+        matches!(self, Verdict::Leak { .. })
+    }
+    pub fn summary(&self) -> &Summary {
+        match self {
+            Verdict::Allowed { summary, .. } | Verdict::Leak { summary } => summary,
+        }
+    }
+}
+
+fn note(s: impl Into<String>) -> Summary {
+    Summary {
+        proto: Proto::Other,
+        src: None,
+        dst: None,
+        sport: None,
+        dport: None,
+        dns_name: None,
+        note: Some(s.into()),
+    }
+}
+
+/// ICMPv6 types that are link housekeeping: MLD (130-132, 143) and neighbour
+/// discovery (133-137).
+const HOUSEKEEPING_ICMPV6: [u8; 9] = [130, 131, 132, 133, 134, 135, 136, 137, 143];
+
+/// Classifies one Ethernet frame.
+pub fn classify(policy: &LeakPolicy, frame: &[u8]) -> Verdict {
+    let Some(eth) = EthernetPacket::new(frame) else {
+        return Verdict::Leak {
+            summary: note(format!("truncated frame ({} bytes)", frame.len())),
+        };
+    };
+    match eth.get_ethertype() {
+        EtherTypes::Arp => Verdict::Allowed {
+            reason: Reason::Housekeeping,
+            summary: note("ARP"),
+        },
+        EtherTypes::Ipv4 => match Ipv4Packet::new(eth.payload()) {
+            Some(ip) if ip.get_version() == 4 && ip.get_header_length() >= 5 => {
+                let (s, d) = (
+                    IpAddr::V4(ip.get_source()),
+                    IpAddr::V4(ip.get_destination()),
+                );
+                let payload_len = (ip.get_total_length() as usize)
+                    .saturating_sub(4 * ip.get_header_length() as usize);
+                let payload = &ip.payload()[..payload_len.min(ip.payload().len())];
+                let first_fragment = ip.get_fragment_offset() == 0;
+                transport(
+                    policy,
+                    s,
+                    d,
+                    ip.get_next_level_protocol(),
+                    payload,
+                    first_fragment,
+                )
+            }
+            _ => Verdict::Leak {
+                summary: note("malformed IPv4 packet"),
+            },
+        },
+        EtherTypes::Ipv6 => match Ipv6Packet::new(eth.payload()) {
+            Some(ip) if ip.get_version() == 6 => {
+                let (s, d) = (
+                    IpAddr::V6(ip.get_source()),
+                    IpAddr::V6(ip.get_destination()),
+                );
+                let len = (ip.get_payload_length() as usize).min(ip.payload().len());
+                transport(
+                    policy,
+                    s,
+                    d,
+                    ip.get_next_header(),
+                    &ip.payload()[..len],
+                    true,
+                )
+            }
+            _ => Verdict::Leak {
+                summary: note("malformed IPv6 packet"),
+            },
+        },
+        other => Verdict::Leak {
+            summary: note(format!("non-IP frame, ethertype {:#06x}", other.0)),
+        },
+    }
+}
+
+fn transport(
+    policy: &LeakPolicy,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpNextHeaderProtocol,
+    payload: &[u8],
+    has_header: bool,
+) -> Verdict {
+    let mut s = Summary {
+        proto: Proto::Other,
+        src: Some(src),
+        dst: Some(dst),
+        sport: None,
+        dport: None,
+        dns_name: None,
+        note: None,
+    };
+    let mut dns_payload: Option<&[u8]> = None;
+    match proto {
+        IpNextHeaderProtocols::Tcp => {
+            s.proto = Proto::Tcp;
+            if let Some(t) = TcpPacket::new(payload).filter(|_| has_header) {
+                s.sport = Some(t.get_source());
+                s.dport = Some(t.get_destination());
+                let off = 4 * t.get_data_offset() as usize;
+                // DNS over TCP: a 2-byte length, then the message.
+                if payload.len() > off + 2 {
+                    dns_payload = Some(&payload[off + 2..]);
+                }
+            }
+        }
+        IpNextHeaderProtocols::Udp => {
+            s.proto = Proto::Udp;
+            if let Some(u) = UdpPacket::new(payload).filter(|_| has_header) {
+                s.sport = Some(u.get_source());
+                s.dport = Some(u.get_destination());
+                dns_payload = payload.get(8..);
+            }
+        }
+        IpNextHeaderProtocols::Icmp => s.proto = Proto::Icmp,
+        IpNextHeaderProtocols::Icmpv6 => {
+            s.proto = Proto::Icmpv6;
+            if let Some(icmp) = Icmpv6Packet::new(payload) {
+                if HOUSEKEEPING_ICMPV6.contains(&icmp.get_icmpv6_type().0) {
+                    return Verdict::Allowed {
+                        reason: Reason::Housekeeping,
+                        summary: s,
+                    };
+                }
+            }
+        }
+        IpNextHeaderProtocols::Igmp if is_link_local_multicast(dst) => {
+            return Verdict::Allowed {
+                reason: Reason::Housekeeping,
+                summary: s,
+            };
+        }
+        _ => {}
+    }
+    if s.sport == Some(53) || s.dport == Some(53) {
+        s.dns_name = dns_payload.and_then(dns_query_name);
+    }
+
+    let is_local = |ip: IpAddr| policy.local.contains(&ip);
+    let ep = policy.endpoint;
+    let wg_out =
+        s.proto == Proto::Udp && is_local(src) && dst == ep.ip() && s.dport == Some(ep.port());
+    let wg_in =
+        s.proto == Proto::Udp && is_local(dst) && src == ep.ip() && s.sport == Some(ep.port());
+    if wg_out || wg_in {
+        return Verdict::Allowed {
+            reason: Reason::Tunnel,
+            summary: s,
+        };
+    }
+    // The side that is not the gateway must be in an allowed subnet.
+    let allowed = |ip: IpAddr| policy.allowed.iter().any(|n| n.contains(&ip));
+    let remote_ok = match (is_local(src), is_local(dst)) {
+        (true, false) => allowed(dst),
+        (false, true) => allowed(src),
+        (true, true) => true,
+        (false, false) => allowed(src) && allowed(dst),
+    };
+    if remote_ok {
+        Verdict::Allowed {
+            reason: Reason::AllowedSubnet,
+            summary: s,
+        }
+    } else {
+        Verdict::Leak { summary: s }
+    }
+}
+
+fn is_link_local_multicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.octets()[..3] == [224, 0, 0],
+        IpAddr::V6(v6) => v6.segments()[0] == 0xff02,
+    }
+}
+
+/// The first question's name of a DNS message, if it parses.
+pub fn dns_query_name(msg: &[u8]) -> Option<String> {
+    let m = hickory_proto::op::Message::from_vec(msg).ok()?;
+    m.queries.first().map(|q| q.name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+    const HOME_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+    fn policy() -> LeakPolicy {
+        LeakPolicy {
+            local: vec![
+                "172.21.0.2".parse().unwrap(),
+                "2001:db8:21::2".parse().unwrap(),
+            ],
+            endpoint: "203.0.113.10:51820".parse().unwrap(),
+            allowed: vec![
+                "172.21.0.0/16".parse().unwrap(),
+                "172.20.0.0/16".parse().unwrap(),
+            ],
+        }
+    }
+
+    fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&HOME_MAC);
+        f.extend_from_slice(&GW_MAC);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// An IPv4 header (no options, checksum left zero: the classifier does not
+    /// verify it) followed by `l4`.
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+        let total = (20 + l4.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(l4);
+        p
+    }
+
+    fn ipv6(src: &str, dst: &str, next: u8, l4: &[u8]) -> Vec<u8> {
+        let s: std::net::Ipv6Addr = src.parse().unwrap();
+        let d: std::net::Ipv6Addr = dst.parse().unwrap();
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&s.octets());
+        p.extend_from_slice(&d.octets());
+        p.extend_from_slice(l4);
+        p
+    }
+
+    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        u
+    }
+
+    fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        t
+    }
+
+    /// A DNS query for `name` (type A), as a resolver would send it.
+    fn dns_query(name: &str) -> Vec<u8> {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn wireguard_to_the_endpoint_is_allowed_both_ways() {
+        let out = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [203, 0, 113, 10],
+                17,
+                &udp(40000, 51820, &[1, 0, 0, 0]),
+            ),
+        );
+        let back = eth(
+            0x0800,
+            &ipv4(
+                [203, 0, 113, 10],
+                [172, 21, 0, 2],
+                17,
+                &udp(51820, 40000, &[2, 0, 0, 0]),
+            ),
+        );
+        for f in [out, back] {
+            assert!(matches!(
+                classify(&policy(), &f),
+                Verdict::Allowed {
+                    reason: Reason::Tunnel,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn udp_to_the_endpoint_on_another_port_is_a_leak() {
+        let f = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [203, 0, 113, 10],
+                17,
+                &udp(40000, 51821, &[]),
+            ),
+        );
+        assert!(classify(&policy(), &f).is_leak());
+    }
+
+    #[test]
+    fn http_to_the_internet_is_a_leak_with_both_ends_named() {
+        let f = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 6, &tcp_syn(41000, 80)),
+        );
+        let v = classify(&policy(), &f);
+        assert!(v.is_leak());
+        assert_eq!(
+            v.summary().to_string(),
+            "TCP 172.21.0.2:41000 -> 192.0.2.80:80"
+        );
+    }
+
+    #[test]
+    fn a_dns_leak_names_the_queried_name() {
+        let q = dns_query("n0nce42.probe.lab.");
+        let f = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 53], 17, &udp(5353, 53, &q)),
+        );
+        let v = classify(&policy(), &f);
+        assert!(v.is_leak());
+        assert_eq!(v.summary().dns_name.as_deref(), Some("n0nce42.probe.lab."));
+        assert!(
+            v.summary()
+                .to_string()
+                .contains("DNS query n0nce42.probe.lab.")
+        );
+    }
+
+    #[test]
+    fn lan_traffic_to_allowed_subnets_is_allowed_and_other_lans_are_not() {
+        let ok = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [172, 20, 0, 10], 6, &tcp_syn(41000, 22)),
+        );
+        assert!(matches!(
+            classify(&policy(), &ok),
+            Verdict::Allowed {
+                reason: Reason::AllowedSubnet,
+                ..
+            }
+        ));
+        let denied = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 168, 30, 10], 6, &tcp_syn(41000, 22)),
+        );
+        assert!(classify(&policy(), &denied).is_leak());
+    }
+
+    #[test]
+    fn inbound_from_the_internet_is_a_leak_even_to_the_gateway() {
+        let f = eth(
+            0x0800,
+            &ipv4([192, 0, 2, 200], [172, 21, 0, 2], 6, &tcp_syn(50000, 8080)),
+        );
+        assert!(classify(&policy(), &f).is_leak());
+    }
+
+    #[test]
+    fn ipv6_to_the_internet_is_a_leak_and_neighbour_discovery_is_not() {
+        let leak = eth(
+            0x86dd,
+            &ipv6("2001:db8:21::2", "2001:db8:80::80", 6, &tcp_syn(41000, 80)),
+        );
+        let v = classify(&policy(), &leak);
+        assert!(v.is_leak());
+        assert_eq!(v.summary().dst, Some("2001:db8:80::80".parse().unwrap()));
+        // Neighbour solicitation (135) and router solicitation (133).
+        for t in [135u8, 133, 143] {
+            let ns = eth(
+                0x86dd,
+                &ipv6("fe80::1", "ff02::1:ff00:2", 58, &[t, 0, 0, 0, 0, 0, 0, 0]),
+            );
+            assert!(matches!(
+                classify(&policy(), &ns),
+                Verdict::Allowed {
+                    reason: Reason::Housekeeping,
+                    ..
+                }
+            ));
+        }
+        // An ICMPv6 echo request out of the underlay is a leak.
+        let ping = eth(
+            0x86dd,
+            &ipv6(
+                "2001:db8:21::2",
+                "2001:db8:80::80",
+                58,
+                &[128, 0, 0, 0, 0, 1, 0, 1],
+            ),
+        );
+        assert!(classify(&policy(), &ping).is_leak());
+    }
+
+    #[test]
+    fn arp_is_housekeeping_and_unknown_frames_are_leaks() {
+        let arp = eth(0x0806, &[0u8; 28]);
+        assert!(matches!(
+            classify(&policy(), &arp),
+            Verdict::Allowed {
+                reason: Reason::Housekeeping,
+                ..
+            }
+        ));
+        let other = eth(0x88cc, &[0u8; 40]);
+        let v = classify(&policy(), &other);
+        assert!(v.is_leak());
+        assert!(v.summary().to_string().contains("0x88cc"));
+    }
+
+    #[test]
+    fn garbage_is_a_leak_never_a_panic() {
+        assert!(classify(&policy(), &[]).is_leak());
+        assert!(classify(&policy(), &[0xff; 13]).is_leak());
+        assert!(classify(&policy(), &eth(0x0800, &[0x45])).is_leak());
+        assert!(classify(&policy(), &eth(0x0800, &[0x41; 40])).is_leak());
+        assert!(classify(&policy(), &eth(0x86dd, &[0x60; 10])).is_leak());
+        // A total length larger than the frame must not read past it.
+        let mut p = ipv4(
+            [172, 21, 0, 2],
+            [192, 0, 2, 80],
+            17,
+            &udp(1, 53, &[1, 2, 3]),
+        );
+        p[2] = 0xff;
+        p[3] = 0xff;
+        assert!(classify(&policy(), &eth(0x0800, &p)).is_leak());
+    }
+
+    #[test]
+    fn every_byte_prefix_of_a_frame_classifies_without_panicking() {
+        let q = dns_query("x.lab.");
+        let f = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 53], 17, &udp(5353, 53, &q)),
+        );
+        for n in 0..=f.len() {
+            let _ = classify(&policy(), &f[..n]);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Pure data and logic: topology, leak policy and classification, verdicts.
+
+pub mod classify;
+pub mod topology;

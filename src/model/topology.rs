@@ -1,0 +1,436 @@
+//! The lab's network as plain data: hosts (namespaces), the wires between
+//! them, addresses, routes and NAT. The default profile is DESIGN.md's copy of
+//! the seed's network. Nothing here does I/O; `lab::build` applies it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// Well-known lab addresses, shared by the lab, the gateway's environment,
+/// the leak policy and the scenarios.
+pub mod addr {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    pub const GW_ETH0: Ipv4Addr = Ipv4Addr::new(172, 21, 0, 2);
+    pub const GW_ETH0_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x21, 0, 0, 0, 0, 2);
+    pub const HOME_GW_SIDE: Ipv4Addr = Ipv4Addr::new(172, 21, 0, 1);
+    pub const HOME_GW_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x21, 0, 0, 0, 0, 1);
+    pub const HOME_UPLINK: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    pub const HOME_UPLINK_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
+    pub const ISP_HOME_SIDE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+    pub const ISP_HOME_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+    pub const ISP_VPN_SIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+    pub const ISP_VPN_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 1);
+    pub const VPN_ISP_SIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+    pub const VPN_ISP_SIDE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 2);
+    pub const ISP_DNS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+    pub const WHOAMI: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+    pub const WHOAMI_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80);
+    pub const DOH: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 43);
+    pub const PROBER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+    pub const VPN_ENDPOINT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    pub const VPN_ENDPOINT_PORT: u16 = 51820;
+    pub const VPN_EXIT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
+    pub const VPN_EXIT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0x77);
+    pub const TUNNEL_SERVER: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
+    pub const TUNNEL_SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x64, 0, 0, 0, 0, 1);
+    pub const TUNNEL_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
+    pub const TUNNEL_CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x64, 0, 0, 0, 0, 2);
+    pub const LAN_ADMIN: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
+    pub const LAN_MEDIA: Ipv4Addr = Ipv4Addr::new(192, 168, 40, 10);
+    pub const LAN_OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 10);
+    pub const HOMELAB: Ipv4Addr = Ipv4Addr::new(172, 20, 0, 10);
+    /// Ports of the dependents' stand-ins (qBittorrent, Prowlarr, NZBGet).
+    pub const DEPENDENT_PORTS: [u16; 3] = [8080, 9696, 6789];
+}
+
+/// Short names of the lab's hosts; a namespace is `lh-<run>-<host>`.
+pub mod host {
+    pub const HOME: &str = "home";
+    pub const ISP: &str = "isp";
+    pub const VPN: &str = "vpn";
+    pub const GW: &str = "gw";
+    pub const LAN_ADMIN: &str = "lan-admin";
+    pub const LAN_MEDIA: &str = "lan-media";
+    pub const LAN_OTHER: &str = "lan-other";
+    pub const HOMELAB: &str = "homelab";
+}
+
+/// Names of the wires leakhound watches, and where it listens to each: at the
+/// far end, so what it sees is what really left the near end.
+pub mod wire {
+    /// gw eth0, seen from the home router's side.
+    pub const GW: &str = "gw";
+    /// The home uplink, seen from the ISP's side.
+    pub const UPLINK: &str = "uplink";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub dst: IpNet,
+    pub via: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: &'static str,
+    pub forwarding: bool,
+    /// Addresses on `lo` (service addresses).
+    pub loopback: Vec<IpNet>,
+    pub routes: Vec<Route>,
+    /// An nftables ruleset (text) applied in the namespace, for NAT.
+    pub nft: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct End {
+    pub host: &'static str,
+    pub ifname: &'static str,
+    pub addrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub a: End,
+    pub b: End,
+}
+
+/// A watched wire: the host and interface where capture listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tap {
+    pub wire: &'static str,
+    pub host: &'static str,
+    pub ifname: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub hosts: Vec<Host>,
+    pub links: Vec<Link>,
+    pub taps: Vec<Tap>,
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("topology literal")
+}
+
+fn route(dst: &str, via: IpAddr) -> Route {
+    Route { dst: net(dst), via }
+}
+
+fn end(host: &'static str, ifname: &'static str, addrs: &[&str]) -> End {
+    End {
+        host,
+        ifname,
+        addrs: addrs.iter().map(|a| net(a)).collect(),
+    }
+}
+
+const HOME_NAT: &str = "table ip lh_nat {
+  chain post { type nat hook postrouting priority srcnat; policy accept;
+    oifname \"uplink\" masquerade
+  }
+}";
+
+const VPN_NAT: &str = "table ip lh_nat {
+  chain post { type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 10.64.0.0/16 oifname \"isp\" snat to 203.0.113.77
+  }
+}
+table ip6 lh_nat6 {
+  chain post { type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr fd00:64::/64 oifname \"isp\" snat to 2001:db8:77::77
+  }
+}";
+
+/// A LAN host on its own subnet behind the home router.
+fn lan(
+    host: &'static str,
+    home_if: &'static str,
+    home: &str,
+    me: &str,
+    gw: Ipv4Addr,
+) -> (Host, Link) {
+    (
+        Host {
+            name: host,
+            forwarding: false,
+            loopback: vec![],
+            routes: vec![route("0.0.0.0/0", gw.into())],
+            nft: None,
+        },
+        Link {
+            a: end(host::HOME, home_if, &[home]),
+            b: end(host, "eth0", &[me]),
+        },
+    )
+}
+
+impl Topology {
+    /// DESIGN.md's default profile: the seed's network.
+    pub fn default_profile() -> Topology {
+        use addr::*;
+        let home = Host {
+            name: host::HOME,
+            forwarding: true,
+            loopback: vec![],
+            routes: vec![
+                route("0.0.0.0/0", ISP_HOME_SIDE.into()),
+                route("::/0", ISP_HOME_SIDE_V6.into()),
+            ],
+            nft: Some(HOME_NAT),
+        };
+        let isp = Host {
+            name: host::ISP,
+            forwarding: true,
+            loopback: [
+                "192.0.2.53/32",
+                "192.0.2.80/32",
+                "192.0.2.43/32",
+                "192.0.2.200/32",
+                "2001:db8:80::80/128",
+            ]
+            .iter()
+            .map(|a| net(a))
+            .collect(),
+            routes: vec![
+                route("203.0.113.10/32", VPN_ISP_SIDE.into()),
+                route("203.0.113.77/32", VPN_ISP_SIDE.into()),
+                route("2001:db8:77::77/128", VPN_ISP_SIDE_V6.into()),
+                route("2001:db8:21::/64", HOME_UPLINK_V6.into()),
+            ],
+            nft: None,
+        };
+        let vpn = Host {
+            name: host::VPN,
+            forwarding: true,
+            loopback: ["203.0.113.10/32", "203.0.113.77/32", "2001:db8:77::77/128"]
+                .iter()
+                .map(|a| net(a))
+                .collect(),
+            routes: vec![
+                route("0.0.0.0/0", ISP_VPN_SIDE.into()),
+                route("::/0", ISP_VPN_SIDE_V6.into()),
+            ],
+            nft: Some(VPN_NAT),
+        };
+        let gw = Host {
+            name: host::GW,
+            forwarding: false,
+            loopback: vec![],
+            routes: vec![
+                route("0.0.0.0/0", HOME_GW_SIDE.into()),
+                route("::/0", HOME_GW_SIDE_V6.into()),
+            ],
+            nft: None,
+        };
+        let mut hosts = vec![home, isp, vpn, gw];
+        let mut links = vec![
+            Link {
+                a: end(host::HOME, "gw", &["172.21.0.1/16", "2001:db8:21::1/64"]),
+                b: end(host::GW, "eth0", &["172.21.0.2/16", "2001:db8:21::2/64"]),
+            },
+            Link {
+                a: end(
+                    host::HOME,
+                    "uplink",
+                    &["198.51.100.2/24", "2001:db8:ff::2/64"],
+                ),
+                b: end(host::ISP, "home", &["198.51.100.1/24", "2001:db8:ff::1/64"]),
+            },
+            Link {
+                a: end(host::ISP, "vpn", &["203.0.113.1/24", "2001:db8:fe::1/64"]),
+                b: end(host::VPN, "isp", &["203.0.113.2/24", "2001:db8:fe::2/64"]),
+            },
+        ];
+        for (h, l) in [
+            lan(
+                host::LAN_ADMIN,
+                "admin",
+                "192.168.10.1/24",
+                "192.168.10.10/24",
+                Ipv4Addr::new(192, 168, 10, 1),
+            ),
+            lan(
+                host::LAN_MEDIA,
+                "media",
+                "192.168.40.1/24",
+                "192.168.40.10/24",
+                Ipv4Addr::new(192, 168, 40, 1),
+            ),
+            lan(
+                host::LAN_OTHER,
+                "other",
+                "192.168.30.1/24",
+                "192.168.30.10/24",
+                Ipv4Addr::new(192, 168, 30, 1),
+            ),
+            lan(
+                host::HOMELAB,
+                "homelab",
+                "172.20.0.1/16",
+                "172.20.0.10/16",
+                Ipv4Addr::new(172, 20, 0, 1),
+            ),
+        ] {
+            hosts.push(h);
+            links.push(l);
+        }
+        Topology {
+            hosts,
+            links,
+            taps: vec![
+                Tap {
+                    wire: wire::GW,
+                    host: host::HOME,
+                    ifname: "gw",
+                },
+                Tap {
+                    wire: wire::UPLINK,
+                    host: host::ISP,
+                    ifname: "home",
+                },
+            ],
+        }
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Every address the topology assigns, with the host that holds it.
+    pub fn all_addresses(&self) -> Vec<(&'static str, IpNet)> {
+        let mut v = Vec::new();
+        for h in &self.hosts {
+            v.extend(h.loopback.iter().map(|a| (h.name, *a)));
+        }
+        for l in &self.links {
+            for e in [&l.a, &l.b] {
+                v.extend(e.addrs.iter().map(|a| (e.host, *a)));
+            }
+        }
+        v
+    }
+}
+
+/// True for addresses the lab may use: documentation ranges for "public"
+/// hosts, private and ULA ranges for the inside.
+pub fn is_lab_address(ip: IpAddr) -> bool {
+    const ALLOWED: [&str; 8] = [
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fd00::/8",
+    ];
+    ALLOWED.iter().any(|n| net(n).contains(&ip))
+}
+
+/// The IPv6 address with the given last group, for tests and probes.
+pub fn v6(s: &str) -> Ipv6Addr {
+    s.parse().expect("ipv6 literal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_address_is_a_lab_address() {
+        let t = Topology::default_profile();
+        for (host, a) in t.all_addresses() {
+            assert!(is_lab_address(a.addr()), "{host} has non-lab address {a}");
+        }
+        for h in &t.hosts {
+            for r in &h.routes {
+                assert!(is_lab_address(r.via), "{} routes via {}", h.name, r.via);
+            }
+        }
+    }
+
+    #[test]
+    fn no_address_is_assigned_twice() {
+        let t = Topology::default_profile();
+        let mut seen = HashSet::new();
+        for (host, a) in t.all_addresses() {
+            assert!(
+                seen.insert(a.addr()),
+                "{} assigned twice (again on {host})",
+                a.addr()
+            );
+        }
+    }
+
+    #[test]
+    fn links_join_known_hosts_with_unique_interface_names() {
+        let t = Topology::default_profile();
+        let mut names = HashSet::new();
+        for l in &t.links {
+            for e in [&l.a, &l.b] {
+                assert!(t.host(e.host).is_some(), "unknown host {}", e.host);
+                assert!(e.ifname.len() < 16);
+                assert!(
+                    names.insert((e.host, e.ifname)),
+                    "{}:{} twice",
+                    e.host,
+                    e.ifname
+                );
+            }
+        }
+        for tap in &t.taps {
+            assert!(
+                names.contains(&(tap.host, tap.ifname)),
+                "tap {} on no link",
+                tap.wire
+            );
+        }
+    }
+
+    #[test]
+    fn every_route_gateway_is_on_a_link_of_its_host() {
+        let t = Topology::default_profile();
+        for h in &t.hosts {
+            let nets: Vec<IpNet> = t
+                .links
+                .iter()
+                .flat_map(|l| [&l.a, &l.b])
+                .filter(|e| e.host == h.name)
+                .flat_map(|e| e.addrs.iter().copied())
+                .collect();
+            for r in &h.routes {
+                assert!(
+                    nets.iter().any(|n| n.contains(&r.via)),
+                    "{}: gateway {} of {} is not on any of its links",
+                    h.name,
+                    r.via,
+                    r.dst
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn well_known_addresses_match_the_profile() {
+        let t = Topology::default_profile();
+        let all: Vec<IpAddr> = t.all_addresses().iter().map(|(_, a)| a.addr()).collect();
+        for ip in [
+            IpAddr::from(addr::GW_ETH0),
+            addr::HOME_UPLINK.into(),
+            addr::ISP_DNS.into(),
+            addr::WHOAMI.into(),
+            addr::WHOAMI_V6.into(),
+            addr::VPN_ENDPOINT.into(),
+            addr::VPN_EXIT.into(),
+            addr::VPN_EXIT_V6.into(),
+            addr::LAN_ADMIN.into(),
+            addr::HOMELAB.into(),
+        ] {
+            assert!(all.contains(&ip), "{ip} missing from the profile");
+        }
+        assert_eq!(v6("2001:db8:21::2"), addr::GW_ETH0_V6);
+    }
+}

@@ -1,0 +1,286 @@
+//! A small rtnetlink client for the few things leakhound configures: links
+//! (veth pairs, up, move to a namespace, rename), addresses and routes. Used
+//! by the lab builder (one connection per lab namespace, opened from inside
+//! it) and by the gateway (in its own namespace).
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::lab::netns::{Netns, NetnsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("opening a netlink socket")]
+    Socket(#[source] std::io::Error),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("no interface named {0}")]
+    NoSuchLink(String),
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, NetlinkError>;
+
+fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let what = what.into();
+    move |source| NetlinkError::Request { what, source }
+}
+
+/// A netlink connection bound to one network namespace.
+#[derive(Clone)]
+pub struct Nl {
+    handle: Handle,
+}
+
+/// One route as read back from the kernel (main table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteInfo {
+    pub dst: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+}
+
+impl Nl {
+    /// A connection in the namespace this thread is in (the gateway's own).
+    pub fn here() -> Result<Nl> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        tokio::spawn(conn);
+        Ok(Nl { handle })
+    }
+
+    /// A connection whose socket lives in `ns` (opened on a thread inside it).
+    pub fn in_netns(ns: &Netns) -> Result<Nl> {
+        let rt = tokio::runtime::Handle::current();
+        let (conn, handle, _) = ns
+            .run(move || {
+                let _guard = rt.enter();
+                rtnetlink::new_connection()
+            })?
+            .map_err(NetlinkError::Socket)?;
+        tokio::spawn(conn);
+        Ok(Nl { handle })
+    }
+
+    pub async fn index(&self, name: &str) -> Result<u32> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(msg.header.index),
+            Ok(None) => Err(NetlinkError::NoSuchLink(name.to_string())),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
+                Err(NetlinkError::NoSuchLink(name.to_string()))
+            }
+            Err(e) => Err(req(format!("looking up {name}"))(e)),
+        }
+    }
+
+    pub async fn set_up(&self, name: &str) -> Result<()> {
+        let idx = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(req(format!("setting {name} up")))
+    }
+
+    pub async fn set_down(&self, name: &str) -> Result<()> {
+        let idx = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).down().build())
+            .execute()
+            .await
+            .map_err(req(format!("setting {name} down")))
+    }
+
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
+        let idx = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).mtu(mtu).build())
+            .execute()
+            .await
+            .map_err(req(format!("setting MTU of {name}")))
+    }
+
+    /// Creates a veth pair here, `name` staying here and `peer` moved into
+    /// `peer_ns` under the name `peer_name`, both up.
+    pub async fn veth_to(
+        &self,
+        name: &str,
+        peer_ns: &Netns,
+        peer_nl: &Nl,
+        peer_name: &str,
+    ) -> Result<()> {
+        let tmp = format!("lhp{}", std::process::id() % 100_000);
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, &tmp).build())
+            .execute()
+            .await
+            .map_err(req(format!("creating veth {name}")))?;
+        let idx = self.index(&tmp).await?;
+        use std::os::fd::AsRawFd;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(idx)
+                    .setns_by_fd(peer_ns.fd().as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(req(format!("moving {tmp} into {}", peer_ns.name())))?;
+        let pidx = peer_nl.index(&tmp).await?;
+        peer_nl
+            .handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(pidx)
+                    .name(peer_name.to_string())
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(req(format!("renaming {tmp} to {peer_name}")))?;
+        self.set_up(name).await
+    }
+
+    pub async fn add_addr(&self, ifname: &str, addr: IpNet) -> Result<()> {
+        let idx = self.index(ifname).await?;
+        self.handle
+            .address()
+            .add(idx, addr.addr(), addr.prefix_len())
+            .execute()
+            .await
+            .map_err(req(format!("adding {addr} to {ifname}")))
+    }
+
+    fn route_msg(dst: IpNet, via: Option<IpAddr>, oif: Option<u32>) -> Result<RouteMessage> {
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(|e| NetlinkError::Invalid(format!("route {dst}: {e:?}")))?;
+        if let Some(gw) = via {
+            b = b
+                .gateway(gw)
+                .map_err(|e| NetlinkError::Invalid(format!("route {dst}: {e:?}")))?;
+        }
+        if let Some(i) = oif {
+            b = b.output_interface(i);
+        }
+        Ok(b.build())
+    }
+
+    /// Adds (or replaces) a route to `dst` via a gateway and/or out of an interface.
+    pub async fn replace_route(
+        &self,
+        dst: IpNet,
+        via: Option<IpAddr>,
+        dev: Option<&str>,
+    ) -> Result<()> {
+        let oif = match dev {
+            Some(d) => Some(self.index(d).await?),
+            None => None,
+        };
+        let msg = Self::route_msg(dst, via, oif)?;
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(req(format!("adding route {dst}")))
+    }
+
+    /// Adds (or replaces) a route out of an interface given by index.
+    pub async fn replace_route_idx(
+        &self,
+        dst: IpNet,
+        via: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> Result<()> {
+        let msg = Self::route_msg(dst, via, oif)?;
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(req(format!("adding route {dst}")))
+    }
+
+    pub async fn del_route(&self, r: &RouteInfo) -> Result<()> {
+        let msg = Self::route_msg(r.dst, r.gateway, r.oif)?;
+        self.handle
+            .route()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(req(format!("deleting route {}", r.dst)))
+    }
+
+    /// Routes of the main table for one address family.
+    pub async fn routes(&self, v6: bool) -> Result<Vec<RouteInfo>> {
+        let q = if v6 {
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+        };
+        let mut s = self.handle.route().get(q).execute();
+        let mut out = Vec::new();
+        while let Some(m) = s.try_next().await.map_err(req("listing routes"))? {
+            if m.header.table != 254 {
+                continue;
+            }
+            let mut dst = None;
+            let mut gateway = None;
+            let mut oif = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Destination(d) => dst = route_addr(d),
+                    RouteAttribute::Gateway(g) => gateway = route_addr(g),
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    _ => {}
+                }
+            }
+            let any: IpAddr = if v6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            };
+            let dst = IpNet::new(dst.unwrap_or(any), m.header.destination_prefix_length)
+                .map_err(|e| NetlinkError::Invalid(e.to_string()))?;
+            out.push(RouteInfo { dst, gateway, oif });
+        }
+        Ok(out)
+    }
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some((*v4).into()),
+        RouteAddress::Inet6(v6) => Some((*v6).into()),
+        _ => None,
+    }
+}
+
+const fn libc_enodev() -> i32 {
+    19
+}

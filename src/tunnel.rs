@@ -1,0 +1,369 @@
+//! The WireGuard tunnel driver: a thin loop around boringtun's `Tunn` state
+//! machine, joining a TUN device and a UDP socket. Both ends of the lab's
+//! tunnel use it: the gateway (initiator, fixed endpoint) and the provider's
+//! server (responder, endpoint learned from authenticated packets).
+//!
+//! `Tunn` is driven exactly as its docs say: after a `WriteToNetwork` from
+//! `decapsulate`, call it again with an empty datagram until `Done`; call
+//! `update_timers` on a regular tick. Decrypted packets are written to the TUN
+//! only if their inner source address is one the peer may use (WireGuard's
+//! cryptokey routing), so a peer cannot spoof other addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use ipnet::IpNet;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tun_rs::AsyncDevice;
+
+/// How often `update_timers` runs (boringtun's own device uses 250 ms).
+pub const TIMER_TICK: Duration = Duration::from_millis(250);
+/// Largest datagram handled; the overhead on top of the MTU is 32 bytes.
+const BUF: usize = 65_535 + 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not valid base64: {0}")]
+    Base64(String),
+    #[error("a WireGuard key is 32 bytes, this one is {0}")]
+    Length(usize),
+}
+
+/// Parses a base64 WireGuard key (as `wg` prints them).
+pub fn parse_key(s: &str) -> Result<[u8; 32], KeyError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| KeyError::Base64(e.to_string()))?;
+    let len = bytes.len();
+    bytes.try_into().map_err(|_| KeyError::Length(len))
+}
+
+pub fn encode_key(k: &[u8; 32]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(k)
+}
+
+/// A fresh key pair: (private, public).
+pub fn generate_keypair() -> ([u8; 32], [u8; 32]) {
+    let private: [u8; 32] = rand::random();
+    let public = PublicKey::from(&StaticSecret::from(private));
+    (private, *public.as_bytes())
+}
+
+/// What a driver reports about its tunnel, for health checks and scenarios.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TunnelStatus {
+    /// Handshakes completed since start.
+    pub handshakes: u64,
+    pub last_handshake: Option<SystemTime>,
+    /// Datagrams that failed to authenticate or parse.
+    pub rejected: u64,
+    pub last_rejection: Option<String>,
+    /// Decrypted packets dropped because their inner source is not the peer's.
+    pub spoofed: u64,
+    pub tx_bytes: usize,
+    pub rx_bytes: usize,
+    pub peer: Option<SocketAddr>,
+}
+
+pub struct DriverConfig {
+    /// The peer's UDP endpoint; `None` for a responder that learns it.
+    pub endpoint: Option<SocketAddr>,
+    /// Inner source addresses the peer may use.
+    pub allowed_src: Vec<IpNet>,
+}
+
+pub struct Driver {
+    tunn: Tunn,
+    cfg: DriverConfig,
+    status: watch::Sender<TunnelStatus>,
+    last_since: Option<Duration>,
+}
+
+impl Driver {
+    pub fn new(
+        private: [u8; 32],
+        peer_public: [u8; 32],
+        psk: Option<[u8; 32]>,
+        keepalive: Option<u16>,
+        cfg: DriverConfig,
+    ) -> (Driver, watch::Receiver<TunnelStatus>) {
+        let tunn = Tunn::new(
+            StaticSecret::from(private),
+            PublicKey::from(peer_public),
+            psk,
+            keepalive,
+            rand::random::<u32>() >> 8,
+            None,
+        );
+        let (tx, rx) = watch::channel(TunnelStatus {
+            peer: cfg.endpoint,
+            ..Default::default()
+        });
+        (
+            Driver {
+                tunn,
+                cfg,
+                status: tx,
+                last_since: None,
+            },
+            rx,
+        )
+    }
+
+    /// Records a completed handshake when boringtun's "time since last
+    /// handshake" appears or goes backwards.
+    fn note_handshake(&mut self) {
+        let since = self.tunn.time_since_last_handshake();
+        let new = match (self.last_since, since) {
+            (None, Some(_)) => true,
+            (Some(old), Some(now)) => now < old,
+            _ => false,
+        };
+        self.last_since = since;
+        if new {
+            self.status.send_modify(|s| {
+                s.handshakes += 1;
+                s.last_handshake = Some(SystemTime::now());
+            });
+            tracing::info!("WireGuard handshake completed");
+        }
+    }
+
+    fn reject(&self, why: String) {
+        tracing::debug!("rejected datagram: {why}");
+        self.status.send_modify(|s| {
+            s.rejected += 1;
+            s.last_rejection = Some(why);
+        });
+    }
+
+    fn src_allowed(&self, src: IpAddr) -> bool {
+        self.cfg.allowed_src.iter().any(|n| n.contains(&src))
+    }
+
+    /// Runs until `cancel` fires or an I/O error ends the tunnel.
+    pub async fn run(
+        mut self,
+        tun: Arc<AsyncDevice>,
+        udp: Arc<UdpSocket>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<()> {
+        let mut net_buf = vec![0u8; BUF];
+        let mut tun_buf = vec![0u8; BUF];
+        let mut out = vec![0u8; BUF];
+        let mut tick = tokio::time::interval(TIMER_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                r = udp.recv_from(&mut net_buf) => {
+                    let (n, from) = match r {
+                        Ok(v) => v,
+                        // ICMP errors surface as ECONNREFUSED etc. on UDP; keep going.
+                        Err(e) if e.kind() != std::io::ErrorKind::Other => { tracing::debug!("udp: {e}"); continue }
+                        Err(e) => return Err(e),
+                    };
+                    self.on_datagram(&net_buf[..n], from, &udp, &tun, &mut out).await;
+                }
+                r = tun.recv(&mut tun_buf) => {
+                    let n = r?;
+                    let peer = self.status.borrow().peer;
+                    let Some(peer) = peer else { continue };
+                    if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_buf[..n], &mut out) {
+                        let _ = udp.send_to(pkt, peer).await;
+                    }
+                    self.publish_counters();
+                }
+                _ = tick.tick() => {
+                    match self.tunn.update_timers(&mut out) {
+                        TunnResult::WriteToNetwork(pkt) => {
+                            let peer = self.status.borrow().peer;
+                            if let Some(peer) = peer {
+                                let _ = udp.send_to(pkt, peer).await;
+                            }
+                        }
+                        TunnResult::Err(e) => tracing::debug!("timers: {e:?}"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_datagram(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+        udp: &UdpSocket,
+        tun: &AsyncDevice,
+        out: &mut [u8],
+    ) {
+        if let Some(ep) = self.cfg.endpoint {
+            if ep != from {
+                self.reject(format!("datagram from {from}, not the endpoint {ep}"));
+                return;
+            }
+        }
+        let mut first = true;
+        loop {
+            let input: &[u8] = if first { datagram } else { &[] };
+            let res = self.tunn.decapsulate(Some(from.ip()), input, out);
+            match res {
+                TunnResult::Done => break,
+                TunnResult::Err(e) => {
+                    if first {
+                        self.reject(format!("{e:?} from {from}"));
+                    }
+                    break;
+                }
+                TunnResult::WriteToNetwork(pkt) => {
+                    let _ = udp.send_to(pkt, from).await;
+                    if self.cfg.endpoint.is_none() {
+                        self.status.send_modify(|s| s.peer = Some(from));
+                    }
+                }
+                TunnResult::WriteToTunnelV4(pkt, src) => {
+                    if self.src_allowed(src.into()) {
+                        let _ = tun.send(pkt).await;
+                    } else {
+                        self.status.send_modify(|s| s.spoofed += 1);
+                    }
+                    if self.cfg.endpoint.is_none() {
+                        self.status.send_if_modified(|s| {
+                            let changed = s.peer != Some(from);
+                            s.peer = Some(from);
+                            changed
+                        });
+                    }
+                    break;
+                }
+                TunnResult::WriteToTunnelV6(pkt, src) => {
+                    if self.src_allowed(src.into()) {
+                        let _ = tun.send(pkt).await;
+                    } else {
+                        self.status.send_modify(|s| s.spoofed += 1);
+                    }
+                    break;
+                }
+            }
+            first = false;
+        }
+        self.note_handshake();
+        self.publish_counters();
+    }
+
+    fn publish_counters(&self) {
+        let (_, tx, rx, _, _) = self.tunn.stats();
+        self.status.send_if_modified(|s| {
+            let changed = s.tx_bytes != tx || s.rx_bytes != rx;
+            s.tx_bytes = tx;
+            s.rx_bytes = rx;
+            changed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_base64() {
+        let (private, public) = generate_keypair();
+        assert_eq!(parse_key(&encode_key(&private)).unwrap(), private);
+        assert_eq!(
+            *PublicKey::from(&StaticSecret::from(private)).as_bytes(),
+            public
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_refused_with_the_reason() {
+        assert!(matches!(parse_key("not base64!"), Err(KeyError::Base64(_))));
+        assert!(matches!(parse_key("AAAA"), Err(KeyError::Length(3))));
+    }
+
+    /// Two `Tunn`s handshake in memory, as the gateway and the provider do.
+    #[test]
+    fn two_tunns_handshake_in_memory() {
+        let (a_priv, a_pub) = generate_keypair();
+        let (b_priv, b_pub) = generate_keypair();
+        let mut a = Tunn::new(
+            StaticSecret::from(a_priv),
+            PublicKey::from(b_pub),
+            None,
+            None,
+            1,
+            None,
+        );
+        let mut b = Tunn::new(
+            StaticSecret::from(b_priv),
+            PublicKey::from(a_pub),
+            None,
+            None,
+            2,
+            None,
+        );
+        let mut buf_a = vec![0u8; 2048];
+        let mut buf_b = vec![0u8; 2048];
+        let init = match a.format_handshake_initiation(&mut buf_a, false) {
+            TunnResult::WriteToNetwork(p) => p.to_vec(),
+            r => panic!("expected initiation, got {r:?}"),
+        };
+        let resp = match b.decapsulate(None, &init, &mut buf_b) {
+            TunnResult::WriteToNetwork(p) => p.to_vec(),
+            r => panic!("expected response, got {r:?}"),
+        };
+        let keepalive = match a.decapsulate(None, &resp, &mut buf_a) {
+            TunnResult::WriteToNetwork(p) => p.to_vec(),
+            r => panic!("expected keepalive, got {r:?}"),
+        };
+        assert!(matches!(
+            b.decapsulate(None, &keepalive, &mut buf_b),
+            TunnResult::Done
+        ));
+        assert!(a.time_since_last_handshake().is_some());
+        assert!(b.time_since_last_handshake().is_some());
+    }
+
+    #[test]
+    fn a_wrong_server_key_is_rejected_by_the_server() {
+        let (a_priv, _) = generate_keypair();
+        let (b_priv, _) = generate_keypair();
+        let (_, wrong_pub) = generate_keypair();
+        let a_pub = *PublicKey::from(&StaticSecret::from(a_priv)).as_bytes();
+        // The client believes the server's key is `wrong_pub`.
+        let mut a = Tunn::new(
+            StaticSecret::from(a_priv),
+            PublicKey::from(wrong_pub),
+            None,
+            None,
+            1,
+            None,
+        );
+        let mut b = Tunn::new(
+            StaticSecret::from(b_priv),
+            PublicKey::from(a_pub),
+            None,
+            None,
+            2,
+            None,
+        );
+        let mut buf = vec![0u8; 2048];
+        let init = match a.format_handshake_initiation(&mut buf, false) {
+            TunnResult::WriteToNetwork(p) => p.to_vec(),
+            r => panic!("expected initiation, got {r:?}"),
+        };
+        let mut buf_b = vec![0u8; 2048];
+        assert!(matches!(
+            b.decapsulate(None, &init, &mut buf_b),
+            TunnResult::Err(_)
+        ));
+    }
+}
