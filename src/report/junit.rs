@@ -1,0 +1,191 @@
+//! JUnit XML (quick-junit): one testsuite per scenario, one testcase per
+//! assertion. Written to be read the same way by Jenkins (validated against
+//! its JUnit schema), GitLab (suite name in `classname`, failure text in both
+//! the `message` attribute and the element body) and GitHub annotations; the
+//! step log goes to each testcase's `system-out`.
+//!
+//! junit-report rather than quick-junit: quick-junit writes a `skipped`
+//! attribute on `<testsuites>` that the Jenkins schema refuses, and it was
+//! checked (`xmllint --schema`); junit-report's output validates. It has no
+//! `<properties>`, so a suite's metadata (source, pcaps, timings) goes into
+//! the suite's own `system-out`.
+
+use junit_report::{
+    Duration as JDuration, OffsetDateTime, ReportBuilder, TestCaseBuilder, TestSuiteBuilder,
+};
+
+use crate::scenario::runner::{Outcome, ScenarioResult};
+
+fn jdur(d: std::time::Duration) -> JDuration {
+    JDuration::try_from(d).unwrap_or(JDuration::MAX)
+}
+
+pub fn render(results: &[ScenarioResult]) -> String {
+    let mut report = ReportBuilder::new();
+    for r in results {
+        let mut suite = TestSuiteBuilder::new(&r.name);
+        let started = r
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        suite.set_timestamp(OffsetDateTime::UNIX_EPOCH + jdur(started));
+        let mut meta = vec![format!("source: {}", r.source)];
+        if !r.description.is_empty() {
+            meta.push(format!("description: {}", r.description));
+        }
+        for p in &r.pcaps {
+            meta.push(format!("pcap: {}", p.display()));
+        }
+        meta.push(format!("gateway log: {}", r.gateway_log.display()));
+        if let Some(h) = r.handshake_after {
+            meta.push(format!("handshake after: {} ms", h.as_millis()));
+        }
+        suite.set_system_out(&meta.join("\n"));
+        for c in &r.cases {
+            let mut tc = match &c.outcome {
+                Outcome::Passed => TestCaseBuilder::success(&c.name, jdur(c.duration)),
+                Outcome::Failed { message, detail } => {
+                    let mut b = TestCaseBuilder::failure(
+                        &c.name,
+                        jdur(c.duration),
+                        "leakhound.AssertionFailed",
+                        message,
+                    );
+                    let body = if detail.is_empty() {
+                        message.clone()
+                    } else {
+                        format!("{message}\n\n{detail}")
+                    };
+                    b.set_trace(&body);
+                    b
+                }
+            };
+            tc.set_classname(&r.name);
+            if !c.log.is_empty() {
+                tc.set_system_out(&c.log.join("\n"));
+            }
+            suite.add_testcase(tc.build());
+        }
+        report.add_testsuite(suite.build());
+    }
+    let mut out = Vec::new();
+    report
+        .build()
+        .write_xml(&mut out)
+        .expect("JUnit serialization into memory cannot fail");
+    String::from_utf8(out).expect("junit-report writes UTF-8")
+}
+
+/// A fixed result set for the reporters' tests.
+#[cfg(test)]
+pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
+    use crate::model::classify::{Proto, Summary};
+    use crate::scenario::runner::{CaseResult, LeakRecord};
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+    {
+        let leak = LeakRecord {
+            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            wire: "gw".into(),
+            step: "probe".into(),
+            packet: Summary {
+                proto: Proto::Tcp,
+                src: Some("172.21.0.2".parse().unwrap()),
+                dst: Some("192.0.2.80".parse().unwrap()),
+                sport: Some(41000),
+                dport: Some(80),
+                dns_name: None,
+                note: None,
+            },
+        };
+        vec![ScenarioResult {
+            name: "baseline".into(),
+            description: "tunnel <up> & \"working\"".into(),
+            source: "builtin:baseline".into(),
+            started: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            duration: Duration::from_millis(2500),
+            cases: vec![
+                CaseResult {
+                    name: "handshake".into(),
+                    outcome: Outcome::Passed,
+                    duration: Duration::from_millis(120),
+                    log: vec!["provider saw a completed handshake".into()],
+                },
+                CaseResult {
+                    name: "no packet on gw is a leak".into(),
+                    outcome: Outcome::Failed {
+                        message:
+                            "1 packet(s) leaked on gw; first: TCP 172.21.0.2:41000 -> 192.0.2.80:80"
+                                .into(),
+                        detail: crate::scenario::runner::format_leak(&leak),
+                    },
+                    duration: Duration::ZERO,
+                    log: vec![],
+                },
+            ],
+            leaks: vec![leak],
+            frames: BTreeMap::from([("gw".to_string(), 10)]),
+            pcaps: vec!["reports/latest/baseline-gw.pcap".into()],
+            gateway_log: "reports/latest/baseline-gateway.log".into(),
+            handshake_after: Some(Duration::from_millis(120)),
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<ScenarioResult> {
+        tests_sample()
+    }
+
+    #[test]
+    fn junit_snapshot() {
+        let xml = render(&sample());
+        let expected = include_str!("snapshots/junit.xml");
+        assert_eq!(xml.trim(), expected.trim(), "rendered:\n{xml}");
+    }
+
+    #[test]
+    fn gitlab_fields_are_present() {
+        let xml = render(&sample());
+        assert!(xml.contains(r#"classname="baseline""#));
+        assert!(xml.contains(
+            r#"message="1 packet(s) leaked on gw; first: TCP 172.21.0.2:41000 -&gt; 192.0.2.80:80""#
+        ));
+        // The failure body repeats the message and lists the packet.
+        let body = &xml[xml.find("<failure").unwrap()..xml.find("</failure>").unwrap()];
+        assert!(body.contains("1 packet(s) leaked on gw; first:"), "{body}");
+        assert!(
+            body.contains(r#"during "probe": TCP 172.21.0.2:41000 -> 192.0.2.80:80"#),
+            "{body}"
+        );
+        assert!(
+            xml.contains("<system-out><![CDATA[provider saw a completed handshake]]></system-out>")
+        );
+        assert!(xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#));
+    }
+
+    /// Validates against Jenkins' JUnit schema (the shared copy, with its
+    /// comments stripped: it has a `--` inside a comment, which no XML parser
+    /// accepts). Needs xmllint (libxml2-utils; ci/setup.sh installs it).
+    #[test]
+    fn junit_validates_against_the_jenkins_schema() {
+        let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/jenkins-junit.xsd");
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("junit.xml");
+        std::fs::write(&xml, render(&sample())).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(&xsd)
+            .arg(&xml)
+            .output()
+            .expect("xmllint not found: install libxml2-utils (ci/setup.sh does)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The terminal display: a line per assertion as the runner emits events,
+//! with a progress bar while a scenario runs, and a closing summary.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::scenario::runner::{Event, Outcome, ScenarioResult, format_leak};
+
+/// Consumes events until the runner drops its sender.
+pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
+    let mut bar: Option<ProgressBar> = None;
+    while let Some(e) = rx.recv().await {
+        match e {
+            Event::ScenarioStarted { name, cases } => {
+                if quiet {
+                    continue;
+                }
+                let b = ProgressBar::new(cases as u64);
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{pos}/{len}] {elapsed}")
+                        .expect("template"),
+                );
+                b.set_message(name);
+                b.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar = Some(b);
+            }
+            Event::CaseFinished { scenario, case } => {
+                let line = match &case.outcome {
+                    Outcome::Passed => format!("  ok    {scenario}: {}", case.name),
+                    Outcome::Failed { message, .. } => {
+                        format!("  FAIL  {scenario}: {}\n        {message}", case.name)
+                    }
+                };
+                match &bar {
+                    Some(b) => {
+                        b.println(line);
+                        b.inc(1);
+                    }
+                    None => println!("{line}"),
+                }
+            }
+            Event::ScenarioFinished { .. } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+/// The closing summary.
+pub fn summary(results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    let passed = results.iter().filter(|r| r.passed()).count();
+    for r in results {
+        let mark = if r.passed() { "PASS" } else { "FAIL" };
+        let cases_ok = r
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Passed)
+            .count();
+        out.push_str(&format!(
+            "{mark} {} ({}/{} assertions, {} leaks, {:.1}s)\n",
+            r.name,
+            cases_ok,
+            r.cases.len(),
+            r.leaks.len(),
+            r.duration.as_secs_f64()
+        ));
+        for l in r.leaks.iter().take(5) {
+            out.push_str(&format!("     leak: {}\n", format_leak(l)));
+        }
+        if r.leaks.len() > 5 {
+            out.push_str(&format!(
+                "     ... and {} more (see the report)\n",
+                r.leaks.len() - 5
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "{passed} passed, {} failed\n",
+        results.len() - passed
+    ));
+    out
+}

@@ -1,0 +1,480 @@
+//! Scenario files: their TOML format, validation into typed steps, and the
+//! built-in default suite. Pure: text in, a [`Scenario`] or an error naming
+//! the file, the step and the field out.
+//!
+//! ```toml
+//! name = "baseline"
+//! description = "what it proves"
+//! tags = ["smoke"]
+//!
+//! [gateway.env]                 # extra Gluetun variables for this scenario
+//! FIREWALL_OUTBOUND_SUBNETS = "172.20.0.0/16"
+//!
+//! [[step]]
+//! name = "tunnel is up"
+//! action = "wait-handshake"     # the provider sees a completed handshake
+//! timeout = "15s"
+//!
+//! [[step]]
+//! name = "public IPv4 is the VPN exit"
+//! action = "http"               # GET http://TARGET/leakhound/<nonce>
+//! from = "gw"                   # the lab host the probe runs in
+//! target = "192.0.2.80:80"
+//! expect = "seen-as 203.0.113.77"   # or "fail"
+//!
+//! [[step]]
+//! name = "DNS goes to the provider"
+//! action = "dns"                # A query for <nonce>.probe.lab.
+//! from = "gw"
+//! server = "10.64.0.1:53"
+//! expect = "answer"             # or "fail"
+//! logged-by = ["provider-dns"]  # lab services that must have seen the nonce
+//! not-logged-by = ["isp-dns"]   # and those that must not
+//!
+//! [leaks]
+//! wires = ["gw", "uplink"]      # watched wires that must carry no leak
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::lab::services::{ISP_DNS, PROVIDER_DNS};
+use crate::lab::whoami;
+use crate::model::topology::{Topology, wire};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ScenarioError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: step {step} ({name}): {message}")]
+    Step {
+        file: String,
+        step: usize,
+        name: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// The lab services a step can ask about.
+pub const SERVICES: [&str; 3] = [ISP_DNS, PROVIDER_DNS, whoami::SERVICE];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// The probe gets through and the far end sees this source address.
+    SeenAs(IpAddr),
+    /// The probe gets an answer.
+    Answer,
+    /// The probe gets nothing (times out or is refused).
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    WaitHandshake {
+        timeout: Duration,
+    },
+    Http {
+        from: String,
+        target: SocketAddr,
+        expect: Expect,
+    },
+    Dns {
+        from: String,
+        server: SocketAddr,
+        expect: Expect,
+        logged_by: Vec<String>,
+        not_logged_by: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Where it came from (a path, or `builtin:NAME`).
+    pub source: String,
+    pub gateway_env: BTreeMap<String, String>,
+    pub steps: Vec<Step>,
+    pub leak_wires: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    step: Vec<RawStep>,
+    #[serde(default)]
+    leaks: Option<RawLeaks>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaks {
+    wires: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStep {
+    name: Option<String>,
+    action: String,
+    from: Option<String>,
+    target: Option<String>,
+    server: Option<String>,
+    timeout: Option<String>,
+    expect: Option<String>,
+    #[serde(default)]
+    logged_by: Vec<String>,
+    #[serde(default)]
+    not_logged_by: Vec<String>,
+}
+
+const ACTIONS: &str = "wait-handshake, http, dns";
+
+fn parse_expect(s: &str) -> Result<Expect, String> {
+    let s = s.trim();
+    if s == "fail" {
+        return Ok(Expect::Fail);
+    }
+    if s == "answer" {
+        return Ok(Expect::Answer);
+    }
+    if let Some(ip) = s.strip_prefix("seen-as ") {
+        return ip
+            .trim()
+            .parse()
+            .map(Expect::SeenAs)
+            .map_err(|_| format!("expect: {ip:?} is not an IP address"));
+    }
+    Err(format!(
+        "expect = {s:?}: use \"seen-as ADDRESS\", \"answer\" or \"fail\""
+    ))
+}
+
+impl RawStep {
+    fn into_step(self, topo: &Topology) -> Result<Step, String> {
+        let name = self.name.clone().unwrap_or_else(|| self.action.clone());
+        let need = |field: &str, v: &Option<String>| -> Result<String, String> {
+            v.clone()
+                .ok_or_else(|| format!("action {} needs `{field}`", self.action))
+        };
+        let host = |v: &Option<String>| -> Result<String, String> {
+            let h = need("from", v)?;
+            if topo.host(&h).is_none() {
+                let known: Vec<_> = topo.hosts.iter().map(|h| h.name).collect();
+                return Err(format!(
+                    "from = {h:?} is not a lab host ({})",
+                    known.join(", ")
+                ));
+            }
+            Ok(h)
+        };
+        let addr = |field: &str, v: &Option<String>| -> Result<SocketAddr, String> {
+            let s = need(field, v)?;
+            s.parse()
+                .map_err(|_| format!("{field} = {s:?} is not an address:port"))
+        };
+        let services = |field: &str, v: &[String]| -> Result<Vec<String>, String> {
+            for s in v {
+                if !SERVICES.contains(&s.as_str()) {
+                    return Err(format!(
+                        "{field}: unknown service {s:?} ({})",
+                        SERVICES.join(", ")
+                    ));
+                }
+            }
+            Ok(v.to_vec())
+        };
+        let unused = |fields: &[(&str, bool)]| -> Result<(), String> {
+            for (f, set) in fields {
+                if *set {
+                    return Err(format!("`{f}` means nothing for action {}", self.action));
+                }
+            }
+            Ok(())
+        };
+        let action = match self.action.as_str() {
+            "wait-handshake" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                ])?;
+                let timeout = match &self.timeout {
+                    None => Duration::from_secs(15),
+                    Some(t) => {
+                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
+                    }
+                };
+                Action::WaitHandshake { timeout }
+            }
+            "http" => {
+                unused(&[
+                    ("server", self.server.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if expect == Expect::Answer {
+                    return Err("http expects \"seen-as ADDRESS\" or \"fail\"".into());
+                }
+                Action::Http {
+                    from: host(&self.from)?,
+                    target: addr("target", &self.target)?,
+                    expect,
+                }
+            }
+            "dns" => {
+                unused(&[
+                    ("target", self.target.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if matches!(expect, Expect::SeenAs(_)) {
+                    return Err("dns expects \"answer\" or \"fail\"".into());
+                }
+                Action::Dns {
+                    from: host(&self.from)?,
+                    server: addr("server", &self.server)?,
+                    expect,
+                    logged_by: services("logged-by", &self.logged_by)?,
+                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+                }
+            }
+            other => return Err(format!("unknown action {other:?} (known: {ACTIONS})")),
+        };
+        Ok(Step { name, action })
+    }
+}
+
+/// Parses and validates one scenario file's text.
+pub fn parse(source: &str, text: &str, topo: &Topology) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+        file: source.to_string(),
+        message: e.to_string().trim().to_string(),
+    })?;
+    let invalid = |message: String| ScenarioError::Invalid {
+        file: source.to_string(),
+        message,
+    };
+    if raw.name.trim().is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(format!(
+            "name = {:?}: use letters, digits, - and _ (it names report files)",
+            raw.name
+        )));
+    }
+    if raw.step.is_empty() {
+        return Err(invalid("no [[step]]: a scenario must do something".into()));
+    }
+    let mut steps = Vec::new();
+    for (i, s) in raw.step.into_iter().enumerate() {
+        let name = s.name.clone().unwrap_or_else(|| s.action.clone());
+        steps.push(s.into_step(topo).map_err(|message| ScenarioError::Step {
+            file: source.to_string(),
+            step: i + 1,
+            name,
+            message,
+        })?);
+    }
+    let known_wires: Vec<&str> = topo.taps.iter().map(|t| t.wire).collect();
+    let leak_wires = match raw.leaks {
+        None => vec![wire::GW.to_string(), wire::UPLINK.to_string()],
+        Some(l) => {
+            for w in &l.wires {
+                if !known_wires.contains(&w.as_str()) {
+                    return Err(invalid(format!(
+                        "leaks.wires: unknown wire {w:?} ({})",
+                        known_wires.join(", ")
+                    )));
+                }
+            }
+            l.wires
+        }
+    };
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        tags: raw.tags,
+        source: source.to_string(),
+        gateway_env: raw.gateway.env,
+        steps,
+        leak_wires,
+    })
+}
+
+/// The default suite, compiled into the binary from `scenarios/`.
+pub const BUILTIN: &[(&str, &str)] = &[("baseline", include_str!("../../scenarios/baseline.toml"))];
+
+pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {
+    BUILTIN
+        .iter()
+        .map(|(name, text)| parse(&format!("builtin:{name}"), text, topo))
+        .collect()
+}
+
+/// Loads every `*.toml` in `dir`, sorted by file name.
+pub fn load_dir(dir: &std::path::Path, topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {
+    let io = |e: std::io::Error| ScenarioError::Parse {
+        file: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| ScenarioError::Parse {
+                file: p.display().to_string(),
+                message: e.to_string(),
+            })?;
+            parse(&p.display().to_string(), &text, topo)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo() -> Topology {
+        Topology::default_profile()
+    }
+
+    fn err(text: &str) -> String {
+        parse("t.toml", text, &topo()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_builtin_suite_parses() {
+        let all = builtin(&topo()).unwrap();
+        let baseline = all.iter().find(|s| s.name == "baseline").unwrap();
+        assert!(matches!(
+            baseline.steps[0].action,
+            Action::WaitHandshake { .. }
+        ));
+        assert!(baseline.steps.iter().any(|s| matches!(
+            &s.action,
+            Action::Http { expect: Expect::SeenAs(ip), .. } if ip.to_string() == "203.0.113.77"
+        )));
+        assert_eq!(baseline.leak_wires, vec!["gw", "uplink"]);
+    }
+
+    #[test]
+    fn scenario_files_in_the_repo_match_the_builtin_list() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let on_disk = load_dir(&dir, &topo()).unwrap();
+        let builtin = builtin(&topo()).unwrap();
+        let names = |v: &[Scenario]| {
+            let mut n: Vec<String> = v.iter().map(|s| s.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&on_disk), names(&builtin));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let e = err("name = \"x\"\n[[step]\n");
+        assert!(e.starts_with("t.toml:"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_actions_are_named() {
+        let e = err(
+            "name = \"x\"\n[[step]]\naction = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"fail\"\ncolour = \"red\"\n",
+        );
+        assert!(e.contains("colour"), "{e}");
+        let e = err("name = \"x\"\n[[step]]\naction = \"teleport\"\n");
+        assert!(
+            e.contains("step 1 (teleport)") && e.contains("unknown action \"teleport\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_step_fields_are_named_with_the_step() {
+        let cases = [
+            (
+                "action = \"http\"\nfrom = \"mars\"\ntarget = \"192.0.2.80:80\"\nexpect = \"fail\"",
+                "not a lab host",
+            ),
+            (
+                "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80\"\nexpect = \"fail\"",
+                "not an address:port",
+            ),
+            (
+                "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"",
+                "needs `expect`",
+            ),
+            (
+                "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"seen-as nowhere\"",
+                "not an IP address",
+            ),
+            (
+                "action = \"dns\"\nfrom = \"gw\"\nserver = \"10.64.0.1:53\"\nexpect = \"answer\"\nlogged-by = [\"nsa\"]",
+                "unknown service \"nsa\"",
+            ),
+            (
+                "action = \"wait-handshake\"\ntimeout = \"soon\"",
+                "timeout = \"soon\"",
+            ),
+            (
+                "action = \"wait-handshake\"\nfrom = \"gw\"",
+                "`from` means nothing",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = err(&format!("name = \"x\"\n[[step]]\nname = \"s\"\n{body}\n"));
+            assert!(e.contains("step 1 (s)"), "{e}");
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn empty_scenarios_bad_names_and_unknown_wires_are_refused() {
+        assert!(err("name = \"x\"\n").contains("no [[step]]"));
+        assert!(
+            err("name = \"../etc\"\n[[step]]\naction = \"wait-handshake\"\n").contains("name =")
+        );
+        let e = err(
+            "name = \"x\"\n[[step]]\naction = \"wait-handshake\"\n[leaks]\nwires = [\"wifi\"]\n",
+        );
+        assert!(e.contains("unknown wire \"wifi\""), "{e}");
+    }
+}

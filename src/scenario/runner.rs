@@ -1,0 +1,578 @@
+//! The runner: executes scenarios against a built lab. Per scenario it resets
+//! the gateway host's routes, starts capture on every watched wire (before
+//! any traffic), starts a fresh gateway process with the scenario's Gluetun
+//! variables, runs the steps, stops everything, classifies every captured
+//! frame and turns the lot into a [`ScenarioResult`]. Progress goes out as
+//! [`Event`]s; reporters consume them and the results.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::model::{Action, Expect, Scenario};
+use super::probe;
+use crate::capture::{self, Capture, Frame};
+use crate::lab::services::LabServices;
+use crate::lab::{Lab, LabError};
+use crate::model::classify::{LeakPolicy, Summary, classify};
+use crate::model::topology::{addr, host, wire};
+use crate::tunnel::encode_key;
+
+/// How long one probe waits for an answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed { message: String, detail: String },
+}
+
+/// One assertion's result (a JUnit testcase).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub outcome: Outcome,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// What happened, line by line (JUnit system-out).
+    pub log: Vec<String>,
+}
+
+/// A packet classified as a leak, tied to the step that was running.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeakRecord {
+    #[serde(with = "humantime_serde")]
+    pub at: SystemTime,
+    pub wire: String,
+    pub step: String,
+    pub packet: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub description: String,
+    pub source: String,
+    #[serde(with = "humantime_serde")]
+    pub started: SystemTime,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    pub cases: Vec<CaseResult>,
+    pub leaks: Vec<LeakRecord>,
+    /// Frames seen per wire.
+    pub frames: BTreeMap<String, usize>,
+    pub pcaps: Vec<PathBuf>,
+    pub gateway_log: PathBuf,
+    /// From gateway start to the provider's first completed handshake.
+    #[serde(with = "humantime_serde::option")]
+    pub handshake_after: Option<Duration>,
+}
+
+impl ScenarioResult {
+    pub fn passed(&self) -> bool {
+        self.cases.iter().all(|c| c.outcome == Outcome::Passed)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    ScenarioStarted { name: String, cases: usize },
+    CaseFinished { scenario: String, case: CaseResult },
+    ScenarioFinished { result: Box<ScenarioResult> },
+}
+
+/// Everything a run needs besides the scenarios.
+pub struct Runner<'a> {
+    pub lab: &'a Lab,
+    pub services: &'a LabServices,
+    pub out_dir: PathBuf,
+    /// The binary to start as `gateway` (normally this executable).
+    pub gateway_exe: PathBuf,
+    /// Extra Gluetun variables for every scenario, applied last (used by
+    /// tests that break the gateway's configuration on purpose).
+    pub env_overrides: BTreeMap<String, String>,
+    pub events: Option<UnboundedSender<Event>>,
+}
+
+/// The leak policy of each watched wire in the default lab.
+pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
+    let endpoint = SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT);
+    let lan = [
+        "172.21.0.0/16",
+        "172.20.0.0/16",
+        "2001:db8:21::/64",
+        "192.168.10.0/24",
+        "192.168.40.0/24",
+    ];
+    BTreeMap::from([
+        (
+            wire::GW,
+            LeakPolicy {
+                local: vec![addr::GW_ETH0.into(), addr::GW_ETH0_V6.into()],
+                endpoint,
+                allowed: lan.iter().map(|n| n.parse().expect("net")).collect(),
+            },
+        ),
+        (
+            wire::UPLINK,
+            LeakPolicy {
+                local: vec![addr::HOME_UPLINK.into()],
+                endpoint,
+                allowed: vec![],
+            },
+        ),
+    ])
+}
+
+struct Gateway {
+    child: tokio::process::Child,
+    started: Instant,
+}
+
+impl Gateway {
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
+    Outcome::Failed {
+        message: message.into(),
+        detail: detail.into(),
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Runner<'_> {
+    fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// The Gluetun variables the gateway gets: the lab's own, then the
+    /// scenario's, then the run's overrides.
+    fn gateway_env(&self, scn: &Scenario) -> BTreeMap<String, String> {
+        let k = &self.services.keys;
+        let mut env: BTreeMap<String, String> = [
+            ("VPN_SERVICE_PROVIDER", "custom".to_string()),
+            ("VPN_TYPE", "wireguard".into()),
+            ("WIREGUARD_PRIVATE_KEY", encode_key(&k.client_private)),
+            ("WIREGUARD_PUBLIC_KEY", encode_key(&k.server_public)),
+            ("WIREGUARD_PRESHARED_KEY", encode_key(&k.psk)),
+            ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
+            ("WIREGUARD_MTU", "1420".into()),
+            ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
+            ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect();
+        env.extend(scn.gateway_env.clone());
+        env.extend(self.env_overrides.clone());
+        env
+    }
+
+    async fn start_gateway(&self, scn: &Scenario, log: &Path) -> Result<Gateway, LabError> {
+        let ns = self.lab.ns(host::GW)?;
+        let file = std::fs::File::create(log).map_err(|source| LabError::Service {
+            service: "gateway".into(),
+            source,
+        })?;
+        let mut cmd = std::process::Command::new(&self.gateway_exe);
+        cmd.arg("gateway")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "RUST_LOG",
+                std::env::var("LEAKHOUND_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .envs(self.gateway_env(scn))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().map_err(|source| LabError::Service {
+                service: "gateway".into(),
+                source,
+            })?)
+            .stderr(file);
+        ns.command(&mut cmd)?;
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| LabError::Service {
+            service: "gateway".into(),
+            source,
+        })?;
+        Ok(Gateway {
+            child,
+            started: Instant::now(),
+        })
+    }
+
+    /// Puts the gateway host back as the topology describes it (a previous
+    /// gateway replaced its default routes).
+    async fn reset_gw_routes(&self) -> Result<(), LabError> {
+        let nl = self.lab.nl(host::GW)?;
+        let h = self.lab.topology().host(host::GW).expect("gw host").clone();
+        for r in &h.routes {
+            nl.replace_route(r.dst, Some(r.via), None)
+                .await
+                .map_err(|source| LabError::Netlink {
+                    host: host::GW.into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Runs one scenario. Harness failures (the lab cannot do what is asked)
+    /// are errors; everything the gateway does wrong is a failed case.
+    pub async fn run(&self, scn: &Scenario) -> Result<ScenarioResult, LabError> {
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        self.emit(Event::ScenarioStarted {
+            name: scn.name.clone(),
+            cases: scn.steps.len() + scn.leak_wires.len(),
+        });
+        self.reset_gw_routes().await?;
+        let mut captures = Vec::new();
+        for tap in &self.lab.topology().taps {
+            let ns = self.lab.ns(tap.host)?;
+            captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
+                LabError::Service {
+                    service: format!("capture on {}", tap.wire),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?);
+        }
+        let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
+        let handshakes_before = self.services.wg.status.borrow().handshakes;
+        let mut gateway = Some(self.start_gateway(scn, &gw_log).await?);
+        let gw_started = gateway.as_ref().map(|g| g.started).expect("just started");
+        let mut handshake_after = None;
+
+        let mut cases = Vec::new();
+        let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
+        for step in &scn.steps {
+            timeline.push((SystemTime::now(), step.name.clone()));
+            let st = Instant::now();
+            let mut log = Vec::new();
+            let outcome = match &step.action {
+                Action::WaitHandshake { timeout } => {
+                    let r = self
+                        .wait_handshake(
+                            handshakes_before,
+                            *timeout,
+                            gateway.as_mut().expect("gateway"),
+                            &gw_log,
+                            &mut log,
+                        )
+                        .await;
+                    if r == Outcome::Passed {
+                        handshake_after = Some(gw_started.elapsed());
+                    }
+                    r
+                }
+                Action::Http {
+                    from,
+                    target,
+                    expect,
+                } => self.http_step(from, *target, expect, &mut log).await?,
+                Action::Dns {
+                    from,
+                    server,
+                    expect,
+                    logged_by,
+                    not_logged_by,
+                } => {
+                    self.dns_step(from, *server, expect, logged_by, not_logged_by, &mut log)
+                        .await?
+                }
+            };
+            let case = CaseResult {
+                name: step.name.clone(),
+                outcome,
+                duration: st.elapsed(),
+                log,
+            };
+            self.emit(Event::CaseFinished {
+                scenario: scn.name.clone(),
+                case: case.clone(),
+            });
+            cases.push(case);
+        }
+
+        timeline.push((SystemTime::now(), "teardown".into()));
+        if let Some(g) = gateway.take() {
+            g.stop().await;
+        }
+        let policies = policies();
+        let mut leaks = Vec::new();
+        let mut frames_seen = BTreeMap::new();
+        let mut pcaps = Vec::new();
+        let mut by_wire: BTreeMap<String, Vec<Frame>> = BTreeMap::new();
+        for c in captures {
+            let w = c.wire;
+            by_wire.insert(w.to_string(), c.stop());
+        }
+        for (w, frames) in &by_wire {
+            let path = self.out_dir.join(format!("{}-{}.pcap", scn.name, w));
+            capture::write_pcap(&path, frames).map_err(|e| LabError::Service {
+                service: "pcap".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            pcaps.push(path);
+            frames_seen.insert(w.clone(), frames.len());
+            let Some(policy) = policies.get(w.as_str()) else {
+                continue;
+            };
+            for f in frames {
+                let v = classify(policy, &f.data);
+                if v.is_leak() {
+                    let step = timeline
+                        .iter()
+                        .rev()
+                        .find(|(t, _)| *t <= f.at)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_default();
+                    leaks.push(LeakRecord {
+                        at: f.at,
+                        wire: w.clone(),
+                        step,
+                        packet: v.summary().clone(),
+                    });
+                }
+            }
+        }
+        for w in &scn.leak_wires {
+            let mine: Vec<&LeakRecord> = leaks.iter().filter(|l| &l.wire == w).collect();
+            let n = frames_seen.get(w).copied().unwrap_or(0);
+            let mut log = vec![format!(
+                "{n} frames captured on {w}; policy: {:?}",
+                policies.get(w.as_str())
+            )];
+            let outcome = if mine.is_empty() {
+                Outcome::Passed
+            } else {
+                let lines: Vec<String> = mine.iter().map(|l| format_leak(l)).collect();
+                log.extend(lines.iter().cloned());
+                fail(
+                    format!(
+                        "{} packet(s) leaked on {w}; first: {}",
+                        mine.len(),
+                        lines.first().cloned().unwrap_or_default()
+                    ),
+                    lines.join("\n"),
+                )
+            };
+            let case = CaseResult {
+                name: format!("no packet on {w} is a leak"),
+                outcome,
+                duration: Duration::ZERO,
+                log,
+            };
+            self.emit(Event::CaseFinished {
+                scenario: scn.name.clone(),
+                case: case.clone(),
+            });
+            cases.push(case);
+        }
+        let result = ScenarioResult {
+            name: scn.name.clone(),
+            description: scn.description.clone(),
+            source: scn.source.clone(),
+            started,
+            duration: t0.elapsed(),
+            cases,
+            leaks,
+            frames: frames_seen,
+            pcaps,
+            gateway_log: gw_log,
+            handshake_after,
+        };
+        self.emit(Event::ScenarioFinished {
+            result: Box::new(result.clone()),
+        });
+        Ok(result)
+    }
+
+    async fn wait_handshake(
+        &self,
+        before: u64,
+        timeout: Duration,
+        gw: &mut Gateway,
+        gw_log: &Path,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let mut status = self.services.wg.status.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if status.borrow_and_update().handshakes > before {
+                log.push(format!(
+                    "provider saw a completed handshake {:?} after the gateway started",
+                    gw.started.elapsed()
+                ));
+                return Outcome::Passed;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                exit = gw.child.wait() => {
+                    let code = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    return fail(
+                        format!("the gateway exited ({code}) before a handshake: {}", tail(gw_log, 1)),
+                        tail(gw_log, 20),
+                    );
+                }
+                r = status.changed() => if r.is_err() { break },
+            }
+        }
+        let s = self.services.wg.status.borrow().clone();
+        let why = match &s.last_rejection {
+            Some(r) => format!(
+                "the provider rejected {} datagram(s), last: {r}; check WIREGUARD_PUBLIC_KEY (the provider's key), WIREGUARD_PRIVATE_KEY and WIREGUARD_PRESHARED_KEY",
+                s.rejected
+            ),
+            None => "the provider received nothing from the gateway; check VPN_ENDPOINT_IP and VPN_ENDPOINT_PORT".into(),
+        };
+        fail(
+            format!("no WireGuard handshake within {timeout:?}: {why}"),
+            format!("provider status: {s:?}\ngateway log:\n{}", tail(gw_log, 20)),
+        )
+    }
+
+    async fn http_step(
+        &self,
+        from: &str,
+        target: SocketAddr,
+        expect: &Expect,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let ns = self.lab.ns(from)?;
+        let nonce = probe::nonce();
+        let path = format!("/leakhound/{nonce}");
+        log.push(format!("GET http://{target}{path} from {from}"));
+        let r = probe::http_get(ns, target, &path, PROBE_TIMEOUT).await;
+        let seen = self.services.log.find(crate::lab::whoami::SERVICE, &nonce);
+        for e in &seen {
+            log.push(format!("whoami logged {} from {}", e.detail, e.source));
+        }
+        Ok(match (expect, r) {
+            (Expect::SeenAs(want), Ok((status, body))) => {
+                log.push(format!("answer {status}: {body}"));
+                if body != want.to_string() {
+                    fail(
+                        format!("whoami saw {body}, expected {want}"),
+                        log.join("\n"),
+                    )
+                } else if !seen.iter().any(|e| e.source.ip() == *want) {
+                    fail(
+                        format!("whoami's log has no request with nonce {nonce} from {want}"),
+                        log.join("\n"),
+                    )
+                } else {
+                    Outcome::Passed
+                }
+            }
+            (Expect::SeenAs(want), Err(e)) => {
+                log.push(format!("probe failed: {e}"));
+                fail(
+                    format!("expected whoami to see {want}, but the request failed: {e}"),
+                    log.join("\n"),
+                )
+            }
+            (Expect::Fail, Ok((_, body))) => fail(
+                format!("the request should have failed, but whoami answered and saw {body}"),
+                log.join("\n"),
+            ),
+            (Expect::Fail, Err(e)) => {
+                log.push(format!("failed as expected: {e}"));
+                if seen.is_empty() {
+                    Outcome::Passed
+                } else {
+                    fail(
+                        format!(
+                            "no answer came back, but whoami received the request (nonce {nonce})"
+                        ),
+                        log.join("\n"),
+                    )
+                }
+            }
+            (Expect::Answer, _) => unreachable!("validated by the scenario parser"),
+        })
+    }
+
+    async fn dns_step(
+        &self,
+        from: &str,
+        server: SocketAddr,
+        expect: &Expect,
+        logged_by: &[String],
+        not_logged_by: &[String],
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let ns = self.lab.ns(from)?;
+        let nonce = probe::nonce();
+        let name = probe::probe_name(&nonce);
+        log.push(format!("A {name} to {server} from {from}"));
+        let r = probe::dns_a(ns, server, &name, PROBE_TIMEOUT).await;
+        match &r {
+            Ok(a) => log.push(format!("answer: {a:?}")),
+            Err(e) => log.push(format!("no answer: {e}")),
+        }
+        let mut problems = Vec::new();
+        match (expect, &r) {
+            (Expect::Answer, Ok(a)) if !a.is_empty() => {}
+            (Expect::Answer, Ok(_)) => problems.push("the answer had no A record".to_string()),
+            (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
+            (Expect::Fail, Ok(a)) => problems.push(format!("expected no answer, got {a:?}")),
+            (Expect::Fail, Err(_)) => {}
+            (Expect::SeenAs(_), _) => unreachable!("validated by the scenario parser"),
+        }
+        for svc in logged_by {
+            let hits = self.services.log.find(svc, &nonce);
+            match hits.first() {
+                Some(e) => log.push(format!("{svc} logged the query from {}", e.source)),
+                None => problems.push(format!("{svc} never received the query")),
+            }
+        }
+        for svc in not_logged_by {
+            for e in self.services.log.find(svc, &nonce) {
+                problems.push(format!(
+                    "{svc} received the query from {} (a DNS leak)",
+                    e.source
+                ));
+            }
+        }
+        Ok(if problems.is_empty() {
+            Outcome::Passed
+        } else {
+            log.extend(problems.iter().cloned());
+            fail(problems.join("; "), log.join("\n"))
+        })
+    }
+}
+
+pub fn format_leak(l: &LeakRecord) -> String {
+    let t = humantime::format_rfc3339_micros(l.at);
+    format!("{t} [{}] during \"{}\": {}", l.wire, l.step, l.packet)
+}
