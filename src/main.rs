@@ -1,1 +1,304 @@
-fn main() {}
+//! leakhound's command line: `run` (build the lab, run scenarios, write
+//! reports), `gateway` (the gateway under test, started by `run` inside the
+//! lab), `reap` (remove namespaces left by killed runs). Errors get context
+//! here and map to exit codes: 0 all passed, 1 a scenario failed, 2 the
+//! harness could not run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use leakhound::gateway::{self, GatewayConfig};
+use leakhound::lab::services::{LabKeys, LabServices};
+use leakhound::lab::{self, Lab, netns};
+use leakhound::model::topology::Topology;
+use leakhound::report::{json, junit, terminal};
+use leakhound::scenario::model::{self as scenario, Scenario};
+use leakhound::scenario::runner::{Runner, ScenarioResult};
+
+#[derive(Parser)]
+#[command(
+    name = "leakhound",
+    version,
+    about = "Proves that a VPN gateway leaks nothing.",
+    long_about = "Proves that a VPN gateway leaks nothing.\n\n\
+leakhound builds an isolated lab out of network namespaces (a home router, \
+an ISP with a resolver and a whoami server, a VPN provider with a WireGuard \
+server), starts a Gluetun-compatible gateway in it, runs scenarios against it \
+while capturing every packet on the gateway's wire and the home uplink, and \
+writes JUnit XML, JSON and pcap files. Nothing touches the host's own network.\n\n\
+Needs root. Exit status: 0 all scenarios passed, 1 a scenario failed, 2 the \
+harness could not run."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the lab, run the scenarios, write reports (the main job).
+    Run(RunArgs),
+    /// Run the gateway (configured by Gluetun's environment variables). `run`
+    /// starts it inside the lab; you rarely start it by hand.
+    Gateway,
+    /// Remove namespaces left behind by leakhound runs that were killed.
+    Reap,
+    /// List the scenarios that `run` would execute.
+    List(ListArgs),
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Also load every *.toml scenario in this directory.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Also load every *.toml scenario in this directory (added to the
+    /// built-in default suite).
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+    /// Run only the scenarios with these names (repeatable).
+    #[arg(long = "only", value_name = "NAME")]
+    only: Vec<String>,
+    /// Where reports go (emptied first).
+    #[arg(long, value_name = "DIR", default_value = "reports/latest")]
+    out: PathBuf,
+    /// Override a gateway variable for every scenario, as NAME=VALUE
+    /// (repeatable); e.g. to try a config change before deploying it.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// No progress bar, only result lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Gateway => gateway_main(),
+        Command::Reap => {
+            init_tracing("info");
+            let reaped = netns::reap_stale();
+            println!("removed {} stale namespace(s)", reaped.len());
+            for n in reaped {
+                println!("  {n}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::List(args) => match load_scenarios(args.scenarios.as_deref(), &[]) {
+            Ok(all) => {
+                for s in all {
+                    println!("{:<28} {}", s.name, s.source);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => {
+            init_tracing("warn");
+            match run_main(args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn gateway_main() -> ExitCode {
+    init_tracing("info");
+    // Everything is checked before anything is touched.
+    let cfg = match GatewayConfig::from_env(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("refusing to start: {e}");
+            eprintln!("leakhound gateway: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("leakhound gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(gateway::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            tracing::error!("{e:#}");
+            eprintln!("leakhound gateway: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_scenarios(dir: Option<&Path>, only: &[String]) -> Result<Vec<Scenario>> {
+    let topo = Topology::default_profile();
+    let mut all = scenario::builtin(&topo).context("built-in scenarios")?;
+    if let Some(d) = dir {
+        let extra = scenario::load_dir(d, &topo)
+            .with_context(|| format!("scenarios in {}", d.display()))?;
+        for s in extra {
+            if all.iter().any(|a| a.name == s.name) {
+                bail!("{}: a scenario named {:?} exists already", s.source, s.name);
+            }
+            all.push(s);
+        }
+    }
+    if !only.is_empty() {
+        for o in only {
+            if !all.iter().any(|s| &s.name == o) {
+                bail!("--only {o}: no such scenario (see `leakhound list`)");
+            }
+        }
+        all.retain(|s| only.contains(&s.name));
+    }
+    Ok(all)
+}
+
+fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
+    v.iter()
+        .map(|kv| {
+            let (k, val) = kv
+                .split_once('=')
+                .with_context(|| format!("--env {kv}: expected NAME=VALUE"))?;
+            Ok((k.to_string(), val.to_string()))
+        })
+        .collect()
+}
+
+fn prepare_out(out: &Path) -> Result<()> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+}
+
+/// Returns Ok(true) when every scenario passed, Ok(false) when one failed.
+fn run_main(args: RunArgs) -> Result<bool> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound run needs root (it builds network namespaces); try sudo");
+    }
+    let scenarios = load_scenarios(args.scenarios.as_deref(), &args.only)?;
+    let overrides = parse_env_overrides(&args.env)?;
+    prepare_out(&args.out)?;
+    let reaped = netns::reap_stale();
+    if !reaped.is_empty() {
+        eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        tokio::select! {
+            r = run_suite(&args, scenarios, overrides) => r,
+            _ = shutdown_signal() => bail!("interrupted; the lab was removed"),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run_suite(
+    args: &RunArgs,
+    scenarios: Vec<Scenario>,
+    overrides: BTreeMap<String, String>,
+) -> Result<bool> {
+    let total = Instant::now();
+    let run_id = lab::new_run_id();
+    let mut timings = json::Timings::default();
+    eprintln!("leakhound run {run_id}: building the lab");
+    let mut lab = Lab::build(Topology::default_profile(), &run_id)
+        .await
+        .context("building the lab")?;
+    timings.lab_setup = lab.build_time.as_millis();
+    let t = Instant::now();
+    let services = LabServices::start(&lab, LabKeys::generate())
+        .await
+        .context("starting the lab's services")?;
+    timings.services = t.elapsed().as_millis();
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let display = tokio::spawn(terminal::display(rx, args.quiet));
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: args.out.clone(),
+        gateway_exe: std::env::current_exe().context("finding leakhound's own executable")?,
+        env_overrides: overrides,
+        events: Some(tx),
+    };
+    let t = Instant::now();
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for s in &scenarios {
+        let r = runner
+            .run(s)
+            .await
+            .with_context(|| format!("scenario {} could not run", s.name))?;
+        results.push(r);
+    }
+    timings.scenarios = t.elapsed().as_millis();
+    drop(runner);
+    let _ = display.await;
+
+    services.stop();
+    drop(services);
+    timings.teardown = lab.teardown().as_millis();
+    drop(lab);
+
+    std::fs::write(args.out.join("junit.xml"), junit::render(&results))
+        .context("writing junit.xml")?;
+    std::fs::write(
+        args.out.join("summary.json"),
+        json::render(&run_id, &timings, &results),
+    )
+    .context("writing summary.json")?;
+    print!("{}", terminal::summary(&results));
+    println!(
+        "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
+        timings.lab_setup,
+        timings.services,
+        timings.scenarios,
+        timings.teardown,
+        total.elapsed().as_millis()
+    );
+    println!("reports in {}", args.out.display());
+    Ok(results.iter().all(|r| r.passed()))
+}

@@ -284,3 +284,14 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 const fn libc_enodev() -> i32 {
     19
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_route_message_has_prefix_zero() {
+        let m = Nl::route_msg("0.0.0.0/0".parse().unwrap(), None, Some(3)).unwrap();
+        assert_eq!(m.header.destination_prefix_length, 0, "{m:?}");
+    }
+}

@@ -60,6 +60,16 @@ async fn underlay_for(nl: &Nl, dst: IpAddr) -> Result<Underlay, GatewayError> {
         .ok_or(GatewayError::NoUnderlay(dst))
 }
 
+/// 0.0.0.0/0 or ::/0 (`IpNet::from(addr)` would be a host route).
+fn default_route(v6: bool) -> IpNet {
+    let any: IpAddr = if v6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    IpNet::new(any, 0).expect("prefix 0 is valid")
+}
+
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
     let nl = Nl::here()?;
@@ -89,19 +99,11 @@ pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
         }
     }
     // Everything else goes into the tunnel.
-    nl.replace_route(
-        IpNet::from(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        None,
-        Some(&cfg.interface),
-    )
-    .await?;
-    if cfg.has_ipv6() {
-        nl.replace_route(
-            IpNet::from(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
-            None,
-            Some(&cfg.interface),
-        )
+    nl.replace_route(default_route(false), None, Some(&cfg.interface))
         .await?;
+    if cfg.has_ipv6() {
+        nl.replace_route(default_route(true), None, Some(&cfg.interface))
+            .await?;
     } else {
         // An IPv4-only tunnel: no IPv6 default route at all, so nothing is
         // routed out of the underlay by accident.
@@ -127,10 +129,7 @@ pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
         cfg.keepalive,
         DriverConfig {
             endpoint: Some(cfg.endpoint),
-            allowed_src: vec![
-                "0.0.0.0/0".parse().expect("net"),
-                "::/0".parse().expect("net"),
-            ],
+            allowed_src: vec![default_route(false), default_route(true)],
         },
     );
     let cancel = CancellationToken::new();
@@ -167,4 +166,16 @@ pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
     cancel.cancel();
     let _ = tunnel.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_routes_cover_everything() {
+        assert_eq!(default_route(false).to_string(), "0.0.0.0/0");
+        assert_eq!(default_route(true).to_string(), "::/0");
+        assert!(default_route(false).contains(&"192.0.2.80".parse::<IpAddr>().unwrap()));
+    }
 }

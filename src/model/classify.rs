@@ -176,14 +176,16 @@ pub fn classify(policy: &LeakPolicy, frame: &[u8]) -> Verdict {
                     IpAddr::V6(ip.get_destination()),
                 );
                 let len = (ip.get_payload_length() as usize).min(ip.payload().len());
-                transport(
-                    policy,
-                    s,
-                    d,
-                    ip.get_next_header(),
-                    &ip.payload()[..len],
-                    true,
-                )
+                match skip_ipv6_extensions(ip.get_next_header(), &ip.payload()[..len]) {
+                    Some((next, payload, first)) => transport(policy, s, d, next, payload, first),
+                    None => Verdict::Leak {
+                        summary: Summary {
+                            src: Some(s),
+                            dst: Some(d),
+                            ..note(format!("IPv6 {s} -> {d} with malformed extension headers"))
+                        },
+                    },
+                }
             }
             _ => Verdict::Leak {
                 summary: note("malformed IPv6 packet"),
@@ -193,6 +195,38 @@ pub fn classify(policy: &LeakPolicy, frame: &[u8]) -> Verdict {
             summary: note(format!("non-IP frame, ethertype {:#06x}", other.0)),
         },
     }
+}
+
+/// Walks IPv6 extension headers (hop-by-hop, routing, fragment, destination
+/// options) to the upper-layer protocol. Returns the protocol, its bytes, and
+/// whether they start with its header (false in a non-first fragment).
+fn skip_ipv6_extensions(
+    mut next: IpNextHeaderProtocol,
+    mut payload: &[u8],
+) -> Option<(IpNextHeaderProtocol, &[u8], bool)> {
+    let mut first = true;
+    // RFC 8200 allows each at most twice; bound the walk regardless.
+    for _ in 0..8 {
+        match next {
+            IpNextHeaderProtocols::Hopopt
+            | IpNextHeaderProtocols::Ipv6Route
+            | IpNextHeaderProtocols::Ipv6Opts => {
+                let hdr_len = 8 + 8 * *payload.get(1)? as usize;
+                let nh = *payload.first()?;
+                payload = payload.get(hdr_len..)?;
+                next = IpNextHeaderProtocol(nh);
+            }
+            IpNextHeaderProtocols::Ipv6Frag => {
+                let nh = *payload.first()?;
+                let offset = u16::from_be_bytes([*payload.get(2)?, *payload.get(3)?]) >> 3;
+                first &= offset == 0;
+                payload = payload.get(8..)?;
+                next = IpNextHeaderProtocol(nh);
+            }
+            _ => return Some((next, payload, first)),
+        }
+    }
+    None
 }
 
 fn transport(
@@ -237,7 +271,7 @@ fn transport(
         IpNextHeaderProtocols::Icmp => s.proto = Proto::Icmp,
         IpNextHeaderProtocols::Icmpv6 => {
             s.proto = Proto::Icmpv6;
-            if let Some(icmp) = Icmpv6Packet::new(payload) {
+            if let Some(icmp) = Icmpv6Packet::new(payload).filter(|_| has_header) {
                 if HOUSEKEEPING_ICMPV6.contains(&icmp.get_icmpv6_type().0) {
                     return Verdict::Allowed {
                         reason: Reason::Housekeeping,
@@ -522,6 +556,35 @@ mod tests {
             ),
         );
         assert!(classify(&policy(), &ping).is_leak());
+    }
+
+    #[test]
+    fn mld_reports_behind_a_hop_by_hop_header_are_housekeeping() {
+        // Hop-by-hop (next header 58, length 0, Router Alert option, PadN),
+        // then an MLDv2 report (type 143), as the kernel sends them.
+        let mut l4 = vec![58, 0, 5, 2, 0, 0, 1, 0];
+        l4.extend_from_slice(&[143, 0, 0, 0, 0, 0, 0, 0]);
+        let f = eth(0x86dd, &ipv6("fe80::1", "ff02::16", 0, &l4));
+        assert!(matches!(
+            classify(&policy(), &f),
+            Verdict::Allowed {
+                reason: Reason::Housekeeping,
+                ..
+            }
+        ));
+        // The same header in front of TCP to the internet does not hide a leak.
+        let mut l4 = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        l4.extend_from_slice(&tcp_syn(41000, 443));
+        let f = eth(0x86dd, &ipv6("2001:db8:21::2", "2001:db8:80::80", 0, &l4));
+        let v = classify(&policy(), &f);
+        assert!(v.is_leak());
+        assert_eq!(v.summary().dport, Some(443));
+        // A truncated extension header is a leak, not a panic.
+        let f = eth(
+            0x86dd,
+            &ipv6("2001:db8:21::2", "2001:db8:80::80", 0, &[6, 9]),
+        );
+        assert!(classify(&policy(), &f).is_leak());
     }
 
     #[test]
