@@ -204,11 +204,11 @@ impl Driver {
         tun: &AsyncDevice,
         out: &mut [u8],
     ) {
-        if let Some(ep) = self.cfg.endpoint {
-            if ep != from {
-                self.reject(format!("datagram from {from}, not the endpoint {ep}"));
-                return;
-            }
+        if let Some(ep) = self.cfg.endpoint
+            && ep != from
+        {
+            self.reject(format!("datagram from {from}, not the endpoint {ep}"));
+            return;
         }
         let mut first = true;
         loop {

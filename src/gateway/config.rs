@@ -166,14 +166,14 @@ impl GatewayConfig {
             });
         }
         for (var, default) in NOT_YET {
-            if let Some(v) = env.get(var) {
-                if !v.eq_ignore_ascii_case(default) {
-                    return Err(ConfigError::Unsupported {
-                        var,
-                        value: v.into(),
-                        why: " yet; remove it or set it to its default",
-                    });
-                }
+            if let Some(v) = env.get(var)
+                && !v.eq_ignore_ascii_case(default)
+            {
+                return Err(ConfigError::Unsupported {
+                    var,
+                    value: v.into(),
+                    why: " yet; remove it or set it to its default",
+                });
             }
         }
 

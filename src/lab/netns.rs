@@ -285,12 +285,12 @@ pub fn remove(name: &str) -> Result<(), NetnsError> {
         name: name.to_string(),
         source,
     };
-    if let Ok(ns) = Netns::open(name) {
-        if let Ok(ino) = ns.inode() {
-            let me = std::process::id() as i32;
-            for pid in pids_in(ino).into_iter().filter(|p| *p != me) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+    if let Ok(ns) = Netns::open(name)
+        && let Ok(ino) = ns.inode()
+    {
+        let me = std::process::id() as i32;
+        for pid in pids_in(ino).into_iter().filter(|p| *p != me) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
     match umount2(&path, MntFlags::MNT_DETACH) {

@@ -229,6 +229,38 @@ fn skip_ipv6_extensions(
     None
 }
 
+/// The verdict on the packet an ICMP error quotes, if it parses; only an
+/// allowed quoted packet makes the error allowed.
+fn quoted_verdict(policy: &LeakPolicy, quoted: &[u8], v6: bool) -> Option<Verdict> {
+    let (src, dst, proto, inner): (IpAddr, IpAddr, _, &[u8]) = if v6 {
+        let ip = Ipv6Packet::new(quoted)?;
+        let (p, rest, _) = skip_ipv6_extensions(ip.get_next_header(), quoted.get(40..)?)?;
+        (ip.get_source().into(), ip.get_destination().into(), p, rest)
+    } else {
+        let ip = Ipv4Packet::new(quoted)?;
+        let hl = 4 * ip.get_header_length() as usize;
+        (
+            ip.get_source().into(),
+            ip.get_destination().into(),
+            ip.get_next_level_protocol(),
+            quoted.get(hl..)?,
+        )
+    };
+    // The quote holds only the first 8 bytes of the transport header: enough
+    // for ports. No ICMP-in-ICMP.
+    let v = transport_inner(policy, src, dst, proto, inner, inner.len() >= 8, false);
+    (!v.is_leak()).then_some(v)
+}
+
+impl Verdict {
+    fn with_summary(self, summary: Summary) -> Verdict {
+        match self {
+            Verdict::Allowed { reason, .. } => Verdict::Allowed { reason, summary },
+            Verdict::Leak { .. } => Verdict::Leak { summary },
+        }
+    }
+}
+
 fn transport(
     policy: &LeakPolicy,
     src: IpAddr,
@@ -236,6 +268,18 @@ fn transport(
     proto: IpNextHeaderProtocol,
     payload: &[u8],
     has_header: bool,
+) -> Verdict {
+    transport_inner(policy, src, dst, proto, payload, has_header, true)
+}
+
+fn transport_inner(
+    policy: &LeakPolicy,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpNextHeaderProtocol,
+    payload: &[u8],
+    has_header: bool,
+    quoting: bool,
 ) -> Verdict {
     let mut s = Summary {
         proto: Proto::Other,
@@ -250,6 +294,11 @@ fn transport(
     match proto {
         IpNextHeaderProtocols::Tcp => {
             s.proto = Proto::Tcp;
+            if has_header && payload.len() >= 4 && TcpPacket::new(payload).is_none() {
+                // A quoted TCP header (8 bytes): ports only.
+                s.sport = Some(u16::from_be_bytes([payload[0], payload[1]]));
+                s.dport = Some(u16::from_be_bytes([payload[2], payload[3]]));
+            }
             if let Some(t) = TcpPacket::new(payload).filter(|_| has_header) {
                 s.sport = Some(t.get_source());
                 s.dport = Some(t.get_destination());
@@ -268,16 +317,35 @@ fn transport(
                 dns_payload = payload.get(8..);
             }
         }
-        IpNextHeaderProtocols::Icmp => s.proto = Proto::Icmp,
+        IpNextHeaderProtocols::Icmp => {
+            s.proto = Proto::Icmp;
+            // Errors (unreachable, time exceeded, parameter problem) are
+            // judged by the packet they quote: an error about the tunnel's
+            // own flow is part of that flow.
+            if has_header
+                && quoting
+                && matches!(payload.first(), Some(3 | 11 | 12))
+                && let Some(v) = quoted_verdict(policy, payload.get(8..).unwrap_or_default(), false)
+            {
+                return v.with_summary(s);
+            }
+        }
         IpNextHeaderProtocols::Icmpv6 => {
             s.proto = Proto::Icmpv6;
-            if let Some(icmp) = Icmpv6Packet::new(payload).filter(|_| has_header) {
-                if HOUSEKEEPING_ICMPV6.contains(&icmp.get_icmpv6_type().0) {
-                    return Verdict::Allowed {
-                        reason: Reason::Housekeeping,
-                        summary: s,
-                    };
-                }
+            if has_header
+                && quoting
+                && matches!(payload.first(), Some(1..=4))
+                && let Some(v) = quoted_verdict(policy, payload.get(8..).unwrap_or_default(), true)
+            {
+                return v.with_summary(s);
+            }
+            if let Some(icmp) = Icmpv6Packet::new(payload).filter(|_| has_header)
+                && HOUSEKEEPING_ICMPV6.contains(&icmp.get_icmpv6_type().0)
+            {
+                return Verdict::Allowed {
+                    reason: Reason::Housekeeping,
+                    summary: s,
+                };
             }
         }
         IpNextHeaderProtocols::Igmp if is_link_local_multicast(dst) => {
@@ -583,6 +651,56 @@ mod tests {
         let f = eth(
             0x86dd,
             &ipv6("2001:db8:21::2", "2001:db8:80::80", 0, &[6, 9]),
+        );
+        assert!(classify(&policy(), &f).is_leak());
+    }
+
+    #[test]
+    fn icmp_errors_are_judged_by_the_packet_they_quote() {
+        // Port unreachable from the gateway about a WireGuard datagram from
+        // the endpoint (the gateway had just stopped): part of the tunnel flow.
+        let quoted = ipv4(
+            [203, 0, 113, 10],
+            [172, 21, 0, 2],
+            17,
+            &udp(51820, 40000, &[4, 0, 0, 0]),
+        );
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quoted[..28]);
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [203, 0, 113, 10], 1, &icmp));
+        assert!(matches!(
+            classify(&policy(), &f),
+            Verdict::Allowed {
+                reason: Reason::Tunnel,
+                ..
+            }
+        ));
+        // The same error about traffic to whoami is a leak.
+        let quoted = ipv4([192, 0, 2, 80], [172, 21, 0, 2], 6, &tcp_syn(80, 41000));
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quoted[..28]);
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 1, &icmp));
+        assert!(classify(&policy(), &f).is_leak());
+        // An echo request is no error and quotes nothing.
+        let f = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [203, 0, 113, 10],
+                1,
+                &[8, 0, 0, 0, 0, 1, 0, 1],
+            ),
+        );
+        assert!(classify(&policy(), &f).is_leak());
+        // A truncated quote is a leak.
+        let f = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [203, 0, 113, 10],
+                1,
+                &[3, 3, 0, 0, 0, 0, 0, 0, 0x45],
+            ),
         );
         assert!(classify(&policy(), &f).is_leak());
     }

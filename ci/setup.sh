@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages leakhound needs on a fresh Debian machine:
+#   nftables       the lab's NAT (home router masquerade, provider SNAT)
+#   libxml2-utils  xmllint, to validate JUnit reports against Jenkins' schema
+#   tcpdump        to read the pcap files (the tests check they open)
+# Idempotent and quiet when everything is already there. Needs root.
+set -euo pipefail
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "ci/setup.sh: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,336 @@
+//! Integration tests that build real labs: they need root (CI runs them as
+//! root). Each builds its own lab under its own run id, so they can run in
+//! parallel, and each checks that nothing of its run is left afterwards.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use leakhound::lab::netns::{self, Netns, NetnsError};
+use leakhound::lab::services::{LabKeys, LabServices};
+use leakhound::lab::{Lab, new_run_id};
+use leakhound::model::topology::{Topology, host};
+use leakhound::scenario::model::{self as scenario, Scenario};
+use leakhound::scenario::runner::{Outcome, Runner, ScenarioResult};
+use leakhound::tunnel::{encode_key, generate_keypair};
+
+fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "these tests build network namespaces and need root (CI runs them as root)"
+    );
+}
+
+fn ours(run_id: &str) -> Vec<String> {
+    netns::list_ours()
+        .into_iter()
+        .filter(|n| netns::run_id_of(n) == Some(run_id))
+        .collect()
+}
+
+fn baseline() -> Scenario {
+    scenario::builtin(&Topology::default_profile())
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "baseline")
+        .unwrap()
+}
+
+/// Builds a lab, runs `scn` with extra gateway variables, tears down, and
+/// checks the teardown left nothing.
+async fn run_in_lab(scn: &Scenario, overrides: &[(&str, String)]) -> ScenarioResult {
+    let run_id = new_run_id();
+    let out = tempfile::tempdir().unwrap();
+    let mut lab = Lab::build(Topology::default_profile(), &run_id)
+        .await
+        .unwrap();
+    assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
+    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: out.path().to_path_buf(),
+        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+        env_overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        events: None,
+    };
+    let result = runner.run(scn).await.unwrap();
+    for p in &result.pcaps {
+        assert!(
+            std::fs::metadata(p).unwrap().len() >= 24,
+            "{} is not a pcap",
+            p.display()
+        );
+    }
+    drop(runner);
+    drop(services);
+    lab.teardown();
+    assert!(
+        ours(&run_id).is_empty(),
+        "namespaces left: {:?}",
+        ours(&run_id)
+    );
+    result
+}
+
+fn failures(r: &ScenarioResult) -> Vec<(String, String)> {
+    r.cases
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            Outcome::Passed => None,
+            Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_passes_against_the_builtin_gateway() {
+    require_root();
+    let r = run_in_lab(&baseline(), &[]).await;
+    assert!(r.passed(), "baseline failed: {:#?}", failures(&r));
+    assert!(r.leaks.is_empty());
+    // The wires really carried the tunnel: a handshake and data at least.
+    assert!(r.frames["gw"] >= 4, "frames: {:?}", r.frames);
+    assert!(r.frames["uplink"] >= 4, "frames: {:?}", r.frames);
+    assert!(r.handshake_after.is_some());
+}
+
+/// The pcap files open in tcpdump and hold the tunnel's traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcaps_open_in_tcpdump() {
+    require_root();
+    let run_id = new_run_id();
+    let out = tempfile::tempdir().unwrap();
+    let lab = Lab::build(Topology::default_profile(), &run_id)
+        .await
+        .unwrap();
+    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: out.path().to_path_buf(),
+        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+        env_overrides: BTreeMap::new(),
+        events: None,
+    };
+    let r = runner.run(&baseline()).await.unwrap();
+    let gw = r
+        .pcaps
+        .iter()
+        .find(|p| p.ends_with("baseline-gw.pcap"))
+        .unwrap();
+    let o = Command::new("tcpdump")
+        .args(["-nr"])
+        .arg(gw)
+        .output()
+        .expect("tcpdump not found: install it (ci/setup.sh does)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("172.21.0.2.") && text.contains("203.0.113.10.51820: UDP"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_provider_key_fails_with_a_message_naming_the_key() {
+    require_root();
+    let (_, wrong) = generate_keypair();
+    let mut scn = baseline();
+    // Keep the wait short: the point is the message, not the timeout.
+    if let scenario::Action::WaitHandshake { timeout } = &mut scn.steps[0].action {
+        *timeout = Duration::from_secs(3);
+    }
+    let r = run_in_lab(&scn, &[("WIREGUARD_PUBLIC_KEY", encode_key(&wrong))]).await;
+    assert!(!r.passed());
+    let f = failures(&r);
+    let (case, msg) = &f[0];
+    assert_eq!(case, "the WireGuard handshake completes");
+    assert!(msg.contains("no WireGuard handshake within 3s"), "{msg}");
+    assert!(msg.contains("WIREGUARD_PUBLIC_KEY"), "{msg}");
+    assert!(msg.contains("rejected"), "{msg}");
+    // With no tunnel, whoami and the provider's resolver are unreachable...
+    assert!(
+        f.iter().any(|(c, _)| c.starts_with("whoami sees")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|(c, _)| c.starts_with("a name resolves")),
+        "{f:#?}"
+    );
+    // ...and nothing leaked either: the default route still points into the
+    // (dead) tunnel.
+    assert!(r.leaks.is_empty(), "{:#?}", r.leaks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_refuses_its_config_is_reported_with_the_variable() {
+    require_root();
+    let r = run_in_lab(&baseline(), &[("VPN_ENDPOINT_PORT", "51820x".into())]).await;
+    let f = failures(&r);
+    let (_, msg) = &f[0];
+    assert!(msg.contains("the gateway exited"), "{msg}");
+    assert!(msg.contains("VPN_ENDPOINT_PORT"), "{msg}");
+}
+
+/// The leak check must be able to fail: a gateway told that the whole
+/// internet is a "local subnet" routes whoami outside the tunnel, and the
+/// scenario must name the leaked packets on both wires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_detects_traffic_routed_around_the_tunnel() {
+    require_root();
+    let r = run_in_lab(
+        &baseline(),
+        &[("FIREWALL_OUTBOUND_SUBNETS", "192.0.2.0/24".into())],
+    )
+    .await;
+    assert!(!r.passed());
+    let f = failures(&r);
+    let msgs: Vec<&str> = f.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("whoami saw 198.51.100.2, expected 203.0.113.77")),
+        "{f:#?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("leaked on gw")
+            && m.contains("172.21.0.2")
+            && m.contains("192.0.2.80:80")),
+        "{f:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("leaked on uplink") && m.contains("198.51.100.2")),
+        "{f:#?}"
+    );
+    // Leaks are tied to the step running when they were seen: the first one
+    // (the SYN) to the probe that caused it.
+    assert_eq!(
+        r.leaks[0].step, "whoami sees the VPN exit address over IPv4",
+        "{:#?}",
+        r.leaks
+    );
+    assert!(r.leaks.iter().all(|l| l.step != "setup"), "{:#?}", r.leaks);
+}
+
+#[test]
+fn the_guard_refuses_the_hosts_root_namespace() {
+    require_root();
+    // Pin the namespace this process runs in (the host's, as leakhound runs) under a leakhound-looking name (a mount, not a
+    // change to the namespace), and try to open it the way the lab does.
+    let name = format!("lh-{}-guard", new_run_id());
+    let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
+    std::fs::create_dir_all(netns::NETNS_DIR).unwrap();
+    std::fs::File::create(&path).unwrap();
+    nix::mount::mount(
+        Some("/proc/self/ns/net"),
+        &path,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let r = Netns::open(&name);
+    nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(r, Err(NetnsError::HostNamespace { .. })), "{r:?}");
+
+    // A plain file that is no namespace at all is refused too.
+    let name = format!("lh-{}-plain", new_run_id());
+    let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
+    std::fs::File::create(&path).unwrap();
+    let r = Netns::open(&name);
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(r, Err(NetnsError::HostNamespace { .. })), "{r:?}");
+}
+
+#[test]
+fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
+    require_root();
+    let dead = new_run_id();
+    let ns = Netns::create(&format!("lh-{dead}-gw")).unwrap();
+    // A process left running inside, as a killed run's gateway would be.
+    let mut cmd = Command::new("sleep");
+    cmd.arg("300");
+    ns.command(&mut cmd).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    drop(ns);
+    // A live run's namespace must survive the same reaping.
+    let live = new_run_id();
+    let _lock = netns::RunLock::acquire(&live).unwrap();
+    let live_ns = Netns::create(&format!("lh-{live}-gw")).unwrap();
+
+    let reaped = netns::reap_stale();
+    assert!(reaped.contains(&format!("lh-{dead}-gw")), "{reaped:?}");
+    assert!(ours(&dead).is_empty());
+    assert_eq!(ours(&live), vec![live_ns.name().to_string()]);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the process inside was not killed");
+    netns::remove(live_ns.name()).unwrap();
+    assert!(ours(&live).is_empty());
+}
+
+#[test]
+fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
+    require_root();
+    let before = netns::list_ours();
+    // A scenario that waits long for a handshake that cannot happen.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.toml"),
+        "name = \"slow\"\n[[step]]\naction = \"wait-handshake\"\ntimeout = \"60s\"\n",
+    )
+    .unwrap();
+    let (_, wrong) = generate_keypair();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(["run", "--quiet", "--only", "slow", "--scenarios"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .arg("--env")
+        .arg(format!("WIREGUARD_PUBLIC_KEY={}", encode_key(&wrong)))
+        .spawn()
+        .unwrap();
+    // Wait until its gateway host exists (the lab is built and running).
+    let t = Instant::now();
+    let run_ns = loop {
+        let new: Vec<String> = netns::list_ours()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        if let Some(gw) = new.iter().find(|n| n.ends_with(&format!("-{}", host::GW)))
+            && new.len() >= Topology::default_profile().hosts.len()
+        {
+            break netns::run_id_of(gw).unwrap().to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the lab never appeared"
+        );
+        std::thread::yield_now();
+    };
+    // Let the gateway start inside it, then interrupt.
+    let gw_ns = Netns::open(&format!("lh-{run_ns}-gw")).unwrap();
+    let ino = gw_ns.inode().unwrap();
+    drop(gw_ns);
+    while netns::pids_in(ino).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no gateway process appeared"
+        );
+        std::thread::yield_now();
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(ours(&run_ns).is_empty(), "left behind: {:?}", ours(&run_ns));
+}
