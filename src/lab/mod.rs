@@ -3,7 +3,9 @@
 //! down again (on success, error, panic and Ctrl-C: teardown is synchronous
 //! and runs from `Drop`). In-lab services live in the submodules.
 
+pub mod dependents;
 pub mod dns;
+pub mod http;
 pub mod netns;
 pub mod services;
 pub mod wgserver;

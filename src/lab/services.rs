@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::wgserver::{WgServer, WgServerSpec};
-use super::{Lab, LabError, dns, whoami};
+use super::{Lab, LabError, dependents, dns, whoami};
 use crate::model::topology::{addr, host};
 use crate::tunnel::generate_keypair;
 
@@ -120,6 +120,7 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
+        dependents::start(lab.ns(host::GW)?, log.clone(), cancel.clone())?;
         let wg = WgServer::start(
             lab,
             WgServerSpec {

@@ -5,8 +5,6 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request};
 use tokio_util::sync::CancellationToken;
 
 use super::LabError;
@@ -22,40 +20,7 @@ pub fn start(
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    let err = |source| LabError::Service {
-        service: SERVICE.to_string(),
-        source,
-    };
-    for &addr in listen {
-        let std_listener = ns
-            .run(move || -> std::io::Result<_> {
-                let l = std::net::TcpListener::bind(addr)?;
-                l.set_nonblocking(true)?;
-                Ok(l)
-            })?
-            .map_err(err)?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(err)?;
-        let log = log.clone();
-        let app = Router::new().fallback(
-            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
-                let log = log.clone();
-                async move {
-                    log.record(SERVICE, peer, format!("{} {}", req.method(), req.uri()));
-                    format!("{}\n", peer.ip())
-                }
-            },
-        );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::warn!("whoami on {addr}: {e}");
-            }
-        });
-    }
-    Ok(())
+    super::http::serve(ns, SERVICE, listen, log, cancel, |peer| {
+        format!("{}\n", peer.ip())
+    })
 }

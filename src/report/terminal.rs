@@ -1,6 +1,8 @@
 //! The terminal display: a line per assertion as the runner emits events,
 //! with a progress bar while a scenario runs, and a closing summary.
 
+use std::io::IsTerminal;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -12,7 +14,8 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     while let Some(e) = rx.recv().await {
         match e {
             Event::ScenarioStarted { name, cases } => {
-                if quiet {
+                // A bar only on a terminal; in CI logs, plain lines.
+                if quiet || !std::io::stderr().is_terminal() {
                     continue;
                 }
                 let b = ProgressBar::new(cases as u64);
@@ -48,7 +51,7 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     }
 }
 
-/// The closing summary.
+/// The closing summary, with the time from gateway start to handshake.
 pub fn summary(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let passed = results.iter().filter(|r| r.passed()).count();
@@ -67,6 +70,9 @@ pub fn summary(results: &[ScenarioResult]) -> String {
             r.leaks.len(),
             r.duration.as_secs_f64()
         ));
+        if let Some(h) = r.handshake_after {
+            out.push_str(&format!("     gateway start to handshake: {} ms\n", h.as_millis()));
+        }
         for l in r.leaks.iter().take(5) {
             out.push_str(&format!("     leak: {}\n", format_leak(l)));
         }

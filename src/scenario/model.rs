@@ -20,7 +20,9 @@
 //! action = "http"               # GET http://TARGET/leakhound/<nonce>
 //! from = "gw"                   # the lab host the probe runs in
 //! target = "192.0.2.80:80"
-//! expect = "seen-as 203.0.113.77"   # or "fail"
+//! expect = "seen-as 203.0.113.77"   # whoami saw this source; or "answer"
+//!                               # (any 2xx), or "fail" (no answer)
+//! logged-by = ["whoami"]        # optional, as for dns below
 //!
 //! [[step]]
 //! name = "DNS goes to the provider"
@@ -42,7 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::lab::services::{ISP_DNS, PROVIDER_DNS};
-use crate::lab::whoami;
+use crate::lab::{dependents, whoami};
 use crate::model::topology::{Topology, wire};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -61,7 +63,7 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 3] = [ISP_DNS, PROVIDER_DNS, whoami::SERVICE];
+pub const SERVICES: [&str; 4] = [ISP_DNS, PROVIDER_DNS, whoami::SERVICE, dependents::SERVICE];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expect {
@@ -82,6 +84,8 @@ pub enum Action {
         from: String,
         target: SocketAddr,
         expect: Expect,
+        logged_by: Vec<String>,
+        not_logged_by: Vec<String>,
     },
     Dns {
         from: String,
@@ -241,13 +245,12 @@ impl RawStep {
                     ("timeout", self.timeout.is_some()),
                 ])?;
                 let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if expect == Expect::Answer {
-                    return Err("http expects \"seen-as ADDRESS\" or \"fail\"".into());
-                }
                 Action::Http {
                     from: host(&self.from)?,
                     target: addr("target", &self.target)?,
                     expect,
+                    logged_by: services("logged-by", &self.logged_by)?,
+                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
                 }
             }
             "dns" => {

@@ -297,7 +297,12 @@ impl Runner<'_> {
                     from,
                     target,
                     expect,
-                } => self.http_step(from, *target, expect, &mut log).await?,
+                    logged_by,
+                    not_logged_by,
+                } => {
+                    self.http_step(from, *target, expect, logged_by, not_logged_by, &mut log)
+                        .await?
+                }
                 Action::Dns {
                     from,
                     server,
@@ -460,11 +465,49 @@ impl Runner<'_> {
         )
     }
 
+    /// Checks which lab services saw the probe's nonce: each in `logged_by`
+    /// must have, none in `not_logged_by` may have. Problems are appended.
+    fn far_end(
+        &self,
+        nonce: &str,
+        what: &str,
+        logged_by: &[String],
+        not_logged_by: &[String],
+        log: &mut Vec<String>,
+        problems: &mut Vec<String>,
+    ) {
+        for svc in logged_by {
+            match self.services.log.find(svc, nonce).first() {
+                Some(e) => log.push(format!("{svc} logged the {what} from {}", e.source)),
+                None => problems.push(format!("{svc} never received the {what}")),
+            }
+        }
+        for svc in not_logged_by {
+            for e in self.services.log.find(svc, nonce) {
+                problems.push(format!(
+                    "{svc} received the {what} from {} (a leak)",
+                    e.source
+                ));
+            }
+        }
+    }
+
+    fn verdict(problems: Vec<String>, log: &mut Vec<String>) -> Outcome {
+        if problems.is_empty() {
+            Outcome::Passed
+        } else {
+            log.extend(problems.iter().cloned());
+            fail(problems.join("; "), log.join("\n"))
+        }
+    }
+
     async fn http_step(
         &self,
         from: &str,
         target: SocketAddr,
         expect: &Expect,
+        logged_by: &[String],
+        not_logged_by: &[String],
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let ns = self.lab.ns(from)?;
@@ -472,53 +515,49 @@ impl Runner<'_> {
         let path = format!("/leakhound/{nonce}");
         log.push(format!("GET http://{target}{path} from {from}"));
         let r = probe::http_get(ns, target, &path, PROBE_TIMEOUT).await;
-        let seen = self.services.log.find(crate::lab::whoami::SERVICE, &nonce);
-        for e in &seen {
-            log.push(format!("whoami logged {} from {}", e.detail, e.source));
+        match &r {
+            Ok((status, body)) => log.push(format!("answer {status}: {body}")),
+            Err(e) => log.push(format!("no answer: {e}")),
         }
-        Ok(match (expect, r) {
-            (Expect::SeenAs(want), Ok((status, body))) => {
-                log.push(format!("answer {status}: {body}"));
-                if body != want.to_string() {
-                    fail(
-                        format!("whoami saw {body}, expected {want}"),
-                        log.join("\n"),
-                    )
-                } else if !seen.iter().any(|e| e.source.ip() == *want) {
-                    fail(
-                        format!("whoami's log has no request with nonce {nonce} from {want}"),
-                        log.join("\n"),
-                    )
-                } else {
-                    Outcome::Passed
+        let mut problems = Vec::new();
+        match (expect, &r) {
+            (Expect::SeenAs(want), Ok((_, body))) => {
+                if body != &want.to_string() {
+                    problems.push(format!("whoami saw {body}, expected {want}"));
+                } else if !self
+                    .services
+                    .log
+                    .find(crate::lab::whoami::SERVICE, &nonce)
+                    .iter()
+                    .any(|e| e.source.ip() == *want)
+                {
+                    problems.push(format!(
+                        "whoami's log has no request with nonce {nonce} from {want}"
+                    ));
                 }
             }
-            (Expect::SeenAs(want), Err(e)) => {
-                log.push(format!("probe failed: {e}"));
-                fail(
-                    format!("expected whoami to see {want}, but the request failed: {e}"),
-                    log.join("\n"),
-                )
+            (Expect::SeenAs(want), Err(e)) => problems.push(format!(
+                "expected whoami to see {want}, but the request failed: {e}"
+            )),
+            (Expect::Answer, Ok((status, _))) if (200..300).contains(status) => {}
+            (Expect::Answer, Ok((status, _))) => {
+                problems.push(format!("expected a 2xx answer, got {status}"))
             }
-            (Expect::Fail, Ok((_, body))) => fail(
-                format!("the request should have failed, but whoami answered and saw {body}"),
-                log.join("\n"),
-            ),
-            (Expect::Fail, Err(e)) => {
-                log.push(format!("failed as expected: {e}"));
-                if seen.is_empty() {
-                    Outcome::Passed
-                } else {
-                    fail(
-                        format!(
-                            "no answer came back, but whoami received the request (nonce {nonce})"
-                        ),
-                        log.join("\n"),
-                    )
-                }
-            }
-            (Expect::Answer, _) => unreachable!("validated by the scenario parser"),
-        })
+            (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
+            (Expect::Fail, Ok((_, body))) => problems.push(format!(
+                "the request should have failed, but it was answered: {body}"
+            )),
+            (Expect::Fail, Err(_)) => {}
+        }
+        self.far_end(
+            &nonce,
+            "request",
+            logged_by,
+            not_logged_by,
+            log,
+            &mut problems,
+        );
+        Ok(Self::verdict(problems, log))
     }
 
     async fn dns_step(
@@ -548,27 +587,15 @@ impl Runner<'_> {
             (Expect::Fail, Err(_)) => {}
             (Expect::SeenAs(_), _) => unreachable!("validated by the scenario parser"),
         }
-        for svc in logged_by {
-            let hits = self.services.log.find(svc, &nonce);
-            match hits.first() {
-                Some(e) => log.push(format!("{svc} logged the query from {}", e.source)),
-                None => problems.push(format!("{svc} never received the query")),
-            }
-        }
-        for svc in not_logged_by {
-            for e in self.services.log.find(svc, &nonce) {
-                problems.push(format!(
-                    "{svc} received the query from {} (a DNS leak)",
-                    e.source
-                ));
-            }
-        }
-        Ok(if problems.is_empty() {
-            Outcome::Passed
-        } else {
-            log.extend(problems.iter().cloned());
-            fail(problems.join("; "), log.join("\n"))
-        })
+        self.far_end(
+            &nonce,
+            "query",
+            logged_by,
+            not_logged_by,
+            log,
+            &mut problems,
+        );
+        Ok(Self::verdict(problems, log))
     }
 }
 

@@ -1,0 +1,75 @@
+//! A small logging HTTP server for lab services (whoami, the dependents'
+//! stand-ins): binds inside a namespace, answers every request with a body
+//! computed from the caller's address, and logs each request with its source.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use tokio_util::sync::CancellationToken;
+
+use super::LabError;
+use super::netns::Netns;
+use super::services::ServiceLog;
+
+/// Serves on every address in `listen` inside `ns` until `cancel`.
+pub fn serve(
+    ns: &Netns,
+    service: &'static str,
+    listen: &[SocketAddr],
+    log: ServiceLog,
+    cancel: CancellationToken,
+    body: impl Fn(SocketAddr) -> String + Send + Sync + 'static,
+) -> Result<(), LabError> {
+    let err = |source| LabError::Service {
+        service: service.to_string(),
+        source,
+    };
+    let body = Arc::new(body);
+    for &addr in listen {
+        let std_listener = ns.run(move || bind(addr))?.map_err(err)?;
+        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(err)?;
+        let (log, body) = (log.clone(), body.clone());
+        let app = Router::new().fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
+                let (log, body) = (log.clone(), body.clone());
+                async move {
+                    log.record(
+                        service,
+                        peer,
+                        format!("{} {} on {addr}", req.method(), req.uri()),
+                    );
+                    body(peer)
+                }
+            },
+        );
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(cancel.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::warn!("{service} on {addr}: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// A listening socket; IPv6 ones are IPv6-only so `[::]:P` and `0.0.0.0:P`
+/// can both be bound.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(128)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
