@@ -199,14 +199,7 @@ impl Nl {
             Some(d) => Some(self.index(d).await?),
             None => None,
         };
-        let msg = Self::route_msg(dst, via, oif)?;
-        self.handle
-            .route()
-            .add(msg)
-            .replace()
-            .execute()
-            .await
-            .map_err(req(format!("adding route {dst}")))
+        self.replace_route_idx(dst, via, oif).await
     }
 
     /// Adds (or replaces) a route out of an interface given by index.

@@ -71,7 +71,10 @@ pub fn summary(results: &[ScenarioResult]) -> String {
             r.duration.as_secs_f64()
         ));
         if let Some(h) = r.handshake_after {
-            out.push_str(&format!("     gateway start to handshake: {} ms\n", h.as_millis()));
+            out.push_str(&format!(
+                "     gateway start to handshake: {} ms\n",
+                h.as_millis()
+            ));
         }
         for l in r.leaks.iter().take(5) {
             out.push_str(&format!("     leak: {}\n", format_leak(l)));
