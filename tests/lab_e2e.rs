@@ -40,8 +40,17 @@ fn baseline() -> Scenario {
 /// Builds a lab, runs `scn` with extra gateway variables, tears down, and
 /// checks the teardown left nothing.
 async fn run_in_lab(scn: &Scenario, overrides: &[(&str, String)]) -> ScenarioResult {
-    let run_id = new_run_id();
     let out = tempfile::tempdir().unwrap();
+    run_in_lab_to(scn, overrides, out.path()).await
+}
+
+/// As [`run_in_lab`], with reports written to `out`.
+async fn run_in_lab_to(
+    scn: &Scenario,
+    overrides: &[(&str, String)],
+    out: &std::path::Path,
+) -> ScenarioResult {
+    let run_id = new_run_id();
     let mut lab = Lab::build(Topology::default_profile(), &run_id)
         .await
         .unwrap();
@@ -50,7 +59,7 @@ async fn run_in_lab(scn: &Scenario, overrides: &[(&str, String)]) -> ScenarioRes
     let runner = Runner {
         lab: &lab,
         services: &services,
-        out_dir: out.path().to_path_buf(),
+        out_dir: out.to_path_buf(),
         gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
         env_overrides: overrides
             .iter()
@@ -103,21 +112,8 @@ async fn baseline_passes_against_the_builtin_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcaps_open_in_tcpdump() {
     require_root();
-    let run_id = new_run_id();
     let out = tempfile::tempdir().unwrap();
-    let lab = Lab::build(Topology::default_profile(), &run_id)
-        .await
-        .unwrap();
-    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: out.path().to_path_buf(),
-        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        env_overrides: BTreeMap::new(),
-        events: None,
-    };
-    let r = runner.run(&baseline()).await.unwrap();
+    let r = run_in_lab_to(&baseline(), &[], out.path()).await;
     let gw = r
         .pcaps
         .iter()
