@@ -330,3 +330,19 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
     assert_eq!(status.code(), Some(2));
     assert!(ours(&run_ns).is_empty(), "left behind: {:?}", ours(&run_ns));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_run_removes_the_lab() {
+    require_root();
+    let run_id = new_run_id();
+    let id = run_id.clone();
+    let task = tokio::spawn(async move {
+        let lab = Lab::build(Topology::default_profile(), &id).await.unwrap();
+        let _services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+        assert!(!ours(&id).is_empty());
+        panic!("a step blew up");
+    });
+    let r = task.await;
+    assert!(r.unwrap_err().is_panic());
+    assert!(ours(&run_id).is_empty(), "left behind: {:?}", ours(&run_id));
+}
