@@ -8,6 +8,7 @@
 //! touched, so bad input never leaves a half-configured gateway.
 
 pub mod config;
+pub mod firewall;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

@@ -1,0 +1,9 @@
+//! The gateway's kill switch: the policy value and its compilation
+//! ([`policy`]), and applying it to the kernel and reading it back
+//! ([`apply`]). Rules live in the kernel, so a crashed gateway stays closed.
+
+pub mod apply;
+pub mod policy;
+
+pub use apply::{FirewallError, apply, remove};
+pub use policy::{FirewallPolicy, SubnetPorts};

@@ -1,0 +1,700 @@
+//! The kill switch as a value: what the gateway lets through, built from its
+//! configuration and compiled into one nftables batch (JSON, via the
+//! `nftables` crate). Pure: no I/O, unit-tested on the compiled output.
+//!
+//! Two tables, both leakhound's own and replaced atomically as a whole:
+//! * `inet leakhound`: input, output and forward filter chains, policy drop,
+//!   for IPv4 and IPv6 alike.
+//! * `netdev leakhound_egress`: an egress filter on the underlay device, so
+//!   even frames written straight to it with an AF_PACKET socket (which skip
+//!   the inet hooks) cannot leave except to the endpoint and allowed subnets.
+//!
+//! Every rule carries a comment naming why it exists; the verifier reads the
+//! table back and checks each of them is there.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use nftables::batch::Batch;
+use nftables::expr::{
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem,
+};
+use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
+use nftables::stmt::{Counter, Log, Match, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+pub const TABLE: &str = "leakhound";
+pub const EGRESS_TABLE: &str = "leakhound_egress";
+
+/// Ports open to one LAN subnet (leakhound's per-subnet inbound rules).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubnetPorts {
+    pub subnet: IpNet,
+    pub ports: Vec<u16>,
+}
+
+/// Everything the kill switch needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirewallPolicy {
+    /// The underlay interface (towards the endpoint), e.g. eth0.
+    pub underlay: String,
+    /// The tunnel interface, e.g. wg0.
+    pub tunnel: String,
+    /// The tunnel's own addresses (nothing from the underlay may reach them).
+    pub tunnel_addrs: Vec<IpAddr>,
+    pub endpoint: SocketAddr,
+    /// FIREWALL_OUTBOUND_SUBNETS: reachable outside the tunnel, both ways for
+    /// connections the gateway side opens.
+    pub outbound_subnets: Vec<IpNet>,
+    /// FIREWALL_INPUT_PORTS: TCP/UDP ports open on the underlay to anyone.
+    pub input_ports: Vec<u16>,
+    /// FIREWALL_VPN_INPUT_PORTS: ports open on the tunnel interface.
+    pub vpn_input_ports: Vec<u16>,
+    /// FIREWALL_INPUT_SUBNET_PORTS: TCP ports open to one subnet each.
+    pub subnet_ports: Vec<SubnetPorts>,
+    /// FIREWALL_DEBUG: counters on every rule and a log line per drop.
+    pub debug: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Hook {
+    Input,
+    Output,
+    Forward,
+    Egress,
+}
+
+impl Hook {
+    fn chain(self) -> &'static str {
+        match self {
+            Hook::Input => "input",
+            Hook::Output => "output",
+            Hook::Forward => "forward",
+            Hook::Egress => "egress",
+        }
+    }
+}
+
+fn named(n: NamedExpression<'static>) -> Expression<'static> {
+    Expression::Named(n)
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    named(NamedExpression::Meta(Meta { key }))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: Cow::Borrowed(protocol),
+            field: Cow::Borrowed(field),
+        },
+    )))
+}
+
+fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::EQ,
+    })
+}
+
+fn net_expr(n: &IpNet) -> Expression<'static> {
+    let max = if n.addr().is_ipv4() { 32 } else { 128 };
+    if n.prefix_len() == max {
+        Expression::String(n.addr().to_string().into())
+    } else {
+        named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(Expression::String(n.network().to_string().into())),
+            len: n.prefix_len() as u32,
+        }))
+    }
+}
+
+fn set_or_one(mut items: Vec<Expression<'static>>) -> Expression<'static> {
+    if items.len() == 1 {
+        items.remove(0)
+    } else {
+        named(NamedExpression::Set(
+            items.into_iter().map(SetItem::Element).collect(),
+        ))
+    }
+}
+
+fn ports_expr(ports: &[u16]) -> Expression<'static> {
+    set_or_one(
+        ports
+            .iter()
+            .map(|p| Expression::Number(*p as u32))
+            .collect(),
+    )
+}
+
+/// A rule before compilation: all matches are ANDed.
+#[derive(Debug, Clone)]
+struct R {
+    hook: Hook,
+    stmts: Vec<Statement<'static>>,
+    accept: bool,
+    comment: String,
+}
+
+impl R {
+    fn new(hook: Hook, comment: impl Into<String>) -> R {
+        R {
+            hook,
+            stmts: Vec::new(),
+            accept: true,
+            comment: comment.into(),
+        }
+    }
+    fn m(mut self, s: Statement<'static>) -> R {
+        self.stmts.push(s);
+        self
+    }
+    fn iif(self, name: &str) -> R {
+        self.m(eq(
+            meta(MetaKey::Iifname),
+            Expression::String(name.to_string().into()),
+        ))
+    }
+    fn oif(self, name: &str) -> R {
+        self.m(eq(
+            meta(MetaKey::Oifname),
+            Expression::String(name.to_string().into()),
+        ))
+    }
+    fn not_iif(self, name: &str) -> R {
+        self.m(Statement::Match(Match {
+            left: meta(MetaKey::Iifname),
+            right: Expression::String(name.to_string().into()),
+            op: Operator::NEQ,
+        }))
+    }
+    /// Source (or destination) in `nets`, which must be of one family.
+    fn addr(self, dst: bool, nets: &[IpNet]) -> R {
+        let v6 = nets[0].addr().is_ipv6();
+        let proto = if v6 { "ip6" } else { "ip" };
+        let field = if dst { "daddr" } else { "saddr" };
+        self.m(eq(
+            payload(proto, field),
+            set_or_one(nets.iter().map(net_expr).collect()),
+        ))
+    }
+    fn l4(self, proto: &'static str) -> R {
+        self.m(eq(meta(MetaKey::L4proto), Expression::String(proto.into())))
+    }
+    fn port(self, proto: &'static str, dst: bool, ports: &[u16]) -> R {
+        self.m(eq(
+            payload(proto, if dst { "dport" } else { "sport" }),
+            ports_expr(ports),
+        ))
+    }
+    fn ct(self, states: &[&'static str]) -> R {
+        self.m(Statement::Match(Match {
+            left: named(NamedExpression::CT(CT {
+                key: "state".into(),
+                family: None,
+                dir: None,
+            })),
+            right: Expression::List(
+                states
+                    .iter()
+                    .map(|s| Expression::String((*s).into()))
+                    .collect(),
+            ),
+            op: Operator::IN,
+        }))
+    }
+    fn drop(mut self) -> R {
+        self.accept = false;
+        self
+    }
+}
+
+/// Splits nets by family: (IPv4, IPv6).
+fn by_family(nets: &[IpNet]) -> [Vec<IpNet>; 2] {
+    let v4 = nets
+        .iter()
+        .filter(|n| n.addr().is_ipv4())
+        .copied()
+        .collect();
+    let v6 = nets
+        .iter()
+        .filter(|n| n.addr().is_ipv6())
+        .copied()
+        .collect();
+    [v4, v6]
+}
+
+/// ICMPv6 that IPv6 needs on a link: neighbour and router discovery, MLD.
+const ICMPV6_LINK: [&str; 7] = [
+    "nd-router-solicit",
+    "nd-router-advert",
+    "nd-neighbor-solicit",
+    "nd-neighbor-advert",
+    "mld-listener-query",
+    "mld-listener-report",
+    "mld2-listener-report",
+];
+
+impl FirewallPolicy {
+    fn rules(&self) -> Vec<R> {
+        use Hook::*;
+        let ul = self.underlay.as_str();
+        let tun = self.tunnel.as_str();
+        let ep = IpNet::from(self.endpoint.ip());
+        let ep_port = [self.endpoint.port()];
+        let mut r = vec![
+            R::new(Input, "loopback in").iif("lo"),
+            R::new(Output, "loopback out").oif("lo"),
+            R::new(Input, "drop invalid").ct(&["invalid"]).drop(),
+        ];
+        // CVE-2019-14899: nothing from outside the tunnel may reach the
+        // tunnel's addresses.
+        for fam in by_family(
+            &self
+                .tunnel_addrs
+                .iter()
+                .map(|a| IpNet::from(*a))
+                .collect::<Vec<_>>(),
+        ) {
+            if !fam.is_empty() {
+                r.push(
+                    R::new(Input, "tunnel address only via the tunnel")
+                        .not_iif(tun)
+                        .not_iif("lo")
+                        .addr(true, &fam)
+                        .drop(),
+                );
+            }
+        }
+        r.extend([
+            R::new(Output, "wireguard to the endpoint")
+                .oif(ul)
+                .addr(true, &[ep])
+                .l4("udp")
+                .port("udp", true, &ep_port),
+            R::new(Input, "wireguard from the endpoint")
+                .iif(ul)
+                .addr(false, &[ep])
+                .l4("udp")
+                .port("udp", false, &ep_port),
+            R::new(Output, "anything into the tunnel").oif(tun),
+            R::new(Input, "replies from the tunnel")
+                .iif(tun)
+                .ct(&["established", "related"]),
+        ]);
+        for fam in by_family(&self.outbound_subnets) {
+            if fam.is_empty() {
+                continue;
+            }
+            r.push(
+                R::new(Output, "to outbound subnets")
+                    .oif(ul)
+                    .addr(true, &fam),
+            );
+            r.push(
+                R::new(Input, "replies from outbound subnets")
+                    .iif(ul)
+                    .addr(false, &fam)
+                    .ct(&["established", "related"]),
+            );
+        }
+        for sp in &self.subnet_ports {
+            let c = format!("tcp {:?} from {}", sp.ports, sp.subnet);
+            r.push(
+                R::new(Input, c.clone())
+                    .iif(ul)
+                    .addr(false, &[sp.subnet])
+                    .l4("tcp")
+                    .port("tcp", true, &sp.ports),
+            );
+            r.push(
+                R::new(Output, format!("replies: {c}"))
+                    .oif(ul)
+                    .addr(true, &[sp.subnet])
+                    .l4("tcp")
+                    .port("tcp", false, &sp.ports)
+                    .ct(&["established"]),
+            );
+        }
+        for proto in ["tcp", "udp"] {
+            if !self.input_ports.is_empty() {
+                r.push(
+                    R::new(Input, format!("FIREWALL_INPUT_PORTS {proto}"))
+                        .iif(ul)
+                        .l4(proto)
+                        .port(proto, true, &self.input_ports),
+                );
+                r.push(
+                    R::new(Output, format!("replies: FIREWALL_INPUT_PORTS {proto}"))
+                        .oif(ul)
+                        .l4(proto)
+                        .port(proto, false, &self.input_ports)
+                        .ct(&["established"]),
+                );
+            }
+            if !self.vpn_input_ports.is_empty() {
+                r.push(
+                    R::new(Input, format!("FIREWALL_VPN_INPUT_PORTS {proto}"))
+                        .iif(tun)
+                        .l4(proto)
+                        .port(proto, true, &self.vpn_input_ports),
+                );
+            }
+        }
+        let icmpv6 = set_or_one(
+            ICMPV6_LINK
+                .iter()
+                .map(|t| Expression::String((*t).into()))
+                .collect(),
+        );
+        let link_local: IpNet = "fe80::/10".parse().expect("net");
+        for hook in [Input, Output] {
+            let dir = if hook == Input {
+                R::new(hook, "icmpv6 link housekeeping in").iif(ul)
+            } else {
+                R::new(hook, "icmpv6 link housekeeping out").oif(ul)
+            };
+            r.push(dir.l4("ipv6-icmp").m(Statement::Match(Match {
+                left: payload("icmpv6", "type"),
+                right: icmpv6.clone(),
+                op: Operator::EQ,
+            })));
+        }
+
+        // The egress filter: what may be written to the underlay device at all,
+        // by the stack or by a raw socket.
+        r.push(R::new(Egress, "arp").m(eq(
+            payload("ether", "type"),
+            Expression::String("arp".into()),
+        )));
+        r.push(
+            R::new(Egress, "wireguard to the endpoint")
+                .addr(true, &[ep])
+                .m(eq(payload("udp", "dport"), ports_expr(&ep_port))),
+        );
+        let mut lan: Vec<IpNet> = self.outbound_subnets.clone();
+        lan.extend(self.subnet_ports.iter().map(|s| s.subnet));
+        for fam in by_family(&lan) {
+            if !fam.is_empty() {
+                r.push(R::new(Egress, "to allowed subnets").addr(true, &fam));
+            }
+        }
+        if !self.input_ports.is_empty() {
+            for proto in ["tcp", "udp"] {
+                r.push(
+                    R::new(Egress, format!("replies: FIREWALL_INPUT_PORTS {proto}"))
+                        .m(eq(payload(proto, "sport"), ports_expr(&self.input_ports))),
+                );
+            }
+        }
+        r.push(
+            R::new(Egress, "icmpv6 link housekeeping")
+                .addr(false, &[link_local])
+                .m(Statement::Match(Match {
+                    left: payload("icmpv6", "type"),
+                    right: icmpv6,
+                    op: Operator::EQ,
+                })),
+        );
+        r
+    }
+
+    /// (chain, comment) of every rule: what the verifier looks for.
+    pub fn comments(&self) -> Vec<(String, String)> {
+        self.rules()
+            .into_iter()
+            .map(|r| (r.hook.chain().to_string(), r.comment))
+            .collect()
+    }
+
+    /// One atomic batch: (re)create both tables with all chains and rules.
+    /// Existing tables are deleted in the same transaction, so there is no
+    /// moment without a kill switch.
+    pub fn compile(&self) -> Nftables<'static> {
+        let mut b = Batch::new();
+        let inet = NfFamily::INet;
+        let netdev = NfFamily::NetDev;
+        for (family, name) in [(inet, TABLE), (netdev, EGRESS_TABLE)] {
+            let t = Table {
+                family,
+                name: name.into(),
+                handle: None,
+            };
+            b.add(NfListObject::Table(t.clone()));
+            b.delete(NfListObject::Table(t.clone()));
+            b.add(NfListObject::Table(t));
+        }
+        for hook in [Hook::Input, Hook::Output, Hook::Forward, Hook::Egress] {
+            let (family, table, nfhook, dev) = match hook {
+                Hook::Input => (inet, TABLE, NfHook::Input, None),
+                Hook::Output => (inet, TABLE, NfHook::Output, None),
+                Hook::Forward => (inet, TABLE, NfHook::Forward, None),
+                Hook::Egress => (
+                    netdev,
+                    EGRESS_TABLE,
+                    NfHook::Egress,
+                    Some(self.underlay.clone().into()),
+                ),
+            };
+            b.add(NfListObject::Chain(Chain {
+                family,
+                table: table.into(),
+                name: hook.chain().into(),
+                _type: Some(NfChainType::Filter),
+                hook: Some(nfhook),
+                prio: Some(0),
+                dev,
+                policy: Some(NfChainPolicy::Drop),
+                ..Default::default()
+            }));
+        }
+        let rules = self.rules();
+        for rule in &rules {
+            let (family, table) = if rule.hook == Hook::Egress {
+                (netdev, EGRESS_TABLE)
+            } else {
+                (inet, TABLE)
+            };
+            let mut expr = rule.stmts.clone();
+            if self.debug {
+                expr.push(Statement::Counter(Counter::Anonymous(None)));
+            }
+            expr.push(if rule.accept {
+                Statement::Accept(None)
+            } else {
+                Statement::Drop(None)
+            });
+            b.add(NfListObject::Rule(Rule {
+                family,
+                table: table.into(),
+                chain: rule.hook.chain().into(),
+                expr: expr.into(),
+                comment: Some(rule.comment.clone().into()),
+                ..Default::default()
+            }));
+        }
+        if self.debug {
+            for hook in [Hook::Input, Hook::Output, Hook::Forward, Hook::Egress] {
+                let (family, table) = if hook == Hook::Egress {
+                    (netdev, EGRESS_TABLE)
+                } else {
+                    (inet, TABLE)
+                };
+                b.add(NfListObject::Rule(Rule {
+                    family,
+                    table: table.into(),
+                    chain: hook.chain().into(),
+                    expr: vec![
+                        Statement::Counter(Counter::Anonymous(None)),
+                        Statement::Log(Some(Log {
+                            prefix: Some(format!("leakhound-drop-{}: ", hook.chain()).into()),
+                            ..Log::new(None)
+                        })),
+                    ]
+                    .into(),
+                    comment: Some("debug: count and log what the policy drops".into()),
+                    ..Default::default()
+                }));
+            }
+        }
+        b.to_nftables()
+    }
+
+    /// A batch that removes both tables (FIREWALL_ENABLED...=off, or a
+    /// requested cleanup on exit).
+    pub fn removal() -> Nftables<'static> {
+        let mut b = Batch::new();
+        for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
+            let t = Table {
+                family,
+                name: name.into(),
+                handle: None,
+            };
+            b.add(NfListObject::Table(t.clone()));
+            b.delete(NfListObject::Table(t));
+        }
+        b.to_nftables()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn seed_policy() -> FirewallPolicy {
+        FirewallPolicy {
+            underlay: "eth0".into(),
+            tunnel: "wg0".into(),
+            tunnel_addrs: vec!["10.64.0.2".parse().unwrap()],
+            endpoint: "203.0.113.10:51820".parse().unwrap(),
+            outbound_subnets: vec![
+                "172.21.0.0/16".parse().unwrap(),
+                "172.20.0.0/16".parse().unwrap(),
+            ],
+            input_ports: vec![],
+            vpn_input_ports: vec![],
+            subnet_ports: vec![
+                SubnetPorts {
+                    subnet: "192.168.10.0/24".parse().unwrap(),
+                    ports: vec![8080, 9696, 6789],
+                },
+                SubnetPorts {
+                    subnet: "192.168.40.0/24".parse().unwrap(),
+                    ports: vec![8080, 9696],
+                },
+            ],
+            debug: false,
+        }
+    }
+
+    fn json(p: &FirewallPolicy) -> serde_json::Value {
+        serde_json::to_value(p.compile()).unwrap()
+    }
+
+    fn rules_in(v: &serde_json::Value, chain: &str) -> Vec<serde_json::Value> {
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("rule").cloned())
+            .filter(|r| r["chain"] == chain)
+            .collect()
+    }
+
+    #[test]
+    fn every_base_chain_drops_by_default() {
+        let v = json(&seed_policy());
+        let chains: Vec<_> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("chain").cloned())
+            .collect();
+        assert_eq!(chains.len(), 4);
+        for c in &chains {
+            assert_eq!(c["policy"], "drop", "{c}");
+        }
+        let egress = chains.iter().find(|c| c["name"] == "egress").unwrap();
+        assert_eq!(egress["family"], "netdev");
+        assert_eq!(egress["dev"], "eth0");
+        assert_eq!(egress["hook"], "egress");
+    }
+
+    #[test]
+    fn tables_are_replaced_atomically_in_one_batch() {
+        let v = json(&seed_policy());
+        let objs = v["nftables"].as_array().unwrap();
+        // add, delete, add for each table, before anything else.
+        assert!(objs[0]["add"]["table"].is_object());
+        assert!(objs[1]["delete"]["table"].is_object());
+        assert!(objs[2]["add"]["table"].is_object());
+    }
+
+    #[test]
+    fn the_seeds_inbound_rules_are_per_subnet() {
+        let v = json(&seed_policy());
+        let input = rules_in(&v, "input");
+        let admin = input
+            .iter()
+            .find(|r| r["comment"] == "tcp [8080, 9696, 6789] from 192.168.10.0/24")
+            .expect("admin rule");
+        let s = admin.to_string();
+        assert!(
+            s.contains(r#""prefix":{"addr":"192.168.10.0","len":24}"#),
+            "{s}"
+        );
+        assert!(
+            s.contains("8080") && s.contains("9696") && s.contains("6789"),
+            "{s}"
+        );
+        let media = input
+            .iter()
+            .find(|r| r["comment"] == "tcp [8080, 9696] from 192.168.40.0/24")
+            .expect("media rule");
+        assert!(!media.to_string().contains("6789"));
+        // No rule opens anything to 192.168.30.0/24.
+        assert!(!v.to_string().contains("192.168.30"));
+    }
+
+    #[test]
+    fn the_tunnel_address_is_unreachable_from_outside_the_tunnel() {
+        let v = json(&seed_policy());
+        let input = rules_in(&v, "input");
+        let r = input
+            .iter()
+            .find(|r| r["comment"] == "tunnel address only via the tunnel")
+            .unwrap();
+        let s = r.to_string();
+        assert!(
+            s.contains(r#""right":"10.64.0.2""#) && s.contains(r#""drop":null"#),
+            "{s}"
+        );
+        // It comes before any accept rule that could match underlay traffic.
+        let pos = |c: &str| input.iter().position(|r| r["comment"] == c).unwrap();
+        assert!(pos("tunnel address only via the tunnel") < pos("wireguard from the endpoint"));
+    }
+
+    #[test]
+    fn egress_allows_only_arp_the_endpoint_allowed_subnets_and_link_icmpv6() {
+        let v = json(&seed_policy());
+        let egress: Vec<String> = rules_in(&v, "egress")
+            .iter()
+            .map(|r| r["comment"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            egress,
+            vec![
+                "arp",
+                "wireguard to the endpoint",
+                "to allowed subnets",
+                "icmpv6 link housekeeping"
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_subnets_get_ip6_matches() {
+        let mut p = seed_policy();
+        p.outbound_subnets.push("2001:db8:21::/64".parse().unwrap());
+        let v = json(&p);
+        let out = rules_in(&v, "output");
+        let v6: Vec<_> = out
+            .iter()
+            .filter(|r| r.to_string().contains(r#""protocol":"ip6""#))
+            .collect();
+        assert!(
+            v6.iter().any(|r| r.to_string().contains("2001:db8:21::")),
+            "{v6:?}"
+        );
+    }
+
+    #[test]
+    fn debug_adds_counters_and_logged_drops() {
+        let mut p = seed_policy();
+        assert!(!json(&p).to_string().contains("counter"));
+        p.debug = true;
+        let s = json(&p).to_string();
+        assert!(
+            s.contains("counter") && s.contains("leakhound-drop-output: "),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn comments_are_unique_per_chain() {
+        let p = seed_policy();
+        let rules = p.rules();
+        for r in &rules {
+            let same = rules
+                .iter()
+                .filter(|o| o.hook == r.hook && o.comment == r.comment)
+                .count();
+            assert_eq!(same, 1, "duplicate comment {:?} in {:?}", r.comment, r.hook);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The kill switch against a real kernel, in a scratch namespace (root).
+
+use leakhound::gateway::firewall::{self, FirewallPolicy, SubnetPorts};
+use leakhound::lab::netns::{self, Netns};
+use leakhound::lab::new_run_id;
+
+fn policy(debug: bool) -> FirewallPolicy {
+    FirewallPolicy {
+        underlay: "eth0".into(),
+        tunnel: "wg0".into(),
+        tunnel_addrs: vec!["10.64.0.2".parse().unwrap(), "fd00:64::2".parse().unwrap()],
+        endpoint: "203.0.113.10:51820".parse().unwrap(),
+        outbound_subnets: vec![
+            "172.21.0.0/16".parse().unwrap(),
+            "2001:db8:21::/64".parse().unwrap(),
+        ],
+        input_ports: vec![8000],
+        vpn_input_ports: vec![51413],
+        subnet_ports: vec![SubnetPorts {
+            subnet: "192.168.10.0/24".parse().unwrap(),
+            ports: vec![8080, 9696, 6789],
+        }],
+        debug,
+    }
+}
+
+/// Removes the scratch namespace even when an assertion fails.
+struct Scratch(Netns);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = netns::remove(self.0.name());
+    }
+}
+
+/// A namespace with an `eth0` (one end of a veth pair) for the egress hook.
+fn scratch() -> Scratch {
+    assert!(nix::unistd::Uid::effective().is_root(), "needs root");
+    let ns = Netns::create(&format!("lh-{}-fw", new_run_id())).unwrap();
+    let st = ns
+        .run(|| {
+            std::process::Command::new("ip")
+                .args(["link", "add", "eth0", "type", "veth", "peer", "name", "p0"])
+                .status()
+        })
+        .unwrap()
+        .unwrap();
+    assert!(st.success());
+    Scratch(ns)
+}
+
+#[test]
+fn the_policy_applies_verifies_and_reapplies_atomically() {
+    let guard = scratch();
+    let ns = &guard.0;
+    for debug in [false, true, false] {
+        let took = ns
+            .run(move || firewall::apply(&policy(debug)))
+            .unwrap()
+            .unwrap();
+        assert!(took.as_millis() < 1000, "{took:?}");
+    }
+    // Someone removes a rule behind our back: verification notices.
+    let st = ns
+        .run(|| {
+            std::process::Command::new("nft")
+                .args(["flush", "chain", "netdev", "leakhound_egress", "egress"])
+                .status()
+        })
+        .unwrap()
+        .unwrap();
+    assert!(st.success());
+    let err = ns
+        .run(|| firewall::apply::verify(&policy(false)))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("not the one applied"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(r#"("egress", "wireguard to the endpoint")"#),
+        "{msg}"
+    );
+    assert!(!msg.contains(r#"("output", "#), "{msg}");
+    ns.run(firewall::remove).unwrap().unwrap();
+}
