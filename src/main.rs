@@ -130,6 +130,7 @@ fn main() -> ExitCode {
 }
 
 fn gateway_main() -> ExitCode {
+    let started = std::time::Instant::now();
     init_tracing("info");
     // Everything is checked before anything is touched.
     let cfg = match GatewayConfig::from_env(std::env::vars()) {
@@ -150,7 +151,7 @@ fn gateway_main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(gateway::run(cfg)) {
+    match rt.block_on(gateway::run(cfg, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::from(e);

@@ -89,6 +89,24 @@ impl Nl {
         }
     }
 
+    /// The name of the interface with this index.
+    pub async fn name_of(&self, index: u32) -> Result<String> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self.handle.link().get().match_index(index).execute();
+        let msg = links
+            .try_next()
+            .await
+            .map_err(req(format!("looking up interface {index}")))?
+            .ok_or_else(|| NetlinkError::NoSuchLink(format!("index {index}")))?;
+        msg.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::NoSuchLink(format!("index {index}")))
+    }
+
     pub async fn set_up(&self, name: &str) -> Result<()> {
         let idx = self.index(name).await?;
         self.handle

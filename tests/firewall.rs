@@ -58,7 +58,10 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
             .run(move || firewall::apply(&policy(debug)))
             .unwrap()
             .unwrap();
-        assert!(took.as_millis() < 1000, "{took:?}");
+        assert!(
+            took.closed.as_secs() < 5 && took.verified.as_secs() < 5,
+            "{took:?}"
+        );
     }
     // Someone removes a rule behind our back: verification notices.
     let st = ns

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+use super::firewall::SubnetPorts;
 use crate::tunnel::{KeyError, parse_key};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -48,6 +49,27 @@ pub struct GatewayConfig {
     pub interface: String,
     /// Subnets reached outside the tunnel (FIREWALL_OUTBOUND_SUBNETS).
     pub outbound_subnets: Vec<IpNet>,
+    pub firewall: FirewallSettings,
+}
+
+/// The kill switch's settings, from Gluetun's FIREWALL_* variables and
+/// leakhound's own FIREWALL_INPUT_SUBNET_PORTS and FIREWALL_ON_EXIT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirewallSettings {
+    /// FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT (default on).
+    pub enabled: bool,
+    /// FIREWALL_INPUT_PORTS: open on the underlay to any source.
+    pub input_ports: Vec<u16>,
+    /// FIREWALL_VPN_INPUT_PORTS: open on the tunnel interface.
+    pub vpn_input_ports: Vec<u16>,
+    /// FIREWALL_INPUT_SUBNET_PORTS: `SUBNET=PORT,PORT;SUBNET=PORT`, TCP ports
+    /// open to one subnet each (the seed's per-subnet inbound rules).
+    pub subnet_ports: Vec<SubnetPorts>,
+    /// FIREWALL_DEBUG: counters and logged drops.
+    pub debug: bool,
+    /// FIREWALL_ON_EXIT: `keep` (default: a stopped gateway stays closed) or
+    /// `remove`.
+    pub remove_on_exit: bool,
 }
 
 impl GatewayConfig {
@@ -113,6 +135,63 @@ fn subnets(env: &Env, var: &'static str) -> Result<Vec<IpNet>> {
         .collect()
 }
 
+fn ports(var: &'static str, v: &str) -> Result<Vec<u16>> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| invalid(var, v, format!("{p:?} is not a port 1-65535")))
+        })
+        .collect()
+}
+
+fn port_list(env: &Env, var: &'static str) -> Result<Vec<u16>> {
+    env.get(var)
+        .map(|v| ports(var, v))
+        .unwrap_or(Ok(Vec::new()))
+}
+
+/// `192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696`
+fn subnet_ports(env: &Env, var: &'static str) -> Result<Vec<SubnetPorts>> {
+    let Some(v) = env.get(var) else {
+        return Ok(Vec::new());
+    };
+    v.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (net, p) = entry.split_once('=').ok_or_else(|| {
+                invalid(
+                    var,
+                    entry,
+                    "expected SUBNET=PORT,PORT (entries separated by ;)",
+                )
+            })?;
+            let subnet: IpNet = net.trim().parse().map_err(|_| {
+                invalid(var, entry, format!("{:?} is not a CIDR subnet", net.trim()))
+            })?;
+            if subnet.trunc() != subnet {
+                return Err(invalid(
+                    var,
+                    entry,
+                    format!("host bits are set; did you mean {}?", subnet.trunc()),
+                ));
+            }
+            let ports = ports(var, p).map_err(|e| match e {
+                ConfigError::Invalid { why, .. } => invalid(var, entry, why),
+                other => other,
+            })?;
+            if ports.is_empty() {
+                return Err(invalid(var, entry, "no port given"));
+            }
+            Ok(SubnetPorts { subnet, ports })
+        })
+        .collect()
+}
+
 fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
     match env.get(var).map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),
@@ -132,8 +211,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("BLOCK_SURVEILLANCE", "off"),
     ("BLOCK_ADS", "off"),
     ("VPN_PORT_FORWARDING", "off"),
-    ("FIREWALL_VPN_INPUT_PORTS", ""),
-    ("FIREWALL_INPUT_PORTS", ""),
 ];
 
 impl GatewayConfig {
@@ -289,8 +366,25 @@ impl GatewayConfig {
             ));
         }
         let outbound_subnets = subnets(&env, "FIREWALL_OUTBOUND_SUBNETS")?;
-        // Accepted and checked now; acted on by the DNS and firewall parts.
+        // Accepted and checked now; acted on by the DNS part.
         on_off(&env, "DNS_KEEP_NAMESERVER", false)?;
+        let firewall = FirewallSettings {
+            enabled: on_off(
+                &env,
+                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
+                true,
+            )?,
+            input_ports: port_list(&env, "FIREWALL_INPUT_PORTS")?,
+            vpn_input_ports: port_list(&env, "FIREWALL_VPN_INPUT_PORTS")?,
+            subnet_ports: subnet_ports(&env, "FIREWALL_INPUT_SUBNET_PORTS")?,
+            debug: on_off(&env, "FIREWALL_DEBUG", false)?,
+            remove_on_exit: match env.get("FIREWALL_ON_EXIT").map(|v| v.to_ascii_lowercase()) {
+                None => false,
+                Some(v) if v == "keep" => false,
+                Some(v) if v == "remove" => true,
+                Some(v) => return Err(invalid("FIREWALL_ON_EXIT", &v, "expected keep or remove")),
+            },
+        };
 
         Ok(GatewayConfig {
             private_key,
@@ -302,6 +396,7 @@ impl GatewayConfig {
             keepalive,
             interface,
             outbound_subnets,
+            firewall,
         })
     }
 }
@@ -392,6 +487,18 @@ mod tests {
             ("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", "often"),
             ("DNS_KEEP_NAMESERVER", "maybe"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
+            ("FIREWALL_INPUT_PORTS", "8080,http"),
+            ("FIREWALL_VPN_INPUT_PORTS", "0"),
+            ("FIREWALL_DEBUG", "verbose"),
+            (
+                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
+                "nah",
+            ),
+            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24:8080"),
+            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.1/24=8080"),
+            ("FIREWALL_INPUT_SUBNET_PORTS", "lan=8080"),
+            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24=99999"),
+            ("FIREWALL_ON_EXIT", "open"),
         ] {
             let e = GatewayConfig::from_env(with(var, value)).unwrap_err();
             let msg = e.to_string();
@@ -407,6 +514,26 @@ mod tests {
         assert!(msg.starts_with("WIREGUARD_PRIVATE_KEY"), "{msg}");
         assert!(!msg.contains("c2VjcmV0"), "{msg}");
         assert!(msg.contains("32 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn the_seeds_firewall_rules_parse() {
+        let mut v = with(
+            "FIREWALL_INPUT_SUBNET_PORTS",
+            "192.168.10.0/24=8080,9696,6789; 192.168.40.0/24=8080,9696",
+        );
+        v.push(("FIREWALL_VPN_INPUT_PORTS".into(), "51413".into()));
+        v.push(("FIREWALL_DEBUG".into(), "on".into()));
+        let c = GatewayConfig::from_env(v).unwrap();
+        let f = &c.firewall;
+        assert!(f.enabled && f.debug && !f.remove_on_exit);
+        assert_eq!(f.vpn_input_ports, vec![51413]);
+        assert_eq!(f.subnet_ports.len(), 2);
+        assert_eq!(f.subnet_ports[0].ports, vec![8080, 9696, 6789]);
+        assert_eq!(f.subnet_ports[1].subnet.to_string(), "192.168.40.0/24");
+        // Defaults: on, nothing open.
+        let d = GatewayConfig::from_env(base()).unwrap().firewall;
+        assert!(d.enabled && !d.debug && d.input_ports.is_empty() && d.subnet_ports.is_empty());
     }
 
     #[test]

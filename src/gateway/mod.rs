@@ -5,13 +5,20 @@
 //! (and FIREWALL_OUTBOUND_SUBNETS) on the underlay.
 //!
 //! Order at start: configuration is parsed completely before anything is
-//! touched, so bad input never leaves a half-configured gateway.
+//! touched, so bad input never leaves a half-configured gateway; then the
+//! kill switch closes (only loopback, the endpoint and the allowed subnets
+//! pass); then routes and the tunnel. The kill switch lives in the kernel and
+//! stays when the gateway stops or crashes.
+//!
+//! Signals: SIGTERM/SIGINT stop the gateway; SIGUSR1 stops the tunnel (the
+//! gateway keeps running, closed), SIGUSR2 starts it again.
 
 pub mod config;
 pub mod firewall;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use ipnet::IpNet;
 use tokio::signal::unix::{SignalKind, signal};
@@ -20,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::netlink::{NetlinkError, Nl};
 use crate::tunnel::{Driver, DriverConfig};
 pub use config::{ConfigError, GatewayConfig};
+use firewall::{FirewallError, FirewallPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -39,6 +47,10 @@ pub enum GatewayError {
     Udp(#[source] std::io::Error),
     #[error("the tunnel stopped")]
     Tunnel(#[source] std::io::Error),
+    #[error("closing the kill switch")]
+    Firewall(#[from] FirewallError),
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
 }
 
 /// The underlay path to the endpoint, as found before the tunnel takes over
@@ -71,43 +83,133 @@ fn default_route(v6: bool) -> IpNet {
     IpNet::new(any, 0).expect("prefix 0 is valid")
 }
 
-/// Runs the gateway until SIGTERM or SIGINT.
-pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
+/// The kill switch this configuration asks for.
+pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
+    FirewallPolicy {
+        underlay: underlay.to_string(),
+        tunnel: cfg.interface.clone(),
+        tunnel_addrs: cfg.addresses.iter().map(|a| a.addr()).collect(),
+        endpoint: cfg.endpoint,
+        outbound_subnets: cfg.outbound_subnets.clone(),
+        input_ports: cfg.firewall.input_ports.clone(),
+        vpn_input_ports: cfg.firewall.vpn_input_ports.clone(),
+        subnet_ports: cfg.firewall.subnet_ports.clone(),
+        debug: cfg.firewall.debug,
+    }
+}
+
+/// A running tunnel: dropping the task's device removes the interface (and
+/// the routes through it) from the kernel.
+struct Tunnel {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Tunnel {
+    async fn up(cfg: &GatewayConfig, nl: &Nl) -> Result<Tunnel, GatewayError> {
+        let tun = tun_rs::DeviceBuilder::new()
+            .name(&cfg.interface)
+            .mtu(cfg.mtu)
+            .build_async()
+            .map_err(|source| GatewayError::Tun {
+                name: cfg.interface.clone(),
+                source,
+            })?;
+        for a in &cfg.addresses {
+            nl.add_addr(&cfg.interface, *a).await?;
+        }
+        nl.set_up(&cfg.interface).await?;
+        // Everything not routed to the underlay goes into the tunnel.
+        nl.replace_route(default_route(false), None, Some(&cfg.interface))
+            .await?;
+        if cfg.has_ipv6() {
+            nl.replace_route(default_route(true), None, Some(&cfg.interface))
+                .await?;
+        }
+        let bind: SocketAddr = if cfg.endpoint.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal")
+        } else {
+            "[::]:0".parse().expect("literal")
+        };
+        let udp = tokio::net::UdpSocket::bind(bind)
+            .await
+            .map_err(GatewayError::Udp)?;
+        let (driver, _status) = Driver::new(
+            cfg.private_key,
+            cfg.public_key,
+            cfg.preshared_key,
+            cfg.keepalive,
+            DriverConfig {
+                endpoint: Some(cfg.endpoint),
+                allowed_src: vec![default_route(false), default_route(true)],
+            },
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(driver.run(Arc::new(tun), Arc::new(udp), cancel.clone()));
+        tracing::info!(endpoint = %cfg.endpoint, interface = %cfg.interface, "tunnel up");
+        Ok(Tunnel { cancel, task })
+    }
+
+    async fn down(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+        tracing::info!("tunnel down (the kill switch stays closed)");
+    }
+}
+
+/// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
+/// began, for the "start to firewall closed" figure in the log.
+pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayError> {
     let nl = Nl::here()?;
     let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
+    let ul_name = match underlay.oif {
+        Some(i) => nl.name_of(i).await?,
+        None => return Err(GatewayError::NoUnderlay(cfg.endpoint.ip())),
+    };
 
-    let tun = tun_rs::DeviceBuilder::new()
-        .name(&cfg.interface)
-        .mtu(cfg.mtu)
-        .build_async()
-        .map_err(|source| GatewayError::Tun {
-            name: cfg.interface.clone(),
-            source,
-        })?;
-    for a in &cfg.addresses {
-        nl.add_addr(&cfg.interface, *a).await?;
+    // 1. The kill switch, before anything else.
+    if cfg.firewall.enabled {
+        let policy = firewall_policy(&cfg, &ul_name);
+        let took = tokio::task::spawn_blocking(move || firewall::apply(&policy))
+            .await
+            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
+        let since_start = started.elapsed() - took.verified;
+        tracing::info!(
+            "firewall closed {} us after start (batch {} us); read back and verified in {} us",
+            since_start.as_micros(),
+            took.closed.as_micros(),
+            took.verified.as_micros()
+        );
+    } else {
+        tracing::warn!(
+            "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: no kill switch, traffic WILL leak when the tunnel is down"
+        );
+        tokio::task::spawn_blocking(firewall::remove)
+            .await
+            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
     }
-    nl.set_up(&cfg.interface).await?;
 
-    // The endpoint (and the outbound subnets) stay on the underlay.
-    let ep_net = IpNet::from(cfg.endpoint.ip());
-    nl.replace_route_idx(ep_net, underlay.gateway, underlay.oif)
-        .await?;
-    for s in &cfg.outbound_subnets {
-        if s.addr().is_ipv4() == cfg.endpoint.is_ipv4() {
-            nl.replace_route_idx(*s, underlay.gateway, underlay.oif)
+    // 2. The endpoint and the LAN subnets stay on the underlay.
+    nl.replace_route_idx(
+        IpNet::from(cfg.endpoint.ip()),
+        underlay.gateway,
+        underlay.oif,
+    )
+    .await?;
+    let mut lan: Vec<IpNet> = cfg.outbound_subnets.clone();
+    lan.extend(cfg.firewall.subnet_ports.iter().map(|s| s.subnet));
+    let existing = nl.routes(cfg.endpoint.is_ipv6()).await?;
+    for s in lan {
+        // Subnets on the underlay's own link need no route (and replacing
+        // the connected route would cut the gateway off its own LAN).
+        let connected = existing.iter().any(|r| r.dst == s && r.gateway.is_none());
+        if s.addr().is_ipv4() == cfg.endpoint.is_ipv4() && !connected {
+            nl.replace_route_idx(s, underlay.gateway, underlay.oif)
                 .await?;
         }
     }
-    // Everything else goes into the tunnel.
-    nl.replace_route(default_route(false), None, Some(&cfg.interface))
-        .await?;
-    if cfg.has_ipv6() {
-        nl.replace_route(default_route(true), None, Some(&cfg.interface))
-            .await?;
-    } else {
-        // An IPv4-only tunnel: no IPv6 default route at all, so nothing is
-        // routed out of the underlay by accident.
+    if !cfg.has_ipv6() {
+        // An IPv4-only tunnel: no IPv6 default route at all.
         for r in nl.routes(true).await? {
             if r.dst.prefix_len() == 0 {
                 nl.del_route(&r).await?;
@@ -115,57 +217,55 @@ pub async fn run(cfg: GatewayConfig) -> Result<(), GatewayError> {
         }
     }
 
-    let bind: SocketAddr = if cfg.endpoint.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let udp = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(GatewayError::Udp)?;
-    let (driver, mut status) = Driver::new(
-        cfg.private_key,
-        cfg.public_key,
-        cfg.preshared_key,
-        cfg.keepalive,
-        DriverConfig {
-            endpoint: Some(cfg.endpoint),
-            allowed_src: vec![default_route(false), default_route(true)],
-        },
-    );
-    let cancel = CancellationToken::new();
-    let tunnel = tokio::spawn(driver.run(Arc::new(tun), Arc::new(udp), cancel.clone()));
-    tracing::info!(
-        endpoint = %cfg.endpoint,
-        interface = %cfg.interface,
-        "tunnel started; default route through {}",
-        cfg.interface
-    );
+    // 3. The tunnel.
+    let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
 
-    let mut term = signal(SignalKind::terminate()).map_err(GatewayError::Udp)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(GatewayError::Udp)?;
-    let mut tunnel = tunnel;
+    let sig = |k| signal(k).map_err(GatewayError::Signals);
+    let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
+    let (mut usr1, mut usr2) = (
+        sig(SignalKind::user_defined1())?,
+        sig(SignalKind::user_defined2())?,
+    );
     loop {
+        let finished = async {
+            match tunnel.as_mut() {
+                Some(t) => (&mut t.task).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            changed = status.changed() => {
-                if changed.is_err() { break }
-                let s = status.borrow_and_update().clone();
-                tracing::debug!(handshakes = s.handshakes, rejected = s.rejected, "tunnel status");
+            _ = usr1.recv() => {
+                if let Some(t) = tunnel.take() {
+                    t.down().await;
+                }
             }
-            r = &mut tunnel => {
-                return match r {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(GatewayError::Tunnel(e)),
-                    Err(e) => Err(GatewayError::Tunnel(std::io::Error::other(e))),
-                };
+            _ = usr2.recv() => {
+                if tunnel.is_none() {
+                    tunnel = Some(Tunnel::up(&cfg, &nl).await?);
+                }
+            }
+            r = finished => {
+                tunnel = None;
+                match r {
+                    Ok(Ok(())) => tracing::warn!("the tunnel ended"),
+                    Ok(Err(e)) => tracing::error!("the tunnel failed: {e}"),
+                    Err(e) => tracing::error!("the tunnel task failed: {e}"),
+                }
             }
         }
     }
     tracing::info!("stopping");
-    cancel.cancel();
-    let _ = tunnel.await;
+    if let Some(t) = tunnel.take() {
+        t.down().await;
+    }
+    if cfg.firewall.remove_on_exit {
+        tokio::task::spawn_blocking(firewall::remove)
+            .await
+            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
+        tracing::info!("kill switch removed (FIREWALL_ON_EXIT=remove)");
+    }
     Ok(())
 }
 

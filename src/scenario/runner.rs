@@ -23,6 +23,19 @@ use crate::model::classify::{LeakPolicy, Summary, classify};
 use crate::model::topology::{addr, host, wire};
 use crate::tunnel::encode_key;
 
+/// The seed's section 8, as gateway variables.
+pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
+pub const SEED_INPUT_SUBNET_PORTS: &str =
+    "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
+
+/// Removes the gateway's kill-switch tables (a stopped gateway leaves them,
+/// by design); the runner does this between scenarios.
+const GW_FIREWALL_RESET: &str = "add table inet leakhound
+delete table inet leakhound
+add table netdev leakhound_egress
+delete table netdev leakhound_egress
+";
+
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -186,6 +199,16 @@ impl Runner<'_> {
             ("WIREGUARD_MTU", "1420".into()),
             ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
             ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
+            // The seed's policy: the media and homelab networks reachable,
+            // per-subnet inbound access to the dependents.
+            (
+                "FIREWALL_OUTBOUND_SUBNETS",
+                SEED_OUTBOUND_SUBNETS.to_string(),
+            ),
+            (
+                "FIREWALL_INPUT_SUBNET_PORTS",
+                SEED_INPUT_SUBNET_PORTS.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(a, b)| (a.to_string(), b))
@@ -229,9 +252,10 @@ impl Runner<'_> {
         })
     }
 
-    /// Puts the gateway host back as the topology describes it (a previous
-    /// gateway replaced its default routes).
-    async fn reset_gw_routes(&self) -> Result<(), LabError> {
+    /// Puts the gateway host back as the topology describes it: no kill
+    /// switch, the topology's routes (a previous gateway replaced them).
+    async fn reset_gw(&self) -> Result<(), LabError> {
+        self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
         let nl = self.lab.nl(host::GW)?;
         let h = self.lab.topology().host(host::GW).expect("gw host").clone();
         for r in &h.routes {
@@ -254,7 +278,7 @@ impl Runner<'_> {
             name: scn.name.clone(),
             cases: scn.steps.len() + scn.leak_wires.len(),
         });
-        self.reset_gw_routes().await?;
+        self.reset_gw().await?;
         let mut captures = Vec::new();
         for tap in &self.lab.topology().taps {
             let ns = self.lab.ns(tap.host)?;

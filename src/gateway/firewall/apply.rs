@@ -26,12 +26,24 @@ pub enum FirewallError {
     Mismatch(String),
 }
 
-/// Applies `policy` and verifies it. Returns how long that took.
-pub fn apply(policy: &FirewallPolicy) -> Result<Duration, FirewallError> {
+/// How long applying took: until the batch was committed (the kill switch
+/// is closed from then on), and the read-back after it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyTimes {
+    pub closed: Duration,
+    pub verified: Duration,
+}
+
+/// Applies `policy` and verifies it.
+pub fn apply(policy: &FirewallPolicy) -> Result<ApplyTimes, FirewallError> {
     let t = Instant::now();
     helper::apply_ruleset(&policy.compile()).map_err(FirewallError::Apply)?;
+    let closed = t.elapsed();
     verify(policy)?;
-    Ok(t.elapsed())
+    Ok(ApplyTimes {
+        closed,
+        verified: t.elapsed() - closed,
+    })
 }
 
 /// Removes both of leakhound's tables (no error if they are absent).
