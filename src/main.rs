@@ -50,6 +50,17 @@ enum Command {
     Reap,
     /// List the scenarios that `run` would execute.
     List(ListArgs),
+    /// Build the lab, start its services and a gateway, print how to get
+    /// into each host, and wait for Ctrl-C (to explore or debug by hand with
+    /// `ip netns exec`). Everything is removed on exit.
+    Lab(LabArgs),
+}
+
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Set a gateway variable, as NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +98,10 @@ fn init_tracing(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
         .init();
 }
 
@@ -115,6 +130,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Lab(args) => {
+            init_tracing("info");
+            match lab_main(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run(args) => {
             init_tracing("warn");
             match run_main(args) {
@@ -264,6 +289,7 @@ async fn run_suite(
         out_dir: args.out.clone(),
         gateway_exe: std::env::current_exe().context("finding leakhound's own executable")?,
         env_overrides: overrides,
+        tamper: None,
         events: Some(tx),
     };
     let t = Instant::now();
@@ -302,4 +328,64 @@ async fn run_suite(
     );
     println!("reports in {}", args.out.display());
     Ok(results.iter().all(|r| r.passed()))
+}
+
+fn lab_main(args: LabArgs) -> Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound lab needs root (it builds network namespaces)");
+    }
+    let overrides = parse_env_overrides(&args.env)?;
+    netns::reap_stale();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let run_id = lab::new_run_id();
+        let lab = Lab::build(Topology::default_profile(), &run_id)
+            .await
+            .context("building the lab")?;
+        let services = LabServices::start(&lab, LabKeys::generate())
+            .await
+            .context("starting the lab's services")?;
+        let out = std::env::temp_dir().join(format!("leakhound-lab-{run_id}"));
+        std::fs::create_dir_all(&out)?;
+        let runner = Runner {
+            lab: &lab,
+            services: &services,
+            out_dir: out.clone(),
+            gateway_exe: std::env::current_exe()?,
+            env_overrides: overrides,
+            tamper: None,
+            events: None,
+        };
+        let idle = Scenario {
+            name: "lab".into(),
+            description: String::new(),
+            tags: vec![],
+            source: "leakhound lab".into(),
+            gateway_env: Default::default(),
+            gateway_start: true,
+            steps: vec![],
+            leak_wires: vec![],
+        };
+        let gw = runner
+            .start_idle_gateway_async(&idle, &out.join("gateway.log"))
+            .await?;
+        println!(
+            "lab {run_id} is up; the gateway logs to {}",
+            out.join("gateway.log").display()
+        );
+        for h in &lab.topology().hosts {
+            println!(
+                "  {:<10} ip netns exec {} bash",
+                h.name,
+                lab.ns_name(h.name)
+            );
+        }
+        println!("Ctrl-C removes everything.");
+        shutdown_signal().await;
+        gw.stop().await;
+        Ok(())
+    })
 }

@@ -107,6 +107,29 @@ impl Nl {
             .ok_or_else(|| NetlinkError::NoSuchLink(format!("index {index}")))
     }
 
+    /// The hardware address of an interface.
+    pub async fn mac_of(&self, name: &str) -> Result<[u8; 6]> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = links
+            .try_next()
+            .await
+            .map_err(req(format!("looking up {name}")))?
+            .ok_or_else(|| NetlinkError::NoSuchLink(name.to_string()))?;
+        msg.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(m) => m.as_slice().try_into().ok(),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::Invalid(format!("{name} has no MAC address")))
+    }
+
     pub async fn set_up(&self, name: &str) -> Result<()> {
         let idx = self.index(name).await?;
         self.handle

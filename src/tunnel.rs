@@ -76,13 +76,16 @@ pub struct DriverConfig {
     pub endpoint: Option<SocketAddr>,
     /// Inner source addresses the peer may use.
     pub allowed_src: Vec<IpNet>,
+    /// While set, the driver neither reads nor sends anything on the
+    /// network (a provider that stopped answering).
+    pub paused: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 pub struct Driver {
     tunn: Tunn,
     cfg: DriverConfig,
     status: watch::Sender<TunnelStatus>,
-    last_since: Option<Duration>,
+    handshakes: HandshakeTracker,
 }
 
 impl Driver {
@@ -110,29 +113,18 @@ impl Driver {
                 tunn,
                 cfg,
                 status: tx,
-                last_since: None,
+                handshakes: HandshakeTracker::default(),
             },
             rx,
         )
     }
 
-    /// Records a completed handshake when boringtun's "time since last
-    /// handshake" appears or goes backwards.
-    fn note_handshake(&mut self) {
-        let since = self.tunn.time_since_last_handshake();
-        let new = match (self.last_since, since) {
-            (None, Some(_)) => true,
-            (Some(old), Some(now)) => now < old,
-            _ => false,
-        };
-        self.last_since = since;
-        if new {
-            self.status.send_modify(|s| {
-                s.handshakes += 1;
-                s.last_handshake = Some(SystemTime::now());
-            });
-            tracing::info!("WireGuard handshake completed");
-        }
+    fn record_handshake(&mut self) {
+        self.status.send_modify(|s| {
+            s.handshakes += 1;
+            s.last_handshake = Some(SystemTime::now());
+        });
+        tracing::info!("WireGuard handshake completed");
     }
 
     fn reject(&self, why: String) {
@@ -141,6 +133,13 @@ impl Driver {
             s.rejected += 1;
             s.last_rejection = Some(why);
         });
+    }
+
+    fn is_paused(&self) -> bool {
+        self.cfg
+            .paused
+            .as_ref()
+            .is_some_and(|p| p.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn src_allowed(&self, src: IpAddr) -> bool {
@@ -163,6 +162,7 @@ impl Driver {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 r = udp.recv_from(&mut net_buf) => {
+                    if self.is_paused() { continue }
                     let (n, from) = match r {
                         Ok(v) => v,
                         // ICMP errors surface as ECONNREFUSED etc. on UDP; keep going.
@@ -173,6 +173,7 @@ impl Driver {
                 }
                 r = tun.recv(&mut tun_buf) => {
                     let n = r?;
+                    if self.is_paused() { continue }
                     let peer = self.status.borrow().peer;
                     let Some(peer) = peer else { continue };
                     if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_buf[..n], &mut out) {
@@ -181,6 +182,7 @@ impl Driver {
                     self.publish_counters();
                 }
                 _ = tick.tick() => {
+                    if self.is_paused() { continue }
                     match self.tunn.update_timers(&mut out) {
                         TunnResult::WriteToNetwork(pkt) => {
                             let peer = self.status.borrow().peer;
@@ -210,10 +212,18 @@ impl Driver {
             self.reject(format!("datagram from {from}, not the endpoint {ep}"));
             return;
         }
+        let msg_type = datagram.first().copied().unwrap_or(0);
         let mut first = true;
         loop {
             let input: &[u8] = if first { datagram } else { &[] };
             let res = self.tunn.decapsulate(Some(from.ip()), input, out);
+            if first {
+                let accepted = !matches!(res, TunnResult::Err(_));
+                let answered = matches!(res, TunnResult::WriteToNetwork(_));
+                if accepted && self.handshakes.on_accepted(msg_type, answered) {
+                    self.record_handshake();
+                }
+            }
             match res {
                 TunnResult::Done => break,
                 TunnResult::Err(e) => {
@@ -230,8 +240,15 @@ impl Driver {
                 }
                 TunnResult::WriteToTunnelV4(pkt, src) => {
                     if self.src_allowed(src.into()) {
-                        let _ = tun.send(pkt).await;
+                        if let Err(e) = tun.send(pkt).await {
+                            tracing::debug!(
+                                "writing an IPv4 packet from {src} to the TUN device: {e}"
+                            );
+                        }
                     } else {
+                        tracing::debug!(
+                            "dropped an IPv4 packet from {src}: not the peer's address"
+                        );
                         self.status.send_modify(|s| s.spoofed += 1);
                     }
                     if self.cfg.endpoint.is_none() {
@@ -245,8 +262,15 @@ impl Driver {
                 }
                 TunnResult::WriteToTunnelV6(pkt, src) => {
                     if self.src_allowed(src.into()) {
-                        let _ = tun.send(pkt).await;
+                        if let Err(e) = tun.send(pkt).await {
+                            tracing::debug!(
+                                "writing an IPv6 packet from {src} to the TUN device: {e}"
+                            );
+                        }
                     } else {
+                        tracing::debug!(
+                            "dropped an IPv6 packet from {src}: not the peer's address"
+                        );
                         self.status.send_modify(|s| s.spoofed += 1);
                     }
                     break;
@@ -254,7 +278,6 @@ impl Driver {
             }
             first = false;
         }
-        self.note_handshake();
         self.publish_counters();
     }
 
@@ -269,9 +292,60 @@ impl Driver {
     }
 }
 
+/// Tells from the WireGuard message types of authenticated datagrams when a
+/// handshake has completed. (boringtun's own "time since last handshake" is
+/// rounded to whole seconds, too coarse to see a quick re-handshake.)
+#[derive(Debug, Default)]
+struct HandshakeTracker {
+    /// The responder answered an initiation and waits for the initiator's
+    /// first data (or keepalive) on the new session.
+    answered_initiation: bool,
+}
+
+const MSG_INITIATION: u8 = 1;
+const MSG_RESPONSE: u8 = 2;
+const MSG_DATA: u8 = 4;
+
+impl HandshakeTracker {
+    /// `msg_type` of a datagram boringtun accepted, and whether it produced
+    /// a reply. True when a handshake just completed.
+    fn on_accepted(&mut self, msg_type: u8, answered: bool) -> bool {
+        match msg_type {
+            MSG_INITIATION if answered => {
+                self.answered_initiation = true;
+                false
+            }
+            // The initiator: a response it accepted completes the handshake.
+            MSG_RESPONSE => true,
+            MSG_DATA if self.answered_initiation => {
+                self.answered_initiation = false;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshakes_are_counted_from_message_types() {
+        // Responder: initiation answered, then data on the new session.
+        let mut r = HandshakeTracker::default();
+        assert!(!r.on_accepted(MSG_INITIATION, true));
+        assert!(r.on_accepted(MSG_DATA, false));
+        // Further data is no new handshake.
+        assert!(!r.on_accepted(MSG_DATA, false));
+        // A second handshake a moment later is counted again.
+        assert!(!r.on_accepted(MSG_INITIATION, true));
+        assert!(r.on_accepted(MSG_DATA, false));
+        // Initiator: an accepted response completes it.
+        let mut i = HandshakeTracker::default();
+        assert!(i.on_accepted(MSG_RESPONSE, true));
+        assert!(!i.on_accepted(MSG_DATA, false));
+    }
 
     #[test]
     fn keys_round_trip_through_base64() {

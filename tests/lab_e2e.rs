@@ -65,6 +65,7 @@ async fn run_in_lab_to(
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect::<BTreeMap<_, _>>(),
+        tamper: None,
         events: None,
     };
     let result = runner.run(scn).await.unwrap();

@@ -142,6 +142,7 @@ impl Tunnel {
             DriverConfig {
                 endpoint: Some(cfg.endpoint),
                 allowed_src: vec![default_route(false), default_route(true)],
+                paused: None,
             },
         );
         let cancel = CancellationToken::new();

@@ -5,6 +5,7 @@
 
 pub mod dependents;
 pub mod dns;
+pub mod echo;
 pub mod http;
 pub mod netns;
 pub mod services;

@@ -11,12 +11,14 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::wgserver::{WgServer, WgServerSpec};
-use super::{Lab, LabError, dependents, dns, whoami};
+use super::{Lab, LabError, dependents, dns, echo, http, whoami};
 use crate::model::topology::{addr, host};
 use crate::tunnel::generate_keypair;
 
 pub const ISP_DNS: &str = "isp-dns";
 pub const PROVIDER_DNS: &str = "provider-dns";
+/// HTTP on every LAN host (and the home router's LAN side), port 80.
+pub const LAN_HTTP: &str = "lan";
 
 /// One thing a lab service received.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -28,19 +30,36 @@ pub struct LogEntry {
     pub detail: String,
 }
 
-/// The shared, append-only log of the lab's services.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceLog(Arc<Mutex<Vec<LogEntry>>>);
+/// The shared, append-only log of the lab's services, with a counter that
+/// wakes whoever waits for a new entry.
+#[derive(Debug, Clone)]
+pub struct ServiceLog(Arc<Mutex<Vec<LogEntry>>>, tokio::sync::watch::Sender<usize>);
+
+impl Default for ServiceLog {
+    fn default() -> Self {
+        ServiceLog(Arc::default(), tokio::sync::watch::Sender::new(0))
+    }
+}
 
 impl ServiceLog {
     pub fn record(&self, service: &'static str, source: SocketAddr, detail: String) {
         tracing::debug!(service, %source, "{detail}");
-        self.0.lock().expect("log lock").push(LogEntry {
-            at: SystemTime::now(),
-            service,
-            source,
-            detail,
-        });
+        let n = {
+            let mut v = self.0.lock().expect("log lock");
+            v.push(LogEntry {
+                at: SystemTime::now(),
+                service,
+                source,
+                detail,
+            });
+            v.len()
+        };
+        self.1.send_replace(n);
+    }
+
+    /// Changes whenever an entry is added.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.1.subscribe()
     }
 
     /// Entries of `service` whose detail contains `needle` (e.g. a nonce).
@@ -120,7 +139,32 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
+        echo::start(
+            isp,
+            &[
+                SocketAddr::new(addr::WHOAMI.into(), echo::PORT),
+                SocketAddr::new(addr::WHOAMI_V6.into(), echo::PORT),
+            ],
+            log.clone(),
+            cancel.clone(),
+        )?;
         dependents::start(lab.ns(host::GW)?, log.clone(), cancel.clone())?;
+        for (h, ip) in [
+            (host::LAN_ADMIN, IpAddr::from(addr::LAN_ADMIN)),
+            (host::LAN_MEDIA, addr::LAN_MEDIA.into()),
+            (host::LAN_OTHER, addr::LAN_OTHER.into()),
+            (host::HOMELAB, addr::HOMELAB.into()),
+            (host::HOME, addr::HOME_GW_SIDE.into()),
+        ] {
+            http::serve(
+                lab.ns(h)?,
+                LAN_HTTP,
+                &[SocketAddr::new(ip, 80)],
+                log.clone(),
+                cancel.clone(),
+                move |_| format!("{h}\n"),
+            )?;
+        }
         let wg = WgServer::start(
             lab,
             WgServerSpec {

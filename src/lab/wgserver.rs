@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tokio::sync::watch;
@@ -33,6 +34,7 @@ pub struct WgServerSpec {
 pub struct WgServer {
     pub status: watch::Receiver<TunnelStatus>,
     cancel: CancellationToken,
+    paused: Arc<AtomicBool>,
 }
 
 impl WgServer {
@@ -72,6 +74,7 @@ impl WgServer {
                 host: host::VPN.to_string(),
                 source,
             })?;
+        let paused = Arc::new(AtomicBool::new(false));
         let (driver, status) = Driver::new(
             spec.private,
             spec.client_public,
@@ -80,6 +83,7 @@ impl WgServer {
             DriverConfig {
                 endpoint: None,
                 allowed_src: spec.client_allowed,
+                paused: Some(paused.clone()),
             },
         );
         let cancel = CancellationToken::new();
@@ -89,11 +93,20 @@ impl WgServer {
                 tracing::error!("provider WireGuard server stopped: {e}");
             }
         });
-        Ok(WgServer { status, cancel })
+        Ok(WgServer {
+            status,
+            cancel,
+            paused,
+        })
     }
 
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+
+    /// A provider that stops answering (false) or comes back (true).
+    pub fn set_answering(&self, on: bool) {
+        self.paused.store(!on, Ordering::Relaxed);
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Reason {
     AllowedSubnet,
     /// ARP, IPv6 neighbour discovery, MLD.
     Housekeeping,
+    /// Arriving at the gateway side from elsewhere (a probe, an attacker, a
+    /// reply): not a leak itself; the gateway's answer, if any, is judged.
+    Inbound,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -249,7 +252,16 @@ fn quoted_verdict(policy: &LeakPolicy, quoted: &[u8], v6: bool) -> Option<Verdic
     // The quote holds only the first 8 bytes of the transport header: enough
     // for ports. No ICMP-in-ICMP.
     let v = transport_inner(policy, src, dst, proto, inner, inner.len() >= 8, false);
-    (!v.is_leak()).then_some(v)
+    // An error about something that merely arrived does not make sending
+    // it out acceptable; only errors about allowed flows are.
+    matches!(
+        v,
+        Verdict::Allowed {
+            reason: Reason::Tunnel | Reason::AllowedSubnet,
+            ..
+        }
+    )
+    .then_some(v)
 }
 
 impl Verdict {
@@ -372,19 +384,17 @@ fn transport_inner(
             summary: s,
         };
     }
-    // The side that is not the gateway must be in an allowed subnet.
+    // Only what the gateway side sends (or forwards) can leak; what arrives
+    // for it is the world's doing, and its answer is judged on its own.
     let allowed = |ip: IpAddr| policy.allowed.iter().any(|n| n.contains(&ip));
-    let remote_ok = match (is_local(src), is_local(dst)) {
-        (true, false) => allowed(dst),
-        (false, true) => allowed(src),
-        (true, true) => true,
-        (false, false) => allowed(src) && allowed(dst),
+    let (reason, ok) = match (is_local(src), is_local(dst)) {
+        (true, false) => (Reason::AllowedSubnet, allowed(dst)),
+        (false, true) => (Reason::Inbound, true),
+        (true, true) => (Reason::AllowedSubnet, true),
+        (false, false) => (Reason::AllowedSubnet, allowed(src) && allowed(dst)),
     };
-    if remote_ok {
-        Verdict::Allowed {
-            reason: Reason::AllowedSubnet,
-            summary: s,
-        }
+    if ok {
+        Verdict::Allowed { reason, summary: s }
     } else {
         Verdict::Leak { summary: s }
     }
@@ -582,12 +592,29 @@ mod tests {
     }
 
     #[test]
-    fn inbound_from_the_internet_is_a_leak_even_to_the_gateway() {
-        let f = eth(
+    fn what_arrives_is_not_a_leak_but_the_answer_is() {
+        let knock = eth(
             0x0800,
             &ipv4([192, 0, 2, 200], [172, 21, 0, 2], 6, &tcp_syn(50000, 8080)),
         );
-        assert!(classify(&policy(), &f).is_leak());
+        assert!(matches!(
+            classify(&policy(), &knock),
+            Verdict::Allowed {
+                reason: Reason::Inbound,
+                ..
+            }
+        ));
+        let answer = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 200], 6, &tcp_syn(8080, 50000)),
+        );
+        assert!(classify(&policy(), &answer).is_leak());
+        // Forwarded through the gateway between two outsiders: a leak.
+        let through = eth(
+            0x0800,
+            &ipv4([192, 168, 30, 10], [192, 0, 2, 80], 6, &tcp_syn(50000, 80)),
+        );
+        assert!(classify(&policy(), &through).is_leak());
     }
 
     #[test]

@@ -33,9 +33,9 @@ pub mod addr {
     pub const VPN_EXIT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
     pub const VPN_EXIT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 0x77);
     pub const TUNNEL_SERVER: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
-    pub const TUNNEL_SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x64, 0, 0, 0, 0, 1);
+    pub const TUNNEL_SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 1);
     pub const TUNNEL_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
-    pub const TUNNEL_CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x64, 0, 0, 0, 0, 2);
+    pub const TUNNEL_CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x64, 0, 0, 0, 0, 0, 2);
     pub const LAN_ADMIN: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
     pub const LAN_MEDIA: Ipv4Addr = Ipv4Addr::new(192, 168, 40, 10);
     pub const LAN_OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 10);
@@ -432,5 +432,23 @@ mod tests {
             assert!(all.contains(&ip), "{ip} missing from the profile");
         }
         assert_eq!(v6("2001:db8:21::2"), addr::GW_ETH0_V6);
+    }
+
+    #[test]
+    fn ipv6_constants_are_the_addresses_the_docs_name() {
+        for (c, text) in [
+            (addr::GW_ETH0_V6, "2001:db8:21::2"),
+            (addr::HOME_GW_SIDE_V6, "2001:db8:21::1"),
+            (addr::HOME_UPLINK_V6, "2001:db8:ff::2"),
+            (addr::ISP_HOME_SIDE_V6, "2001:db8:ff::1"),
+            (addr::ISP_VPN_SIDE_V6, "2001:db8:fe::1"),
+            (addr::VPN_ISP_SIDE_V6, "2001:db8:fe::2"),
+            (addr::WHOAMI_V6, "2001:db8:80::80"),
+            (addr::VPN_EXIT_V6, "2001:db8:77::77"),
+            (addr::TUNNEL_SERVER_V6, "fd00:64::1"),
+            (addr::TUNNEL_CLIENT_V6, "fd00:64::2"),
+        ] {
+            assert_eq!(c, v6(text), "{c} should be {text}");
+        }
     }
 }

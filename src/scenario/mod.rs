@@ -1,7 +1,10 @@
 //! Scenarios: the file format and default suite ([`model`]), the probes that
 //! steps run inside lab hosts ([`probe`]), and the runner that executes a
-//! scenario against a lab and emits events ([`runner`]).
+//! scenario against a lab and emits events ([`runner`]), what each step
+//! does ([`steps`]) and the gateway process it drives ([`gateway_proc`]).
 
+pub mod gateway_proc;
 pub mod model;
 pub mod probe;
 pub mod runner;
+pub mod steps;

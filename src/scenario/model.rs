@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::lab::services::{ISP_DNS, PROVIDER_DNS};
-use crate::lab::{dependents, whoami};
+use crate::lab::services::{ISP_DNS, LAN_HTTP, PROVIDER_DNS};
+use crate::lab::{dependents, echo, whoami};
 use crate::model::topology::{Topology, wire};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -63,7 +63,14 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 4] = [ISP_DNS, PROVIDER_DNS, whoami::SERVICE, dependents::SERVICE];
+pub const SERVICES: [&str; 6] = [
+    ISP_DNS,
+    PROVIDER_DNS,
+    whoami::SERVICE,
+    dependents::SERVICE,
+    echo::SERVICE,
+    LAN_HTTP,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expect {
@@ -80,6 +87,10 @@ pub enum Action {
     WaitHandshake {
         timeout: Duration,
     },
+    /// Wait until the gateway reports its kill switch in the kernel.
+    WaitFirewall {
+        timeout: Duration,
+    },
     Http {
         from: String,
         target: SocketAddr,
@@ -94,7 +105,83 @@ pub enum Action {
         logged_by: Vec<String>,
         not_logged_by: Vec<String>,
     },
+    /// A UDP datagram carrying the nonce; `answer` means an echo came back.
+    Udp {
+        from: String,
+        target: SocketAddr,
+        expect: Expect,
+        logged_by: Vec<String>,
+        not_logged_by: Vec<String>,
+    },
+    /// ICMP (or ICMPv6) echo with the nonce in the payload.
+    Ping {
+        from: String,
+        target: IpAddr,
+        expect: Expect,
+    },
+    /// A DNS query for the nonce in a UDP packet written straight to the
+    /// host's eth0 with an AF_PACKET socket, bypassing the IP stack and its
+    /// firewall hooks.
+    RawFrame {
+        from: String,
+        target: SocketAddr,
+        expect: Expect,
+        logged_by: Vec<String>,
+        not_logged_by: Vec<String>,
+    },
+    /// CVE-2019-14899: a TCP SYN-ACK to `target` (the tunnel's address) sent
+    /// from a LAN-side host through the gateway's underlay. `fail` means
+    /// nothing answered.
+    InjectSynack {
+        from: String,
+        target: SocketAddr,
+        expect: Expect,
+    },
+    /// Background traffic from a host (UDP to the ISP resolver, TCP to whoami,
+    /// ICMP) until `storm-stop`.
+    StormStart {
+        from: String,
+    },
+    StormStop,
+    /// A fault or repair done to the lab or the gateway.
+    Fault(Fault),
 }
+
+/// Things done to the lab or the gateway from outside, by the runner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Ask the gateway to stop its tunnel (SIGUSR1); it keeps running.
+    StopTunnel,
+    /// Ask the gateway to start its tunnel again (SIGUSR2).
+    StartTunnel,
+    /// SIGKILL the gateway.
+    KillGateway,
+    /// Start a (new) gateway process.
+    StartGateway,
+    /// The provider's server stops answering (drops every datagram).
+    ProviderDown,
+    ProviderUp,
+    /// The ISP drops UDP 51820 in both directions.
+    IspBlockWireguard,
+    IspUnblockWireguard,
+    /// Default routes (IPv4 and IPv6) via the home router on gw's eth0, as a
+    /// buggy network manager would restore them: with them, only the kill
+    /// switch stands between the dependents and a leak.
+    RouteAroundTunnel,
+}
+
+/// Action names of the faults, as written in scenario files.
+pub const FAULTS: [(&str, Fault); 9] = [
+    ("stop-tunnel", Fault::StopTunnel),
+    ("start-tunnel", Fault::StartTunnel),
+    ("kill-gateway", Fault::KillGateway),
+    ("start-gateway", Fault::StartGateway),
+    ("provider-down", Fault::ProviderDown),
+    ("provider-up", Fault::ProviderUp),
+    ("isp-block-wireguard", Fault::IspBlockWireguard),
+    ("isp-unblock-wireguard", Fault::IspUnblockWireguard),
+    ("route-around-tunnel", Fault::RouteAroundTunnel),
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -110,6 +197,9 @@ pub struct Scenario {
     /// Where it came from (a path, or `builtin:NAME`).
     pub source: String,
     pub gateway_env: BTreeMap<String, String>,
+    /// Start the gateway before the first step (default); `false` for
+    /// scenarios that start it themselves.
+    pub gateway_start: bool,
     pub steps: Vec<Step>,
     pub leak_wires: Vec<String>,
 }
@@ -135,6 +225,7 @@ struct RawScenario {
 struct RawGateway {
     #[serde(default)]
     env: BTreeMap<String, String>,
+    start: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -159,7 +250,7 @@ struct RawStep {
     not_logged_by: Vec<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, http, dns";
+const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-stop, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -224,7 +315,7 @@ impl RawStep {
             Ok(())
         };
         let action = match self.action.as_str() {
-            "wait-handshake" => {
+            "wait-handshake" | "wait-firewall" => {
                 unused(&[
                     ("from", self.from.is_some()),
                     ("target", self.target.is_some()),
@@ -237,7 +328,11 @@ impl RawStep {
                         humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
                     }
                 };
-                Action::WaitHandshake { timeout }
+                if self.action == "wait-handshake" {
+                    Action::WaitHandshake { timeout }
+                } else {
+                    Action::WaitFirewall { timeout }
+                }
             }
             "http" => {
                 unused(&[
@@ -270,7 +365,102 @@ impl RawStep {
                     not_logged_by: services("not-logged-by", &self.not_logged_by)?,
                 }
             }
-            other => return Err(format!("unknown action {other:?} (known: {ACTIONS})")),
+            "udp" | "raw-frame" => {
+                unused(&[
+                    ("server", self.server.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if matches!(expect, Expect::SeenAs(_)) {
+                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
+                }
+                let (from, target) = (host(&self.from)?, addr("target", &self.target)?);
+                let (logged_by, not_logged_by) = (
+                    services("logged-by", &self.logged_by)?,
+                    services("not-logged-by", &self.not_logged_by)?,
+                );
+                if self.action == "udp" {
+                    Action::Udp {
+                        from,
+                        target,
+                        expect,
+                        logged_by,
+                        not_logged_by,
+                    }
+                } else {
+                    if expect == Expect::Answer {
+                        return Err("raw-frame expects \"fail\" (its frame must not get out) or uses logged-by".into());
+                    }
+                    Action::RawFrame {
+                        from,
+                        target,
+                        expect,
+                        logged_by,
+                        not_logged_by,
+                    }
+                }
+            }
+            "ping" | "inject-synack" => {
+                unused(&[
+                    ("server", self.server.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                    ("logged-by", !self.logged_by.is_empty()),
+                    ("not-logged-by", !self.not_logged_by.is_empty()),
+                ])?;
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if matches!(expect, Expect::SeenAs(_)) {
+                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
+                }
+                let from = host(&self.from)?;
+                if self.action == "ping" {
+                    let t = need("target", &self.target)?;
+                    let target = t
+                        .parse()
+                        .map_err(|_| format!("target = {t:?} is not an IP address"))?;
+                    Action::Ping {
+                        from,
+                        target,
+                        expect,
+                    }
+                } else {
+                    Action::InjectSynack {
+                        from,
+                        target: addr("target", &self.target)?,
+                        expect,
+                    }
+                }
+            }
+            "storm-start" => {
+                unused(&[
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                Action::StormStart {
+                    from: host(&self.from)?,
+                }
+            }
+            other => {
+                let simple = FAULTS
+                    .iter()
+                    .find(|(n, _)| *n == other)
+                    .map(|(_, f)| Action::Fault(*f));
+                let simple = simple.or((other == "storm-stop").then_some(Action::StormStop));
+                let Some(action) = simple else {
+                    return Err(format!("unknown action {other:?} (known: {ACTIONS})"));
+                };
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                    ("logged-by", !self.logged_by.is_empty()),
+                    ("not-logged-by", !self.not_logged_by.is_empty()),
+                ])?;
+                action
+            }
         };
         Ok(Step { name, action })
     }
@@ -331,13 +521,53 @@ pub fn parse(source: &str, text: &str, topo: &Topology) -> Result<Scenario, Scen
         tags: raw.tags,
         source: source.to_string(),
         gateway_env: raw.gateway.env,
+        gateway_start: raw.gateway.start.unwrap_or(true),
         steps,
         leak_wires,
     })
 }
 
 /// The default suite, compiled into the binary from `scenarios/`.
-pub const BUILTIN: &[(&str, &str)] = &[("baseline", include_str!("../../scenarios/baseline.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("baseline", include_str!("../../scenarios/baseline.toml")),
+    (
+        "killswitch-tunnel-down",
+        include_str!("../../scenarios/killswitch-tunnel-down.toml"),
+    ),
+    (
+        "killswitch-server-gone",
+        include_str!("../../scenarios/killswitch-server-gone.toml"),
+    ),
+    (
+        "killswitch-gateway-crash",
+        include_str!("../../scenarios/killswitch-gateway-crash.toml"),
+    ),
+    (
+        "killswitch-startup",
+        include_str!("../../scenarios/killswitch-startup.toml"),
+    ),
+    ("ipv6-leak", include_str!("../../scenarios/ipv6-leak.toml")),
+    (
+        "ipv6-tunnel",
+        include_str!("../../scenarios/ipv6-tunnel.toml"),
+    ),
+    (
+        "raw-socket-leak",
+        include_str!("../../scenarios/raw-socket-leak.toml"),
+    ),
+    (
+        "cve-2019-14899",
+        include_str!("../../scenarios/cve-2019-14899.toml"),
+    ),
+    (
+        "lan-matrix",
+        include_str!("../../scenarios/lan-matrix.toml"),
+    ),
+    (
+        "outbound-subnets",
+        include_str!("../../scenarios/outbound-subnets.toml"),
+    ),
+];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {
     BUILTIN

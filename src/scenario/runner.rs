@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -16,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::{Action, Expect, Scenario};
 use super::probe;
+use super::steps::RunState;
 use crate::capture::{self, Capture, Frame};
 use crate::lab::services::LabServices;
 use crate::lab::{Lab, LabError};
@@ -110,6 +110,10 @@ pub struct Runner<'a> {
     /// Extra Gluetun variables for every scenario, applied last (used by
     /// tests that break the gateway's configuration on purpose).
     pub env_overrides: BTreeMap<String, String>,
+    /// An nftables script run in the gateway's namespace once the gateway
+    /// has set itself up (after the first wait step): the tests that prove
+    /// a scenario can fail break the kill switch with it, from outside.
+    pub tamper: Option<String>,
     pub events: Option<UnboundedSender<Event>>,
 }
 
@@ -127,7 +131,14 @@ pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
         (
             wire::GW,
             LeakPolicy {
-                local: vec![addr::GW_ETH0.into(), addr::GW_ETH0_V6.into()],
+                // The tunnel's addresses are the gateway's too: a packet for
+                // them on the underlay is aimed at the gateway.
+                local: vec![
+                    addr::GW_ETH0.into(),
+                    addr::GW_ETH0_V6.into(),
+                    addr::TUNNEL_CLIENT.into(),
+                    addr::TUNNEL_CLIENT_V6.into(),
+                ],
                 endpoint,
                 allowed: lan.iter().map(|n| n.parse().expect("net")).collect(),
             },
@@ -143,39 +154,11 @@ pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
     ])
 }
 
-struct Gateway {
-    child: tokio::process::Child,
-    started: Instant,
-}
-
-impl Gateway {
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
+pub(crate) fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
     Outcome::Failed {
         message: message.into(),
         detail: detail.into(),
     }
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let v: Vec<&str> = text.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Runner<'_> {
@@ -187,7 +170,7 @@ impl Runner<'_> {
 
     /// The Gluetun variables the gateway gets: the lab's own, then the
     /// scenario's, then the run's overrides.
-    fn gateway_env(&self, scn: &Scenario) -> BTreeMap<String, String> {
+    pub(crate) fn gateway_env(&self, scn: &Scenario) -> BTreeMap<String, String> {
         let k = &self.services.keys;
         let mut env: BTreeMap<String, String> = [
             ("VPN_SERVICE_PROVIDER", "custom".to_string()),
@@ -218,44 +201,12 @@ impl Runner<'_> {
         env
     }
 
-    async fn start_gateway(&self, scn: &Scenario, log: &Path) -> Result<Gateway, LabError> {
-        let ns = self.lab.ns(host::GW)?;
-        let file = std::fs::File::create(log).map_err(|source| LabError::Service {
-            service: "gateway".into(),
-            source,
-        })?;
-        let mut cmd = std::process::Command::new(&self.gateway_exe);
-        cmd.arg("gateway")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "RUST_LOG",
-                std::env::var("LEAKHOUND_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .envs(self.gateway_env(scn))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().map_err(|source| LabError::Service {
-                service: "gateway".into(),
-                source,
-            })?)
-            .stderr(file);
-        ns.command(&mut cmd)?;
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| LabError::Service {
-            service: "gateway".into(),
-            source,
-        })?;
-        Ok(Gateway {
-            child,
-            started: Instant::now(),
-        })
-    }
-
     /// Puts the gateway host back as the topology describes it: no kill
     /// switch, the topology's routes (a previous gateway replaced them).
-    async fn reset_gw(&self) -> Result<(), LabError> {
+    pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
         self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
+        self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
+        self.services.wg.set_answering(true);
         let nl = self.lab.nl(host::GW)?;
         let h = self.lab.topology().host(host::GW).expect("gw host").clone();
         for r in &h.routes {
@@ -290,58 +241,47 @@ impl Runner<'_> {
             })?);
         }
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
-        let handshakes_before = self.services.wg.status.borrow().handshakes;
-        let mut gateway = Some(self.start_gateway(scn, &gw_log).await?);
-        let gw_started = gateway.as_ref().map(|g| g.started).expect("just started");
-        let mut handshake_after = None;
+        let _ = std::fs::remove_file(&gw_log);
+        let mut st = RunState {
+            scn,
+            gateway: None,
+            gw_log: gw_log.clone(),
+            handshakes_before: 0,
+            handshake_after: None,
+            firewall_after: None,
+            storm: None,
+        };
+        if scn.gateway_start {
+            self.start_gateway(&mut st).await?;
+        }
 
         let mut cases = Vec::new();
         let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
+        let mut tampered = false;
         for step in &scn.steps {
             timeline.push((SystemTime::now(), step.name.clone()));
-            let st = Instant::now();
+            let t = Instant::now();
             let mut log = Vec::new();
-            let outcome = match &step.action {
-                Action::WaitHandshake { timeout } => {
-                    let r = self
-                        .wait_handshake(
-                            handshakes_before,
-                            *timeout,
-                            gateway.as_mut().expect("gateway"),
-                            &gw_log,
-                            &mut log,
-                        )
-                        .await;
-                    if r == Outcome::Passed {
-                        handshake_after = Some(gw_started.elapsed());
-                    }
-                    r
-                }
-                Action::Http {
-                    from,
-                    target,
-                    expect,
-                    logged_by,
-                    not_logged_by,
-                } => {
-                    self.http_step(from, *target, expect, logged_by, not_logged_by, &mut log)
-                        .await?
-                }
-                Action::Dns {
-                    from,
-                    server,
-                    expect,
-                    logged_by,
-                    not_logged_by,
-                } => {
-                    self.dns_step(from, *server, expect, logged_by, not_logged_by, &mut log)
-                        .await?
-                }
-            };
+            let outcome = self.step(&mut st, &step.action, &mut log).await?;
+            // A test that breaks the gateway on purpose does it once the
+            // gateway has set itself up (after the first wait step passes).
+            let set_up = matches!(
+                step.action,
+                Action::WaitHandshake { .. } | Action::WaitFirewall { .. }
+            ) && outcome == Outcome::Passed;
+            if !tampered
+                && set_up
+                && let Some(tamper) = &self.tamper
+            {
+                self.lab.nft(host::GW, tamper)?;
+                log.push(format!("tampered with the gateway from outside:\n{tamper}"));
+                tampered = true;
+            }
+            let duration = t.elapsed();
             let case = CaseResult {
                 name: step.name.clone(),
                 outcome,
-                duration: st.elapsed(),
+                duration,
                 log,
             };
             self.emit(Event::CaseFinished {
@@ -352,9 +292,14 @@ impl Runner<'_> {
         }
 
         timeline.push((SystemTime::now(), "teardown".into()));
-        if let Some(g) = gateway.take() {
+        if let Some((cancel, task)) = st.storm.take() {
+            cancel.cancel();
+            let _ = task.await;
+        }
+        if let Some(g) = st.gateway.take() {
             g.stop().await;
         }
+        let handshake_after = st.handshake_after;
         let policies = policies();
         let mut leaks = Vec::new();
         let mut frames_seen = BTreeMap::new();
@@ -445,53 +390,9 @@ impl Runner<'_> {
         Ok(result)
     }
 
-    async fn wait_handshake(
-        &self,
-        before: u64,
-        timeout: Duration,
-        gw: &mut Gateway,
-        gw_log: &Path,
-        log: &mut Vec<String>,
-    ) -> Outcome {
-        let mut status = self.services.wg.status.clone();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if status.borrow_and_update().handshakes > before {
-                log.push(format!(
-                    "provider saw a completed handshake {:?} after the gateway started",
-                    gw.started.elapsed()
-                ));
-                return Outcome::Passed;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
-                exit = gw.child.wait() => {
-                    let code = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    return fail(
-                        format!("the gateway exited ({code}) before a handshake: {}", tail(gw_log, 1)),
-                        tail(gw_log, 20),
-                    );
-                }
-                r = status.changed() => if r.is_err() { break },
-            }
-        }
-        let s = self.services.wg.status.borrow().clone();
-        let why = match &s.last_rejection {
-            Some(r) => format!(
-                "the provider rejected {} datagram(s), last: {r}; check WIREGUARD_PUBLIC_KEY (the provider's key), WIREGUARD_PRIVATE_KEY and WIREGUARD_PRESHARED_KEY",
-                s.rejected
-            ),
-            None => "the provider received nothing from the gateway; check VPN_ENDPOINT_IP and VPN_ENDPOINT_PORT".into(),
-        };
-        fail(
-            format!("no WireGuard handshake within {timeout:?}: {why}"),
-            format!("provider status: {s:?}\ngateway log:\n{}", tail(gw_log, 20)),
-        )
-    }
-
     /// Checks which lab services saw the probe's nonce: each in `logged_by`
     /// must have, none in `not_logged_by` may have. Problems are appended.
-    fn far_end(
+    pub(crate) fn far_end(
         &self,
         nonce: &str,
         what: &str,
@@ -516,7 +417,7 @@ impl Runner<'_> {
         }
     }
 
-    fn verdict(problems: Vec<String>, log: &mut Vec<String>) -> Outcome {
+    pub(crate) fn verdict(problems: Vec<String>, log: &mut Vec<String>) -> Outcome {
         if problems.is_empty() {
             Outcome::Passed
         } else {
@@ -525,7 +426,7 @@ impl Runner<'_> {
         }
     }
 
-    async fn http_step(
+    pub(crate) async fn http_step(
         &self,
         from: &str,
         target: SocketAddr,
@@ -584,7 +485,7 @@ impl Runner<'_> {
         Ok(Self::verdict(problems, log))
     }
 
-    async fn dns_step(
+    pub(crate) async fn dns_step(
         &self,
         from: &str,
         server: SocketAddr,

@@ -1,0 +1,54 @@
+//! A UDP echo service on whoami's addresses (port 7): logs each datagram's
+//! payload (a probe's nonce) with its source and sends it back, so a UDP leak
+//! is proven at the far end like a TCP one.
+
+use std::net::SocketAddr;
+
+use tokio_util::sync::CancellationToken;
+
+use super::LabError;
+use super::netns::Netns;
+use super::services::ServiceLog;
+
+pub const SERVICE: &str = "echo";
+pub const PORT: u16 = 7;
+
+pub fn start(
+    ns: &Netns,
+    listen: &[SocketAddr],
+    log: ServiceLog,
+    cancel: CancellationToken,
+) -> Result<(), LabError> {
+    for &addr in listen {
+        let std_sock = ns
+            .run(move || -> std::io::Result<_> {
+                let s = std::net::UdpSocket::bind(addr)?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })?
+            .map_err(|source| LabError::Service {
+                service: SERVICE.into(),
+                source,
+            })?;
+        let sock =
+            tokio::net::UdpSocket::from_std(std_sock).map_err(|source| LabError::Service {
+                service: SERVICE.into(),
+                source,
+            })?;
+        let (log, cancel) = (log.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = sock.recv_from(&mut buf) => {
+                        let Ok((n, from)) = r else { continue };
+                        log.record(SERVICE, from, format!("udp {}", String::from_utf8_lossy(&buf[..n])));
+                        let _ = sock.send_to(&buf[..n], from).await;
+                    }
+                }
+            }
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The gateway under test as a child process inside the lab's `gw` host:
+//! started with exactly the Gluetun variables a scenario gives it, its log
+//! copied to a file line by line, and its "firewall closed" line turned into
+//! an event the runner can wait on (no sleeping for readiness).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::lab::LabError;
+use crate::lab::netns::Netns;
+
+/// The line the gateway logs once its kill switch is in the kernel.
+pub const FIREWALL_CLOSED: &str = "firewall closed";
+
+pub struct GatewayProc {
+    pub child: tokio::process::Child,
+    pub started: Instant,
+    /// Set (to the time it was seen) when the gateway logs FIREWALL_CLOSED.
+    pub firewall_closed: watch::Receiver<Option<Instant>>,
+}
+
+fn err(source: std::io::Error) -> LabError {
+    LabError::Service {
+        service: "gateway".into(),
+        source,
+    }
+}
+
+impl GatewayProc {
+    /// Starts `exe gateway` inside `ns` with only `env` (and PATH, RUST_LOG).
+    pub fn start(
+        ns: &Netns,
+        exe: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        log: &Path,
+    ) -> Result<GatewayProc, LabError> {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("gateway")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "RUST_LOG",
+                std::env::var("LEAKHOUND_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        ns.command(&mut cmd)?;
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(err)?;
+        let started = Instant::now();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = watch::channel(None);
+        let path = log.to_path_buf();
+        // Appending: a restarted gateway continues the same log.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(err)?;
+        tokio::spawn(async move {
+            let mut file = tokio::fs::File::from_std(file);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(FIREWALL_CLOSED) {
+                    let _ = tx.send(Some(Instant::now()));
+                }
+                let _ = file.write_all(line.as_bytes()).await;
+                let _ = file.write_all(b"\n").await;
+            }
+            let _ = file.flush().await;
+        });
+        Ok(GatewayProc {
+            child,
+            started,
+            firewall_closed: rx,
+        })
+    }
+
+    pub fn pid(&self) -> Option<nix::unistd::Pid> {
+        self.child
+            .id()
+            .map(|p| nix::unistd::Pid::from_raw(p as i32))
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> Result<(), LabError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| err(std::io::Error::other("the gateway has exited")))?;
+        nix::sys::signal::kill(pid, sig)
+            .map_err(|e| err(std::io::Error::from_raw_os_error(e as i32)))
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGTERM, then SIGKILL if it has not stopped within 5 s.
+    pub async fn stop(mut self) {
+        let _ = self.signal(nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,533 @@
+//! Executing one step: the probes (each with its nonce and its far-end
+//! check in the lab services' log) and the faults done to the lab or the
+//! gateway. A step ends in an [`Outcome`]; only a harness problem (the lab
+//! cannot do what is asked) is an error.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
+
+use super::gateway_proc::{GatewayProc, tail};
+use super::model::{Action, Expect, Fault, Scenario};
+use super::probe;
+use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
+use crate::lab::LabError;
+use crate::model::topology::{addr, host};
+
+/// What a scenario's steps share while it runs.
+pub struct RunState<'s> {
+    pub scn: &'s Scenario,
+    pub gateway: Option<GatewayProc>,
+    pub gw_log: PathBuf,
+    /// Provider handshakes counted when the current gateway started.
+    pub handshakes_before: u64,
+    pub handshake_after: Option<Duration>,
+    pub firewall_after: Option<Duration>,
+    pub storm: Option<(
+        CancellationToken,
+        tokio::task::JoinHandle<Result<u64, probe::ProbeError>>,
+    )>,
+}
+
+const ISP_BLOCK: &str = "table inet lh_block {
+  chain block_wireguard { type filter hook forward priority 0; policy accept;
+    udp dport 51820 drop
+    udp sport 51820 drop
+  }
+}";
+pub const ISP_UNBLOCK: &str = "add table inet lh_block\ndelete table inet lh_block\n";
+
+fn lab_err(service: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Service {
+        service: service.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Runner<'_> {
+    pub(crate) async fn start_gateway(&self, st: &mut RunState<'_>) -> Result<(), LabError> {
+        st.handshakes_before = self.services.wg.status.borrow().handshakes;
+        st.gateway = Some(GatewayProc::start(
+            self.lab.ns(host::GW)?,
+            &self.gateway_exe,
+            self.gateway_env(st.scn),
+            &st.gw_log,
+        )?);
+        Ok(())
+    }
+
+    /// Starts a gateway for `scn` outside any scenario run (for `leakhound
+    /// lab`), after resetting the gateway host.
+    pub async fn start_idle_gateway_async(
+        &self,
+        scn: &Scenario,
+        log: &std::path::Path,
+    ) -> Result<GatewayProc, LabError> {
+        self.reset_gw().await?;
+        GatewayProc::start(
+            self.lab.ns(host::GW)?,
+            &self.gateway_exe,
+            self.gateway_env(scn),
+            log,
+        )
+    }
+
+    /// Runs one step.
+    pub(crate) async fn step(
+        &self,
+        st: &mut RunState<'_>,
+        action: &Action,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        Ok(match action {
+            Action::WaitHandshake { timeout } => self.wait_handshake(st, *timeout, log).await,
+            Action::WaitFirewall { timeout } => self.wait_firewall(st, *timeout, log).await,
+            Action::Http {
+                from,
+                target,
+                expect,
+                logged_by,
+                not_logged_by,
+            } => {
+                self.http_step(from, *target, expect, logged_by, not_logged_by, log)
+                    .await?
+            }
+            Action::Dns {
+                from,
+                server,
+                expect,
+                logged_by,
+                not_logged_by,
+            } => {
+                self.dns_step(from, *server, expect, logged_by, not_logged_by, log)
+                    .await?
+            }
+            Action::Udp {
+                from,
+                target,
+                expect,
+                logged_by,
+                not_logged_by,
+            } => {
+                let nonce = probe::nonce();
+                log.push(format!("UDP {nonce:?} to {target} from {from}"));
+                let r = probe::udp_echo(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
+                self.probe_outcome(&nonce, "datagram", expect, r, logged_by, not_logged_by, log)
+            }
+            Action::Ping {
+                from,
+                target,
+                expect,
+            } => {
+                let nonce = probe::nonce();
+                log.push(format!("echo request {nonce:?} to {target} from {from}"));
+                let r = probe::ping(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
+                self.probe_outcome(&nonce, "echo request", expect, r, &[], &[], log)
+            }
+            Action::RawFrame {
+                from,
+                target,
+                expect,
+                logged_by,
+                not_logged_by,
+            } => {
+                self.raw_frame_step(from, *target, expect, logged_by, not_logged_by, log)
+                    .await?
+            }
+            Action::InjectSynack {
+                from,
+                target,
+                expect,
+            } => self.synack_step(from, *target, expect, log).await?,
+            Action::StormStart { from } => {
+                let ns = self.lab.ns(from)?;
+                let cancel = CancellationToken::new();
+                // The storm's sockets are made inside `from`; the task only
+                // needs the namespace for new TCP sockets.
+                let ns = crate::lab::netns::Netns::open(ns.name())?;
+                let c = cancel.clone();
+                let task = tokio::spawn(async move { probe::storm(&ns, c).await });
+                st.storm = Some((cancel, task));
+                log.push(format!("background traffic from {from} started"));
+                Outcome::Passed
+            }
+            Action::StormStop => match st.storm.take() {
+                None => fail("storm-stop without storm-start", ""),
+                Some((cancel, task)) => {
+                    cancel.cancel();
+                    match task.await {
+                        Ok(Ok(n)) => {
+                            log.push(format!("background traffic stopped after {n} rounds"));
+                            Outcome::Passed
+                        }
+                        Ok(Err(e)) => fail(format!("background traffic failed: {e}"), ""),
+                        Err(e) => fail(format!("background traffic task failed: {e}"), ""),
+                    }
+                }
+            },
+            Action::Fault(f) => self.fault(st, *f, log).await?,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn probe_outcome(
+        &self,
+        nonce: &str,
+        what: &str,
+        expect: &Expect,
+        r: Result<(), probe::ProbeError>,
+        logged_by: &[String],
+        not_logged_by: &[String],
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let mut problems = Vec::new();
+        match (&r, expect) {
+            (Ok(()), Expect::Answer) => log.push("answered".into()),
+            (Err(e), Expect::Fail) => log.push(format!("failed as expected: {e}")),
+            (Ok(()), _) => problems.push(format!(
+                "the {what} should have failed, but it was answered"
+            )),
+            (Err(e), _) => {
+                problems.push(format!("expected an answer to the {what}, got none: {e}"))
+            }
+        }
+        self.far_end(nonce, what, logged_by, not_logged_by, log, &mut problems);
+        Self::verdict(problems, log)
+    }
+
+    async fn fault(
+        &self,
+        st: &mut RunState<'_>,
+        f: Fault,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let no_gateway = || fail("there is no gateway running", "");
+        Ok(match f {
+            Fault::StopTunnel | Fault::StartTunnel => {
+                let Some(g) = st.gateway.as_ref() else {
+                    return Ok(no_gateway());
+                };
+                let sig = if f == Fault::StopTunnel {
+                    Signal::SIGUSR1
+                } else {
+                    Signal::SIGUSR2
+                };
+                g.signal(sig)?;
+                if f == Fault::StartTunnel {
+                    st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                }
+                log.push(format!("sent {sig} to the gateway"));
+                Outcome::Passed
+            }
+            Fault::KillGateway => {
+                let Some(g) = st.gateway.take() else {
+                    return Ok(no_gateway());
+                };
+                g.kill().await;
+                log.push(
+                    "gateway SIGKILLed; its kill switch is whatever it left in the kernel".into(),
+                );
+                Outcome::Passed
+            }
+            Fault::StartGateway => {
+                if let Some(g) = st.gateway.take() {
+                    g.stop().await;
+                }
+                self.start_gateway(st).await?;
+                log.push("gateway started".into());
+                Outcome::Passed
+            }
+            Fault::ProviderDown | Fault::ProviderUp => {
+                self.services.wg.set_answering(f == Fault::ProviderUp);
+                if f == Fault::ProviderUp {
+                    st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                }
+                log.push(format!(
+                    "provider {}",
+                    if f == Fault::ProviderUp {
+                        "answers again"
+                    } else {
+                        "stopped answering"
+                    }
+                ));
+                Outcome::Passed
+            }
+            Fault::IspBlockWireguard => {
+                self.lab.nft(host::ISP, ISP_BLOCK)?;
+                log.push("the ISP drops UDP 51820".into());
+                Outcome::Passed
+            }
+            Fault::IspUnblockWireguard => {
+                self.lab.nft(host::ISP, ISP_UNBLOCK)?;
+                st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                log.push("the ISP forwards UDP 51820 again".into());
+                Outcome::Passed
+            }
+            Fault::RouteAroundTunnel => {
+                let nl = self.lab.nl(host::GW)?;
+                let nlerr = |source| LabError::Netlink {
+                    host: host::GW.into(),
+                    source,
+                };
+                nl.replace_route(
+                    IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("net"),
+                    Some(addr::HOME_GW_SIDE.into()),
+                    None,
+                )
+                .await
+                .map_err(nlerr)?;
+                nl.replace_route(
+                    IpNet::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0).expect("net"),
+                    Some(addr::HOME_GW_SIDE_V6.into()),
+                    None,
+                )
+                .await
+                .map_err(nlerr)?;
+                log.push(
+                    "default routes (IPv4 and IPv6) now point at the home router on eth0".into(),
+                );
+                Outcome::Passed
+            }
+        })
+    }
+
+    async fn wait_handshake(
+        &self,
+        st: &mut RunState<'_>,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let Some(gw) = st.gateway.as_mut() else {
+            return fail("there is no gateway running", "");
+        };
+        let mut status = self.services.wg.status.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let waited = Instant::now();
+        loop {
+            if status.borrow_and_update().handshakes > st.handshakes_before {
+                let since_start = gw.started.elapsed();
+                log.push(format!(
+                    "provider saw a completed handshake after {:?} ({:?} after the gateway started)",
+                    waited.elapsed(),
+                    since_start
+                ));
+                st.handshake_after.get_or_insert(since_start);
+                return Outcome::Passed;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                exit = gw.child.wait() => {
+                    let code = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    return fail(
+                        format!("the gateway exited ({code}) before a handshake: {}", tail(&st.gw_log, 1)),
+                        tail(&st.gw_log, 20),
+                    );
+                }
+                r = status.changed() => if r.is_err() { break },
+            }
+        }
+        let s = self.services.wg.status.borrow().clone();
+        let why = match &s.last_rejection {
+            Some(r) => format!(
+                "the provider rejected {} datagram(s), last: {r}; check WIREGUARD_PUBLIC_KEY (the provider's key), WIREGUARD_PRIVATE_KEY and WIREGUARD_PRESHARED_KEY",
+                s.rejected
+            ),
+            None => "the provider received nothing it could use from the gateway; check VPN_ENDPOINT_IP and VPN_ENDPOINT_PORT".into(),
+        };
+        fail(
+            format!("no WireGuard handshake within {timeout:?}: {why}"),
+            format!(
+                "provider status: {s:?}\ngateway log:\n{}",
+                tail(&st.gw_log, 20)
+            ),
+        )
+    }
+
+    async fn wait_firewall(
+        &self,
+        st: &mut RunState<'_>,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let Some(gw) = st.gateway.as_mut() else {
+            return fail("there is no gateway running", "");
+        };
+        let mut closed = gw.firewall_closed.clone();
+        let r = tokio::select! {
+            r = tokio::time::timeout(timeout, closed.wait_for(|c| c.is_some())) => r.ok().and_then(|r| r.ok().map(|v| *v)),
+            _ = gw.child.wait() => None,
+        };
+        match r.flatten() {
+            Some(at) => {
+                let after = at.duration_since(gw.started);
+                st.firewall_after = Some(after);
+                log.push(format!(
+                    "the gateway reported its kill switch closed {after:?} after it started"
+                ));
+                log.push(tail(&st.gw_log, 1));
+                Outcome::Passed
+            }
+            None => fail(
+                format!("the gateway did not report its kill switch closed within {timeout:?}"),
+                tail(&st.gw_log, 20),
+            ),
+        }
+    }
+
+    async fn raw_frame_step(
+        &self,
+        from: &str,
+        target: SocketAddr,
+        expect: &Expect,
+        logged_by: &[String],
+        not_logged_by: &[String],
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let nonce = probe::nonce();
+        let name = probe::probe_name(&nonce);
+        // The frame goes to the home router's side of gw's wire, as a packet
+        // routed by the stack would.
+        let home_mac = self
+            .lab
+            .nl(host::HOME)?
+            .mac_of("gw")
+            .await
+            .map_err(|source| LabError::Netlink {
+                host: host::HOME.into(),
+                source,
+            })?;
+        log.push(format!(
+            "raw frame on {from}'s eth0: DNS query for {name} to {target}"
+        ));
+        let r = probe::raw_frame_dns(
+            self.lab.ns(from)?,
+            "eth0",
+            home_mac,
+            addr::GW_ETH0,
+            target,
+            &name,
+        );
+        match &r {
+            Ok(()) => log.push("the kernel accepted the frame".into()),
+            Err(e) => log.push(format!("the kernel refused the frame: {e}")),
+        }
+        // Whether it got out is decided at the far end (and on the wire):
+        // give the resolver the same time a probe gets to see it.
+        let mut problems = Vec::new();
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        if *expect == Expect::Fail && r.is_ok() {
+            let mut log_rx = self.services.log.subscribe();
+            while Instant::now() < deadline
+                && self
+                    .services
+                    .log
+                    .find(crate::lab::services::ISP_DNS, &nonce)
+                    .is_empty()
+            {
+                if tokio::time::timeout(deadline - Instant::now(), log_rx.changed())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        self.far_end(
+            &nonce,
+            "raw frame",
+            logged_by,
+            not_logged_by,
+            log,
+            &mut problems,
+        );
+        Ok(Self::verdict(problems, log))
+    }
+
+    async fn synack_step(
+        &self,
+        from: &str,
+        target: SocketAddr,
+        expect: &Expect,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        // The attacker routes the tunnel's address to the gateway's underlay.
+        let nl = self.lab.nl(from)?;
+        let via: IpAddr = addr::GW_ETH0.into();
+        let dst = IpNet::from(target.ip());
+        let nlerr = |source| LabError::Netlink {
+            host: from.to_string(),
+            source,
+        };
+        nl.replace_route(dst, Some(via), None)
+            .await
+            .map_err(nlerr)?;
+        let src = match self
+            .lab
+            .topology()
+            .host(from)
+            .and_then(|_| self.source_towards_gw(from))
+        {
+            Some(s) => s,
+            None => {
+                return Err(lab_err(
+                    "inject-synack",
+                    format!("{from} has no address on gw's link"),
+                ));
+            }
+        };
+        log.push(format!("SYN-ACK from {src} to {target} via {via}"));
+        let r = probe::inject_synack(self.lab.ns(from)?, src, target, PROBE_TIMEOUT).await;
+        let del = crate::netlink::RouteInfo {
+            dst,
+            gateway: Some(via),
+            oif: None,
+        };
+        let _ = nl.del_route(&del).await;
+        let answer = r.map_err(|e| lab_err("inject-synack", e))?;
+        Ok(match (answer, expect) {
+            (None, Expect::Fail) => {
+                log.push("nothing answered".into());
+                Outcome::Passed
+            }
+            (Some(a), Expect::Fail) => fail(
+                format!(
+                    "the gateway answered a forged SYN-ACK to its tunnel address from the LAN side ({a}): CVE-2019-14899"
+                ),
+                log.join("\n"),
+            ),
+            (Some(a), _) => {
+                log.push(format!("answered: {a}"));
+                Outcome::Passed
+            }
+            (None, _) => fail("nothing answered the SYN-ACK", log.join("\n")),
+        })
+    }
+
+    /// The IPv4 address `host` has on the gateway's link (only the home
+    /// router has one).
+    fn source_towards_gw(&self, host_name: &str) -> Option<Ipv4Addr> {
+        let topo = self.lab.topology();
+        let gw_net = topo
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .find(|e| e.host == host::GW)?
+            .addrs
+            .iter()
+            .find(|a| a.addr().is_ipv4())
+            .copied()?;
+        topo.links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.host == host_name)
+            .flat_map(|e| e.addrs.iter())
+            .find_map(|a| match a.addr() {
+                IpAddr::V4(v4) if gw_net.contains(&a.addr()) => Some(v4),
+                _ => None,
+            })
+    }
+}
