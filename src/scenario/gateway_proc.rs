@@ -21,6 +21,8 @@ pub struct GatewayProc {
     pub started: Instant,
     /// Set (to the time it was seen) when the gateway logs FIREWALL_CLOSED.
     pub firewall_closed: watch::Receiver<Option<Instant>>,
+    /// Ends when the gateway's stderr closes and its log is on disk.
+    log_copied: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn err(source: std::io::Error) -> LabError {
@@ -65,7 +67,7 @@ impl GatewayProc {
             .append(true)
             .open(&path)
             .map_err(err)?;
-        tokio::spawn(async move {
+        let log_copied = tokio::spawn(async move {
             let mut file = tokio::fs::File::from_std(file);
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -81,7 +83,16 @@ impl GatewayProc {
             child,
             started,
             firewall_closed: rx,
+            log_copied: Some(log_copied),
         })
+    }
+
+    /// After the gateway exited: waits until everything it wrote is in the
+    /// log file.
+    pub async fn log_flushed(&mut self) {
+        if let Some(t) = self.log_copied.take() {
+            let _ = t.await;
+        }
     }
 
     pub fn pid(&self) -> Option<nix::unistd::Pid> {

@@ -143,6 +143,11 @@ pub enum Action {
         from: String,
     },
     StormStop,
+    /// Wait until the background traffic has sent this many rounds (a
+    /// traffic quota, not a clock).
+    StormWait {
+        rounds: u64,
+    },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
 }
@@ -248,9 +253,10 @@ struct RawStep {
     logged_by: Vec<String>,
     #[serde(default)]
     not_logged_by: Vec<String>,
+    rounds: Option<u64>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-stop, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -430,6 +436,20 @@ impl RawStep {
                     }
                 }
             }
+            "storm-wait" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let rounds = self.rounds.ok_or("storm-wait needs `rounds`")?;
+                if rounds == 0 {
+                    return Err("rounds must be at least 1".into());
+                }
+                Action::StormWait { rounds }
+            }
             "storm-start" => {
                 unused(&[
                     ("target", self.target.is_some()),
@@ -458,6 +478,7 @@ impl RawStep {
                     ("timeout", self.timeout.is_some()),
                     ("logged-by", !self.logged_by.is_empty()),
                     ("not-logged-by", !self.not_logged_by.is_empty()),
+                    ("rounds", self.rounds.is_some()),
                 ])?;
                 action
             }

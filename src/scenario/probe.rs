@@ -393,6 +393,7 @@ pub async fn inject_synack(
 pub async fn storm(
     ns: &Netns,
     cancel: tokio_util::sync::CancellationToken,
+    progress: tokio::sync::watch::Sender<u64>,
 ) -> Result<u64, ProbeError> {
     use crate::model::topology::addr;
     let dns_to = SocketAddr::new(addr::ISP_DNS.into(), 53);
@@ -412,6 +413,7 @@ pub async fn storm(
             _ = tick.tick() => {}
         }
         rounds += 1;
+        progress.send_replace(rounds);
         let mut q = hickory_proto::op::Message::query();
         if let Ok(n) = hickory_proto::rr::Name::from_ascii(format!("storm{rounds}.probe.lab.")) {
             q.add_query(hickory_proto::op::Query::query(

@@ -23,6 +23,19 @@ use crate::model::classify::{LeakPolicy, Summary, classify};
 use crate::model::topology::{addr, host, wire};
 use crate::tunnel::encode_key;
 
+/// Damage to the gateway, done from outside it (tests only).
+#[derive(Debug, Clone, Default)]
+pub struct Tamper {
+    /// An nftables script run in the gateway's namespace (flush its table,
+    /// delete the egress filter, open a port...).
+    pub nft: Option<String>,
+    /// Also point the default routes around the tunnel.
+    pub route_around: bool,
+    /// Apply it after the step with this name (default: after the first
+    /// completed handshake).
+    pub after_step: Option<String>,
+}
+
 /// The seed's section 8, as gateway variables.
 pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
 pub const SEED_INPUT_SUBNET_PORTS: &str =
@@ -110,10 +123,10 @@ pub struct Runner<'a> {
     /// Extra Gluetun variables for every scenario, applied last (used by
     /// tests that break the gateway's configuration on purpose).
     pub env_overrides: BTreeMap<String, String>,
-    /// An nftables script run in the gateway's namespace once the gateway
-    /// has set itself up (after the first wait step): the tests that prove
-    /// a scenario can fail break the kill switch with it, from outside.
-    pub tamper: Option<String>,
+    /// Damage done to the gateway from outside once it has set itself up
+    /// (after the first handshake): the tests that prove a scenario can fail
+    /// break the kill switch with it. `None` in real runs.
+    pub tamper: Option<Tamper>,
     pub events: Option<UnboundedSender<Event>>,
 }
 
@@ -264,17 +277,32 @@ impl Runner<'_> {
             let mut log = Vec::new();
             let outcome = self.step(&mut st, &step.action, &mut log).await?;
             // A test that breaks the gateway on purpose does it once the
-            // gateway has set itself up (after the first wait step passes).
-            let set_up = matches!(
-                step.action,
-                Action::WaitHandshake { .. } | Action::WaitFirewall { .. }
-            ) && outcome == Outcome::Passed;
+            // gateway has set itself up (after the first handshake).
+            let set_up = match self.tamper.as_ref().and_then(|t| t.after_step.as_ref()) {
+                Some(name) => *name == step.name,
+                None => {
+                    matches!(step.action, Action::WaitHandshake { .. })
+                        && outcome == Outcome::Passed
+                }
+            };
             if !tampered
                 && set_up
                 && let Some(tamper) = &self.tamper
             {
-                self.lab.nft(host::GW, tamper)?;
-                log.push(format!("tampered with the gateway from outside:\n{tamper}"));
+                if let Some(script) = &tamper.nft {
+                    self.lab.nft(host::GW, script)?;
+                    log.push(format!(
+                        "tampered with the gateway's rules from outside:\n{script}"
+                    ));
+                }
+                if tamper.route_around {
+                    self.step(
+                        &mut st,
+                        &Action::Fault(super::model::Fault::RouteAroundTunnel),
+                        &mut log,
+                    )
+                    .await?;
+                }
                 tampered = true;
             }
             let duration = t.elapsed();
@@ -292,9 +320,9 @@ impl Runner<'_> {
         }
 
         timeline.push((SystemTime::now(), "teardown".into()));
-        if let Some((cancel, task)) = st.storm.take() {
-            cancel.cancel();
-            let _ = task.await;
+        if let Some(storm) = st.storm.take() {
+            storm.cancel.cancel();
+            let _ = storm.task.await;
         }
         if let Some(g) = st.gateway.take() {
             g.stop().await;

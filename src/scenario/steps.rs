@@ -18,6 +18,13 @@ use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
 use crate::model::topology::{addr, host};
 
+/// Background traffic in progress.
+pub struct Storm {
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<u64, probe::ProbeError>>,
+    pub rounds: tokio::sync::watch::Receiver<u64>,
+}
+
 /// What a scenario's steps share while it runs.
 pub struct RunState<'s> {
     pub scn: &'s Scenario,
@@ -27,10 +34,7 @@ pub struct RunState<'s> {
     pub handshakes_before: u64,
     pub handshake_after: Option<Duration>,
     pub firewall_after: Option<Duration>,
-    pub storm: Option<(
-        CancellationToken,
-        tokio::task::JoinHandle<Result<u64, probe::ProbeError>>,
-    )>,
+    pub storm: Option<Storm>,
 }
 
 const ISP_BLOCK: &str = "table inet lh_block {
@@ -150,14 +154,32 @@ impl Runner<'_> {
                 // needs the namespace for new TCP sockets.
                 let ns = crate::lab::netns::Netns::open(ns.name())?;
                 let c = cancel.clone();
-                let task = tokio::spawn(async move { probe::storm(&ns, c).await });
-                st.storm = Some((cancel, task));
+                let (tx, rounds) = tokio::sync::watch::channel(0);
+                let task = tokio::spawn(async move { probe::storm(&ns, c, tx).await });
+                st.storm = Some(Storm {
+                    cancel,
+                    task,
+                    rounds,
+                });
                 log.push(format!("background traffic from {from} started"));
                 Outcome::Passed
             }
+            Action::StormWait { rounds } => match st.storm.as_mut() {
+                None => fail("storm-wait without storm-start", ""),
+                Some(storm) => {
+                    let want = *rounds;
+                    match storm.rounds.wait_for(|n| *n >= want).await {
+                        Ok(_) => {
+                            log.push(format!("background traffic sent {want} rounds"));
+                            Outcome::Passed
+                        }
+                        Err(_) => fail("the background traffic stopped early", ""),
+                    }
+                }
+            },
             Action::StormStop => match st.storm.take() {
                 None => fail("storm-stop without storm-start", ""),
-                Some((cancel, task)) => {
+                Some(Storm { cancel, task, .. }) => {
                     cancel.cancel();
                     match task.await {
                         Ok(Ok(n)) => {
@@ -321,6 +343,7 @@ impl Runner<'_> {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
                 exit = gw.child.wait() => {
+                    gw.log_flushed().await;
                     let code = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     return fail(
                         format!("the gateway exited ({code}) before a handshake: {}", tail(&st.gw_log, 1)),

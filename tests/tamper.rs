@@ -1,0 +1,305 @@
+//! Proof that every scenario can fail: each test breaks the gateway from
+//! outside (flushes its kill switch, deletes the egress filter, opens a port,
+//! routes around the tunnel) once it has set itself up, and checks that the
+//! scenario reports the fault, with the leaked packets named in the JUnit
+//! failure. No fault switch exists inside the gateway. Needs root.
+
+use std::path::PathBuf;
+
+use leakhound::lab::services::{LabKeys, LabServices};
+use leakhound::lab::{Lab, new_run_id};
+use leakhound::model::topology::Topology;
+use leakhound::report::junit;
+use leakhound::scenario::model::{self as scenario, Scenario};
+use leakhound::scenario::runner::{Outcome, Runner, ScenarioResult, Tamper};
+
+const FLUSH_KILL_SWITCH: &str =
+    "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
+
+fn scenario(name: &str) -> Scenario {
+    scenario::builtin(&Topology::default_profile())
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no built-in scenario {name}"))
+}
+
+async fn run_tampered(name: &str, tamper: Tamper) -> (ScenarioResult, String) {
+    assert!(nix::unistd::Uid::effective().is_root(), "needs root");
+    let out = tempfile::tempdir().unwrap();
+    let mut lab = Lab::build(Topology::default_profile(), &new_run_id())
+        .await
+        .unwrap();
+    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: out.path().to_path_buf(),
+        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+        env_overrides: Default::default(),
+        tamper: Some(tamper),
+        events: None,
+    };
+    let r = runner.run(&scenario(name)).await.unwrap();
+    drop(runner);
+    drop(services);
+    lab.teardown();
+    let xml = junit::render(std::slice::from_ref(&r));
+    (r, xml)
+}
+
+fn failed(r: &ScenarioResult) -> Vec<(String, String)> {
+    r.cases
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            Outcome::Passed => None,
+            Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
+        })
+        .collect()
+}
+
+/// The scenario failed, its leak case on `wire` names leaked packets in the
+/// JUnit failure, and one of them contains `packet`.
+fn assert_leak_reported(r: &ScenarioResult, xml: &str, wire: &str, packet: &str) {
+    assert!(!r.passed(), "{} passed despite the tampering", r.name);
+    let f = failed(r);
+    let case = format!("no packet on {wire} is a leak");
+    let (_, msg) = f
+        .iter()
+        .find(|(c, _)| *c == case)
+        .unwrap_or_else(|| panic!("{case:?} did not fail: {f:#?}"));
+    assert!(msg.contains("leaked on"), "{msg}");
+    assert!(
+        r.leaks
+            .iter()
+            .any(|l| l.wire == wire && l.packet.to_string().contains(packet)),
+        "no leak containing {packet:?} on {wire}: {:#?}",
+        r.leaks
+    );
+    let failure = &xml[xml.find(&format!("name=\"{case}\"")).unwrap()..];
+    let failure = &failure[..failure.find("</testcase>").unwrap()];
+    assert!(failure.contains("<failure"), "{failure}");
+    assert!(
+        failure.contains(packet),
+        "the JUnit failure does not name {packet:?}: {failure}"
+    );
+}
+
+fn flush_and_route_around() -> Tamper {
+    Tamper {
+        nft: Some(FLUSH_KILL_SWITCH.into()),
+        route_around: true,
+        after_step: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_fails_when_traffic_goes_around_the_tunnel() {
+    let (r, xml) = run_tampered("baseline", flush_and_route_around()).await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(|(_, m)| m.contains("whoami saw 198.51.100.2")),
+        "{f:#?}"
+    );
+    assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killswitch_tunnel_down_fails_without_a_kill_switch() {
+    let (r, xml) = run_tampered(
+        "killswitch-tunnel-down",
+        Tamper {
+            nft: Some(FLUSH_KILL_SWITCH.into()),
+            route_around: false,
+            after_step: None,
+        },
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("isp-dns received the query")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("whoami received the request")),
+        "{f:#?}"
+    );
+    assert_leak_reported(&r, &xml, "gw", "172.21.0.2");
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.80:80");
+    // IPv6 leaks too, and DNS leaks are named by their query.
+    assert!(
+        r.leaks
+            .iter()
+            .any(|l| l.packet.src.is_some_and(|s| s.is_ipv6()) && l.wire == "gw"),
+        "{:#?}",
+        r.leaks
+    );
+    assert!(r.leaks.iter().any(|l| {
+        l.packet
+            .dns_name
+            .as_deref()
+            .is_some_and(|n| n.ends_with(".probe.lab."))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killswitch_server_gone_fails_without_a_kill_switch() {
+    let (r, xml) = run_tampered(
+        "killswitch-server-gone",
+        Tamper {
+            nft: Some(FLUSH_KILL_SWITCH.into()),
+            route_around: false,
+            after_step: None,
+        },
+    )
+    .await;
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.53:53");
+    let f = failed(&r);
+    assert!(
+        f.iter().any(|(c, _)| c.starts_with("provider gone:")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|(c, _)| c.starts_with("WireGuard blocked:")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killswitch_gateway_crash_fails_without_a_kill_switch() {
+    let (r, xml) = run_tampered(
+        "killswitch-gateway-crash",
+        Tamper {
+            nft: Some(FLUSH_KILL_SWITCH.into()),
+            route_around: false,
+            after_step: None,
+        },
+    )
+    .await;
+    assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killswitch_startup_fails_when_startup_traffic_goes_around_the_tunnel() {
+    let tamper = Tamper {
+        after_step: Some("the dependents start sending".into()),
+        ..flush_and_route_around()
+    };
+    let (r, xml) = run_tampered("killswitch-startup", tamper).await;
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.53:53");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_leak_fails_when_ipv6_output_is_opened() {
+    let tamper = Tamper {
+        // Both layers: an IPv6 hole in the inet output chain alone is still
+        // stopped by the netdev egress filter.
+        nft: Some("insert rule inet leakhound output meta nfproto ipv6 accept\ndelete table netdev leakhound_egress\n".into()),
+        route_around: false,
+        after_step: None,
+    };
+    let (r, xml) = run_tampered("ipv6-leak", tamper).await;
+    assert_leak_reported(&r, &xml, "gw", "2001:db8:21::2");
+    let f = failed(&r);
+    // The SYN leaks (named above); the echo service proves UDP got out.
+    assert!(
+        f.iter()
+            .any(|(c, m)| c == "no UDP over IPv6" && m.contains("echo received")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_tunnel_fails_when_ipv6_is_routed_around_the_tunnel() {
+    let (r, _) = run_tampered(
+        "ipv6-tunnel",
+        Tamper {
+            nft: None,
+            route_around: true,
+            after_step: None,
+        },
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _)| c == "whoami sees the VPN's IPv6 exit"),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_socket_leak_fails_without_the_egress_filter() {
+    let tamper = Tamper {
+        nft: Some("delete table netdev leakhound_egress\n".into()),
+        route_around: false,
+        after_step: None,
+    };
+    let (r, xml) = run_tampered("raw-socket-leak", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("isp-dns received the raw frame")),
+        "{f:#?}"
+    );
+    assert_leak_reported(&r, &xml, "gw", "DNS query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cve_2019_14899_fails_when_the_tunnel_address_is_open_on_the_underlay() {
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound input ip daddr 10.64.0.2 accept\ninsert rule inet leakhound output ip daddr 172.21.0.1 accept\n".into()),
+        route_around: false,
+        after_step: None,
+    };
+    let (r, _) = run_tampered("cve-2019-14899", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("CVE-2019-14899") && m.contains("from 10.64.0.2")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_matrix_fails_when_a_port_is_opened_to_the_denied_subnet() {
+    let tamper = Tamper {
+        nft: Some(FLUSH_KILL_SWITCH.into()),
+        route_around: true,
+        after_step: None,
+    };
+    let (r, xml) = run_tampered("lan-matrix", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _)| c == "lan-other cannot reach qBittorrent (8080)"),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, _)| c == "lan-media cannot reach NZBGet (6789)"),
+        "{f:#?}"
+    );
+    assert_leak_reported(&r, &xml, "gw", "172.21.0.2:8080 -> 192.168.30.10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_subnets_fails_when_the_gateway_reaches_other_lans() {
+    let (r, _) = run_tampered(
+        "outbound-subnets",
+        Tamper {
+            nft: Some(FLUSH_KILL_SWITCH.into()),
+            route_around: false,
+            after_step: None,
+        },
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _)| c == "the gateway cannot reach the admin LAN"),
+        "{f:#?}"
+    );
+}
