@@ -50,10 +50,26 @@ enum Command {
     Reap,
     /// List the scenarios that `run` would execute.
     List(ListArgs),
+    /// Measure the kill switch under repeated faults: N tunnel kills and M
+    /// gateway crashes in a row under constant traffic, with routes around
+    /// the tunnel after each; prints how many packets leaked and how fast
+    /// each gateway closed its kill switch.
+    Soak(SoakArgs),
     /// Build the lab, start its services and a gateway, print how to get
     /// into each host, and wait for Ctrl-C (to explore or debug by hand with
     /// `ip netns exec`). Everything is removed on exit.
     Lab(LabArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    #[arg(long, default_value_t = 100)]
+    tunnel_kills: u32,
+    #[arg(long, default_value_t = 20)]
+    crashes: u32,
+    /// Where reports go (emptied first).
+    #[arg(long, value_name = "DIR", default_value = "reports/soak")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -130,6 +146,25 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Soak(args) => {
+            init_tracing("warn");
+            let scn = leakhound::scenario::soak::soak_scenario(args.tunnel_kills, args.crashes);
+            let run = RunArgs {
+                scenarios: None,
+                only: vec![],
+                out: args.out,
+                env: vec![],
+                quiet: true,
+            };
+            match run_with(run, vec![scn], true) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Lab(args) => {
             init_tracing("info");
             match lab_main(args) {
@@ -157,15 +192,6 @@ fn main() -> ExitCode {
 fn gateway_main() -> ExitCode {
     let started = std::time::Instant::now();
     init_tracing("info");
-    // Everything is checked before anything is touched.
-    let cfg = match GatewayConfig::from_env(std::env::vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("refusing to start: {e}");
-            eprintln!("leakhound gateway: refusing to start: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -176,12 +202,36 @@ fn gateway_main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A gateway that cannot run closes its namespace (everything but
+    // loopback) before it exits: bad input never leaves it open.
+    let lock_down = |rt: &tokio::runtime::Runtime| {
+        match rt.block_on(gateway::lock_down()) {
+        Ok(()) => "the namespace is closed (everything but loopback) until a gateway starts with a good configuration".to_string(),
+        Err(le) => format!("and closing the namespace failed too: {:#}", anyhow::Error::from(le)),
+    }
+    };
+    // Everything is checked before anything is touched.
+    let cfg = match GatewayConfig::from_env(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            let closed = lock_down(&rt);
+            tracing::error!("refusing to start: {e}; {closed}");
+            eprintln!("leakhound gateway: refusing to start: {e}; {closed}");
+            return ExitCode::from(2);
+        }
+    };
+    let firewall_wanted = cfg.firewall.enabled;
     match rt.block_on(gateway::run(cfg, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            tracing::error!("{e:#}");
-            eprintln!("leakhound gateway: {e:#}");
+            let closed = if firewall_wanted {
+                lock_down(&rt)
+            } else {
+                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: left open".into()
+            };
+            tracing::error!("{e:#}; {closed}");
+            eprintln!("leakhound gateway: {e:#}; {closed}");
             ExitCode::from(1)
         }
     }
@@ -235,6 +285,14 @@ fn run_main(args: RunArgs) -> Result<bool> {
         bail!("leakhound run needs root (it builds network namespaces); try sudo");
     }
     let scenarios = load_scenarios(args.scenarios.as_deref(), &args.only)?;
+    run_with(args, scenarios, false)
+}
+
+/// Builds the lab and runs `scenarios`; `soak` adds the kill-switch figures.
+fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<bool> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound needs root (it builds network namespaces); try sudo");
+    }
     let overrides = parse_env_overrides(&args.env)?;
     prepare_out(&args.out)?;
     let reaped = netns::reap_stale();
@@ -247,7 +305,7 @@ fn run_main(args: RunArgs) -> Result<bool> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         tokio::select! {
-            r = run_suite(&args, scenarios, overrides) => r,
+            r = run_suite(&args, scenarios, overrides, soak) => r,
             _ = shutdown_signal() => bail!("interrupted; the lab was removed"),
         }
     })
@@ -266,6 +324,7 @@ async fn run_suite(
     args: &RunArgs,
     scenarios: Vec<Scenario>,
     overrides: BTreeMap<String, String>,
+    soak: bool,
 ) -> Result<bool> {
     let total = Instant::now();
     let run_id = lab::new_run_id();
@@ -326,6 +385,11 @@ async fn run_suite(
         timings.teardown,
         total.elapsed().as_millis()
     );
+    if soak {
+        for r in &results {
+            print!("{}", soak_figures(r));
+        }
+    }
     println!("reports in {}", args.out.display());
     Ok(results.iter().all(|r| r.passed()))
 }
@@ -388,4 +452,42 @@ fn lab_main(args: LabArgs) -> Result<()> {
         gw.stop().await;
         Ok(())
     })
+}
+
+/// The soak's figures: leaked packets, and how fast each gateway start
+/// closed its kill switch (from the gateway's own log lines).
+fn soak_figures(r: &ScenarioResult) -> String {
+    let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
+    let mut closed: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("firewall closed ").nth(1)?;
+            rest.split(" us after start").next()?.trim().parse().ok()
+        })
+        .collect();
+    closed.sort_unstable();
+    let pct = |p: usize| {
+        closed
+            .get((closed.len().saturating_sub(1)) * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    let steps_failed = r
+        .cases
+        .iter()
+        .filter(|c| c.outcome != leakhound::scenario::runner::Outcome::Passed)
+        .count();
+    format!(
+        "soak: {} packets leaked (gw + uplink), {} of {} steps failed, {:.1}s\n\
+         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n",
+        r.leaks.len(),
+        steps_failed,
+        r.cases.len(),
+        r.duration.as_secs_f64(),
+        closed.len(),
+        pct(0),
+        pct(50),
+        pct(90),
+        pct(100),
+    )
 }

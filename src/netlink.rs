@@ -89,6 +89,20 @@ impl Nl {
         }
     }
 
+    /// Names of every interface in this namespace.
+    pub async fn link_names(&self) -> Result<Vec<String>> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self.handle.link().get().execute();
+        let mut names = Vec::new();
+        while let Some(msg) = links.try_next().await.map_err(req("listing interfaces"))? {
+            names.extend(msg.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            }));
+        }
+        Ok(names)
+    }
+
     /// The name of the interface with this index.
     pub async fn name_of(&self, index: u32) -> Result<String> {
         use rtnetlink::packet_route::link::LinkAttribute;

@@ -164,14 +164,55 @@ async fn a_wrong_provider_key_fails_with_a_message_naming_the_key() {
     assert!(r.leaks.is_empty(), "{:#?}", r.leaks);
 }
 
+/// Bad input never leaves the gateway open: a gateway that refuses its
+/// configuration, started in a namespace with no kill switch yet, closes it
+/// before it exits, so nothing leaks even with routes around the tunnel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_that_refuses_its_config_is_reported_with_the_variable() {
+async fn a_gateway_that_refuses_its_config_names_the_variable_and_stays_closed() {
     require_root();
-    let r = run_in_lab(&baseline(), &[("VPN_ENDPOINT_PORT", "51820x".into())]).await;
+    let scn = scenario::parse(
+        "refused.toml",
+        r#"
+name = "refused"
+[gateway.env]
+FIREWALL_INPUT_SUBNET_PORTS = "192.168.10.0/24=80800"
+[[step]]
+name = "handshake"
+action = "wait-handshake"
+timeout = "5s"
+[[step]]
+name = "routes around the tunnel"
+action = "route-around-tunnel"
+[[step]]
+name = "no internet"
+action = "http"
+from = "gw"
+target = "192.0.2.80:80"
+expect = "fail"
+not-logged-by = ["whoami"]
+[[step]]
+name = "no DNS to the ISP"
+action = "dns"
+from = "gw"
+server = "192.0.2.53:53"
+expect = "fail"
+not-logged-by = ["isp-dns"]
+"#,
+        &Topology::default_profile(),
+    )
+    .unwrap();
+    let r = run_in_lab(&scn, &[]).await;
     let f = failures(&r);
-    let (_, msg) = &f[0];
+    assert_eq!(f.len(), 1, "only the handshake may fail: {f:#?}");
+    let (case, msg) = &f[0];
+    assert_eq!(case, "handshake");
     assert!(msg.contains("the gateway exited"), "{msg}");
-    assert!(msg.contains("VPN_ENDPOINT_PORT"), "{msg}");
+    assert!(
+        msg.contains("FIREWALL_INPUT_SUBNET_PORTS") && msg.contains("80800"),
+        "{msg}"
+    );
+    assert!(msg.contains("the namespace is closed"), "{msg}");
+    assert!(r.leaks.is_empty(), "{:#?}", r.leaks);
 }
 
 /// The leak check must be able to fail: a gateway told that the whole

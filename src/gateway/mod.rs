@@ -83,6 +83,16 @@ fn default_route(v6: bool) -> IpNet {
     IpNet::new(any, 0).expect("prefix 0 is valid")
 }
 
+/// A gateway that cannot start closes its namespace (everything but
+/// loopback) before it exits: bad input never leaves it open.
+pub async fn lock_down() -> Result<(), GatewayError> {
+    let devices = Nl::here()?.link_names().await?;
+    tokio::task::spawn_blocking(move || firewall::lockdown(&devices))
+        .await
+        .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
+    Ok(())
+}
+
 /// The kill switch this configuration asks for.
 pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
     FirewallPolicy {

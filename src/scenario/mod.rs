@@ -7,4 +7,5 @@ pub mod gateway_proc;
 pub mod model;
 pub mod probe;
 pub mod runner;
+pub mod soak;
 pub mod steps;

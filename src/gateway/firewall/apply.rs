@@ -46,6 +46,12 @@ pub fn apply(policy: &FirewallPolicy) -> Result<ApplyTimes, FirewallError> {
     })
 }
 
+/// Closes everything but loopback (a gateway that cannot start). The
+/// devices are this namespace's interfaces.
+pub fn lockdown(devices: &[String]) -> Result<(), FirewallError> {
+    helper::apply_ruleset(&FirewallPolicy::lockdown(devices)).map_err(FirewallError::Apply)
+}
+
 /// Removes both of leakhound's tables (no error if they are absent).
 pub fn remove() -> Result<(), FirewallError> {
     helper::apply_ruleset(&FirewallPolicy::removal()).map_err(FirewallError::Apply)

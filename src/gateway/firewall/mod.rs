@@ -5,5 +5,5 @@
 pub mod apply;
 pub mod policy;
 
-pub use apply::{FirewallError, apply, remove};
+pub use apply::{FirewallError, apply, lockdown, remove};
 pub use policy::{FirewallPolicy, SubnetPorts};

@@ -505,6 +505,68 @@ impl FirewallPolicy {
         b.to_nftables()
     }
 
+    /// The kill switch for a gateway that cannot start (bad configuration):
+    /// everything but loopback dropped, on every interface, including raw
+    /// frames (an egress chain per device in `devices`).
+    pub fn lockdown(devices: &[String]) -> Nftables<'static> {
+        let mut b = Batch::new();
+        for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
+            let t = Table {
+                family,
+                name: name.into(),
+                handle: None,
+            };
+            b.add(NfListObject::Table(t.clone()));
+            b.delete(NfListObject::Table(t.clone()));
+            b.add(NfListObject::Table(t));
+        }
+        for (hook, nfhook) in [
+            (Hook::Input, NfHook::Input),
+            (Hook::Output, NfHook::Output),
+            (Hook::Forward, NfHook::Forward),
+        ] {
+            b.add(NfListObject::Chain(Chain {
+                family: NfFamily::INet,
+                table: TABLE.into(),
+                name: hook.chain().into(),
+                _type: Some(NfChainType::Filter),
+                hook: Some(nfhook),
+                prio: Some(0),
+                policy: Some(NfChainPolicy::Drop),
+                ..Default::default()
+            }));
+        }
+        for r in [
+            R::new(Hook::Input, "loopback in").iif("lo"),
+            R::new(Hook::Output, "loopback out").oif("lo"),
+        ] {
+            let mut expr = r.stmts.clone();
+            expr.push(Statement::Accept(None));
+            b.add(NfListObject::Rule(Rule {
+                family: NfFamily::INet,
+                table: TABLE.into(),
+                chain: r.hook.chain().into(),
+                expr: expr.into(),
+                comment: Some(r.comment.into()),
+                ..Default::default()
+            }));
+        }
+        for dev in devices.iter().filter(|d| d.as_str() != "lo") {
+            b.add(NfListObject::Chain(Chain {
+                family: NfFamily::NetDev,
+                table: EGRESS_TABLE.into(),
+                name: format!("egress_{dev}").into(),
+                _type: Some(NfChainType::Filter),
+                hook: Some(NfHook::Egress),
+                prio: Some(0),
+                dev: Some(dev.clone().into()),
+                policy: Some(NfChainPolicy::Drop),
+                ..Default::default()
+            }));
+        }
+        b.to_nftables()
+    }
+
     /// A batch that removes both tables (FIREWALL_ENABLED...=off, or a
     /// requested cleanup on exit).
     pub fn removal() -> Nftables<'static> {
@@ -670,6 +732,38 @@ mod tests {
         assert!(
             v6.iter().any(|r| r.to_string().contains("2001:db8:21::")),
             "{v6:?}"
+        );
+    }
+
+    #[test]
+    fn lockdown_drops_everything_but_loopback_on_every_device() {
+        let v = serde_json::to_value(FirewallPolicy::lockdown(&[
+            "lo".into(),
+            "eth0".into(),
+            "eth1".into(),
+        ]))
+        .unwrap();
+        let chains: Vec<_> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("chain").cloned())
+            .collect();
+        assert_eq!(chains.len(), 5, "{chains:?}");
+        assert!(chains.iter().all(|c| c["policy"] == "drop"));
+        let devs: Vec<_> = chains.iter().filter_map(|c| c["dev"].as_str()).collect();
+        assert_eq!(devs, vec!["eth0", "eth1"]);
+        let rules: Vec<_> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("rule").cloned())
+            .collect();
+        assert_eq!(rules.len(), 2);
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.to_string().contains(r#""right":"lo""#))
         );
     }
 

@@ -1,0 +1,149 @@
+//! The soak scenario: many tunnel kills and gateway crashes in a row while
+//! the dependents send constantly, with default routes around the tunnel
+//! after every fault (so only the kill switch stands between the traffic and
+//! a leak). Built as an ordinary [`Scenario`], run by the ordinary runner:
+//! `leakhound soak` prints how many packets leaked across all of them.
+
+use std::time::Duration;
+
+use super::model::{Action, Expect, Fault, Scenario, Step};
+use crate::model::topology::{addr, host, wire};
+
+/// Rounds of background traffic (each: DNS, TCP, UDP) sent during every
+/// fault before it is repaired.
+pub const ROUNDS_PER_FAULT: u64 = 5;
+
+fn step(name: String, action: Action) -> Step {
+    Step { name, action }
+}
+
+fn fault(name: String, f: Fault) -> Step {
+    step(name, Action::Fault(f))
+}
+
+/// A scenario with `tunnel_kills` tunnel stops and `crashes` gateway
+/// SIGKILLs, each followed by recovery.
+pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
+    let handshake = |name: String| {
+        step(
+            name,
+            Action::WaitHandshake {
+                timeout: Duration::from_secs(15),
+            },
+        )
+    };
+    let mut steps = vec![
+        handshake("the WireGuard handshake completes".into()),
+        step(
+            "the dependents start sending".into(),
+            Action::StormStart {
+                from: host::GW.into(),
+            },
+        ),
+    ];
+    let mut rounds = 0;
+    let mut during = |steps: &mut Vec<Step>, what: &str| {
+        rounds += ROUNDS_PER_FAULT;
+        steps.push(fault(
+            format!("{what}: routes around the tunnel"),
+            Fault::RouteAroundTunnel,
+        ));
+        steps.push(step(
+            format!("{what}: traffic ({rounds} rounds so far)"),
+            Action::StormWait { rounds },
+        ));
+    };
+    for i in 1..=tunnel_kills {
+        let what = format!("tunnel kill {i}");
+        steps.push(fault(
+            format!("{what}: the tunnel stops"),
+            Fault::StopTunnel,
+        ));
+        during(&mut steps, &what);
+        steps.push(fault(
+            format!("{what}: the tunnel starts"),
+            Fault::StartTunnel,
+        ));
+        steps.push(handshake(format!("{what}: the handshake completes again")));
+    }
+    for i in 1..=crashes {
+        let what = format!("crash {i}");
+        steps.push(fault(
+            format!("{what}: the gateway is SIGKILLed"),
+            Fault::KillGateway,
+        ));
+        during(&mut steps, &what);
+        steps.push(fault(
+            format!("{what}: the gateway starts"),
+            Fault::StartGateway,
+        ));
+        steps.push(handshake(format!("{what}: the handshake completes again")));
+    }
+    steps.push(step(
+        "the dependents stop sending".into(),
+        Action::StormStop,
+    ));
+    steps.push(step(
+        "whoami sees the VPN exit address".into(),
+        Action::Http {
+            from: host::GW.into(),
+            target: std::net::SocketAddr::new(addr::WHOAMI.into(), 80),
+            expect: Expect::SeenAs(addr::VPN_EXIT.into()),
+            logged_by: vec![],
+            not_logged_by: vec![],
+        },
+    ));
+    Scenario {
+        name: "soak".into(),
+        description: format!(
+            "{tunnel_kills} tunnel kills and {crashes} gateway crashes under constant traffic, with routes around the tunnel after each"
+        ),
+        tags: vec!["soak".into()],
+        source: "leakhound soak".into(),
+        gateway_env: Default::default(),
+        gateway_start: true,
+        steps,
+        leak_wires: vec![wire::GW.into(), wire::UPLINK.into()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_is_repaired_and_awaited() {
+        let s = soak_scenario(3, 2);
+        let count = |f: Fault| {
+            s.steps
+                .iter()
+                .filter(|st| st.action == Action::Fault(f))
+                .count()
+        };
+        assert_eq!(count(Fault::StopTunnel), 3);
+        assert_eq!(count(Fault::StartTunnel), 3);
+        assert_eq!(count(Fault::KillGateway), 2);
+        assert_eq!(count(Fault::StartGateway), 2);
+        assert_eq!(count(Fault::RouteAroundTunnel), 5);
+        let waits = s
+            .steps
+            .iter()
+            .filter(|st| matches!(st.action, Action::WaitHandshake { .. }))
+            .count();
+        assert_eq!(waits, 1 + 3 + 2);
+        // The traffic quota grows with every fault, so each waits for new traffic.
+        let quotas: Vec<u64> = s
+            .steps
+            .iter()
+            .filter_map(|st| match st.action {
+                Action::StormWait { rounds } => Some(rounds),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(quotas, vec![5, 10, 15, 20, 25]);
+        assert!(matches!(
+            s.steps.last().unwrap().action,
+            Action::Http { .. }
+        ));
+    }
+}
