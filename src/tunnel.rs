@@ -79,10 +79,16 @@ pub struct DriverConfig {
     /// While set, the driver neither reads nor sends anything on the
     /// network (a provider that stopped answering).
     pub paused: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Handshakes per second answered before the responder demands cookies
+    /// (boringtun's default is 10). `None` keeps boringtun's own limiter.
+    pub handshake_rate_limit: Option<u64>,
 }
 
 pub struct Driver {
     tunn: Tunn,
+    /// Our own limiter (when configured), reset every tick as boringtun
+    /// resets its own.
+    rate_limiter: Option<Arc<boringtun::noise::rate_limiter::RateLimiter>>,
     cfg: DriverConfig,
     status: watch::Sender<TunnelStatus>,
     handshakes: HandshakeTracker,
@@ -96,13 +102,20 @@ impl Driver {
         keepalive: Option<u16>,
         cfg: DriverConfig,
     ) -> (Driver, watch::Receiver<TunnelStatus>) {
+        let secret = StaticSecret::from(private);
+        let rate_limiter = cfg.handshake_rate_limit.map(|limit| {
+            Arc::new(boringtun::noise::rate_limiter::RateLimiter::new(
+                &PublicKey::from(&secret),
+                limit,
+            ))
+        });
         let tunn = Tunn::new(
-            StaticSecret::from(private),
+            secret,
             PublicKey::from(peer_public),
             psk,
             keepalive,
             rand::random::<u32>() >> 8,
-            None,
+            rate_limiter.clone(),
         );
         let (tx, rx) = watch::channel(TunnelStatus {
             peer: cfg.endpoint,
@@ -111,6 +124,7 @@ impl Driver {
         (
             Driver {
                 tunn,
+                rate_limiter,
                 cfg,
                 status: tx,
                 handshakes: HandshakeTracker::default(),
@@ -182,6 +196,9 @@ impl Driver {
                     self.publish_counters();
                 }
                 _ = tick.tick() => {
+                    if let Some(r) = &self.rate_limiter {
+                        r.reset_count();
+                    }
                     if self.is_paused() { continue }
                     match self.tunn.update_timers(&mut out) {
                         TunnResult::WriteToNetwork(pkt) => {

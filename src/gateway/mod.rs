@@ -117,6 +117,7 @@ struct Tunnel {
 
 impl Tunnel {
     async fn up(cfg: &GatewayConfig, nl: &Nl) -> Result<Tunnel, GatewayError> {
+        let t = Instant::now();
         let tun = tun_rs::DeviceBuilder::new()
             .name(&cfg.interface)
             .mtu(cfg.mtu)
@@ -125,10 +126,12 @@ impl Tunnel {
                 name: cfg.interface.clone(),
                 source,
             })?;
+        tracing::debug!("tunnel setup: device after {:?}", t.elapsed());
         for a in &cfg.addresses {
             nl.add_addr(&cfg.interface, *a).await?;
         }
         nl.set_up(&cfg.interface).await?;
+        tracing::debug!("tunnel setup: addresses after {:?}", t.elapsed());
         // Everything not routed to the underlay goes into the tunnel.
         nl.replace_route(default_route(false), None, Some(&cfg.interface))
             .await?;
@@ -144,6 +147,7 @@ impl Tunnel {
         let udp = tokio::net::UdpSocket::bind(bind)
             .await
             .map_err(GatewayError::Udp)?;
+        tracing::debug!("tunnel setup: routes and socket after {:?}", t.elapsed());
         let (driver, _status) = Driver::new(
             cfg.private_key,
             cfg.public_key,
@@ -153,6 +157,7 @@ impl Tunnel {
                 endpoint: Some(cfg.endpoint),
                 allowed_src: vec![default_route(false), default_route(true)],
                 paused: None,
+                handshake_rate_limit: None,
             },
         );
         let cancel = CancellationToken::new();

@@ -84,6 +84,9 @@ impl WgServer {
                 endpoint: None,
                 allowed_src: spec.client_allowed,
                 paused: Some(paused.clone()),
+                // A provider's server serves many clients; the soak
+                // re-handshakes one client dozens of times a second.
+                handshake_rate_limit: Some(1000),
             },
         );
         let cancel = CancellationToken::new();

@@ -15,12 +15,25 @@ use crate::lab::netns::Netns;
 
 /// The line the gateway logs once its kill switch is in the kernel.
 pub const FIREWALL_CLOSED: &str = "firewall closed";
+/// Lines the gateway logs when its tunnel goes down and comes up.
+pub const TUNNEL_DOWN: &str = "tunnel down";
+pub const TUNNEL_UP: &str = "tunnel up";
+
+/// How often the gateway's tunnel went down and came up (from its log).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TunnelEvents {
+    pub downs: u64,
+    pub ups: u64,
+}
 
 pub struct GatewayProc {
     pub child: tokio::process::Child,
     pub started: Instant,
     /// Set (to the time it was seen) when the gateway logs FIREWALL_CLOSED.
     pub firewall_closed: watch::Receiver<Option<Instant>>,
+    /// Counts of the gateway's "tunnel down"/"tunnel up" lines: its
+    /// acknowledgements of SIGUSR1/SIGUSR2.
+    pub tunnel: watch::Receiver<TunnelEvents>,
     /// Ends when the gateway's stderr closes and its log is on disk.
     log_copied: Option<tokio::task::JoinHandle<()>>,
 }
@@ -60,6 +73,7 @@ impl GatewayProc {
         let started = Instant::now();
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = watch::channel(None);
+        let (tunnel_tx, tunnel_rx) = watch::channel(TunnelEvents::default());
         let path = log.to_path_buf();
         // Appending: a restarted gateway continues the same log.
         let file = std::fs::OpenOptions::new()
@@ -74,6 +88,11 @@ impl GatewayProc {
                 if line.contains(FIREWALL_CLOSED) {
                     let _ = tx.send(Some(Instant::now()));
                 }
+                if line.contains(TUNNEL_DOWN) {
+                    tunnel_tx.send_modify(|e| e.downs += 1);
+                } else if line.contains(TUNNEL_UP) {
+                    tunnel_tx.send_modify(|e| e.ups += 1);
+                }
                 let _ = file.write_all(line.as_bytes()).await;
                 let _ = file.write_all(b"\n").await;
             }
@@ -83,6 +102,7 @@ impl GatewayProc {
             child,
             started,
             firewall_closed: rx,
+            tunnel: tunnel_rx,
             log_copied: Some(log_copied),
         })
     }

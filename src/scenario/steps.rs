@@ -230,20 +230,45 @@ impl Runner<'_> {
         let no_gateway = || fail("there is no gateway running", "");
         Ok(match f {
             Fault::StopTunnel | Fault::StartTunnel => {
-                let Some(g) = st.gateway.as_ref() else {
+                let Some(g) = st.gateway.as_mut() else {
                     return Ok(no_gateway());
                 };
-                let sig = if f == Fault::StopTunnel {
+                let stop = f == Fault::StopTunnel;
+                let sig = if stop {
                     Signal::SIGUSR1
                 } else {
                     Signal::SIGUSR2
                 };
-                g.signal(sig)?;
-                if f == Fault::StartTunnel {
+                let before = *g.tunnel.borrow();
+                if !stop {
                     st.handshakes_before = self.services.wg.status.borrow().handshakes;
                 }
+                g.signal(sig)?;
                 log.push(format!("sent {sig} to the gateway"));
-                Outcome::Passed
+                // Wait for the gateway's acknowledgement, so the next signal
+                // cannot overtake this one (signals of different kinds are
+                // not delivered in order).
+                let mut events = g.tunnel.clone();
+                let acked = tokio::select! {
+                    r = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        events.wait_for(|e| if stop { e.downs > before.downs } else { e.ups > before.ups }),
+                    ) => matches!(r, Ok(Ok(_))),
+                    _ = g.child.wait() => false,
+                };
+                if acked {
+                    log.push(format!(
+                        "the gateway reported its tunnel {}",
+                        if stop { "down" } else { "up" }
+                    ));
+                    Outcome::Passed
+                } else {
+                    g.log_flushed().await;
+                    fail(
+                        format!("the gateway did not acknowledge {sig} within 5s"),
+                        tail(&st.gw_log, 20),
+                    )
+                }
             }
             Fault::KillGateway => {
                 let Some(g) = st.gateway.take() else {
