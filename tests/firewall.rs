@@ -21,6 +21,8 @@ fn policy(debug: bool) -> FirewallPolicy {
             ports: vec![8080, 9696, 6789],
         }],
         debug,
+        dns_upstream: Some("10.64.0.1".parse().unwrap()),
+        doh_addresses: vec!["1.1.1.1".parse().unwrap(), "2620:fe::fe".parse().unwrap()],
     }
 }
 

@@ -303,3 +303,45 @@ async fn outbound_subnets_fails_when_the_gateway_reaches_other_lans() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_leak_fails_when_port_53_is_opened_around_the_gateways_resolver() {
+    let tamper = Tamper {
+        nft: Some(
+            "insert rule inet leakhound output udp dport 53 accept\ninsert rule inet leakhound output tcp dport 53 accept\n"
+                .into(),
+        ),
+        route_around: false,
+        after_step: None,
+    };
+    let (r, _) = run_tampered("dns-leak", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c.starts_with("a query straight to the ISP resolver")
+                && m.contains("isp-dns received the query")
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, m)| c.starts_with("a query straight to a LAN resolver")
+                && m.contains("lan-dns received the query")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_leak_names_the_leaked_query_on_the_wire() {
+    let (r, xml) = run_tampered("dns-leak", flush_and_route_around()).await;
+    assert_leak_reported(&r, &xml, "uplink", "DNS query");
+    assert!(
+        r.leaks.iter().any(|l| l.packet.dport == Some(53)
+            && l.packet
+                .dns_name
+                .as_deref()
+                .is_some_and(|n| n.ends_with(".probe.lab."))),
+        "{:#?}",
+        r.leaks
+    );
+}

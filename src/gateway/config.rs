@@ -50,7 +50,41 @@ pub struct GatewayConfig {
     /// Subnets reached outside the tunnel (FIREWALL_OUTBOUND_SUBNETS).
     pub outbound_subnets: Vec<IpNet>,
     pub firewall: FirewallSettings,
+    pub dns: DnsSettings,
 }
+
+/// The gateway's resolver and the DNS part of the kill switch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsSettings {
+    /// DNS_ADDRESS: the upstream the gateway's resolver asks, through the
+    /// tunnel (the seed's `DNS_ADDRESS=VPN_PROVIDER_DNS`). Loopback or unset:
+    /// no plain upstream (queries get SERVFAIL, loudly logged).
+    pub upstream: Option<IpAddr>,
+    /// Addresses of DNS-over-HTTPS endpoints whose port 443 is rejected: the
+    /// built-in list of well-known resolvers plus DNS_BLOCK_DOH_ADDRESSES.
+    pub doh_addresses: Vec<IpAddr>,
+}
+
+/// Well-known public DoH/DoT resolvers (Cloudflare, Google, Quad9, OpenDNS,
+/// AdGuard), blocked on 443 so apps cannot bypass the gateway's resolver.
+pub const KNOWN_DOH_ADDRESSES: [&str; 16] = [
+    "1.1.1.1",
+    "1.0.0.1",
+    "2606:4700:4700::1111",
+    "2606:4700:4700::1001",
+    "8.8.8.8",
+    "8.8.4.4",
+    "2001:4860:4860::8888",
+    "2001:4860:4860::8844",
+    "9.9.9.9",
+    "149.112.112.112",
+    "2620:fe::fe",
+    "2620:fe::9",
+    "208.67.222.222",
+    "208.67.220.220",
+    "94.140.14.14",
+    "94.140.15.15",
+];
 
 /// The kill switch's settings, from Gluetun's FIREWALL_* variables and
 /// leakhound's own FIREWALL_INPUT_SUBNET_PORTS and FIREWALL_ON_EXIT.
@@ -366,8 +400,13 @@ impl GatewayConfig {
             ));
         }
         let outbound_subnets = subnets(&env, "FIREWALL_OUTBOUND_SUBNETS")?;
-        // Accepted and checked now; acted on by the DNS part.
-        on_off(&env, "DNS_KEEP_NAMESERVER", false)?;
+        if on_off(&env, "DNS_KEEP_NAMESERVER", false)? {
+            return Err(ConfigError::Unsupported {
+                var: "DNS_KEEP_NAMESERVER",
+                value: "on".into(),
+                why: ": it would send queries to the network's own nameserver outside the tunnel (a DNS leak)",
+            });
+        }
         let firewall = FirewallSettings {
             enabled: on_off(
                 &env,
@@ -386,6 +425,48 @@ impl GatewayConfig {
             },
         };
 
+        let upstream = match env.get("DNS_ADDRESS") {
+            None => None,
+            Some(v) => {
+                let ip: IpAddr = v.parse().map_err(|_| {
+                    invalid(
+                        "DNS_ADDRESS",
+                        v,
+                        "expected an IP address (the provider's resolver)",
+                    )
+                })?;
+                if let Some(n) = outbound_subnets.iter().find(|n| n.contains(&ip)) {
+                    return Err(invalid(
+                        "DNS_ADDRESS",
+                        v,
+                        format!(
+                            "it is inside FIREWALL_OUTBOUND_SUBNETS {n}, so queries would leave outside the tunnel"
+                        ),
+                    ));
+                }
+                (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+            }
+        };
+        let mut doh_addresses: Vec<IpAddr> = KNOWN_DOH_ADDRESSES
+            .iter()
+            .map(|a| a.parse().expect("literal"))
+            .collect();
+        if let Some(v) = env.get("DNS_BLOCK_DOH_ADDRESSES") {
+            for a in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                doh_addresses.push(a.parse().map_err(|_| {
+                    invalid(
+                        "DNS_BLOCK_DOH_ADDRESSES",
+                        v,
+                        format!("{a:?} is not an IP address"),
+                    )
+                })?);
+            }
+        }
+        let dns = DnsSettings {
+            upstream,
+            doh_addresses,
+        };
+
         Ok(GatewayConfig {
             private_key,
             public_key,
@@ -397,6 +478,7 @@ impl GatewayConfig {
             interface,
             outbound_subnets,
             firewall,
+            dns,
         })
     }
 }
@@ -486,6 +568,8 @@ mod tests {
             ("FIREWALL_OUTBOUND_SUBNETS", "lan"),
             ("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", "often"),
             ("DNS_KEEP_NAMESERVER", "maybe"),
+            ("DNS_ADDRESS", "provider"),
+            ("DNS_BLOCK_DOH_ADDRESSES", "1.2.3.4,doh.example"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
             ("FIREWALL_INPUT_PORTS", "8080,http"),
             ("FIREWALL_VPN_INPUT_PORTS", "0"),
@@ -534,6 +618,37 @@ mod tests {
         // Defaults: on, nothing open.
         let d = GatewayConfig::from_env(base()).unwrap().firewall;
         assert!(d.enabled && !d.debug && d.input_ports.is_empty() && d.subnet_ports.is_empty());
+    }
+
+    #[test]
+    fn dns_settings_follow_the_seed_and_refuse_leaky_ones() {
+        let c = GatewayConfig::from_env(with("DNS_ADDRESS", "10.64.0.1")).unwrap();
+        assert_eq!(c.dns.upstream, Some("10.64.0.1".parse().unwrap()));
+        assert!(c.dns.doh_addresses.contains(&"1.1.1.1".parse().unwrap()));
+        assert_eq!(
+            GatewayConfig::from_env(with("DNS_ADDRESS", "127.0.0.1"))
+                .unwrap()
+                .dns
+                .upstream,
+            None
+        );
+        // A resolver on an outbound subnet is reached outside the tunnel.
+        let mut v = with("DNS_ADDRESS", "172.20.0.53");
+        v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
+        let e = GatewayConfig::from_env(v).unwrap_err().to_string();
+        assert!(
+            e.starts_with("DNS_ADDRESS") && e.contains("172.20.0.0/16"),
+            "{e}"
+        );
+        let e = GatewayConfig::from_env(with("DNS_KEEP_NAMESERVER", "on"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("DNS_KEEP_NAMESERVER") && e.contains("leak"),
+            "{e}"
+        );
+        let c = GatewayConfig::from_env(with("DNS_BLOCK_DOH_ADDRESSES", "192.0.2.43")).unwrap();
+        assert!(c.dns.doh_addresses.contains(&"192.0.2.43".parse().unwrap()));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! gateway keeps running, closed), SIGUSR2 starts it again.
 
 pub mod config;
+pub mod dns;
 pub mod firewall;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -51,6 +52,8 @@ pub enum GatewayError {
     Firewall(#[from] FirewallError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
+    #[error("starting the DNS resolver")]
+    Dns(#[from] dns::DnsError),
 }
 
 /// The underlay path to the endpoint, as found before the tunnel takes over
@@ -105,6 +108,8 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
         vpn_input_ports: cfg.firewall.vpn_input_ports.clone(),
         subnet_ports: cfg.firewall.subnet_ports.clone(),
         debug: cfg.firewall.debug,
+        dns_upstream: cfg.dns.upstream,
+        doh_addresses: cfg.dns.doh_addresses.clone(),
     }
 }
 
@@ -236,6 +241,20 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     // 3. The tunnel.
     let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
 
+    // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
+    let resolver = dns::start(cfg.dns.upstream).await?;
+    dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"))?;
+    match cfg.dns.upstream {
+        Some(up) => tracing::info!(
+            "DNS: resolver on {} asks {up} through the tunnel",
+            dns::LISTEN
+        ),
+        None => tracing::warn!(
+            "DNS: resolver on {} has no upstream (DNS_ADDRESS unset or loopback): every query fails",
+            dns::LISTEN
+        ),
+    }
+
     let sig = |k| signal(k).map_err(GatewayError::Signals);
     let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
     let (mut usr1, mut usr2) = (
@@ -273,6 +292,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         }
     }
     tracing::info!("stopping");
+    resolver.shutdown_token().cancel();
     if let Some(t) = tunnel.take() {
         t.down().await;
     }

@@ -100,6 +100,19 @@ impl Lab {
     async fn build_inner(&mut self) -> Result<(), LabError> {
         let hosts = self.topology.hosts.clone();
         for h in &hosts {
+            // Each host's resolv.conf, as its network would hand it out: the
+            // ISP's resolver (the leak target).
+            let dir = self.resolv_conf(h.name);
+            let files = |source| LabError::Service {
+                service: "resolv.conf".into(),
+                source,
+            };
+            std::fs::create_dir_all(dir.parent().expect("has a parent")).map_err(files)?;
+            std::fs::write(
+                &dir,
+                format!("nameserver {}\n", crate::model::topology::addr::ISP_DNS),
+            )
+            .map_err(files)?;
             let ns = Netns::create(&self.ns_name(h.name))?;
             // No duplicate address detection: addresses are usable at once, and
             // the lab's addresses are unique by construction (unit-tested).
@@ -215,6 +228,13 @@ impl Lab {
         format!("{}{}-{}", netns::PREFIX, self.run_id, host)
     }
 
+    /// The lab's resolv.conf of `host` (what a process there would read).
+    pub fn resolv_conf(&self, host: &str) -> std::path::PathBuf {
+        netns::run_files(&self.run_id)
+            .join(host)
+            .join("resolv.conf")
+    }
+
     pub fn ns(&self, host: &str) -> Result<&Netns, LabError> {
         self.namespaces
             .get(host)
@@ -247,6 +267,7 @@ impl Lab {
                 tracing::error!("teardown: {e}");
             }
         }
+        let _ = std::fs::remove_dir_all(netns::run_files(&self.run_id));
         started.elapsed()
     }
 }

@@ -243,6 +243,53 @@ impl Netns {
         self.run(move || fs::write(&path, value))?.map_err(err)
     }
 
+    /// Like [`Netns::command`], and the process also gets a private mount
+    /// namespace in which `resolv_conf` is bind-mounted over
+    /// /etc/resolv.conf (what `ip netns exec` does with /etc/netns/NAME), so
+    /// a gateway writing its resolv.conf writes the lab's file, never the
+    /// host's.
+    pub fn command_with_resolv_conf(
+        &self,
+        cmd: &mut Command,
+        resolv_conf: &Path,
+    ) -> Result<(), NetnsError> {
+        self.command(cmd)?;
+        let src =
+            std::ffi::CString::new(resolv_conf.as_os_str().as_encoded_bytes()).map_err(|_| {
+                NetnsError::Enter {
+                    name: self.name.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "resolv.conf path contains NUL",
+                    ),
+                }
+            })?;
+        // SAFETY: only syscalls (unshare, mount) between fork and exec; the
+        // paths were allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                unshare(CloneFlags::CLONE_NEWNS).map_err(errno)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    c"/",
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                    None::<&std::ffi::CStr>,
+                )
+                .map_err(errno)?;
+                mount(
+                    Some(src.as_c_str()),
+                    c"/etc/resolv.conf",
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_BIND,
+                    None::<&std::ffi::CStr>,
+                )
+                .map_err(errno)
+            });
+        }
+        Ok(())
+    }
+
     /// Prepares `cmd` to run inside this namespace (setns between fork and exec).
     pub fn command(&self, cmd: &mut Command) -> Result<(), NetnsError> {
         self.check_not_host()?;
@@ -361,6 +408,11 @@ impl Drop for RunLock {
     }
 }
 
+/// Where a run keeps its per-host files (resolv.conf): removed with the run.
+pub fn run_files(id: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(id)
+}
+
 fn lock_path(id: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{id}.lock"))
 }
@@ -387,6 +439,7 @@ pub fn reap_stale() -> Vec<String> {
                 Err(e) => tracing::warn!("could not reap {name}: {e}"),
             }
             let _ = fs::remove_file(lock_path(&id));
+            let _ = fs::remove_dir_all(run_files(&id));
         }
     }
     reaped

@@ -19,6 +19,9 @@ pub const ISP_DNS: &str = "isp-dns";
 pub const PROVIDER_DNS: &str = "provider-dns";
 /// HTTP on every LAN host (and the home router's LAN side), port 80.
 pub const LAN_HTTP: &str = "lan";
+/// A resolver on the homelab (172.20.0.10:53), inside an allowed subnet: a
+/// tempting way around the tunnel for DNS.
+pub const LAN_DNS: &str = "lan-dns";
 
 /// One thing a lab service received.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -184,6 +187,12 @@ impl LabServices {
             },
         )
         .await?;
+        let lan_dns = dns::start(
+            lab.ns(host::HOMELAB)?,
+            LAN_DNS,
+            SocketAddr::new(addr::HOMELAB.into(), 53),
+            log.clone(),
+        )?;
         let provider_dns = dns::start(
             lab.ns(host::VPN)?,
             PROVIDER_DNS,
@@ -195,7 +204,7 @@ impl LabServices {
             wg,
             keys,
             cancel,
-            _dns: vec![isp_dns, provider_dns],
+            _dns: vec![isp_dns, provider_dns, lan_dns],
         })
     }
 

@@ -49,6 +49,7 @@ impl GatewayProc {
     /// Starts `exe gateway` inside `ns` with only `env` (and PATH, RUST_LOG).
     pub fn start(
         ns: &Netns,
+        resolv_conf: &Path,
         exe: &Path,
         env: impl IntoIterator<Item = (String, String)>,
         log: &Path,
@@ -66,7 +67,7 @@ impl GatewayProc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        ns.command(&mut cmd)?;
+        ns.command_with_resolv_conf(&mut cmd, resolv_conf)?;
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
         let mut child = cmd.spawn().map_err(err)?;

@@ -28,7 +28,7 @@
 //! name = "DNS goes to the provider"
 //! action = "dns"                # A query for <nonce>.probe.lab.
 //! from = "gw"
-//! server = "10.64.0.1:53"
+//! server = "10.64.0.1:53"       # or "system": what the host's resolv.conf names
 //! expect = "answer"             # or "fail"
 //! logged-by = ["provider-dns"]  # lab services that must have seen the nonce
 //! not-logged-by = ["isp-dns"]   # and those that must not
@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::lab::services::{ISP_DNS, LAN_HTTP, PROVIDER_DNS};
+use crate::lab::services::{ISP_DNS, LAN_DNS, LAN_HTTP, PROVIDER_DNS};
 use crate::lab::{dependents, echo, whoami};
 use crate::model::topology::{Topology, wire};
 
@@ -63,7 +63,8 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
+    LAN_DNS,
     ISP_DNS,
     PROVIDER_DNS,
     whoami::SERVICE,
@@ -100,7 +101,9 @@ pub enum Action {
     },
     Dns {
         from: String,
-        server: SocketAddr,
+        /// `None`: the host's own resolver, as its resolv.conf names it
+        /// (`server = "system"`).
+        server: Option<SocketAddr>,
         expect: Expect,
         logged_by: Vec<String>,
         not_logged_by: Vec<String>,
@@ -365,7 +368,10 @@ impl RawStep {
                 }
                 Action::Dns {
                     from: host(&self.from)?,
-                    server: addr("server", &self.server)?,
+                    server: match self.server.as_deref() {
+                        Some("system") => None,
+                        _ => Some(addr("server", &self.server)?),
+                    },
                     expect,
                     logged_by: services("logged-by", &self.logged_by)?,
                     not_logged_by: services("not-logged-by", &self.not_logged_by)?,
@@ -588,6 +594,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "outbound-subnets",
         include_str!("../../scenarios/outbound-subnets.toml"),
     ),
+    ("dns-leak", include_str!("../../scenarios/dns-leak.toml")),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

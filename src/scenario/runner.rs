@@ -205,6 +205,10 @@ impl Runner<'_> {
                 "FIREWALL_INPUT_SUBNET_PORTS",
                 SEED_INPUT_SUBNET_PORTS.to_string(),
             ),
+            // The seed's DNS_ADDRESS=VPN_PROVIDER_DNS; the lab's DoH server
+            // joins the list of DoH endpoints to refuse.
+            ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
+            ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
         ]
         .into_iter()
         .map(|(a, b)| (a.to_string(), b))
@@ -218,6 +222,14 @@ impl Runner<'_> {
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
         self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
+        std::fs::write(
+            self.lab.resolv_conf(host::GW),
+            format!("nameserver {}\n", addr::ISP_DNS),
+        )
+        .map_err(|source| LabError::Service {
+            service: "resolv.conf".into(),
+            source,
+        })?;
         self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
         self.services.wg.set_answering(true);
         let nl = self.lab.nl(host::GW)?;
@@ -516,7 +528,7 @@ impl Runner<'_> {
     pub(crate) async fn dns_step(
         &self,
         from: &str,
-        server: SocketAddr,
+        server: Option<SocketAddr>,
         expect: &Expect,
         logged_by: &[String],
         not_logged_by: &[String],
@@ -525,6 +537,27 @@ impl Runner<'_> {
         let ns = self.lab.ns(from)?;
         let nonce = probe::nonce();
         let name = probe::probe_name(&nonce);
+        let server = match server {
+            Some(s) => s,
+            None => {
+                // The system resolver: the first nameserver of the host's
+                // resolv.conf, as getaddrinfo would use it.
+                let path = self.lab.resolv_conf(from);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                match crate::gateway::dns::first_nameserver(&text) {
+                    Some(ip) => {
+                        log.push(format!("{}: nameserver {ip}", path.display()));
+                        SocketAddr::new(ip, 53)
+                    }
+                    None => {
+                        return Ok(fail(
+                            format!("{} names no nameserver", path.display()),
+                            text,
+                        ));
+                    }
+                }
+            }
+        };
         log.push(format!("A {name} to {server} from {from}"));
         let r = probe::dns_a(ns, server, &name, PROBE_TIMEOUT).await;
         match &r {
@@ -536,7 +569,13 @@ impl Runner<'_> {
             (Expect::Answer, Ok(a)) if !a.is_empty() => {}
             (Expect::Answer, Ok(_)) => problems.push("the answer had no A record".to_string()),
             (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
-            (Expect::Fail, Ok(a)) => problems.push(format!("expected no answer, got {a:?}")),
+            // An answer without an address (SERVFAIL, NXDOMAIN) is a failed
+            // resolution too: what a gateway's resolver says when it cannot
+            // reach its upstream.
+            (Expect::Fail, Ok(a)) if a.is_empty() => {}
+            (Expect::Fail, Ok(a)) => {
+                problems.push(format!("expected the name not to resolve, got {a:?}"))
+            }
             (Expect::Fail, Err(_)) => {}
             (Expect::SeenAs(_), _) => unreachable!("validated by the scenario parser"),
         }

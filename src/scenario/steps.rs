@@ -57,6 +57,7 @@ impl Runner<'_> {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         st.gateway = Some(GatewayProc::start(
             self.lab.ns(host::GW)?,
+            &self.lab.resolv_conf(host::GW),
             &self.gateway_exe,
             self.gateway_env(st.scn),
             &st.gw_log,
@@ -74,6 +75,7 @@ impl Runner<'_> {
         self.reset_gw().await?;
         GatewayProc::start(
             self.lab.ns(host::GW)?,
+            &self.lab.resolv_conf(host::GW),
             &self.gateway_exe,
             self.gateway_env(scn),
             log,

@@ -55,6 +55,11 @@ pub struct FirewallPolicy {
     pub subnet_ports: Vec<SubnetPorts>,
     /// FIREWALL_DEBUG: counters on every rule and a log line per drop.
     pub debug: bool,
+    /// The gateway resolver's upstream (reached through the tunnel): the only
+    /// destination of port 53 besides loopback.
+    pub dns_upstream: Option<IpAddr>,
+    /// DoH endpoints: their 443 (TCP and UDP) is rejected.
+    pub doh_addresses: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,8 +142,16 @@ fn ports_expr(ports: &[u16]) -> Expression<'static> {
 struct R {
     hook: Hook,
     stmts: Vec<Statement<'static>>,
-    accept: bool,
+    verdict: V,
     comment: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum V {
+    Accept,
+    Drop,
+    /// Refused with an ICMP error, so applications fail at once.
+    Reject,
 }
 
 impl R {
@@ -146,7 +159,7 @@ impl R {
         R {
             hook,
             stmts: Vec::new(),
-            accept: true,
+            verdict: V::Accept,
             comment: comment.into(),
         }
     }
@@ -209,7 +222,11 @@ impl R {
         }))
     }
     fn drop(mut self) -> R {
-        self.accept = false;
+        self.verdict = V::Drop;
+        self
+    }
+    fn reject(mut self) -> R {
+        self.verdict = V::Reject;
         self
     }
 }
@@ -282,6 +299,65 @@ impl FirewallPolicy {
                 .addr(false, &[ep])
                 .l4("udp")
                 .port("udp", false, &ep_port),
+        ]);
+        // DNS only through the gateway's own resolver: its upstream through
+        // the tunnel; every other port 53, DoT (853) and DoH to known
+        // endpoints is refused.
+        if let Some(up) = self.dns_upstream {
+            for proto in ["udp", "tcp"] {
+                r.push(
+                    R::new(Output, format!("dns {proto} to the resolver's upstream"))
+                        .m(eq(
+                            meta(MetaKey::Mark),
+                            Expression::Number(crate::gateway::dns::UPSTREAM_MARK),
+                        ))
+                        .oif(tun)
+                        .addr(true, &[IpNet::from(up)])
+                        .l4(proto)
+                        .port(proto, true, &[53]),
+                );
+            }
+        }
+        for proto in ["udp", "tcp"] {
+            r.push(
+                R::new(Output, format!("no other dns ({proto} 53)"))
+                    .l4(proto)
+                    .port(proto, true, &[53])
+                    .reject(),
+            );
+            r.push(
+                R::new(Output, format!("no dns over tls or quic ({proto} 853)"))
+                    .l4(proto)
+                    .port(proto, true, &[853])
+                    .reject(),
+            );
+        }
+        for fam in by_family(
+            &self
+                .doh_addresses
+                .iter()
+                .map(|a| IpNet::from(*a))
+                .collect::<Vec<_>>(),
+        ) {
+            if fam.is_empty() {
+                continue;
+            }
+            let v = if fam[0].addr().is_ipv6() {
+                "ipv6"
+            } else {
+                "ipv4"
+            };
+            for proto in ["tcp", "udp"] {
+                r.push(
+                    R::new(Output, format!("no dns over https ({v} {proto} 443)"))
+                        .addr(true, &fam)
+                        .l4(proto)
+                        .port(proto, true, &[443])
+                        .reject(),
+                );
+            }
+        }
+        r.extend([
             R::new(Output, "anything into the tunnel").oif(tun),
             R::new(Input, "replies from the tunnel")
                 .iif(tun)
@@ -464,10 +540,10 @@ impl FirewallPolicy {
             if self.debug {
                 expr.push(Statement::Counter(Counter::Anonymous(None)));
             }
-            expr.push(if rule.accept {
-                Statement::Accept(None)
-            } else {
-                Statement::Drop(None)
+            expr.push(match rule.verdict {
+                V::Accept => Statement::Accept(None),
+                V::Drop => Statement::Drop(None),
+                V::Reject => Statement::Reject(None),
             });
             b.add(NfListObject::Rule(Rule {
                 family,
@@ -611,6 +687,11 @@ mod tests {
                 },
             ],
             debug: false,
+            dns_upstream: Some("10.64.0.1".parse().unwrap()),
+            doh_addresses: vec![
+                "1.1.1.1".parse().unwrap(),
+                "2606:4700:4700::1111".parse().unwrap(),
+            ],
         }
     }
 
@@ -765,6 +846,42 @@ mod tests {
                 .iter()
                 .all(|r| r.to_string().contains(r#""right":"lo""#))
         );
+    }
+
+    #[test]
+    fn dns_goes_only_to_the_upstream_through_the_tunnel() {
+        let v = json(&seed_policy());
+        let out = rules_in(&v, "output");
+        let pos = |c: &str| {
+            out.iter()
+                .position(|r| r["comment"] == c)
+                .unwrap_or_else(|| panic!("no rule {c}"))
+        };
+        // The upstream exception comes first, then the refusals, then the
+        // tunnel's blanket accept.
+        assert!(pos("dns udp to the resolver's upstream") < pos("no other dns (udp 53)"));
+        assert!(pos("no other dns (tcp 53)") < pos("anything into the tunnel"));
+        assert!(pos("no dns over tls or quic (tcp 853)") < pos("anything into the tunnel"));
+        assert!(pos("no dns over https (ipv6 tcp 443)") < pos("anything into the tunnel"));
+        let up = out[pos("dns udp to the resolver's upstream")].to_string();
+        assert!(
+            up.contains(r#""right":"wg0""#) && up.contains("10.64.0.1"),
+            "{up}"
+        );
+        // Only the gateway's resolver (its marked sockets) may use it.
+        assert!(
+            up.contains(r#""key":"mark""#)
+                && up.contains(&crate::gateway::dns::UPSTREAM_MARK.to_string()),
+            "{up}"
+        );
+        assert!(
+            out[pos("no other dns (udp 53)")]
+                .to_string()
+                .contains(r#""reject""#)
+        );
+        // The same refusals come before the outbound-subnet accept, so a LAN
+        // resolver is no way around them either.
+        assert!(pos("no other dns (udp 53)") < pos("to outbound subnets"));
     }
 
     #[test]

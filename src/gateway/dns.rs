@@ -1,0 +1,228 @@
+//! The gateway's own resolver: hickory-server on 127.0.0.1:53 in the
+//! gateway's namespace (the dependents' resolv.conf points at it), answering
+//! through hickory-resolver (with its cache) from one upstream, DNS_ADDRESS,
+//! which is reached only through the tunnel: the kill switch rejects port 53
+//! to anything else. Malformed requests get an error response, never a crash.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_resolver::Resolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+/// The firewall mark on the resolver's upstream sockets: the kill switch
+/// lets port 53 out only with it, so only the gateway's resolver (not a
+/// dependent) reaches the upstream.
+pub const UPSTREAM_MARK: u32 = 0x6c68;
+
+/// hickory's Tokio runtime, with [`UPSTREAM_MARK`] on every socket it opens.
+#[derive(Clone, Default)]
+pub struct MarkedRuntime(TokioRuntimeProvider);
+
+impl hickory_resolver::net::runtime::RuntimeProvider for MarkedRuntime {
+    type Handle = hickory_resolver::net::runtime::TokioHandle;
+    type Timer = hickory_resolver::net::runtime::TokioTime;
+    type Udp = tokio::net::UdpSocket;
+    type Tcp = hickory_resolver::net::runtime::iocompat::AsyncIoTokioAsStd<tokio::net::TcpStream>;
+
+    fn create_handle(&self) -> Self::Handle {
+        self.0.create_handle()
+    }
+
+    fn connect_tcp(
+        &self,
+        server_addr: SocketAddr,
+        bind_addr: Option<SocketAddr>,
+        timeout: Option<Duration>,
+    ) -> std::pin::Pin<
+        Box<dyn Send + std::future::Future<Output = Result<Self::Tcp, std::io::Error>>>,
+    > {
+        Box::pin(async move {
+            let socket = if server_addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket2::SockRef::from(&socket).set_mark(UPSTREAM_MARK)?;
+            if let Some(b) = bind_addr {
+                socket.bind(b)?;
+            }
+            socket.set_nodelay(true)?;
+            let wait = timeout.unwrap_or(Duration::from_secs(5));
+            match tokio::time::timeout(wait, socket.connect(server_addr)).await {
+                Ok(r) => r.map(hickory_resolver::net::runtime::iocompat::AsyncIoTokioAsStd),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "TCP connect timed out",
+                )),
+            }
+        })
+    }
+
+    fn bind_udp(
+        &self,
+        local_addr: SocketAddr,
+        _server_addr: SocketAddr,
+    ) -> std::pin::Pin<
+        Box<dyn Send + std::future::Future<Output = Result<Self::Udp, std::io::Error>>>,
+    > {
+        Box::pin(async move {
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(local_addr),
+                socket2::Type::DGRAM,
+                None,
+            )?;
+            s.set_mark(UPSTREAM_MARK)?;
+            s.set_nonblocking(true)?;
+            s.bind(&local_addr.into())?;
+            tokio::net::UdpSocket::from_std(s.into())
+        })
+    }
+}
+
+/// Where the gateway's resolver listens.
+pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("binding the resolver on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the upstream resolver")]
+    Resolver(#[source] hickory_resolver::net::NetError),
+    #[error("writing {path}")]
+    ResolvConf {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Forwards every question to the upstream through hickory-resolver.
+pub struct GatewayResolver {
+    upstream: Option<Resolver<MarkedRuntime>>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for GatewayResolver {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        meta.recursion_available = true;
+        let mut answers: Vec<Record> = Vec::new();
+        match (request.request_info(), &self.upstream) {
+            (Err(_), _) => meta.response_code = ResponseCode::FormErr,
+            (Ok(_), None) => {
+                tracing::warn!("DNS query refused: no upstream resolver (set DNS_ADDRESS)");
+                meta.response_code = ResponseCode::ServFail;
+            }
+            (Ok(info), Some(up)) => {
+                let q = info.query.original();
+                match up.lookup(q.name().clone(), q.query_type()).await {
+                    Ok(lookup) => answers.extend(lookup.answers().iter().cloned()),
+                    Err(e) if e.is_nx_domain() => meta.response_code = ResponseCode::NXDomain,
+                    Err(e) if e.is_no_records_found() => {}
+                    Err(e) => {
+                        tracing::debug!("upstream failed for {}: {e}", q.name());
+                        meta.response_code = ResponseCode::ServFail;
+                    }
+                }
+            }
+        }
+        let response = MessageResponseBuilder::from_message_request(request).build(
+            meta,
+            answers.iter(),
+            [],
+            [],
+            [],
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!("sending a DNS response: {e}");
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.response_code = ResponseCode::ServFail;
+                hickory_proto::op::Header {
+                    metadata,
+                    counts: Default::default(),
+                }
+                .into()
+            }
+        }
+    }
+}
+
+/// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream` (port 53).
+pub async fn start(upstream: Option<IpAddr>) -> Result<Server<GatewayResolver>, DnsError> {
+    let upstream = match upstream {
+        None => None,
+        Some(ip) => Some(
+            Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![NameServerConfig::udp_and_tcp(ip)]),
+                MarkedRuntime::default(),
+            )
+            .build()
+            .map_err(DnsError::Resolver)?,
+        ),
+    };
+    let bind = |source| DnsError::Bind {
+        addr: LISTEN,
+        source,
+    };
+    let udp = tokio::net::UdpSocket::bind(LISTEN).await.map_err(bind)?;
+    let tcp = tokio::net::TcpListener::bind(LISTEN).await.map_err(bind)?;
+    let mut server = Server::new(GatewayResolver { upstream });
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
+    Ok(server)
+}
+
+/// Points the namespace's resolv.conf at the gateway's resolver (as Gluetun
+/// does; in a container, the container's own /etc/resolv.conf).
+pub fn write_resolv_conf(path: &std::path::Path) -> Result<(), DnsError> {
+    std::fs::write(
+        path,
+        format!(
+            "# written by leakhound gateway\nnameserver {}\n",
+            LISTEN.ip()
+        ),
+    )
+    .map_err(|source| DnsError::ResolvConf {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The first `nameserver` of a resolv.conf text.
+pub fn first_nameserver(resolv_conf: &str) -> Option<IpAddr> {
+    resolv_conf.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver")).then(|| w.next()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_nameserver_is_found() {
+        let conf = "# comment\nsearch lab\nnameserver 192.0.2.53\nnameserver 10.0.0.1\n";
+        assert_eq!(first_nameserver(conf), Some("192.0.2.53".parse().unwrap()));
+        assert_eq!(first_nameserver("nameserver\nnameserver x\n"), None);
+        assert_eq!(first_nameserver(""), None);
+    }
+}
