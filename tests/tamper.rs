@@ -90,6 +90,7 @@ fn flush_and_route_around() -> Tamper {
         nft: Some(FLUSH_KILL_SWITCH.into()),
         route_around: true,
         after_step: None,
+        resolv_conf: None,
     }
 }
 
@@ -112,6 +113,7 @@ async fn killswitch_tunnel_down_fails_without_a_kill_switch() {
             nft: Some(FLUSH_KILL_SWITCH.into()),
             route_around: false,
             after_step: None,
+            resolv_conf: None,
         },
     )
     .await;
@@ -152,6 +154,7 @@ async fn killswitch_server_gone_fails_without_a_kill_switch() {
             nft: Some(FLUSH_KILL_SWITCH.into()),
             route_around: false,
             after_step: None,
+            resolv_conf: None,
         },
     )
     .await;
@@ -175,6 +178,7 @@ async fn killswitch_gateway_crash_fails_without_a_kill_switch() {
             nft: Some(FLUSH_KILL_SWITCH.into()),
             route_around: false,
             after_step: None,
+            resolv_conf: None,
         },
     )
     .await;
@@ -199,6 +203,7 @@ async fn ipv6_leak_fails_when_ipv6_output_is_opened() {
         nft: Some("insert rule inet leakhound output meta nfproto ipv6 accept\ndelete table netdev leakhound_egress\n".into()),
         route_around: false,
         after_step: None,
+        resolv_conf: None,
     };
     let (r, xml) = run_tampered("ipv6-leak", tamper).await;
     assert_leak_reported(&r, &xml, "gw", "2001:db8:21::2");
@@ -219,6 +224,7 @@ async fn ipv6_tunnel_fails_when_ipv6_is_routed_around_the_tunnel() {
             nft: None,
             route_around: true,
             after_step: None,
+            resolv_conf: None,
         },
     )
     .await;
@@ -236,6 +242,7 @@ async fn raw_socket_leak_fails_without_the_egress_filter() {
         nft: Some("delete table netdev leakhound_egress\n".into()),
         route_around: false,
         after_step: None,
+        resolv_conf: None,
     };
     let (r, xml) = run_tampered("raw-socket-leak", tamper).await;
     let f = failed(&r);
@@ -253,6 +260,7 @@ async fn cve_2019_14899_fails_when_the_tunnel_address_is_open_on_the_underlay() 
         nft: Some("insert rule inet leakhound input ip daddr 10.64.0.2 accept\ninsert rule inet leakhound output ip daddr 172.21.0.1 accept\n".into()),
         route_around: false,
         after_step: None,
+        resolv_conf: None,
     };
     let (r, _) = run_tampered("cve-2019-14899", tamper).await;
     let f = failed(&r);
@@ -269,6 +277,7 @@ async fn lan_matrix_fails_when_a_port_is_opened_to_the_denied_subnet() {
         nft: Some(FLUSH_KILL_SWITCH.into()),
         route_around: true,
         after_step: None,
+        resolv_conf: None,
     };
     let (r, xml) = run_tampered("lan-matrix", tamper).await;
     let f = failed(&r);
@@ -293,6 +302,7 @@ async fn outbound_subnets_fails_when_the_gateway_reaches_other_lans() {
             nft: Some(FLUSH_KILL_SWITCH.into()),
             route_around: false,
             after_step: None,
+            resolv_conf: None,
         },
     )
     .await;
@@ -313,6 +323,7 @@ async fn dns_leak_fails_when_port_53_is_opened_around_the_gateways_resolver() {
         ),
         route_around: false,
         after_step: None,
+        resolv_conf: None,
     };
     let (r, _) = run_tampered("dns-leak", tamper).await;
     let f = failed(&r);
@@ -344,4 +355,28 @@ async fn dns_leak_names_the_leaked_query_on_the_wire() {
         "{:#?}",
         r.leaks
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_blocklist_fails_when_queries_bypass_the_gateways_resolver() {
+    // A gateway without these protections: the namespace's queries go
+    // straight to the provider, which answers everything.
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound output udp dport 53 accept\n".into()),
+        resolv_conf: Some("nameserver 10.64.0.1\n".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("dns-blocklist", tamper).await;
+    let f = failed(&r);
+    for case in [
+        "a malicious name is refused and never asked upstream",
+        "a surveillance name is refused",
+        "a DNS-over-HTTPS hostname answers NXDOMAIN",
+        "a public name with a private address gets no address (rebinding)",
+    ] {
+        assert!(
+            f.iter().any(|(c, _)| c == case),
+            "{case:?} did not fail: {f:#?}"
+        );
+    }
 }

@@ -63,7 +63,16 @@ pub struct DnsSettings {
     /// Addresses of DNS-over-HTTPS endpoints whose port 443 is rejected: the
     /// built-in list of well-known resolvers plus DNS_BLOCK_DOH_ADDRESSES.
     pub doh_addresses: Vec<IpAddr>,
+    /// Blocklist files to load at start (BLOCK_MALICIOUS, BLOCK_SURVEILLANCE,
+    /// BLOCK_ADS), each with the variable that asked for it.
+    pub blocklists: Vec<(&'static str, std::path::PathBuf)>,
+    /// DNS_UNBLOCK_HOSTNAMES, DNS_BLOCK_DOH_HOSTNAMES (beyond the built-in
+    /// ones), DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
+    pub policy: super::dns_policy::DnsPolicy,
 }
+
+/// Where the blocklist files are looked for (DNS_BLOCKLIST_DIR).
+pub const DEFAULT_BLOCKLIST_DIR: &str = "/etc/leakhound/blocklists";
 
 /// Well-known public DoH/DoT resolvers (Cloudflare, Google, Quad9, OpenDNS,
 /// AdGuard), blocked on 443 so apps cannot bypass the gateway's resolver.
@@ -239,13 +248,7 @@ fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
 
 /// Variables leakhound knows but does not implement yet, with the value that
 /// means "nothing asked for". Any other value is refused.
-const NOT_YET: &[(&str, &str)] = &[
-    ("DOT", "off"),
-    ("BLOCK_MALICIOUS", "off"),
-    ("BLOCK_SURVEILLANCE", "off"),
-    ("BLOCK_ADS", "off"),
-    ("VPN_PORT_FORWARDING", "off"),
-];
+const NOT_YET: &[(&str, &str)] = &[("DOT", "off"), ("VPN_PORT_FORWARDING", "off")];
 
 impl GatewayConfig {
     /// Reads the configuration from environment variable pairs.
@@ -462,9 +465,44 @@ impl GatewayConfig {
                 })?);
             }
         }
+        let dir = std::path::PathBuf::from(
+            env.get("DNS_BLOCKLIST_DIR")
+                .unwrap_or(DEFAULT_BLOCKLIST_DIR),
+        );
+        let mut blocklists = Vec::new();
+        for (var, file) in [
+            ("BLOCK_MALICIOUS", "malicious.txt"),
+            ("BLOCK_SURVEILLANCE", "surveillance.txt"),
+            ("BLOCK_ADS", "ads.txt"),
+        ] {
+            if on_off(&env, var, false)? {
+                blocklists.push((var, dir.join(file)));
+            }
+        }
+        let mut policy = super::dns_policy::DnsPolicy::default();
+        for n in super::dns_policy::KNOWN_DOH_HOSTNAMES {
+            policy.doh_names.insert(n);
+        }
+        for (var, set) in [
+            ("DNS_UNBLOCK_HOSTNAMES", &mut policy.unblocked),
+            ("DNS_BLOCK_DOH_HOSTNAMES", &mut policy.doh_names),
+            (
+                "DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES",
+                &mut policy.rebinding_exempt,
+            ),
+        ] {
+            if let Some(v) = env.get(var) {
+                let text = v.replace(',', "\n");
+                if let Some((_, bad)) = set.parse_list(&text).into_iter().next() {
+                    return Err(invalid(var, v, format!("{bad:?} is not a hostname")));
+                }
+            }
+        }
         let dns = DnsSettings {
             upstream,
             doh_addresses,
+            blocklists,
+            policy,
         };
 
         Ok(GatewayConfig {
@@ -570,6 +608,8 @@ mod tests {
             ("DNS_KEEP_NAMESERVER", "maybe"),
             ("DNS_ADDRESS", "provider"),
             ("DNS_BLOCK_DOH_ADDRESSES", "1.2.3.4,doh.example"),
+            ("DNS_UNBLOCK_HOSTNAMES", "ok.lab,bad host"),
+            ("BLOCK_ADS", "sometimes"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
             ("FIREWALL_INPUT_PORTS", "8080,http"),
             ("FIREWALL_VPN_INPUT_PORTS", "0"),
@@ -671,16 +711,44 @@ mod tests {
 
     #[test]
     fn protections_not_built_yet_are_refused_not_ignored() {
-        let e = GatewayConfig::from_env(with("BLOCK_MALICIOUS", "on")).unwrap_err();
-        assert!(matches!(
-            e,
-            ConfigError::Unsupported {
-                var: "BLOCK_MALICIOUS",
-                ..
-            }
-        ));
+        let e = GatewayConfig::from_env(with("DOT", "on")).unwrap_err();
+        assert!(matches!(e, ConfigError::Unsupported { var: "DOT", .. }));
         // Their defaults are fine.
-        GatewayConfig::from_env(with("BLOCK_MALICIOUS", "off")).unwrap();
+        GatewayConfig::from_env(with("DOT", "off")).unwrap();
         GatewayConfig::from_env(with("DOT", "")).unwrap();
+    }
+
+    #[test]
+    fn blocklists_are_the_files_the_block_variables_ask_for() {
+        let mut v = with("BLOCK_MALICIOUS", "on");
+        v.push(("BLOCK_ADS".into(), "on".into()));
+        v.push(("DNS_BLOCKLIST_DIR".into(), "/lists".into()));
+        v.push((
+            "DNS_UNBLOCK_HOSTNAMES".into(),
+            "ok.malware.lab, fine.lab".into(),
+        ));
+        let c = GatewayConfig::from_env(v).unwrap();
+        let files: Vec<_> = c
+            .dns
+            .blocklists
+            .iter()
+            .map(|(v, p)| (*v, p.display().to_string()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("BLOCK_MALICIOUS", "/lists/malicious.txt".to_string()),
+                ("BLOCK_ADS", "/lists/ads.txt".to_string())
+            ]
+        );
+        assert!(c.dns.policy.unblocked.matches("ok.malware.lab"));
+        assert!(c.dns.policy.doh_names.matches("dns.google"));
+        assert!(
+            GatewayConfig::from_env(base())
+                .unwrap()
+                .dns
+                .blocklists
+                .is_empty()
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Metadata, ResponseCode};
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{RData, Record};
+
+use super::dns_policy::{Decision, DnsPolicy};
 use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -100,6 +102,20 @@ pub enum DnsError {
     },
     #[error("building the upstream resolver")]
     Resolver(#[source] hickory_resolver::net::NetError),
+    #[error("{var}: reading the blocklist {path}")]
+    Blocklist {
+        var: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{var}: {path} line {line}: {text:?} is not a hostname")]
+    BlocklistLine {
+        var: &'static str,
+        path: String,
+        line: usize,
+        text: String,
+    },
     #[error("writing {path}")]
     ResolvConf {
         path: String,
@@ -108,9 +124,11 @@ pub enum DnsError {
     },
 }
 
-/// Forwards every question to the upstream through hickory-resolver.
+/// Answers from the policy (blocklists, DoH names) or forwards to the
+/// upstream through hickory-resolver, dropping rebinding answers.
 pub struct GatewayResolver {
     upstream: Option<Resolver<MarkedRuntime>>,
+    policy: DnsPolicy,
 }
 
 #[async_trait::async_trait]
@@ -129,10 +147,42 @@ impl RequestHandler for GatewayResolver {
                 tracing::warn!("DNS query refused: no upstream resolver (set DNS_ADDRESS)");
                 meta.response_code = ResponseCode::ServFail;
             }
+            (Ok(info), _)
+                if self.policy.decide(&info.query.name().to_string()) == Decision::Blocked =>
+            {
+                tracing::info!("DNS: refused {} (blocklist)", info.query.name());
+                meta.response_code = ResponseCode::Refused;
+            }
+            (Ok(info), _)
+                if self.policy.decide(&info.query.name().to_string()) == Decision::DohName =>
+            {
+                tracing::info!(
+                    "DNS: NXDOMAIN for {} (a DNS-over-HTTPS name)",
+                    info.query.name()
+                );
+                meta.response_code = ResponseCode::NXDomain;
+            }
             (Ok(info), Some(up)) => {
                 let q = info.query.original();
+                let name = q.name().to_string();
                 match up.lookup(q.name().clone(), q.query_type()).await {
-                    Ok(lookup) => answers.extend(lookup.answers().iter().cloned()),
+                    Ok(lookup) => {
+                        for r in lookup.answers() {
+                            let ip = match &r.data {
+                                RData::A(a) => Some(IpAddr::V4(a.0)),
+                                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                                _ => None,
+                            };
+                            match ip {
+                                Some(ip) if !self.policy.address_allowed(&name, ip) => {
+                                    tracing::info!(
+                                        "DNS: dropped {ip} from the answer for {name} (rebinding protection)"
+                                    );
+                                }
+                                _ => answers.push(r.clone()),
+                            }
+                        }
+                    }
                     Err(e) if e.is_nx_domain() => meta.response_code = ResponseCode::NXDomain,
                     Err(e) if e.is_no_records_found() => {}
                     Err(e) => {
@@ -166,7 +216,10 @@ impl RequestHandler for GatewayResolver {
 }
 
 /// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream` (port 53).
-pub async fn start(upstream: Option<IpAddr>) -> Result<Server<GatewayResolver>, DnsError> {
+pub async fn start(
+    upstream: Option<IpAddr>,
+    policy: DnsPolicy,
+) -> Result<Server<GatewayResolver>, DnsError> {
     let upstream = match upstream {
         None => None,
         Some(ip) => Some(
@@ -184,10 +237,39 @@ pub async fn start(upstream: Option<IpAddr>) -> Result<Server<GatewayResolver>, 
     };
     let udp = tokio::net::UdpSocket::bind(LISTEN).await.map_err(bind)?;
     let tcp = tokio::net::TcpListener::bind(LISTEN).await.map_err(bind)?;
-    let mut server = Server::new(GatewayResolver { upstream });
+    let mut server = Server::new(GatewayResolver { upstream, policy });
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
     Ok(server)
+}
+
+/// Loads the blocklist files into `policy`: a missing file or a bad line is
+/// an error naming the variable, the file and the line.
+pub fn load_blocklists(
+    policy: &mut DnsPolicy,
+    lists: &[(&'static str, std::path::PathBuf)],
+) -> Result<(), DnsError> {
+    for (var, path) in lists {
+        let text = std::fs::read_to_string(path).map_err(|source| DnsError::Blocklist {
+            var,
+            path: path.display().to_string(),
+            source,
+        })?;
+        if let Some((line, text)) = policy.blocked.parse_list(&text).into_iter().next() {
+            return Err(DnsError::BlocklistLine {
+                var,
+                path: path.display().to_string(),
+                line,
+                text,
+            });
+        }
+        tracing::info!(
+            "{var}: {} names from {}",
+            policy.blocked.len(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Points the namespace's resolv.conf at the gateway's resolver (as Gluetun

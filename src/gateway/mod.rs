@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod dns_policy;
 pub mod firewall;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -181,6 +182,9 @@ impl Tunnel {
 /// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
 /// began, for the "start to firewall closed" figure in the log.
 pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayError> {
+    // Everything that can fail on bad input, first.
+    let mut dns_policy = cfg.dns.policy.clone();
+    dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
     let nl = Nl::here()?;
     let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
     let ul_name = match underlay.oif {
@@ -242,7 +246,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
-    let resolver = dns::start(cfg.dns.upstream).await?;
+    let resolver = dns::start(cfg.dns.upstream, dns_policy).await?;
     dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"))?;
     match cfg.dns.upstream {
         Some(up) => tracing::info!(

@@ -40,7 +40,11 @@ impl RequestHandler for LabResolver {
                 let qtype = info.query.query_type();
                 self.log
                     .record(self.service, request.src(), format!("{qtype} {name}"));
+                // Names under rebind.lab resolve to a LAN address: what a DNS
+                // rebinding attack looks like.
+                let rebind = name.trim_end_matches('.').ends_with("rebind.lab");
                 let rdata = match qtype {
+                    RecordType::A if rebind => Some(RData::A(rdata::A(addr::LAN_ADMIN))),
                     RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
                     RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
                     _ => None,

@@ -141,6 +141,15 @@ impl Lab {
                 nl.add_addr("lo", *a).await.map_err(nlerr)?;
             }
         }
+        let dir = self.blocklist_dir();
+        let files = |source| LabError::Service {
+            service: "blocklists".into(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(files)?;
+        for (name, text) in Self::BLOCKLISTS {
+            std::fs::write(dir.join(name), text).map_err(files)?;
+        }
         let links = self.topology.links.clone();
         for l in &links {
             let (a, b) = (&l.a, &l.b);
@@ -226,6 +235,27 @@ impl Lab {
 
     pub fn ns_name(&self, host: &str) -> String {
         format!("{}{}-{}", netns::PREFIX, self.run_id, host)
+    }
+
+    /// The lab's blocklists (shipped in scenarios/blocklists), written for the
+    /// gateway's DNS_BLOCKLIST_DIR.
+    pub const BLOCKLISTS: [(&'static str, &'static str); 3] = [
+        (
+            "malicious.txt",
+            include_str!("../../scenarios/blocklists/malicious.txt"),
+        ),
+        (
+            "surveillance.txt",
+            include_str!("../../scenarios/blocklists/surveillance.txt"),
+        ),
+        (
+            "ads.txt",
+            include_str!("../../scenarios/blocklists/ads.txt"),
+        ),
+    ];
+
+    pub fn blocklist_dir(&self) -> std::path::PathBuf {
+        netns::run_files(&self.run_id).join("blocklists")
     }
 
     /// The lab's resolv.conf of `host` (what a process there would read).

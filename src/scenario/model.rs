@@ -104,6 +104,9 @@ pub enum Action {
         /// `None`: the host's own resolver, as its resolv.conf names it
         /// (`server = "system"`).
         server: Option<SocketAddr>,
+        /// The zone the nonce is put under (`query = "malware.lab"` asks for
+        /// `<nonce>.malware.lab.`); default `probe.lab`.
+        zone: String,
         expect: Expect,
         logged_by: Vec<String>,
         not_logged_by: Vec<String>,
@@ -257,6 +260,7 @@ struct RawStep {
     #[serde(default)]
     not_logged_by: Vec<String>,
     rounds: Option<u64>,
+    query: Option<String>,
 }
 
 const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
@@ -323,6 +327,9 @@ impl RawStep {
             }
             Ok(())
         };
+        if self.query.is_some() && self.action != "dns" {
+            return Err(format!("`query` means nothing for action {}", self.action));
+        }
         let action = match self.action.as_str() {
             "wait-handshake" | "wait-firewall" => {
                 unused(&[
@@ -371,6 +378,16 @@ impl RawStep {
                     server: match self.server.as_deref() {
                         Some("system") => None,
                         _ => Some(addr("server", &self.server)?),
+                    },
+                    zone: match &self.query {
+                        None => "probe.lab".into(),
+                        Some(q) => {
+                            let z = q.trim().trim_end_matches('.').to_string();
+                            if z.is_empty() || hickory_proto::rr::Name::from_ascii(&z).is_err() {
+                                return Err(format!("query = {q:?} is not a DNS name"));
+                            }
+                            z
+                        }
                     },
                     expect,
                     logged_by: services("logged-by", &self.logged_by)?,
@@ -595,6 +612,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/outbound-subnets.toml"),
     ),
     ("dns-leak", include_str!("../../scenarios/dns-leak.toml")),
+    (
+        "dns-blocklist",
+        include_str!("../../scenarios/dns-blocklist.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

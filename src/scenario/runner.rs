@@ -34,6 +34,9 @@ pub struct Tamper {
     /// Apply it after the step with this name (default: after the first
     /// completed handshake).
     pub after_step: Option<String>,
+    /// Replace the gateway host's resolv.conf with this text (as if the
+    /// gateway had never pointed it at its own resolver).
+    pub resolv_conf: Option<String>,
 }
 
 /// The seed's section 8, as gateway variables.
@@ -209,6 +212,13 @@ impl Runner<'_> {
             // joins the list of DoH endpoints to refuse.
             ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
             ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
+            ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
+            // The seed's BLOCK_MALICIOUS=on, with the lab's lists.
+            ("BLOCK_MALICIOUS", "on".to_string()),
+            (
+                "DNS_BLOCKLIST_DIR",
+                self.lab.blocklist_dir().display().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(a, b)| (a.to_string(), b))
@@ -305,6 +315,17 @@ impl Runner<'_> {
                     self.lab.nft(host::GW, script)?;
                     log.push(format!(
                         "tampered with the gateway's rules from outside:\n{script}"
+                    ));
+                }
+                if let Some(text) = &tamper.resolv_conf {
+                    std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
+                        LabError::Service {
+                            service: "resolv.conf".into(),
+                            source,
+                        }
+                    })?;
+                    log.push(format!(
+                        "replaced the gateway host's resolv.conf with:\n{text}"
                     ));
                 }
                 if tamper.route_around {
@@ -525,10 +546,12 @@ impl Runner<'_> {
         Ok(Self::verdict(problems, log))
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn dns_step(
         &self,
         from: &str,
         server: Option<SocketAddr>,
+        zone: &str,
         expect: &Expect,
         logged_by: &[String],
         not_logged_by: &[String],
@@ -536,7 +559,7 @@ impl Runner<'_> {
     ) -> Result<Outcome, LabError> {
         let ns = self.lab.ns(from)?;
         let nonce = probe::nonce();
-        let name = probe::probe_name(&nonce);
+        let name = format!("{nonce}.{zone}.");
         let server = match server {
             Some(s) => s,
             None => {

@@ -105,11 +105,12 @@ impl Runner<'_> {
             Action::Dns {
                 from,
                 server,
+                zone,
                 expect,
                 logged_by,
                 not_logged_by,
             } => {
-                self.dns_step(from, *server, expect, logged_by, not_logged_by, log)
+                self.dns_step(from, *server, zone, expect, logged_by, not_logged_by, log)
                     .await?
             }
             Action::Udp {

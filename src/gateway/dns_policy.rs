@@ -1,0 +1,252 @@
+//! What the gateway's resolver answers without asking upstream, and what it
+//! removes from upstream answers. Pure: names and records in, decisions out.
+//!
+//! * Blocklists (BLOCK_MALICIOUS, BLOCK_SURVEILLANCE, BLOCK_ADS): a name on a
+//!   list, or under one, is refused, unless DNS_UNBLOCK_HOSTNAMES exempts it.
+//! * DoH hostnames (well-known ones, plus DNS_BLOCK_DOH_HOSTNAMES, plus
+//!   Firefox's `use-application-dns.net` canary) answer NXDOMAIN, so apps
+//!   cannot find a way around the gateway's resolver.
+//! * Rebinding protection: private, loopback and link-local addresses are
+//!   removed from upstream answers, unless the name is in
+//!   DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// Well-known DNS-over-HTTPS hostnames (and the canary Firefox asks before
+/// enabling DoH by itself).
+pub const KNOWN_DOH_HOSTNAMES: [&str; 11] = [
+    "use-application-dns.net",
+    "dns.google",
+    "cloudflare-dns.com",
+    "one.one.one.one",
+    "dns.quad9.net",
+    "doh.opendns.com",
+    "dns.adguard.com",
+    "dns.adguard-dns.com",
+    "dns.nextdns.io",
+    "doh.cleanbrowsing.org",
+    "doh.mullvad.net",
+];
+
+/// A set of names; a name matches if it or any parent is in the set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NameSet(HashSet<String>);
+
+/// Lower case, no trailing dot.
+pub fn normalize(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl NameSet {
+    pub fn insert(&mut self, name: &str) {
+        let n = normalize(name);
+        if !n.is_empty() {
+            self.0.insert(n);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True if `name` or one of its parent domains is in the set.
+    pub fn matches(&self, name: &str) -> bool {
+        let n = normalize(name);
+        let mut rest = n.as_str();
+        loop {
+            if self.0.contains(rest) {
+                return true;
+            }
+            match rest.split_once('.') {
+                Some((_, parent)) => rest = parent,
+                None => return false,
+            }
+        }
+    }
+
+    /// Reads a list: one name per line, or hosts-file lines
+    /// (`0.0.0.0 name`); `#` starts a comment. Returns the names it could
+    /// not accept, with their line numbers, so a bad list is reported.
+    pub fn parse_list(&mut self, text: &str) -> Vec<(usize, String)> {
+        let mut bad = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // `name`, or hosts-file `ADDRESS name [name...]`.
+            let names = match words.as_slice() {
+                [one] => vec![*one],
+                [addr, rest @ ..] if addr.parse::<IpAddr>().is_ok() => rest.to_vec(),
+                _ => vec![],
+            };
+            if names.is_empty() || !names.iter().all(|n| is_hostname(n)) {
+                bad.push((i + 1, line.to_string()));
+                continue;
+            }
+            for n in names {
+                self.insert(n);
+            }
+        }
+        bad
+    }
+}
+
+fn is_hostname(s: &str) -> bool {
+    let s = s.trim_end_matches('.');
+    s.parse::<IpAddr>().is_err()
+        && !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// What the resolver does with a question before asking upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Ask,
+    /// On a blocklist: REFUSED.
+    Blocked,
+    /// A DoH hostname: NXDOMAIN.
+    DohName,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsPolicy {
+    pub blocked: NameSet,
+    pub unblocked: NameSet,
+    pub doh_names: NameSet,
+    pub rebinding_exempt: NameSet,
+}
+
+impl DnsPolicy {
+    pub fn decide(&self, name: &str) -> Decision {
+        if self.doh_names.matches(name) {
+            Decision::DohName
+        } else if self.blocked.matches(name) && !self.unblocked.matches(name) {
+            Decision::Blocked
+        } else {
+            Decision::Ask
+        }
+    }
+
+    /// Whether an address in an answer for `name` may be passed on.
+    pub fn address_allowed(&self, name: &str, ip: IpAddr) -> bool {
+        !is_private(ip) || self.rebinding_exempt.matches(name)
+    }
+}
+
+/// Addresses a public name must not resolve to (DNS rebinding): private,
+/// shared (CGNAT), loopback, link-local, unique-local, unspecified.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(v4.into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> DnsPolicy {
+        let mut p = DnsPolicy::default();
+        assert!(
+            p.blocked
+                .parse_list("# malware\nmalware.lab\n0.0.0.0 tracker.lab # hosts format\n\n")
+                .is_empty()
+        );
+        p.unblocked.insert("good.malware.lab");
+        for n in KNOWN_DOH_HOSTNAMES {
+            p.doh_names.insert(n);
+        }
+        p.rebinding_exempt.insert("nas.home.arpa");
+        p
+    }
+
+    #[test]
+    fn listed_names_and_their_subdomains_are_blocked() {
+        let p = policy();
+        assert_eq!(p.decide("malware.lab."), Decision::Blocked);
+        assert_eq!(p.decide("X1.Malware.LAB"), Decision::Blocked);
+        assert_eq!(p.decide("tracker.lab"), Decision::Blocked);
+        assert_eq!(p.decide("notmalware.lab"), Decision::Ask);
+        assert_eq!(p.decide("lab"), Decision::Ask);
+        assert_eq!(p.decide("good.malware.lab"), Decision::Ask);
+        assert_eq!(p.decide("x.good.malware.lab"), Decision::Ask);
+    }
+
+    #[test]
+    fn doh_hostnames_and_the_firefox_canary_are_nxdomain() {
+        let p = policy();
+        assert_eq!(p.decide("use-application-dns.net."), Decision::DohName);
+        assert_eq!(p.decide("dns.google"), Decision::DohName);
+        assert_eq!(p.decide("mozilla.cloudflare-dns.com"), Decision::DohName);
+        assert_eq!(p.decide("google.com"), Decision::Ask);
+    }
+
+    #[test]
+    fn bad_list_lines_are_reported_with_their_numbers() {
+        let mut s = NameSet::default();
+        let bad = s.parse_list("ok.lab\nbad name!\n-dash.lab\n0.0.0.0\n");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            bad.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn private_answers_are_dropped_unless_exempt() {
+        let p = policy();
+        for ip in [
+            "192.168.1.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "127.0.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "::ffff:192.168.1.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!p.address_allowed("evil.example", ip), "{ip}");
+            assert!(p.address_allowed("nas.home.arpa", ip), "{ip}");
+        }
+        for ip in ["192.0.2.80", "203.0.113.77", "2001:db8::1", "100.128.0.1"] {
+            assert!(
+                p.address_allowed("example.com", ip.parse().unwrap()),
+                "{ip}"
+            );
+        }
+    }
+}
