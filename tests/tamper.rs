@@ -380,3 +380,23 @@ async fn dns_blocklist_fails_when_queries_bypass_the_gateways_resolver() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_bad_input_fails_when_the_resolver_dies_after_garbage() {
+    // What a crash would look like from outside: after the garbage, the
+    // resolver no longer answers.
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound input iifname \"lo\" udp dport 53 drop\n".into()),
+        after_step: Some("malformed messages to the gateway's resolver".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("dns-bad-input", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "the resolver still answers, through the provider"
+                && m.contains("expected an answer")
+        ),
+        "{f:#?}"
+    );
+}

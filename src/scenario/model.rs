@@ -149,6 +149,12 @@ pub enum Action {
         from: String,
     },
     StormStop,
+    /// Malformed DNS messages (UDP and TCP) to a resolver; passes if the
+    /// resolver is still running afterwards (the next step asks it).
+    DnsGarbage {
+        from: String,
+        server: Option<SocketAddr>,
+    },
     /// Wait until the background traffic has sent this many rounds (a
     /// traffic quota, not a clock).
     StormWait {
@@ -263,7 +269,7 @@ struct RawStep {
     query: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -459,6 +465,20 @@ impl RawStep {
                     }
                 }
             }
+            "dns-garbage" => {
+                unused(&[
+                    ("target", self.target.is_some()),
+                    ("expect", self.expect.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                Action::DnsGarbage {
+                    from: host(&self.from)?,
+                    server: match self.server.as_deref() {
+                        Some("system") => None,
+                        _ => Some(addr("server", &self.server)?),
+                    },
+                }
+            }
             "storm-wait" => {
                 unused(&[
                     ("from", self.from.is_some()),
@@ -615,6 +635,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "dns-blocklist",
         include_str!("../../scenarios/dns-blocklist.toml"),
+    ),
+    (
+        "dns-bad-input",
+        include_str!("../../scenarios/dns-bad-input.toml"),
     ),
 ];
 

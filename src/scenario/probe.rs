@@ -434,6 +434,160 @@ pub async fn storm(
     }
 }
 
+/// Malformed DNS messages, each with what is wrong with it: what the
+/// `dns-garbage` step throws at a resolver.
+pub fn malformed_dns() -> Vec<(&'static str, Vec<u8>)> {
+    malformed_corpus()
+}
+
+/// How many mutated queries `dns_garbage` adds to the fixed corpus.
+pub const MUTATIONS: usize = 300;
+
+fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
+    // A header: id, flags (RD), qd/an/ns/ar counts.
+    let header = |qd: u16| {
+        let mut h = vec![0x12, 0x34, 0x01, 0x00];
+        h.extend_from_slice(&qd.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        h
+    };
+    let with = |qd: u16, body: &[u8]| {
+        let mut m = header(qd);
+        m.extend_from_slice(body);
+        m
+    };
+    vec![
+        ("an empty datagram", vec![]),
+        ("a truncated header", vec![0x12, 0x34, 0x01]),
+        ("a question count with no question", header(1)),
+        (
+            "a label longer than 63 bytes",
+            with(1, &[0x40, b'a', b'b', 0, 0, 1, 0, 1]),
+        ),
+        (
+            "a compression pointer to itself",
+            with(1, &[0xc0, 0x0c, 0, 1, 0, 1]),
+        ),
+        (
+            "a compression pointer past the end",
+            with(1, &[0xc0, 0xff, 0, 1, 0, 1]),
+        ),
+        (
+            "two pointers in a loop",
+            with(1, &[0xc0, 0x0e, 0xc0, 0x0c, 0, 1, 0, 1]),
+        ),
+        (
+            "a name without its terminating zero",
+            with(1, &[3, b'l', b'a', b'b']),
+        ),
+        (
+            "65535 questions announced, one sent",
+            with(0xffff, &[3, b'l', b'a', b'b', 0, 0, 1, 0, 1]),
+        ),
+        ("a huge datagram of garbage", vec![0xff; 60_000]),
+        ("a response instead of a query", {
+            let mut m = with(1, &[3, b'l', b'a', b'b', 0, 0, 1, 0, 1]);
+            m[2] |= 0x80;
+            m
+        }),
+    ]
+}
+
+/// `n` mutations of a valid query (bytes flipped, cut, repeated), from a
+/// fixed seed so a failure can be replayed.
+pub fn mutated_queries(n: usize) -> Vec<Vec<u8>> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("mutant.probe.lab.").expect("name"),
+        RecordType::A,
+    ));
+    let base = q.to_vec().expect("encodes");
+    // xorshift64: small, deterministic, no dependency.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let mut m = base.clone();
+            for _ in 0..=(next() % 4) {
+                let len = m.len().max(1) as u64;
+                match next() % 4 {
+                    0 => {
+                        let i = (next() % len) as usize;
+                        if let Some(b) = m.get_mut(i) {
+                            *b = next() as u8;
+                        }
+                    }
+                    1 => m.truncate((next() % len) as usize),
+                    2 => {
+                        let i = (next() % len) as usize;
+                        let tail: Vec<u8> = m[i.min(m.len())..].to_vec();
+                        m.extend_from_slice(&tail);
+                    }
+                    _ => m.push(next() as u8),
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// Sends every malformed message to `server` over UDP, and over TCP a frame
+/// whose length prefix promises more than it sends. Returns how many got any
+/// reply (an error response is fine; what matters is what comes after).
+pub async fn dns_garbage(ns: &Netns, server: SocketAddr) -> Result<usize, ProbeError> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let std_sock = ns.run(move || -> std::io::Result<_> {
+        let s = std::net::UdpSocket::bind(bind)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })??;
+    let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+    let mut replies = 0;
+    let mut buf = vec![0u8; 65_536];
+    let corpus = malformed_dns()
+        .into_iter()
+        .map(|(_, m)| m)
+        .chain(mutated_queries(MUTATIONS));
+    for msg in corpus {
+        // An oversized datagram may be refused by the stack itself; that is
+        // not the resolver's doing.
+        if sock.send_to(&msg, server).await.is_err() {
+            continue;
+        }
+        // A reply, if any, comes at once from a resolver on this host;
+        // nothing is lost by not waiting long for the ones it drops.
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(20), sock.recv_from(&mut buf)).await
+        {
+            replies += 1;
+        }
+    }
+    let tcp = ns.run(move || {
+        if server.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    })??;
+    if let Ok(mut stream) = tcp.connect(server).await {
+        use tokio::io::AsyncWriteExt;
+        let _ = stream.write_all(&[0xff, 0xff, 0x12, 0x34, 0x01]).await;
+        let _ = stream.shutdown().await;
+    }
+    Ok(replies)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +599,22 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 12);
         hickory_proto::rr::Name::from_ascii(probe_name(&a)).unwrap();
+    }
+
+    #[test]
+    fn every_malformed_message_really_is_malformed() {
+        for (what, msg) in malformed_dns() {
+            let ok = hickory_server::server::Request::from_bytes(
+                msg.clone(),
+                "127.0.0.1:1".parse().unwrap(),
+                hickory_server::net::xfer::Protocol::Udp,
+            )
+            .map(|r| {
+                r.request_info().is_ok()
+                    && r.metadata.message_type == hickory_proto::op::MessageType::Query
+            })
+            .unwrap_or(false);
+            assert!(!ok, "{what} parses as a good query");
+        }
     }
 }

@@ -546,6 +546,31 @@ impl Runner<'_> {
         Ok(Self::verdict(problems, log))
     }
 
+    /// `server`, or the system resolver of `from`: the first nameserver of
+    /// its resolv.conf, as getaddrinfo would use it.
+    pub(crate) fn resolver_for(
+        &self,
+        from: &str,
+        server: Option<SocketAddr>,
+        log: &mut Vec<String>,
+    ) -> Result<SocketAddr, Outcome> {
+        if let Some(s) = server {
+            return Ok(s);
+        }
+        let path = self.lab.resolv_conf(from);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        match crate::gateway::dns::first_nameserver(&text) {
+            Some(ip) => {
+                log.push(format!("{}: nameserver {ip}", path.display()));
+                Ok(SocketAddr::new(ip, 53))
+            }
+            None => Err(fail(
+                format!("{} names no nameserver", path.display()),
+                text,
+            )),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn dns_step(
         &self,
@@ -560,26 +585,9 @@ impl Runner<'_> {
         let ns = self.lab.ns(from)?;
         let nonce = probe::nonce();
         let name = format!("{nonce}.{zone}.");
-        let server = match server {
-            Some(s) => s,
-            None => {
-                // The system resolver: the first nameserver of the host's
-                // resolv.conf, as getaddrinfo would use it.
-                let path = self.lab.resolv_conf(from);
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                match crate::gateway::dns::first_nameserver(&text) {
-                    Some(ip) => {
-                        log.push(format!("{}: nameserver {ip}", path.display()));
-                        SocketAddr::new(ip, 53)
-                    }
-                    None => {
-                        return Ok(fail(
-                            format!("{} names no nameserver", path.display()),
-                            text,
-                        ));
-                    }
-                }
-            }
+        let server = match self.resolver_for(from, server, log) {
+            Ok(s) => s,
+            Err(outcome) => return Ok(outcome),
         };
         log.push(format!("A {name} to {server} from {from}"));
         let r = probe::dns_a(ns, server, &name, PROBE_TIMEOUT).await;

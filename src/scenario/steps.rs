@@ -150,6 +150,28 @@ impl Runner<'_> {
                 target,
                 expect,
             } => self.synack_step(from, *target, expect, log).await?,
+            Action::DnsGarbage { from, server } => {
+                let server = match self.resolver_for(from, *server, log) {
+                    Ok(s) => s,
+                    Err(outcome) => return Ok(outcome),
+                };
+                let corpus = probe::malformed_dns();
+                log.push(format!(
+                    "{} malformed messages and {} mutated queries over UDP, and one short TCP frame, to {server}",
+                    corpus.len(),
+                    probe::MUTATIONS
+                ));
+                for (what, _) in &corpus {
+                    log.push(format!("  {what}"));
+                }
+                let replies = probe::dns_garbage(self.lab.ns(from)?, server)
+                    .await
+                    .map_err(|e| lab_err("dns-garbage", e))?;
+                log.push(format!(
+                    "{replies} got a reply (an error response); the rest were dropped"
+                ));
+                Outcome::Passed
+            }
             Action::StormStart { from } => {
                 let ns = self.lab.ns(from)?;
                 let cancel = CancellationToken::new();
