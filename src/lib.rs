@@ -29,6 +29,7 @@
 //! * A leak is proven twice: on the wire (capture) and at the far end (the
 //!   service logs), each tied to the probe by a nonce.
 
+pub mod bench;
 pub mod capture;
 pub mod gateway;
 pub mod lab;

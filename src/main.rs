@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -55,6 +55,10 @@ enum Command {
     /// the tunnel after each; prints how many packets leaked and how fast
     /// each gateway closed its kill switch.
     Soak(SoakArgs),
+    /// Benchmarks (printed, never asserted): `bench dns` loads the gateway's
+    /// resolver from the gateway's namespace, cached and uncached, beside
+    /// unbound forwarding over the same path (if unbound is installed).
+    Bench(BenchArgs),
     /// Build the lab, start its services and a gateway, print how to get
     /// into each host, and wait for Ctrl-C (to explore or debug by hand with
     /// `ip netns exec`). Everything is removed on exit.
@@ -70,6 +74,25 @@ struct SoakArgs {
     /// Where reports go (emptied first).
     #[arg(long, value_name = "DIR", default_value = "reports/soak")]
     out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    what: BenchWhat,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchWhat {
+    /// Queries per second and p50/p99 through the gateway's resolver.
+    Dns,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +182,16 @@ fn main() -> ExitCode {
             match run_with(run, vec![scn], true) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            match bench_main(args) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(2)
@@ -490,4 +523,117 @@ fn soak_figures(r: &ScenarioResult) -> String {
         pct(90),
         pct(100),
     )
+}
+
+fn bench_main(args: BenchArgs) -> Result<()> {
+    use leakhound::bench::dns::{Names, load, unbound_conf, wait_answering};
+    let BenchWhat::Dns = args.what;
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound bench needs root (it builds network namespaces)");
+    }
+    netns::reap_stale();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let run_id = lab::new_run_id();
+        let lab = Lab::build(Topology::default_profile(), &run_id)
+            .await
+            .context("building the lab")?;
+        let services = LabServices::start(&lab, LabKeys::generate())
+            .await
+            .context("starting the lab's services")?;
+        let out = netns::run_files(&run_id);
+        let runner = Runner {
+            lab: &lab,
+            services: &services,
+            out_dir: out.clone(),
+            gateway_exe: std::env::current_exe()?,
+            env_overrides: Default::default(),
+            tamper: None,
+            events: None,
+        };
+        let idle = Scenario {
+            name: "bench".into(),
+            description: String::new(),
+            tags: vec![],
+            source: "leakhound bench".into(),
+            gateway_env: Default::default(),
+            gateway_start: true,
+            steps: vec![],
+            leak_wires: vec![],
+        };
+        let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;
+        let mut status = services.wg.status.clone();
+        tokio::time::timeout(Duration::from_secs(15), status.wait_for(|s| s.handshakes > 0))
+            .await
+            .context("no WireGuard handshake within 15 s")??;
+        let ns = lab.ns(leakhound::model::topology::host::GW)?;
+        let ours: std::net::SocketAddr = "127.0.0.1:53".parse()?;
+        if !wait_answering(ns, ours, Duration::from_secs(10)).await {
+            bail!("the gateway's resolver did not answer within 10 s (see {})", out.join("gateway.log").display());
+        }
+        let dur = Duration::from_secs(args.seconds);
+        let mut rows = Vec::new();
+        for names in [Names::Cached, Names::Uncached] {
+            let r = load(ns, ours, names, args.concurrency, dur).await?;
+            rows.push(("leakhound gateway resolver", names, r));
+        }
+        let unbound_ok = std::process::Command::new("unbound")
+            .arg("-V")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if unbound_ok {
+            // unbound in the same namespace, forwarding to the same upstream
+            // through the same tunnel; the kill switch lets its user out.
+            let dir = out.join("unbound");
+            std::fs::create_dir_all(&dir)?;
+            let listen: std::net::SocketAddr = "127.0.0.2:53".parse()?;
+            let conf = dir.join("unbound.conf");
+            std::fs::write(&conf, unbound_conf(listen, leakhound::model::topology::addr::TUNNEL_SERVER.into(), &dir))?;
+            lab.nft(
+                leakhound::model::topology::host::GW,
+                "insert rule inet leakhound output meta skuid \"unbound\" oifname \"wg0\" accept\n",
+            )?;
+            let mut cmd = std::process::Command::new("unbound");
+            cmd.args(["-d", "-c"]).arg(&conf).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            ns.command(&mut cmd)?;
+            let mut child = cmd.spawn().context("starting unbound")?;
+            if wait_answering(ns, listen, Duration::from_secs(10)).await {
+                for names in [Names::Cached, Names::Uncached] {
+                    let r = load(ns, listen, names, args.concurrency, dur).await?;
+                    rows.push(("unbound 1.x (same path)", names, r));
+                }
+            } else {
+                eprintln!("unbound did not answer within 10 s; its figures are missing");
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        } else {
+            eprintln!("unbound is not installed (apt-get install unbound): no yardstick");
+        }
+        println!(
+            "DNS from the gateway's namespace, {} clients, {} s each, upstream {} through the tunnel:",
+            args.concurrency,
+            args.seconds,
+            leakhound::model::topology::addr::TUNNEL_SERVER
+        );
+        println!("{:<28} {:<9} {:>10} {:>9} {:>9} {:>8}", "resolver", "names", "queries/s", "p50 ms", "p99 ms", "failed");
+        for (who, names, r) in &rows {
+            println!(
+                "{:<28} {:<9} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+                who,
+                if *names == Names::Cached { "cached" } else { "uncached" },
+                r.qps(),
+                r.percentile(50).as_secs_f64() * 1000.0,
+                r.percentile(99).as_secs_f64() * 1000.0,
+                r.failed
+            );
+        }
+        gw.stop().await;
+        Ok(())
+    })
 }
