@@ -94,10 +94,10 @@ pub async fn load(
                 let answer = tokio::time::timeout(Duration::from_secs(1), async {
                     loop {
                         let (n, _) = sock.recv_from(&mut buf).await?;
-                        if let Ok(m) = Message::from_vec(&buf[..n]) {
-                            if m.metadata.id == id {
-                                return Ok::<_, std::io::Error>(!m.answers.is_empty());
-                            }
+                        if let Ok(m) = Message::from_vec(&buf[..n])
+                            && m.metadata.id == id
+                        {
+                            return Ok::<_, std::io::Error>(!m.answers.is_empty());
                         }
                     }
                 })
@@ -137,10 +137,9 @@ pub async fn wait_answering(ns: &Netns, server: SocketAddr, within: Duration) ->
             Duration::from_millis(200),
         )
         .await
+            && !a.is_empty()
         {
-            if !a.is_empty() {
-                return true;
-            }
+            return true;
         }
     }
     false
