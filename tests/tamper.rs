@@ -400,3 +400,24 @@ async fn dns_bad_input_fails_when_the_resolver_dies_after_garbage() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doh_dot_bypass_fails_when_443_and_853_are_let_through() {
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound output tcp dport { 443, 853 } accept\n".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("doh-dot-bypass", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, m)| c.starts_with("DoH by address") && m.contains("doh received the query")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, m)| c.starts_with("DoT from a dependent")
+                && m.contains("dot received the query")),
+        "{f:#?}"
+    );
+}

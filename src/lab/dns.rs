@@ -86,6 +86,34 @@ impl RequestHandler for LabResolver {
     }
 }
 
+/// The lab's answer to one DNS message (for the DoT and DoH servers): the
+/// question's name and type, and the response bytes. `None` for bytes that
+/// are not a query.
+pub fn answer_message(query: &[u8]) -> Option<(String, Vec<u8>)> {
+    use hickory_proto::op::Message;
+    let q = Message::from_vec(query).ok()?;
+    let question = q.queries.first()?.clone();
+    let name = question.name().to_string();
+    let rebind = name.trim_end_matches('.').ends_with("rebind.lab");
+    let rdata = match question.query_type() {
+        RecordType::A if rebind => Some(RData::A(rdata::A(addr::LAN_ADMIN))),
+        RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
+        RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
+        _ => None,
+    };
+    let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+    r.metadata.recursion_desired = q.metadata.recursion_desired;
+    r.metadata.recursion_available = true;
+    r.add_query(question.clone());
+    if let Some(d) = rdata {
+        r.add_answer(Record::from_rdata(question.name().clone(), 60, d));
+    }
+    Some((
+        format!("{} {name}", question.query_type()),
+        r.to_vec().ok()?,
+    ))
+}
+
 /// Starts a resolver on UDP and TCP `addr` inside `ns`.
 pub fn start(
     ns: &Netns,

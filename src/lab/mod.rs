@@ -6,9 +6,11 @@
 pub mod dependents;
 pub mod dns;
 pub mod echo;
+pub mod encrypted_dns;
 pub mod http;
 pub mod netns;
 pub mod services;
+pub mod tls;
 pub mod wgserver;
 pub mod whoami;
 

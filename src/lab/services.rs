@@ -116,6 +116,8 @@ impl LabKeys {
 /// The running services of a lab.
 pub struct LabServices {
     pub log: ServiceLog,
+    /// The lab's CA and the DoH/DoT server certificate.
+    pub tls: super::tls::LabTls,
     pub wg: WgServer,
     pub keys: LabKeys,
     cancel: CancellationToken,
@@ -148,6 +150,24 @@ impl LabServices {
                 SocketAddr::new(addr::WHOAMI.into(), echo::PORT),
                 SocketAddr::new(addr::WHOAMI_V6.into(), echo::PORT),
             ],
+            log.clone(),
+            cancel.clone(),
+        )?;
+        let tls = super::tls::LabTls::generate().map_err(|e| LabError::Service {
+            service: "lab CA".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        super::encrypted_dns::start_dot(
+            isp,
+            SocketAddr::new(addr::DOH.into(), 853),
+            &tls,
+            log.clone(),
+            cancel.clone(),
+        )?;
+        super::encrypted_dns::start_doh(
+            isp,
+            SocketAddr::new(addr::DOH.into(), 443),
+            &tls,
             log.clone(),
             cancel.clone(),
         )?;
@@ -201,6 +221,7 @@ impl LabServices {
         )?;
         Ok(LabServices {
             log,
+            tls,
             wg,
             keys,
             cancel,

@@ -44,7 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::lab::services::{ISP_DNS, LAN_DNS, LAN_HTTP, PROVIDER_DNS};
-use crate::lab::{dependents, echo, whoami};
+use crate::lab::{dependents, echo, encrypted_dns, whoami};
 use crate::model::topology::{Topology, wire};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -63,7 +63,9 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 9] = [
+    encrypted_dns::DOT,
+    encrypted_dns::DOH,
     LAN_DNS,
     ISP_DNS,
     PROVIDER_DNS,
@@ -107,6 +109,16 @@ pub enum Action {
         /// The zone the nonce is put under (`query = "malware.lab"` asks for
         /// `<nonce>.malware.lab.`); default `probe.lab`.
         zone: String,
+        expect: Expect,
+        logged_by: Vec<String>,
+        not_logged_by: Vec<String>,
+    },
+    /// A DNS-over-TLS (`dot`) or DNS-over-HTTPS (`doh`) query for the nonce,
+    /// trusting the lab's CA.
+    EncryptedDns {
+        https: bool,
+        from: String,
+        target: SocketAddr,
         expect: Expect,
         logged_by: Vec<String>,
         not_logged_by: Vec<String>,
@@ -269,7 +281,7 @@ struct RawStep {
     query: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -395,6 +407,24 @@ impl RawStep {
                             z
                         }
                     },
+                    expect,
+                    logged_by: services("logged-by", &self.logged_by)?,
+                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+                }
+            }
+            "dot" | "doh" => {
+                unused(&[
+                    ("server", self.server.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if matches!(expect, Expect::SeenAs(_)) {
+                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
+                }
+                Action::EncryptedDns {
+                    https: self.action == "doh",
+                    from: host(&self.from)?,
+                    target: addr("target", &self.target)?,
                     expect,
                     logged_by: services("logged-by", &self.logged_by)?,
                     not_logged_by: services("not-logged-by", &self.not_logged_by)?,
@@ -639,6 +669,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "dns-bad-input",
         include_str!("../../scenarios/dns-bad-input.toml"),
+    ),
+    (
+        "doh-dot-bypass",
+        include_str!("../../scenarios/doh-dot-bypass.toml"),
     ),
 ];
 

@@ -434,6 +434,122 @@ pub async fn storm(
     }
 }
 
+fn a_query(name: &str) -> Result<(u16, Vec<u8>), ProbeError> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut q = Message::query();
+    q.metadata.recursion_desired = true;
+    q.add_query(Query::query(
+        Name::from_ascii(name).map_err(|e| ProbeError::Dns(e.to_string()))?,
+        RecordType::A,
+    ));
+    let id = q.metadata.id;
+    Ok((id, q.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?))
+}
+
+fn a_records(resp: &[u8], id: u16) -> Result<Vec<IpAddr>, ProbeError> {
+    let m =
+        hickory_proto::op::Message::from_vec(resp).map_err(|e| ProbeError::Dns(e.to_string()))?;
+    if m.metadata.id != id {
+        return Err(ProbeError::Dns("the answer's id does not match".into()));
+    }
+    Ok(m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn tls_to(
+    ns: &Netns,
+    target: SocketAddr,
+    server_name: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ProbeError> {
+    let socket = ns.run(move || {
+        if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    })??;
+    let tcp = socket.connect(target).await?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+        .map_err(|e| ProbeError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?)
+}
+
+/// A DNS-over-TLS query (RFC 7858) for `name` to `target`.
+pub async fn dot_a(
+    ns: &Netns,
+    target: SocketAddr,
+    name: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, ProbeError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (id, wire) = a_query(name)?;
+    let work = async {
+        let mut s = tls_to(ns, target, "dot.lab", tls).await?;
+        s.write_u16(wire.len() as u16).await?;
+        s.write_all(&wire).await?;
+        let len = s.read_u16().await?;
+        let mut resp = vec![0u8; len as usize];
+        s.read_exact(&mut resp).await?;
+        a_records(&resp, id)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+}
+
+/// A DNS-over-HTTPS query (RFC 8484, POST over HTTP/2) for `name` to `target`.
+pub async fn doh_a(
+    ns: &Netns,
+    target: SocketAddr,
+    name: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, ProbeError> {
+    let (id, wire) = a_query(name)?;
+    let work = async {
+        let s = tls_to(ns, target, "doh.lab", tls).await?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(s),
+        )
+        .await
+        .map_err(|e| ProbeError::Http(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::post("https://doh.lab/dns-query")
+            .header(hyper::header::CONTENT_TYPE, "application/dns-message")
+            .header(hyper::header::ACCEPT, "application/dns-message")
+            .body(http_body_util::Full::new(bytes::Bytes::from(wire)))
+            .map_err(|e| ProbeError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ProbeError::Http(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(ProbeError::Http(format!("status {}", resp.status())));
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ProbeError::Http(e.to_string()))?
+            .to_bytes();
+        a_records(&body, id)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+}
+
 /// Malformed DNS messages, each with what is wrong with it: what the
 /// `dns-garbage` step throws at a resolver.
 pub fn malformed_dns() -> Vec<(&'static str, Vec<u8>)> {

@@ -125,6 +125,39 @@ impl Runner<'_> {
                 let r = probe::udp_echo(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
                 self.probe_outcome(&nonce, "datagram", expect, r, logged_by, not_logged_by, log)
             }
+            Action::EncryptedDns {
+                https,
+                from,
+                target,
+                expect,
+                logged_by,
+                not_logged_by,
+            } => {
+                let nonce = probe::nonce();
+                let name = probe::probe_name(&nonce);
+                let kind = if *https { "DoH" } else { "DoT" };
+                log.push(format!("{kind} query for {name} to {target} from {from}"));
+                let alpn: &[&[u8]] = if *https { &[b"h2"] } else { &[b"dot"] };
+                let tls = self
+                    .services
+                    .tls
+                    .client_config(alpn)
+                    .map_err(|e| lab_err(kind, e))?;
+                let ns = self.lab.ns(from)?;
+                let r = if *https {
+                    probe::doh_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
+                } else {
+                    probe::dot_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
+                };
+                let r = match r {
+                    Ok(a) if !a.is_empty() => Ok(()),
+                    Ok(_) => Err(probe::ProbeError::Dns(
+                        "an answer without an address".into(),
+                    )),
+                    Err(e) => Err(e),
+                };
+                self.probe_outcome(&nonce, "query", expect, r, logged_by, not_logged_by, log)
+            }
             Action::Ping {
                 from,
                 target,
