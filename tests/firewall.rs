@@ -22,6 +22,7 @@ fn policy(debug: bool) -> FirewallPolicy {
         }],
         debug,
         dns_upstream: Some("10.64.0.1".parse().unwrap()),
+        dns_upstream_port: 853,
         doh_addresses: vec!["1.1.1.1".parse().unwrap(), "2620:fe::fe".parse().unwrap()],
     }
 }

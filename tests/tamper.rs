@@ -25,6 +25,14 @@ fn scenario(name: &str) -> Scenario {
 }
 
 async fn run_tampered(name: &str, tamper: Tamper) -> (ScenarioResult, String) {
+    run_with(name, Some(tamper), &[]).await
+}
+
+async fn run_with(
+    name: &str,
+    tamper: Option<Tamper>,
+    env: &[(&str, String)],
+) -> (ScenarioResult, String) {
     assert!(nix::unistd::Uid::effective().is_root(), "needs root");
     let out = tempfile::tempdir().unwrap();
     let mut lab = Lab::build(Topology::default_profile(), &new_run_id())
@@ -36,8 +44,11 @@ async fn run_tampered(name: &str, tamper: Tamper) -> (ScenarioResult, String) {
         services: &services,
         out_dir: out.path().to_path_buf(),
         gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        env_overrides: Default::default(),
-        tamper: Some(tamper),
+        env_overrides: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        tamper,
         events: None,
     };
     let r = runner.run(&scenario(name)).await.unwrap();
@@ -418,6 +429,40 @@ async fn doh_dot_bypass_fails_when_443_and_853_are_let_through() {
         f.iter()
             .any(|(c, m)| c.starts_with("DoT from a dependent")
                 && m.contains("dot received the query")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_tls_fails_with_a_ca_that_did_not_sign_the_provider() {
+    let other = leakhound::lab::tls::LabTls::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("other-ca.pem");
+    std::fs::write(&ca, &other.ca_pem).unwrap();
+    let (r, _) = run_with(
+        "dns-over-tls",
+        None,
+        &[("DOT_CA_FILE", ca.display().to_string())],
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "the system resolver answers, over TLS through the provider"
+                && m.contains("provider-dot never received the query")
+        ),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_tls_fails_when_the_gateway_asks_in_plain_text() {
+    let (r, _) = run_with("dns-over-tls", None, &[("DOT", "off".into())]).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.contains("provider-dns received the query")
+                || m.contains("provider-dot never received")),
         "{f:#?}"
     );
 }

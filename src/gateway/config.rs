@@ -69,6 +69,15 @@ pub struct DnsSettings {
     /// DNS_UNBLOCK_HOSTNAMES, DNS_BLOCK_DOH_HOSTNAMES (beyond the built-in
     /// ones), DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
     pub policy: super::dns_policy::DnsPolicy,
+    /// DOT=on: ask the upstream over TLS (853), checking its certificate for
+    /// DOT_SERVER_NAME against DOT_CA_FILE (or the public web roots).
+    pub dot: Option<DotSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DotSettings {
+    pub server_name: String,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Where the blocklist files are looked for (DNS_BLOCKLIST_DIR).
@@ -248,7 +257,7 @@ fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
 
 /// Variables leakhound knows but does not implement yet, with the value that
 /// means "nothing asked for". Any other value is refused.
-const NOT_YET: &[(&str, &str)] = &[("DOT", "off"), ("VPN_PORT_FORWARDING", "off")];
+const NOT_YET: &[(&str, &str)] = &[("VPN_PORT_FORWARDING", "off")];
 
 impl GatewayConfig {
     /// Reads the configuration from environment variable pairs.
@@ -498,11 +507,39 @@ impl GatewayConfig {
                 }
             }
         }
+        let dot = if on_off(&env, "DOT", false)? {
+            if upstream.is_none() {
+                return Err(ConfigError::Missing {
+                    var: "DNS_ADDRESS",
+                    hint: " with DOT=on (the DNS-over-TLS resolver to use, reached through the tunnel)",
+                });
+            }
+            let server_name = env
+                .required(
+                    "DOT_SERVER_NAME",
+                    " with DOT=on (the name on the DoT resolver's certificate)",
+                )?
+                .to_string();
+            if rustls::pki_types::ServerName::try_from(server_name.clone()).is_err() {
+                return Err(invalid(
+                    "DOT_SERVER_NAME",
+                    &server_name,
+                    "not a DNS name or IP address",
+                ));
+            }
+            Some(DotSettings {
+                server_name,
+                ca_file: env.get("DOT_CA_FILE").map(std::path::PathBuf::from),
+            })
+        } else {
+            None
+        };
         let dns = DnsSettings {
             upstream,
             doh_addresses,
             blocklists,
             policy,
+            dot,
         };
 
         Ok(GatewayConfig {
@@ -710,12 +747,21 @@ mod tests {
     }
 
     #[test]
-    fn protections_not_built_yet_are_refused_not_ignored() {
-        let e = GatewayConfig::from_env(with("DOT", "on")).unwrap_err();
-        assert!(matches!(e, ConfigError::Unsupported { var: "DOT", .. }));
-        // Their defaults are fine.
-        GatewayConfig::from_env(with("DOT", "off")).unwrap();
-        GatewayConfig::from_env(with("DOT", "")).unwrap();
+    fn dot_needs_an_upstream_and_a_server_name() {
+        let e = GatewayConfig::from_env(with("DOT", "on"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("DNS_ADDRESS"), "{e}");
+        let mut v = with("DOT", "on");
+        v.push(("DNS_ADDRESS".into(), "10.64.0.1".into()));
+        let e = GatewayConfig::from_env(v.clone()).unwrap_err().to_string();
+        assert!(e.starts_with("DOT_SERVER_NAME"), "{e}");
+        v.push(("DOT_SERVER_NAME".into(), "dns.provider.lab".into()));
+        v.push(("DOT_CA_FILE".into(), "/run/ca.pem".into()));
+        let c = GatewayConfig::from_env(v).unwrap();
+        let dot = c.dns.dot.unwrap();
+        assert_eq!(dot.server_name, "dns.provider.lab");
+        assert_eq!(dot.ca_file.unwrap().display().to_string(), "/run/ca.pem");
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub enum DnsError {
         line: usize,
         text: String,
     },
+    #[error("DOT_CA_FILE {path}: {why}")]
+    DotCa { path: String, why: String },
     #[error("writing {path}")]
     ResolvConf {
         path: String,
@@ -215,21 +217,61 @@ impl RequestHandler for GatewayResolver {
     }
 }
 
-/// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream` (port 53).
+/// The TLS client configuration for a DoT upstream: the CA certificates in
+/// `ca_file` (PEM), or the public web roots.
+pub fn dot_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, DnsError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let bad = |why: String| DnsError::DotCa {
+                path: path.display().to_string(),
+                why,
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in it".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream`: plain
+/// DNS on 53, or DNS over TLS on 853 when `dot` is given.
 pub async fn start(
     upstream: Option<IpAddr>,
+    dot: Option<&crate::gateway::config::DotSettings>,
     policy: DnsPolicy,
 ) -> Result<Server<GatewayResolver>, DnsError> {
     let upstream = match upstream {
         None => None,
-        Some(ip) => Some(
-            Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(vec![NameServerConfig::udp_and_tcp(ip)]),
+        Some(ip) => {
+            let ns = match dot {
+                None => NameServerConfig::udp_and_tcp(ip),
+                Some(d) => NameServerConfig::tls(ip, d.server_name.clone().into()),
+            };
+            let mut b = Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
                 MarkedRuntime::default(),
-            )
-            .build()
-            .map_err(DnsError::Resolver)?,
-        ),
+            );
+            if let Some(d) = dot {
+                b = b.with_tls_config(dot_client_config(d.ca_file.as_deref())?);
+            }
+            Some(b.build().map_err(DnsError::Resolver)?)
+        }
     };
     let bind = |source| DnsError::Bind {
         addr: LISTEN,

@@ -110,6 +110,7 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
         subnet_ports: cfg.firewall.subnet_ports.clone(),
         debug: cfg.firewall.debug,
         dns_upstream: cfg.dns.upstream,
+        dns_upstream_port: if cfg.dns.dot.is_some() { 853 } else { 53 },
         doh_addresses: cfg.dns.doh_addresses.clone(),
     }
 }
@@ -246,12 +247,16 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
-    let resolver = dns::start(cfg.dns.upstream, dns_policy).await?;
+    let resolver = dns::start(cfg.dns.upstream, cfg.dns.dot.as_ref(), dns_policy).await?;
     dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"))?;
     match cfg.dns.upstream {
         Some(up) => tracing::info!(
-            "DNS: resolver on {} asks {up} through the tunnel",
-            dns::LISTEN
+            "DNS: resolver on {} asks {up} through the tunnel{}",
+            dns::LISTEN,
+            match &cfg.dns.dot {
+                Some(d) => format!(" over TLS (853, certificate for {})", d.server_name),
+                None => " (plain DNS, 53)".into(),
+            }
         ),
         None => tracing::warn!(
             "DNS: resolver on {} has no upstream (DNS_ADDRESS unset or loopback): every query fails",

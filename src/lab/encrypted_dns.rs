@@ -51,13 +51,17 @@ fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
 /// DNS over TLS: 2-byte length, message; as many as the client sends.
 pub fn start_dot(
     ns: &Netns,
+    service: &'static str,
     addr: SocketAddr,
     tls: &LabTls,
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    let l = listener(ns, DOT, addr)?;
-    let acceptor = TlsAcceptor::from(tls.server_config(&[b"dot"]).map_err(|e| tls_err(DOT, e))?);
+    let l = listener(ns, service, addr)?;
+    let acceptor = TlsAcceptor::from(
+        tls.server_config(&[b"dot"])
+            .map_err(|e| tls_err(service, e))?,
+    );
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -78,7 +82,7 @@ pub fn start_dot(
                     let Some((q, resp)) = dns::answer_message(&msg) else {
                         return;
                     };
-                    log.record(DOT, peer, q);
+                    log.record(service, peer, q);
                     if s.write_u16(resp.len() as u16).await.is_err()
                         || s.write_all(&resp).await.is_err()
                     {

@@ -256,6 +256,11 @@ impl Lab {
         ),
     ];
 
+    /// The lab CA's certificate (PEM), for DOT_CA_FILE.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        netns::run_files(&self.run_id).join("ca.pem")
+    }
+
     pub fn blocklist_dir(&self) -> std::path::PathBuf {
         netns::run_files(&self.run_id).join("blocklists")
     }

@@ -22,6 +22,8 @@ pub const LAN_HTTP: &str = "lan";
 /// A resolver on the homelab (172.20.0.10:53), inside an allowed subnet: a
 /// tempting way around the tunnel for DNS.
 pub const LAN_DNS: &str = "lan-dns";
+/// The provider's DNS-over-TLS resolver, 10.64.0.1:853 (for DOT=on).
+pub const PROVIDER_DOT: &str = "provider-dot";
 
 /// One thing a lab service received.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -159,11 +161,16 @@ impl LabServices {
         })?;
         super::encrypted_dns::start_dot(
             isp,
+            super::encrypted_dns::DOT,
             SocketAddr::new(addr::DOH.into(), 853),
             &tls,
             log.clone(),
             cancel.clone(),
         )?;
+        std::fs::write(lab.ca_file(), &tls.ca_pem).map_err(|source| LabError::Service {
+            service: "lab CA".into(),
+            source,
+        })?;
         super::encrypted_dns::start_doh(
             isp,
             SocketAddr::new(addr::DOH.into(), 443),
@@ -218,6 +225,14 @@ impl LabServices {
             PROVIDER_DNS,
             SocketAddr::new(addr::TUNNEL_SERVER.into(), 53),
             log.clone(),
+        )?;
+        super::encrypted_dns::start_dot(
+            lab.ns(host::VPN)?,
+            PROVIDER_DOT,
+            SocketAddr::new(addr::TUNNEL_SERVER.into(), 853),
+            &tls,
+            log.clone(),
+            cancel.clone(),
         )?;
         Ok(LabServices {
             log,

@@ -17,6 +17,9 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The name on the provider's DNS-over-TLS resolver (10.64.0.1:853).
+pub const PROVIDER_DOT_NAME: &str = "dns.provider.lab";
+
 pub struct LabTls {
     pub ca_pem: String,
     ca_der: CertificateDer<'static>,
@@ -39,6 +42,8 @@ impl LabTls {
             "doh.lab".to_string(),
             "dot.lab".to_string(),
             addr::DOH.to_string(),
+            PROVIDER_DOT_NAME.to_string(),
+            addr::TUNNEL_SERVER.to_string(),
         ])?;
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
         Ok(LabTls {

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::lab::services::{ISP_DNS, LAN_DNS, LAN_HTTP, PROVIDER_DNS};
+use crate::lab::services::{ISP_DNS, LAN_DNS, LAN_HTTP, PROVIDER_DNS, PROVIDER_DOT};
 use crate::lab::{dependents, echo, encrypted_dns, whoami};
 use crate::model::topology::{Topology, wire};
 
@@ -63,7 +63,8 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 9] = [
+pub const SERVICES: [&str; 10] = [
+    PROVIDER_DOT,
     encrypted_dns::DOT,
     encrypted_dns::DOH,
     LAN_DNS,
@@ -673,6 +674,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "doh-dot-bypass",
         include_str!("../../scenarios/doh-dot-bypass.toml"),
+    ),
+    (
+        "dns-over-tls",
+        include_str!("../../scenarios/dns-over-tls.toml"),
     ),
 ];
 

@@ -225,6 +225,11 @@ impl Runner<'_> {
         .collect();
         env.extend(scn.gateway_env.clone());
         env.extend(self.env_overrides.clone());
+        // Placeholders scenario files may use for run-specific paths.
+        let ca = self.lab.ca_file().display().to_string();
+        for v in env.values_mut() {
+            *v = v.replace("{lab_ca}", &ca);
+        }
         env
     }
 

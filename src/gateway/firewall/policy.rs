@@ -56,8 +56,10 @@ pub struct FirewallPolicy {
     /// FIREWALL_DEBUG: counters on every rule and a log line per drop.
     pub debug: bool,
     /// The gateway resolver's upstream (reached through the tunnel): the only
-    /// destination of port 53 besides loopback.
+    /// destination of port 53 (or 853 for DoT) besides loopback.
     pub dns_upstream: Option<IpAddr>,
+    /// 53, or 853 when the upstream is asked over TLS.
+    pub dns_upstream_port: u16,
     /// DoH endpoints: their 443 (TCP and UDP) is rejected.
     pub doh_addresses: Vec<IpAddr>,
 }
@@ -314,7 +316,7 @@ impl FirewallPolicy {
                         .oif(tun)
                         .addr(true, &[IpNet::from(up)])
                         .l4(proto)
-                        .port(proto, true, &[53]),
+                        .port(proto, true, &[self.dns_upstream_port]),
                 );
             }
         }
@@ -688,6 +690,7 @@ mod tests {
             ],
             debug: false,
             dns_upstream: Some("10.64.0.1".parse().unwrap()),
+            dns_upstream_port: 53,
             doh_addresses: vec![
                 "1.1.1.1".parse().unwrap(),
                 "2606:4700:4700::1111".parse().unwrap(),
