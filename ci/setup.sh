@@ -3,12 +3,16 @@
 #   nftables       the lab's NAT (home router masquerade, provider SNAT)
 #   libxml2-utils  xmllint, to validate JUnit reports against Jenkins' schema
 #   tcpdump        to read the pcap files (the tests check they open)
+#   knot-dnsutils  kdig, an independent DNS/DoT client the scenarios also use
+#   curl           an independent DoH client (--doh-url) the scenarios also use
 # Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 need=()
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -747,6 +747,20 @@ mod tests {
     }
 
     #[test]
+    fn protections_not_built_yet_are_refused_not_ignored() {
+        let e = GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "on")).unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Unsupported {
+                var: "VPN_PORT_FORWARDING",
+                ..
+            }
+        ));
+        // Their defaults are fine.
+        GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "off")).unwrap();
+    }
+
+    #[test]
     fn dot_needs_an_upstream_and_a_server_name() {
         let e = GatewayConfig::from_env(with("DOT", "on"))
             .unwrap_err()

@@ -3,6 +3,7 @@
 //! scenario against a lab and emits events ([`runner`]), what each step
 //! does ([`steps`]) and the gateway process it drives ([`gateway_proc`]).
 
+pub mod external;
 pub mod gateway_proc;
 pub mod model;
 pub mod probe;

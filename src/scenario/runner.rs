@@ -623,6 +623,19 @@ impl Runner<'_> {
             log,
             &mut problems,
         );
+        problems.extend(
+            self.external_check(
+                super::steps::ExternalKind::Dns,
+                from,
+                server,
+                zone,
+                expect,
+                logged_by,
+                not_logged_by,
+                log,
+            )
+            .await?,
+        );
         Ok(Self::verdict(problems, log))
     }
 }

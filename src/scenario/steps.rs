@@ -11,12 +11,34 @@ use ipnet::IpNet;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
+use super::external;
 use super::gateway_proc::{GatewayProc, tail};
 use super::model::{Action, Expect, Fault, Scenario};
 use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
 use crate::model::topology::{addr, host};
+
+/// Which independent client asks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExternalKind {
+    Dns,
+    Dot,
+    Doh,
+}
+
+/// One step's outcome from our own probe and an independent client's.
+pub(crate) fn merge(own: Outcome, external: Vec<String>, log: &[String]) -> Outcome {
+    if external.is_empty() {
+        return own;
+    }
+    let mut problems = match own {
+        Outcome::Passed => Vec::new(),
+        Outcome::Failed { message, .. } => vec![message],
+    };
+    problems.extend(external);
+    fail(problems.join("; "), log.join("\n"))
+}
 
 /// Background traffic in progress.
 pub struct Storm {
@@ -156,7 +178,26 @@ impl Runner<'_> {
                     )),
                     Err(e) => Err(e),
                 };
-                self.probe_outcome(&nonce, "query", expect, r, logged_by, not_logged_by, log)
+                let own =
+                    self.probe_outcome(&nonce, "query", expect, r, logged_by, not_logged_by, log);
+                let kind = if *https {
+                    ExternalKind::Doh
+                } else {
+                    ExternalKind::Dot
+                };
+                let ext = self
+                    .external_check(
+                        kind,
+                        from,
+                        *target,
+                        "probe.lab",
+                        expect,
+                        logged_by,
+                        not_logged_by,
+                        log,
+                    )
+                    .await?;
+                merge(own, ext, log)
             }
             Action::Ping {
                 from,
@@ -251,6 +292,80 @@ impl Runner<'_> {
             },
             Action::Fault(f) => self.fault(st, *f, log).await?,
         })
+    }
+
+    /// Asks the same question through an independent client (kdig for DNS
+    /// and DoT, curl for DoH) when it is installed, with its own nonce, and
+    /// returns what did not meet `expect` (including the far-end checks).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn external_check(
+        &self,
+        kind: ExternalKind,
+        from: &str,
+        server: SocketAddr,
+        zone: &str,
+        expect: &Expect,
+        logged_by: &[String],
+        not_logged_by: &[String],
+        log: &mut Vec<String>,
+    ) -> Result<Vec<String>, LabError> {
+        let tool = if kind == ExternalKind::Doh {
+            "curl"
+        } else {
+            "kdig"
+        };
+        if !external::available(tool) {
+            log.push(format!(
+                "{tool} is not installed: only leakhound's own client asked"
+            ));
+            return Ok(Vec::new());
+        }
+        let nonce = probe::nonce();
+        let name = format!("{nonce}.{zone}.");
+        let ns = self.lab.ns(from)?;
+        let ca = self.lab.ca_file();
+        let r = match kind {
+            ExternalKind::Dns => external::kdig(ns, server, &name, None).await,
+            ExternalKind::Dot => external::kdig(ns, server, &name, Some((&ca, "dot.lab"))).await,
+            ExternalKind::Doh => {
+                let url = format!("http://{}/leakhound/{nonce}", name.trim_end_matches('.'));
+                external::curl_doh(ns, &format!("https://{}/dns-query", server.ip()), &ca, &url)
+                    .await
+            }
+        };
+        let mut problems = Vec::new();
+        match r {
+            Err(e) => problems.push(format!("{tool} could not run: {e}")),
+            Ok(x) => {
+                log.push(format!(
+                    "{}: {}",
+                    x.command,
+                    if x.answered { "answered" } else { "no answer" }
+                ));
+                if !x.output.is_empty() {
+                    log.push(format!(
+                        "  {}",
+                        x.output.lines().take(3).collect::<Vec<_>>().join(" | ")
+                    ));
+                }
+                match (x.answered, expect) {
+                    (true, Expect::Fail) => problems.push(format!(
+                        "{tool} got an answer that should have been refused"
+                    )),
+                    (false, Expect::Answer) => problems.push(format!("{tool} got no answer")),
+                    _ => {}
+                }
+            }
+        }
+        self.far_end(
+            &nonce,
+            &format!("{tool} query"),
+            logged_by,
+            not_logged_by,
+            log,
+            &mut problems,
+        );
+        Ok(problems)
     }
 
     #[allow(clippy::too_many_arguments)]
