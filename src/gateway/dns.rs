@@ -285,6 +285,23 @@ pub async fn start(
     Ok(server)
 }
 
+/// The request path up to the upstream lookup, as the resolver runs it:
+/// parse the bytes as hickory-server does, then apply the policy to the
+/// question. `None` for bytes that are not a usable query (the resolver
+/// answers FORMERR or drops them). Pure; the fuzz target drives it.
+pub fn inspect_request(policy: &DnsPolicy, bytes: &[u8]) -> Option<(String, Decision)> {
+    let req = Request::from_bytes(
+        bytes.to_vec(),
+        LISTEN,
+        hickory_server::net::xfer::Protocol::Udp,
+    )
+    .ok()?;
+    let info = req.request_info().ok()?;
+    let name = info.query.name().to_string();
+    let d = policy.decide(&name);
+    Some((name, d))
+}
+
 /// Loads the blocklist files into `policy`: a missing file or a bad line is
 /// an error naming the variable, the file and the line.
 pub fn load_blocklists(
@@ -341,6 +358,26 @@ pub fn first_nameserver(resolv_conf: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_path_decides_by_name_and_survives_garbage() {
+        let mut policy = DnsPolicy::default();
+        policy.blocked.insert("malware.lab");
+        let mut q = hickory_proto::op::Message::query();
+        q.add_query(hickory_proto::op::Query::query(
+            hickory_proto::rr::Name::from_ascii("x.malware.lab.").unwrap(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        let (name, d) = inspect_request(&policy, &q.to_vec().unwrap()).unwrap();
+        assert_eq!(name, "x.malware.lab.");
+        assert_eq!(d, Decision::Blocked);
+        for (_, bad) in crate::scenario::probe::malformed_dns() {
+            let _ = inspect_request(&policy, &bad);
+        }
+        for m in crate::scenario::probe::mutated_queries(2000) {
+            let _ = inspect_request(&policy, &m);
+        }
+    }
 
     #[test]
     fn the_first_nameserver_is_found() {
