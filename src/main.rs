@@ -190,23 +190,11 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => {
             init_tracing("warn");
-            match bench_main(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+            harness_exit(bench_main(args))
         }
         Command::Lab(args) => {
             init_tracing("info");
-            match lab_main(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+            harness_exit(lab_main(args))
         }
         Command::Run(args) => {
             init_tracing("warn");
@@ -218,6 +206,17 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// Exit status for commands that only fail when the harness cannot run.
+fn harness_exit(r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -205,13 +205,7 @@ impl RequestHandler for GatewayResolver {
             Ok(info) => info,
             Err(e) => {
                 tracing::debug!("sending a DNS response: {e}");
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                hickory_proto::op::Header {
-                    metadata,
-                    counts: Default::default(),
-                }
-                .into()
+                servfail_info(request)
             }
         }
     }
@@ -247,6 +241,17 @@ pub fn dot_client_config(
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// What a handler reports when its response could not be sent.
+pub fn servfail_info(request: &Request) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = ResponseCode::ServFail;
+    hickory_proto::op::Header {
+        metadata,
+        counts: Default::default(),
+    }
+    .into()
 }
 
 /// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream`: plain

@@ -74,13 +74,7 @@ impl RequestHandler for LabResolver {
             Ok(info) => info,
             Err(e) => {
                 tracing::debug!("{}: sending response: {e}", self.service);
-                let mut metadata = Metadata::response_from_request(&request.metadata);
-                metadata.response_code = ResponseCode::ServFail;
-                hickory_proto::op::Header {
-                    metadata,
-                    counts: Default::default(),
-                }
-                .into()
+                crate::gateway::dns::servfail_info(request)
             }
         }
     }

@@ -34,6 +34,22 @@ pub fn probe_name(nonce: &str) -> String {
     format!("{nonce}.probe.lab.")
 }
 
+/// A UDP socket bound (to any port) inside `ns`, of `peer`'s family, for
+/// the runtime.
+pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSocket, ProbeError> {
+    let bind: SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let std_sock = ns.run(move || -> std::io::Result<_> {
+        let s = std::net::UdpSocket::bind(bind)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })??;
+    Ok(tokio::net::UdpSocket::from_std(std_sock)?)
+}
+
 /// GET http://target/path from inside `ns`; returns status and body.
 pub async fn http_get(
     ns: &Netns,
@@ -87,17 +103,7 @@ pub async fn dns_a(
 ) -> Result<Vec<IpAddr>, ProbeError> {
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RData, RecordType};
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let std_sock = ns.run(move || -> std::io::Result<_> {
-        let s = std::net::UdpSocket::bind(bind)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    })??;
-    let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+    let sock = udp_socket_for(ns, server)?;
     let mut q = Message::query();
     q.metadata.recursion_desired = true;
     let qname = Name::from_ascii(name).map_err(|e| ProbeError::Dns(e.to_string()))?;
@@ -140,17 +146,7 @@ pub async fn udp_echo(
     nonce: &str,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let std_sock = ns.run(move || -> std::io::Result<_> {
-        let s = std::net::UdpSocket::bind(bind)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    })??;
-    let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+    let sock = udp_socket_for(ns, target)?;
     let work = async {
         sock.send_to(nonce.as_bytes(), target).await?;
         let mut buf = vec![0u8; 2048];
@@ -658,17 +654,7 @@ pub fn mutated_queries(n: usize) -> Vec<Vec<u8>> {
 /// whose length prefix promises more than it sends. Returns how many got any
 /// reply (an error response is fine; what matters is what comes after).
 pub async fn dns_garbage(ns: &Netns, server: SocketAddr) -> Result<usize, ProbeError> {
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
-    } else {
-        "[::]:0".parse().expect("literal")
-    };
-    let std_sock = ns.run(move || -> std::io::Result<_> {
-        let s = std::net::UdpSocket::bind(bind)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    })??;
-    let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+    let sock = udp_socket_for(ns, server)?;
     let mut replies = 0;
     let mut buf = vec![0u8; 65_536];
     let corpus = malformed_dns()

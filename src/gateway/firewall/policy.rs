@@ -497,16 +497,7 @@ impl FirewallPolicy {
         let mut b = Batch::new();
         let inet = NfFamily::INet;
         let netdev = NfFamily::NetDev;
-        for (family, name) in [(inet, TABLE), (netdev, EGRESS_TABLE)] {
-            let t = Table {
-                family,
-                name: name.into(),
-                handle: None,
-            };
-            b.add(NfListObject::Table(t.clone()));
-            b.delete(NfListObject::Table(t.clone()));
-            b.add(NfListObject::Table(t));
-        }
+        recreate_tables(&mut b);
         for hook in [Hook::Input, Hook::Output, Hook::Forward, Hook::Egress] {
             let (family, table, nfhook, dev) = match hook {
                 Hook::Input => (inet, TABLE, NfHook::Input, None),
@@ -588,16 +579,7 @@ impl FirewallPolicy {
     /// frames (an egress chain per device in `devices`).
     pub fn lockdown(devices: &[String]) -> Nftables<'static> {
         let mut b = Batch::new();
-        for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
-            let t = Table {
-                family,
-                name: name.into(),
-                handle: None,
-            };
-            b.add(NfListObject::Table(t.clone()));
-            b.delete(NfListObject::Table(t.clone()));
-            b.add(NfListObject::Table(t));
-        }
+        recreate_tables(&mut b);
         for (hook, nfhook) in [
             (Hook::Input, NfHook::Input),
             (Hook::Output, NfHook::Output),
@@ -659,6 +641,22 @@ impl FirewallPolicy {
             b.delete(NfListObject::Table(t));
         }
         b.to_nftables()
+    }
+}
+
+/// Both of leakhound's tables, deleted and created again in the same batch
+/// (adding first, so the delete never fails): one transaction, no moment
+/// without a kill switch.
+fn recreate_tables(b: &mut Batch<'static>) {
+    for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
+        let t = Table {
+            family,
+            name: name.into(),
+            handle: None,
+        };
+        b.add(NfListObject::Table(t.clone()));
+        b.delete(NfListObject::Table(t.clone()));
+        b.add(NfListObject::Table(t));
     }
 }
 
