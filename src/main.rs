@@ -45,7 +45,10 @@ enum Command {
     Run(RunArgs),
     /// Run the gateway (configured by Gluetun's environment variables). `run`
     /// starts it inside the lab; you rarely start it by hand.
-    Gateway,
+    Gateway {
+        #[command(subcommand)]
+        action: Option<GatewayAction>,
+    },
     /// Remove namespaces left behind by leakhound runs that were killed.
     Reap,
     /// List the scenarios that `run` would execute.
@@ -102,6 +105,13 @@ struct LabArgs {
     env: Vec<String>,
 }
 
+#[derive(Subcommand)]
+enum GatewayAction {
+    /// Ask the running gateway's health server (HEALTH_SERVER_ADDRESS):
+    /// exit 0 when healthy, 1 otherwise. For Docker's HEALTHCHECK.
+    Healthcheck,
+}
+
 #[derive(clap::Args)]
 struct ListArgs {
     /// Also load every *.toml scenario in this directory.
@@ -147,7 +157,10 @@ fn init_tracing(default: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Gateway => gateway_main(),
+        Command::Gateway { action: None } => gateway_main(),
+        Command::Gateway {
+            action: Some(GatewayAction::Healthcheck),
+        } => healthcheck_main(),
         Command::Reap => {
             init_tracing("info");
             let reaped = netns::reap_stale();
@@ -217,6 +230,36 @@ fn harness_exit(r: Result<()>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn healthcheck_main() -> ExitCode {
+    let addr = std::env::var("HEALTH_SERVER_ADDRESS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| leakhound::gateway::config::DEFAULT_HEALTH_SERVER.into());
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.clone()
+    };
+    let Ok(sock) = full.parse::<std::net::SocketAddr>() else {
+        eprintln!("HEALTH_SERVER_ADDRESS={addr:?} is not ADDRESS:PORT");
+        return ExitCode::from(1);
+    };
+    match leakhound::gateway::health::ask(sock, Duration::from_secs(3)) {
+        Ok((true, body)) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((false, body)) => {
+            println!("{body}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("no health server on {sock}: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -224,7 +224,12 @@ async fn baseline_detects_traffic_routed_around_the_tunnel() {
     require_root();
     let r = run_in_lab(
         &baseline(),
-        &[("FIREWALL_OUTBOUND_SUBNETS", "192.0.2.0/24".into())],
+        &[
+            ("FIREWALL_OUTBOUND_SUBNETS", "192.0.2.0/24".into()),
+            // whoami is the lab's health target; here it lies outside the
+            // tunnel, which the gateway would (rightly) refuse.
+            ("HEALTH_TARGET_ADDRESSES", String::new()),
+        ],
     )
     .await;
     assert!(!r.passed());
@@ -388,4 +393,55 @@ async fn a_panic_inside_a_run_removes_the_lab() {
     let r = task.await;
     assert!(r.unwrap_err().is_panic());
     assert!(ours(&run_id).is_empty(), "left behind: {:?}", ours(&run_id));
+}
+
+/// `leakhound gateway healthcheck` (Docker's HEALTHCHECK) exits 0 while the
+/// tunnel works and 1 once the provider stops answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_follows_the_tunnel() {
+    require_root();
+    let run_id = new_run_id();
+    let out = tempfile::tempdir().unwrap();
+    let mut lab = Lab::build(Topology::default_profile(), &run_id)
+        .await
+        .unwrap();
+    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: out.path().to_path_buf(),
+        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+        env_overrides: BTreeMap::new(),
+        tamper: None,
+        events: None,
+    };
+    let gw = runner
+        .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))
+        .await
+        .unwrap();
+    let healthcheck = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakhound"));
+        cmd.args(["gateway", "healthcheck"])
+            .stdout(std::process::Stdio::null());
+        lab.ns(host::GW).unwrap().command(&mut cmd).unwrap();
+        cmd.status().unwrap().code()
+    };
+    let until = |want: i32| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if healthcheck() == Some(want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    };
+    assert!(tokio::task::block_in_place(|| until(0)), "never healthy");
+    services.wg.set_answering(false);
+    assert!(tokio::task::block_in_place(|| until(1)), "never unhealthy");
+    gw.stop().await;
+    drop(runner);
+    drop(services);
+    lab.teardown();
+    assert!(ours(&run_id).is_empty());
 }

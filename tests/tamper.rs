@@ -466,3 +466,19 @@ async fn dns_over_tls_fails_when_the_gateway_asks_in_plain_text() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_health_endpoint_is_cut_off() {
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound input tcp dport 9999 drop\n".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("health", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, m)| c == "the health endpoint says healthy"
+                && m.contains("did not say healthy")),
+        "{f:#?}"
+    );
+}

@@ -51,8 +51,24 @@ pub struct GatewayConfig {
     pub outbound_subnets: Vec<IpNet>,
     pub firewall: FirewallSettings,
     pub dns: DnsSettings,
+    pub health: HealthSettings,
 }
 
+/// Health checks (Gluetun's HEALTH_* variables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// HEALTH_SERVER_ADDRESS: where `GET /` answers 200 (healthy) or 500.
+    pub server: SocketAddr,
+    /// HEALTH_TARGET_ADDRESSES: `IP:PORT` reached with a TCP connection
+    /// through the tunnel (bound to its interface) on every check. Empty:
+    /// only the tunnel's own state counts.
+    pub targets: Vec<SocketAddr>,
+    /// HEALTH_SMALL_CHECK_INTERVAL (leakhound's own, default 2s).
+    pub interval: std::time::Duration,
+}
+
+/// Where the health server listens unless told otherwise (Gluetun's).
+pub const DEFAULT_HEALTH_SERVER: &str = "127.0.0.1:9999";
 /// The gateway's resolver and the DNS part of the kill switch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsSettings {
@@ -242,6 +258,63 @@ fn subnet_ports(env: &Env, var: &'static str) -> Result<Vec<SubnetPorts>> {
             Ok(SubnetPorts { subnet, ports })
         })
         .collect()
+}
+
+fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
+    let server_s = env
+        .get("HEALTH_SERVER_ADDRESS")
+        .unwrap_or(DEFAULT_HEALTH_SERVER);
+    // Gluetun accepts ":9999" for all addresses.
+    let server_full = if server_s.starts_with(':') {
+        format!("0.0.0.0{server_s}")
+    } else {
+        server_s.to_string()
+    };
+    let server: SocketAddr = server_full.parse().map_err(|_| {
+        invalid(
+            "HEALTH_SERVER_ADDRESS",
+            server_s,
+            "expected ADDRESS:PORT, e.g. 127.0.0.1:9999",
+        )
+    })?;
+    let mut targets = Vec::new();
+    if let Some(v) = env.get("HEALTH_TARGET_ADDRESSES") {
+        for t in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let a: SocketAddr = t.parse().map_err(|_| {
+                invalid(
+                    "HEALTH_TARGET_ADDRESSES",
+                    v,
+                    format!("{t:?} is not IP:PORT (names are not resolved yet)"),
+                )
+            })?;
+            if let Some(n) = outbound.iter().find(|n| n.contains(&a.ip())) {
+                return Err(invalid(
+                    "HEALTH_TARGET_ADDRESSES",
+                    v,
+                    format!(
+                        "{t} is inside FIREWALL_OUTBOUND_SUBNETS {n}: it would not test the tunnel"
+                    ),
+                ));
+            }
+            targets.push(a);
+        }
+    }
+    let interval = match env.get("HEALTH_SMALL_CHECK_INTERVAL") {
+        None => std::time::Duration::from_secs(2),
+        Some(v) => {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| invalid("HEALTH_SMALL_CHECK_INTERVAL", v, format!("{e} (e.g. 2s)")))?;
+            if d < std::time::Duration::from_millis(100) {
+                return Err(invalid("HEALTH_SMALL_CHECK_INTERVAL", v, "at least 100ms"));
+            }
+            d
+        }
+    };
+    Ok(HealthSettings {
+        server,
+        targets,
+        interval,
+    })
 }
 
 fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
@@ -541,6 +614,7 @@ impl GatewayConfig {
             policy,
             dot,
         };
+        let health = health_settings(&env, &outbound_subnets)?;
 
         Ok(GatewayConfig {
             private_key,
@@ -554,6 +628,7 @@ impl GatewayConfig {
             outbound_subnets,
             firewall,
             dns,
+            health,
         })
     }
 }
@@ -646,6 +721,9 @@ mod tests {
             ("DNS_ADDRESS", "provider"),
             ("DNS_BLOCK_DOH_ADDRESSES", "1.2.3.4,doh.example"),
             ("DNS_UNBLOCK_HOSTNAMES", "ok.lab,bad host"),
+            ("HEALTH_SERVER_ADDRESS", "localhost"),
+            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com:443"),
+            ("HEALTH_SMALL_CHECK_INTERVAL", "1ms"),
             ("BLOCK_ADS", "sometimes"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
             ("FIREWALL_INPUT_PORTS", "8080,http"),
@@ -758,6 +836,21 @@ mod tests {
         ));
         // Their defaults are fine.
         GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "off")).unwrap();
+    }
+
+    #[test]
+    fn health_settings_default_to_gluetuns_and_refuse_targets_outside_the_tunnel() {
+        let h = GatewayConfig::from_env(base()).unwrap().health;
+        assert_eq!(h.server, "127.0.0.1:9999".parse().unwrap());
+        assert!(h.targets.is_empty());
+        let h = GatewayConfig::from_env(with("HEALTH_SERVER_ADDRESS", ":9999"))
+            .unwrap()
+            .health;
+        assert_eq!(h.server, "0.0.0.0:9999".parse().unwrap());
+        let mut v = with("HEALTH_TARGET_ADDRESSES", "172.20.0.10:80");
+        v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
+        let e = GatewayConfig::from_env(v).unwrap_err().to_string();
+        assert!(e.contains("would not test the tunnel"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod dns;
 pub mod dns_policy;
 pub mod firewall;
+pub mod health;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -120,6 +121,7 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
 struct Tunnel {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    status: tokio::sync::watch::Receiver<crate::tunnel::TunnelStatus>,
 }
 
 impl Tunnel {
@@ -155,7 +157,7 @@ impl Tunnel {
             .await
             .map_err(GatewayError::Udp)?;
         tracing::debug!("tunnel setup: routes and socket after {:?}", t.elapsed());
-        let (driver, _status) = Driver::new(
+        let (driver, status) = Driver::new(
             cfg.private_key,
             cfg.public_key,
             cfg.preshared_key,
@@ -170,7 +172,11 @@ impl Tunnel {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(driver.run(Arc::new(tun), Arc::new(udp), cancel.clone()));
         tracing::info!(endpoint = %cfg.endpoint, interface = %cfg.interface, "tunnel up");
-        Ok(Tunnel { cancel, task })
+        Ok(Tunnel {
+            cancel,
+            task,
+            status,
+        })
     }
 
     async fn down(self) {
@@ -245,6 +251,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
 
     // 3. The tunnel.
     let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
+    let (tunnel_tx, tunnel_rx) =
+        tokio::sync::watch::channel(tunnel.as_ref().map(|t| t.status.clone()));
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
     let resolver = dns::start(cfg.dns.upstream, cfg.dns.dot.as_ref(), dns_policy).await?;
@@ -263,6 +271,19 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
             dns::LISTEN
         ),
     }
+
+    // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
+    let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
+    tokio::spawn(health::run_checks(
+        cfg.health.targets.clone(),
+        cfg.interface.clone(),
+        cfg.health.interval,
+        tunnel_rx,
+        health_tx,
+    ));
+    let health_listener = cfg.health.server;
+    let health_server = tokio::spawn(health::serve(health_listener, health_rx));
+    tracing::info!("health: served on {health_listener}");
 
     let sig = |k| signal(k).map_err(GatewayError::Signals);
     let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
@@ -283,15 +304,19 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
             _ = usr1.recv() => {
                 if let Some(t) = tunnel.take() {
                     t.down().await;
+                    tunnel_tx.send_replace(None);
                 }
             }
             _ = usr2.recv() => {
                 if tunnel.is_none() {
-                    tunnel = Some(Tunnel::up(&cfg, &nl).await?);
+                    let t = Tunnel::up(&cfg, &nl).await?;
+                    tunnel_tx.send_replace(Some(t.status.clone()));
+                    tunnel = Some(t);
                 }
             }
             r = finished => {
                 tunnel = None;
+                tunnel_tx.send_replace(None);
                 match r {
                     Ok(Ok(())) => tracing::warn!("the tunnel ended"),
                     Ok(Err(e)) => tracing::error!("the tunnel failed: {e}"),
@@ -301,6 +326,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         }
     }
     tracing::info!("stopping");
+    health_server.abort();
     resolver.shutdown_token().cancel();
     if let Some(t) = tunnel.take() {
         t.down().await;

@@ -173,6 +173,13 @@ pub enum Action {
     StormWait {
         rounds: u64,
     },
+    /// Ask the gateway's health endpoint (from inside its namespace) until it
+    /// says healthy (`expect = "healthy"`) or unhealthy, within `timeout`.
+    Health {
+        healthy: bool,
+        target: SocketAddr,
+        timeout: Duration,
+    },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
 }
@@ -282,7 +289,7 @@ struct RawStep {
     query: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, health, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -510,6 +517,36 @@ impl RawStep {
                     },
                 }
             }
+            "health" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("server", self.server.is_some()),
+                ])?;
+                let healthy = match need("expect", &self.expect)?.as_str() {
+                    "healthy" => true,
+                    "unhealthy" => false,
+                    other => {
+                        return Err(format!(
+                            "expect = {other:?}: use \"healthy\" or \"unhealthy\""
+                        ));
+                    }
+                };
+                let target = match &self.target {
+                    None => "127.0.0.1:9999".parse().expect("literal"),
+                    Some(_) => addr("target", &self.target)?,
+                };
+                let timeout = match &self.timeout {
+                    None => Duration::from_secs(10),
+                    Some(t) => {
+                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
+                    }
+                };
+                Action::Health {
+                    healthy,
+                    target,
+                    timeout,
+                }
+            }
             "storm-wait" => {
                 unused(&[
                     ("from", self.from.is_some()),
@@ -679,6 +716,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dns-over-tls",
         include_str!("../../scenarios/dns-over-tls.toml"),
     ),
+    ("health", include_str!("../../scenarios/health.toml")),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

@@ -213,6 +213,9 @@ impl Runner<'_> {
             ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
             ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
             ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
+            // Health checks through the tunnel to whoami, every second.
+            ("HEALTH_TARGET_ADDRESSES", format!("{}:80", addr::WHOAMI)),
+            ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
             // The seed's BLOCK_MALICIOUS=on, with the lab's lists.
             ("BLOCK_MALICIOUS", "on".to_string()),
             (

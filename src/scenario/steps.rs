@@ -290,6 +290,11 @@ impl Runner<'_> {
                     }
                 }
             },
+            Action::Health {
+                healthy,
+                target,
+                timeout,
+            } => self.health_step(*healthy, *target, *timeout, log).await?,
             Action::Fault(f) => self.fault(st, *f, log).await?,
         })
     }
@@ -566,6 +571,46 @@ impl Runner<'_> {
                 tail(&st.gw_log, 20)
             ),
         )
+    }
+
+    /// Asks the health endpoint every 100 ms until it gives the expected
+    /// answer or `timeout` passes.
+    async fn health_step(
+        &self,
+        healthy: bool,
+        target: SocketAddr,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let ns = self.lab.ns(host::GW)?;
+        let want = if healthy { 200 } else { 500 };
+        let started = Instant::now();
+        let mut last = String::from("no answer");
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        while started.elapsed() < timeout {
+            poll.tick().await;
+            match probe::http_get(ns, target, "/", Duration::from_secs(1)).await {
+                Ok((code, body)) => {
+                    last = format!("{code}: {body}");
+                    if code == want {
+                        log.push(format!(
+                            "{} after {:?}: {body}",
+                            if healthy { "healthy" } else { "unhealthy" },
+                            started.elapsed()
+                        ));
+                        return Ok(Outcome::Passed);
+                    }
+                }
+                Err(e) => last = format!("no answer: {e}"),
+            }
+        }
+        Ok(fail(
+            format!(
+                "the health endpoint did not say {} within {timeout:?}; last: {last}",
+                if healthy { "healthy" } else { "unhealthy" }
+            ),
+            log.join("\n"),
+        ))
     }
 
     async fn wait_firewall(
