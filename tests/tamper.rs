@@ -482,3 +482,20 @@ async fn health_fails_when_the_health_endpoint_is_cut_off() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_fails_when_the_gateway_cannot_reach_the_endpoint_again() {
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound output udp dport 51820 drop\n".into()),
+        after_step: Some("the provider stops answering".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("reconnect", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, m)| c == "the gateway is healthy again by itself"
+                && m.contains("did not say healthy")),
+        "{f:#?}"
+    );
+}

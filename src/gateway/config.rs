@@ -65,6 +65,8 @@ pub struct HealthSettings {
     pub targets: Vec<SocketAddr>,
     /// HEALTH_SMALL_CHECK_INTERVAL (leakhound's own, default 2s).
     pub interval: std::time::Duration,
+    /// HEALTH_RESTART_VPN (default on): restart an unhealthy tunnel.
+    pub restart_vpn: bool,
 }
 
 /// Where the health server listens unless told otherwise (Gluetun's).
@@ -314,6 +316,7 @@ fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
         server,
         targets,
         interval,
+        restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
     })
 }
 

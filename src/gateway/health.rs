@@ -79,6 +79,30 @@ pub fn verdict(
     }
 }
 
+/// Exponential backoff between tunnel restarts: 1 s, 2 s, 4 s ... 30 s.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(30);
+
+    /// The wait before the next restart.
+    pub fn next_wait(&mut self) -> Duration {
+        let d = Self::FIRST
+            .saturating_mul(1 << self.attempts.min(5))
+            .min(Self::MAX);
+        self.attempts += 1;
+        d
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
 /// One TCP connection to `target`, bound to the tunnel interface.
 pub async fn reach(target: SocketAddr, tunnel_if: &str, timeout: Duration) -> Result<(), String> {
     let s = if target.is_ipv4() {
@@ -195,6 +219,14 @@ mod tests {
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(b.attempts(), 8);
     }
 
     #[test]

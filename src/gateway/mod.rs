@@ -282,7 +282,12 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         health_tx,
     ));
     let health_listener = cfg.health.server;
+    let mut health_watch = health_rx.clone();
     let health_server = tokio::spawn(health::serve(health_listener, health_rx));
+    // HEALTH_RESTART_VPN: a tunnel that stays unhealthy is restarted, with
+    // backoff; the kill switch stays closed throughout.
+    let mut backoff = health::Backoff::default();
+    let mut restart_at: Option<tokio::time::Instant> = None;
     tracing::info!("health: served on {health_listener}");
 
     let sig = |k| signal(k).map_err(GatewayError::Signals);
@@ -298,8 +303,41 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                 None => std::future::pending().await,
             }
         };
+        let restart_due = async {
+            match restart_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = term.recv() => break,
+            changed = health_watch.changed() => {
+                if changed.is_err() { continue }
+                let healthy = health_watch.borrow_and_update().healthy;
+                if healthy {
+                    backoff = health::Backoff::default();
+                    restart_at = None;
+                } else if cfg.health.restart_vpn && restart_at.is_none() && tunnel.is_some() {
+                    let wait = backoff.next_wait();
+                    tracing::warn!("reconnect: the tunnel is unhealthy; restarting it in {wait:?}");
+                    restart_at = Some(tokio::time::Instant::now() + wait);
+                }
+            }
+            _ = restart_due => {
+                restart_at = None;
+                if let Some(t) = tunnel.take() {
+                    tracing::warn!("reconnect: restarting the tunnel (attempt {})", backoff.attempts());
+                    t.down().await;
+                    tunnel_tx.send_replace(None);
+                    let t = Tunnel::up(&cfg, &nl).await?;
+                    tunnel_tx.send_replace(Some(t.status.clone()));
+                    tunnel = Some(t);
+                }
+                if !health_watch.borrow().healthy && cfg.health.restart_vpn {
+                    let wait = backoff.next_wait();
+                    restart_at = Some(tokio::time::Instant::now() + wait);
+                }
+            }
             _ = int.recv() => break,
             _ = usr1.recv() => {
                 if let Some(t) = tunnel.take() {

@@ -717,6 +717,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/dns-over-tls.toml"),
     ),
     ("health", include_str!("../../scenarios/health.toml")),
+    ("reconnect", include_str!("../../scenarios/reconnect.toml")),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {
