@@ -14,6 +14,7 @@
 //! gateway keeps running, closed), SIGUSR2 starts it again.
 
 pub mod config;
+pub mod control_auth;
 pub mod dns;
 pub mod dns_policy;
 pub mod firewall;
