@@ -499,3 +499,38 @@ async fn reconnect_fails_when_the_gateway_cannot_reach_the_endpoint_again() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_auth_fails_when_every_route_is_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open.toml");
+    let routes: Vec<String> = leakhound::gateway::control_auth::ROUTES
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    std::fs::write(
+        &open,
+        format!(
+            "[[roles]]\nname = \"everyone\"\nroutes = [{}]\nauth = \"none\"\n",
+            routes.join(", ")
+        ),
+    )
+    .unwrap();
+    let (r, _) = run_with(
+        "control-auth",
+        None,
+        &[(
+            "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
+            open.display().to_string(),
+        )],
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "GET /v1/publicip/ip without credentials is refused"
+                && m.contains("expected 401, got 200")
+        ),
+        "{f:#?}"
+    );
+}

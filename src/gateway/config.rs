@@ -52,8 +52,25 @@ pub struct GatewayConfig {
     pub firewall: FirewallSettings,
     pub dns: DnsSettings,
     pub health: HealthSettings,
+    pub control: ControlSettings,
 }
 
+/// The control server and the public IP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlSettings {
+    /// HTTP_CONTROL_SERVER_ADDRESS (default :8000).
+    pub address: SocketAddr,
+    /// HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH; `explicit` when the
+    /// variable was set (then a missing file is an error; Gluetun's default
+    /// path may be absent, and then every route is private).
+    pub auth_file: std::path::PathBuf,
+    pub auth_file_explicit: bool,
+    /// PUBLICIP_URL (leakhound's own): http://IP[:PORT]/path answering the
+    /// caller's address as text, asked through the tunnel after each tunnel-up.
+    pub public_ip_url: Option<String>,
+    /// PUBLICIP_FILE (default /tmp/gluetun/ip).
+    pub public_ip_file: std::path::PathBuf,
+}
 /// Health checks (Gluetun's HEALTH_* variables).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSettings {
@@ -618,6 +635,39 @@ impl GatewayConfig {
             dot,
         };
         let health = health_settings(&env, &outbound_subnets)?;
+        let control = {
+            let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
+            let full = if a.starts_with(':') {
+                format!("0.0.0.0{a}")
+            } else {
+                a.to_string()
+            };
+            let address: SocketAddr = full.parse().map_err(|_| {
+                invalid(
+                    "HTTP_CONTROL_SERVER_ADDRESS",
+                    a,
+                    "expected [ADDRESS]:PORT, e.g. :8000",
+                )
+            })?;
+            let public_ip_url = env.get("PUBLICIP_URL").map(str::to_string);
+            if let Some(u) = &public_ip_url
+                && !u.starts_with("http://")
+            {
+                return Err(invalid("PUBLICIP_URL", u, "expected http://IP[:PORT]/path"));
+            }
+            ControlSettings {
+                address,
+                auth_file: env
+                    .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+                    .unwrap_or("/gluetun/auth/config.toml")
+                    .into(),
+                auth_file_explicit: env
+                    .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+                    .is_some(),
+                public_ip_url,
+                public_ip_file: env.get("PUBLICIP_FILE").unwrap_or("/tmp/gluetun/ip").into(),
+            }
+        };
 
         Ok(GatewayConfig {
             private_key,
@@ -632,6 +682,7 @@ impl GatewayConfig {
             firewall,
             dns,
             health,
+            control,
         })
     }
 }
@@ -727,6 +778,8 @@ mod tests {
             ("HEALTH_SERVER_ADDRESS", "localhost"),
             ("HEALTH_TARGET_ADDRESSES", "cloudflare.com:443"),
             ("HEALTH_SMALL_CHECK_INTERVAL", "1ms"),
+            ("HTTP_CONTROL_SERVER_ADDRESS", "port8000"),
+            ("PUBLICIP_URL", "https://ipinfo.io"),
             ("BLOCK_ADS", "sometimes"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
             ("FIREWALL_INPUT_PORTS", "8080,http"),

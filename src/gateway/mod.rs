@@ -14,6 +14,7 @@
 //! gateway keeps running, closed), SIGUSR2 starts it again.
 
 pub mod config;
+pub mod control;
 pub mod control_auth;
 pub mod dns;
 pub mod dns_policy;
@@ -57,6 +58,8 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
     #[error("starting the DNS resolver")]
     Dns(#[from] dns::DnsError),
+    #[error("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH {path}: {why}")]
+    ControlAuth { path: String, why: String },
 }
 
 /// The underlay path to the endpoint, as found before the tunnel takes over
@@ -97,6 +100,52 @@ pub async fn lock_down() -> Result<(), GatewayError> {
         .await
         .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
     Ok(())
+}
+
+/// The control server's roles file: absent at Gluetun's default path means
+/// every route is private; absent where the user pointed is an error.
+fn load_control_auth(
+    c: &config::ControlSettings,
+) -> Result<control_auth::AuthConfig, GatewayError> {
+    let err = |why: String| GatewayError::ControlAuth {
+        path: c.auth_file.display().to_string(),
+        why,
+    };
+    match std::fs::read_to_string(&c.auth_file) {
+        Ok(text) => control_auth::AuthConfig::parse(&text).map_err(|e| err(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !c.auth_file_explicit => {
+            Ok(Default::default())
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// After a tunnel-up: the public IP through the tunnel, published and
+/// written to PUBLICIP_FILE.
+fn refresh_public_ip(cfg: &GatewayConfig, out: &tokio::sync::watch::Sender<Option<IpAddr>>) {
+    let Some(url) = cfg.control.public_ip_url.clone() else {
+        return;
+    };
+    let (iface, file, out) = (
+        cfg.interface.clone(),
+        cfg.control.public_ip_file.clone(),
+        out.clone(),
+    );
+    tokio::spawn(async move {
+        match control::fetch_public_ip(&url, &iface).await {
+            Ok(ip) => {
+                tracing::info!("public IP {ip} (asked {url} through the tunnel)");
+                out.send_replace(Some(ip));
+                if let Some(dir) = file.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                if let Err(e) = std::fs::write(&file, format!("{ip}\n")) {
+                    tracing::warn!("writing PUBLICIP_FILE {}: {e}", file.display());
+                }
+            }
+            Err(e) => tracing::warn!("public IP: {e}"),
+        }
+    });
 }
 
 /// The kill switch this configuration asks for.
@@ -193,6 +242,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     // Everything that can fail on bad input, first.
     let mut dns_policy = cfg.dns.policy.clone();
     dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
+    let auth = load_control_auth(&cfg.control)?;
     let nl = Nl::here()?;
     let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
     let ul_name = match underlay.oif {
@@ -291,6 +341,20 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     let mut restart_at: Option<tokio::time::Instant> = None;
     tracing::info!("health: served on {health_listener}");
 
+    // 6. The control server, and the public IP through the tunnel.
+    let (ip_tx, ip_rx) = tokio::sync::watch::channel(None);
+    let (running_tx, running_rx) = tokio::sync::watch::channel(true);
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(8);
+    refresh_public_ip(&cfg, &ip_tx);
+    let control_state = std::sync::Arc::new(control::ControlState {
+        auth,
+        public_ip: ip_rx,
+        vpn_running: running_rx,
+        commands: cmd_tx,
+    });
+    let control_server = tokio::spawn(control::serve(cfg.control.address, control_state));
+    tracing::info!("control server on {}", cfg.control.address);
+
     let sig = |k| signal(k).map_err(GatewayError::Signals);
     let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
     let (mut usr1, mut usr2) = (
@@ -333,6 +397,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     let t = Tunnel::up(&cfg, &nl).await?;
                     tunnel_tx.send_replace(Some(t.status.clone()));
                     tunnel = Some(t);
+                    refresh_public_ip(&cfg, &ip_tx);
                 }
                 if !health_watch.borrow().healthy && cfg.health.restart_vpn {
                     let wait = backoff.next_wait();
@@ -340,17 +405,33 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                 }
             }
             _ = int.recv() => break,
-            _ = usr1.recv() => {
-                if let Some(t) = tunnel.take() {
-                    t.down().await;
-                    tunnel_tx.send_replace(None);
+            cmd = async {
+                tokio::select! {
+                    _ = usr1.recv() => Some(control::VpnCommand::Stop),
+                    _ = usr2.recv() => Some(control::VpnCommand::Start),
+                    c = cmd_rx.recv() => c,
                 }
-            }
-            _ = usr2.recv() => {
-                if tunnel.is_none() {
-                    let t = Tunnel::up(&cfg, &nl).await?;
-                    tunnel_tx.send_replace(Some(t.status.clone()));
-                    tunnel = Some(t);
+            } => {
+                match cmd {
+                    Some(control::VpnCommand::Stop) => {
+                        if let Some(t) = tunnel.take() {
+                            t.down().await;
+                            tunnel_tx.send_replace(None);
+                            ip_tx.send_replace(None);
+                        }
+                        restart_at = None;
+                        running_tx.send_replace(false);
+                    }
+                    Some(control::VpnCommand::Start) => {
+                        if tunnel.is_none() {
+                            let t = Tunnel::up(&cfg, &nl).await?;
+                            tunnel_tx.send_replace(Some(t.status.clone()));
+                            tunnel = Some(t);
+                            refresh_public_ip(&cfg, &ip_tx);
+                        }
+                        running_tx.send_replace(true);
+                    }
+                    None => {}
                 }
             }
             r = finished => {
@@ -366,6 +447,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     }
     tracing::info!("stopping");
     health_server.abort();
+    control_server.abort();
     resolver.shutdown_token().cancel();
     if let Some(t) = tunnel.take() {
         t.down().await;

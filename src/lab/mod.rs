@@ -55,6 +55,22 @@ pub enum LabError {
     },
 }
 
+/// The lab gateway's control-server roles (what scenarios authenticate with).
+pub const CONTROL_AUTH: &str = r#"# The lab's control-server roles.
+[[roles]]
+name = "monitor"
+routes = ["GET /v1/publicip/ip", "GET /v1/vpn/status", "GET /v1/dns/status", "GET /v1/portforward"]
+auth = "basic"
+username = "lab"
+password = "lab-password"
+
+[[roles]]
+name = "ops"
+routes = ["PUT /v1/vpn/status"]
+auth = "apikey"
+apikey = "leakhound-lab-api-key-0001"
+"#;
+
 /// A fresh run id: six lowercase hex digits.
 pub fn new_run_id() -> String {
     format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff)
@@ -152,6 +168,11 @@ impl Lab {
         for (name, text) in Self::BLOCKLISTS {
             std::fs::write(dir.join(name), text).map_err(files)?;
         }
+        std::fs::write(
+            netns::run_files(&self.run_id).join("control-auth.toml"),
+            CONTROL_AUTH,
+        )
+        .map_err(files)?;
         let links = self.topology.links.clone();
         for l in &links {
             let (a, b) = (&l.a, &l.b);

@@ -180,6 +180,19 @@ pub enum Action {
         target: SocketAddr,
         timeout: Duration,
     },
+    /// A request to the gateway's control server (from its namespace):
+    /// `method`, `path`, optional `auth` ("basic USER:PASSWORD" or "apikey
+    /// KEY"), optional `body`; `status` is the expected HTTP status and
+    /// `contains` a substring the body must have.
+    Control {
+        method: String,
+        path: String,
+        target: SocketAddr,
+        headers: Vec<(String, String)>,
+        body: String,
+        status: u16,
+        contains: Option<String>,
+    },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
 }
@@ -287,9 +300,15 @@ struct RawStep {
     not_logged_by: Vec<String>,
     rounds: Option<u64>,
     query: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    auth: Option<String>,
+    body: Option<String>,
+    status: Option<u16>,
+    contains: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, health, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, health, control, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -355,6 +374,21 @@ impl RawStep {
         };
         if self.query.is_some() && self.action != "dns" {
             return Err(format!("`query` means nothing for action {}", self.action));
+        }
+        for (field, set) in [
+            ("method", self.method.is_some()),
+            ("path", self.path.is_some()),
+            ("auth", self.auth.is_some()),
+            ("body", self.body.is_some()),
+            ("status", self.status.is_some()),
+            ("contains", self.contains.is_some()),
+        ] {
+            if set && self.action != "control" {
+                return Err(format!(
+                    "`{field}` means nothing for action {}",
+                    self.action
+                ));
+            }
         }
         let action = match self.action.as_str() {
             "wait-handshake" | "wait-firewall" => {
@@ -515,6 +549,55 @@ impl RawStep {
                         Some("system") => None,
                         _ => Some(addr("server", &self.server)?),
                     },
+                }
+            }
+            "control" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                ])?;
+                let path = need("path", &self.path)?;
+                if !path.starts_with('/') {
+                    return Err(format!("path = {path:?} must start with /"));
+                }
+                let mut headers = Vec::new();
+                match self.auth.as_deref().map(str::trim) {
+                    None => {}
+                    Some(a) if a.starts_with("basic ") => {
+                        let creds = base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            a["basic ".len()..].trim(),
+                        );
+                        headers.push(("authorization".to_string(), format!("Basic {creds}")));
+                    }
+                    Some(a) if a.starts_with("apikey ") => headers.push((
+                        "x-api-key".to_string(),
+                        a["apikey ".len()..].trim().to_string(),
+                    )),
+                    Some(a) => {
+                        return Err(format!(
+                            "auth = {a:?}: use \"basic USER:PASSWORD\" or \"apikey KEY\""
+                        ));
+                    }
+                }
+                Action::Control {
+                    method: self
+                        .method
+                        .clone()
+                        .unwrap_or_else(|| "GET".into())
+                        .to_ascii_uppercase(),
+                    path,
+                    target: match &self.target {
+                        None => "127.0.0.1:8000".parse().expect("literal"),
+                        Some(_) => addr("target", &self.target)?,
+                    },
+                    headers,
+                    body: self.body.clone().unwrap_or_default(),
+                    status: self
+                        .status
+                        .ok_or("action control needs `status` (the expected HTTP status)")?,
+                    contains: self.contains.clone(),
                 }
             }
             "health" => {
@@ -718,6 +801,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("health", include_str!("../../scenarios/health.toml")),
     ("reconnect", include_str!("../../scenarios/reconnect.toml")),
+    (
+        "control-auth",
+        include_str!("../../scenarios/control-auth.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use crate::lab::netns::{Netns, NetnsError};
@@ -57,6 +57,22 @@ pub async fn http_get(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ProbeError> {
+    http_request(ns, "GET", target, path, &[], String::new(), timeout).await
+}
+
+/// Any HTTP/1.1 request from inside `ns`; returns status and body.
+pub async fn http_request(
+    ns: &Netns,
+    method: &str,
+    target: SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    body: String,
+    timeout: Duration,
+) -> Result<(u16, String), ProbeError> {
+    let method = hyper::Method::from_bytes(method.as_bytes())
+        .map_err(|e| ProbeError::Http(e.to_string()))?;
+    let headers = headers.to_vec();
     let socket = ns.run(move || {
         if target.is_ipv4() {
             tokio::net::TcpSocket::new_v4()
@@ -71,10 +87,16 @@ pub async fn http_get(
             .await
             .map_err(|e| ProbeError::Http(e.to_string()))?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(path)
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, target.to_string())
-            .header(hyper::header::USER_AGENT, "leakhound-probe")
-            .body(Empty::<bytes::Bytes>::new())
+            .header(hyper::header::USER_AGENT, "leakhound-probe");
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| ProbeError::Http(e.to_string()))?;
         let resp = sender
             .send_request(req)

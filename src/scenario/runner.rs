@@ -216,6 +216,13 @@ impl Runner<'_> {
             // Health checks through the tunnel to whoami, every second.
             ("HEALTH_TARGET_ADDRESSES", format!("{}:80", addr::WHOAMI)),
             ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
+            // The control server's roles and the public IP, in the run's files.
+            (
+                "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
+                "{lab_dir}/control-auth.toml".to_string(),
+            ),
+            ("PUBLICIP_URL", format!("http://{}/", addr::WHOAMI)),
+            ("PUBLICIP_FILE", "{lab_dir}/publicip".to_string()),
             // The seed's BLOCK_MALICIOUS=on, with the lab's lists.
             ("BLOCK_MALICIOUS", "on".to_string()),
             (
@@ -230,8 +237,11 @@ impl Runner<'_> {
         env.extend(self.env_overrides.clone());
         // Placeholders scenario files may use for run-specific paths.
         let ca = self.lab.ca_file().display().to_string();
+        let dir = crate::lab::netns::run_files(self.lab.run_id())
+            .display()
+            .to_string();
         for v in env.values_mut() {
-            *v = v.replace("{lab_ca}", &ca);
+            *v = v.replace("{lab_ca}", &ca).replace("{lab_dir}", &dir);
         }
         env
     }

@@ -295,6 +295,58 @@ impl Runner<'_> {
                 target,
                 timeout,
             } => self.health_step(*healthy, *target, *timeout, log).await?,
+            Action::Control {
+                method,
+                path,
+                target,
+                headers,
+                body,
+                status,
+                contains,
+            } => {
+                log.push(format!(
+                    "{method} http://{target}{path}{}",
+                    if headers.is_empty() {
+                        " (no credentials)"
+                    } else {
+                        ""
+                    }
+                ));
+                let r = probe::http_request(
+                    self.lab.ns(host::GW)?,
+                    method,
+                    *target,
+                    path,
+                    headers,
+                    body.clone(),
+                    PROBE_TIMEOUT,
+                )
+                .await;
+                match r {
+                    Err(e) => fail(
+                        format!("no answer from the control server: {e}"),
+                        log.join("\n"),
+                    ),
+                    Ok((code, text)) => {
+                        log.push(format!("{code}: {text}"));
+                        if code != *status {
+                            fail(
+                                format!("expected {status}, got {code}: {text}"),
+                                log.join("\n"),
+                            )
+                        } else if let Some(c) =
+                            contains.as_ref().filter(|c| !text.contains(c.as_str()))
+                        {
+                            fail(
+                                format!("the answer does not contain {c:?}: {text}"),
+                                log.join("\n"),
+                            )
+                        } else {
+                            Outcome::Passed
+                        }
+                    }
+                }
+            }
             Action::Fault(f) => self.fault(st, *f, log).await?,
         })
     }

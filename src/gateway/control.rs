@@ -1,0 +1,313 @@
+//! The control server (HTTP_CONTROL_SERVER_ADDRESS), with Gluetun's routes
+//! and JSON, every route checked against the roles file
+//! ([`super::control_auth`]); and the public IP, fetched through the tunnel
+//! after every tunnel-up and written to PUBLICIP_FILE.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use super::control_auth::AuthConfig;
+
+/// What the control server asks the gateway's main loop to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VpnCommand {
+    Stop,
+    Start,
+}
+
+pub struct ControlState {
+    pub auth: AuthConfig,
+    pub public_ip: watch::Receiver<Option<IpAddr>>,
+    pub vpn_running: watch::Receiver<bool>,
+    pub commands: mpsc::Sender<VpnCommand>,
+}
+
+type Shared = Arc<ControlState>;
+
+async fn authorize(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = format!("{} {}", req.method(), req.uri().path());
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if s.auth
+        .allows(&route, header("authorization"), header("x-api-key"))
+    {
+        next.run(req).await
+    } else {
+        tracing::info!("control: refused {route} (no role allows it with these credentials)");
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized"})),
+        )
+            .into_response()
+    }
+}
+
+async fn public_ip(State(s): State<Shared>) -> Json<serde_json::Value> {
+    let ip = *s.public_ip.borrow();
+    Json(json!({ "public_ip": ip.map(|i| i.to_string()).unwrap_or_default() }))
+}
+
+fn status_json(running: bool) -> Json<serde_json::Value> {
+    Json(json!({ "status": if running { "running" } else { "stopped" } }))
+}
+
+async fn vpn_status(State(s): State<Shared>) -> Json<serde_json::Value> {
+    status_json(*s.vpn_running.borrow())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: String,
+}
+
+async fn set_vpn_status(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let parsed: Result<StatusBody, _> = serde_json::from_slice(&body);
+    let cmd = match parsed.as_ref().map(|b| b.status.as_str()) {
+        Ok("running") => VpnCommand::Start,
+        Ok("stopped") => VpnCommand::Stop,
+        Ok(other) => {
+            let msg = format!("status {other:?}: use \"running\" or \"stopped\"");
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response();
+        }
+        Err(e) => {
+            let msg = format!("expected {{\"status\": \"running\"|\"stopped\"}}: {e}");
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": msg }))).into_response();
+        }
+    };
+    let want = cmd == VpnCommand::Start;
+    if s.commands.send(cmd).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the gateway is stopping"})),
+        )
+            .into_response();
+    }
+    let mut running = s.vpn_running.clone();
+    let done =
+        tokio::time::timeout(Duration::from_secs(10), running.wait_for(|r| *r == want)).await;
+    match done {
+        Ok(Ok(_)) => {
+            Json(json!({ "outcome": if want { "running" } else { "stopped" } })).into_response()
+        }
+        _ => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Json(json!({"error": "the tunnel did not change state within 10s"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn port_forward() -> Json<serde_json::Value> {
+    // VPN_PORT_FORWARDING is not built yet (refused at start when asked for).
+    Json(json!({ "port": 0 }))
+}
+
+async fn set_port_forward() -> Response {
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        Json(json!({"error": "port forwarding is not built yet"})),
+    )
+        .into_response()
+}
+
+async fn dns_status() -> Json<serde_json::Value> {
+    status_json(true)
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/publicip/ip", get(public_ip))
+        .route("/v1/vpn/status", get(vpn_status).put(set_vpn_status))
+        .route("/v1/portforward", get(port_forward).put(set_port_forward))
+        .route("/v1/openvpn/portforwarded", get(port_forward))
+        .route("/v1/dns/status", get(dns_status))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+pub async fn serve(addr: SocketAddr, state: Shared) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, router(state)).await
+}
+
+/// GET `url` (http://IP[:PORT]/path) through the tunnel (the socket bound to
+/// `tunnel_if`) and read an IP address from the body.
+pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("PUBLICIP_URL must be http://IP[:PORT]/path")?;
+    let (hostport, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let addr: SocketAddr = hostport
+        .parse()
+        .or_else(|_| hostport.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 80)))
+        .map_err(|_| format!("{hostport:?} is not IP[:PORT]"))?;
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    s.bind_device(Some(tunnel_if.as_bytes()))
+        .map_err(|e| e.to_string())?;
+    let work = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = s.connect(addr).await.map_err(|e| e.to_string())?;
+        c.write_all(
+            format!(
+                "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: leakhound-gateway\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut resp = String::new();
+        c.read_to_string(&mut resp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = resp
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        body.parse::<IpAddr>()
+            .map_err(|_| format!("the answer {body:?} is not an IP address"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .map_err(|_| "no answer within 5s".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn state(auth: &str) -> (Shared, mpsc::Receiver<VpnCommand>, watch::Sender<bool>) {
+        let (tx, rx) = mpsc::channel(4);
+        let (run_tx, run_rx) = watch::channel(true);
+        let (_ip_tx, ip_rx) = watch::channel(Some("203.0.113.77".parse().unwrap()));
+        std::mem::forget(_ip_tx);
+        (
+            Arc::new(ControlState {
+                auth: AuthConfig::parse(auth).unwrap(),
+                public_ip: ip_rx,
+                vpn_running: run_rx,
+                commands: tx,
+            }),
+            rx,
+            run_tx,
+        )
+    }
+
+    async fn call(
+        s: &Shared,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let resp = router(s.clone())
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let code = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (code, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    const AUTH: &str = "[[roles]]\nname = \"ops\"\nroutes = [\"GET /v1/publicip/ip\", \"PUT /v1/vpn/status\"]\nauth = \"apikey\"\napikey = \"0123456789abcdef\"\n";
+
+    #[tokio::test]
+    async fn routes_need_a_role_and_answer_gluetuns_json() {
+        let (s, _rx, _run) = state(AUTH);
+        assert_eq!(
+            call(&s, "GET", "/v1/publicip/ip", None, "").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&s, "GET", "/v1/vpn/status", Some("0123456789abcdef"), "")
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (code, body) = call(&s, "GET", "/v1/publicip/ip", Some("0123456789abcdef"), "").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, r#"{"public_ip":"203.0.113.77"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_bad_status_body_is_refused_and_changes_nothing() {
+        let (s, mut rx, _run) = state(AUTH);
+        let (code, body) = call(
+            &s,
+            "PUT",
+            "/v1/vpn/status",
+            Some("0123456789abcdef"),
+            r#"{"status":"paused"}"#,
+        )
+        .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert!(body.contains("running"), "{body}");
+        let (code, _) = call(
+            &s,
+            "PUT",
+            "/v1/vpn/status",
+            Some("0123456789abcdef"),
+            "not json",
+        )
+        .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert!(
+            rx.try_recv().is_err(),
+            "a command was sent for a bad request"
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_the_tunnel_to_stop() {
+        let (s, mut rx, run) = state(AUTH);
+        let loop_ = tokio::spawn(async move {
+            assert_eq!(rx.recv().await, Some(VpnCommand::Stop));
+            run.send_replace(false);
+        });
+        let (code, body) = call(
+            &s,
+            "PUT",
+            "/v1/vpn/status",
+            Some("0123456789abcdef"),
+            r#"{"status":"stopped"}"#,
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body, r#"{"outcome":"stopped"}"#);
+        loop_.await.unwrap();
+    }
+}
