@@ -616,12 +616,24 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         if !wait_answering(ns, ours, Duration::from_secs(10)).await {
             bail!("the gateway's resolver did not answer within 10 s (see {})", out.join("gateway.log").display());
         }
+        let gw_pid = gw.pid().map(|p| p.as_raw());
+        let rss = |field: &str| -> Option<u64> {
+            let text = std::fs::read_to_string(format!("/proc/{}/status", gw_pid?)).ok()?;
+            text.lines()
+                .find(|l| l.starts_with(field))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        let idle_rss = rss("VmRSS:");
         let dur = Duration::from_secs(args.seconds);
         let mut rows = Vec::new();
         for names in [Names::Cached, Names::Uncached] {
             let r = load(ns, ours, names, args.concurrency, dur).await?;
             rows.push(("leakhound gateway resolver", names, r));
         }
+        let peak_rss = rss("VmHWM:");
         let unbound_ok = std::process::Command::new("unbound")
             .arg("-V")
             .stdout(std::process::Stdio::null())
@@ -675,6 +687,11 @@ fn bench_main(args: BenchArgs) -> Result<()> {
                 r.failed
             );
         }
+        println!(
+            "gateway resident memory: idle {} kB, peak under this load {} kB",
+            idle_rss.map(|v| v.to_string()).unwrap_or("?".into()),
+            peak_rss.map(|v| v.to_string()).unwrap_or("?".into())
+        );
         gw.stop().await;
         Ok(())
     })
