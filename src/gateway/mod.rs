@@ -20,6 +20,7 @@ pub mod dns;
 pub mod dns_policy;
 pub mod firewall;
 pub mod health;
+pub mod natpmp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
