@@ -469,24 +469,50 @@ async fn run_suite(
     Ok(results.iter().all(|r| r.passed()))
 }
 
-fn lab_main(args: LabArgs) -> Result<()> {
+/// Root check, reaping of stale namespaces, and a runtime: what every
+/// command that builds a lab needs first.
+fn lab_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
     if !nix::unistd::Uid::effective().is_root() {
-        bail!("leakhound lab needs root (it builds network namespaces)");
+        bail!("leakhound {what} needs root (it builds network namespaces); try sudo");
     }
-    let overrides = parse_env_overrides(&args.env)?;
     netns::reap_stale();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .context("starting the async runtime")
+}
+
+/// A fresh lab with its services running.
+async fn lab_with_services() -> Result<(Lab, LabServices)> {
+    let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
+        .await
+        .context("building the lab")?;
+    let services = LabServices::start(&lab, LabKeys::generate())
+        .await
+        .context("starting the lab's services")?;
+    Ok((lab, services))
+}
+
+/// A scenario with no steps: only the gateway with the lab's configuration.
+fn idle_scenario(name: &str) -> Scenario {
+    Scenario {
+        name: name.into(),
+        description: String::new(),
+        tags: vec![],
+        source: format!("leakhound {name}"),
+        gateway_env: Default::default(),
+        gateway_start: true,
+        steps: vec![],
+        leak_wires: vec![],
+    }
+}
+
+fn lab_main(args: LabArgs) -> Result<()> {
+    let rt = lab_runtime("lab")?;
+    let overrides = parse_env_overrides(&args.env)?;
     rt.block_on(async {
-        let run_id = lab::new_run_id();
-        let lab = Lab::build(Topology::default_profile(), &run_id)
-            .await
-            .context("building the lab")?;
-        let services = LabServices::start(&lab, LabKeys::generate())
-            .await
-            .context("starting the lab's services")?;
+        let (lab, services) = lab_with_services().await?;
+        let run_id = lab.run_id().to_string();
         let out = std::env::temp_dir().join(format!("leakhound-lab-{run_id}"));
         std::fs::create_dir_all(&out)?;
         let runner = Runner {
@@ -498,16 +524,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
             tamper: None,
             events: None,
         };
-        let idle = Scenario {
-            name: "lab".into(),
-            description: String::new(),
-            tags: vec![],
-            source: "leakhound lab".into(),
-            gateway_env: Default::default(),
-            gateway_start: true,
-            steps: vec![],
-            leak_wires: vec![],
-        };
+        let idle = idle_scenario("lab");
         let gw = runner
             .start_idle_gateway_async(&idle, &out.join("gateway.log"))
             .await?;
@@ -570,22 +587,10 @@ fn soak_figures(r: &ScenarioResult) -> String {
 fn bench_main(args: BenchArgs) -> Result<()> {
     use leakhound::bench::dns::{Names, load, unbound_conf, wait_answering};
     let BenchWhat::Dns = args.what;
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("leakhound bench needs root (it builds network namespaces)");
-    }
-    netns::reap_stale();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = lab_runtime("bench")?;
     rt.block_on(async {
-        let run_id = lab::new_run_id();
-        let lab = Lab::build(Topology::default_profile(), &run_id)
-            .await
-            .context("building the lab")?;
-        let services = LabServices::start(&lab, LabKeys::generate())
-            .await
-            .context("starting the lab's services")?;
+        let (lab, services) = lab_with_services().await?;
+        let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
         let runner = Runner {
             lab: &lab,
@@ -596,16 +601,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             tamper: None,
             events: None,
         };
-        let idle = Scenario {
-            name: "bench".into(),
-            description: String::new(),
-            tags: vec![],
-            source: "leakhound bench".into(),
-            gateway_env: Default::default(),
-            gateway_start: true,
-            steps: vec![],
-            leak_wires: vec![],
-        };
+        let idle = idle_scenario("bench");
         let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;
         let mut status = services.wg.status.clone();
         tokio::time::timeout(Duration::from_secs(15), status.wait_for(|s| s.handshakes > 0))
