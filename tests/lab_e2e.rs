@@ -445,3 +445,111 @@ async fn the_healthcheck_command_follows_the_tunnel() {
     lab.teardown();
     assert!(ours(&run_id).is_empty());
 }
+
+/// The lab provider's port forwarding: a NAT-PMP request from the gateway's
+/// namespace, through the tunnel, gets a port; a prober on the internet then
+/// reaches a listener in the gateway's namespace at exit-address:port, and
+/// not at the home address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
+    use leakhound::gateway::natpmp::{self, MapRequest, Protocol};
+    use leakhound::lab::natpmp_server::FIRST_PORT;
+    require_root();
+    let run_id = new_run_id();
+    let out = tempfile::tempdir().unwrap();
+    let mut lab = Lab::build(Topology::default_profile(), &run_id)
+        .await
+        .unwrap();
+    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+    let runner = Runner {
+        lab: &lab,
+        services: &services,
+        out_dir: out.path().to_path_buf(),
+        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+        // The first port the provider hands out, open on the tunnel.
+        env_overrides: BTreeMap::from([(
+            "FIREWALL_VPN_INPUT_PORTS".to_string(),
+            FIRST_PORT.to_string(),
+        )]),
+        tamper: None,
+        events: None,
+    };
+    let gw = runner
+        .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))
+        .await
+        .unwrap();
+    let mut status = services.wg.status.clone();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        status.wait_for(|s| s.handshakes > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gw_ns = lab.ns(host::GW).unwrap();
+    // A listener where the dependent would be.
+    let listener = gw_ns
+        .run(|| {
+            let l = std::net::TcpListener::bind(("0.0.0.0", FIRST_PORT)).unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        })
+        .unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = s.write_all(b"forwarded\n").await;
+        }
+    });
+    // NAT-PMP from the gateway's namespace to the provider, through the tunnel.
+    let sock = leakhound::scenario::probe::udp_socket_for(gw_ns, "10.64.0.1:5351".parse().unwrap())
+        .unwrap();
+    let req = natpmp::encode_map_request(&MapRequest {
+        protocol: Protocol::Tcp,
+        internal_port: FIRST_PORT,
+        suggested_external_port: 0,
+        lifetime: 60,
+    });
+    sock.send_to(&req, "10.64.0.1:5351").await.unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let m = natpmp::decode_mapping(&buf[..n], Protocol::Tcp).unwrap();
+    assert_eq!(m.external_port, FIRST_PORT);
+    assert!(m.lifetime > 0 && m.lifetime <= 60);
+    // A prober on the internet (the ISP's side) reaches it at the exit address...
+    let isp = lab.ns(host::ISP).unwrap();
+    let connect = |to: std::net::SocketAddr| async move {
+        let s = isp.run(tokio::net::TcpSocket::new_v4).unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(3), async {
+            use tokio::io::AsyncReadExt;
+            let mut c = s.connect(to).await?;
+            let mut text = String::new();
+            c.read_to_string(&mut text).await?;
+            Ok::<_, std::io::Error>(text)
+        })
+        .await
+    };
+    let via_exit = connect(std::net::SocketAddr::new(
+        "203.0.113.77".parse().unwrap(),
+        FIRST_PORT,
+    ))
+    .await;
+    assert_eq!(via_exit.unwrap().unwrap(), "forwarded\n");
+    // ...and not at the home address.
+    let via_home = connect(std::net::SocketAddr::new(
+        "198.51.100.2".parse().unwrap(),
+        FIRST_PORT,
+    ))
+    .await;
+    assert!(!matches!(via_home, Ok(Ok(_))), "{via_home:?}");
+    assert!(!services.log.find("natpmp", "map Tcp").is_empty());
+    gw.stop().await;
+    drop(runner);
+    drop(services);
+    lab.teardown();
+    assert!(ours(&run_id).is_empty());
+}

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod echo;
 pub mod encrypted_dns;
 pub mod http;
+pub mod natpmp_server;
 pub mod netns;
 pub mod services;
 pub mod tls;
@@ -70,6 +71,31 @@ routes = ["PUT /v1/vpn/status"]
 auth = "apikey"
 apikey = "leakhound-lab-api-key-0001"
 "#;
+
+/// Applies an nftables ruleset (text) inside `ns` with `nft -f -`; the
+/// error is nft's own message.
+pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), String> {
+    let mut cmd = Command::new("nft");
+    cmd.args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    ns.command(&mut cmd).map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run nft ({e}); install nftables (ci/setup.sh does)"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(rules.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(())
+}
 
 /// A fresh run id: six lowercase hex digits.
 pub fn new_run_id() -> String {
@@ -215,37 +241,10 @@ impl Lab {
 
     /// Applies an nftables ruleset (text) inside a lab host with `nft -f -`.
     pub fn nft(&self, host: &str, rules: &str) -> Result<(), LabError> {
-        let ns = self.ns(host)?;
-        let nfterr = |detail: String| LabError::Nft {
+        nft_in(self.ns(host)?, rules).map_err(|detail| LabError::Nft {
             host: host.to_string(),
             detail,
-        };
-        let mut cmd = Command::new("nft");
-        cmd.args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        ns.command(&mut cmd)?;
-        let mut child = cmd.spawn().map_err(|e| {
-            nfterr(format!(
-                "cannot run nft ({e}); install nftables (ci/setup.sh does)"
-            ))
-        })?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(rules.as_bytes())
-            .map_err(|e| nfterr(e.to_string()))?;
-        let out = child
-            .wait_with_output()
-            .map_err(|e| nfterr(e.to_string()))?;
-        if !out.status.success() {
-            return Err(nfterr(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(())
+        })
     }
 
     pub fn run_id(&self) -> &str {

@@ -234,6 +234,7 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
+        super::natpmp_server::start(lab.ns(host::VPN)?, log.clone(), cancel.clone())?;
         Ok(LabServices {
             log,
             tls,

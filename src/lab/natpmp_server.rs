@@ -1,0 +1,196 @@
+//! The VPN provider's port forwarding, as ProtonVPN does it: a NAT-PMP
+//! server (RFC 6886) on the tunnel's server address (10.64.0.1:5351), and,
+//! for each mapping a client asks for, a DNAT from the exit address
+//! 203.0.113.77:PORT to that client's same port through the tunnel. Only
+//! clients inside the tunnel (10.64.0.0/16) may ask. It logs every mapping.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use tokio_util::sync::CancellationToken;
+
+use super::netns::Netns;
+use super::services::ServiceLog;
+use super::{LabError, nft_in};
+use crate::gateway::natpmp::{self, Mapping, Protocol, ResultCode, ServerRequest};
+use crate::model::topology::addr;
+
+pub const SERVICE: &str = "natpmp";
+/// First port handed out when a client lets the provider choose.
+pub const FIRST_PORT: u16 = 40_000;
+/// Longest lifetime granted (the client must renew).
+pub const MAX_LIFETIME: u32 = 60;
+
+const TABLE: &str = "table ip lh_pf {
+  chain pre { type nat hook prerouting priority dstnat; policy accept; }
+}
+";
+
+/// The server's bookkeeping: which external port each client has.
+#[derive(Debug, Default)]
+pub struct Mappings {
+    by_client: HashMap<(Ipv4Addr, u8), u16>,
+    next: u16,
+}
+
+impl Mappings {
+    /// The external port for `client`'s request: the one it already has,
+    /// else the one it suggests if free, else the next free one. Pure.
+    pub fn assign(&mut self, client: Ipv4Addr, protocol: Protocol, suggested: u16) -> (u16, bool) {
+        let key = (client, protocol as u8);
+        if let Some(p) = self.by_client.get(&key) {
+            return (*p, false);
+        }
+        let taken = |p: u16, m: &HashMap<(Ipv4Addr, u8), u16>| {
+            m.iter()
+                .any(|((_, proto), port)| *proto == protocol as u8 && *port == p)
+        };
+        let port = if suggested >= 1024 && !taken(suggested, &self.by_client) {
+            suggested
+        } else {
+            if self.next < FIRST_PORT {
+                self.next = FIRST_PORT;
+            }
+            while taken(self.next, &self.by_client) {
+                self.next += 1;
+            }
+            self.next
+        };
+        self.by_client.insert(key, port);
+        (port, true)
+    }
+}
+
+pub fn start(ns: &Netns, log: ServiceLog, cancel: CancellationToken) -> Result<(), LabError> {
+    let err = |source| LabError::Service {
+        service: SERVICE.into(),
+        source,
+    };
+    nft_in(ns, TABLE).map_err(|e| err(std::io::Error::other(e)))?;
+    let listen = SocketAddr::new(addr::TUNNEL_SERVER.into(), natpmp::PORT);
+    let std_sock = ns
+        .run(move || -> std::io::Result<_> {
+            let s = std::net::UdpSocket::bind(listen)?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })?
+        .map_err(err)?;
+    let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(err)?;
+    let ns = Netns::open(ns.name())?;
+    let started = std::time::Instant::now();
+    tokio::spawn(async move {
+        let mut mappings = Mappings::default();
+        let mut buf = [0u8; 64];
+        loop {
+            let (n, from) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = sock.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
+            };
+            let epoch = started.elapsed().as_secs() as u32;
+            let reply: Vec<u8> = match natpmp::decode_request(&buf[..n]) {
+                Err(e) => {
+                    log.record(SERVICE, from, format!("bad request: {e}"));
+                    continue;
+                }
+                Ok(ServerRequest::ExternalAddress) => natpmp::encode_external_address_response(
+                    ResultCode::Success,
+                    epoch,
+                    addr::VPN_EXIT,
+                )
+                .to_vec(),
+                Ok(ServerRequest::Map(req)) => {
+                    let IpAddr::V4(client) = from.ip() else {
+                        continue;
+                    };
+                    let inside = crate::model::topology::addr::TUNNEL_CLIENT.octets()[..2]
+                        == client.octets()[..2];
+                    let mut m = Mapping {
+                        protocol: req.protocol,
+                        epoch,
+                        internal_port: req.internal_port,
+                        external_port: 0,
+                        lifetime: 0,
+                    };
+                    if !inside || req.lifetime == 0 {
+                        log.record(SERVICE, from, format!("refused {:?} mapping", req.protocol));
+                        natpmp::encode_mapping_response(ResultCode::NotAuthorized, &m).to_vec()
+                    } else {
+                        let (port, new) =
+                            mappings.assign(client, req.protocol, req.suggested_external_port);
+                        if new {
+                            let proto = if req.protocol == Protocol::Tcp {
+                                "tcp"
+                            } else {
+                                "udp"
+                            };
+                            let rule = format!(
+                                "add rule ip lh_pf pre ip daddr {} {proto} dport {port} dnat to {client}:{port}\n",
+                                addr::VPN_EXIT
+                            );
+                            let ns2 = Netns::open(ns.name());
+                            let applied = match ns2 {
+                                Ok(ns2) => tokio::task::spawn_blocking(move || nft_in(&ns2, &rule))
+                                    .await
+                                    .unwrap_or_else(|e| Err(e.to_string())),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            if let Err(e) = applied {
+                                log.record(
+                                    SERVICE,
+                                    from,
+                                    format!("could not forward {proto} {port}: {e}"),
+                                );
+                                let r =
+                                    natpmp::encode_mapping_response(ResultCode::NetworkFailure, &m)
+                                        .to_vec();
+                                let _ = sock.send_to(&r, from).await;
+                                continue;
+                            }
+                        }
+                        m.external_port = port;
+                        m.lifetime = req.lifetime.min(MAX_LIFETIME);
+                        log.record(
+                            SERVICE,
+                            from,
+                            format!(
+                                "map {:?} {} -> {}:{port}",
+                                req.protocol,
+                                req.internal_port,
+                                addr::VPN_EXIT
+                            ),
+                        );
+                        natpmp::encode_mapping_response(ResultCode::Success, &m).to_vec()
+                    }
+                }
+            };
+            let _ = sock.send_to(&reply, from).await;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_kept_per_client_and_never_shared() {
+        let mut m = Mappings::default();
+        let a = Ipv4Addr::new(10, 64, 0, 2);
+        let b = Ipv4Addr::new(10, 64, 0, 3);
+        assert_eq!(m.assign(a, Protocol::Tcp, 0), (FIRST_PORT, true));
+        // A renewal keeps the port.
+        assert_eq!(m.assign(a, Protocol::Tcp, 0), (FIRST_PORT, false));
+        assert_eq!(m.assign(a, Protocol::Tcp, 51413), (FIRST_PORT, false));
+        // Another client gets another port, even when it asks for a taken one.
+        assert_eq!(
+            m.assign(b, Protocol::Tcp, FIRST_PORT),
+            (FIRST_PORT + 1, true)
+        );
+        // A free suggestion is granted.
+        assert_eq!(m.assign(b, Protocol::Udp, 51413), (51413, true));
+        // Privileged ports are never granted as suggested: the next free
+        // port is.
+        assert_eq!(m.assign(a, Protocol::Udp, 80), (FIRST_PORT + 1, true));
+    }
+}
