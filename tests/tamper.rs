@@ -534,3 +534,27 @@ async fn control_auth_fails_when_every_route_is_public() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_port_fails_when_the_port_is_open_on_the_underlay() {
+    let port = leakhound::lab::natpmp_server::FIRST_PORT;
+    let tamper = Tamper {
+        nft: Some(format!(
+            "insert rule inet leakhound input iifname \"eth0\" tcp dport {port} accept\n\
+             insert rule inet leakhound output oifname \"eth0\" tcp sport {port} accept\n"
+        )),
+        // Once the gateway has its port (it re-applies its kill switch then).
+        after_step: Some(
+            "a prober on the internet reaches the forwarded port at the VPN exit".into(),
+        ),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("forwarded-port", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, m)| c == "the same port from the LAN on eth0 is closed"
+                && m.contains("answered at 172.21.0.2")),
+        "{f:#?}"
+    );
+}

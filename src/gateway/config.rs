@@ -53,8 +53,22 @@ pub struct GatewayConfig {
     pub dns: DnsSettings,
     pub health: HealthSettings,
     pub control: ControlSettings,
+    /// VPN_PORT_FORWARDING=on: NAT-PMP through the tunnel.
+    pub port_forwarding: Option<PortForwarding>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortForwarding {
+    /// VPN_PORT_FORWARDING_GATEWAY (leakhound's own): the provider's NAT-PMP
+    /// gateway, inside the tunnel (ProtonVPN: 10.2.0.1).
+    pub gateway: IpAddr,
+    /// VPN_PORT_FORWARDING_STATUS_FILE (default /tmp/gluetun/forwarded_port).
+    pub status_file: std::path::PathBuf,
+    /// VPN_PORT_FORWARDING_UP_COMMAND / _DOWN_COMMAND, with {{PORT}},
+    /// {{PORTS}} and {{VPN_INTERFACE}} replaced.
+    pub up_command: Option<String>,
+    pub down_command: Option<String>,
+}
 /// The control server and the public IP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlSettings {
@@ -84,6 +98,9 @@ pub struct HealthSettings {
     pub interval: std::time::Duration,
     /// HEALTH_RESTART_VPN (default on): restart an unhealthy tunnel.
     pub restart_vpn: bool,
+    /// HEALTH_VPN_DURATION_INITIAL (default 6s): no restart this soon after
+    /// a tunnel-up (the first handshake and check need their time).
+    pub initial_grace: std::time::Duration,
 }
 
 /// Where the health server listens unless told otherwise (Gluetun's).
@@ -334,6 +351,11 @@ fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
         targets,
         interval,
         restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
+        initial_grace: match env.get("HEALTH_VPN_DURATION_INITIAL") {
+            None => std::time::Duration::from_secs(6),
+            Some(v) => humantime::parse_duration(v)
+                .map_err(|e| invalid("HEALTH_VPN_DURATION_INITIAL", v, format!("{e} (e.g. 6s)")))?,
+        },
     })
 }
 
@@ -350,7 +372,7 @@ fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
 
 /// Variables leakhound knows but does not implement yet, with the value that
 /// means "nothing asked for". Any other value is refused.
-const NOT_YET: &[(&str, &str)] = &[("VPN_PORT_FORWARDING", "off")];
+const NOT_YET: &[(&str, &str)] = &[("HEALTH_ICMP_TARGET_IPS", "")];
 
 impl GatewayConfig {
     /// Reads the configuration from environment variable pairs.
@@ -635,6 +657,30 @@ impl GatewayConfig {
             dot,
         };
         let health = health_settings(&env, &outbound_subnets)?;
+        let port_forwarding = if on_off(&env, "VPN_PORT_FORWARDING", false)? {
+            let g = env.required(
+                "VPN_PORT_FORWARDING_GATEWAY",
+                " with VPN_PORT_FORWARDING=on (the provider's NAT-PMP gateway inside the tunnel)",
+            )?;
+            let gateway: IpAddr = g
+                .parse()
+                .map_err(|_| invalid("VPN_PORT_FORWARDING_GATEWAY", g, "expected an IP address"))?;
+            Some(PortForwarding {
+                gateway,
+                status_file: env
+                    .get("VPN_PORT_FORWARDING_STATUS_FILE")
+                    .unwrap_or("/tmp/gluetun/forwarded_port")
+                    .into(),
+                up_command: env
+                    .get("VPN_PORT_FORWARDING_UP_COMMAND")
+                    .map(str::to_string),
+                down_command: env
+                    .get("VPN_PORT_FORWARDING_DOWN_COMMAND")
+                    .map(str::to_string),
+            })
+        } else {
+            None
+        };
         let control = {
             let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
             let full = if a.starts_with(':') {
@@ -683,6 +729,7 @@ impl GatewayConfig {
             dns,
             health,
             control,
+            port_forwarding,
         })
     }
 }
@@ -882,16 +929,37 @@ mod tests {
 
     #[test]
     fn protections_not_built_yet_are_refused_not_ignored() {
-        let e = GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "on")).unwrap_err();
+        let e = GatewayConfig::from_env(with("HEALTH_ICMP_TARGET_IPS", "1.1.1.1")).unwrap_err();
         assert!(matches!(
             e,
             ConfigError::Unsupported {
-                var: "VPN_PORT_FORWARDING",
+                var: "HEALTH_ICMP_TARGET_IPS",
                 ..
             }
         ));
-        // Their defaults are fine.
-        GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "off")).unwrap();
+    }
+
+    #[test]
+    fn port_forwarding_needs_the_providers_gateway() {
+        let e = GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "on"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("VPN_PORT_FORWARDING_GATEWAY"), "{e}");
+        let mut v = with("VPN_PORT_FORWARDING", "on");
+        v.push(("VPN_PORT_FORWARDING_GATEWAY".into(), "10.64.0.1".into()));
+        v.push((
+            "VPN_PORT_FORWARDING_UP_COMMAND".into(),
+            "echo {{PORT}}".into(),
+        ));
+        let pf = GatewayConfig::from_env(v).unwrap().port_forwarding.unwrap();
+        assert_eq!(pf.gateway, "10.64.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(pf.up_command.as_deref(), Some("echo {{PORT}}"));
+        assert!(
+            GatewayConfig::from_env(base())
+                .unwrap()
+                .port_forwarding
+                .is_none()
+        );
     }
 
     #[test]

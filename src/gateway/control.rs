@@ -32,6 +32,8 @@ pub struct ControlState {
     pub public_ip: watch::Receiver<Option<IpAddr>>,
     pub vpn_running: watch::Receiver<bool>,
     pub commands: mpsc::Sender<VpnCommand>,
+    /// The forwarded port (0: none).
+    pub forwarded_port: watch::Receiver<u16>,
 }
 
 type Shared = Arc<ControlState>;
@@ -114,15 +116,16 @@ async fn set_vpn_status(State(s): State<Shared>, body: axum::body::Bytes) -> Res
     }
 }
 
-async fn port_forward() -> Json<serde_json::Value> {
-    // VPN_PORT_FORWARDING is not built yet (refused at start when asked for).
-    Json(json!({ "port": 0 }))
+async fn port_forward(State(s): State<Shared>) -> Json<serde_json::Value> {
+    Json(json!({ "port": *s.forwarded_port.borrow() }))
 }
 
 async fn set_port_forward() -> Response {
+    // Gluetun's PUT sets a port for providers that let clients choose; the
+    // NAT-PMP provider chooses here.
     (
         StatusCode::NOT_IMPLEMENTED,
-        Json(json!({"error": "port forwarding is not built yet"})),
+        Json(json!({"error": "the provider chooses the forwarded port"})),
     )
         .into_response()
 }
@@ -209,12 +212,15 @@ mod tests {
         let (run_tx, run_rx) = watch::channel(true);
         let (_ip_tx, ip_rx) = watch::channel(Some("203.0.113.77".parse().unwrap()));
         std::mem::forget(_ip_tx);
+        let (_port_tx, port_rx) = watch::channel(0u16);
+        std::mem::forget(_port_tx);
         (
             Arc::new(ControlState {
                 auth: AuthConfig::parse(auth).unwrap(),
                 public_ip: ip_rx,
                 vpn_running: run_rx,
                 commands: tx,
+                forwarded_port: port_rx,
             }),
             rx,
             run_tx,

@@ -21,6 +21,7 @@ pub mod dns_policy;
 pub mod firewall;
 pub mod health;
 pub mod natpmp;
+pub mod portforward;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -252,6 +253,10 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     };
 
     // 1. The kill switch, before anything else.
+    let base_policy = cfg
+        .firewall
+        .enabled
+        .then(|| firewall_policy(&cfg, &ul_name));
     if cfg.firewall.enabled {
         let policy = firewall_policy(&cfg, &ul_name);
         let took = tokio::task::spawn_blocking(move || firewall::apply(&policy))
@@ -340,6 +345,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     // backoff; the kill switch stays closed throughout.
     let mut backoff = health::Backoff::default();
     let mut restart_at: Option<tokio::time::Instant> = None;
+    // No restart within HEALTH_VPN_DURATION_INITIAL of a tunnel-up.
+    let mut up_at = tokio::time::Instant::now();
     tracing::info!("health: served on {health_listener}");
 
     // 6. The control server, and the public IP through the tunnel.
@@ -347,11 +354,26 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     let (running_tx, running_rx) = tokio::sync::watch::channel(true);
     let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(8);
     refresh_public_ip(&cfg, &ip_tx);
+    let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
+    if let Some(pf) = cfg.port_forwarding.clone() {
+        tracing::info!(
+            "port forwarding: NAT-PMP to {} through the tunnel",
+            pf.gateway
+        );
+        tokio::spawn(portforward::run(
+            pf,
+            cfg.interface.clone(),
+            tunnel_tx.subscribe(),
+            base_policy.clone(),
+            port_tx,
+        ));
+    }
     let control_state = std::sync::Arc::new(control::ControlState {
         auth,
         public_ip: ip_rx,
         vpn_running: running_rx,
         commands: cmd_tx,
+        forwarded_port: port_rx,
     });
     let control_server = tokio::spawn(control::serve(cfg.control.address, control_state));
     tracing::info!("control server on {}", cfg.control.address);
@@ -384,9 +406,12 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     backoff = health::Backoff::default();
                     restart_at = None;
                 } else if cfg.health.restart_vpn && restart_at.is_none() && tunnel.is_some() {
-                    let wait = backoff.next_wait();
-                    tracing::warn!("reconnect: the tunnel is unhealthy; restarting it in {wait:?}");
-                    restart_at = Some(tokio::time::Instant::now() + wait);
+                    let at = (tokio::time::Instant::now() + backoff.next_wait()).max(up_at + cfg.health.initial_grace);
+                    tracing::warn!(
+                        "reconnect: the tunnel is unhealthy; restarting it in {:?} unless it recovers",
+                        at - tokio::time::Instant::now()
+                    );
+                    restart_at = Some(at);
                 }
             }
             _ = restart_due => {
@@ -396,6 +421,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     t.down().await;
                     tunnel_tx.send_replace(None);
                     let t = Tunnel::up(&cfg, &nl).await?;
+                    up_at = tokio::time::Instant::now();
                     tunnel_tx.send_replace(Some(t.status.clone()));
                     tunnel = Some(t);
                     refresh_public_ip(&cfg, &ip_tx);
@@ -426,6 +452,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     Some(control::VpnCommand::Start) => {
                         if tunnel.is_none() {
                             let t = Tunnel::up(&cfg, &nl).await?;
+                            up_at = tokio::time::Instant::now();
                             tunnel_tx.send_replace(Some(t.status.clone()));
                             tunnel = Some(t);
                             refresh_public_ip(&cfg, &ip_tx);

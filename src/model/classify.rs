@@ -41,6 +41,10 @@ pub enum Reason {
     /// Arriving at the gateway side from elsewhere (a probe, an attacker, a
     /// reply): not a leak itself; the gateway's answer, if any, is judged.
     Inbound,
+    /// A refusal carrying no data: a bare TCP reset, or "unreachable" about a
+    /// packet that merely arrived. (A SYN-ACK, i.e. an open port, is judged
+    /// like any other packet.)
+    Refusal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -234,7 +238,12 @@ fn skip_ipv6_extensions(
 
 /// The verdict on the packet an ICMP error quotes, if it parses; only an
 /// allowed quoted packet makes the error allowed.
-fn quoted_verdict(policy: &LeakPolicy, quoted: &[u8], v6: bool) -> Option<Verdict> {
+fn quoted_verdict(
+    policy: &LeakPolicy,
+    quoted: &[u8],
+    v6: bool,
+    unreachable: bool,
+) -> Option<Verdict> {
     let (src, dst, proto, inner): (IpAddr, IpAddr, _, &[u8]) = if v6 {
         let ip = Ipv6Packet::new(quoted)?;
         let (p, rest, _) = skip_ipv6_extensions(ip.get_next_header(), quoted.get(40..)?)?;
@@ -252,16 +261,23 @@ fn quoted_verdict(policy: &LeakPolicy, quoted: &[u8], v6: bool) -> Option<Verdic
     // The quote holds only the first 8 bytes of the transport header: enough
     // for ports. No ICMP-in-ICMP.
     let v = transport_inner(policy, src, dst, proto, inner, inner.len() >= 8, false);
-    // An error about something that merely arrived does not make sending
-    // it out acceptable; only errors about allowed flows are.
-    matches!(
-        v,
+    // An error about an allowed flow is part of it; "unreachable" about
+    // something that merely arrived is a refusal. Anything else is judged
+    // as the error itself.
+    match v {
         Verdict::Allowed {
             reason: Reason::Tunnel | Reason::AllowedSubnet,
             ..
-        }
-    )
-    .then_some(v)
+        } => Some(v),
+        Verdict::Allowed {
+            reason: Reason::Inbound,
+            summary,
+        } if unreachable => Some(Verdict::Allowed {
+            reason: Reason::Refusal,
+            summary,
+        }),
+        _ => None,
+    }
 }
 
 impl Verdict {
@@ -315,6 +331,13 @@ fn transport_inner(
                 s.sport = Some(t.get_source());
                 s.dport = Some(t.get_destination());
                 let off = 4 * t.get_data_offset() as usize;
+                // A bare reset (no data): "closed", whoever sends it.
+                if t.get_flags() & pnet::packet::tcp::TcpFlags::RST != 0 && payload.len() <= off {
+                    return Verdict::Allowed {
+                        reason: Reason::Refusal,
+                        summary: s,
+                    };
+                }
                 // DNS over TCP: a 2-byte length, then the message.
                 if payload.len() > off + 2 {
                     dns_payload = Some(&payload[off + 2..]);
@@ -337,7 +360,12 @@ fn transport_inner(
             if has_header
                 && quoting
                 && matches!(payload.first(), Some(3 | 11 | 12))
-                && let Some(v) = quoted_verdict(policy, payload.get(8..).unwrap_or_default(), false)
+                && let Some(v) = quoted_verdict(
+                    policy,
+                    payload.get(8..).unwrap_or_default(),
+                    false,
+                    payload.first() == Some(&3),
+                )
             {
                 return v.with_summary(s);
             }
@@ -347,7 +375,12 @@ fn transport_inner(
             if has_header
                 && quoting
                 && matches!(payload.first(), Some(1..=4))
-                && let Some(v) = quoted_verdict(policy, payload.get(8..).unwrap_or_default(), true)
+                && let Some(v) = quoted_verdict(
+                    policy,
+                    payload.get(8..).unwrap_or_default(),
+                    true,
+                    payload.first() == Some(&1),
+                )
             {
                 return v.with_summary(s);
             }
@@ -702,8 +735,25 @@ mod tests {
                 ..
             }
         ));
-        // The same error about traffic to whoami is a leak.
+        // "Unreachable" about a packet that merely arrived from the internet
+        // is a refusal (it carries nothing of the gateway's)...
         let quoted = ipv4([192, 0, 2, 80], [172, 21, 0, 2], 6, &tcp_syn(80, 41000));
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quoted[..28]);
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 1, &icmp));
+        assert!(matches!(
+            classify(&policy(), &f),
+            Verdict::Allowed {
+                reason: Reason::Refusal,
+                ..
+            }
+        ));
+        // ...but any other error about it (time exceeded) is a leak, and so is
+        // "unreachable" about the gateway's own traffic to the internet.
+        icmp[0] = 11;
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 1, &icmp));
+        assert!(classify(&policy(), &f).is_leak());
+        let quoted = ipv4([172, 21, 0, 2], [192, 0, 2, 80], 6, &tcp_syn(41000, 80));
         let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&quoted[..28]);
         let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 1, &icmp));
@@ -729,6 +779,34 @@ mod tests {
                 &[3, 3, 0, 0, 0, 0, 0, 0, 0x45],
             ),
         );
+        assert!(classify(&policy(), &f).is_leak());
+    }
+
+    #[test]
+    fn a_bare_reset_is_a_refusal_but_an_open_port_is_a_leak() {
+        // RST|ACK from the gateway to an internet prober: "closed".
+        let mut rst = tcp_syn(40000, 37750);
+        rst[13] = 0x14;
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 200], 6, &rst));
+        assert!(matches!(
+            classify(&policy(), &f),
+            Verdict::Allowed {
+                reason: Reason::Refusal,
+                ..
+            }
+        ));
+        // A reset carrying data is not bare.
+        let mut with_data = rst.clone();
+        with_data.extend_from_slice(b"secret");
+        let f = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 200], 6, &with_data),
+        );
+        assert!(classify(&policy(), &f).is_leak());
+        // SYN-ACK: the port is open at the underlay address: a leak.
+        let mut synack = tcp_syn(40000, 37750);
+        synack[13] = 0x12;
+        let f = eth(0x0800, &ipv4([172, 21, 0, 2], [192, 0, 2, 200], 6, &synack));
         assert!(classify(&policy(), &f).is_leak());
     }
 

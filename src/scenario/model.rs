@@ -193,6 +193,15 @@ pub enum Action {
         status: u16,
         contains: Option<String>,
     },
+    /// Knock on the gateway's forwarded port (read from its status file):
+    /// `via = "exit"` (a prober on the internet at 203.0.113.77), `"home"`
+    /// (the same port at the home address) or `"lan"` (from the admin LAN
+    /// at the gateway's eth0). A stand-in listens on the port in the
+    /// gateway's namespace.
+    ForwardedPort {
+        via: String,
+        expect: Expect,
+    },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
 }
@@ -306,9 +315,10 @@ struct RawStep {
     body: Option<String>,
     status: Option<u16>,
     contains: Option<String>,
+    via: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, health, control, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, health, control, forwarded-port, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -382,6 +392,7 @@ impl RawStep {
             ("body", self.body.is_some()),
             ("status", self.status.is_some()),
             ("contains", self.contains.is_some()),
+            ("via", self.via.is_some() && self.action != "forwarded-port"),
         ] {
             if set && self.action != "control" {
                 return Err(format!(
@@ -600,6 +611,17 @@ impl RawStep {
                     contains: self.contains.clone(),
                 }
             }
+            "forwarded-port" => {
+                let via = need("via", &self.via)?;
+                if !["exit", "home", "lan"].contains(&via.as_str()) {
+                    return Err(format!("via = {via:?}: use exit, home or lan"));
+                }
+                let expect = parse_expect(&need("expect", &self.expect)?)?;
+                if matches!(expect, Expect::SeenAs(_)) {
+                    return Err("forwarded-port expects \"answer\" or \"fail\"".into());
+                }
+                Action::ForwardedPort { via, expect }
+            }
             "health" => {
                 unused(&[
                     ("from", self.from.is_some()),
@@ -804,6 +826,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "control-auth",
         include_str!("../../scenarios/control-auth.toml"),
+    ),
+    (
+        "forwarded-port",
+        include_str!("../../scenarios/forwarded-port.toml"),
     ),
 ];
 

@@ -250,6 +250,9 @@ impl Runner<'_> {
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
         self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
+        let _ = std::fs::remove_file(
+            crate::lab::netns::run_files(self.lab.run_id()).join("forwarded_port"),
+        );
         std::fs::write(
             self.lab.resolv_conf(host::GW),
             format!("nameserver {}\n", addr::ISP_DNS),
@@ -303,6 +306,7 @@ impl Runner<'_> {
             handshake_after: None,
             firewall_after: None,
             storm: None,
+            forwarded_listener: None,
         };
         if scn.gateway_start {
             self.start_gateway(&mut st).await?;

@@ -57,6 +57,8 @@ pub struct RunState<'s> {
     pub handshake_after: Option<Duration>,
     pub firewall_after: Option<Duration>,
     pub storm: Option<Storm>,
+    /// The port the stand-in listens on for `forwarded-port` steps.
+    pub forwarded_listener: Option<u16>,
 }
 
 const ISP_BLOCK: &str = "table inet lh_block {
@@ -346,6 +348,9 @@ impl Runner<'_> {
                         }
                     }
                 }
+            }
+            Action::ForwardedPort { via, expect } => {
+                self.forwarded_step(st, via, expect, log).await?
             }
             Action::Fault(f) => self.fault(st, *f, log).await?,
         })
@@ -663,6 +668,100 @@ impl Runner<'_> {
             ),
             log.join("\n"),
         ))
+    }
+
+    async fn forwarded_step(
+        &self,
+        st: &mut RunState<'_>,
+        via: &str,
+        expect: &Expect,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        // The port, from the gateway's status file (bounded wait).
+        let file = crate::lab::netns::run_files(self.lab.run_id()).join("forwarded_port");
+        let started = Instant::now();
+        let mut port = None;
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        while started.elapsed() < Duration::from_secs(10) {
+            poll.tick().await;
+            if let Some(p) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+            {
+                port = Some(p);
+                break;
+            }
+        }
+        let Some(port) = port else {
+            return Ok(fail(
+                format!(
+                    "the gateway wrote no forwarded port to {} within 10s",
+                    file.display()
+                ),
+                log.join("\n"),
+            ));
+        };
+        log.push(format!("forwarded port {port} (from {})", file.display()));
+        if st.forwarded_listener != Some(port) {
+            let ns = self.lab.ns(host::GW)?;
+            let l = ns
+                .run(move || -> std::io::Result<_> {
+                    let l = std::net::TcpListener::bind(("0.0.0.0", port))?;
+                    l.set_nonblocking(true)?;
+                    Ok(l)
+                })?
+                .map_err(|e| lab_err("forwarded-port listener", e))?;
+            let l = tokio::net::TcpListener::from_std(l)
+                .map_err(|e| lab_err("forwarded-port listener", e))?;
+            let svc_log = self.services.log.clone();
+            tokio::spawn(async move {
+                while let Ok((mut s, peer)) = l.accept().await {
+                    use tokio::io::AsyncWriteExt;
+                    svc_log.record(
+                        crate::lab::dependents::SERVICE,
+                        peer,
+                        format!("forwarded port {port}"),
+                    );
+                    let _ = s.write_all(b"torrent\n").await;
+                }
+            });
+            st.forwarded_listener = Some(port);
+        }
+        let (from, target) = match via {
+            "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
+            "home" => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
+            _ => (host::LAN_ADMIN, SocketAddr::new(addr::GW_ETH0.into(), port)),
+        };
+        log.push(format!("TCP to {target} from {from}"));
+        let ns = self.lab.ns(from)?;
+        let sock = ns
+            .run(tokio::net::TcpSocket::new_v4)?
+            .map_err(|e| lab_err("forwarded-port", e))?;
+        let r = tokio::time::timeout(PROBE_TIMEOUT, async {
+            use tokio::io::AsyncReadExt;
+            let mut c = sock.connect(target).await?;
+            let mut text = String::new();
+            c.read_to_string(&mut text).await?;
+            Ok::<_, std::io::Error>(text)
+        })
+        .await;
+        let answered = matches!(&r, Ok(Ok(t)) if t.trim() == "torrent");
+        log.push(match &r {
+            Ok(Ok(t)) => format!("answer: {}", t.trim()),
+            Ok(Err(e)) => format!("no answer: {e}"),
+            Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+        });
+        Ok(match (answered, expect) {
+            (true, Expect::Answer) | (false, Expect::Fail) => Outcome::Passed,
+            (true, _) => fail(
+                format!("the forwarded port {port} answered at {target}, where it must not"),
+                log.join("\n"),
+            ),
+            (false, _) => fail(
+                format!("the forwarded port {port} did not answer at {target}"),
+                log.join("\n"),
+            ),
+        })
     }
 
     async fn wait_firewall(
