@@ -250,9 +250,6 @@ impl Runner<'_> {
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
         self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
-        let _ = std::fs::remove_file(
-            crate::lab::netns::run_files(self.lab.run_id()).join("forwarded_port"),
-        );
         std::fs::write(
             self.lab.resolv_conf(host::GW),
             format!("nameserver {}\n", addr::ISP_DNS),
@@ -295,6 +292,10 @@ impl Runner<'_> {
                     source: std::io::Error::other(e.to_string()),
                 }
             })?);
+        }
+        // A status file left by an earlier gateway must not be read as this one's.
+        if let Some(f) = self.gateway_env(scn).get("VPN_PORT_FORWARDING_STATUS_FILE") {
+            let _ = std::fs::remove_file(f);
         }
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);

@@ -677,8 +677,18 @@ impl Runner<'_> {
         expect: &Expect,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        // The port, from the gateway's status file (bounded wait).
-        let file = crate::lab::netns::run_files(self.lab.run_id()).join("forwarded_port");
+        // The port, from the status file the scenario gave the gateway
+        // (bounded wait).
+        let Some(file) = self
+            .gateway_env(st.scn)
+            .get("VPN_PORT_FORWARDING_STATUS_FILE")
+            .map(PathBuf::from)
+        else {
+            return Ok(fail(
+                "forwarded-port needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
+                log.join("\n"),
+            ));
+        };
         let started = Instant::now();
         let mut port = None;
         let mut poll = tokio::time::interval(Duration::from_millis(100));
