@@ -24,6 +24,16 @@ pub enum ProbeError {
     Dns(String),
 }
 
+/// `work`, or [`ProbeError::Timeout`] once `timeout` has passed.
+async fn within<T>(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+}
+
 /// A fresh nonce: 12 lowercase hex digits.
 pub fn nonce() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
@@ -111,9 +121,7 @@ pub async fn http_request(
             .to_bytes();
         Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    within(timeout, work).await
 }
 
 /// Asks `server` for the A records of `name` over UDP from inside `ns`.
@@ -123,42 +131,22 @@ pub async fn dns_a(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<IpAddr>, ProbeError> {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RData, RecordType};
     let sock = udp_socket_for(ns, server)?;
-    let mut q = Message::query();
-    q.metadata.recursion_desired = true;
-    let qname = Name::from_ascii(name).map_err(|e| ProbeError::Dns(e.to_string()))?;
-    q.add_query(Query::query(qname, RecordType::A));
-    let id = q.metadata.id;
-    let wire = q.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?;
+    let (id, wire) = a_query(name)?;
     let work = async {
         sock.send_to(&wire, server).await?;
         let mut buf = vec![0u8; 4096];
         loop {
             let (n, from) = sock.recv_from(&mut buf).await?;
-            if from != server {
-                continue;
+            // Anything else arriving on the socket is not our answer.
+            if from == server
+                && let Ok(a) = a_records(&buf[..n], id)
+            {
+                return Ok(a);
             }
-            let Ok(m) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            if m.metadata.id != id {
-                continue;
-            }
-            return Ok(m
-                .answers
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::A(a) => Some(IpAddr::V4(a.0)),
-                    _ => None,
-                })
-                .collect());
         }
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    within(timeout, work).await
 }
 
 /// Sends the nonce in a UDP datagram and waits for it to be echoed back.
@@ -179,9 +167,7 @@ pub async fn udp_echo(
             }
         }
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    within(timeout, work).await
 }
 
 fn raw_socket(v6: bool, proto: socket2::Protocol) -> std::io::Result<socket2::Socket> {
@@ -520,9 +506,7 @@ pub async fn dot_a(
         s.read_exact(&mut resp).await?;
         a_records(&resp, id)
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    within(timeout, work).await
 }
 
 /// A DNS-over-HTTPS query (RFC 8484, POST over HTTP/2) for `name` to `target`.
@@ -563,9 +547,7 @@ pub async fn doh_a(
             .to_bytes();
         a_records(&body, id)
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    within(timeout, work).await
 }
 
 /// Malformed DNS messages, each with what is wrong with it: what the
