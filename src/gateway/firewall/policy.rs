@@ -631,12 +631,7 @@ impl FirewallPolicy {
     /// requested cleanup on exit).
     pub fn removal() -> Nftables<'static> {
         let mut b = Batch::new();
-        for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
-            let t = Table {
-                family,
-                name: name.into(),
-                handle: None,
-            };
+        for t in tables() {
             b.add(NfListObject::Table(t.clone()));
             b.delete(NfListObject::Table(t));
         }
@@ -644,16 +639,20 @@ impl FirewallPolicy {
     }
 }
 
+/// leakhound's two tables (inet and netdev), as batch objects.
+fn tables() -> [Table<'static>; 2] {
+    [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)].map(|(family, name)| Table {
+        family,
+        name: name.into(),
+        handle: None,
+    })
+}
+
 /// Both of leakhound's tables, deleted and created again in the same batch
 /// (adding first, so the delete never fails): one transaction, no moment
 /// without a kill switch.
 fn recreate_tables(b: &mut Batch<'static>) {
-    for (family, name) in [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)] {
-        let t = Table {
-            family,
-            name: name.into(),
-            handle: None,
-        };
+    for t in tables() {
         b.add(NfListObject::Table(t.clone()));
         b.delete(NfListObject::Table(t.clone()));
         b.add(NfListObject::Table(t));
