@@ -382,6 +382,21 @@ impl RawStep {
             }
             Ok(())
         };
+        // Probes that either get an answer or must not: "answer" or "fail".
+        let answer_or_fail = || -> Result<Expect, String> {
+            let expect = parse_expect(&need("expect", &self.expect)?)?;
+            if matches!(expect, Expect::SeenAs(_)) {
+                return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
+            }
+            Ok(expect)
+        };
+        // Which lab services must, and must not, have seen the probe.
+        let far_end = || -> Result<(Vec<String>, Vec<String>), String> {
+            Ok((
+                services("logged-by", &self.logged_by)?,
+                services("not-logged-by", &self.not_logged_by)?,
+            ))
+        };
         if self.query.is_some() && self.action != "dns" {
             return Err(format!("`query` means nothing for action {}", self.action));
         }
@@ -427,12 +442,13 @@ impl RawStep {
                     ("timeout", self.timeout.is_some()),
                 ])?;
                 let expect = parse_expect(&need("expect", &self.expect)?)?;
+                let (logged_by, not_logged_by) = far_end()?;
                 Action::Http {
                     from: host(&self.from)?,
                     target: addr("target", &self.target)?,
                     expect,
-                    logged_by: services("logged-by", &self.logged_by)?,
-                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+                    logged_by,
+                    not_logged_by,
                 }
             }
             "dns" => {
@@ -440,10 +456,8 @@ impl RawStep {
                     ("target", self.target.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if matches!(expect, Expect::SeenAs(_)) {
-                    return Err("dns expects \"answer\" or \"fail\"".into());
-                }
+                let expect = answer_or_fail()?;
+                let (logged_by, not_logged_by) = far_end()?;
                 Action::Dns {
                     from: host(&self.from)?,
                     server: match self.server.as_deref() {
@@ -461,8 +475,8 @@ impl RawStep {
                         }
                     },
                     expect,
-                    logged_by: services("logged-by", &self.logged_by)?,
-                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+                    logged_by,
+                    not_logged_by,
                 }
             }
             "dot" | "doh" => {
@@ -470,17 +484,15 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if matches!(expect, Expect::SeenAs(_)) {
-                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
-                }
+                let expect = answer_or_fail()?;
+                let (logged_by, not_logged_by) = far_end()?;
                 Action::EncryptedDns {
                     https: self.action == "doh",
                     from: host(&self.from)?,
                     target: addr("target", &self.target)?,
                     expect,
-                    logged_by: services("logged-by", &self.logged_by)?,
-                    not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+                    logged_by,
+                    not_logged_by,
                 }
             }
             "udp" | "raw-frame" => {
@@ -488,15 +500,9 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if matches!(expect, Expect::SeenAs(_)) {
-                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
-                }
+                let expect = answer_or_fail()?;
                 let (from, target) = (host(&self.from)?, addr("target", &self.target)?);
-                let (logged_by, not_logged_by) = (
-                    services("logged-by", &self.logged_by)?,
-                    services("not-logged-by", &self.not_logged_by)?,
-                );
+                let (logged_by, not_logged_by) = far_end()?;
                 if self.action == "udp" {
                     Action::Udp {
                         from,
@@ -525,10 +531,7 @@ impl RawStep {
                     ("logged-by", !self.logged_by.is_empty()),
                     ("not-logged-by", !self.not_logged_by.is_empty()),
                 ])?;
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if matches!(expect, Expect::SeenAs(_)) {
-                    return Err(format!("{} expects \"answer\" or \"fail\"", self.action));
-                }
+                let expect = answer_or_fail()?;
                 let from = host(&self.from)?;
                 if self.action == "ping" {
                     let t = need("target", &self.target)?;
@@ -616,10 +619,7 @@ impl RawStep {
                 if !["exit", "home", "lan"].contains(&via.as_str()) {
                     return Err(format!("via = {via:?}: use exit, home or lan"));
                 }
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                if matches!(expect, Expect::SeenAs(_)) {
-                    return Err("forwarded-port expects \"answer\" or \"fail\"".into());
-                }
+                let expect = answer_or_fail()?;
                 Action::ForwardedPort { via, expect }
             }
             "health" => {
