@@ -2,39 +2,22 @@
 //! root). Each builds its own lab under its own run id, so they can run in
 //! parallel, and each checks that nothing of its run is left afterwards.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{TestLab, builtin, ours, require_root};
 use leakhound::lab::netns::{self, Netns, NetnsError};
 use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::{Lab, new_run_id};
 use leakhound::model::topology::{Topology, host};
 use leakhound::scenario::model::{self as scenario, Scenario};
-use leakhound::scenario::runner::{Outcome, Runner, ScenarioResult};
+use leakhound::scenario::runner::{Outcome, ScenarioResult};
 use leakhound::tunnel::{encode_key, generate_keypair};
 
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "these tests build network namespaces and need root (CI runs them as root)"
-    );
-}
-
-fn ours(run_id: &str) -> Vec<String> {
-    netns::list_ours()
-        .into_iter()
-        .filter(|n| netns::run_id_of(n) == Some(run_id))
-        .collect()
-}
-
 fn baseline() -> Scenario {
-    scenario::builtin(&Topology::default_profile())
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == "baseline")
-        .unwrap()
+    builtin("baseline")
 }
 
 /// Builds a lab, runs `scn` with extra gateway variables, tears down, and
@@ -50,25 +33,8 @@ async fn run_in_lab_to(
     overrides: &[(&str, String)],
     out: &std::path::Path,
 ) -> ScenarioResult {
-    let run_id = new_run_id();
-    let mut lab = Lab::build(Topology::default_profile(), &run_id)
-        .await
-        .unwrap();
-    assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
-    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: out.to_path_buf(),
-        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        env_overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        tamper: None,
-        events: None,
-    };
-    let result = runner.run(scn).await.unwrap();
+    let t = TestLab::new().await;
+    let result = t.runner(out, overrides, None).run(scn).await.unwrap();
     for p in &result.pcaps {
         assert!(
             std::fs::metadata(p).unwrap().len() >= 24,
@@ -76,14 +42,7 @@ async fn run_in_lab_to(
             p.display()
         );
     }
-    drop(runner);
-    drop(services);
-    lab.teardown();
-    assert!(
-        ours(&run_id).is_empty(),
-        "namespaces left: {:?}",
-        ours(&run_id)
-    );
+    t.finish();
     result
 }
 
@@ -400,21 +359,10 @@ async fn a_panic_inside_a_run_removes_the_lab() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_command_follows_the_tunnel() {
     require_root();
-    let run_id = new_run_id();
     let out = tempfile::tempdir().unwrap();
-    let mut lab = Lab::build(Topology::default_profile(), &run_id)
-        .await
-        .unwrap();
-    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: out.path().to_path_buf(),
-        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        env_overrides: BTreeMap::new(),
-        tamper: None,
-        events: None,
-    };
+    let t = TestLab::new().await;
+    let (lab, services) = (&t.lab, &t.services);
+    let runner = t.runner(out.path(), &[], None);
     let gw = runner
         .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))
         .await
@@ -441,9 +389,7 @@ async fn the_healthcheck_command_follows_the_tunnel() {
     assert!(tokio::task::block_in_place(|| until(1)), "never unhealthy");
     gw.stop().await;
     drop(runner);
-    drop(services);
-    lab.teardown();
-    assert!(ours(&run_id).is_empty());
+    t.finish();
 }
 
 /// The lab provider's port forwarding: a NAT-PMP request from the gateway's
@@ -455,25 +401,15 @@ async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
     use leakhound::gateway::natpmp::{self, MapRequest, Protocol};
     use leakhound::lab::natpmp_server::FIRST_PORT;
     require_root();
-    let run_id = new_run_id();
     let out = tempfile::tempdir().unwrap();
-    let mut lab = Lab::build(Topology::default_profile(), &run_id)
-        .await
-        .unwrap();
-    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: out.path().to_path_buf(),
-        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        // The first port the provider hands out, open on the tunnel.
-        env_overrides: BTreeMap::from([(
-            "FIREWALL_VPN_INPUT_PORTS".to_string(),
-            FIRST_PORT.to_string(),
-        )]),
-        tamper: None,
-        events: None,
-    };
+    let t = TestLab::new().await;
+    let (lab, services) = (&t.lab, &t.services);
+    // The first port the provider hands out, open on the tunnel.
+    let runner = t.runner(
+        out.path(),
+        &[("FIREWALL_VPN_INPUT_PORTS", FIRST_PORT.to_string())],
+        None,
+    );
     let gw = runner
         .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))
         .await
@@ -549,7 +485,5 @@ async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
     assert!(!services.log.find("natpmp", "map Tcp").is_empty());
     gw.stop().await;
     drop(runner);
-    drop(services);
-    lab.teardown();
-    assert!(ours(&run_id).is_empty());
+    t.finish();
 }

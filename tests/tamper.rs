@@ -4,57 +4,34 @@
 //! scenario reports the fault, with the leaked packets named in the JUnit
 //! failure. No fault switch exists inside the gateway. Needs root.
 
-use std::path::PathBuf;
+mod common;
 
-use leakhound::lab::services::{LabKeys, LabServices};
-use leakhound::lab::{Lab, new_run_id};
-use leakhound::model::topology::Topology;
+use common::{TestLab, builtin};
 use leakhound::report::junit;
-use leakhound::scenario::model::{self as scenario, Scenario};
-use leakhound::scenario::runner::{Outcome, Runner, ScenarioResult, Tamper};
+use leakhound::scenario::runner::{Outcome, ScenarioResult, Tamper};
 
 const FLUSH_KILL_SWITCH: &str =
     "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
-
-fn scenario(name: &str) -> Scenario {
-    scenario::builtin(&Topology::default_profile())
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no built-in scenario {name}"))
-}
 
 async fn run_tampered(name: &str, tamper: Tamper) -> (ScenarioResult, String) {
     run_with(name, Some(tamper), &[]).await
 }
 
+/// Runs built-in scenario `name` in a fresh lab, with extra gateway
+/// variables and damage; returns the result and its JUnit.
 async fn run_with(
     name: &str,
     tamper: Option<Tamper>,
     env: &[(&str, String)],
 ) -> (ScenarioResult, String) {
-    assert!(nix::unistd::Uid::effective().is_root(), "needs root");
     let out = tempfile::tempdir().unwrap();
-    let mut lab = Lab::build(Topology::default_profile(), &new_run_id())
+    let t = TestLab::new().await;
+    let r = t
+        .runner(out.path(), env, tamper)
+        .run(&builtin(name))
         .await
         .unwrap();
-    let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: out.path().to_path_buf(),
-        gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
-        env_overrides: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-        tamper,
-        events: None,
-    };
-    let r = runner.run(&scenario(name)).await.unwrap();
-    drop(runner);
-    drop(services);
-    lab.teardown();
+    t.finish();
     let xml = junit::render(std::slice::from_ref(&r));
     (r, xml)
 }
