@@ -86,6 +86,26 @@ pub enum Expect {
     Fail,
 }
 
+/// What a probe must meet: its own answer-or-not, and which lab services
+/// must, and must not, have seen its nonce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub expect: Expect,
+    pub logged_by: Vec<String>,
+    pub not_logged_by: Vec<String>,
+}
+
+impl Check {
+    /// Only the probe's own expectation; no far-end checks.
+    pub fn expect(expect: Expect) -> Self {
+        Check {
+            expect,
+            logged_by: Vec::new(),
+            not_logged_by: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     WaitHandshake {
@@ -98,9 +118,7 @@ pub enum Action {
     Http {
         from: String,
         target: SocketAddr,
-        expect: Expect,
-        logged_by: Vec<String>,
-        not_logged_by: Vec<String>,
+        check: Check,
     },
     Dns {
         from: String,
@@ -110,9 +128,7 @@ pub enum Action {
         /// The zone the nonce is put under (`query = "malware.lab"` asks for
         /// `<nonce>.malware.lab.`); default `probe.lab`.
         zone: String,
-        expect: Expect,
-        logged_by: Vec<String>,
-        not_logged_by: Vec<String>,
+        check: Check,
     },
     /// A DNS-over-TLS (`dot`) or DNS-over-HTTPS (`doh`) query for the nonce,
     /// trusting the lab's CA.
@@ -120,17 +136,13 @@ pub enum Action {
         https: bool,
         from: String,
         target: SocketAddr,
-        expect: Expect,
-        logged_by: Vec<String>,
-        not_logged_by: Vec<String>,
+        check: Check,
     },
     /// A UDP datagram carrying the nonce; `answer` means an echo came back.
     Udp {
         from: String,
         target: SocketAddr,
-        expect: Expect,
-        logged_by: Vec<String>,
-        not_logged_by: Vec<String>,
+        check: Check,
     },
     /// ICMP (or ICMPv6) echo with the nonce in the payload.
     Ping {
@@ -144,9 +156,7 @@ pub enum Action {
     RawFrame {
         from: String,
         target: SocketAddr,
-        expect: Expect,
-        logged_by: Vec<String>,
-        not_logged_by: Vec<String>,
+        check: Check,
     },
     /// CVE-2019-14899: a TCP SYN-ACK to `target` (the tunnel's address) sent
     /// from a LAN-side host through the gateway's underlay. `fail` means
@@ -390,12 +400,14 @@ impl RawStep {
             }
             Ok(expect)
         };
-        // Which lab services must, and must not, have seen the probe.
-        let far_end = || -> Result<(Vec<String>, Vec<String>), String> {
-            Ok((
-                services("logged-by", &self.logged_by)?,
-                services("not-logged-by", &self.not_logged_by)?,
-            ))
+        // The expectation, with which lab services must, and must not, have
+        // seen the probe.
+        let check = |expect: Expect| -> Result<Check, String> {
+            Ok(Check {
+                expect,
+                logged_by: services("logged-by", &self.logged_by)?,
+                not_logged_by: services("not-logged-by", &self.not_logged_by)?,
+            })
         };
         if self.query.is_some() && self.action != "dns" {
             return Err(format!("`query` means nothing for action {}", self.action));
@@ -441,14 +453,11 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = parse_expect(&need("expect", &self.expect)?)?;
-                let (logged_by, not_logged_by) = far_end()?;
+                let check = check(parse_expect(&need("expect", &self.expect)?)?)?;
                 Action::Http {
                     from: host(&self.from)?,
                     target: addr("target", &self.target)?,
-                    expect,
-                    logged_by,
-                    not_logged_by,
+                    check,
                 }
             }
             "dns" => {
@@ -456,8 +465,7 @@ impl RawStep {
                     ("target", self.target.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = answer_or_fail()?;
-                let (logged_by, not_logged_by) = far_end()?;
+                let check = check(answer_or_fail()?)?;
                 Action::Dns {
                     from: host(&self.from)?,
                     server: match self.server.as_deref() {
@@ -474,9 +482,7 @@ impl RawStep {
                             z
                         }
                     },
-                    expect,
-                    logged_by,
-                    not_logged_by,
+                    check,
                 }
             }
             "dot" | "doh" => {
@@ -484,15 +490,12 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = answer_or_fail()?;
-                let (logged_by, not_logged_by) = far_end()?;
+                let check = check(answer_or_fail()?)?;
                 Action::EncryptedDns {
                     https: self.action == "doh",
                     from: host(&self.from)?,
                     target: addr("target", &self.target)?,
-                    expect,
-                    logged_by,
-                    not_logged_by,
+                    check,
                 }
             }
             "udp" | "raw-frame" => {
@@ -500,27 +503,22 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("timeout", self.timeout.is_some()),
                 ])?;
-                let expect = answer_or_fail()?;
+                let check = check(answer_or_fail()?)?;
                 let (from, target) = (host(&self.from)?, addr("target", &self.target)?);
-                let (logged_by, not_logged_by) = far_end()?;
                 if self.action == "udp" {
                     Action::Udp {
                         from,
                         target,
-                        expect,
-                        logged_by,
-                        not_logged_by,
+                        check,
                     }
                 } else {
-                    if expect == Expect::Answer {
+                    if check.expect == Expect::Answer {
                         return Err("raw-frame expects \"fail\" (its frame must not get out) or uses logged-by".into());
                     }
                     Action::RawFrame {
                         from,
                         target,
-                        expect,
-                        logged_by,
-                        not_logged_by,
+                        check,
                     }
                 }
             }
@@ -886,7 +884,7 @@ mod tests {
         ));
         assert!(baseline.steps.iter().any(|s| matches!(
             &s.action,
-            Action::Http { expect: Expect::SeenAs(ip), .. } if ip.to_string() == "203.0.113.77"
+            Action::Http { check: Check { expect: Expect::SeenAs(ip), .. }, .. } if ip.to_string() == "203.0.113.77"
         )));
         assert_eq!(baseline.leak_wires, vec!["gw", "uplink"]);
     }

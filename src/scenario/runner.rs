@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::model::{Action, Expect, Scenario};
+use super::model::{Action, Check, Expect, Scenario};
 use super::probe;
 use super::steps::RunState;
 use crate::capture::{self, Capture, Frame};
@@ -474,24 +474,24 @@ impl Runner<'_> {
         Ok(result)
     }
 
-    /// Checks which lab services saw the probe's nonce: each in `logged_by`
-    /// must have, none in `not_logged_by` may have. Problems are appended.
+    /// Checks which lab services saw the probe's nonce: each in the check's
+    /// `logged_by` must have, none in its `not_logged_by` may have. Problems
+    /// are appended.
     pub(crate) fn far_end(
         &self,
         nonce: &str,
         what: &str,
-        logged_by: &[String],
-        not_logged_by: &[String],
+        check: &Check,
         log: &mut Vec<String>,
         problems: &mut Vec<String>,
     ) {
-        for svc in logged_by {
+        for svc in &check.logged_by {
             match self.services.log.find(svc, nonce).first() {
                 Some(e) => log.push(format!("{svc} logged the {what} from {}", e.source)),
                 None => problems.push(format!("{svc} never received the {what}")),
             }
         }
-        for svc in not_logged_by {
+        for svc in &check.not_logged_by {
             for e in self.services.log.find(svc, nonce) {
                 problems.push(format!(
                     "{svc} received the {what} from {} (a leak)",
@@ -514,9 +514,7 @@ impl Runner<'_> {
         &self,
         from: &str,
         target: SocketAddr,
-        expect: &Expect,
-        logged_by: &[String],
-        not_logged_by: &[String],
+        check: &Check,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let ns = self.lab.ns(from)?;
@@ -529,7 +527,7 @@ impl Runner<'_> {
             Err(e) => log.push(format!("no answer: {e}")),
         }
         let mut problems = Vec::new();
-        match (expect, &r) {
+        match (&check.expect, &r) {
             (Expect::SeenAs(want), Ok((_, body))) => {
                 if body != &want.to_string() {
                     problems.push(format!("whoami saw {body}, expected {want}"));
@@ -558,14 +556,7 @@ impl Runner<'_> {
             )),
             (Expect::Fail, Err(_)) => {}
         }
-        self.far_end(
-            &nonce,
-            "request",
-            logged_by,
-            not_logged_by,
-            log,
-            &mut problems,
-        );
+        self.far_end(&nonce, "request", check, log, &mut problems);
         Ok(Self::verdict(problems, log))
     }
 
@@ -594,15 +585,12 @@ impl Runner<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn dns_step(
         &self,
         from: &str,
         server: Option<SocketAddr>,
         zone: &str,
-        expect: &Expect,
-        logged_by: &[String],
-        not_logged_by: &[String],
+        check: &Check,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let ns = self.lab.ns(from)?;
@@ -619,7 +607,7 @@ impl Runner<'_> {
             Err(e) => log.push(format!("no answer: {e}")),
         }
         let mut problems = Vec::new();
-        match (expect, &r) {
+        match (&check.expect, &r) {
             (Expect::Answer, Ok(a)) if !a.is_empty() => {}
             (Expect::Answer, Ok(_)) => problems.push("the answer had no A record".to_string()),
             (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
@@ -633,23 +621,14 @@ impl Runner<'_> {
             (Expect::Fail, Err(_)) => {}
             (Expect::SeenAs(_), _) => unreachable!("validated by the scenario parser"),
         }
-        self.far_end(
-            &nonce,
-            "query",
-            logged_by,
-            not_logged_by,
-            log,
-            &mut problems,
-        );
+        self.far_end(&nonce, "query", check, log, &mut problems);
         problems.extend(
             self.external_check(
                 super::steps::ExternalKind::Dns,
                 from,
                 server,
                 zone,
-                expect,
-                logged_by,
-                not_logged_by,
+                check,
                 log,
             )
             .await?,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::model::{Action, Expect, Fault, Scenario, Step};
+use super::model::{Action, Check, Expect, Fault, Scenario, Step};
 use crate::model::topology::{addr, host, wire};
 
 /// Rounds of background traffic (each: DNS, TCP, UDP) sent during every
@@ -88,9 +88,7 @@ pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
         Action::Http {
             from: host::GW.into(),
             target: std::net::SocketAddr::new(addr::WHOAMI.into(), 80),
-            expect: Expect::SeenAs(addr::VPN_EXIT.into()),
-            logged_by: vec![],
-            not_logged_by: vec![],
+            check: Check::expect(Expect::SeenAs(addr::VPN_EXIT.into())),
         },
     ));
     Scenario {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::external;
 use super::gateway_proc::{GatewayProc, tail};
-use super::model::{Action, Expect, Fault, Scenario};
+use super::model::{Action, Check, Expect, Fault, Scenario};
 use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
@@ -119,43 +119,29 @@ impl Runner<'_> {
             Action::Http {
                 from,
                 target,
-                expect,
-                logged_by,
-                not_logged_by,
-            } => {
-                self.http_step(from, *target, expect, logged_by, not_logged_by, log)
-                    .await?
-            }
+                check,
+            } => self.http_step(from, *target, check, log).await?,
             Action::Dns {
                 from,
                 server,
                 zone,
-                expect,
-                logged_by,
-                not_logged_by,
-            } => {
-                self.dns_step(from, *server, zone, expect, logged_by, not_logged_by, log)
-                    .await?
-            }
+                check,
+            } => self.dns_step(from, *server, zone, check, log).await?,
             Action::Udp {
                 from,
                 target,
-                expect,
-                logged_by,
-                not_logged_by,
+                check,
             } => {
                 let nonce = probe::nonce();
                 log.push(format!("UDP {nonce:?} to {target} from {from}"));
                 let r = probe::udp_echo(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
-                self.probe_outcome(&nonce, "datagram", expect, r, logged_by, not_logged_by, log)
+                self.probe_outcome(&nonce, "datagram", check, r, log)
             }
             Action::EncryptedDns {
                 https,
                 from,
                 target,
-                expect,
-                logged_by,
-                not_logged_by,
+                check,
             } => {
                 let nonce = probe::nonce();
                 let name = probe::probe_name(&nonce);
@@ -180,24 +166,14 @@ impl Runner<'_> {
                     )),
                     Err(e) => Err(e),
                 };
-                let own =
-                    self.probe_outcome(&nonce, "query", expect, r, logged_by, not_logged_by, log);
+                let own = self.probe_outcome(&nonce, "query", check, r, log);
                 let kind = if *https {
                     ExternalKind::Doh
                 } else {
                     ExternalKind::Dot
                 };
                 let ext = self
-                    .external_check(
-                        kind,
-                        from,
-                        *target,
-                        "probe.lab",
-                        expect,
-                        logged_by,
-                        not_logged_by,
-                        log,
-                    )
+                    .external_check(kind, from, *target, "probe.lab", check, log)
                     .await?;
                 merge(own, ext, log)
             }
@@ -209,18 +185,19 @@ impl Runner<'_> {
                 let nonce = probe::nonce();
                 log.push(format!("echo request {nonce:?} to {target} from {from}"));
                 let r = probe::ping(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
-                self.probe_outcome(&nonce, "echo request", expect, r, &[], &[], log)
+                self.probe_outcome(
+                    &nonce,
+                    "echo request",
+                    &Check::expect(expect.clone()),
+                    r,
+                    log,
+                )
             }
             Action::RawFrame {
                 from,
                 target,
-                expect,
-                logged_by,
-                not_logged_by,
-            } => {
-                self.raw_frame_step(from, *target, expect, logged_by, not_logged_by, log)
-                    .await?
-            }
+                check,
+            } => self.raw_frame_step(from, *target, check, log).await?,
             Action::InjectSynack {
                 from,
                 target,
@@ -359,16 +336,13 @@ impl Runner<'_> {
     /// Asks the same question through an independent client (kdig for DNS
     /// and DoT, curl for DoH) when it is installed, with its own nonce, and
     /// returns what did not meet `expect` (including the far-end checks).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn external_check(
         &self,
         kind: ExternalKind,
         from: &str,
         server: SocketAddr,
         zone: &str,
-        expect: &Expect,
-        logged_by: &[String],
-        not_logged_by: &[String],
+        check: &Check,
         log: &mut Vec<String>,
     ) -> Result<Vec<String>, LabError> {
         let tool = if kind == ExternalKind::Doh {
@@ -410,7 +384,7 @@ impl Runner<'_> {
                         x.output.lines().take(3).collect::<Vec<_>>().join(" | ")
                     ));
                 }
-                match (x.answered, expect) {
+                match (x.answered, &check.expect) {
                     (true, Expect::Fail) => problems.push(format!(
                         "{tool} got an answer that should have been refused"
                     )),
@@ -419,30 +393,20 @@ impl Runner<'_> {
                 }
             }
         }
-        self.far_end(
-            &nonce,
-            &format!("{tool} query"),
-            logged_by,
-            not_logged_by,
-            log,
-            &mut problems,
-        );
+        self.far_end(&nonce, &format!("{tool} query"), check, log, &mut problems);
         Ok(problems)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn probe_outcome(
         &self,
         nonce: &str,
         what: &str,
-        expect: &Expect,
+        check: &Check,
         r: Result<(), probe::ProbeError>,
-        logged_by: &[String],
-        not_logged_by: &[String],
         log: &mut Vec<String>,
     ) -> Outcome {
         let mut problems = Vec::new();
-        match (&r, expect) {
+        match (&r, &check.expect) {
             (Ok(()), Expect::Answer) => log.push("answered".into()),
             (Err(e), Expect::Fail) => log.push(format!("failed as expected: {e}")),
             (Ok(()), _) => problems.push(format!(
@@ -452,7 +416,7 @@ impl Runner<'_> {
                 problems.push(format!("expected an answer to the {what}, got none: {e}"))
             }
         }
-        self.far_end(nonce, what, logged_by, not_logged_by, log, &mut problems);
+        self.far_end(nonce, what, check, log, &mut problems);
         Self::verdict(problems, log)
     }
 
@@ -809,9 +773,7 @@ impl Runner<'_> {
         &self,
         from: &str,
         target: SocketAddr,
-        expect: &Expect,
-        logged_by: &[String],
-        not_logged_by: &[String],
+        check: &Check,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let nonce = probe::nonce();
@@ -846,7 +808,7 @@ impl Runner<'_> {
         // give the resolver the same time a probe gets to see it.
         let mut problems = Vec::new();
         let deadline = Instant::now() + PROBE_TIMEOUT;
-        if *expect == Expect::Fail && r.is_ok() {
+        if check.expect == Expect::Fail && r.is_ok() {
             let mut log_rx = self.services.log.subscribe();
             while Instant::now() < deadline
                 && self
@@ -863,14 +825,7 @@ impl Runner<'_> {
                 }
             }
         }
-        self.far_end(
-            &nonce,
-            "raw frame",
-            logged_by,
-            not_logged_by,
-            log,
-            &mut problems,
-        );
+        self.far_end(&nonce, "raw frame", check, log, &mut problems);
         Ok(Self::verdict(problems, log))
     }
 
