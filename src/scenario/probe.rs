@@ -131,22 +131,12 @@ pub async fn dns_a(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<IpAddr>, ProbeError> {
-    let sock = udp_socket_for(ns, server)?;
     let (id, wire) = a_query(name)?;
-    let work = async {
-        sock.send_to(&wire, server).await?;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let (n, from) = sock.recv_from(&mut buf).await?;
-            // Anything else arriving on the socket is not our answer.
-            if from == server
-                && let Ok(a) = a_records(&buf[..n], id)
-            {
-                return Ok(a);
-            }
-        }
-    };
-    within(timeout, work).await
+    // Anything else arriving on the socket is not our answer.
+    udp_exchange(ns, server, &wire, timeout, |reply| {
+        a_records(reply, id).ok()
+    })
+    .await
 }
 
 /// Sends the nonce in a UDP datagram and waits for it to be echoed back.
@@ -156,14 +146,32 @@ pub async fn udp_echo(
     nonce: &str,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let sock = udp_socket_for(ns, target)?;
+    let want = nonce.as_bytes();
+    udp_exchange(ns, target, want, timeout, |reply| {
+        (reply == want).then_some(())
+    })
+    .await
+}
+
+/// Sends one datagram from inside `ns` to `peer` and waits for a reply from
+/// `peer` that `accept` takes; other datagrams are skipped.
+async fn udp_exchange<T>(
+    ns: &Netns,
+    peer: SocketAddr,
+    payload: &[u8],
+    timeout: Duration,
+    accept: impl Fn(&[u8]) -> Option<T>,
+) -> Result<T, ProbeError> {
+    let sock = udp_socket_for(ns, peer)?;
     let work = async {
-        sock.send_to(nonce.as_bytes(), target).await?;
-        let mut buf = vec![0u8; 2048];
+        sock.send_to(payload, peer).await?;
+        let mut buf = vec![0u8; 4096];
         loop {
             let (n, from) = sock.recv_from(&mut buf).await?;
-            if from == target && &buf[..n] == nonce.as_bytes() {
-                return Ok(());
+            if from == peer
+                && let Some(v) = accept(&buf[..n])
+            {
+                return Ok(v);
             }
         }
     };
