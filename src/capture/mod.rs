@@ -1,6 +1,8 @@
-//! Raw packet capture on the lab's watched wires: an AF_PACKET socket (pnet)
+//! Raw packet capture on the lab's watched wires: an AF_PACKET socket
 //! opened inside the namespace at the far end of each wire, on its own
-//! thread, keeping every frame with its timestamp. Classification is the pure
+//! thread, keeping every frame with the kernel's receive timestamp
+//! (SO_TIMESTAMPNS), so a frame read late by a busy thread is still tied to
+//! the step during which it crossed the wire. Classification is the pure
 //! [`crate::model::classify`]; this module only collects bytes and writes
 //! pcap files.
 
@@ -12,7 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pnet::datalink::{self, Channel};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::libc;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
 
 use crate::lab::netns::{Netns, NetnsError};
 
@@ -48,6 +53,76 @@ pub struct Capture {
     thread: Option<JoinHandle<Result<(), NetnsError>>>,
 }
 
+/// An AF_PACKET socket seeing every frame on `ifname`, both directions,
+/// stamped by the kernel on arrival; reads time out every 50 ms so the
+/// thread can notice it should stop.
+fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
+    let ifindex = nix::net::if_::if_nametoindex(ifname)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::NotFound, ifname.to_string()))?;
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain syscalls; the descriptor is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: sll is a valid sockaddr_ll of the length given.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const sll).cast::<libc::sockaddr>(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)?;
+    setsockopt(
+        &fd,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 50_000),
+    )?;
+    setsockopt(&fd, sockopt::RcvBuf, &(4 << 20))?;
+    Ok(fd)
+}
+
+/// One frame: its length in `buf` and the kernel's timestamp; `None` when
+/// the read timed out.
+fn recv_frame(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, SystemTime)>> {
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let (n, stamp) =
+        match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+            Ok(m) => {
+                let stamp = m.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|c| match c {
+                        ControlMessageOwned::ScmTimestampns(ts) => Some(
+                            UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
+                        ),
+                        _ => None,
+                    })
+                });
+                (m.bytes, stamp)
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(Some((n, stamp.unwrap_or_else(SystemTime::now))))
+}
+
 impl Capture {
     /// Starts capturing on `ifname` inside `ns`. Returns once the socket is
     /// open, so nothing sent afterwards can be missed.
@@ -62,28 +137,12 @@ impl Capture {
             ns.name().to_string(),
         );
         let thread = ns.spawn(move || {
-            let iface = match datalink::interfaces().into_iter().find(|i| i.name == ifn) {
-                Some(i) => i,
-                None => {
+            let fd = match open_packet_socket(&ifn) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let _ = ready_tx.send(Err(CaptureError::NoInterface {
                         ns: nsn,
                         ifname: ifn,
-                    }));
-                    return;
-                }
-            };
-            let cfg = datalink::Config {
-                read_timeout: Some(Duration::from_millis(50)),
-                read_buffer_size: 1 << 16,
-                ..Default::default()
-            };
-            let mut rx = match datalink::channel(&iface, cfg) {
-                Ok(Channel::Ethernet(_tx, rx)) => rx,
-                Ok(_) => {
-                    let _ = ready_tx.send(Err(CaptureError::Open {
-                        ns: nsn,
-                        ifname: ifn,
-                        source: std::io::Error::other("not an Ethernet channel"),
                     }));
                     return;
                 }
@@ -97,13 +156,14 @@ impl Capture {
                 }
             };
             let _ = ready_tx.send(Ok(()));
+            let mut buf = vec![0u8; 1 << 16];
             while !s.load(Ordering::Relaxed) {
-                match rx.next() {
-                    Ok(data) => f.lock().expect("frames lock").push(Frame {
-                        at: SystemTime::now(),
-                        data: data.to_vec(),
+                match recv_frame(&fd, &mut buf) {
+                    Ok(Some((n, at))) => f.lock().expect("frames lock").push(Frame {
+                        at,
+                        data: buf[..n].to_vec(),
                     }),
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::warn!("capture on {ifn}: {e}");
                         break;
