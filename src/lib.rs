@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod lab;
 pub mod model;
 pub mod netlink;
+pub mod rawsock;
 pub mod report;
 pub mod scenario;
 pub mod tunnel;

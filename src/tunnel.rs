@@ -69,6 +69,9 @@ pub struct TunnelStatus {
     pub tx_bytes: usize,
     pub rx_bytes: usize,
     pub peer: Option<SocketAddr>,
+    /// Where the last datagram came from, authenticated or not, also while
+    /// paused (a restarted client tunnel knocks from a new port).
+    pub last_datagram_from: Option<SocketAddr>,
 }
 
 pub struct DriverConfig {
@@ -176,13 +179,20 @@ impl Driver {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 r = udp.recv_from(&mut net_buf) => {
-                    if self.is_paused() { continue }
                     let (n, from) = match r {
                         Ok(v) => v,
                         // ICMP errors surface as ECONNREFUSED etc. on UDP; keep going.
                         Err(e) if e.kind() != std::io::ErrorKind::Other => { tracing::debug!("udp: {e}"); continue }
                         Err(e) => return Err(e),
                     };
+                    // Seen even while paused: a provider that drops
+                    // everything still knows who knocked.
+                    self.status.send_if_modified(|s| {
+                        let changed = s.last_datagram_from != Some(from);
+                        s.last_datagram_from = Some(from);
+                        changed
+                    });
+                    if self.is_paused() { continue }
                     self.on_datagram(&net_buf[..n], from, &udp, &tun, &mut out).await;
                 }
                 r = tun.recv(&mut tun_buf) => {

@@ -24,6 +24,16 @@ fn policy(debug: bool) -> FirewallPolicy {
         dns_upstream: Some("10.64.0.1".parse().unwrap()),
         dns_upstream_port: 853,
         doh_addresses: vec!["1.1.1.1".parse().unwrap(), "2620:fe::fe".parse().unwrap()],
+        redirects: vec![],
+    }
+}
+
+/// With VPN_PORT_FORWARDING_LISTENING_PORT: forwarded 40000 to local 6881.
+fn redirecting() -> FirewallPolicy {
+    FirewallPolicy {
+        vpn_input_ports: vec![40000],
+        redirects: vec![(40000, 6881)],
+        ..policy(false)
     }
 }
 
@@ -87,5 +97,28 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
         "{msg}"
     );
     assert!(!msg.contains(r#"("output", "#), "{msg}");
+    // The redirect's nat chain comes and goes with the policy, atomically,
+    // and is verified like the rest.
+    for p in [redirecting(), policy(false), redirecting()] {
+        ns.run(move || firewall::apply(&p)).unwrap().unwrap();
+    }
+    let st = ns
+        .run(|| {
+            std::process::Command::new("nft")
+                .args(["flush", "chain", "inet", "leakhound", "prerouting"])
+                .status()
+        })
+        .unwrap()
+        .unwrap();
+    assert!(st.success());
+    let msg = ns
+        .run(|| firewall::apply::verify(&redirecting()))
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("VPN_PORT_FORWARDING_LISTENING_PORT tcp 40000 to 6881"),
+        "{msg}"
+    );
     ns.run(firewall::remove).unwrap().unwrap();
 }

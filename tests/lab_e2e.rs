@@ -185,9 +185,9 @@ async fn baseline_detects_traffic_routed_around_the_tunnel() {
         &baseline(),
         &[
             ("FIREWALL_OUTBOUND_SUBNETS", "192.0.2.0/24".into()),
-            // whoami is the lab's health target; here it lies outside the
+            // whoami is the lab's ping target; here it lies outside the
             // tunnel, which the gateway would (rightly) refuse.
-            ("HEALTH_TARGET_ADDRESSES", String::new()),
+            ("HEALTH_ICMP_TARGET_IPS", "10.64.0.1".into()),
         ],
     )
     .await;
@@ -486,4 +486,33 @@ async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
     gw.stop().await;
     drop(runner);
     t.finish();
+}
+
+/// HEALTH_SMALL_CHECK_TYPE=dns: the small check asks the gateway's resolver
+/// (and through it the provider's, through the tunnel) for a fresh name;
+/// the health scenario passes with it, and the provider's resolver saw the
+/// check's queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_small_check_follows_the_tunnel() {
+    require_root();
+    let r = run_in_lab(
+        &builtin("health"),
+        &[("HEALTH_SMALL_CHECK_TYPE", "dns".into())],
+    )
+    .await;
+    assert!(r.passed(), "{:#?}", failures(&r));
+    let healthy = r
+        .cases
+        .iter()
+        .find(|c| c.name == "the health endpoint says healthy")
+        .unwrap();
+    assert!(
+        healthy
+            .log
+            .iter()
+            .any(|l| l.contains("small check: the resolver answered")
+                && l.contains(".health.example.com.")),
+        "{:#?}",
+        healthy.log
+    );
 }

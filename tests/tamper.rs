@@ -460,6 +460,84 @@ async fn health_fails_when_the_health_endpoint_is_cut_off() {
     );
 }
 
+/// The failing check's reason, from the step that waited for "healthy".
+fn unhealthy_because(r: &ScenarioResult) -> String {
+    let f = failed(r);
+    let (_, m) = f
+        .iter()
+        .find(|(c, _)| c == "the health endpoint says healthy")
+        .unwrap_or_else(|| panic!("the health scenario did not fail where expected: {f:#?}"));
+    assert!(m.contains("did not say healthy"), "{m}");
+    m.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_pings_through_the_tunnel_go_unanswered() {
+    // Nobody has 192.0.2.99: pings die at the far end, TLS still works.
+    let (r, _) = run_with(
+        "health",
+        None,
+        &[("HEALTH_ICMP_TARGET_IPS", "192.0.2.99".into())],
+    )
+    .await;
+    let m = unhealthy_because(&r);
+    assert!(
+        m.contains("small check: 192.0.2.99: no ICMP echo reply"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_full_check_cannot_complete_its_tls_handshake() {
+    // A CA that did not sign whoami.lab: TCP connects, pings answer, the
+    // handshake must not pass.
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(
+        &other_ca,
+        leakhound::lab::tls::LabTls::generate().unwrap().ca_pem,
+    )
+    .unwrap();
+    let (r, _) = run_with(
+        "health",
+        None,
+        &[("HEALTH_TARGET_CA_FILE", other_ca.display().to_string())],
+    )
+    .await;
+    let m = unhealthy_because(&r);
+    assert!(
+        m.contains("full check: whoami.lab:443: TLS with 192.0.2.80"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_full_checks_target_port_is_closed() {
+    let (r, _) = run_with(
+        "health",
+        None,
+        &[("HEALTH_TARGET_ADDRESSES", "whoami.lab:444".into())],
+    )
+    .await;
+    let m = unhealthy_because(&r);
+    assert!(
+        m.contains("full check: whoami.lab:444: TCP to 192.0.2.80"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_fails_when_the_gateway_never_restarts_its_tunnel() {
+    let (r, _) = run_with("reconnect", None, &[("HEALTH_RESTART_VPN", "off".into())]).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, m)| c.starts_with("the gateway restarts its tunnel")
+                && m.contains("did not restart its tunnel")),
+        "{f:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_fails_when_the_gateway_cannot_reach_the_endpoint_again() {
     let tamper = Tamper {
@@ -532,6 +610,70 @@ async fn forwarded_port_fails_when_the_port_is_open_on_the_underlay() {
         f.iter()
             .any(|(c, m)| c == "the same port from the LAN on eth0 is closed"
                 && m.contains("answered at 172.21.0.2")),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_port_fails_when_the_down_command_does_not_withdraw_the_port() {
+    // A DOWN command that does nothing: the dependent would keep announcing
+    // a port that no longer exists.
+    let (r, _) = run_with(
+        "forwarded-port",
+        None,
+        &[("VPN_PORT_FORWARDING_DOWN_COMMAND", "true".into())],
+    )
+    .await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "tunnel down: the DOWN command withdraws the port"
+                && m.contains("DOWN command did not run as expected")
+                && m.contains("down 40000 40000 wg0")
+        ),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_port_refused_fails_when_the_gateway_cannot_ask_again() {
+    // NAT-PMP cut off inside the gateway once the provider grants again: the
+    // port must not appear from anywhere else.
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound output udp dport 5351 drop\n".into()),
+        after_step: Some("the provider grants ports again".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_with("forwarded-port-refused", Some(tamper), &[]).await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "the gateway gets a port by itself and announces it"
+                && m.contains("UP command did not run as expected")
+        ),
+        "{f:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_port_redirect_fails_when_the_redirect_is_gone() {
+    // The nat rule removed once the port works; the reconnect keeps the same
+    // port, so nothing puts it back.
+    let tamper = Tamper {
+        nft: Some("flush chain inet leakhound prerouting\n".into()),
+        after_step: Some(
+            "a prober on the internet reaches the dependent on 6881 through the forwarded port"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let (r, _) = run_with("forwarded-port-redirect", Some(tamper), &[]).await;
+    let f = failed(&r);
+    assert!(
+        f.iter().any(
+            |(c, m)| c == "after the reconnect the redirect still reaches the dependent"
+                && m.contains("did not answer at 203.0.113.77")
+        ),
         "{f:#?}"
     );
 }

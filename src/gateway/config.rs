@@ -68,6 +68,10 @@ pub struct PortForwarding {
     /// {{PORTS}} and {{VPN_INTERFACE}} replaced.
     pub up_command: Option<String>,
     pub down_command: Option<String>,
+    /// VPN_PORT_FORWARDING_LISTENING_PORT: the local port the dependent
+    /// listens on; the forwarded port is redirected to it on the tunnel.
+    /// `None`: the dependent listens on the forwarded port itself.
+    pub listening_port: Option<u16>,
 }
 /// The control server and the public IP.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,17 +89,30 @@ pub struct ControlSettings {
     /// PUBLICIP_FILE (default /tmp/gluetun/ip).
     pub public_ip_file: std::path::PathBuf,
 }
-/// Health checks (Gluetun's HEALTH_* variables).
+/// Health checks (Gluetun's HEALTH_* variables). Every check runs through
+/// the tunnel only: its sockets are bound to the tunnel's interface.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSettings {
     /// HEALTH_SERVER_ADDRESS: where `GET /` answers 200 (healthy) or 500.
     pub server: SocketAddr,
-    /// HEALTH_TARGET_ADDRESSES: `IP:PORT` reached with a TCP connection
-    /// through the tunnel (bound to its interface) on every check. Empty:
-    /// only the tunnel's own state counts.
-    pub targets: Vec<SocketAddr>,
+    /// HEALTH_TARGET_ADDRESSES (default Gluetun's `cloudflare.com:443,
+    /// github.com:443`): `HOST:PORT`, HOST a name (asked of the gateway's
+    /// own resolver) or an IP (`[v6]:port`); the full check completes a
+    /// TCP connection and a TLS handshake with the first one that answers.
+    pub targets: Vec<HealthTarget>,
+    /// The small check: HEALTH_SMALL_CHECK_TYPE=icmp (default) pings
+    /// HEALTH_ICMP_TARGET_IPS (default Gluetun's `1.1.1.1,8.8.8.8`); `dns`
+    /// asks the gateway's resolver (and so its upstream) for a fresh name.
+    pub small: SmallCheck,
     /// HEALTH_SMALL_CHECK_INTERVAL (leakhound's own, default 2s).
     pub interval: std::time::Duration,
+    /// HEALTH_FULL_CHECK_INTERVAL (leakhound's own, default 5m, Gluetun's):
+    /// how often a passing full check is repeated; a failing one is retried
+    /// at every small check, and every tunnel-up starts with one.
+    pub full_interval: std::time::Duration,
+    /// HEALTH_TARGET_CA_FILE (leakhound's own): the CA certificates (PEM)
+    /// the full check's TLS handshake trusts; default the public web roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// HEALTH_RESTART_VPN (default on): restart an unhealthy tunnel.
     pub restart_vpn: bool,
     /// HEALTH_VPN_DURATION_INITIAL (default 6s): no restart this soon after
@@ -103,8 +120,37 @@ pub struct HealthSettings {
     pub initial_grace: std::time::Duration,
 }
 
+/// A full-check target: a name or an IP, and a port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthTarget {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HealthTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => write!(f, "[{v6}]:{}", self.port),
+            _ => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// The small check's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SmallCheck {
+    /// ICMP echo to these addresses; one reply is enough.
+    Icmp(Vec<IpAddr>),
+    /// A query for a fresh name through the gateway's resolver.
+    Dns,
+}
+
 /// Where the health server listens unless told otherwise (Gluetun's).
 pub const DEFAULT_HEALTH_SERVER: &str = "127.0.0.1:9999";
+/// Gluetun's full-check targets.
+pub const DEFAULT_HEALTH_TARGETS: &str = "cloudflare.com:443,github.com:443";
+/// Gluetun's small-check (ICMP) targets.
+pub const DEFAULT_HEALTH_ICMP_TARGETS: &str = "1.1.1.1,8.8.8.8";
 /// The gateway's resolver and the DNS part of the kill switch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsSettings {
@@ -296,7 +342,11 @@ fn subnet_ports(env: &Env, var: &'static str) -> Result<Vec<SubnetPorts>> {
         .collect()
 }
 
-fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
+fn health_settings(
+    env: &Env,
+    outbound: &[IpNet],
+    dns_upstream: Option<IpAddr>,
+) -> Result<HealthSettings> {
     let server_s = env
         .get("HEALTH_SERVER_ADDRESS")
         .unwrap_or(DEFAULT_HEALTH_SERVER);
@@ -313,43 +363,109 @@ fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
             "expected ADDRESS:PORT, e.g. 127.0.0.1:9999",
         )
     })?;
+    let inside_outbound = |var: &'static str, v: &str, ip: IpAddr| match outbound
+        .iter()
+        .find(|n| n.contains(&ip))
+    {
+        Some(n) => Err(invalid(
+            var,
+            v,
+            format!("{ip} is inside FIREWALL_OUTBOUND_SUBNETS {n}: it would not test the tunnel"),
+        )),
+        None => Ok(()),
+    };
+    let targets_s = env
+        .get("HEALTH_TARGET_ADDRESSES")
+        .unwrap_or(DEFAULT_HEALTH_TARGETS);
     let mut targets = Vec::new();
-    if let Some(v) = env.get("HEALTH_TARGET_ADDRESSES") {
-        for t in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let a: SocketAddr = t.parse().map_err(|_| {
-                invalid(
-                    "HEALTH_TARGET_ADDRESSES",
-                    v,
-                    format!("{t:?} is not IP:PORT (names are not resolved yet)"),
-                )
-            })?;
-            if let Some(n) = outbound.iter().find(|n| n.contains(&a.ip())) {
+    for t in targets_s
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let target = parse_health_target(t).map_err(|why| {
+            invalid(
+                "HEALTH_TARGET_ADDRESSES",
+                targets_s,
+                format!("{t:?}: {why}"),
+            )
+        })?;
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            inside_outbound("HEALTH_TARGET_ADDRESSES", targets_s, ip)?;
+        }
+        targets.push(target);
+    }
+    let duration = |var: &'static str, default: u64, min_ms: u64| -> Result<std::time::Duration> {
+        match env.get(var) {
+            None => Ok(std::time::Duration::from_secs(default)),
+            Some(v) => {
+                let d = humantime::parse_duration(v)
+                    .map_err(|e| invalid(var, v, format!("{e} (e.g. {default}s)")))?;
+                if d < std::time::Duration::from_millis(min_ms) {
+                    return Err(invalid(var, v, format!("at least {min_ms}ms")));
+                }
+                Ok(d)
+            }
+        }
+    };
+    let small = match env
+        .get("HEALTH_SMALL_CHECK_TYPE")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("icmp") => {
+            let v = env
+                .get("HEALTH_ICMP_TARGET_IPS")
+                .or(env.get("HEALTH_ICMP_TARGET_IP"))
+                .unwrap_or(DEFAULT_HEALTH_ICMP_TARGETS);
+            let mut ips = Vec::new();
+            for t in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let ip: IpAddr = t.parse().map_err(|_| {
+                    invalid(
+                        "HEALTH_ICMP_TARGET_IPS",
+                        v,
+                        format!("{t:?} is not an IP address"),
+                    )
+                })?;
+                if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+                    return Err(invalid(
+                        "HEALTH_ICMP_TARGET_IPS",
+                        v,
+                        format!("{ip} cannot be pinged through a tunnel"),
+                    ));
+                }
+                inside_outbound("HEALTH_ICMP_TARGET_IPS", v, ip)?;
+                ips.push(ip);
+            }
+            SmallCheck::Icmp(ips)
+        }
+        Some("dns") => {
+            if dns_upstream.is_none() {
                 return Err(invalid(
-                    "HEALTH_TARGET_ADDRESSES",
-                    v,
-                    format!(
-                        "{t} is inside FIREWALL_OUTBOUND_SUBNETS {n}: it would not test the tunnel"
-                    ),
+                    "HEALTH_SMALL_CHECK_TYPE",
+                    "dns",
+                    "the DNS check asks DNS_ADDRESS through the tunnel, and DNS_ADDRESS is not set",
                 ));
             }
-            targets.push(a);
+            SmallCheck::Dns
         }
-    }
-    let interval = match env.get("HEALTH_SMALL_CHECK_INTERVAL") {
-        None => std::time::Duration::from_secs(2),
-        Some(v) => {
-            let d = humantime::parse_duration(v)
-                .map_err(|e| invalid("HEALTH_SMALL_CHECK_INTERVAL", v, format!("{e} (e.g. 2s)")))?;
-            if d < std::time::Duration::from_millis(100) {
-                return Err(invalid("HEALTH_SMALL_CHECK_INTERVAL", v, "at least 100ms"));
-            }
-            d
+        Some(other) => {
+            return Err(invalid(
+                "HEALTH_SMALL_CHECK_TYPE",
+                other,
+                "expected icmp or dns",
+            ));
         }
     };
     Ok(HealthSettings {
         server,
         targets,
-        interval,
+        small,
+        interval: duration("HEALTH_SMALL_CHECK_INTERVAL", 2, 100)?,
+        full_interval: duration("HEALTH_FULL_CHECK_INTERVAL", 300, 100)?,
+        ca_file: env
+            .get("HEALTH_TARGET_CA_FILE")
+            .map(std::path::PathBuf::from),
         restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
         initial_grace: match env.get("HEALTH_VPN_DURATION_INITIAL") {
             None => std::time::Duration::from_secs(6),
@@ -357,6 +473,60 @@ fn health_settings(env: &Env, outbound: &[IpNet]) -> Result<HealthSettings> {
                 .map_err(|e| invalid("HEALTH_VPN_DURATION_INITIAL", v, format!("{e} (e.g. 6s)")))?,
         },
     })
+}
+
+/// One HEALTH_TARGET_ADDRESSES entry: `name:port`, `ip:port` or
+/// `[ipv6]:port`.
+fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, String> {
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(HealthTarget {
+            host: a.ip().to_string(),
+            port: a.port(),
+        });
+    }
+    let Some((host, port)) = t.rsplit_once(':') else {
+        return Err("expected HOST:PORT, e.g. cloudflare.com:443".into());
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{port:?} is not a port"))?;
+    if host.contains(':') || host.starts_with('[') {
+        return Err("an IPv6 address goes in brackets: [2001:db8::1]:443".into());
+    }
+    if !super::dns_policy::is_hostname(host) {
+        return Err(format!("{host:?} is not a host name or IP address"));
+    }
+    Ok(HealthTarget {
+        host: host.trim_end_matches('.').to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// VPN_PORT_FORWARDING_LISTENING_PORT (or Gluetun's newer plural name,
+/// with one port): 0 or unset means no redirect.
+fn listening_port(env: &Env) -> Result<Option<u16>> {
+    let (var, v) = match (
+        env.get("VPN_PORT_FORWARDING_LISTENING_PORT"),
+        env.get("VPN_PORT_FORWARDING_LISTENING_PORTS"),
+    ) {
+        (Some(v), _) => ("VPN_PORT_FORWARDING_LISTENING_PORT", v),
+        (None, Some(v)) => ("VPN_PORT_FORWARDING_LISTENING_PORTS", v),
+        (None, None) => return Ok(None),
+    };
+    if v.contains(',') {
+        return Err(invalid(
+            var,
+            v,
+            "one port only: leakhound asks the provider for one forwarded port",
+        ));
+    }
+    match v.parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(invalid(var, v, "expected a port number")),
+    }
 }
 
 fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
@@ -372,7 +542,7 @@ fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
 
 /// Variables leakhound knows but does not implement yet, with the value that
 /// means "nothing asked for". Any other value is refused.
-const NOT_YET: &[(&str, &str)] = &[("HEALTH_ICMP_TARGET_IPS", "")];
+const NOT_YET: &[(&str, &str)] = &[];
 
 impl GatewayConfig {
     /// Reads the configuration from environment variable pairs.
@@ -656,7 +826,7 @@ impl GatewayConfig {
             policy,
             dot,
         };
-        let health = health_settings(&env, &outbound_subnets)?;
+        let health = health_settings(&env, &outbound_subnets, dns.upstream)?;
         let port_forwarding = if on_off(&env, "VPN_PORT_FORWARDING", false)? {
             let g = env.required(
                 "VPN_PORT_FORWARDING_GATEWAY",
@@ -677,6 +847,7 @@ impl GatewayConfig {
                 down_command: env
                     .get("VPN_PORT_FORWARDING_DOWN_COMMAND")
                     .map(str::to_string),
+                listening_port: listening_port(&env)?,
             })
         } else {
             None
@@ -823,7 +994,14 @@ mod tests {
             ("DNS_BLOCK_DOH_ADDRESSES", "1.2.3.4,doh.example"),
             ("DNS_UNBLOCK_HOSTNAMES", "ok.lab,bad host"),
             ("HEALTH_SERVER_ADDRESS", "localhost"),
-            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com:443"),
+            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com"),
+            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com:0"),
+            ("HEALTH_TARGET_ADDRESSES", "2001:db8::1:443"),
+            ("HEALTH_TARGET_ADDRESSES", "bad host:443"),
+            ("HEALTH_ICMP_TARGET_IPS", "one.one.one.one"),
+            ("HEALTH_ICMP_TARGET_IPS", "127.0.0.1"),
+            ("HEALTH_SMALL_CHECK_TYPE", "tcp"),
+            ("HEALTH_FULL_CHECK_INTERVAL", "soon"),
             ("HEALTH_SMALL_CHECK_INTERVAL", "1ms"),
             ("HTTP_CONTROL_SERVER_ADDRESS", "port8000"),
             ("PUBLICIP_URL", "https://ipinfo.io"),
@@ -928,15 +1106,28 @@ mod tests {
     }
 
     #[test]
-    fn protections_not_built_yet_are_refused_not_ignored() {
-        let e = GatewayConfig::from_env(with("HEALTH_ICMP_TARGET_IPS", "1.1.1.1")).unwrap_err();
-        assert!(matches!(
-            e,
-            ConfigError::Unsupported {
-                var: "HEALTH_ICMP_TARGET_IPS",
-                ..
-            }
-        ));
+    fn a_listening_port_is_one_port_and_zero_means_none() {
+        let pf = |k: &str, v: &str| {
+            let mut e = with("VPN_PORT_FORWARDING", "on");
+            e.push(("VPN_PORT_FORWARDING_GATEWAY".into(), "10.64.0.1".into()));
+            e.push((k.into(), v.into()));
+            GatewayConfig::from_env(e).map(|c| c.port_forwarding.unwrap().listening_port)
+        };
+        assert_eq!(
+            pf("VPN_PORT_FORWARDING_LISTENING_PORT", "6881"),
+            Ok(Some(6881))
+        );
+        assert_eq!(
+            pf("VPN_PORT_FORWARDING_LISTENING_PORTS", "6881"),
+            Ok(Some(6881))
+        );
+        assert_eq!(pf("VPN_PORT_FORWARDING_LISTENING_PORT", "0"), Ok(None));
+        for bad in ["6881,6882", "http", "70000"] {
+            let e = pf("VPN_PORT_FORWARDING_LISTENING_PORT", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("VPN_PORT_FORWARDING_LISTENING_PORT"), "{e}");
+        }
     }
 
     #[test]
@@ -966,15 +1157,65 @@ mod tests {
     fn health_settings_default_to_gluetuns_and_refuse_targets_outside_the_tunnel() {
         let h = GatewayConfig::from_env(base()).unwrap().health;
         assert_eq!(h.server, "127.0.0.1:9999".parse().unwrap());
-        assert!(h.targets.is_empty());
+        let shown: Vec<String> = h.targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(shown, ["cloudflare.com:443", "github.com:443"]);
+        assert_eq!(
+            h.small,
+            SmallCheck::Icmp(vec!["1.1.1.1".parse().unwrap(), "8.8.8.8".parse().unwrap()])
+        );
+        assert_eq!(h.full_interval, std::time::Duration::from_secs(300));
         let h = GatewayConfig::from_env(with("HEALTH_SERVER_ADDRESS", ":9999"))
             .unwrap()
             .health;
         assert_eq!(h.server, "0.0.0.0:9999".parse().unwrap());
-        let mut v = with("HEALTH_TARGET_ADDRESSES", "172.20.0.10:80");
-        v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
-        let e = GatewayConfig::from_env(v).unwrap_err().to_string();
-        assert!(e.contains("would not test the tunnel"), "{e}");
+        for (var, value) in [
+            ("HEALTH_TARGET_ADDRESSES", "172.20.0.10:80"),
+            ("HEALTH_ICMP_TARGET_IPS", "1.1.1.1,172.20.0.10"),
+        ] {
+            let mut v = with(var, value);
+            v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
+            let e = GatewayConfig::from_env(v).unwrap_err().to_string();
+            assert!(
+                e.starts_with(var) && e.contains("would not test the tunnel"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn health_targets_are_names_or_addresses_with_a_port() {
+        let h = GatewayConfig::from_env(with(
+            "HEALTH_TARGET_ADDRESSES",
+            "WhoAmI.lab.:443, 192.0.2.80:443,[2001:db8:80::80]:8443",
+        ))
+        .unwrap()
+        .health;
+        let shown: Vec<String> = h.targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["whoami.lab:443", "192.0.2.80:443", "[2001:db8:80::80]:8443"]
+        );
+        let e = GatewayConfig::from_env(with("HEALTH_TARGET_ADDRESSES", "2001:db8::1:443"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in brackets"), "{e}");
+    }
+
+    #[test]
+    fn the_dns_small_check_needs_an_upstream() {
+        let e = GatewayConfig::from_env(with("HEALTH_SMALL_CHECK_TYPE", "dns"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("HEALTH_SMALL_CHECK_TYPE") && e.contains("DNS_ADDRESS"),
+            "{e}"
+        );
+        let mut v = with("HEALTH_SMALL_CHECK_TYPE", "DNS");
+        v.push(("DNS_ADDRESS".into(), "10.64.0.1".into()));
+        assert_eq!(
+            GatewayConfig::from_env(v).unwrap().health.small,
+            SmallCheck::Dns
+        );
     }
 
     #[test]

@@ -116,8 +116,12 @@ pub enum DnsError {
         line: usize,
         text: String,
     },
-    #[error("DOT_CA_FILE {path}: {why}")]
-    DotCa { path: String, why: String },
+    #[error("{var} {path}: {why}")]
+    CaFile {
+        var: &'static str,
+        path: String,
+        why: String,
+    },
     #[error("writing {path}")]
     ResolvConf {
         path: String,
@@ -211,9 +215,11 @@ impl RequestHandler for GatewayResolver {
     }
 }
 
-/// The TLS client configuration for a DoT upstream: the CA certificates in
-/// `ca_file` (PEM), or the public web roots.
-pub fn dot_client_config(
+/// A TLS client configuration trusting the CA certificates in `ca_file`
+/// (PEM; `var` is the variable that named it, for errors), or the public
+/// web roots: for the DoT upstream and the health check's TLS handshake.
+pub fn tls_client_config(
+    var: &'static str,
     ca_file: Option<&std::path::Path>,
 ) -> Result<rustls::ClientConfig, DnsError> {
     use rustls::pki_types::CertificateDer;
@@ -222,7 +228,8 @@ pub fn dot_client_config(
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let bad = |why: String| DnsError::DotCa {
+            let bad = |why: String| DnsError::CaFile {
+                var,
                 path: path.display().to_string(),
                 why,
             };
@@ -273,7 +280,7 @@ pub async fn start(
                 MarkedRuntime::default(),
             );
             if let Some(d) = dot {
-                b = b.with_tls_config(dot_client_config(d.ca_file.as_deref())?);
+                b = b.with_tls_config(tls_client_config("DOT_CA_FILE", d.ca_file.as_deref())?);
             }
             Some(b.build().map_err(DnsError::Resolver)?)
         }

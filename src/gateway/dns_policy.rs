@@ -98,7 +98,7 @@ impl NameSet {
     }
 }
 
-fn is_hostname(s: &str) -> bool {
+pub(crate) fn is_hostname(s: &str) -> bool {
     let s = s.trim_end_matches('.');
     s.parse::<IpAddr>().is_err()
         && !s.is_empty()

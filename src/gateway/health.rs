@@ -1,23 +1,39 @@
-//! Health: is the tunnel usable right now? A check runs every
-//! HEALTH_SMALL_CHECK_INTERVAL: the tunnel must be up with a session no older
-//! than WireGuard's REJECT_AFTER_TIME, and every HEALTH_TARGET_ADDRESSES
-//! target must accept a TCP connection made *through the tunnel* (the socket
-//! is bound to the tunnel's interface, so a check can never succeed around
-//! it). The verdict is served on HEALTH_SERVER_ADDRESS: `GET /` answers 200
-//! when healthy and 500 otherwise, with the reason in the body; `leakhound
-//! gateway healthcheck` turns that into an exit status for Docker.
+//! Health: is the tunnel usable right now? Two checks, both through the
+//! tunnel only (their sockets are bound to the tunnel's interface, so they
+//! can never succeed around it), as Gluetun does them:
+//!
+//! * the *small* check, every HEALTH_SMALL_CHECK_INTERVAL: an ICMP echo to
+//!   HEALTH_ICMP_TARGET_IPS (or, with HEALTH_SMALL_CHECK_TYPE=dns, a query
+//!   for a fresh name through the gateway's resolver); three tries with
+//!   growing timeouts, one answer from one target is enough;
+//! * the *full* check, at every tunnel-up and then every
+//!   HEALTH_FULL_CHECK_INTERVAL (retried at every small check while it
+//!   fails): a TCP connection and a completed TLS handshake with the first
+//!   HEALTH_TARGET_ADDRESSES target that answers, names resolved by the
+//!   gateway's own resolver.
+//!
+//! Healthy means: the tunnel is up with a session no older than WireGuard's
+//! REJECT_AFTER_TIME, and both checks' last runs passed. The verdict is
+//! served on HEALTH_SERVER_ADDRESS: `GET /` answers 200 when healthy and 500
+//! otherwise, with the reason in the body; `leakhound gateway healthcheck`
+//! turns that into an exit status for Docker.
 
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::http::StatusCode;
 use tokio::sync::watch;
 
+use super::config::{HealthTarget, SmallCheck};
 use crate::tunnel::TunnelStatus;
 
 /// WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(180);
+
+/// A check's outcome: what answered, or why nothing did.
+pub type CheckResult = Result<String, String>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -34,11 +50,13 @@ impl Health {
     }
 }
 
-/// The verdict from what a check saw. Pure.
+/// The verdict from the tunnel's state and the checks' last results
+/// (`None`: not run since the tunnel came up). Pure.
 pub fn verdict(
     tunnel: Option<&TunnelStatus>,
     now: SystemTime,
-    targets: &[(SocketAddr, Result<(), String>)],
+    small: Option<&CheckResult>,
+    full: Option<&CheckResult>,
 ) -> Health {
     let unhealthy = |reason: String| Health {
         healthy: false,
@@ -59,24 +77,41 @@ pub fn verdict(
             }
         }
     }
-    let failed: Vec<String> = targets
-        .iter()
-        .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("{a}: {e}")))
-        .collect();
-    if failed.is_empty() {
-        Health {
+    match (small, full) {
+        (Some(Err(e)), _) => unhealthy(format!("small check: {e}")),
+        (_, Some(Err(e))) => unhealthy(format!("full check: {e}")),
+        (None, _) | (_, None) => unhealthy("tunnel up, first checks running".into()),
+        (Some(Ok(s)), Some(Ok(f))) => Health {
             healthy: true,
-            reason: format!(
-                "tunnel up, {} target(s) reachable through it",
-                targets.len()
-            ),
-        }
-    } else {
-        unhealthy(format!(
-            "not reachable through the tunnel: {}",
-            failed.join("; ")
-        ))
+            reason: format!("tunnel up; small check: {s}; full check: {f}"),
+        },
     }
+}
+
+/// Tries `targets` in order until one passes: Ok with what answered, or
+/// Err listing every failure. No targets at all is a pass (nothing asked).
+pub async fn first_success<T: std::fmt::Display, F: std::future::Future<Output = CheckResult>>(
+    targets: &[T],
+    mut check: impl FnMut(&T) -> F,
+) -> CheckResult {
+    if targets.is_empty() {
+        return Ok("no targets configured".into());
+    }
+    let mut failures = Vec::new();
+    for t in targets {
+        match check(t).await {
+            Ok(what) => return Ok(what),
+            Err(e) => failures.push(format!("{t}: {e}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// The timeouts of a small check's three tries: t, 2t, 3t, adding up to
+/// one interval (t at least 100 ms).
+pub fn small_tries(interval: Duration) -> [Duration; 3] {
+    let t = (interval / 6).max(Duration::from_millis(100));
+    [t, t * 2, t * 3]
 }
 
 /// Exponential backoff between tunnel restarts: 1 s, 2 s, 4 s ... 30 s.
@@ -103,46 +138,189 @@ impl Backoff {
     }
 }
 
-/// One TCP connection to `target`, bound to the tunnel interface.
-pub async fn reach(target: SocketAddr, tunnel_if: &str, timeout: Duration) -> Result<(), String> {
-    let s = if target.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(|e| e.to_string())?;
-    s.bind_device(Some(tunnel_if.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(timeout, s.connect(target)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
-    }
-}
-
-/// Runs checks forever, publishing each verdict.
-pub async fn run_checks(
-    targets: Vec<SocketAddr>,
-    tunnel_if: String,
-    interval: Duration,
-    tunnel: watch::Receiver<Option<watch::Receiver<TunnelStatus>>>,
-    out: watch::Sender<Health>,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let status = tunnel.borrow().as_ref().map(|rx| rx.borrow().clone());
-        let mut results = Vec::new();
-        if status.is_some() {
-            for t in &targets {
-                results.push((
-                    *t,
-                    reach(*t, &tunnel_if, interval.min(Duration::from_secs(5))).await,
+/// ICMP echo to `target` through `tunnel_if`: one request per try, any
+/// reply to any of them counts.
+pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> CheckResult {
+    let iface = tunnel_if.to_string();
+    tokio::task::spawn_blocking(move || {
+        let v6 = target.is_ipv6();
+        let proto = if v6 {
+            socket2::Protocol::ICMPV6
+        } else {
+            socket2::Protocol::ICMPV4
+        };
+        let sock = crate::rawsock::raw_socket(v6, proto).map_err(|e| e.to_string())?;
+        sock.bind_device(Some(iface.as_bytes()))
+            .map_err(|e| format!("binding to {iface}: {e}"))?;
+        let id: u16 = rand::random();
+        let payload = b"leakhound health";
+        let started = Instant::now();
+        for (seq, wait) in (1u16..).zip(tries) {
+            let msg = crate::model::echo::request(v6, id, seq, payload);
+            if let Err(e) = sock.send_to(&msg, &SocketAddr::new(target, 0).into()) {
+                return Err(format!("sending the echo request: {e}"));
+            }
+            let got = crate::rawsock::recv_until(&sock, Instant::now() + wait, |d| {
+                crate::model::echo::is_reply(v6, d, id, payload)
+            })
+            .map_err(|e| e.to_string())?;
+            if got {
+                return Ok(format!(
+                    "{target} answered an ICMP echo in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
                 ));
             }
         }
-        let h = verdict(status.as_ref(), SystemTime::now(), &results);
+        Err(format!(
+            "no ICMP echo reply to {} tries within {:?}",
+            tries.len(),
+            started.elapsed()
+        ))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// A query for a fresh name (no cache can answer it) to the gateway's own
+/// resolver, which asks its upstream through the tunnel. NOERROR or NXDOMAIN
+/// passes; SERVFAIL (the upstream did not answer) or silence fails.
+pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
+    use hickory_proto::op::{Message, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RecordType};
+    let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
+    let mut q = Message::query();
+    q.metadata.recursion_desired = true;
+    q.add_query(Query::query(
+        Name::from_ascii(&name).map_err(|e| e.to_string())?,
+        RecordType::A,
+    ));
+    let id = q.metadata.id;
+    let bytes = q.to_vec().map_err(|e| e.to_string())?;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    sock.connect(super::dns::LISTEN)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut last = String::from("no answer");
+    for wait in tries {
+        sock.send(&bytes).await.map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            let Ok(m) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if m.metadata.id != id {
+                continue;
+            }
+            match m.metadata.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => {
+                    return Ok(format!(
+                        "the resolver answered {name} ({}) in {:.1} ms",
+                        m.metadata.response_code,
+                        started.elapsed().as_secs_f64() * 1e3
+                    ));
+                }
+                other => last = format!("the resolver answered {other}"),
+            }
+        }
+    }
+    Err(format!("{last} for {name} within {:?}", started.elapsed()))
+}
+
+/// Resolves names for the full check through the gateway's own resolver
+/// (and so through the tunnel), without a cache of its own.
+pub fn target_resolver() -> Result<hickory_resolver::TokioResolver, String> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    let mut b = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::udp_and_tcp(
+            super::dns::LISTEN.ip(),
+        )]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    b.options_mut().cache_size = 0;
+    b.build().map_err(|e| e.to_string())
+}
+
+/// The full check against one target: resolve it, connect through the
+/// tunnel, complete a TLS handshake for its name.
+pub async fn tls_dial(
+    target: HealthTarget,
+    tunnel_if: &str,
+    tls: Arc<rustls::ClientConfig>,
+    resolver: &hickory_resolver::TokioResolver,
+    timeout: Duration,
+) -> CheckResult {
+    let started = Instant::now();
+    let work = async {
+        let ips: Vec<IpAddr> = match target.host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => resolver
+                .lookup_ip(target.host.as_str())
+                .await
+                .map_err(|e| format!("resolving {}: {e}", target.host))?
+                .iter()
+                .collect(),
+        };
+        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|e| e.to_string())?;
+        let mut last = format!("{} resolved to no address", target.host);
+        for ip in ips {
+            let s = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|e| e.to_string())?;
+            s.bind_device(Some(tunnel_if.as_bytes()))
+                .map_err(|e| e.to_string())?;
+            let tcp = match s.connect(SocketAddr::new(ip, target.port)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    last = format!("TCP to {ip}: {e}");
+                    continue;
+                }
+            };
+            match tokio_rustls::TlsConnector::from(tls.clone())
+                .connect(name.clone(), tcp)
+                .await
+            {
+                Ok(_) => {
+                    return Ok(format!(
+                        "TLS handshake with {target} ({ip}) in {:.1} ms",
+                        started.elapsed().as_secs_f64() * 1e3
+                    ));
+                }
+                Err(e) => last = format!("TLS with {ip}: {e}"),
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no TLS handshake within {timeout:?}")))
+}
+
+/// What the checks need.
+pub struct Checks {
+    pub small: SmallCheck,
+    pub targets: Vec<HealthTarget>,
+    pub interval: Duration,
+    pub full_interval: Duration,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub tunnel_if: String,
+}
+
+/// Runs checks forever, publishing each verdict (after the small check, so
+/// a dead tunnel shows at once, and again after a full check).
+pub async fn run_checks(
+    checks: Checks,
+    mut tunnel: watch::Receiver<Option<watch::Receiver<TunnelStatus>>>,
+    out: watch::Sender<Health>,
+) {
+    let publish = |h: Health| {
         out.send_if_modified(|old| {
             if *old != h {
                 tracing::info!(healthy = h.healthy, "health: {}", h.reason);
@@ -152,6 +330,78 @@ pub async fn run_checks(
                 false
             }
         });
+    };
+    let resolver = match target_resolver() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("health: no resolver for the full check's names: {e}");
+            None
+        }
+    };
+    let full_timeout = (checks.interval * 2).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let mut tick = tokio::time::interval(checks.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut small: Option<CheckResult>;
+    let mut full: Option<(Instant, CheckResult)> = None;
+    loop {
+        tick.tick().await;
+        // A new (or no) tunnel: its checks start over.
+        if tunnel.has_changed().unwrap_or(false) {
+            tunnel.borrow_and_update();
+            full = None;
+        }
+        let status = tunnel.borrow().as_ref().map(|rx| rx.borrow().clone());
+        if status.is_none() {
+            publish(verdict(None, SystemTime::now(), None, None));
+            continue;
+        }
+        let tries = small_tries(checks.interval);
+        let s = match &checks.small {
+            SmallCheck::Icmp(ips) => {
+                first_success(ips, |ip| ping(*ip, &checks.tunnel_if, tries)).await
+            }
+            SmallCheck::Dns => dns_check(tries).await,
+        };
+        let small_ok = s.is_ok();
+        small = Some(s);
+        let fv = |f: &Option<(Instant, CheckResult)>| f.as_ref().map(|(_, r)| r.clone());
+        publish(verdict(
+            status.as_ref(),
+            SystemTime::now(),
+            small.as_ref(),
+            fv(&full).as_ref(),
+        ));
+        let due = match &full {
+            None => true,
+            Some((_, Err(_))) => true,
+            Some((at, Ok(_))) => at.elapsed() >= checks.full_interval,
+        };
+        // A full check while the small one fails would only time out.
+        if small_ok && due {
+            let r = match &resolver {
+                None => Err("no resolver for the targets' names".to_string()),
+                Some(res) => {
+                    first_success(&checks.targets, |t| {
+                        tls_dial(
+                            t.clone(),
+                            &checks.tunnel_if,
+                            checks.tls.clone(),
+                            res,
+                            full_timeout,
+                        )
+                    })
+                    .await
+                }
+            };
+            full = Some((Instant::now(), r));
+            let status = tunnel.borrow().as_ref().map(|rx| rx.borrow().clone());
+            publish(verdict(
+                status.as_ref(),
+                SystemTime::now(),
+                small.as_ref(),
+                fv(&full).as_ref(),
+            ));
+        }
     }
 }
 
@@ -230,25 +480,73 @@ mod tests {
     }
 
     #[test]
-    fn healthy_needs_a_fresh_session_and_every_target() {
-        let t: SocketAddr = "192.0.2.80:80".parse().unwrap();
-        assert!(verdict(Some(&up(10)), now(), &[(t, Ok(()))]).healthy);
-        assert!(verdict(Some(&up(10)), now(), &[]).healthy);
-        let h = verdict(
-            Some(&up(10)),
-            now(),
-            &[(t, Err("connection refused".into()))],
-        );
-        assert!(!h.healthy);
+    fn healthy_needs_a_fresh_session_and_both_checks() {
+        let ok: CheckResult = Ok("192.0.2.80 answered".into());
+        let bad: CheckResult = Err("no ICMP echo reply".into());
+        assert!(verdict(Some(&up(10)), now(), Some(&ok), Some(&ok)).healthy);
+        let h = verdict(Some(&up(10)), now(), Some(&bad), Some(&ok));
         assert!(
-            h.reason.contains("192.0.2.80:80: connection refused"),
+            !h.healthy && h.reason == "small check: no ICMP echo reply",
             "{}",
             h.reason
         );
-        let h = verdict(Some(&up(200)), now(), &[(t, Ok(()))]);
+        let h = verdict(Some(&up(10)), now(), Some(&ok), Some(&bad));
+        assert!(
+            !h.healthy && h.reason.starts_with("full check:"),
+            "{}",
+            h.reason
+        );
+        // Not run yet since the tunnel came up: not healthy yet.
+        assert!(!verdict(Some(&up(10)), now(), Some(&ok), None).healthy);
+        assert!(!verdict(Some(&up(10)), now(), None, Some(&ok)).healthy);
+        let h = verdict(Some(&up(200)), now(), Some(&ok), Some(&ok));
         assert!(!h.healthy && h.reason.contains("200s ago"), "{}", h.reason);
-        assert_eq!(verdict(None, now(), &[]).reason, "the tunnel is down");
+        assert_eq!(
+            verdict(None, now(), Some(&ok), Some(&ok)).reason,
+            "the tunnel is down"
+        );
         let fresh = TunnelStatus::default();
-        assert!(!verdict(Some(&fresh), now(), &[]).healthy);
+        assert!(!verdict(Some(&fresh), now(), Some(&ok), Some(&ok)).healthy);
+    }
+
+    #[tokio::test]
+    async fn one_answering_target_is_enough_and_failures_are_all_named() {
+        let targets = ["a", "b", "c"];
+        let mut asked = Vec::new();
+        let r = first_success(&targets, |t| {
+            asked.push(t.to_string());
+            let r = if *t == "b" {
+                Ok("b answered".into())
+            } else {
+                Err("silent".into())
+            };
+            std::future::ready(r)
+        })
+        .await;
+        assert_eq!(r, Ok("b answered".into()));
+        assert_eq!(asked, ["a", "b"]);
+        let r = first_success(&targets, |_| std::future::ready(Err("silent".into()))).await;
+        assert_eq!(r, Err("a: silent; b: silent; c: silent".into()));
+        let none: [&str; 0] = [];
+        assert!(
+            first_success(&none, |_| std::future::ready(Err("x".into())))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn small_check_tries_grow_and_fit_one_interval() {
+        let t = small_tries(Duration::from_secs(2));
+        assert!(t[0] < t[1] && t[1] < t[2]);
+        let sum: Duration = t.iter().sum();
+        assert!(
+            sum <= Duration::from_secs(2) && sum > Duration::from_millis(1999),
+            "{sum:?}"
+        );
+        assert_eq!(
+            small_tries(Duration::from_millis(100))[0],
+            Duration::from_millis(100)
+        );
     }
 }

@@ -60,6 +60,8 @@ pub enum GatewayError {
     Signals(#[source] std::io::Error),
     #[error("starting the DNS resolver")]
     Dns(#[from] dns::DnsError),
+    #[error("the health check's TLS roots")]
+    HealthCa(#[source] dns::DnsError),
     #[error("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH {path}: {why}")]
     ControlAuth { path: String, why: String },
 }
@@ -165,6 +167,7 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
         dns_upstream: cfg.dns.upstream,
         dns_upstream_port: if cfg.dns.dot.is_some() { 853 } else { 53 },
         doh_addresses: cfg.dns.doh_addresses.clone(),
+        redirects: Vec::new(),
     }
 }
 
@@ -245,6 +248,10 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     let mut dns_policy = cfg.dns.policy.clone();
     dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
     let auth = load_control_auth(&cfg.control)?;
+    let health_tls = std::sync::Arc::new(
+        dns::tls_client_config("HEALTH_TARGET_CA_FILE", cfg.health.ca_file.as_deref())
+            .map_err(GatewayError::HealthCa)?,
+    );
     let nl = Nl::here()?;
     let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
     let ul_name = match underlay.oif {
@@ -331,13 +338,15 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
 
     // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
-    tokio::spawn(health::run_checks(
-        cfg.health.targets.clone(),
-        cfg.interface.clone(),
-        cfg.health.interval,
-        tunnel_rx,
-        health_tx,
-    ));
+    let checks = health::Checks {
+        small: cfg.health.small.clone(),
+        targets: cfg.health.targets.clone(),
+        interval: cfg.health.interval,
+        full_interval: cfg.health.full_interval,
+        tls: health_tls,
+        tunnel_if: cfg.interface.clone(),
+    };
+    tokio::spawn(health::run_checks(checks, tunnel_rx, health_tx));
     let health_listener = cfg.health.server;
     let mut health_watch = health_rx.clone();
     let health_server = tokio::spawn(health::serve(health_listener, health_rx));

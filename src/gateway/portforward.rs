@@ -4,7 +4,9 @@
 //! same port, again after every tunnel-up. The port is opened on the tunnel
 //! interface only (the kill switch is re-applied atomically with it), written
 //! to VPN_PORT_FORWARDING_STATUS_FILE, announced to the UP/DOWN commands and
-//! served on GET /v1/portforward.
+//! served on GET /v1/portforward. When the tunnel goes down, or the
+//! provider stops granting the port, it is withdrawn: the DOWN command runs
+//! and the status file is removed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -84,7 +86,40 @@ fn run_command(template: &Option<String>, port: u16, interface: &str, what: &str
     }
 }
 
-/// Runs forever: keeps a forwarded port while the tunnel is up.
+/// Writes the port (or nothing) to VPN_PORT_FORWARDING_STATUS_FILE.
+fn write_status(pf: &PortForwarding, port: Option<u16>) {
+    match port {
+        Some(port) => {
+            if let Some(dir) = pf.status_file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&pf.status_file, format!("{port}\n")) {
+                tracing::warn!("writing {}: {e}", pf.status_file.display());
+            }
+        }
+        None => match std::fs::remove_file(&pf.status_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("removing {}: {e}", pf.status_file.display()),
+        },
+    }
+}
+
+/// The wait before asking again after a failed or refused request: 2 s,
+/// doubling, at most 30 s. Pure.
+pub fn retry_wait(failures: u32) -> Duration {
+    Duration::from_secs(2)
+        .saturating_mul(1 << failures.min(4))
+        .min(Duration::from_secs(30))
+}
+
+/// Runs forever: keeps a forwarded port while the tunnel is up. A port is
+/// announced (status file, UP command, control server) when granted and
+/// withdrawn (DOWN command, status file removed) when the tunnel goes down,
+/// when it changes, or when the provider stops renewing it; it is asked for
+/// again after every tunnel-up. Refusals and garbage from the provider are
+/// logged with the reason and retried with backoff; the kill switch only
+/// changes when a new port is granted.
 pub async fn run(
     pf: PortForwarding,
     interface: String,
@@ -92,18 +127,33 @@ pub async fn run(
     base_policy: Option<FirewallPolicy>,
     port_tx: watch::Sender<u16>,
 ) {
+    // The port announced now (0: none), the last one granted (asked for
+    // again), the one open in the kill switch, and when the grant ends.
+    let (mut held, mut last, mut opened) = (0u16, 0u16, 0u16);
+    let mut expires: Option<tokio::time::Instant> = None;
+    let mut failures = 0u32;
+    let release = |held: &mut u16, why: &str| {
+        if *held == 0 {
+            return;
+        }
+        tracing::info!("port forwarding: port {held} withdrawn ({why})");
+        run_command(&pf.down_command, *held, &interface, "down");
+        write_status(&pf, None);
+        port_tx.send_replace(0);
+        *held = 0;
+    };
     loop {
         if tunnel.wait_for(|t| t.is_some()).await.is_err() {
             return;
         }
-        let current = *port_tx.borrow();
-        let tcp = request(pf.gateway, &interface, Protocol::Tcp, current).await;
+        let tcp = request(pf.gateway, &interface, Protocol::Tcp, last).await;
         let udp = match &tcp {
             Ok(m) => request(pf.gateway, &interface, Protocol::Udp, m.external_port).await,
             Err(e) => Err(e.clone()),
         };
-        let renew_after = match (tcp, udp) {
+        let wait = match (tcp, udp) {
             (Ok(t), Ok(u)) => {
+                failures = 0;
                 let port = t.external_port;
                 if u.external_port != port {
                     tracing::warn!(
@@ -111,44 +161,69 @@ pub async fn run(
                         u.external_port
                     );
                 }
-                if port != current {
-                    if current != 0 {
-                        run_command(&pf.down_command, current, &interface, "down");
-                    }
-                    if let Some(mut p) = base_policy.clone() {
-                        p.vpn_input_ports.retain(|x| *x != current);
+                if port != held {
+                    release(&mut held, "the provider gave another port");
+                    if port != opened
+                        && let Some(mut p) = base_policy.clone()
+                    {
+                        p.vpn_input_ports.retain(|x| *x != opened);
                         if !p.vpn_input_ports.contains(&port) {
                             p.vpn_input_ports.push(port);
                         }
+                        if let Some(listen) = pf.listening_port {
+                            p.redirects = vec![(port, listen)];
+                        }
                         match tokio::task::spawn_blocking(move || firewall::apply(&p)).await {
                             Ok(Ok(_)) => {
-                                tracing::info!("port forwarding: {port} open on {interface}")
+                                opened = port;
+                                match pf.listening_port {
+                                    Some(l) => tracing::info!(
+                                        "port forwarding: {port} open on {interface}, redirected to {l}"
+                                    ),
+                                    None => tracing::info!(
+                                        "port forwarding: {port} open on {interface}"
+                                    ),
+                                }
                             }
                             Ok(Err(e)) => tracing::error!("port forwarding: opening {port}: {e}"),
                             Err(e) => tracing::error!("port forwarding: {e}"),
                         }
                     }
-                    if let Some(dir) = pf.status_file.parent() {
-                        let _ = std::fs::create_dir_all(dir);
-                    }
-                    if let Err(e) = std::fs::write(&pf.status_file, format!("{port}\n")) {
-                        tracing::warn!("writing {}: {e}", pf.status_file.display());
-                    }
+                    write_status(&pf, Some(port));
                     run_command(&pf.up_command, port, &interface, "up");
                     port_tx.send_replace(port);
+                    held = port;
+                    last = port;
                 }
-                tracing::info!("port forwarding: port {port} for {}s", t.lifetime);
-                Duration::from_secs(u64::from(t.lifetime.max(2) / 2))
+                let lifetime = Duration::from_secs(u64::from(t.lifetime.min(u.lifetime).max(2)));
+                expires = Some(tokio::time::Instant::now() + lifetime);
+                tracing::info!("port forwarding: port {port} for {}s", lifetime.as_secs());
+                lifetime / 2
             }
             (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("port forwarding: {e}");
-                Duration::from_secs(2)
+                let wait = retry_wait(failures);
+                failures += 1;
+                tracing::warn!("port forwarding: {e}; asking again in {wait:?}");
+                if expires.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    release(&mut held, "the provider did not renew it");
+                    expires = None;
+                }
+                wait
             }
         };
-        // Renew on time, or at once after the tunnel comes back.
+        // Renew on time; after the tunnel goes down, withdraw the port and
+        // ask again once it is back.
         tokio::select! {
-            _ = tokio::time::sleep(renew_after) => {}
-            _ = tunnel.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            r = tunnel.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                if tunnel.borrow().is_none() {
+                    release(&mut held, "the tunnel is down");
+                    expires = None;
+                }
+            }
         }
     }
 }
@@ -168,5 +243,11 @@ mod tests {
             "qbt-set-port 40000 40000 on wg0"
         );
         assert_eq!(render_command("true", 1, "wg0"), "true");
+    }
+
+    #[test]
+    fn refusals_are_retried_with_backoff() {
+        let waits: Vec<u64> = (0..7).map(|n| retry_wait(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 30, 30, 30]);
     }
 }

@@ -22,7 +22,8 @@ use super::{LabError, dns};
 pub const DOT: &str = "dot";
 pub const DOH: &str = "doh";
 
-fn listener(
+/// A TCP listener bound inside `ns`.
+pub(super) fn listener(
     ns: &Netns,
     service: &'static str,
     addr: SocketAddr,
@@ -41,7 +42,7 @@ fn listener(
     tokio::net::TcpListener::from_std(l).map_err(err)
 }
 
-fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
+pub(super) fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Service {
         service: service.into(),
         source: std::io::Error::other(e.to_string()),

@@ -61,7 +61,14 @@ impl Mappings {
     }
 }
 
-pub fn start(ns: &Netns, log: ServiceLog, cancel: CancellationToken) -> Result<(), LabError> {
+/// Starts the server. While `refuse` is set it answers every mapping
+/// request with OUT_OF_RESOURCES (a provider that has no port to give).
+pub fn start(
+    ns: &Netns,
+    log: ServiceLog,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cancel: CancellationToken,
+) -> Result<(), LabError> {
     let err = |source| LabError::Service {
         service: SERVICE.into(),
         source,
@@ -114,6 +121,13 @@ pub fn start(ns: &Netns, log: ServiceLog, cancel: CancellationToken) -> Result<(
                     if !inside || req.lifetime == 0 {
                         log.record(SERVICE, from, format!("refused {:?} mapping", req.protocol));
                         natpmp::encode_mapping_response(ResultCode::NotAuthorized, &m).to_vec()
+                    } else if refuse.load(std::sync::atomic::Ordering::Relaxed) {
+                        log.record(
+                            SERVICE,
+                            from,
+                            format!("refused {:?} mapping: out of resources", req.protocol),
+                        );
+                        natpmp::encode_mapping_response(ResultCode::OutOfResources, &m).to_vec()
                     } else {
                         let (port, new) =
                             mappings.assign(client, req.protocol, req.suggested_external_port);

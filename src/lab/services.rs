@@ -4,6 +4,7 @@
 //! leak (or its absence) at the far end.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -122,6 +123,8 @@ pub struct LabServices {
     pub tls: super::tls::LabTls,
     pub wg: WgServer,
     pub keys: LabKeys,
+    /// While set, the provider refuses every port-forwarding request.
+    pub natpmp_refuse: Arc<AtomicBool>,
     cancel: CancellationToken,
     _dns: Vec<hickory_server::Server<dns::LabResolver>>,
 }
@@ -163,6 +166,16 @@ impl LabServices {
             isp,
             super::encrypted_dns::DOT,
             SocketAddr::new(addr::DOH.into(), 853),
+            &tls,
+            log.clone(),
+            cancel.clone(),
+        )?;
+        whoami::start_tls(
+            isp,
+            &[
+                SocketAddr::new(addr::WHOAMI.into(), 443),
+                SocketAddr::new(addr::WHOAMI_V6.into(), 443),
+            ],
             &tls,
             log.clone(),
             cancel.clone(),
@@ -234,12 +247,19 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
-        super::natpmp_server::start(lab.ns(host::VPN)?, log.clone(), cancel.clone())?;
+        let natpmp_refuse = Arc::new(AtomicBool::new(false));
+        super::natpmp_server::start(
+            lab.ns(host::VPN)?,
+            log.clone(),
+            natpmp_refuse.clone(),
+            cancel.clone(),
+        )?;
         Ok(LabServices {
             log,
             tls,
             wg,
             keys,
+            natpmp_refuse,
             cancel,
             _dns: vec![isp_dns, provider_dns, lan_dns],
         })

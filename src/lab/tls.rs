@@ -1,5 +1,6 @@
 //! The lab's own certificate authority (rcgen) and what it signs: one server
-//! certificate for the lab's DoH/DoT host (doh.lab, dot.lab, 192.0.2.43).
+//! certificate for the lab's DoH/DoT host (doh.lab, dot.lab, 192.0.2.43),
+//! the provider's DoT resolver and whoami's TLS (whoami.lab, 192.0.2.80).
 //! Clients in the lab trust only this CA. Made fresh for every run.
 
 use std::sync::Arc;
@@ -44,6 +45,9 @@ impl LabTls {
             addr::DOH.to_string(),
             PROVIDER_DOT_NAME.to_string(),
             addr::TUNNEL_SERVER.to_string(),
+            super::whoami::TLS_NAME.to_string(),
+            addr::WHOAMI.to_string(),
+            addr::WHOAMI_V6.to_string(),
         ])?;
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
         Ok(LabTls {

@@ -1,7 +1,10 @@
 //! whoami: an HTTP server on the lab's "internet" (192.0.2.80 and
 //! 2001:db8:80::80) that answers every request with the caller's source
 //! address and logs it. 203.0.113.77 means the request came through the
-//! tunnel; 198.51.100.2 means it leaked out of the home uplink.
+//! tunnel; 198.51.100.2 means it leaked out of the home uplink. The same
+//! host speaks TLS on 443 (`whoami-tls`, certificate for whoami.lab from
+//! the lab's CA): the gateway's full health check completes its handshake
+//! there, and each handshake is logged with its source.
 
 use std::net::SocketAddr;
 
@@ -12,6 +15,10 @@ use super::netns::Netns;
 use super::services::ServiceLog;
 
 pub const SERVICE: &str = "whoami";
+pub const TLS_SERVICE: &str = "whoami-tls";
+/// The name on whoami's TLS certificate (the lab's resolvers answer it, as
+/// every name, with whoami's addresses).
+pub const TLS_NAME: &str = "whoami.lab";
 
 /// Serves whoami on every address in `listen` inside `ns` until `cancel`.
 pub fn start(
@@ -23,4 +30,43 @@ pub fn start(
     super::http::serve(ns, SERVICE, listen, log, cancel, |peer| {
         format!("{}\n", peer.ip())
     })
+}
+
+/// TLS on every address in `listen`: completes the handshake, logs it,
+/// writes the caller's address and closes.
+pub fn start_tls(
+    ns: &Netns,
+    listen: &[SocketAddr],
+    tls: &super::tls::LabTls,
+    log: ServiceLog,
+    cancel: CancellationToken,
+) -> Result<(), LabError> {
+    use super::encrypted_dns::{listener, tls_err};
+    let acceptor = tokio_rustls::TlsAcceptor::from(
+        tls.server_config(&[])
+            .map_err(|e| tls_err(TLS_SERVICE, e))?,
+    );
+    for &addr in listen {
+        let l = listener(ns, TLS_SERVICE, addr)?;
+        let (acceptor, log, cancel) = (acceptor.clone(), log.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = l.accept() => match r { Ok(v) => v, Err(_) => continue },
+                };
+                let (acceptor, log) = (acceptor.clone(), log.clone());
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    log.record(TLS_SERVICE, peer, format!("TLS handshake on {addr}"));
+                    let _ = s.write_all(format!("{}\n", peer.ip()).as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
 //! Pure data and logic: topology, leak policy and classification, verdicts.
 
 pub mod classify;
+pub mod echo;
 pub mod topology;

@@ -63,7 +63,7 @@ pub enum ScenarioError {
 }
 
 /// The lab services a step can ask about.
-pub const SERVICES: [&str; 10] = [
+pub const SERVICES: [&str; 11] = [
     PROVIDER_DOT,
     encrypted_dns::DOT,
     encrypted_dns::DOH,
@@ -71,6 +71,7 @@ pub const SERVICES: [&str; 10] = [
     ISP_DNS,
     PROVIDER_DNS,
     whoami::SERVICE,
+    whoami::TLS_SERVICE,
     dependents::SERVICE,
     echo::SERVICE,
     LAN_HTTP,
@@ -113,6 +114,12 @@ pub enum Action {
     },
     /// Wait until the gateway reports its kill switch in the kernel.
     WaitFirewall {
+        timeout: Duration,
+    },
+    /// Wait until the provider receives WireGuard datagrams from a new
+    /// source port: the gateway restarted its tunnel (a new socket), seen
+    /// from the far end. Works while the provider is down.
+    WaitTunnelRestart {
         timeout: Duration,
     },
     Http {
@@ -212,8 +219,25 @@ pub enum Action {
         via: String,
         expect: Expect,
     },
+    /// What the gateway's VPN_PORT_FORWARDING_UP_COMMAND/_DOWN_COMMAND
+    /// did: the scenario sets them to append `up|down {{PORT}} {{PORTS}}
+    /// {{VPN_INTERFACE}}` to `{port_commands}` (a file of the run). `up`:
+    /// the last line announces the port of the status file; `down`: it
+    /// withdraws the port last knocked on; `none`: no command ran at all.
+    /// Waits up to `timeout` for it.
+    PortCommand {
+        expect: PortCommandExpect,
+        timeout: Duration,
+    },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PortCommandExpect {
+    Up,
+    Down,
+    None,
 }
 
 /// Things done to the lab or the gateway from outside, by the runner.
@@ -230,6 +254,10 @@ pub enum Fault {
     /// The provider's server stops answering (drops every datagram).
     ProviderDown,
     ProviderUp,
+    /// The provider's NAT-PMP server refuses every mapping (OUT_OF_RESOURCES),
+    /// or grants them again.
+    ProviderRefusesPorts,
+    ProviderGrantsPorts,
     /// The ISP drops UDP 51820 in both directions.
     IspBlockWireguard,
     IspUnblockWireguard,
@@ -240,13 +268,15 @@ pub enum Fault {
 }
 
 /// Action names of the faults, as written in scenario files.
-pub const FAULTS: [(&str, Fault); 9] = [
+pub const FAULTS: [(&str, Fault); 11] = [
     ("stop-tunnel", Fault::StopTunnel),
     ("start-tunnel", Fault::StartTunnel),
     ("kill-gateway", Fault::KillGateway),
     ("start-gateway", Fault::StartGateway),
     ("provider-down", Fault::ProviderDown),
     ("provider-up", Fault::ProviderUp),
+    ("provider-refuses-ports", Fault::ProviderRefusesPorts),
+    ("provider-grants-ports", Fault::ProviderGrantsPorts),
     ("isp-block-wireguard", Fault::IspBlockWireguard),
     ("isp-unblock-wireguard", Fault::IspUnblockWireguard),
     ("route-around-tunnel", Fault::RouteAroundTunnel),
@@ -328,7 +358,7 @@ struct RawStep {
     via: Option<String>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, health, control, forwarded-port, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "wait-handshake, wait-firewall, wait-tunnel-restart, health, control, forwarded-port, port-command, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, provider-refuses-ports, provider-grants-ports, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -429,7 +459,7 @@ impl RawStep {
             }
         }
         let action = match self.action.as_str() {
-            "wait-handshake" | "wait-firewall" => {
+            "wait-handshake" | "wait-firewall" | "wait-tunnel-restart" => {
                 unused(&[
                     ("from", self.from.is_some()),
                     ("target", self.target.is_some()),
@@ -442,10 +472,10 @@ impl RawStep {
                         humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
                     }
                 };
-                if self.action == "wait-handshake" {
-                    Action::WaitHandshake { timeout }
-                } else {
-                    Action::WaitFirewall { timeout }
+                match self.action.as_str() {
+                    "wait-handshake" => Action::WaitHandshake { timeout },
+                    "wait-firewall" => Action::WaitFirewall { timeout },
+                    _ => Action::WaitTunnelRestart { timeout },
                 }
             }
             "http" => {
@@ -619,6 +649,28 @@ impl RawStep {
                 }
                 let expect = answer_or_fail()?;
                 Action::ForwardedPort { via, expect }
+            }
+            "port-command" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                ])?;
+                let expect = match need("expect", &self.expect)?.as_str() {
+                    "up" => PortCommandExpect::Up,
+                    "down" => PortCommandExpect::Down,
+                    "none" => PortCommandExpect::None,
+                    other => {
+                        return Err(format!("expect = {other:?}: use up, down or none"));
+                    }
+                };
+                let timeout = match &self.timeout {
+                    None => Duration::from_secs(5),
+                    Some(t) => {
+                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
+                    }
+                };
+                Action::PortCommand { expect, timeout }
             }
             "health" => {
                 unused(&[
@@ -828,6 +880,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "forwarded-port",
         include_str!("../../scenarios/forwarded-port.toml"),
+    ),
+    (
+        "forwarded-port-refused",
+        include_str!("../../scenarios/forwarded-port-refused.toml"),
+    ),
+    (
+        "forwarded-port-redirect",
+        include_str!("../../scenarios/forwarded-port-redirect.toml"),
     ),
 ];
 

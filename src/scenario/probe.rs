@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use crate::lab::netns::{Netns, NetnsError};
+use crate::rawsock::{raw_socket, recv_until};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -178,51 +179,6 @@ async fn udp_exchange<T>(
     within(timeout, work).await
 }
 
-fn raw_socket(v6: bool, proto: socket2::Protocol) -> std::io::Result<socket2::Socket> {
-    let domain = if v6 {
-        socket2::Domain::IPV6
-    } else {
-        socket2::Domain::IPV4
-    };
-    socket2::Socket::new(domain, socket2::Type::RAW, Some(proto))
-}
-
-fn recv_until(
-    sock: &socket2::Socket,
-    deadline: std::time::Instant,
-    mut accept: impl FnMut(&[u8]) -> bool,
-) -> Result<bool, ProbeError> {
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        sock.set_read_timeout(Some(left))?;
-        match sock.recv(&mut buf) {
-            Ok(n) => {
-                // SAFETY: recv initialised the first n bytes.
-                let data: Vec<u8> = buf[..n]
-                    .iter()
-                    .map(|b| unsafe { b.assume_init() })
-                    .collect();
-                if accept(&data) {
-                    return Ok(true);
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(false);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// ICMP/ICMPv6 echo with the nonce as payload; Ok when the matching reply
 /// comes back.
 pub async fn ping(
@@ -242,28 +198,11 @@ pub async fn ping(
                 socket2::Protocol::ICMPV4
             };
             let sock = raw_socket(v6, proto)?;
-            let mut msg = vec![if v6 { 128 } else { 8 }, 0, 0, 0];
-            msg.extend_from_slice(&id.to_be_bytes());
-            msg.extend_from_slice(&1u16.to_be_bytes());
-            msg.extend_from_slice(&payload);
-            if !v6 {
-                // The kernel fills in ICMPv6 checksums itself, not ICMPv4 ones.
-                let c = pnet::packet::util::checksum(&msg, 1);
-                msg[2..4].copy_from_slice(&c.to_be_bytes());
-            }
+            let msg = crate::model::echo::request(v6, id, 1, &payload);
             sock.send_to(&msg, &SocketAddr::new(target, 0).into())?;
             let deadline = std::time::Instant::now() + timeout;
             let got = recv_until(&sock, deadline, |pkt| {
-                // IPv4 raw sockets deliver the IP header too.
-                let icmp = if v6 {
-                    pkt
-                } else {
-                    pkt.get(4 * (pkt[0] & 0x0f) as usize..).unwrap_or_default()
-                };
-                icmp.len() >= 8
-                    && icmp[0] == if v6 { 129 } else { 0 }
-                    && icmp[4..6] == id.to_be_bytes()
-                    && icmp[8..] == payload[..]
+                crate::model::echo::is_reply(v6, pkt, id, &payload)
             })?;
             if got {
                 Ok(())

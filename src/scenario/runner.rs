@@ -213,9 +213,17 @@ impl Runner<'_> {
             ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
             ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
             ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
-            // Health checks through the tunnel to whoami, every second.
-            ("HEALTH_TARGET_ADDRESSES", format!("{}:80", addr::WHOAMI)),
+            // Health checks through the tunnel to whoami: a ping every
+            // second, a TLS handshake with whoami.lab (a name, resolved by
+            // the gateway) every 5 s.
+            (
+                "HEALTH_TARGET_ADDRESSES",
+                format!("{}:443", crate::lab::whoami::TLS_NAME),
+            ),
+            ("HEALTH_TARGET_CA_FILE", "{lab_ca}".to_string()),
+            ("HEALTH_ICMP_TARGET_IPS", addr::WHOAMI.to_string()),
             ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
+            ("HEALTH_FULL_CHECK_INTERVAL", "5s".to_string()),
             // The control server's roles and the public IP, in the run's files.
             (
                 "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
@@ -240,10 +248,20 @@ impl Runner<'_> {
         let dir = crate::lab::netns::run_files(self.lab.run_id())
             .display()
             .to_string();
+        let commands = self.port_commands_file().display().to_string();
         for v in env.values_mut() {
-            *v = v.replace("{lab_ca}", &ca).replace("{lab_dir}", &dir);
+            *v = v
+                .replace("{lab_ca}", &ca)
+                .replace("{port_commands}", &commands)
+                .replace("{lab_dir}", &dir);
         }
         env
+    }
+
+    /// Where scenarios' port-forwarding UP/DOWN commands write
+    /// (`{port_commands}` in gateway variables).
+    pub(crate) fn port_commands_file(&self) -> std::path::PathBuf {
+        crate::lab::netns::run_files(self.lab.run_id()).join("port-commands")
     }
 
     /// Puts the gateway host back as the topology describes it: no kill
@@ -260,6 +278,9 @@ impl Runner<'_> {
         })?;
         self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
         self.services.wg.set_answering(true);
+        self.services
+            .natpmp_refuse
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let nl = self.lab.nl(host::GW)?;
         let h = self.lab.topology().host(host::GW).expect("gw host").clone();
         for r in &h.routes {
@@ -297,6 +318,7 @@ impl Runner<'_> {
         if let Some(f) = self.gateway_env(scn).get("VPN_PORT_FORWARDING_STATUS_FILE") {
             let _ = std::fs::remove_file(f);
         }
+        let _ = std::fs::remove_file(self.port_commands_file());
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);
         let mut st = RunState {
@@ -308,6 +330,7 @@ impl Runner<'_> {
             firewall_after: None,
             storm: None,
             forwarded_listener: None,
+            forwarded_task: None,
         };
         if scn.gateway_start {
             self.start_gateway(&mut st).await?;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::external;
 use super::gateway_proc::{GatewayProc, tail};
-use super::model::{Action, Check, Expect, Fault, Scenario};
+use super::model::{Action, Check, Expect, Fault, PortCommandExpect, Scenario};
 use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
@@ -57,9 +57,24 @@ pub struct RunState<'s> {
     pub handshake_after: Option<Duration>,
     pub firewall_after: Option<Duration>,
     pub storm: Option<Storm>,
-    /// The port the stand-in listens on for `forwarded-port` steps.
+    /// The forwarded port the stand-in serves for `forwarded-port` steps,
+    /// and its task (the listener closes when the scenario ends).
     pub forwarded_listener: Option<u16>,
+    pub forwarded_task: Option<AbortOnDrop>,
 }
+
+/// A background task stopped when this is dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a forwarded-port step waits for the gateway to write a port
+/// (a refused request is retried with backoff: 2 s, 4 s, 8 s).
+const FORWARDED_PORT_WAIT: Duration = Duration::from_secs(15);
 
 const ISP_BLOCK: &str = "table inet lh_block {
   chain block_wireguard { type filter hook forward priority 0; policy accept;
@@ -116,6 +131,10 @@ impl Runner<'_> {
         Ok(match action {
             Action::WaitHandshake { timeout } => self.wait_handshake(st, *timeout, log).await,
             Action::WaitFirewall { timeout } => self.wait_firewall(st, *timeout, log).await,
+            Action::WaitTunnelRestart { timeout } => self.wait_tunnel_restart(*timeout, log).await,
+            Action::PortCommand { expect, timeout } => {
+                self.port_command_step(st, *expect, *timeout, log).await
+            }
             Action::Http {
                 from,
                 target,
@@ -502,6 +521,18 @@ impl Runner<'_> {
                 ));
                 Outcome::Passed
             }
+            Fault::ProviderRefusesPorts | Fault::ProviderGrantsPorts => {
+                let refuse = f == Fault::ProviderRefusesPorts;
+                self.services
+                    .natpmp_refuse
+                    .store(refuse, std::sync::atomic::Ordering::Relaxed);
+                log.push(if refuse {
+                    "the provider refuses every port-forwarding request (OUT_OF_RESOURCES)".into()
+                } else {
+                    "the provider grants ports again".into()
+                });
+                Outcome::Passed
+            }
             Fault::IspBlockWireguard => {
                 self.lab.nft(host::ISP, ISP_BLOCK)?;
                 log.push("the ISP drops UDP 51820".into());
@@ -594,6 +625,38 @@ impl Runner<'_> {
         )
     }
 
+    /// Waits for datagrams from a new source at the provider: the socket
+    /// behind the last handshake is gone, the gateway made a new tunnel.
+    async fn wait_tunnel_restart(&self, timeout: Duration, log: &mut Vec<String>) -> Outcome {
+        let mut status = self.services.wg.status.clone();
+        let Some(before) = status.borrow_and_update().peer else {
+            return fail("the provider has no client endpoint yet (no handshake)", "");
+        };
+        log.push(format!("the tunnel's last handshake came from {before}"));
+        let started = Instant::now();
+        let r = tokio::time::timeout(
+            timeout,
+            status.wait_for(|s| s.last_datagram_from.is_some_and(|f| f != before)),
+        )
+        .await;
+        match r {
+            Ok(Ok(s)) => {
+                log.push(format!(
+                    "after {:?} the provider received datagrams from {}: a new tunnel socket",
+                    started.elapsed(),
+                    s.last_datagram_from.expect("checked")
+                ));
+                Outcome::Passed
+            }
+            _ => fail(
+                format!(
+                    "the gateway did not restart its tunnel within {timeout:?}: the provider saw datagrams only from {before}"
+                ),
+                log.join("\n"),
+            ),
+        }
+    }
+
     /// Asks the health endpoint every 100 ms until it gives the expected
     /// answer or `timeout` passes.
     async fn health_step(
@@ -656,7 +719,13 @@ impl Runner<'_> {
         let started = Instant::now();
         let mut port = None;
         let mut poll = tokio::time::interval(Duration::from_millis(100));
-        while started.elapsed() < Duration::from_secs(10) {
+        // A port that must be closed may have been withdrawn already (the
+        // file removed): then knock on the last one.
+        let wait = match (expect, st.forwarded_listener) {
+            (Expect::Fail, Some(_)) => Duration::ZERO,
+            _ => FORWARDED_PORT_WAIT,
+        };
+        loop {
             poll.tick().await;
             if let Some(p) = std::fs::read_to_string(&file)
                 .ok()
@@ -665,22 +734,48 @@ impl Runner<'_> {
                 port = Some(p);
                 break;
             }
+            if started.elapsed() >= wait {
+                break;
+            }
         }
-        let Some(port) = port else {
-            return Ok(fail(
-                format!(
-                    "the gateway wrote no forwarded port to {} within 10s",
+        let port = match (port, st.forwarded_listener) {
+            (Some(p), _) => {
+                log.push(format!("forwarded port {p} (from {})", file.display()));
+                p
+            }
+            (None, Some(last)) if *expect == Expect::Fail => {
+                log.push(format!(
+                    "{} holds no port (withdrawn); knocking on the last one, {last}",
                     file.display()
-                ),
-                log.join("\n"),
-            ));
+                ));
+                last
+            }
+            (None, _) => {
+                return Ok(fail(
+                    format!(
+                        "the gateway wrote no forwarded port to {} within {FORWARDED_PORT_WAIT:?}",
+                        file.display()
+                    ),
+                    log.join("\n"),
+                ));
+            }
         };
-        log.push(format!("forwarded port {port} (from {})", file.display()));
         if st.forwarded_listener != Some(port) {
+            // The dependent listens on the forwarded port itself, or on
+            // VPN_PORT_FORWARDING_LISTENING_PORT when the gateway redirects.
+            let listen = self
+                .gateway_env(st.scn)
+                .get("VPN_PORT_FORWARDING_LISTENING_PORT")
+                .and_then(|p| p.parse::<u16>().ok())
+                .unwrap_or(port);
+            if listen != port {
+                log.push(format!("the dependent listens on {listen}"));
+            }
+            st.forwarded_task = None;
             let ns = self.lab.ns(host::GW)?;
             let l = ns
                 .run(move || -> std::io::Result<_> {
-                    let l = std::net::TcpListener::bind(("0.0.0.0", port))?;
+                    let l = std::net::TcpListener::bind(("0.0.0.0", listen))?;
                     l.set_nonblocking(true)?;
                     Ok(l)
                 })?
@@ -688,7 +783,7 @@ impl Runner<'_> {
             let l = tokio::net::TcpListener::from_std(l)
                 .map_err(|e| lab_err("forwarded-port listener", e))?;
             let svc_log = self.services.log.clone();
-            tokio::spawn(async move {
+            st.forwarded_task = Some(AbortOnDrop(tokio::spawn(async move {
                 while let Ok((mut s, peer)) = l.accept().await {
                     use tokio::io::AsyncWriteExt;
                     svc_log.record(
@@ -698,7 +793,7 @@ impl Runner<'_> {
                     );
                     let _ = s.write_all(b"torrent\n").await;
                 }
-            });
+            })));
             st.forwarded_listener = Some(port);
         }
         let (from, target) = match via {
@@ -736,6 +831,83 @@ impl Runner<'_> {
                 log.join("\n"),
             ),
         })
+    }
+
+    /// Reads the UP/DOWN commands' lines until the last one is what the
+    /// step expects (see [`Action::PortCommand`]).
+    async fn port_command_step(
+        &self,
+        st: &mut RunState<'_>,
+        expect: PortCommandExpect,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let env = self.gateway_env(st.scn);
+        let iface = env
+            .get("VPN_INTERFACE")
+            .cloned()
+            .unwrap_or_else(|| "wg0".into());
+        let file = self.port_commands_file();
+        let status_port = || {
+            env.get("VPN_PORT_FORWARDING_STATUS_FILE")
+                .and_then(|f| std::fs::read_to_string(f).ok())
+                .and_then(|t| t.trim().parse::<u16>().ok())
+        };
+        let started = Instant::now();
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            poll.tick().await;
+            let seen = std::fs::read_to_string(&file).unwrap_or_default();
+            let last = seen.lines().last().unwrap_or("");
+            let want = match expect {
+                PortCommandExpect::None => None,
+                PortCommandExpect::Up => status_port().map(|p| format!("up {p} {p} {iface}")),
+                PortCommandExpect::Down => st
+                    .forwarded_listener
+                    .map(|p| format!("down {p} {p} {iface}")),
+            };
+            let done = match (&want, expect) {
+                (None, PortCommandExpect::None) => seen.trim().is_empty(),
+                (Some(w), _) => last.trim() == w,
+                (None, _) => false,
+            };
+            // "none" holds only if it still holds at the end of the wait.
+            if expect == PortCommandExpect::None {
+                if !done {
+                    return fail(
+                        "a port-forwarding command ran, where none must",
+                        format!("{}:\n{seen}", file.display()),
+                    );
+                }
+                if started.elapsed() >= timeout {
+                    log.push(format!("no port-forwarding command ran within {timeout:?}"));
+                    return Outcome::Passed;
+                }
+                continue;
+            }
+            if done {
+                log.push(format!(
+                    "after {:?} the command wrote: {}",
+                    started.elapsed(),
+                    last.trim()
+                ));
+                return Outcome::Passed;
+            }
+            if started.elapsed() >= timeout {
+                return fail(
+                    format!(
+                        "the {} command did not run as expected within {timeout:?} (wanted {:?})",
+                        if expect == PortCommandExpect::Up {
+                            "UP"
+                        } else {
+                            "DOWN"
+                        },
+                        want.unwrap_or_else(|| "a forwarded port first".into())
+                    ),
+                    format!("{}:\n{seen}", file.display()),
+                );
+            }
+        }
     }
 
     async fn wait_firewall(

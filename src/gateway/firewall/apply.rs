@@ -74,9 +74,15 @@ pub fn verify(policy: &FirewallPolicy) -> Result<(), FirewallError> {
         match o {
             NfObject::ListObject(NfListObject::Chain(c)) => {
                 chains += 1;
-                if c.policy != Some(NfChainPolicy::Drop) {
+                // The nat chain only redirects ports; every filter chain drops.
+                let want = if c.name == super::policy::PREROUTING {
+                    NfChainPolicy::Accept
+                } else {
+                    NfChainPolicy::Drop
+                };
+                if c.policy != Some(want) {
                     return Err(FirewallError::Mismatch(format!(
-                        "chain {} has policy {:?}, not drop",
+                        "chain {} has policy {:?}, not {want:?}",
                         c.name, c.policy
                     )));
                 }
@@ -89,9 +95,10 @@ pub fn verify(policy: &FirewallPolicy) -> Result<(), FirewallError> {
             _ => {}
         }
     }
-    if chains != 4 {
+    let want_chains = if policy.redirects.is_empty() { 4 } else { 5 };
+    if chains != want_chains {
         return Err(FirewallError::Mismatch(format!(
-            "{chains} chains, expected 4"
+            "{chains} chains, expected {want_chains}"
         )));
     }
     let mut expected = policy.comments();

@@ -62,6 +62,12 @@ pub struct FirewallPolicy {
     pub dns_upstream_port: u16,
     /// DoH endpoints: their 443 (TCP and UDP) is rejected.
     pub doh_addresses: Vec<IpAddr>,
+    /// VPN_PORT_FORWARDING_LISTENING_PORT: (forwarded port, local port)
+    /// pairs; TCP and UDP arriving on the tunnel for the first are
+    /// redirected to the second (a nat `prerouting` chain, the only chain
+    /// whose policy is accept: it changes ports, it never lets anything in),
+    /// and only redirected packets may reach the local port.
+    pub redirects: Vec<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,7 +76,12 @@ enum Hook {
     Output,
     Forward,
     Egress,
+    /// nat, before routing: only port redirects.
+    Prerouting,
 }
+
+/// The nat chain's name.
+pub const PREROUTING: &str = "prerouting";
 
 impl Hook {
     fn chain(self) -> &'static str {
@@ -79,6 +90,7 @@ impl Hook {
             Hook::Output => "output",
             Hook::Forward => "forward",
             Hook::Egress => "egress",
+            Hook::Prerouting => PREROUTING,
         }
     }
 }
@@ -154,6 +166,8 @@ enum V {
     Drop,
     /// Refused with an ICMP error, so applications fail at once.
     Reject,
+    /// To this local port (nat prerouting only).
+    Redirect(u16),
 }
 
 impl R {
@@ -229,6 +243,22 @@ impl R {
     }
     fn reject(mut self) -> R {
         self.verdict = V::Reject;
+        self
+    }
+    /// Only packets whose destination a nat rule rewrote.
+    fn dnatted(self) -> R {
+        self.m(Statement::Match(Match {
+            left: named(NamedExpression::CT(CT {
+                key: "status".into(),
+                family: None,
+                dir: None,
+            })),
+            right: Expression::String("dnat".into()),
+            op: Operator::IN,
+        }))
+    }
+    fn redirect(mut self, port: u16) -> R {
+        self.verdict = V::Redirect(port);
         self
     }
 }
@@ -423,6 +453,28 @@ impl FirewallPolicy {
                         .port(proto, true, &self.vpn_input_ports),
                 );
             }
+            for &(from, to) in &self.redirects {
+                r.push(
+                    R::new(
+                        Prerouting,
+                        format!("VPN_PORT_FORWARDING_LISTENING_PORT {proto} {from} to {to}"),
+                    )
+                    .iif(tun)
+                    .l4(proto)
+                    .port(proto, true, &[from])
+                    .redirect(to),
+                );
+                r.push(
+                    R::new(
+                        Input,
+                        format!("VPN_PORT_FORWARDING_LISTENING_PORT {proto} {to} redirected"),
+                    )
+                    .iif(tun)
+                    .dnatted()
+                    .l4(proto)
+                    .port(proto, true, &[to]),
+                );
+            }
         }
         let icmpv6 = set_or_one(
             ICMPV6_LINK
@@ -498,11 +550,16 @@ impl FirewallPolicy {
         let inet = NfFamily::INet;
         let netdev = NfFamily::NetDev;
         recreate_tables(&mut b);
-        for hook in [Hook::Input, Hook::Output, Hook::Forward, Hook::Egress] {
+        let mut hooks = vec![Hook::Input, Hook::Output, Hook::Forward, Hook::Egress];
+        if !self.redirects.is_empty() {
+            hooks.push(Hook::Prerouting);
+        }
+        for hook in hooks {
             let (family, table, nfhook, dev) = match hook {
                 Hook::Input => (inet, TABLE, NfHook::Input, None),
                 Hook::Output => (inet, TABLE, NfHook::Output, None),
                 Hook::Forward => (inet, TABLE, NfHook::Forward, None),
+                Hook::Prerouting => (inet, TABLE, NfHook::Prerouting, None),
                 Hook::Egress => (
                     netdev,
                     EGRESS_TABLE,
@@ -510,15 +567,21 @@ impl FirewallPolicy {
                     Some(self.underlay.clone().into()),
                 ),
             };
+            // The nat chain only rewrites ports; every filter chain drops.
+            let (kind, prio, policy) = if hook == Hook::Prerouting {
+                (NfChainType::NAT, -100, NfChainPolicy::Accept)
+            } else {
+                (NfChainType::Filter, 0, NfChainPolicy::Drop)
+            };
             b.add(NfListObject::Chain(Chain {
                 family,
                 table: table.into(),
                 name: hook.chain().into(),
-                _type: Some(NfChainType::Filter),
+                _type: Some(kind),
                 hook: Some(nfhook),
-                prio: Some(0),
+                prio: Some(prio),
                 dev,
-                policy: Some(NfChainPolicy::Drop),
+                policy: Some(policy),
                 ..Default::default()
             }));
         }
@@ -537,6 +600,12 @@ impl FirewallPolicy {
                 V::Accept => Statement::Accept(None),
                 V::Drop => Statement::Drop(None),
                 V::Reject => Statement::Reject(None),
+                V::Redirect(port) => Statement::Redirect(Some(nftables::stmt::NAT {
+                    addr: None,
+                    family: None,
+                    port: Some(Expression::Number(u32::from(port))),
+                    flags: None,
+                })),
             });
             b.add(NfListObject::Rule(Rule {
                 family,
@@ -692,6 +761,7 @@ mod tests {
                 "1.1.1.1".parse().unwrap(),
                 "2606:4700:4700::1111".parse().unwrap(),
             ],
+            redirects: vec![],
         }
     }
 
@@ -707,6 +777,48 @@ mod tests {
             .filter_map(|o| o.get("add")?.get("rule").cloned())
             .filter(|r| r["chain"] == chain)
             .collect()
+    }
+
+    #[test]
+    fn a_listening_port_redirect_lets_in_only_redirected_packets() {
+        let p = FirewallPolicy {
+            vpn_input_ports: vec![40000],
+            redirects: vec![(40000, 6881)],
+            ..seed_policy()
+        };
+        let v = json(&p);
+        let chains: Vec<_> = v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("chain").cloned())
+            .collect();
+        let nat = chains.iter().find(|c| c["name"] == "prerouting").unwrap();
+        assert_eq!(nat["type"], "nat");
+        assert_eq!(nat["hook"], "prerouting");
+        assert_eq!(nat["policy"], "accept");
+        let pre = rules_in(&v, "prerouting");
+        assert_eq!(pre.len(), 2, "{pre:#?}");
+        for r in &pre {
+            let t = r.to_string();
+            assert!(t.contains(r#""iifname""#) && t.contains(r#""wg0""#), "{t}");
+            assert!(t.contains(r#""redirect":{"port":6881}"#), "{t}");
+            assert!(t.contains("40000"), "{t}");
+        }
+        let input: Vec<String> = rules_in(&v, "input")
+            .iter()
+            .map(|r| r.to_string())
+            .filter(|t| t.contains("6881"))
+            .collect();
+        assert_eq!(input.len(), 2, "{input:#?}");
+        for t in &input {
+            assert!(
+                t.contains(r#""key":"status""#) && t.contains(r#""dnat""#),
+                "{t}"
+            );
+        }
+        // Without a redirect there is no nat chain at all.
+        assert!(rules_in(&json(&seed_policy()), "prerouting").is_empty());
     }
 
     #[test]
