@@ -677,3 +677,25 @@ async fn forwarded_port_redirect_fails_when_the_redirect_is_gone() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_restart_fails_when_the_new_gateway_cuts_the_dependents_off() {
+    let tamper = Tamper {
+        nft: Some("insert rule inet leakhound input tcp dport 8080 drop\n".into()),
+        after_step: Some("the new gateway's handshake completes".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("gateway-restart", tamper).await;
+    let f = failed(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _)| c == "the admin LAN still reaches qBittorrent, which was not restarted"),
+        "{f:#?}"
+    );
+    // Prowlarr's port was left alone: only the broken part fails.
+    assert!(
+        !f.iter()
+            .any(|(c, _)| c == "the media LAN still reaches Prowlarr"),
+        "{f:#?}"
+    );
+}

@@ -164,14 +164,7 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
         .parse()
         .or_else(|_| hostport.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 80)))
         .map_err(|_| format!("{hostport:?} is not IP[:PORT]"))?;
-    let s = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(|e| e.to_string())?;
-    s.bind_device(Some(tunnel_if.as_bytes()))
-        .map_err(|e| e.to_string())?;
+    let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
     let work = async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut c = s.connect(addr).await.map_err(|e| e.to_string())?;

@@ -138,6 +138,20 @@ impl Backoff {
     }
 }
 
+/// A TCP socket for `ip`'s family, bound to the tunnel interface: what it
+/// connects to is reached through the tunnel or not at all.
+pub fn tunnel_tcp_socket(ip: IpAddr, tunnel_if: &str) -> Result<tokio::net::TcpSocket, String> {
+    let s = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    s.bind_device(Some(tunnel_if.as_bytes()))
+        .map_err(|e| format!("binding to {tunnel_if}: {e}"))?;
+    Ok(s)
+}
+
 /// ICMP echo to `target` through `tunnel_if`: one request per try, any
 /// reply to any of them counts.
 pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> CheckResult {
@@ -268,14 +282,7 @@ pub async fn tls_dial(
             .map_err(|e| e.to_string())?;
         let mut last = format!("{} resolved to no address", target.host);
         for ip in ips {
-            let s = if ip.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(|e| e.to_string())?;
-            s.bind_device(Some(tunnel_if.as_bytes()))
-                .map_err(|e| e.to_string())?;
+            let s = tunnel_tcp_socket(ip, tunnel_if)?;
             let tcp = match s.connect(SocketAddr::new(ip, target.port)).await {
                 Ok(t) => t,
                 Err(e) => {

@@ -23,7 +23,7 @@ pub const DOT: &str = "dot";
 pub const DOH: &str = "doh";
 
 /// A TCP listener bound inside `ns`.
-pub(super) fn listener(
+fn listener(
     ns: &Netns,
     service: &'static str,
     addr: SocketAddr,
@@ -42,11 +42,49 @@ pub(super) fn listener(
     tokio::net::TcpListener::from_std(l).map_err(err)
 }
 
-pub(super) fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
+fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Service {
         service: service.into(),
         source: std::io::Error::other(e.to_string()),
     }
+}
+
+/// The TLS stream a lab service's handler gets.
+pub(super) type Tls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Serves TLS on `addr` inside `ns` (the lab CA's server certificate,
+/// offering `alpn`) until `cancel`: every accepted connection that
+/// completes its handshake goes to `handle` with the caller's address.
+pub(super) fn serve_tls<F, Fut>(
+    ns: &Netns,
+    service: &'static str,
+    addr: SocketAddr,
+    tls: &LabTls,
+    alpn: &[&[u8]],
+    cancel: CancellationToken,
+    handle: F,
+) -> Result<(), LabError>
+where
+    F: Fn(Tls, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = listener(ns, service, addr)?;
+    let acceptor = TlsAcceptor::from(tls.server_config(alpn).map_err(|e| tls_err(service, e))?);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = l.accept() => match r { Ok(v) => v, Err(_) => continue },
+            };
+            let (acceptor, handle) = (acceptor.clone(), handle.clone());
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(tcp).await {
+                    handle(s, peer).await;
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 /// DNS over TLS: 2-byte length, message; as many as the client sends.
@@ -58,22 +96,16 @@ pub fn start_dot(
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    let l = listener(ns, service, addr)?;
-    let acceptor = TlsAcceptor::from(
-        tls.server_config(&[b"dot"])
-            .map_err(|e| tls_err(service, e))?,
-    );
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = l.accept() => match r { Ok(v) => v, Err(_) => continue },
-            };
-            let (acceptor, log) = (acceptor.clone(), log.clone());
-            tokio::spawn(async move {
-                let Ok(mut s) = acceptor.accept(tcp).await else {
-                    return;
-                };
+    serve_tls(
+        ns,
+        service,
+        addr,
+        tls,
+        &[b"dot"],
+        cancel,
+        move |mut s, peer| {
+            let log = log.clone();
+            async move {
                 loop {
                     let Ok(len) = s.read_u16().await else { return };
                     let mut msg = vec![0u8; len as usize];
@@ -90,10 +122,9 @@ pub fn start_dot(
                         return;
                     }
                 }
-            });
-        }
-    });
-    Ok(())
+            }
+        },
+    )
 }
 
 async fn doh_request(
@@ -148,26 +179,14 @@ pub fn start_doh(
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    let l = listener(ns, DOH, addr)?;
-    let acceptor = TlsAcceptor::from(tls.server_config(&[b"h2"]).map_err(|e| tls_err(DOH, e))?);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = l.accept() => match r { Ok(v) => v, Err(_) => continue },
-            };
-            let (acceptor, log) = (acceptor.clone(), log.clone());
-            tokio::spawn(async move {
-                let Ok(s) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service =
-                    hyper::service::service_fn(move |req| doh_request(req, peer, log.clone()));
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(s), service)
-                    .await;
-            });
+    serve_tls(ns, DOH, addr, tls, &[b"h2"], cancel, move |s, peer| {
+        let log = log.clone();
+        async move {
+            let service =
+                hyper::service::service_fn(move |req| doh_request(req, peer, log.clone()));
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(s), service)
+                .await;
         }
-    });
-    Ok(())
+    })
 }

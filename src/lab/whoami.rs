@@ -41,32 +41,25 @@ pub fn start_tls(
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    use super::encrypted_dns::{listener, tls_err};
-    let acceptor = tokio_rustls::TlsAcceptor::from(
-        tls.server_config(&[])
-            .map_err(|e| tls_err(TLS_SERVICE, e))?,
-    );
     for &addr in listen {
-        let l = listener(ns, TLS_SERVICE, addr)?;
-        let (acceptor, log, cancel) = (acceptor.clone(), log.clone(), cancel.clone());
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = l.accept() => match r { Ok(v) => v, Err(_) => continue },
-                };
-                let (acceptor, log) = (acceptor.clone(), log.clone());
-                tokio::spawn(async move {
+        let log = log.clone();
+        super::encrypted_dns::serve_tls(
+            ns,
+            TLS_SERVICE,
+            addr,
+            tls,
+            &[],
+            cancel.clone(),
+            move |mut s, peer| {
+                let log = log.clone();
+                async move {
                     use tokio::io::AsyncWriteExt;
-                    let Ok(mut s) = acceptor.accept(tcp).await else {
-                        return;
-                    };
                     log.record(TLS_SERVICE, peer, format!("TLS handshake on {addr}"));
                     let _ = s.write_all(format!("{}\n", peer.ip()).as_bytes()).await;
                     let _ = s.shutdown().await;
-                });
-            }
-        });
+                }
+            },
+        )?;
     }
     Ok(())
 }

@@ -422,6 +422,15 @@ impl RawStep {
             }
             Ok(())
         };
+        // `timeout`, or the action's default.
+        let timeout_or = |default: Duration| -> Result<Duration, String> {
+            match &self.timeout {
+                None => Ok(default),
+                Some(t) => {
+                    humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))
+                }
+            }
+        };
         // Probes that either get an answer or must not: "answer" or "fail".
         let answer_or_fail = || -> Result<Expect, String> {
             let expect = parse_expect(&need("expect", &self.expect)?)?;
@@ -466,12 +475,7 @@ impl RawStep {
                     ("server", self.server.is_some()),
                     ("expect", self.expect.is_some()),
                 ])?;
-                let timeout = match &self.timeout {
-                    None => Duration::from_secs(15),
-                    Some(t) => {
-                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
-                    }
-                };
+                let timeout = timeout_or(Duration::from_secs(15))?;
                 match self.action.as_str() {
                     "wait-handshake" => Action::WaitHandshake { timeout },
                     "wait-firewall" => Action::WaitFirewall { timeout },
@@ -664,12 +668,7 @@ impl RawStep {
                         return Err(format!("expect = {other:?}: use up, down or none"));
                     }
                 };
-                let timeout = match &self.timeout {
-                    None => Duration::from_secs(5),
-                    Some(t) => {
-                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
-                    }
-                };
+                let timeout = timeout_or(Duration::from_secs(5))?;
                 Action::PortCommand { expect, timeout }
             }
             "health" => {
@@ -690,12 +689,7 @@ impl RawStep {
                     None => "127.0.0.1:9999".parse().expect("literal"),
                     Some(_) => addr("target", &self.target)?,
                 };
-                let timeout = match &self.timeout {
-                    None => Duration::from_secs(10),
-                    Some(t) => {
-                        humantime::parse_duration(t).map_err(|e| format!("timeout = {t:?}: {e}"))?
-                    }
-                };
+                let timeout = timeout_or(Duration::from_secs(10))?;
                 Action::Health {
                     healthy,
                     target,
@@ -873,6 +867,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("health", include_str!("../../scenarios/health.toml")),
     ("reconnect", include_str!("../../scenarios/reconnect.toml")),
+    (
+        "gateway-restart",
+        include_str!("../../scenarios/gateway-restart.toml"),
+    ),
     (
         "control-auth",
         include_str!("../../scenarios/control-auth.toml"),

@@ -769,6 +769,15 @@ mod tests {
         serde_json::to_value(p.compile()).unwrap()
     }
 
+    fn chains_in(v: &serde_json::Value) -> Vec<serde_json::Value> {
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("add")?.get("chain").cloned())
+            .collect()
+    }
+
     fn rules_in(v: &serde_json::Value, chain: &str) -> Vec<serde_json::Value> {
         v["nftables"]
             .as_array()
@@ -787,12 +796,7 @@ mod tests {
             ..seed_policy()
         };
         let v = json(&p);
-        let chains: Vec<_> = v["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|o| o.get("add")?.get("chain").cloned())
-            .collect();
+        let chains = chains_in(&v);
         let nat = chains.iter().find(|c| c["name"] == "prerouting").unwrap();
         assert_eq!(nat["type"], "nat");
         assert_eq!(nat["hook"], "prerouting");
@@ -824,12 +828,7 @@ mod tests {
     #[test]
     fn every_base_chain_drops_by_default() {
         let v = json(&seed_policy());
-        let chains: Vec<_> = v["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|o| o.get("add")?.get("chain").cloned())
-            .collect();
+        let chains = chains_in(&v);
         assert_eq!(chains.len(), 4);
         for c in &chains {
             assert_eq!(c["policy"], "drop", "{c}");
@@ -936,12 +935,7 @@ mod tests {
             "eth1".into(),
         ]))
         .unwrap();
-        let chains: Vec<_> = v["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|o| o.get("add")?.get("chain").cloned())
-            .collect();
+        let chains = chains_in(&v);
         assert_eq!(chains.len(), 5, "{chains:?}");
         assert!(chains.iter().all(|c| c["policy"] == "drop"));
         let devs: Vec<_> = chains.iter().filter_map(|c| c["dev"].as_str()).collect();
