@@ -5,9 +5,14 @@
 #   tcpdump        to read the pcap files (the tests check they open)
 #   knot-dnsutils  kdig, an independent DNS/DoT client the scenarios also use
 #   curl           an independent DoH client (--doh-url) the scenarios also use
+# With --bench, also the benchmarks' yardsticks:
+#   unbound        the resolver `leakhound bench dns` measures beside ours
 # Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 need=()
+if [ "${1:-}" = "--bench" ]; then
+  command -v unbound >/dev/null 2>&1 || need+=(unbound)
+fi
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)

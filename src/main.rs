@@ -267,7 +267,16 @@ fn healthcheck_main() -> ExitCode {
 fn gateway_main() -> ExitCode {
     let started = std::time::Instant::now();
     init_tracing("info");
+    // A gateway's work is small and bursty: two workers whatever the host's
+    // core count, and glibc limited to two malloc arenas (it would make one
+    // per thread that ever allocates, each holding freed memory).
+    // SAFETY: called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
         .enable_all()
         .build()
     {

@@ -55,6 +55,10 @@ pub struct GatewayConfig {
     pub control: ControlSettings,
     /// VPN_PORT_FORWARDING=on: NAT-PMP through the tunnel.
     pub port_forwarding: Option<PortForwarding>,
+    /// Gluetun-style variables that were set but mean nothing to this
+    /// gateway (unknown names, or settings without effect in this
+    /// configuration): logged as warnings at start.
+    pub unused: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +174,15 @@ pub struct DnsSettings {
     /// DOT=on: ask the upstream over TLS (853), checking its certificate for
     /// DOT_SERVER_NAME against DOT_CA_FILE (or the public web roots).
     pub dot: Option<DotSettings>,
+    /// How many answers the resolver keeps: DNS_CACHING=off (Gluetun's)
+    /// makes it 0; DNS_CACHE_SIZE (leakhound's own) sets it, default 1024.
+    pub cache_size: u64,
 }
+
+/// Answers the gateway's resolver keeps by default: ample for a download
+/// stack's trackers and indexers; hickory's own default (8192) costs about
+/// 10 MB of resident memory once full.
+pub const DEFAULT_DNS_CACHE_SIZE: u64 = 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DotSettings {
@@ -228,12 +240,51 @@ impl GatewayConfig {
     }
 }
 
-struct Env(BTreeMap<String, String>);
+/// The variables, and the names the parser asked for (to tell the user
+/// about the ones it never looked at).
+struct Env(
+    BTreeMap<String, String>,
+    std::cell::RefCell<std::collections::BTreeSet<String>>,
+);
+
+/// Prefixes of Gluetun's variables: one of these that the parser never read
+/// is reported (a typo, an old name, or a setting without effect here).
+const GLUETUN_PREFIXES: &[&str] = &[
+    "VPN_",
+    "WIREGUARD_",
+    "OPENVPN_",
+    "FIREWALL",
+    "DNS_",
+    "DOT",
+    "BLOCK_",
+    "HEALTH_",
+    "HTTP_CONTROL_",
+    "PUBLICIP_",
+    "SERVER_",
+    "UPDATER_",
+    "HTTPPROXY",
+    "SHADOWSOCKS",
+];
 
 impl Env {
     /// A variable's value; empty counts as unset, as in Gluetun.
     fn get(&self, var: &str) -> Option<&str> {
+        self.1.borrow_mut().insert(var.to_string());
         self.0.get(var).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    /// Gluetun-style variables that are set but were never read.
+    fn unread(&self) -> Vec<String> {
+        let read = self.1.borrow();
+        self.0
+            .iter()
+            .filter(|(k, v)| {
+                !v.trim().is_empty()
+                    && !read.contains(*k)
+                    && GLUETUN_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     fn required(&self, var: &'static str, hint: &'static str) -> Result<&str> {
@@ -374,8 +425,11 @@ fn health_settings(
         )),
         None => Ok(()),
     };
+    // Gluetun still reads its older names for the targets.
     let targets_s = env
         .get("HEALTH_TARGET_ADDRESSES")
+        .or_else(|| env.get("HEALTH_TARGET_ADDRESS"))
+        .or_else(|| env.get("HEALTH_ADDRESS_TO_PING"))
         .unwrap_or(DEFAULT_HEALTH_TARGETS);
     let mut targets = Vec::new();
     for t in targets_s
@@ -416,7 +470,7 @@ fn health_settings(
         None | Some("icmp") => {
             let v = env
                 .get("HEALTH_ICMP_TARGET_IPS")
-                .or(env.get("HEALTH_ICMP_TARGET_IP"))
+                .or_else(|| env.get("HEALTH_ICMP_TARGET_IP"))
                 .unwrap_or(DEFAULT_HEALTH_ICMP_TARGETS);
             let mut ips = Vec::new();
             for t in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -552,10 +606,12 @@ impl GatewayConfig {
         K: Into<String>,
         V: Into<String>,
     {
-        let env = Env(vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect());
+        let env = Env(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            Default::default(),
+        );
 
         let provider = env.get("VPN_SERVICE_PROVIDER").unwrap_or("custom");
         if !provider.eq_ignore_ascii_case("custom") {
@@ -819,12 +875,31 @@ impl GatewayConfig {
         } else {
             None
         };
+        let cache_size = if on_off(&env, "DNS_CACHING", true)? {
+            match env.get("DNS_CACHE_SIZE") {
+                None => DEFAULT_DNS_CACHE_SIZE,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 1_000_000)
+                    .ok_or_else(|| {
+                        invalid(
+                            "DNS_CACHE_SIZE",
+                            v,
+                            "expected a number of answers, at most 1000000",
+                        )
+                    })?,
+            }
+        } else {
+            0
+        };
         let dns = DnsSettings {
             upstream,
             doh_addresses,
             blocklists,
             policy,
             dot,
+            cache_size,
         };
         let health = health_settings(&env, &outbound_subnets, dns.upstream)?;
         let port_forwarding = if on_off(&env, "VPN_PORT_FORWARDING", false)? {
@@ -901,6 +976,7 @@ impl GatewayConfig {
             health,
             control,
             port_forwarding,
+            unused: env.unread(),
         })
     }
 }
@@ -1006,6 +1082,8 @@ mod tests {
             ("HTTP_CONTROL_SERVER_ADDRESS", "port8000"),
             ("PUBLICIP_URL", "https://ipinfo.io"),
             ("BLOCK_ADS", "sometimes"),
+            ("DNS_CACHING", "maybe"),
+            ("DNS_CACHE_SIZE", "lots"),
             ("VPN_INTERFACE", "a-very-long-interface-name"),
             ("FIREWALL_INPUT_PORTS", "8080,http"),
             ("FIREWALL_VPN_INPUT_PORTS", "0"),
@@ -1199,6 +1277,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("in brackets"), "{e}");
+    }
+
+    #[test]
+    fn variables_that_mean_nothing_here_are_reported() {
+        assert!(GatewayConfig::from_env(base()).unwrap().unused.is_empty());
+        // The seed's HEALTH_TARGET and HEALTH_INTERVAL are not Gluetun's
+        // names; DOT_SERVER_NAME has no effect without DOT=on; PATH is
+        // nobody's business.
+        let mut v = with("HEALTH_TARGET", "google.com");
+        v.push(("HEALTH_INTERVAL".into(), "60".into()));
+        v.push(("DOT_SERVER_NAME".into(), "dns.example".into()));
+        v.push(("PATH".into(), "/usr/bin".into()));
+        let c = GatewayConfig::from_env(v).unwrap();
+        assert_eq!(
+            c.unused,
+            ["DOT_SERVER_NAME", "HEALTH_INTERVAL", "HEALTH_TARGET"]
+        );
+        // Gluetun's older name for the targets still works.
+        let c = GatewayConfig::from_env(with("HEALTH_TARGET_ADDRESS", "github.com:443")).unwrap();
+        assert_eq!(c.health.targets[0].to_string(), "github.com:443");
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+    }
+
+    #[test]
+    fn the_dns_cache_is_bounded_and_can_be_off() {
+        assert_eq!(
+            GatewayConfig::from_env(base()).unwrap().dns.cache_size,
+            1024
+        );
+        let c = GatewayConfig::from_env(with("DNS_CACHE_SIZE", "64")).unwrap();
+        assert_eq!(c.dns.cache_size, 64);
+        let mut v = with("DNS_CACHING", "off");
+        v.push(("DNS_CACHE_SIZE".into(), "64".into()));
+        assert_eq!(GatewayConfig::from_env(v).unwrap().dns.cache_size, 0);
     }
 
     #[test]

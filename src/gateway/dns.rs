@@ -262,10 +262,12 @@ pub fn servfail_info(request: &Request) -> ResponseInfo {
 }
 
 /// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream`: plain
-/// DNS on 53, or DNS over TLS on 853 when `dot` is given.
+/// DNS on 53, or DNS over TLS on 853 when `dot` is given; it keeps up to
+/// `cache_size` answers.
 pub async fn start(
     upstream: Option<IpAddr>,
     dot: Option<&crate::gateway::config::DotSettings>,
+    cache_size: u64,
     policy: DnsPolicy,
 ) -> Result<Server<GatewayResolver>, DnsError> {
     let upstream = match upstream {
@@ -282,6 +284,7 @@ pub async fn start(
             if let Some(d) = dot {
                 b = b.with_tls_config(tls_client_config("DOT_CA_FILE", d.ca_file.as_deref())?);
             }
+            b.options_mut().cache_size = cache_size;
             Some(b.build().map_err(DnsError::Resolver)?)
         }
     };

@@ -244,6 +244,11 @@ impl Tunnel {
 /// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
 /// began, for the "start to firewall closed" figure in the log.
 pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayError> {
+    for var in &cfg.unused {
+        tracing::warn!(
+            "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see README's variable table"
+        );
+    }
     // Everything that can fail on bad input, first.
     let mut dns_policy = cfg.dns.policy.clone();
     dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
@@ -319,7 +324,13 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         tokio::sync::watch::channel(tunnel.as_ref().map(|t| t.status.clone()));
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
-    let resolver = dns::start(cfg.dns.upstream, cfg.dns.dot.as_ref(), dns_policy).await?;
+    let resolver = dns::start(
+        cfg.dns.upstream,
+        cfg.dns.dot.as_ref(),
+        cfg.dns.cache_size,
+        dns_policy,
+    )
+    .await?;
     dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"))?;
     match cfg.dns.upstream {
         Some(up) => tracing::info!(
