@@ -85,6 +85,11 @@ pub struct DriverConfig {
     /// Handshakes per second answered before the responder demands cookies
     /// (boringtun's default is 10). `None` keeps boringtun's own limiter.
     pub handshake_rate_limit: Option<u64>,
+    /// Notified: send a handshake initiation now, without waiting for
+    /// WireGuard's REKEY_TIMEOUT (5 s) between retries. The gateway does it
+    /// while its health check fails, so a returning provider is noticed at
+    /// the next check.
+    pub kick: Option<Arc<tokio::sync::Notify>>,
 }
 
 pub struct Driver {
@@ -175,9 +180,25 @@ impl Driver {
         let mut out = vec![0u8; BUF];
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let kick = self.cfg.kick.clone();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
+                _ = async {
+                    match &kick {
+                        Some(k) => k.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if self.is_paused() { continue }
+                    let peer = self.status.borrow().peer;
+                    if let (Some(peer), TunnResult::WriteToNetwork(pkt)) =
+                        (peer, self.tunn.format_handshake_initiation(&mut out, true))
+                    {
+                        tracing::debug!("handshake initiation sent on request");
+                        let _ = udp.send_to(pkt, peer).await;
+                    }
+                }
                 r = udp.recv_from(&mut net_buf) => {
                     let (n, from) = match r {
                         Ok(v) => v,

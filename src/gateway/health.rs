@@ -324,7 +324,7 @@ pub struct Checks {
 /// a dead tunnel shows at once, and again after a full check).
 pub async fn run_checks(
     checks: Checks,
-    mut tunnel: watch::Receiver<Option<watch::Receiver<TunnelStatus>>>,
+    mut tunnel: watch::Receiver<Option<super::TunnelHandle>>,
     out: watch::Sender<Health>,
 ) {
     let publish = |h: Health| {
@@ -357,7 +357,7 @@ pub async fn run_checks(
             tunnel.borrow_and_update();
             full = None;
         }
-        let status = tunnel.borrow().as_ref().map(|rx| rx.borrow().clone());
+        let status = tunnel.borrow().as_ref().map(|t| t.status.borrow().clone());
         if status.is_none() {
             publish(verdict(None, SystemTime::now(), None, None));
             continue;
@@ -370,6 +370,13 @@ pub async fn run_checks(
             SmallCheck::Dns => dns_check(tries).await,
         };
         let small_ok = s.is_ok();
+        if !small_ok {
+            // Re-handshake now rather than at WireGuard's next retry (5 s):
+            // a provider that is back is seen at the next check.
+            if let Some(t) = tunnel.borrow().as_ref() {
+                t.kick.notify_one();
+            }
+        }
         small = Some(s);
         let fv = |f: &Option<(Instant, CheckResult)>| f.as_ref().map(|(_, r)| r.clone());
         publish(verdict(
@@ -401,7 +408,7 @@ pub async fn run_checks(
                 }
             };
             full = Some((Instant::now(), r));
-            let status = tunnel.borrow().as_ref().map(|rx| rx.borrow().clone());
+            let status = tunnel.borrow().as_ref().map(|t| t.status.borrow().clone());
             publish(verdict(
                 status.as_ref(),
                 SystemTime::now(),

@@ -176,7 +176,15 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
 struct Tunnel {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    status: tokio::sync::watch::Receiver<crate::tunnel::TunnelStatus>,
+    handle: TunnelHandle,
+}
+
+/// What the gateway's other parts see of a running tunnel: its status, and
+/// a way to make it send a handshake initiation now.
+#[derive(Clone)]
+pub struct TunnelHandle {
+    pub status: tokio::sync::watch::Receiver<crate::tunnel::TunnelStatus>,
+    pub kick: Arc<tokio::sync::Notify>,
 }
 
 impl Tunnel {
@@ -212,6 +220,7 @@ impl Tunnel {
             .await
             .map_err(GatewayError::Udp)?;
         tracing::debug!("tunnel setup: routes and socket after {:?}", t.elapsed());
+        let kick = Arc::new(tokio::sync::Notify::new());
         let (driver, status) = Driver::new(
             cfg.private_key,
             cfg.public_key,
@@ -222,6 +231,7 @@ impl Tunnel {
                 allowed_src: vec![default_route(false), default_route(true)],
                 paused: None,
                 handshake_rate_limit: None,
+                kick: Some(kick.clone()),
             },
         );
         let cancel = CancellationToken::new();
@@ -230,7 +240,7 @@ impl Tunnel {
         Ok(Tunnel {
             cancel,
             task,
-            status,
+            handle: TunnelHandle { status, kick },
         })
     }
 
@@ -321,7 +331,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
     // 3. The tunnel.
     let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
     let (tunnel_tx, tunnel_rx) =
-        tokio::sync::watch::channel(tunnel.as_ref().map(|t| t.status.clone()));
+        tokio::sync::watch::channel(tunnel.as_ref().map(|t| t.handle.clone()));
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
     let resolver = dns::start(
@@ -442,7 +452,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     tunnel_tx.send_replace(None);
                     let t = Tunnel::up(&cfg, &nl).await?;
                     up_at = tokio::time::Instant::now();
-                    tunnel_tx.send_replace(Some(t.status.clone()));
+                    tunnel_tx.send_replace(Some(t.handle.clone()));
                     tunnel = Some(t);
                     refresh_public_ip(&cfg, &ip_tx);
                 }
@@ -473,7 +483,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                         if tunnel.is_none() {
                             let t = Tunnel::up(&cfg, &nl).await?;
                             up_at = tokio::time::Instant::now();
-                            tunnel_tx.send_replace(Some(t.status.clone()));
+                            tunnel_tx.send_replace(Some(t.handle.clone()));
                             tunnel = Some(t);
                             refresh_public_ip(&cfg, &ip_tx);
                         }

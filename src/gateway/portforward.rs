@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use super::config::PortForwarding;
 use super::firewall::{self, FirewallPolicy};
 use super::natpmp::{self, MapRequest, Mapping, Protocol};
-use crate::tunnel::TunnelStatus;
 
 /// Lifetime asked for (the provider may grant less).
 pub const LIFETIME: u32 = 60;
@@ -123,7 +122,7 @@ pub fn retry_wait(failures: u32) -> Duration {
 pub async fn run(
     pf: PortForwarding,
     interface: String,
-    mut tunnel: watch::Receiver<Option<watch::Receiver<TunnelStatus>>>,
+    mut tunnel: watch::Receiver<Option<super::TunnelHandle>>,
     base_policy: Option<FirewallPolicy>,
     port_tx: watch::Sender<u16>,
 ) {

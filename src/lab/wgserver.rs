@@ -87,6 +87,7 @@ impl WgServer {
                 // A provider's server serves many clients; the soak
                 // re-handshakes one client dozens of times a second.
                 handshake_rate_limit: Some(1000),
+                kick: None,
             },
         );
         let cancel = CancellationToken::new();
