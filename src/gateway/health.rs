@@ -348,7 +348,6 @@ pub async fn run_checks(
     let full_timeout = (checks.interval * 2).clamp(Duration::from_secs(2), Duration::from_secs(10));
     let mut tick = tokio::time::interval(checks.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut small: Option<CheckResult>;
     let mut full: Option<(Instant, CheckResult)> = None;
     loop {
         tick.tick().await;
@@ -377,7 +376,7 @@ pub async fn run_checks(
                 t.kick.notify_one();
             }
         }
-        small = Some(s);
+        let small = Some(s);
         let fv = |f: &Option<(Instant, CheckResult)>| f.as_ref().map(|(_, r)| r.clone());
         publish(verdict(
             status.as_ref(),
