@@ -339,6 +339,9 @@ impl Runner<'_> {
         let mut cases = Vec::new();
         let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
         let mut tampered = false;
+        // The last fault or repair and when it was done: every later step
+        // says how long after it it finished (time to healthy, to traffic).
+        let mut last_fault: Option<(&str, Instant)> = None;
         for step in &scn.steps {
             timeline.push((SystemTime::now(), step.name.clone()));
             let t = Instant::now();
@@ -383,6 +386,14 @@ impl Runner<'_> {
                     .await?;
                 }
                 tampered = true;
+            }
+            match (&step.action, last_fault) {
+                (Action::Fault(_), _) => last_fault = Some((&step.name, Instant::now())),
+                (_, Some((fault, at))) => log.push(format!(
+                    "finished {:.3}s after \"{fault}\"",
+                    at.elapsed().as_secs_f64()
+                )),
+                (_, None) => {}
             }
             let duration = t.elapsed();
             let case = CaseResult {
