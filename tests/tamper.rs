@@ -699,3 +699,19 @@ async fn gateway_restart_fails_when_the_new_gateway_cuts_the_dependents_off() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_matrix_fails_when_the_control_server_is_open_to_the_lan() {
+    let (r, _) = run_with(
+        "lan-matrix",
+        None,
+        &[("FIREWALL_INPUT_PORTS", "8000".into())],
+    )
+    .await;
+    let f = failed(&r);
+    assert_eq!(
+        f.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["lan-admin cannot reach the gateway's control server (8000)"],
+        "{f:#?}"
+    );
+}
