@@ -88,6 +88,22 @@ pub fn verdict(
     }
 }
 
+/// A handshake this recent proves the provider answers: a failing check
+/// then is about its targets, and forcing more handshakes would only add
+/// chatter (a valid session carries data the moment the peer answers).
+pub const KICK_AFTER: Duration = Duration::from_secs(30);
+
+/// Whether a failing small check should force a handshake: the tunnel has
+/// none yet (a new or restarted tunnel), or its last one is older than
+/// [`KICK_AFTER`]. Pure.
+pub fn needs_kick(tunnel: Option<&TunnelStatus>, now: SystemTime) -> bool {
+    match tunnel.map(|t| t.last_handshake) {
+        None => false,
+        Some(None) => true,
+        Some(Some(at)) => now.duration_since(at).unwrap_or_default() > KICK_AFTER,
+    }
+}
+
 /// Tries `targets` in order until one passes: Ok with what answered, or
 /// Err listing every failure. No targets at all is a pass (nothing asked).
 pub async fn first_success<T: std::fmt::Display, F: std::future::Future<Output = CheckResult>>(
@@ -369,7 +385,7 @@ pub async fn run_checks(
             SmallCheck::Dns => dns_check(tries).await,
         };
         let small_ok = s.is_ok();
-        if !small_ok {
+        if !small_ok && needs_kick(status.as_ref(), SystemTime::now()) {
             // Re-handshake now rather than at WireGuard's next retry (5 s):
             // a provider that is back is seen at the next check.
             if let Some(t) = tunnel.borrow().as_ref() {
@@ -546,6 +562,14 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_failing_check_forces_a_handshake_only_without_a_recent_one() {
+        assert!(needs_kick(Some(&TunnelStatus::default()), now()));
+        assert!(needs_kick(Some(&up(31)), now()));
+        assert!(!needs_kick(Some(&up(10)), now()));
+        assert!(!needs_kick(None, now()));
     }
 
     #[test]
