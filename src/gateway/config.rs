@@ -255,7 +255,7 @@ const GLUETUN_PREFIXES: &[&str] = &[
     "OPENVPN_",
     "FIREWALL",
     "DNS_",
-    "DOT",
+    "DOT_",
     "BLOCK_",
     "HEALTH_",
     "HTTP_CONTROL_",
@@ -281,7 +281,7 @@ impl Env {
             .filter(|(k, v)| {
                 !v.trim().is_empty()
                     && !read.contains(*k)
-                    && GLUETUN_PREFIXES.iter().any(|p| k.starts_with(p))
+                    && (*k == "DOT" || GLUETUN_PREFIXES.iter().any(|p| k.starts_with(p)))
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -1289,6 +1289,7 @@ mod tests {
         v.push(("HEALTH_INTERVAL".into(), "60".into()));
         v.push(("DOT_SERVER_NAME".into(), "dns.example".into()));
         v.push(("PATH".into(), "/usr/bin".into()));
+        v.push(("DOTNET_ROOT".into(), "/usr/share/dotnet".into()));
         let c = GatewayConfig::from_env(v).unwrap();
         assert_eq!(
             c.unused,
