@@ -142,7 +142,7 @@ impl RequestHandler for GatewayResolver {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
-        mut response_handle: R,
+        response_handle: R,
     ) -> ResponseInfo {
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.recursion_available = true;
@@ -198,20 +198,14 @@ impl RequestHandler for GatewayResolver {
                 }
             }
         }
-        let response = MessageResponseBuilder::from_message_request(request).build(
+        respond(
+            request,
+            response_handle,
             meta,
-            answers.iter(),
-            [],
-            [],
-            [],
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!("sending a DNS response: {e}");
-                servfail_info(request)
-            }
-        }
+            &answers,
+            "the gateway's resolver",
+        )
+        .await
     }
 }
 
@@ -250,8 +244,34 @@ pub fn tls_client_config(
         .with_no_client_auth())
 }
 
+/// Sends `answers` with `meta` as the response to `request`; a response
+/// that cannot be sent is logged (`who` answered) and reported as SERVFAIL.
+/// The gateway's resolver and the lab's resolvers answer through it.
+pub async fn respond<R: ResponseHandler>(
+    request: &Request,
+    mut response_handle: R,
+    meta: Metadata,
+    answers: &[Record],
+    who: &str,
+) -> ResponseInfo {
+    let response = MessageResponseBuilder::from_message_request(request).build(
+        meta,
+        answers.iter(),
+        [],
+        [],
+        [],
+    );
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!("{who}: sending a DNS response: {e}");
+            servfail_info(request)
+        }
+    }
+}
+
 /// What a handler reports when its response could not be sent.
-pub fn servfail_info(request: &Request) -> ResponseInfo {
+fn servfail_info(request: &Request) -> ResponseInfo {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = ResponseCode::ServFail;
     hickory_proto::op::Header {

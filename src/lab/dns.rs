@@ -11,7 +11,6 @@ use hickory_proto::rr::{RData, Record, RecordType, rdata};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::LabError;
 use super::netns::Netns;
@@ -29,7 +28,7 @@ impl RequestHandler for LabResolver {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
-        mut response_handle: R,
+        response_handle: R,
     ) -> ResponseInfo {
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.recursion_available = true;
@@ -63,20 +62,7 @@ impl RequestHandler for LabResolver {
                 meta.response_code = ResponseCode::FormErr;
             }
         }
-        let response = MessageResponseBuilder::from_message_request(request).build(
-            meta,
-            answers.iter(),
-            [],
-            [],
-            [],
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!("{}: sending response: {e}", self.service);
-                crate::gateway::dns::servfail_info(request)
-            }
-        }
+        crate::gateway::dns::respond(request, response_handle, meta, &answers, self.service).await
     }
 }
 
