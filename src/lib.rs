@@ -32,6 +32,7 @@
 pub mod bench;
 pub mod capture;
 pub mod gateway;
+pub mod httpc;
 pub mod lab;
 pub mod model;
 pub mod netlink;

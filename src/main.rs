@@ -248,7 +248,17 @@ fn healthcheck_main() -> ExitCode {
         eprintln!("HEALTH_SERVER_ADDRESS={addr:?} is not ADDRESS:PORT");
         return ExitCode::from(1);
     };
-    match leakhound::gateway::health::ask(sock, Duration::from_secs(3)) {
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(leakhound::gateway::health::ask(
+                sock,
+                Duration::from_secs(3),
+            ))
+        });
+    match asked {
         Ok((true, body)) => {
             println!("{body}");
             ExitCode::SUCCESS

@@ -166,26 +166,20 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
         .map_err(|_| format!("{hostport:?} is not IP[:PORT]"))?;
     let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
     let work = async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut c = s.connect(addr).await.map_err(|e| e.to_string())?;
-        c.write_all(
-            format!(
-                "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: leakhound-gateway\r\n\r\n"
-            )
-            .as_bytes(),
+        let stream = s.connect(addr).await.map_err(|e| e.to_string())?;
+        let (status, body) = crate::httpc::request(
+            stream,
+            "GET",
+            hostport,
+            &path,
+            &[],
+            String::new(),
+            "leakhound-gateway",
         )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        c.read_to_string(&mut resp)
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = resp
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        .await?;
+        if status != 200 {
+            return Err(format!("{url} answered {status}"));
+        }
         body.parse::<IpAddr>()
             .map_err(|_| format!("the answer {body:?} is not an IP address"))
     };

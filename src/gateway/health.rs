@@ -459,29 +459,32 @@ pub async fn serve(addr: SocketAddr, health: watch::Receiver<Health>) -> std::io
 }
 
 /// `leakhound gateway healthcheck`: asks the health server; Ok(true) when
-/// it says healthy.
-pub fn ask(addr: SocketAddr, timeout: Duration) -> std::io::Result<(bool, String)> {
-    use std::io::{Read, Write};
+/// it says healthy, with its reason.
+pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), String> {
     let target = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
     } else {
         addr
     };
-    let mut s = std::net::TcpStream::connect_timeout(&target, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.write_all(
-        format!("GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let healthy = resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200");
-    let body = resp
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    Ok((healthy, body))
+    let work = async {
+        let stream = tokio::net::TcpStream::connect(target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (status, body) = crate::httpc::request(
+            stream,
+            "GET",
+            &target.to_string(),
+            "/",
+            &[],
+            String::new(),
+            "leakhound-healthcheck",
+        )
+        .await?;
+        Ok((status == 200, body))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
 }
 
 #[cfg(test)]

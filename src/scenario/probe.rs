@@ -45,6 +45,17 @@ pub fn probe_name(nonce: &str) -> String {
     format!("{nonce}.probe.lab.")
 }
 
+/// A TCP socket made inside `ns`, of `peer`'s family, for the runtime.
+pub fn tcp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::TcpSocket, ProbeError> {
+    Ok(ns.run(move || {
+        if peer.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    })??)
+}
+
 /// A UDP socket bound (to any port) inside `ns`, of `peer`'s family, for
 /// the runtime.
 pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSocket, ProbeError> {
@@ -81,46 +92,20 @@ pub async fn http_request(
     body: String,
     timeout: Duration,
 ) -> Result<(u16, String), ProbeError> {
-    let method = hyper::Method::from_bytes(method.as_bytes())
-        .map_err(|e| ProbeError::Http(e.to_string()))?;
-    let headers = headers.to_vec();
-    let socket = ns.run(move || {
-        if target.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-    })??;
-    let path = path.to_string();
+    let socket = tcp_socket_for(ns, target)?;
     let work = async move {
         let stream = socket.connect(target).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
-        tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, target.to_string())
-            .header(hyper::header::USER_AGENT, "leakhound-probe");
-        for (k, v) in &headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let req = req
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
+        crate::httpc::request(
+            stream,
+            method,
+            &target.to_string(),
+            path,
+            headers,
+            body,
+            "leakhound-probe",
+        )
+        .await
+        .map_err(ProbeError::Http)
     };
     within(timeout, work).await
 }
@@ -419,13 +404,7 @@ async fn tls_to(
     server_name: &str,
     tls: std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ProbeError> {
-    let socket = ns.run(move || {
-        if target.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-    })??;
+    let socket = tcp_socket_for(ns, target)?;
     let tcp = socket.connect(target).await?;
     let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
         .map_err(|e| ProbeError::Io(std::io::Error::other(e.to_string())))?;
@@ -626,13 +605,7 @@ pub async fn dns_garbage(ns: &Netns, server: SocketAddr) -> Result<usize, ProbeE
             replies += 1;
         }
     }
-    let tcp = ns.run(move || {
-        if server.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-    })??;
+    let tcp = tcp_socket_for(ns, server)?;
     if let Ok(mut stream) = tcp.connect(server).await {
         use tokio::io::AsyncWriteExt;
         let _ = stream.write_all(&[0xff, 0xff, 0x12, 0x34, 0x01]).await;
