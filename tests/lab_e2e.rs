@@ -13,7 +13,7 @@ use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::{Lab, new_run_id};
 use leakhound::model::topology::{Topology, host};
 use leakhound::scenario::model::{self as scenario, Scenario};
-use leakhound::scenario::runner::{Outcome, ScenarioResult};
+use leakhound::scenario::runner::ScenarioResult;
 use leakhound::tunnel::{encode_key, generate_keypair};
 
 fn baseline() -> Scenario {
@@ -46,21 +46,11 @@ async fn run_in_lab_to(
     result
 }
 
-fn failures(r: &ScenarioResult) -> Vec<(String, String)> {
-    r.cases
-        .iter()
-        .filter_map(|c| match &c.outcome {
-            Outcome::Passed => None,
-            Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baseline_passes_against_the_builtin_gateway() {
     require_root();
     let r = run_in_lab(&baseline(), &[]).await;
-    assert!(r.passed(), "baseline failed: {:#?}", failures(&r));
+    assert!(r.passed(), "baseline failed: {:#?}", r.failures());
     assert!(r.leaks.is_empty());
     // The wires really carried the tunnel: a handshake and data at least.
     assert!(r.frames["gw"] >= 4, "frames: {:?}", r.frames);
@@ -103,7 +93,7 @@ async fn a_wrong_provider_key_fails_with_a_message_naming_the_key() {
     }
     let r = run_in_lab(&scn, &[("WIREGUARD_PUBLIC_KEY", encode_key(&wrong))]).await;
     assert!(!r.passed());
-    let f = failures(&r);
+    let f = r.failures();
     let (case, msg) = &f[0];
     assert_eq!(case, "the WireGuard handshake completes");
     assert!(msg.contains("no WireGuard handshake within 3s"), "{msg}");
@@ -162,7 +152,7 @@ not-logged-by = ["isp-dns"]
     )
     .unwrap();
     let r = run_in_lab(&scn, &[]).await;
-    let f = failures(&r);
+    let f = r.failures();
     assert_eq!(f.len(), 1, "only the handshake may fail: {f:#?}");
     let (case, msg) = &f[0];
     assert_eq!(case, "handshake");
@@ -192,7 +182,7 @@ async fn baseline_detects_traffic_routed_around_the_tunnel() {
     )
     .await;
     assert!(!r.passed());
-    let f = failures(&r);
+    let f = r.failures();
     let msgs: Vec<&str> = f.iter().map(|(_, m)| m.as_str()).collect();
     assert!(
         msgs.iter()
@@ -500,7 +490,7 @@ async fn the_dns_small_check_follows_the_tunnel() {
         &[("HEALTH_SMALL_CHECK_TYPE", "dns".into())],
     )
     .await;
-    assert!(r.passed(), "{:#?}", failures(&r));
+    assert!(r.passed(), "{:#?}", r.failures());
     let healthy = r
         .cases
         .iter()

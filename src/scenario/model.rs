@@ -448,6 +448,21 @@ impl RawStep {
                 not_logged_by: services("not-logged-by", &self.not_logged_by)?,
             })
         };
+        // A probe from a lab host to ADDRESS:PORT, with far-end checks;
+        // `seen_as` allows `expect = "seen-as ADDRESS"` besides answer/fail.
+        let probe = |seen_as: bool| -> Result<(String, SocketAddr, Check), String> {
+            unused(&[
+                ("server", self.server.is_some()),
+                ("timeout", self.timeout.is_some()),
+            ])?;
+            let expect = if seen_as {
+                parse_expect(&need("expect", &self.expect)?)?
+            } else {
+                answer_or_fail()?
+            };
+            let check = check(expect)?;
+            Ok((host(&self.from)?, addr("target", &self.target)?, check))
+        };
         if self.query.is_some() && self.action != "dns" {
             return Err(format!("`query` means nothing for action {}", self.action));
         }
@@ -483,14 +498,10 @@ impl RawStep {
                 }
             }
             "http" => {
-                unused(&[
-                    ("server", self.server.is_some()),
-                    ("timeout", self.timeout.is_some()),
-                ])?;
-                let check = check(parse_expect(&need("expect", &self.expect)?)?)?;
+                let (from, target, check) = probe(true)?;
                 Action::Http {
-                    from: host(&self.from)?,
-                    target: addr("target", &self.target)?,
+                    from,
+                    target,
                     check,
                 }
             }
@@ -520,25 +531,16 @@ impl RawStep {
                 }
             }
             "dot" | "doh" => {
-                unused(&[
-                    ("server", self.server.is_some()),
-                    ("timeout", self.timeout.is_some()),
-                ])?;
-                let check = check(answer_or_fail()?)?;
+                let (from, target, check) = probe(false)?;
                 Action::EncryptedDns {
                     https: self.action == "doh",
-                    from: host(&self.from)?,
-                    target: addr("target", &self.target)?,
+                    from,
+                    target,
                     check,
                 }
             }
             "udp" | "raw-frame" => {
-                unused(&[
-                    ("server", self.server.is_some()),
-                    ("timeout", self.timeout.is_some()),
-                ])?;
-                let check = check(answer_or_fail()?)?;
-                let (from, target) = (host(&self.from)?, addr("target", &self.target)?);
+                let (from, target, check) = probe(false)?;
                 if self.action == "udp" {
                     Action::Udp {
                         from,

@@ -107,6 +107,17 @@ impl ScenarioResult {
     pub fn passed(&self) -> bool {
         self.cases.iter().all(|c| c.outcome == Outcome::Passed)
     }
+
+    /// The failed cases: (case name, failure message).
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.cases
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                Outcome::Passed => None,
+                Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -314,8 +325,9 @@ impl Runner<'_> {
                 }
             })?);
         }
+        let env = self.gateway_env(scn);
         // A status file left by an earlier gateway must not be read as this one's.
-        if let Some(f) = self.gateway_env(scn).get("VPN_PORT_FORWARDING_STATUS_FILE") {
+        if let Some(f) = env.get("VPN_PORT_FORWARDING_STATUS_FILE") {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_file(self.port_commands_file());
@@ -323,6 +335,7 @@ impl Runner<'_> {
         let _ = std::fs::remove_file(&gw_log);
         let mut st = RunState {
             scn,
+            env,
             gateway: None,
             gw_log: gw_log.clone(),
             handshakes_before: 0,

@@ -50,6 +50,8 @@ pub struct Storm {
 /// What a scenario's steps share while it runs.
 pub struct RunState<'s> {
     pub scn: &'s Scenario,
+    /// The gateway's variables for this scenario (computed once).
+    pub env: std::collections::BTreeMap<String, String>,
     pub gateway: Option<GatewayProc>,
     pub gw_log: PathBuf,
     /// Provider handshakes counted when the current gateway started.
@@ -98,7 +100,7 @@ impl Runner<'_> {
             self.lab.ns(host::GW)?,
             &self.lab.resolv_conf(host::GW),
             &self.gateway_exe,
-            self.gateway_env(st.scn),
+            st.env.clone(),
             &st.gw_log,
         )?);
         Ok(())
@@ -706,8 +708,8 @@ impl Runner<'_> {
     ) -> Result<Outcome, LabError> {
         // The port, from the status file the scenario gave the gateway
         // (bounded wait).
-        let Some(file) = self
-            .gateway_env(st.scn)
+        let Some(file) = st
+            .env
             .get("VPN_PORT_FORWARDING_STATUS_FILE")
             .map(PathBuf::from)
         else {
@@ -763,8 +765,8 @@ impl Runner<'_> {
         if st.forwarded_listener != Some(port) {
             // The dependent listens on the forwarded port itself, or on
             // VPN_PORT_FORWARDING_LISTENING_PORT when the gateway redirects.
-            let listen = self
-                .gateway_env(st.scn)
+            let listen = st
+                .env
                 .get("VPN_PORT_FORWARDING_LISTENING_PORT")
                 .and_then(|p| p.parse::<u16>().ok())
                 .unwrap_or(port);
@@ -842,7 +844,7 @@ impl Runner<'_> {
         timeout: Duration,
         log: &mut Vec<String>,
     ) -> Outcome {
-        let env = self.gateway_env(st.scn);
+        let env = &st.env;
         let iface = env
             .get("VPN_INTERFACE")
             .cloned()
