@@ -63,29 +63,18 @@ fn list(family: &str, table: &str) -> Result<Vec<NfObject<'static>>, FirewallErr
     Ok(r.objects.into_owned())
 }
 
-/// Reads the tables back: every base chain has policy drop, and the rules
-/// are exactly the policy's (by their comments).
+/// Reads the tables back: the base chains are exactly the policy's, with
+/// its chain policies, and the rules are exactly the policy's (by their
+/// comments).
 pub fn verify(policy: &FirewallPolicy) -> Result<(), FirewallError> {
     let mut objs = list("inet", TABLE)?;
     objs.extend(list("netdev", EGRESS_TABLE)?);
-    let mut chains = 0;
+    let mut chains = Vec::new();
     let mut comments = Vec::new();
     for o in &objs {
         match o {
             NfObject::ListObject(NfListObject::Chain(c)) => {
-                chains += 1;
-                // The nat chain only redirects ports; every filter chain drops.
-                let want = if c.name == super::policy::PREROUTING {
-                    NfChainPolicy::Accept
-                } else {
-                    NfChainPolicy::Drop
-                };
-                if c.policy != Some(want) {
-                    return Err(FirewallError::Mismatch(format!(
-                        "chain {} has policy {:?}, not {want:?}",
-                        c.name, c.policy
-                    )));
-                }
+                chains.push((c.name.to_string(), c.policy));
             }
             NfObject::ListObject(NfListObject::Rule(r)) => {
                 if let Some(c) = &r.comment {
@@ -95,10 +84,15 @@ pub fn verify(policy: &FirewallPolicy) -> Result<(), FirewallError> {
             _ => {}
         }
     }
-    let want_chains = if policy.redirects.is_empty() { 4 } else { 5 };
-    if chains != want_chains {
+    chains.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, Option<NfChainPolicy>)> = policy
+        .chains()
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), Some(p)))
+        .collect();
+    if chains != want {
         return Err(FirewallError::Mismatch(format!(
-            "{chains} chains, expected {want_chains}"
+            "chains {chains:?}, expected {want:?}"
         )));
     }
     let mut expected = policy.comments();

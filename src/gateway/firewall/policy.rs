@@ -84,6 +84,16 @@ enum Hook {
 pub const PREROUTING: &str = "prerouting";
 
 impl Hook {
+    /// The nat chain only rewrites ports, so it accepts; every filter chain
+    /// drops what no rule lets through.
+    fn policy(self) -> NfChainPolicy {
+        if self == Hook::Prerouting {
+            NfChainPolicy::Accept
+        } else {
+            NfChainPolicy::Drop
+        }
+    }
+
     fn chain(self) -> &'static str {
         match self {
             Hook::Input => "input",
@@ -290,6 +300,28 @@ const ICMPV6_LINK: [&str; 7] = [
 ];
 
 impl FirewallPolicy {
+    /// The base chains this policy needs: the four filter chains, and the
+    /// nat chain only when a port is redirected.
+    fn hooks(&self) -> Vec<Hook> {
+        let mut hooks = vec![Hook::Input, Hook::Output, Hook::Forward, Hook::Egress];
+        if !self.redirects.is_empty() {
+            hooks.push(Hook::Prerouting);
+        }
+        hooks
+    }
+
+    /// (chain name, policy) of every base chain, sorted: what the verifier
+    /// expects to read back.
+    pub fn chains(&self) -> Vec<(&'static str, NfChainPolicy)> {
+        let mut c: Vec<_> = self
+            .hooks()
+            .into_iter()
+            .map(|h| (h.chain(), h.policy()))
+            .collect();
+        c.sort_by_key(|(name, _)| *name);
+        c
+    }
+
     fn rules(&self) -> Vec<R> {
         use Hook::*;
         let ul = self.underlay.as_str();
@@ -550,11 +582,7 @@ impl FirewallPolicy {
         let inet = NfFamily::INet;
         let netdev = NfFamily::NetDev;
         recreate_tables(&mut b);
-        let mut hooks = vec![Hook::Input, Hook::Output, Hook::Forward, Hook::Egress];
-        if !self.redirects.is_empty() {
-            hooks.push(Hook::Prerouting);
-        }
-        for hook in hooks {
+        for hook in self.hooks() {
             let (family, table, nfhook, dev) = match hook {
                 Hook::Input => (inet, TABLE, NfHook::Input, None),
                 Hook::Output => (inet, TABLE, NfHook::Output, None),
@@ -567,12 +595,12 @@ impl FirewallPolicy {
                     Some(self.underlay.clone().into()),
                 ),
             };
-            // The nat chain only rewrites ports; every filter chain drops.
-            let (kind, prio, policy) = if hook == Hook::Prerouting {
-                (NfChainType::NAT, -100, NfChainPolicy::Accept)
+            let (kind, prio) = if hook == Hook::Prerouting {
+                (NfChainType::NAT, -100)
             } else {
-                (NfChainType::Filter, 0, NfChainPolicy::Drop)
+                (NfChainType::Filter, 0)
             };
+            let policy = hook.policy();
             b.add(NfListObject::Chain(Chain {
                 family,
                 table: table.into(),
