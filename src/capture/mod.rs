@@ -101,25 +101,29 @@ fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
 
 /// One frame: its length in `buf` and the kernel's timestamp; `None` when
 /// the read timed out.
-fn recv_frame(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, SystemTime)>> {
-    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+/// `cmsg` is the control-message buffer, made once per capture with
+/// `nix::cmsg_space!(TimeSpec)` (this runs for every frame).
+fn recv_frame(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> std::io::Result<Option<(usize, SystemTime)>> {
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let (n, stamp) =
-        match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
-            Ok(m) => {
-                let stamp = m.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|c| match c {
-                        ControlMessageOwned::ScmTimestampns(ts) => Some(
-                            UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
-                        ),
-                        _ => None,
-                    })
-                });
-                (m.bytes, stamp)
-            }
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+    let (n, stamp) = match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()) {
+        Ok(m) => {
+            let stamp = m.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestampns(ts) => {
+                        Some(UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+                    }
+                    _ => None,
+                })
+            });
+            (m.bytes, stamp)
+        }
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     Ok(Some((n, stamp.unwrap_or_else(SystemTime::now))))
 }
 
@@ -157,8 +161,9 @@ impl Capture {
             };
             let _ = ready_tx.send(Ok(()));
             let mut buf = vec![0u8; 1 << 16];
+            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
             while !s.load(Ordering::Relaxed) {
-                match recv_frame(&fd, &mut buf) {
+                match recv_frame(&fd, &mut buf, &mut cmsg) {
                     Ok(Some((n, at))) => f.lock().expect("frames lock").push(Frame {
                         at,
                         data: buf[..n].to_vec(),
