@@ -8,7 +8,7 @@ mod common;
 
 use common::{TestLab, builtin};
 use leakhound::report::junit;
-use leakhound::scenario::runner::{Outcome, ScenarioResult, Tamper};
+use leakhound::scenario::runner::{ScenarioResult, Tamper};
 
 const FLUSH_KILL_SWITCH: &str =
     "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
@@ -36,21 +36,11 @@ async fn run_with(
     (r, xml)
 }
 
-fn failed(r: &ScenarioResult) -> Vec<(String, String)> {
-    r.cases
-        .iter()
-        .filter_map(|c| match &c.outcome {
-            Outcome::Passed => None,
-            Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
-        })
-        .collect()
-}
-
 /// Asserts that a case failed whose name is `case` (a trailing "…" matches
 /// any name starting with the rest; "" any case) and whose failure message
 /// contains every one of `says`.
 fn assert_failed(r: &ScenarioResult, case: &str, says: &[&str]) {
-    let f = failed(r);
+    let f = r.failures();
     let name_matches = |c: &str| {
         case.is_empty()
             || match case.strip_suffix('…') {
@@ -70,7 +60,7 @@ fn assert_failed(r: &ScenarioResult, case: &str, says: &[&str]) {
 /// JUnit failure, and one of them contains `packet`.
 fn assert_leak_reported(r: &ScenarioResult, xml: &str, wire: &str, packet: &str) {
     assert!(!r.passed(), "{} passed despite the tampering", r.name);
-    let f = failed(r);
+    let f = r.failures();
     let case = format!("no packet on {wire} is a leak");
     let (_, msg) = f
         .iter()
@@ -262,7 +252,7 @@ async fn dns_blocklist_fails_when_queries_bypass_the_gateways_resolver() {
         ..Default::default()
     };
     let (r, _) = run_tampered("dns-blocklist", tamper).await;
-    let f = failed(&r);
+    let f = r.failures();
     for case in [
         "a malicious name is refused and never asked upstream",
         "a surveillance name is refused",
@@ -286,7 +276,7 @@ async fn dns_bad_input_fails_when_the_resolver_dies_after_garbage() {
         ..Default::default()
     };
     let (r, _) = run_tampered("dns-bad-input", tamper).await;
-    let f = failed(&r);
+    let f = r.failures();
     assert!(
         f.iter().any(
             |(c, m)| c == "the resolver still answers, through the provider"
@@ -326,7 +316,7 @@ async fn dns_over_tls_fails_with_a_ca_that_did_not_sign_the_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_over_tls_fails_when_the_gateway_asks_in_plain_text() {
     let (r, _) = run_with("dns-over-tls", None, &[("DOT", "off".into())]).await;
-    let f = failed(&r);
+    let f = r.failures();
     assert!(
         f.iter()
             .any(|(_, m)| m.contains("provider-dns received the query")
@@ -348,7 +338,7 @@ async fn health_fails_when_the_health_endpoint_is_cut_off() {
 
 /// The failing check's reason, from the step that waited for "healthy".
 fn unhealthy_because(r: &ScenarioResult) -> String {
-    let f = failed(r);
+    let f = r.failures();
     let (_, m) = f
         .iter()
         .find(|(c, _)| c == "the health endpoint says healthy")
@@ -556,7 +546,7 @@ async fn gateway_restart_fails_when_the_new_gateway_cuts_the_dependents_off() {
         ..Default::default()
     };
     let (r, _) = run_tampered("gateway-restart", tamper).await;
-    let f = failed(&r);
+    let f = r.failures();
     assert_failed(
         &r,
         "the admin LAN still reaches qBittorrent, which was not restarted",
@@ -578,7 +568,7 @@ async fn lan_matrix_fails_when_the_control_server_is_open_to_the_lan() {
         &[("FIREWALL_INPUT_PORTS", "8000".into())],
     )
     .await;
-    let f = failed(&r);
+    let f = r.failures();
     assert_eq!(
         f.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
         ["lan-admin cannot reach the gateway's control server (8000)"],
