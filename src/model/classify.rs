@@ -511,6 +511,11 @@ mod tests {
         u
     }
 
+    /// An Ethernet frame with an IPv4 TCP SYN.
+    fn v4_syn(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        eth(0x0800, &ipv4(src, dst, 6, &tcp_syn(sport, dport)))
+    }
+
     fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
         let mut t = Vec::new();
         t.extend_from_slice(&sport.to_be_bytes());
@@ -575,10 +580,7 @@ mod tests {
 
     #[test]
     fn http_to_the_internet_is_a_leak_with_both_ends_named() {
-        let f = eth(
-            0x0800,
-            &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 6, &tcp_syn(41000, 80)),
-        );
+        let f = v4_syn([172, 21, 0, 2], [192, 0, 2, 80], 41000, 80);
         let v = classify(&policy(), &f);
         assert!(v.is_leak());
         assert_eq!(
@@ -606,10 +608,7 @@ mod tests {
 
     #[test]
     fn lan_traffic_to_allowed_subnets_is_allowed_and_other_lans_are_not() {
-        let ok = eth(
-            0x0800,
-            &ipv4([172, 21, 0, 2], [172, 20, 0, 10], 6, &tcp_syn(41000, 22)),
-        );
+        let ok = v4_syn([172, 21, 0, 2], [172, 20, 0, 10], 41000, 22);
         assert!(matches!(
             classify(&policy(), &ok),
             Verdict::Allowed {
@@ -617,19 +616,13 @@ mod tests {
                 ..
             }
         ));
-        let denied = eth(
-            0x0800,
-            &ipv4([172, 21, 0, 2], [192, 168, 30, 10], 6, &tcp_syn(41000, 22)),
-        );
+        let denied = v4_syn([172, 21, 0, 2], [192, 168, 30, 10], 41000, 22);
         assert!(classify(&policy(), &denied).is_leak());
     }
 
     #[test]
     fn what_arrives_is_not_a_leak_but_the_answer_is() {
-        let knock = eth(
-            0x0800,
-            &ipv4([192, 0, 2, 200], [172, 21, 0, 2], 6, &tcp_syn(50000, 8080)),
-        );
+        let knock = v4_syn([192, 0, 2, 200], [172, 21, 0, 2], 50000, 8080);
         assert!(matches!(
             classify(&policy(), &knock),
             Verdict::Allowed {
@@ -637,16 +630,10 @@ mod tests {
                 ..
             }
         ));
-        let answer = eth(
-            0x0800,
-            &ipv4([172, 21, 0, 2], [192, 0, 2, 200], 6, &tcp_syn(8080, 50000)),
-        );
+        let answer = v4_syn([172, 21, 0, 2], [192, 0, 2, 200], 8080, 50000);
         assert!(classify(&policy(), &answer).is_leak());
         // Forwarded through the gateway between two outsiders: a leak.
-        let through = eth(
-            0x0800,
-            &ipv4([192, 168, 30, 10], [192, 0, 2, 80], 6, &tcp_syn(50000, 80)),
-        );
+        let through = v4_syn([192, 168, 30, 10], [192, 0, 2, 80], 50000, 80);
         assert!(classify(&policy(), &through).is_leak());
     }
 
