@@ -104,6 +104,25 @@ fn write_status(pf: &PortForwarding, port: Option<u16>) {
     }
 }
 
+/// The kill switch with `port` open on the tunnel (and redirected to
+/// `listening` when given), built from the configured policy each time: an
+/// earlier forwarded port is simply not in it, and the configured
+/// FIREWALL_VPN_INPUT_PORTS stay. Pure.
+pub fn with_forwarded_port(
+    base: &FirewallPolicy,
+    port: u16,
+    listening: Option<u16>,
+) -> FirewallPolicy {
+    let mut p = base.clone();
+    if !p.vpn_input_ports.contains(&port) {
+        p.vpn_input_ports.push(port);
+    }
+    if let Some(listen) = listening {
+        p.redirects = vec![(port, listen)];
+    }
+    p
+}
+
 /// The wait before asking again after a failed or refused request: 2 s,
 /// doubling, at most 30 s. Pure.
 pub fn retry_wait(failures: u32) -> Duration {
@@ -163,15 +182,9 @@ pub async fn run(
                 if port != held {
                     release(&mut held, "the provider gave another port");
                     if port != opened
-                        && let Some(mut p) = base_policy.clone()
+                        && let Some(base) = &base_policy
                     {
-                        p.vpn_input_ports.retain(|x| *x != opened);
-                        if !p.vpn_input_ports.contains(&port) {
-                            p.vpn_input_ports.push(port);
-                        }
-                        if let Some(listen) = pf.listening_port {
-                            p.redirects = vec![(port, listen)];
-                        }
+                        let p = with_forwarded_port(base, port, pf.listening_port);
                         match tokio::task::spawn_blocking(move || firewall::apply(&p)).await {
                             Ok(Ok(_)) => {
                                 opened = port;
@@ -242,6 +255,25 @@ mod tests {
             "qbt-set-port 40000 40000 on wg0"
         );
         assert_eq!(render_command("true", 1, "wg0"), "true");
+    }
+
+    #[test]
+    fn a_new_forwarded_port_replaces_the_old_one_and_keeps_the_configured_ones() {
+        let base = FirewallPolicy {
+            vpn_input_ports: vec![51413],
+            ..crate::gateway::firewall::policy::tests::seed_policy()
+        };
+        let first = with_forwarded_port(&base, 40000, None);
+        assert_eq!(first.vpn_input_ports, [51413, 40000]);
+        assert!(first.redirects.is_empty());
+        let second = with_forwarded_port(&base, 40001, Some(6881));
+        assert_eq!(second.vpn_input_ports, [51413, 40001]);
+        assert_eq!(second.redirects, [(40001, 6881)]);
+        // The provider handing out a port the user opened anyway.
+        assert_eq!(
+            with_forwarded_port(&base, 51413, None).vpn_input_ports,
+            [51413]
+        );
     }
 
     #[test]

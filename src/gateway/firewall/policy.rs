@@ -757,7 +757,7 @@ fn recreate_tables(b: &mut Batch<'static>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn seed_policy() -> FirewallPolicy {
