@@ -251,6 +251,20 @@ impl Tunnel {
     }
 }
 
+/// A tunnel started again (a restart, or PUT /v1/vpn/status): health, port
+/// forwarding and the public IP follow the new one.
+async fn start_tunnel(
+    cfg: &GatewayConfig,
+    nl: &Nl,
+    tunnel_tx: &tokio::sync::watch::Sender<Option<TunnelHandle>>,
+    ip_tx: &tokio::sync::watch::Sender<Option<IpAddr>>,
+) -> Result<Tunnel, GatewayError> {
+    let t = Tunnel::up(cfg, nl).await?;
+    tunnel_tx.send_replace(Some(t.handle.clone()));
+    refresh_public_ip(cfg, ip_tx);
+    Ok(t)
+}
+
 /// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
 /// began, for the "start to firewall closed" figure in the log.
 pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayError> {
@@ -450,11 +464,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     tracing::warn!("reconnect: restarting the tunnel (attempt {})", backoff.attempts());
                     t.down().await;
                     tunnel_tx.send_replace(None);
-                    let t = Tunnel::up(&cfg, &nl).await?;
+                    tunnel = Some(start_tunnel(&cfg, &nl, &tunnel_tx, &ip_tx).await?);
                     up_at = tokio::time::Instant::now();
-                    tunnel_tx.send_replace(Some(t.handle.clone()));
-                    tunnel = Some(t);
-                    refresh_public_ip(&cfg, &ip_tx);
                 }
                 if !health_watch.borrow().healthy && cfg.health.restart_vpn {
                     let wait = backoff.next_wait();
@@ -481,11 +492,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
                     }
                     Some(control::VpnCommand::Start) => {
                         if tunnel.is_none() {
-                            let t = Tunnel::up(&cfg, &nl).await?;
+                            tunnel = Some(start_tunnel(&cfg, &nl, &tunnel_tx, &ip_tx).await?);
                             up_at = tokio::time::Instant::now();
-                            tunnel_tx.send_replace(Some(t.handle.clone()));
-                            tunnel = Some(t);
-                            refresh_public_ip(&cfg, &ip_tx);
                         }
                         running_tx.send_replace(true);
                     }
