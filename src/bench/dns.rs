@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::Message;
 
 use crate::lab::netns::Netns;
 
@@ -43,13 +42,7 @@ impl LoadResult {
 }
 
 fn query(name: &str) -> (u16, Vec<u8>) {
-    let mut m = Message::query();
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(
-        Name::from_ascii(name).expect("bench name"),
-        RecordType::A,
-    ));
-    (m.metadata.id, m.to_vec().expect("encodes"))
+    crate::model::dns_query::a_query(name).expect("bench names are valid")
 }
 
 /// Runs the load and returns what was measured. The loop is bounded by

@@ -398,12 +398,8 @@ mod tests {
     fn the_request_path_decides_by_name_and_survives_garbage() {
         let mut policy = DnsPolicy::default();
         policy.blocked.insert("malware.lab");
-        let mut q = hickory_proto::op::Message::query();
-        q.add_query(hickory_proto::op::Query::query(
-            hickory_proto::rr::Name::from_ascii("x.malware.lab.").unwrap(),
-            hickory_proto::rr::RecordType::A,
-        ));
-        let (name, d) = inspect_request(&policy, &q.to_vec().unwrap()).unwrap();
+        let (_, q) = crate::model::dns_query::a_query("x.malware.lab.").unwrap();
+        let (name, d) = inspect_request(&policy, &q).unwrap();
         assert_eq!(name, "x.malware.lab.");
         assert_eq!(d, Decision::Blocked);
         for (_, bad) in crate::scenario::probe::malformed_dns() {

@@ -215,17 +215,9 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
 /// resolver, which asks its upstream through the tunnel. NOERROR or NXDOMAIN
 /// passes; SERVFAIL (the upstream did not answer) or silence fails.
 pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
-    use hickory_proto::op::{Message, Query, ResponseCode};
-    use hickory_proto::rr::{Name, RecordType};
+    use hickory_proto::op::{Message, ResponseCode};
     let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
-    let mut q = Message::query();
-    q.metadata.recursion_desired = true;
-    q.add_query(Query::query(
-        Name::from_ascii(&name).map_err(|e| e.to_string())?,
-        RecordType::A,
-    ));
-    let id = q.metadata.id;
-    let bytes = q.to_vec().map_err(|e| e.to_string())?;
+    let (id, bytes) = crate::model::dns_query::a_query(&name)?;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

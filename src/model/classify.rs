@@ -526,11 +526,7 @@ mod tests {
 
     /// A DNS query for `name` (type A), as a resolver would send it.
     fn dns_query(name: &str) -> Vec<u8> {
-        use hickory_proto::op::{Message, Query};
-        use hickory_proto::rr::{Name, RecordType};
-        let mut m = Message::query();
-        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
-        m.to_vec().unwrap()
+        crate::model::dns_query::a_query(name).unwrap().1
     }
 
     #[test]

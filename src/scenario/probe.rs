@@ -210,17 +210,10 @@ pub fn raw_frame_dns(
     target: SocketAddr,
     name: &str,
 ) -> Result<(), ProbeError> {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
     let std::net::IpAddr::V4(dst) = target.ip() else {
         return Err(ProbeError::Dns("raw-frame targets IPv4 only".into()));
     };
-    let mut q = Message::query();
-    q.add_query(Query::query(
-        Name::from_ascii(name).map_err(|e| ProbeError::Dns(e.to_string()))?,
-        RecordType::A,
-    ));
-    let dns = q.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?;
+    let (_, dns) = a_query(name)?;
     let ifname = ifname.to_string();
     ns.run(move || -> Result<(), ProbeError> {
         use pnet::datalink::{self, Channel};
@@ -350,14 +343,9 @@ pub async fn storm(
         }
         rounds += 1;
         progress.send_replace(rounds);
-        let mut q = hickory_proto::op::Message::query();
-        if let Ok(n) = hickory_proto::rr::Name::from_ascii(format!("storm{rounds}.probe.lab.")) {
-            q.add_query(hickory_proto::op::Query::query(
-                n,
-                hickory_proto::rr::RecordType::A,
-            ));
-        }
-        if let Ok(wire) = q.to_vec() {
+        if let Ok((_, wire)) =
+            crate::model::dns_query::a_query(&format!("storm{rounds}.probe.lab."))
+        {
             let _ = udp.send_to(&wire, dns_to).await;
         }
         let _ = udp
@@ -371,16 +359,7 @@ pub async fn storm(
 }
 
 fn a_query(name: &str) -> Result<(u16, Vec<u8>), ProbeError> {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
-    let mut q = Message::query();
-    q.metadata.recursion_desired = true;
-    q.add_query(Query::query(
-        Name::from_ascii(name).map_err(|e| ProbeError::Dns(e.to_string()))?,
-        RecordType::A,
-    ));
-    let id = q.metadata.id;
-    Ok((id, q.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?))
+    crate::model::dns_query::a_query(name).map_err(ProbeError::Dns)
 }
 
 fn a_records(resp: &[u8], id: u16) -> Result<Vec<IpAddr>, ProbeError> {
@@ -538,14 +517,7 @@ fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
 /// `n` mutations of a valid query (bytes flipped, cut, repeated), from a
 /// fixed seed so a failure can be replayed.
 pub fn mutated_queries(n: usize) -> Vec<Vec<u8>> {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
-    let mut q = Message::query();
-    q.add_query(Query::query(
-        Name::from_ascii("mutant.probe.lab.").expect("name"),
-        RecordType::A,
-    ));
-    let base = q.to_vec().expect("encodes");
+    let (_, base) = a_query("mutant.probe.lab.").expect("a valid name");
     // xorshift64: small, deterministic, no dependency.
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
