@@ -31,6 +31,7 @@
 
 pub mod bench;
 pub mod capture;
+pub mod errfmt;
 pub mod gateway;
 pub mod httpc;
 pub mod lab;

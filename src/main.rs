@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use leakhound::gateway::{self, GatewayConfig};
 use leakhound::lab::services::{LabKeys, LabServices};
@@ -192,14 +193,7 @@ fn main() -> ExitCode {
                 env: vec![],
                 quiet: true,
             };
-            match run_with(run, vec![scn], true) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(1),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+            verdict_exit(run_with(run, vec![scn], true))
         }
         Command::Bench(args) => {
             init_tracing("warn");
@@ -211,14 +205,28 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             init_tracing("warn");
-            match run_main(args) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(1),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+            verdict_exit(run_main(args))
+        }
+    }
+}
+
+/// How a run ended, as an exit status: 0 every scenario passed, 1 a
+/// scenario failed (a finding), 2 the harness could not do its part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Passed,
+    Failed,
+    HarnessError,
+}
+
+fn verdict_exit(r: Result<Verdict>) -> ExitCode {
+    match r {
+        Ok(Verdict::Passed) => ExitCode::SUCCESS,
+        Ok(Verdict::Failed) => ExitCode::from(1),
+        Ok(Verdict::HarnessError) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
@@ -296,6 +304,19 @@ fn gateway_main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The signal handlers first: a stop sent the moment this process exists
+    // (a runner may have started it with them blocked, so they wait as
+    // pending) is honoured, never fatal.
+    let signals = {
+        let _in_rt = rt.enter();
+        match gateway::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("leakhound gateway: installing signal handlers: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     // A gateway that cannot run closes its namespace (everything but
     // loopback) before it exits: bad input never leaves it open.
     let lock_down = |rt: &tokio::runtime::Runtime| {
@@ -315,7 +336,7 @@ fn gateway_main() -> ExitCode {
         }
     };
     let firewall_wanted = cfg.firewall.enabled;
-    match rt.block_on(gateway::run(cfg, started)) {
+    match rt.block_on(gateway::run(cfg, started, signals)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = anyhow::Error::from(e);
@@ -373,8 +394,7 @@ fn prepare_out(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
 }
 
-/// Returns Ok(true) when every scenario passed, Ok(false) when one failed.
-fn run_main(args: RunArgs) -> Result<bool> {
+fn run_main(args: RunArgs) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound run needs root (it builds network namespaces); try sudo");
     }
@@ -383,7 +403,10 @@ fn run_main(args: RunArgs) -> Result<bool> {
 }
 
 /// Builds the lab and runs `scenarios`; `soak` adds the kill-switch figures.
-fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<bool> {
+/// The first Ctrl-C (or SIGTERM) interrupts: the scenario in flight is torn
+/// down and reported as interrupted, the reports are written, exit 2. A
+/// second one abandons the reports (the lab is still removed).
+fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound needs root (it builds network namespaces); try sudo");
     }
@@ -398,9 +421,21 @@ fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<bool>
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
+        let interrupt = CancellationToken::new();
+        let watcher = {
+            let interrupt = interrupt.clone();
+            async move {
+                shutdown_signal().await;
+                eprintln!(
+                    "interrupted: stopping the scenario in flight and writing the reports (again to abort)"
+                );
+                interrupt.cancel();
+                shutdown_signal().await;
+            }
+        };
         tokio::select! {
-            r = run_suite(&args, scenarios, overrides, soak) => r,
-            _ = shutdown_signal() => bail!("interrupted; the lab was removed"),
+            r = run_suite(&args, scenarios, overrides, soak, interrupt) => r,
+            _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
     })
 }
@@ -414,24 +449,49 @@ async fn shutdown_signal() {
     }
 }
 
+/// Writes junit.xml and summary.json for whatever ran.
+fn write_reports(
+    out: &Path,
+    run_id: &str,
+    timings: &json::Timings,
+    results: &[ScenarioResult],
+) -> Result<()> {
+    std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
+    std::fs::write(
+        out.join("summary.json"),
+        json::render(run_id, timings, results),
+    )
+    .context("writing summary.json")
+}
+
 async fn run_suite(
     args: &RunArgs,
     scenarios: Vec<Scenario>,
     overrides: BTreeMap<String, String>,
     soak: bool,
-) -> Result<bool> {
+    interrupt: CancellationToken,
+) -> Result<Verdict> {
     let total = Instant::now();
     let run_id = lab::new_run_id();
     let mut timings = json::Timings::default();
     eprintln!("leakhound run {run_id}: building the lab");
-    let mut lab = Lab::build(Topology::default_profile(), &run_id)
-        .await
-        .context("building the lab")?;
+    let lab = Lab::build(Topology::default_profile(), &run_id).await;
+    let mut lab = match lab {
+        Ok(l) => l,
+        Err(e) => {
+            write_reports(&args.out, &run_id, &timings, &[])?;
+            return Err(anyhow::Error::from(e).context("building the lab"));
+        }
+    };
     timings.lab_setup = lab.build_time.as_millis();
     let t = Instant::now();
-    let services = LabServices::start(&lab, LabKeys::generate())
-        .await
-        .context("starting the lab's services")?;
+    let services = match LabServices::start(&lab, LabKeys::generate()).await {
+        Ok(s) => s,
+        Err(e) => {
+            write_reports(&args.out, &run_id, &timings, &[])?;
+            return Err(anyhow::Error::from(e).context("starting the lab's services"));
+        }
+    };
     timings.services = t.elapsed().as_millis();
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -442,17 +502,16 @@ async fn run_suite(
         out_dir: args.out.clone(),
         gateway_exe: std::env::current_exe().context("finding leakhound's own executable")?,
         env_overrides: overrides,
-        tamper: None,
         events: Some(tx),
+        interrupt: interrupt.clone(),
     };
     let t = Instant::now();
     let mut results: Vec<ScenarioResult> = Vec::new();
     for s in &scenarios {
-        let r = runner
-            .run(s)
-            .await
-            .with_context(|| format!("scenario {} could not run", s.name))?;
-        results.push(r);
+        if interrupt.is_cancelled() {
+            break;
+        }
+        results.push(runner.run(s).await);
     }
     timings.scenarios = t.elapsed().as_millis();
     drop(runner);
@@ -463,13 +522,7 @@ async fn run_suite(
     timings.teardown = lab.teardown().as_millis();
     drop(lab);
 
-    std::fs::write(args.out.join("junit.xml"), junit::render(&results))
-        .context("writing junit.xml")?;
-    std::fs::write(
-        args.out.join("summary.json"),
-        json::render(&run_id, &timings, &results),
-    )
-    .context("writing summary.json")?;
+    write_reports(&args.out, &run_id, &timings, &results)?;
     print!("{}", terminal::summary(&results));
     println!(
         "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
@@ -485,7 +538,18 @@ async fn run_suite(
         }
     }
     println!("reports in {}", args.out.display());
-    Ok(results.iter().all(|r| r.passed()))
+    Ok(
+        if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
+            if interrupt.is_cancelled() {
+                eprintln!("interrupted; the lab was removed");
+            }
+            Verdict::HarnessError
+        } else if results.iter().all(|r| r.passed()) {
+            Verdict::Passed
+        } else {
+            Verdict::Failed
+        },
+    )
 }
 
 /// Root check, reaping of stale namespaces, and a runtime: what every
@@ -540,8 +604,8 @@ fn lab_main(args: LabArgs) -> Result<()> {
             out_dir: out.clone(),
             gateway_exe: std::env::current_exe()?,
             env_overrides: overrides,
-            tamper: None,
             events: None,
+            interrupt: CancellationToken::new(),
         };
         let idle = idle_scenario("lab");
         let gw = runner
@@ -617,8 +681,8 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             out_dir: out.clone(),
             gateway_exe: std::env::current_exe()?,
             env_overrides: Default::default(),
-            tamper: None,
             events: None,
+            interrupt: CancellationToken::new(),
         };
         let idle = idle_scenario("bench");
         let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;

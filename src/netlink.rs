@@ -218,14 +218,19 @@ impl Nl {
         self.set_up(name).await
     }
 
+    /// Adds an address; one that is already there is fine (idempotent).
     pub async fn add_addr(&self, ifname: &str, addr: IpNet) -> Result<()> {
         let idx = self.index(ifname).await?;
-        self.handle
+        let r = self
+            .handle
             .address()
             .add(idx, addr.addr(), addr.prefix_len())
             .execute()
-            .await
-            .map_err(req(format!("adding {addr} to {ifname}")))
+            .await;
+        match r {
+            Err(e) if errno_of(&e) == Some(EEXIST) => Ok(()),
+            r => r.map_err(req(format!("adding {addr} to {ifname}"))),
+        }
     }
 
     fn route_msg(dst: IpNet, via: Option<IpAddr>, oif: Option<u32>) -> Result<RouteMessage> {
@@ -274,14 +279,14 @@ impl Nl {
             .map_err(req(format!("adding route {dst}")))
     }
 
+    /// Deletes a route; one that is already gone is fine (idempotent:
+    /// something else in the namespace may have removed it meanwhile).
     pub async fn del_route(&self, r: &RouteInfo) -> Result<()> {
         let msg = Self::route_msg(r.dst, r.gateway, r.oif)?;
-        self.handle
-            .route()
-            .del(msg)
-            .execute()
-            .await
-            .map_err(req(format!("deleting route {}", r.dst)))
+        match self.handle.route().del(msg).execute().await {
+            Err(e) if errno_of(&e) == Some(ESRCH) => Ok(()),
+            r2 => r2.map_err(req(format!("deleting route {}", r.dst))),
+        }
     }
 
     /// Routes of the main table for one address family.
@@ -331,6 +336,17 @@ fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
 
 const fn libc_enodev() -> i32 {
     19
+}
+
+const ESRCH: i32 = 3;
+const EEXIST: i32 = 17;
+
+/// The errno of a kernel refusal, if that is what `e` is.
+fn errno_of(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ async fn run_in_lab_to(
     out: &std::path::Path,
 ) -> ScenarioResult {
     let t = TestLab::new().await;
-    let result = t.runner(out, overrides, None).run(scn).await.unwrap();
+    let result = t.runner(out, overrides).run(scn).await;
     for p in &result.pcaps {
         assert!(
             std::fs::metadata(p).unwrap().len() >= 24,
@@ -153,7 +153,18 @@ not-logged-by = ["isp-dns"]
     .unwrap();
     let r = run_in_lab(&scn, &[]).await;
     let f = r.failures();
-    assert_eq!(f.len(), 1, "only the handshake may fail: {f:#?}");
+    // The handshake fails, and so does the gateway's own case (it exited
+    // without a step making it); nothing else.
+    assert_eq!(
+        f.len(),
+        2,
+        "only the handshake and the exit may fail: {f:#?}"
+    );
+    assert!(
+        f[1].0.starts_with("the gateway under test stayed up"),
+        "{f:#?}"
+    );
+    assert!(f[1].1.contains("exit status: 2"), "{f:#?}");
     let (case, msg) = &f[0];
     assert_eq!(case, "handshake");
     assert!(msg.contains("the gateway exited"), "{msg}");
@@ -326,6 +337,13 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(2));
     assert!(ours(&run_ns).is_empty(), "left behind: {:?}", ours(&run_ns));
+    // The scenario in flight is reported: its step as an interrupted error.
+    let xml = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(xml.contains("package=\"testsuite/slow\""), "{xml}");
+    assert!(
+        xml.contains("<error type=\"leakhound.HarnessError\" message=\"interrupted\""),
+        "{xml}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,7 +370,7 @@ async fn the_healthcheck_command_follows_the_tunnel() {
     let out = tempfile::tempdir().unwrap();
     let t = TestLab::new().await;
     let (lab, services) = (&t.lab, &t.services);
-    let runner = t.runner(out.path(), &[], None);
+    let runner = t.runner(out.path(), &[]);
     let gw = runner
         .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))
         .await
@@ -398,7 +416,6 @@ async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
     let runner = t.runner(
         out.path(),
         &[("FIREWALL_VPN_INPUT_PORTS", FIRST_PORT.to_string())],
-        None,
     );
     let gw = runner
         .start_idle_gateway_async(&baseline(), &out.path().join("gw.log"))

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{TestLab, builtin};
+use common::{Tamper, TestLab, builtin, tampered};
 use leakhound::report::junit;
-use leakhound::scenario::runner::{ScenarioResult, Tamper};
+use leakhound::scenario::runner::ScenarioResult;
 
 const FLUSH_KILL_SWITCH: &str =
     "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
@@ -26,11 +26,11 @@ async fn run_with(
 ) -> (ScenarioResult, String) {
     let out = tempfile::tempdir().unwrap();
     let t = TestLab::new().await;
-    let r = t
-        .runner(out.path(), env, tamper)
-        .run(&builtin(name))
-        .await
-        .unwrap();
+    let scn = match &tamper {
+        Some(d) => tampered(builtin(name), d),
+        None => builtin(name),
+    };
+    let r = t.runner(out.path(), env).run(&scn).await;
     t.finish();
     let xml = junit::render(std::slice::from_ref(&r));
     (r, xml)

@@ -20,12 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::control_auth::AuthConfig;
 
-/// What the control server asks the gateway's main loop to do.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum VpnCommand {
-    Stop,
-    Start,
-}
+pub use super::supervisor::VpnCommand;
 
 pub struct ControlState {
     pub auth: AuthConfig,
@@ -145,8 +140,8 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(addr: SocketAddr, state: Shared) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// Serves the control routes on an already bound listener.
+pub async fn serve(listener: tokio::net::TcpListener, state: Shared) -> std::io::Result<()> {
     axum::serve(listener, router(state)).await
 }
 

@@ -130,30 +130,6 @@ pub fn small_tries(interval: Duration) -> [Duration; 3] {
     [t, t * 2, t * 3]
 }
 
-/// Exponential backoff between tunnel restarts: 1 s, 2 s, 4 s ... 30 s.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    attempts: u32,
-}
-
-impl Backoff {
-    pub const FIRST: Duration = Duration::from_secs(1);
-    pub const MAX: Duration = Duration::from_secs(30);
-
-    /// The wait before the next restart.
-    pub fn next_wait(&mut self) -> Duration {
-        let d = Self::FIRST
-            .saturating_mul(1 << self.attempts.min(5))
-            .min(Self::MAX);
-        self.attempts += 1;
-        d
-    }
-
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-}
-
 /// A TCP socket for `ip`'s family, bound to the tunnel interface: what it
 /// connects to is reached through the tunnel or not at all.
 pub fn tunnel_tcp_socket(ip: IpAddr, tunnel_if: &str) -> Result<tokio::net::TcpSocket, String> {
@@ -427,8 +403,12 @@ pub async fn run_checks(
 }
 
 /// Serves the verdict: 200 or 500, the reason in the body.
-pub async fn serve(addr: SocketAddr, health: watch::Receiver<Health>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// Serves the health verdict on an already bound listener (binding first
+/// makes a taken address an error at start, not a silent task death).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    health: watch::Receiver<Health>,
+) -> std::io::Result<()> {
     let app = Router::new().fallback(move || {
         let h = health.borrow().clone();
         async move {
@@ -493,14 +473,6 @@ mod tests {
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_thirty_seconds() {
-        let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_secs()).collect();
-        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
-        assert_eq!(b.attempts(), 8);
     }
 
     #[test]

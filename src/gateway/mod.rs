@@ -11,7 +11,9 @@
 //! stays when the gateway stops or crashes.
 //!
 //! Signals: SIGTERM/SIGINT stop the gateway; SIGUSR1 stops the tunnel (the
-//! gateway keeps running, closed), SIGUSR2 starts it again.
+//! gateway keeps running, closed), SIGUSR2 starts it again. They and the
+//! control server work from the first moment ([`signals`]); what they ask is
+//! decided by the [`supervisor`], a pure state machine.
 
 pub mod config;
 pub mod control;
@@ -22,19 +24,21 @@ pub mod firewall;
 pub mod health;
 pub mod natpmp;
 pub mod portforward;
+pub mod signals;
+pub mod supervisor;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ipnet::IpNet;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::netlink::{NetlinkError, Nl};
 use crate::tunnel::{Driver, DriverConfig};
 pub use config::{ConfigError, GatewayConfig};
 use firewall::{FirewallError, FirewallPolicy};
+use supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -58,6 +62,13 @@ pub enum GatewayError {
     Firewall(#[from] FirewallError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
+    #[error("{what}={addr}: cannot listen there")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("starting the DNS resolver")]
     Dns(#[from] dns::DnsError),
     #[error("the health check's TLS roots")]
@@ -265,9 +276,78 @@ async fn start_tunnel(
     Ok(t)
 }
 
+/// Binds a server's listening socket; a taken or bad address stops the
+/// gateway at start with the variable named.
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, GatewayError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+/// The running gateway's moving parts that the supervisor's decisions act on.
+struct Parts<'a> {
+    cfg: &'a GatewayConfig,
+    nl: &'a Nl,
+    tunnel: Option<Tunnel>,
+    tunnel_tx: tokio::sync::watch::Sender<Option<TunnelHandle>>,
+    ip_tx: tokio::sync::watch::Sender<Option<IpAddr>>,
+    running_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Parts<'_> {
+    /// Carries out the supervisor's decisions, in order, and publishes
+    /// whether a tunnel is running.
+    async fn execute(
+        &mut self,
+        todo: Vec<supervisor::Do>,
+        sup: &Supervisor,
+    ) -> Result<(), GatewayError> {
+        for d in todo {
+            match d {
+                supervisor::Do::WithdrawPort => {
+                    // Health and port forwarding follow the tunnel handle:
+                    // without one they withdraw what depends on the tunnel.
+                    self.tunnel_tx.send_replace(None);
+                }
+                supervisor::Do::Down => {
+                    if let Some(t) = self.tunnel.take() {
+                        t.down().await;
+                    }
+                    self.ip_tx.send_replace(None);
+                }
+                supervisor::Do::Up => {
+                    if sup.restarts() > 0 {
+                        tracing::warn!(
+                            "reconnect: restarting the tunnel (restart {})",
+                            sup.restarts()
+                        );
+                    }
+                    self.tunnel =
+                        Some(start_tunnel(self.cfg, self.nl, &self.tunnel_tx, &self.ip_tx).await?);
+                }
+            }
+        }
+        self.running_tx.send_replace(sup.running());
+        Ok(())
+    }
+}
+
 /// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
-/// began, for the "start to firewall closed" figure in the log.
-pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayError> {
+/// began, for the "start to firewall closed" figure in the log; `signals`
+/// were installed first thing (see [`signals`]).
+///
+/// The control server and the signal handlers work from the first moment:
+/// a stop or start that arrives while the gateway is still setting up is
+/// queued and applied by the supervisor when it boots (a stop then means
+/// the tunnel never comes up until a start).
+pub async fn run(
+    cfg: GatewayConfig,
+    started: Instant,
+    mut signals: signals::Signals,
+) -> Result<(), GatewayError> {
     for var in &cfg.unused {
         tracing::warn!(
             "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see README's variable table"
@@ -281,6 +361,45 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         dns::tls_client_config("HEALTH_TARGET_CA_FILE", cfg.health.ca_file.as_deref())
             .map_err(GatewayError::HealthCa)?,
     );
+
+    // 0. What the gateway accepts from outside works from now on: signals
+    // (installed before this function) and the control server feed one
+    // command queue that the supervisor reads once it has booted.
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    {
+        let (cmd_tx, shutdown) = (cmd_tx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                let cmd = match signals.next().await {
+                    signals::Request::Shutdown => {
+                        shutdown.cancel();
+                        continue;
+                    }
+                    signals::Request::StopTunnel => control::VpnCommand::Stop,
+                    signals::Request::StartTunnel => control::VpnCommand::Start,
+                };
+                tracing::info!("signal: {cmd:?} the tunnel");
+                if cmd_tx.send(cmd).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let (ip_tx, ip_rx) = tokio::sync::watch::channel(None);
+    let (running_tx, running_rx) = tokio::sync::watch::channel(false);
+    let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
+    let control_listener = bind("HTTP_CONTROL_SERVER_ADDRESS", cfg.control.address).await?;
+    let control_state = std::sync::Arc::new(control::ControlState {
+        auth,
+        public_ip: ip_rx,
+        vpn_running: running_rx,
+        commands: cmd_tx,
+        forwarded_port: port_rx,
+    });
+    let control_server = tokio::spawn(control::serve(control_listener, control_state));
+    tracing::info!("control server on {}", cfg.control.address);
+
     let nl = Nl::here()?;
     let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
     let ul_name = match underlay.oif {
@@ -288,7 +407,7 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         None => return Err(GatewayError::NoUnderlay(cfg.endpoint.ip())),
     };
 
-    // 1. The kill switch, before anything else.
+    // 1. The kill switch, before any route or tunnel.
     let base_policy = cfg
         .firewall
         .enabled
@@ -314,7 +433,9 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
             .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
     }
 
-    // 2. The endpoint and the LAN subnets stay on the underlay.
+    // 2. The endpoint and the LAN subnets stay on the underlay. Every change
+    // is idempotent: a route already there is replaced, one already gone is
+    // fine (something else may share the namespace).
     nl.replace_route_idx(
         IpNet::from(cfg.endpoint.ip()),
         underlay.gateway,
@@ -342,12 +463,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         }
     }
 
-    // 3. The tunnel.
-    let mut tunnel = Some(Tunnel::up(&cfg, &nl).await?);
-    let (tunnel_tx, tunnel_rx) =
-        tokio::sync::watch::channel(tunnel.as_ref().map(|t| t.handle.clone()));
-
-    // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
+    // 3. DNS: the gateway's resolver, and resolv.conf pointing at it. Until
+    // the tunnel is up it has no way out and every query fails.
     let resolver = dns::start(
         cfg.dns.upstream,
         cfg.dns.dot.as_ref(),
@@ -371,7 +488,8 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         ),
     }
 
-    // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
+    // 4. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
+    let (tunnel_tx, tunnel_rx) = tokio::sync::watch::channel(None);
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
     let checks = health::Checks {
         small: cfg.health.small.clone(),
@@ -382,23 +500,12 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
         tunnel_if: cfg.interface.clone(),
     };
     tokio::spawn(health::run_checks(checks, tunnel_rx, health_tx));
-    let health_listener = cfg.health.server;
+    let health_listener = bind("HEALTH_SERVER_ADDRESS", cfg.health.server).await?;
     let mut health_watch = health_rx.clone();
     let health_server = tokio::spawn(health::serve(health_listener, health_rx));
-    // HEALTH_RESTART_VPN: a tunnel that stays unhealthy is restarted, with
-    // backoff; the kill switch stays closed throughout.
-    let mut backoff = health::Backoff::default();
-    let mut restart_at: Option<tokio::time::Instant> = None;
-    // No restart within HEALTH_VPN_DURATION_INITIAL of a tunnel-up.
-    let mut up_at = tokio::time::Instant::now();
-    tracing::info!("health: served on {health_listener}");
+    tracing::info!("health: served on {}", cfg.health.server);
 
-    // 6. The control server, and the public IP through the tunnel.
-    let (ip_tx, ip_rx) = tokio::sync::watch::channel(None);
-    let (running_tx, running_rx) = tokio::sync::watch::channel(true);
-    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(8);
-    refresh_public_ip(&cfg, &ip_tx);
-    let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
+    // 5. Port forwarding follows the tunnel.
     if let Some(pf) = cfg.port_forwarding.clone() {
         tracing::info!(
             "port forwarding: NAT-PMP to {} through the tunnel",
@@ -412,110 +519,85 @@ pub async fn run(cfg: GatewayConfig, started: Instant) -> Result<(), GatewayErro
             port_tx,
         ));
     }
-    let control_state = std::sync::Arc::new(control::ControlState {
-        auth,
-        public_ip: ip_rx,
-        vpn_running: running_rx,
-        commands: cmd_tx,
-        forwarded_port: port_rx,
-    });
-    let control_server = tokio::spawn(control::serve(cfg.control.address, control_state));
-    tracing::info!("control server on {}", cfg.control.address);
 
-    let sig = |k| signal(k).map_err(GatewayError::Signals);
-    let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
-    let (mut usr1, mut usr2) = (
-        sig(SignalKind::user_defined1())?,
-        sig(SignalKind::user_defined2())?,
-    );
+    // 6. The supervisor boots: commands that arrived meanwhile first, then
+    // the tunnel (unless a stop is among them).
+    let mut sup = Supervisor::new(supervisor::Settings {
+        restart_vpn: cfg.health.restart_vpn,
+        initial_grace: cfg.health.initial_grace,
+    });
+    let mut parts = Parts {
+        cfg: &cfg,
+        nl: &nl,
+        tunnel: None,
+        tunnel_tx,
+        ip_tx,
+        running_tx,
+    };
+    let now = std::time::Instant::now();
+    while let Ok(cmd) = cmd_rx.try_recv() {
+        let todo = sup.handle(now, supervisor::Input::Command(cmd));
+        parts.execute(todo, &sup).await?;
+    }
+    if !shutdown.is_cancelled() {
+        let todo = sup.handle(now, supervisor::Input::Booted);
+        if !sup.wants_running() {
+            tracing::info!("the tunnel stays down: a stop arrived while the gateway was starting");
+        }
+        parts.execute(todo, &sup).await?;
+    }
+
     loop {
         let finished = async {
-            match tunnel.as_mut() {
+            match parts.tunnel.as_mut() {
                 Some(t) => (&mut t.task).await,
                 None => std::future::pending().await,
             }
         };
-        let restart_due = async {
-            match restart_at {
-                Some(at) => tokio::time::sleep_until(at).await,
+        let timer = async {
+            match sup.poll_timeout() {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = term.recv() => break,
+        let input = tokio::select! {
+            _ = shutdown.cancelled() => break,
             changed = health_watch.changed() => {
                 if changed.is_err() { continue }
                 let healthy = health_watch.borrow_and_update().healthy;
-                if healthy {
-                    backoff = health::Backoff::default();
-                    restart_at = None;
-                } else if cfg.health.restart_vpn && restart_at.is_none() && tunnel.is_some() {
-                    let at = (tokio::time::Instant::now() + backoff.next_wait()).max(up_at + cfg.health.initial_grace);
-                    tracing::warn!(
-                        "reconnect: the tunnel is unhealthy; restarting it in {:?} unless it recovers",
-                        at - tokio::time::Instant::now()
-                    );
-                    restart_at = Some(at);
-                }
+                supervisor::Input::Health { healthy }
             }
-            _ = restart_due => {
-                restart_at = None;
-                if let Some(t) = tunnel.take() {
-                    tracing::warn!("reconnect: restarting the tunnel (attempt {})", backoff.attempts());
-                    t.down().await;
-                    tunnel_tx.send_replace(None);
-                    tunnel = Some(start_tunnel(&cfg, &nl, &tunnel_tx, &ip_tx).await?);
-                    up_at = tokio::time::Instant::now();
-                }
-                if !health_watch.borrow().healthy && cfg.health.restart_vpn {
-                    let wait = backoff.next_wait();
-                    restart_at = Some(tokio::time::Instant::now() + wait);
-                }
-            }
-            _ = int.recv() => break,
-            cmd = async {
-                tokio::select! {
-                    _ = usr1.recv() => Some(control::VpnCommand::Stop),
-                    _ = usr2.recv() => Some(control::VpnCommand::Start),
-                    c = cmd_rx.recv() => c,
-                }
-            } => {
-                match cmd {
-                    Some(control::VpnCommand::Stop) => {
-                        if let Some(t) = tunnel.take() {
-                            t.down().await;
-                            tunnel_tx.send_replace(None);
-                            ip_tx.send_replace(None);
-                        }
-                        restart_at = None;
-                        running_tx.send_replace(false);
-                    }
-                    Some(control::VpnCommand::Start) => {
-                        if tunnel.is_none() {
-                            tunnel = Some(start_tunnel(&cfg, &nl, &tunnel_tx, &ip_tx).await?);
-                            up_at = tokio::time::Instant::now();
-                        }
-                        running_tx.send_replace(true);
-                    }
-                    None => {}
-                }
-            }
+            _ = timer => supervisor::Input::Timeout,
+            cmd = cmd_rx.recv() => match cmd {
+                Some(c) => supervisor::Input::Command(c),
+                None => continue,
+            },
             r = finished => {
-                tunnel = None;
-                tunnel_tx.send_replace(None);
+                parts.tunnel = None;
+                parts.tunnel_tx.send_replace(None);
                 match r {
                     Ok(Ok(())) => tracing::warn!("the tunnel ended"),
                     Ok(Err(e)) => tracing::error!("the tunnel failed: {e}"),
                     Err(e) => tracing::error!("the tunnel task failed: {e}"),
                 }
+                supervisor::Input::TunnelEnded
             }
+        };
+        let was_pending = sup.poll_timeout();
+        let todo = sup.handle(std::time::Instant::now(), input);
+        if let (None, Some(at)) = (was_pending, sup.poll_timeout()) {
+            tracing::warn!(
+                "reconnect: the tunnel is unhealthy; restarting it in {:?} unless it recovers",
+                at.saturating_duration_since(std::time::Instant::now())
+            );
         }
+        parts.execute(todo, &sup).await?;
     }
     tracing::info!("stopping");
     health_server.abort();
     control_server.abort();
     resolver.shutdown_token().cancel();
-    if let Some(t) = tunnel.take() {
+    if let Some(t) = parts.tunnel.take() {
         t.down().await;
     }
     if cfg.firewall.remove_on_exit {

@@ -56,6 +56,10 @@ pub enum LabError {
     },
 }
 
+/// The key of the lab's "ops" role, which may `PUT /v1/vpn/status`: the
+/// runner's stop-tunnel and start-tunnel use it.
+pub const CONTROL_API_KEY: &str = "leakhound-lab-api-key-0001";
+
 /// The lab gateway's control-server roles (what scenarios authenticate with).
 pub const CONTROL_AUTH: &str = r#"# The lab's control-server roles.
 [[roles]]
@@ -321,7 +325,8 @@ impl Lab {
         self.namespaces.clear();
         for name in names {
             if let Err(e) = netns::remove(&name) {
-                tracing::error!("teardown: {e}");
+                tracing::error!("teardown: {}", crate::errfmt::chain(&e));
+                eprintln!("leakhound: teardown: {}", crate::errfmt::chain(&e));
             }
         }
         let _ = std::fs::remove_dir_all(netns::run_files(&self.run_id));

@@ -54,12 +54,27 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
-    #[error("removing network namespace {name}")]
+    #[error("removing network namespace {name}: {step} {}", path.display())]
     Remove {
         name: String,
+        /// What failed: "unmounting", "unlinking"...
+        step: &'static str,
+        path: PathBuf,
         #[source]
         source: io::Error,
     },
+    #[error(
+        "removing network namespace {name}: its pin {} is hidden under a later mount of {NETNS_DIR} (another tool's first `ip netns add` bind-mounts it onto itself) and could not be removed from beneath it; to remove it by hand: unshare --mount --propagation slave sh -c 'umount -l {NETNS_DIR}; umount -l {}; rm {}'",
+        path.display(), path.display(), path.display()
+    )]
+    HiddenPin {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("making {NETNS_DIR} a shared mount of itself (as `ip netns add` does)")]
+    NetnsDir(#[source] io::Error),
     #[error("writing sysctl {key} in namespace {name}")]
     Sysctl {
         name: String,
@@ -98,7 +113,7 @@ impl Netns {
             name: name.to_string(),
             source,
         };
-        fs::create_dir_all(NETNS_DIR).map_err(err)?;
+        share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let path = Path::new(NETNS_DIR).join(name);
         File::options()
             .write(true)
@@ -321,36 +336,204 @@ pub fn pids_in(ino: u64) -> Vec<i32> {
         .collect()
 }
 
+/// SIGKILLs every process whose network namespace is `ns` (never this
+/// process itself). Returns how many were signalled.
+pub fn kill_all_in(ns: &Netns) -> usize {
+    let Ok(ino) = ns.inode() else {
+        return 0;
+    };
+    let me = std::process::id() as i32;
+    pids_in(ino)
+        .into_iter()
+        .filter(|p| *p != me)
+        .filter(|p| kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok())
+        .count()
+}
+
+/// iproute2's convention, followed before pinning: /run/netns is a shared
+/// bind mount of itself (what `ip netns add` makes it the first time it
+/// runs), so pins made in it propagate and a later `ip netns add` finds
+/// the mount already there instead of covering our pins with a new one.
+/// Left in place afterwards, as iproute2 leaves it. Serialized with other
+/// leakhound processes by a lock file, so two runs cannot both add a cover.
+pub fn share_netns_dir() -> io::Result<()> {
+    fs::create_dir_all(NETNS_DIR)?;
+    fs::create_dir_all(RUN_DIR)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(RUN_DIR).join("netns-dir.lock"))?;
+    lock.lock()?;
+    let shared = || {
+        mount(
+            None::<&str>,
+            NETNS_DIR,
+            Some("none"),
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match shared() {
+        Ok(()) => Ok(()),
+        // Not a mount point yet: make it one, then share it.
+        Err(nix::Error::EINVAL) => {
+            mount(
+                Some(NETNS_DIR),
+                NETNS_DIR,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(errno)?;
+            shared().map_err(errno)
+        }
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Runs `f(path)` in a forked child that has a mount namespace of its own
+/// (a slave of ours: nothing it unmounts propagates back) from which every
+/// mount covering /run/netns has been removed, so that pins hidden under a
+/// later bind mount of the directory are visible again. `f` may only make
+/// system calls (the child of a threaded process). Returns `f`'s value.
+fn beneath_covers(path: &Path, f: fn(&std::ffi::CStr) -> nix::Result<u64>) -> io::Result<u64> {
+    use nix::unistd::{ForkResult, fork};
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let (rd, wr) = nix::unistd::pipe().map_err(errno)?;
+    // SAFETY: the child only makes system calls (unshare, mount, umount2,
+    // stat, unlink, write, _exit) on data allocated before the fork.
+    match unsafe { fork() }.map_err(errno)? {
+        ForkResult::Child => {
+            let r = (|| {
+                unshare(CloneFlags::CLONE_NEWNS)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    c"/",
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                    None::<&std::ffi::CStr>,
+                )?;
+                for _ in 0..16 {
+                    if umount2(c"/run/netns", MntFlags::MNT_DETACH).is_err() {
+                        break;
+                    }
+                }
+                f(&c_path)
+            })();
+            let mut msg = [0u8; 9];
+            match r {
+                Ok(v) => msg[1..].copy_from_slice(&v.to_le_bytes()),
+                Err(e) => {
+                    msg[0] = 1;
+                    msg[1..].copy_from_slice(&(e as i32 as u64).to_le_bytes());
+                }
+            }
+            let _ = nix::unistd::write(&wr, &msg);
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { nix::libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = [0u8; 9];
+            let mut got = 0;
+            while got < msg.len() {
+                match nix::unistd::read(&rd, &mut msg[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(errno(e)),
+                }
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            if got < msg.len() {
+                return Err(io::Error::other("the helper process died"));
+            }
+            let v = u64::from_le_bytes(msg[1..].try_into().expect("8 bytes"));
+            if msg[0] == 0 {
+                Ok(v)
+            } else {
+                Err(io::Error::from_raw_os_error(v as i32))
+            }
+        }
+    }
+}
+
+/// The inode of the namespace pinned at `path` (beneath the covers).
+fn pinned_inode(path: &std::ffi::CStr) -> nix::Result<u64> {
+    let fs = nix::sys::statfs::statfs(path)?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(nix::Error::ENOENT);
+    }
+    Ok(nix::sys::stat::stat(path)?.st_ino)
+}
+
+/// Unmounts every pin at `path` and unlinks it (beneath the covers; the
+/// kernel then detaches its mounts in every other mount namespace too).
+fn unpin(path: &std::ffi::CStr) -> nix::Result<u64> {
+    for _ in 0..16 {
+        if umount2(path, MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+    nix::unistd::unlink(path)?;
+    Ok(0)
+}
+
 /// Kills every process inside `name` and removes the namespace. Missing
-/// namespaces are not an error (removal is idempotent).
+/// namespaces are not an error (removal is idempotent). Every error names
+/// the step, the path and the errno. A pin hidden under another tool's
+/// later mount of /run/netns is removed from beneath it.
 pub fn remove(name: &str) -> Result<(), NetnsError> {
     let path = Path::new(NETNS_DIR).join(name);
-    if !path.exists() {
+    if fs::symlink_metadata(&path).is_err() {
         return Ok(());
     }
-    let err = |source| NetnsError::Remove {
+    let err = |step, source| NetnsError::Remove {
         name: name.to_string(),
+        step,
+        path: path.clone(),
         source,
     };
-    if let Ok(ns) = Netns::open(name)
-        && let Ok(ino) = ns.inode()
-    {
+    // The processes inside go first (the namespace lives while they do).
+    let ino = match Netns::open(name) {
+        Ok(ns) => ns.inode().ok(),
+        Err(_) => beneath_covers(&path, pinned_inode).ok(),
+    };
+    if let Some(ino) = ino {
         let me = std::process::id() as i32;
         for pid in pids_in(ino).into_iter().filter(|p| *p != me) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    match umount2(&path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::Error::EINVAL) => {}
-        Err(e) => return Err(err(errno(e))),
-    }
-    fs::remove_file(&path).or_else(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            Ok(())
-        } else {
-            Err(err(e))
+    // Every pin stacked on the visible path.
+    for _ in 0..16 {
+        match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::Error::EINVAL) => break,
+            Err(e) => return Err(err("unmounting", errno(e))),
         }
-    })
+    }
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+            // Still a mount point, but none we can see: a pin made before
+            // another tool covered /run/netns with a bind mount of itself.
+            beneath_covers(&path, unpin).map_err(|source| NetnsError::HiddenPin {
+                name: name.to_string(),
+                path: path.clone(),
+                source,
+            })?;
+            tracing::warn!(
+                "{}: the pin was hidden under a later mount of {NETNS_DIR} (another tool's `ip netns add`); removed it from beneath",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(err("unlinking", e)),
+    }
 }
 
 /// Names of all namespaces leakhound has pinned, of any run.
@@ -436,7 +619,7 @@ pub fn reap_stale() -> Vec<String> {
         if run_is_dead(&id) {
             match remove(&name) {
                 Ok(()) => reaped.push(name),
-                Err(e) => tracing::warn!("could not reap {name}: {e}"),
+                Err(e) => tracing::error!("could not reap {name}: {}", crate::errfmt::chain(&e)),
             }
             let _ = fs::remove_file(lock_path(&id));
             let _ = fs::remove_dir_all(run_files(&id));

@@ -42,27 +42,48 @@ pub fn render(results: &[ScenarioResult]) -> String {
         }
         suite.set_system_out(&meta.join("\n"));
         for c in &r.cases {
+            let mut log = c.log.clone();
+            let with_body = |mut b: TestCaseBuilder, message: &str, detail: &str| {
+                let body = if detail.is_empty() {
+                    message.to_string()
+                } else {
+                    format!("{message}\n\n{detail}")
+                };
+                b.set_trace(&body);
+                b
+            };
             let mut tc = match &c.outcome {
                 Outcome::Passed => TestCaseBuilder::success(&c.name, jdur(c.duration)),
-                Outcome::Failed { message, detail } => {
-                    let mut b = TestCaseBuilder::failure(
+                Outcome::Failed { message, detail } => with_body(
+                    TestCaseBuilder::failure(
                         &c.name,
                         jdur(c.duration),
                         "leakhound.AssertionFailed",
                         message,
-                    );
-                    let body = if detail.is_empty() {
-                        message.clone()
-                    } else {
-                        format!("{message}\n\n{detail}")
-                    };
-                    b.set_trace(&body);
-                    b
+                    ),
+                    message,
+                    detail,
+                ),
+                Outcome::Error { message, detail } => with_body(
+                    TestCaseBuilder::error(
+                        &c.name,
+                        jdur(c.duration),
+                        "leakhound.HarnessError",
+                        message,
+                    ),
+                    message,
+                    detail,
+                ),
+                Outcome::Skipped { reason } => {
+                    // Jenkins' schema allows no attributes on <skipped>:
+                    // the reason goes to system-out.
+                    log.insert(0, format!("skipped: {reason}"));
+                    TestCaseBuilder::skipped(&c.name)
                 }
             };
             tc.set_classname(&r.name);
-            if !c.log.is_empty() {
-                tc.set_system_out(&c.log.join("\n"));
+            if !log.is_empty() {
+                tc.set_system_out(&log.join("\n"));
             }
             suite.add_testcase(tc.build());
         }

@@ -33,6 +33,12 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     Outcome::Failed { message, .. } => {
                         format!("  FAIL  {scenario}: {}\n        {message}", case.name)
                     }
+                    Outcome::Error { message, .. } => {
+                        format!("  ERROR {scenario}: {}\n        {message}", case.name)
+                    }
+                    Outcome::Skipped { reason } => {
+                        format!("  skip  {scenario}: {}\n        {reason}", case.name)
+                    }
                 };
                 match &bar {
                     Some(b) => {
@@ -55,8 +61,15 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
 pub fn summary(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let passed = results.iter().filter(|r| r.passed()).count();
+    let errored = results.iter().filter(|r| r.errored()).count();
     for r in results {
-        let mark = if r.passed() { "PASS" } else { "FAIL" };
+        let mark = if r.errored() {
+            "ERROR"
+        } else if r.passed() {
+            "PASS"
+        } else {
+            "FAIL"
+        };
         let cases_ok = r
             .cases
             .iter()
@@ -87,8 +100,12 @@ pub fn summary(results: &[ScenarioResult]) -> String {
         }
     }
     out.push_str(&format!(
-        "{passed} passed, {} failed\n",
-        results.len() - passed
+        "{passed} passed, {} failed",
+        results.len() - passed - errored
     ));
+    if errored > 0 {
+        out.push_str(&format!(", {errored} could not run (harness errors)"));
+    }
+    out.push('\n');
     out
 }

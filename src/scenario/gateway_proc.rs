@@ -68,6 +68,16 @@ impl GatewayProc {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         ns.command_with_resolv_conf(&mut cmd, resolv_conf)?;
+        // The gateway starts with the signals it handles blocked: one sent
+        // before its handlers exist waits as pending instead of killing it
+        // (it unblocks them once its handlers are installed).
+        // SAFETY: only sigprocmask between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(
+                &mut cmd,
+                crate::gateway::signals::block_in_child,
+            );
+        }
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
         let mut child = cmd.spawn().map_err(err)?;
@@ -113,6 +123,13 @@ impl GatewayProc {
     pub async fn log_flushed(&mut self) {
         if let Some(t) = self.log_copied.take() {
             let _ = t.await;
+        }
+    }
+
+    /// If the gateway has exited, waits until its log is on disk.
+    pub async fn log_flushed_if_exited(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.log_flushed().await;
         }
     }
 

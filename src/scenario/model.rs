@@ -33,6 +33,14 @@
 //! logged-by = ["provider-dns"]  # lab services that must have seen the nonce
 //! not-logged-by = ["isp-dns"]   # and those that must not
 //!
+//! [[step]]
+//! name = "another tool flushes the rules"
+//! action = "interfere"          # a change from outside the gateway
+//! nft = "flush ruleset"         # an nftables script in the gateway's namespace
+//! routes = "around-tunnel"      # default routes via the home router
+//! resolv-conf = "nameserver 192.0.2.53"  # the gateway host's resolv.conf
+//! kill = true                   # SIGKILL every process there (OOM killer)
+//!
 //! [leaks]
 //! wires = ["gw", "uplink"]      # watched wires that must carry no leak
 //! ```
@@ -231,6 +239,26 @@ pub enum Action {
     },
     /// A fault or repair done to the lab or the gateway.
     Fault(Fault),
+    /// A change to the gateway's namespace made from outside, as other
+    /// software on the machine might make it (a container engine rewriting
+    /// rules, a network manager restoring routes, the OOM killer): not asked
+    /// of the gateway, and no gateway should need to survive it to pass;
+    /// the scenario's verdict stays leak-based.
+    Interfere(Interference),
+}
+
+/// What an `interfere` step changes in the gateway's namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interference {
+    /// An nftables script run in the gateway's namespace (`nft -f -`).
+    pub nft: Option<String>,
+    /// Default routes (IPv4 and IPv6) via the home router on eth0.
+    pub routes_around: bool,
+    /// The gateway host's resolv.conf replaced with this text.
+    pub resolv_conf: Option<String>,
+    /// SIGKILL every process in the gateway's namespace (an unexpected
+    /// death: the gateway's exit is then a finding).
+    pub kill: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,9 +271,10 @@ pub enum PortCommandExpect {
 /// Things done to the lab or the gateway from outside, by the runner.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
-    /// Ask the gateway to stop its tunnel (SIGUSR1); it keeps running.
+    /// Ask the gateway to stop its tunnel (`PUT /v1/vpn/status`); it keeps
+    /// running.
     StopTunnel,
-    /// Ask the gateway to start its tunnel again (SIGUSR2).
+    /// Ask the gateway to start its tunnel again.
     StartTunnel,
     /// SIGKILL the gateway.
     KillGateway,
@@ -303,6 +332,18 @@ pub struct Scenario {
     pub leak_wires: Vec<String>,
 }
 
+impl Scenario {
+    /// Does a gateway run in this scenario (started before the first step,
+    /// or by a step)?
+    pub fn needs_gateway(&self) -> bool {
+        self.gateway_start
+            || self
+                .steps
+                .iter()
+                .any(|s| s.action == Action::Fault(Fault::StartGateway))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
@@ -356,9 +397,13 @@ struct RawStep {
     status: Option<u16>,
     contains: Option<String>,
     via: Option<String>,
+    nft: Option<String>,
+    routes: Option<String>,
+    resolv_conf: Option<String>,
+    kill: Option<bool>,
 }
 
-const ACTIONS: &str = "wait-handshake, wait-firewall, wait-tunnel-restart, health, control, forwarded-port, port-command, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, provider-refuses-ports, provider-grants-ports, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
+const ACTIONS: &str = "interfere, wait-handshake, wait-firewall, wait-tunnel-restart, health, control, forwarded-port, port-command, http, dns, dot, doh, udp, ping, raw-frame, inject-synack, storm-start, storm-wait, storm-stop, dns-garbage, and the faults stop-tunnel, start-tunnel, kill-gateway, start-gateway, provider-down, provider-up, provider-refuses-ports, provider-grants-ports, isp-block-wireguard, isp-unblock-wireguard, route-around-tunnel";
 
 fn parse_expect(s: &str) -> Result<Expect, String> {
     let s = s.trim();
@@ -482,7 +527,49 @@ impl RawStep {
                 ));
             }
         }
+        for (field, set) in [
+            ("nft", self.nft.is_some()),
+            ("routes", self.routes.is_some()),
+            ("resolv-conf", self.resolv_conf.is_some()),
+            ("kill", self.kill.is_some()),
+        ] {
+            if set && self.action != "interfere" {
+                return Err(format!(
+                    "`{field}` means nothing for action {}",
+                    self.action
+                ));
+            }
+        }
         let action = match self.action.as_str() {
+            "interfere" => {
+                unused(&[
+                    ("from", self.from.is_some()),
+                    ("target", self.target.is_some()),
+                    ("server", self.server.is_some()),
+                    ("expect", self.expect.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                ])?;
+                let routes_around = match self.routes.as_deref() {
+                    None => false,
+                    Some("around-tunnel") => true,
+                    Some(other) => {
+                        return Err(format!("routes = {other:?}: use \"around-tunnel\""));
+                    }
+                };
+                let i = Interference {
+                    nft: self.nft.clone(),
+                    routes_around,
+                    resolv_conf: self.resolv_conf.clone(),
+                    kill: self.kill.unwrap_or(false),
+                };
+                if i == Interference::default() {
+                    return Err(
+                        "interfere needs at least one of `nft`, `routes`, `resolv-conf`, `kill`"
+                            .into(),
+                    );
+                }
+                Action::Interfere(i)
+            }
             "wait-handshake" | "wait-firewall" | "wait-tunnel-restart" => {
                 unused(&[
                     ("from", self.from.is_some()),

@@ -12,32 +12,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 
+use super::gateway_proc::tail;
 use super::model::{Action, Check, Expect, Scenario};
 use super::probe;
-use super::steps::RunState;
+use super::steps::{GatewayExit, RunState};
 use crate::capture::{self, Capture, Frame};
 use crate::lab::services::LabServices;
 use crate::lab::{Lab, LabError};
 use crate::model::classify::{LeakPolicy, Summary, classify};
 use crate::model::topology::{addr, host, wire};
 use crate::tunnel::encode_key;
-
-/// Damage to the gateway, done from outside it (tests only).
-#[derive(Debug, Clone, Default)]
-pub struct Tamper {
-    /// An nftables script run in the gateway's namespace (flush its table,
-    /// delete the egress filter, open a port...).
-    pub nft: Option<String>,
-    /// Also point the default routes around the tunnel.
-    pub route_around: bool,
-    /// Apply it after the step with this name (default: after the first
-    /// completed handshake).
-    pub after_step: Option<String>,
-    /// Replace the gateway host's resolv.conf with this text (as if the
-    /// gateway had never pointed it at its own resolver).
-    pub resolv_conf: Option<String>,
-}
 
 /// The seed's section 8, as gateway variables.
 pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
@@ -55,11 +41,16 @@ delete table netdev leakhound_egress
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// One assertion's outcome. `Failed` is a finding about the gateway under
+/// test; `Error` is the harness's own failure (it could not do the step);
+/// `Skipped` says why a case did not run. Only `Passed` passes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
     Failed { message: String, detail: String },
+    Error { message: String, detail: String },
+    Skipped { reason: String },
 }
 
 /// One assertion's result (a JUnit testcase).
@@ -104,8 +95,20 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// Every case passed or was skipped, and at least one passed: a scenario
+    /// that was skipped entirely has not passed.
     pub fn passed(&self) -> bool {
-        self.cases.iter().all(|c| c.outcome == Outcome::Passed)
+        self.cases
+            .iter()
+            .all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Skipped { .. }))
+            && self.cases.iter().any(|c| c.outcome == Outcome::Passed)
+    }
+
+    /// The harness itself failed somewhere in this scenario.
+    pub fn errored(&self) -> bool {
+        self.cases
+            .iter()
+            .any(|c| matches!(c.outcome, Outcome::Error { .. }))
     }
 
     /// The failed cases: (case name, failure message).
@@ -113,8 +116,10 @@ impl ScenarioResult {
         self.cases
             .iter()
             .filter_map(|c| match &c.outcome {
-                Outcome::Passed => None,
-                Outcome::Failed { message, .. } => Some((c.name.clone(), message.clone())),
+                Outcome::Passed | Outcome::Skipped { .. } => None,
+                Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
+                    Some((c.name.clone(), message.clone()))
+                }
             })
             .collect()
     }
@@ -137,11 +142,11 @@ pub struct Runner<'a> {
     /// Extra Gluetun variables for every scenario, applied last (used by
     /// tests that break the gateway's configuration on purpose).
     pub env_overrides: BTreeMap<String, String>,
-    /// Damage done to the gateway from outside once it has set itself up
-    /// (after the first handshake): the tests that prove a scenario can fail
-    /// break the kill switch with it. `None` in real runs.
-    pub tamper: Option<Tamper>,
     pub events: Option<UnboundedSender<Event>>,
+    /// Cancelled when the run is interrupted (Ctrl-C, SIGTERM): the step in
+    /// flight is abandoned and written as an error, the rest as skipped,
+    /// and the scenario is still torn down and reported.
+    pub interrupt: CancellationToken,
 }
 
 /// The leak policy of each watched wire in the default lab.
@@ -179,6 +184,21 @@ pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
             },
         ),
     ])
+}
+
+/// The case of the step during (or before) which the run was interrupted.
+fn interrupted() -> Outcome {
+    Outcome::Error {
+        message: "interrupted".into(),
+        detail: "the run was interrupted (Ctrl-C or SIGTERM) here".into(),
+    }
+}
+
+fn harness_error(message: &str) -> Outcome {
+    Outcome::Error {
+        message: message.to_string(),
+        detail: String::new(),
+    }
 }
 
 pub(crate) fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
@@ -278,6 +298,13 @@ impl Runner<'_> {
     /// Puts the gateway host back as the topology describes it: no kill
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
+        // Whatever an earlier scenario left running there (a gateway that
+        // did not stop, its children) goes first.
+        let gw_ns = self.lab.ns(host::GW)?;
+        let killed = crate::lab::netns::kill_all_in(gw_ns);
+        if killed > 0 {
+            tracing::info!("reset: killed {killed} process(es) left in the gateway's namespace");
+        }
         self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
         std::fs::write(
             self.lab.resolv_conf(host::GW),
@@ -305,34 +332,46 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Runs one scenario. Harness failures (the lab cannot do what is asked)
-    /// are errors; everything the gateway does wrong is a failed case.
-    pub async fn run(&self, scn: &Scenario) -> Result<ScenarioResult, LabError> {
+    /// Runs one scenario and always returns its result: what the gateway
+    /// does wrong (including dying, or never starting) is a failed case;
+    /// what the harness cannot do is an error case, and the steps after it
+    /// are skipped with the reason. Either way the gateway is stopped, the
+    /// capture is classified and the pcaps are written.
+    pub async fn run(&self, scn: &Scenario) -> ScenarioResult {
         let started = SystemTime::now();
         let t0 = Instant::now();
+        let gateway_cases = usize::from(scn.needs_gateway());
         self.emit(Event::ScenarioStarted {
             name: scn.name.clone(),
-            cases: scn.steps.len() + scn.leak_wires.len(),
+            cases: scn.steps.len() + scn.leak_wires.len() + gateway_cases,
         });
-        self.reset_gw().await?;
+        let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
+        let _ = std::fs::remove_file(&gw_log);
+        let mut cases = Vec::new();
+        let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
         let mut captures = Vec::new();
-        for tap in &self.lab.topology().taps {
-            let ns = self.lab.ns(tap.host)?;
-            captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
-                LabError::Service {
-                    service: format!("capture on {}", tap.wire),
-                    source: std::io::Error::other(e.to_string()),
-                }
-            })?);
+        // Set up: a clean gateway host and capture on every wire, before
+        // any traffic. A failure here is the harness's.
+        let setup = async {
+            self.reset_gw().await?;
+            for tap in &self.lab.topology().taps {
+                let ns = self.lab.ns(tap.host)?;
+                captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
+                    LabError::Service {
+                        service: format!("capture on {}", tap.wire),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?);
+            }
+            Ok::<(), LabError>(())
         }
+        .await;
         let env = self.gateway_env(scn);
         // A status file left by an earlier gateway must not be read as this one's.
         if let Some(f) = env.get("VPN_PORT_FORWARDING_STATUS_FILE") {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_file(self.port_commands_file());
-        let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
-        let _ = std::fs::remove_file(&gw_log);
         let mut st = RunState {
             scn,
             env,
@@ -344,62 +383,69 @@ impl Runner<'_> {
             storm: None,
             forwarded_listener: None,
             forwarded_task: None,
+            unexpected_exit: None,
         };
-        if scn.gateway_start {
-            self.start_gateway(&mut st).await?;
+        // Why the remaining steps do not run, once something stops the run.
+        let mut halted: Option<String> = None;
+        if let Err(e) = setup {
+            let message = format!(
+                "the harness could not set the scenario up: {}",
+                crate::errfmt::chain(&e)
+            );
+            cases.push(self.finish_case(
+                scn,
+                "set up the lab for the scenario",
+                harness_error(&message),
+                Duration::ZERO,
+                vec![],
+            ));
+            halted = Some(message);
+        } else if scn.gateway_start {
+            self.start_gateway(&mut st);
         }
 
-        let mut cases = Vec::new();
-        let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
-        let mut tampered = false;
         // The last fault or repair and when it was done: every later step
         // says how long after it it finished (time to healthy, to traffic).
         let mut last_fault: Option<(&str, Instant)> = None;
         for step in &scn.steps {
+            if halted.is_none() && self.interrupt.is_cancelled() {
+                // Interrupted between steps: the scenario is in flight, and
+                // this step is where it stopped.
+                halted = Some("the run was interrupted".into());
+                cases.push(self.finish_case(
+                    scn,
+                    &step.name,
+                    interrupted(),
+                    Duration::ZERO,
+                    vec![],
+                ));
+                continue;
+            }
+            if let Some(why) = &halted {
+                let outcome = Outcome::Skipped {
+                    reason: format!("not run: {why}"),
+                };
+                cases.push(self.finish_case(scn, &step.name, outcome, Duration::ZERO, vec![]));
+                continue;
+            }
             timeline.push((SystemTime::now(), step.name.clone()));
             let t = Instant::now();
             let mut log = Vec::new();
-            let outcome = self.step(&mut st, &step.action, &mut log).await?;
-            // A test that breaks the gateway on purpose does it once the
-            // gateway has set itself up (after the first handshake).
-            let set_up = match self.tamper.as_ref().and_then(|t| t.after_step.as_ref()) {
-                Some(name) => *name == step.name,
-                None => {
-                    matches!(step.action, Action::WaitHandshake { .. })
-                        && outcome == Outcome::Passed
+            let outcome = tokio::select! {
+                r = self.step(&mut st, &step.action, &mut log) => match r {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let message = format!("the harness could not do this step: {}", crate::errfmt::chain(&e));
+                        halted = Some(format!("the harness failed at \"{}\"", step.name));
+                        harness_error(&message)
+                    }
+                },
+                _ = self.interrupt.cancelled() => {
+                    halted = Some("the run was interrupted".into());
+                    interrupted()
                 }
             };
-            if !tampered
-                && set_up
-                && let Some(tamper) = &self.tamper
-            {
-                if let Some(script) = &tamper.nft {
-                    self.lab.nft(host::GW, script)?;
-                    log.push(format!(
-                        "tampered with the gateway's rules from outside:\n{script}"
-                    ));
-                }
-                if let Some(text) = &tamper.resolv_conf {
-                    std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
-                        LabError::Service {
-                            service: "resolv.conf".into(),
-                            source,
-                        }
-                    })?;
-                    log.push(format!(
-                        "replaced the gateway host's resolv.conf with:\n{text}"
-                    ));
-                }
-                if tamper.route_around {
-                    self.step(
-                        &mut st,
-                        &Action::Fault(super::model::Fault::RouteAroundTunnel),
-                        &mut log,
-                    )
-                    .await?;
-                }
-                tampered = true;
-            }
+            self.note_gateway_exit(&mut st, &step.name).await;
             match (&step.action, last_fault) {
                 (Action::Fault(_), _) => last_fault = Some((&step.name, Instant::now())),
                 (_, Some((fault, at))) => log.push(format!(
@@ -408,18 +454,7 @@ impl Runner<'_> {
                 )),
                 (_, None) => {}
             }
-            let duration = t.elapsed();
-            let case = CaseResult {
-                name: step.name.clone(),
-                outcome,
-                duration,
-                log,
-            };
-            self.emit(Event::CaseFinished {
-                scenario: scn.name.clone(),
-                case: case.clone(),
-            });
-            cases.push(case);
+            cases.push(self.finish_case(scn, &step.name, outcome, t.elapsed(), log));
         }
 
         timeline.push((SystemTime::now(), "teardown".into()));
@@ -429,6 +464,22 @@ impl Runner<'_> {
         }
         if let Some(g) = st.gateway.take() {
             g.stop().await;
+        }
+        if scn.needs_gateway() {
+            let outcome = match &st.unexpected_exit {
+                None => Outcome::Passed,
+                Some(exit) => fail(
+                    exit.summary.clone(),
+                    format!("its last log lines:\n{}", exit.log_tail),
+                ),
+            };
+            cases.push(self.finish_case(
+                scn,
+                "the gateway under test stayed up (it exits only when a step makes it)",
+                outcome,
+                Duration::ZERO,
+                vec![],
+            ));
         }
         let handshake_after = st.handshake_after;
         let policies = policies();
@@ -442,11 +493,16 @@ impl Runner<'_> {
         }
         for (w, frames) in &by_wire {
             let path = self.out_dir.join(format!("{}-{}.pcap", scn.name, w));
-            capture::write_pcap(&path, frames).map_err(|e| LabError::Service {
-                service: "pcap".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            pcaps.push(path);
+            match capture::write_pcap(&path, frames) {
+                Ok(()) => pcaps.push(path),
+                Err(e) => cases.push(self.finish_case(
+                    scn,
+                    &format!("write the capture of {w}"),
+                    harness_error(&format!("writing {}: {e}", path.display())),
+                    Duration::ZERO,
+                    vec![],
+                )),
+            }
             frames_seen.insert(w.clone(), frames.len());
             let Some(policy) = policies.get(w.as_str()) else {
                 continue;
@@ -471,7 +527,12 @@ impl Runner<'_> {
         }
         for w in &scn.leak_wires {
             let mine: Vec<&LeakRecord> = leaks.iter().filter(|l| &l.wire == w).collect();
-            let n = frames_seen.get(w).copied().unwrap_or(0);
+            let name = format!("no packet on {w} is a leak");
+            let Some(n) = frames_seen.get(w).copied() else {
+                let outcome = harness_error(&format!("there is no capture of {w}"));
+                cases.push(self.finish_case(scn, &name, outcome, Duration::ZERO, vec![]));
+                continue;
+            };
             let mut log = vec![format!(
                 "{n} frames captured on {w}; policy: {:?}",
                 policies.get(w.as_str())
@@ -490,17 +551,7 @@ impl Runner<'_> {
                     lines.join("\n"),
                 )
             };
-            let case = CaseResult {
-                name: format!("no packet on {w} is a leak"),
-                outcome,
-                duration: Duration::ZERO,
-                log,
-            };
-            self.emit(Event::CaseFinished {
-                scenario: scn.name.clone(),
-                case: case.clone(),
-            });
-            cases.push(case);
+            cases.push(self.finish_case(scn, &name, outcome, Duration::ZERO, log));
         }
         let result = ScenarioResult {
             name: scn.name.clone(),
@@ -518,7 +569,48 @@ impl Runner<'_> {
         self.emit(Event::ScenarioFinished {
             result: Box::new(result.clone()),
         });
-        Ok(result)
+        result
+    }
+
+    /// Emits a finished case and returns it.
+    fn finish_case(
+        &self,
+        scn: &Scenario,
+        name: &str,
+        outcome: Outcome,
+        duration: Duration,
+        log: Vec<String>,
+    ) -> CaseResult {
+        let case = CaseResult {
+            name: name.to_string(),
+            outcome,
+            duration,
+            log,
+        };
+        self.emit(Event::CaseFinished {
+            scenario: scn.name.clone(),
+            case: case.clone(),
+        });
+        case
+    }
+
+    /// After a step: a gateway that has exited although no step made it
+    /// (kill-gateway takes it out of the run state first) is a finding. It
+    /// is recorded once; the steps after it still run, and those that need
+    /// a live gateway fail.
+    async fn note_gateway_exit(&self, st: &mut RunState<'_>, step: &str) {
+        let Some(g) = st.gateway.as_mut() else {
+            return;
+        };
+        let Ok(Some(status)) = g.child.try_wait() else {
+            return;
+        };
+        g.log_flushed().await;
+        st.unexpected_exit = Some(GatewayExit {
+            summary: format!("the gateway exited on its own ({status}) during \"{step}\""),
+            log_tail: tail(&st.gw_log, 20),
+        });
+        st.gateway = None;
     }
 
     /// Checks which lab services saw the probe's nonce: each in the check's

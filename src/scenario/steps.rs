@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::external;
 use super::gateway_proc::{GatewayProc, tail};
-use super::model::{Action, Check, Expect, Fault, PortCommandExpect, Scenario};
+use super::model::{Action, Check, Expect, Fault, Interference, PortCommandExpect, Scenario};
 use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
@@ -35,6 +34,7 @@ pub(crate) fn merge(own: Outcome, external: Vec<String>, log: &[String]) -> Outc
     let mut problems = match own {
         Outcome::Passed => Vec::new(),
         Outcome::Failed { message, .. } => vec![message],
+        other @ (Outcome::Error { .. } | Outcome::Skipped { .. }) => return other,
     };
     problems.extend(external);
     fail(problems.join("; "), log.join("\n"))
@@ -63,6 +63,17 @@ pub struct RunState<'s> {
     /// and its task (the listener closes when the scenario ends).
     pub forwarded_listener: Option<u16>,
     pub forwarded_task: Option<AbortOnDrop>,
+    /// The gateway ended (or never started) without a step making it: a
+    /// finding, reported once per scenario.
+    pub unexpected_exit: Option<GatewayExit>,
+}
+
+/// How the gateway under test ended when nothing asked it to.
+#[derive(Debug, Clone)]
+pub struct GatewayExit {
+    /// One line: what happened and during which step.
+    pub summary: String,
+    pub log_tail: String,
 }
 
 /// A background task stopped when this is dropped.
@@ -86,6 +97,78 @@ const ISP_BLOCK: &str = "table inet lh_block {
 }";
 pub const ISP_UNBLOCK: &str = "add table inet lh_block\ndelete table inet lh_block\n";
 
+/// Where the gateway's control server listens, from its variables (Gluetun's
+/// default `:8000`), as seen from inside its namespace.
+fn control_address(env: &std::collections::BTreeMap<String, String>) -> SocketAddr {
+    let raw = env
+        .get("HTTP_CONTROL_SERVER_ADDRESS")
+        .map(String::as_str)
+        .unwrap_or(":8000");
+    let full = if raw.starts_with(':') {
+        format!("127.0.0.1{raw}")
+    } else {
+        raw.replace("0.0.0.0", "127.0.0.1")
+    };
+    full.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8000)))
+}
+
+/// `PUT /v1/vpn/status` with the lab's ops key. The gateway answers once
+/// the tunnel is in the asked state (the acknowledgement). While its control
+/// server does not accept connections yet (the process is just starting),
+/// the request is repeated until the gateway accepts it, exits, or 10 s
+/// pass: the readiness fact is the server answering, not a sleep.
+async fn put_vpn_status(
+    ns: &crate::lab::netns::Netns,
+    target: SocketAddr,
+    running: bool,
+    gateway: &mut GatewayProc,
+) -> Result<String, String> {
+    let body = format!(
+        "{{\"status\":\"{}\"}}",
+        if running { "running" } else { "stopped" }
+    );
+    let headers = vec![(
+        "x-api-key".to_string(),
+        crate::lab::CONTROL_API_KEY.to_string(),
+    )];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = probe::http_request(
+            ns,
+            "PUT",
+            target,
+            "/v1/vpn/status",
+            &headers,
+            body.clone(),
+            Duration::from_secs(12),
+        )
+        .await;
+        match r {
+            Ok((200, text)) => return Ok(text),
+            Ok((code, text)) => {
+                return Err(format!(
+                    "the control server refused the request: {code} {text}"
+                ));
+            }
+            Err(e) => {
+                if let Ok(Some(status)) = gateway.child.try_wait() {
+                    return Err(format!(
+                        "the gateway exited ({status}) before it took the request"
+                    ));
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "the control server at {target} did not take the request within 10s: {e}"
+                    ));
+                }
+                // Connection refused: the server is not listening yet.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 fn lab_err(service: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Service {
         service: service.to_string(),
@@ -94,16 +177,32 @@ fn lab_err(service: &str, e: impl std::fmt::Display) -> LabError {
 }
 
 impl Runner<'_> {
-    pub(crate) async fn start_gateway(&self, st: &mut RunState<'_>) -> Result<(), LabError> {
+    /// Starts a gateway process with the scenario's variables. A gateway
+    /// that cannot be started is a finding about it (recorded in the run
+    /// state), not a harness failure.
+    pub(crate) fn start_gateway(&self, st: &mut RunState<'_>) {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
-        st.gateway = Some(GatewayProc::start(
-            self.lab.ns(host::GW)?,
-            &self.lab.resolv_conf(host::GW),
-            &self.gateway_exe,
-            st.env.clone(),
-            &st.gw_log,
-        )?);
-        Ok(())
+        let started = self.lab.ns(host::GW).and_then(|ns| {
+            GatewayProc::start(
+                ns,
+                &self.lab.resolv_conf(host::GW),
+                &self.gateway_exe,
+                st.env.clone(),
+                &st.gw_log,
+            )
+        });
+        match started {
+            Ok(g) => st.gateway = Some(g),
+            Err(e) => {
+                st.unexpected_exit.get_or_insert(GatewayExit {
+                    summary: format!(
+                        "the gateway could not be started: {}",
+                        crate::errfmt::chain(&e)
+                    ),
+                    log_tail: tail(&st.gw_log, 20),
+                });
+            }
+        }
     }
 
     /// Starts a gateway for `scn` outside any scenario run (for `leakhound
@@ -351,7 +450,47 @@ impl Runner<'_> {
                 self.forwarded_step(st, via, expect, log).await?
             }
             Action::Fault(f) => self.fault(st, *f, log).await?,
+            Action::Interfere(i) => self.interfere(st, i, log).await?,
         })
+    }
+
+    /// Changes the gateway's namespace from outside, as other software on
+    /// the machine might.
+    async fn interfere(
+        &self,
+        st: &mut RunState<'_>,
+        i: &Interference,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        if let Some(script) = &i.nft {
+            self.lab.nft(host::GW, script)?;
+            log.push(format!("ran nft in the gateway's namespace:\n{script}"));
+        }
+        if let Some(text) = &i.resolv_conf {
+            std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
+                LabError::Service {
+                    service: "resolv.conf".into(),
+                    source,
+                }
+            })?;
+            log.push(format!(
+                "replaced the gateway host's resolv.conf with:\n{text}"
+            ));
+        }
+        if i.routes_around {
+            self.fault(st, Fault::RouteAroundTunnel, log).await?;
+        }
+        if i.kill {
+            let n = crate::lab::netns::kill_all_in(self.lab.ns(host::GW)?);
+            log.push(format!(
+                "SIGKILLed {n} process(es) in the gateway's namespace (as the OOM killer would)"
+            ));
+            // Reaped now, so the runner sees the exit after this step.
+            if let Some(g) = st.gateway.as_mut() {
+                let _ = g.child.wait().await;
+            }
+        }
+        Ok(Outcome::Passed)
     }
 
     /// Asks the same question through an independent client (kdig for DNS
@@ -453,41 +592,25 @@ impl Runner<'_> {
                 let Some(g) = st.gateway.as_mut() else {
                     return Ok(no_gateway());
                 };
-                let stop = f == Fault::StopTunnel;
-                let sig = if stop {
-                    Signal::SIGUSR1
-                } else {
-                    Signal::SIGUSR2
-                };
-                let before = *g.tunnel.borrow();
-                if !stop {
+                let running = f == Fault::StartTunnel;
+                if running {
                     st.handshakes_before = self.services.wg.status.borrow().handshakes;
                 }
-                g.signal(sig)?;
-                log.push(format!("sent {sig} to the gateway"));
-                // Wait for the gateway's acknowledgement, so the next signal
-                // cannot overtake this one (signals of different kinds are
-                // not delivered in order).
-                let mut events = g.tunnel.clone();
-                let acked = tokio::select! {
-                    r = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        events.wait_for(|e| if stop { e.downs > before.downs } else { e.ups > before.ups }),
-                    ) => matches!(r, Ok(Ok(_))),
-                    _ = g.child.wait() => false,
-                };
-                if acked {
-                    log.push(format!(
-                        "the gateway reported its tunnel {}",
-                        if stop { "down" } else { "up" }
-                    ));
-                    Outcome::Passed
-                } else {
-                    g.log_flushed().await;
-                    fail(
-                        format!("the gateway did not acknowledge {sig} within 5s"),
-                        tail(&st.gw_log, 20),
-                    )
+                let target = control_address(&st.env);
+                let ns = self.lab.ns(host::GW)?;
+                log.push(format!(
+                    "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
+                    if running { "running" } else { "stopped" }
+                ));
+                match put_vpn_status(ns, target, running, g).await {
+                    Ok(answer) => {
+                        log.push(format!("the gateway answered: {answer}"));
+                        Outcome::Passed
+                    }
+                    Err(why) => {
+                        g.log_flushed_if_exited().await;
+                        fail(why, tail(&st.gw_log, 20))
+                    }
                 }
             }
             Fault::KillGateway => {
@@ -504,9 +627,18 @@ impl Runner<'_> {
                 if let Some(g) = st.gateway.take() {
                     g.stop().await;
                 }
-                self.start_gateway(st).await?;
-                log.push("gateway started".into());
-                Outcome::Passed
+                self.start_gateway(st);
+                if st.gateway.is_some() {
+                    log.push("gateway started".into());
+                    Outcome::Passed
+                } else {
+                    let why = st
+                        .unexpected_exit
+                        .as_ref()
+                        .map(|e| e.summary.clone())
+                        .unwrap_or_default();
+                    fail(why, tail(&st.gw_log, 20))
+                }
             }
             Fault::ProviderDown | Fault::ProviderUp => {
                 self.services.wg.set_answering(f == Fault::ProviderUp);

@@ -8,8 +8,9 @@ use leakhound::lab::netns;
 use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::{Lab, new_run_id};
 use leakhound::model::topology::Topology;
-use leakhound::scenario::model::{self as scenario, Scenario};
-use leakhound::scenario::runner::{Runner, Tamper};
+use leakhound::scenario::model::{self as scenario, Action, Interference, Scenario, Step};
+use leakhound::scenario::runner::Runner;
+use tokio_util::sync::CancellationToken;
 
 pub fn require_root() {
     assert!(
@@ -57,8 +58,8 @@ impl TestLab {
         }
     }
 
-    /// A runner writing to `out`, with extra gateway variables and damage.
-    pub fn runner(&self, out: &Path, env: &[(&str, String)], tamper: Option<Tamper>) -> Runner<'_> {
+    /// A runner writing to `out`, with extra gateway variables.
+    pub fn runner(&self, out: &Path, env: &[(&str, String)]) -> Runner<'_> {
         Runner {
             lab: &self.lab,
             services: &self.services,
@@ -68,8 +69,8 @@ impl TestLab {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-            tamper,
             events: None,
+            interrupt: CancellationToken::new(),
         }
     }
 
@@ -88,4 +89,69 @@ impl TestLab {
             ours(&run_id)
         );
     }
+}
+
+/// Damage to the gateway done from outside, once it has set itself up: the
+/// tests that prove a scenario can fail. It becomes an `interfere` step of
+/// the scenario (the production runner has no test hooks).
+#[derive(Debug, Clone, Default)]
+pub struct Tamper {
+    /// An nftables script run in the gateway's namespace.
+    pub nft: Option<String>,
+    /// Also point the default routes around the tunnel.
+    pub route_around: bool,
+    /// Right after the step with this name (default: after the first
+    /// `wait-handshake`).
+    pub after_step: Option<String>,
+    /// Replace the gateway host's resolv.conf with this text.
+    pub resolv_conf: Option<String>,
+}
+
+/// `scn` with the damage inserted as a step.
+pub fn tampered(mut scn: Scenario, t: &Tamper) -> Scenario {
+    let at = match &t.after_step {
+        Some(name) => scn
+            .steps
+            .iter()
+            .position(|s| &s.name == name)
+            .unwrap_or_else(|| panic!("{}: no step named {name:?}", scn.name)),
+        None => scn
+            .steps
+            .iter()
+            .position(|s| matches!(s.action, Action::WaitHandshake { .. }))
+            .unwrap_or_else(|| panic!("{}: no wait-handshake step", scn.name)),
+    };
+    scn.steps.insert(
+        at + 1,
+        Step {
+            name: "the gateway is tampered with from outside".into(),
+            action: Action::Interfere(Interference {
+                nft: t.nft.clone(),
+                routes_around: t.route_around,
+                resolv_conf: t.resolv_conf.clone(),
+                kill: false,
+            }),
+        },
+    );
+    scn
+}
+
+/// Validates JUnit XML against Jenkins' schema (ci/jenkins-junit.xsd) with
+/// xmllint (libxml2-utils; ci/setup.sh installs it).
+pub fn assert_valid_junit(xml: &str) {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/jenkins-junit.xsd");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("junit.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint not found: install libxml2-utils (ci/setup.sh does)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
