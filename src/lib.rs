@@ -31,13 +31,12 @@
 
 pub mod bench;
 pub mod capture;
-pub mod errfmt;
-pub mod gateway;
-pub mod httpc;
 pub mod lab;
-pub mod model;
-pub mod netlink;
-pub mod rawsock;
+/// The gateway under test, its own crate (`crates/gateway`).
+pub use leakhound_gateway as gateway;
+/// The pure core, its own crate (`crates/model`).
+pub use leakhound_model as model;
+/// The plumbing shared with the gateway (`crates/net`).
+pub use leakhound_net::{errfmt, httpc, netlink, rawsock, tunnel};
 pub mod report;
 pub mod scenario;
-pub mod tunnel;

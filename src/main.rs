@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use leakhound::gateway::cli::init_tracing;
 use tokio_util::sync::CancellationToken;
 
-use leakhound::gateway::{self, GatewayConfig};
 use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::{self, Lab, netns};
 use leakhound::model::topology::Topology;
@@ -141,27 +141,13 @@ struct RunArgs {
     quiet: bool,
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Gateway { action: None } => gateway_main(),
+        Command::Gateway { action: None } => leakhound::gateway::cli::gateway_main(),
         Command::Gateway {
             action: Some(GatewayAction::Healthcheck),
-        } => healthcheck_main(),
+        } => leakhound::gateway::cli::healthcheck_main(),
         Command::Reap => {
             init_tracing("info");
             let reaped = netns::reap_stale();
@@ -238,116 +224,6 @@ fn harness_exit(r: Result<()>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
-        }
-    }
-}
-
-fn healthcheck_main() -> ExitCode {
-    let addr = std::env::var("HEALTH_SERVER_ADDRESS")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| leakhound::gateway::config::DEFAULT_HEALTH_SERVER.into());
-    let full = if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.clone()
-    };
-    let Ok(sock) = full.parse::<std::net::SocketAddr>() else {
-        eprintln!("HEALTH_SERVER_ADDRESS={addr:?} is not ADDRESS:PORT");
-        return ExitCode::from(1);
-    };
-    let asked = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(leakhound::gateway::health::ask(
-                sock,
-                Duration::from_secs(3),
-            ))
-        });
-    match asked {
-        Ok((true, body)) => {
-            println!("{body}");
-            ExitCode::SUCCESS
-        }
-        Ok((false, body)) => {
-            println!("{body}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("no health server on {sock}: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn gateway_main() -> ExitCode {
-    let started = std::time::Instant::now();
-    init_tracing("info");
-    // A gateway's work is small and bursty: two workers whatever the host's
-    // core count, and glibc limited to two malloc arenas (it would make one
-    // per thread that ever allocates, each holding freed memory).
-    // SAFETY: called before any other thread exists.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
-    }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(8)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("leakhound gateway: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // The signal handlers first: a stop sent the moment this process exists
-    // (a runner may have started it with them blocked, so they wait as
-    // pending) is honoured, never fatal.
-    let signals = {
-        let _in_rt = rt.enter();
-        match gateway::signals::Signals::install() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("leakhound gateway: installing signal handlers: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
-    // A gateway that cannot run closes its namespace (everything but
-    // loopback) before it exits: bad input never leaves it open.
-    let lock_down = |rt: &tokio::runtime::Runtime| {
-        match rt.block_on(gateway::lock_down()) {
-        Ok(()) => "the namespace is closed (everything but loopback) until a gateway starts with a good configuration".to_string(),
-        Err(le) => format!("and closing the namespace failed too: {:#}", anyhow::Error::from(le)),
-    }
-    };
-    // Everything is checked before anything is touched.
-    let cfg = match GatewayConfig::from_env(std::env::vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            let closed = lock_down(&rt);
-            tracing::error!("refusing to start: {e}; {closed}");
-            eprintln!("leakhound gateway: refusing to start: {e}; {closed}");
-            return ExitCode::from(2);
-        }
-    };
-    let firewall_wanted = cfg.firewall.enabled;
-    match rt.block_on(gateway::run(cfg, started, signals)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let e = anyhow::Error::from(e);
-            let closed = if firewall_wanted {
-                lock_down(&rt)
-            } else {
-                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: left open".into()
-            };
-            tracing::error!("{e:#}; {closed}");
-            eprintln!("leakhound gateway: {e:#}; {closed}");
-            ExitCode::from(1)
         }
     }
 }

@@ -406,8 +406,8 @@ async fn the_healthcheck_command_follows_the_tunnel() {
 /// not at the home address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
-    use leakhound::gateway::natpmp::{self, MapRequest, Protocol};
     use leakhound::lab::natpmp_server::FIRST_PORT;
+    use leakhound::model::natpmp::{self, MapRequest, Protocol};
     require_root();
     let out = tempfile::tempdir().unwrap();
     let t = TestLab::new().await;

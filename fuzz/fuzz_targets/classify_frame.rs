@@ -2,7 +2,7 @@
 //! panic (and anything unparsable is a leak, checked by the unit tests).
 #![no_main]
 
-use leakhound::model::classify::{LeakPolicy, classify};
+use leakhound_model::classify::{LeakPolicy, classify};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

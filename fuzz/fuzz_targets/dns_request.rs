@@ -2,8 +2,8 @@
 //! it must never panic.
 #![no_main]
 
-use leakhound::gateway::dns::inspect_request;
-use leakhound::gateway::dns_policy::DnsPolicy;
+use leakhound_gateway::dns::inspect_request;
+use leakhound_gateway::dns_policy::DnsPolicy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

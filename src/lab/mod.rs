@@ -9,7 +9,7 @@ pub mod echo;
 pub mod encrypted_dns;
 pub mod http;
 pub mod natpmp_server;
-pub mod netns;
+pub use leakhound_net::netns;
 pub mod services;
 pub mod tls;
 pub mod wgserver;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::netns::Netns;
 use super::services::ServiceLog;
 use super::{LabError, nft_in};
-use crate::gateway::natpmp::{self, Mapping, Protocol, ResultCode, ServerRequest};
+use crate::model::natpmp::{self, Mapping, Protocol, ResultCode, ServerRequest};
 use crate::model::topology::addr;
 
 pub const SERVICE: &str = "natpmp";

@@ -286,7 +286,7 @@ fn servfail_info(request: &Request) -> ResponseInfo {
 /// `cache_size` answers.
 pub async fn start(
     upstream: Option<IpAddr>,
-    dot: Option<&crate::gateway::config::DotSettings>,
+    dot: Option<&crate::config::DotSettings>,
     cache_size: u64,
     policy: DnsPolicy,
 ) -> Result<Server<GatewayResolver>, DnsError> {
@@ -398,14 +398,14 @@ mod tests {
     fn the_request_path_decides_by_name_and_survives_garbage() {
         let mut policy = DnsPolicy::default();
         policy.blocked.insert("malware.lab");
-        let (_, q) = crate::model::dns_query::a_query("x.malware.lab.").unwrap();
+        let (_, q) = leakhound_model::dns_query::a_query("x.malware.lab.").unwrap();
         let (name, d) = inspect_request(&policy, &q).unwrap();
         assert_eq!(name, "x.malware.lab.");
         assert_eq!(d, Decision::Blocked);
-        for (_, bad) in crate::scenario::probe::malformed_dns() {
+        for (_, bad) in leakhound_model::dns_corpus::malformed_dns() {
             let _ = inspect_request(&policy, &bad);
         }
-        for m in crate::scenario::probe::mutated_queries(2000) {
+        for m in leakhound_model::dns_corpus::mutated_queries(2000) {
             let _ = inspect_request(&policy, &m);
         }
     }

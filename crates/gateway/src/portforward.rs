@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::config::PortForwarding;
 use super::firewall::{self, FirewallPolicy};
-use super::natpmp::{self, MapRequest, Mapping, Protocol};
+use leakhound_model::natpmp::{self, MapRequest, Mapping, Protocol};
 
 /// Lifetime asked for (the provider may grant less).
 pub const LIFETIME: u32 = 60;
@@ -261,7 +261,7 @@ mod tests {
     fn a_new_forwarded_port_replaces_the_old_one_and_keeps_the_configured_ones() {
         let base = FirewallPolicy {
             vpn_input_ports: vec![51413],
-            ..crate::gateway::firewall::policy::tests::seed_policy()
+            ..crate::firewall::policy::tests::seed_policy()
         };
         let first = with_forwarded_port(&base, 40000, None);
         assert_eq!(first.vpn_input_ports, [51413, 40000]);

@@ -7,14 +7,14 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
-use pnet::packet::Packet;
-use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
-use pnet::packet::icmpv6::Icmpv6Packet;
-use pnet::packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
-use pnet::packet::ipv4::Ipv4Packet;
-use pnet::packet::ipv6::Ipv6Packet;
-use pnet::packet::tcp::TcpPacket;
-use pnet::packet::udp::UdpPacket;
+use pnet_packet::Packet;
+use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
+use pnet_packet::icmpv6::Icmpv6Packet;
+use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ipv6::Ipv6Packet;
+use pnet_packet::tcp::TcpPacket;
+use pnet_packet::udp::UdpPacket;
 use serde::Serialize;
 
 /// What may cross one watched wire.
@@ -332,7 +332,7 @@ fn transport_inner(
                 s.dport = Some(t.get_destination());
                 let off = 4 * t.get_data_offset() as usize;
                 // A bare reset (no data): "closed", whoever sends it.
-                if t.get_flags() & pnet::packet::tcp::TcpFlags::RST != 0 && payload.len() <= off {
+                if t.get_flags() & pnet_packet::tcp::TcpFlags::RST != 0 && payload.len() <= off {
                     return Verdict::Allowed {
                         reason: Reason::Refusal,
                         summary: s,
@@ -526,7 +526,7 @@ mod tests {
 
     /// A DNS query for `name` (type A), as a resolver would send it.
     fn dns_query(name: &str) -> Vec<u8> {
-        crate::model::dns_query::a_query(name).unwrap().1
+        crate::dns_query::a_query(name).unwrap().1
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
     let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
     let work = async {
         let stream = s.connect(addr).await.map_err(|e| e.to_string())?;
-        let (status, body) = crate::httpc::request(
+        let (status, body) = leakhound_net::httpc::request(
             stream,
             "GET",
             hostport,

@@ -12,7 +12,7 @@ pub fn request(v6: bool, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     msg.extend_from_slice(&seq.to_be_bytes());
     msg.extend_from_slice(payload);
     if !v6 {
-        let c = pnet::packet::util::checksum(&msg, 1);
+        let c = pnet_packet::util::checksum(&msg, 1);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
     }
     msg
@@ -64,7 +64,7 @@ mod tests {
         assert_eq!(&r[..2], &[8, 0]);
         assert_eq!(&r[4..8], &[0x12, 0x34, 0, 1]);
         // A message with its checksum in place sums to zero.
-        assert_eq!(pnet::packet::util::checksum(&r, 99), 0);
+        assert_eq!(pnet_packet::util::checksum(&r, 99), 0);
         let ipv6 = request(true, 1, 1, b"x");
         assert_eq!(ipv6[0], 128);
         assert_eq!(&ipv6[2..4], &[0, 0]);

@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use tokio::sync::watch;
 
 use super::config::{HealthTarget, SmallCheck};
-use crate::tunnel::TunnelStatus;
+use leakhound_net::tunnel::TunnelStatus;
 
 /// WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(180);
@@ -155,19 +155,19 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
         } else {
             socket2::Protocol::ICMPV4
         };
-        let sock = crate::rawsock::raw_socket(v6, proto).map_err(|e| e.to_string())?;
+        let sock = leakhound_net::rawsock::raw_socket(v6, proto).map_err(|e| e.to_string())?;
         sock.bind_device(Some(iface.as_bytes()))
             .map_err(|e| format!("binding to {iface}: {e}"))?;
         let id: u16 = rand::random();
         let payload = b"leakhound health";
         let started = Instant::now();
         for (seq, wait) in (1u16..).zip(tries) {
-            let msg = crate::model::echo::request(v6, id, seq, payload);
+            let msg = leakhound_model::echo::request(v6, id, seq, payload);
             if let Err(e) = sock.send_to(&msg, &SocketAddr::new(target, 0).into()) {
                 return Err(format!("sending the echo request: {e}"));
             }
-            let got = crate::rawsock::recv_until(&sock, Instant::now() + wait, |d| {
-                crate::model::echo::is_reply(v6, d, id, payload)
+            let got = leakhound_net::rawsock::recv_until(&sock, Instant::now() + wait, |d| {
+                leakhound_model::echo::is_reply(v6, d, id, payload)
             })
             .map_err(|e| e.to_string())?;
             if got {
@@ -193,7 +193,7 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
 pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
     use hickory_proto::op::{Message, ResponseCode};
     let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
-    let (id, bytes) = crate::model::dns_query::a_query(&name)?;
+    let (id, bytes) = leakhound_model::dns_query::a_query(&name)?;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -442,7 +442,7 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
         let stream = tokio::net::TcpStream::connect(target)
             .await
             .map_err(|e| e.to_string())?;
-        let (status, body) = crate::httpc::request(
+        let (status, body) = leakhound_net::httpc::request(
             stream,
             "GET",
             &target.to_string(),

@@ -15,6 +15,7 @@
 //! control server work from the first moment ([`signals`]); what they ask is
 //! decided by the [`supervisor`], a pure state machine.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod control_auth;
@@ -22,7 +23,6 @@ pub mod dns;
 pub mod dns_policy;
 pub mod firewall;
 pub mod health;
-pub mod natpmp;
 pub mod portforward;
 pub mod signals;
 pub mod supervisor;
@@ -34,10 +34,10 @@ use std::time::Instant;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use crate::netlink::{NetlinkError, Nl};
-use crate::tunnel::{Driver, DriverConfig};
 pub use config::{ConfigError, GatewayConfig};
 use firewall::{FirewallError, FirewallPolicy};
+use leakhound_net::netlink::{NetlinkError, Nl};
+use leakhound_net::tunnel::{Driver, DriverConfig};
 use supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +194,7 @@ struct Tunnel {
 /// a way to make it send a handshake initiation now.
 #[derive(Clone)]
 pub struct TunnelHandle {
-    pub status: tokio::sync::watch::Receiver<crate::tunnel::TunnelStatus>,
+    pub status: tokio::sync::watch::Receiver<leakhound_net::tunnel::TunnelStatus>,
     pub kick: Arc<tokio::sync::Notify>,
 }
 

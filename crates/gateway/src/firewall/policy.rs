@@ -373,7 +373,7 @@ impl FirewallPolicy {
                     R::new(Output, format!("dns {proto} to the resolver's upstream"))
                         .m(eq(
                             meta(MetaKey::Mark),
-                            Expression::Number(crate::gateway::dns::UPSTREAM_MARK),
+                            Expression::Number(crate::dns::UPSTREAM_MARK),
                         ))
                         .oif(tun)
                         .addr(true, &[IpNet::from(up)])
@@ -1004,8 +1004,7 @@ pub(crate) mod tests {
         );
         // Only the gateway's resolver (its marked sockets) may use it.
         assert!(
-            up.contains(r#""key":"mark""#)
-                && up.contains(&crate::gateway::dns::UPSTREAM_MARK.to_string()),
+            up.contains(r#""key":"mark""#) && up.contains(&crate::dns::UPSTREAM_MARK.to_string()),
             "{up}"
         );
         assert!(

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 use super::firewall::SubnetPorts;
-use crate::tunnel::{KeyError, parse_key};
+use leakhound_net::tunnel::{KeyError, parse_key};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -984,7 +984,7 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tunnel::{encode_key, generate_keypair};
+    use leakhound_net::tunnel::{encode_key, generate_keypair};
 
     fn base() -> Vec<(String, String)> {
         let (p, _) = generate_keypair();

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::lab::netns::{Netns, NetnsError};
+use crate::netns::{Netns, NetnsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {

@@ -162,6 +162,19 @@ impl Netns {
         &self.name
     }
 
+    /// A second handle on the same namespace (for work moved to another
+    /// thread or task).
+    pub fn try_clone(&self) -> Result<Netns, NetnsError> {
+        let file = self.file.try_clone().map_err(|source| NetnsError::Open {
+            name: self.name.clone(),
+            source,
+        })?;
+        Ok(Netns {
+            name: self.name.clone(),
+            file,
+        })
+    }
+
     pub fn inode(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.ino())
     }

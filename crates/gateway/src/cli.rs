@@ -1,0 +1,137 @@
+//! The gateway's command line, shared by its own thin binary
+//! (`leakhound-gateway [healthcheck]`) and the harness's `leakhound gateway
+//! [healthcheck]`: configuration from the environment only, errors shown
+//! with their causes, exit statuses for supervisors and Docker.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use leakhound_net::errfmt::chain;
+
+use crate::GatewayConfig;
+
+/// Logs to stderr; `LEAKHOUND_LOG` or `RUST_LOG` choose the level.
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+        .init();
+}
+
+/// `healthcheck`: asks the running gateway's health server
+/// (HEALTH_SERVER_ADDRESS) and turns the answer into an exit status (0
+/// healthy, 1 not) for Docker's HEALTHCHECK.
+pub fn healthcheck_main() -> ExitCode {
+    let addr = std::env::var("HEALTH_SERVER_ADDRESS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| crate::config::DEFAULT_HEALTH_SERVER.into());
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.clone()
+    };
+    let Ok(sock) = full.parse::<std::net::SocketAddr>() else {
+        eprintln!("HEALTH_SERVER_ADDRESS={addr:?} is not ADDRESS:PORT");
+        return ExitCode::from(1);
+    };
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(crate::health::ask(sock, Duration::from_secs(3))));
+    match asked {
+        Ok((true, body)) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((false, body)) => {
+            println!("{body}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("no health server on {sock}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs the gateway from its environment until SIGTERM/SIGINT. Exit status:
+/// 0 stopped cleanly, 1 failed while running, 2 refused its configuration
+/// (the namespace is then closed).
+pub fn gateway_main() -> ExitCode {
+    let started = std::time::Instant::now();
+    init_tracing("info");
+    // A gateway's work is small and bursty: two workers whatever the host's
+    // core count, and glibc limited to two malloc arenas (it would make one
+    // per thread that ever allocates, each holding freed memory).
+    // SAFETY: called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("leakhound gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The signal handlers first: a stop sent the moment this process exists
+    // (a runner may have started it with them blocked, so they wait as
+    // pending) is honoured, never fatal.
+    let signals = {
+        let _in_rt = rt.enter();
+        match crate::signals::Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("leakhound gateway: installing signal handlers: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    // A gateway that cannot run closes its namespace (everything but
+    // loopback) before it exits: bad input never leaves it open.
+    let lock_down = |rt: &tokio::runtime::Runtime| {
+        match rt.block_on(crate::lock_down()) {
+        Ok(()) => "the namespace is closed (everything but loopback) until a gateway starts with a good configuration".to_string(),
+        Err(le) => format!("and closing the namespace failed too: {}", chain(&le)),
+    }
+    };
+    // Everything is checked before anything is touched.
+    let cfg = match GatewayConfig::from_env(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            let closed = lock_down(&rt);
+            tracing::error!("refusing to start: {e}; {closed}");
+            eprintln!("leakhound gateway: refusing to start: {e}; {closed}");
+            return ExitCode::from(2);
+        }
+    };
+    let firewall_wanted = cfg.firewall.enabled;
+    match rt.block_on(crate::run(cfg, started, signals)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e = chain(&e);
+            let closed = if firewall_wanted {
+                lock_down(&rt)
+            } else {
+                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: left open".into()
+            };
+            tracing::error!("{e}; {closed}");
+            eprintln!("leakhound gateway: {e}; {closed}");
+            ExitCode::from(1)
+        }
+    }
+}

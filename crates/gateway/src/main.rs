@@ -1,0 +1,34 @@
+//! `leakhound-gateway`: the gateway under test on its own, for images and
+//! supervisors that do not need the harness. Configured only by Gluetun's
+//! environment variables (see the README's variable table).
+//!
+//!     leakhound-gateway              run the gateway
+//!     leakhound-gateway healthcheck  exit 0 if its health server says healthy
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["gateway"] => leakhound_gateway::cli::gateway_main(),
+        ["healthcheck"] | ["gateway", "healthcheck"] => leakhound_gateway::cli::healthcheck_main(),
+        ["-h" | "--help"] => {
+            println!(
+                "leakhound-gateway: a Gluetun-compatible WireGuard gateway, configured by\n\
+                 Gluetun's environment variables (VPN_ENDPOINT_IP, WIREGUARD_PRIVATE_KEY, ...).\n\n\
+                 usage:\n  leakhound-gateway              run the gateway until SIGTERM\n  \
+                 leakhound-gateway healthcheck  exit 0 if its health server says healthy, 1 if not"
+            );
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("leakhound-gateway: unknown arguments {other:?} (try --help)");
+            ExitCode::from(2)
+        }
+    }
+}

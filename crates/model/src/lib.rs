@@ -1,0 +1,17 @@
+//! leakhound's pure core: what the lab looks like, what a leak is, and the
+//! wire formats both tunnel ends and the harness share. No I/O, no async
+//! runtime, no root: everything here is unit-tested on literals and byte
+//! arrays, and fuzzed where it parses input from outside.
+//!
+//! * [`topology`]: the lab's hosts, links, addresses, routes and taps.
+//! * [`classify`]: which captured frame is a leak under a wire's policy.
+//! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
+//! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
+//! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
+
+pub mod classify;
+pub mod dns_corpus;
+pub mod dns_query;
+pub mod echo;
+pub mod natpmp;
+pub mod topology;

@@ -1,0 +1,13 @@
+//! leakhound's plumbing, shared by the gateway under test and the harness
+//! (neither owns it): entering and pinning network namespaces ([`netns`]),
+//! links, addresses and routes over rtnetlink ([`netlink`]), the boringtun
+//! WireGuard driver both tunnel ends run ([`tunnel`]), raw sockets
+//! ([`rawsock`]), one HTTP/1.1 exchange over a connected stream ([`httpc`]),
+//! and how errors are shown to people ([`errfmt`]).
+
+pub mod errfmt;
+pub mod httpc;
+pub mod netlink;
+pub mod netns;
+pub mod rawsock;
+pub mod tunnel;
