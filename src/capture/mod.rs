@@ -38,12 +38,7 @@ pub enum CaptureError {
     Pcap { path: String, detail: String },
 }
 
-/// One captured frame.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    pub at: SystemTime,
-    pub data: Vec<u8>,
-}
+pub use crate::model::verdict::Frame;
 
 /// A running capture on one wire.
 pub struct Capture {

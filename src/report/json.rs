@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::scenario::runner::ScenarioResult;
+use crate::model::verdict::ScenarioResult;
 
 #[derive(Serialize)]
 pub struct Summary<'a> {

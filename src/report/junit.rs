@@ -1,4 +1,4 @@
-//! JUnit XML (quick-junit): one testsuite per scenario, one testcase per
+//! JUnit XML (junit-report): one testsuite per scenario, one testcase per
 //! assertion. Written to be read the same way by Jenkins (validated against
 //! its JUnit schema), GitLab (suite name in `classname`, failure text in both
 //! the `message` attribute and the element body) and GitHub annotations; the
@@ -14,7 +14,7 @@ use junit_report::{
     Duration as JDuration, OffsetDateTime, ReportBuilder, TestCaseBuilder, TestSuiteBuilder,
 };
 
-use crate::scenario::runner::{Outcome, ScenarioResult};
+use crate::model::verdict::{Outcome, ScenarioResult};
 
 fn jdur(d: std::time::Duration) -> JDuration {
     JDuration::try_from(d).unwrap_or(JDuration::MAX)
@@ -101,7 +101,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
 #[cfg(test)]
 pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
     use crate::model::classify::{Proto, Summary};
-    use crate::scenario::runner::{CaseResult, LeakRecord};
+    use crate::model::verdict::{CaseResult, LeakRecord};
     use std::collections::BTreeMap;
     use std::time::{Duration, UNIX_EPOCH};
     {
@@ -138,7 +138,7 @@ pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
                         message:
                             "1 packet(s) leaked on gw; first: TCP 172.21.0.2:41000 -> 192.0.2.80:80"
                                 .into(),
-                        detail: crate::scenario::runner::format_leak(&leak),
+                        detail: crate::model::verdict::format_leak(&leak),
                     },
                     duration: Duration::ZERO,
                     log: vec![],

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::scenario::runner::{Event, Outcome, ScenarioResult, format_leak};
+use crate::model::verdict::{Event, Outcome, ScenarioResult, format_leak};
 
 /// Consumes events until the runner drops its sender.
 pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
@@ -18,11 +17,12 @@ use super::gateway_proc::tail;
 use super::model::{Action, Check, Expect, Scenario};
 use super::probe;
 use super::steps::{GatewayExit, RunState};
-use crate::capture::{self, Capture, Frame};
+use crate::capture::{self, Capture};
 use crate::lab::services::LabServices;
 use crate::lab::{Lab, LabError};
-use crate::model::classify::{LeakPolicy, Summary, classify};
+use crate::model::classify::LeakPolicy;
 use crate::model::topology::{addr, host, wire};
+use crate::model::verdict::{Frame, Timeline, judge_wires};
 use crate::tunnel::encode_key;
 
 /// The seed's section 8, as gateway variables.
@@ -41,96 +41,16 @@ delete table netdev leakhound_egress
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One assertion's outcome. `Failed` is a finding about the gateway under
-/// test; `Error` is the harness's own failure (it could not do the step);
-/// `Skipped` says why a case did not run. Only `Passed` passes.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum Outcome {
-    Passed,
-    Failed { message: String, detail: String },
-    Error { message: String, detail: String },
-    Skipped { reason: String },
-}
+pub use crate::model::verdict::{
+    CaseResult, Event, LeakRecord, Outcome, ScenarioResult, format_leak,
+};
 
-/// One assertion's result (a JUnit testcase).
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseResult {
-    pub name: String,
-    pub outcome: Outcome,
-    #[serde(with = "humantime_serde")]
-    pub duration: Duration,
-    /// What happened, line by line (JUnit system-out).
-    pub log: Vec<String>,
-}
-
-/// A packet classified as a leak, tied to the step that was running.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeakRecord {
-    #[serde(with = "humantime_serde")]
-    pub at: SystemTime,
-    pub wire: String,
-    pub step: String,
-    pub packet: Summary,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioResult {
-    pub name: String,
-    pub description: String,
-    pub source: String,
-    #[serde(with = "humantime_serde")]
-    pub started: SystemTime,
-    #[serde(with = "humantime_serde")]
-    pub duration: Duration,
-    pub cases: Vec<CaseResult>,
-    pub leaks: Vec<LeakRecord>,
-    /// Frames seen per wire.
-    pub frames: BTreeMap<String, usize>,
-    pub pcaps: Vec<PathBuf>,
-    pub gateway_log: PathBuf,
-    /// From gateway start to the provider's first completed handshake.
-    #[serde(with = "humantime_serde::option")]
-    pub handshake_after: Option<Duration>,
-}
-
-impl ScenarioResult {
-    /// Every case passed or was skipped, and at least one passed: a scenario
-    /// that was skipped entirely has not passed.
-    pub fn passed(&self) -> bool {
-        self.cases
-            .iter()
-            .all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Skipped { .. }))
-            && self.cases.iter().any(|c| c.outcome == Outcome::Passed)
-    }
-
-    /// The harness itself failed somewhere in this scenario.
-    pub fn errored(&self) -> bool {
-        self.cases
-            .iter()
-            .any(|c| matches!(c.outcome, Outcome::Error { .. }))
-    }
-
-    /// The failed cases: (case name, failure message).
-    pub fn failures(&self) -> Vec<(String, String)> {
-        self.cases
-            .iter()
-            .filter_map(|c| match &c.outcome {
-                Outcome::Passed | Outcome::Skipped { .. } => None,
-                Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
-                    Some((c.name.clone(), message.clone()))
-                }
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    ScenarioStarted { name: String, cases: usize },
-    CaseFinished { scenario: String, case: CaseResult },
-    ScenarioFinished { result: Box<ScenarioResult> },
-}
+/// How far the capture's clock (the kernel's receive stamp) and the
+/// runner's marks may disagree. Both read CLOCK_REALTIME of the same kernel
+/// and a mark is taken before its step sends anything, so none: a frame is
+/// attributed to exactly one step. (The verdict function takes a tolerance
+/// for captures whose clock is not the runner's.)
+pub const CLOCK_SKEW: Duration = Duration::ZERO;
 
 /// Everything a run needs besides the scenarios.
 pub struct Runner<'a> {
@@ -348,7 +268,8 @@ impl Runner<'_> {
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);
         let mut cases = Vec::new();
-        let mut timeline: Vec<(SystemTime, String)> = vec![(started, "setup".into())];
+        let mut timeline = Timeline::new();
+        timeline.mark(started, "setup");
         let mut captures = Vec::new();
         // Set up: a clean gateway host and capture on every wire, before
         // any traffic. A failure here is the harness's.
@@ -428,7 +349,7 @@ impl Runner<'_> {
                 cases.push(self.finish_case(scn, &step.name, outcome, Duration::ZERO, vec![]));
                 continue;
             }
-            timeline.push((SystemTime::now(), step.name.clone()));
+            timeline.mark(SystemTime::now(), step.name.clone());
             let t = Instant::now();
             let mut log = Vec::new();
             let outcome = tokio::select! {
@@ -457,7 +378,7 @@ impl Runner<'_> {
             cases.push(self.finish_case(scn, &step.name, outcome, t.elapsed(), log));
         }
 
-        timeline.push((SystemTime::now(), "teardown".into()));
+        timeline.mark(SystemTime::now(), "teardown");
         if let Some(storm) = st.storm.take() {
             storm.cancel.cancel();
             let _ = storm.task.await;
@@ -482,8 +403,6 @@ impl Runner<'_> {
             ));
         }
         let handshake_after = st.handshake_after;
-        let policies = policies();
-        let mut leaks = Vec::new();
         let mut frames_seen = BTreeMap::new();
         let mut pcaps = Vec::new();
         let mut by_wire: BTreeMap<String, Vec<Frame>> = BTreeMap::new();
@@ -504,54 +423,15 @@ impl Runner<'_> {
                 )),
             }
             frames_seen.insert(w.clone(), frames.len());
-            let Some(policy) = policies.get(w.as_str()) else {
-                continue;
-            };
-            for f in frames {
-                let v = classify(policy, &f.data);
-                if v.is_leak() {
-                    let step = timeline
-                        .iter()
-                        .rev()
-                        .find(|(t, _)| *t <= f.at)
-                        .map(|(_, n)| n.clone())
-                        .unwrap_or_default();
-                    leaks.push(LeakRecord {
-                        at: f.at,
-                        wire: w.clone(),
-                        step,
-                        packet: v.summary().clone(),
-                    });
-                }
-            }
         }
-        for w in &scn.leak_wires {
-            let mine: Vec<&LeakRecord> = leaks.iter().filter(|l| &l.wire == w).collect();
-            let name = format!("no packet on {w} is a leak");
-            let Some(n) = frames_seen.get(w).copied() else {
-                let outcome = harness_error(&format!("there is no capture of {w}"));
-                cases.push(self.finish_case(scn, &name, outcome, Duration::ZERO, vec![]));
-                continue;
-            };
-            let mut log = vec![format!(
-                "{n} frames captured on {w}; policy: {:?}",
-                policies.get(w.as_str())
-            )];
-            let outcome = if mine.is_empty() {
-                Outcome::Passed
-            } else {
-                let lines: Vec<String> = mine.iter().map(|l| format_leak(l)).collect();
-                log.extend(lines.iter().cloned());
-                fail(
-                    format!(
-                        "{} packet(s) leaked on {w}; first: {}",
-                        mine.len(),
-                        lines.first().cloned().unwrap_or_default()
-                    ),
-                    lines.join("\n"),
-                )
-            };
-            cases.push(self.finish_case(scn, &name, outcome, Duration::ZERO, log));
+        let policies: BTreeMap<String, LeakPolicy> = policies()
+            .into_iter()
+            .map(|(w, p)| (w.to_string(), p))
+            .collect();
+        let (leaks, wire_cases) =
+            judge_wires(&scn.leak_wires, &by_wire, &policies, &timeline, CLOCK_SKEW);
+        for c in wire_cases {
+            cases.push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
         let result = ScenarioResult {
             name: scn.name.clone(),
@@ -774,9 +654,4 @@ impl Runner<'_> {
         );
         Ok(Self::verdict(problems, log))
     }
-}
-
-pub fn format_leak(l: &LeakRecord) -> String {
-    let t = humantime::format_rfc3339_micros(l.at);
-    format!("{t} [{}] during \"{}\": {}", l.wire, l.step, l.packet)
 }

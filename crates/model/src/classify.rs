@@ -1,4 +1,4 @@
-//! Classification of captured frames as allowed or leak (DESIGN.md, "What
+//! Classification of captured frames as allowed or leak (docs/DESIGN.md, "What
 //! counts as a leak"). Pure: a policy and the bytes of one Ethernet frame in,
 //! a verdict out. Anything that cannot be proven allowed is a leak, including
 //! frames that do not parse.

@@ -8,6 +8,8 @@
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
+//! * [`verdict`]: result types, and the pure function from captured frames,
+//!   the step timeline and the wires' policies to leak records and cases.
 
 pub mod classify;
 pub mod dns_corpus;
@@ -15,3 +17,4 @@ pub mod dns_query;
 pub mod echo;
 pub mod natpmp;
 pub mod topology;
+pub mod verdict;

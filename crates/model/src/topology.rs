@@ -1,5 +1,5 @@
 //! The lab's network as plain data: hosts (namespaces), the wires between
-//! them, addresses, routes and NAT. The default profile is DESIGN.md's copy of
+//! them, addresses, routes and NAT. The default profile is docs/DESIGN.md's copy of
 //! the seed's network. Nothing here does I/O; `lab::build` applies it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -167,7 +167,7 @@ fn lan(
 }
 
 impl Topology {
-    /// DESIGN.md's default profile: the seed's network.
+    /// The default profile (docs/DESIGN.md, "The lab"): the seed's network.
     pub fn default_profile() -> Topology {
         use addr::*;
         let home = Host {

@@ -1,0 +1,448 @@
+//! Verdicts: what a scenario's run amounts to. The result types every
+//! reporter reads (JUnit, JSON, terminal), and the pure function that turns
+//! the frames captured on each wire, the step timeline and the wires'
+//! policies into leak records and the "no packet on WIRE is a leak" cases.
+//! No I/O: the runner collects the inputs, this decides.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::classify::{LeakPolicy, Summary, classify};
+
+/// One assertion's outcome. `Failed` is a finding about the gateway under
+/// test; `Error` is the harness's own failure (it could not do the step);
+/// `Skipped` says why a case did not run. Only `Passed` passes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed { message: String, detail: String },
+    Error { message: String, detail: String },
+    Skipped { reason: String },
+}
+
+impl Outcome {
+    pub fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
+        Outcome::Failed {
+            message: message.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Outcome {
+        Outcome::Error {
+            message: message.into(),
+            detail: String::new(),
+        }
+    }
+}
+
+/// One assertion's result (a JUnit testcase).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub outcome: Outcome,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// What happened, line by line (JUnit system-out).
+    pub log: Vec<String>,
+}
+
+/// A packet classified as a leak, tied to the step that was running.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeakRecord {
+    #[serde(with = "humantime_serde")]
+    pub at: SystemTime,
+    pub wire: String,
+    /// The step during which it crossed (see [`Timeline::attribute`]).
+    pub step: String,
+    pub packet: Summary,
+}
+
+/// Everything a scenario's run amounts to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub description: String,
+    pub source: String,
+    #[serde(with = "humantime_serde")]
+    pub started: SystemTime,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    pub cases: Vec<CaseResult>,
+    pub leaks: Vec<LeakRecord>,
+    /// Frames seen per wire.
+    pub frames: BTreeMap<String, usize>,
+    pub pcaps: Vec<PathBuf>,
+    pub gateway_log: PathBuf,
+    /// From gateway start to the provider's first completed handshake.
+    #[serde(with = "humantime_serde::option")]
+    pub handshake_after: Option<Duration>,
+}
+
+impl ScenarioResult {
+    /// Every case passed or was skipped, and at least one passed: a scenario
+    /// that was skipped entirely has not passed.
+    pub fn passed(&self) -> bool {
+        self.cases
+            .iter()
+            .all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Skipped { .. }))
+            && self.cases.iter().any(|c| c.outcome == Outcome::Passed)
+    }
+
+    /// The harness itself failed somewhere in this scenario.
+    pub fn errored(&self) -> bool {
+        self.cases
+            .iter()
+            .any(|c| matches!(c.outcome, Outcome::Error { .. }))
+    }
+
+    /// Every case was skipped (the target cannot do what it needs).
+    pub fn skipped(&self) -> bool {
+        !self.cases.is_empty()
+            && self
+                .cases
+                .iter()
+                .all(|c| matches!(c.outcome, Outcome::Skipped { .. }))
+    }
+
+    /// The failed (or errored) cases: (case name, message).
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.cases
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                Outcome::Passed | Outcome::Skipped { .. } => None,
+                Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
+                    Some((c.name.clone(), message.clone()))
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a run reports as it goes: the runner emits these, reporters (the
+/// terminal, a JSON-lines stream) consume them.
+#[derive(Debug, Clone)]
+pub enum Event {
+    ScenarioStarted { name: String, cases: usize },
+    CaseFinished { scenario: String, case: CaseResult },
+    ScenarioFinished { result: Box<ScenarioResult> },
+}
+
+/// One captured frame, with the kernel's receive time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub at: SystemTime,
+    pub data: Vec<u8>,
+}
+
+/// When each part of a scenario began: "setup", then every step, then
+/// "teardown". A part lasts until the next one begins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    marks: Vec<(SystemTime, String)>,
+}
+
+/// What a frame before the first mark is attributed to.
+pub const BEFORE_START: &str = "before the scenario started";
+
+impl Timeline {
+    pub fn new() -> Self {
+        Timeline::default()
+    }
+
+    /// A part named `name` begins at `at` (marks come in time order).
+    pub fn mark(&mut self, at: SystemTime, name: impl Into<String>) {
+        self.marks.push((at, name.into()));
+    }
+
+    /// The part during which a frame stamped `at` crossed: the last one
+    /// that began at or before `at` (a frame exactly at a step's start
+    /// belongs to that step; one between two steps' bookkeeping belongs to
+    /// the earlier). The capture's clock (the kernel's receive stamp) and
+    /// the runner's may disagree by up to `skew`: a frame that close to a
+    /// boundary is attributed to both neighbours, in words, rather than
+    /// guessed.
+    pub fn attribute(&self, at: SystemTime, skew: Duration) -> String {
+        let idx = self.marks.iter().rposition(|(t, _)| *t <= at);
+        let here = idx
+            .map(|i| self.marks[i].1.as_str())
+            .unwrap_or(BEFORE_START);
+        // The next boundary after `at`, and the one at or before it.
+        let next = idx.map_or(0, |i| i + 1);
+        if let Some((t, name)) = self.marks.get(next)
+            && t.duration_since(at).unwrap_or_default() <= skew
+            && !skew.is_zero()
+        {
+            return format!("{here}\" or \"{name}");
+        }
+        if let Some(i) = idx
+            && i > 0
+            && !skew.is_zero()
+            && at.duration_since(self.marks[i].0).unwrap_or_default() <= skew
+        {
+            return format!("{}\" or \"{here}", self.marks[i - 1].1);
+        }
+        here.to_string()
+    }
+}
+
+/// The leak cases of one scenario: for every watched wire, "no packet on
+/// WIRE is a leak", failing with every leaked packet named; plus every leak
+/// record of every wire that has a policy. A watched wire without a policy
+/// or without a capture is the harness's error (it cannot judge it), never
+/// a pass.
+pub fn judge_wires(
+    watched: &[String],
+    captured: &BTreeMap<String, Vec<Frame>>,
+    policies: &BTreeMap<String, LeakPolicy>,
+    timeline: &Timeline,
+    skew: Duration,
+) -> (Vec<LeakRecord>, Vec<CaseResult>) {
+    let mut leaks = Vec::new();
+    for (wire, frames) in captured {
+        let Some(policy) = policies.get(wire) else {
+            continue;
+        };
+        for f in frames {
+            let v = classify(policy, &f.data);
+            if v.is_leak() {
+                leaks.push(LeakRecord {
+                    at: f.at,
+                    wire: wire.clone(),
+                    step: timeline.attribute(f.at, skew),
+                    packet: v.summary().clone(),
+                });
+            }
+        }
+    }
+    let mut cases = Vec::new();
+    for w in watched {
+        let name = format!("no packet on {w} is a leak");
+        let case = |outcome, log| CaseResult {
+            name: name.clone(),
+            outcome,
+            duration: Duration::ZERO,
+            log,
+        };
+        let Some(policy) = policies.get(w) else {
+            cases.push(case(
+                Outcome::error(format!("wire {w} has no leak policy: it cannot be judged")),
+                vec![],
+            ));
+            continue;
+        };
+        let Some(frames) = captured.get(w) else {
+            cases.push(case(
+                Outcome::error(format!("there is no capture of {w}")),
+                vec![],
+            ));
+            continue;
+        };
+        let mine: Vec<&LeakRecord> = leaks.iter().filter(|l| &l.wire == w).collect();
+        let mut log = vec![format!(
+            "{} frames captured on {w}; policy: {policy:?}",
+            frames.len()
+        )];
+        let outcome = if mine.is_empty() {
+            Outcome::Passed
+        } else {
+            let lines: Vec<String> = mine.iter().map(|l| format_leak(l)).collect();
+            log.extend(lines.iter().cloned());
+            Outcome::fail(
+                format!(
+                    "{} packet(s) leaked on {w}; first: {}",
+                    mine.len(),
+                    lines.first().cloned().unwrap_or_default()
+                ),
+                lines.join("\n"),
+            )
+        };
+        cases.push(case(outcome, log));
+    }
+    (leaks, cases)
+}
+
+/// One leak as a line: time, wire, step, packet.
+pub fn format_leak(l: &LeakRecord) -> String {
+    let t = humantime::format_rfc3339_micros(l.at);
+    format!("{t} [{}] during \"{}\": {}", l.wire, l.step, l.packet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn t(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(ms)
+    }
+
+    fn timeline() -> Timeline {
+        let mut tl = Timeline::new();
+        tl.mark(t(0), "setup");
+        tl.mark(t(100), "probe A");
+        tl.mark(t(200), "probe B");
+        tl.mark(t(300), "teardown");
+        tl
+    }
+
+    #[test]
+    fn a_frame_exactly_at_a_steps_start_belongs_to_that_step() {
+        let tl = timeline();
+        assert_eq!(tl.attribute(t(100), Duration::ZERO), "probe A");
+        assert_eq!(tl.attribute(t(200), Duration::ZERO), "probe B");
+        // ... and one a nanosecond before it to the step before.
+        let just_before = t(200) - Duration::from_nanos(1);
+        assert_eq!(tl.attribute(just_before, Duration::ZERO), "probe A");
+    }
+
+    #[test]
+    fn a_frame_between_steps_belongs_to_the_earlier_and_before_the_start_is_named() {
+        let mut tl = Timeline::new();
+        tl.mark(t(0), "setup");
+        tl.mark(t(100), "probe A");
+        // A gap: the runner's bookkeeping between A and B.
+        tl.mark(t(250), "probe B");
+        assert_eq!(tl.attribute(t(180), Duration::ZERO), "probe A");
+        assert_eq!(
+            tl.attribute(t(0) - Duration::from_millis(5), Duration::ZERO),
+            BEFORE_START
+        );
+        assert_eq!(tl.attribute(t(10_000), Duration::ZERO), "probe B");
+    }
+
+    #[test]
+    fn clock_skew_near_a_boundary_names_both_neighbours() {
+        let tl = timeline();
+        let skew = Duration::from_millis(5);
+        // 2 ms before B by the capture's clock: may be B's first frame.
+        assert_eq!(
+            tl.attribute(t(198), skew),
+            "probe A\" or \"probe B",
+            "near the end of A"
+        );
+        // 2 ms after B began: may still be A's last frame.
+        assert_eq!(tl.attribute(t(202), skew), "probe A\" or \"probe B");
+        // Well inside a step: no doubt.
+        assert_eq!(tl.attribute(t(150), skew), "probe A");
+        // Exactly at the boundary with a skew: both, too.
+        assert_eq!(tl.attribute(t(200), skew), "probe A\" or \"probe B");
+    }
+
+    fn policy() -> LeakPolicy {
+        LeakPolicy {
+            local: vec!["172.21.0.2".parse().unwrap()],
+            endpoint: "203.0.113.10:51820".parse().unwrap(),
+            allowed: vec!["172.21.0.0/16".parse().unwrap()],
+        }
+    }
+
+    /// An Ethernet + IPv4 + UDP frame from `src` to `dst:dport`.
+    fn udp_frame(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn leaks_are_tied_to_their_step_and_named_in_the_wires_case() {
+        let tl = timeline();
+        let leak = Frame {
+            at: t(150),
+            data: udp_frame([172, 21, 0, 2], [192, 0, 2, 53], 53),
+        };
+        let tunnel = Frame {
+            at: t(120),
+            data: udp_frame([172, 21, 0, 2], [203, 0, 113, 10], 51820),
+        };
+        let captured = BTreeMap::from([("gw".to_string(), vec![tunnel, leak])]);
+        let policies = BTreeMap::from([("gw".to_string(), policy())]);
+        let (leaks, cases) = judge_wires(&["gw".into()], &captured, &policies, &tl, Duration::ZERO);
+        assert_eq!(leaks.len(), 1, "{leaks:#?}");
+        assert_eq!(leaks[0].step, "probe A");
+        assert_eq!(cases.len(), 1);
+        match &cases[0].outcome {
+            Outcome::Failed { message, .. } => {
+                assert!(message.contains("1 packet(s) leaked on gw"), "{message}");
+                assert!(message.contains("192.0.2.53:53"), "{message}");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wire_without_a_policy_or_a_capture_is_an_error_never_a_pass() {
+        let tl = timeline();
+        let captured = BTreeMap::from([("gw".to_string(), vec![])]);
+        let policies = BTreeMap::from([("gw".to_string(), policy())]);
+        let (_, cases) = judge_wires(
+            &["gw".into(), "uplink".into(), "wifi".into()],
+            &captured,
+            &BTreeMap::from([
+                ("gw".to_string(), policy()),
+                ("uplink".to_string(), policy()),
+            ]),
+            &tl,
+            Duration::ZERO,
+        );
+        assert_eq!(cases[0].outcome, Outcome::Passed);
+        assert!(
+            matches!(&cases[1].outcome, Outcome::Error { message, .. } if message.contains("no capture of uplink"))
+        );
+        assert!(
+            matches!(&cases[2].outcome, Outcome::Error { message, .. } if message.contains("wifi has no leak policy"))
+        );
+        // A captured wire nobody watches and nobody has a policy for is not judged.
+        let (leaks, cases) = judge_wires(
+            &[],
+            &BTreeMap::from([(
+                "other".to_string(),
+                vec![Frame {
+                    at: t(150),
+                    data: vec![1, 2, 3],
+                }],
+            )]),
+            &policies,
+            &tl,
+            Duration::ZERO,
+        );
+        assert!(leaks.is_empty() && cases.is_empty());
+    }
+
+    #[test]
+    fn a_skipped_scenario_has_not_passed() {
+        let r = ScenarioResult {
+            name: "x".into(),
+            description: String::new(),
+            source: String::new(),
+            started: t(0),
+            duration: Duration::ZERO,
+            cases: vec![CaseResult {
+                name: "c".into(),
+                outcome: Outcome::Skipped {
+                    reason: "no control server".into(),
+                },
+                duration: Duration::ZERO,
+                log: vec![],
+            }],
+            leaks: vec![],
+            frames: BTreeMap::new(),
+            pcaps: vec![],
+            gateway_log: PathBuf::new(),
+            handshake_after: None,
+        };
+        assert!(!r.passed() && r.skipped() && !r.errored());
+        assert!(r.failures().is_empty());
+    }
+}
