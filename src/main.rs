@@ -54,6 +54,9 @@ enum Command {
     Reap,
     /// List the scenarios that `run` would execute.
     List(ListArgs),
+    /// Every step action a scenario file may use, with its fields, and the
+    /// capabilities a scenario may require of the gateway under test.
+    Actions,
     /// Measure the kill switch under repeated faults: N tunnel kills and M
     /// gateway crashes in a row under constant traffic, with routes around
     /// the tunnel after each; prints how many packets leaked and how fast
@@ -157,18 +160,38 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::List(args) => match load_scenarios(args.scenarios.as_deref(), &[]) {
-            Ok(all) => {
-                for s in all {
-                    println!("{:<28} {}", s.name, s.source);
+        Command::Actions => {
+            use leakhound::model::scenario::{CAPABILITIES, actions::ACTIONS};
+            default_sigpipe();
+            println!(
+                "Step actions (action = \"NAME\" in a [[step]]; every step also takes `name`):\n"
+            );
+            for a in ACTIONS {
+                println!("  {}\n      {}\n", a.name, a.help);
+            }
+            println!(
+                "Capabilities (requires = [...] in a scenario; a target lacking one skips it):\n"
+            );
+            for (name, _, what) in CAPABILITIES {
+                println!("  {name}\n      {what}\n");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::List(args) => {
+            default_sigpipe();
+            match load_scenarios(args.scenarios.as_deref(), &[]) {
+                Ok(all) => {
+                    for s in all {
+                        println!("{:<28} {}", s.name, s.source);
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Soak(args) => {
             init_tracing("warn");
             let scn = leakhound::scenario::soak::soak_scenario(args.tunnel_kills, args.crashes);
@@ -193,6 +216,17 @@ fn main() -> ExitCode {
             init_tracing("warn");
             verdict_exit(run_main(args))
         }
+    }
+}
+
+/// For commands that only print: a closed pipe (`leakhound actions | head`)
+/// ends the process quietly, as for any Unix filter. Not for commands that
+/// use sockets, where SIGPIPE must stay ignored.
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default has no
+    // preconditions; no handler of ours is replaced.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
     }
 }
 
@@ -463,6 +497,7 @@ fn idle_scenario(name: &str) -> Scenario {
         gateway_start: true,
         steps: vec![],
         leak_wires: vec![],
+        requires: vec![],
     }
 }
 

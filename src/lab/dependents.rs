@@ -11,7 +11,7 @@ use super::netns::Netns;
 use super::services::ServiceLog;
 use super::{LabError, http};
 
-pub const SERVICE: &str = "dependents";
+pub const SERVICE: &str = crate::model::topology::service::DEPENDENTS;
 
 /// (port, the application it stands in for)
 pub const STAND_INS: [(u16, &str); 3] =

@@ -10,7 +10,7 @@ use super::LabError;
 use super::netns::Netns;
 use super::services::ServiceLog;
 
-pub const SERVICE: &str = "echo";
+pub const SERVICE: &str = crate::model::topology::service::ECHO;
 pub const PORT: u16 = 7;
 
 pub fn start(

@@ -19,8 +19,7 @@ use super::services::ServiceLog;
 use super::tls::LabTls;
 use super::{LabError, dns};
 
-pub const DOT: &str = "dot";
-pub const DOH: &str = "doh";
+pub use crate::model::topology::service::{DOH, DOT};
 
 /// A TCP listener bound inside `ns`.
 fn listener(

@@ -16,15 +16,7 @@ use super::{Lab, LabError, dependents, dns, echo, http, whoami};
 use crate::model::topology::{addr, host};
 use crate::tunnel::generate_keypair;
 
-pub const ISP_DNS: &str = "isp-dns";
-pub const PROVIDER_DNS: &str = "provider-dns";
-/// HTTP on every LAN host (and the home router's LAN side), port 80.
-pub const LAN_HTTP: &str = "lan";
-/// A resolver on the homelab (172.20.0.10:53), inside an allowed subnet: a
-/// tempting way around the tunnel for DNS.
-pub const LAN_DNS: &str = "lan-dns";
-/// The provider's DNS-over-TLS resolver, 10.64.0.1:853 (for DOT=on).
-pub const PROVIDER_DOT: &str = "provider-dot";
+pub use crate::model::topology::service::{ISP_DNS, LAN_DNS, LAN_HTTP, PROVIDER_DNS, PROVIDER_DOT};
 
 /// One thing a lab service received.
 #[derive(Debug, Clone, Serialize, PartialEq)]

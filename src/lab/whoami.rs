@@ -14,8 +14,8 @@ use super::LabError;
 use super::netns::Netns;
 use super::services::ServiceLog;
 
-pub const SERVICE: &str = "whoami";
-pub const TLS_SERVICE: &str = "whoami-tls";
+pub const SERVICE: &str = crate::model::topology::service::WHOAMI;
+pub const TLS_SERVICE: &str = crate::model::topology::service::WHOAMI_TLS;
 /// The name on whoami's TLS certificate (the lab's resolvers answer it, as
 /// every name, with whoami's addresses).
 pub const TLS_NAME: &str = "whoami.lab";

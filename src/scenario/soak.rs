@@ -102,6 +102,7 @@ pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
         gateway_start: true,
         steps,
         leak_wires: vec![wire::GW.into(), wire::UPLINK.into()],
+        requires: vec![],
     }
 }
 

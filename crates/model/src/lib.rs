@@ -8,6 +8,7 @@
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
+//! * [`scenario`]: scenario files: their format, typed steps, the parser.
 //! * [`verdict`]: result types, and the pure function from captured frames,
 //!   the step timeline and the wires' policies to leak records and cases.
 
@@ -16,5 +17,6 @@ pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
 pub mod natpmp;
+pub mod scenario;
 pub mod topology;
 pub mod verdict;

@@ -56,6 +56,40 @@ pub mod host {
     pub const HOMELAB: &str = "homelab";
 }
 
+/// Names of the lab's services, as scenarios name them in `logged-by` and
+/// `not-logged-by`: each logs what it received, and from where.
+pub mod service {
+    pub const ISP_DNS: &str = "isp-dns";
+    pub const PROVIDER_DNS: &str = "provider-dns";
+    /// HTTP on every LAN host (and the home router's LAN side), port 80.
+    pub const LAN_HTTP: &str = "lan";
+    /// A resolver on the homelab (172.20.0.10:53), inside an allowed subnet.
+    pub const LAN_DNS: &str = "lan-dns";
+    /// The provider's DNS-over-TLS resolver, 10.64.0.1:853.
+    pub const PROVIDER_DOT: &str = "provider-dot";
+    pub const DOT: &str = "dot";
+    pub const DOH: &str = "doh";
+    pub const WHOAMI: &str = "whoami";
+    pub const WHOAMI_TLS: &str = "whoami-tls";
+    /// The dependents' stand-ins in the gateway's namespace.
+    pub const DEPENDENTS: &str = "dependents";
+    pub const ECHO: &str = "echo";
+    /// Every service a scenario may ask about.
+    pub const ALL: [&str; 11] = [
+        PROVIDER_DOT,
+        DOT,
+        DOH,
+        LAN_DNS,
+        ISP_DNS,
+        PROVIDER_DNS,
+        WHOAMI,
+        WHOAMI_TLS,
+        DEPENDENTS,
+        ECHO,
+        LAN_HTTP,
+    ];
+}
+
 /// Names of the wires leakhound watches, and where it listens to each: at the
 /// far end, so what it sees is what really left the near end.
 pub mod wire {

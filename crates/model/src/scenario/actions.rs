@@ -1,0 +1,795 @@
+//! Every step action: one typed struct per action (serde, unknown keys
+//! refused), and [`ACTIONS`], the one table that drives parsing (each entry
+//! parses its own fields), the help text (`leakhound actions`) and, through
+//! the [`Action`] it produces, the runner's dispatch.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{Action, Check, Expect, FAULTS, Interference, PortCommandExpect};
+use crate::topology::{Topology, service};
+
+/// A field whose value is wrong: its key and why (the parser turns the key
+/// into a line and column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn field_err(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// How a step's fields become an [`Action`]: deserialized into the action's
+/// own struct (unknown keys refused by serde, with their position), then
+/// checked against the lab's topology.
+pub(super) trait StepFields: DeserializeOwned {
+    fn into_action(self, action: &str, topo: &Topology) -> Result<Action, FieldError>;
+}
+
+/// One action: its name in scenario files, what it does and its fields (the
+/// help text), and how its fields are read.
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub(super) parse:
+        fn(toml::de::ValueDeserializer<'_>, &str, &Topology) -> Result<Action, StepError>,
+}
+
+impl std::fmt::Debug for ActionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionSpec")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Why a step could not be read.
+#[derive(Debug)]
+pub(super) enum StepError {
+    /// serde/toml: an unknown key, a missing one, a wrong type (with span).
+    De(toml::de::Error),
+    /// A value that parsed but does not fit (a host that is not in the lab).
+    Field(FieldError),
+}
+
+fn typed<T: StepFields>(
+    d: toml::de::ValueDeserializer<'_>,
+    action: &str,
+    topo: &Topology,
+) -> Result<Action, StepError> {
+    let fields = T::deserialize(d).map_err(StepError::De)?;
+    fields.into_action(action, topo).map_err(StepError::Field)
+}
+
+macro_rules! spec {
+    ($name:literal, $ty:ty, $help:literal) => {
+        ActionSpec {
+            name: $name,
+            help: $help,
+            parse: typed::<$ty>,
+        }
+    };
+}
+
+/// Every action a scenario step may use.
+pub const ACTIONS: &[ActionSpec] = &[
+    spec!(
+        "wait-handshake",
+        Wait,
+        "wait until the provider sees a completed WireGuard handshake from the gateway. Fields: timeout (default 15s)."
+    ),
+    spec!(
+        "wait-firewall",
+        Wait,
+        "wait until the gateway's kill switch is in place (the built-in gateway says so; for other gateways: at once, so probes start when the process does). Fields: timeout (default 15s)."
+    ),
+    spec!(
+        "wait-tunnel-restart",
+        Wait,
+        "wait until the provider receives datagrams from a new source port: the gateway restarted its tunnel, seen from the far end. Fields: timeout (default 15s)."
+    ),
+    spec!(
+        "http",
+        Http,
+        "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any 2xx; \"fail\": no answer), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
+    ),
+    spec!(
+        "dns",
+        Dns,
+        "an A query for <nonce>.ZONE from a lab host. Fields: from, server (ADDRESS:PORT, or \"system\": the host's resolv.conf), query (the zone, default probe.lab), expect (answer or fail), logged-by, not-logged-by."
+    ),
+    spec!(
+        "dot",
+        Probe,
+        "a DNS-over-TLS query for the nonce (trusting the lab's CA). Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+    ),
+    spec!(
+        "doh",
+        Probe,
+        "a DNS-over-HTTPS query (HTTP/2, lab CA) for the nonce. Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+    ),
+    spec!(
+        "udp",
+        Probe,
+        "a UDP datagram carrying the nonce; answer means an echo came back. Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+    ),
+    spec!(
+        "raw-frame",
+        Probe,
+        "a DNS query for the nonce written straight to the host's eth0 with an AF_PACKET socket, past the IP stack and its firewall hooks. Fields: from, target, expect (fail), logged-by, not-logged-by."
+    ),
+    spec!(
+        "ping",
+        Ping,
+        "ICMP or ICMPv6 echo with the nonce in the payload. Fields: from, target (an IP address), expect (answer or fail)."
+    ),
+    spec!(
+        "inject-synack",
+        Synack,
+        "CVE-2019-14899: a forged TCP SYN-ACK to the tunnel's address sent from a LAN-side host through the gateway's underlay; fail means nothing answered. Fields: from, target, expect."
+    ),
+    spec!(
+        "storm-start",
+        Storm,
+        "background traffic from a host (DNS to the ISP resolver, TCP to whoami, ICMP) until storm-stop. Fields: from."
+    ),
+    spec!(
+        "storm-wait",
+        StormWait,
+        "wait until the background traffic has sent this many rounds (a traffic quota, not a clock). Fields: rounds."
+    ),
+    spec!("storm-stop", NoFields, "stop the background traffic."),
+    spec!(
+        "dns-garbage",
+        Garbage,
+        "malformed DNS (a fixed corpus and seeded mutations, UDP and TCP) to a resolver; the next step shows whether it still answers. Fields: from, server (ADDRESS:PORT or \"system\")."
+    ),
+    spec!(
+        "health",
+        Health,
+        "ask the gateway's health endpoint (from its namespace) until it says what is expected. Fields: expect (healthy or unhealthy), target (default 127.0.0.1:9999), timeout (default 10s)."
+    ),
+    spec!(
+        "control",
+        Control,
+        "a request to the gateway's control server, from its namespace. Fields: method (default GET), path, target (default 127.0.0.1:8000), auth (\"basic USER:PASSWORD\" or \"apikey KEY\"), body, status (expected HTTP status), contains (a substring of the body)."
+    ),
+    spec!(
+        "forwarded-port",
+        Forwarded,
+        "knock on the gateway's forwarded port (read from its status file) where a stand-in listens. Fields: via (exit: a prober on the internet at the VPN exit; home: the home address; lan: the admin LAN at eth0), expect (answer or fail)."
+    ),
+    spec!(
+        "port-command",
+        PortCommand,
+        "what the port-forwarding UP/DOWN commands wrote to {port_commands}: up (the status file's port announced), down (the last port withdrawn), none (no command ran). Fields: expect, timeout (default 5s)."
+    ),
+    spec!(
+        "interfere",
+        Interfere,
+        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\"), resolv-conf (text), kill (true: SIGKILL every process there)."
+    ),
+    spec!(
+        "stop-tunnel",
+        NoFields,
+        "ask the gateway to stop its tunnel (PUT /v1/vpn/status, or from outside for gateways without a control server); it keeps running, closed."
+    ),
+    spec!(
+        "start-tunnel",
+        NoFields,
+        "ask the gateway to start its tunnel again."
+    ),
+    spec!(
+        "kill-gateway",
+        NoFields,
+        "SIGKILL the gateway (an expected death: what it left in the kernel is then under test)."
+    ),
+    spec!(
+        "start-gateway",
+        NoFields,
+        "start a (new) gateway with the scenario's variables."
+    ),
+    spec!(
+        "provider-down",
+        NoFields,
+        "the provider's WireGuard server stops answering (drops every datagram)."
+    ),
+    spec!("provider-up", NoFields, "the provider answers again."),
+    spec!(
+        "provider-refuses-ports",
+        NoFields,
+        "the provider's NAT-PMP server refuses every mapping (OUT_OF_RESOURCES)."
+    ),
+    spec!(
+        "provider-grants-ports",
+        NoFields,
+        "the provider grants port mappings again."
+    ),
+    spec!(
+        "isp-block-wireguard",
+        NoFields,
+        "the ISP drops UDP 51820 in both directions."
+    ),
+    spec!(
+        "isp-unblock-wireguard",
+        NoFields,
+        "the ISP forwards UDP 51820 again."
+    ),
+    spec!(
+        "route-around-tunnel",
+        NoFields,
+        "default routes (IPv4 and IPv6) via the home router on the gateway's eth0, as a buggy network manager would restore them."
+    ),
+];
+
+/// The spec of an action name.
+pub fn lookup(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+/// The action names, for error messages.
+pub fn names() -> String {
+    ACTIONS
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// --- values with their own syntax ---
+
+/// "15s", "500ms": a human duration.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct Dur(Duration);
+
+impl TryFrom<String> for Dur {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| format!("{s:?} is not a duration (write e.g. \"15s\" or \"500ms\"): {e}"))
+    }
+}
+
+impl TryFrom<String> for Expect {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        match t {
+            "fail" => Ok(Expect::Fail),
+            "answer" => Ok(Expect::Answer),
+            _ => match t.strip_prefix("seen-as ") {
+                Some(ip) => ip
+                    .trim()
+                    .parse()
+                    .map(Expect::SeenAs)
+                    .map_err(|_| format!("{ip:?} is not an IP address")),
+                None => Err(format!(
+                    "{s:?}: use \"seen-as ADDRESS\", \"answer\" or \"fail\""
+                )),
+            },
+        }
+    }
+}
+
+/// An expectation that is "answer" or "fail" only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct AnswerOrFail(Expect);
+
+impl TryFrom<String> for AnswerOrFail {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match Expect::try_from(s)? {
+            Expect::SeenAs(_) => Err("this action expects \"answer\" or \"fail\"".into()),
+            e => Ok(AnswerOrFail(e)),
+        }
+    }
+}
+
+/// A resolver: ADDRESS:PORT, or "system" (the host's resolv.conf).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct Server(Option<SocketAddr>);
+
+impl TryFrom<String> for Server {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "system" {
+            return Ok(Server(None));
+        }
+        s.parse()
+            .map(|a| Server(Some(a)))
+            .map_err(|_| format!("{s:?} is neither ADDRESS:PORT nor \"system\""))
+    }
+}
+
+/// ADDRESS:PORT with a friendlier error than serde's own.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct Target(SocketAddr);
+
+impl TryFrom<String> for Target {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map(Target).map_err(|_| {
+            format!("{s:?} is not an address:port (e.g. \"192.0.2.80:80\", \"[2001:db8::1]:80\")")
+        })
+    }
+}
+
+fn host(from: &str, topo: &Topology) -> Result<String, FieldError> {
+    if topo.host(from).is_none() {
+        let known: Vec<_> = topo.hosts.iter().map(|h| h.name).collect();
+        return Err(field_err(
+            "from",
+            format!("{from:?} is not a lab host ({})", known.join(", ")),
+        ));
+    }
+    Ok(from.to_string())
+}
+
+fn services(field: &'static str, v: Vec<String>) -> Result<Vec<String>, FieldError> {
+    for s in &v {
+        if !service::ALL.contains(&s.as_str()) {
+            return Err(field_err(
+                field,
+                format!("unknown service {s:?} ({})", service::ALL.join(", ")),
+            ));
+        }
+    }
+    Ok(v)
+}
+
+fn check(
+    expect: Expect,
+    logged_by: Vec<String>,
+    not_logged_by: Vec<String>,
+) -> Result<Check, FieldError> {
+    Ok(Check {
+        expect,
+        logged_by: services("logged-by", logged_by)?,
+        not_logged_by: services("not-logged-by", not_logged_by)?,
+    })
+}
+
+// --- one struct per action ---
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wait {
+    timeout: Option<Dur>,
+}
+
+impl StepFields for Wait {
+    fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
+        let timeout = self.timeout.map_or(Duration::from_secs(15), |d| d.0);
+        Ok(match action {
+            "wait-handshake" => Action::WaitHandshake { timeout },
+            "wait-firewall" => Action::WaitFirewall { timeout },
+            _ => Action::WaitTunnelRestart { timeout },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Http {
+    from: String,
+    target: Target,
+    expect: Expect,
+    #[serde(default)]
+    logged_by: Vec<String>,
+    #[serde(default)]
+    not_logged_by: Vec<String>,
+}
+
+impl StepFields for Http {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::Http {
+            from: host(&self.from, topo)?,
+            target: self.target.0,
+            check: check(self.expect, self.logged_by, self.not_logged_by)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Dns {
+    from: String,
+    server: Server,
+    query: Option<String>,
+    expect: AnswerOrFail,
+    #[serde(default)]
+    logged_by: Vec<String>,
+    #[serde(default)]
+    not_logged_by: Vec<String>,
+}
+
+impl StepFields for Dns {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        let zone = match &self.query {
+            None => "probe.lab".to_string(),
+            Some(q) => {
+                let z = q.trim().trim_end_matches('.').to_string();
+                if z.is_empty() || hickory_proto::rr::Name::from_ascii(&z).is_err() {
+                    return Err(field_err("query", format!("{q:?} is not a DNS name")));
+                }
+                z
+            }
+        };
+        Ok(Action::Dns {
+            from: host(&self.from, topo)?,
+            server: self.server.0,
+            zone,
+            check: check(self.expect.0, self.logged_by, self.not_logged_by)?,
+        })
+    }
+}
+
+/// dot, doh, udp, raw-frame: a probe from a host to ADDRESS:PORT.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Probe {
+    from: String,
+    target: Target,
+    expect: AnswerOrFail,
+    #[serde(default)]
+    logged_by: Vec<String>,
+    #[serde(default)]
+    not_logged_by: Vec<String>,
+}
+
+impl StepFields for Probe {
+    fn into_action(self, action: &str, topo: &Topology) -> Result<Action, FieldError> {
+        let from = host(&self.from, topo)?;
+        let target = self.target.0;
+        let check = check(self.expect.0, self.logged_by, self.not_logged_by)?;
+        Ok(match action {
+            "dot" | "doh" => Action::EncryptedDns {
+                https: action == "doh",
+                from,
+                target,
+                check,
+            },
+            "udp" => Action::Udp {
+                from,
+                target,
+                check,
+            },
+            _ => {
+                if check.expect == Expect::Answer {
+                    return Err(field_err(
+                        "expect",
+                        "raw-frame expects \"fail\" (its frame must not get out) or uses logged-by",
+                    ));
+                }
+                Action::RawFrame {
+                    from,
+                    target,
+                    check,
+                }
+            }
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ping {
+    from: String,
+    target: IpAddrField,
+    expect: AnswerOrFail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct IpAddrField(IpAddr);
+
+impl TryFrom<String> for IpAddrField {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+            .map(IpAddrField)
+            .map_err(|_| format!("{s:?} is not an IP address"))
+    }
+}
+
+impl StepFields for Ping {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::Ping {
+            from: host(&self.from, topo)?,
+            target: self.target.0,
+            expect: self.expect.0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Synack {
+    from: String,
+    target: Target,
+    expect: AnswerOrFail,
+}
+
+impl StepFields for Synack {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::InjectSynack {
+            from: host(&self.from, topo)?,
+            target: self.target.0,
+            expect: self.expect.0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Storm {
+    from: String,
+}
+
+impl StepFields for Storm {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::StormStart {
+            from: host(&self.from, topo)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StormWait {
+    rounds: u64,
+}
+
+impl StepFields for StormWait {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        if self.rounds == 0 {
+            return Err(field_err("rounds", "rounds must be at least 1"));
+        }
+        Ok(Action::StormWait {
+            rounds: self.rounds,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Garbage {
+    from: String,
+    server: Server,
+}
+
+impl StepFields for Garbage {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::DnsGarbage {
+            from: host(&self.from, topo)?,
+            server: self.server.0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Health {
+    expect: String,
+    target: Option<Target>,
+    timeout: Option<Dur>,
+}
+
+impl StepFields for Health {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        let healthy = match self.expect.as_str() {
+            "healthy" => true,
+            "unhealthy" => false,
+            other => {
+                return Err(field_err(
+                    "expect",
+                    format!("{other:?}: use \"healthy\" or \"unhealthy\""),
+                ));
+            }
+        };
+        Ok(Action::Health {
+            healthy,
+            target: self
+                .target
+                .map_or(SocketAddr::from(([127, 0, 0, 1], 9999)), |t| t.0),
+            timeout: self.timeout.map_or(Duration::from_secs(10), |d| d.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Control {
+    method: Option<String>,
+    path: String,
+    target: Option<Target>,
+    auth: Option<String>,
+    body: Option<String>,
+    status: u16,
+    contains: Option<String>,
+}
+
+impl StepFields for Control {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        if !self.path.starts_with('/') {
+            return Err(field_err(
+                "path",
+                format!("{:?} must start with /", self.path),
+            ));
+        }
+        let mut headers = Vec::new();
+        match self.auth.as_deref().map(str::trim) {
+            None => {}
+            Some(a) if a.starts_with("basic ") => {
+                let creds = base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    a["basic ".len()..].trim(),
+                );
+                headers.push(("authorization".to_string(), format!("Basic {creds}")));
+            }
+            Some(a) if a.starts_with("apikey ") => headers.push((
+                "x-api-key".to_string(),
+                a["apikey ".len()..].trim().to_string(),
+            )),
+            Some(a) => {
+                return Err(field_err(
+                    "auth",
+                    format!("{a:?}: use \"basic USER:PASSWORD\" or \"apikey KEY\""),
+                ));
+            }
+        }
+        Ok(Action::Control {
+            method: self
+                .method
+                .unwrap_or_else(|| "GET".into())
+                .to_ascii_uppercase(),
+            path: self.path,
+            target: self
+                .target
+                .map_or(SocketAddr::from(([127, 0, 0, 1], 8000)), |t| t.0),
+            headers,
+            body: self.body.unwrap_or_default(),
+            status: self.status,
+            contains: self.contains,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forwarded {
+    via: String,
+    expect: AnswerOrFail,
+}
+
+impl StepFields for Forwarded {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        if !["exit", "home", "lan"].contains(&self.via.as_str()) {
+            return Err(field_err(
+                "via",
+                format!("{:?}: use exit, home or lan", self.via),
+            ));
+        }
+        Ok(Action::ForwardedPort {
+            via: self.via,
+            expect: self.expect.0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortCommand {
+    expect: String,
+    timeout: Option<Dur>,
+}
+
+impl StepFields for PortCommand {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        let expect = match self.expect.as_str() {
+            "up" => PortCommandExpect::Up,
+            "down" => PortCommandExpect::Down,
+            "none" => PortCommandExpect::None,
+            other => {
+                return Err(field_err(
+                    "expect",
+                    format!("{other:?}: use up, down or none"),
+                ));
+            }
+        };
+        Ok(Action::PortCommand {
+            expect,
+            timeout: self.timeout.map_or(Duration::from_secs(5), |d| d.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Interfere {
+    nft: Option<String>,
+    routes: Option<String>,
+    resolv_conf: Option<String>,
+    #[serde(default)]
+    kill: bool,
+}
+
+impl StepFields for Interfere {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        let routes_around = match self.routes.as_deref() {
+            None => false,
+            Some("around-tunnel") => true,
+            Some(other) => {
+                return Err(field_err(
+                    "routes",
+                    format!("{other:?}: use \"around-tunnel\""),
+                ));
+            }
+        };
+        let i = Interference {
+            nft: self.nft,
+            routes_around,
+            resolv_conf: self.resolv_conf,
+            kill: self.kill,
+        };
+        if i == Interference::default() {
+            return Err(field_err(
+                "action",
+                "interfere needs at least one of nft, routes, resolv-conf, kill",
+            ));
+        }
+        Ok(Action::Interfere(i))
+    }
+}
+
+/// Actions without fields: the faults and storm-stop.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+impl StepFields for NoFields {
+    fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
+        if action == "storm-stop" {
+            return Ok(Action::StormStop);
+        }
+        FAULTS
+            .iter()
+            .find(|(n, _)| *n == action)
+            .map(|(_, f)| Action::Fault(*f))
+            .ok_or_else(|| field_err("action", format!("{action:?} is not a fault")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_one_entry_and_help() {
+        let mut names: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate action names");
+        for a in ACTIONS {
+            assert!(a.help.len() > 20, "{} has no help", a.name);
+        }
+        // Every fault is reachable from the table.
+        for (f, _) in FAULTS {
+            assert!(lookup(f).is_some(), "{f} is not in ACTIONS");
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Scenarios as data: what a scenario file says, validated into typed
+//! steps. Pure: text in, a [`Scenario`] or an error naming the file, line
+//! and column out ([`parse`]); no lab, no I/O.
+//!
+//! ```toml
+//! name = "baseline"
+//! description = "what it proves"
+//! tags = ["smoke"]
+//! requires = ["control-server"]  # what the gateway under test must offer
+//!                                # (unmet: every case skipped, with the reason)
+//!
+//! [gateway.env]                 # extra Gluetun variables for this scenario
+//! FIREWALL_OUTBOUND_SUBNETS = "172.20.0.0/16"
+//!
+//! [[step]]
+//! name = "tunnel is up"
+//! action = "wait-handshake"     # the provider sees a completed handshake
+//! timeout = "15s"
+//!
+//! [[step]]
+//! name = "public IPv4 is the VPN exit"
+//! action = "http"               # GET http://TARGET/leakhound/<nonce>
+//! from = "gw"                   # the lab host the probe runs in
+//! target = "192.0.2.80:80"
+//! expect = "seen-as 203.0.113.77"   # whoami saw this source; or "answer"
+//!                               # (any 2xx), or "fail" (no answer)
+//! logged-by = ["whoami"]        # optional, as for dns below
+//!
+//! [[step]]
+//! name = "DNS goes to the provider"
+//! action = "dns"                # A query for <nonce>.probe.lab.
+//! from = "gw"
+//! server = "10.64.0.1:53"       # or "system": what the host's resolv.conf names
+//! expect = "answer"             # or "fail"
+//! logged-by = ["provider-dns"]  # lab services that must have seen the nonce
+//! not-logged-by = ["isp-dns"]   # and those that must not
+//!
+//! [[step]]
+//! name = "another tool flushes the rules"
+//! action = "interfere"          # a change from outside the gateway
+//! nft = "flush ruleset"         # an nftables script in the gateway's namespace
+//! routes = "around-tunnel"      # default routes via the home router
+//! resolv-conf = "nameserver 192.0.2.53"  # the gateway host's resolv.conf
+//! kill = true                   # SIGKILL every process there (OOM killer)
+//!
+//! [leaks]
+//! wires = ["gw", "uplink"]      # watched wires that must carry no leak
+//! ```
+//!
+//! Every action and its fields: [`actions::ACTIONS`] (also `leakhound
+//! actions`). A key an action does not know is an error, named with its
+//! file, line and column.
+
+pub mod actions;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+pub use parse::{ScenarioError, parse};
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Expect {
+    /// The probe gets through and the far end sees this source address.
+    SeenAs(IpAddr),
+    /// The probe gets an answer.
+    Answer,
+    /// The probe gets nothing (times out or is refused).
+    Fail,
+}
+
+/// What a probe must meet: its own answer-or-not, and which lab services
+/// must, and must not, have seen its nonce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub expect: Expect,
+    pub logged_by: Vec<String>,
+    pub not_logged_by: Vec<String>,
+}
+
+impl Check {
+    /// Only the probe's own expectation; no far-end checks.
+    pub fn expect(expect: Expect) -> Self {
+        Check {
+            expect,
+            logged_by: Vec::new(),
+            not_logged_by: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    WaitHandshake {
+        timeout: Duration,
+    },
+    /// Wait until the gateway reports its kill switch in the kernel.
+    WaitFirewall {
+        timeout: Duration,
+    },
+    /// Wait until the provider receives WireGuard datagrams from a new
+    /// source port: the gateway restarted its tunnel (a new socket), seen
+    /// from the far end. Works while the provider is down.
+    WaitTunnelRestart {
+        timeout: Duration,
+    },
+    Http {
+        from: String,
+        target: SocketAddr,
+        check: Check,
+    },
+    Dns {
+        from: String,
+        /// `None`: the host's own resolver, as its resolv.conf names it
+        /// (`server = "system"`).
+        server: Option<SocketAddr>,
+        /// The zone the nonce is put under (`query = "malware.lab"` asks for
+        /// `<nonce>.malware.lab.`); default `probe.lab`.
+        zone: String,
+        check: Check,
+    },
+    /// A DNS-over-TLS (`dot`) or DNS-over-HTTPS (`doh`) query for the nonce,
+    /// trusting the lab's CA.
+    EncryptedDns {
+        https: bool,
+        from: String,
+        target: SocketAddr,
+        check: Check,
+    },
+    /// A UDP datagram carrying the nonce; `answer` means an echo came back.
+    Udp {
+        from: String,
+        target: SocketAddr,
+        check: Check,
+    },
+    /// ICMP (or ICMPv6) echo with the nonce in the payload.
+    Ping {
+        from: String,
+        target: IpAddr,
+        expect: Expect,
+    },
+    /// A DNS query for the nonce in a UDP packet written straight to the
+    /// host's eth0 with an AF_PACKET socket, bypassing the IP stack and its
+    /// firewall hooks.
+    RawFrame {
+        from: String,
+        target: SocketAddr,
+        check: Check,
+    },
+    /// CVE-2019-14899: a TCP SYN-ACK to `target` (the tunnel's address) sent
+    /// from a LAN-side host through the gateway's underlay. `fail` means
+    /// nothing answered.
+    InjectSynack {
+        from: String,
+        target: SocketAddr,
+        expect: Expect,
+    },
+    /// Background traffic from a host (UDP to the ISP resolver, TCP to whoami,
+    /// ICMP) until `storm-stop`.
+    StormStart {
+        from: String,
+    },
+    StormStop,
+    /// Malformed DNS messages (UDP and TCP) to a resolver; passes if the
+    /// resolver is still running afterwards (the next step asks it).
+    DnsGarbage {
+        from: String,
+        server: Option<SocketAddr>,
+    },
+    /// Wait until the background traffic has sent this many rounds (a
+    /// traffic quota, not a clock).
+    StormWait {
+        rounds: u64,
+    },
+    /// Ask the gateway's health endpoint (from inside its namespace) until it
+    /// says healthy (`expect = "healthy"`) or unhealthy, within `timeout`.
+    Health {
+        healthy: bool,
+        target: SocketAddr,
+        timeout: Duration,
+    },
+    /// A request to the gateway's control server (from its namespace):
+    /// `method`, `path`, optional `auth` ("basic USER:PASSWORD" or "apikey
+    /// KEY"), optional `body`; `status` is the expected HTTP status and
+    /// `contains` a substring the body must have.
+    Control {
+        method: String,
+        path: String,
+        target: SocketAddr,
+        headers: Vec<(String, String)>,
+        body: String,
+        status: u16,
+        contains: Option<String>,
+    },
+    /// Knock on the gateway's forwarded port (read from its status file):
+    /// `via = "exit"` (a prober on the internet at 203.0.113.77), `"home"`
+    /// (the same port at the home address) or `"lan"` (from the admin LAN
+    /// at the gateway's eth0). A stand-in listens on the port in the
+    /// gateway's namespace.
+    ForwardedPort {
+        via: String,
+        expect: Expect,
+    },
+    /// What the gateway's VPN_PORT_FORWARDING_UP_COMMAND/_DOWN_COMMAND
+    /// did: the scenario sets them to append `up|down {{PORT}} {{PORTS}}
+    /// {{VPN_INTERFACE}}` to `{port_commands}` (a file of the run). `up`:
+    /// the last line announces the port of the status file; `down`: it
+    /// withdraws the port last knocked on; `none`: no command ran at all.
+    /// Waits up to `timeout` for it.
+    PortCommand {
+        expect: PortCommandExpect,
+        timeout: Duration,
+    },
+    /// A fault or repair done to the lab or the gateway.
+    Fault(Fault),
+    /// A change to the gateway's namespace made from outside, as other
+    /// software on the machine might make it (a container engine rewriting
+    /// rules, a network manager restoring routes, the OOM killer): not asked
+    /// of the gateway, and no gateway should need to survive it to pass;
+    /// the scenario's verdict stays leak-based.
+    Interfere(Interference),
+}
+
+/// What an `interfere` step changes in the gateway's namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interference {
+    /// An nftables script run in the gateway's namespace (`nft -f -`).
+    pub nft: Option<String>,
+    /// Default routes (IPv4 and IPv6) via the home router on eth0.
+    pub routes_around: bool,
+    /// The gateway host's resolv.conf replaced with this text.
+    pub resolv_conf: Option<String>,
+    /// SIGKILL every process in the gateway's namespace (an unexpected
+    /// death: the gateway's exit is then a finding).
+    pub kill: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PortCommandExpect {
+    Up,
+    Down,
+    None,
+}
+
+/// Things done to the lab or the gateway from outside, by the runner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Ask the gateway to stop its tunnel (`PUT /v1/vpn/status`, or from
+    /// outside where it has no control server); it keeps running.
+    StopTunnel,
+    /// Ask the gateway to start its tunnel again.
+    StartTunnel,
+    /// SIGKILL the gateway.
+    KillGateway,
+    /// Start a (new) gateway process.
+    StartGateway,
+    /// The provider's server stops answering (drops every datagram).
+    ProviderDown,
+    ProviderUp,
+    /// The provider's NAT-PMP server refuses every mapping (OUT_OF_RESOURCES),
+    /// or grants them again.
+    ProviderRefusesPorts,
+    ProviderGrantsPorts,
+    /// The ISP drops UDP 51820 in both directions.
+    IspBlockWireguard,
+    IspUnblockWireguard,
+    /// Default routes (IPv4 and IPv6) via the home router on gw's eth0, as a
+    /// buggy network manager would restore them: with them, only the kill
+    /// switch stands between the dependents and a leak.
+    RouteAroundTunnel,
+}
+
+/// Action names of the faults, as written in scenario files.
+pub const FAULTS: [(&str, Fault); 11] = [
+    ("stop-tunnel", Fault::StopTunnel),
+    ("start-tunnel", Fault::StartTunnel),
+    ("kill-gateway", Fault::KillGateway),
+    ("start-gateway", Fault::StartGateway),
+    ("provider-down", Fault::ProviderDown),
+    ("provider-up", Fault::ProviderUp),
+    ("provider-refuses-ports", Fault::ProviderRefusesPorts),
+    ("provider-grants-ports", Fault::ProviderGrantsPorts),
+    ("isp-block-wireguard", Fault::IspBlockWireguard),
+    ("isp-unblock-wireguard", Fault::IspUnblockWireguard),
+    ("route-around-tunnel", Fault::RouteAroundTunnel),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Where it came from (a path, or `builtin:NAME`).
+    pub source: String,
+    pub gateway_env: BTreeMap<String, String>,
+    /// Start the gateway before the first step (default); `false` for
+    /// scenarios that start it themselves.
+    pub gateway_start: bool,
+    pub steps: Vec<Step>,
+    pub leak_wires: Vec<String>,
+    /// What the gateway under test must offer, as the file declares it (the
+    /// actions imply more: see [`Scenario::requirements`]).
+    pub requires: Vec<Capability>,
+}
+
+/// What a gateway under test may offer beyond being started, stopped and
+/// killed (which any gateway can be). Targets declare theirs; a scenario
+/// that needs one its target lacks is skipped with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// Gluetun's HTTP control server with the lab's roles file
+    /// (`HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH`).
+    ControlServer,
+    /// Gluetun's health server (`HEALTH_SERVER_ADDRESS`).
+    HealthServer,
+    /// Port forwarding through NAT-PMP with the provider (leakhound's
+    /// `VPN_PORT_FORWARDING_GATEWAY`) and the UP/DOWN commands.
+    PortForwarding,
+    /// DNS blocklists read from local files (leakhound's
+    /// `DNS_BLOCKLIST_DIR`; Gluetun downloads its own).
+    BlocklistFiles,
+    /// DNS over TLS to a resolver checked against a CA file (leakhound's
+    /// `DOT_CA_FILE`, `DOT_SERVER_NAME`).
+    DotCaFile,
+}
+
+/// Capability names as scenario files and targets files write them, with
+/// what each means.
+pub const CAPABILITIES: [(&str, Capability, &str); 5] = [
+    (
+        "control-server",
+        Capability::ControlServer,
+        "Gluetun's HTTP control server (GET/PUT /v1/vpn/status, /v1/publicip/ip, /v1/portforward) honouring a roles file",
+    ),
+    (
+        "health-server",
+        Capability::HealthServer,
+        "Gluetun's health server on HEALTH_SERVER_ADDRESS: 200 healthy, 500 not",
+    ),
+    (
+        "port-forwarding",
+        Capability::PortForwarding,
+        "NAT-PMP port forwarding with the provider, the status file and the UP/DOWN commands",
+    ),
+    (
+        "blocklist-files",
+        Capability::BlocklistFiles,
+        "BLOCK_MALICIOUS and friends from local list files (DNS_BLOCKLIST_DIR)",
+    ),
+    (
+        "dot-ca-file",
+        Capability::DotCaFile,
+        "DOT=on against a resolver whose certificate is checked with DOT_CA_FILE",
+    ),
+];
+
+impl Capability {
+    pub fn name(self) -> &'static str {
+        CAPABILITIES
+            .iter()
+            .find(|(_, c, _)| *c == self)
+            .map(|(n, _, _)| *n)
+            .expect("every capability is in the table")
+    }
+
+    pub fn from_name(name: &str) -> Option<Capability> {
+        CAPABILITIES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, c, _)| *c)
+    }
+}
+
+impl Scenario {
+    /// What the gateway under test must offer: the declared `requires`,
+    /// plus what the steps need (a `health` step the health server, a
+    /// `control` step the control server, port-forwarding steps port
+    /// forwarding).
+    pub fn requirements(&self) -> std::collections::BTreeSet<Capability> {
+        let mut r: std::collections::BTreeSet<Capability> = self.requires.iter().copied().collect();
+        for s in &self.steps {
+            match &s.action {
+                Action::Health { .. } => {
+                    r.insert(Capability::HealthServer);
+                }
+                Action::Control { .. } => {
+                    r.insert(Capability::ControlServer);
+                }
+                Action::ForwardedPort { .. } | Action::PortCommand { .. } => {
+                    r.insert(Capability::PortForwarding);
+                }
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// Does a gateway run in this scenario (started before the first step,
+    /// or by a step)?
+    pub fn needs_gateway(&self) -> bool {
+        self.gateway_start
+            || self
+                .steps
+                .iter()
+                .any(|s| s.action == Action::Fault(Fault::StartGateway))
+    }
+}

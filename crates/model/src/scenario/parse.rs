@@ -1,0 +1,249 @@
+//! Reading a scenario file: the TOML document with its spans, the
+//! scenario's own keys through serde (unknown keys refused), each step
+//! through its action's typed struct ([`super::actions`]), and every error
+//! named with file, line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::actions::{self, FieldError, StepError};
+use super::{Capability, Scenario, Step};
+use crate::topology::{Topology, wire};
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ScenarioError {
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+struct Doc<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_col(self.text, offset);
+        ScenarioError::At {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// A serde/toml error: its own message, at its span (or `fallback`).
+    fn de(&self, e: &toml::de::Error, fallback: usize, prefix: &str) -> ScenarioError {
+        let offset = e.span().map_or(fallback, |s| s.start);
+        self.at(offset, format!("{prefix}{}", e.message().trim()))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    requires: Vec<Spanned<String>>,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    leaks: Option<RawLeaks>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    start: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaks {
+    wires: Vec<Spanned<String>>,
+}
+
+/// Parses and validates one scenario file's text.
+pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, ScenarioError> {
+    let doc = Doc { file, text };
+    let mut root = DeTable::parse(text).map_err(|e| doc.de(&e, 0, ""))?;
+    let root_span = root.span();
+    let steps_value = root.get_mut().remove("step");
+    let raw = RawScenario::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|e| doc.de(&e, root_span.start, ""))?;
+    if raw.name.trim().is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(doc.at(
+            0,
+            format!(
+                "name = {:?}: use letters, digits, - and _ (it names report files)",
+                raw.name
+            ),
+        ));
+    }
+    let Some(steps_value) = steps_value else {
+        return Err(ScenarioError::File {
+            file: file.to_string(),
+            message: "no [[step]]: a scenario must do something".into(),
+        });
+    };
+    let steps_span = steps_value.span();
+    let DeValue::Array(items) = steps_value.into_inner() else {
+        return Err(doc.at(
+            steps_span.start,
+            "`step` must be an array of tables ([[step]])",
+        ));
+    };
+    let mut steps = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        steps.push(parse_step(&doc, i + 1, item, topo)?);
+    }
+    if steps.is_empty() {
+        return Err(ScenarioError::File {
+            file: file.to_string(),
+            message: "no [[step]]: a scenario must do something".into(),
+        });
+    }
+    let known_wires: Vec<&str> = topo.taps.iter().map(|t| t.wire).collect();
+    let leak_wires = match raw.leaks {
+        None => vec![wire::GW.to_string(), wire::UPLINK.to_string()],
+        Some(l) => {
+            let mut v = Vec::new();
+            for w in l.wires {
+                if !known_wires.contains(&w.get_ref().as_str()) {
+                    return Err(doc.at(
+                        w.span().start,
+                        format!(
+                            "leaks.wires: unknown wire {:?} ({})",
+                            w.get_ref(),
+                            known_wires.join(", ")
+                        ),
+                    ));
+                }
+                v.push(w.into_inner());
+            }
+            v
+        }
+    };
+    let mut requires = Vec::new();
+    for r in raw.requires {
+        match Capability::from_name(r.get_ref()) {
+            Some(c) => requires.push(c),
+            None => {
+                let known: Vec<&str> = super::CAPABILITIES.iter().map(|(n, _, _)| *n).collect();
+                return Err(doc.at(
+                    r.span().start,
+                    format!(
+                        "requires: unknown capability {:?} ({})",
+                        r.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        tags: raw.tags,
+        source: file.to_string(),
+        gateway_env: raw.gateway.env,
+        gateway_start: raw.gateway.start.unwrap_or(true),
+        steps,
+        leak_wires,
+        requires,
+    })
+}
+
+/// One `[[step]]`: its name and action, then the action's own fields.
+fn parse_step(
+    doc: &Doc<'_>,
+    n: usize,
+    item: Spanned<DeValue<'_>>,
+    topo: &Topology,
+) -> Result<Step, ScenarioError> {
+    let span = item.span();
+    let DeValue::Table(mut table) = item.into_inner() else {
+        return Err(doc.at(span.start, format!("step {n} is not a table")));
+    };
+    let string = |v: Spanned<DeValue<'_>>, key: &str| -> Result<(usize, String), ScenarioError> {
+        let at = v.span().start;
+        match v.into_inner() {
+            DeValue::String(s) => Ok((at, s.into_owned())),
+            _ => Err(doc.at(at, format!("step {n}: `{key}` must be a string"))),
+        }
+    };
+    let name = table
+        .remove("name")
+        .map(|v| string(v, "name"))
+        .transpose()?
+        .map(|(_, s)| s);
+    let Some(action) = table.remove("action") else {
+        let label = name.clone().unwrap_or_default();
+        return Err(doc.at(
+            span.start,
+            format!(
+                "step {n} ({label}): no `action` (one of: {})",
+                actions::names()
+            ),
+        ));
+    };
+    let (action_at, action) = string(action, "action")?;
+    let name = name.unwrap_or_else(|| action.clone());
+    let prefix = format!("step {n} ({name}): ");
+    let Some(spec) = actions::lookup(&action) else {
+        return Err(doc.at(
+            action_at,
+            format!(
+                "{prefix}unknown action {action:?} (known: {})",
+                actions::names()
+            ),
+        ));
+    };
+    let spans: BTreeMap<String, usize> = table
+        .iter()
+        .map(|(k, v)| (k.get_ref().to_string(), v.span().start))
+        .collect();
+    let fields = Spanned::new(span.clone(), DeValue::Table(table));
+    match (spec.parse)(toml::de::ValueDeserializer::from(fields), &action, topo) {
+        Ok(a) => Ok(Step { name, action: a }),
+        Err(StepError::De(e)) => Err(doc.de(&e, span.start, &prefix)),
+        Err(StepError::Field(FieldError { field, message })) => {
+            let at = if field == "action" {
+                action_at
+            } else {
+                spans.get(field).copied().unwrap_or(span.start)
+            };
+            Err(doc.at(at, format!("{prefix}{field}: {message}")))
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The parser's tests: every error names file, line and column; typed steps
+//! refuse keys their action does not know.
+
+use super::*;
+use crate::topology::Topology;
+
+fn topo() -> Topology {
+    Topology::default_profile()
+}
+
+fn err(text: &str) -> String {
+    parse("t.toml", text, &topo()).unwrap_err().to_string()
+}
+
+fn ok(text: &str) -> Scenario {
+    parse("t.toml", text, &topo()).unwrap()
+}
+
+#[test]
+fn a_probe_step_becomes_its_typed_action() {
+    let s = ok(
+        "name = \"x\"\n[[step]]\nname = \"probe\"\naction = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"seen-as 203.0.113.77\"\nlogged-by = [\"whoami\"]\n",
+    );
+    assert_eq!(s.steps[0].name, "probe");
+    assert_eq!(
+        s.steps[0].action,
+        Action::Http {
+            from: "gw".into(),
+            target: "192.0.2.80:80".parse().unwrap(),
+            check: Check {
+                expect: Expect::SeenAs("203.0.113.77".parse().unwrap()),
+                logged_by: vec!["whoami".into()],
+                not_logged_by: vec![],
+            },
+        }
+    );
+    assert_eq!(s.leak_wires, vec!["gw", "uplink"]);
+    assert!(s.gateway_start && s.requires.is_empty());
+}
+
+#[test]
+fn syntax_errors_name_the_file_line_and_column() {
+    let e = err("name = \"x\"\n[[step]\n");
+    assert!(e.starts_with("t.toml:2:"), "{e}");
+}
+
+#[test]
+fn a_misspelt_key_is_named_with_its_line_and_column() {
+    let e = err(
+        "name = \"x\"\n[[step]]\naction = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"fail\"\ncolour = \"red\"\n",
+    );
+    assert!(e.starts_with("t.toml:7:1: step 1 (http): "), "{e}");
+    assert!(e.contains("colour"), "{e}");
+    // A key of another action is just as unknown here.
+    let e = err("name = \"x\"\n[[step]]\naction = \"wait-handshake\"\nfrom = \"gw\"\n");
+    assert!(e.starts_with("t.toml:4:1:") && e.contains("from"), "{e}");
+    // ... and at the scenario's own level.
+    let e = err("name = \"x\"\ncolor = 1\n[[step]]\naction = \"storm-stop\"\n");
+    assert!(e.starts_with("t.toml:2:1:") && e.contains("color"), "{e}");
+}
+
+#[test]
+fn unknown_and_missing_actions_are_named() {
+    let e = err("name = \"x\"\n[[step]]\naction = \"teleport\"\n");
+    assert!(
+        e.starts_with("t.toml:3:10: step 1 (teleport): unknown action \"teleport\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("wait-handshake"),
+        "the known actions are listed: {e}"
+    );
+    let e = err("name = \"x\"\n[[step]]\nname = \"nothing\"\n");
+    assert!(
+        e.starts_with("t.toml:2:1: step 1 (nothing): no `action`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_values_are_named_at_their_position() {
+    let cases = [
+        (
+            "action = \"http\"\nfrom = \"mars\"\ntarget = \"192.0.2.80:80\"\nexpect = \"fail\"",
+            "5:8",
+            "not a lab host",
+        ),
+        (
+            "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80\"\nexpect = \"fail\"",
+            "6:10",
+            "not an address:port",
+        ),
+        (
+            "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"",
+            "2:1",
+            "missing field `expect`",
+        ),
+        (
+            "action = \"http\"\nfrom = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"seen-as nowhere\"",
+            "7:10",
+            "not an IP address",
+        ),
+        (
+            "action = \"dns\"\nfrom = \"gw\"\nserver = \"10.64.0.1:53\"\nexpect = \"answer\"\nlogged-by = [\"nsa\"]",
+            "8:13",
+            "unknown service \"nsa\"",
+        ),
+        (
+            "action = \"dns\"\nfrom = \"gw\"\nserver = \"10.64.0.1:53\"\nexpect = \"seen-as 1.2.3.4\"",
+            "7:10",
+            "expects \"answer\" or \"fail\"",
+        ),
+        (
+            "action = \"wait-handshake\"\ntimeout = \"soon\"",
+            "5:11",
+            "\"soon\" is not a duration",
+        ),
+        ("action = \"storm-wait\"\nrounds = 0", "5:10", "at least 1"),
+        ("action = \"interfere\"", "4:10", "needs at least one of"),
+        (
+            "action = \"raw-frame\"\nfrom = \"gw\"\ntarget = \"192.0.2.53:53\"\nexpect = \"answer\"",
+            "7:10",
+            "raw-frame expects \"fail\"",
+        ),
+    ];
+    for (body, at, want) in cases {
+        let e = err(&format!("name = \"x\"\n[[step]]\nname = \"s\"\n{body}\n"));
+        assert!(
+            e.starts_with(&format!("t.toml:{at}: step 1 (s): ")),
+            "{at}: {e}"
+        );
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
+
+#[test]
+fn empty_scenarios_bad_names_unknown_wires_and_capabilities_are_refused() {
+    assert!(err("name = \"x\"\n").contains("no [[step]]"));
+    assert!(err("name = \"../etc\"\n[[step]]\naction = \"wait-handshake\"\n").contains("name ="));
+    let e =
+        err("name = \"x\"\n[[step]]\naction = \"wait-handshake\"\n[leaks]\nwires = [\"wifi\"]\n");
+    assert!(
+        e.starts_with("t.toml:5:10:") && e.contains("unknown wire \"wifi\""),
+        "{e}"
+    );
+    let e =
+        err("name = \"x\"\nrequires = [\"teleporter\"]\n[[step]]\naction = \"wait-handshake\"\n");
+    assert!(
+        e.starts_with("t.toml:2:13:") && e.contains("unknown capability"),
+        "{e}"
+    );
+}
+
+#[test]
+fn requirements_are_declared_and_implied_by_steps() {
+    let s = ok(
+        "name = \"x\"\nrequires = [\"blocklist-files\"]\n[[step]]\naction = \"health\"\nexpect = \"healthy\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"exit\"\nexpect = \"answer\"\n",
+    );
+    let r: Vec<Capability> = s.requirements().into_iter().collect();
+    assert_eq!(
+        r,
+        [
+            Capability::HealthServer,
+            Capability::PortForwarding,
+            Capability::BlocklistFiles
+        ]
+    );
+}
+
+#[test]
+fn every_action_in_the_table_parses_with_its_documented_fields() {
+    // One minimal step per action, so the table and the parser cannot drift.
+    let bodies: &[(&str, &str)] = &[
+        ("wait-handshake", ""),
+        ("wait-firewall", "timeout = \"1s\""),
+        ("wait-tunnel-restart", ""),
+        (
+            "http",
+            "from = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"answer\"",
+        ),
+        (
+            "dns",
+            "from = \"gw\"\nserver = \"system\"\nexpect = \"fail\"\nquery = \"malware.lab\"",
+        ),
+        (
+            "dot",
+            "from = \"gw\"\ntarget = \"192.0.2.43:853\"\nexpect = \"fail\"",
+        ),
+        (
+            "doh",
+            "from = \"gw\"\ntarget = \"192.0.2.43:443\"\nexpect = \"fail\"",
+        ),
+        (
+            "udp",
+            "from = \"gw\"\ntarget = \"192.0.2.80:7\"\nexpect = \"fail\"",
+        ),
+        (
+            "raw-frame",
+            "from = \"gw\"\ntarget = \"192.0.2.53:53\"\nexpect = \"fail\"",
+        ),
+        (
+            "ping",
+            "from = \"gw\"\ntarget = \"192.0.2.80\"\nexpect = \"fail\"",
+        ),
+        (
+            "inject-synack",
+            "from = \"home\"\ntarget = \"10.64.0.2:22\"\nexpect = \"fail\"",
+        ),
+        ("storm-start", "from = \"gw\""),
+        ("storm-wait", "rounds = 3"),
+        ("storm-stop", ""),
+        ("dns-garbage", "from = \"gw\"\nserver = \"127.0.0.1:53\""),
+        ("health", "expect = \"unhealthy\""),
+        (
+            "control",
+            "path = \"/v1/vpn/status\"\nstatus = 401\nauth = \"apikey k\"",
+        ),
+        ("forwarded-port", "via = \"lan\"\nexpect = \"fail\""),
+        ("port-command", "expect = \"none\""),
+        ("interfere", "kill = true"),
+    ];
+    for spec in actions::ACTIONS {
+        let body = bodies
+            .iter()
+            .find(|(n, _)| *n == spec.name)
+            .map(|(_, b)| *b)
+            .unwrap_or("");
+        let text = format!(
+            "name = \"x\"\n[[step]]\naction = \"{}\"\n{body}\n",
+            spec.name
+        );
+        if let Err(e) = parse("t.toml", &text, &topo()) {
+            panic!("{}: {e}", spec.name);
+        }
+    }
+}
