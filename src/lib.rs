@@ -40,3 +40,4 @@ pub use leakhound_model as model;
 pub use leakhound_net::{errfmt, httpc, netlink, rawsock, tunnel};
 pub mod report;
 pub mod scenario;
+pub mod target;

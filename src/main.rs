@@ -20,6 +20,8 @@ use leakhound::model::topology::Topology;
 use leakhound::report::{json, junit, terminal};
 use leakhound::scenario::model::{self as scenario, Scenario};
 use leakhound::scenario::runner::{Runner, ScenarioResult};
+use leakhound::target::{GatewayTarget, TargetSpec};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -42,8 +44,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the lab, run the scenarios, write reports (the main job).
+    /// Build the lab, run the scenarios against a gateway, write reports
+    /// (the main job). The gateway under test is leakhound's own unless
+    /// --target says otherwise.
     Run(RunArgs),
+    /// Run the suite against several gateways in one go and print a table
+    /// (scenario x target: pass, fail, skip, leaks), also written to
+    /// compare.md beside the reports.
+    Compare(CompareArgs),
     /// Run the gateway (configured by Gluetun's environment variables). `run`
     /// starts it inside the lab; you rarely start it by hand.
     Gateway {
@@ -123,8 +131,9 @@ struct ListArgs {
     scenarios: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
+/// What a run runs and where its reports go (shared by run and compare).
+#[derive(clap::Args, Clone)]
+struct SuiteArgs {
     /// Also load every *.toml scenario in this directory (added to the
     /// built-in default suite).
     #[arg(long, value_name = "DIR")]
@@ -142,6 +151,123 @@ struct RunArgs {
     /// No progress bar, only result lines.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum TargetKind {
+    /// leakhound's own gateway (`leakhound gateway`), started in the lab.
+    Builtin,
+    /// Any program (given after --), started in the lab's gateway
+    /// namespace with the scenario's Gluetun variables; see docs/targets.md.
+    Command,
+    /// A container image (--image), its network namespace the lab's
+    /// gateway host.
+    Container,
+}
+
+/// Which gateway is under test.
+#[derive(clap::Args, Clone)]
+struct TargetArgs {
+    /// What to test: builtin (the default), command (the program after --)
+    /// or container (--image). Repeatable for `compare`.
+    #[arg(long = "target", value_enum)]
+    target: Vec<TargetKind>,
+    /// For --target container: the image reference (it must exist locally;
+    /// nothing is pulled).
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// What a command or container target offers (repeatable):
+    /// control-server, health-server, port-forwarding, blocklist-files,
+    /// dot-ca-file. Scenarios that need one it lacks are skipped, with the
+    /// reason. The built-in offers all.
+    #[arg(long = "capability", value_name = "NAME")]
+    capabilities: Vec<String>,
+    /// Take the targets from a file instead (TOML, `[[target]]` with name,
+    /// kind, argv or image, capabilities; see docs/targets.md).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "image", "capabilities"])]
+    targets: Option<PathBuf>,
+    /// With --targets: only the target(s) with this name (repeatable).
+    #[arg(long = "pick", value_name = "NAME", requires = "targets")]
+    pick: Vec<String>,
+    /// For --target command: the program and its arguments.
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    argv: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    suite: SuiteArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// The targets a run tests, from the command line or a targets file.
+fn target_specs(t: &TargetArgs) -> Result<Vec<TargetSpec>> {
+    if let Some(file) = &t.targets {
+        let mut all = leakhound::target::load_targets_file(file)?;
+        if !t.pick.is_empty() {
+            for p in &t.pick {
+                if !all.iter().any(|s| &s.name == p) {
+                    bail!("--pick {p}: {} has no target named so", file.display());
+                }
+            }
+            all.retain(|s| t.pick.contains(&s.name));
+        }
+        if all.is_empty() {
+            bail!("{}: no [[target]]", file.display());
+        }
+        return Ok(all);
+    }
+    let kinds = if t.target.is_empty() {
+        vec![TargetKind::Builtin]
+    } else {
+        t.target.clone()
+    };
+    let mut specs = Vec::new();
+    for k in kinds {
+        let (name, argv, image, caps) = match k {
+            TargetKind::Builtin => ("builtin", vec![], None, vec![]),
+            TargetKind::Command => {
+                if t.argv.is_empty() {
+                    bail!(
+                        "--target command needs the program after --, e.g. `leakhound run --target command -- ./my-gateway.sh`"
+                    );
+                }
+                ("command", t.argv.clone(), None, t.capabilities.clone())
+            }
+            TargetKind::Container => {
+                let Some(image) = t.image.clone() else {
+                    bail!("--target container needs --image REF (an image that exists locally)");
+                };
+                ("container", vec![], Some(image), t.capabilities.clone())
+            }
+        };
+        if specs.iter().any(|s: &TargetSpec| s.name == name) {
+            bail!(
+                "--target {name} twice: use a targets file (--targets) to compare several of a kind"
+            );
+        }
+        specs.push(TargetSpec {
+            name: name.into(),
+            kind: name.into(),
+            argv,
+            image,
+            capabilities: caps,
+        });
+    }
+    if !t.argv.is_empty() && !specs.iter().any(|s| s.kind == "command") {
+        bail!("a program after -- is only for --target command");
+    }
+    Ok(specs)
 }
 
 fn main() -> ExitCode {
@@ -195,14 +321,21 @@ fn main() -> ExitCode {
         Command::Soak(args) => {
             init_tracing("warn");
             let scn = leakhound::scenario::soak::soak_scenario(args.tunnel_kills, args.crashes);
-            let run = RunArgs {
+            let suite = SuiteArgs {
                 scenarios: None,
                 only: vec![],
                 out: args.out,
                 env: vec![],
                 quiet: true,
             };
-            verdict_exit(run_with(run, vec![scn], true))
+            let specs = vec![TargetSpec {
+                name: "builtin".into(),
+                kind: "builtin".into(),
+                argv: vec![],
+                image: None,
+                capabilities: vec![],
+            }];
+            verdict_exit(run_with(suite, specs, vec![scn], true))
         }
         Command::Bench(args) => {
             init_tracing("warn");
@@ -211,6 +344,10 @@ fn main() -> ExitCode {
         Command::Lab(args) => {
             init_tracing("info");
             harness_exit(lab_main(args))
+        }
+        Command::Compare(args) => {
+            init_tracing("warn");
+            verdict_exit(compare_main(args))
         }
         Command::Run(args) => {
             init_tracing("warn");
@@ -308,28 +445,57 @@ fn run_main(args: RunArgs) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound run needs root (it builds network namespaces); try sudo");
     }
-    let scenarios = load_scenarios(args.scenarios.as_deref(), &args.only)?;
-    run_with(args, scenarios, false)
+    let specs = target_specs(&args.target)?;
+    if specs.len() > 1 {
+        bail!("run tests one target; use `leakhound compare` for several");
+    }
+    let scenarios = load_scenarios(args.suite.scenarios.as_deref(), &args.suite.only)?;
+    run_with(args.suite, specs, scenarios, false)
 }
 
-/// Builds the lab and runs `scenarios`; `soak` adds the kill-switch figures.
-/// The first Ctrl-C (or SIGTERM) interrupts: the scenario in flight is torn
-/// down and reported as interrupted, the reports are written, exit 2. A
-/// second one abandons the reports (the lab is still removed).
-fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<Verdict> {
+fn compare_main(args: CompareArgs) -> Result<Verdict> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound compare needs root (it builds network namespaces); try sudo");
+    }
+    let specs = target_specs(&args.target)?;
+    let scenarios = load_scenarios(args.suite.scenarios.as_deref(), &args.suite.only)?;
+    run_with(args.suite, specs, scenarios, false)
+}
+
+/// Builds the lab and runs `scenarios` against every target; `soak` adds
+/// the kill-switch figures. A target that cannot work (an unknown
+/// capability, a program that is not there or not executable, an image that
+/// does not exist locally) stops the run before any scenario (exit 2). The
+/// first Ctrl-C (or SIGTERM) interrupts: the scenario in flight is torn down
+/// and reported as interrupted, the reports are written, exit 2. A second
+/// one abandons the reports (the lab is still removed).
+fn run_with(
+    args: SuiteArgs,
+    specs: Vec<TargetSpec>,
+    scenarios: Vec<Scenario>,
+    soak: bool,
+) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound needs root (it builds network namespaces); try sudo");
     }
     let overrides = parse_env_overrides(&args.env)?;
+    let exe = std::env::current_exe().context("finding leakhound's own executable")?;
+    let targets = specs
+        .iter()
+        .map(|s| leakhound::target::from_spec(s, &exe))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    for t in &targets {
+        rt.block_on(t.preflight())?;
+    }
     prepare_out(&args.out)?;
     let reaped = netns::reap_stale();
     if !reaped.is_empty() {
         eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     rt.block_on(async {
         let interrupt = CancellationToken::new();
         let watcher = {
@@ -344,7 +510,7 @@ fn run_with(args: RunArgs, scenarios: Vec<Scenario>, soak: bool) -> Result<Verdi
             }
         };
         tokio::select! {
-            r = run_suite(&args, scenarios, overrides, soak, interrupt) => r,
+            r = run_suite(&args, targets, scenarios, overrides, soak, interrupt) => r,
             _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
     })
@@ -375,7 +541,8 @@ fn write_reports(
 }
 
 async fn run_suite(
-    args: &RunArgs,
+    args: &SuiteArgs,
+    targets: Vec<Arc<dyn GatewayTarget>>,
     scenarios: Vec<Scenario>,
     overrides: BTreeMap<String, String>,
     soak: bool,
@@ -406,25 +573,45 @@ async fn run_suite(
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(terminal::display(rx, args.quiet));
-    let runner = Runner {
-        lab: &lab,
-        services: &services,
-        out_dir: args.out.clone(),
-        gateway_exe: std::env::current_exe().context("finding leakhound's own executable")?,
-        env_overrides: overrides,
-        events: Some(tx),
-        interrupt: interrupt.clone(),
-    };
+    let several = targets.len() > 1;
     let t = Instant::now();
     let mut results: Vec<ScenarioResult> = Vec::new();
-    for s in &scenarios {
+    let mut wall: Vec<(String, Duration)> = Vec::new();
+    for target in targets {
         if interrupt.is_cancelled() {
             break;
         }
-        results.push(runner.run(s).await);
+        // With several targets, each gets its own folder for pcaps and logs.
+        let out_dir = if several {
+            args.out.join(target.name())
+        } else {
+            args.out.clone()
+        };
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
+        if several {
+            eprintln!("target {}: {}", target.name(), target.describe());
+        }
+        let runner = Runner {
+            lab: &lab,
+            services: &services,
+            out_dir,
+            target: target.clone(),
+            env_overrides: overrides.clone(),
+            events: Some(tx.clone()),
+            interrupt: interrupt.clone(),
+        };
+        let started = Instant::now();
+        for s in &scenarios {
+            if interrupt.is_cancelled() {
+                break;
+            }
+            results.push(runner.run(s).await);
+        }
+        wall.push((target.name().to_string(), started.elapsed()));
     }
+    drop(tx);
     timings.scenarios = t.elapsed().as_millis();
-    drop(runner);
     let _ = display.await;
 
     services.stop();
@@ -434,6 +621,11 @@ async fn run_suite(
 
     write_reports(&args.out, &run_id, &timings, &results)?;
     print!("{}", terminal::summary(&results));
+    if several {
+        let table = leakhound::report::compare::render(&results, &wall);
+        print!("\n{table}");
+        std::fs::write(args.out.join("compare.md"), &table).context("writing compare.md")?;
+    }
     println!(
         "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
         timings.lab_setup,
@@ -454,7 +646,7 @@ async fn run_suite(
                 eprintln!("interrupted; the lab was removed");
             }
             Verdict::HarnessError
-        } else if results.iter().all(|r| r.passed()) {
+        } else if results.iter().all(|r| r.passed() || r.skipped()) {
             Verdict::Passed
         } else {
             Verdict::Failed
@@ -513,7 +705,10 @@ fn lab_main(args: LabArgs) -> Result<()> {
             lab: &lab,
             services: &services,
             out_dir: out.clone(),
-            gateway_exe: std::env::current_exe()?,
+            target: Arc::new(leakhound::target::process::Builtin::new(
+                "builtin",
+                std::env::current_exe()?,
+            )),
             env_overrides: overrides,
             events: None,
             interrupt: CancellationToken::new(),
@@ -590,7 +785,10 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             lab: &lab,
             services: &services,
             out_dir: out.clone(),
-            gateway_exe: std::env::current_exe()?,
+            target: Arc::new(leakhound::target::process::Builtin::new(
+                "builtin",
+                std::env::current_exe()?,
+            )),
             env_overrides: Default::default(),
             events: None,
             interrupt: CancellationToken::new(),

@@ -22,14 +22,30 @@ fn jdur(d: std::time::Duration) -> JDuration {
 
 pub fn render(results: &[ScenarioResult]) -> String {
     let mut report = ReportBuilder::new();
+    // Several targets in one report (`leakhound compare`): the target's
+    // name goes into the suite name and the classname, so names stay unique.
+    let several = results
+        .iter()
+        .any(|r| results.first().is_some_and(|f| f.target != r.target));
     for r in results {
-        let mut suite = TestSuiteBuilder::new(&r.name);
+        let (suite_name, classname) = if several {
+            (
+                format!("{}/{}", r.target, r.name),
+                format!("{}.{}", r.target, r.name),
+            )
+        } else {
+            (r.name.clone(), r.name.clone())
+        };
+        let mut suite = TestSuiteBuilder::new(&suite_name);
         let started = r
             .started
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         suite.set_timestamp(OffsetDateTime::UNIX_EPOCH + jdur(started));
-        let mut meta = vec![format!("source: {}", r.source)];
+        let mut meta = vec![
+            format!("source: {}", r.source),
+            format!("target: {}", r.target),
+        ];
         if !r.description.is_empty() {
             meta.push(format!("description: {}", r.description));
         }
@@ -81,7 +97,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
                     TestCaseBuilder::skipped(&c.name)
                 }
             };
-            tc.set_classname(&r.name);
+            tc.set_classname(&classname);
             if !log.is_empty() {
                 tc.set_system_out(&log.join("\n"));
             }
@@ -121,6 +137,7 @@ pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
         };
         vec![ScenarioResult {
             name: "baseline".into(),
+            target: "builtin".into(),
             description: "tunnel <up> & \"working\"".into(),
             source: "builtin:baseline".into(),
             started: UNIX_EPOCH + Duration::from_secs(1_800_000_000),

@@ -1,7 +1,8 @@
 //! Reporters: consumers of the runner's results and events. JUnit XML for CI
-//! systems ([`junit`]), a JSON summary ([`json`]), and the terminal display
-//! ([`terminal`]). None of them runs anything.
+//! systems ([`junit`]), a JSON summary ([`json`]), the terminal display
+//! ([`terminal`]) and the table of `leakhound compare` ([`compare`]). None of them runs anything.
 
+pub mod compare;
 pub mod json;
 pub mod junit;
 pub mod terminal;

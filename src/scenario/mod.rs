@@ -1,10 +1,9 @@
 //! Scenarios: the file format and default suite ([`model`]), the probes that
 //! steps run inside lab hosts ([`probe`]), and the runner that executes a
 //! scenario against a lab and emits events ([`runner`]), what each step
-//! does ([`steps`]) and the gateway process it drives ([`gateway_proc`]).
+//! does ([`steps`]); the gateway it drives is a [`crate::target`].
 
 pub mod external;
-pub mod gateway_proc;
 pub mod model;
 pub mod probe;
 pub mod runner;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::gateway_proc::tail;
 use super::model::{Action, Check, Expect, Scenario};
 use super::probe;
 use super::steps::{GatewayExit, RunState};
@@ -23,6 +22,7 @@ use crate::lab::{Lab, LabError};
 use crate::model::classify::LeakPolicy;
 use crate::model::topology::{addr, host, wire};
 use crate::model::verdict::{Frame, Timeline, judge_wires};
+use crate::target::tail;
 use crate::tunnel::encode_key;
 
 /// The seed's section 8, as gateway variables.
@@ -45,6 +45,9 @@ pub use crate::model::verdict::{
     CaseResult, Event, LeakRecord, Outcome, ScenarioResult, format_leak,
 };
 
+/// The case every scenario with a gateway has.
+pub const STAYED_UP: &str = "the gateway under test stayed up (it exits only when a step makes it)";
+
 /// How far the capture's clock (the kernel's receive stamp) and the
 /// runner's marks may disagree. Both read CLOCK_REALTIME of the same kernel
 /// and a mark is taken before its step sends anything, so none: a frame is
@@ -57,8 +60,8 @@ pub struct Runner<'a> {
     pub lab: &'a Lab,
     pub services: &'a LabServices,
     pub out_dir: PathBuf,
-    /// The binary to start as `gateway` (normally this executable).
-    pub gateway_exe: PathBuf,
+    /// The gateway under test.
+    pub target: std::sync::Arc<dyn crate::target::GatewayTarget>,
     /// Extra Gluetun variables for every scenario, applied last (used by
     /// tests that break the gateway's configuration on purpose).
     pub env_overrides: BTreeMap<String, String>,
@@ -267,6 +270,15 @@ impl Runner<'_> {
         });
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);
+        let missing: Vec<&str> = scn
+            .requirements()
+            .into_iter()
+            .filter(|c| !self.target.capabilities().contains(c))
+            .map(|c| c.name())
+            .collect();
+        if !missing.is_empty() {
+            return self.skipped(scn, started, gw_log, &missing);
+        }
         let mut cases = Vec::new();
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");
@@ -322,7 +334,7 @@ impl Runner<'_> {
             ));
             halted = Some(message);
         } else if scn.gateway_start {
-            self.start_gateway(&mut st);
+            self.start_gateway(&mut st).await;
         }
 
         // The last fault or repair and when it was done: every later step
@@ -394,13 +406,7 @@ impl Runner<'_> {
                     format!("its last log lines:\n{}", exit.log_tail),
                 ),
             };
-            cases.push(self.finish_case(
-                scn,
-                "the gateway under test stayed up (it exits only when a step makes it)",
-                outcome,
-                Duration::ZERO,
-                vec![],
-            ));
+            cases.push(self.finish_case(scn, STAYED_UP, outcome, Duration::ZERO, vec![]));
         }
         let handshake_after = st.handshake_after;
         let mut frames_seen = BTreeMap::new();
@@ -435,6 +441,7 @@ impl Runner<'_> {
         }
         let result = ScenarioResult {
             name: scn.name.clone(),
+            target: self.target.name().to_string(),
             description: scn.description.clone(),
             source: scn.source.clone(),
             started,
@@ -445,6 +452,64 @@ impl Runner<'_> {
             pcaps,
             gateway_log: gw_log,
             handshake_after,
+        };
+        self.emit(Event::ScenarioFinished {
+            result: Box::new(result.clone()),
+        });
+        result
+    }
+
+    /// A scenario the target cannot run: every case skipped, with the
+    /// capabilities it lacks named. Nothing is started or captured.
+    fn skipped(
+        &self,
+        scn: &Scenario,
+        started: SystemTime,
+        gateway_log: PathBuf,
+        missing: &[&str],
+    ) -> ScenarioResult {
+        let reason = format!(
+            "target {} ({}) lacks {}",
+            self.target.name(),
+            self.target.kind(),
+            missing.join(", ")
+        );
+        let mut names: Vec<String> = scn.steps.iter().map(|s| s.name.clone()).collect();
+        if scn.needs_gateway() {
+            names.push(STAYED_UP.into());
+        }
+        names.extend(
+            scn.leak_wires
+                .iter()
+                .map(|w| format!("no packet on {w} is a leak")),
+        );
+        let cases = names
+            .iter()
+            .map(|n| {
+                self.finish_case(
+                    scn,
+                    n,
+                    Outcome::Skipped {
+                        reason: reason.clone(),
+                    },
+                    Duration::ZERO,
+                    vec![],
+                )
+            })
+            .collect();
+        let result = ScenarioResult {
+            name: scn.name.clone(),
+            target: self.target.name().to_string(),
+            description: scn.description.clone(),
+            source: scn.source.clone(),
+            started,
+            duration: Duration::ZERO,
+            cases,
+            leaks: vec![],
+            frames: BTreeMap::new(),
+            pcaps: vec![],
+            gateway_log,
+            handshake_after: None,
         };
         self.emit(Event::ScenarioFinished {
             result: Box::new(result.clone()),
@@ -482,7 +547,7 @@ impl Runner<'_> {
         let Some(g) = st.gateway.as_mut() else {
             return;
         };
-        let Ok(Some(status)) = g.child.try_wait() else {
+        let Some(status) = g.try_exited() else {
             return;
         };
         g.log_flushed().await;

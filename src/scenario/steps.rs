@@ -11,12 +11,13 @@ use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
 use super::external;
-use super::gateway_proc::{GatewayProc, tail};
 use super::model::{Action, Check, Expect, Fault, Interference, PortCommandExpect, Scenario};
 use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
+use crate::model::scenario::Capability;
 use crate::model::topology::{addr, host};
+use crate::target::{GatewayHandle, StartContext, tail, variables_for};
 
 /// Which independent client asks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +53,7 @@ pub struct RunState<'s> {
     pub scn: &'s Scenario,
     /// The gateway's variables for this scenario (computed once).
     pub env: std::collections::BTreeMap<String, String>,
-    pub gateway: Option<GatewayProc>,
+    pub gateway: Option<Box<dyn GatewayHandle>>,
     pub gw_log: PathBuf,
     /// Provider handshakes counted when the current gateway started.
     pub handshakes_before: u64,
@@ -122,7 +123,7 @@ async fn put_vpn_status(
     ns: &crate::lab::netns::Netns,
     target: SocketAddr,
     running: bool,
-    gateway: &mut GatewayProc,
+    gateway: &mut Box<dyn GatewayHandle>,
 ) -> Result<String, String> {
     let body = format!(
         "{{\"status\":\"{}\"}}",
@@ -152,7 +153,7 @@ async fn put_vpn_status(
                 ));
             }
             Err(e) => {
-                if let Ok(Some(status)) = gateway.child.try_wait() {
+                if let Some(status) = gateway.try_exited() {
                     return Err(format!(
                         "the gateway exited ({status}) before it took the request"
                     ));
@@ -177,27 +178,18 @@ fn lab_err(service: &str, e: impl std::fmt::Display) -> LabError {
 }
 
 impl Runner<'_> {
-    /// Starts a gateway process with the scenario's variables. A gateway
-    /// that cannot be started is a finding about it (recorded in the run
-    /// state), not a harness failure.
-    pub(crate) fn start_gateway(&self, st: &mut RunState<'_>) {
+    /// Starts the target with the scenario's variables (Gluetun's alone for
+    /// a foreign target). A gateway that cannot be started is a finding
+    /// about it (recorded in the run state), not a harness failure.
+    pub(crate) async fn start_gateway(&self, st: &mut RunState<'_>) {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
-        let started = self.lab.ns(host::GW).and_then(|ns| {
-            GatewayProc::start(
-                ns,
-                &self.lab.resolv_conf(host::GW),
-                &self.gateway_exe,
-                st.env.clone(),
-                &st.gw_log,
-            )
-        });
-        match started {
+        match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
             Ok(g) => st.gateway = Some(g),
             Err(e) => {
                 st.unexpected_exit.get_or_insert(GatewayExit {
                     summary: format!(
                         "the gateway could not be started: {}",
-                        crate::errfmt::chain(&e)
+                        crate::errfmt::chain(&*e)
                     ),
                     log_tail: tail(&st.gw_log, 20),
                 });
@@ -205,21 +197,33 @@ impl Runner<'_> {
         }
     }
 
+    async fn spawn_gateway(
+        &self,
+        env: std::collections::BTreeMap<String, String>,
+        log: &std::path::Path,
+    ) -> Result<Box<dyn GatewayHandle>, Box<dyn std::error::Error + Send + Sync>> {
+        let run_dir = crate::lab::netns::run_files(self.lab.run_id());
+        let ctx = StartContext {
+            ns: self.lab.ns(host::GW)?,
+            resolv_conf: &self.lab.resolv_conf(host::GW),
+            run_dir: &run_dir,
+            env: variables_for(self.target.as_ref(), env),
+            log,
+        };
+        Ok(self.target.start(ctx).await?)
+    }
+
     /// Starts a gateway for `scn` outside any scenario run (for `leakhound
-    /// lab`), after resetting the gateway host.
+    /// lab`, the benchmarks and tests), after resetting the gateway host.
     pub async fn start_idle_gateway_async(
         &self,
         scn: &Scenario,
         log: &std::path::Path,
-    ) -> Result<GatewayProc, LabError> {
+    ) -> Result<Box<dyn GatewayHandle>, LabError> {
         self.reset_gw().await?;
-        GatewayProc::start(
-            self.lab.ns(host::GW)?,
-            &self.lab.resolv_conf(host::GW),
-            &self.gateway_exe,
-            self.gateway_env(scn),
-            log,
-        )
+        self.spawn_gateway(self.gateway_env(scn), log)
+            .await
+            .map_err(|e| lab_err("gateway", crate::errfmt::chain(&*e)))
     }
 
     /// Runs one step.
@@ -454,6 +458,94 @@ impl Runner<'_> {
         })
     }
 
+    /// The tunnel stops or starts through the gateway's own control API
+    /// (`PUT /v1/vpn/status` with the lab's ops role), which answers once
+    /// the tunnel is in the asked state.
+    async fn tunnel_by_control(
+        &self,
+        st: &mut RunState<'_>,
+        running: bool,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(g) = st.gateway.as_mut() else {
+            return Ok(fail("there is no gateway running", ""));
+        };
+        let target = control_address(&st.env);
+        let ns = self.lab.ns(host::GW)?;
+        log.push(format!(
+            "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
+            if running { "running" } else { "stopped" }
+        ));
+        Ok(match put_vpn_status(ns, target, running, g).await {
+            Ok(answer) => {
+                log.push(format!("the gateway answered: {answer}"));
+                Outcome::Passed
+            }
+            Err(why) => {
+                g.log_flushed().await;
+                fail(why, tail(&st.gw_log, 20))
+            }
+        })
+    }
+
+    /// For a gateway without a control server the tunnel dies from outside,
+    /// as the seed's "kill the VPN": its tunnel link (the gateway host's
+    /// link that is neither lo nor the underlay) is deleted. It comes back
+    /// the only way such a gateway offers: the gateway is restarted.
+    async fn tunnel_from_outside(
+        &self,
+        st: &mut RunState<'_>,
+        running: bool,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        if running {
+            if let Some(g) = st.gateway.take() {
+                g.stop().await;
+            }
+            self.start_gateway(st).await;
+            log.push(format!(
+                "target {} has no control server: its tunnel comes back by restarting it",
+                self.target.name()
+            ));
+            return Ok(match &st.unexpected_exit {
+                Some(e) if st.gateway.is_none() => fail(e.summary.clone(), e.log_tail.clone()),
+                _ => Outcome::Passed,
+            });
+        }
+        let nl = self.lab.nl(host::GW)?;
+        let nlerr = |source| LabError::Netlink {
+            host: host::GW.into(),
+            source,
+        };
+        let underlay = self
+            .lab
+            .topology()
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .find(|e| e.host == host::GW)
+            .map(|e| e.ifname)
+            .unwrap_or("eth0");
+        let links = nl.link_names().await.map_err(nlerr)?;
+        let tunnels: Vec<&String> = links
+            .iter()
+            .filter(|l| l.as_str() != "lo" && l.as_str() != underlay)
+            .collect();
+        if tunnels.is_empty() {
+            return Ok(fail(
+                format!("the gateway host has no tunnel link to take down (links: {links:?})"),
+                log.join("\n"),
+            ));
+        }
+        for t in tunnels {
+            nl.del_link(t).await.map_err(nlerr)?;
+            log.push(format!(
+                "deleted the tunnel link {t} from outside (the gateway has no control server)"
+            ));
+        }
+        Ok(Outcome::Passed)
+    }
+
     /// Changes the gateway's namespace from outside, as other software on
     /// the machine might.
     async fn interfere(
@@ -487,7 +579,7 @@ impl Runner<'_> {
             ));
             // Reaped now, so the runner sees the exit after this step.
             if let Some(g) = st.gateway.as_mut() {
-                let _ = g.child.wait().await;
+                let _ = g.exited().await;
             }
         }
         Ok(Outcome::Passed)
@@ -589,28 +681,21 @@ impl Runner<'_> {
         let no_gateway = || fail("there is no gateway running", "");
         Ok(match f {
             Fault::StopTunnel | Fault::StartTunnel => {
-                let Some(g) = st.gateway.as_mut() else {
+                if st.gateway.is_none() {
                     return Ok(no_gateway());
-                };
+                }
                 let running = f == Fault::StartTunnel;
                 if running {
                     st.handshakes_before = self.services.wg.status.borrow().handshakes;
                 }
-                let target = control_address(&st.env);
-                let ns = self.lab.ns(host::GW)?;
-                log.push(format!(
-                    "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
-                    if running { "running" } else { "stopped" }
-                ));
-                match put_vpn_status(ns, target, running, g).await {
-                    Ok(answer) => {
-                        log.push(format!("the gateway answered: {answer}"));
-                        Outcome::Passed
-                    }
-                    Err(why) => {
-                        g.log_flushed_if_exited().await;
-                        fail(why, tail(&st.gw_log, 20))
-                    }
+                if self
+                    .target
+                    .capabilities()
+                    .contains(&Capability::ControlServer)
+                {
+                    self.tunnel_by_control(st, running, log).await?
+                } else {
+                    self.tunnel_from_outside(st, running, log).await?
                 }
             }
             Fault::KillGateway => {
@@ -627,7 +712,7 @@ impl Runner<'_> {
                 if let Some(g) = st.gateway.take() {
                     g.stop().await;
                 }
-                self.start_gateway(st);
+                self.start_gateway(st).await;
                 if st.gateway.is_some() {
                     log.push("gateway started".into());
                     Outcome::Passed
@@ -720,7 +805,7 @@ impl Runner<'_> {
         let waited = Instant::now();
         loop {
             if status.borrow_and_update().handshakes > st.handshakes_before {
-                let since_start = gw.started.elapsed();
+                let since_start = gw.started().elapsed();
                 log.push(format!(
                     "provider saw a completed handshake after {:?} ({:?} after the gateway started)",
                     waited.elapsed(),
@@ -731,9 +816,8 @@ impl Runner<'_> {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
-                exit = gw.child.wait() => {
+                code = gw.exited() => {
                     gw.log_flushed().await;
-                    let code = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     return fail(
                         format!("the gateway exited ({code}) before a handshake: {}", tail(&st.gw_log, 1)),
                         tail(&st.gw_log, 20),
@@ -1053,14 +1137,24 @@ impl Runner<'_> {
         let Some(gw) = st.gateway.as_mut() else {
             return fail("there is no gateway running", "");
         };
-        let mut closed = gw.firewall_closed.clone();
+        let Some(mut closed) = gw.firewall_closed() else {
+            // A gateway that does not say when its kill switch is in place:
+            // the probes after this step start with its process, so one
+            // that closes late is caught.
+            log.push(format!(
+                "target {} does not report its kill switch: probing from the moment it started ({:?} ago)",
+                self.target.name(),
+                gw.started().elapsed()
+            ));
+            return Outcome::Passed;
+        };
         let r = tokio::select! {
             r = tokio::time::timeout(timeout, closed.wait_for(|c| c.is_some())) => r.ok().and_then(|r| r.ok().map(|v| *v)),
-            _ = gw.child.wait() => None,
+            _ = gw.exited() => None,
         };
         match r.flatten() {
             Some(at) => {
-                let after = at.duration_since(gw.started);
+                let after = at.duration_since(gw.started());
                 st.firewall_after = Some(after);
                 log.push(format!(
                     "the gateway reported its kill switch closed {after:?} after it started"

@@ -35,6 +35,14 @@ pub fn builtin(name: &str) -> Scenario {
         .unwrap_or_else(|| panic!("no built-in scenario {name}"))
 }
 
+/// The built-in gateway as a target (this build's binary).
+pub fn builtin_target() -> std::sync::Arc<dyn leakhound::target::GatewayTarget> {
+    std::sync::Arc::new(leakhound::target::process::Builtin::new(
+        "builtin",
+        PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+    ))
+}
+
 /// A built lab with its services running.
 pub struct TestLab {
     pub lab: Lab,
@@ -58,13 +66,26 @@ impl TestLab {
         }
     }
 
+    /// A runner for another target.
+    pub fn runner_for(
+        &self,
+        out: &Path,
+        env: &[(&str, String)],
+        target: std::sync::Arc<dyn leakhound::target::GatewayTarget>,
+    ) -> Runner<'_> {
+        Runner {
+            target,
+            ..self.runner(out, env)
+        }
+    }
+
     /// A runner writing to `out`, with extra gateway variables.
     pub fn runner(&self, out: &Path, env: &[(&str, String)]) -> Runner<'_> {
         Runner {
             lab: &self.lab,
             services: &self.services,
             out_dir: out.to_path_buf(),
-            gateway_exe: PathBuf::from(env!("CARGO_BIN_EXE_leakhound")),
+            target: builtin_target(),
             env_overrides: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))

@@ -150,6 +150,27 @@ pub enum SmallCheck {
 }
 
 /// Where the health server listens unless told otherwise (Gluetun's).
+/// The variables that are leakhound's own extensions, not Gluetun's: a
+/// harness gives them to the built-in gateway only. Another gateway under
+/// test gets Gluetun's variables alone, so what it cannot do without these
+/// shows as a real difference.
+pub const OWN_VARIABLES: [&str; 14] = [
+    "FIREWALL_INPUT_SUBNET_PORTS",
+    "FIREWALL_ON_EXIT",
+    "DNS_BLOCKLIST_DIR",
+    "DOT_SERVER_NAME",
+    "DOT_CA_FILE",
+    "DNS_CACHE_SIZE",
+    "DNS_BLOCK_DOH_ADDRESSES",
+    "DNS_BLOCK_DOH_HOSTNAMES",
+    "HEALTH_SMALL_CHECK_INTERVAL",
+    "HEALTH_FULL_CHECK_INTERVAL",
+    "HEALTH_TARGET_CA_FILE",
+    "VPN_PORT_FORWARDING_GATEWAY",
+    "PUBLICIP_URL",
+    "LEAKHOUND_LOG",
+];
+
 pub const DEFAULT_HEALTH_SERVER: &str = "127.0.0.1:9999";
 /// Gluetun's full-check targets.
 pub const DEFAULT_HEALTH_TARGETS: &str = "cloudflare.com:443,github.com:443";

@@ -66,6 +66,8 @@ pub struct LeakRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
     pub name: String,
+    /// The gateway under test (the target's name).
+    pub target: String,
     pub description: String,
     pub source: String,
     #[serde(with = "humantime_serde")]
@@ -424,6 +426,7 @@ mod tests {
     fn a_skipped_scenario_has_not_passed() {
         let r = ScenarioResult {
             name: "x".into(),
+            target: "builtin".into(),
             description: String::new(),
             source: String::new(),
             started: t(0),

@@ -164,6 +164,17 @@ impl Nl {
             .map_err(req(format!("setting {name} down")))
     }
 
+    /// Deletes an interface (a TUN device: its routes go with it).
+    pub async fn del_link(&self, name: &str) -> Result<()> {
+        let idx = self.index(name).await?;
+        self.handle
+            .link()
+            .del(idx)
+            .execute()
+            .await
+            .map_err(req(format!("deleting {name}")))
+    }
+
     pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
         let idx = self.index(name).await?;
         self.handle

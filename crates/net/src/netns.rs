@@ -318,6 +318,121 @@ impl Netns {
         Ok(())
     }
 
+    /// Like [`Netns::command_with_resolv_conf`], and the process also gets
+    /// a fresh tmpfs on /run (so per-run sockets and state, e.g.
+    /// wireguard-go's /run/wireguard, never meet another run's), with the
+    /// directories in `keep` (under /run) bound back at their own paths,
+    /// and `resolv_conf` on /etc/resolv.conf. For gateways leakhound did
+    /// not write.
+    pub fn command_with_private_run(
+        &self,
+        cmd: &mut Command,
+        resolv_conf: &Path,
+        keep: &[&Path],
+    ) -> Result<(), NetnsError> {
+        use std::ffi::CString;
+        self.command(cmd)?;
+        let bad = |what: &str| NetnsError::Enter {
+            name: self.name.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, what.to_string()),
+        };
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| bad("a path contains NUL"))
+        };
+        // Everything the child needs is made before the fork.
+        let mut binds: Vec<(OwnedFdPath, Vec<CString>)> = Vec::new();
+        for k in keep {
+            let dir = File::open(k).map_err(|source| NetnsError::Enter {
+                name: self.name.clone(),
+                source,
+            })?;
+            let via = CString::new(format!("/proc/self/fd/{}", dir.as_raw_fd())).expect("no NUL");
+            binds.push((
+                OwnedFdPath { _dir: dir, via },
+                prefixes(k).iter().map(|p| c(p)).collect::<Result<_, _>>()?,
+            ));
+        }
+        let resolv_src = c(resolv_conf)?;
+        let etc = fs::canonicalize("/etc/resolv.conf")
+            .unwrap_or_else(|_| PathBuf::from("/etc/resolv.conf"));
+        let resolv_dst = c(&etc)?;
+        let resolv_dirs: Vec<CString> = if etc.starts_with("/run") {
+            prefixes(etc.parent().unwrap_or(Path::new("/run")))
+                .iter()
+                .map(|p| c(p))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let needs_file = etc.starts_with("/run");
+        // SAFETY: only system calls (unshare, mount, mkdir, open, close)
+        // between fork and exec, on data allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                use nix::fcntl::{OFlag, open};
+                use nix::sys::stat::Mode;
+                unshare(CloneFlags::CLONE_NEWNS).map_err(errno)?;
+                mount(
+                    None::<&std::ffi::CStr>,
+                    c"/",
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                    None::<&std::ffi::CStr>,
+                )
+                .map_err(errno)?;
+                mount(
+                    Some(c"tmpfs"),
+                    c"/run",
+                    Some(c"tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(c"mode=0755"),
+                )
+                .map_err(errno)?;
+                for (fd, dirs) in &binds {
+                    for d in dirs {
+                        match nix::unistd::mkdir(d.as_c_str(), Mode::from_bits_truncate(0o755)) {
+                            Ok(()) | Err(nix::Error::EEXIST) => {}
+                            Err(e) => return Err(errno(e)),
+                        }
+                    }
+                    let target = dirs.last().expect("a path has itself as a prefix");
+                    mount(
+                        Some(fd.via.as_c_str()),
+                        target.as_c_str(),
+                        None::<&std::ffi::CStr>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&std::ffi::CStr>,
+                    )
+                    .map_err(errno)?;
+                }
+                for d in &resolv_dirs {
+                    match nix::unistd::mkdir(d.as_c_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(nix::Error::EEXIST) => {}
+                        Err(e) => return Err(errno(e)),
+                    }
+                }
+                if needs_file {
+                    let fd = open(
+                        resolv_dst.as_c_str(),
+                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )
+                    .map_err(errno)?;
+                    drop(fd);
+                }
+                mount(
+                    Some(resolv_src.as_c_str()),
+                    resolv_dst.as_c_str(),
+                    None::<&std::ffi::CStr>,
+                    MsFlags::MS_BIND,
+                    None::<&std::ffi::CStr>,
+                )
+                .map_err(errno)
+            });
+        }
+        Ok(())
+    }
+
     /// Prepares `cmd` to run inside this namespace (setns between fork and exec).
     pub fn command(&self, cmd: &mut Command) -> Result<(), NetnsError> {
         self.check_not_host()?;
@@ -332,6 +447,24 @@ impl Netns {
         }
         Ok(())
     }
+}
+
+/// A directory held open so a forked child can bind it by
+/// /proc/self/fd/N after its path is hidden.
+struct OwnedFdPath {
+    _dir: File,
+    via: std::ffi::CString,
+}
+
+/// `/a`, `/a/b`, `/a/b/c` for `/a/b/c`.
+fn prefixes(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = PathBuf::from("/");
+    for c in p.components().skip(1) {
+        cur.push(c);
+        out.push(cur.clone());
+    }
+    out
 }
 
 /// Processes whose network namespace is the one with inode `ino`.

@@ -1,0 +1,315 @@
+//! What is under test: the gateway as a seam. A [`GatewayTarget`] starts a
+//! gateway in the lab's `gw` namespace with an environment and says what it
+//! can do ([`Capability`]); the [`GatewayHandle`] it returns is stopped,
+//! crashed, and watched for an exit. Everything else is judged from outside
+//! by the runner, the same way for every target: the provider sees the
+//! handshake, whoami sees the exit address, the health endpoint answers,
+//! `PUT /v1/vpn/status` stops and starts the tunnel where the target has a
+//! control server, and otherwise the tunnel dies from outside.
+//!
+//! Targets: the built-in gateway ([`process::Builtin`]), any program
+//! ([`process::Command`]), a container image ([`container::Container`]).
+//! The contract a foreign gateway implements is in `docs/targets.md`.
+
+pub mod container;
+pub mod process;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::lab::netns::Netns;
+use crate::model::scenario::Capability;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {target}: {what}")]
+    Unusable { target: String, what: String },
+    #[error("starting target {target}")]
+    Start {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("targets file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+/// Where and with what a gateway is started.
+pub struct StartContext<'a> {
+    /// The lab's `gw` namespace.
+    pub ns: &'a Netns,
+    /// The run's resolv.conf for the gateway host (bind-mounted at
+    /// /etc/resolv.conf in the gateway's private mount namespace).
+    pub resolv_conf: &'a Path,
+    /// The run's own files (CA, auth and status files the variables name),
+    /// visible at the same path to the gateway.
+    pub run_dir: &'a Path,
+    /// Exactly the variables the gateway gets (already filtered for foreign
+    /// targets), besides PATH.
+    pub env: BTreeMap<String, String>,
+    /// Where its output goes (appended: a restarted gateway continues it).
+    pub log: &'a Path,
+}
+
+/// A gateway under test.
+#[async_trait]
+pub trait GatewayTarget: Send + Sync {
+    /// Unique among the targets of a run (it goes into JUnit classnames).
+    fn name(&self) -> &str;
+    /// builtin, command or container.
+    fn kind(&self) -> &'static str;
+    /// What it offers beyond start, stop and kill (declared, not probed: a
+    /// declared capability that does not work is a failure).
+    fn capabilities(&self) -> &BTreeSet<Capability>;
+    /// The command line or image, for reports.
+    fn describe(&self) -> String;
+    /// Foreign targets get Gluetun's variables only; the built-in gets
+    /// leakhound's own extensions too.
+    fn foreign(&self) -> bool {
+        true
+    }
+    /// Checks that need no lab (the program exists and is executable, the
+    /// image exists locally): a target that cannot work stops the run
+    /// before any scenario (exit 2).
+    async fn preflight(&self) -> Result<(), TargetError>;
+    /// Starts a gateway.
+    async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError>;
+}
+
+/// A started gateway.
+#[async_trait]
+pub trait GatewayHandle: Send {
+    /// When it was started.
+    fn started(&self) -> Instant;
+    /// How it ended, if it has (non-blocking).
+    fn try_exited(&mut self) -> Option<String>;
+    /// Resolves when it ends, with how (cancel-safe).
+    async fn exited(&mut self) -> String;
+    /// SIGTERM (or `docker stop`), then SIGKILL after a grace.
+    async fn stop(self: Box<Self>);
+    /// A crash: SIGKILL to the whole gateway (its process group, or the
+    /// container).
+    async fn kill(self: Box<Self>);
+    /// The built-in gateway says when its kill switch is in the kernel (a
+    /// log line, read only here); others do not.
+    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
+        None
+    }
+    /// Waits until everything it wrote is in its log.
+    async fn log_flushed(&mut self);
+    /// The main process's id, where there is one (tests send it signals).
+    fn pid(&self) -> Option<nix::unistd::Pid>;
+}
+
+/// The variables a target gets: all of them for the built-in; for a
+/// foreign gateway, Gluetun's alone (leakhound's own extensions removed).
+pub fn variables_for(
+    target: &dyn GatewayTarget,
+    env: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    if !target.foreign() {
+        return env;
+    }
+    env.into_iter()
+        .filter(|(k, _)| !crate::gateway::config::OWN_VARIABLES.contains(&k.as_str()))
+        .collect()
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One target as a targets file (or the command line) describes it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub name: String,
+    pub kind: String,
+    /// For `command`: the program and its arguments.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// For `container`: the image reference (must exist locally).
+    pub image: Option<String>,
+    /// What it offers (see `leakhound actions`); nothing means the
+    /// Gluetun-compatible minimum: start, stop, kill.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    target: Vec<TargetSpec>,
+}
+
+/// Reads a targets file (TOML: `[[target]]` with name, kind, argv or
+/// image, capabilities).
+pub fn load_targets_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
+    let err = |message: String| TargetError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let f: TargetsFile =
+        toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string()))?;
+    let mut seen = BTreeSet::new();
+    for t in &f.target {
+        if !seen.insert(t.name.clone()) {
+            return Err(err(format!("two targets are named {:?}", t.name)));
+        }
+    }
+    Ok(f.target)
+}
+
+/// The built-in target's capabilities: everything.
+pub fn builtin_capabilities() -> BTreeSet<Capability> {
+    crate::model::scenario::CAPABILITIES
+        .iter()
+        .map(|(_, c, _)| *c)
+        .collect()
+}
+
+/// Builds a target from its description. `exe` is leakhound's own binary
+/// (the built-in gateway is `exe gateway`).
+pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>, TargetError> {
+    let unusable = |what: String| TargetError::Unusable {
+        target: spec.name.clone(),
+        what,
+    };
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(unusable(format!(
+            "name {:?}: use letters, digits, -, _ and . (it names report files)",
+            spec.name
+        )));
+    }
+    let mut caps = BTreeSet::new();
+    for c in &spec.capabilities {
+        caps.insert(Capability::from_name(c).ok_or_else(|| {
+            let known: Vec<&str> = crate::model::scenario::CAPABILITIES
+                .iter()
+                .map(|(n, _, _)| *n)
+                .collect();
+            unusable(format!("unknown capability {c:?} ({})", known.join(", ")))
+        })?);
+    }
+    Ok(match spec.kind.as_str() {
+        "builtin" => {
+            if !spec.argv.is_empty() || spec.image.is_some() {
+                return Err(unusable("a builtin target takes no argv or image".into()));
+            }
+            Arc::new(process::Builtin::new(&spec.name, exe.to_path_buf()))
+        }
+        "command" => {
+            if spec.argv.is_empty() {
+                return Err(unusable(
+                    "a command target needs argv (the program and its arguments)".into(),
+                ));
+            }
+            Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps))
+        }
+        "container" => {
+            let Some(image) = spec.image.clone() else {
+                return Err(unusable("a container target needs image".into()));
+            };
+            Arc::new(container::Container::new(
+                &spec.name,
+                image,
+                exe.to_path_buf(),
+                caps,
+            ))
+        }
+        other => {
+            return Err(unusable(format!(
+                "unknown kind {other:?}: use builtin, command or container"
+            )));
+        }
+    })
+}
+
+/// Where a relative program path in a targets file or on the command line
+/// is looked up: as given, from the current directory.
+pub fn resolve_program(p: &str) -> PathBuf {
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_targets_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("targets.toml");
+        std::fs::write(
+            &p,
+            "[[target]]\nname = \"ours\"\nkind = \"builtin\"\n\n[[target]]\nname = \"wg-quick\"\nkind = \"command\"\nargv = [\"./gw.sh\", \"--x\"]\ncapabilities = [\"health-server\"]\n",
+        )
+        .unwrap();
+        let t = load_targets_file(&p).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].argv, ["./gw.sh", "--x"]);
+        let exe = PathBuf::from("/bin/true");
+        let cmd = from_spec(&t[1], &exe).unwrap();
+        assert_eq!(cmd.kind(), "command");
+        assert!(cmd.capabilities().contains(&Capability::HealthServer));
+        assert!(!cmd.capabilities().contains(&Capability::ControlServer));
+        assert!(!from_spec(&t[0], &exe).unwrap().foreign());
+
+        std::fs::write(
+            &p,
+            "[[target]]\nname = \"x\"\nkind = \"command\"\nargv = [\"a\"]\ncolour = 1\n",
+        )
+        .unwrap();
+        let e = load_targets_file(&p).unwrap_err().to_string();
+        assert!(e.contains("colour") && e.contains("line 5"), "{e}");
+        let bad = TargetSpec {
+            name: "x".into(),
+            kind: "vm".into(),
+            argv: vec![],
+            image: None,
+            capabilities: vec![],
+        };
+        let e = from_spec(&bad, &exe).err().unwrap().to_string();
+        assert!(e.contains("unknown kind \"vm\""), "{e}");
+        let bad = TargetSpec {
+            kind: "command".into(),
+            capabilities: vec!["teleport".into()],
+            argv: vec!["a".into()],
+            ..bad
+        };
+        let e = from_spec(&bad, &exe).err().unwrap().to_string();
+        assert!(e.contains("unknown capability \"teleport\""), "{e}");
+    }
+
+    #[test]
+    fn foreign_targets_get_gluetuns_variables_only() {
+        let env: BTreeMap<String, String> = [
+            ("VPN_ENDPOINT_IP", "203.0.113.10"),
+            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24=8080"),
+            ("DNS_BLOCKLIST_DIR", "/x"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let exe = PathBuf::from("/bin/true");
+        let cmd = process::Command::new("c", vec!["gw".into()], BTreeSet::new());
+        let v = variables_for(&cmd, env.clone());
+        assert_eq!(v.keys().collect::<Vec<_>>(), ["VPN_ENDPOINT_IP"]);
+        let b = process::Builtin::new("builtin", exe);
+        assert_eq!(variables_for(&b, env.clone()), env);
+    }
+}

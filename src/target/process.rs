@@ -1,0 +1,368 @@
+//! Gateways that are processes in the lab's `gw` namespace: the built-in
+//! one (`leakhound gateway`, this very binary) and any program a user
+//! names (`--target command -- PROGRAM ARGS`).
+//!
+//! Both run in their own process group (a crash is SIGKILL to all of it)
+//! with exactly the given variables plus PATH, their output copied line by
+//! line to the scenario's gateway log, in a private mount namespace with the
+//! run's resolv.conf on /etc/resolv.conf. A command also gets a fresh /run,
+//! with the run's files bound back at their own paths. Only the built-in's
+//! log is read for meaning ("firewall closed": [`LogLines`]).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use super::{GatewayHandle, GatewayTarget, StartContext, TargetError, builtin_capabilities};
+use crate::model::scenario::Capability;
+
+/// The line the built-in gateway logs once its kill switch is in the kernel.
+pub const FIREWALL_CLOSED: &str = "firewall closed";
+
+/// How long a stopped gateway gets to exit before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The built-in gateway: `leakhound gateway` in the lab.
+#[derive(Debug)]
+pub struct Builtin {
+    name: String,
+    exe: PathBuf,
+    caps: BTreeSet<Capability>,
+}
+
+impl Builtin {
+    pub fn new(name: &str, exe: PathBuf) -> Self {
+        Builtin {
+            name: name.to_string(),
+            exe,
+            caps: builtin_capabilities(),
+        }
+    }
+}
+
+/// Any program, started as the gateway.
+#[derive(Debug)]
+pub struct Command {
+    name: String,
+    argv: Vec<String>,
+    caps: BTreeSet<Capability>,
+}
+
+impl Command {
+    pub fn new(name: &str, argv: Vec<String>, caps: BTreeSet<Capability>) -> Self {
+        Command {
+            name: name.to_string(),
+            argv,
+            caps,
+        }
+    }
+}
+
+/// Checks that `program` can be executed: a path to an executable file, or
+/// a name found on PATH.
+fn executable(program: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
+            .unwrap_or_default()
+    };
+    for c in &candidates {
+        if let Ok(m) = std::fs::metadata(c)
+            && m.is_file()
+        {
+            return if m.permissions().mode() & 0o111 != 0 {
+                Ok(())
+            } else {
+                Err(format!("{} is not executable", c.display()))
+            };
+        }
+    }
+    Err(format!("{program}: no such program"))
+}
+
+#[async_trait]
+impl GatewayTarget for Builtin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "builtin"
+    }
+    fn capabilities(&self) -> &BTreeSet<Capability> {
+        &self.caps
+    }
+    fn describe(&self) -> String {
+        format!("{} gateway", self.exe.display())
+    }
+    fn foreign(&self) -> bool {
+        false
+    }
+    async fn preflight(&self) -> Result<(), TargetError> {
+        executable(&self.exe.display().to_string()).map_err(|what| TargetError::Unusable {
+            target: self.name.clone(),
+            what,
+        })
+    }
+    async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("gateway")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "RUST_LOG",
+                std::env::var("LEAKHOUND_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .envs(&ctx.env);
+        let err = |source| TargetError::Start {
+            target: self.name.clone(),
+            source,
+        };
+        ctx.ns
+            .command_with_resolv_conf(&mut cmd, ctx.resolv_conf)
+            .map_err(|e| err(std::io::Error::other(e)))?;
+        // The gateway starts with the signals it handles blocked: one sent
+        // before its handlers exist waits as pending instead of killing it
+        // (it unblocks them once its handlers are installed).
+        // SAFETY: only sigprocmask between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(
+                &mut cmd,
+                crate::gateway::signals::block_in_child,
+            );
+        }
+        ProcessHandle::spawn(cmd, ctx.log, true).map_err(err)
+    }
+}
+
+#[async_trait]
+impl GatewayTarget for Command {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+    fn capabilities(&self) -> &BTreeSet<Capability> {
+        &self.caps
+    }
+    fn describe(&self) -> String {
+        self.argv.join(" ")
+    }
+    async fn preflight(&self) -> Result<(), TargetError> {
+        executable(&self.argv[0]).map_err(|what| TargetError::Unusable {
+            target: self.name.clone(),
+            what,
+        })
+    }
+    async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
+        let mut cmd = std::process::Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&ctx.env);
+        let err = |source| TargetError::Start {
+            target: self.name.clone(),
+            source,
+        };
+        ctx.ns
+            .command_with_private_run(&mut cmd, ctx.resolv_conf, &[ctx.run_dir])
+            .map_err(|e| err(std::io::Error::other(e)))?;
+        ProcessHandle::spawn(cmd, ctx.log, false).map_err(err)
+    }
+}
+
+/// What the built-in gateway's log says (read nowhere else): when its kill
+/// switch closed.
+#[derive(Debug)]
+pub struct LogLines {
+    pub firewall_closed: watch::Receiver<Option<Instant>>,
+}
+
+/// A gateway process and the task copying its output to the log.
+pub struct ProcessHandle {
+    child: tokio::process::Child,
+    pgid: Option<Pid>,
+    started: Instant,
+    log_copied: Option<tokio::task::JoinHandle<()>>,
+    lines: Option<LogLines>,
+    exit: Option<String>,
+}
+
+impl ProcessHandle {
+    /// Spawns `cmd` in a process group of its own, stdout and stderr to
+    /// `log`; `read_lines` watches for the built-in's "firewall closed".
+    fn spawn(
+        cmd: std::process::Command,
+        log: &std::path::Path,
+        read_lines: bool,
+    ) -> std::io::Result<Box<dyn GatewayHandle>> {
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        // Appending: a restarted gateway continues the same log.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut child = cmd.spawn()?;
+        let started = Instant::now();
+        let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for out in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let log_copied = tokio::spawn(async move {
+            let mut file = tokio::fs::File::from_std(file);
+            while let Some(line) = rx.recv().await {
+                if read_lines && line.contains(FIREWALL_CLOSED) {
+                    let _ = closed_tx.send(Some(Instant::now()));
+                }
+                let _ = file.write_all(line.as_bytes()).await;
+                let _ = file.write_all(b"\n").await;
+            }
+            let _ = file.flush().await;
+        });
+        Ok(Box::new(ProcessHandle {
+            child,
+            pgid,
+            started,
+            log_copied: Some(log_copied),
+            lines: read_lines.then_some(LogLines {
+                firewall_closed: closed_rx,
+            }),
+            exit: None,
+        }))
+    }
+
+    fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+        match status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("its status is unknown: {e}"),
+        }
+    }
+
+    fn killpg(&self, sig: Signal) {
+        if let Some(g) = self.pgid {
+            let _ = killpg(g, sig);
+        }
+    }
+}
+
+#[async_trait]
+impl GatewayHandle for ProcessHandle {
+    fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn try_exited(&mut self) -> Option<String> {
+        if self.exit.is_none()
+            && let Ok(Some(s)) = self.child.try_wait()
+        {
+            self.exit = Some(s.to_string());
+        }
+        self.exit.clone()
+    }
+
+    async fn exited(&mut self) -> String {
+        if let Some(e) = &self.exit {
+            return e.clone();
+        }
+        let e = Self::describe(self.child.wait().await);
+        self.exit = Some(e.clone());
+        e
+    }
+
+    async fn stop(mut self: Box<Self>) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        }
+        if tokio::time::timeout(STOP_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            self.killpg(Signal::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        // Whatever else of its group is left goes too.
+        self.killpg(Signal::SIGKILL);
+        self.log_flushed().await;
+    }
+
+    async fn kill(mut self: Box<Self>) {
+        self.killpg(Signal::SIGKILL);
+        let _ = self.child.kill().await;
+        self.log_flushed().await;
+    }
+
+    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
+        self.lines.as_ref().map(|l| l.firewall_closed.clone())
+    }
+
+    async fn log_flushed(&mut self) {
+        if self.try_exited().is_some()
+            && let Some(t) = self.log_copied.take()
+        {
+            // The pipes close when the whole group has gone; a child that
+            // outlives the gateway must not hold this up for long.
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    }
+
+    fn pid(&self) -> Option<Pid> {
+        self.child.id().map(|p| Pid::from_raw(p as i32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_must_exist_and_be_executable() {
+        assert!(executable("sh").is_ok());
+        assert!(executable("/bin/sh").is_ok());
+        let e = executable("/nonexistent/gw.sh").unwrap_err();
+        assert!(e.contains("no such program"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gw.sh");
+        std::fs::write(&f, "#!/bin/sh\n").unwrap();
+        let e = executable(&f.display().to_string()).unwrap_err();
+        assert!(e.contains("is not executable"), "{e}");
+    }
+}
