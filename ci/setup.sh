@@ -5,6 +5,9 @@
 #   tcpdump        to read the pcap files (the tests check they open)
 #   knot-dnsutils  kdig, an independent DNS/DoT client the scenarios also use
 #   curl           an independent DoH client (--doh-url) the scenarios also use
+#   wireguard-go, wireguard-tools, dnsmasq-base
+#                  the reference gateway built from stock parts
+#                  (docker/reference/), which the tests run as a command target
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 # Idempotent and quiet when everything is already there. Needs root.
@@ -18,6 +21,9 @@ command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
+command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

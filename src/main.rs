@@ -115,6 +115,8 @@ struct LabArgs {
     /// Set a gateway variable, as NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +143,13 @@ struct SuiteArgs {
     /// Run only the scenarios with these names (repeatable).
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
+    /// Run only scenarios with one of these tags (repeatable), e.g. smoke
+    /// (baseline, one kill-switch and one IPv6 scenario).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Leave out scenarios with any of these tags (repeatable).
+    #[arg(long = "exclude-tag", value_name = "TAG")]
+    exclude_tags: Vec<String>,
     /// Where reports go (emptied first).
     #[arg(long, value_name = "DIR", default_value = "reports/latest")]
     out: PathBuf,
@@ -324,6 +333,8 @@ fn main() -> ExitCode {
             let suite = SuiteArgs {
                 scenarios: None,
                 only: vec![],
+                tags: vec![],
+                exclude_tags: vec![],
                 out: args.out,
                 env: vec![],
                 quiet: true,
@@ -399,6 +410,20 @@ fn harness_exit(r: Result<()>) -> ExitCode {
     }
 }
 
+/// The scenarios a run executes: the built-in suite plus `--scenarios`,
+/// narrowed by `--only`, `--tag` and `--exclude-tag`.
+fn suite_scenarios(a: &SuiteArgs) -> Result<Vec<Scenario>> {
+    let mut all = load_scenarios(a.scenarios.as_deref(), &a.only)?;
+    if !a.tags.is_empty() {
+        all.retain(|s| s.tags.iter().any(|t| a.tags.contains(t)));
+    }
+    all.retain(|s| !s.tags.iter().any(|t| a.exclude_tags.contains(t)));
+    if all.is_empty() {
+        bail!("no scenario is left after --only/--tag/--exclude-tag (see `leakhound list`)");
+    }
+    Ok(all)
+}
+
 fn load_scenarios(dir: Option<&Path>, only: &[String]) -> Result<Vec<Scenario>> {
     let topo = Topology::default_profile();
     let mut all = scenario::builtin(&topo).context("built-in scenarios")?;
@@ -449,7 +474,7 @@ fn run_main(args: RunArgs) -> Result<Verdict> {
     if specs.len() > 1 {
         bail!("run tests one target; use `leakhound compare` for several");
     }
-    let scenarios = load_scenarios(args.suite.scenarios.as_deref(), &args.suite.only)?;
+    let scenarios = suite_scenarios(&args.suite)?;
     run_with(args.suite, specs, scenarios, false)
 }
 
@@ -458,7 +483,7 @@ fn compare_main(args: CompareArgs) -> Result<Verdict> {
         bail!("leakhound compare needs root (it builds network namespaces); try sudo");
     }
     let specs = target_specs(&args.target)?;
-    let scenarios = load_scenarios(args.suite.scenarios.as_deref(), &args.suite.only)?;
+    let scenarios = suite_scenarios(&args.suite)?;
     run_with(args.suite, specs, scenarios, false)
 }
 
@@ -696,6 +721,12 @@ fn idle_scenario(name: &str) -> Scenario {
 fn lab_main(args: LabArgs) -> Result<()> {
     let rt = lab_runtime("lab")?;
     let overrides = parse_env_overrides(&args.env)?;
+    let specs = target_specs(&args.target)?;
+    let [spec] = specs.as_slice() else {
+        bail!("lab starts one target");
+    };
+    let target = leakhound::target::from_spec(spec, &std::env::current_exe()?)?;
+    rt.block_on(target.preflight())?;
     rt.block_on(async {
         let (lab, services) = lab_with_services().await?;
         let run_id = lab.run_id().to_string();
@@ -705,10 +736,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
             lab: &lab,
             services: &services,
             out_dir: out.clone(),
-            target: Arc::new(leakhound::target::process::Builtin::new(
-                "builtin",
-                std::env::current_exe()?,
-            )),
+            target,
             env_overrides: overrides,
             events: None,
             interrupt: CancellationToken::new(),

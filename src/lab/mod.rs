@@ -46,6 +46,8 @@ pub enum LabError {
     },
     #[error("applying nftables rules in {host}: {detail}")]
     Nft { host: String, detail: String },
+    #[error("resetting lab host {host}: {detail}")]
+    Reset { host: String, detail: String },
     #[error("unknown lab host {0}")]
     NoSuchHost(String),
     #[error("starting lab service {service}")]
@@ -97,6 +99,41 @@ pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), String> {
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(())
+}
+
+/// Runs `ip [flags] -batch -` with `batch` inside `ns`; the error names the
+/// host, ip's own message and the batch.
+fn ip_batch(ns: &Netns, host: &str, flags: &[&str], batch: &str) -> Result<(), LabError> {
+    let failed = |detail: String| LabError::Reset {
+        host: host.to_string(),
+        detail,
+    };
+    let mut cmd = Command::new("ip");
+    cmd.args(flags)
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    ns.command(&mut cmd)?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot run ip ({e})")))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(batch.as_bytes())
+        .map_err(|e| failed(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "{} (the batch was:\n{batch})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(())
 }
@@ -241,6 +278,67 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Puts `host` back as the topology describes it, whatever a gateway
+    /// under test (ours or anybody's) did there: every process killed,
+    /// every nftables table gone, links it added deleted, policy rules back
+    /// to the kernel's three, the main routing table flushed, the
+    /// interfaces' addresses (and so their connected routes) and the
+    /// topology's routes restored. One `ip -batch` process.
+    pub async fn reset_host(&self, host: &str) -> Result<(), LabError> {
+        let ns = self.ns(host)?;
+        let killed = netns::kill_all_in(ns);
+        if killed > 0 {
+            tracing::info!("reset {host}: killed {killed} process(es) left there");
+        }
+        self.nft(host, "flush ruleset\n")?;
+        let h = self
+            .topology
+            .host(host)
+            .ok_or_else(|| LabError::NoSuchHost(host.to_string()))?
+            .clone();
+        let ends: Vec<(&str, Vec<ipnet::IpNet>)> = self
+            .topology
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.host == host)
+            .map(|e| (e.ifname, e.addrs.clone()))
+            .collect();
+        let nl = self.nl(host)?;
+        let links = nl.link_names().await.map_err(|source| LabError::Netlink {
+            host: host.to_string(),
+            source,
+        })?;
+        // IPv6 rules and routes first (a batch has one family), then the
+        // rest: links, IPv4 rules and routes, addresses, the topology's routes.
+        let v6 = "rule flush\nrule add priority 32766 lookup main\nrule add priority 32767 lookup default\n\
+                  route flush table main\n"
+            .to_string();
+        let mut batch = String::new();
+        for l in &links {
+            if l != "lo" && !ends.iter().any(|(i, _)| i == l) {
+                batch.push_str(&format!("link del dev {l}\n"));
+            }
+        }
+        batch.push_str(
+            "rule flush\nrule add priority 32766 lookup main\nrule add priority 32767 lookup default\n\
+             route flush table main\n",
+        );
+        for (ifname, addrs) in &ends {
+            batch.push_str(&format!(
+                "addr flush dev {ifname}\nlink set dev {ifname} down\nlink set dev {ifname} up\n"
+            ));
+            for a in addrs {
+                batch.push_str(&format!("addr add {a} dev {ifname}\n"));
+            }
+        }
+        for r in &h.routes {
+            batch.push_str(&format!("route replace {} via {}\n", r.dst, r.via));
+        }
+        ip_batch(ns, host, &["-6"], &v6)?;
+        ip_batch(ns, host, &[], &batch)
     }
 
     /// Applies an nftables ruleset (text) inside a lab host with `nft -f -`.

@@ -35,6 +35,7 @@ pub struct WgServer {
     pub status: watch::Receiver<TunnelStatus>,
     cancel: CancellationToken,
     paused: Arc<AtomicBool>,
+    forget: Arc<AtomicBool>,
 }
 
 impl WgServer {
@@ -75,6 +76,7 @@ impl WgServer {
                 source,
             })?;
         let paused = Arc::new(AtomicBool::new(false));
+        let forget = Arc::new(AtomicBool::new(false));
         let (driver, status) = Driver::new(
             spec.private,
             spec.client_public,
@@ -88,6 +90,7 @@ impl WgServer {
                 // re-handshakes one client dozens of times a second.
                 handshake_rate_limit: Some(1000),
                 kick: None,
+                forget: Some(forget.clone()),
             },
         );
         let cancel = CancellationToken::new();
@@ -101,11 +104,19 @@ impl WgServer {
             status,
             cancel,
             paused,
+            forget,
         })
     }
 
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+
+    /// Forgets the client's session and last handshake timestamp before the
+    /// next datagram, as a freshly started server would: between scenarios,
+    /// so gateways of different implementations can follow each other.
+    pub fn forget_peer(&self) {
+        self.forget.store(true, Ordering::Relaxed);
     }
 
     /// A provider that stops answering (false) or comes back (true).

@@ -30,14 +30,6 @@ pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
 pub const SEED_INPUT_SUBNET_PORTS: &str =
     "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
 
-/// Removes the gateway's kill-switch tables (a stopped gateway leaves them,
-/// by design); the runner does this between scenarios.
-const GW_FIREWALL_RESET: &str = "add table inet leakhound
-delete table inet leakhound
-add table netdev leakhound_egress
-delete table netdev leakhound_egress
-";
-
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -221,14 +213,9 @@ impl Runner<'_> {
     /// Puts the gateway host back as the topology describes it: no kill
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
-        // Whatever an earlier scenario left running there (a gateway that
-        // did not stop, its children) goes first.
-        let gw_ns = self.lab.ns(host::GW)?;
-        let killed = crate::lab::netns::kill_all_in(gw_ns);
-        if killed > 0 {
-            tracing::info!("reset: killed {killed} process(es) left in the gateway's namespace");
-        }
-        self.lab.nft(host::GW, GW_FIREWALL_RESET)?;
+        // Whatever an earlier gateway (of any target) left there goes:
+        // processes, tables, links, rules, routes.
+        self.lab.reset_host(host::GW).await?;
         std::fs::write(
             self.lab.resolv_conf(host::GW),
             format!("nameserver {}\n", addr::ISP_DNS),
@@ -239,19 +226,10 @@ impl Runner<'_> {
         })?;
         self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
         self.services.wg.set_answering(true);
+        self.services.wg.forget_peer();
         self.services
             .natpmp_refuse
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        let nl = self.lab.nl(host::GW)?;
-        let h = self.lab.topology().host(host::GW).expect("gw host").clone();
-        for r in &h.routes {
-            nl.replace_route(r.dst, Some(r.via), None)
-                .await
-                .map_err(|source| LabError::Netlink {
-                    host: host::GW.into(),
-                    source,
-                })?;
-        }
         Ok(())
     }
 

@@ -812,7 +812,17 @@ impl Runner<'_> {
                     since_start
                 ));
                 st.handshake_after.get_or_insert(since_start);
-                return Outcome::Passed;
+                if self
+                    .target
+                    .capabilities()
+                    .contains(&Capability::HealthServer)
+                {
+                    return Outcome::Passed;
+                }
+                // A target without a health server is ready once traffic
+                // flows: whoami sees the VPN exit (a gateway may complete its
+                // handshake before its routes are in place).
+                return self.wait_traffic(deadline, log).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -840,6 +850,44 @@ impl Runner<'_> {
                 "provider status: {s:?}\ngateway log:\n{}",
                 tail(&st.gw_log, 20)
             ),
+        )
+    }
+
+    /// Asks whoami from the gateway host, with short attempts, until it sees
+    /// the VPN exit address or `deadline` passes.
+    async fn wait_traffic(&self, deadline: tokio::time::Instant, log: &mut Vec<String>) -> Outcome {
+        let Ok(ns) = self.lab.ns(host::GW) else {
+            return fail("the lab has no gateway host", "");
+        };
+        let target = SocketAddr::new(addr::WHOAMI.into(), 80);
+        let waited = Instant::now();
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            let nonce = probe::nonce();
+            match probe::http_get(
+                ns,
+                target,
+                &format!("/leakhound/ready-{nonce}"),
+                Duration::from_millis(300),
+            )
+            .await
+            {
+                Ok((_, body)) if body == addr::VPN_EXIT.to_string() => {
+                    log.push(format!(
+                        "whoami sees the VPN exit {body} {:?} later: the target is ready",
+                        waited.elapsed()
+                    ));
+                    return Outcome::Passed;
+                }
+                Ok((_, body)) => last = format!("whoami saw {body}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        fail(
+            format!(
+                "the handshake completed, but no traffic reached whoami through the VPN exit before the deadline; last: {last}"
+            ),
+            log.join("\n"),
         )
     }
 

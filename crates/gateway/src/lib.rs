@@ -243,6 +243,7 @@ impl Tunnel {
                 paused: None,
                 handshake_rate_limit: None,
                 kick: Some(kick.clone()),
+                forget: None,
             },
         );
         let cancel = CancellationToken::new();

@@ -339,16 +339,18 @@ impl Netns {
         let c = |p: &Path| {
             CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| bad("a path contains NUL"))
         };
-        // Everything the child needs is made before the fork.
-        let mut binds: Vec<(OwnedFdPath, Vec<CString>)> = Vec::new();
-        for k in keep {
-            let dir = File::open(k).map_err(|source| NetnsError::Enter {
-                name: self.name.clone(),
-                source,
-            })?;
-            let via = CString::new(format!("/proc/self/fd/{}", dir.as_raw_fd())).expect("no NUL");
+        // Everything the child needs is made before the fork. Each kept
+        // directory is opened in the child after it has its own mount
+        // namespace (a bind source must be in the caller's namespace) and
+        // moved to a fixed descriptor, so its /proc/self/fd path is known
+        // here.
+        let mut binds: Vec<(CString, CString, Vec<CString>)> = Vec::new();
+        for (i, k) in keep.iter().enumerate() {
+            let fixed = 900 + i as i32;
+            let via = CString::new(format!("/proc/self/fd/{fixed}")).expect("no NUL");
             binds.push((
-                OwnedFdPath { _dir: dir, via },
+                c(k)?,
+                via,
                 prefixes(k).iter().map(|p| c(p)).collect::<Result<_, _>>()?,
             ));
         }
@@ -380,6 +382,22 @@ impl Netns {
                     None::<&std::ffi::CStr>,
                 )
                 .map_err(errno)?;
+                let mut held = Vec::new();
+                for (i, (path, _, _)) in binds.iter().enumerate() {
+                    let fd = open(
+                        path.as_c_str(),
+                        OFlag::O_PATH | OFlag::O_DIRECTORY,
+                        Mode::empty(),
+                    )
+                    .map_err(errno)?;
+                    let fixed = 900 + i as i32;
+                    // SAFETY: dup2 onto a descriptor number reserved for this;
+                    // the original is closed when `fd` drops.
+                    if nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&fd), fixed) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    held.push(fixed);
+                }
                 mount(
                     Some(c"tmpfs"),
                     c"/run",
@@ -388,7 +406,7 @@ impl Netns {
                     Some(c"mode=0755"),
                 )
                 .map_err(errno)?;
-                for (fd, dirs) in &binds {
+                for (_, via, dirs) in &binds {
                     for d in dirs {
                         match nix::unistd::mkdir(d.as_c_str(), Mode::from_bits_truncate(0o755)) {
                             Ok(()) | Err(nix::Error::EEXIST) => {}
@@ -397,13 +415,17 @@ impl Netns {
                     }
                     let target = dirs.last().expect("a path has itself as a prefix");
                     mount(
-                        Some(fd.via.as_c_str()),
+                        Some(via.as_c_str()),
                         target.as_c_str(),
                         None::<&std::ffi::CStr>,
                         MsFlags::MS_BIND | MsFlags::MS_REC,
                         None::<&std::ffi::CStr>,
                     )
                     .map_err(errno)?;
+                }
+                for fd in held {
+                    // SAFETY: closes the reserved descriptor made above.
+                    nix::libc::close(fd);
                 }
                 for d in &resolv_dirs {
                     match nix::unistd::mkdir(d.as_c_str(), Mode::from_bits_truncate(0o755)) {
@@ -447,13 +469,6 @@ impl Netns {
         }
         Ok(())
     }
-}
-
-/// A directory held open so a forked child can bind it by
-/// /proc/self/fd/N after its path is hidden.
-struct OwnedFdPath {
-    _dir: File,
-    via: std::ffi::CString,
 }
 
 /// `/a`, `/a/b`, `/a/b/c` for `/a/b/c`.

@@ -90,10 +90,18 @@ pub struct DriverConfig {
     /// while its health check fails, so a returning provider is noticed at
     /// the next check.
     pub kick: Option<Arc<tokio::sync::Notify>>,
+    /// Set: forget the peer's session and the last handshake timestamp seen
+    /// (a server restarted for a new client). Needed when one key is used
+    /// by implementations whose TAI64N clocks differ: boringtun's runs 27 s
+    /// ahead of wireguard-go's (TAI vs. its 10 s base), so after a boringtun
+    /// client a wireguard-go client's initiations look like replays.
+    pub forget: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 pub struct Driver {
     tunn: Tunn,
+    /// What a fresh `Tunn` is made from (for `forget`).
+    keys: ([u8; 32], [u8; 32], Option<[u8; 32]>, Option<u16>),
     /// Our own limiter (when configured), reset every tick as boringtun
     /// resets its own.
     rate_limiter: Option<Arc<boringtun::noise::rate_limiter::RateLimiter>>,
@@ -110,6 +118,7 @@ impl Driver {
         keepalive: Option<u16>,
         cfg: DriverConfig,
     ) -> (Driver, watch::Receiver<TunnelStatus>) {
+        let keys = (private, peer_public, psk, keepalive);
         let secret = StaticSecret::from(private);
         let rate_limiter = cfg.handshake_rate_limit.map(|limit| {
             Arc::new(boringtun::noise::rate_limiter::RateLimiter::new(
@@ -132,6 +141,7 @@ impl Driver {
         (
             Driver {
                 tunn,
+                keys,
                 rate_limiter,
                 cfg,
                 status: tx,
@@ -155,6 +165,24 @@ impl Driver {
             s.rejected += 1;
             s.last_rejection = Some(why);
         });
+    }
+
+    /// Replaces the session state with a fresh one when asked to forget.
+    fn maybe_forget(&mut self) {
+        let Some(f) = &self.cfg.forget else { return };
+        if !f.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let (private, peer, psk, keepalive) = self.keys;
+        self.tunn = Tunn::new(
+            StaticSecret::from(private),
+            PublicKey::from(peer),
+            psk,
+            keepalive,
+            rand::random::<u32>() >> 8,
+            self.rate_limiter.clone(),
+        );
+        tracing::debug!("peer session forgotten");
     }
 
     fn is_paused(&self) -> bool {
@@ -214,6 +242,7 @@ impl Driver {
                         changed
                     });
                     if self.is_paused() { continue }
+                    self.maybe_forget();
                     self.on_datagram(&net_buf[..n], from, &udp, &tun, &mut out).await;
                 }
                 r = tun.recv(&mut tun_buf) => {
