@@ -74,6 +74,10 @@ enum Command {
     /// resolver from the gateway's namespace, cached and uncached, beside
     /// unbound forwarding over the same path (if unbound is installed).
     Bench(BenchArgs),
+    /// Do nothing until SIGTERM: holds a container's network namespace for
+    /// the gateways that join it (the container target's holder).
+    #[command(hide = true)]
+    Hold,
     /// Build the lab, start its services and a gateway, print how to get
     /// into each host, and wait for Ctrl-C (to explore or debug by hand with
     /// `ip netns exec`). Everything is removed on exit.
@@ -187,7 +191,7 @@ struct TargetArgs {
     image: Option<String>,
     /// What a command or container target offers (repeatable):
     /// control-server, health-server, port-forwarding, blocklist-files,
-    /// dot-ca-file. Scenarios that need one it lacks are skipped, with the
+    /// dot-ca-file, leakhound-variables (see `leakhound actions`). Scenarios that need one it lacks are skipped, with the
     /// reason. The built-in offers all.
     #[arg(long = "capability", value_name = "NAME")]
     capabilities: Vec<String>,
@@ -286,12 +290,26 @@ fn main() -> ExitCode {
         Command::Gateway {
             action: Some(GatewayAction::Healthcheck),
         } => leakhound::gateway::cli::healthcheck_main(),
+        Command::Hold => leakhound::gateway::cli::hold_main(),
         Command::Reap => {
             init_tracing("info");
             let reaped = netns::reap_stale();
             println!("removed {} stale namespace(s)", reaped.len());
             for n in reaped {
                 println!("  {n}");
+            }
+            let containers = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| {
+                    rt.block_on(leakhound::target::container::reap_stale(
+                        netns::run_is_alive,
+                    ))
+                })
+                .unwrap_or_default();
+            println!("removed {} stale container(s)", containers.len());
+            for c in containers {
+                println!("  {c}");
             }
             ExitCode::SUCCESS
         }
@@ -521,6 +539,16 @@ fn run_with(
     if !reaped.is_empty() {
         eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
     }
+    let containers = rt.block_on(leakhound::target::container::reap_stale(
+        netns::run_is_alive,
+    ));
+    if !containers.is_empty() {
+        eprintln!(
+            "removed {} container(s) left by a killed run: {}",
+            containers.len(),
+            containers.join(", ")
+        );
+    }
     rt.block_on(async {
         let interrupt = CancellationToken::new();
         let watcher = {
@@ -577,7 +605,31 @@ async fn run_suite(
     let run_id = lab::new_run_id();
     let mut timings = json::Timings::default();
     eprintln!("leakhound run {run_id}: building the lab");
-    let lab = Lab::build(Topology::default_profile(), &run_id).await;
+    let lock = match Lab::claim(&run_id) {
+        Ok(l) => l,
+        Err(e) => {
+            write_reports(&args.out, &run_id, &timings, &[])?;
+            return Err(anyhow::Error::from(e).context("claiming the run id"));
+        }
+    };
+    // A container target joins a holder container's namespace: the lab
+    // builds its gateway host there.
+    let holder = if let Some(image) = targets.iter().find_map(|t| t.holder_image()) {
+        match leakhound::target::container::Holder::start(&run_id, &image).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                write_reports(&args.out, &run_id, &timings, &[])?;
+                return Err(anyhow::Error::from(e).context("starting the holder container"));
+            }
+        }
+    } else {
+        None
+    };
+    let adopt = holder
+        .iter()
+        .map(|h| (leakhound::model::topology::host::GW, h.pid))
+        .collect();
+    let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt).await;
     let mut lab = match lab {
         Ok(l) => l,
         Err(e) => {
@@ -625,6 +677,7 @@ async fn run_suite(
             env_overrides: overrides.clone(),
             events: Some(tx.clone()),
             interrupt: interrupt.clone(),
+            holder: holder.as_ref().map(|h| h.id().to_string()),
         };
         let started = Instant::now();
         for s in &scenarios {
@@ -643,6 +696,7 @@ async fn run_suite(
     drop(services);
     timings.teardown = lab.teardown().as_millis();
     drop(lab);
+    drop(holder);
 
     write_reports(&args.out, &run_id, &timings, &results)?;
     print!("{}", terminal::summary(&results));
@@ -740,6 +794,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
             env_overrides: overrides,
             events: None,
             interrupt: CancellationToken::new(),
+            holder: None,
         };
         let idle = idle_scenario("lab");
         let gw = runner
@@ -820,6 +875,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             env_overrides: Default::default(),
             events: None,
             interrupt: CancellationToken::new(),
+            holder: None,
         };
         let idle = idle_scenario("bench");
         let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;

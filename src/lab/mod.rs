@@ -151,6 +151,9 @@ pub struct Lab {
     topology: Topology,
     _lock: RunLock,
     torn_down: bool,
+    /// Processes that hold adopted namespaces (a container target's
+    /// holder): a reset spares them.
+    holders: Vec<i32>,
     /// Wall time of `build`.
     pub build_time: Duration,
 }
@@ -159,30 +162,50 @@ impl Lab {
     /// Builds `topology` under run id `run_id`. On any error, what was made so
     /// far is removed before the error is returned.
     pub async fn build(topology: Topology, run_id: &str) -> Result<Lab, LabError> {
+        let lock = Self::claim(run_id)?;
+        Self::build_adopting(topology, lock, BTreeMap::new()).await
+    }
+
+    /// Claims run id `run_id` for this process (the lock a later run's
+    /// reaper respects). Claim it before starting anything a reaper could
+    /// take for a killed run's leftovers (a holder container).
+    pub fn claim(run_id: &str) -> Result<RunLock, LabError> {
+        RunLock::acquire(run_id).map_err(|source| LabError::Lock {
+            id: run_id.to_string(),
+            source,
+        })
+    }
+
+    /// Like [`Lab::build`], but the hosts in `adopt` are the network
+    /// namespaces of the given processes (containers leakhound started)
+    /// instead of new ones; everything else is built into them as usual.
+    pub async fn build_adopting(
+        topology: Topology,
+        lock: RunLock,
+        adopt: BTreeMap<&'static str, i32>,
+    ) -> Result<Lab, LabError> {
         if !nix::unistd::Uid::effective().is_root() {
             return Err(LabError::NotRoot);
         }
         let started = Instant::now();
-        let lock = RunLock::acquire(run_id).map_err(|source| LabError::Lock {
-            id: run_id.to_string(),
-            source,
-        })?;
+        let run_id = lock.id().to_string();
         let mut lab = Lab {
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             namespaces: BTreeMap::new(),
             netlink: BTreeMap::new(),
             topology,
             _lock: lock,
             torn_down: false,
+            holders: adopt.values().copied().collect(),
             build_time: Duration::ZERO,
         };
-        lab.build_inner().await?;
+        lab.build_inner(&adopt).await?;
         lab.build_time = started.elapsed();
         tracing::info!(run = %lab.run_id, "lab built in {:?}", lab.build_time);
         Ok(lab)
     }
 
-    async fn build_inner(&mut self) -> Result<(), LabError> {
+    async fn build_inner(&mut self, adopt: &BTreeMap<&'static str, i32>) -> Result<(), LabError> {
         let hosts = self.topology.hosts.clone();
         for h in &hosts {
             // Each host's resolv.conf, as its network would hand it out: the
@@ -198,12 +221,20 @@ impl Lab {
                 format!("nameserver {}\n", crate::model::topology::addr::ISP_DNS),
             )
             .map_err(files)?;
-            let ns = Netns::create(&self.ns_name(h.name))?;
+            let ns = match adopt.get(h.name) {
+                Some(pid) => Netns::adopt(&self.ns_name(h.name), *pid)?,
+                None => Netns::create(&self.ns_name(h.name))?,
+            };
             // No duplicate address detection: addresses are usable at once, and
             // the lab's addresses are unique by construction (unit-tested).
             for key in [
                 "net/ipv6/conf/all/accept_dad",
                 "net/ipv6/conf/default/accept_dad",
+                // A container's namespace may come with IPv6 switched off
+                // (Docker does that without IPv6 in the daemon): the lab's
+                // gateway host needs it, or the IPv6 leak tests mean nothing.
+                "net/ipv6/conf/all/disable_ipv6",
+                "net/ipv6/conf/default/disable_ipv6",
             ] {
                 ns.sysctl(key, "0")?;
             }
@@ -288,7 +319,7 @@ impl Lab {
     /// topology's routes restored. One `ip -batch` process.
     pub async fn reset_host(&self, host: &str) -> Result<(), LabError> {
         let ns = self.ns(host)?;
-        let killed = netns::kill_all_in(ns);
+        let killed = netns::kill_all_in_but(ns, &self.holders);
         if killed > 0 {
             tracing::info!("reset {host}: killed {killed} process(es) left there");
         }

@@ -54,6 +54,9 @@ pub struct Runner<'a> {
     pub out_dir: PathBuf,
     /// The gateway under test.
     pub target: std::sync::Arc<dyn crate::target::GatewayTarget>,
+    /// The container holding the gateway host's namespace, when the lab was
+    /// built for a container target.
+    pub holder: Option<String>,
     /// Extra Gluetun variables for every scenario, applied last (used by
     /// tests that break the gateway's configuration on purpose).
     pub env_overrides: BTreeMap<String, String>,

@@ -209,6 +209,7 @@ impl Runner<'_> {
             run_dir: &run_dir,
             env: variables_for(self.target.as_ref(), env),
             log,
+            holder: self.holder.as_deref(),
         };
         Ok(self.target.start(ctx).await?)
     }

@@ -1,31 +1,200 @@
-//! A gateway image run as a container whose network namespace is the lab's
-//! `gw` host (work in progress: see the targets issue).
+//! A gateway image run as a container (testcontainers, on this machine's
+//! Docker engine; nothing is ever pulled: images must exist locally).
+//!
+//! The lab's gateway host is the network namespace of a small *holder*
+//! container started first with `--network none` (leakhound's own image
+//! running `leakhound-gateway hold`, as Kubernetes' pause container does);
+//! the lab adopts that namespace and builds its links into it, from inside
+//! the lab, never through the host's namespace. Every gateway container
+//! then joins it (`--network container:<holder>`), with NET_ADMIN,
+//! /dev/net/tun, the scenario's variables, the run's files bound at their
+//! own paths and the run's resolv.conf on /etc/resolv.conf: what
+//! `network_mode: service:gluetun` gives a user's dependents, which run in
+//! the same namespace here. Every container of a run carries the label
+//! `leakhound.run=<id>`; the run removes them, and a later run removes
+//! those of a killed one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bollard::Docker;
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use testcontainers::core::{Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::sync::watch;
 
 use super::{GatewayHandle, GatewayTarget, StartContext, TargetError};
 use crate::model::scenario::Capability;
+
+/// The label every container of a run carries (its value: the run id).
+pub const RUN_LABEL: &str = "leakhound.run";
+
+/// The image whose `leakhound-gateway hold` holds the lab's gateway
+/// namespace (built by docker/build.sh); `LEAKHOUND_HOLDER_IMAGE` names
+/// another.
+pub fn holder_image() -> String {
+    std::env::var("LEAKHOUND_HOLDER_IMAGE").unwrap_or_else(|_| "leakhound/gateway:local".into())
+}
+
+/// `repo[:tag]` split as Docker reads it (a registry's port is not a tag).
+fn split_image(image: &str) -> (String, String) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
+fn docker() -> Result<Docker, String> {
+    Docker::connect_with_local_defaults().map_err(|e| format!("no Docker engine: {e}"))
+}
+
+/// Is a Docker engine answering? (Tests skip container work, visibly,
+/// when none does.)
+pub async fn engine_answers() -> Result<(), String> {
+    let d = docker()?;
+    d.ping()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the Docker engine does not answer: {e}"))
+}
+
+/// Does `image` exist locally?
+pub async fn image_exists(image: &str) -> Result<(), String> {
+    let d = docker()?;
+    d.inspect_image(image)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("image {image} is not on this machine ({e}); nothing is pulled: build or load it first (our own: bash docker/build.sh)"))
+}
+
+async fn pid_of(d: &Docker, id: &str) -> Result<i32, String> {
+    let info = d
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| format!("inspecting container {id}: {e}"))?;
+    info.state
+        .and_then(|s| s.pid)
+        .filter(|p| *p > 0)
+        .map(|p| p as i32)
+        .ok_or_else(|| format!("container {id} has no running process"))
+}
+
+/// The container holding the lab's gateway namespace.
+pub struct Holder {
+    container: ContainerAsync<GenericImage>,
+    /// Its process: the lab adopts its network namespace.
+    pub pid: i32,
+}
+
+impl Holder {
+    /// Starts the holder for run `run_id` from `image` (one that runs
+    /// `hold`: leakhound's own).
+    pub async fn start(run_id: &str, image: &str) -> Result<Holder, TargetError> {
+        let image = image.to_string();
+        let fail = |what: String| TargetError::Unusable {
+            target: "container holder".into(),
+            what,
+        };
+        image_exists(&image).await.map_err(fail)?;
+        let (repo, tag) = split_image(&image);
+        let container = GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::Nothing)
+            .with_cmd(["hold"])
+            .with_container_name(format!("lh-{run_id}-holder"))
+            .with_label(RUN_LABEL, run_id)
+            .with_host_config_modifier(|hc| {
+                hc.network_mode = Some("none".into());
+                hc.publish_all_ports = None;
+                hc.port_bindings = None;
+            })
+            .start()
+            .await
+            .map_err(|e| fail(format!("starting the holder ({image}): {e}")))?;
+        let d = docker().map_err(fail)?;
+        let pid = pid_of(&d, container.id()).await.map_err(fail)?;
+        Ok(Holder { container, pid })
+    }
+
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+}
+
+/// Removes every container of runs that are no longer alive. Returns the
+/// names removed; an engine that does not answer removes nothing.
+pub async fn reap_stale(alive: impl Fn(&str) -> bool) -> Vec<String> {
+    let Ok(d) = docker() else {
+        return Vec::new();
+    };
+    let filters = HashMap::from([("label", vec![RUN_LABEL])]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = d.list_containers(Some(opts)).await else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for c in list {
+        let run = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(RUN_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        if alive(&run) {
+            continue;
+        }
+        let Some(id) = c.id else { continue };
+        let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+        if d.remove_container(&id, Some(rm)).await.is_ok() {
+            removed.push(
+                c.names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or(id)
+                    .trim_start_matches('/')
+                    .to_string(),
+            );
+        }
+    }
+    removed
+}
 
 /// A container image under test.
 #[derive(Debug)]
 pub struct Container {
     name: String,
     image: String,
-    _exe: PathBuf,
+    holder: String,
     caps: BTreeSet<Capability>,
+    starts: AtomicU32,
 }
 
 impl Container {
-    pub fn new(name: &str, image: String, exe: PathBuf, caps: BTreeSet<Capability>) -> Self {
+    pub fn new(name: &str, image: String, _exe: PathBuf, caps: BTreeSet<Capability>) -> Self {
         Container {
             name: name.to_string(),
             image,
-            _exe: exe,
+            holder: holder_image(),
             caps,
+            starts: AtomicU32::new(0),
         }
+    }
+
+    /// The holder's image, if not the default.
+    pub fn with_holder_image(mut self, image: &str) -> Self {
+        self.holder = image.to_string();
+        self
     }
 }
 
@@ -43,16 +212,212 @@ impl GatewayTarget for Container {
     fn describe(&self) -> String {
         format!("image {}", self.image)
     }
-    async fn preflight(&self) -> Result<(), TargetError> {
-        Err(TargetError::Unusable {
-            target: self.name.clone(),
-            what: "the container target is not built yet".into(),
-        })
+    fn holder_image(&self) -> Option<String> {
+        Some(self.holder.clone())
     }
-    async fn start(&self, _: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
-        Err(TargetError::Unusable {
+    async fn preflight(&self) -> Result<(), TargetError> {
+        let fail = |what: String| TargetError::Unusable {
             target: self.name.clone(),
-            what: "the container target is not built yet".into(),
-        })
+            what,
+        };
+        engine_answers().await.map_err(fail)?;
+        image_exists(&self.image).await.map_err(fail)?;
+        image_exists(&self.holder).await.map_err(fail)
+    }
+
+    async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
+        let fail = |what: String| TargetError::Unusable {
+            target: self.name.clone(),
+            what,
+        };
+        let Some(holder) = ctx.holder else {
+            return Err(fail(
+                "no holder container: the lab was not built for a container target".into(),
+            ));
+        };
+        let run_id = ctx
+            .run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let n = self.starts.fetch_add(1, Ordering::Relaxed);
+        let (repo, tag) = split_image(&self.image);
+        let run_dir = ctx.run_dir.display().to_string();
+        let network = format!("container:{holder}");
+        let mut req = GenericImage::new(repo, tag)
+            .with_wait_for(WaitFor::Nothing)
+            .with_container_name(format!("lh-{run_id}-{}-{n}", self.name))
+            .with_label(RUN_LABEL, run_id.as_str())
+            .with_cap_add("NET_ADMIN")
+            .with_mount(Mount::bind_mount(run_dir.clone(), run_dir))
+            .with_mount(Mount::bind_mount(
+                ctx.resolv_conf.display().to_string(),
+                "/etc/resolv.conf",
+            ))
+            .with_host_config_modifier(move |hc| {
+                hc.network_mode = Some(network.clone());
+                hc.publish_all_ports = None;
+                hc.port_bindings = None;
+                hc.devices = Some(vec![bollard::models::DeviceMapping {
+                    path_on_host: Some("/dev/net/tun".into()),
+                    path_in_container: Some("/dev/net/tun".into()),
+                    cgroup_permissions: Some("rwm".into()),
+                }]);
+            })
+            .with_startup_timeout(Duration::from_secs(30));
+        for (k, v) in &ctx.env {
+            req = req.with_env_var(k, v);
+        }
+        let started = Instant::now();
+        let container = req
+            .start()
+            .await
+            .map_err(|e| fail(format!("starting image {}: {e}", self.image)))?;
+        let d = docker().map_err(fail)?;
+        let id = container.id().to_string();
+        let pid = pid_of(&d, &id).await.ok();
+        // Its output, line by line, into the scenario's gateway log.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(ctx.log)
+            .map_err(|source| TargetError::Start {
+                target: self.name.clone(),
+                source,
+            })?;
+        let log = Arc::new(Mutex::new(log));
+        let logs = {
+            let d = d.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let opts = LogsOptionsBuilder::new()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build();
+                let mut s = d.logs(&id, Some(opts));
+                while let Some(Ok(out)) = s.next().await {
+                    if let Ok(mut f) = log.lock() {
+                        let _ = f.write_all(out.as_ref());
+                    }
+                }
+            })
+        };
+        // Its end, as soon as the engine knows it.
+        let (exit_tx, exit_rx) = watch::channel(None);
+        {
+            let d = d.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut w = d.wait_container(&id, None);
+                let how = match w.next().await {
+                    Some(Ok(r)) => format!("container exit status: {}", r.status_code),
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError {
+                        code, ..
+                    })) => {
+                        format!("container exit status: {code}")
+                    }
+                    Some(Err(e)) => format!("the container ended ({e})"),
+                    None => "the container ended".into(),
+                };
+                let _ = exit_tx.send(Some(how));
+            });
+        }
+        Ok(Box::new(ContainerHandle {
+            container: Some(container),
+            docker: d,
+            id,
+            pid,
+            started,
+            exit: exit_rx,
+            logs: Some(logs),
+        }))
+    }
+}
+
+/// A started gateway container.
+pub struct ContainerHandle {
+    container: Option<ContainerAsync<GenericImage>>,
+    docker: Docker,
+    id: String,
+    pid: Option<i32>,
+    started: Instant,
+    exit: watch::Receiver<Option<String>>,
+    logs: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ContainerHandle {
+    async fn remove(&mut self) {
+        if let Some(c) = self.container.take() {
+            let _ = c.rm().await;
+        }
+    }
+}
+
+#[async_trait]
+impl GatewayHandle for ContainerHandle {
+    fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn try_exited(&mut self) -> Option<String> {
+        self.exit.borrow().clone()
+    }
+
+    async fn exited(&mut self) -> String {
+        match self.exit.wait_for(|e| e.is_some()).await {
+            Ok(e) => e.clone().unwrap_or_default(),
+            Err(_) => "the container ended".into(),
+        }
+    }
+
+    async fn stop(mut self: Box<Self>) {
+        if let Some(c) = &self.container {
+            let _ = c.stop_with_timeout(Some(5)).await;
+        }
+        self.log_flushed().await;
+        self.remove().await;
+    }
+
+    async fn kill(mut self: Box<Self>) {
+        let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+        let _ = self.docker.kill_container(&self.id, Some(opts)).await;
+        let _ = self.exited().await;
+        self.log_flushed().await;
+        self.remove().await;
+    }
+
+    async fn log_flushed(&mut self) {
+        if self.try_exited().is_some()
+            && let Some(t) = self.logs.take()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    }
+
+    fn pid(&self) -> Option<nix::unistd::Pid> {
+        self.pid.map(nix::unistd::Pid::from_raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_like_docker() {
+        assert_eq!(
+            split_image("leakhound/gateway:local"),
+            ("leakhound/gateway".into(), "local".into())
+        );
+        assert_eq!(split_image("gluetun"), ("gluetun".into(), "latest".into()));
+        assert_eq!(
+            split_image("registry:5000/my/gluetun"),
+            ("registry:5000/my/gluetun".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("registry:5000/my/gluetun:v3"),
+            ("registry:5000/my/gluetun".into(), "v3".into())
+        );
     }
 }

@@ -55,6 +55,9 @@ pub struct StartContext<'a> {
     pub env: BTreeMap<String, String>,
     /// Where its output goes (appended: a restarted gateway continues it).
     pub log: &'a Path,
+    /// The container holding the gateway host's namespace, for targets
+    /// that join it ([`GatewayTarget::needs_holder`]).
+    pub holder: Option<&'a str>,
 }
 
 /// A gateway under test.
@@ -69,10 +72,19 @@ pub trait GatewayTarget: Send + Sync {
     fn capabilities(&self) -> &BTreeSet<Capability>;
     /// The command line or image, for reports.
     fn describe(&self) -> String;
-    /// Foreign targets get Gluetun's variables only; the built-in gets
-    /// leakhound's own extensions too.
+    /// Foreign targets get Gluetun's variables only; the built-in (and any
+    /// target declaring `leakhound-variables`) gets leakhound's own
+    /// extensions too.
     fn foreign(&self) -> bool {
-        true
+        !self
+            .capabilities()
+            .contains(&Capability::LeakhoundVariables)
+    }
+    /// The image of the holder container whose namespace the lab's
+    /// gateway host must be (a container target joins it); `None` for
+    /// targets that need none.
+    fn holder_image(&self) -> Option<String> {
+        None
     }
     /// Checks that need no lab (the program exists and is executable, the
     /// image exists locally): a target that cannot work stops the run

@@ -104,9 +104,6 @@ impl GatewayTarget for Builtin {
     fn describe(&self) -> String {
         format!("{} gateway", self.exe.display())
     }
-    fn foreign(&self) -> bool {
-        false
-    }
     async fn preflight(&self) -> Result<(), TargetError> {
         executable(&self.exe.display().to_string()).map_err(|what| TargetError::Unusable {
             target: self.name.clone(),

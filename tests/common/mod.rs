@@ -52,9 +52,25 @@ pub struct TestLab {
 
 impl TestLab {
     pub async fn new() -> TestLab {
+        Self::adopting(Default::default()).await
+    }
+
+    /// A lab whose hosts in `adopt` are the namespaces of those processes
+    /// (a container target's holder).
+    pub async fn adopting(adopt: std::collections::BTreeMap<&'static str, i32>) -> TestLab {
         require_root();
-        let run_id = new_run_id();
-        let lab = Lab::build(Topology::default_profile(), &run_id)
+        let lock = Lab::claim(&new_run_id()).unwrap();
+        Self::adopting_locked(lock, adopt).await
+    }
+
+    /// [`TestLab::adopting`] under a run id already claimed.
+    pub async fn adopting_locked(
+        lock: leakhound::lab::netns::RunLock,
+        adopt: std::collections::BTreeMap<&'static str, i32>,
+    ) -> TestLab {
+        require_root();
+        let run_id = lock.id().to_string();
+        let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt)
             .await
             .unwrap();
         assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
@@ -92,6 +108,7 @@ impl TestLab {
                 .collect(),
             events: None,
             interrupt: CancellationToken::new(),
+            holder: None,
         }
     }
 

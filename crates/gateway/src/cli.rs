@@ -135,3 +135,25 @@ pub fn gateway_main() -> ExitCode {
         }
     }
 }
+
+/// `hold`: does nothing until SIGTERM or SIGINT. A container running this
+/// holds a network namespace for others to join (`--network container:`),
+/// as Kubernetes' pause container does: leakhound's container target builds
+/// the lab's gateway host in it.
+pub fn hold_main() -> ExitCode {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    if let Err(e) = set.thread_block() {
+        eprintln!("leakhound-gateway hold: blocking signals: {e}");
+        return ExitCode::from(2);
+    }
+    match set.wait() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("leakhound-gateway hold: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -17,12 +17,15 @@ fn main() -> ExitCode {
     {
         [] | ["gateway"] => leakhound_gateway::cli::gateway_main(),
         ["healthcheck"] | ["gateway", "healthcheck"] => leakhound_gateway::cli::healthcheck_main(),
+        ["hold"] => leakhound_gateway::cli::hold_main(),
         ["-h" | "--help"] => {
             println!(
                 "leakhound-gateway: a Gluetun-compatible WireGuard gateway, configured by\n\
                  Gluetun's environment variables (VPN_ENDPOINT_IP, WIREGUARD_PRIVATE_KEY, ...).\n\n\
                  usage:\n  leakhound-gateway              run the gateway until SIGTERM\n  \
-                 leakhound-gateway healthcheck  exit 0 if its health server says healthy, 1 if not"
+                 leakhound-gateway healthcheck  exit 0 if its health server says healthy, 1 if not\n  \
+                 leakhound-gateway hold         do nothing until SIGTERM (holds a container's network\n  \
+                 \x20                              namespace for the gateways that join it, as a pause container does)"
             );
             ExitCode::SUCCESS
         }

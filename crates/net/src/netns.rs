@@ -143,6 +143,41 @@ impl Netns {
         Self::open(name)
     }
 
+    /// Pins the network namespace of process `pid` (a container leakhound
+    /// started, whose namespace becomes a lab host) as `name`, the way
+    /// [`Netns::create`] pins a new one. Refuses the host's namespace.
+    pub fn adopt(name: &str, pid: i32) -> Result<Netns, NetnsError> {
+        let err = |source| NetnsError::Create {
+            name: name.to_string(),
+            source,
+        };
+        share_netns_dir().map_err(NetnsError::NetnsDir)?;
+        let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        let ino = fs::metadata(&source).map_err(err)?.ino();
+        if forbidden_inodes().contains(&ino) {
+            return Err(NetnsError::HostNamespace {
+                name: name.to_string(),
+            });
+        }
+        let path = Path::new(NETNS_DIR).join(name);
+        File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(err)?;
+        if let Err(e) = mount(
+            Some(&source),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ) {
+            let _ = fs::remove_file(&path);
+            return Err(err(errno(e)));
+        }
+        Self::open(name)
+    }
+
     /// Opens an existing pinned namespace, refusing the host's own.
     pub fn open(name: &str) -> Result<Netns, NetnsError> {
         let path = Path::new(NETNS_DIR).join(name);
@@ -500,13 +535,19 @@ pub fn pids_in(ino: u64) -> Vec<i32> {
 /// SIGKILLs every process whose network namespace is `ns` (never this
 /// process itself). Returns how many were signalled.
 pub fn kill_all_in(ns: &Netns) -> usize {
+    kill_all_in_but(ns, &[])
+}
+
+/// [`kill_all_in`], sparing the processes in `spare` (the holder of a
+/// container target's namespace).
+pub fn kill_all_in_but(ns: &Netns, spare: &[i32]) -> usize {
     let Ok(ino) = ns.inode() else {
         return 0;
     };
     let me = std::process::id() as i32;
     pids_in(ino)
         .into_iter()
-        .filter(|p| *p != me)
+        .filter(|p| *p != me && !spare.contains(p))
         .filter(|p| kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok())
         .count()
 }
@@ -759,6 +800,11 @@ pub fn run_files(id: &str) -> PathBuf {
 
 fn lock_path(id: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{id}.lock"))
+}
+
+/// True while a live process holds the lock of run `id`.
+pub fn run_is_alive(id: &str) -> bool {
+    !run_is_dead(id)
 }
 
 /// True when no live process holds the lock of run `id`.

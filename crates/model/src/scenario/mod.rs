@@ -332,11 +332,15 @@ pub enum Capability {
     /// DNS over TLS to a resolver checked against a CA file (leakhound's
     /// `DOT_CA_FILE`, `DOT_SERVER_NAME`).
     DotCaFile,
+    /// It reads leakhound's own variables (it is leakhound's gateway,
+    /// packaged): it gets them, as the built-in does. Without it a target
+    /// gets Gluetun's variables only.
+    LeakhoundVariables,
 }
 
 /// Capability names as scenario files and targets files write them, with
 /// what each means.
-pub const CAPABILITIES: [(&str, Capability, &str); 5] = [
+pub const CAPABILITIES: [(&str, Capability, &str); 6] = [
     (
         "control-server",
         Capability::ControlServer,
@@ -361,6 +365,11 @@ pub const CAPABILITIES: [(&str, Capability, &str); 5] = [
         "dot-ca-file",
         Capability::DotCaFile,
         "DOT=on against a resolver whose certificate is checked with DOT_CA_FILE",
+    ),
+    (
+        "leakhound-variables",
+        Capability::LeakhoundVariables,
+        "reads leakhound's own variables (FIREWALL_INPUT_SUBNET_PORTS, DNS_BLOCKLIST_DIR, ...): leakhound's gateway in an image; others get Gluetun's variables only",
     ),
 ];
 

@@ -1,0 +1,309 @@
+//! The container target on this machine's Docker engine (no registry:
+//! images are built here). Our gateway, packed into an image from this
+//! build's binary (docker/build.sh --from), runs the smoke subset in a
+//! container whose network namespace is the lab's gateway host (held by a
+//! holder container); a container that dies at once is a finding; a
+//! missing image stops the run before any scenario; a run killed with
+//! containers up leaves nothing `reap` does not remove; the Compose file
+//! mirroring the user's deployment is valid. Without an engine these tests
+//! are ignored, with the reason (never passed). Needs root.
+#![cfg_attr(not(docker_engine), allow(dead_code, unused_imports))]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{TestLab, builtin};
+use leakhound::model::scenario::Capability;
+use leakhound::model::topology::host;
+use leakhound::target::GatewayTarget;
+use leakhound::target::container::{Container, Holder, RUN_LABEL};
+
+const IMAGE: &str = "leakhound/gateway:test";
+
+/// Builds the test image once per test process.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(root.join("docker/build.sh"))
+            .args(["--from", env!("CARGO_BIN_EXE_leakhound"), IMAGE])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building {IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    IMAGE
+}
+
+fn ours() -> Arc<dyn GatewayTarget> {
+    let caps: BTreeSet<Capability> = [
+        Capability::LeakhoundVariables,
+        Capability::HealthServer,
+        Capability::ControlServer,
+    ]
+    .into();
+    Arc::new(
+        Container::new(
+            "ours",
+            image().into(),
+            env!("CARGO_BIN_EXE_leakhound").into(),
+            caps,
+        )
+        .with_holder_image(image()),
+    )
+}
+
+/// Containers of run `run_id` that still exist.
+fn containers_of(run_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label={RUN_LABEL}={run_id}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn lab_with_holder() -> (TestLab, Holder) {
+    // The run id is claimed first: a concurrent run's reaper must not take
+    // the holder for a killed run's.
+    let lock = leakhound::lab::Lab::claim(&leakhound::lab::new_run_id()).unwrap();
+    let holder = Holder::start(lock.id(), image()).await.unwrap();
+    let t = TestLab::adopting_locked(lock, BTreeMap::from([(host::GW, holder.pid)])).await;
+    (t, holder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+async fn our_image_passes_the_smoke_subset_as_a_container() {
+    let target = ours();
+    target.preflight().await.unwrap();
+    let (t, holder) = lab_with_holder().await;
+    let run_id = t.run_id.clone();
+    let out = tempfile::tempdir().unwrap();
+    let mut runner = t.runner_for(out.path(), &[], target);
+    runner.holder = Some(holder.id().to_string());
+    let mut results = Vec::new();
+    for n in ["baseline", "killswitch-tunnel-down", "ipv6-leak"] {
+        results.push(runner.run(&builtin(n)).await);
+    }
+    drop(runner);
+    t.finish();
+    drop(holder);
+    for r in &results {
+        assert!(r.passed(), "{}: {:#?}", r.name, r.failures());
+    }
+    // The gateway really ran in a container: its log is the container's.
+    let log = std::fs::read_to_string(out.path().join("baseline-gateway.log")).unwrap();
+    assert!(log.contains("firewall closed"), "{log}");
+    assert!(
+        containers_of(&run_id).is_empty(),
+        "left: {:?}",
+        containers_of(&run_id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+async fn a_container_that_exits_at_once_is_a_finding_and_the_run_goes_on() {
+    let target = ours();
+    let (t, holder) = lab_with_holder().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut bad = t.runner_for(
+        out.path(),
+        &[("WIREGUARD_PRIVATE_KEY", "not-a-key".into())],
+        target.clone(),
+    );
+    bad.holder = Some(holder.id().to_string());
+    let r1 = bad.run(&builtin("baseline")).await;
+    drop(bad);
+    let mut good = t.runner_for(out.path(), &[], target);
+    good.holder = Some(holder.id().to_string());
+    let r2 = good.run(&builtin("baseline")).await;
+    drop(good);
+    t.finish();
+    drop(holder);
+    let f = r1.failures();
+    let (_, msg) = f
+        .iter()
+        .find(|(c, _)| c == "the WireGuard handshake completes")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(
+        msg.contains("container exit status: 2") && msg.contains("WIREGUARD_PRIVATE_KEY"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-a-key"), "a key is never echoed: {msg}");
+    assert!(r2.passed(), "{:#?}", r2.failures());
+}
+
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn an_image_that_does_not_exist_stops_the_run_before_any_scenario() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "run",
+            "--quiet",
+            "--only",
+            "baseline",
+            "--target",
+            "container",
+            "--image",
+            "no/such-gateway:never",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no/such-gateway:never") && err.contains("is not on this machine"),
+        "{err}"
+    );
+    assert!(!out.path().join("junit.xml").exists());
+}
+
+/// A run SIGKILLed while its holder and gateway containers are up leaves
+/// containers and namespaces behind; the next `reap` removes them all.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn a_killed_run_with_containers_up_is_reaped() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "run",
+            "--quiet",
+            "--only",
+            "killswitch-tunnel-down",
+            "--target",
+            "container",
+            "--image",
+            image(),
+            "--capability",
+            "leakhound-variables",
+            "--capability",
+            "control-server",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("LEAKHOUND_HOLDER_IMAGE", image())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its run id, from its first line ("leakhound run ID: building the lab").
+    // (The pipe stays open until the run is killed: a closed one would fail
+    // its next message.)
+    let mut err = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
+    let run_id = first
+        .strip_prefix("leakhound run ")
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .to_string();
+    // Wait until its gateway container runs in the lab.
+    let t = Instant::now();
+    while containers_of(&run_id).len() < 2 || common::ours(&run_id).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run's containers never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    drop(err);
+    assert!(!containers_of(&run_id).is_empty());
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("reap")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{said}");
+    assert!(
+        containers_of(&run_id).is_empty(),
+        "left: {:?}; reap said: {said}",
+        containers_of(&run_id)
+    );
+    assert!(
+        common::ours(&run_id).is_empty(),
+        "left: {:?}",
+        common::ours(&run_id)
+    );
+}
+
+/// docker/compose.yml, the user's deployment as Compose sees it: valid, and
+/// it names a missing secret instead of starting without it.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn the_compose_file_is_valid_and_requires_its_secrets() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/compose.yml");
+    let vars = [
+        ("WG_PRIVATE_KEY", "x"),
+        ("WG_ADDRESS", "10.64.0.2/32"),
+        ("WG_PUBLIC_KEY", "y"),
+        ("VPN_IP", "203.0.113.10"),
+        ("VPN_PROVIDER_DNS", "10.64.0.1"),
+    ];
+    let o = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&file)
+        .arg("config")
+        .envs(vars)
+        .output()
+        .expect("docker-compose (the Compose tool) is not installed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "network_mode: service:gateway",
+        "NET_ADMIN",
+        "/dev/net/tun",
+        "condition: service_healthy",
+        "172.21.0.2",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    let o = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&file)
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("WG_PRIVATE_KEY"));
+}
