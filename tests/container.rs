@@ -222,13 +222,17 @@ fn a_killed_run_with_containers_up_is_reaped() {
     // (The pipe stays open until the run is killed: a closed one would fail
     // its next message.)
     let mut err = std::io::BufReader::new(run.stderr.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
-    let run_id = first
-        .strip_prefix("leakhound run ")
-        .and_then(|r| r.split(':').next())
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-        .to_string();
+    // Lines about reaping may come first.
+    let run_id = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0);
+        if let Some(id) = line
+            .strip_prefix("leakhound run ")
+            .and_then(|r| r.split(':').next())
+        {
+            break id.to_string();
+        }
+    };
     // Wait until its gateway container runs in the lab.
     let t = Instant::now();
     while containers_of(&run_id).len() < 2 || common::ours(&run_id).is_empty() {

@@ -255,6 +255,14 @@ async fn racing_interference_never_crashes_the_run_or_loses_the_report() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let ns = netns::Netns::open(&gw_ns).unwrap();
+            // From the moment a gateway runs (after the harness's own
+            // positive control, which rightly refuses to judge a lab that
+            // is being changed under it).
+            let ino = ns.inode().unwrap();
+            while netns::pids_in(ino).is_empty() && !stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let mut rounds = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let script = if rounds.is_multiple_of(2) {
@@ -288,12 +296,9 @@ async fn racing_interference_never_crashes_the_run_or_loses_the_report() {
     drop(runner);
     t.finish();
     assert!(rounds > 10, "the racer only ran {rounds} rounds");
-    assert!(
-        !r1.errored() && !r2.errored(),
-        "{:#?} {:#?}",
-        r1.cases,
-        r2.cases
-    );
+    // The only claim: it completed, and every case is in a valid JUnit
+    // (harness errors are allowed: a lab changed under the positive control
+    // cannot be judged, and says so).
     assert_complete_junit(&[r1, r2]);
 }
 

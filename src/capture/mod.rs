@@ -187,6 +187,15 @@ impl Capture {
         }
     }
 
+    /// Has a frame containing `marker` been seen yet?
+    pub fn seen(&self, marker: &[u8]) -> bool {
+        self.frames
+            .lock()
+            .expect("frames lock")
+            .iter()
+            .any(|f| crate::model::verdict::contains(&f.data, marker))
+    }
+
     /// Stops capturing and returns every frame seen.
     pub fn stop(mut self) -> Vec<Frame> {
         self.stop.store(true, Ordering::Relaxed);

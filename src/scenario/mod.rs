@@ -3,6 +3,7 @@
 //! scenario against a lab and emits events ([`runner`]), what each step
 //! does ([`steps`]); the gateway it drives is a [`crate::target`].
 
+pub mod evidence;
 pub mod external;
 pub mod model;
 pub mod probe;

@@ -21,7 +21,7 @@ use crate::lab::services::LabServices;
 use crate::lab::{Lab, LabError};
 use crate::model::classify::LeakPolicy;
 use crate::model::topology::{addr, host, wire};
-use crate::model::verdict::{Frame, Timeline, judge_wires};
+use crate::model::verdict::{Frame, Timeline, judge_wires, missing_evidence};
 use crate::target::tail;
 use crate::tunnel::encode_key;
 
@@ -36,6 +36,12 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub use crate::model::verdict::{
     CaseResult, Event, LeakRecord, Outcome, ScenarioResult, format_leak,
 };
+
+/// The case of the positive control, before any gateway starts.
+pub const POSITIVE_CONTROL: &str =
+    "the capture sees an unblocked probe on every watched wire (before the gateway starts)";
+/// The case that checks the capture saw what the passed steps sent.
+pub const EVIDENCE: &str = "the capture saw the traffic of every step that passed";
 
 /// The case every scenario with a gateway has.
 pub const STAYED_UP: &str = "the gateway under test stayed up (it exits only when a step makes it)";
@@ -247,7 +253,7 @@ impl Runner<'_> {
         let gateway_cases = usize::from(scn.needs_gateway());
         self.emit(Event::ScenarioStarted {
             name: scn.name.clone(),
-            cases: scn.steps.len() + scn.leak_wires.len() + gateway_cases,
+            cases: scn.steps.len() + scn.leak_wires.len() + gateway_cases + 2,
         });
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);
@@ -301,6 +307,15 @@ impl Runner<'_> {
         };
         // Why the remaining steps do not run, once something stops the run.
         let mut halted: Option<String> = None;
+        // The positive control's markers (not judged as leaks), and the
+        // frames every passed step must have left on the wire.
+        let mut controls: Vec<Vec<u8>> = Vec::new();
+        let mut evidence = Vec::new();
+        let allowed: Vec<ipnet::IpNet> = policies()
+            .get(crate::model::topology::wire::GW)
+            .map(|p| p.allowed.clone())
+            .unwrap_or_default();
+        let mut previous_mark = "setup".to_string();
         if let Err(e) = setup {
             let message = format!(
                 "the harness could not set the scenario up: {}",
@@ -314,8 +329,23 @@ impl Runner<'_> {
                 vec![],
             ));
             halted = Some(message);
-        } else if scn.gateway_start {
-            self.start_gateway(&mut st).await;
+        } else {
+            // Before any gateway: the capture must see a probe that nothing
+            // blocks, on every watched wire, or nothing it reports can be
+            // trusted (a blind capture would pass every scenario).
+            let t = Instant::now();
+            let mut log = Vec::new();
+            let (outcome, marker) = self
+                .positive_control(&captures, &scn.leak_wires, &mut log)
+                .await;
+            controls.push(marker);
+            if matches!(outcome, Outcome::Error { .. }) {
+                halted = Some("the capture is blind".into());
+            }
+            cases.push(self.finish_case(scn, POSITIVE_CONTROL, outcome, t.elapsed(), log));
+            if halted.is_none() && scn.gateway_start {
+                self.start_gateway(&mut st).await;
+            }
         }
 
         // The last fault or repair and when it was done: every later step
@@ -360,6 +390,15 @@ impl Runner<'_> {
                 }
             };
             self.note_gateway_exit(&mut st, &step.name).await;
+            if outcome == Outcome::Passed {
+                evidence.extend(super::evidence::for_step(
+                    step,
+                    &previous_mark,
+                    self.lab.topology(),
+                    &allowed,
+                ));
+            }
+            previous_mark = step.name.clone();
             match (&step.action, last_fault) {
                 (Action::Fault(_), _) => last_fault = Some((&step.name, Instant::now())),
                 (_, Some((fault, at))) => log.push(format!(
@@ -415,11 +454,34 @@ impl Runner<'_> {
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
             .collect();
-        let (leaks, wire_cases) =
-            judge_wires(&scn.leak_wires, &by_wire, &policies, &timeline, CLOCK_SKEW);
+        let (leaks, wire_cases) = judge_wires(
+            &scn.leak_wires,
+            &by_wire,
+            &policies,
+            &timeline,
+            CLOCK_SKEW,
+            &controls,
+        );
         for c in wire_cases {
             cases.push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
+        let missing = missing_evidence(&evidence, &by_wire, &timeline);
+        let outcome = if missing.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Error {
+                message: format!(
+                    "the capture missed traffic that passed steps sent, so its verdict cannot be trusted: {}",
+                    missing.join("; ")
+                ),
+                detail: missing.join("\n"),
+            }
+        };
+        let log = vec![format!(
+            "{} expectation(s) of frames, from the steps that passed",
+            evidence.len()
+        )];
+        cases.push(self.finish_case(scn, EVIDENCE, outcome, Duration::ZERO, log));
         let result = ScenarioResult {
             name: scn.name.clone(),
             target: self.target.name().to_string(),
@@ -455,7 +517,8 @@ impl Runner<'_> {
             self.target.kind(),
             missing.join(", ")
         );
-        let mut names: Vec<String> = scn.steps.iter().map(|s| s.name.clone()).collect();
+        let mut names: Vec<String> = vec![POSITIVE_CONTROL.to_string()];
+        names.extend(scn.steps.iter().map(|s| s.name.clone()));
         if scn.needs_gateway() {
             names.push(STAYED_UP.into());
         }
@@ -464,6 +527,7 @@ impl Runner<'_> {
                 .iter()
                 .map(|w| format!("no packet on {w} is a leak")),
         );
+        names.push(EVIDENCE.into());
         let cases = names
             .iter()
             .map(|n| {
@@ -496,6 +560,62 @@ impl Runner<'_> {
             result: Box::new(result.clone()),
         });
         result
+    }
+
+    /// The positive control: a DNS query carrying a nonce from the gateway
+    /// host to the ISP's resolver while no gateway filters anything; it
+    /// must show on every watched wire within 2 s. Returns the outcome and
+    /// the nonce's bytes (frames carrying them are not judged).
+    async fn positive_control(
+        &self,
+        captures: &[Capture],
+        wires: &[String],
+        log: &mut Vec<String>,
+    ) -> (Outcome, Vec<u8>) {
+        let nonce = format!("ctl{}", super::probe::nonce());
+        let marker = nonce.as_bytes().to_vec();
+        let Ok(ns) = self.lab.ns(host::GW) else {
+            return (harness_error("the lab has no gateway host"), marker);
+        };
+        let server = SocketAddr::new(addr::ISP_DNS.into(), 53);
+        let name = format!("{nonce}.control.lab.");
+        let r = super::probe::dns_a(ns, server, &name, Duration::from_millis(500)).await;
+        log.push(format!(
+            "A {name} to {server} from gw, nothing filtering: {}",
+            match &r {
+                Ok(_) => "answered".to_string(),
+                Err(e) => format!("no answer ({e})"),
+            }
+        ));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let blind: Vec<&str> = wires
+                .iter()
+                .filter(|w| {
+                    !captures
+                        .iter()
+                        .any(|c| c.wire == w.as_str() && c.seen(&marker))
+                })
+                .map(String::as_str)
+                .collect();
+            if blind.is_empty() {
+                log.push(format!("seen on {}", wires.join(", ")));
+                return (Outcome::Passed, marker);
+            }
+            if Instant::now() >= deadline {
+                return (
+                    Outcome::Error {
+                        message: format!(
+                            "the capture did not see an unblocked probe on {} within 2 s: it is blind there, and no verdict about that wire could be trusted",
+                            blind.join(", ")
+                        ),
+                        detail: log.join("\n"),
+                    },
+                    marker,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Emits a finished case and returns it.

@@ -292,6 +292,8 @@ async fn bind(
 struct Parts<'a> {
     cfg: &'a GatewayConfig,
     nl: &'a Nl,
+    /// Withdraws the forwarded port (when port forwarding is on).
+    announcer: Option<portforward::Announcer>,
     tunnel: Option<Tunnel>,
     tunnel_tx: tokio::sync::watch::Sender<Option<TunnelHandle>>,
     ip_tx: tokio::sync::watch::Sender<Option<IpAddr>>,
@@ -309,8 +311,12 @@ impl Parts<'_> {
         for d in todo {
             match d {
                 supervisor::Do::WithdrawPort => {
-                    // Health and port forwarding follow the tunnel handle:
-                    // without one they withdraw what depends on the tunnel.
+                    // The DOWN command runs (bounded) while the tunnel is
+                    // still up; then health and port forwarding see no
+                    // tunnel.
+                    if let Some(a) = &self.announcer {
+                        a.withdraw("the tunnel is going down").await;
+                    }
                     self.tunnel_tx.send_replace(None);
                 }
                 supervisor::Do::Down => {
@@ -507,19 +513,21 @@ pub async fn run(
     tracing::info!("health: served on {}", cfg.health.server);
 
     // 5. Port forwarding follows the tunnel.
-    if let Some(pf) = cfg.port_forwarding.clone() {
+    let announcer = cfg.port_forwarding.clone().map(|pf| {
         tracing::info!(
             "port forwarding: NAT-PMP to {} through the tunnel",
             pf.gateway
         );
+        let a = portforward::Announcer::new(pf.clone(), cfg.interface.clone(), port_tx);
         tokio::spawn(portforward::run(
             pf,
             cfg.interface.clone(),
             tunnel_tx.subscribe(),
             base_policy.clone(),
-            port_tx,
+            a.clone(),
         ));
-    }
+        a
+    });
 
     // 6. The supervisor boots: commands that arrived meanwhile first, then
     // the tunnel (unless a stop is among them).
@@ -530,6 +538,7 @@ pub async fn run(
     let mut parts = Parts {
         cfg: &cfg,
         nl: &nl,
+        announcer,
         tunnel: None,
         tunnel_tx,
         ip_tx,

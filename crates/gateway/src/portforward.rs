@@ -75,13 +75,68 @@ pub async fn request(
         .map_err(|_| format!("no NAT-PMP answer from {to} within 2s"))?
 }
 
-fn run_command(template: &Option<String>, port: u16, interface: &str, what: &str) {
+/// How long an UP or DOWN command may take before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn run_command(template: &Option<String>, port: u16, interface: &str, what: &str) {
     let Some(t) = template else { return };
     let cmd = render_command(t, port, interface);
-    match std::process::Command::new("sh").args(["-c", &cmd]).status() {
-        Ok(s) if s.success() => tracing::info!("port forwarding: {what} command done: {cmd}"),
-        Ok(s) => tracing::warn!("port forwarding: {what} command failed ({s}): {cmd}"),
-        Err(e) => tracing::warn!("port forwarding: {what} command could not run: {e}"),
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(COMMAND_TIMEOUT, child).await {
+        Ok(Ok(s)) if s.success() => tracing::info!("port forwarding: {what} command done: {cmd}"),
+        Ok(Ok(s)) => tracing::warn!("port forwarding: {what} command failed ({s}): {cmd}"),
+        Ok(Err(e)) => tracing::warn!("port forwarding: {what} command could not run: {e}"),
+        Err(_) => tracing::warn!(
+            "port forwarding: {what} command killed after {COMMAND_TIMEOUT:?}: {cmd}"
+        ),
+    }
+}
+
+/// Announces a forwarded port (status file, UP command, the control
+/// server's value) and withdraws it. Shared by the port-forwarding task and
+/// the gateway's supervisor, which withdraws the port before the tunnel
+/// goes down, while the provider can still be reached.
+#[derive(Clone)]
+pub struct Announcer {
+    pf: PortForwarding,
+    interface: String,
+    port: watch::Sender<u16>,
+}
+
+impl Announcer {
+    pub fn new(pf: PortForwarding, interface: String, port: watch::Sender<u16>) -> Self {
+        Announcer {
+            pf,
+            interface,
+            port,
+        }
+    }
+
+    /// The port announced now (0: none).
+    pub fn held(&self) -> u16 {
+        *self.port.borrow()
+    }
+
+    async fn announce(&self, port: u16) {
+        write_status(&self.pf, Some(port));
+        run_command(&self.pf.up_command, port, &self.interface, "up").await;
+        self.port.send_replace(port);
+    }
+
+    /// Withdraws the announced port, if any: the DOWN command (within
+    /// [`COMMAND_TIMEOUT`]), the status file removed, 0 published. Whoever
+    /// calls first does it; a second call finds nothing to withdraw.
+    pub async fn withdraw(&self, why: &str) {
+        let port = self.port.send_replace(0);
+        if port == 0 {
+            return;
+        }
+        tracing::info!("port forwarding: port {port} withdrawn ({why})");
+        run_command(&self.pf.down_command, port, &self.interface, "down").await;
+        write_status(&self.pf, None);
     }
 }
 
@@ -143,23 +198,14 @@ pub async fn run(
     interface: String,
     mut tunnel: watch::Receiver<Option<super::TunnelHandle>>,
     base_policy: Option<FirewallPolicy>,
-    port_tx: watch::Sender<u16>,
+    announcer: Announcer,
 ) {
-    // The port announced now (0: none), the last one granted (asked for
-    // again), the one open in the kill switch, and when the grant ends.
-    let (mut held, mut last, mut opened) = (0u16, 0u16, 0u16);
+    // The last port granted (asked for again), the one open in the kill
+    // switch, and when the grant ends; the one announced now is the
+    // announcer's.
+    let (mut last, mut opened) = (0u16, 0u16);
     let mut expires: Option<tokio::time::Instant> = None;
     let mut failures = 0u32;
-    let release = |held: &mut u16, why: &str| {
-        if *held == 0 {
-            return;
-        }
-        tracing::info!("port forwarding: port {held} withdrawn ({why})");
-        run_command(&pf.down_command, *held, &interface, "down");
-        write_status(&pf, None);
-        port_tx.send_replace(0);
-        *held = 0;
-    };
     loop {
         if tunnel.wait_for(|t| t.is_some()).await.is_err() {
             return;
@@ -179,8 +225,8 @@ pub async fn run(
                         u.external_port
                     );
                 }
-                if port != held {
-                    release(&mut held, "the provider gave another port");
+                if port != announcer.held() {
+                    announcer.withdraw("the provider gave another port").await;
                     if port != opened
                         && let Some(base) = &base_policy
                     {
@@ -201,10 +247,7 @@ pub async fn run(
                             Err(e) => tracing::error!("port forwarding: {e}"),
                         }
                     }
-                    write_status(&pf, Some(port));
-                    run_command(&pf.up_command, port, &interface, "up");
-                    port_tx.send_replace(port);
-                    held = port;
+                    announcer.announce(port).await;
                     last = port;
                 }
                 let lifetime = Duration::from_secs(u64::from(t.lifetime.min(u.lifetime).max(2)));
@@ -217,7 +260,7 @@ pub async fn run(
                 failures += 1;
                 tracing::warn!("port forwarding: {e}; asking again in {wait:?}");
                 if expires.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                    release(&mut held, "the provider did not renew it");
+                    announcer.withdraw("the provider did not renew it").await;
                     expires = None;
                 }
                 wait
@@ -232,7 +275,7 @@ pub async fn run(
                     return;
                 }
                 if tunnel.borrow().is_none() {
-                    release(&mut held, "the tunnel is down");
+                    announcer.withdraw("the tunnel is down").await;
                     expires = None;
                 }
             }

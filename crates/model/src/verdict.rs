@@ -192,17 +192,132 @@ impl Timeline {
     }
 }
 
+/// Frames a step must have put on a wire, or the capture was not looking
+/// where the traffic went (a blind capture must never pass a scenario).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The step that must show it.
+    pub step: String,
+    /// From this mark (a step's name; the step itself when `None`) up to
+    /// the end of `step`: a handshake may begin in the step before.
+    pub since: Option<String>,
+    pub wire: String,
+    pub what: Sighting,
+}
+
+/// What a frame must be to count as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sighting {
+    /// WireGuard: UDP to or from this endpoint.
+    WireGuard(std::net::SocketAddr),
+    /// Any IP packet between these two addresses (either direction).
+    Between(std::net::IpAddr, std::net::IpAddr),
+}
+
+impl std::fmt::Display for Sighting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sighting::WireGuard(ep) => write!(f, "WireGuard to or from {ep}"),
+            Sighting::Between(a, b) => write!(f, "a packet between {a} and {b}"),
+        }
+    }
+}
+
+/// Source and destination of an Ethernet frame's IP packet, and its UDP
+/// ports if it is UDP.
+type Endpoints = (std::net::IpAddr, std::net::IpAddr, Option<(u16, u16)>);
+
+fn endpoints(frame: &[u8]) -> Option<Endpoints> {
+    use pnet_packet::Packet;
+    use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
+    use pnet_packet::ip::IpNextHeaderProtocols;
+    use pnet_packet::udp::UdpPacket;
+    let eth = EthernetPacket::new(frame)?;
+    match eth.get_ethertype() {
+        EtherTypes::Ipv4 => {
+            let ip = pnet_packet::ipv4::Ipv4Packet::new(eth.payload())?;
+            let udp = (ip.get_next_level_protocol() == IpNextHeaderProtocols::Udp)
+                .then(|| UdpPacket::new(ip.payload()))
+                .flatten()
+                .map(|u| (u.get_source(), u.get_destination()));
+            Some((ip.get_source().into(), ip.get_destination().into(), udp))
+        }
+        EtherTypes::Ipv6 => {
+            let ip = pnet_packet::ipv6::Ipv6Packet::new(eth.payload())?;
+            let udp = (ip.get_next_header() == IpNextHeaderProtocols::Udp)
+                .then(|| UdpPacket::new(ip.payload()))
+                .flatten()
+                .map(|u| (u.get_source(), u.get_destination()));
+            Some((ip.get_source().into(), ip.get_destination().into(), udp))
+        }
+        _ => None,
+    }
+}
+
+fn sighted(what: &Sighting, frame: &[u8]) -> bool {
+    let Some((src, dst, udp)) = endpoints(frame) else {
+        return false;
+    };
+    match what {
+        Sighting::WireGuard(ep) => udp.is_some_and(|(sp, dp)| {
+            (dst == ep.ip() && dp == ep.port()) || (src == ep.ip() && sp == ep.port())
+        }),
+        Sighting::Between(a, b) => (src == *a && dst == *b) || (src == *b && dst == *a),
+    }
+}
+
+impl Timeline {
+    /// When the part named `name` began and ended (the next mark), the
+    /// last one of that name.
+    pub fn window(&self, name: &str) -> Option<(SystemTime, Option<SystemTime>)> {
+        let i = self.marks.iter().rposition(|(_, n)| n == name)?;
+        Some((self.marks[i].0, self.marks.get(i + 1).map(|(t, _)| *t)))
+    }
+}
+
+/// Which evidence the capture does not hold: one line each. Frames whose
+/// kernel stamp lies within the window (from `since`, or the step, to the
+/// step's end) count.
+pub fn missing_evidence(
+    evidence: &[Evidence],
+    captured: &BTreeMap<String, Vec<Frame>>,
+    timeline: &Timeline,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for e in evidence {
+        let Some((start, end)) = timeline.window(e.since.as_deref().unwrap_or(&e.step)) else {
+            missing.push(format!("\"{}\": no such step in the timeline", e.step));
+            continue;
+        };
+        let end = timeline.window(&e.step).and_then(|(_, end)| end).or(end);
+        let seen = captured.get(&e.wire).is_some_and(|frames| {
+            frames.iter().any(|f| {
+                f.at >= start && end.is_none_or(|end| f.at < end) && sighted(&e.what, &f.data)
+            })
+        });
+        if !seen {
+            missing.push(format!(
+                "\"{}\" passed, but the capture on {} shows no {} during it",
+                e.step, e.wire, e.what
+            ));
+        }
+    }
+    missing
+}
+
 /// The leak cases of one scenario: for every watched wire, "no packet on
 /// WIRE is a leak", failing with every leaked packet named; plus every leak
 /// record of every wire that has a policy. A watched wire without a policy
 /// or without a capture is the harness's error (it cannot judge it), never
-/// a pass.
+/// a pass. Frames carrying one of the `controls` markers are the harness's
+/// own positive control (sent while nothing blocks it) and not judged.
 pub fn judge_wires(
     watched: &[String],
     captured: &BTreeMap<String, Vec<Frame>>,
     policies: &BTreeMap<String, LeakPolicy>,
     timeline: &Timeline,
     skew: Duration,
+    controls: &[Vec<u8>],
 ) -> (Vec<LeakRecord>, Vec<CaseResult>) {
     let mut leaks = Vec::new();
     for (wire, frames) in captured {
@@ -210,6 +325,9 @@ pub fn judge_wires(
             continue;
         };
         for f in frames {
+            if controls.iter().any(|m| contains(&f.data, m)) {
+                continue;
+            }
             let v = classify(policy, &f.data);
             if v.is_leak() {
                 leaks.push(LeakRecord {
@@ -266,6 +384,11 @@ pub fn judge_wires(
         cases.push(case(outcome, log));
     }
     (leaks, cases)
+}
+
+/// Does `haystack` contain `needle`?
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// One leak as a line: time, wire, step, packet.
@@ -370,9 +493,35 @@ mod tests {
         };
         let captured = BTreeMap::from([("gw".to_string(), vec![tunnel, leak])]);
         let policies = BTreeMap::from([("gw".to_string(), policy())]);
-        let (leaks, cases) = judge_wires(&["gw".into()], &captured, &policies, &tl, Duration::ZERO);
+        let (leaks, cases) = judge_wires(
+            &["gw".into()],
+            &captured,
+            &policies,
+            &tl,
+            Duration::ZERO,
+            &[],
+        );
         assert_eq!(leaks.len(), 1, "{leaks:#?}");
         assert_eq!(leaks[0].step, "probe A");
+        // The harness's own positive control is not judged.
+        let mut control = udp_frame([172, 21, 0, 2], [192, 0, 2, 53], 53);
+        control.extend_from_slice(b"ctl-1234");
+        let with_control = BTreeMap::from([(
+            "gw".to_string(),
+            vec![Frame {
+                at: t(10),
+                data: control,
+            }],
+        )]);
+        let (none, _) = judge_wires(
+            &["gw".into()],
+            &with_control,
+            &policies,
+            &tl,
+            Duration::ZERO,
+            &[b"ctl-1234".to_vec()],
+        );
+        assert!(none.is_empty(), "{none:#?}");
         assert_eq!(cases.len(), 1);
         match &cases[0].outcome {
             Outcome::Failed { message, .. } => {
@@ -397,6 +546,7 @@ mod tests {
             ]),
             &tl,
             Duration::ZERO,
+            &[],
         );
         assert_eq!(cases[0].outcome, Outcome::Passed);
         assert!(
@@ -418,8 +568,53 @@ mod tests {
             &policies,
             &tl,
             Duration::ZERO,
+            &[],
         );
         assert!(leaks.is_empty() && cases.is_empty());
+    }
+
+    #[test]
+    fn missing_evidence_is_named_and_present_evidence_passes() {
+        let tl = timeline();
+        let ep: std::net::SocketAddr = "203.0.113.10:51820".parse().unwrap();
+        let wg = Frame {
+            at: t(120),
+            data: udp_frame([172, 21, 0, 2], [203, 0, 113, 10], 51820),
+        };
+        let ev = |step: &str, what: Sighting| Evidence {
+            step: step.into(),
+            since: None,
+            wire: "gw".into(),
+            what,
+        };
+        let captured = BTreeMap::from([("gw".to_string(), vec![wg])]);
+        // Seen during "probe A".
+        assert!(
+            missing_evidence(&[ev("probe A", Sighting::WireGuard(ep))], &captured, &tl).is_empty()
+        );
+        // Not during "probe B": named.
+        let m = missing_evidence(&[ev("probe B", Sighting::WireGuard(ep))], &captured, &tl);
+        assert_eq!(m.len(), 1);
+        assert!(
+            m[0].contains("\"probe B\" passed, but the capture on gw shows no WireGuard"),
+            "{m:?}"
+        );
+        // ... unless the window starts earlier.
+        let from_a = Evidence {
+            since: Some("probe A".into()),
+            ..ev("probe B", Sighting::WireGuard(ep))
+        };
+        assert!(missing_evidence(&[from_a], &captured, &tl).is_empty());
+        // A blind capture (nothing at all) misses everything.
+        let blind = BTreeMap::new();
+        let between = ev(
+            "probe A",
+            Sighting::Between(
+                "192.168.10.10".parse().unwrap(),
+                "172.21.0.2".parse().unwrap(),
+            ),
+        );
+        assert_eq!(missing_evidence(&[between], &blind, &tl).len(), 1);
     }
 
     #[test]

@@ -714,6 +714,8 @@ pub fn remove(name: &str) -> Result<(), NetnsError> {
         match umount2(&path, MntFlags::MNT_DETACH) {
             Ok(()) => continue,
             Err(nix::Error::EINVAL) => break,
+            // Another reaper (a concurrent run) removed it meanwhile.
+            Err(nix::Error::ENOENT) => return Ok(()),
             Err(e) => return Err(err("unmounting", errno(e))),
         }
     }

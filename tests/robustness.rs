@@ -1,0 +1,165 @@
+//! Concurrent and killed runs: two `leakhound run` at once both pass (their
+//! labs, run locks and files are apart); a run SIGKILLed while it builds its
+//! lab, in the middle of a scenario, or while it tears down leaves nothing
+//! that the next `leakhound reap` does not remove. Needs root.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ours;
+use leakhound::lab::netns;
+use leakhound::model::topology::Topology;
+
+fn leakhound(args: &[&str], out: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_leakhound"));
+    c.args(args).arg("--out").arg(out);
+    c
+}
+
+/// Starts a run and reads its run id from its first line.
+fn start(
+    args: &[&str],
+    out: &std::path::Path,
+) -> (Child, String, std::io::BufReader<std::process::ChildStderr>) {
+    let mut child = leakhound(args, out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Lines about reaping may come first.
+    let id = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "the run said nothing"
+        );
+        if let Some(id) = line
+            .strip_prefix("leakhound run ")
+            .and_then(|r| r.split(':').next())
+        {
+            break id.to_string();
+        }
+    };
+    (child, id, err)
+}
+
+/// Waits (polling at 1 ms, up to 60 s) until `cond` holds.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// SIGKILLs the run, then `leakhound reap` must remove everything of it:
+/// namespaces, processes inside them, its files and its lock.
+fn kill_and_reap(mut child: Child, id: &str, err: std::io::BufReader<std::process::ChildStderr>) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(err);
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("reap")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ours(id).is_empty(), "namespaces left: {:?}", ours(id));
+    let files = netns::run_files(id);
+    assert!(!files.exists(), "{} left", files.display());
+    assert!(
+        !std::path::Path::new(netns::RUN_DIR)
+            .join(format!("{id}.lock"))
+            .exists(),
+        "lock left"
+    );
+}
+
+#[test]
+fn two_runs_at_once_both_pass() {
+    common::require_root();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "run",
+        "--quiet",
+        "--only",
+        "baseline",
+        "--only",
+        "killswitch-gateway-crash",
+    ];
+    // At the same time, not one after the other.
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| leakhound(&args, a.path()).output().unwrap());
+        let hb = s.spawn(|| leakhound(&args, b.path()).output().unwrap());
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    for (r, out) in [(&ra, a.path()), (&rb, b.path())] {
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}\n{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(out.join("junit.xml").exists());
+    }
+}
+
+#[test]
+fn a_run_killed_while_building_its_lab_is_reaped() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let (child, id, err) = start(&["run", "--quiet", "--only", "baseline"], out.path());
+    let hosts = Topology::default_profile().hosts.len();
+    // Some of its namespaces exist, not yet all.
+    until("the first namespace", || !ours(&id).is_empty());
+    let seen = ours(&id).len();
+    kill_and_reap(child, &id, err);
+    eprintln!("killed with {seen} of {hosts} namespaces built");
+}
+
+#[test]
+fn a_run_killed_in_the_middle_of_a_scenario_is_reaped() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let (child, id, err) = start(
+        &["run", "--quiet", "--only", "killswitch-tunnel-down"],
+        out.path(),
+    );
+    // Its gateway runs: a process in its gateway namespace.
+    until("the gateway process", || {
+        netns::Netns::open(&format!("lh-{id}-gw"))
+            .ok()
+            .and_then(|ns| ns.inode().ok())
+            .is_some_and(|ino| !netns::pids_in(ino).is_empty())
+    });
+    let ino = netns::Netns::open(&format!("lh-{id}-gw"))
+        .unwrap()
+        .inode()
+        .unwrap();
+    let pids = netns::pids_in(ino);
+    kill_and_reap(child, &id, err);
+    for p in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{p}")).exists()
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "process {p} of the killed run survived"
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_while_tearing_down_is_reaped() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let (child, id, err) = start(&["run", "--quiet", "--only", "baseline"], out.path());
+    let hosts = Topology::default_profile().hosts.len();
+    until("the whole lab", || ours(&id).len() == hosts);
+    // The first namespace goes: teardown has begun.
+    until("teardown", || ours(&id).len() < hosts);
+    kill_and_reap(child, &id, err);
+}
