@@ -575,3 +575,15 @@ async fn lan_matrix_fails_when_the_control_server_is_open_to_the_lan() {
         "{f:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtu_fails_when_the_tunnel_takes_packets_bigger_than_1420() {
+    // A tunnel MTU of 1500: the 1421-byte don't-fragment echo is no longer
+    // refused, and WireGuard datagrams outgrow the underlay.
+    let (r, _) = run_with("mtu", None, &[("WIREGUARD_MTU", "1500".into())]).await;
+    assert_failed(
+        &r,
+        "a 1421-byte echo with don't-fragment is refused by the gateway's own stack",
+        &["should have failed"],
+    );
+}

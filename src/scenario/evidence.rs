@@ -78,6 +78,7 @@ pub fn for_step(step: &Step, since: &str, topo: &Topology, allowed: &[IpNet]) ->
             from,
             target,
             check,
+            ..
         }
         | Action::EncryptedDns {
             from,
@@ -95,6 +96,7 @@ pub fn for_step(step: &Step, since: &str, topo: &Topology, allowed: &[IpNet]) ->
             from,
             target,
             expect,
+            ..
         } => probe(from, *target, answered(expect)),
         _ => Vec::new(),
     }

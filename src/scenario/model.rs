@@ -85,6 +85,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "forwarded-port-redirect",
         include_str!("../../scenarios/forwarded-port-redirect.toml"),
     ),
+    ("mtu", include_str!("../../scenarios/mtu.toml")),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

@@ -129,14 +129,23 @@ pub async fn dns_a(
 pub async fn udp_echo(
     ns: &Netns,
     target: SocketAddr,
-    nonce: &str,
+    payload: &[u8],
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let want = nonce.as_bytes();
-    udp_exchange(ns, target, want, timeout, |reply| {
-        (reply == want).then_some(())
+    udp_exchange(ns, target, payload, timeout, |reply| {
+        (reply == payload).then_some(())
     })
     .await
+}
+
+/// The nonce, padded with dots to `size` bytes (never shorter than the
+/// nonce itself).
+pub fn padded(nonce: &str, size: Option<usize>) -> Vec<u8> {
+    let mut p = nonce.as_bytes().to_vec();
+    if let Some(n) = size {
+        p.resize(n.max(p.len()), b'.');
+    }
+    p
 }
 
 /// Sends one datagram from inside `ns` to `peer` and waits for a reply from
@@ -151,7 +160,7 @@ async fn udp_exchange<T>(
     let sock = udp_socket_for(ns, peer)?;
     let work = async {
         sock.send_to(payload, peer).await?;
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; 65536];
         loop {
             let (n, from) = sock.recv_from(&mut buf).await?;
             if from == peer
@@ -179,10 +188,11 @@ async fn blocking<T: Send + 'static>(
 pub async fn ping(
     ns: &Netns,
     target: IpAddr,
-    nonce: &str,
+    payload: &[u8],
+    dont_fragment: bool,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let payload = nonce.as_bytes().to_vec();
+    let payload = payload.to_vec();
     let id: u16 = rand::random();
     let ns = ns
         .try_clone()
@@ -196,6 +206,9 @@ pub async fn ping(
                 socket2::Protocol::ICMPV4
             };
             let sock = raw_socket(v6, proto)?;
+            if dont_fragment && !v6 {
+                set_dont_fragment(&sock)?;
+            }
             let msg = crate::model::echo::request(v6, id, 1, &payload);
             sock.send_to(&msg, &SocketAddr::new(target, 0).into())?;
             let deadline = std::time::Instant::now() + timeout;
@@ -210,6 +223,29 @@ pub async fn ping(
         })?
     })
     .await
+}
+
+/// Sets the IPv4 don't-fragment bit on every packet of `sock`
+/// (IP_PMTUDISC_DO): one bigger than the path's MTU is refused with
+/// EMSGSIZE by the sender's own stack, never fragmented.
+fn set_dont_fragment(sock: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: nix::libc::c_int = nix::libc::IP_PMTUDISC_DO;
+    // SAFETY: a plain setsockopt on a socket we own, with a c_int value of
+    // the size we pass.
+    let r = unsafe {
+        nix::libc::setsockopt(
+            sock.as_raw_fd(),
+            nix::libc::IPPROTO_IP,
+            nix::libc::IP_MTU_DISCOVER,
+            (&raw const on).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Writes one Ethernet frame carrying a UDP DNS query for `name` from

@@ -256,10 +256,15 @@ impl Runner<'_> {
                 from,
                 target,
                 check,
+                size,
             } => {
                 let nonce = probe::nonce();
-                log.push(format!("UDP {nonce:?} to {target} from {from}"));
-                let r = probe::udp_echo(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
+                let payload = probe::padded(&nonce, *size);
+                log.push(format!(
+                    "UDP {nonce:?} ({} bytes) to {target} from {from}",
+                    payload.len()
+                ));
+                let r = probe::udp_echo(self.lab.ns(from)?, *target, &payload, PROBE_TIMEOUT).await;
                 self.probe_outcome(&nonce, "datagram", check, r, log)
             }
             Action::EncryptedDns {
@@ -306,10 +311,28 @@ impl Runner<'_> {
                 from,
                 target,
                 expect,
+                size,
+                dont_fragment,
             } => {
                 let nonce = probe::nonce();
-                log.push(format!("echo request {nonce:?} to {target} from {from}"));
-                let r = probe::ping(self.lab.ns(from)?, *target, &nonce, PROBE_TIMEOUT).await;
+                let payload = probe::padded(&nonce, *size);
+                log.push(format!(
+                    "echo request {nonce:?} ({} bytes{}) to {target} from {from}",
+                    payload.len(),
+                    if *dont_fragment {
+                        ", don't fragment"
+                    } else {
+                        ""
+                    }
+                ));
+                let r = probe::ping(
+                    self.lab.ns(from)?,
+                    *target,
+                    &payload,
+                    *dont_fragment,
+                    PROBE_TIMEOUT,
+                )
+                .await;
                 self.probe_outcome(
                     &nonce,
                     "echo request",

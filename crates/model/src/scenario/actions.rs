@@ -119,7 +119,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "udp",
         Probe,
-        "a UDP datagram carrying the nonce; answer means an echo came back. Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+        "a UDP datagram carrying the nonce; answer means the whole datagram came back. Fields: from, target, expect (answer or fail), logged-by, not-logged-by, size (payload bytes, the nonce padded)."
     ),
     spec!(
         "raw-frame",
@@ -129,7 +129,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "ping",
         Ping,
-        "ICMP or ICMPv6 echo with the nonce in the payload. Fields: from, target (an IP address), expect (answer or fail)."
+        "ICMP or ICMPv6 echo with the nonce in the payload. Fields: from, target (an IP address), expect (answer or fail), size (payload bytes), dont-fragment (IPv4: the DF bit set; a packet bigger than the path is refused, not fragmented)."
     ),
     spec!(
         "inject-synack",
@@ -448,6 +448,19 @@ struct Probe {
     logged_by: Vec<String>,
     #[serde(default)]
     not_logged_by: Vec<String>,
+    /// udp only: payload bytes (the nonce, padded).
+    size: Option<usize>,
+}
+
+/// Payload sizes a probe can carry: the nonce fits, a jumbo IP packet too.
+fn payload_size(size: Option<usize>) -> Result<Option<usize>, FieldError> {
+    match size {
+        Some(n) if !(16..=60_000).contains(&n) => Err(field_err(
+            "size",
+            format!("{n} bytes: use 16 to 60000 (the nonce must fit)"),
+        )),
+        s => Ok(s),
+    }
 }
 
 impl StepFields for Probe {
@@ -455,6 +468,13 @@ impl StepFields for Probe {
         let from = host(&self.from, topo)?;
         let target = self.target.0;
         let check = check(self.expect.0, self.logged_by, self.not_logged_by)?;
+        let size = payload_size(self.size)?;
+        if size.is_some() && action != "udp" {
+            return Err(field_err(
+                "size",
+                format!("means nothing for action {action}"),
+            ));
+        }
         Ok(match action {
             "dot" | "doh" => Action::EncryptedDns {
                 https: action == "doh",
@@ -466,6 +486,7 @@ impl StepFields for Probe {
                 from,
                 target,
                 check,
+                size,
             },
             _ => {
                 if check.expect == Expect::Answer {
@@ -485,11 +506,14 @@ impl StepFields for Probe {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Ping {
     from: String,
     target: IpAddrField,
     expect: AnswerOrFail,
+    size: Option<usize>,
+    #[serde(default)]
+    dont_fragment: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -507,10 +531,18 @@ impl TryFrom<String> for IpAddrField {
 
 impl StepFields for Ping {
     fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        if self.dont_fragment && self.target.0.is_ipv6() {
+            return Err(field_err(
+                "dont-fragment",
+                "IPv6 never fragments on the way; it is for IPv4 targets",
+            ));
+        }
         Ok(Action::Ping {
             from: host(&self.from, topo)?,
             target: self.target.0,
             expect: self.expect.0,
+            size: payload_size(self.size)?,
+            dont_fragment: self.dont_fragment,
         })
     }
 }

@@ -131,17 +131,22 @@ pub enum Action {
         target: SocketAddr,
         check: Check,
     },
-    /// A UDP datagram carrying the nonce; `answer` means an echo came back.
+    /// A UDP datagram carrying the nonce (padded to `size` payload bytes);
+    /// `answer` means the whole datagram came back.
     Udp {
         from: String,
         target: SocketAddr,
         check: Check,
+        size: Option<usize>,
     },
-    /// ICMP (or ICMPv6) echo with the nonce in the payload.
+    /// ICMP (or ICMPv6) echo with the nonce in the payload (padded to
+    /// `size` bytes), with the IPv4 don't-fragment bit when asked.
     Ping {
         from: String,
         target: IpAddr,
         expect: Expect,
+        size: Option<usize>,
+        dont_fragment: bool,
     },
     /// A DNS query for the nonce in a UDP packet written straight to the
     /// host's eth0 with an AF_PACKET socket, bypassing the IP stack and its
