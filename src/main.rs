@@ -90,6 +90,10 @@ struct SoakArgs {
     tunnel_kills: u32,
     #[arg(long, default_value_t = 20)]
     crashes: u32,
+    /// Provider outages (each until the gateway turns unhealthy), timed
+    /// from the provider's return to traffic flowing again.
+    #[arg(long, default_value_t = 0)]
+    reconnects: u32,
     /// Where reports go (emptied first).
     #[arg(long, value_name = "DIR", default_value = "reports/soak")]
     out: PathBuf,
@@ -347,7 +351,11 @@ fn main() -> ExitCode {
         }
         Command::Soak(args) => {
             init_tracing("warn");
-            let scn = leakhound::scenario::soak::soak_scenario(args.tunnel_kills, args.crashes);
+            let scn = leakhound::scenario::soak::soak_scenario(
+                args.tunnel_kills,
+                args.crashes,
+                args.reconnects,
+            );
             let suite = SuiteArgs {
                 scenarios: None,
                 only: vec![],
@@ -836,6 +844,33 @@ fn soak_figures(r: &ScenarioResult) -> String {
             .copied()
             .unwrap_or(0)
     };
+    let mut again: Vec<f64> = r
+        .cases
+        .iter()
+        .filter(|c| c.name.ends_with(leakhound::scenario::soak::TRAFFIC_AGAIN))
+        .filter(|c| c.outcome == leakhound::scenario::runner::Outcome::Passed)
+        .map(|c| c.duration.as_secs_f64() * 1000.0)
+        .collect();
+    again.sort_by(f64::total_cmp);
+    let q = |p: usize| {
+        again
+            .get((again.len().saturating_sub(1)) * p / 100)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let reconnects = if again.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "provider back -> traffic through the VPN exit ({} reconnects): min {:.0} ms, p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n",
+            again.len(),
+            q(0),
+            q(50),
+            q(90),
+            q(99),
+            q(100)
+        )
+    };
     let steps_failed = r
         .cases
         .iter()
@@ -843,7 +878,7 @@ fn soak_figures(r: &ScenarioResult) -> String {
         .count();
     format!(
         "soak: {} packets leaked (gw + uplink), {} of {} steps failed, {:.1}s\n\
-         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n",
+         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n{}",
         r.leaks.len(),
         steps_failed,
         r.cases.len(),
@@ -853,6 +888,7 @@ fn soak_figures(r: &ScenarioResult) -> String {
         pct(50),
         pct(90),
         pct(100),
+        reconnects,
     )
 }
 

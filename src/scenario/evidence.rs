@@ -66,6 +66,7 @@ pub fn for_step(step: &Step, since: &str, topo: &Topology, allowed: &[IpNet]) ->
     };
     let answered = |e: &Expect| !matches!(e, Expect::Fail);
     match &step.action {
+        Action::WaitTraffic { .. } => vec![ev(None, Sighting::WireGuard(endpoint))],
         Action::WaitHandshake { .. } | Action::WaitTunnelRestart { .. } => {
             vec![ev(Some(since), Sighting::WireGuard(endpoint))]
         }

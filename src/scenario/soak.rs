@@ -21,9 +21,15 @@ fn fault(name: String, f: Fault) -> Step {
     step(name, Action::Fault(f))
 }
 
+/// The step of each reconnect whose duration is the time from the provider
+/// coming back to traffic flowing through the tunnel again.
+pub const TRAFFIC_AGAIN: &str = "traffic flows through the VPN exit again";
+
 /// A scenario with `tunnel_kills` tunnel stops and `crashes` gateway
-/// SIGKILLs, each followed by recovery.
-pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
+/// SIGKILLs, each followed by recovery, then `reconnects` provider outages
+/// (each lasting until the gateway, unhealthy, has restarted its tunnel)
+/// timed from the provider's return to traffic flowing.
+pub fn soak_scenario(tunnel_kills: u32, crashes: u32, reconnects: u32) -> Scenario {
     let handshake = |name: String| {
         step(
             name,
@@ -83,6 +89,44 @@ pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
         "the dependents stop sending".into(),
         Action::StormStop,
     ));
+    for i in 1..=reconnects {
+        let what = format!("reconnect {i}");
+        let health = |healthy: bool| Action::Health {
+            healthy,
+            target: std::net::SocketAddr::from(([127, 0, 0, 1], 9999)),
+            timeout: Duration::from_secs(30),
+        };
+        // Healthy first: the health endpoint starts out unhealthy, so an
+        // "unhealthy" right after a start would prove nothing.
+        steps.push(step(
+            format!("{what}: the gateway is healthy"),
+            health(true),
+        ));
+        steps.push(fault(
+            format!("{what}: the provider stops answering"),
+            Fault::ProviderDown,
+        ));
+        steps.push(step(
+            format!("{what}: the gateway says it is unhealthy"),
+            health(false),
+        ));
+        steps.push(step(
+            format!("{what}: the gateway restarts its tunnel (a new socket at the provider)"),
+            Action::WaitTunnelRestart {
+                timeout: Duration::from_secs(30),
+            },
+        ));
+        steps.push(fault(
+            format!("{what}: the provider answers again"),
+            Fault::ProviderUp,
+        ));
+        steps.push(step(
+            format!("{what}: {TRAFFIC_AGAIN}"),
+            Action::WaitTraffic {
+                timeout: Duration::from_secs(30),
+            },
+        ));
+    }
     steps.push(step(
         "whoami sees the VPN exit address".into(),
         Action::Http {
@@ -94,7 +138,7 @@ pub fn soak_scenario(tunnel_kills: u32, crashes: u32) -> Scenario {
     Scenario {
         name: "soak".into(),
         description: format!(
-            "{tunnel_kills} tunnel kills and {crashes} gateway crashes under constant traffic, with routes around the tunnel after each"
+            "{tunnel_kills} tunnel kills and {crashes} gateway crashes under constant traffic, with routes around the tunnel after each; {reconnects} provider outages, each timed from the provider's return to traffic"
         ),
         tags: vec!["soak".into()],
         source: "leakhound soak".into(),
@@ -112,7 +156,7 @@ mod tests {
 
     #[test]
     fn every_fault_is_repaired_and_awaited() {
-        let s = soak_scenario(3, 2);
+        let s = soak_scenario(3, 2, 4);
         let count = |f: Fault| {
             s.steps
                 .iter()
@@ -124,6 +168,16 @@ mod tests {
         assert_eq!(count(Fault::KillGateway), 2);
         assert_eq!(count(Fault::StartGateway), 2);
         assert_eq!(count(Fault::RouteAroundTunnel), 5);
+        // Every provider outage is repaired and followed by a timed wait for traffic.
+        assert_eq!(count(Fault::ProviderDown), 4);
+        assert_eq!(count(Fault::ProviderUp), 4);
+        let timed = s
+            .steps
+            .iter()
+            .filter(|st| matches!(st.action, Action::WaitTraffic { .. }))
+            .filter(|st| st.name.ends_with(TRAFFIC_AGAIN))
+            .count();
+        assert_eq!(timed, 4);
         let waits = s
             .steps
             .iter()

@@ -238,6 +238,10 @@ impl Runner<'_> {
             Action::WaitHandshake { timeout } => self.wait_handshake(st, *timeout, log).await,
             Action::WaitFirewall { timeout } => self.wait_firewall(st, *timeout, log).await,
             Action::WaitTunnelRestart { timeout } => self.wait_tunnel_restart(*timeout, log).await,
+            Action::WaitTraffic { timeout } => {
+                self.wait_traffic(tokio::time::Instant::now() + *timeout, log)
+                    .await
+            }
             Action::PortCommand { expect, timeout } => {
                 self.port_command_step(st, *expect, *timeout, log).await
             }
@@ -909,7 +913,8 @@ impl Runner<'_> {
         }
         fail(
             format!(
-                "the handshake completed, but no traffic reached whoami through the VPN exit before the deadline; last: {last}"
+                "no traffic reached whoami through the VPN exit before the deadline ({:?}); last: {last}",
+                waited.elapsed()
             ),
             log.join("\n"),
         )

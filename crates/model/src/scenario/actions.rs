@@ -97,6 +97,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "wait until the provider receives datagrams from a new source port: the gateway restarted its tunnel, seen from the far end. Fields: timeout (default 15s)."
     ),
     spec!(
+        "wait-traffic",
+        Wait,
+        "wait until traffic flows through the tunnel: whoami, asked from the gateway host with short attempts, sees the VPN exit address (the step's duration is the time to traffic). Fields: timeout (default 15s)."
+    ),
+    spec!(
         "http",
         Http,
         "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any 2xx; \"fail\": no answer), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
@@ -376,6 +381,7 @@ impl StepFields for Wait {
         Ok(match action {
             "wait-handshake" => Action::WaitHandshake { timeout },
             "wait-firewall" => Action::WaitFirewall { timeout },
+            "wait-traffic" => Action::WaitTraffic { timeout },
             _ => Action::WaitTunnelRestart { timeout },
         })
     }

@@ -108,6 +108,11 @@ pub enum Action {
     WaitTunnelRestart {
         timeout: Duration,
     },
+    /// Wait until traffic flows through the tunnel again: whoami, asked
+    /// from the gateway host with short attempts, sees the VPN exit.
+    WaitTraffic {
+        timeout: Duration,
+    },
     Http {
         from: String,
         target: SocketAddr,

@@ -174,6 +174,7 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         ("wait-handshake", ""),
         ("wait-firewall", "timeout = \"1s\""),
         ("wait-tunnel-restart", ""),
+        ("wait-traffic", "timeout = \"2s\""),
         (
             "http",
             "from = \"gw\"\ntarget = \"192.0.2.80:80\"\nexpect = \"answer\"",
