@@ -7,7 +7,10 @@
 #   curl           an independent DoH client (--doh-url) the scenarios also use
 #   wireguard-go, wireguard-tools, dnsmasq-base
 #                  the reference gateway built from stock parts
-#                  (docker/reference/), which the tests run as a command target
+#                  (docker/reference/), which the tests run as a command target;
+#                  wireguard-go is also the lab's second provider
+#                  (`--provider wireguard-go`, tests/interop.rs)
+#   stress-ng      the CPU hog of ci/repeat-suite.sh --hog
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 # Idempotent and quiet when everything is already there. Needs root.
@@ -24,6 +27,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -15,6 +15,7 @@ use leakhound::gateway::cli::init_tracing;
 use tokio_util::sync::CancellationToken;
 
 use leakhound::lab::services::{LabKeys, LabServices};
+use leakhound::lab::wgserver::ProviderKind;
 use leakhound::lab::{self, Lab, netns};
 use leakhound::model::topology::Topology;
 use leakhound::report::{json, junit, terminal};
@@ -168,6 +169,11 @@ struct SuiteArgs {
     /// No progress bar, only result lines.
     #[arg(long)]
     quiet: bool,
+    /// Which WireGuard implementation plays the VPN provider's server:
+    /// boringtun (built in) or wireguard-go (Debian's; an interop run
+    /// against a second, independent implementation).
+    #[arg(long, value_enum, default_value_t = ProviderKind::Boringtun)]
+    provider: ProviderKind,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -364,6 +370,7 @@ fn main() -> ExitCode {
                 out: args.out,
                 env: vec![],
                 quiet: true,
+                provider: ProviderKind::Boringtun,
             };
             let specs = vec![TargetSpec {
                 name: "builtin".into(),
@@ -647,7 +654,7 @@ async fn run_suite(
     };
     timings.lab_setup = lab.build_time.as_millis();
     let t = Instant::now();
-    let services = match LabServices::start(&lab, LabKeys::generate()).await {
+    let services = match LabServices::start_with(&lab, LabKeys::generate(), args.provider).await {
         Ok(s) => s,
         Err(e) => {
             write_reports(&args.out, &run_id, &timings, &[])?;

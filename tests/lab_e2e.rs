@@ -393,7 +393,7 @@ async fn the_healthcheck_command_follows_the_tunnel() {
         false
     };
     assert!(tokio::task::block_in_place(|| until(0)), "never healthy");
-    services.wg.set_answering(false);
+    services.wg.set_answering(false).unwrap();
     assert!(tokio::task::block_in_place(|| until(1)), "never unhealthy");
     gw.stop().await;
     drop(runner);

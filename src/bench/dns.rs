@@ -64,7 +64,7 @@ pub async fn load(
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+            .map_err(std::io::Error::other)??;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
         tasks.push(tokio::spawn(async move {
             let mut r = LoadResult::default();

@@ -35,7 +35,11 @@ pub enum CaptureError {
         source: std::io::Error,
     },
     #[error("writing pcap file {path}")]
-    Pcap { path: String, detail: String },
+    Pcap {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub use crate::model::verdict::Frame;
@@ -44,8 +48,7 @@ pub use crate::model::verdict::Frame;
 pub struct Capture {
     pub wire: &'static str,
     frames: Arc<Mutex<Vec<Frame>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), NetnsError>>>,
+    watch: Watch,
 }
 
 /// An AF_PACKET socket seeing every frame on `ifname`, both directions,
@@ -122,19 +125,25 @@ fn recv_frame(
     Ok(Some((n, stamp.unwrap_or_else(SystemTime::now))))
 }
 
-impl Capture {
-    /// Starts capturing on `ifname` inside `ns`. Returns once the socket is
-    /// open, so nothing sent afterwards can be missed.
-    pub fn start(ns: &Netns, ifname: &str, wire: &'static str) -> Result<Capture, CaptureError> {
-        let frames = Arc::new(Mutex::new(Vec::new()));
+/// A running AF_PACKET reader handing every frame on one interface to a
+/// callback, on its own thread in the interface's namespace, until dropped.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), NetnsError>>>,
+}
+
+impl Watch {
+    /// Opens the socket on `ifname` inside `ns` and returns once it is open
+    /// (nothing that crosses the interface afterwards can be missed); then
+    /// `on_frame` gets every frame with its kernel timestamp.
+    pub fn start(
+        ns: &Netns,
+        ifname: &str,
+        mut on_frame: impl FnMut(&[u8], SystemTime) + Send + 'static,
+    ) -> Result<Watch, CaptureError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
-        let (f, s, ifn, nsn) = (
-            frames.clone(),
-            stop.clone(),
-            ifname.to_string(),
-            ns.name().to_string(),
-        );
+        let (s, ifn, nsn) = (stop.clone(), ifname.to_string(), ns.name().to_string());
         let thread = ns.spawn(move || {
             let fd = match open_packet_socket(&ifn) {
                 Ok(fd) => fd,
@@ -159,10 +168,7 @@ impl Capture {
             let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
             while !s.load(Ordering::Relaxed) {
                 match recv_frame(&fd, &mut buf, &mut cmsg) {
-                    Ok(Some((n, at))) => f.lock().expect("frames lock").push(Frame {
-                        at,
-                        data: buf[..n].to_vec(),
-                    }),
+                    Ok(Some((n, at))) => on_frame(&buf[..n], at),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!("capture on {ifn}: {e}");
@@ -172,9 +178,7 @@ impl Capture {
             }
         })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Capture {
-                wire,
-                frames,
+            Ok(Ok(())) => Ok(Watch {
                 stop,
                 thread: Some(thread),
             }),
@@ -185,6 +189,40 @@ impl Capture {
                 source: std::io::Error::other("capture thread ended before opening its socket"),
             }),
         }
+    }
+
+    /// Stops reading and waits for the thread.
+    fn finish(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Capture {
+    /// Starts capturing on `ifname` inside `ns`. Returns once the socket is
+    /// open, so nothing sent afterwards can be missed.
+    pub fn start(ns: &Netns, ifname: &str, wire: &'static str) -> Result<Capture, CaptureError> {
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let f = frames.clone();
+        let watch = Watch::start(ns, ifname, move |data, at| {
+            f.lock().expect("frames lock").push(Frame {
+                at,
+                data: data.to_vec(),
+            })
+        })?;
+        Ok(Capture {
+            wire,
+            frames,
+            watch,
+        })
     }
 
     /// Has a frame containing `marker` been seen yet?
@@ -198,38 +236,29 @@ impl Capture {
 
     /// Stops capturing and returns every frame seen.
     pub fn stop(mut self) -> Vec<Frame> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.watch.finish();
         std::mem::take(&mut *self.frames.lock().expect("frames lock"))
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
 /// Writes frames as a classic pcap file (Ethernet), readable by Wireshark
 /// and tcpdump.
 pub fn write_pcap(path: &Path, frames: &[Frame]) -> Result<(), CaptureError> {
-    let err = |detail: String| CaptureError::Pcap {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| CaptureError::Pcap {
         path: path.display().to_string(),
-        detail,
+        source: e,
     };
-    let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
+    let file = std::fs::File::create(path).map_err(|e| err(e.into()))?;
     let header = PcapHeader {
         datalink: DataLink::ETHERNET,
         ..Default::default()
     };
     let mut w = PcapWriter::with_header(std::io::BufWriter::new(file), header)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     for f in frames {
         let ts = f.at.duration_since(UNIX_EPOCH).unwrap_or_default();
         w.write_packet(&PcapPacket::new(ts, f.data.len() as u32, &f.data))
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
     }
     Ok(())
 }

@@ -41,10 +41,10 @@ fn listener(
     tokio::net::TcpListener::from_std(l).map_err(err)
 }
 
-fn tls_err(service: &str, e: impl std::fmt::Display) -> LabError {
+fn tls_err(service: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LabError {
     LabError::Service {
         service: service.into(),
-        source: std::io::Error::other(e.to_string()),
+        source: std::io::Error::other(e),
     }
 }
 

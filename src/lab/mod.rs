@@ -12,6 +12,7 @@ pub mod natpmp_server;
 pub use leakhound_net::netns;
 pub mod services;
 pub mod tls;
+pub mod uapi;
 pub mod wgserver;
 pub mod whoami;
 
@@ -47,7 +48,10 @@ pub enum LabError {
     #[error("applying nftables rules in {host}: {detail}")]
     Nft { host: String, detail: String },
     #[error("resetting lab host {host}: {detail}")]
-    Reset { host: String, detail: String },
+    Reset {
+        host: String,
+        detail: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("unknown lab host {0}")]
     NoSuchHost(String),
     #[error("starting lab service {service}")]
@@ -106,7 +110,7 @@ pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), String> {
 /// Runs `ip [flags] -batch -` with `batch` inside `ns`; the error names the
 /// host, ip's own message and the batch.
 fn ip_batch(ns: &Netns, host: &str, flags: &[&str], batch: &str) -> Result<(), LabError> {
-    let failed = |detail: String| LabError::Reset {
+    let failed = |detail: Box<dyn std::error::Error + Send + Sync>| LabError::Reset {
         host: host.to_string(),
         detail,
     };
@@ -119,21 +123,22 @@ fn ip_batch(ns: &Netns, host: &str, flags: &[&str], batch: &str) -> Result<(), L
     ns.command(&mut cmd)?;
     let mut child = cmd
         .spawn()
-        .map_err(|e| failed(format!("cannot run ip ({e})")))?;
+        .map_err(|e| failed(format!("cannot run ip ({e})").into()))?;
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(batch.as_bytes())
-        .map_err(|e| failed(e.to_string()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(e.into()))?;
+    let out = child.wait_with_output().map_err(|e| failed(e.into()))?;
     if !out.status.success() {
-        return Err(failed(format!(
-            "{} (the batch was:\n{batch})",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(failed(
+            format!(
+                "{} (the batch was:\n{batch})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into(),
+        ));
     }
     Ok(())
 }

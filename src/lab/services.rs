@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::wgserver::{WgServer, WgServerSpec};
+use super::wgserver::{ProviderKind, WgServer, WgServerSpec};
 use super::{Lab, LabError, dependents, dns, echo, http, whoami};
 use crate::model::topology::{addr, host};
 use crate::tunnel::generate_keypair;
@@ -122,7 +122,17 @@ pub struct LabServices {
 }
 
 impl LabServices {
+    /// Starts every service, with boringtun as the provider's server.
     pub async fn start(lab: &Lab, keys: LabKeys) -> Result<LabServices, LabError> {
+        LabServices::start_with(lab, keys, ProviderKind::Boringtun).await
+    }
+
+    /// Starts every service, with `provider` as the provider's server.
+    pub async fn start_with(
+        lab: &Lab,
+        keys: LabKeys,
+        provider: ProviderKind,
+    ) -> Result<LabServices, LabError> {
         let log = ServiceLog::default();
         let cancel = CancellationToken::new();
         let isp = lab.ns(host::ISP)?;
@@ -152,7 +162,7 @@ impl LabServices {
         )?;
         let tls = super::tls::LabTls::generate().map_err(|e| LabError::Service {
             service: "lab CA".into(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?;
         super::encrypted_dns::start_dot(
             isp,
@@ -200,7 +210,7 @@ impl LabServices {
                 move |_| format!("{h}\n"),
             )?;
         }
-        let wg = WgServer::start(
+        let wg = WgServer::start_kind(
             lab,
             WgServerSpec {
                 private: keys.server_private,
@@ -217,6 +227,7 @@ impl LabServices {
                 ],
                 mtu: 1420,
             },
+            provider,
         )
         .await?;
         let lan_dns = dns::start(

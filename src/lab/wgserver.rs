@@ -29,16 +29,65 @@ pub struct WgServerSpec {
     pub mtu: u16,
 }
 
+/// Which WireGuard implementation plays the VPN provider's server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// boringtun inside the harness (the default): pausable and able to
+    /// forget its peer without a restart, with counts of refused datagrams.
+    #[default]
+    Boringtun,
+    /// Debian's wireguard-go, configured over its UAPI socket: the gateway
+    /// proven against a second, independent WireGuard implementation.
+    WireguardGo,
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Boringtun => "boringtun",
+            ProviderKind::WireguardGo => "wireguard-go",
+        })
+    }
+}
+
 /// A running provider server; its status tells whether the gateway has
 /// completed a handshake and how many datagrams it refused.
 pub struct WgServer {
     pub status: watch::Receiver<TunnelStatus>,
-    cancel: CancellationToken,
-    paused: Arc<AtomicBool>,
-    forget: Arc<AtomicBool>,
+    pub kind: ProviderKind,
+    backend: Backend,
+}
+
+enum Backend {
+    Boringtun {
+        cancel: CancellationToken,
+        paused: Arc<AtomicBool>,
+        forget: Arc<AtomicBool>,
+    },
+    WireguardGo(Box<wggo::WgGo>),
 }
 
 impl WgServer {
+    /// Starts the provider's server of the given kind in the `vpn` host.
+    pub async fn start_kind(
+        lab: &Lab,
+        spec: WgServerSpec,
+        kind: ProviderKind,
+    ) -> Result<WgServer, LabError> {
+        match kind {
+            ProviderKind::Boringtun => WgServer::start(lab, spec).await,
+            ProviderKind::WireguardGo => {
+                let (go, status) = wggo::WgGo::start(lab, &spec).await?;
+                Ok(WgServer {
+                    status,
+                    kind,
+                    backend: Backend::WireguardGo(Box::new(go)),
+                })
+            }
+        }
+    }
+
+    /// Starts boringtun as the provider's server.
     pub async fn start(lab: &Lab, spec: WgServerSpec) -> Result<WgServer, LabError> {
         let ns = lab.ns(host::VPN)?;
         let err = |source| LabError::Service {
@@ -102,31 +151,51 @@ impl WgServer {
         });
         Ok(WgServer {
             status,
-            cancel,
-            paused,
-            forget,
+            kind: ProviderKind::Boringtun,
+            backend: Backend::Boringtun {
+                cancel,
+                paused,
+                forget,
+            },
         })
     }
 
     pub fn stop(&self) {
-        self.cancel.cancel();
+        match &self.backend {
+            Backend::Boringtun { cancel, .. } => cancel.cancel(),
+            Backend::WireguardGo(go) => go.stop(),
+        }
     }
 
     /// Forgets the client's session and last handshake timestamp before the
     /// next datagram, as a freshly started server would: between scenarios,
     /// so gateways of different implementations can follow each other.
-    pub fn forget_peer(&self) {
-        self.forget.store(true, Ordering::Relaxed);
+    pub async fn forget_peer(&self) -> Result<(), LabError> {
+        match &self.backend {
+            Backend::Boringtun { forget, .. } => {
+                forget.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Backend::WireguardGo(go) => go.forget_peer().await,
+        }
     }
 
     /// A provider that stops answering (false) or comes back (true).
-    pub fn set_answering(&self, on: bool) {
-        self.paused.store(!on, Ordering::Relaxed);
+    pub fn set_answering(&self, on: bool) -> Result<(), LabError> {
+        match &self.backend {
+            Backend::Boringtun { paused, .. } => {
+                paused.store(!on, Ordering::Relaxed);
+                Ok(())
+            }
+            Backend::WireguardGo(go) => go.set_answering(on),
+        }
     }
 }
 
 impl Drop for WgServer {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        self.stop();
     }
 }
+
+mod wggo;

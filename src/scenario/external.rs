@@ -40,8 +40,7 @@ async fn run_in(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    ns.command(&mut cmd)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    ns.command(&mut cmd).map_err(std::io::Error::other)?;
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     let out = tokio::time::timeout(within, cmd.output())

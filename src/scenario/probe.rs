@@ -19,10 +19,12 @@ pub enum ProbeError {
     Timeout(Duration),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An HTTP exchange failed (the error kept, shown in the message).
     #[error("HTTP: {0}")]
-    Http(String),
+    Http(Box<dyn std::error::Error + Send + Sync>),
+    /// A DNS exchange failed or its answer was unusable.
     #[error("DNS: {0}")]
-    Dns(String),
+    Dns(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// `work`, or [`ProbeError::Timeout`] once `timeout` has passed.
@@ -105,7 +107,7 @@ pub async fn http_request(
             "leakhound-probe",
         )
         .await
-        .map_err(ProbeError::Http)
+        .map_err(|e| ProbeError::Http(e.into()))
     };
     within(timeout, work).await
 }
@@ -413,12 +415,11 @@ pub async fn storm(
 }
 
 fn a_query(name: &str) -> Result<(u16, Vec<u8>), ProbeError> {
-    crate::model::dns_query::a_query(name).map_err(ProbeError::Dns)
+    crate::model::dns_query::a_query(name).map_err(|e| ProbeError::Dns(e.into()))
 }
 
 fn a_records(resp: &[u8], id: u16) -> Result<Vec<IpAddr>, ProbeError> {
-    let m =
-        hickory_proto::op::Message::from_vec(resp).map_err(|e| ProbeError::Dns(e.to_string()))?;
+    let m = hickory_proto::op::Message::from_vec(resp).map_err(|e| ProbeError::Dns(e.into()))?;
     if m.metadata.id != id {
         return Err(ProbeError::Dns("the answer's id does not match".into()));
     }
@@ -440,7 +441,7 @@ async fn tls_to(
     let socket = tcp_socket_for(ns, target)?;
     let tcp = socket.connect(target).await?;
     let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
-        .map_err(|e| ProbeError::Io(std::io::Error::other(e.to_string())))?;
+        .map_err(|e| ProbeError::Io(std::io::Error::other(e)))?;
     Ok(tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await?)
@@ -484,25 +485,25 @@ pub async fn doh_a(
             TokioIo::new(s),
         )
         .await
-        .map_err(|e| ProbeError::Http(e.to_string()))?;
+        .map_err(|e| ProbeError::Http(e.into()))?;
         tokio::spawn(conn);
         let req = hyper::Request::post("https://doh.lab/dns-query")
             .header(hyper::header::CONTENT_TYPE, "application/dns-message")
             .header(hyper::header::ACCEPT, "application/dns-message")
             .body(http_body_util::Full::new(bytes::Bytes::from(wire)))
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
+            .map_err(|e| ProbeError::Http(e.into()))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
+            .map_err(|e| ProbeError::Http(e.into()))?;
         if !resp.status().is_success() {
-            return Err(ProbeError::Http(format!("status {}", resp.status())));
+            return Err(ProbeError::Http(format!("status {}", resp.status()).into()));
         }
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?
+            .map_err(|e| ProbeError::Http(e.into()))?
             .to_bytes();
         a_records(&body, id)
     };

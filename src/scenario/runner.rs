@@ -234,8 +234,8 @@ impl Runner<'_> {
             source,
         })?;
         self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
-        self.services.wg.set_answering(true);
-        self.services.wg.forget_peer();
+        self.services.wg.set_answering(true)?;
+        self.services.wg.forget_peer().await?;
         self.services
             .natpmp_refuse
             .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -279,7 +279,7 @@ impl Runner<'_> {
                 captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
                     LabError::Service {
                         service: format!("capture on {}", tap.wire),
-                        source: std::io::Error::other(e.to_string()),
+                        source: std::io::Error::other(e),
                     }
                 })?);
             }

@@ -170,10 +170,10 @@ async fn put_vpn_status(
     }
 }
 
-fn lab_err(service: &str, e: impl std::fmt::Display) -> LabError {
+fn lab_err(service: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LabError {
     LabError::Service {
         service: service.to_string(),
-        source: std::io::Error::other(e.to_string()),
+        source: std::io::Error::other(e),
     }
 }
 
@@ -754,7 +754,7 @@ impl Runner<'_> {
                 }
             }
             Fault::ProviderDown | Fault::ProviderUp => {
-                self.services.wg.set_answering(f == Fault::ProviderUp);
+                self.services.wg.set_answering(f == Fault::ProviderUp)?;
                 if f == Fault::ProviderUp {
                     st.handshakes_before = self.services.wg.status.borrow().handshakes;
                 }

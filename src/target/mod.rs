@@ -37,7 +37,10 @@ pub enum TargetError {
         source: std::io::Error,
     },
     #[error("targets file {path}: {message}")]
-    File { path: String, message: String },
+    File {
+        path: String,
+        message: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Where and with what a gateway is started.
@@ -166,17 +169,17 @@ struct TargetsFile {
 /// Reads a targets file (TOML: `[[target]]` with name, kind, argv or
 /// image, capabilities).
 pub fn load_targets_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
-    let err = |message: String| TargetError::File {
+    let err = |message: Box<dyn std::error::Error + Send + Sync>| TargetError::File {
         path: path.display().to_string(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.into()))?;
     let f: TargetsFile =
-        toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string()))?;
+        toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string().into()))?;
     let mut seen = BTreeSet::new();
     for t in &f.target {
         if !seen.insert(t.name.clone()) {
-            return Err(err(format!("two targets are named {:?}", t.name)));
+            return Err(err(format!("two targets are named {:?}", t.name).into()));
         }
     }
     Ok(f.target)

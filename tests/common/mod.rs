@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use leakhound::lab::netns;
 use leakhound::lab::services::{LabKeys, LabServices};
+use leakhound::lab::wgserver::ProviderKind;
 use leakhound::lab::{Lab, new_run_id};
 use leakhound::model::topology::Topology;
 use leakhound::scenario::model::{self as scenario, Action, Interference, Scenario, Step};
@@ -53,6 +54,24 @@ pub struct TestLab {
 impl TestLab {
     pub async fn new() -> TestLab {
         Self::adopting(Default::default()).await
+    }
+
+    /// A lab whose VPN provider's server is `provider`.
+    pub async fn with_provider(provider: ProviderKind) -> TestLab {
+        require_root();
+        let lock = Lab::claim(&new_run_id()).unwrap();
+        let run_id = lock.id().to_string();
+        let lab = Lab::build_adopting(Topology::default_profile(), lock, Default::default())
+            .await
+            .unwrap();
+        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
+            .await
+            .unwrap();
+        TestLab {
+            lab,
+            services,
+            run_id,
+        }
     }
 
     /// A lab whose hosts in `adopt` are the namespaces of those processes

@@ -120,7 +120,7 @@ pub enum DnsError {
     CaFile {
         var: &'static str,
         path: String,
-        why: String,
+        why: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("writing {path}")]
     ResolvConf {
@@ -222,20 +222,20 @@ pub fn tls_client_config(
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let bad = |why: String| DnsError::CaFile {
+            let bad = |why: Box<dyn std::error::Error + Send + Sync>| DnsError::CaFile {
                 var,
                 path: path.display().to_string(),
                 why,
             };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad(e.into()))?
                 .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(e.into()))?;
             if certs.is_empty() {
                 return Err(bad("no certificate in it".into()));
             }
             for c in certs {
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
+                roots.add(c).map_err(|e| bad(e.into()))?;
             }
         }
     }

@@ -74,7 +74,10 @@ pub enum GatewayError {
     #[error("the health check's TLS roots")]
     HealthCa(#[source] dns::DnsError),
     #[error("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH {path}: {why}")]
-    ControlAuth { path: String, why: String },
+    ControlAuth {
+        path: String,
+        why: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The underlay path to the endpoint, as found before the tunnel takes over
@@ -122,16 +125,16 @@ pub async fn lock_down() -> Result<(), GatewayError> {
 fn load_control_auth(
     c: &config::ControlSettings,
 ) -> Result<control_auth::AuthConfig, GatewayError> {
-    let err = |why: String| GatewayError::ControlAuth {
+    let err = |why: Box<dyn std::error::Error + Send + Sync>| GatewayError::ControlAuth {
         path: c.auth_file.display().to_string(),
         why,
     };
     match std::fs::read_to_string(&c.auth_file) {
-        Ok(text) => control_auth::AuthConfig::parse(&text).map_err(|e| err(e.to_string())),
+        Ok(text) => control_auth::AuthConfig::parse(&text).map_err(|e| err(e.into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !c.auth_file_explicit => {
             Ok(Default::default())
         }
-        Err(e) => Err(err(e.to_string())),
+        Err(e) => Err(err(e.into())),
     }
 }
 

@@ -819,7 +819,24 @@ fn run_is_dead(id: &str) -> bool {
 
 /// Removes namespaces (and their processes) left behind by runs that are no
 /// longer alive. Returns the names removed.
+///
+/// Reapers take turns (an exclusive lock on `/run/leakhound/reap.lock`,
+/// waited for): a reaper's own brief `try_lock` on a dead run's lock would
+/// otherwise make that run look alive to a second reaper, which would then
+/// return while the first is still removing it.
 pub fn reap_stale() -> Vec<String> {
+    let turn = fs::create_dir_all(RUN_DIR).and_then(|()| {
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(Path::new(RUN_DIR).join("reap.lock"))?;
+        f.lock()?;
+        Ok(f)
+    });
+    if let Err(e) = &turn {
+        tracing::warn!("reaping without taking turns: {e}");
+    }
     let mut reaped = Vec::new();
     for name in list_ours() {
         let Some(id) = run_id_of(&name).map(str::to_string) else {
