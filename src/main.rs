@@ -174,6 +174,11 @@ struct SuiteArgs {
     /// against a second, independent implementation).
     #[arg(long, value_enum, default_value_t = ProviderKind::Boringtun)]
     provider: ProviderKind,
+    /// How many labs run scenarios side by side (each its own set of
+    /// namespaces, provider and gateway). Default 4, or 1 with a container
+    /// target; 1 runs everything in one lab, one scenario after another.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -371,6 +376,7 @@ fn main() -> ExitCode {
                 env: vec![],
                 quiet: true,
                 provider: ProviderKind::Boringtun,
+                jobs: Some(1),
             };
             let specs = vec![TargetSpec {
                 name: "builtin".into(),
@@ -608,6 +614,73 @@ fn write_reports(
     .context("writing summary.json")
 }
 
+/// One lab with its services (and, for a container target, its holder):
+/// scenarios run one after another in a lane; lanes run side by side.
+struct Lane {
+    lab: Lab,
+    services: LabServices,
+    holder: Option<leakhound::target::container::Holder>,
+}
+
+impl Lane {
+    /// Builds a lane under the claimed run id `lock`.
+    async fn build(
+        lock: netns::RunLock,
+        holder_image: Option<&str>,
+        provider: ProviderKind,
+    ) -> Result<Lane> {
+        let run_id = lock.id().to_string();
+        let holder = match holder_image {
+            Some(image) => Some(
+                leakhound::target::container::Holder::start(&run_id, image)
+                    .await
+                    .context("starting the holder container")?,
+            ),
+            None => None,
+        };
+        let adopt = holder
+            .iter()
+            .map(|h| (leakhound::model::topology::host::GW, h.pid))
+            .collect();
+        let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt)
+            .await
+            .context("building the lab")?;
+        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
+            .await
+            .context("starting the lab's services")?;
+        Ok(Lane {
+            lab,
+            services,
+            holder,
+        })
+    }
+
+    /// Stops the services and removes the lab; the teardown time.
+    fn teardown(self) -> Duration {
+        let Lane {
+            mut lab,
+            services,
+            holder,
+        } = self;
+        services.stop();
+        drop(services);
+        let t = lab.teardown();
+        drop(lab);
+        drop(holder);
+        t
+    }
+}
+
+/// How many labs run side by side: `--jobs`, else 4, or 1 with a container
+/// target (each lane would need its own holder container); never more than
+/// there is work.
+fn lane_count(jobs: Option<usize>, containers: bool, work: usize) -> usize {
+    let n = jobs.unwrap_or(if containers { 1 } else { DEFAULT_JOBS });
+    n.clamp(1, work.max(1))
+}
+
+const DEFAULT_JOBS: usize = 4;
+
 async fn run_suite(
     args: &SuiteArgs,
     targets: Vec<Arc<dyn GatewayTarget>>,
@@ -619,99 +692,138 @@ async fn run_suite(
     let total = Instant::now();
     let run_id = lab::new_run_id();
     let mut timings = json::Timings::default();
-    eprintln!("leakhound run {run_id}: building the lab");
-    let lock = match Lab::claim(&run_id) {
-        Ok(l) => l,
-        Err(e) => {
-            write_reports(&args.out, &run_id, &timings, &[])?;
-            return Err(anyhow::Error::from(e).context("claiming the run id"));
+    let holder_image = targets.iter().find_map(|t| t.holder_image());
+    let lanes_wanted = lane_count(
+        args.jobs,
+        holder_image.is_some(),
+        targets.len() * scenarios.len(),
+    );
+    eprintln!(
+        "leakhound run {run_id}: building the lab{}",
+        if lanes_wanted > 1 {
+            format!(" ({lanes_wanted} labs side by side)")
+        } else {
+            String::new()
         }
-    };
-    // A container target joins a holder container's namespace: the lab
-    // builds its gateway host there.
-    let holder = if let Some(image) = targets.iter().find_map(|t| t.holder_image()) {
-        match leakhound::target::container::Holder::start(&run_id, &image).await {
-            Ok(h) => Some(h),
+    );
+    let t = Instant::now();
+    let mut lanes: Vec<Lane> = Vec::new();
+    for i in 0..lanes_wanted {
+        let id = if i == 0 {
+            run_id.clone()
+        } else {
+            lab::new_run_id()
+        };
+        let lane = match Lab::claim(&id) {
+            Ok(lock) => Lane::build(lock, holder_image.as_deref(), args.provider).await,
+            Err(e) => Err(anyhow::Error::from(e).context("claiming the run id")),
+        };
+        match lane {
+            Ok(l) => lanes.push(l),
             Err(e) => {
+                for l in lanes {
+                    l.teardown();
+                }
                 write_reports(&args.out, &run_id, &timings, &[])?;
-                return Err(anyhow::Error::from(e).context("starting the holder container"));
+                return Err(e);
             }
         }
-    } else {
-        None
-    };
-    let adopt = holder
-        .iter()
-        .map(|h| (leakhound::model::topology::host::GW, h.pid))
-        .collect();
-    let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt).await;
-    let mut lab = match lab {
-        Ok(l) => l,
-        Err(e) => {
-            write_reports(&args.out, &run_id, &timings, &[])?;
-            return Err(anyhow::Error::from(e).context("building the lab"));
-        }
-    };
-    timings.lab_setup = lab.build_time.as_millis();
-    let t = Instant::now();
-    let services = match LabServices::start_with(&lab, LabKeys::generate(), args.provider).await {
-        Ok(s) => s,
-        Err(e) => {
-            write_reports(&args.out, &run_id, &timings, &[])?;
-            return Err(anyhow::Error::from(e).context("starting the lab's services"));
-        }
-    };
-    timings.services = t.elapsed().as_millis();
+    }
+    timings.lab_setup = lanes.iter().map(|l| l.lab.build_time.as_millis()).sum();
+    timings.services = t.elapsed().as_millis().saturating_sub(timings.lab_setup);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(terminal::display(rx, args.quiet));
     let several = targets.len() > 1;
-    let t = Instant::now();
-    let mut results: Vec<ScenarioResult> = Vec::new();
-    let mut wall: Vec<(String, Duration)> = Vec::new();
-    for target in targets {
-        if interrupt.is_cancelled() {
-            break;
-        }
+    for target in &targets {
         // With several targets, each gets its own folder for pcaps and logs.
-        let out_dir = if several {
-            args.out.join(target.name())
-        } else {
-            args.out.clone()
-        };
-        std::fs::create_dir_all(&out_dir)
-            .with_context(|| format!("creating {}", out_dir.display()))?;
         if several {
             eprintln!("target {}: {}", target.name(), target.describe());
+            let dir = args.out.join(target.name());
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let runner = Runner {
-            lab: &lab,
-            services: &services,
-            out_dir,
-            target: target.clone(),
-            env_overrides: overrides.clone(),
-            events: Some(tx.clone()),
-            interrupt: interrupt.clone(),
-            holder: holder.as_ref().map(|h| h.id().to_string()),
-        };
-        let started = Instant::now();
-        for s in &scenarios {
-            if interrupt.is_cancelled() {
-                break;
-            }
-            results.push(runner.run(s).await);
-        }
-        wall.push((target.name().to_string(), started.elapsed()));
     }
+    // The work: every (target, scenario), handed out longest expected wait
+    // first to whichever lane is free; results go back in suite order.
+    let mut work: Vec<(usize, usize)> = (0..targets.len())
+        .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
+        .collect();
+    work.sort_by_key(|&(t, s)| {
+        (
+            std::cmp::Reverse(
+                scenarios[s].expected_wait(leakhound::scenario::runner::PROBE_TIMEOUT),
+            ),
+            t,
+            s,
+        )
+    });
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(work));
+    let t = Instant::now();
+    let lane_runs = lanes.iter().map(|lane| {
+        let (queue, tx, interrupt, targets, scenarios) =
+            (&queue, tx.clone(), &interrupt, &targets, &scenarios);
+        let overrides = overrides.clone();
+        async move {
+            let mut done = Vec::new();
+            loop {
+                if interrupt.is_cancelled() {
+                    break;
+                }
+                let Some((ti, si)) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let target = &targets[ti];
+                let runner = Runner {
+                    lab: &lane.lab,
+                    services: &lane.services,
+                    out_dir: if several {
+                        args.out.join(target.name())
+                    } else {
+                        args.out.clone()
+                    },
+                    target: target.clone(),
+                    env_overrides: overrides.clone(),
+                    events: Some(tx.clone()),
+                    interrupt: interrupt.clone(),
+                    holder: lane.holder.as_ref().map(|h| h.id().to_string()),
+                };
+                let started = Instant::now();
+                let r = runner.run(&scenarios[si]).await;
+                done.push(((ti, si), r, started.elapsed()));
+            }
+            done
+        }
+    });
+    let mut finished: Vec<((usize, usize), ScenarioResult, Duration)> =
+        futures::future::join_all(lane_runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
     drop(tx);
     timings.scenarios = t.elapsed().as_millis();
     let _ = display.await;
+    finished.sort_by_key(|(k, _, _)| *k);
+    let mut wall: Vec<(String, Duration)> = targets
+        .iter()
+        .map(|t| (t.name().to_string(), Duration::ZERO))
+        .collect();
+    let mut per_scenario: Vec<(String, Duration)> = Vec::new();
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for ((ti, _), r, took) in finished {
+        wall[ti].1 += took;
+        per_scenario.push((
+            if several {
+                format!("{} ({})", r.name, targets[ti].name())
+            } else {
+                r.name.clone()
+            },
+            took,
+        ));
+        results.push(r);
+    }
 
-    services.stop();
-    drop(services);
-    timings.teardown = lab.teardown().as_millis();
-    drop(lab);
-    drop(holder);
+    timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
 
     write_reports(&args.out, &run_id, &timings, &results)?;
     print!("{}", terminal::summary(&results));
@@ -728,6 +840,9 @@ async fn run_suite(
         timings.teardown,
         total.elapsed().as_millis()
     );
+    if !soak && per_scenario.len() > 1 {
+        print!("{}", terminal::slowest(&per_scenario));
+    }
     if soak {
         for r in &results {
             print!("{}", soak_figures(r));

@@ -107,6 +107,31 @@ pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Destroys every TCP socket in `ns` that is not listening (`ss -K state
+/// connected`, through the kernel's sock_diag destroy): established,
+/// closing and orphaned connections alike.
+fn destroy_connected_tcp(ns: &Netns, host: &str) -> Result<(), LabError> {
+    let failed = |detail: Box<dyn std::error::Error + Send + Sync>| LabError::Reset {
+        host: host.to_string(),
+        detail,
+    };
+    let mut cmd = Command::new("ss");
+    cmd.args(["-K", "-t", "-n", "state", "connected"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    ns.command(&mut cmd)?;
+    let out = cmd
+        .output()
+        .map_err(|e| failed(format!("cannot run ss ({e}); install iproute2").into()))?;
+    if !out.status.success() {
+        return Err(failed(
+            format!("ss -K: {}", String::from_utf8_lossy(&out.stderr).trim()).into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `ip [flags] -batch -` with `batch` inside `ns`; the error names the
 /// host, ip's own message and the batch.
 fn ip_batch(ns: &Netns, host: &str, flags: &[&str], batch: &str) -> Result<(), LabError> {
@@ -328,6 +353,12 @@ impl Lab {
         if killed > 0 {
             tracing::info!("reset {host}: killed {killed} process(es) left there");
         }
+        // Sockets outlive their processes and probes: an orphaned TCP
+        // connection keeps retransmitting its FIN for minutes, from the
+        // tunnel's address. Destroyed before the ruleset that holds them in
+        // goes, none can leak into the next scenario's wires (seen: a FIN
+        // from fd00:64::2 on the underlay during the next setup).
+        destroy_connected_tcp(ns, host)?;
         self.nft(host, "flush ruleset\n")?;
         let h = self
             .topology

@@ -3,29 +3,34 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::model::verdict::{Event, Outcome, ScenarioResult, format_leak};
 
-/// Consumes events until the runner drops its sender.
+/// Consumes events until every runner has dropped its sender. Scenarios
+/// running side by side (in parallel labs) each get their own bar.
 pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
-    let mut bar: Option<ProgressBar> = None;
+    let bars = MultiProgress::new();
+    let mut running: HashMap<String, ProgressBar> = HashMap::new();
+    // A bar only on a terminal; in CI logs, plain lines.
+    let show_bars = !quiet && std::io::stderr().is_terminal();
     while let Some(e) = rx.recv().await {
         match e {
             Event::ScenarioStarted { name, cases } => {
-                // A bar only on a terminal; in CI logs, plain lines.
-                if quiet || !std::io::stderr().is_terminal() {
+                if !show_bars {
                     continue;
                 }
-                let b = ProgressBar::new(cases as u64);
+                let b = bars.add(ProgressBar::new(cases as u64));
                 b.set_style(
                     ProgressStyle::with_template("{spinner} {msg} [{pos}/{len}] {elapsed}")
                         .expect("template"),
                 );
-                b.set_message(name);
+                b.set_message(name.clone());
                 b.enable_steady_tick(std::time::Duration::from_millis(120));
-                bar = Some(b);
+                running.insert(name, b);
             }
             Event::CaseFinished { scenario, case } => {
                 let line = match &case.outcome {
@@ -40,21 +45,38 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                         format!("  skip  {scenario}: {}\n        {reason}", case.name)
                     }
                 };
-                match &bar {
+                match running.get(&scenario) {
                     Some(b) => {
-                        b.println(line);
+                        let _ = bars.println(line);
                         b.inc(1);
                     }
                     None => println!("{line}"),
                 }
             }
-            Event::ScenarioFinished { .. } => {
-                if let Some(b) = bar.take() {
+            Event::ScenarioFinished { result } => {
+                if let Some(b) = running.remove(&result.name) {
                     b.finish_and_clear();
+                    bars.remove(&b);
                 }
             }
         }
     }
+}
+
+/// Each scenario's wall time, slowest first (where a faster suite must
+/// start looking).
+pub fn slowest(times: &[(String, std::time::Duration)]) -> String {
+    let mut sorted: Vec<&(String, std::time::Duration)> = times.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let width = sorted.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::from("scenario times, slowest first:\n");
+    for (name, took) in sorted {
+        out.push_str(&format!(
+            "  {name:<width$}  {:>6.1} s\n",
+            took.as_secs_f64()
+        ));
+    }
+    out
 }
 
 /// The closing summary, with the time from gateway start to handshake.
@@ -108,4 +130,26 @@ pub fn summary(results: &[ScenarioResult]) -> String {
     }
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn scenario_times_are_listed_slowest_first() {
+        let t = slowest(&[
+            ("baseline".into(), Duration::from_millis(100)),
+            ("lan-matrix".into(), Duration::from_millis(24_300)),
+            ("reconnect".into(), Duration::from_millis(9_500)),
+        ]);
+        let order: Vec<&str> = t
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(order, ["lan-matrix", "reconnect", "baseline"]);
+        assert!(t.contains("24.3 s"), "{t}");
+    }
 }

@@ -323,6 +323,37 @@ pub struct Scenario {
     pub requires: Vec<Capability>,
 }
 
+impl Action {
+    /// What the probe expects, for actions that are probes.
+    pub fn expectation(&self) -> Option<&Expect> {
+        match self {
+            Action::Http { check, .. }
+            | Action::Dns { check, .. }
+            | Action::EncryptedDns { check, .. }
+            | Action::Udp { check, .. }
+            | Action::RawFrame { check, .. } => Some(&check.expect),
+            Action::Ping { expect, .. } | Action::InjectSynack { expect, .. } => Some(expect),
+            _ => None,
+        }
+    }
+}
+
+impl Scenario {
+    /// A rough guess of how long the scenario waits, for scheduling
+    /// scenarios over parallel labs longest first: every probe that must
+    /// get no answer waits out `probe_timeout`, every fault a second. Pure.
+    pub fn expected_wait(&self, probe_timeout: Duration) -> Duration {
+        self.steps
+            .iter()
+            .map(|s| match &s.action {
+                a if a.expectation() == Some(&Expect::Fail) => probe_timeout,
+                Action::Fault(_) => Duration::from_secs(1),
+                _ => Duration::ZERO,
+            })
+            .sum()
+    }
+}
+
 /// What a gateway under test may offer beyond being started, stopped and
 /// killed (which any gateway can be). Targets declare theirs; a scenario
 /// that needs one its target lacks is skipped with the reason.

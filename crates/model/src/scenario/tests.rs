@@ -235,3 +235,36 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         }
     }
 }
+
+#[test]
+fn the_expected_wait_counts_silent_probes_and_faults() {
+    let s = ok(r#"
+name = "t"
+description = "d"
+[[step]]
+name = "a"
+action = "http"
+from = "gw"
+target = "192.0.2.80:80"
+expect = "fail"
+[[step]]
+name = "b"
+action = "ping"
+from = "gw"
+target = "192.0.2.80"
+expect = "fail"
+[[step]]
+name = "c"
+action = "http"
+from = "gw"
+target = "192.0.2.80:80"
+expect = "answer"
+[[step]]
+name = "d"
+action = "stop-tunnel"
+"#);
+    assert_eq!(
+        s.expected_wait(Duration::from_secs(3)),
+        Duration::from_secs(7)
+    );
+}
