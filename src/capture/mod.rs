@@ -101,13 +101,20 @@ fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
 /// the read timed out.
 /// `cmsg` is the control-message buffer, made once per capture with
 /// `nix::cmsg_space!(TimeSpec)` (this runs for every frame).
+/// With `nonblocking`, an empty queue answers `None` at once.
 fn recv_frame(
     fd: &OwnedFd,
     buf: &mut [u8],
     cmsg: &mut [u8],
+    nonblocking: bool,
 ) -> std::io::Result<Option<(usize, SystemTime)>> {
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let (n, stamp) = match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty()) {
+    let flags = if nonblocking {
+        MsgFlags::MSG_DONTWAIT
+    } else {
+        MsgFlags::empty()
+    };
+    let (n, stamp) = match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(cmsg), flags) {
         Ok(m) => {
             let stamp = m.cmsgs().ok().and_then(|mut c| {
                 c.find_map(|c| match c {
@@ -166,9 +173,16 @@ impl Watch {
             let _ = ready_tx.send(Ok(()));
             let mut buf = vec![0u8; 1 << 16];
             let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-            while !s.load(Ordering::Relaxed) {
-                match recv_frame(&fd, &mut buf, &mut cmsg) {
+            // Once asked to stop, the socket is drained without waiting:
+            // every frame that crossed the wire before the stop is already
+            // queued (the tap sees it on ingress, before anything answers
+            // it), and a busy machine may not have read it yet. Seen: the
+            // last step's frames missing from a capture under load.
+            loop {
+                let stopping = s.load(Ordering::Relaxed);
+                match recv_frame(&fd, &mut buf, &mut cmsg, stopping) {
                     Ok(Some((n, at))) => on_frame(&buf[..n], at),
+                    Ok(None) if stopping => break,
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!("capture on {ifn}: {e}");
@@ -191,7 +205,11 @@ impl Watch {
         }
     }
 
-    /// Stops reading and waits for the thread.
+    /// Stops reading (after draining what is queued) and waits for the thread.
+    pub fn stop(mut self) {
+        self.finish();
+    }
+
     fn finish(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

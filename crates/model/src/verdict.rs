@@ -218,7 +218,7 @@ impl std::fmt::Display for Sighting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sighting::WireGuard(ep) => write!(f, "WireGuard to or from {ep}"),
-            Sighting::Between(a, b) => write!(f, "a packet between {a} and {b}"),
+            Sighting::Between(a, b) => write!(f, "the traffic between {a} and {b}"),
         }
     }
 }
@@ -297,7 +297,7 @@ pub fn missing_evidence(
         });
         if !seen {
             missing.push(format!(
-                "\"{}\" passed, but the capture on {} shows no {} during it",
+                "\"{}\" passed, but the capture on {} shows nothing of {} during it",
                 e.step, e.wire, e.what
             ));
         }
@@ -596,7 +596,7 @@ mod tests {
         let m = missing_evidence(&[ev("probe B", Sighting::WireGuard(ep))], &captured, &tl);
         assert_eq!(m.len(), 1);
         assert!(
-            m[0].contains("\"probe B\" passed, but the capture on gw shows no WireGuard"),
+            m[0].contains("\"probe B\" passed, but the capture on gw shows nothing of WireGuard"),
             "{m:?}"
         );
         // ... unless the window starts earlier.
