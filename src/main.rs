@@ -951,6 +951,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
 /// The soak's figures: leaked packets, and how fast each gateway start
 /// closed its kill switch (from the gateway's own log lines).
 fn soak_figures(r: &ScenarioResult) -> String {
+    use leakhound::model::stats::percentile;
     let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
     let mut closed: Vec<u64> = log
         .lines()
@@ -960,12 +961,7 @@ fn soak_figures(r: &ScenarioResult) -> String {
         })
         .collect();
     closed.sort_unstable();
-    let pct = |p: usize| {
-        closed
-            .get((closed.len().saturating_sub(1)) * p / 100)
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
     let mut again: Vec<f64> = r
         .cases
         .iter()
@@ -974,12 +970,7 @@ fn soak_figures(r: &ScenarioResult) -> String {
         .map(|c| c.duration.as_secs_f64() * 1000.0)
         .collect();
     again.sort_by(f64::total_cmp);
-    let q = |p: usize| {
-        again
-            .get((again.len().saturating_sub(1)) * p / 100)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let q = |p: usize| percentile(&again, p).unwrap_or(0.0);
     let reconnects = if again.is_empty() {
         String::new()
     } else {

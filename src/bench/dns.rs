@@ -34,10 +34,7 @@ impl LoadResult {
 
     /// The `p`-th percentile latency (0..=100).
     pub fn percentile(&self, p: usize) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        self.latencies[(self.latencies.len() - 1) * p.min(100) / 100]
+        crate::model::stats::percentile(&self.latencies, p).unwrap_or_default()
     }
 }
 

@@ -14,12 +14,18 @@ use crate::model::verdict::{Event, Outcome, ScenarioResult, format_leak};
 /// running side by side (in parallel labs) each get their own bar.
 pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     let bars = MultiProgress::new();
-    let mut running: HashMap<String, ProgressBar> = HashMap::new();
+    // Keyed by (target, scenario): the same scenario may run against two
+    // targets at once.
+    let mut running: HashMap<(String, String), ProgressBar> = HashMap::new();
     // A bar only on a terminal; in CI logs, plain lines.
     let show_bars = !quiet && std::io::stderr().is_terminal();
     while let Some(e) = rx.recv().await {
         match e {
-            Event::ScenarioStarted { name, cases } => {
+            Event::ScenarioStarted {
+                target,
+                name,
+                cases,
+            } => {
                 if !show_bars {
                     continue;
                 }
@@ -30,9 +36,13 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 );
                 b.set_message(name.clone());
                 b.enable_steady_tick(std::time::Duration::from_millis(120));
-                running.insert(name, b);
+                running.insert((target, name), b);
             }
-            Event::CaseFinished { scenario, case } => {
+            Event::CaseFinished {
+                target,
+                scenario,
+                case,
+            } => {
                 let line = match &case.outcome {
                     Outcome::Passed => format!("  ok    {scenario}: {}", case.name),
                     Outcome::Failed { message, .. } => {
@@ -45,7 +55,7 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                         format!("  skip  {scenario}: {}\n        {reason}", case.name)
                     }
                 };
-                match running.get(&scenario) {
+                match running.get(&(target, scenario)) {
                     Some(b) => {
                         let _ = bars.println(line);
                         b.inc(1);
@@ -54,7 +64,7 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 }
             }
             Event::ScenarioFinished { result } => {
-                if let Some(b) = running.remove(&result.name) {
+                if let Some(b) = running.remove(&(result.target.clone(), result.name.clone())) {
                     b.finish_and_clear();
                     bars.remove(&b);
                 }

@@ -252,6 +252,7 @@ impl Runner<'_> {
         let t0 = Instant::now();
         let gateway_cases = usize::from(scn.needs_gateway());
         self.emit(Event::ScenarioStarted {
+            target: self.target.name().to_string(),
             name: scn.name.clone(),
             cases: scn.steps.len() + scn.leak_wires.len() + gateway_cases + 2,
         });
@@ -634,6 +635,7 @@ impl Runner<'_> {
             log,
         };
         self.emit(Event::CaseFinished {
+            target: self.target.name().to_string(),
             scenario: scn.name.clone(),
             case: case.clone(),
         });

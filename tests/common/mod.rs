@@ -60,18 +60,7 @@ impl TestLab {
     pub async fn with_provider(provider: ProviderKind) -> TestLab {
         require_root();
         let lock = Lab::claim(&new_run_id()).unwrap();
-        let run_id = lock.id().to_string();
-        let lab = Lab::build_adopting(Topology::default_profile(), lock, Default::default())
-            .await
-            .unwrap();
-        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
-            .await
-            .unwrap();
-        TestLab {
-            lab,
-            services,
-            run_id,
-        }
+        Self::build(lock, Default::default(), provider).await
     }
 
     /// A lab whose hosts in `adopt` are the namespaces of those processes
@@ -88,12 +77,22 @@ impl TestLab {
         adopt: std::collections::BTreeMap<&'static str, i32>,
     ) -> TestLab {
         require_root();
+        Self::build(lock, adopt, ProviderKind::Boringtun).await
+    }
+
+    async fn build(
+        lock: leakhound::lab::netns::RunLock,
+        adopt: std::collections::BTreeMap<&'static str, i32>,
+        provider: ProviderKind,
+    ) -> TestLab {
         let run_id = lock.id().to_string();
         let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt)
             .await
             .unwrap();
         assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
-        let services = LabServices::start(&lab, LabKeys::generate()).await.unwrap();
+        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
+            .await
+            .unwrap();
         TestLab {
             lab,
             services,

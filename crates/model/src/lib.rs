@@ -18,5 +18,6 @@ pub mod dns_query;
 pub mod echo;
 pub mod natpmp;
 pub mod scenario;
+pub mod stats;
 pub mod topology;
 pub mod verdict;

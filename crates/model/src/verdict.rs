@@ -129,9 +129,21 @@ impl ScenarioResult {
 /// terminal, a JSON-lines stream) consume them.
 #[derive(Debug, Clone)]
 pub enum Event {
-    ScenarioStarted { name: String, cases: usize },
-    CaseFinished { scenario: String, case: CaseResult },
-    ScenarioFinished { result: Box<ScenarioResult> },
+    /// `target` names the gateway under test: with parallel labs the same
+    /// scenario may run against two targets at once.
+    ScenarioStarted {
+        target: String,
+        name: String,
+        cases: usize,
+    },
+    CaseFinished {
+        target: String,
+        scenario: String,
+        case: CaseResult,
+    },
+    ScenarioFinished {
+        result: Box<ScenarioResult>,
+    },
 }
 
 /// One captured frame, with the kernel's receive time.
@@ -225,9 +237,11 @@ impl std::fmt::Display for Sighting {
 
 /// Source and destination of an Ethernet frame's IP packet, and its UDP
 /// ports if it is UDP.
-type Endpoints = (std::net::IpAddr, std::net::IpAddr, Option<(u16, u16)>);
+pub type Endpoints = (std::net::IpAddr, std::net::IpAddr, Option<(u16, u16)>);
 
-fn endpoints(frame: &[u8]) -> Option<Endpoints> {
+/// The [`Endpoints`] of an Ethernet frame, without copying it; `None` for
+/// anything but IPv4 and IPv6. Pure.
+pub fn endpoints(frame: &[u8]) -> Option<Endpoints> {
     use pnet_packet::Packet;
     use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
     use pnet_packet::ip::IpNextHeaderProtocols;

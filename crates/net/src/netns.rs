@@ -113,34 +113,25 @@ impl Netns {
             name: name.to_string(),
             source,
         };
-        share_netns_dir().map_err(NetnsError::NetnsDir)?;
-        let path = Path::new(NETNS_DIR).join(name);
-        File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(err)?;
-        let target = path.clone();
-        let pinned = std::thread::spawn(move || -> io::Result<()> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(errno)?;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(errno)
+        Self::pin(name, |path| {
+            let target = path.to_path_buf();
+            std::thread::spawn(move || -> io::Result<()> {
+                unshare(CloneFlags::CLONE_NEWNET).map_err(errno)?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(errno)
+            })
+            .join()
+            .map_err(|_| NetnsError::ThreadPanic {
+                name: name.to_string(),
+            })?
+            .map_err(err)
         })
-        .join()
-        .map_err(|_| NetnsError::ThreadPanic {
-            name: name.to_string(),
-        })?;
-        if let Err(e) = pinned {
-            let _ = fs::remove_file(&path);
-            return Err(err(e));
-        }
-        Self::open(name)
     }
 
     /// Pins the network namespace of process `pid` (a container leakhound
@@ -151,7 +142,6 @@ impl Netns {
             name: name.to_string(),
             source,
         };
-        share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let ino = fs::metadata(&source).map_err(err)?.ino();
         if forbidden_inodes().contains(&ino) {
@@ -159,21 +149,39 @@ impl Netns {
                 name: name.to_string(),
             });
         }
+        Self::pin(name, |path| {
+            mount(
+                Some(&source),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| err(errno(e)))
+        })
+    }
+
+    /// Pins a namespace as `name` under /run/netns, as `ip netns add`
+    /// does: the directory made a shared mount of itself first, an empty
+    /// file created, `bind` mounts a namespace onto it (the file is removed
+    /// again if that fails), then it is opened.
+    fn pin(
+        name: &str,
+        bind: impl FnOnce(&Path) -> Result<(), NetnsError>,
+    ) -> Result<Netns, NetnsError> {
+        share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let path = Path::new(NETNS_DIR).join(name);
         File::options()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(err)?;
-        if let Err(e) = mount(
-            Some(&source),
-            &path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        ) {
+            .map_err(|source| NetnsError::Create {
+                name: name.to_string(),
+                source,
+            })?;
+        if let Err(e) = bind(&path) {
             let _ = fs::remove_file(&path);
-            return Err(err(errno(e)));
+            return Err(e);
         }
         Self::open(name)
     }

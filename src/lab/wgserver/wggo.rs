@@ -12,12 +12,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pnet::packet::Packet;
-use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
-use pnet::packet::ip::IpNextHeaderProtocols;
-use pnet::packet::ipv4::Ipv4Packet;
-use pnet::packet::ipv6::Ipv6Packet;
-use pnet::packet::udp::UdpPacket;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +21,7 @@ use crate::lab::netns::Netns;
 use crate::lab::uapi;
 use crate::lab::{Lab, LabError, nft_in};
 use crate::model::topology::host;
+use crate::model::verdict::endpoints;
 use crate::tunnel::TunnelStatus;
 
 const SERVICE: &str = "wireguard-go provider";
@@ -57,36 +52,15 @@ fn service_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LabErr
     }
 }
 
-/// The source of a UDP datagram to `listen` in an Ethernet frame. Pure.
+/// The source of a UDP datagram to `listen` in an Ethernet frame. Pure; it
+/// runs for every frame on the provider's uplink, so it parses in place.
 pub fn datagram_source(frame: &[u8], listen: SocketAddr) -> Option<SocketAddr> {
-    let eth = EthernetPacket::new(frame)?;
-    let (src, dst, proto, payload): (std::net::IpAddr, std::net::IpAddr, _, Vec<u8>) =
-        match eth.get_ethertype() {
-            EtherTypes::Ipv4 => {
-                let ip = Ipv4Packet::new(eth.payload())?;
-                (
-                    ip.get_source().into(),
-                    ip.get_destination().into(),
-                    ip.get_next_level_protocol(),
-                    ip.payload().to_vec(),
-                )
-            }
-            EtherTypes::Ipv6 => {
-                let ip = Ipv6Packet::new(eth.payload())?;
-                (
-                    ip.get_source().into(),
-                    ip.get_destination().into(),
-                    ip.get_next_header(),
-                    ip.payload().to_vec(),
-                )
-            }
-            _ => return None,
-        };
-    if proto != IpNextHeaderProtocols::Udp || dst != listen.ip() {
-        return None;
+    match endpoints(frame)? {
+        (src, dst, Some((sport, dport))) if dst == listen.ip() && dport == listen.port() => {
+            Some(SocketAddr::new(src, sport))
+        }
+        _ => None,
     }
-    let udp = UdpPacket::new(&payload)?;
-    (udp.get_destination() == listen.port()).then(|| SocketAddr::new(src, udp.get_source()))
 }
 
 impl WgGo {
