@@ -311,3 +311,61 @@ fn the_compose_file_is_valid_and_requires_its_secrets() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("WG_PRIVATE_KEY"));
 }
+
+/// Two runs with container targets at once: each has its own holder and
+/// gateway containers and lab, both pass, and neither leaves a container.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn two_container_runs_at_once_both_pass() {
+    common::require_root();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = |out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args([
+                "run",
+                "--quiet",
+                "--only",
+                "baseline",
+                "--only",
+                "killswitch-gateway-crash",
+                "--target",
+                "container",
+                "--image",
+                image(),
+                "--capability",
+                "leakhound-variables",
+                "--capability",
+                "control-server",
+                "--out",
+            ])
+            .arg(out)
+            .env("LEAKHOUND_HOLDER_IMAGE", image())
+            .output()
+            .unwrap()
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| run(a.path()));
+        let hb = s.spawn(|| run(b.path()));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    for r in [&ra, &rb] {
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}\n{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let err = String::from_utf8_lossy(&r.stderr);
+        let id = err
+            .lines()
+            .find_map(|l| l.strip_prefix("leakhound run "))
+            .and_then(|r| r.split(':').next())
+            .expect("a run id");
+        assert_eq!(containers_of(id), Vec::<String>::new());
+        assert_eq!(common::ours(id), Vec::<String>::new());
+    }
+}
