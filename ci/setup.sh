@@ -13,11 +13,13 @@
 #   stress-ng      the CPU hog of ci/repeat-suite.sh --hog
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
+#   iperf3         the load of `leakhound bench tunnel`
 # Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 need=()
 if [ "${1:-}" = "--bench" ]; then
   command -v unbound >/dev/null 2>&1 || need+=(unbound)
+  command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 fi
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)

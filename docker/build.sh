@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the gateway image (docker/Dockerfile) on a machine with a Docker
-# engine and no registry: a static gateway binary, the nft binary with the
-# libraries it loads, and busybox for a shell, in a FROM-scratch image.
+# engine and no registry: a static gateway binary (it applies its kill
+# switch over netlink itself, no `nft` needed) and busybox for a shell, in a
+# FROM-scratch image.
 #
 #   bash docker/build.sh [--from BINARY] [TAG]
 #                                  default tag: leakhound/gateway:local
@@ -11,7 +12,7 @@
 # target/debug/leakhound) with the libraries it loads, instead of building
 # the static gateway: quicker, for tests.
 #
-# Prints the image's size. Needs: a Rust toolchain, docker, nftables and
+# Prints the image's size. Needs: a Rust toolchain, docker and
 # busybox-static (installed here if missing, from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,6 @@ if [ "${1:-}" = "--from" ]; then
 fi
 tag=${1:-leakhound/gateway:local}
 need=()
-command -v nft >/dev/null 2>&1 || need+=(nftables)
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -45,13 +45,9 @@ else
     cargo build --release --quiet -p leakhound-gateway --target x86_64-unknown-linux-gnu
   cp target/x86_64-unknown-linux-gnu/release/leakhound-gateway "$ctx/rootfs/leakhound-gateway"
 fi
-cp "$(command -v nft)" "$ctx/rootfs/usr/sbin/nft"
-copy_libs "$(command -v nft)"
 cp /bin/busybox "$ctx/rootfs/bin/busybox"
 ln -s busybox "$ctx/rootfs/bin/sh"
 touch "$ctx/rootfs/etc/resolv.conf"
-# nft resolves protocol and service names through these.
-cp /etc/protocols /etc/services "$ctx/rootfs/etc/"
 chmod 1777 "$ctx/rootfs/tmp"
 cp docker/Dockerfile "$ctx/Dockerfile"
 docker build --quiet -t "$tag" "$ctx" >/dev/null 2>"$ctx/build.err" || { cat "$ctx/build.err" >&2; exit 1; }

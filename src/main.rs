@@ -1051,8 +1051,10 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         let dur = Duration::from_secs(args.seconds);
         let mut rows = Vec::new();
         for names in [Names::Cached, Names::Uncached] {
+            let cpu = leakhound::bench::dns::cpu_seconds(gw_pid);
             let r = load(ns, ours, names, args.concurrency, dur).await?;
-            rows.push(("leakhound gateway resolver", names, r));
+            let cpu = leakhound::bench::dns::cpu_seconds(gw_pid).zip(cpu).map(|(b, a)| b - a);
+            rows.push(("leakhound gateway resolver", names, r, cpu));
         }
         let peak_rss = rss("VmHWM:");
         let unbound_ok = std::process::Command::new("unbound")
@@ -1078,9 +1080,14 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             ns.command(&mut cmd)?;
             let mut child = cmd.spawn().context("starting unbound")?;
             if wait_answering(ns, listen, Duration::from_secs(10)).await {
+                // The tunnel's share of the uncached load runs in the
+                // gateway: counted for unbound too.
                 for names in [Names::Cached, Names::Uncached] {
+                    let pids = [Some(child.id() as i32), gw_pid];
+                    let before: Option<f64> = pids.iter().map(|p| leakhound::bench::dns::cpu_seconds(*p)).sum();
                     let r = load(ns, listen, names, args.concurrency, dur).await?;
-                    rows.push(("unbound 1.x (same path)", names, r));
+                    let after: Option<f64> = pids.iter().map(|p| leakhound::bench::dns::cpu_seconds(*p)).sum();
+                    rows.push(("unbound (same path)", names, r, after.zip(before).map(|(b, a)| b - a)));
                 }
             } else {
                 eprintln!("unbound did not answer within 10 s; its figures are missing");
@@ -1096,18 +1103,20 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             args.seconds,
             leakhound::model::topology::addr::TUNNEL_SERVER
         );
-        println!("{:<28} {:<9} {:>10} {:>9} {:>9} {:>8}", "resolver", "names", "queries/s", "p50 ms", "p99 ms", "failed");
-        for (who, names, r) in &rows {
+        println!("{:<28} {:<9} {:>10} {:>9} {:>9} {:>8} {:>13}", "resolver", "names", "queries/s", "p50 ms", "p99 ms", "failed", "CPU µs/query");
+        for (who, names, r, cpu) in &rows {
             println!(
-                "{:<28} {:<9} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+                "{:<28} {:<9} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>13}",
                 who,
                 if *names == Names::Cached { "cached" } else { "uncached" },
                 r.qps(),
                 r.percentile(50).as_secs_f64() * 1000.0,
                 r.percentile(99).as_secs_f64() * 1000.0,
-                r.failed
+                r.failed,
+                cpu.map(|c| format!("{:.1}", c * 1e6 / r.answered.max(1) as f64)).unwrap_or("?".into())
             );
         }
+        println!("(CPU: the resolver's process; for unbound also the gateway's, which carries its upstream queries through the tunnel)");
         println!(
             "gateway resident memory: idle {} kB, peak under this load {} kB",
             idle_rss.map(|v| v.to_string()).unwrap_or("?".into()),

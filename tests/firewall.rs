@@ -71,6 +71,29 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
             .run(move || firewall::apply(&policy(debug)))
             .unwrap()
             .unwrap();
+        // nft reads what was applied over netlink as ordinary rules.
+        let listed = ns
+            .run(|| {
+                std::process::Command::new("nft")
+                    .args(["list", "ruleset"])
+                    .output()
+            })
+            .unwrap()
+            .unwrap();
+        assert!(listed.status.success());
+        let raw = String::from_utf8(listed.stdout).unwrap();
+        assert_eq!(raw.contains("counter packets"), debug, "{raw}");
+        let text = raw.replace("counter packets 0 bytes 0 ", "");
+        for want in [
+            r#"iifname "lo" accept comment "loopback in""#,
+            r#"ip saddr 192.168.10.0/24 tcp dport 9696 accept comment "tcp [8080, 9696, 6789] from 192.168.10.0/24""#,
+            r#"ct state established,related accept"#,
+            r#"type filter hook egress device "eth0" priority filter; policy drop;"#,
+            r#"ip6 saddr fe80::/10 icmpv6 type nd-neighbor-solicit accept"#,
+            r#"udp dport 53 reject comment "no other dns (udp 53)""#,
+        ] {
+            assert!(text.contains(want), "{want} not in\n{text}");
+        }
         assert!(
             took.closed.as_secs() < 5 && took.verified.as_secs() < 5,
             "{took:?}"
@@ -93,10 +116,55 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
     assert!(err.to_string().contains("not the one applied"), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains(r#"("egress", "wireguard to the endpoint")"#),
+        msg.contains("leakhound_egress egress: 14 rules applied, 0 read back")
+            && msg.contains("wireguard to the endpoint"),
         "{msg}"
     );
-    assert!(!msg.contains(r#"("output", "#), "{msg}");
+    // A rule changed in place, comment kept, is noticed too: the read-back
+    // compares expressions, not only comments.
+    ns.run(move || firewall::apply(&policy(false)))
+        .unwrap()
+        .unwrap();
+    let nft = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        ns.run(move || std::process::Command::new("nft").args(&args).output())
+            .unwrap()
+            .unwrap()
+    };
+    let listed =
+        String::from_utf8(nft(&["-a", "list", "chain", "inet", "leakhound", "output"]).stdout)
+            .unwrap();
+    let handle = listed
+        .lines()
+        .find(|l| l.contains(r#"comment "loopback out""#))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .expect("the loopback rule")
+        .trim()
+        .to_string();
+    let o = nft(&[
+        "replace",
+        "rule",
+        "inet",
+        "leakhound",
+        "output",
+        "handle",
+        &handle,
+        "oifname",
+        "eth0",
+        "accept",
+        "comment",
+        "\"loopback out\"",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let msg = ns
+        .run(|| firewall::apply::verify(&policy(false)))
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(r#"output rule 1: applied "loopback out""#),
+        "{msg}"
+    );
     // The redirect's nat chain comes and goes with the policy, atomically,
     // and is verified like the rest.
     for p in [redirecting(), policy(false), redirecting()] {

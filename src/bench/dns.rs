@@ -135,6 +135,18 @@ pub async fn wait_answering(ns: &Netns, server: SocketAddr, within: Duration) ->
     false
 }
 
+/// User plus system CPU seconds `pid` has used so far (from
+/// /proc/PID/stat), `None` if it cannot be read.
+pub fn cpu_seconds(pid: Option<i32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command (which may hold spaces) end with ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(ticks as f64 / hz as f64)
+}
+
 /// unbound's configuration: listen on `listen`, forward everything to
 /// `upstream`, cache on, no chroot or syslog (it runs inside the lab).
 pub fn unbound_conf(
@@ -166,6 +178,19 @@ mod tests {
         assert_eq!(r.percentile(50), Duration::from_millis(50));
         assert_eq!(r.percentile(99), Duration::from_millis(99));
         assert_eq!(LoadResult::default().percentile(99), Duration::ZERO);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let me = Some(std::process::id() as i32);
+        let a = cpu_seconds(me).unwrap();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds(me).unwrap() > a);
+        assert_eq!(cpu_seconds(Some(i32::MAX)), None);
     }
 
     #[test]

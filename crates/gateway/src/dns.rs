@@ -1,15 +1,22 @@
-//! The gateway's own resolver: hickory-server on 127.0.0.1:53 in the
-//! gateway's namespace (the dependents' resolv.conf points at it), answering
-//! through hickory-resolver (with its cache) from one upstream, DNS_ADDRESS,
-//! which is reached only through the tunnel: the kill switch rejects port 53
-//! to anything else. Malformed requests get an error response, never a crash.
+//! The gateway's own resolver on 127.0.0.1:53 in the gateway's namespace
+//! (the dependents' resolv.conf points at it), answering through
+//! hickory-resolver (with its cache) from one upstream, DNS_ADDRESS, which is
+//! reached only through the tunnel: the kill switch rejects port 53 to
+//! anything else. Malformed requests get an error response, never a crash.
+//!
+//! UDP goes through a front loop: the policy decides first, then a cached
+//! answer ([`crate::dns_cache`]) goes straight back from the loop; anything
+//! else is handled as hickory-server would (the same handler, one task per
+//! query) and a clean answer is kept. TCP is hickory-server's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
+use super::dns_cache::{self, Cache, Entry};
 use super::dns_policy::{Decision, DnsPolicy};
 use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -132,9 +139,10 @@ pub enum DnsError {
 
 /// Answers from the policy (blocklists, DoH names) or forwards to the
 /// upstream through hickory-resolver, dropping rebinding answers.
+#[derive(Clone)]
 pub struct GatewayResolver {
-    upstream: Option<Resolver<MarkedRuntime>>,
-    policy: DnsPolicy,
+    upstream: Option<Arc<Resolver<MarkedRuntime>>>,
+    policy: Arc<DnsPolicy>,
 }
 
 #[async_trait::async_trait]
@@ -281,6 +289,27 @@ fn servfail_info(request: &Request) -> ResponseInfo {
     .into()
 }
 
+/// The running resolver: hickory-server for TCP, the front loop for UDP.
+pub struct DnsService {
+    server: Server<GatewayResolver>,
+    cancel: tokio_util::sync::CancellationToken,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl DnsService {
+    /// Stops both (queries in flight are dropped).
+    pub fn shutdown(&self) {
+        self.server.shutdown_token().cancel();
+        self.cancel.cancel();
+    }
+
+    /// (hits, misses, entries) of the front cache so far.
+    pub fn cache_stats(&self) -> (u64, u64, usize) {
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        (c.hits, c.misses, c.len())
+    }
+}
+
 /// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream`: plain
 /// DNS on 53, or DNS over TLS on 853 when `dot` is given; it keeps up to
 /// `cache_size` answers.
@@ -289,7 +318,7 @@ pub async fn start(
     dot: Option<&crate::config::DotSettings>,
     cache_size: u64,
     policy: DnsPolicy,
-) -> Result<Server<GatewayResolver>, DnsError> {
+) -> Result<DnsService, DnsError> {
     let upstream = match upstream {
         None => None,
         Some(ip) => {
@@ -305,7 +334,10 @@ pub async fn start(
                 b = b.with_tls_config(tls_client_config("DOT_CA_FILE", d.ca_file.as_deref())?);
             }
             b.options_mut().cache_size = cache_size;
-            Some(b.build().map_err(DnsError::Resolver)?)
+            // The kernel picks the (random) source port of each upstream
+            // query: one bind, no retries on a taken port.
+            b.options_mut().os_port_selection = true;
+            Some(Arc::new(b.build().map_err(DnsError::Resolver)?))
         }
     };
     let bind = |source| DnsError::Bind {
@@ -314,10 +346,178 @@ pub async fn start(
     };
     let udp = tokio::net::UdpSocket::bind(LISTEN).await.map_err(bind)?;
     let tcp = tokio::net::TcpListener::bind(LISTEN).await.map_err(bind)?;
-    let mut server = Server::new(GatewayResolver { upstream, policy });
-    server.register_socket(udp);
+    let handler = GatewayResolver {
+        upstream,
+        policy: Arc::new(policy),
+    };
+    let mut server = Server::new(handler.clone());
     server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
-    Ok(server)
+    let cache = Arc::new(Mutex::new(Cache::new(
+        usize::try_from(cache_size).unwrap_or(usize::MAX),
+    )));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // One loop: a second one on a SO_REUSEPORT socket was measured slower
+    // per query (more wakeups) on this 2-core machine, and would let any
+    // process of the same user join the port.
+    tokio::spawn(serve_udp(
+        Arc::new(udp),
+        handler.clone(),
+        cache.clone(),
+        cancel.clone(),
+    ));
+    Ok(DnsService {
+        server,
+        cancel,
+        cache,
+    })
+}
+
+/// The UDP front loop: queued queries are taken in batches (one
+/// `recvmmsg`); for each, the policy, then the cache; cached answers go out
+/// together (one `sendmmsg`), everything else in a task of its own through
+/// the handler.
+async fn serve_udp(
+    sock: Arc<tokio::net::UdpSocket>,
+    handler: GatewayResolver,
+    cache: Arc<Mutex<Cache>>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use leakhound_net::udp_batch::{RecvBatch, send_batch};
+    use std::os::fd::AsRawFd;
+    let mut batch = RecvBatch::default();
+    let mut answers: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let got = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = sock.async_io(tokio::io::Interest::READABLE, || batch.recv(sock.as_raw_fd())) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!("resolver: receiving: {e}");
+                    continue;
+                }
+            },
+        };
+        {
+            let now = Instant::now();
+            let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..got {
+                let (req, peer) = batch.get(i);
+                let fast = dns_cache::parse_query(req)
+                    .filter(|q| handler.policy.decide_normalized(&q.name()) == Decision::Ask);
+                if let Some(q) = &fast {
+                    let mut out = spare.pop().unwrap_or_default();
+                    if c.answer(q, req, now, &mut out) {
+                        answers.push((out, peer));
+                        continue;
+                    }
+                    spare.push(out);
+                }
+                miss(&sock, &handler, &cache, req.to_vec(), peer, fast);
+            }
+        }
+        if !answers.is_empty() {
+            // A full socket buffer drops the rest, as a busy server would;
+            // the askers retry.
+            if let Err(e) = send_batch(&*sock, &answers) {
+                tracing::debug!("resolver: answering: {e}");
+            }
+            spare.extend(answers.drain(..).map(|(b, _)| b));
+        }
+    }
+}
+
+/// A query the cache could not answer: through the handler in a task of its
+/// own; a clean answer is kept.
+fn miss(
+    sock: &Arc<tokio::net::UdpSocket>,
+    handler: &GatewayResolver,
+    cache: &Arc<Mutex<Cache>>,
+    req: Vec<u8>,
+    peer: SocketAddr,
+    fast: Option<dns_cache::Query>,
+) {
+    let (sock, handler, cache) = (sock.clone(), handler.clone(), cache.clone());
+    tokio::spawn(async move {
+        let Some(resp) = handler.answer_udp(req, peer).await else {
+            return;
+        };
+        if let Err(e) = sock.send_to(&resp, peer).await {
+            tracing::debug!("resolver: answering {peer}: {e}");
+        }
+        if let Some(q) = fast
+            && let Some(e) = Entry::from_response(&q, &resp, Instant::now())
+        {
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(&q, e, Instant::now());
+        }
+    });
+}
+
+/// Catches the encoded response of a handler run outside hickory-server.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Captured {
+    async fn send_response<'a>(
+        &mut self,
+        response: hickory_server::zone_handler::MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+        // As hickory-server encodes for UDP: what the asker's EDNS allows,
+        // 512 bytes without it.
+        let max = response.edns().map(|e| e.max_payload()).unwrap_or(512);
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+impl GatewayResolver {
+    /// One UDP request through the handler, as hickory-server runs it:
+    /// `None` for what gets no answer (shorter than a header, a response);
+    /// FORMERR for what does not parse.
+    async fn answer_udp(&self, req: Vec<u8>, peer: SocketAddr) -> Option<Vec<u8>> {
+        if req.len() < 12 || req[2] & 0x80 != 0 {
+            return None;
+        }
+        let header = [req[0], req[1], req[2], req[3]];
+        match Request::from_bytes(req, peer, hickory_server::net::xfer::Protocol::Udp) {
+            Ok(request) => {
+                let captured = Captured::default();
+                self.handle_request::<_, hickory_server::net::runtime::TokioTime>(
+                    &request,
+                    captured.clone(),
+                )
+                .await;
+                captured.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+            }
+            Err(_) => Some(formerr(header)),
+        }
+    }
+}
+
+/// A FORMERR answer with no records, for a request whose header starts
+/// with `header` (ID, flags).
+fn formerr(header: [u8; 4]) -> Vec<u8> {
+    let mut out = vec![0u8; 12];
+    out[0..2].copy_from_slice(&header[0..2]);
+    // QR, the opcode and RD kept, RCODE 1.
+    out[2] = 0x80 | (header[2] & 0x79);
+    out[3] = 0x01;
+    out
 }
 
 /// The request path up to the upstream lookup, as the resolver runs it:

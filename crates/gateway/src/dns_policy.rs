@@ -56,8 +56,15 @@ impl NameSet {
 
     /// True if `name` or one of its parent domains is in the set.
     pub fn matches(&self, name: &str) -> bool {
-        let n = normalize(name);
-        let mut rest = n.as_str();
+        self.matches_normalized(&normalize(name))
+    }
+
+    /// [`NameSet::matches`] for a name already in [`normalize`]d form.
+    pub fn matches_normalized(&self, n: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let mut rest = n;
         loop {
             if self.0.contains(rest) {
                 return true;
@@ -133,9 +140,16 @@ pub struct DnsPolicy {
 
 impl DnsPolicy {
     pub fn decide(&self, name: &str) -> Decision {
-        if self.doh_names.matches(name) {
+        self.decide_normalized(&normalize(name))
+    }
+
+    /// [`DnsPolicy::decide`] for a name already in [`normalize`]d form (the
+    /// resolver's fast path has it so).
+    pub fn decide_normalized(&self, name: &str) -> Decision {
+        if self.doh_names.matches_normalized(name) {
             Decision::DohName
-        } else if self.blocked.matches(name) && !self.unblocked.matches(name) {
+        } else if self.blocked.matches_normalized(name) && !self.unblocked.matches_normalized(name)
+        {
             Decision::Blocked
         } else {
             Decision::Ask

@@ -20,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod control_auth;
 pub mod dns;
+pub mod dns_cache;
 pub mod dns_policy;
 pub mod firewall;
 pub mod health;
@@ -609,7 +610,7 @@ pub async fn run(
     tracing::info!("stopping");
     health_server.abort();
     control_server.abort();
-    resolver.shutdown_token().cancel();
+    resolver.shutdown();
     if let Some(t) = parts.tunnel.take() {
         t.down().await;
     }

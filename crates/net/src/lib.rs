@@ -2,7 +2,7 @@
 //! (neither owns it): entering and pinning network namespaces ([`netns`]),
 //! links, addresses and routes over rtnetlink ([`netlink`]), the boringtun
 //! WireGuard driver both tunnel ends run ([`tunnel`]), raw sockets
-//! ([`rawsock`]), one HTTP/1.1 exchange over a connected stream ([`httpc`]),
+//! ([`rawsock`]), datagrams in batches ([`udp_batch`]), one HTTP/1.1 exchange over a connected stream ([`httpc`]),
 //! and how errors are shown to people ([`errfmt`]).
 
 pub mod errfmt;
@@ -11,3 +11,4 @@ pub mod netlink;
 pub mod netns;
 pub mod rawsock;
 pub mod tunnel;
+pub mod udp_batch;

@@ -1,6 +1,8 @@
 //! The kill switch as a value: what the gateway lets through, built from its
-//! configuration and compiled into one nftables batch (JSON, via the
-//! `nftables` crate). Pure: no I/O, unit-tested on the compiled output.
+//! configuration as rules of typed matches. `super::nfnl` lowers them to the
+//! kernel's nf_tables expressions (what runs); in tests they are also
+//! rendered as nft's JSON (via the `nftables` crate), a readable form the
+//! unit tests check. Pure: no I/O.
 //!
 //! Two tables, both leakhound's own and replaced atomically as a whole:
 //! * `inet leakhound`: input, output and forward filter chains, policy drop,
@@ -12,16 +14,22 @@
 //! Every rule carries a comment naming why it exists; the verifier reads the
 //! table back and checks each of them is there.
 
+#[cfg(test)]
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
+#[cfg(test)]
 use nftables::batch::Batch;
+#[cfg(test)]
 use nftables::expr::{
     CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem,
 };
+#[cfg(test)]
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
+#[cfg(test)]
 use nftables::stmt::{Counter, Log, Match, Operator, Statement};
+#[cfg(test)]
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 pub const TABLE: &str = "leakhound";
@@ -71,7 +79,7 @@ pub struct FirewallPolicy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Hook {
+pub(crate) enum Hook {
     Input,
     Output,
     Forward,
@@ -86,7 +94,8 @@ pub const PREROUTING: &str = "prerouting";
 impl Hook {
     /// The nat chain only rewrites ports, so it accepts; every filter chain
     /// drops what no rule lets through.
-    fn policy(self) -> NfChainPolicy {
+    #[cfg(test)]
+    pub(crate) fn policy(self) -> NfChainPolicy {
         if self == Hook::Prerouting {
             NfChainPolicy::Accept
         } else {
@@ -94,7 +103,7 @@ impl Hook {
         }
     }
 
-    fn chain(self) -> &'static str {
+    pub(crate) fn chain(self) -> &'static str {
         match self {
             Hook::Input => "input",
             Hook::Output => "output",
@@ -105,14 +114,17 @@ impl Hook {
     }
 }
 
+#[cfg(test)]
 fn named(n: NamedExpression<'static>) -> Expression<'static> {
     Expression::Named(n)
 }
 
+#[cfg(test)]
 fn meta(key: MetaKey) -> Expression<'static> {
     named(NamedExpression::Meta(Meta { key }))
 }
 
+#[cfg(test)]
 fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
@@ -122,6 +134,7 @@ fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     )))
 }
 
+#[cfg(test)]
 fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
     Statement::Match(Match {
         left,
@@ -130,6 +143,7 @@ fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'stati
     })
 }
 
+#[cfg(test)]
 fn net_expr(n: &IpNet) -> Expression<'static> {
     let max = if n.addr().is_ipv4() { 32 } else { 128 };
     if n.prefix_len() == max {
@@ -142,6 +156,7 @@ fn net_expr(n: &IpNet) -> Expression<'static> {
     }
 }
 
+#[cfg(test)]
 fn set_or_one(mut items: Vec<Expression<'static>>) -> Expression<'static> {
     if items.len() == 1 {
         items.remove(0)
@@ -152,6 +167,7 @@ fn set_or_one(mut items: Vec<Expression<'static>>) -> Expression<'static> {
     }
 }
 
+#[cfg(test)]
 fn ports_expr(ports: &[u16]) -> Expression<'static> {
     set_or_one(
         ports
@@ -163,15 +179,216 @@ fn ports_expr(ports: &[u16]) -> Expression<'static> {
 
 /// A rule before compilation: all matches are ANDed.
 #[derive(Debug, Clone)]
-struct R {
-    hook: Hook,
-    stmts: Vec<Statement<'static>>,
-    verdict: V,
-    comment: String,
+pub(crate) struct R {
+    pub(crate) hook: Hook,
+    pub(crate) matches: Vec<M>,
+    pub(crate) verdict: V,
+    pub(crate) comment: String,
+}
+
+/// One match of a rule, in the policy's own terms; lists match any of
+/// their items. Compiled to nft's JSON ([`FirewallPolicy::compile`]) and to
+/// nf_tables netlink expressions (`super::nfnl`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum M {
+    /// Input interface is (or with `false`, is not) this one.
+    Iif(String, bool),
+    Oif(String),
+    /// Source (or with `true`, destination) in these nets, all of one family.
+    Addr {
+        dst: bool,
+        nets: Vec<IpNet>,
+    },
+    L4(L4),
+    /// Source (or destination) port of this protocol.
+    Port {
+        proto: L4,
+        dst: bool,
+        ports: Vec<u16>,
+    },
+    /// Conntrack state in this list.
+    Ct(Vec<CtState>),
+    /// A nat rule rewrote the destination (ct status dnat).
+    Dnatted,
+    /// The packet's firewall mark.
+    Mark(u32),
+    /// Ethernet type ARP (netdev only).
+    Arp,
+    /// ICMPv6 type in this list.
+    Icmpv6(Vec<Icmpv6>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum L4 {
+    Tcp,
+    Udp,
+    Icmpv6,
+}
+
+impl std::fmt::Display for L4 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl L4 {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+            L4::Icmpv6 => "ipv6-icmp",
+        }
+    }
+    pub(crate) fn number(self) -> u8 {
+        match self {
+            L4::Tcp => 6,
+            L4::Udp => 17,
+            L4::Icmpv6 => 58,
+        }
+    }
+    /// The protocol name of its header fields in nft.
+    #[cfg(test)]
+    fn header(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+            L4::Icmpv6 => "icmpv6",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CtState {
+    Invalid,
+    Established,
+    Related,
+}
+
+impl CtState {
+    #[cfg(test)]
+    fn name(self) -> &'static str {
+        match self {
+            CtState::Invalid => "invalid",
+            CtState::Established => "established",
+            CtState::Related => "related",
+        }
+    }
+    /// The kernel's state bit (NF_CT_STATE_*).
+    pub(crate) fn bit(self) -> u32 {
+        match self {
+            CtState::Invalid => 1,
+            CtState::Established => 2,
+            CtState::Related => 4,
+        }
+    }
+}
+
+/// The ICMPv6 types IPv6 needs on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Icmpv6 {
+    RouterSolicit,
+    RouterAdvert,
+    NeighborSolicit,
+    NeighborAdvert,
+    MldQuery,
+    MldReport,
+    Mld2Report,
+}
+
+impl Icmpv6 {
+    #[cfg(test)]
+    fn name(self) -> &'static str {
+        match self {
+            Icmpv6::RouterSolicit => "nd-router-solicit",
+            Icmpv6::RouterAdvert => "nd-router-advert",
+            Icmpv6::NeighborSolicit => "nd-neighbor-solicit",
+            Icmpv6::NeighborAdvert => "nd-neighbor-advert",
+            Icmpv6::MldQuery => "mld-listener-query",
+            Icmpv6::MldReport => "mld-listener-report",
+            Icmpv6::Mld2Report => "mld2-listener-report",
+        }
+    }
+    pub(crate) fn number(self) -> u8 {
+        match self {
+            Icmpv6::RouterSolicit => 133,
+            Icmpv6::RouterAdvert => 134,
+            Icmpv6::NeighborSolicit => 135,
+            Icmpv6::NeighborAdvert => 136,
+            Icmpv6::MldQuery => 130,
+            Icmpv6::MldReport => 131,
+            Icmpv6::Mld2Report => 143,
+        }
+    }
+}
+
+#[cfg(test)]
+impl M {
+    /// The match as nft JSON.
+    fn statement(&self) -> Statement<'static> {
+        match self {
+            M::Iif(name, is) => Statement::Match(Match {
+                left: meta(MetaKey::Iifname),
+                right: Expression::String(name.clone().into()),
+                op: if *is { Operator::EQ } else { Operator::NEQ },
+            }),
+            M::Oif(name) => eq(
+                meta(MetaKey::Oifname),
+                Expression::String(name.clone().into()),
+            ),
+            M::Addr { dst, nets } => {
+                let v6 = nets[0].addr().is_ipv6();
+                let proto = if v6 { "ip6" } else { "ip" };
+                let field = if *dst { "daddr" } else { "saddr" };
+                eq(
+                    payload(proto, field),
+                    set_or_one(nets.iter().map(net_expr).collect()),
+                )
+            }
+            M::L4(p) => eq(meta(MetaKey::L4proto), Expression::String(p.name().into())),
+            M::Port { proto, dst, ports } => eq(
+                payload(proto.header(), if *dst { "dport" } else { "sport" }),
+                ports_expr(ports),
+            ),
+            M::Ct(states) => Statement::Match(Match {
+                left: named(NamedExpression::CT(CT {
+                    key: "state".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::List(
+                    states
+                        .iter()
+                        .map(|s| Expression::String(s.name().into()))
+                        .collect(),
+                ),
+                op: Operator::IN,
+            }),
+            M::Dnatted => Statement::Match(Match {
+                left: named(NamedExpression::CT(CT {
+                    key: "status".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::String("dnat".into()),
+                op: Operator::IN,
+            }),
+            M::Mark(v) => eq(meta(MetaKey::Mark), Expression::Number(*v)),
+            M::Arp => eq(payload("ether", "type"), Expression::String("arp".into())),
+            M::Icmpv6(types) => eq(
+                payload("icmpv6", "type"),
+                set_or_one(
+                    types
+                        .iter()
+                        .map(|t| Expression::String(t.name().into()))
+                        .collect(),
+                ),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum V {
+pub(crate) enum V {
     Accept,
     Drop,
     /// Refused with an ICMP error, so applications fail at once.
@@ -184,68 +401,43 @@ impl R {
     fn new(hook: Hook, comment: impl Into<String>) -> R {
         R {
             hook,
-            stmts: Vec::new(),
+            matches: Vec::new(),
             verdict: V::Accept,
             comment: comment.into(),
         }
     }
-    fn m(mut self, s: Statement<'static>) -> R {
-        self.stmts.push(s);
+    fn m(mut self, m: M) -> R {
+        self.matches.push(m);
         self
     }
     fn iif(self, name: &str) -> R {
-        self.m(eq(
-            meta(MetaKey::Iifname),
-            Expression::String(name.to_string().into()),
-        ))
+        self.m(M::Iif(name.to_string(), true))
     }
     fn oif(self, name: &str) -> R {
-        self.m(eq(
-            meta(MetaKey::Oifname),
-            Expression::String(name.to_string().into()),
-        ))
+        self.m(M::Oif(name.to_string()))
     }
     fn not_iif(self, name: &str) -> R {
-        self.m(Statement::Match(Match {
-            left: meta(MetaKey::Iifname),
-            right: Expression::String(name.to_string().into()),
-            op: Operator::NEQ,
-        }))
+        self.m(M::Iif(name.to_string(), false))
     }
     /// Source (or destination) in `nets`, which must be of one family.
     fn addr(self, dst: bool, nets: &[IpNet]) -> R {
-        let v6 = nets[0].addr().is_ipv6();
-        let proto = if v6 { "ip6" } else { "ip" };
-        let field = if dst { "daddr" } else { "saddr" };
-        self.m(eq(
-            payload(proto, field),
-            set_or_one(nets.iter().map(net_expr).collect()),
-        ))
+        self.m(M::Addr {
+            dst,
+            nets: nets.to_vec(),
+        })
     }
-    fn l4(self, proto: &'static str) -> R {
-        self.m(eq(meta(MetaKey::L4proto), Expression::String(proto.into())))
+    fn l4(self, proto: L4) -> R {
+        self.m(M::L4(proto))
     }
-    fn port(self, proto: &'static str, dst: bool, ports: &[u16]) -> R {
-        self.m(eq(
-            payload(proto, if dst { "dport" } else { "sport" }),
-            ports_expr(ports),
-        ))
+    fn port(self, proto: L4, dst: bool, ports: &[u16]) -> R {
+        self.m(M::Port {
+            proto,
+            dst,
+            ports: ports.to_vec(),
+        })
     }
-    fn ct(self, states: &[&'static str]) -> R {
-        self.m(Statement::Match(Match {
-            left: named(NamedExpression::CT(CT {
-                key: "state".into(),
-                family: None,
-                dir: None,
-            })),
-            right: Expression::List(
-                states
-                    .iter()
-                    .map(|s| Expression::String((*s).into()))
-                    .collect(),
-            ),
-            op: Operator::IN,
-        }))
+    fn ct(self, states: &[CtState]) -> R {
+        self.m(M::Ct(states.to_vec()))
     }
     fn drop(mut self) -> R {
         self.verdict = V::Drop;
@@ -257,15 +449,7 @@ impl R {
     }
     /// Only packets whose destination a nat rule rewrote.
     fn dnatted(self) -> R {
-        self.m(Statement::Match(Match {
-            left: named(NamedExpression::CT(CT {
-                key: "status".into(),
-                family: None,
-                dir: None,
-            })),
-            right: Expression::String("dnat".into()),
-            op: Operator::IN,
-        }))
+        self.m(M::Dnatted)
     }
     fn redirect(mut self, port: u16) -> R {
         self.verdict = V::Redirect(port);
@@ -289,20 +473,20 @@ fn by_family(nets: &[IpNet]) -> [Vec<IpNet>; 2] {
 }
 
 /// ICMPv6 that IPv6 needs on a link: neighbour and router discovery, MLD.
-const ICMPV6_LINK: [&str; 7] = [
-    "nd-router-solicit",
-    "nd-router-advert",
-    "nd-neighbor-solicit",
-    "nd-neighbor-advert",
-    "mld-listener-query",
-    "mld-listener-report",
-    "mld2-listener-report",
+const ICMPV6_LINK: [Icmpv6; 7] = [
+    Icmpv6::RouterSolicit,
+    Icmpv6::RouterAdvert,
+    Icmpv6::NeighborSolicit,
+    Icmpv6::NeighborAdvert,
+    Icmpv6::MldQuery,
+    Icmpv6::MldReport,
+    Icmpv6::Mld2Report,
 ];
 
 impl FirewallPolicy {
     /// The base chains this policy needs: the four filter chains, and the
     /// nat chain only when a port is redirected.
-    fn hooks(&self) -> Vec<Hook> {
+    pub(crate) fn hooks(&self) -> Vec<Hook> {
         let mut hooks = vec![Hook::Input, Hook::Output, Hook::Forward, Hook::Egress];
         if !self.redirects.is_empty() {
             hooks.push(Hook::Prerouting);
@@ -312,6 +496,7 @@ impl FirewallPolicy {
 
     /// (chain name, policy) of every base chain, sorted: what the verifier
     /// expects to read back.
+    #[cfg(test)]
     pub fn chains(&self) -> Vec<(&'static str, NfChainPolicy)> {
         let mut c: Vec<_> = self
             .hooks()
@@ -322,7 +507,7 @@ impl FirewallPolicy {
         c
     }
 
-    fn rules(&self) -> Vec<R> {
+    pub(crate) fn rules(&self) -> Vec<R> {
         use Hook::*;
         let ul = self.underlay.as_str();
         let tun = self.tunnel.as_str();
@@ -331,7 +516,7 @@ impl FirewallPolicy {
         let mut r = vec![
             R::new(Input, "loopback in").iif("lo"),
             R::new(Output, "loopback out").oif("lo"),
-            R::new(Input, "drop invalid").ct(&["invalid"]).drop(),
+            R::new(Input, "drop invalid").ct(&[CtState::Invalid]).drop(),
         ];
         // CVE-2019-14899: nothing from outside the tunnel may reach the
         // tunnel's addresses.
@@ -356,25 +541,22 @@ impl FirewallPolicy {
             R::new(Output, "wireguard to the endpoint")
                 .oif(ul)
                 .addr(true, &[ep])
-                .l4("udp")
-                .port("udp", true, &ep_port),
+                .l4(L4::Udp)
+                .port(L4::Udp, true, &ep_port),
             R::new(Input, "wireguard from the endpoint")
                 .iif(ul)
                 .addr(false, &[ep])
-                .l4("udp")
-                .port("udp", false, &ep_port),
+                .l4(L4::Udp)
+                .port(L4::Udp, false, &ep_port),
         ]);
         // DNS only through the gateway's own resolver: its upstream through
         // the tunnel; every other port 53, DoT (853) and DoH to known
         // endpoints is refused.
         if let Some(up) = self.dns_upstream {
-            for proto in ["udp", "tcp"] {
+            for proto in [L4::Udp, L4::Tcp] {
                 r.push(
                     R::new(Output, format!("dns {proto} to the resolver's upstream"))
-                        .m(eq(
-                            meta(MetaKey::Mark),
-                            Expression::Number(crate::dns::UPSTREAM_MARK),
-                        ))
+                        .m(M::Mark(crate::dns::UPSTREAM_MARK))
                         .oif(tun)
                         .addr(true, &[IpNet::from(up)])
                         .l4(proto)
@@ -382,7 +564,7 @@ impl FirewallPolicy {
                 );
             }
         }
-        for proto in ["udp", "tcp"] {
+        for proto in [L4::Udp, L4::Tcp] {
             r.push(
                 R::new(Output, format!("no other dns ({proto} 53)"))
                     .l4(proto)
@@ -411,7 +593,7 @@ impl FirewallPolicy {
             } else {
                 "ipv4"
             };
-            for proto in ["tcp", "udp"] {
+            for proto in [L4::Tcp, L4::Udp] {
                 r.push(
                     R::new(Output, format!("no dns over https ({v} {proto} 443)"))
                         .addr(true, &fam)
@@ -425,7 +607,7 @@ impl FirewallPolicy {
             R::new(Output, "anything into the tunnel").oif(tun),
             R::new(Input, "replies from the tunnel")
                 .iif(tun)
-                .ct(&["established", "related"]),
+                .ct(&[CtState::Established, CtState::Related]),
         ]);
         for fam in by_family(&self.outbound_subnets) {
             if fam.is_empty() {
@@ -440,7 +622,7 @@ impl FirewallPolicy {
                 R::new(Input, "replies from outbound subnets")
                     .iif(ul)
                     .addr(false, &fam)
-                    .ct(&["established", "related"]),
+                    .ct(&[CtState::Established, CtState::Related]),
             );
         }
         for sp in &self.subnet_ports {
@@ -449,19 +631,19 @@ impl FirewallPolicy {
                 R::new(Input, c.clone())
                     .iif(ul)
                     .addr(false, &[sp.subnet])
-                    .l4("tcp")
-                    .port("tcp", true, &sp.ports),
+                    .l4(L4::Tcp)
+                    .port(L4::Tcp, true, &sp.ports),
             );
             r.push(
                 R::new(Output, format!("replies: {c}"))
                     .oif(ul)
                     .addr(true, &[sp.subnet])
-                    .l4("tcp")
-                    .port("tcp", false, &sp.ports)
-                    .ct(&["established"]),
+                    .l4(L4::Tcp)
+                    .port(L4::Tcp, false, &sp.ports)
+                    .ct(&[CtState::Established]),
             );
         }
-        for proto in ["tcp", "udp"] {
+        for proto in [L4::Tcp, L4::Udp] {
             if !self.input_ports.is_empty() {
                 r.push(
                     R::new(Input, format!("FIREWALL_INPUT_PORTS {proto}"))
@@ -474,7 +656,7 @@ impl FirewallPolicy {
                         .oif(ul)
                         .l4(proto)
                         .port(proto, false, &self.input_ports)
-                        .ct(&["established"]),
+                        .ct(&[CtState::Established]),
                 );
             }
             if !self.vpn_input_ports.is_empty() {
@@ -508,12 +690,7 @@ impl FirewallPolicy {
                 );
             }
         }
-        let icmpv6 = set_or_one(
-            ICMPV6_LINK
-                .iter()
-                .map(|t| Expression::String((*t).into()))
-                .collect(),
-        );
+        let icmpv6 = M::Icmpv6(ICMPV6_LINK.to_vec());
         let link_local: IpNet = "fe80::/10".parse().expect("net");
         for hook in [Input, Output] {
             let dir = if hook == Input {
@@ -521,23 +698,16 @@ impl FirewallPolicy {
             } else {
                 R::new(hook, "icmpv6 link housekeeping out").oif(ul)
             };
-            r.push(dir.l4("ipv6-icmp").m(Statement::Match(Match {
-                left: payload("icmpv6", "type"),
-                right: icmpv6.clone(),
-                op: Operator::EQ,
-            })));
+            r.push(dir.l4(L4::Icmpv6).m(icmpv6.clone()));
         }
 
         // The egress filter: what may be written to the underlay device at all,
         // by the stack or by a raw socket.
-        r.push(R::new(Egress, "arp").m(eq(
-            payload("ether", "type"),
-            Expression::String("arp".into()),
-        )));
+        r.push(R::new(Egress, "arp").m(M::Arp));
         r.push(
             R::new(Egress, "wireguard to the endpoint")
                 .addr(true, &[ep])
-                .m(eq(payload("udp", "dport"), ports_expr(&ep_port))),
+                .port(L4::Udp, true, &ep_port),
         );
         let mut lan: Vec<IpNet> = self.outbound_subnets.clone();
         lan.extend(self.subnet_ports.iter().map(|s| s.subnet));
@@ -547,21 +717,20 @@ impl FirewallPolicy {
             }
         }
         if !self.input_ports.is_empty() {
-            for proto in ["tcp", "udp"] {
+            for proto in [L4::Tcp, L4::Udp] {
                 r.push(
-                    R::new(Egress, format!("replies: FIREWALL_INPUT_PORTS {proto}"))
-                        .m(eq(payload(proto, "sport"), ports_expr(&self.input_ports))),
+                    R::new(Egress, format!("replies: FIREWALL_INPUT_PORTS {proto}")).port(
+                        proto,
+                        false,
+                        &self.input_ports,
+                    ),
                 );
             }
         }
         r.push(
             R::new(Egress, "icmpv6 link housekeeping")
                 .addr(false, &[link_local])
-                .m(Statement::Match(Match {
-                    left: payload("icmpv6", "type"),
-                    right: icmpv6,
-                    op: Operator::EQ,
-                })),
+                .m(icmpv6),
         );
         r
     }
@@ -577,6 +746,7 @@ impl FirewallPolicy {
     /// One atomic batch: (re)create both tables with all chains and rules.
     /// Existing tables are deleted in the same transaction, so there is no
     /// moment without a kill switch.
+    #[cfg(test)]
     pub fn compile(&self) -> Nftables<'static> {
         let mut b = Batch::new();
         let inet = NfFamily::INet;
@@ -620,7 +790,7 @@ impl FirewallPolicy {
             } else {
                 (inet, TABLE)
             };
-            let mut expr = rule.stmts.clone();
+            let mut expr: Vec<Statement<'static>> = rule.matches.iter().map(M::statement).collect();
             if self.debug {
                 expr.push(Statement::Counter(Counter::Anonymous(None)));
             }
@@ -674,6 +844,7 @@ impl FirewallPolicy {
     /// The kill switch for a gateway that cannot start (bad configuration):
     /// everything but loopback dropped, on every interface, including raw
     /// frames (an egress chain per device in `devices`).
+    #[cfg(test)]
     pub fn lockdown(devices: &[String]) -> Nftables<'static> {
         let mut b = Batch::new();
         recreate_tables(&mut b);
@@ -697,7 +868,7 @@ impl FirewallPolicy {
             R::new(Hook::Input, "loopback in").iif("lo"),
             R::new(Hook::Output, "loopback out").oif("lo"),
         ] {
-            let mut expr = r.stmts.clone();
+            let mut expr: Vec<Statement<'static>> = r.matches.iter().map(M::statement).collect();
             expr.push(Statement::Accept(None));
             b.add(NfListObject::Rule(Rule {
                 family: NfFamily::INet,
@@ -726,6 +897,7 @@ impl FirewallPolicy {
 
     /// A batch that removes both tables (FIREWALL_ENABLED...=off, or a
     /// requested cleanup on exit).
+    #[cfg(test)]
     pub fn removal() -> Nftables<'static> {
         let mut b = Batch::new();
         for t in tables() {
@@ -737,6 +909,7 @@ impl FirewallPolicy {
 }
 
 /// leakhound's two tables (inet and netdev), as batch objects.
+#[cfg(test)]
 fn tables() -> [Table<'static>; 2] {
     [(NfFamily::INet, TABLE), (NfFamily::NetDev, EGRESS_TABLE)].map(|(family, name)| Table {
         family,
@@ -748,6 +921,7 @@ fn tables() -> [Table<'static>; 2] {
 /// Both of leakhound's tables, deleted and created again in the same batch
 /// (adding first, so the delete never fails): one transaction, no moment
 /// without a kill switch.
+#[cfg(test)]
 fn recreate_tables(b: &mut Batch<'static>) {
     for t in tables() {
         b.add(NfListObject::Table(t.clone()));

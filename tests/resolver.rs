@@ -1,0 +1,154 @@
+//! The gateway's resolver against a real socket stack, in a scratch
+//! namespace (root): its UDP front loop with the cache, the policy applied
+//! before the cache, rebinding answers removed before anything is kept.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+use leakhound::gateway::dns;
+use leakhound::gateway::dns_policy::DnsPolicy;
+use leakhound::lab::netns::{self, Netns};
+use leakhound::lab::new_run_id;
+
+struct Scratch(Netns);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = netns::remove(self.0.name());
+    }
+}
+
+const UPSTREAM: &str = "127.0.0.2";
+
+/// A fake upstream on 127.0.0.2:53: `private.lab` has a private and a
+/// public address, every other name 192.0.2.7; TTL 60. Counts the queries.
+async fn upstream(count: Arc<AtomicUsize>) {
+    let sock = tokio::net::UdpSocket::bind((UPSTREAM, 53)).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            m.metadata.recursion_desired = q.metadata.recursion_desired;
+            m.metadata.recursion_available = true;
+            let query = q.queries[0].clone();
+            let name = query.name().clone();
+            let addrs: Vec<A> = if name.to_ascii().eq_ignore_ascii_case("private.lab.") {
+                vec![A::new(10, 1, 2, 3), A::new(192, 0, 2, 8)]
+            } else {
+                vec![A::new(192, 0, 2, 7)]
+            };
+            m.add_query(query);
+            for a in addrs {
+                m.add_answer(Record::from_rdata(name.clone(), 60, RData::A(a)));
+            }
+            if let Some(e) = &q.edns {
+                m.set_edns(e.clone());
+            }
+            let _ = sock.send_to(&m.to_vec().unwrap(), peer).await;
+        }
+    });
+}
+
+async fn ask(name: &str, id: u16) -> Message {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&m.to_vec().unwrap(), dns::LISTEN)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("the resolver answers within 5 s")
+        .unwrap();
+    let answer = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(answer.metadata.id, id);
+    answer
+}
+
+fn addrs(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
+    assert!(nix::unistd::Uid::effective().is_root(), "needs root");
+    let guard = Scratch(Netns::create(&format!("lh-{}-dns", new_run_id())).unwrap());
+    guard
+        .0
+        .run(|| {
+            let st = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let count = Arc::new(AtomicUsize::new(0));
+                upstream(count.clone()).await;
+                let mut policy = DnsPolicy::default();
+                policy.blocked.insert("malware.lab");
+                policy.doh_names.insert("dns.google");
+                let service = dns::start(Some(UPSTREAM.parse().unwrap()), None, 64, policy)
+                    .await
+                    .unwrap();
+
+                let first = ask("Www.Cached.LAB.", 1).await;
+                assert_eq!(addrs(&first), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+                assert_eq!(count.load(Ordering::SeqCst), 1);
+                let again = ask("www.CACHED.lab.", 2).await;
+                assert_eq!(count.load(Ordering::SeqCst), 1, "answered from the cache");
+                assert_eq!(addrs(&again), addrs(&first));
+                assert_eq!(again.queries[0].name().to_ascii(), "www.CACHED.lab.");
+                assert!(again.metadata.recursion_desired && again.metadata.recursion_available);
+                assert!(again.answers[0].ttl <= 60 && again.answers[0].ttl >= 59);
+                let (hits, _, entries) = service.cache_stats();
+                assert_eq!((hits, entries), (1, 1));
+
+                // The policy comes first, on every query.
+                let blocked = ask("x.malware.lab.", 3).await;
+                assert_eq!(blocked.metadata.response_code, ResponseCode::Refused);
+                let doh = ask("dns.google.", 4).await;
+                assert_eq!(doh.metadata.response_code, ResponseCode::NXDomain);
+                assert_eq!(count.load(Ordering::SeqCst), 1, "neither went upstream");
+
+                // Rebinding answers are removed before the answer is kept.
+                for id in [5, 6] {
+                    let p = ask("private.lab.", id).await;
+                    assert_eq!(addrs(&p), vec!["192.0.2.8".parse::<IpAddr>().unwrap()]);
+                }
+                assert_eq!(count.load(Ordering::SeqCst), 2);
+
+                // Garbage gets FORMERR or nothing, and the loop goes on.
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                for bad in [&b"\x00\x07\x01\x00\x00\x01"[..], &[0xffu8; 40][..]] {
+                    sock.send_to(bad, dns::LISTEN).await.unwrap();
+                }
+                let third = ask("www.cached.lab.", 7).await;
+                assert_eq!(addrs(&third), addrs(&first));
+                assert_eq!(count.load(Ordering::SeqCst), 2);
+                service.shutdown();
+            });
+        })
+        .unwrap();
+}
