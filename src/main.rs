@@ -117,6 +117,9 @@ struct BenchArgs {
 enum BenchWhat {
     /// Queries per second and p50/p99 through the gateway's resolver.
     Dns,
+    /// Throughput (iperf3 TCP up/down, UDP up) and CPU per Gbit through the
+    /// gateway beside Debian's wireguard-go, with both lab providers.
+    Tunnel,
 }
 
 #[derive(clap::Args)]
@@ -1005,9 +1008,47 @@ fn soak_figures(r: &ScenarioResult) -> String {
     )
 }
 
+fn bench_tunnel(seconds: u64) -> Result<()> {
+    use leakhound::bench::tunnel;
+    use leakhound::lab::wgserver::ProviderKind;
+    let rt = lab_runtime("bench")?;
+    rt.block_on(async {
+        let mut rows = Vec::new();
+        for provider in [ProviderKind::Boringtun, ProviderKind::WireguardGo] {
+            let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
+                .await
+                .context("building the lab")?;
+            let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
+                .await
+                .context("starting the lab's services")?;
+            let out = netns::run_files(lab.run_id());
+            for target in tunnel::targets(std::env::current_exe()?) {
+                let runner = Runner {
+                    lab: &lab,
+                    services: &services,
+                    out_dir: out.clone(),
+                    target,
+                    env_overrides: Default::default(),
+                    events: None,
+                    interrupt: CancellationToken::new(),
+                    holder: None,
+                };
+                match tunnel::measure(&runner, provider, seconds).await {
+                    Ok(r) => rows.extend(r),
+                    Err(e) => eprintln!("{}: {e:#}", runner.target.name()),
+                }
+            }
+        }
+        tunnel::print(&rows, seconds);
+        Ok(())
+    })
+}
+
 fn bench_main(args: BenchArgs) -> Result<()> {
     use leakhound::bench::dns::{Names, load, unbound_conf, wait_answering};
-    let BenchWhat::Dns = args.what;
+    if let BenchWhat::Tunnel = args.what {
+        return bench_tunnel(args.seconds);
+    }
     let rt = lab_runtime("bench")?;
     rt.block_on(async {
         let (lab, services) = lab_with_services().await?;

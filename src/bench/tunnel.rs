@@ -1,0 +1,355 @@
+//! Tunnel throughput: iperf3 from the gateway's namespace to an internet
+//! host of the lab (192.0.2.80 on the ISP), through the gateway under test
+//! and the lab's VPN provider, MTU 1420: TCP up, TCP down, UDP up. Each
+//! gateway is measured beside the yardstick on the same path (the reference
+//! gateway: Debian's wireguard-go as the client), and each with both lab
+//! providers (boringtun in the harness, Debian's wireguard-go), so a slow
+//! provider shows instead of passing for a slow gateway. CPU seconds per
+//! Gbit for each end: the processes in the gateway's namespace (iperf3
+//! excluded) and the provider (wireguard-go's process; for the built-in
+//! provider, the harness process that runs it).
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::lab::Lab;
+use crate::lab::wgserver::ProviderKind;
+use crate::model::topology::{addr, host};
+use crate::scenario::runner::Runner;
+
+/// The iperf3 server's port on the lab's internet host.
+pub const PORT: u16 = 5201;
+
+/// One iperf3 run, as its receiver saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transfer {
+    pub bits_per_second: f64,
+    pub bytes: u64,
+}
+
+/// Reads iperf3's `-J` report: the receiver's sum (TCP and UDP alike).
+pub fn parse_iperf(json: &str) -> Result<Transfer, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("iperf3's report is not JSON: {e}"))?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(format!("iperf3: {e}"));
+    }
+    let sum = &v["end"]["sum_received"];
+    match (sum["bits_per_second"].as_f64(), sum["bytes"].as_u64()) {
+        (Some(bits_per_second), Some(bytes)) => Ok(Transfer {
+            bits_per_second,
+            bytes,
+        }),
+        _ => Err("iperf3's report has no end.sum_received".into()),
+    }
+}
+
+/// CPU seconds used so far by the processes whose network namespace has
+/// inode `ns_inode`, leaving out those named in `except` (their `comm`).
+pub fn cpu_in_netns(ns_inode: u64, except: &[&str]) -> f64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if m.ino() != ns_inode {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if except.contains(&comm.trim()) {
+            continue;
+        }
+        total += super::dns::cpu_seconds(Some(pid)).unwrap_or(0.0);
+    }
+    total
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub provider: &'static str,
+    pub gateway: String,
+    pub test: &'static str,
+    pub transfer: Transfer,
+    /// CPU seconds of the gateway's end and the provider's end.
+    pub cpu_gateway: f64,
+    pub cpu_provider: f64,
+}
+
+impl Row {
+    pub fn mbit(&self) -> f64 {
+        self.transfer.bits_per_second / 1e6
+    }
+
+    /// CPU seconds per Gbit carried, for `cpu`.
+    pub fn per_gbit(&self, cpu: f64) -> f64 {
+        let gbit = self.transfer.bytes as f64 * 8.0 / 1e9;
+        if gbit > 0.0 { cpu / gbit } else { f64::NAN }
+    }
+}
+
+/// The three loads: (name, extra iperf3 arguments).
+pub const TESTS: [(&str, &[&str]); 3] = [
+    ("tcp up", &[]),
+    ("tcp down", &["-R"]),
+    ("udp up", &["-u", "-b", "0", "-l", "1300"]),
+];
+
+fn provider_name(p: ProviderKind) -> &'static str {
+    match p {
+        ProviderKind::Boringtun => "boringtun (lab)",
+        ProviderKind::WireguardGo => "wireguard-go",
+    }
+}
+
+/// Starts iperf3's server for one test (`-1`) on the lab's internet host
+/// and waits until it says it listens (iperf3 re-creates its listening
+/// socket between tests, so a long-lived server refuses a quick next one).
+pub fn start_server(lab: &Lab) -> anyhow::Result<std::process::Child> {
+    use anyhow::Context;
+    let mut cmd = std::process::Command::new("iperf3");
+    cmd.args(["-s", "-1", "--forceflush", "-B"])
+        .arg(addr::WHOAMI.to_string())
+        .args(["-p", &PORT.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    lab.ns(host::ISP)?.command(&mut cmd)?;
+    let mut child = cmd
+        .spawn()
+        .context("starting iperf3 (bash ci/setup.sh --bench installs it)")?;
+    let out = child.stdout.take().context("iperf3's output")?;
+    let mut lines = std::io::BufReader::new(out).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Server listening") => break,
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("iperf3's server ended before it listened");
+            }
+        }
+    }
+    // Its later lines are not read; a thread drains them so it never blocks.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(child)
+}
+
+/// Measures every load through the gateway `runner` starts, with the
+/// lab's provider `provider`.
+pub async fn measure(
+    runner: &Runner<'_>,
+    provider: ProviderKind,
+    seconds: u64,
+) -> anyhow::Result<Vec<Row>> {
+    use anyhow::Context;
+    let lab = runner.lab;
+    let idle = crate::model::scenario::Scenario {
+        name: "bench-tunnel".into(),
+        description: String::new(),
+        tags: vec![],
+        source: "leakhound bench tunnel".into(),
+        gateway_env: Default::default(),
+        gateway_start: true,
+        steps: vec![],
+        leak_wires: vec![],
+        requires: vec![],
+    };
+    let log = runner
+        .out_dir
+        .join(format!("bench-{}.log", runner.target.name()));
+    let gw = runner.start_idle_gateway_async(&idle, &log).await?;
+    let gw_ns = lab.ns(host::GW)?;
+    // Ready when traffic flows: whoami sees the VPN exit (a handshake alone
+    // comes before a command gateway's routes).
+    let whoami = std::net::SocketAddr::new(addr::WHOAMI.into(), 80);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let path = format!("/leakhound/bench-{}", crate::scenario::probe::nonce());
+        if let Ok((_, body)) =
+            crate::scenario::probe::http_get(gw_ns, whoami, &path, Duration::from_millis(300)).await
+            && body == addr::VPN_EXIT.to_string()
+        {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            gw.stop().await;
+            anyhow::bail!(
+                "no traffic through {} within 20 s (see {})",
+                runner.target.name(),
+                log.display()
+            );
+        }
+    }
+    let gw_inode = gw_ns.inode()?;
+    let vpn_inode = lab.ns(host::VPN)?.inode()?;
+    let me = Some(std::process::id() as i32);
+    let provider_cpu = || match provider {
+        ProviderKind::WireguardGo => cpu_in_netns(vpn_inode, &[]),
+        ProviderKind::Boringtun => super::dns::cpu_seconds(me).unwrap_or(0.0),
+    };
+    let mut rows = Vec::new();
+    for (test, extra) in TESTS {
+        let mut std_cmd = std::process::Command::new("iperf3");
+        std_cmd
+            .args(["-c", &addr::WHOAMI.to_string(), "-p", &PORT.to_string()])
+            .args([
+                "-t",
+                &seconds.to_string(),
+                "-J",
+                "--connect-timeout",
+                "3000",
+            ])
+            .args(extra)
+            .stderr(std::process::Stdio::null());
+        gw_ns.command(&mut std_cmd)?;
+        let mut server = start_server(lab)?;
+        let (g0, p0) = (cpu_in_netns(gw_inode, &["iperf3"]), provider_cpu());
+        let out = tokio::process::Command::from(std_cmd)
+            .output()
+            .await
+            .context("running iperf3 in the gateway's namespace")?;
+        let (g1, p1) = (cpu_in_netns(gw_inode, &["iperf3"]), provider_cpu());
+        let _ = server.kill();
+        let _ = server.wait();
+        let transfer = match parse_iperf(&String::from_utf8_lossy(&out.stdout)) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{test} through {}: {e}", runner.target.name());
+                continue;
+            }
+        };
+        rows.push(Row {
+            provider: provider_name(provider),
+            gateway: runner.target.name().to_string(),
+            test,
+            transfer,
+            cpu_gateway: g1 - g0,
+            cpu_provider: p1 - p0,
+        });
+    }
+    gw.stop().await;
+    Ok(rows)
+}
+
+/// Prints the table, each gateway's figures beside the yardstick's.
+pub fn print(rows: &[Row], seconds: u64) {
+    println!(
+        "Tunnel throughput, iperf3 {seconds} s per load from the gateway's namespace to {} through the lab (MTU 1420):",
+        addr::WHOAMI
+    );
+    println!(
+        "{:<16} {:<28} {:<9} {:>9} {:>16} {:>17}",
+        "provider", "gateway", "load", "Mbit/s", "gw CPU s/Gbit", "prov CPU s/Gbit"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:<28} {:<9} {:>9.0} {:>16.2} {:>17.2}",
+            r.provider,
+            r.gateway,
+            r.test,
+            r.mbit(),
+            r.per_gbit(r.cpu_gateway),
+            r.per_gbit(r.cpu_provider)
+        );
+    }
+    // Ratios against the reference on the same provider and load.
+    for r in rows
+        .iter()
+        .filter(|r| r.gateway != "reference (wireguard-go)")
+    {
+        if let Some(y) = rows.iter().find(|y| {
+            y.gateway == "reference (wireguard-go)" && y.provider == r.provider && y.test == r.test
+        }) {
+            println!(
+                "{} / wireguard-go, {} provider, {}: {:.2}x throughput, {:.2}x CPU per Gbit",
+                r.gateway,
+                r.provider,
+                r.test,
+                r.mbit() / y.mbit(),
+                r.per_gbit(r.cpu_gateway) / y.per_gbit(y.cpu_gateway)
+            );
+        }
+    }
+}
+
+/// The targets measured: leakhound's gateway and the reference (Debian's
+/// wireguard-go with wireguard-tools and nftables), if its script is here.
+pub fn targets(exe: std::path::PathBuf) -> Vec<Arc<dyn crate::target::GatewayTarget>> {
+    let mut t: Vec<Arc<dyn crate::target::GatewayTarget>> = vec![Arc::new(
+        crate::target::process::Builtin::new("leakhound gateway", exe),
+    )];
+    let script = std::path::Path::new("docker/reference/wg-quick-gw.sh");
+    if script.exists() {
+        t.push(Arc::new(crate::target::process::Command::new(
+            "reference (wireguard-go)",
+            vec![script.display().to_string()],
+            Default::default(),
+        )));
+    } else {
+        eprintln!(
+            "{} not found (run from the repository): no wireguard-go yardstick",
+            script.display()
+        );
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receivers_sum_is_read_and_errors_are_reported() {
+        let ok = r#"{"end":{"sum_sent":{"bits_per_second":2e8,"bytes":100},
+            "sum_received":{"bits_per_second":1.5e8,"bytes":93750000}}}"#;
+        let t = parse_iperf(ok).unwrap();
+        assert_eq!(t.bits_per_second, 1.5e8);
+        assert_eq!(t.bytes, 93_750_000);
+        assert!(
+            parse_iperf(r#"{"error":"unable to connect to server"}"#)
+                .unwrap_err()
+                .contains("unable to connect")
+        );
+        assert!(parse_iperf("{}").is_err());
+        assert!(parse_iperf("not json").is_err());
+    }
+
+    #[test]
+    fn cpu_per_gbit_divides_by_what_was_carried() {
+        let r = Row {
+            provider: "p",
+            gateway: "g".into(),
+            test: "tcp up",
+            transfer: Transfer {
+                bits_per_second: 1e9,
+                bytes: 250_000_000,
+            },
+            cpu_gateway: 1.0,
+            cpu_provider: 0.5,
+        };
+        assert_eq!(r.per_gbit(r.cpu_gateway), 0.5);
+        assert_eq!(r.mbit(), 1000.0);
+    }
+
+    #[test]
+    fn this_process_is_counted_in_its_own_namespace() {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let mut x = 0u64;
+        for i in 0..30_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_in_netns(ino, &[]) > 0.0);
+        assert_eq!(cpu_in_netns(1, &[]), 0.0);
+    }
+}
