@@ -1021,7 +1021,9 @@ fn bench_tunnel(seconds: u64) -> Result<()> {
             let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
                 .await
                 .context("starting the lab's services")?;
-            let out = netns::run_files(lab.run_id());
+            // Gateway logs are kept (a failed load is explained there).
+            let out = PathBuf::from("reports/bench-tunnel");
+            std::fs::create_dir_all(&out)?;
             for target in tunnel::targets(std::env::current_exe()?) {
                 let runner = Runner {
                     lab: &lab,

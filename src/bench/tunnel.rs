@@ -163,9 +163,14 @@ pub async fn measure(
         leak_wires: vec![],
         requires: vec![],
     };
-    let log = runner
-        .out_dir
-        .join(format!("bench-{}.log", runner.target.name()));
+    let log = runner.out_dir.join(format!(
+        "{}-{}.log",
+        provider_name(provider)
+            .split(' ')
+            .next()
+            .unwrap_or("provider"),
+        runner.target.name().split(' ').next().unwrap_or("gateway")
+    ));
     let gw = runner.start_idle_gateway_async(&idle, &log).await?;
     let gw_ns = lab.ns(host::GW)?;
     // Ready when traffic flows: whoami sees the VPN exit (a handshake alone

@@ -103,6 +103,7 @@ impl WgServer {
                 let tun = tun_rs::DeviceBuilder::new()
                     .name(TUN_NAME)
                     .mtu(mtu)
+                    .offload(true)
                     .build_async()?;
                 let udp = std::net::UdpSocket::bind(listen)?;
                 udp.set_nonblocking(true)?;

@@ -442,9 +442,7 @@ fn miss(
         let Some(resp) = handler.answer_udp(req, peer).await else {
             return;
         };
-        if let Err(e) = sock.send_to(&resp, peer).await {
-            tracing::debug!("resolver: answering {peer}: {e}");
-        }
+        // Kept before it is sent: the asker's next query finds it.
         if let Some(q) = fast
             && let Some(e) = Entry::from_response(&q, &resp, Instant::now())
         {
@@ -452,6 +450,9 @@ fn miss(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(&q, e, Instant::now());
+        }
+        if let Err(e) = sock.send_to(&resp, peer).await {
+            tracing::debug!("resolver: answering {peer}: {e}");
         }
     });
 }

@@ -205,9 +205,12 @@ pub struct TunnelHandle {
 impl Tunnel {
     async fn up(cfg: &GatewayConfig, nl: &Nl) -> Result<Tunnel, GatewayError> {
         let t = Instant::now();
+        // Offload: the kernel hands over TCP as GSO packets (one read for
+        // many segments) and takes coalesced ones back (the driver's batches).
         let tun = tun_rs::DeviceBuilder::new()
             .name(&cfg.interface)
             .mtu(cfg.mtu)
+            .offload(true)
             .build_async()
             .map_err(|source| GatewayError::Tun {
                 name: cfg.interface.clone(),

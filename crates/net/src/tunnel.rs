@@ -26,6 +26,17 @@ use tun_rs::AsyncDevice;
 pub const TIMER_TICK: Duration = Duration::from_millis(250);
 /// Largest datagram handled; the overhead on top of the MTU is 32 bytes.
 const BUF: usize = 65_535 + 32;
+/// Segments of one TUN read (a GSO packet of 64 KiB at the smallest MTU
+/// WireGuard allows fits).
+const SEGMENTS: usize = 64;
+/// Room for one segment or one decrypted packet (jumbo MTUs included).
+const SEGMENT: usize = 9_216;
+/// The virtio-net header an offloading TUN device puts before packets.
+const VIRTIO_HDR: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+/// Where decrypted packets start in their buffers: room for that header.
+const TUN_OFFSET: usize = 16;
+/// How often byte counters are published from the packet path.
+const COUNTERS_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -108,6 +119,7 @@ pub struct Driver {
     cfg: DriverConfig,
     status: watch::Sender<TunnelStatus>,
     handshakes: HandshakeTracker,
+    counters_at: std::time::Instant,
 }
 
 impl Driver {
@@ -146,6 +158,7 @@ impl Driver {
                 cfg,
                 status: tx,
                 handshakes: HandshakeTracker::default(),
+                counters_at: std::time::Instant::now(),
             },
             rx,
         )
@@ -197,15 +210,32 @@ impl Driver {
     }
 
     /// Runs until `cancel` fires or an I/O error ends the tunnel.
+    ///
+    /// Packets move in batches: the TUN device is read with
+    /// `recv_multiple` (one read yields every segment of a GSO packet when
+    /// the device was built with offload) and the resulting datagrams leave
+    /// with one `sendmmsg`; datagrams arrive with one `recvmmsg` and their
+    /// decrypted packets are written with `send_multiple` (TCP segments of
+    /// one flow coalesced again when offload is on).
     pub async fn run(
         mut self,
         tun: Arc<AsyncDevice>,
         udp: Arc<UdpSocket>,
         cancel: CancellationToken,
     ) -> std::io::Result<()> {
-        let mut net_buf = vec![0u8; BUF];
-        let mut tun_buf = vec![0u8; BUF];
+        use crate::udp_batch::{BATCH, RecvBatch};
+        use std::os::fd::AsRawFd;
         let mut out = vec![0u8; BUF];
+        let mut tun_orig = vec![0u8; VIRTIO_HDR + BUF];
+        let mut tun_bufs: Vec<Vec<u8>> = (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect();
+        let mut sizes = vec![0usize; SEGMENTS];
+        let mut sealed: Vec<Vec<u8>> = (0..SEGMENTS).map(|_| vec![0u8; SEGMENT + 64]).collect();
+        let mut sealed_len = vec![0usize; SEGMENTS];
+        let mut rx = RecvBatch::default();
+        let mut opened: Vec<Vec<u8>> = (0..BATCH)
+            .map(|_| Vec::with_capacity(TUN_OFFSET + SEGMENT))
+            .collect();
+        let mut gro = tun_rs::GROTable::default();
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let kick = self.cfg.kick.clone();
@@ -227,38 +257,63 @@ impl Driver {
                         let _ = udp.send_to(pkt, peer).await;
                     }
                 }
-                r = udp.recv_from(&mut net_buf) => {
-                    let (n, from) = match r {
+                r = udp.async_io(tokio::io::Interest::READABLE, || rx.recv(udp.as_raw_fd())) => {
+                    let got = match r {
                         Ok(v) => v,
                         // ICMP errors surface as ECONNREFUSED etc. on UDP; keep going.
                         Err(e) if e.kind() != std::io::ErrorKind::Other => { tracing::debug!("udp: {e}"); continue }
                         Err(e) => return Err(e),
                     };
-                    // Seen even while paused: a provider that drops
-                    // everything still knows who knocked.
-                    self.status.send_if_modified(|s| {
-                        let changed = s.last_datagram_from != Some(from);
-                        s.last_datagram_from = Some(from);
-                        changed
-                    });
-                    if self.is_paused() { continue }
-                    self.maybe_forget();
-                    self.on_datagram(&net_buf[..n], from, &udp, &tun, &mut out).await;
+                    let mut staged = 0;
+                    for i in 0..got {
+                        let (datagram, from) = rx.get(i);
+                        // Seen even while paused: a provider that drops
+                        // everything still knows who knocked.
+                        self.status.send_if_modified(|s| {
+                            let changed = s.last_datagram_from != Some(from);
+                            s.last_datagram_from = Some(from);
+                            changed
+                        });
+                        if self.is_paused() { continue }
+                        self.maybe_forget();
+                        let buf = &mut opened[staged];
+                        buf.clear();
+                        buf.resize(TUN_OFFSET + SEGMENT, 0);
+                        if let Some(n) = self.on_datagram(datagram, from, &udp, &mut buf[TUN_OFFSET..]).await {
+                            buf.truncate(TUN_OFFSET + n);
+                            staged += 1;
+                        }
+                    }
+                    if staged > 0
+                        && let Err(e) = tun.send_multiple(&mut gro, &mut opened[..staged], TUN_OFFSET).await
+                    {
+                        tracing::debug!("writing to the TUN device: {e}");
+                    }
+                    self.publish_counters(false);
                 }
-                r = tun.recv(&mut tun_buf) => {
+                r = tun.recv_multiple(&mut tun_orig, &mut tun_bufs, &mut sizes, 0) => {
                     let n = r?;
                     if self.is_paused() { continue }
                     let peer = self.status.borrow().peer;
                     let Some(peer) = peer else { continue };
-                    if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_buf[..n], &mut out) {
-                        let _ = udp.send_to(pkt, peer).await;
+                    let mut k = 0;
+                    for i in 0..n {
+                        if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_bufs[i][..sizes[i]], &mut sealed[k]) {
+                            sealed_len[k] = pkt.len();
+                            k += 1;
+                        }
                     }
-                    self.publish_counters();
+                    let datagrams: Vec<&[u8]> = sealed[..k].iter().zip(&sealed_len).map(|(b, n)| &b[..*n]).collect();
+                    if let Err(e) = crate::udp_batch::send_all(&udp, &datagrams, peer).await {
+                        tracing::debug!("udp: {e}");
+                    }
+                    self.publish_counters(false);
                 }
                 _ = tick.tick() => {
                     if let Some(r) = &self.rate_limiter {
                         r.reset_count();
                     }
+                    self.publish_counters(true);
                     if self.is_paused() { continue }
                     match self.tunn.update_timers(&mut out) {
                         TunnResult::WriteToNetwork(pkt) => {
@@ -275,25 +330,27 @@ impl Driver {
         }
     }
 
+    /// One datagram through boringtun: replies go out at once; a decrypted
+    /// packet the peer may send is left in `dst` and its length returned.
     async fn on_datagram(
         &mut self,
         datagram: &[u8],
         from: SocketAddr,
         udp: &UdpSocket,
-        tun: &AsyncDevice,
-        out: &mut [u8],
-    ) {
+        dst: &mut [u8],
+    ) -> Option<usize> {
         if let Some(ep) = self.cfg.endpoint
             && ep != from
         {
             self.reject(format!("datagram from {from}, not the endpoint {ep}"));
-            return;
+            return None;
         }
         let msg_type = datagram.first().copied().unwrap_or(0);
         let mut first = true;
+        let mut opened = None;
         loop {
             let input: &[u8] = if first { datagram } else { &[] };
-            let res = self.tunn.decapsulate(Some(from.ip()), input, out);
+            let res = self.tunn.decapsulate(Some(from.ip()), input, dst);
             if first {
                 let accepted = !matches!(res, TunnResult::Err(_));
                 let answered = matches!(res, TunnResult::WriteToNetwork(_));
@@ -317,11 +374,7 @@ impl Driver {
                 }
                 TunnResult::WriteToTunnelV4(pkt, src) => {
                     if self.src_allowed(src.into()) {
-                        if let Err(e) = tun.send(pkt).await {
-                            tracing::debug!(
-                                "writing an IPv4 packet from {src} to the TUN device: {e}"
-                            );
-                        }
+                        opened = Some(pkt.len());
                     } else {
                         tracing::debug!(
                             "dropped an IPv4 packet from {src}: not the peer's address"
@@ -339,11 +392,7 @@ impl Driver {
                 }
                 TunnResult::WriteToTunnelV6(pkt, src) => {
                     if self.src_allowed(src.into()) {
-                        if let Err(e) = tun.send(pkt).await {
-                            tracing::debug!(
-                                "writing an IPv6 packet from {src} to the TUN device: {e}"
-                            );
-                        }
+                        opened = Some(pkt.len());
                     } else {
                         tracing::debug!(
                             "dropped an IPv6 packet from {src}: not the peer's address"
@@ -355,10 +404,18 @@ impl Driver {
             }
             first = false;
         }
-        self.publish_counters();
+        opened
     }
 
-    fn publish_counters(&self) {
+    /// Publishes the byte counters: at most every [`COUNTERS_EVERY`] from
+    /// the packet path (each publication wakes every watcher), always on
+    /// the timer tick (`force`).
+    fn publish_counters(&mut self, force: bool) {
+        let now = std::time::Instant::now();
+        if !force && now.duration_since(self.counters_at) < COUNTERS_EVERY {
+            return;
+        }
+        self.counters_at = now;
         let (_, tx, rx, _, _) = self.tunn.stats();
         self.status.send_if_modified(|s| {
             let changed = s.tx_bytes != tx || s.rx_bytes != rx;

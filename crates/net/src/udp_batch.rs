@@ -115,9 +115,164 @@ pub fn send_batch(
     Ok(sent)
 }
 
+/// Most segments the kernel takes in one UDP GSO send (UDP_MAX_SEGMENTS
+/// of older kernels).
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// How `datagrams` can go out as UDP GSO sends: runs of datagrams of one
+/// size (the last of a run may be shorter), at most 64 and 64 KiB each, as
+/// (first index, end index, segment size). Pure.
+pub fn gso_runs(datagrams: &[&[u8]]) -> Vec<(usize, usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < datagrams.len() {
+        let size = datagrams[i].len();
+        let mut j = i + 1;
+        let mut bytes = size;
+        while j < datagrams.len()
+            && j - i < GSO_MAX_SEGMENTS
+            && datagrams[j].len() <= size
+            && bytes + datagrams[j].len() <= 65_000
+        {
+            bytes += datagrams[j].len();
+            j += 1;
+            if datagrams[j - 1].len() < size {
+                break; // a shorter one ends the run
+            }
+        }
+        runs.push((i, j, size));
+        i = j;
+    }
+    runs
+}
+
+/// Whether UDP GSO was refused once (then `send_all` uses sendmmsg only).
+static NO_GSO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends every datagram of `datagrams` to `to` from `sock`, waiting for
+/// room in the socket buffer when it is full (a tunnel must not drop what
+/// it was given): runs of equal-sized datagrams as one UDP GSO send each
+/// (the kernel splits them, one trip through the stack and the firewall),
+/// the rest in `sendmmsg` batches.
+pub async fn send_all(
+    sock: &tokio::net::UdpSocket,
+    datagrams: &[&[u8]],
+    to: SocketAddr,
+) -> std::io::Result<()> {
+    if datagrams.len() == 1 {
+        sock.send_to(datagrams[0], to).await?;
+        return Ok(());
+    }
+    if !NO_GSO.load(std::sync::atomic::Ordering::Relaxed) {
+        let addr = SockaddrStorage::from(to);
+        let mut joined = Vec::with_capacity(65_536);
+        for (a, b, size) in gso_runs(datagrams) {
+            if b - a == 1 {
+                sock.send_to(datagrams[a], to).await?;
+                continue;
+            }
+            joined.clear();
+            for d in &datagrams[a..b] {
+                joined.extend_from_slice(d);
+            }
+            let seg = size as u16;
+            let r = sock
+                .async_io(tokio::io::Interest::WRITABLE, || {
+                    let iov = [IoSlice::new(&joined)];
+                    let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&seg)];
+                    nix::sys::socket::sendmsg(
+                        sock.as_raw_fd(),
+                        &iov,
+                        &cmsg,
+                        MsgFlags::MSG_DONTWAIT,
+                        Some(&addr),
+                    )
+                    .map_err(std::io::Error::from)
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::EIO | nix::libc::EINVAL | nix::libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    tracing::debug!("UDP GSO refused ({e}): sendmmsg from now on");
+                    NO_GSO.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Box::pin(send_all(sock, &datagrams[a..], to)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(());
+    }
+    let addr = SockaddrStorage::from(to);
+    let mut sent = 0;
+    while sent < datagrams.len() {
+        let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
+        let n = sock
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                let slices: Vec<[IoSlice<'_>; 1]> =
+                    chunk.iter().map(|b| [IoSlice::new(b)]).collect();
+                let addrs: Vec<Option<SockaddrStorage>> = vec![Some(addr); chunk.len()];
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+                sendmmsg(
+                    sock.as_raw_fd(),
+                    &mut headers,
+                    &slices,
+                    &addrs,
+                    [],
+                    MsgFlags::MSG_DONTWAIT,
+                )
+                .map(|r| r.count())
+                .map_err(std::io::Error::from)
+            })
+            .await?;
+        sent += n.max(1);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_sized_datagrams_make_gso_runs_ended_by_a_shorter_one() {
+        let d = |sizes: &[usize]| -> Vec<Vec<u8>> { sizes.iter().map(|n| vec![0u8; *n]).collect() };
+        let v = d(&[1452, 1452, 1452, 600, 1452, 80]);
+        let refs: Vec<&[u8]> = v.iter().map(|x| x.as_slice()).collect();
+        assert_eq!(gso_runs(&refs), vec![(0, 4, 1452), (4, 6, 1452)]);
+        let many = d(&[1000; 100]);
+        let refs: Vec<&[u8]> = many.iter().map(|x| x.as_slice()).collect();
+        let runs = gso_runs(&refs);
+        assert!(
+            runs.iter()
+                .all(|(a, b, _)| b - a <= 64 && (b - a) * 1000 <= 65_000)
+        );
+        assert_eq!(runs.iter().map(|(a, b, _)| b - a).sum::<usize>(), 100);
+        let bigger_after = d(&[500, 900]);
+        let refs: Vec<&[u8]> = bigger_after.iter().map(|x| x.as_slice()).collect();
+        assert_eq!(gso_runs(&refs), vec![(0, 1, 500), (1, 2, 900)]);
+    }
+
+    #[tokio::test]
+    async fn a_gso_send_arrives_as_separate_datagrams() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let v: Vec<Vec<u8>> = (0..5u8)
+            .map(|i| vec![i; if i == 4 { 300 } else { 1200 }])
+            .collect();
+        let refs: Vec<&[u8]> = v.iter().map(|x| x.as_slice()).collect();
+        send_all(&client, &refs, to).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        for i in 0..5u8 {
+            let n = server.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], v[usize::from(i)].as_slice());
+        }
+    }
 
     #[test]
     fn a_batch_goes_out_and_comes_back_with_its_senders() {
