@@ -880,29 +880,14 @@ fn lab_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
 }
 
 /// A fresh lab with its services running.
-async fn lab_with_services() -> Result<(Lab, LabServices)> {
+async fn lab_with_services(provider: ProviderKind) -> Result<(Lab, LabServices)> {
     let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
         .await
         .context("building the lab")?;
-    let services = LabServices::start(&lab, LabKeys::generate())
+    let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
         .await
         .context("starting the lab's services")?;
     Ok((lab, services))
-}
-
-/// A scenario with no steps: only the gateway with the lab's configuration.
-fn idle_scenario(name: &str) -> Scenario {
-    Scenario {
-        name: name.into(),
-        description: String::new(),
-        tags: vec![],
-        source: format!("leakhound {name}"),
-        gateway_env: Default::default(),
-        gateway_start: true,
-        steps: vec![],
-        leak_wires: vec![],
-        requires: vec![],
-    }
 }
 
 fn lab_main(args: LabArgs) -> Result<()> {
@@ -915,7 +900,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
     let target = leakhound::target::from_spec(spec, &std::env::current_exe()?)?;
     rt.block_on(target.preflight())?;
     rt.block_on(async {
-        let (lab, services) = lab_with_services().await?;
+        let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
         let run_id = lab.run_id().to_string();
         let out = std::env::temp_dir().join(format!("leakhound-lab-{run_id}"));
         std::fs::create_dir_all(&out)?;
@@ -929,7 +914,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
             interrupt: CancellationToken::new(),
             holder: None,
         };
-        let idle = idle_scenario("lab");
+        let idle = Scenario::idle("lab");
         let gw = runner
             .start_idle_gateway_async(&idle, &out.join("gateway.log"))
             .await?;
@@ -1010,17 +995,11 @@ fn soak_figures(r: &ScenarioResult) -> String {
 
 fn bench_tunnel(seconds: u64) -> Result<()> {
     use leakhound::bench::tunnel;
-    use leakhound::lab::wgserver::ProviderKind;
     let rt = lab_runtime("bench")?;
     rt.block_on(async {
         let mut rows = Vec::new();
         for provider in [ProviderKind::Boringtun, ProviderKind::WireguardGo] {
-            let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
-                .await
-                .context("building the lab")?;
-            let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
-                .await
-                .context("starting the lab's services")?;
+            let (lab, services) = lab_with_services(provider).await?;
             // Gateway logs are kept (a failed load is explained there).
             let out = PathBuf::from("reports/bench-tunnel");
             std::fs::create_dir_all(&out)?;
@@ -1053,7 +1032,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
     }
     let rt = lab_runtime("bench")?;
     rt.block_on(async {
-        let (lab, services) = lab_with_services().await?;
+        let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
         let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
         let runner = Runner {
@@ -1069,7 +1048,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             interrupt: CancellationToken::new(),
             holder: None,
         };
-        let idle = idle_scenario("bench");
+        let idle = Scenario::idle("bench");
         let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;
         let mut status = services.wg.status.clone();
         tokio::time::timeout(Duration::from_secs(15), status.wait_for(|s| s.handshakes > 0))

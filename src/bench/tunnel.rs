@@ -152,17 +152,7 @@ pub async fn measure(
 ) -> anyhow::Result<Vec<Row>> {
     use anyhow::Context;
     let lab = runner.lab;
-    let idle = crate::model::scenario::Scenario {
-        name: "bench-tunnel".into(),
-        description: String::new(),
-        tags: vec![],
-        source: "leakhound bench tunnel".into(),
-        gateway_env: Default::default(),
-        gateway_start: true,
-        steps: vec![],
-        leak_wires: vec![],
-        requires: vec![],
-    };
+    let idle = crate::model::scenario::Scenario::idle("bench-tunnel");
     let log = runner.out_dir.join(format!(
         "{}-{}.log",
         provider_name(provider)
@@ -175,13 +165,11 @@ pub async fn measure(
     let gw_ns = lab.ns(host::GW)?;
     // Ready when traffic flows: whoami sees the VPN exit (a handshake alone
     // comes before a command gateway's routes).
-    let whoami = std::net::SocketAddr::new(addr::WHOAMI.into(), 80);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let path = format!("/leakhound/bench-{}", crate::scenario::probe::nonce());
-        if let Ok((_, body)) =
-            crate::scenario::probe::http_get(gw_ns, whoami, &path, Duration::from_millis(300)).await
-            && body == addr::VPN_EXIT.to_string()
+        if crate::scenario::probe::whoami_sees_vpn_exit(gw_ns, Duration::from_millis(300))
+            .await
+            .is_ok()
         {
             break;
         }

@@ -75,6 +75,18 @@ pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSoc
 }
 
 /// GET http://target/path from inside `ns`; returns status and body.
+/// One look at whoami from `ns`: `Ok` when it sees the VPN exit (traffic
+/// goes through the tunnel), else what it saw or why it could not answer.
+/// The readiness test of `wait-traffic` and of `bench tunnel`.
+pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), String> {
+    let target = std::net::SocketAddr::new(crate::model::topology::addr::WHOAMI.into(), 80);
+    match http_get(ns, target, &format!("/leakhound/ready-{}", nonce()), wait).await {
+        Ok((_, body)) if body == crate::model::topology::addr::VPN_EXIT.to_string() => Ok(()),
+        Ok((_, body)) => Err(format!("whoami saw {body}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub async fn http_get(
     ns: &Netns,
     target: SocketAddr,

@@ -887,28 +887,19 @@ impl Runner<'_> {
         let Ok(ns) = self.lab.ns(host::GW) else {
             return fail("the lab has no gateway host", "");
         };
-        let target = SocketAddr::new(addr::WHOAMI.into(), 80);
         let waited = Instant::now();
         let mut last = String::new();
         while tokio::time::Instant::now() < deadline {
-            let nonce = probe::nonce();
-            match probe::http_get(
-                ns,
-                target,
-                &format!("/leakhound/ready-{nonce}"),
-                Duration::from_millis(300),
-            )
-            .await
-            {
-                Ok((_, body)) if body == addr::VPN_EXIT.to_string() => {
+            match probe::whoami_sees_vpn_exit(ns, Duration::from_millis(300)).await {
+                Ok(()) => {
                     log.push(format!(
-                        "whoami sees the VPN exit {body} {:?} later: the target is ready",
+                        "whoami sees the VPN exit {} {:?} later: the target is ready",
+                        addr::VPN_EXIT,
                         waited.elapsed()
                     ));
                     return Outcome::Passed;
                 }
-                Ok((_, body)) => last = format!("whoami saw {body}"),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = e,
             }
         }
         fail(

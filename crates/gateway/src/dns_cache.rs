@@ -73,6 +73,11 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The header's question, answer, authority and additional counts.
+fn section_counts(b: &[u8]) -> Option<[u16; 4]> {
+    Some([u16_at(b, 4)?, u16_at(b, 6)?, u16_at(b, 8)?, u16_at(b, 10)?])
+}
+
 /// Reads a request the fast path can answer; `None` sends it the slow way.
 pub fn parse_query(req: &[u8]) -> Option<Query> {
     let id = u16_at(req, 0)?;
@@ -81,12 +86,7 @@ pub fn parse_query(req: &[u8]) -> Option<Query> {
     if flags & QR != 0 || (flags >> 11) & 0xf != 0 {
         return None;
     }
-    let counts = [
-        u16_at(req, 4)?,
-        u16_at(req, 6)?,
-        u16_at(req, 8)?,
-        u16_at(req, 10)?,
-    ];
+    let counts = section_counts(req)?;
     if counts[0] != 1 || counts[1] != 0 || counts[2] != 0 || counts[3] > 1 {
         return None;
     }
@@ -185,12 +185,7 @@ impl Entry {
         if flags & QR == 0 || flags & TC != 0 || flags & 0x000f != 0 {
             return None;
         }
-        let counts = [
-            u16_at(resp, 4)?,
-            u16_at(resp, 6)?,
-            u16_at(resp, 8)?,
-            u16_at(resp, 10)?,
-        ];
+        let counts = section_counts(resp)?;
         if counts[0] != 1 || counts[1] == 0 {
             return None;
         }

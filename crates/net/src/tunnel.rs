@@ -229,8 +229,10 @@ impl Driver {
         let mut tun_orig = vec![0u8; VIRTIO_HDR + BUF];
         let mut tun_bufs: Vec<Vec<u8>> = (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect();
         let mut sizes = vec![0usize; SEGMENTS];
-        let mut sealed: Vec<Vec<u8>> = (0..SEGMENTS).map(|_| vec![0u8; SEGMENT + 64]).collect();
-        let mut sealed_len = vec![0usize; SEGMENTS];
+        // Sealed datagrams back to back, so a run of them goes out as one
+        // UDP GSO send without copying.
+        let mut sealed = vec![0u8; SEGMENTS * (SEGMENT + 64)];
+        let mut sealed_lens: Vec<usize> = Vec::with_capacity(SEGMENTS);
         let mut rx = RecvBatch::default();
         let mut opened: Vec<Vec<u8>> = (0..BATCH)
             .map(|_| Vec::with_capacity(TUN_OFFSET + SEGMENT))
@@ -296,15 +298,16 @@ impl Driver {
                     if self.is_paused() { continue }
                     let peer = self.status.borrow().peer;
                     let Some(peer) = peer else { continue };
-                    let mut k = 0;
+                    sealed_lens.clear();
+                    let mut off = 0;
                     for i in 0..n {
-                        if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_bufs[i][..sizes[i]], &mut sealed[k]) {
-                            sealed_len[k] = pkt.len();
-                            k += 1;
+                        let dst = &mut sealed[off..off + SEGMENT + 64];
+                        if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_bufs[i][..sizes[i]], dst) {
+                            sealed_lens.push(pkt.len());
+                            off += pkt.len();
                         }
                     }
-                    let datagrams: Vec<&[u8]> = sealed[..k].iter().zip(&sealed_len).map(|(b, n)| &b[..*n]).collect();
-                    if let Err(e) = crate::udp_batch::send_all(&udp, &datagrams, peer).await {
+                    if let Err(e) = crate::udp_batch::send_all(&udp, &sealed[..off], &sealed_lens, peer).await {
                         tracing::debug!("udp: {e}");
                     }
                     self.publish_counters(false);

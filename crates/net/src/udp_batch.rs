@@ -119,24 +119,24 @@ pub fn send_batch(
 /// of older kernels).
 const GSO_MAX_SEGMENTS: usize = 64;
 
-/// How `datagrams` can go out as UDP GSO sends: runs of datagrams of one
-/// size (the last of a run may be shorter), at most 64 and 64 KiB each, as
-/// (first index, end index, segment size). Pure.
-pub fn gso_runs(datagrams: &[&[u8]]) -> Vec<(usize, usize, usize)> {
+/// How datagrams of lengths `lens` can go out as UDP GSO sends: runs of
+/// one size (the last of a run may be shorter), at most 64 and 64 KiB each,
+/// as (first index, end index, segment size). Pure.
+pub fn gso_runs(lens: &[usize]) -> Vec<(usize, usize, usize)> {
     let mut runs = Vec::new();
     let mut i = 0;
-    while i < datagrams.len() {
-        let size = datagrams[i].len();
+    while i < lens.len() {
+        let size = lens[i];
         let mut j = i + 1;
         let mut bytes = size;
-        while j < datagrams.len()
+        while j < lens.len()
             && j - i < GSO_MAX_SEGMENTS
-            && datagrams[j].len() <= size
-            && bytes + datagrams[j].len() <= 65_000
+            && lens[j] <= size
+            && bytes + lens[j] <= 65_000
         {
-            bytes += datagrams[j].len();
+            bytes += lens[j];
             j += 1;
-            if datagrams[j - 1].len() < size {
+            if lens[j - 1] < size {
                 break; // a shorter one ends the run
             }
         }
@@ -149,36 +149,38 @@ pub fn gso_runs(datagrams: &[&[u8]]) -> Vec<(usize, usize, usize)> {
 /// Whether UDP GSO was refused once (then `send_all` uses sendmmsg only).
 static NO_GSO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Sends every datagram of `datagrams` to `to` from `sock`, waiting for
-/// room in the socket buffer when it is full (a tunnel must not drop what
-/// it was given): runs of equal-sized datagrams as one UDP GSO send each
-/// (the kernel splits them, one trip through the stack and the firewall),
-/// the rest in `sendmmsg` batches.
+/// Sends datagrams laid out back to back in `buf` (their lengths in
+/// `lens`) to `to` from `sock`, waiting for room in the socket buffer when
+/// it is full (a tunnel must not drop what it was given): runs of
+/// equal-sized datagrams as one UDP GSO send each, straight from `buf`
+/// (the kernel splits them: one trip through the stack and the firewall),
+/// the rest, or all once GSO was refused, in `sendmmsg` batches.
 pub async fn send_all(
     sock: &tokio::net::UdpSocket,
-    datagrams: &[&[u8]],
+    buf: &[u8],
+    lens: &[usize],
     to: SocketAddr,
 ) -> std::io::Result<()> {
-    if datagrams.len() == 1 {
-        sock.send_to(datagrams[0], to).await?;
-        return Ok(());
+    let mut offsets = Vec::with_capacity(lens.len() + 1);
+    offsets.push(0);
+    for l in lens {
+        offsets.push(offsets[offsets.len() - 1] + l);
     }
+    let datagram = |i: usize| &buf[offsets[i]..offsets[i + 1]];
+    let addr = SockaddrStorage::from(to);
+    let mut start = 0;
     if !NO_GSO.load(std::sync::atomic::Ordering::Relaxed) {
-        let addr = SockaddrStorage::from(to);
-        let mut joined = Vec::with_capacity(65_536);
-        for (a, b, size) in gso_runs(datagrams) {
+        for (a, b, size) in gso_runs(lens) {
             if b - a == 1 {
-                sock.send_to(datagrams[a], to).await?;
+                sock.send_to(datagram(a), to).await?;
+                start = b;
                 continue;
             }
-            joined.clear();
-            for d in &datagrams[a..b] {
-                joined.extend_from_slice(d);
-            }
             let seg = size as u16;
+            let run = &buf[offsets[a]..offsets[b]];
             let r = sock
                 .async_io(tokio::io::Interest::WRITABLE, || {
-                    let iov = [IoSlice::new(&joined)];
+                    let iov = [IoSlice::new(run)];
                     let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&seg)];
                     nix::sys::socket::sendmsg(
                         sock.as_raw_fd(),
@@ -191,7 +193,7 @@ pub async fn send_all(
                 })
                 .await;
             match r {
-                Ok(_) => {}
+                Ok(_) => start = b,
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
@@ -200,23 +202,20 @@ pub async fn send_all(
                 {
                     tracing::debug!("UDP GSO refused ({e}): sendmmsg from now on");
                     NO_GSO.store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Box::pin(send_all(sock, &datagrams[a..], to)).await;
+                    break;
                 }
                 Err(e) => return Err(e),
             }
         }
-        return Ok(());
     }
-    let addr = SockaddrStorage::from(to);
-    let mut sent = 0;
-    while sent < datagrams.len() {
-        let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
+    while start < lens.len() {
+        let end = lens.len().min(start + BATCH);
         let n = sock
             .async_io(tokio::io::Interest::WRITABLE, || {
                 let slices: Vec<[IoSlice<'_>; 1]> =
-                    chunk.iter().map(|b| [IoSlice::new(b)]).collect();
-                let addrs: Vec<Option<SockaddrStorage>> = vec![Some(addr); chunk.len()];
-                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+                    (start..end).map(|i| [IoSlice::new(datagram(i))]).collect();
+                let addrs: Vec<Option<SockaddrStorage>> = vec![Some(addr); end - start];
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(end - start, None);
                 sendmmsg(
                     sock.as_raw_fd(),
                     &mut headers,
@@ -229,7 +228,7 @@ pub async fn send_all(
                 .map_err(std::io::Error::from)
             })
             .await?;
-        sent += n.max(1);
+        start += n.max(1);
     }
     Ok(())
 }
@@ -240,21 +239,17 @@ mod tests {
 
     #[test]
     fn equal_sized_datagrams_make_gso_runs_ended_by_a_shorter_one() {
-        let d = |sizes: &[usize]| -> Vec<Vec<u8>> { sizes.iter().map(|n| vec![0u8; *n]).collect() };
-        let v = d(&[1452, 1452, 1452, 600, 1452, 80]);
-        let refs: Vec<&[u8]> = v.iter().map(|x| x.as_slice()).collect();
-        assert_eq!(gso_runs(&refs), vec![(0, 4, 1452), (4, 6, 1452)]);
-        let many = d(&[1000; 100]);
-        let refs: Vec<&[u8]> = many.iter().map(|x| x.as_slice()).collect();
-        let runs = gso_runs(&refs);
+        assert_eq!(
+            gso_runs(&[1452, 1452, 1452, 600, 1452, 80]),
+            vec![(0, 4, 1452), (4, 6, 1452)]
+        );
+        let runs = gso_runs(&[1000; 100]);
         assert!(
             runs.iter()
                 .all(|(a, b, _)| b - a <= 64 && (b - a) * 1000 <= 65_000)
         );
         assert_eq!(runs.iter().map(|(a, b, _)| b - a).sum::<usize>(), 100);
-        let bigger_after = d(&[500, 900]);
-        let refs: Vec<&[u8]> = bigger_after.iter().map(|x| x.as_slice()).collect();
-        assert_eq!(gso_runs(&refs), vec![(0, 1, 500), (1, 2, 900)]);
+        assert_eq!(gso_runs(&[500, 900]), vec![(0, 1, 500), (1, 2, 900)]);
     }
 
     #[tokio::test]
@@ -265,8 +260,8 @@ mod tests {
         let v: Vec<Vec<u8>> = (0..5u8)
             .map(|i| vec![i; if i == 4 { 300 } else { 1200 }])
             .collect();
-        let refs: Vec<&[u8]> = v.iter().map(|x| x.as_slice()).collect();
-        send_all(&client, &refs, to).await.unwrap();
+        let lens: Vec<usize> = v.iter().map(Vec::len).collect();
+        send_all(&client, &v.concat(), &lens, to).await.unwrap();
         let mut buf = vec![0u8; 65_536];
         for i in 0..5u8 {
             let n = server.recv(&mut buf).unwrap();

@@ -142,10 +142,18 @@ impl Nl {
         }
     }
 
-    /// Every message of a dump.
-    fn dump(&mut self, request: Vec<u8>) -> Result<Vec<Vec<u8>>, FirewallError> {
-        self.send(&request)?;
-        let mut out = Vec::new();
+    /// Sends a dump request and hands every reply to `each`, decoded in
+    /// place, until the kernel says the dump is done. Takes the next
+    /// sequence number itself.
+    fn dump(
+        &mut self,
+        family: u8,
+        rules_of: Option<&str>,
+        mut each: impl FnMut(&nfnl::Reply<'_>),
+    ) -> Result<(), FirewallError> {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.send(&nfnl::dump_request(seq, family, rules_of))?;
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty())
                 .map_err(|e| FirewallError::Read(e.into()))?;
@@ -158,17 +166,11 @@ impl Nl {
                     )));
                 }
                 if r.ty == nfnl::NLMSG_DONE {
-                    return Ok(out);
+                    return Ok(());
                 }
-                // Keep the whole message (header included) to decode later.
-                let mut m = vec![0u8; 16];
-                m[0..4].copy_from_slice(&((16 + r.payload.len()) as u32).to_ne_bytes());
-                m[4..6].copy_from_slice(&r.ty.to_ne_bytes());
-                m[6..8].copy_from_slice(&r.flags.to_ne_bytes());
-                m.extend_from_slice(r.payload);
-                out.push(m);
+                each(&r);
                 if nfnl::is_done(&r) {
-                    return Ok(out);
+                    return Ok(());
                 }
             }
         }
@@ -254,28 +256,20 @@ fn verify_with(nl: &mut Nl, want: &Ruleset) -> Result<(), FirewallError> {
     let mut chains = Vec::new();
     let mut rules = Vec::new();
     for (family, table) in [(NFPROTO_INET, TABLE), (NFPROTO_NETDEV, EGRESS_TABLE)] {
-        let seq = nl.seq;
-        nl.seq = nl.seq.wrapping_add(1);
-        for m in nl.dump(nfnl::dump_request(seq, family, None))? {
-            for r in nfnl::replies(&m)? {
-                if let Some(c) = nfnl::decode_chain(&r)
-                    && c.table == table
-                {
-                    chains.push(c);
-                }
+        nl.dump(family, None, |r| {
+            if let Some(c) = nfnl::decode_chain(r)
+                && c.table == table
+            {
+                chains.push(c);
             }
-        }
-        let seq = nl.seq;
-        nl.seq = nl.seq.wrapping_add(1);
-        for m in nl.dump(nfnl::dump_request(seq, family, Some(table)))? {
-            for r in nfnl::replies(&m)? {
-                if let Some(d) = nfnl::decode_rule(&r)
-                    && d.table == table
-                {
-                    rules.push(d);
-                }
+        })?;
+        nl.dump(family, Some(table), |r| {
+            if let Some(d) = nfnl::decode_rule(r)
+                && d.table == table
+            {
+                rules.push(d);
             }
-        }
+        })?;
     }
     compare(want, &chains, &rules).map_err(FirewallError::Mismatch)
 }

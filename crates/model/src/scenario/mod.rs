@@ -339,6 +339,22 @@ impl Action {
 }
 
 impl Scenario {
+    /// A scenario with no steps: only the gateway with the lab's
+    /// configuration (`leakhound lab`, the benchmarks).
+    pub fn idle(name: &str) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            tags: vec![],
+            source: format!("leakhound {name}"),
+            gateway_env: Default::default(),
+            gateway_start: true,
+            steps: vec![],
+            leak_wires: vec![],
+            requires: vec![],
+        }
+    }
+
     /// A rough guess of how long the scenario waits, for scheduling
     /// scenarios over parallel labs longest first: every probe that must
     /// get no answer waits out `probe_timeout`, every fault a second. Pure.
