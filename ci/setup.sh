@@ -14,6 +14,9 @@
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 #   iperf3         the load of `leakhound bench tunnel`
+#   target/release/leakhound-gotatun
+#                  gotatun (Mullvad's boringtun fork, crates.io) as the second
+#                  tunnel yardstick, built by cargo (crates/yardstick-gotatun)
 # Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 need=()
@@ -35,4 +38,8 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--bench" ]; then
+  cd "$(dirname "$0")/.."
+  cargo build --release --quiet -p leakhound-gotatun
 fi

@@ -11,6 +11,12 @@
 #   wg-quick-gw.sh --no-killswitch     deliberately broken: no kill switch
 #   wg-quick-gw.sh --ipv4-killswitch   deliberately broken: IPv4 only, IPv6
 #                                      is left open
+#   --userspace PROGRAM                the userspace WireGuard to run instead
+#                                      of wireguard-go (started as
+#                                      `PROGRAM -f IFACE`, configured by wg
+#                                      through /var/run/wireguard/IFACE.sock;
+#                                      `leakhound bench tunnel` passes the
+#                                      gotatun yardstick this way)
 #
 # Variables read (Gluetun's names): WIREGUARD_PRIVATE_KEY,
 # WIREGUARD_PUBLIC_KEY, WIREGUARD_PRESHARED_KEY, WIREGUARD_ADDRESSES (or
@@ -23,12 +29,18 @@
 set -euo pipefail
 
 mode=full
-case "${1:-}" in
-  "") ;;
-  --no-killswitch) mode=none ;;
-  --ipv4-killswitch) mode=ipv4 ;;
-  *) echo "wg-quick-gw: unknown option $1" >&2; exit 2 ;;
-esac
+userspace=wireguard-go
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-killswitch) mode=none ;;
+    --ipv4-killswitch) mode=ipv4 ;;
+    --userspace)
+      [ $# -ge 2 ] || { echo "wg-quick-gw: --userspace needs a program" >&2; exit 2; }
+      userspace=$2; shift ;;
+    *) echo "wg-quick-gw: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 fail() { echo "wg-quick-gw: $*" >&2; exit 2; }
 for v in WIREGUARD_PRIVATE_KEY WIREGUARD_PUBLIC_KEY VPN_ENDPOINT_IP; do
@@ -122,13 +134,13 @@ stop() {
 }
 trap stop TERM INT
 
-# 2. The tunnel: wireguard-go, configured with wg.
-WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go -f "$iface" &
+# 2. The tunnel: wireguard-go (or --userspace), configured with wg.
+WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 "$userspace" -f "$iface" &
 for _ in $(seq 1 200); do
   [ -S "/var/run/wireguard/$iface.sock" ] && break
   sleep 0.01
 done
-[ -S "/var/run/wireguard/$iface.sock" ] || fail "wireguard-go did not create its socket"
+[ -S "/var/run/wireguard/$iface.sock" ] || fail "$userspace did not create its socket"
 peer=(peer "$WIREGUARD_PUBLIC_KEY" endpoint "$endpoint:$port" allowed-ips 0.0.0.0/0,::/0)
 [ "$keepalive" != 0 ] && peer+=(persistent-keepalive "$keepalive")
 if [ -n "${WIREGUARD_PRESHARED_KEY:-}" ]; then

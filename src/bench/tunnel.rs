@@ -110,6 +110,14 @@ fn provider_name(p: ProviderKind) -> &'static str {
     }
 }
 
+/// A name as part of a file name: "reference (gotatun)" -> "reference-gotatun".
+fn file_part(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// Starts iperf3's server for one test (`-1`) on the lab's internet host
 /// and waits until it says it listens (iperf3 re-creates its listening
 /// socket between tests, so a long-lived server refuses a quick next one).
@@ -155,11 +163,8 @@ pub async fn measure(
     let idle = crate::model::scenario::Scenario::idle("bench-tunnel");
     let log = runner.out_dir.join(format!(
         "{}-{}.log",
-        provider_name(provider)
-            .split(' ')
-            .next()
-            .unwrap_or("provider"),
-        runner.target.name().split(' ').next().unwrap_or("gateway")
+        file_part(provider_name(provider)),
+        file_part(runner.target.name())
     ));
     let gw = runner.start_idle_gateway_async(&idle, &log).await?;
     let gw_ns = lab.ns(host::GW)?;
@@ -254,17 +259,15 @@ pub fn print(rows: &[Row], seconds: u64) {
             r.per_gbit(r.cpu_provider)
         );
     }
-    // Ratios against the reference on the same provider and load.
-    for r in rows
-        .iter()
-        .filter(|r| r.gateway != "reference (wireguard-go)")
-    {
-        if let Some(y) = rows.iter().find(|y| {
-            y.gateway == "reference (wireguard-go)" && y.provider == r.provider && y.test == r.test
+    // Ratios against each yardstick on the same provider and load.
+    for r in rows.iter().filter(|r| !r.gateway.starts_with(REFERENCE)) {
+        for y in rows.iter().filter(|y| {
+            y.gateway.starts_with(REFERENCE) && y.provider == r.provider && y.test == r.test
         }) {
             println!(
-                "{} / wireguard-go, {} provider, {}: {:.2}x throughput, {:.2}x CPU per Gbit",
+                "{} / {}, {} provider, {}: {:.2}x throughput, {:.2}x CPU per Gbit",
                 r.gateway,
+                y.gateway,
                 r.provider,
                 r.test,
                 r.mbit() / y.mbit(),
@@ -274,24 +277,54 @@ pub fn print(rows: &[Row], seconds: u64) {
     }
 }
 
-/// The targets measured: leakhound's gateway and the reference (Debian's
-/// wireguard-go with wireguard-tools and nftables), if its script is here.
+/// The yardsticks' names start with this; every other row is compared with them.
+const REFERENCE: &str = "reference";
+
+/// Where the gotatun yardstick is looked for: `LEAKHOUND_GOTATUN`, else beside
+/// this executable (`ci/setup.sh --bench` builds it into `target/release`).
+pub fn gotatun_exe(exe: &std::path::Path) -> Option<std::path::PathBuf> {
+    let p = match std::env::var_os("LEAKHOUND_GOTATUN") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => exe.parent()?.join("leakhound-gotatun"),
+    };
+    p.is_file().then_some(p)
+}
+
+/// The targets measured: leakhound's gateway and the yardsticks, the reference
+/// gateway script (wireguard-tools and nftables) on Debian's wireguard-go and,
+/// where it is built, on gotatun. A yardstick that cannot run is named, not
+/// silently left out.
 pub fn targets(exe: std::path::PathBuf) -> Vec<Arc<dyn crate::target::GatewayTarget>> {
+    let gotatun = gotatun_exe(&exe);
     let mut t: Vec<Arc<dyn crate::target::GatewayTarget>> = vec![Arc::new(
         crate::target::process::Builtin::new("leakhound gateway", exe),
     )];
     let script = std::path::Path::new("docker/reference/wg-quick-gw.sh");
-    if script.exists() {
-        t.push(Arc::new(crate::target::process::Command::new(
-            "reference (wireguard-go)",
-            vec![script.display().to_string()],
-            Default::default(),
-        )));
-    } else {
+    if !script.exists() {
         eprintln!(
-            "{} not found (run from the repository): no wireguard-go yardstick",
+            "{} not found (run from the repository): no yardstick",
             script.display()
         );
+        return t;
+    }
+    t.push(Arc::new(crate::target::process::Command::new(
+        &format!("{REFERENCE} (wireguard-go)"),
+        vec![script.display().to_string()],
+        Default::default(),
+    )));
+    match gotatun {
+        Some(g) => t.push(Arc::new(crate::target::process::Command::new(
+            &format!("{REFERENCE} (gotatun)"),
+            vec![
+                script.display().to_string(),
+                "--userspace".into(),
+                g.display().to_string(),
+            ],
+            Default::default(),
+        ))),
+        None => eprintln!(
+            "gotatun yardstick not built (ci/setup.sh --bench builds target/release/leakhound-gotatun): measured without it"
+        ),
     }
     t
 }
@@ -314,6 +347,13 @@ mod tests {
         );
         assert!(parse_iperf("{}").is_err());
         assert!(parse_iperf("not json").is_err());
+    }
+
+    #[test]
+    fn names_become_file_names() {
+        assert_eq!(file_part("reference (gotatun)"), "reference-gotatun");
+        assert_eq!(file_part("boringtun (lab)"), "boringtun-lab");
+        assert_eq!(file_part("leakhound gateway"), "leakhound-gateway");
     }
 
     #[test]

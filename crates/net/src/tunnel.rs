@@ -213,8 +213,9 @@ impl Driver {
     ///
     /// Packets move in batches: the TUN device is read with
     /// `recv_multiple` (one read yields every segment of a GSO packet when
-    /// the device was built with offload) and the resulting datagrams leave
-    /// with one `sendmmsg`; datagrams arrive with one `recvmmsg` and their
+    /// the device was built with offload), whatever else is queued is read
+    /// at once into the same batch, and the resulting datagrams leave with
+    /// UDP GSO sends (`sendmmsg` where GSO is refused); datagrams arrive with one `recvmmsg` and their
     /// decrypted packets are written with `send_multiple` (TCP segments of
     /// one flow coalesced again when offload is on).
     pub async fn run(
@@ -227,12 +228,14 @@ impl Driver {
         use std::os::fd::AsRawFd;
         let mut out = vec![0u8; BUF];
         let mut tun_orig = vec![0u8; VIRTIO_HDR + BUF];
-        let mut tun_bufs: Vec<Vec<u8>> = (0..SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect();
-        let mut sizes = vec![0usize; SEGMENTS];
+        // Room for a batch of reads (up to SEGMENTS packets) plus one more
+        // read of a whole GSO packet.
+        let mut tun_bufs: Vec<Vec<u8>> = (0..2 * SEGMENTS).map(|_| vec![0u8; SEGMENT]).collect();
+        let mut sizes = vec![0usize; 2 * SEGMENTS];
         // Sealed datagrams back to back, so a run of them goes out as one
         // UDP GSO send without copying.
-        let mut sealed = vec![0u8; SEGMENTS * (SEGMENT + 64)];
-        let mut sealed_lens: Vec<usize> = Vec::with_capacity(SEGMENTS);
+        let mut sealed = vec![0u8; 2 * SEGMENTS * (SEGMENT + 64)];
+        let mut sealed_lens: Vec<usize> = Vec::with_capacity(2 * SEGMENTS);
         let mut rx = RecvBatch::default();
         let mut opened: Vec<Vec<u8>> = (0..BATCH)
             .map(|_| Vec::with_capacity(TUN_OFFSET + SEGMENT))
@@ -293,8 +296,22 @@ impl Driver {
                     }
                     self.publish_counters(false);
                 }
-                r = tun.recv_multiple(&mut tun_orig, &mut tun_bufs, &mut sizes, 0) => {
-                    let n = r?;
+                r = tun.recv_multiple(&mut tun_orig, &mut tun_bufs[..SEGMENTS], &mut sizes[..SEGMENTS], 0) => {
+                    let mut n = r?;
+                    // Whatever else is already queued joins this batch (one
+                    // read per packet without GSO, as an application's UDP
+                    // is): one send for the lot, and one wakeup.
+                    while n < SEGMENTS {
+                        match tun.try_recv_multiple(&mut tun_orig, &mut tun_bufs[n..n + SEGMENTS], &mut sizes[n..n + SEGMENTS], 0) {
+                            Ok(k) => n += k,
+                            Err(e) => {
+                                if e.kind() != std::io::ErrorKind::WouldBlock {
+                                    tracing::debug!("reading the TUN device: {e}");
+                                }
+                                break;
+                            }
+                        }
+                    }
                     if self.is_paused() { continue }
                     let peer = self.status.borrow().peer;
                     let Some(peer) = peer else { continue };
