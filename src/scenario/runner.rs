@@ -21,7 +21,7 @@ use crate::lab::services::LabServices;
 use crate::lab::{Lab, LabError};
 use crate::model::classify::LeakPolicy;
 use crate::model::topology::{addr, host, wire};
-use crate::model::verdict::{Frame, Timeline, judge_wires, missing_evidence};
+use crate::model::verdict::{Frame, Timeline, TogetherProbe, judge_wires, missing_evidence};
 use crate::target::tail;
 use crate::tunnel::encode_key;
 
@@ -352,7 +352,86 @@ impl Runner<'_> {
         // The last fault or repair and when it was done: every later step
         // says how long after it it finished (time to healthy, to traffic).
         let mut last_fault: Option<(&str, Instant)> = None;
-        for step in &scn.steps {
+        let mut next = 0;
+        while next < scn.steps.len() {
+            let step = &scn.steps[next];
+            next += 1;
+            // Consecutive probes that must get no answer wait together.
+            let run = scn.steps[next - 1..]
+                .iter()
+                .take_while(|s| s.action.is_silent_probe())
+                .count();
+            if run >= 2 && halted.is_none() && !self.interrupt.is_cancelled() {
+                let group = &scn.steps[next - 1..next - 1 + run];
+                next += run - 1;
+                let label = together_label(group);
+                let probes = group
+                    .iter()
+                    .map(|s| TogetherProbe {
+                        step: s.name.clone(),
+                        target: s.action.probe_target(),
+                    })
+                    .collect();
+                timeline.mark_together(SystemTime::now(), label.clone(), probes);
+                let t = Instant::now();
+                let all = futures::future::join_all(group.iter().map(|s| async move {
+                    let mut log = Vec::new();
+                    let r = self.probe(&s.action, &mut log).await;
+                    (r, log, t.elapsed())
+                }));
+                let results = tokio::select! {
+                    r = all => Some(r),
+                    _ = self.interrupt.cancelled() => None,
+                };
+                self.note_gateway_exit(&mut st, &label).await;
+                let Some(results) = results else {
+                    halted = Some("the run was interrupted".into());
+                    for s in group {
+                        cases.push(self.finish_case(
+                            scn,
+                            &s.name,
+                            interrupted(),
+                            t.elapsed(),
+                            vec![],
+                        ));
+                    }
+                    continue;
+                };
+                for (s, (r, mut log, took)) in group.iter().zip(results) {
+                    log.push(format!(
+                        "waited together with the {} probes of \"{label}\"",
+                        run - 1
+                    ));
+                    let outcome = match r {
+                        Some(Ok(o)) => o,
+                        Some(Err(e)) => {
+                            halted = Some(format!("the harness failed at \"{}\"", s.name));
+                            harness_error(&format!(
+                                "the harness could not do this step: {}",
+                                crate::errfmt::chain(&e)
+                            ))
+                        }
+                        None => harness_error("not a probe"),
+                    };
+                    if outcome == Outcome::Passed {
+                        evidence.extend(super::evidence::for_step(
+                            s,
+                            &previous_mark,
+                            self.lab.topology(),
+                            &allowed,
+                        ));
+                    }
+                    if let Some((fault, at)) = last_fault {
+                        log.push(format!(
+                            "finished {:.3}s after \"{fault}\"",
+                            (t.saturating_duration_since(at) + took).as_secs_f64()
+                        ));
+                    }
+                    cases.push(self.finish_case(scn, &s.name, outcome, took, log));
+                }
+                previous_mark = label;
+                continue;
+            }
             if halted.is_none() && self.interrupt.is_cancelled() {
                 // Interrupted between steps: the scenario is in flight, and
                 // this step is where it stopped.
@@ -821,5 +900,19 @@ impl Runner<'_> {
             .await?,
         );
         Ok(Self::verdict(problems, log))
+    }
+}
+
+/// The timeline's name for probes that waited together.
+fn together_label(group: &[super::model::Step]) -> String {
+    match group {
+        [first, .., last] => format!(
+            "{} probes waiting together: {} ... {}",
+            group.len(),
+            first.name,
+            last.name
+        ),
+        [one] => one.name.clone(),
+        [] => String::new(),
     }
 }

@@ -158,6 +158,17 @@ pub struct Frame {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
     marks: Vec<(SystemTime, String)>,
+    /// Parts in which several probes ran at once: the mark's index, and
+    /// each probe's name and target (address, port), so a frame is tied to
+    /// its probe by where it went, not by when.
+    together: Vec<(usize, Vec<TogetherProbe>)>,
+}
+
+/// A probe that ran beside others: its step's name and its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TogetherProbe {
+    pub step: String,
+    pub target: Option<(std::net::IpAddr, Option<u16>)>,
 }
 
 /// What a frame before the first mark is attributed to.
@@ -171,6 +182,47 @@ impl Timeline {
     /// A part named `name` begins at `at` (marks come in time order).
     pub fn mark(&mut self, at: SystemTime, name: impl Into<String>) {
         self.marks.push((at, name.into()));
+    }
+
+    /// A part named `name` begins at `at` in which `probes` run at once.
+    pub fn mark_together(
+        &mut self,
+        at: SystemTime,
+        name: impl Into<String>,
+        probes: Vec<TogetherProbe>,
+    ) {
+        self.together.push((self.marks.len(), probes));
+        self.mark(at, name);
+    }
+
+    /// The part a frame stamped `at` belongs to, as [`Timeline::attribute`]
+    /// says; within a part whose probes ran at once, the one probe the
+    /// frame went to or came from (by address and port), if exactly one
+    /// matches.
+    pub fn attribute_frame(&self, at: SystemTime, frame: &[u8], skew: Duration) -> String {
+        let part = self.attribute(at, skew);
+        let idx = self.marks.iter().rposition(|(t, _)| *t <= at);
+        let Some((_, probes)) = self.together.iter().find(|(i, _)| Some(*i) == idx) else {
+            return part;
+        };
+        let Some((src, dst, ports)) = transport(frame) else {
+            return part;
+        };
+        let hits = |ip: std::net::IpAddr, port: Option<u16>| {
+            probes
+                .iter()
+                .filter(|p| {
+                    p.target
+                        .is_some_and(|(t, tp)| t == ip && (tp.is_none() || tp == port))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut m = hits(dst, ports.map(|(_, d)| d));
+        m.extend(hits(src, ports.map(|(s, _)| s)));
+        match m.as_slice() {
+            [one] => one.step.clone(),
+            _ => part,
+        }
     }
 
     /// The part during which a frame stamped `at` crossed: the last one
@@ -201,6 +253,35 @@ impl Timeline {
             return format!("{}\" or \"{here}", self.marks[i - 1].1);
         }
         here.to_string()
+    }
+}
+
+/// Source, destination and, for TCP and UDP, the ports of an Ethernet
+/// frame's IP packet.
+fn transport(frame: &[u8]) -> Option<Endpoints> {
+    use pnet_packet::Packet;
+    use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
+    use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+    let ports = |proto: IpNextHeaderProtocol, payload: &[u8]| match proto {
+        IpNextHeaderProtocols::Udp | IpNextHeaderProtocols::Tcp if payload.len() >= 4 => Some((
+            u16::from_be_bytes([payload[0], payload[1]]),
+            u16::from_be_bytes([payload[2], payload[3]]),
+        )),
+        _ => None,
+    };
+    let eth = EthernetPacket::new(frame)?;
+    match eth.get_ethertype() {
+        EtherTypes::Ipv4 => {
+            let ip = pnet_packet::ipv4::Ipv4Packet::new(eth.payload())?;
+            let p = ports(ip.get_next_level_protocol(), ip.payload());
+            Some((ip.get_source().into(), ip.get_destination().into(), p))
+        }
+        EtherTypes::Ipv6 => {
+            let ip = pnet_packet::ipv6::Ipv6Packet::new(eth.payload())?;
+            let p = ports(ip.get_next_header(), ip.payload());
+            Some((ip.get_source().into(), ip.get_destination().into(), p))
+        }
+        _ => None,
     }
 }
 
@@ -347,7 +428,7 @@ pub fn judge_wires(
                 leaks.push(LeakRecord {
                     at: f.at,
                     wire: wire.clone(),
-                    step: timeline.attribute(f.at, skew),
+                    step: timeline.attribute_frame(f.at, &f.data, skew),
                     packet: v.summary().clone(),
                 });
             }
@@ -492,6 +573,47 @@ mod tests {
         f.extend_from_slice(&dport.to_be_bytes());
         f.extend_from_slice(&[0, 8, 0, 0]);
         f
+    }
+
+    #[test]
+    fn probes_that_waited_together_get_their_own_frames_by_target() {
+        let mut tl = Timeline::new();
+        tl.mark(t(0), "setup");
+        let p = |step: &str, ip: [u8; 4], port: Option<u16>| TogetherProbe {
+            step: step.into(),
+            target: Some((ip.into(), port)),
+        };
+        tl.mark_together(
+            t(100),
+            "3 probes waiting together",
+            vec![
+                p("DNS to the ISP", [192, 0, 2, 53], Some(53)),
+                p("DNS to the LAN", [192, 168, 10, 53], Some(53)),
+                p("ping the ISP", [192, 0, 2, 53], None),
+            ],
+        );
+        tl.mark(t(3200), "teardown");
+        let to_isp = udp_frame([172, 21, 0, 2], [192, 0, 2, 53], 53);
+        let to_lan = udp_frame([172, 21, 0, 2], [192, 168, 10, 53], 53);
+        let elsewhere = udp_frame([172, 21, 0, 2], [198, 51, 100, 7], 53);
+        let z = Duration::ZERO;
+        // The LAN query: only one probe went there. Its answer (reversed) too.
+        assert_eq!(tl.attribute_frame(t(150), &to_lan, z), "DNS to the LAN");
+        let mut back = udp_frame([192, 168, 10, 53], [172, 21, 0, 2], 40000);
+        back[34..36].copy_from_slice(&53u16.to_be_bytes()); // from port 53
+        assert_eq!(tl.attribute_frame(t(150), &back, z), "DNS to the LAN");
+        // Two probes went to 192.0.2.53 (any port for the ping): not guessed.
+        assert_eq!(
+            tl.attribute_frame(t(150), &to_isp, z),
+            "3 probes waiting together"
+        );
+        // A frame to none of them, and frames outside the part, by time.
+        assert_eq!(
+            tl.attribute_frame(t(150), &elsewhere, z),
+            "3 probes waiting together"
+        );
+        assert_eq!(tl.attribute_frame(t(50), &to_lan, z), "setup");
+        assert_eq!(tl.attribute_frame(t(3300), &to_lan, z), "teardown");
     }
 
     #[test]

@@ -336,6 +336,38 @@ impl Action {
             _ => None,
         }
     }
+
+    /// A probe that must get no answer and changes nothing (http, dns, udp,
+    /// encrypted-dns, ping with `expect = "fail"`): consecutive ones wait
+    /// out their timeouts together. Each still waits its full timeout, its
+    /// far end is still asked for its own nonce, and the frames on the
+    /// wires are tied to it by [`Action::probe_target`].
+    pub fn is_silent_probe(&self) -> bool {
+        matches!(
+            self,
+            Action::Http { .. }
+                | Action::Dns { .. }
+                | Action::Udp { .. }
+                | Action::EncryptedDns { .. }
+                | Action::Ping { .. }
+        ) && self.expectation() == Some(&Expect::Fail)
+    }
+
+    /// Where a probe goes: the address and, except for ping, the port.
+    /// `None` for a DNS query to the host's own resolver and for actions
+    /// that are not probes.
+    pub fn probe_target(&self) -> Option<(IpAddr, Option<u16>)> {
+        match self {
+            Action::Http { target, .. }
+            | Action::Udp { target, .. }
+            | Action::EncryptedDns { target, .. } => Some((target.ip(), Some(target.port()))),
+            Action::Dns {
+                server: Some(s), ..
+            } => Some((s.ip(), Some(s.port()))),
+            Action::Ping { target, .. } => Some((*target, None)),
+            _ => None,
+        }
+    }
 }
 
 impl Scenario {
@@ -357,16 +389,22 @@ impl Scenario {
 
     /// A rough guess of how long the scenario waits, for scheduling
     /// scenarios over parallel labs longest first: every probe that must
-    /// get no answer waits out `probe_timeout`, every fault a second. Pure.
+    /// get no answer waits out `probe_timeout` (a run of silent probes,
+    /// which wait together, once), every fault a second. Pure.
     pub fn expected_wait(&self, probe_timeout: Duration) -> Duration {
-        self.steps
-            .iter()
-            .map(|s| match &s.action {
+        let mut total = Duration::ZERO;
+        let mut previous_silent = false;
+        for s in &self.steps {
+            let silent = s.action.is_silent_probe();
+            total += match &s.action {
+                _ if silent && previous_silent => Duration::ZERO,
                 a if a.expectation() == Some(&Expect::Fail) => probe_timeout,
                 Action::Fault(_) => Duration::from_secs(1),
                 _ => Duration::ZERO,
-            })
-            .sum()
+            };
+            previous_silent = silent;
+        }
+        total
     }
 }
 

@@ -262,9 +262,61 @@ expect = "answer"
 [[step]]
 name = "d"
 action = "stop-tunnel"
+[[step]]
+name = "e"
+action = "raw-frame"
+from = "gw"
+target = "192.0.2.53:53"
+expect = "fail"
 "#);
+    // a and b wait together (3 s), the fault 1 s, the raw frame alone 3 s.
     assert_eq!(
         s.expected_wait(Duration::from_secs(3)),
         Duration::from_secs(7)
     );
+}
+
+#[test]
+fn silent_probes_are_the_stateless_ones_that_expect_no_answer() {
+    let s = ok(r#"
+name = "t"
+description = "d"
+[[step]]
+name = "a"
+action = "http"
+from = "gw"
+target = "192.0.2.80:80"
+expect = "fail"
+[[step]]
+name = "b"
+action = "ping"
+from = "gw"
+target = "192.0.2.80"
+expect = "fail"
+[[step]]
+name = "c"
+action = "http"
+from = "gw"
+target = "192.0.2.80:80"
+expect = "answer"
+[[step]]
+name = "d"
+action = "dns"
+from = "gw"
+server = "system"
+expect = "fail"
+[[step]]
+name = "e"
+action = "raw-frame"
+from = "gw"
+target = "192.0.2.53:53"
+expect = "fail"
+"#);
+    let silent: Vec<bool> = s.steps.iter().map(|s| s.action.is_silent_probe()).collect();
+    assert_eq!(silent, [true, true, false, true, false]);
+    let targets: Vec<_> = s.steps.iter().map(|s| s.action.probe_target()).collect();
+    assert_eq!(targets[0], Some(("192.0.2.80".parse().unwrap(), Some(80))));
+    assert_eq!(targets[1], Some(("192.0.2.80".parse().unwrap(), None)));
+    // The host's own resolver: where it goes is not known here.
+    assert_eq!(targets[3], None);
 }
