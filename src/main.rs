@@ -1038,14 +1038,20 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
         let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
+        // The gateway as the image ships it: the standalone binary beside
+        // this one (its resident memory is then its own, not the
+        // harness's code pages), else this binary's `gateway` command.
+        let me = std::env::current_exe()?;
+        let gateway_exe = me
+            .parent()
+            .map(|d| d.join("leakhound-gateway"))
+            .filter(|p| p.is_file())
+            .unwrap_or(me);
         let runner = Runner {
             lab: &lab,
             services: &services,
             out_dir: out.clone(),
-            target: Arc::new(leakhound::target::process::Builtin::new(
-                "builtin",
-                std::env::current_exe()?,
-            )),
+            target: Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),
             env_overrides: Default::default(),
             events: None,
             interrupt: CancellationToken::new(),
@@ -1082,6 +1088,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             rows.push(("leakhound gateway resolver", names, r, cpu));
         }
         let peak_rss = rss("VmHWM:");
+        let anon_rss = rss("RssAnon:");
         let unbound_ok = std::process::Command::new("unbound")
             .arg("-V")
             .stdout(std::process::Stdio::null())
@@ -1142,10 +1149,13 @@ fn bench_main(args: BenchArgs) -> Result<()> {
             );
         }
         println!("(CPU: the resolver's process; for unbound also the gateway's, which carries its upstream queries through the tunnel)");
+        let kb = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("?".into());
         println!(
-            "gateway resident memory: idle {} kB, peak under this load {} kB",
-            idle_rss.map(|v| v.to_string()).unwrap_or("?".into()),
-            peak_rss.map(|v| v.to_string()).unwrap_or("?".into())
+            "gateway resident memory ({}): idle {} kB, peak under this load {} kB (of it anonymous after the load: {} kB; the rest is the binary's pages)",
+            gateway_exe.display(),
+            kb(idle_rss),
+            kb(peak_rss),
+            kb(anon_rss)
         );
         gw.stop().await;
         Ok(())
