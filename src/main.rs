@@ -547,6 +547,8 @@ fn run_with(
     }
     let overrides = parse_env_overrides(&args.env)?;
     let exe = std::env::current_exe().context("finding leakhound's own executable")?;
+    // The soak times the gateway's start: as the image ships it.
+    let exe = if soak { shipped_gateway(exe) } else { exe };
     let targets = specs
         .iter()
         .map(|s| leakhound::target::from_spec(s, &exe))
@@ -941,15 +943,10 @@ fn lab_main(args: LabArgs) -> Result<()> {
 fn soak_figures(r: &ScenarioResult) -> String {
     use leakhound::model::stats::percentile;
     let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
-    let mut closed: Vec<u64> = log
-        .lines()
-        .filter_map(|l| {
-            let rest = l.split("firewall closed ").nth(1)?;
-            rest.split(" us after start").next()?.trim().parse().ok()
-        })
-        .collect();
-    closed.sort_unstable();
+    let closed = logged_micros(&log, "firewall closed ", " us after start");
+    let verified = logged_micros(&log, "read back and verified in ", " us");
     let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
+    let vpct = |p: usize| percentile(&verified, p).unwrap_or(0);
     let mut again: Vec<f64> = r
         .cases
         .iter()
@@ -979,7 +976,8 @@ fn soak_figures(r: &ScenarioResult) -> String {
         .count();
     format!(
         "soak: {} packets leaked (gw + uplink), {} of {} steps failed, {:.1}s\n\
-         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n{}",
+         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n\
+         its read-back verification after that ({} starts): median {} us, p90 {} us\n{}",
         r.leaks.len(),
         steps_failed,
         r.cases.len(),
@@ -989,8 +987,35 @@ fn soak_figures(r: &ScenarioResult) -> String {
         pct(50),
         pct(90),
         pct(100),
+        verified.len(),
+        vpct(50),
+        vpct(90),
         reconnects,
     )
+}
+
+/// The gateway as the image ships it, for measurements: the standalone
+/// `leakhound-gateway` binary beside `exe` when it was built, else `exe`
+/// (whose `gateway` command is the same gateway inside the harness binary).
+fn shipped_gateway(exe: PathBuf) -> PathBuf {
+    exe.parent()
+        .map(|d| d.join("leakhound-gateway"))
+        .filter(|p| p.is_file())
+        .unwrap_or(exe)
+}
+
+/// The microsecond figures a gateway log states between `before` and
+/// `after` on each line, sorted.
+fn logged_micros(log: &str, before: &str, after: &str) -> Vec<u64> {
+    let mut v: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split(before).nth(1)?;
+            rest.split(after).next()?.trim().parse().ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 fn bench_tunnel(seconds: u64) -> Result<()> {
@@ -1038,15 +1063,8 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
         let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
-        // The gateway as the image ships it: the standalone binary beside
-        // this one (its resident memory is then its own, not the
-        // harness's code pages), else this binary's `gateway` command.
-        let me = std::env::current_exe()?;
-        let gateway_exe = me
-            .parent()
-            .map(|d| d.join("leakhound-gateway"))
-            .filter(|p| p.is_file())
-            .unwrap_or(me);
+        // Its resident memory is then its own, not the harness's code pages.
+        let gateway_exe = shipped_gateway(std::env::current_exe()?);
         let runner = Runner {
             lab: &lab,
             services: &services,
@@ -1160,4 +1178,22 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         gw.stop().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod soak_log_tests {
+    #[test]
+    fn close_and_verify_times_are_read_from_the_gateway_log() {
+        let log = "x INFO leakhound_gateway: firewall closed 3940 us after start (batch 2522 us); read back and verified in 1355 us\n\
+                   x INFO leakhound_gateway: firewall closed 3100 us after start (batch 2000 us); read back and verified in 1100 us\n\
+                   x INFO other line\n";
+        assert_eq!(
+            super::logged_micros(log, "firewall closed ", " us after start"),
+            [3100, 3940]
+        );
+        assert_eq!(
+            super::logged_micros(log, "read back and verified in ", " us"),
+            [1100, 1355]
+        );
+    }
 }
