@@ -945,6 +945,15 @@ fn soak_figures(r: &ScenarioResult) -> String {
     let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
     let closed = logged_micros(&log, "firewall closed ", " us after start");
     let verified = logged_micros(&log, "read back and verified in ", " us");
+    // Starts that found their kill switch still in the kernel (after a
+    // crash) only read it back; the others wrote it.
+    let written: String = log
+        .lines()
+        .filter(|l| l.contains("firewall closed ") && !l.contains("found in place"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let written = logged_micros(&written, "firewall closed ", " us after start");
+    let wpct = |p: usize| percentile(&written, p).unwrap_or(0);
     let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
     let vpct = |p: usize| percentile(&verified, p).unwrap_or(0);
     let mut again: Vec<f64> = r
@@ -977,6 +986,7 @@ fn soak_figures(r: &ScenarioResult) -> String {
     format!(
         "soak: {} packets leaked (gw + uplink), {} of {} steps failed, {:.1}s\n\
          kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n\
+         of them {} found it in place from before a crash (read back, not rewritten); the {} that wrote it: median {} us, p90 {} us\n\
          its read-back verification after that ({} starts): median {} us, p90 {} us\n{}",
         r.leaks.len(),
         steps_failed,
@@ -987,6 +997,10 @@ fn soak_figures(r: &ScenarioResult) -> String {
         pct(50),
         pct(90),
         pct(100),
+        closed.len() - written.len(),
+        written.len(),
+        wpct(50),
+        wpct(90),
         verified.len(),
         vpct(50),
         vpct(90),

@@ -98,6 +98,8 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
             took.closed.as_secs() < 5 && took.verified.as_secs() < 5,
             "{took:?}"
         );
+        // Each policy differs from the one before: written every time.
+        assert!(took.rewritten, "{took:?}");
     }
     // Someone removes a rule behind our back: verification notices.
     let st = ns
@@ -165,6 +167,24 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
         msg.contains(r#"output rule 1: applied "loopback out""#),
         "{msg}"
     );
+    // Applying onto the changed ruleset rewrites it; the same policy once
+    // more finds it in place (read back, not rewritten).
+    let again = ns
+        .run(move || firewall::apply(&policy(false)))
+        .unwrap()
+        .unwrap();
+    assert!(
+        again.rewritten,
+        "a changed rule must be rewritten: {again:?}"
+    );
+    ns.run(|| firewall::apply::verify(&policy(false)))
+        .unwrap()
+        .unwrap();
+    let same = ns
+        .run(move || firewall::apply(&policy(false)))
+        .unwrap()
+        .unwrap();
+    assert!(!same.rewritten && same.verified.is_zero(), "{same:?}");
     // The redirect's nat chain comes and goes with the policy, atomically,
     // and is verified like the rest.
     for p in [redirecting(), policy(false), redirecting()] {

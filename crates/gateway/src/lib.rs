@@ -432,12 +432,20 @@ pub async fn run(
             .await
             .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
         let since_start = started.elapsed() - took.verified;
-        tracing::info!(
-            "firewall closed {} us after start (batch {} us); read back and verified in {} us",
-            since_start.as_micros(),
-            took.closed.as_micros(),
-            took.verified.as_micros()
-        );
+        if took.rewritten {
+            tracing::info!(
+                "firewall closed {} us after start (batch {} us); read back and verified in {} us",
+                since_start.as_micros(),
+                took.closed.as_micros(),
+                took.verified.as_micros()
+            );
+        } else {
+            tracing::info!(
+                "firewall closed {} us after start (found in place, not rewritten); read back and verified in {} us",
+                since_start.as_micros(),
+                took.closed.as_micros()
+            );
+        }
     } else {
         tracing::warn!(
             "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: no kill switch, traffic WILL leak when the tunnel is down"

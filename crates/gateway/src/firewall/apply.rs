@@ -46,11 +46,15 @@ pub enum FirewallError {
 }
 
 /// How long applying took: until the batch was committed (the kill switch
-/// is closed from then on), and the read-back after it.
+/// is closed from then on), and the read-back after it. When the kernel
+/// already held exactly this ruleset (a gateway restarted after a crash
+/// leaves its kill switch closed), nothing is rewritten: `closed` is then
+/// the read-back that proved it, `verified` zero.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyTimes {
     pub closed: Duration,
     pub verified: Duration,
+    pub rewritten: bool,
 }
 
 /// A netfilter netlink socket.
@@ -217,6 +221,17 @@ pub fn apply(policy: &FirewallPolicy) -> Result<ApplyTimes, FirewallError> {
 fn apply_with(nl: &mut Nl, policy: &FirewallPolicy) -> Result<ApplyTimes, FirewallError> {
     let t = Instant::now();
     let rs = Ruleset::of(policy);
+    // Already in the kernel, expression by expression: rewriting it would
+    // only unhook and re-hook the same chains (an RCU grace period each).
+    // Any difference, absence or read error: written as always.
+    if verify_with(nl, &rs).is_ok() {
+        return Ok(ApplyTimes {
+            closed: t.elapsed(),
+            verified: Duration::ZERO,
+            rewritten: false,
+        });
+    }
+    let t = Instant::now();
     let seq = nl.seq;
     nl.transact(rs.batch(seq))?;
     let closed = t.elapsed();
@@ -224,6 +239,7 @@ fn apply_with(nl: &mut Nl, policy: &FirewallPolicy) -> Result<ApplyTimes, Firewa
     Ok(ApplyTimes {
         closed,
         verified: t.elapsed() - closed,
+        rewritten: true,
     })
 }
 
