@@ -367,14 +367,8 @@ pub async fn run(
             "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see README's variable table"
         );
     }
-    // Everything that can fail on bad input, first.
-    let mut dns_policy = cfg.dns.policy.clone();
-    dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
+    // The control server's roles first: it answers from the first moment.
     let auth = load_control_auth(&cfg.control)?;
-    let health_tls = std::sync::Arc::new(
-        dns::tls_client_config("HEALTH_TARGET_CA_FILE", cfg.health.ca_file.as_deref())
-            .map_err(GatewayError::HealthCa)?,
-    );
 
     // 0. What the gateway accepts from outside works from now on: signals
     // (installed before this function) and the control server feed one
@@ -454,6 +448,15 @@ pub async fn run(
             .await
             .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
     }
+
+    // The other files the configuration names, after the kill switch (they
+    // cannot open it; a bad one still ends in the closed namespace).
+    let mut dns_policy = cfg.dns.policy.clone();
+    dns::load_blocklists(&mut dns_policy, &cfg.dns.blocklists)?;
+    let health_tls = std::sync::Arc::new(
+        dns::tls_client_config("HEALTH_TARGET_CA_FILE", cfg.health.ca_file.as_deref())
+            .map_err(GatewayError::HealthCa)?,
+    );
 
     // 2. The endpoint and the LAN subnets stay on the underlay. Every change
     // is idempotent: a route already there is replaced, one already gone is
