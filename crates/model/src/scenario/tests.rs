@@ -236,49 +236,8 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
     }
 }
 
-#[test]
-fn the_expected_wait_counts_silent_probes_and_faults() {
-    let s = ok(r#"
-name = "t"
-description = "d"
-[[step]]
-name = "a"
-action = "http"
-from = "gw"
-target = "192.0.2.80:80"
-expect = "fail"
-[[step]]
-name = "b"
-action = "ping"
-from = "gw"
-target = "192.0.2.80"
-expect = "fail"
-[[step]]
-name = "c"
-action = "http"
-from = "gw"
-target = "192.0.2.80:80"
-expect = "answer"
-[[step]]
-name = "d"
-action = "stop-tunnel"
-[[step]]
-name = "e"
-action = "raw-frame"
-from = "gw"
-target = "192.0.2.53:53"
-expect = "fail"
-"#);
-    // a and b wait together (3 s), the fault 1 s, the raw frame alone 3 s.
-    assert_eq!(
-        s.expected_wait(Duration::from_secs(3)),
-        Duration::from_secs(7)
-    );
-}
-
-#[test]
-fn silent_probes_are_the_stateless_ones_that_expect_no_answer() {
-    let s = ok(r#"
+/// Silent probes (a, b, d), an answered one, a fault and a raw frame.
+const MIXED_STEPS: &str = r#"
 name = "t"
 description = "d"
 [[step]]
@@ -307,13 +266,31 @@ server = "system"
 expect = "fail"
 [[step]]
 name = "e"
+action = "stop-tunnel"
+[[step]]
+name = "f"
 action = "raw-frame"
 from = "gw"
 target = "192.0.2.53:53"
 expect = "fail"
-"#);
+"#;
+
+#[test]
+fn the_expected_wait_counts_silent_probes_and_faults() {
+    let s = ok(MIXED_STEPS);
+    // a and b wait together (3 s), d alone (3 s), the fault 1 s, the raw
+    // frame (not a silent probe) 3 s.
+    assert_eq!(
+        s.expected_wait(Duration::from_secs(3)),
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn silent_probes_are_the_stateless_ones_that_expect_no_answer() {
+    let s = ok(MIXED_STEPS);
     let silent: Vec<bool> = s.steps.iter().map(|s| s.action.is_silent_probe()).collect();
-    assert_eq!(silent, [true, true, false, true, false]);
+    assert_eq!(silent, [true, true, false, true, false, false]);
     let targets: Vec<_> = s.steps.iter().map(|s| s.action.probe_target()).collect();
     assert_eq!(targets[0], Some(("192.0.2.80".parse().unwrap(), Some(80))));
     assert_eq!(targets[1], Some(("192.0.2.80".parse().unwrap(), None)));
