@@ -9,6 +9,8 @@
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
+//! * [`userconf`]: the user's own configuration (a compose file's gateway
+//!   service, an env file) read into variables, ports and dependents.
 //! * [`verdict`]: result types, and the pure function from captured frames,
 //!   the step timeline and the wires' policies to leak records and cases.
 
@@ -20,4 +22,5 @@ pub mod natpmp;
 pub mod scenario;
 pub mod stats;
 pub mod topology;
+pub mod userconf;
 pub mod verdict;

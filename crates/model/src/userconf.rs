@@ -1,0 +1,500 @@
+//! The user's own configuration as input (`leakhound run --compose FILE
+//! [--service NAME]`, `--env-file FILE`): the gateway service of a compose
+//! file (its `environment:`, its `env_file:` paths, its published ports)
+//! and the services that share its network (`network_mode:
+//! service:NAME`), or the variables of a plain env file. Pure: text in, a
+//! typed result or an error naming the file, the line and column where
+//! there is one, the service and the key. Reading the files, and turning
+//! the result into a lab, are the harness's.
+//!
+//! Values of secret variables (keys, passwords) are kept as [`Secret`],
+//! which never prints its value.
+
+use std::collections::BTreeMap;
+
+/// A variable's value that must never appear in output: `Debug` and
+/// `Display` print `<redacted>`; [`Secret::expose`] gives the value to the
+/// one place that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(v: impl Into<String>) -> Self {
+        Secret(v.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Whether a variable holds a secret: keys, passwords, tokens, and the
+/// files or auth configurations that carry them.
+pub fn is_secret(key: &str) -> bool {
+    const EXACT: [&str; 3] = [
+        "WIREGUARD_PRIVATE_KEY",
+        "WIREGUARD_PRESHARED_KEY",
+        "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+    ];
+    const PARTS: [&str; 5] = ["PASSWORD", "SECRET", "TOKEN", "API_KEY", "APIKEY"];
+    EXACT.contains(&key) || PARTS.iter().any(|p| key.contains(p))
+}
+
+/// One variable, its value and where it was written (line, 1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Var {
+    pub key: String,
+    pub value: Value,
+    pub line: Option<usize>,
+}
+
+/// A variable's value: plain, or a secret that never prints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl Value {
+    fn of(key: &str, v: String) -> Value {
+        if is_secret(key) {
+            Value::Secret(Secret(v))
+        } else {
+            Value::Plain(v)
+        }
+    }
+
+    /// The value itself, for the gateway's environment only.
+    pub fn expose(&self) -> &str {
+        match self {
+            Value::Plain(v) => v,
+            Value::Secret(s) => s.expose(),
+        }
+    }
+}
+
+/// What is wrong with the user's configuration: always the file, and the
+/// line, column, service and key where they are known.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum UserConfError {
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{file}: service {service}: {key}: {message}")]
+    Key {
+        file: String,
+        service: String,
+        key: String,
+        message: String,
+    },
+}
+
+fn valid_key(k: &str) -> bool {
+    let mut c = k.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+/// Strips one pair of matching quotes, as compose reads env files.
+fn unquote(v: &str) -> &str {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+/// Reads an env file (`KEY=VALUE` per line; blank lines and `#` comments
+/// skipped; one pair of quotes around a value removed, as compose does).
+/// `file` names it in errors.
+pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError> {
+    let mut vars = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let column = raw.len() - line.len() + 1;
+        let line_no = i + 1;
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(UserConfError::At {
+                file: file.into(),
+                line: line_no,
+                column,
+                message: format!("expected KEY=VALUE, found {:?}", clip(line)),
+            });
+        };
+        let key = key.trim_end();
+        if !valid_key(key) {
+            return Err(UserConfError::At {
+                file: file.into(),
+                line: line_no,
+                column,
+                message: format!("{:?} is not a variable name", clip(key)),
+            });
+        }
+        vars.push(Var {
+            key: key.into(),
+            value: Value::of(key, unquote(value.trim()).to_string()),
+            line: Some(line_no),
+        });
+    }
+    Ok(vars)
+}
+
+/// Up to 40 characters of what was found, for an error message (never a
+/// whole line, which could be a secret's value).
+fn clip(s: &str) -> String {
+    let mut c: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        c.push('…');
+    }
+    c
+}
+
+/// A port the gateway service publishes: `published` on the host side to
+/// `target` inside the gateway's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub published: u16,
+    pub target: u16,
+    pub udp: bool,
+}
+
+/// The gateway service of a compose file, as leakhound uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeGateway {
+    pub service: String,
+    pub image: Option<String>,
+    /// `environment:`, in file order.
+    pub environment: Vec<Var>,
+    /// `env_file:` paths as written (relative to the compose file).
+    pub env_files: Vec<String>,
+    pub ports: Vec<Published>,
+    /// Services with `network_mode: service:<this one>`.
+    pub dependents: Vec<String>,
+}
+
+mod raw {
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Deserialize)]
+    pub struct Compose {
+        #[serde(default)]
+        pub services: BTreeMap<String, Service>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    pub struct Service {
+        pub image: Option<String>,
+        pub environment: Option<Environment>,
+        pub env_file: Option<OneOrMany>,
+        pub ports: Vec<Port>,
+        pub network_mode: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Environment {
+        Map(BTreeMap<String, Option<Scalar>>),
+        List(Vec<String>),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Scalar {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum OneOrMany {
+        One(String),
+        Many(Vec<EnvFile>),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum EnvFile {
+        Path(String),
+        Long { path: String },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Port {
+        Short(String),
+        Number(u16),
+        Long {
+            target: u16,
+            published: Option<PortNumber>,
+            protocol: Option<String>,
+        },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum PortNumber {
+        N(u16),
+        S(String),
+    }
+}
+
+/// Whether a service looks like a WireGuard gateway: Gluetun's image, or
+/// Gluetun's VPN variables, or others sharing its network.
+fn is_candidate(name: &str, s: &raw::Service, shared: &BTreeMap<String, Vec<String>>) -> bool {
+    let image = s.image.as_deref().unwrap_or("").to_ascii_lowercase();
+    let env_keys: Vec<String> = match &s.environment {
+        Some(raw::Environment::Map(m)) => m.keys().cloned().collect(),
+        Some(raw::Environment::List(l)) => l
+            .iter()
+            .map(|e| e.split('=').next().unwrap_or("").to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    image.contains("gluetun")
+        || env_keys
+            .iter()
+            .any(|k| k == "VPN_SERVICE_PROVIDER" || k == "VPN_TYPE" || k.starts_with("WIREGUARD_"))
+        || shared.contains_key(name)
+}
+
+/// Reads a compose file and picks its WireGuard gateway service (`service`
+/// if given). Errors: YAML errors with line and column; no candidate; two
+/// candidates without `service`; a named service that does not exist; a
+/// gateway that is not WireGuard (`VPN_TYPE` other than `wireguard`); a
+/// port that is not a port.
+pub fn parse_compose(
+    file: &str,
+    text: &str,
+    service: Option<&str>,
+) -> Result<ComposeGateway, UserConfError> {
+    let doc: raw::Compose = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+        Some(l) => UserConfError::At {
+            file: file.into(),
+            line: l.line(),
+            column: l.column(),
+            message: e.to_string(),
+        },
+        None => UserConfError::File {
+            file: file.into(),
+            message: e.to_string(),
+        },
+    })?;
+    // Who shares whose network.
+    let mut shared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, s) in &doc.services {
+        if let Some(gw) = s
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
+            shared.entry(gw.to_string()).or_default().push(name.clone());
+        }
+    }
+    let name = match service {
+        Some(n) => {
+            if !doc.services.contains_key(n) {
+                return Err(UserConfError::File {
+                    file: file.into(),
+                    message: format!(
+                        "no service {n:?} (services: {})",
+                        doc.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            n.to_string()
+        }
+        None => {
+            let c: Vec<&String> = doc
+                .services
+                .iter()
+                .filter(|(n, s)| is_candidate(n, s, &shared))
+                .map(|(n, _)| n)
+                .collect();
+            match c.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(UserConfError::File {
+                        file: file.into(),
+                        message: "no WireGuard gateway service (no Gluetun image, no VPN_* or WIREGUARD_* variables, no service sharing another's network)".into(),
+                    });
+                }
+                many => {
+                    return Err(UserConfError::File {
+                        file: file.into(),
+                        message: format!(
+                            "{} services could be the gateway ({}): name one with --service",
+                            many.len(),
+                            many.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    let s = &doc.services[&name];
+    let key_err = |key: &str, message: String| UserConfError::Key {
+        file: file.into(),
+        service: name.clone(),
+        key: key.into(),
+        message,
+    };
+    let mut environment = Vec::new();
+    match &s.environment {
+        Some(raw::Environment::Map(m)) => {
+            for (k, v) in m {
+                let v = match v {
+                    None => String::new(),
+                    Some(raw::Scalar::S(s)) => s.clone(),
+                    Some(raw::Scalar::I(i)) => i.to_string(),
+                    Some(raw::Scalar::F(f)) => f.to_string(),
+                    Some(raw::Scalar::B(b)) => b.to_string(),
+                };
+                environment.push(Var {
+                    key: k.clone(),
+                    value: Value::of(k, v),
+                    line: None,
+                });
+            }
+        }
+        Some(raw::Environment::List(l)) => {
+            for e in l {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                environment.push(Var {
+                    key: k.to_string(),
+                    value: Value::of(k, v.to_string()),
+                    line: None,
+                });
+            }
+        }
+        None => {}
+    }
+    for v in &environment {
+        if !valid_key(&v.key) {
+            return Err(key_err(&v.key, "is not a variable name".into()));
+        }
+    }
+    if let Some(t) = environment.iter().find(|v| v.key == "VPN_TYPE")
+        && !t.value.expose().eq_ignore_ascii_case("wireguard")
+    {
+        return Err(key_err(
+            "VPN_TYPE",
+            format!(
+                "{:?}: leakhound's lab is a WireGuard provider; set VPN_TYPE=wireguard",
+                t.value.expose()
+            ),
+        ));
+    }
+    let env_files = match &s.env_file {
+        None => Vec::new(),
+        Some(raw::OneOrMany::One(p)) => vec![p.clone()],
+        Some(raw::OneOrMany::Many(v)) => v
+            .iter()
+            .map(|e| match e {
+                raw::EnvFile::Path(p) | raw::EnvFile::Long { path: p } => p.clone(),
+            })
+            .collect(),
+    };
+    let mut ports = Vec::new();
+    for p in &s.ports {
+        ports.push(published(p).map_err(|m| key_err("ports", m))?);
+    }
+    Ok(ComposeGateway {
+        service: name.clone(),
+        image: s.image.clone(),
+        environment,
+        env_files,
+        ports,
+        dependents: shared.get(&name).cloned().unwrap_or_default(),
+    })
+}
+
+/// One `ports:` entry: "8080", "8080:80", "127.0.0.1:8080:80/udp", a
+/// number, or the long form.
+fn published(p: &raw::Port) -> Result<Published, String> {
+    let port = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{s:?} is not a port (ranges are not supported)"))
+    };
+    match p {
+        raw::Port::Number(n) => Ok(Published {
+            published: *n,
+            target: *n,
+            udp: false,
+        }),
+        raw::Port::Short(s) => {
+            let (spec, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+            let udp = match proto {
+                "tcp" => false,
+                "udp" => true,
+                other => return Err(format!("{s:?}: protocol {other:?} is not tcp or udp")),
+            };
+            // [ip:]published:target, or target alone; an IPv6 host address
+            // is in brackets.
+            let spec = match spec.rfind(']') {
+                Some(i) => spec[i + 1..].trim_start_matches(':'),
+                None => spec,
+            };
+            let parts: Vec<&str> = spec.split(':').collect();
+            let (published, target) = match parts.as_slice() {
+                [t] => (port(t)?, port(t)?),
+                [p, t] | [_, p, t] => (port(p)?, port(t)?),
+                _ => return Err(format!("{s:?} is not [IP:]PUBLISHED:TARGET")),
+            };
+            Ok(Published {
+                published,
+                target,
+                udp,
+            })
+        }
+        raw::Port::Long {
+            target,
+            published,
+            protocol,
+        } => {
+            let published = match published {
+                None => *target,
+                Some(raw::PortNumber::N(n)) => *n,
+                Some(raw::PortNumber::S(s)) => port(s)?,
+            };
+            Ok(Published {
+                published,
+                target: *target,
+                udp: protocol.as_deref() == Some("udp"),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use super::*;
+
+const COMPOSE: &str = r#"
+services:
+  gluetun:
+    image: qmcgaw/gluetun:v3
+    cap_add: [NET_ADMIN]
+    environment:
+      VPN_SERVICE_PROVIDER: custom
+      VPN_TYPE: wireguard
+      WIREGUARD_PRIVATE_KEY: "c2VjcmV0LWtleS1kby1ub3QtcHJpbnQtbWUtZXZlcj0="
+      FIREWALL_OUTBOUND_SUBNETS: 192.168.10.0/24
+      FIREWALL_INPUT_PORTS: 8080
+      DOT: "off"
+    env_file:
+      - gluetun.env
+      - path: more.env
+    ports:
+      - 8080:8080
+      - "127.0.0.1:9696:9696/tcp"
+      - target: 6789
+        published: "16789"
+      - "6881:6881/udp"
+  qbittorrent:
+    image: linuxserver/qbittorrent
+    network_mode: service:gluetun
+  prowlarr:
+    image: linuxserver/prowlarr
+    network_mode: "service:gluetun"
+  other:
+    image: nginx
+"#;
+
+#[test]
+fn the_gateway_service_its_variables_ports_and_dependents_are_read() {
+    let g = parse_compose("docker-compose.yml", COMPOSE, None).unwrap();
+    assert_eq!(g.service, "gluetun");
+    assert_eq!(g.dependents, ["prowlarr", "qbittorrent"]);
+    assert_eq!(g.env_files, ["gluetun.env", "more.env"]);
+    let get = |k: &str| {
+        g.environment
+            .iter()
+            .find(|v| v.key == k)
+            .map(|v| v.value.expose().to_string())
+    };
+    assert_eq!(get("FIREWALL_INPUT_PORTS").as_deref(), Some("8080"));
+    assert_eq!(get("DOT").as_deref(), Some("off"));
+    assert_eq!(
+        g.ports,
+        [
+            Published {
+                published: 8080,
+                target: 8080,
+                udp: false
+            },
+            Published {
+                published: 9696,
+                target: 9696,
+                udp: false
+            },
+            Published {
+                published: 16789,
+                target: 6789,
+                udp: false
+            },
+            Published {
+                published: 6881,
+                target: 6881,
+                udp: true
+            },
+        ]
+    );
+}
+
+#[test]
+fn secrets_never_print() {
+    let g = parse_compose("docker-compose.yml", COMPOSE, None).unwrap();
+    let shown = format!("{g:?}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+    let key = g
+        .environment
+        .iter()
+        .find(|v| v.key == "WIREGUARD_PRIVATE_KEY")
+        .unwrap();
+    assert!(matches!(key.value, Value::Secret(_)));
+    assert!(key.value.expose().starts_with("c2VjcmV0"));
+    for k in [
+        "WIREGUARD_PRESHARED_KEY",
+        "OPENVPN_PASSWORD",
+        "QBT_WEBUI_PASSWORD",
+        "API_TOKEN",
+    ] {
+        assert!(is_secret(k), "{k}");
+    }
+    assert!(!is_secret("FIREWALL_INPUT_PORTS"));
+}
+
+#[test]
+fn the_list_form_of_environment_is_read_too() {
+    let text = "services:\n  vpn:\n    image: gluetun\n    environment:\n      - VPN_TYPE=wireguard\n      - WIREGUARD_ADDRESSES=10.64.0.2/32\n      - EMPTY\n";
+    let g = parse_compose("c.yml", text, None).unwrap();
+    let keys: Vec<&str> = g.environment.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(keys, ["VPN_TYPE", "WIREGUARD_ADDRESSES", "EMPTY"]);
+    assert_eq!(g.environment[1].value.expose(), "10.64.0.2/32");
+    assert_eq!(g.environment[2].value.expose(), "");
+}
+
+#[test]
+fn which_service_is_the_gateway_is_never_guessed() {
+    let none = "services:\n  web:\n    image: nginx\n";
+    let e = parse_compose("c.yml", none, None).unwrap_err().to_string();
+    assert!(e.starts_with("c.yml: no WireGuard gateway service"), "{e}");
+
+    let two = "services:\n  a:\n    image: qmcgaw/gluetun\n  b:\n    environment:\n      VPN_TYPE: wireguard\n";
+    let e = parse_compose("c.yml", two, None).unwrap_err().to_string();
+    assert!(
+        e.contains("2 services could be the gateway (a, b): name one with --service"),
+        "{e}"
+    );
+    assert_eq!(parse_compose("c.yml", two, Some("b")).unwrap().service, "b");
+
+    let e = parse_compose("c.yml", two, Some("c"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "c.yml: no service \"c\" (services: a, b)");
+}
+
+#[test]
+fn what_the_gateway_cannot_honour_names_file_service_and_key() {
+    let ovpn = "services:\n  g:\n    image: qmcgaw/gluetun\n    environment:\n      VPN_TYPE: openvpn\n      OPENVPN_PASSWORD: hunter2\n";
+    let e = parse_compose("c.yml", ovpn, None).unwrap_err().to_string();
+    assert!(
+        e.starts_with("c.yml: service g: VPN_TYPE: \"openvpn\""),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"));
+
+    let range =
+        "services:\n  g:\n    image: qmcgaw/gluetun\n    ports:\n      - \"8000-8010:8000-8010\"\n";
+    let e = parse_compose("c.yml", range, None).unwrap_err().to_string();
+    assert!(
+        e.starts_with("c.yml: service g: ports: \"8000-8010\" is not a port"),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_errors_name_line_and_column() {
+    let bad = "services:\n  g:\n    image: [unclosed\n";
+    match parse_compose("c.yml", bad, None).unwrap_err() {
+        UserConfError::At {
+            file, line, column, ..
+        } => {
+            assert_eq!(file, "c.yml");
+            assert!(line >= 3, "line {line}");
+            assert!(column >= 1);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn env_files_read_like_compose_and_errors_point_at_the_line() {
+    let text = "# comment\n\nVPN_TYPE=wireguard\n  WIREGUARD_PRIVATE_KEY='abc='\nDNS_ADDRESS=\"127.0.0.1\"\nEMPTY=\n";
+    let v = parse_env_file("gluetun.env", text).unwrap();
+    let keys: Vec<(&str, Option<usize>)> = v.iter().map(|v| (v.key.as_str(), v.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("VPN_TYPE", Some(3)),
+            ("WIREGUARD_PRIVATE_KEY", Some(4)),
+            ("DNS_ADDRESS", Some(5)),
+            ("EMPTY", Some(6)),
+        ]
+    );
+    assert_eq!(v[1].value.expose(), "abc=");
+    assert!(matches!(v[1].value, Value::Secret(_)));
+    assert_eq!(v[2].value.expose(), "127.0.0.1");
+
+    let e = parse_env_file("gluetun.env", "VPN_TYPE=wireguard\n  no equals sign here\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "gluetun.env:2:3: expected KEY=VALUE, found \"no equals sign here\""
+    );
+    let e = parse_env_file("gluetun.env", "1BAD=x\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "gluetun.env:1:1: \"1BAD\" is not a variable name");
+}
