@@ -140,7 +140,8 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
                 file: file.into(),
                 line: line_no,
                 column,
-                message: format!("expected KEY=VALUE, found {:?}", clip(line)),
+                // The line is not quoted: it may be a secret itself.
+                message: "no '=' on this line (expected KEY=VALUE)".into(),
             });
         };
         let key = key.trim_end();
@@ -149,7 +150,7 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
                 file: file.into(),
                 line: line_no,
                 column,
-                message: format!("{:?} is not a variable name", clip(key)),
+                message: "the name before '=' is not a variable name (letters, digits and _, not starting with a digit)".into(),
             });
         }
         vars.push(Var {
@@ -159,16 +160,6 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
         });
     }
     Ok(vars)
-}
-
-/// Up to 40 characters of what was found, for an error message (never a
-/// whole line, which could be a secret's value).
-fn clip(s: &str) -> String {
-    let mut c: String = s.chars().take(40).collect();
-    if s.chars().count() > 40 {
-        c.push('…');
-    }
-    c
 }
 
 /// A port the gateway service publishes: `published` on the host side to
