@@ -491,12 +491,13 @@ async fn forwarded_port_fails_when_the_down_command_does_not_withdraw_the_port()
         &[("VPN_PORT_FORWARDING_DOWN_COMMAND", "true".into())],
     )
     .await;
+    let port = leakhound::lab::natpmp_server::FIRST_PORT;
     assert_failed(
         &r,
         "tunnel down: the DOWN command withdraws the port",
         &[
             "DOWN command did not run as expected",
-            "down 40000 40000 wg0",
+            &format!("down {port} {port} wg0"),
         ],
     );
 }

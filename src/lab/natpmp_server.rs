@@ -16,8 +16,11 @@ use crate::model::natpmp::{self, Mapping, Protocol, ResultCode, ServerRequest};
 use crate::model::topology::addr;
 
 pub const SERVICE: &str = "natpmp";
-/// First port handed out when a client lets the provider choose.
-pub const FIRST_PORT: u16 = 40_000;
+/// First port handed out when a client lets the provider choose: below the
+/// namespaces' ephemeral range (32768-60999), so the dependent's listener
+/// on the forwarded port never finds it taken by an outgoing connection of
+/// the gateway's namespace.
+pub const FIRST_PORT: u16 = 20_000;
 /// Longest lifetime granted (the client must renew).
 pub const MAX_LIFETIME: u32 = 60;
 
