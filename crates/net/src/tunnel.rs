@@ -38,6 +38,69 @@ const TUN_OFFSET: usize = 16;
 /// How often byte counters are published from the packet path.
 const COUNTERS_EVERY: Duration = Duration::from_millis(100);
 
+/// A decrypted packet for the TUN device, in a buffer allocated once at
+/// full size: `len` bytes of it count (the first [`TUN_OFFSET`] are room
+/// for the virtio header). Reusing it costs nothing per packet, where a
+/// `Vec` would be zero-filled again each time it is grown back.
+struct Opened {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Default for Opened {
+    fn default() -> Self {
+        Opened {
+            buf: vec![0u8; TUN_OFFSET + SEGMENT],
+            len: TUN_OFFSET,
+        }
+    }
+}
+
+impl Opened {
+    /// Where the next packet is decrypted to.
+    fn room(&mut self) -> &mut [u8] {
+        &mut self.buf[TUN_OFFSET..]
+    }
+}
+
+impl AsRef<[u8]> for Opened {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl AsMut<[u8]> for Opened {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
+/// What the TUN device's coalescing (GRO) does to a packet's buffer.
+impl tun_rs::ExpandBuffer for Opened {
+    fn buf_capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn buf_resize(&mut self, new_len: usize, value: u8) {
+        if new_len > self.buf.len() {
+            self.buf.resize(new_len, value);
+        }
+        if new_len > self.len {
+            self.buf[self.len..new_len].fill(value);
+        }
+        self.len = new_len;
+    }
+
+    fn buf_extend_from_slice(&mut self, src: &[u8]) {
+        let end = self.len + src.len();
+        if end > self.buf.len() {
+            self.buf.resize(end, 0);
+        }
+        self.buf[self.len..end].copy_from_slice(src);
+        self.len = end;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("not valid base64: {0}")]
@@ -237,9 +300,7 @@ impl Driver {
         let mut sealed = vec![0u8; 2 * SEGMENTS * (SEGMENT + 64)];
         let mut sealed_lens: Vec<usize> = Vec::with_capacity(2 * SEGMENTS);
         let mut rx = RecvBatch::default();
-        let mut opened: Vec<Vec<u8>> = (0..BATCH)
-            .map(|_| Vec::with_capacity(TUN_OFFSET + SEGMENT))
-            .collect();
+        let mut opened: Vec<Opened> = (0..BATCH).map(|_| Opened::default()).collect();
         let mut gro = tun_rs::GROTable::default();
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,10 +343,8 @@ impl Driver {
                         if self.is_paused() { continue }
                         self.maybe_forget();
                         let buf = &mut opened[staged];
-                        buf.clear();
-                        buf.resize(TUN_OFFSET + SEGMENT, 0);
-                        if let Some(n) = self.on_datagram(datagram, from, &udp, &mut buf[TUN_OFFSET..]).await {
-                            buf.truncate(TUN_OFFSET + n);
+                        if let Some(n) = self.on_datagram(datagram, from, &udp, buf.room()).await {
+                            buf.len = TUN_OFFSET + n;
                             staged += 1;
                         }
                     }
@@ -499,6 +558,26 @@ mod tests {
         let mut i = HandshakeTracker::default();
         assert!(i.on_accepted(MSG_RESPONSE, true));
         assert!(!i.on_accepted(MSG_DATA, false));
+    }
+
+    #[test]
+    fn an_opened_buffer_grows_and_shrinks_like_a_vec() {
+        use tun_rs::ExpandBuffer;
+        let mut o = Opened::default();
+        o.room()[..3].copy_from_slice(b"abc");
+        o.len = TUN_OFFSET + 3;
+        assert_eq!(&o.as_ref()[TUN_OFFSET..], b"abc");
+        o.buf_extend_from_slice(b"de");
+        assert_eq!(&o.as_ref()[TUN_OFFSET..], b"abcde");
+        o.buf_resize(TUN_OFFSET + 7, 9);
+        assert_eq!(&o.as_ref()[TUN_OFFSET..], b"abcde\x09\x09");
+        o.buf_resize(TUN_OFFSET + 2, 0);
+        assert_eq!(&o.as_ref()[TUN_OFFSET..], b"ab");
+        // Beyond the allocation: it grows, as a Vec would.
+        let big = vec![7u8; SEGMENT + 100];
+        o.buf_extend_from_slice(&big);
+        assert_eq!(o.as_ref().len(), TUN_OFFSET + 2 + SEGMENT + 100);
+        assert!(o.buf_capacity() >= o.as_ref().len());
     }
 
     #[test]

@@ -77,6 +77,18 @@ impl RecvBatch {
     }
 }
 
+/// One `sendmmsg` of `datagrams` to `addrs` (one each) from `fd`,
+/// non-blocking: how many the kernel took.
+fn sendmmsg_once<'a>(
+    fd: RawFd,
+    datagrams: impl Iterator<Item = &'a [u8]>,
+    addrs: &[Option<SockaddrStorage>],
+) -> nix::Result<usize> {
+    let slices: Vec<[IoSlice<'_>; 1]> = datagrams.map(|d| [IoSlice::new(d)]).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), None);
+    sendmmsg(fd, &mut headers, &slices, addrs, [], MsgFlags::MSG_DONTWAIT).map(|r| r.count())
+}
+
 /// Sends `datagrams` (bytes, destination) from `fd` with as few system
 /// calls as the kernel takes; returns how many went out. A full socket
 /// buffer (`WouldBlock`) ends the batch early: what did not fit is dropped,
@@ -89,21 +101,12 @@ pub fn send_batch(
     let mut sent = 0;
     while sent < datagrams.len() {
         let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
-        let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
         let addrs: Vec<Option<SockaddrStorage>> = chunk
             .iter()
             .map(|(_, a)| Some(SockaddrStorage::from(*a)))
             .collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-        let n = match sendmmsg(
-            fd,
-            &mut headers,
-            &slices,
-            &addrs,
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(r) => r.count(),
+        let n = match sendmmsg_once(fd, chunk.iter().map(|(b, _)| b.as_slice()), &addrs) {
+            Ok(n) => n,
             Err(nix::errno::Errno::EAGAIN) => return Ok(sent),
             Err(e) => return Err(e.into()),
         };
@@ -121,12 +124,11 @@ const GSO_MAX_SEGMENTS: usize = 64;
 
 /// How datagrams of lengths `lens` can go out as UDP GSO sends: runs of
 /// one size (the last of a run may be shorter), at most 64 and 64 KiB each,
-/// as (first index, end index, segment size). Pure.
-pub fn gso_runs(lens: &[usize]) -> Vec<(usize, usize, usize)> {
-    let mut runs = Vec::new();
+/// as (first index, end index, segment size), in order. Pure.
+pub fn gso_runs(lens: &[usize]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     let mut i = 0;
-    while i < lens.len() {
-        let size = lens[i];
+    std::iter::from_fn(move || {
+        let size = *lens.get(i)?;
         let mut j = i + 1;
         let mut bytes = size;
         while j < lens.len()
@@ -140,10 +142,10 @@ pub fn gso_runs(lens: &[usize]) -> Vec<(usize, usize, usize)> {
                 break; // a shorter one ends the run
             }
         }
-        runs.push((i, j, size));
+        let run = (i, j, size);
         i = j;
-    }
-    runs
+        Some(run)
+    })
 }
 
 /// Whether UDP GSO was refused once (then `send_all` uses sendmmsg only).
@@ -161,74 +163,66 @@ pub async fn send_all(
     lens: &[usize],
     to: SocketAddr,
 ) -> std::io::Result<()> {
-    let mut offsets = Vec::with_capacity(lens.len() + 1);
-    offsets.push(0);
-    for l in lens {
-        offsets.push(offsets[offsets.len() - 1] + l);
-    }
-    let datagram = |i: usize| &buf[offsets[i]..offsets[i + 1]];
     let addr = SockaddrStorage::from(to);
-    let mut start = 0;
+    // Datagram `start` begins at byte `pos` of `buf`.
+    let (mut start, mut pos) = (0, 0);
     if !NO_GSO.load(std::sync::atomic::Ordering::Relaxed) {
         for (a, b, size) in gso_runs(lens) {
+            let run = &buf[pos..pos + lens[a..b].iter().sum::<usize>()];
             if b - a == 1 {
-                sock.send_to(datagram(a), to).await?;
-                start = b;
-                continue;
-            }
-            let seg = size as u16;
-            let run = &buf[offsets[a]..offsets[b]];
-            let r = sock
-                .async_io(tokio::io::Interest::WRITABLE, || {
-                    let iov = [IoSlice::new(run)];
-                    let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&seg)];
-                    nix::sys::socket::sendmsg(
-                        sock.as_raw_fd(),
-                        &iov,
-                        &cmsg,
-                        MsgFlags::MSG_DONTWAIT,
-                        Some(&addr),
-                    )
-                    .map_err(std::io::Error::from)
-                })
-                .await;
-            match r {
-                Ok(_) => start = b,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(nix::libc::EIO | nix::libc::EINVAL | nix::libc::EOPNOTSUPP)
-                    ) =>
-                {
-                    tracing::debug!("UDP GSO refused ({e}): sendmmsg from now on");
-                    NO_GSO.store(true, std::sync::atomic::Ordering::Relaxed);
-                    break;
+                sock.send_to(run, to).await?;
+            } else {
+                let seg = size as u16;
+                let r = sock
+                    .async_io(tokio::io::Interest::WRITABLE, || {
+                        let iov = [IoSlice::new(run)];
+                        let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&seg)];
+                        nix::sys::socket::sendmsg(
+                            sock.as_raw_fd(),
+                            &iov,
+                            &cmsg,
+                            MsgFlags::MSG_DONTWAIT,
+                            Some(&addr),
+                        )
+                        .map_err(std::io::Error::from)
+                    })
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(nix::libc::EIO | nix::libc::EINVAL | nix::libc::EOPNOTSUPP)
+                        ) =>
+                    {
+                        tracing::debug!("UDP GSO refused ({e}): sendmmsg from now on");
+                        NO_GSO.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
+            start = b;
+            pos += run.len();
         }
     }
+    let addrs = [Some(addr); BATCH];
     while start < lens.len() {
         let end = lens.len().min(start + BATCH);
         let n = sock
             .async_io(tokio::io::Interest::WRITABLE, || {
-                let slices: Vec<[IoSlice<'_>; 1]> =
-                    (start..end).map(|i| [IoSlice::new(datagram(i))]).collect();
-                let addrs: Vec<Option<SockaddrStorage>> = vec![Some(addr); end - start];
-                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(end - start, None);
-                sendmmsg(
-                    sock.as_raw_fd(),
-                    &mut headers,
-                    &slices,
-                    &addrs,
-                    [],
-                    MsgFlags::MSG_DONTWAIT,
-                )
-                .map(|r| r.count())
-                .map_err(std::io::Error::from)
+                let mut p = pos;
+                let datagrams = lens[start..end].iter().map(|l| {
+                    p += l;
+                    &buf[p - l..p]
+                });
+                sendmmsg_once(sock.as_raw_fd(), datagrams, &addrs[..end - start])
+                    .map_err(std::io::Error::from)
             })
-            .await?;
-        start += n.max(1);
+            .await?
+            .max(1);
+        pos += lens[start..start + n].iter().sum::<usize>();
+        start += n;
     }
     Ok(())
 }
@@ -239,17 +233,21 @@ mod tests {
 
     #[test]
     fn equal_sized_datagrams_make_gso_runs_ended_by_a_shorter_one() {
+        let runs = |lens: &[usize]| gso_runs(lens).collect::<Vec<_>>();
         assert_eq!(
-            gso_runs(&[1452, 1452, 1452, 600, 1452, 80]),
+            runs(&[1452, 1452, 1452, 600, 1452, 80]),
             vec![(0, 4, 1452), (4, 6, 1452)]
         );
-        let runs = gso_runs(&[1000; 100]);
+        let runs = runs(&[1000; 100]);
         assert!(
             runs.iter()
                 .all(|(a, b, _)| b - a <= 64 && (b - a) * 1000 <= 65_000)
         );
         assert_eq!(runs.iter().map(|(a, b, _)| b - a).sum::<usize>(), 100);
-        assert_eq!(gso_runs(&[500, 900]), vec![(0, 1, 500), (1, 2, 900)]);
+        assert_eq!(
+            gso_runs(&[500, 900]).collect::<Vec<_>>(),
+            vec![(0, 1, 500), (1, 2, 900)]
+        );
     }
 
     #[tokio::test]
