@@ -548,7 +548,11 @@ fn run_with(
     let overrides = parse_env_overrides(&args.env)?;
     let exe = std::env::current_exe().context("finding leakhound's own executable")?;
     // The soak times the gateway's start: as the image ships it.
-    let exe = if soak { shipped_gateway(exe) } else { exe };
+    let exe = if soak {
+        leakhound::bench::shipped_gateway(exe)
+    } else {
+        exe
+    };
     let targets = specs
         .iter()
         .map(|s| leakhound::target::from_spec(s, &exe))
@@ -943,16 +947,16 @@ fn lab_main(args: LabArgs) -> Result<()> {
 fn soak_figures(r: &ScenarioResult) -> String {
     use leakhound::model::stats::percentile;
     let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
-    let closed = logged_micros(&log, "firewall closed ", " us after start");
-    let verified = logged_micros(&log, "read back and verified in ", " us");
+    let closed = logged_micros(log.lines(), "firewall closed ", " us after start");
+    let verified = logged_micros(log.lines(), "read back and verified in ", " us");
     // Starts that found their kill switch still in the kernel (after a
     // crash) only read it back; the others wrote it.
-    let written: String = log
-        .lines()
-        .filter(|l| l.contains("firewall closed ") && !l.contains("found in place"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let written = logged_micros(&written, "firewall closed ", " us after start");
+    let written = logged_micros(
+        log.lines()
+            .filter(|l| !l.contains(leakhound_gateway::firewall::FOUND_IN_PLACE)),
+        "firewall closed ",
+        " us after start",
+    );
     let wpct = |p: usize| percentile(&written, p).unwrap_or(0);
     let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
     let vpct = |p: usize| percentile(&verified, p).unwrap_or(0);
@@ -1008,21 +1012,10 @@ fn soak_figures(r: &ScenarioResult) -> String {
     )
 }
 
-/// The gateway as the image ships it, for measurements: the standalone
-/// `leakhound-gateway` binary beside `exe` when it was built, else `exe`
-/// (whose `gateway` command is the same gateway inside the harness binary).
-fn shipped_gateway(exe: PathBuf) -> PathBuf {
-    exe.parent()
-        .map(|d| d.join("leakhound-gateway"))
-        .filter(|p| p.is_file())
-        .unwrap_or(exe)
-}
-
-/// The microsecond figures a gateway log states between `before` and
-/// `after` on each line, sorted.
-fn logged_micros(log: &str, before: &str, after: &str) -> Vec<u64> {
-    let mut v: Vec<u64> = log
-        .lines()
+/// The microsecond figures gateway log lines state between `before` and
+/// `after`, sorted.
+fn logged_micros<'a>(lines: impl Iterator<Item = &'a str>, before: &str, after: &str) -> Vec<u64> {
+    let mut v: Vec<u64> = lines
         .filter_map(|l| {
             let rest = l.split(before).nth(1)?;
             rest.split(after).next()?.trim().parse().ok()
@@ -1042,7 +1035,8 @@ fn bench_tunnel(seconds: u64) -> Result<()> {
             // Gateway logs are kept (a failed load is explained there).
             let out = PathBuf::from("reports/bench-tunnel");
             std::fs::create_dir_all(&out)?;
-            for target in tunnel::targets(std::env::current_exe()?) {
+            let gateway = leakhound::bench::shipped_gateway(std::env::current_exe()?);
+            for target in tunnel::targets(gateway) {
                 let runner = Runner {
                     lab: &lab,
                     services: &services,
@@ -1078,7 +1072,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
         // Its resident memory is then its own, not the harness's code pages.
-        let gateway_exe = shipped_gateway(std::env::current_exe()?);
+        let gateway_exe = leakhound::bench::shipped_gateway(std::env::current_exe()?);
         let runner = Runner {
             lab: &lab,
             services: &services,
@@ -1202,11 +1196,11 @@ mod soak_log_tests {
                    x INFO leakhound_gateway: firewall closed 3100 us after start (batch 2000 us); read back and verified in 1100 us\n\
                    x INFO other line\n";
         assert_eq!(
-            super::logged_micros(log, "firewall closed ", " us after start"),
+            super::logged_micros(log.lines(), "firewall closed ", " us after start"),
             [3100, 3940]
         );
         assert_eq!(
-            super::logged_micros(log, "read back and verified in ", " us"),
+            super::logged_micros(log.lines(), "read back and verified in ", " us"),
             [1100, 1355]
         );
     }

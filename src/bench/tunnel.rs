@@ -283,14 +283,14 @@ const REFERENCE: &str = "reference";
 /// Where the gotatun yardstick is looked for: `LEAKHOUND_GOTATUN`, else beside
 /// this executable (`ci/setup.sh --bench` builds it into `target/release`).
 pub fn gotatun_exe(exe: &std::path::Path) -> Option<std::path::PathBuf> {
-    let p = match std::env::var_os("LEAKHOUND_GOTATUN") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => exe.parent()?.join("leakhound-gotatun"),
-    };
-    p.is_file().then_some(p)
+    match std::env::var_os("LEAKHOUND_GOTATUN") {
+        Some(p) => Some(std::path::PathBuf::from(p)).filter(|p| p.is_file()),
+        None => super::beside(exe, "leakhound-gotatun"),
+    }
 }
 
-/// The targets measured: leakhound's gateway and the yardsticks, the reference
+/// The targets measured: leakhound's gateway (`exe`, see
+/// [`super::shipped_gateway`]) and the yardsticks, the reference
 /// gateway script (wireguard-tools and nftables) on Debian's wireguard-go and,
 /// where it is built, on gotatun. A yardstick that cannot run is named, not
 /// silently left out.

@@ -74,7 +74,6 @@ pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSoc
     Ok(tokio::net::UdpSocket::from_std(std_sock)?)
 }
 
-/// GET http://target/path from inside `ns`; returns status and body.
 /// One look at whoami from `ns`: `Ok` when it sees the VPN exit (traffic
 /// goes through the tunnel), else what it saw or why it could not answer.
 /// The readiness test of `wait-traffic` and of `bench tunnel`.
@@ -87,6 +86,7 @@ pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), Stri
     }
 }
 
+/// GET http://target/path from inside `ns`; returns status and body.
 pub async fn http_get(
     ns: &Netns,
     target: SocketAddr,

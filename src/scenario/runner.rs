@@ -354,16 +354,40 @@ impl Runner<'_> {
         let mut last_fault: Option<(&str, Instant)> = None;
         let mut next = 0;
         while next < scn.steps.len() {
-            let step = &scn.steps[next];
-            next += 1;
-            // Consecutive probes that must get no answer wait together.
-            let run = scn.steps[next - 1..]
+            // One step, or a run of probes that must get no answer: those
+            // wait together.
+            let silent = scn.steps[next..]
                 .iter()
                 .take_while(|s| s.action.is_silent_probe())
                 .count();
-            if run >= 2 && halted.is_none() && !self.interrupt.is_cancelled() {
-                let group = &scn.steps[next - 1..next - 1 + run];
-                next += run - 1;
+            let group = &scn.steps[next..next + silent.max(1)];
+            next += group.len();
+            if halted.is_none() && self.interrupt.is_cancelled() {
+                // Interrupted between steps: the scenario is in flight, and
+                // this step is where it stopped.
+                halted = Some("the run was interrupted".into());
+                cases.push(self.finish_case(
+                    scn,
+                    &group[0].name,
+                    interrupted(),
+                    Duration::ZERO,
+                    vec![],
+                ));
+                for s in &group[1..] {
+                    cases.push(self.skipped_case(scn, &s.name, "the run was interrupted"));
+                }
+                continue;
+            }
+            if let Some(why) = &halted {
+                for s in group {
+                    cases.push(self.skipped_case(scn, &s.name, why));
+                }
+                continue;
+            }
+            let mark = if let [one] = group {
+                timeline.mark(SystemTime::now(), one.name.clone());
+                one.name.clone()
+            } else {
                 let label = together_label(group);
                 let probes = group
                     .iter()
@@ -373,121 +397,70 @@ impl Runner<'_> {
                     })
                     .collect();
                 timeline.mark_together(SystemTime::now(), label.clone(), probes);
-                let t = Instant::now();
-                let all = futures::future::join_all(group.iter().map(|s| async move {
-                    let mut log = Vec::new();
-                    let r = self.probe(&s.action, &mut log).await;
-                    (r, log, t.elapsed())
-                }));
-                let results = tokio::select! {
+                label
+            };
+            let t = Instant::now();
+            let mut logs = vec![Vec::new(); group.len()];
+            let results: Option<Vec<(Result<Outcome, LabError>, Duration)>> = if let [one] = group {
+                tokio::select! {
+                    r = self.step(&mut st, &one.action, &mut logs[0]) => Some(vec![(r, t.elapsed())]),
+                    _ = self.interrupt.cancelled() => None,
+                }
+            } else {
+                let all = futures::future::join_all(group.iter().zip(logs.iter_mut()).map(
+                    |(s, log)| async move {
+                        let r = self.probe(&s.action, log).await;
+                        (r, t.elapsed())
+                    },
+                ));
+                tokio::select! {
                     r = all => Some(r),
                     _ = self.interrupt.cancelled() => None,
-                };
-                self.note_gateway_exit(&mut st, &label).await;
-                let Some(results) = results else {
-                    halted = Some("the run was interrupted".into());
-                    for s in group {
-                        cases.push(self.finish_case(
-                            scn,
-                            &s.name,
-                            interrupted(),
-                            t.elapsed(),
-                            vec![],
-                        ));
-                    }
-                    continue;
-                };
-                for (s, (r, mut log, took)) in group.iter().zip(results) {
-                    log.push(format!(
-                        "waited together with the {} probes of \"{label}\"",
-                        run - 1
-                    ));
-                    let outcome = match r {
-                        Some(Ok(o)) => o,
-                        Some(Err(e)) => {
-                            halted = Some(format!("the harness failed at \"{}\"", s.name));
-                            harness_error(&format!(
-                                "the harness could not do this step: {}",
-                                crate::errfmt::chain(&e)
-                            ))
-                        }
-                        None => harness_error("not a probe"),
-                    };
-                    if outcome == Outcome::Passed {
-                        evidence.extend(super::evidence::for_step(
-                            s,
-                            &previous_mark,
-                            self.lab.topology(),
-                            &allowed,
-                        ));
-                    }
-                    if let Some((fault, at)) = last_fault {
-                        log.push(format!(
-                            "finished {:.3}s after \"{fault}\"",
-                            (t.saturating_duration_since(at) + took).as_secs_f64()
-                        ));
-                    }
-                    cases.push(self.finish_case(scn, &s.name, outcome, took, log));
-                }
-                previous_mark = label;
-                continue;
-            }
-            if halted.is_none() && self.interrupt.is_cancelled() {
-                // Interrupted between steps: the scenario is in flight, and
-                // this step is where it stopped.
-                halted = Some("the run was interrupted".into());
-                cases.push(self.finish_case(
-                    scn,
-                    &step.name,
-                    interrupted(),
-                    Duration::ZERO,
-                    vec![],
-                ));
-                continue;
-            }
-            if let Some(why) = &halted {
-                let outcome = Outcome::Skipped {
-                    reason: format!("not run: {why}"),
-                };
-                cases.push(self.finish_case(scn, &step.name, outcome, Duration::ZERO, vec![]));
-                continue;
-            }
-            timeline.mark(SystemTime::now(), step.name.clone());
-            let t = Instant::now();
-            let mut log = Vec::new();
-            let outcome = tokio::select! {
-                r = self.step(&mut st, &step.action, &mut log) => match r {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let message = format!("the harness could not do this step: {}", crate::errfmt::chain(&e));
-                        halted = Some(format!("the harness failed at \"{}\"", step.name));
-                        harness_error(&message)
-                    }
-                },
-                _ = self.interrupt.cancelled() => {
-                    halted = Some("the run was interrupted".into());
-                    interrupted()
                 }
             };
-            self.note_gateway_exit(&mut st, &step.name).await;
-            if outcome == Outcome::Passed {
-                evidence.extend(super::evidence::for_step(
-                    step,
-                    &previous_mark,
-                    self.lab.topology(),
-                    &allowed,
-                ));
+            self.note_gateway_exit(&mut st, &mark).await;
+            let mut results = results.map(Vec::into_iter);
+            for (s, mut log) in group.iter().zip(logs) {
+                let (outcome, took) = match results.as_mut().and_then(Iterator::next) {
+                    None => {
+                        halted = Some("the run was interrupted".into());
+                        (interrupted(), t.elapsed())
+                    }
+                    Some((Ok(o), took)) => (o, took),
+                    Some((Err(e), took)) => {
+                        halted = Some(format!("the harness failed at \"{}\"", s.name));
+                        let message = format!(
+                            "the harness could not do this step: {}",
+                            crate::errfmt::chain(&e)
+                        );
+                        (harness_error(&message), took)
+                    }
+                };
+                if group.len() > 1 {
+                    log.push(format!(
+                        "waited together with the {} other probes of \"{mark}\"",
+                        group.len() - 1
+                    ));
+                }
+                if outcome == Outcome::Passed {
+                    evidence.extend(super::evidence::for_step(
+                        s,
+                        &previous_mark,
+                        self.lab.topology(),
+                        &allowed,
+                    ));
+                }
+                match (&s.action, last_fault) {
+                    (Action::Fault(_), _) => last_fault = Some((&s.name, Instant::now())),
+                    (_, Some((fault, at))) => log.push(format!(
+                        "finished {:.3}s after \"{fault}\"",
+                        (t + took).saturating_duration_since(at).as_secs_f64()
+                    )),
+                    (_, None) => {}
+                }
+                cases.push(self.finish_case(scn, &s.name, outcome, took, log));
             }
-            previous_mark = step.name.clone();
-            match (&step.action, last_fault) {
-                (Action::Fault(_), _) => last_fault = Some((&step.name, Instant::now())),
-                (_, Some((fault, at))) => log.push(format!(
-                    "finished {:.3}s after \"{fault}\"",
-                    at.elapsed().as_secs_f64()
-                )),
-                (_, None) => {}
-            }
-            cases.push(self.finish_case(scn, &step.name, outcome, t.elapsed(), log));
+            previous_mark = mark;
         }
 
         timeline.mark(SystemTime::now(), "teardown");
@@ -719,6 +692,14 @@ impl Runner<'_> {
             case: case.clone(),
         });
         case
+    }
+
+    /// A step that did not run because the scenario stopped earlier.
+    fn skipped_case(&self, scn: &Scenario, name: &str, why: &str) -> CaseResult {
+        let outcome = Outcome::Skipped {
+            reason: format!("not run: {why}"),
+        };
+        self.finish_case(scn, name, outcome, Duration::ZERO, vec![])
     }
 
     /// After a step: a gateway that has exited although no step made it

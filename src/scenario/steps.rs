@@ -229,119 +229,121 @@ impl Runner<'_> {
 
     /// Runs one probe (http, dns, udp, encrypted-dns, ping): it needs no
     /// run state, so probes that all wait for no answer may run at once
-    /// (see [`Action::is_silent_probe`]). `None` for any other action.
+    /// (see [`Action::is_silent_probe`]). Any other action is the
+    /// harness's error.
     pub(crate) async fn probe(
         &self,
         action: &Action,
         log: &mut Vec<String>,
-    ) -> Option<Result<Outcome, LabError>> {
-        let run = async {
-            Ok(Some(match action {
-                Action::Http {
-                    from,
-                    target,
-                    check,
-                } => self.http_step(from, *target, check, log).await?,
-                Action::Dns {
-                    from,
-                    server,
-                    zone,
-                    check,
-                } => self.dns_step(from, *server, zone, check, log).await?,
-                Action::Udp {
-                    from,
-                    target,
-                    check,
-                    size,
-                } => {
-                    let nonce = probe::nonce();
-                    let payload = probe::padded(&nonce, *size);
-                    log.push(format!(
-                        "UDP {nonce:?} ({} bytes) to {target} from {from}",
-                        payload.len()
-                    ));
-                    let r =
-                        probe::udp_echo(self.lab.ns(from)?, *target, &payload, PROBE_TIMEOUT).await;
-                    self.probe_outcome(&nonce, "datagram", check, r, log)
-                }
-                Action::EncryptedDns {
-                    https,
-                    from,
-                    target,
-                    check,
-                } => {
-                    let nonce = probe::nonce();
-                    let name = probe::probe_name(&nonce);
-                    let kind = if *https { "DoH" } else { "DoT" };
-                    log.push(format!("{kind} query for {name} to {target} from {from}"));
-                    let alpn: &[&[u8]] = if *https { &[b"h2"] } else { &[b"dot"] };
-                    let tls = self
-                        .services
-                        .tls
-                        .client_config(alpn)
-                        .map_err(|e| lab_err(kind, e))?;
-                    let ns = self.lab.ns(from)?;
-                    let r = if *https {
-                        probe::doh_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
+    ) -> Result<Outcome, LabError> {
+        Ok(match action {
+            Action::Http {
+                from,
+                target,
+                check,
+            } => self.http_step(from, *target, check, log).await?,
+            Action::Dns {
+                from,
+                server,
+                zone,
+                check,
+            } => self.dns_step(from, *server, zone, check, log).await?,
+            Action::Udp {
+                from,
+                target,
+                check,
+                size,
+            } => {
+                let nonce = probe::nonce();
+                let payload = probe::padded(&nonce, *size);
+                log.push(format!(
+                    "UDP {nonce:?} ({} bytes) to {target} from {from}",
+                    payload.len()
+                ));
+                let r = probe::udp_echo(self.lab.ns(from)?, *target, &payload, PROBE_TIMEOUT).await;
+                self.probe_outcome(&nonce, "datagram", check, r, log)
+            }
+            Action::EncryptedDns {
+                https,
+                from,
+                target,
+                check,
+            } => {
+                let nonce = probe::nonce();
+                let name = probe::probe_name(&nonce);
+                let kind = if *https { "DoH" } else { "DoT" };
+                log.push(format!("{kind} query for {name} to {target} from {from}"));
+                let alpn: &[&[u8]] = if *https { &[b"h2"] } else { &[b"dot"] };
+                let tls = self
+                    .services
+                    .tls
+                    .client_config(alpn)
+                    .map_err(|e| lab_err(kind, e))?;
+                let ns = self.lab.ns(from)?;
+                let r = if *https {
+                    probe::doh_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
+                } else {
+                    probe::dot_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
+                };
+                let r = match r {
+                    Ok(a) if !a.is_empty() => Ok(()),
+                    Ok(_) => Err(probe::ProbeError::Dns(
+                        "an answer without an address".into(),
+                    )),
+                    Err(e) => Err(e),
+                };
+                let own = self.probe_outcome(&nonce, "query", check, r, log);
+                let kind = if *https {
+                    ExternalKind::Doh
+                } else {
+                    ExternalKind::Dot
+                };
+                let ext = self
+                    .external_check(kind, from, *target, "probe.lab", check, log)
+                    .await?;
+                merge(own, ext, log)
+            }
+            Action::Ping {
+                from,
+                target,
+                expect,
+                size,
+                dont_fragment,
+            } => {
+                let nonce = probe::nonce();
+                let payload = probe::padded(&nonce, *size);
+                log.push(format!(
+                    "echo request {nonce:?} ({} bytes{}) to {target} from {from}",
+                    payload.len(),
+                    if *dont_fragment {
+                        ", don't fragment"
                     } else {
-                        probe::dot_a(ns, *target, &name, tls, PROBE_TIMEOUT).await
-                    };
-                    let r = match r {
-                        Ok(a) if !a.is_empty() => Ok(()),
-                        Ok(_) => Err(probe::ProbeError::Dns(
-                            "an answer without an address".into(),
-                        )),
-                        Err(e) => Err(e),
-                    };
-                    let own = self.probe_outcome(&nonce, "query", check, r, log);
-                    let kind = if *https {
-                        ExternalKind::Doh
-                    } else {
-                        ExternalKind::Dot
-                    };
-                    let ext = self
-                        .external_check(kind, from, *target, "probe.lab", check, log)
-                        .await?;
-                    merge(own, ext, log)
-                }
-                Action::Ping {
-                    from,
-                    target,
-                    expect,
-                    size,
-                    dont_fragment,
-                } => {
-                    let nonce = probe::nonce();
-                    let payload = probe::padded(&nonce, *size);
-                    log.push(format!(
-                        "echo request {nonce:?} ({} bytes{}) to {target} from {from}",
-                        payload.len(),
-                        if *dont_fragment {
-                            ", don't fragment"
-                        } else {
-                            ""
-                        }
-                    ));
-                    let r = probe::ping(
-                        self.lab.ns(from)?,
-                        *target,
-                        &payload,
-                        *dont_fragment,
-                        PROBE_TIMEOUT,
-                    )
-                    .await;
-                    self.probe_outcome(
-                        &nonce,
-                        "echo request",
-                        &Check::expect(expect.clone()),
-                        r,
-                        log,
-                    )
-                }
-                _ => return Ok(None),
-            }))
-        };
-        run.await.transpose()
+                        ""
+                    }
+                ));
+                let r = probe::ping(
+                    self.lab.ns(from)?,
+                    *target,
+                    &payload,
+                    *dont_fragment,
+                    PROBE_TIMEOUT,
+                )
+                .await;
+                self.probe_outcome(
+                    &nonce,
+                    "echo request",
+                    &Check::expect(expect.clone()),
+                    r,
+                    log,
+                )
+            }
+            _ => {
+                return Err(LabError::Service {
+                    service: "probe".into(),
+                    source: std::io::Error::other("not a probe action"),
+                });
+            }
+        })
     }
 
     /// Runs one step.
@@ -366,10 +368,7 @@ impl Runner<'_> {
             | Action::Dns { .. }
             | Action::Udp { .. }
             | Action::EncryptedDns { .. }
-            | Action::Ping { .. } => match self.probe(action, log).await {
-                Some(r) => r?,
-                None => unreachable!("probe() handles every probe action"),
-            },
+            | Action::Ping { .. } => self.probe(action, log).await?,
             Action::RawFrame {
                 from,
                 target,

@@ -426,20 +426,21 @@ pub async fn run(
             .await
             .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
         let since_start = started.elapsed() - took.verified;
-        if took.rewritten {
-            tracing::info!(
-                "firewall closed {} us after start (batch {} us); read back and verified in {} us",
-                since_start.as_micros(),
-                took.closed.as_micros(),
-                took.verified.as_micros()
-            );
+        // Found in place, the rules were closed all along: the read-back
+        // that proved it is the whole time.
+        let (how, verified) = if took.rewritten {
+            (
+                format!("batch {} us", took.closed.as_micros()),
+                took.verified,
+            )
         } else {
-            tracing::info!(
-                "firewall closed {} us after start (found in place, not rewritten); read back and verified in {} us",
-                since_start.as_micros(),
-                took.closed.as_micros()
-            );
-        }
+            (firewall::FOUND_IN_PLACE.to_string(), took.closed)
+        };
+        tracing::info!(
+            "firewall closed {} us after start ({how}); read back and verified in {} us",
+            since_start.as_micros(),
+            verified.as_micros()
+        );
     } else {
         tracing::warn!(
             "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: no kill switch, traffic WILL leak when the tunnel is down"

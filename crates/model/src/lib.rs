@@ -7,6 +7,8 @@
 //! * [`classify`]: which captured frame is a leak under a wire's policy.
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
+//! * [`located`]: the error of an input file that cannot be used (file,
+//!   line, column).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
 //! * [`userconf`]: the user's own configuration (a compose file's gateway
@@ -18,6 +20,7 @@ pub mod classify;
 pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
+pub mod located;
 pub mod natpmp;
 pub mod scenario;
 pub mod stats;

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::located::FileError;
+
 /// A variable's value that must never appear in output: `Debug` and
 /// `Display` print `<redacted>`; [`Secret::expose`] gives the value to the
 /// one place that needs it.
@@ -85,18 +87,11 @@ impl Value {
 }
 
 /// What is wrong with the user's configuration: always the file, and the
-/// line, column, service and key where they are known.
+/// line and column, or the service and key, where they are known.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum UserConfError {
-    #[error("{file}:{line}:{column}: {message}")]
-    At {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    File { file: String, message: String },
+    #[error(transparent)]
+    In(#[from] FileError),
     #[error("{file}: service {service}: {key}: {message}")]
     Key {
         file: String,
@@ -136,22 +131,23 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
         let column = raw.len() - line.len() + 1;
         let line_no = i + 1;
         let Some((key, value)) = line.split_once('=') else {
-            return Err(UserConfError::At {
+            return Err(FileError::At {
                 file: file.into(),
                 line: line_no,
                 column,
                 // The line is not quoted: it may be a secret itself.
                 message: "no '=' on this line (expected KEY=VALUE)".into(),
-            });
+            }
+            .into());
         };
         let key = key.trim_end();
         if !valid_key(key) {
-            return Err(UserConfError::At {
+            return Err(FileError::At {
                 file: file.into(),
                 line: line_no,
                 column,
                 message: "the name before '=' is not a variable name (letters, digits and _, not starting with a digit)".into(),
-            });
+            }.into());
         }
         vars.push(Var {
             key: key.into(),
@@ -285,13 +281,13 @@ pub fn parse_compose(
     service: Option<&str>,
 ) -> Result<ComposeGateway, UserConfError> {
     let doc: raw::Compose = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
-        Some(l) => UserConfError::At {
+        Some(l) => FileError::At {
             file: file.into(),
             line: l.line(),
             column: l.column(),
             message: e.to_string(),
         },
-        None => UserConfError::File {
+        None => FileError::File {
             file: file.into(),
             message: e.to_string(),
         },
@@ -310,13 +306,14 @@ pub fn parse_compose(
     let name = match service {
         Some(n) => {
             if !doc.services.contains_key(n) {
-                return Err(UserConfError::File {
+                return Err(FileError::File {
                     file: file.into(),
                     message: format!(
                         "no service {n:?} (services: {})",
                         doc.services.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
-                });
+                }
+                .into());
             }
             n.to_string()
         }
@@ -330,13 +327,13 @@ pub fn parse_compose(
             match c.as_slice() {
                 [one] => (*one).clone(),
                 [] => {
-                    return Err(UserConfError::File {
+                    return Err(FileError::File {
                         file: file.into(),
                         message: "no WireGuard gateway service (no Gluetun image, no VPN_* or WIREGUARD_* variables, no service sharing another's network)".into(),
-                    });
+                    }.into());
                 }
                 many => {
-                    return Err(UserConfError::File {
+                    return Err(FileError::File {
                         file: file.into(),
                         message: format!(
                             "{} services could be the gateway ({}): name one with --service",
@@ -346,7 +343,8 @@ pub fn parse_compose(
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                    });
+                    }
+                    .into());
                 }
             }
         }

@@ -259,30 +259,7 @@ impl Timeline {
 /// Source, destination and, for TCP and UDP, the ports of an Ethernet
 /// frame's IP packet.
 fn transport(frame: &[u8]) -> Option<Endpoints> {
-    use pnet_packet::Packet;
-    use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
-    use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
-    let ports = |proto: IpNextHeaderProtocol, payload: &[u8]| match proto {
-        IpNextHeaderProtocols::Udp | IpNextHeaderProtocols::Tcp if payload.len() >= 4 => Some((
-            u16::from_be_bytes([payload[0], payload[1]]),
-            u16::from_be_bytes([payload[2], payload[3]]),
-        )),
-        _ => None,
-    };
-    let eth = EthernetPacket::new(frame)?;
-    match eth.get_ethertype() {
-        EtherTypes::Ipv4 => {
-            let ip = pnet_packet::ipv4::Ipv4Packet::new(eth.payload())?;
-            let p = ports(ip.get_next_level_protocol(), ip.payload());
-            Some((ip.get_source().into(), ip.get_destination().into(), p))
-        }
-        EtherTypes::Ipv6 => {
-            let ip = pnet_packet::ipv6::Ipv6Packet::new(eth.payload())?;
-            let p = ports(ip.get_next_header(), ip.payload());
-            Some((ip.get_source().into(), ip.get_destination().into(), p))
-        }
-        _ => None,
-    }
+    ip_ports(frame, true)
 }
 
 /// Frames a step must have put on a wire, or the capture was not looking
@@ -323,27 +300,40 @@ pub type Endpoints = (std::net::IpAddr, std::net::IpAddr, Option<(u16, u16)>);
 /// The [`Endpoints`] of an Ethernet frame, without copying it; `None` for
 /// anything but IPv4 and IPv6. Pure.
 pub fn endpoints(frame: &[u8]) -> Option<Endpoints> {
+    ip_ports(frame, false)
+}
+
+/// An Ethernet frame's IP source and destination, and the ports of UDP
+/// (and of TCP too when `tcp`).
+fn ip_ports(frame: &[u8], tcp: bool) -> Option<Endpoints> {
     use pnet_packet::Packet;
     use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
-    use pnet_packet::ip::IpNextHeaderProtocols;
-    use pnet_packet::udp::UdpPacket;
+    use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+    let ports = |proto: IpNextHeaderProtocol, payload: &[u8]| {
+        // A whole header: 8 bytes for UDP, 20 for TCP.
+        let header = match proto {
+            IpNextHeaderProtocols::Udp => 8,
+            IpNextHeaderProtocols::Tcp if tcp => 20,
+            _ => return None,
+        };
+        (payload.len() >= header).then(|| {
+            (
+                u16::from_be_bytes([payload[0], payload[1]]),
+                u16::from_be_bytes([payload[2], payload[3]]),
+            )
+        })
+    };
     let eth = EthernetPacket::new(frame)?;
     match eth.get_ethertype() {
         EtherTypes::Ipv4 => {
             let ip = pnet_packet::ipv4::Ipv4Packet::new(eth.payload())?;
-            let udp = (ip.get_next_level_protocol() == IpNextHeaderProtocols::Udp)
-                .then(|| UdpPacket::new(ip.payload()))
-                .flatten()
-                .map(|u| (u.get_source(), u.get_destination()));
-            Some((ip.get_source().into(), ip.get_destination().into(), udp))
+            let p = ports(ip.get_next_level_protocol(), ip.payload());
+            Some((ip.get_source().into(), ip.get_destination().into(), p))
         }
         EtherTypes::Ipv6 => {
             let ip = pnet_packet::ipv6::Ipv6Packet::new(eth.payload())?;
-            let udp = (ip.get_next_header() == IpNextHeaderProtocols::Udp)
-                .then(|| UdpPacket::new(ip.payload()))
-                .flatten()
-                .map(|u| (u.get_source(), u.get_destination()));
-            Some((ip.get_source().into(), ip.get_destination().into(), udp))
+            let p = ports(ip.get_next_header(), ip.payload());
+            Some((ip.get_source().into(), ip.get_destination().into(), p))
         }
         _ => None,
     }

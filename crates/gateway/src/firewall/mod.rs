@@ -8,4 +8,8 @@ pub mod nfnl;
 pub mod policy;
 
 pub use apply::{FirewallError, apply, lockdown, remove};
+
+/// How the gateway's log says that a start found its kill switch still in
+/// the kernel and only read it back (the soak counts these starts apart).
+pub const FOUND_IN_PLACE: &str = "found in place, not rewritten";
 pub use policy::{FirewallPolicy, SubnetPorts};

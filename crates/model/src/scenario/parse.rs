@@ -14,18 +14,7 @@ use super::{Capability, Scenario, Step};
 use crate::topology::{Topology, wire};
 
 /// A scenario file that cannot be used, with where and why.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
-pub enum ScenarioError {
-    #[error("{file}:{line}:{column}: {message}")]
-    At {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    File { file: String, message: String },
-}
+pub use crate::located::FileError as ScenarioError;
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -149,9 +149,9 @@ fn what_the_gateway_cannot_honour_names_file_service_and_key() {
 fn yaml_errors_name_line_and_column() {
     let bad = "services:\n  g:\n    image: [unclosed\n";
     match parse_compose("c.yml", bad, None).unwrap_err() {
-        UserConfError::At {
+        UserConfError::In(FileError::At {
             file, line, column, ..
-        } => {
+        }) => {
             assert_eq!(file, "c.yml");
             assert!(line >= 3, "line {line}");
             assert!(column >= 1);
