@@ -120,7 +120,11 @@ pub fn gateway_main() -> ExitCode {
         }
     };
     let firewall_wanted = cfg.firewall.enabled;
-    match rt.block_on(crate::run(cfg, started, signals)) {
+    // The kill switch on this thread, before the runtime's threads have any
+    // work: nothing waits for a scheduler between exec and closed rules.
+    let result = crate::close_kill_switch(&cfg, started)
+        .and_then(|closed| rt.block_on(crate::run(cfg, closed, signals)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = chain(&e);

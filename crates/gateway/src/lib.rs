@@ -27,6 +27,7 @@ pub mod health;
 pub mod portforward;
 pub mod signals;
 pub mod supervisor;
+pub mod underlay;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub enum GatewayError {
     Tunnel(#[source] std::io::Error),
     #[error("closing the kill switch")]
     Firewall(#[from] FirewallError),
+    #[error("finding the underlay towards the endpoint")]
+    Underlay(#[from] underlay::UnderlayError),
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),
     #[error("{what}={addr}: cannot listen there")]
@@ -79,26 +82,6 @@ pub enum GatewayError {
         path: String,
         why: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// The underlay path to the endpoint, as found before the tunnel takes over
-/// the default route.
-struct Underlay {
-    gateway: Option<IpAddr>,
-    oif: Option<u32>,
-}
-
-async fn underlay_for(nl: &Nl, dst: IpAddr) -> Result<Underlay, GatewayError> {
-    let routes = nl.routes(dst.is_ipv6()).await?;
-    routes
-        .iter()
-        .filter(|r| r.dst.contains(&dst))
-        .max_by_key(|r| r.dst.prefix_len())
-        .map(|r| Underlay {
-            gateway: r.gateway,
-            oif: r.oif,
-        })
-        .ok_or(GatewayError::NoUnderlay(dst))
 }
 
 /// 0.0.0.0/0 or ::/0 (`IpNet::from(addr)` would be a host route).
@@ -349,28 +332,83 @@ impl Parts<'_> {
     }
 }
 
-/// Runs the gateway until SIGTERM or SIGINT. `started` is when the process
-/// began, for the "start to firewall closed" figure in the log; `signals`
-/// were installed first thing (see [`signals`]).
-///
-/// The control server and the signal handlers work from the first moment:
-/// a stop or start that arrives while the gateway is still setting up is
-/// queued and applied by the supervisor when it boots (a stop then means
-/// the tunnel never comes up until a start).
-pub async fn run(
-    cfg: GatewayConfig,
-    started: Instant,
-    mut signals: signals::Signals,
-) -> Result<(), GatewayError> {
+/// What [`close_kill_switch`] found and applied, for [`run`].
+pub struct Closed {
+    underlay: underlay::Underlay,
+    base_policy: Option<FirewallPolicy>,
+}
+
+/// Step 1, before anything else and before any async runtime is needed:
+/// the underlay towards the endpoint (its interface is the only one the
+/// kill switch lets the tunnel's datagrams out on) and the kill switch,
+/// applied and read back on this thread. `started` is when the process
+/// began, for the "start to firewall closed" figure in the log.
+pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed, GatewayError> {
     for var in &cfg.unused {
         tracing::warn!(
             "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see README's variable table"
         );
     }
-    // The control server's roles first: it answers from the first moment.
+    let underlay =
+        underlay::find(cfg.endpoint.ip())?.ok_or(GatewayError::NoUnderlay(cfg.endpoint.ip()))?;
+    if !cfg.firewall.enabled {
+        tracing::warn!(
+            "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: no kill switch, traffic WILL leak when the tunnel is down"
+        );
+        firewall::remove()?;
+        return Ok(Closed {
+            underlay,
+            base_policy: None,
+        });
+    }
+    let policy = firewall_policy(cfg, &underlay.ifname);
+    let took = firewall::apply(&policy)?;
+    let since_start = started.elapsed() - took.verified;
+    // Found in place, the rules were closed all along: the read-back
+    // that proved it is the whole time.
+    let (how, verified) = if took.rewritten {
+        (
+            format!("batch {} us", took.closed.as_micros()),
+            took.verified,
+        )
+    } else {
+        (firewall::FOUND_IN_PLACE.to_string(), took.closed)
+    };
+    tracing::info!(
+        "firewall closed {} us after start ({how}); read back and verified in {} us",
+        since_start.as_micros(),
+        verified.as_micros()
+    );
+    Ok(Closed {
+        underlay,
+        base_policy: Some(policy),
+    })
+}
+
+/// Runs the gateway until SIGTERM or SIGINT, once [`close_kill_switch`]
+/// has closed the kill switch; `signals` were installed first thing (see
+/// [`signals`]).
+///
+/// The control server comes next; signals work from the first moment: a
+/// stop or start
+/// that arrives while the gateway is still setting up is
+/// queued and applied by the supervisor when it boots (a stop then means
+/// the tunnel never comes up until a start).
+pub async fn run(
+    cfg: GatewayConfig,
+    closed: Closed,
+    mut signals: signals::Signals,
+) -> Result<(), GatewayError> {
+    let Closed {
+        underlay,
+        base_policy,
+    } = closed;
+    let nl = Nl::here()?;
+
+    // The control server's roles next: it answers from here on.
     let auth = load_control_auth(&cfg.control)?;
 
-    // 0. What the gateway accepts from outside works from now on: signals
+    // 2. What the gateway accepts from outside works from now on: signals
     // (installed before this function) and the control server feed one
     // command queue that the supervisor reads once it has booted.
     let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
@@ -408,48 +446,6 @@ pub async fn run(
     let control_server = tokio::spawn(control::serve(control_listener, control_state));
     tracing::info!("control server on {}", cfg.control.address);
 
-    let nl = Nl::here()?;
-    let underlay = underlay_for(&nl, cfg.endpoint.ip()).await?;
-    let ul_name = match underlay.oif {
-        Some(i) => nl.name_of(i).await?,
-        None => return Err(GatewayError::NoUnderlay(cfg.endpoint.ip())),
-    };
-
-    // 1. The kill switch, before any route or tunnel.
-    let base_policy = cfg
-        .firewall
-        .enabled
-        .then(|| firewall_policy(&cfg, &ul_name));
-    if cfg.firewall.enabled {
-        let policy = firewall_policy(&cfg, &ul_name);
-        let took = tokio::task::spawn_blocking(move || firewall::apply(&policy))
-            .await
-            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
-        let since_start = started.elapsed() - took.verified;
-        // Found in place, the rules were closed all along: the read-back
-        // that proved it is the whole time.
-        let (how, verified) = if took.rewritten {
-            (
-                format!("batch {} us", took.closed.as_micros()),
-                took.verified,
-            )
-        } else {
-            (firewall::FOUND_IN_PLACE.to_string(), took.closed)
-        };
-        tracing::info!(
-            "firewall closed {} us after start ({how}); read back and verified in {} us",
-            since_start.as_micros(),
-            verified.as_micros()
-        );
-    } else {
-        tracing::warn!(
-            "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: no kill switch, traffic WILL leak when the tunnel is down"
-        );
-        tokio::task::spawn_blocking(firewall::remove)
-            .await
-            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
-    }
-
     // The other files the configuration names, after the kill switch (they
     // cannot open it; a bad one still ends in the closed namespace).
     let mut dns_policy = cfg.dns.policy.clone();
@@ -459,7 +455,7 @@ pub async fn run(
             .map_err(GatewayError::HealthCa)?,
     );
 
-    // 2. The endpoint and the LAN subnets stay on the underlay. Every change
+    // 3. The endpoint and the LAN subnets stay on the underlay. Every change
     // is idempotent: a route already there is replaced, one already gone is
     // fine (something else may share the namespace).
     nl.replace_route_idx(
@@ -489,7 +485,7 @@ pub async fn run(
         }
     }
 
-    // 3. DNS: the gateway's resolver, and resolv.conf pointing at it. Until
+    // 4. DNS: the gateway's resolver, and resolv.conf pointing at it. Until
     // the tunnel is up it has no way out and every query fails.
     let resolver = dns::start(
         cfg.dns.upstream,
@@ -514,7 +510,7 @@ pub async fn run(
         ),
     }
 
-    // 4. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
+    // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
     let (tunnel_tx, tunnel_rx) = tokio::sync::watch::channel(None);
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
     let checks = health::Checks {
@@ -531,7 +527,7 @@ pub async fn run(
     let health_server = tokio::spawn(health::serve(health_listener, health_rx));
     tracing::info!("health: served on {}", cfg.health.server);
 
-    // 5. Port forwarding follows the tunnel.
+    // 6. Port forwarding follows the tunnel.
     let announcer = cfg.port_forwarding.clone().map(|pf| {
         tracing::info!(
             "port forwarding: NAT-PMP to {} through the tunnel",
@@ -548,7 +544,7 @@ pub async fn run(
         a
     });
 
-    // 6. The supervisor boots: commands that arrived meanwhile first, then
+    // 7. The supervisor boots: commands that arrived meanwhile first, then
     // the tunnel (unless a stop is among them).
     let mut sup = Supervisor::new(supervisor::Settings {
         restart_vpn: cfg.health.restart_vpn,

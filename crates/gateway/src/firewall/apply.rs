@@ -272,6 +272,7 @@ fn verify_with(nl: &mut Nl, want: &Ruleset) -> Result<(), FirewallError> {
     let mut chains = Vec::new();
     let mut rules = Vec::new();
     for (family, table) in [(NFPROTO_INET, TABLE), (NFPROTO_NETDEV, EGRESS_TABLE)] {
+        let before = chains.len();
         nl.dump(family, None, |r| {
             if let Some(c) = nfnl::decode_chain(r)
                 && c.table == table
@@ -279,6 +280,17 @@ fn verify_with(nl: &mut Nl, want: &Ruleset) -> Result<(), FirewallError> {
                 chains.push(c);
             }
         })?;
+        // A table with none of its chains (a fresh namespace, the common
+        // start) is a mismatch already: no need to dump the rest.
+        let wanted = want
+            .chains
+            .iter()
+            .any(|c| c.family == family && c.table == table);
+        if wanted && chains.len() == before {
+            return Err(FirewallError::Mismatch(format!(
+                "table {table} has none of its chains"
+            )));
+        }
         nl.dump(family, Some(table), |r| {
             if let Some(d) = nfnl::decode_rule(r)
                 && d.table == table
