@@ -26,4 +26,5 @@ pub mod scenario;
 pub mod stats;
 pub mod topology;
 pub mod userconf;
+pub mod userlab;
 pub mod verdict;

@@ -328,6 +328,64 @@ impl Topology {
         }
     }
 
+    /// The default lab with its LANs replaced by `lans` (a plan made from
+    /// the user's configuration, [`crate::userlab`]): each LAN one host
+    /// behind the home router.
+    pub fn with_lans(lans: &[crate::userlab::Lan]) -> Topology {
+        const DEFAULT_LANS: [&str; 4] = [
+            host::LAN_ADMIN,
+            host::LAN_MEDIA,
+            host::LAN_OTHER,
+            host::HOMELAB,
+        ];
+        let mut t = Topology::default_profile();
+        t.hosts.retain(|h| !DEFAULT_LANS.contains(&h.name));
+        t.links
+            .retain(|l| !DEFAULT_LANS.contains(&l.a.host) && !DEFAULT_LANS.contains(&l.b.host));
+        for l in lans {
+            let prefix = l.subnet.prefix_len();
+            let (h, link) = lan(
+                intern(&l.name),
+                intern(&l.ifname),
+                &format!("{}/{prefix}", l.router),
+                &format!("{}/{prefix}", l.host),
+                l.router,
+            );
+            t.hosts.push(h);
+            t.links.push(link);
+        }
+        t
+    }
+
+    /// The LAN hosts: those whose only link is to the home router, other
+    /// than the gateway.
+    pub fn lan_hosts(&self) -> Vec<&Host> {
+        self.hosts
+            .iter()
+            .filter(|h| h.name != host::GW)
+            .filter(|h| {
+                let mut links = self
+                    .links
+                    .iter()
+                    .filter(|l| l.a.host == h.name || l.b.host == h.name);
+                links.next().is_some_and(|l| l.a.host == host::HOME) && links.next().is_none()
+            })
+            .collect()
+    }
+
+    /// A host's first IPv4 address on its links.
+    pub fn ipv4_of(&self, name: &str) -> Option<Ipv4Addr> {
+        self.links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.host == name)
+            .flat_map(|e| e.addrs.iter())
+            .find_map(|a| match a.addr() {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }
@@ -345,6 +403,21 @@ impl Topology {
         }
         v
     }
+}
+
+/// Names made at run time (a plan's LANs) as `&'static str`, like the
+/// built-in ones: each distinct name is kept once for the process's life,
+/// so planning again never grows memory.
+pub fn intern(s: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut set = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = set.get(s) {
+        return n;
+    }
+    let kept: &'static str = Box::leak(s.to_string().into_boxed_str());
+    set.insert(kept);
+    kept
 }
 
 /// True for addresses the lab may use: documentation ranges for "public"
@@ -384,6 +457,39 @@ mod tests {
                 assert!(is_lab_address(r.via), "{} routes via {}", h.name, r.via);
             }
         }
+    }
+
+    #[test]
+    fn a_plans_lans_replace_the_default_ones() {
+        use crate::userlab::{UserFirewall, plan};
+        let outbound: Vec<IpNet> = vec![net("10.10.0.0/24"), net("172.21.0.0/16")];
+        let p = plan(&UserFirewall {
+            outbound_subnets: &outbound,
+            ..Default::default()
+        })
+        .unwrap();
+        let t = Topology::with_lans(&p.lans);
+        let mut lans: Vec<&str> = t.lan_hosts().iter().map(|h| h.name).collect();
+        lans.sort();
+        assert_eq!(lans, ["lan-1", "lan-other"]);
+        assert_eq!(t.ipv4_of("lan-1"), Some(Ipv4Addr::new(10, 10, 0, 10)));
+        assert_eq!(
+            t.host("lan-1").unwrap().routes[0].via,
+            IpAddr::from(Ipv4Addr::new(10, 10, 0, 1))
+        );
+        assert!(t.host(host::LAN_ADMIN).is_none());
+        for (host, a) in t.all_addresses() {
+            assert!(is_lab_address(a.addr()), "{host} has non-lab address {a}");
+        }
+        // The default profile's LANs are the four the seed names.
+        let mut d: Vec<&str> = Topology::default_profile()
+            .lan_hosts()
+            .iter()
+            .map(|h| h.name)
+            .collect();
+        d.sort();
+        assert_eq!(d, ["homelab", "lan-admin", "lan-media", "lan-other"]);
+        assert!(std::ptr::eq(intern("lan-1"), intern("lan-1")));
     }
 
     #[test]

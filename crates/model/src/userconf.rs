@@ -158,6 +158,106 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
     Ok(vars)
 }
 
+/// Compose's variable substitution in one value: `$$` is a `$`; `$VAR`
+/// and `${VAR}` its value (empty when unset: the name goes to `unset`);
+/// `${VAR:-default}` / `${VAR-default}` a default when unset or empty /
+/// unset; `${VAR:+alt}` / `${VAR+alt}` an alternative when set and
+/// non-empty / set; `${VAR:?message}` / `${VAR?message}` an error when
+/// unset or empty / unset. Defaults and alternatives are substituted too.
+/// `lookup` gives the variables (the environment over `.env`).
+pub fn interpolate(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) -> Result<String, String> {
+    let name_len = |s: &str| {
+        s.char_indices()
+            .take_while(|(i, c)| {
+                c.is_ascii_alphanumeric() && !(*i == 0 && c.is_ascii_digit()) || *c == '_'
+            })
+            .count()
+    };
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('{') {
+            // The matching brace, counting nested ones in defaults.
+            let mut depth = 1;
+            let end = r
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(j, _)| j)
+                .ok_or_else(|| format!("\"${{{r}\": no closing '}}'"))?;
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            let n = name_len(inner);
+            if n == 0 {
+                return Err(format!("\"${{{inner}}}\": not a variable name"));
+            }
+            let (name, op) = inner.split_at(n);
+            let v = lookup(name);
+            let (colon, op) = match op.strip_prefix(':') {
+                Some(o) => (true, o),
+                None => (false, op),
+            };
+            let present = |v: &Option<String>| v.as_ref().is_some_and(|s| !colon || !s.is_empty());
+            let arg = op.get(1..).unwrap_or("");
+            match op.chars().next() {
+                None if !colon => match v {
+                    Some(v) => out.push_str(&v),
+                    None => unset.push(name.to_string()),
+                },
+                Some('-') => match &v {
+                    _ if present(&v) => out.push_str(v.as_deref().unwrap_or("")),
+                    _ => out.push_str(&interpolate(arg, lookup, unset)?),
+                },
+                Some('+') => {
+                    if present(&v) {
+                        out.push_str(&interpolate(arg, lookup, unset)?);
+                    }
+                }
+                Some('?') => match &v {
+                    _ if present(&v) => out.push_str(v.as_deref().unwrap_or("")),
+                    _ => {
+                        return Err(format!(
+                            "{name} is required{}{arg}",
+                            if arg.is_empty() { "" } else { ": " }
+                        ));
+                    }
+                },
+                _ => return Err(format!("\"${{{inner}}}\": unknown substitution")),
+            }
+        } else {
+            let n = name_len(rest);
+            if n == 0 {
+                // A lone '$' stays, as compose leaves it.
+                out.push('$');
+                continue;
+            }
+            let (name, r) = rest.split_at(n);
+            match lookup(name) {
+                Some(v) => out.push_str(&v),
+                None => unset.push(name.to_string()),
+            }
+            rest = r;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// A port the gateway service publishes: `published` on the host side to
 /// `target` inside the gateway's namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +279,9 @@ pub struct ComposeGateway {
     pub ports: Vec<Published>,
     /// Services with `network_mode: service:<this one>`.
     pub dependents: Vec<String>,
+    /// Variables the file substitutes (`${VAR}`) that neither the
+    /// environment nor `.env` sets: substituted as empty, as compose does.
+    pub unset: Vec<String>,
 }
 
 mod raw {
@@ -274,12 +377,15 @@ fn is_candidate(name: &str, s: &raw::Service, shared: &BTreeMap<String, Vec<Stri
 /// if given). Errors: YAML errors with line and column; no candidate; two
 /// candidates without `service`; a named service that does not exist; a
 /// gateway that is not WireGuard (`VPN_TYPE` other than `wireguard`); a
-/// port that is not a port.
+/// port that is not a port. `vars` are the variables `${VAR}` takes its
+/// value from (the environment over the `.env` beside the file).
 pub fn parse_compose(
     file: &str,
     text: &str,
     service: Option<&str>,
+    vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ComposeGateway, UserConfError> {
+    let mut unset = Vec::new();
     let doc: raw::Compose = serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
         Some(l) => FileError::At {
             file: file.into(),
@@ -295,11 +401,16 @@ pub fn parse_compose(
     // Who shares whose network.
     let mut shared: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, s) in &doc.services {
-        if let Some(gw) = s
-            .network_mode
-            .as_deref()
-            .and_then(|m| m.strip_prefix("service:"))
-        {
+        let Some(mode) = &s.network_mode else {
+            continue;
+        };
+        let mode = interpolate(mode, vars, &mut unset).map_err(|message| UserConfError::Key {
+            file: file.into(),
+            service: name.clone(),
+            key: "network_mode".into(),
+            message,
+        })?;
+        if let Some(gw) = mode.strip_prefix("service:") {
             shared.entry(gw.to_string()).or_default().push(name.clone());
         }
     }
@@ -362,7 +473,9 @@ pub fn parse_compose(
             for (k, v) in m {
                 let v = match v {
                     None => String::new(),
-                    Some(raw::Scalar::S(s)) => s.clone(),
+                    Some(raw::Scalar::S(s)) => {
+                        interpolate(s, vars, &mut unset).map_err(|m| key_err(k, m))?
+                    }
                     Some(raw::Scalar::I(i)) => i.to_string(),
                     Some(raw::Scalar::F(f)) => f.to_string(),
                     Some(raw::Scalar::B(b)) => b.to_string(),
@@ -377,9 +490,10 @@ pub fn parse_compose(
         Some(raw::Environment::List(l)) => {
             for e in l {
                 let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                let v = interpolate(v, vars, &mut unset).map_err(|m| key_err(k, m))?;
                 environment.push(Var {
                     key: k.to_string(),
-                    value: Value::of(k, v.to_string()),
+                    value: Value::of(k, v),
                     line: None,
                 });
             }
@@ -412,17 +526,50 @@ pub fn parse_compose(
             })
             .collect(),
     };
+    let env_files = env_files
+        .iter()
+        .map(|p| interpolate(p, vars, &mut unset).map_err(|m| key_err("env_file", m)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ports = Vec::new();
     for p in &s.ports {
-        ports.push(published(p).map_err(|m| key_err("ports", m))?);
+        let p = match p {
+            raw::Port::Short(t) => {
+                raw::Port::Short(interpolate(t, vars, &mut unset).map_err(|m| key_err("ports", m))?)
+            }
+            raw::Port::Number(n) => raw::Port::Number(*n),
+            raw::Port::Long {
+                target,
+                published,
+                protocol,
+            } => raw::Port::Long {
+                target: *target,
+                published: match published {
+                    Some(raw::PortNumber::S(t)) => Some(raw::PortNumber::S(
+                        interpolate(t, vars, &mut unset).map_err(|m| key_err("ports", m))?,
+                    )),
+                    Some(raw::PortNumber::N(n)) => Some(raw::PortNumber::N(*n)),
+                    None => None,
+                },
+                protocol: protocol.clone(),
+            },
+        };
+        ports.push(published(&p).map_err(|m| key_err("ports", m))?);
     }
+    let image = s
+        .image
+        .as_deref()
+        .map(|i| interpolate(i, vars, &mut unset).map_err(|m| key_err("image", m)))
+        .transpose()?;
+    unset.sort();
+    unset.dedup();
     Ok(ComposeGateway {
         service: name.clone(),
-        image: s.image.clone(),
+        image,
         environment,
         env_files,
         ports,
         dependents: shared.get(&name).cloned().unwrap_or_default(),
+        unset,
     })
 }
 

@@ -33,7 +33,7 @@ services:
 
 #[test]
 fn the_gateway_service_its_variables_ports_and_dependents_are_read() {
-    let g = parse_compose("docker-compose.yml", COMPOSE, None).unwrap();
+    let g = parse_compose("docker-compose.yml", COMPOSE, None, &|_| None).unwrap();
     assert_eq!(g.service, "gluetun");
     assert_eq!(g.dependents, ["prowlarr", "qbittorrent"]);
     assert_eq!(g.env_files, ["gluetun.env", "more.env"]);
@@ -74,7 +74,7 @@ fn the_gateway_service_its_variables_ports_and_dependents_are_read() {
 
 #[test]
 fn secrets_never_print() {
-    let g = parse_compose("docker-compose.yml", COMPOSE, None).unwrap();
+    let g = parse_compose("docker-compose.yml", COMPOSE, None, &|_| None).unwrap();
     let shown = format!("{g:?}");
     assert!(!shown.contains("c2VjcmV0"), "{shown}");
     assert!(shown.contains("<redacted>"));
@@ -99,7 +99,7 @@ fn secrets_never_print() {
 #[test]
 fn the_list_form_of_environment_is_read_too() {
     let text = "services:\n  vpn:\n    image: gluetun\n    environment:\n      - VPN_TYPE=wireguard\n      - WIREGUARD_ADDRESSES=10.64.0.2/32\n      - EMPTY\n";
-    let g = parse_compose("c.yml", text, None).unwrap();
+    let g = parse_compose("c.yml", text, None, &|_| None).unwrap();
     let keys: Vec<&str> = g.environment.iter().map(|v| v.key.as_str()).collect();
     assert_eq!(keys, ["VPN_TYPE", "WIREGUARD_ADDRESSES", "EMPTY"]);
     assert_eq!(g.environment[1].value.expose(), "10.64.0.2/32");
@@ -109,18 +109,27 @@ fn the_list_form_of_environment_is_read_too() {
 #[test]
 fn which_service_is_the_gateway_is_never_guessed() {
     let none = "services:\n  web:\n    image: nginx\n";
-    let e = parse_compose("c.yml", none, None).unwrap_err().to_string();
+    let e = parse_compose("c.yml", none, None, &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("c.yml: no WireGuard gateway service"), "{e}");
 
     let two = "services:\n  a:\n    image: qmcgaw/gluetun\n  b:\n    environment:\n      VPN_TYPE: wireguard\n";
-    let e = parse_compose("c.yml", two, None).unwrap_err().to_string();
+    let e = parse_compose("c.yml", two, None, &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("2 services could be the gateway (a, b): name one with --service"),
         "{e}"
     );
-    assert_eq!(parse_compose("c.yml", two, Some("b")).unwrap().service, "b");
+    assert_eq!(
+        parse_compose("c.yml", two, Some("b"), &|_| None)
+            .unwrap()
+            .service,
+        "b"
+    );
 
-    let e = parse_compose("c.yml", two, Some("c"))
+    let e = parse_compose("c.yml", two, Some("c"), &|_| None)
         .unwrap_err()
         .to_string();
     assert_eq!(e, "c.yml: no service \"c\" (services: a, b)");
@@ -129,7 +138,9 @@ fn which_service_is_the_gateway_is_never_guessed() {
 #[test]
 fn what_the_gateway_cannot_honour_names_file_service_and_key() {
     let ovpn = "services:\n  g:\n    image: qmcgaw/gluetun\n    environment:\n      VPN_TYPE: openvpn\n      OPENVPN_PASSWORD: hunter2\n";
-    let e = parse_compose("c.yml", ovpn, None).unwrap_err().to_string();
+    let e = parse_compose("c.yml", ovpn, None, &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("c.yml: service g: VPN_TYPE: \"openvpn\""),
         "{e}"
@@ -138,7 +149,9 @@ fn what_the_gateway_cannot_honour_names_file_service_and_key() {
 
     let range =
         "services:\n  g:\n    image: qmcgaw/gluetun\n    ports:\n      - \"8000-8010:8000-8010\"\n";
-    let e = parse_compose("c.yml", range, None).unwrap_err().to_string();
+    let e = parse_compose("c.yml", range, None, &|_| None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("c.yml: service g: ports: \"8000-8010\" is not a port"),
         "{e}"
@@ -148,7 +161,7 @@ fn what_the_gateway_cannot_honour_names_file_service_and_key() {
 #[test]
 fn yaml_errors_name_line_and_column() {
     let bad = "services:\n  g:\n    image: [unclosed\n";
-    match parse_compose("c.yml", bad, None).unwrap_err() {
+    match parse_compose("c.yml", bad, None, &|_| None).unwrap_err() {
         UserConfError::In(FileError::At {
             file, line, column, ..
         }) => {
@@ -195,4 +208,93 @@ fn env_files_read_like_compose_and_errors_point_at_the_line() {
         "{e}"
     );
     assert!(!e.contains("c2VjcmV0"), "{e}");
+}
+
+fn vars(k: &str) -> Option<String> {
+    match k {
+        "WG_PRIVATE_KEY" => Some("a2V5LWZyb20tZG90LWVudi1uZXZlci1wcmludGVkIT0=".into()),
+        "FORWARD_PORT" => Some("6881".into()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+#[test]
+fn interpolation_follows_compose() {
+    let i = |s: &str| {
+        let mut unset = Vec::new();
+        interpolate(s, &vars, &mut unset).map(|v| (v, unset))
+    };
+    let ok = |s: &str| i(s).unwrap().0;
+    assert_eq!(ok("port ${FORWARD_PORT}"), "port 6881");
+    assert_eq!(ok("$FORWARD_PORT/udp"), "6881/udp");
+    assert_eq!(ok("$$FORWARD_PORT"), "$FORWARD_PORT");
+    assert_eq!(ok("${NOPE:-51820}"), "51820");
+    assert_eq!(ok("${EMPTY:-x}"), "x");
+    assert_eq!(ok("${EMPTY-x}"), "");
+    assert_eq!(ok("${NOPE-${FORWARD_PORT}}"), "6881");
+    assert_eq!(ok("${FORWARD_PORT:+set}"), "set");
+    assert_eq!(ok("${EMPTY:+set}"), "");
+    assert_eq!(ok("a $ b"), "a $ b");
+    assert_eq!(i("${NOPE}x").unwrap(), ("x".into(), vec!["NOPE".into()]));
+    assert_eq!(
+        i("${NOPE:?set it in .env}").unwrap_err(),
+        "NOPE is required: set it in .env"
+    );
+    assert!(i("${FORWARD_PORT").unwrap_err().contains("no closing"));
+    assert!(i("${1X}").unwrap_err().contains("not a variable name"));
+    assert!(i("${X/a/b}").unwrap_err().contains("unknown substitution"));
+}
+
+#[test]
+fn the_seed_style_file_takes_its_values_from_the_variables() {
+    let text = r#"
+services:
+  gluetun:
+    image: qmcgaw/gluetun
+    ports: ["${FORWARD_PORT}:${FORWARD_PORT}/udp", "8080:8080"]
+    environment:
+      - VPN_SERVICE_PROVIDER=custom
+      - VPN_TYPE=wireguard
+      - WIREGUARD_PRIVATE_KEY=${WG_PRIVATE_KEY}
+      - VPN_ENDPOINT_IP=${VPN_IP}
+      - FIREWALL_VPN_INPUT_PORTS=${FORWARD_PORT}
+  qbittorrent:
+    network_mode: "service:${GW:-gluetun}"
+"#;
+    let g = parse_compose("c.yml", text, None, &vars).unwrap();
+    let get = |k: &str| {
+        g.environment
+            .iter()
+            .find(|v| v.key == k)
+            .map(|v| v.value.expose().to_string())
+    };
+    assert_eq!(get("FIREWALL_VPN_INPUT_PORTS").as_deref(), Some("6881"));
+    assert_eq!(get("VPN_ENDPOINT_IP").as_deref(), Some(""));
+    assert_eq!(g.unset, ["VPN_IP"]);
+    assert_eq!(g.dependents, ["qbittorrent"]);
+    assert_eq!(
+        g.ports[0],
+        Published {
+            published: 6881,
+            target: 6881,
+            udp: true
+        }
+    );
+    // The substituted key is still a secret.
+    let key = g
+        .environment
+        .iter()
+        .find(|v| v.key == "WIREGUARD_PRIVATE_KEY")
+        .unwrap();
+    assert!(!format!("{key:?}").contains("a2V5"));
+    let e = parse_compose(
+        "c.yml",
+        "services:\n  g:\n    image: gluetun\n    environment:\n      A: ${B:?needed}\n",
+        None,
+        &vars,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "c.yml: service g: A: B is required: needed");
 }
