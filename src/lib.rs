@@ -32,6 +32,7 @@
 pub mod bench;
 pub mod capture;
 pub mod lab;
+pub mod profile;
 /// The gateway under test, its own crate (`crates/gateway`).
 pub use leakhound_gateway as gateway;
 /// The pure core, its own crate (`crates/model`).

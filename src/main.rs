@@ -18,6 +18,7 @@ use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::wgserver::ProviderKind;
 use leakhound::lab::{self, Lab, netns};
 use leakhound::model::topology::Topology;
+use leakhound::profile::Profile;
 use leakhound::report::{json, junit, terminal};
 use leakhound::scenario::model::{self as scenario, Scenario};
 use leakhound::scenario::runner::{Runner, ScenarioResult};
@@ -182,6 +183,20 @@ struct SuiteArgs {
     /// target; 1 runs everything in one lab, one scenario after another.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Test your own configuration: the gateway service of this compose file
+    /// (its environment:, env_file: and published ports; ${VAR} from the
+    /// environment and the .env beside it) is the policy under test, and its
+    /// firewall subnets and ports make the lab's LANs and LAN scenarios. The
+    /// lab's WireGuard keys and endpoint replace yours (the report names what
+    /// was replaced, never the values).
+    #[arg(long, value_name = "FILE", conflicts_with = "env_file")]
+    compose: Option<PathBuf>,
+    /// With --compose: which service is the gateway, when several could be.
+    #[arg(long, value_name = "NAME", requires = "compose")]
+    service: Option<String>,
+    /// Like --compose, from a plain env file (KEY=VALUE lines).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -350,7 +365,7 @@ fn main() -> ExitCode {
         }
         Command::List(args) => {
             default_sigpipe();
-            match load_scenarios(args.scenarios.as_deref(), &[]) {
+            match load_scenarios(args.scenarios.as_deref(), &Topology::default_profile()) {
                 Ok(all) => {
                     for s in all {
                         println!("{:<28} {}", s.name, s.source);
@@ -380,6 +395,9 @@ fn main() -> ExitCode {
                 quiet: true,
                 provider: ProviderKind::Boringtun,
                 jobs: Some(1),
+                compose: None,
+                service: None,
+                env_file: None,
             };
             let specs = vec![TargetSpec {
                 name: "builtin".into(),
@@ -388,7 +406,7 @@ fn main() -> ExitCode {
                 image: None,
                 capabilities: vec![],
             }];
-            verdict_exit(run_with(suite, specs, vec![scn], true))
+            verdict_exit(run_with(suite, specs, vec![scn], true, Profile::seed()))
         }
         Command::Bench(args) => {
             init_tracing("warn");
@@ -452,10 +470,44 @@ fn harness_exit(r: Result<()>) -> ExitCode {
     }
 }
 
+/// The network and policy under test: the seed's, or the user's own
+/// (`--compose`, `--env-file`).
+fn suite_profile(a: &SuiteArgs) -> Result<Profile> {
+    let p = match (&a.compose, &a.env_file) {
+        (Some(c), _) => Profile::from_compose(c, a.service.as_deref())?,
+        (None, Some(e)) => Profile::from_env_file(e)?,
+        (None, None) => return Ok(Profile::seed()),
+    };
+    if let Some(u) = &p.user {
+        eprintln!("{}", leakhound::report::terminal::user_profile(u));
+    }
+    Ok(p)
+}
+
 /// The scenarios a run executes: the built-in suite plus `--scenarios`,
-/// narrowed by `--only`, `--tag` and `--exclude-tag`.
-fn suite_scenarios(a: &SuiteArgs) -> Result<Vec<Scenario>> {
-    let mut all = load_scenarios(a.scenarios.as_deref(), &a.only)?;
+/// narrowed by `--only`, `--tag` and `--exclude-tag`. With the user's own
+/// configuration, the LAN matrix and the outbound subnets are the ones
+/// made from it.
+fn suite_scenarios(a: &SuiteArgs, profile: &Profile) -> Result<Vec<Scenario>> {
+    let mut all = load_scenarios(a.scenarios.as_deref(), &profile.topology)?;
+    if let Some(u) = &profile.user {
+        for (name, text) in &u.scenarios {
+            let made = scenario::parse(&format!("made:{name}"), text, &profile.topology)
+                .with_context(|| format!("the {name} scenario made from {}", u.file))?;
+            match all.iter_mut().find(|s| &s.name == name) {
+                Some(s) => *s = made,
+                None => all.push(made),
+            }
+        }
+    }
+    if !a.only.is_empty() {
+        for o in &a.only {
+            if !all.iter().any(|s| &s.name == o) {
+                bail!("--only {o}: no such scenario (see `leakhound list`)");
+            }
+        }
+        all.retain(|s| a.only.contains(&s.name));
+    }
     if !a.tags.is_empty() {
         all.retain(|s| s.tags.iter().any(|t| a.tags.contains(t)));
     }
@@ -466,26 +518,17 @@ fn suite_scenarios(a: &SuiteArgs) -> Result<Vec<Scenario>> {
     Ok(all)
 }
 
-fn load_scenarios(dir: Option<&Path>, only: &[String]) -> Result<Vec<Scenario>> {
-    let topo = Topology::default_profile();
-    let mut all = scenario::builtin(&topo).context("built-in scenarios")?;
+fn load_scenarios(dir: Option<&Path>, topo: &Topology) -> Result<Vec<Scenario>> {
+    let mut all = scenario::builtin_for(topo);
     if let Some(d) = dir {
-        let extra = scenario::load_dir(d, &topo)
-            .with_context(|| format!("scenarios in {}", d.display()))?;
+        let extra =
+            scenario::load_dir(d, topo).with_context(|| format!("scenarios in {}", d.display()))?;
         for s in extra {
             if all.iter().any(|a| a.name == s.name) {
                 bail!("{}: a scenario named {:?} exists already", s.source, s.name);
             }
             all.push(s);
         }
-    }
-    if !only.is_empty() {
-        for o in only {
-            if !all.iter().any(|s| &s.name == o) {
-                bail!("--only {o}: no such scenario (see `leakhound list`)");
-            }
-        }
-        all.retain(|s| only.contains(&s.name));
     }
     Ok(all)
 }
@@ -516,8 +559,9 @@ fn run_main(args: RunArgs) -> Result<Verdict> {
     if specs.len() > 1 {
         bail!("run tests one target; use `leakhound compare` for several");
     }
-    let scenarios = suite_scenarios(&args.suite)?;
-    run_with(args.suite, specs, scenarios, false)
+    let profile = suite_profile(&args.suite)?;
+    let scenarios = suite_scenarios(&args.suite, &profile)?;
+    run_with(args.suite, specs, scenarios, false, profile)
 }
 
 fn compare_main(args: CompareArgs) -> Result<Verdict> {
@@ -525,8 +569,9 @@ fn compare_main(args: CompareArgs) -> Result<Verdict> {
         bail!("leakhound compare needs root (it builds network namespaces); try sudo");
     }
     let specs = target_specs(&args.target)?;
-    let scenarios = suite_scenarios(&args.suite)?;
-    run_with(args.suite, specs, scenarios, false)
+    let profile = suite_profile(&args.suite)?;
+    let scenarios = suite_scenarios(&args.suite, &profile)?;
+    run_with(args.suite, specs, scenarios, false, profile)
 }
 
 /// Builds the lab and runs `scenarios` against every target; `soak` adds
@@ -541,6 +586,7 @@ fn run_with(
     specs: Vec<TargetSpec>,
     scenarios: Vec<Scenario>,
     soak: bool,
+    profile: Profile,
 ) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound needs root (it builds network namespaces); try sudo");
@@ -565,6 +611,9 @@ fn run_with(
         rt.block_on(t.preflight())?;
     }
     prepare_out(&args.out)?;
+    if let Some(u) = &profile.user {
+        write_user_profile(&args.out, u)?;
+    }
     let reaped = netns::reap_stale();
     if !reaped.is_empty() {
         eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
@@ -593,7 +642,7 @@ fn run_with(
             }
         };
         tokio::select! {
-            r = run_suite(&args, targets, scenarios, overrides, soak, interrupt) => r,
+            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt) => r,
             _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
     })
@@ -609,6 +658,21 @@ async fn shutdown_signal() {
 }
 
 /// Writes junit.xml and summary.json for whatever ran.
+/// Beside the reports, what the run made of the user's configuration:
+/// `configuration.json` (names, never values) and the made scenario files.
+fn write_user_profile(out: &Path, u: &leakhound::profile::UserProfile) -> Result<()> {
+    let json = serde_json::to_string_pretty(u).context("encoding configuration.json")?;
+    std::fs::write(out.join("configuration.json"), json + "\n")
+        .context("writing configuration.json")?;
+    let dir = out.join("made-scenarios");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in &u.scenarios {
+        std::fs::write(dir.join(format!("{name}.toml")), text)
+            .with_context(|| format!("writing {name}.toml"))?;
+    }
+    Ok(())
+}
+
 fn write_reports(
     out: &Path,
     run_id: &str,
@@ -637,6 +701,7 @@ impl Lane {
         lock: netns::RunLock,
         holder_image: Option<&str>,
         provider: ProviderKind,
+        profile: &Profile,
     ) -> Result<Lane> {
         let run_id = lock.id().to_string();
         let holder = match holder_image {
@@ -651,12 +716,13 @@ impl Lane {
             .iter()
             .map(|h| (leakhound::model::topology::host::GW, h.pid))
             .collect();
-        let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt)
+        let lab = Lab::build_adopting(profile.topology.clone(), lock, adopt)
             .await
             .context("building the lab")?;
-        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
-            .await
-            .context("starting the lab's services")?;
+        let services =
+            LabServices::start_with(&lab, LabKeys::generate(), provider, &profile.stand_ins)
+                .await
+                .context("starting the lab's services")?;
         Ok(Lane {
             lab,
             services,
@@ -690,8 +756,10 @@ fn lane_count(jobs: Option<usize>, containers: bool, work: usize) -> usize {
 
 const DEFAULT_JOBS: usize = 4;
 
+#[allow(clippy::too_many_arguments)]
 async fn run_suite(
     args: &SuiteArgs,
+    profile: &Profile,
     targets: Vec<Arc<dyn GatewayTarget>>,
     scenarios: Vec<Scenario>,
     overrides: BTreeMap<String, String>,
@@ -724,7 +792,7 @@ async fn run_suite(
             lab::new_run_id()
         };
         let lane = match Lab::claim(&id) {
-            Ok(lock) => Lane::build(lock, holder_image.as_deref(), args.provider).await,
+            Ok(lock) => Lane::build(lock, holder_image.as_deref(), args.provider, profile).await,
             Err(e) => Err(anyhow::Error::from(e).context("claiming the run id")),
         };
         match lane {
@@ -784,6 +852,7 @@ async fn run_suite(
                 let target = &targets[ti];
                 let runner = Runner {
                     lab: &lane.lab,
+                    profile,
                     services: &lane.services,
                     out_dir: if several {
                         args.out.join(target.name())
@@ -890,9 +959,14 @@ async fn lab_with_services(provider: ProviderKind) -> Result<(Lab, LabServices)>
     let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
         .await
         .context("building the lab")?;
-    let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
-        .await
-        .context("starting the lab's services")?;
+    let services = LabServices::start_with(
+        &lab,
+        LabKeys::generate(),
+        provider,
+        &leakhound::lab::dependents::default_stand_ins(),
+    )
+    .await
+    .context("starting the lab's services")?;
     Ok((lab, services))
 }
 
@@ -912,6 +986,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
         std::fs::create_dir_all(&out)?;
         let runner = Runner {
             lab: &lab,
+            profile: leakhound::profile::Profile::seed_ref(),
             services: &services,
             out_dir: out.clone(),
             target,
@@ -1039,6 +1114,7 @@ fn bench_tunnel(seconds: u64) -> Result<()> {
             for target in tunnel::targets(gateway) {
                 let runner = Runner {
                     lab: &lab,
+                    profile: leakhound::profile::Profile::seed_ref(),
                     services: &services,
                     out_dir: out.clone(),
                     target,
@@ -1075,6 +1151,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         let gateway_exe = leakhound::bench::shipped_gateway(std::env::current_exe()?);
         let runner = Runner {
             lab: &lab,
+            profile: leakhound::profile::Profile::seed_ref(),
             services: &services,
             out_dir: out.clone(),
             target: Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),

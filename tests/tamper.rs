@@ -588,3 +588,40 @@ async fn mtu_fails_when_the_tunnel_takes_packets_bigger_than_1420() {
         &["should have failed"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_fails_when_the_kill_switch_is_gone_around_the_switch() {
+    // While the dependents send through the rotation, the kill switch is
+    // flushed and the default routes point around the tunnel: their
+    // traffic leaves on the uplink (the restarted tunnel takes the routes
+    // back; what is left is the leak during the switch).
+    let (r, xml) = run_tampered(
+        "key-rotation",
+        Tamper {
+            after_step: Some("the dependents keep sending".into()),
+            ..flush_and_route_around()
+        },
+    )
+    .await;
+    assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_fails_when_the_gateway_keeps_its_old_key() {
+    // The key pinned in WIREGUARD_PRIVATE_KEY: the gateway has no secret
+    // file to read a new one from.
+    let out = tempfile::tempdir().unwrap();
+    let t = TestLab::new().await;
+    let pinned = leakhound::tunnel::encode_key(&t.services.keys.client_private);
+    let r = t
+        .runner(out.path(), &[("WIREGUARD_PRIVATE_KEY", pinned)])
+        .run(&builtin("key-rotation"))
+        .await;
+    t.finish();
+    assert_failed(
+        &r,
+        "the lab issues a new key and tells the gateway",
+        &["409"],
+    );
+    assert_failed(&r, "the WireGuard handshake completes on the new key", &[]);
+}

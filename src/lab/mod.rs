@@ -77,7 +77,7 @@ password = "lab-password"
 
 [[roles]]
 name = "ops"
-routes = ["PUT /v1/vpn/status"]
+routes = ["PUT /v1/vpn/status", "PUT /v1/wireguard/key"]
 auth = "apikey"
 apikey = "leakhound-lab-api-key-0001"
 "#;

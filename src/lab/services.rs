@@ -124,14 +124,22 @@ pub struct LabServices {
 impl LabServices {
     /// Starts every service, with boringtun as the provider's server.
     pub async fn start(lab: &Lab, keys: LabKeys) -> Result<LabServices, LabError> {
-        LabServices::start_with(lab, keys, ProviderKind::Boringtun).await
+        LabServices::start_with(
+            lab,
+            keys,
+            ProviderKind::Boringtun,
+            &super::dependents::default_stand_ins(),
+        )
+        .await
     }
 
-    /// Starts every service, with `provider` as the provider's server.
+    /// Starts every service, with `provider` as the provider's server and
+    /// the dependents' stand-ins on `stand_ins` (port, application).
     pub async fn start_with(
         lab: &Lab,
         keys: LabKeys,
         provider: ProviderKind,
+        stand_ins: &[(u16, String)],
     ) -> Result<LabServices, LabError> {
         let log = ServiceLog::default();
         let cancel = CancellationToken::new();
@@ -193,14 +201,17 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
-        dependents::start(lab.ns(host::GW)?, log.clone(), cancel.clone())?;
-        for (h, ip) in [
-            (host::LAN_ADMIN, IpAddr::from(addr::LAN_ADMIN)),
-            (host::LAN_MEDIA, addr::LAN_MEDIA.into()),
-            (host::LAN_OTHER, addr::LAN_OTHER.into()),
-            (host::HOMELAB, addr::HOMELAB.into()),
-            (host::HOME, addr::HOME_GW_SIDE.into()),
-        ] {
+        dependents::start(lab.ns(host::GW)?, stand_ins, log.clone(), cancel.clone())?;
+        // HTTP on every LAN host of this lab (the default's four, or those a
+        // user's configuration made) and on the home router's LAN side.
+        let topo = lab.topology();
+        let mut lan_hosts: Vec<(&'static str, IpAddr)> = topo
+            .lan_hosts()
+            .iter()
+            .filter_map(|h| topo.ipv4_of(h.name).map(|ip| (h.name, IpAddr::from(ip))))
+            .collect();
+        lan_hosts.push((host::HOME, addr::HOME_GW_SIDE.into()));
+        for (h, ip) in lan_hosts {
             http::serve(
                 lab.ns(h)?,
                 LAN_HTTP,
@@ -230,12 +241,21 @@ impl LabServices {
             provider,
         )
         .await?;
-        let lan_dns = dns::start(
-            lab.ns(host::HOMELAB)?,
-            LAN_DNS,
-            SocketAddr::new(addr::HOMELAB.into(), 53),
-            log.clone(),
-        )?;
+        // A resolver on the LAN the gateway may reach (the seed's homelab),
+        // where the lab has one: the `{lan-dns}` of scenario files.
+        let roles = &lab.topology().roles;
+        let lan_dns = match (
+            roles.get("lan-out-host"),
+            roles.get("lan-dns").and_then(|a| a.parse::<IpAddr>().ok()),
+        ) {
+            (Some(h), Some(ip)) => Some(dns::start(
+                lab.ns(h)?,
+                LAN_DNS,
+                SocketAddr::new(ip, 53),
+                log.clone(),
+            )?),
+            _ => None,
+        };
         let provider_dns = dns::start(
             lab.ns(host::VPN)?,
             PROVIDER_DNS,
@@ -264,7 +284,10 @@ impl LabServices {
             keys,
             natpmp_refuse,
             cancel,
-            _dns: vec![isp_dns, provider_dns, lan_dns],
+            _dns: [Some(isp_dns), Some(provider_dns), lan_dns]
+                .into_iter()
+                .flatten()
+                .collect(),
         })
     }
 

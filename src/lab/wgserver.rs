@@ -62,7 +62,9 @@ enum Backend {
     Boringtun {
         cancel: CancellationToken,
         paused: Arc<AtomicBool>,
-        forget: Arc<AtomicBool>,
+        new_peer: leakhound_net::tunnel::NewPeer,
+        /// The client key it started with (restored between scenarios).
+        start_peer: [u8; 32],
     },
     WireguardGo(Box<wggo::WgGo>),
 }
@@ -126,7 +128,7 @@ impl WgServer {
                 source,
             })?;
         let paused = Arc::new(AtomicBool::new(false));
-        let forget = Arc::new(AtomicBool::new(false));
+        let new_peer: leakhound_net::tunnel::NewPeer = Arc::default();
         let (driver, status) = Driver::new(
             spec.private,
             spec.client_public,
@@ -140,7 +142,7 @@ impl WgServer {
                 // re-handshakes one client dozens of times a second.
                 handshake_rate_limit: Some(1000),
                 kick: None,
-                forget: Some(forget.clone()),
+                new_peer: Some(new_peer.clone()),
             },
         );
         let cancel = CancellationToken::new();
@@ -156,7 +158,8 @@ impl WgServer {
             backend: Backend::Boringtun {
                 cancel,
                 paused,
-                forget,
+                new_peer,
+                start_peer: spec.client_public,
             },
         })
     }
@@ -171,13 +174,31 @@ impl WgServer {
     /// Forgets the client's session and last handshake timestamp before the
     /// next datagram, as a freshly started server would: between scenarios,
     /// so gateways of different implementations can follow each other.
+    /// The client key accepted is the one it started with again.
     pub async fn forget_peer(&self) -> Result<(), LabError> {
         match &self.backend {
-            Backend::Boringtun { forget, .. } => {
-                forget.store(true, Ordering::Relaxed);
+            Backend::Boringtun {
+                new_peer,
+                start_peer,
+                ..
+            } => {
+                *new_peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(*start_peer);
                 Ok(())
             }
             Backend::WireguardGo(go) => go.forget_peer().await,
+        }
+    }
+
+    /// The provider side of a key rotation: from now on it accepts the
+    /// client's key `public`, and the key it accepted before no longer
+    /// handshakes (forgotten with its session).
+    pub async fn set_peer(&self, public: [u8; 32]) -> Result<(), LabError> {
+        match &self.backend {
+            Backend::Boringtun { new_peer, .. } => {
+                *new_peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(public);
+                Ok(())
+            }
+            Backend::WireguardGo(go) => go.set_peer(&public).await,
         }
     }
 

@@ -94,11 +94,17 @@ pub fn summary(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let passed = results.iter().filter(|r| r.passed()).count();
     let errored = results.iter().filter(|r| r.errored()).count();
+    let skipped = results
+        .iter()
+        .filter(|r| !r.errored() && r.skipped())
+        .count();
     for r in results {
         let mark = if r.errored() {
             "ERROR"
         } else if r.passed() {
             "PASS"
+        } else if r.skipped() {
+            "SKIP"
         } else {
             "FAIL"
         };
@@ -133,13 +139,52 @@ pub fn summary(results: &[ScenarioResult]) -> String {
     }
     out.push_str(&format!(
         "{passed} passed, {} failed",
-        results.len() - passed - errored
+        results.len() - passed - errored - skipped
     ));
+    if skipped > 0 {
+        out.push_str(&format!(", {skipped} skipped (see why above)"));
+    }
     if errored > 0 {
         out.push_str(&format!(", {errored} could not run (harness errors)"));
     }
     out.push('\n');
     out
+}
+
+/// What a run made of the user's own configuration: the lab's LANs, the
+/// variables the lab replaced or added (names; the added values are the
+/// lab's own), what was left out and why. Never a value of the user's.
+pub fn user_profile(u: &crate::profile::UserProfile) -> String {
+    let mut t = format!(
+        "your configuration: {}{}\n",
+        u.file,
+        u.service
+            .as_ref()
+            .map(|s| format!(", service {s}"))
+            .unwrap_or_default()
+    );
+    let list = |label: &str, v: &[String]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("  {label}: {}\n", v.join(", "))
+        }
+    };
+    t.push_str(&list("LANs made", &u.lans));
+    t.push_str(&list("dependents sharing its network", &u.dependents));
+    t.push_str(&list(
+        "replaced by the lab's (the lab provider cannot be yours)",
+        &u.replaced,
+    ));
+    t.push_str(&list("left out (no meaning for the network)", &u.left_out));
+    t.push_str(&list("substituted as empty (not set)", &u.unset));
+    for a in &u.added {
+        t.push_str(&format!("  added: {a}\n"));
+    }
+    for n in &u.notes {
+        t.push_str(&format!("  note: {n}\n"));
+    }
+    t
 }
 
 #[cfg(test)]

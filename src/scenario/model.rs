@@ -86,12 +86,35 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/forwarded-port-redirect.toml"),
     ),
     ("mtu", include_str!("../../scenarios/mtu.toml")),
+    (
+        "key-rotation",
+        include_str!("../../scenarios/key-rotation.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {
     BUILTIN
         .iter()
         .map(|(name, text)| parse(&format!("builtin:{name}"), text, topo))
+        .collect()
+}
+
+/// The built-in scenarios with `topo`'s roles filled in (a lab made from a
+/// user's configuration). One that names a role this lab lacks is kept,
+/// as the seed's lab has it, with `unfit` saying why: its run is a skip.
+pub fn builtin_for(topo: &Topology) -> Vec<Scenario> {
+    let seed = Topology::default_profile();
+    BUILTIN
+        .iter()
+        .map(|(name, text)| {
+            let source = format!("builtin:{name}");
+            parse(&source, text, topo).unwrap_or_else(|e| {
+                let mut s =
+                    parse(&source, text, &seed).expect("built-in scenarios fit the seed's lab");
+                s.unfit = Some(e.to_string());
+                s
+            })
+        })
         .collect()
 }
 

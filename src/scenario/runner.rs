@@ -25,10 +25,7 @@ use crate::model::verdict::{Frame, Timeline, TogetherProbe, judge_wires, missing
 use crate::target::tail;
 use crate::tunnel::encode_key;
 
-/// The seed's section 8, as gateway variables.
-pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
-pub const SEED_INPUT_SUBNET_PORTS: &str =
-    "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
+pub use crate::profile::{SEED_INPUT_SUBNET_PORTS, SEED_OUTBOUND_SUBNETS};
 
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -56,6 +53,8 @@ pub const CLOCK_SKEW: Duration = Duration::ZERO;
 /// Everything a run needs besides the scenarios.
 pub struct Runner<'a> {
     pub lab: &'a Lab,
+    /// The network and policy under test (the seed's, or the user's).
+    pub profile: &'a crate::profile::Profile,
     pub services: &'a LabServices,
     pub out_dir: PathBuf,
     /// The gateway under test.
@@ -73,16 +72,10 @@ pub struct Runner<'a> {
     pub interrupt: CancellationToken,
 }
 
-/// The leak policy of each watched wire in the default lab.
-pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
+/// The leak policy of each watched wire: `allowed` is what the gateway's
+/// wire may carry outside the tunnel besides the endpoint (the profile's).
+pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> {
     let endpoint = SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT);
-    let lan = [
-        "172.21.0.0/16",
-        "172.20.0.0/16",
-        "2001:db8:21::/64",
-        "192.168.10.0/24",
-        "192.168.40.0/24",
-    ];
     BTreeMap::from([
         (
             wire::GW,
@@ -96,7 +89,7 @@ pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
                     addr::TUNNEL_CLIENT_V6.into(),
                 ],
                 endpoint,
-                allowed: lan.iter().map(|n| n.parse().expect("net")).collect(),
+                allowed: allowed.to_vec(),
             },
         ),
         (
@@ -108,6 +101,54 @@ pub fn policies() -> BTreeMap<&'static str, LeakPolicy> {
             },
         ),
     ])
+}
+
+/// The lab's own gateway variables, whatever the policy: its provider
+/// (keys, endpoint, tunnel addresses), its resolvers and DoH server, health
+/// checks against its whoami, the control server's roles and the public-IP
+/// service in the run's files (`{lab_ca}`, `{lab_dir}` are filled in per
+/// run), its blocklists.
+pub fn lab_env(
+    k: &crate::lab::services::LabKeys,
+    blocklist_dir: &std::path::Path,
+) -> BTreeMap<String, String> {
+    [
+        ("VPN_SERVICE_PROVIDER", "custom".to_string()),
+        ("VPN_TYPE", "wireguard".into()),
+        ("WIREGUARD_PRIVATE_KEY", encode_key(&k.client_private)),
+        ("WIREGUARD_PUBLIC_KEY", encode_key(&k.server_public)),
+        ("WIREGUARD_PRESHARED_KEY", encode_key(&k.psk)),
+        ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
+        ("WIREGUARD_MTU", "1420".into()),
+        ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
+        ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
+        // The provider's DNS (the seed's DNS_ADDRESS=VPN_PROVIDER_DNS); the
+        // lab's DoH server joins the list of DoH endpoints to refuse.
+        ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
+        ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
+        ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
+        // Health checks through the tunnel to whoami: a ping every second,
+        // a TLS handshake with whoami.lab (a name, resolved by the gateway)
+        // every 5 s.
+        (
+            "HEALTH_TARGET_ADDRESSES",
+            format!("{}:443", crate::lab::whoami::TLS_NAME),
+        ),
+        ("HEALTH_TARGET_CA_FILE", "{lab_ca}".to_string()),
+        ("HEALTH_ICMP_TARGET_IPS", addr::WHOAMI.to_string()),
+        ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
+        ("HEALTH_FULL_CHECK_INTERVAL", "5s".to_string()),
+        (
+            "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
+            "{lab_dir}/control-auth.toml".to_string(),
+        ),
+        ("PUBLICIP_URL", format!("http://{}/", addr::WHOAMI)),
+        ("PUBLICIP_FILE", "{lab_dir}/publicip".to_string()),
+        ("DNS_BLOCKLIST_DIR", blocklist_dir.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .collect()
 }
 
 /// The case of the step during (or before) which the run was interrupted.
@@ -140,62 +181,11 @@ impl Runner<'_> {
     }
 
     /// The Gluetun variables the gateway gets: the lab's own, then the
-    /// scenario's, then the run's overrides.
+    /// profile's policy (the seed's or the user's), then the scenario's,
+    /// then the run's overrides.
     pub(crate) fn gateway_env(&self, scn: &Scenario) -> BTreeMap<String, String> {
-        let k = &self.services.keys;
-        let mut env: BTreeMap<String, String> = [
-            ("VPN_SERVICE_PROVIDER", "custom".to_string()),
-            ("VPN_TYPE", "wireguard".into()),
-            ("WIREGUARD_PRIVATE_KEY", encode_key(&k.client_private)),
-            ("WIREGUARD_PUBLIC_KEY", encode_key(&k.server_public)),
-            ("WIREGUARD_PRESHARED_KEY", encode_key(&k.psk)),
-            ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
-            ("WIREGUARD_MTU", "1420".into()),
-            ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
-            ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
-            // The seed's policy: the media and homelab networks reachable,
-            // per-subnet inbound access to the dependents.
-            (
-                "FIREWALL_OUTBOUND_SUBNETS",
-                SEED_OUTBOUND_SUBNETS.to_string(),
-            ),
-            (
-                "FIREWALL_INPUT_SUBNET_PORTS",
-                SEED_INPUT_SUBNET_PORTS.to_string(),
-            ),
-            // The seed's DNS_ADDRESS=VPN_PROVIDER_DNS; the lab's DoH server
-            // joins the list of DoH endpoints to refuse.
-            ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
-            ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
-            ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
-            // Health checks through the tunnel to whoami: a ping every
-            // second, a TLS handshake with whoami.lab (a name, resolved by
-            // the gateway) every 5 s.
-            (
-                "HEALTH_TARGET_ADDRESSES",
-                format!("{}:443", crate::lab::whoami::TLS_NAME),
-            ),
-            ("HEALTH_TARGET_CA_FILE", "{lab_ca}".to_string()),
-            ("HEALTH_ICMP_TARGET_IPS", addr::WHOAMI.to_string()),
-            ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
-            ("HEALTH_FULL_CHECK_INTERVAL", "5s".to_string()),
-            // The control server's roles and the public IP, in the run's files.
-            (
-                "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
-                "{lab_dir}/control-auth.toml".to_string(),
-            ),
-            ("PUBLICIP_URL", format!("http://{}/", addr::WHOAMI)),
-            ("PUBLICIP_FILE", "{lab_dir}/publicip".to_string()),
-            // The seed's BLOCK_MALICIOUS=on, with the lab's lists.
-            ("BLOCK_MALICIOUS", "on".to_string()),
-            (
-                "DNS_BLOCKLIST_DIR",
-                self.lab.blocklist_dir().display().to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b))
-        .collect();
+        let mut env = lab_env(&self.services.keys, &self.lab.blocklist_dir());
+        env.extend(self.profile.policy_env.clone());
         env.extend(scn.gateway_env.clone());
         env.extend(self.env_overrides.clone());
         // Placeholders scenario files may use for run-specific paths.
@@ -265,7 +255,24 @@ impl Runner<'_> {
             .map(|c| c.name())
             .collect();
         if !missing.is_empty() {
-            return self.skipped(scn, started, gw_log, &missing);
+            let reason = format!(
+                "target {} ({}) lacks {}",
+                self.target.name(),
+                self.target.kind(),
+                missing.join(", ")
+            );
+            return self.skipped(scn, started, gw_log, reason);
+        }
+        // A lab made from the user's configuration may lack the seed's hosts
+        // that a built-in scenario uses.
+        if let Some(u) = &self.profile.user
+            && let Some(why) = scn
+                .unfit
+                .clone()
+                .or_else(|| scn.misfit(self.lab.topology()))
+        {
+            let reason = format!("the lab made from {} cannot run it: {why}", u.file);
+            return self.skipped(scn, started, gw_log, reason);
         }
         let mut cases = Vec::new();
         let mut timeline = Timeline::new();
@@ -293,7 +300,18 @@ impl Runner<'_> {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_file(self.port_commands_file());
+        // A gateway that reads its key from a secret file finds the lab's.
+        if let Some(f) = env.get("WIREGUARD_PRIVATE_KEY_SECRETFILE")
+            && let Err(e) = super::steps::write_key_file(
+                std::path::Path::new(f),
+                &self.services.keys.client_private,
+            )
+        {
+            tracing::warn!("writing the gateway's key file {f}: {e}");
+        }
         let mut st = RunState {
+            old_key: None,
+            current_key: self.services.keys.client_private,
             scn,
             env,
             gateway: None,
@@ -312,7 +330,7 @@ impl Runner<'_> {
         // frames every passed step must have left on the wire.
         let mut controls: Vec<Vec<u8>> = Vec::new();
         let mut evidence = Vec::new();
-        let allowed: Vec<ipnet::IpNet> = policies()
+        let allowed: Vec<ipnet::IpNet> = policies(&self.profile.allowed)
             .get(crate::model::topology::wire::GW)
             .map(|p| p.allowed.clone())
             .unwrap_or_default();
@@ -503,7 +521,7 @@ impl Runner<'_> {
             }
             frames_seen.insert(w.clone(), frames.len());
         }
-        let policies: BTreeMap<String, LeakPolicy> = policies()
+        let policies: BTreeMap<String, LeakPolicy> = policies(&self.profile.allowed)
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
             .collect();
@@ -557,19 +575,14 @@ impl Runner<'_> {
 
     /// A scenario the target cannot run: every case skipped, with the
     /// capabilities it lacks named. Nothing is started or captured.
+    /// Every case of `scn` skipped with `reason`.
     fn skipped(
         &self,
         scn: &Scenario,
         started: SystemTime,
         gateway_log: PathBuf,
-        missing: &[&str],
+        reason: String,
     ) -> ScenarioResult {
-        let reason = format!(
-            "target {} ({}) lacks {}",
-            self.target.name(),
-            self.target.kind(),
-            missing.join(", ")
-        );
         let mut names: Vec<String> = vec![POSITIVE_CONTROL.to_string()];
         names.extend(scn.steps.iter().map(|s| s.name.clone()));
         if scn.needs_gateway() {

@@ -147,6 +147,7 @@ pub fn soak_scenario(tunnel_kills: u32, crashes: u32, reconnects: u32) -> Scenar
         steps,
         leak_wires: vec![wire::GW.into(), wire::UPLINK.into()],
         requires: vec![],
+        unfit: None,
     }
 }
 

@@ -67,6 +67,10 @@ pub struct RunState<'s> {
     /// The gateway ended (or never started) without a step making it: a
     /// finding, reported once per scenario.
     pub unexpected_exit: Option<GatewayExit>,
+    /// The private key the gateway had before the last `rotate-key`, for
+    /// `old-key-refused`; and the one it has now.
+    pub old_key: Option<[u8; 32]>,
+    pub current_key: [u8; 32],
 }
 
 /// How the gateway under test ended when nothing asked it to.
@@ -540,6 +544,140 @@ impl Runner<'_> {
         })
     }
 
+    /// The lab as the provider's API: a new key pair; the private key goes
+    /// (atomically) into the gateway's WIREGUARD_PRIVATE_KEY_SECRETFILE,
+    /// the provider accepts the public key from now on and forgets the old
+    /// one, and the gateway is told through its control server. The next
+    /// `wait-handshake` waits for a handshake on the new key.
+    async fn rotate_key(
+        &self,
+        st: &mut RunState<'_>,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(file) = st.env.get("WIREGUARD_PRIVATE_KEY_SECRETFILE").cloned() else {
+            return Err(lab_err(
+                "rotate-key",
+                std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
+            ));
+        };
+        let Some(g) = st.gateway.as_mut() else {
+            return Ok(fail("there is no gateway running", ""));
+        };
+        let (private, public) = crate::tunnel::generate_keypair();
+        write_key_file(std::path::Path::new(&file), &private)
+            .map_err(|e| lab_err("rotate-key", e))?;
+        self.services.wg.set_peer(public).await?;
+        st.handshakes_before = self.services.wg.status.borrow().handshakes;
+        st.old_key = Some(st.current_key);
+        st.current_key = private;
+        log.push(format!(
+            "a new key in {file}; the provider accepts only it from now on"
+        ));
+        let target = control_address(&st.env);
+        let ns = self.lab.ns(host::GW)?;
+        let headers = vec![(
+            "x-api-key".to_string(),
+            crate::lab::CONTROL_API_KEY.to_string(),
+        )];
+        log.push(format!(
+            "PUT http://{target}/v1/wireguard/key (the lab's ops role)"
+        ));
+        let r = probe::http_request(
+            ns,
+            "PUT",
+            target,
+            "/v1/wireguard/key",
+            &headers,
+            String::new(),
+            PROBE_TIMEOUT,
+        )
+        .await;
+        Ok(match r {
+            Ok((200, text)) => {
+                log.push(format!("the gateway answered: {}", text.trim()));
+                Outcome::Passed
+            }
+            Ok((code, text)) => {
+                g.log_flushed().await;
+                fail(
+                    format!("the gateway refused the new key: {code} {}", text.trim()),
+                    tail(&st.gw_log, 20),
+                )
+            }
+            Err(e) => {
+                g.log_flushed().await;
+                fail(
+                    format!("the control server did not take the new key: {e}"),
+                    tail(&st.gw_log, 20),
+                )
+            }
+        })
+    }
+
+    /// A handshake initiation made with the key from before the last
+    /// rotation, sent to the provider from the internet side: passes when
+    /// nothing answers within the probe timeout.
+    async fn old_key_refused(
+        &self,
+        st: &mut RunState<'_>,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(old) = st.old_key else {
+            return Ok(fail(
+                "no key was rotated before this step (see the rotate-key step)",
+                "",
+            ));
+        };
+        let endpoint = SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT);
+        let k = &self.services.keys;
+        let mut tunn = boringtun::noise::Tunn::new(
+            boringtun::x25519::StaticSecret::from(old),
+            boringtun::x25519::PublicKey::from(k.server_public),
+            Some(k.psk),
+            None,
+            1,
+            None,
+        );
+        let mut buf = vec![0u8; 256];
+        let init = match tunn.format_handshake_initiation(&mut buf, true) {
+            boringtun::noise::TunnResult::WriteToNetwork(p) => p.to_vec(),
+            _ => {
+                return Err(lab_err(
+                    "old-key-refused",
+                    std::io::Error::other("boringtun made no handshake initiation"),
+                ));
+            }
+        };
+        let ns = self.lab.ns(host::ISP)?;
+        let sock = ns
+            .run(|| std::net::UdpSocket::bind("0.0.0.0:0"))?
+            .and_then(|s| {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            })
+            .map_err(|e| lab_err("old-key-refused", e))?;
+        sock.send_to(&init, endpoint)
+            .await
+            .map_err(|e| lab_err("old-key-refused", e))?;
+        log.push(format!(
+            "a handshake initiation with the old key, from the ISP to {endpoint}"
+        ));
+        let mut reply = vec![0u8; 2048];
+        Ok(
+            match tokio::time::timeout(PROBE_TIMEOUT, sock.recv_from(&mut reply)).await {
+                Err(_) => {
+                    log.push(format!("no answer within {PROBE_TIMEOUT:?}"));
+                    Outcome::Passed
+                }
+                Ok(Ok((n, from))) => fail(
+                    format!("the provider answered the old key: {n} bytes from {from}"),
+                    "",
+                ),
+                Ok(Err(e)) => return Err(lab_err("old-key-refused", e)),
+            },
+        )
+    }
+
     /// For a gateway without a control server the tunnel dies from outside,
     /// as the seed's "kill the VPN": its tunnel link (the gateway host's
     /// link that is neither lo nor the underlay) is deleted. It comes back
@@ -815,6 +953,8 @@ impl Runner<'_> {
                 log.push("the ISP forwards UDP 51820 again".into());
                 Outcome::Passed
             }
+            Fault::RotateKey => self.rotate_key(st, log).await?,
+            Fault::OldKeyRefused => self.old_key_refused(st, log).await?,
             Fault::RouteAroundTunnel => {
                 let nl = self.lab.nl(host::GW)?;
                 let nlerr = |source| LabError::Netlink {
@@ -1109,7 +1249,10 @@ impl Runner<'_> {
         let (from, target) = match via {
             "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
             "home" => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
-            _ => (host::LAN_ADMIN, SocketAddr::new(addr::GW_ETH0.into(), port)),
+            _ => (
+                lan_prober(self.lab.topology()),
+                SocketAddr::new(addr::GW_ETH0.into(), port),
+            ),
         };
         log.push(format!("TCP to {target} from {from}"));
         let ns = self.lab.ns(from)?;
@@ -1404,4 +1547,37 @@ impl Runner<'_> {
                 _ => None,
             })
     }
+}
+
+/// The LAN host that knocks on the gateway's eth0 for steps that need "a
+/// LAN host": the seed's admin LAN, or the first LAN of a lab made from a
+/// user's configuration.
+fn lan_prober(topo: &crate::model::topology::Topology) -> &'static str {
+    if topo.host(host::LAN_ADMIN).is_some() {
+        return host::LAN_ADMIN;
+    }
+    topo.lan_hosts()
+        .first()
+        .map(|h| h.name)
+        .unwrap_or(host::HOME)
+}
+
+/// Writes a WireGuard key file as a provider's API (or an operator) would:
+/// base64, whole or not at all (a temporary file renamed over it), readable
+/// by its owner only. Also the file a scenario's gateway starts with.
+pub fn write_key_file(path: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("new");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n", crate::tunnel::encode_key(key)).as_bytes(),
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

@@ -47,6 +47,7 @@ pub fn builtin_target() -> std::sync::Arc<dyn leakhound::target::GatewayTarget> 
 /// A built lab with its services running.
 pub struct TestLab {
     pub lab: Lab,
+    pub profile: leakhound::profile::Profile,
     pub services: LabServices,
     pub run_id: String,
 }
@@ -90,11 +91,17 @@ impl TestLab {
             .await
             .unwrap();
         assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
-        let services = LabServices::start_with(&lab, LabKeys::generate(), provider)
-            .await
-            .unwrap();
+        let services = LabServices::start_with(
+            &lab,
+            LabKeys::generate(),
+            provider,
+            &leakhound::lab::dependents::default_stand_ins(),
+        )
+        .await
+        .unwrap();
         TestLab {
             lab,
+            profile: leakhound::profile::Profile::seed(),
             services,
             run_id,
         }
@@ -117,6 +124,7 @@ impl TestLab {
     pub fn runner(&self, out: &Path, env: &[(&str, String)]) -> Runner<'_> {
         Runner {
             lab: &self.lab,
+            profile: &self.profile,
             services: &self.services,
             out_dir: out.to_path_buf(),
             target: builtin_target(),
@@ -136,6 +144,7 @@ impl TestLab {
             mut lab,
             services,
             run_id,
+            ..
         } = self;
         drop(services);
         lab.teardown();

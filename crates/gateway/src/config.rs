@@ -39,6 +39,10 @@ type Result<T> = std::result::Result<T, ConfigError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
     pub private_key: [u8; 32],
+    /// WIREGUARD_PRIVATE_KEY_SECRETFILE: where the private key was read
+    /// from (when WIREGUARD_PRIVATE_KEY is unset), and read again on a key
+    /// rotation (`PUT /v1/wireguard/key` on the control server).
+    pub private_key_file: Option<std::path::PathBuf>,
     pub public_key: [u8; 32],
     pub preshared_key: Option<[u8; 32]>,
     /// The tunnel's own addresses (WIREGUARD_ADDRESSES).
@@ -319,6 +323,13 @@ fn invalid(var: &'static str, value: &str, why: impl ToString) -> ConfigError {
         value: value.to_string(),
         why: why.to_string(),
     }
+}
+
+/// A WireGuard key from a secret file (base64, surrounding whitespace
+/// ignored). The error never quotes the file's content.
+pub fn read_key_file(path: &std::path::Path) -> std::result::Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    parse_key(text.trim()).map_err(|e: KeyError| format!("its content is not a key: {e}"))
 }
 
 fn key(env: &Env, var: &'static str) -> Result<Option<[u8; 32]>> {
@@ -662,11 +673,28 @@ impl GatewayConfig {
             }
         }
 
-        env.required(
-            "WIREGUARD_PRIVATE_KEY",
-            " (the gateway's base64 private key)",
-        )?;
-        let private_key = key(&env, "WIREGUARD_PRIVATE_KEY")?.expect("checked");
+        // The key itself, or (Gluetun's way for Docker secrets) a file
+        // holding it, read again when the key is rotated.
+        let private_key_file = match env.get("WIREGUARD_PRIVATE_KEY") {
+            Some(_) => None,
+            None => env
+                .get("WIREGUARD_PRIVATE_KEY_SECRETFILE")
+                .map(std::path::PathBuf::from),
+        };
+        let private_key = match &private_key_file {
+            Some(f) => read_key_file(f).map_err(|why| ConfigError::Invalid {
+                var: "WIREGUARD_PRIVATE_KEY_SECRETFILE",
+                value: f.display().to_string(),
+                why,
+            })?,
+            None => {
+                env.required(
+                    "WIREGUARD_PRIVATE_KEY",
+                    " (the gateway's base64 private key, or WIREGUARD_PRIVATE_KEY_SECRETFILE naming a file that holds it)",
+                )?;
+                key(&env, "WIREGUARD_PRIVATE_KEY")?.expect("checked")
+            }
+        };
         env.required(
             "WIREGUARD_PUBLIC_KEY",
             " (the provider server's base64 public key)",
@@ -984,6 +1012,7 @@ impl GatewayConfig {
 
         Ok(GatewayConfig {
             private_key,
+            private_key_file,
             public_key,
             preshared_key,
             addresses,
@@ -1032,6 +1061,33 @@ mod tests {
 
     fn without(var: &str) -> Vec<(String, String)> {
         base().into_iter().filter(|(k, _)| k != var).collect()
+    }
+
+    #[test]
+    fn the_private_key_may_come_from_a_secret_file_never_quoted() {
+        let dir = std::env::temp_dir().join(format!("lh-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("wireguard_private_key");
+        let k = [7u8; 32];
+        std::fs::write(&f, format!("{}\n", encode_key(&k))).unwrap();
+        let mut env = without("WIREGUARD_PRIVATE_KEY");
+        env.push((
+            "WIREGUARD_PRIVATE_KEY_SECRETFILE".into(),
+            f.display().to_string(),
+        ));
+        let c = GatewayConfig::from_env(env.clone()).unwrap();
+        assert_eq!(c.private_key, k);
+        assert_eq!(c.private_key_file.as_deref(), Some(f.as_path()));
+        std::fs::write(&f, "bm90LWEta2V5LWJ1dC1hLXNlY3JldA==").unwrap();
+        let e = GatewayConfig::from_env(env).unwrap_err().to_string();
+        assert!(e.starts_with("WIREGUARD_PRIVATE_KEY_SECRETFILE="), "{e}");
+        assert!(e.contains("its content is not a key"), "{e}");
+        assert!(!e.contains("bm90"), "{e}");
+        let e = GatewayConfig::from_env(without("WIREGUARD_PRIVATE_KEY"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("WIREGUARD_PRIVATE_KEY_SECRETFILE"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

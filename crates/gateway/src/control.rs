@@ -29,6 +29,9 @@ pub struct ControlState {
     pub commands: mpsc::Sender<VpnCommand>,
     /// The forwarded port (0: none).
     pub forwarded_port: watch::Receiver<u16>,
+    /// WIREGUARD_PRIVATE_KEY_SECRETFILE, read again by `PUT
+    /// /v1/wireguard/key`.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 type Shared = Arc<ControlState>;
@@ -125,6 +128,45 @@ async fn set_port_forward() -> Response {
         .into_response()
 }
 
+/// Key rotation (leakhound's own route): reads the private key again from
+/// WIREGUARD_PRIVATE_KEY_SECRETFILE, where the provider's API (or an
+/// operator) wrote the new one, and restarts a running tunnel on it; the
+/// kill switch is not touched and the dependents keep running. A file that
+/// cannot be read or holds no key changes nothing (422, never quoting it).
+async fn rotate_key(State(s): State<Shared>) -> Response {
+    let Some(file) = &s.key_file else {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "no WIREGUARD_PRIVATE_KEY_SECRETFILE: the key is fixed in WIREGUARD_PRIVATE_KEY"})),
+        )
+            .into_response();
+    };
+    let key = match crate::config::read_key_file(file) {
+        Ok(k) => k,
+        Err(why) => {
+            let msg = format!("WIREGUARD_PRIVATE_KEY_SECRETFILE {}: {why}", file.display());
+            tracing::error!("key rotation refused: {msg}");
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": msg })),
+            )
+                .into_response();
+        }
+    };
+    if s.commands
+        .send(VpnCommand::Rekey(super::supervisor::NewKey(key)))
+        .await
+        .is_err()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the gateway is stopping"})),
+        )
+            .into_response();
+    }
+    Json(json!({ "outcome": "rotating" })).into_response()
+}
+
 async fn dns_status() -> Json<serde_json::Value> {
     status_json(true)
 }
@@ -136,6 +178,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/portforward", get(port_forward).put(set_port_forward))
         .route("/v1/openvpn/portforwarded", get(port_forward))
         .route("/v1/dns/status", get(dns_status))
+        .route("/v1/wireguard/key", axum::routing::put(rotate_key))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -198,6 +241,7 @@ mod tests {
         std::mem::forget(_port_tx);
         (
             Arc::new(ControlState {
+                key_file: None,
                 auth: AuthConfig::parse(auth).unwrap(),
                 public_ip: ip_rx,
                 vpn_running: run_rx,

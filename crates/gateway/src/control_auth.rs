@@ -68,7 +68,7 @@ struct RawRole {
 }
 
 /// The routes the control server has.
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 8] = [
     "GET /v1/publicip/ip",
     "GET /v1/vpn/status",
     "PUT /v1/vpn/status",
@@ -76,6 +76,7 @@ pub const ROUTES: [&str; 7] = [
     "PUT /v1/portforward",
     "GET /v1/openvpn/portforwarded",
     "GET /v1/dns/status",
+    "PUT /v1/wireguard/key",
 ];
 
 impl AuthConfig {

@@ -220,6 +220,8 @@ impl Tunnel {
         let udp = tokio::net::UdpSocket::bind(bind)
             .await
             .map_err(GatewayError::Udp)?;
+        let (rcv, snd) = leakhound_net::udp_batch::size_buffers(&udp);
+        tracing::debug!("tunnel socket buffers: receive {rcv} B, send {snd} B");
         tracing::debug!("tunnel setup: routes and socket after {:?}", t.elapsed());
         let kick = Arc::new(tokio::sync::Notify::new());
         let (driver, status) = Driver::new(
@@ -233,7 +235,7 @@ impl Tunnel {
                 paused: None,
                 handshake_rate_limit: None,
                 kick: Some(kick.clone()),
-                forget: None,
+                new_peer: None,
             },
         );
         let cancel = CancellationToken::new();
@@ -280,7 +282,9 @@ async fn bind(
 
 /// The running gateway's moving parts that the supervisor's decisions act on.
 struct Parts<'a> {
-    cfg: &'a GatewayConfig,
+    /// The configuration tunnels are started from (its private key changes
+    /// on a rotation).
+    cfg: GatewayConfig,
     nl: &'a Nl,
     /// Withdraws the forwarded port (when port forwarding is on).
     announcer: Option<portforward::Announcer>,
@@ -291,6 +295,14 @@ struct Parts<'a> {
 }
 
 impl Parts<'_> {
+    /// A rotation's new key becomes the one tunnels start with.
+    fn take_key(&mut self, cmd: &control::VpnCommand) {
+        if let control::VpnCommand::Rekey(k) = cmd {
+            self.cfg.private_key = k.0;
+            tracing::info!("WireGuard key rotation: the tunnel restarts on the new key");
+        }
+    }
+
     /// Carries out the supervisor's decisions, in order, and publishes
     /// whether a tunnel is running.
     async fn execute(
@@ -323,7 +335,7 @@ impl Parts<'_> {
                         );
                     }
                     self.tunnel =
-                        Some(start_tunnel(self.cfg, self.nl, &self.tunnel_tx, &self.ip_tx).await?);
+                        Some(start_tunnel(&self.cfg, self.nl, &self.tunnel_tx, &self.ip_tx).await?);
                 }
             }
         }
@@ -437,6 +449,7 @@ pub async fn run(
     let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
     let control_listener = bind("HTTP_CONTROL_SERVER_ADDRESS", cfg.control.address).await?;
     let control_state = std::sync::Arc::new(control::ControlState {
+        key_file: cfg.private_key_file.clone(),
         auth,
         public_ip: ip_rx,
         vpn_running: running_rx,
@@ -551,7 +564,7 @@ pub async fn run(
         initial_grace: cfg.health.initial_grace,
     });
     let mut parts = Parts {
-        cfg: &cfg,
+        cfg: cfg.clone(),
         nl: &nl,
         announcer,
         tunnel: None,
@@ -561,6 +574,7 @@ pub async fn run(
     };
     let now = std::time::Instant::now();
     while let Ok(cmd) = cmd_rx.try_recv() {
+        parts.take_key(&cmd);
         let todo = sup.handle(now, supervisor::Input::Command(cmd));
         parts.execute(todo, &sup).await?;
     }
@@ -594,7 +608,10 @@ pub async fn run(
             }
             _ = timer => supervisor::Input::Timeout,
             cmd = cmd_rx.recv() => match cmd {
-                Some(c) => supervisor::Input::Command(c),
+                Some(c) => {
+                    parts.take_key(&c);
+                    supervisor::Input::Command(c)
+                }
                 None => continue,
             },
             r = finished => {

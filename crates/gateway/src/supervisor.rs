@@ -27,6 +27,21 @@ use std::time::{Duration, Instant};
 pub enum VpnCommand {
     Stop,
     Start,
+    /// A new WireGuard private key (re-read from
+    /// WIREGUARD_PRIVATE_KEY_SECRETFILE): a running tunnel is restarted on
+    /// it at once, the kill switch untouched; a stopped one uses it when it
+    /// next comes up.
+    Rekey(NewKey),
+}
+
+/// A private key on its way to the tunnel; never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NewKey(pub [u8; 32]);
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewKey(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +201,13 @@ impl Supervisor {
                 self.want_running = false;
                 self.down(&mut out);
                 self.backoff = Backoff::default();
+            }
+            Input::Command(VpnCommand::Rekey(_)) => {
+                self.backoff = Backoff::default();
+                if self.booted && self.running() {
+                    self.restart_at = None;
+                    self.up(now, &mut out);
+                }
             }
             Input::Command(VpnCommand::Start) => {
                 self.want_running = true;
@@ -417,5 +439,27 @@ mod tests {
             s.handle(t0, Input::Command(VpnCommand::Start)),
             vec![Do::Up]
         );
+    }
+
+    #[test]
+    fn a_new_key_restarts_a_running_tunnel_and_waits_for_a_stopped_one() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(Settings {
+            restart_vpn: true,
+            initial_grace: Duration::from_secs(6),
+        });
+        let key = VpnCommand::Rekey(NewKey([1; 32]));
+        // Before boot: nothing to restart.
+        assert!(s.handle(t0, Input::Command(key)).is_empty());
+        assert_eq!(s.handle(t0, Input::Booted), [Do::Up]);
+        // Running: restarted at once (port withdrawn first), even within
+        // the restart grace, the kill switch untouched (no such action).
+        assert_eq!(
+            s.handle(secs(t0, 1.0), Input::Command(key)),
+            [Do::WithdrawPort, Do::Down, Do::Up]
+        );
+        s.handle(secs(t0, 2.0), Input::Command(VpnCommand::Stop));
+        assert!(s.handle(secs(t0, 3.0), Input::Command(key)).is_empty());
+        assert!(!format!("{key:?}").contains('1'));
     }
 }

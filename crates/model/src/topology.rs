@@ -2,6 +2,7 @@
 //! them, addresses, routes and NAT. The default profile is docs/DESIGN.md's copy of
 //! the seed's network. Nothing here does I/O; `lab::build` applies it.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -142,6 +143,53 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     pub links: Vec<Link>,
     pub taps: Vec<Tap>,
+    /// What scenario files name by role (`{lan-in}`, `{lan-out}`, ...)
+    /// instead of by literal, so one file fits the seed's lab and a lab
+    /// made from a user's configuration; see [`ROLES`].
+    pub roles: BTreeMap<&'static str, String>,
+}
+
+/// The roles a scenario file may name as `{role}`, and what each is.
+pub const ROLES: [(&str, &str); 12] = [
+    ("lan-in", "a LAN host that reaches a dependent's port"),
+    ("lan-in-name", "that LAN, in words"),
+    ("lan-in-port", "the port it reaches"),
+    ("lan-in-app", "the application on that port"),
+    (
+        "lan-in2",
+        "a second LAN host that reaches a dependent (or the first)",
+    ),
+    ("lan-in2-name", "that LAN, in words"),
+    ("lan-in2-port", "the port it reaches"),
+    ("lan-in2-app", "the application on that port"),
+    (
+        "lan-out",
+        "the address of a LAN host the gateway may reach (FIREWALL_OUTBOUND_SUBNETS)",
+    ),
+    ("lan-out-host", "that host"),
+    ("lan-out-name", "that LAN, in words"),
+    ("lan-dns", "the address of a resolver on that LAN"),
+];
+
+/// The seed lab's roles.
+fn seed_roles() -> BTreeMap<&'static str, String> {
+    [
+        ("lan-in", host::LAN_ADMIN),
+        ("lan-in-name", "the admin LAN"),
+        ("lan-in-port", "8080"),
+        ("lan-in-app", "qBittorrent"),
+        ("lan-in2", host::LAN_MEDIA),
+        ("lan-in2-name", "the media LAN"),
+        ("lan-in2-port", "9696"),
+        ("lan-in2-app", "Prowlarr"),
+        ("lan-out", "172.20.0.10"),
+        ("lan-out-host", host::HOMELAB),
+        ("lan-out-name", "the homelab"),
+        ("lan-dns", "172.20.0.10"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
 }
 
 fn net(s: &str) -> IpNet {
@@ -325,13 +373,15 @@ impl Topology {
                     ifname: "home",
                 },
             ],
+            roles: seed_roles(),
         }
     }
 
-    /// The default lab with its LANs replaced by `lans` (a plan made from
-    /// the user's configuration, [`crate::userlab`]): each LAN one host
-    /// behind the home router.
-    pub fn with_lans(lans: &[crate::userlab::Lan]) -> Topology {
+    /// The default lab with its LANs replaced by a plan's (made from the
+    /// user's configuration, [`crate::userlab`]): each LAN one host behind
+    /// the home router; the roles the plan found.
+    pub fn with_lans(plan: &crate::userlab::UserLab) -> Topology {
+        let lans = &plan.lans;
         const DEFAULT_LANS: [&str; 4] = [
             host::LAN_ADMIN,
             host::LAN_MEDIA,
@@ -354,6 +404,16 @@ impl Topology {
             t.hosts.push(h);
             t.links.push(link);
         }
+        t.roles = plan
+            .roles
+            .iter()
+            .filter_map(|(k, v)| {
+                ROLES
+                    .iter()
+                    .find(|(r, _)| r == k)
+                    .map(|(r, _)| (*r, v.clone()))
+            })
+            .collect();
         t
     }
 
@@ -468,7 +528,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let t = Topology::with_lans(&p.lans);
+        let t = Topology::with_lans(&p);
         let mut lans: Vec<&str> = t.lan_hosts().iter().map(|h| h.name).collect();
         lans.sort();
         assert_eq!(lans, ["lan-1", "lan-other"]);

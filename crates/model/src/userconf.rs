@@ -265,6 +265,9 @@ pub struct Published {
     pub published: u16,
     pub target: u16,
     pub udp: bool,
+    /// Published on a loopback address only (`127.0.0.1:8080:8080`): the
+    /// Docker host alone reaches it, not the LANs.
+    pub host_only: bool,
 }
 
 /// The gateway service of a compose file, as leakhound uses it.
@@ -343,6 +346,7 @@ mod raw {
             target: u16,
             published: Option<PortNumber>,
             protocol: Option<String>,
+            host_ip: Option<String>,
         },
     }
 
@@ -541,6 +545,7 @@ pub fn parse_compose(
                 target,
                 published,
                 protocol,
+                host_ip,
             } => raw::Port::Long {
                 target: *target,
                 published: match published {
@@ -551,6 +556,7 @@ pub fn parse_compose(
                     None => None,
                 },
                 protocol: protocol.clone(),
+                host_ip: host_ip.clone(),
             },
         };
         ports.push(published(&p).map_err(|m| key_err("ports", m))?);
@@ -573,6 +579,12 @@ pub fn parse_compose(
     })
 }
 
+/// Whether a published port's host address is a loopback one.
+fn loopback(ip: Option<&str>) -> bool {
+    ip.and_then(|i| i.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|i| i.is_loopback())
+}
+
 /// One `ports:` entry: "8080", "8080:80", "127.0.0.1:8080:80/udp", a
 /// number, or the long form.
 fn published(p: &raw::Port) -> Result<Published, String> {
@@ -587,6 +599,7 @@ fn published(p: &raw::Port) -> Result<Published, String> {
             published: *n,
             target: *n,
             udp: false,
+            host_only: false,
         }),
         raw::Port::Short(s) => {
             let (spec, proto) = s.split_once('/').unwrap_or((s, "tcp"));
@@ -597,26 +610,34 @@ fn published(p: &raw::Port) -> Result<Published, String> {
             };
             // [ip:]published:target, or target alone; an IPv6 host address
             // is in brackets.
-            let spec = match spec.rfind(']') {
-                Some(i) => spec[i + 1..].trim_start_matches(':'),
-                None => spec,
+            let (ip, spec) = match spec.rfind(']') {
+                Some(i) => (
+                    Some(spec[..i].trim_start_matches('[')),
+                    spec[i + 1..].trim_start_matches(':'),
+                ),
+                None => match spec.split(':').collect::<Vec<_>>().as_slice() {
+                    [ip, _, _] => (Some(*ip), &spec[ip.len() + 1..]),
+                    _ => (None, spec),
+                },
             };
             let parts: Vec<&str> = spec.split(':').collect();
             let (published, target) = match parts.as_slice() {
                 [t] => (port(t)?, port(t)?),
-                [p, t] | [_, p, t] => (port(p)?, port(t)?),
+                [p, t] => (port(p)?, port(t)?),
                 _ => return Err(format!("{s:?} is not [IP:]PUBLISHED:TARGET")),
             };
             Ok(Published {
                 published,
                 target,
                 udp,
+                host_only: loopback(ip),
             })
         }
         raw::Port::Long {
             target,
             published,
             protocol,
+            host_ip,
         } => {
             let published = match published {
                 None => *target,
@@ -627,6 +648,7 @@ fn published(p: &raw::Port) -> Result<Published, String> {
                 published,
                 target: *target,
                 udp: protocol.as_deref() == Some("udp"),
+                host_only: loopback(host_ip.as_deref()),
             })
         }
     }

@@ -13,12 +13,15 @@
 //!   the denied LAN;
 //! - the ports probed are the gateway service's published TCP ports and
 //!   every port of FIREWALL_INPUT_PORTS and FIREWALL_INPUT_SUBNET_PORTS;
-//! - a probe must be answered when the port is in FIREWALL_INPUT_PORTS, or
-//!   the LAN lies in a FIREWALL_INPUT_SUBNET_PORTS subnet that lists it,
-//!   or (when the file sets no FIREWALL_INPUT_SUBNET_PORTS) the port is
-//!   published and the LAN is one of FIREWALL_OUTBOUND_SUBNETS: what
-//!   publishing a port means for the LANs the user lets the gateway talk
-//!   to; every other probe must find no answer;
+//! - a probe from an allowed LAN must be answered when the port is in
+//!   FIREWALL_INPUT_PORTS, or the LAN lies in a FIREWALL_INPUT_SUBNET_PORTS
+//!   subnet that lists it, or (when the file sets no
+//!   FIREWALL_INPUT_SUBNET_PORTS) the port is published and the LAN is one
+//!   of FIREWALL_OUTBOUND_SUBNETS: what publishing a port means for the
+//!   LANs the user lets the gateway talk to; every other probe, and every
+//!   probe from the denied LAN, must find no answer (the seed's "Deny All
+//!   from Any to Gluetun": a gateway that answers the denied LAN, as
+//!   Gluetun's accept-everything-to-its-own-network rule does, fails);
 //! - a subnet overlapping the lab's own ranges is refused, naming both.
 
 use std::net::Ipv4Addr;
@@ -104,6 +107,62 @@ pub struct UserLab {
     /// own network when the user lists it (the home router's side).
     pub reachable: Vec<String>,
     pub notes: Vec<String>,
+    /// What scenario files name by role ([`crate::topology::ROLES`]) in
+    /// this lab; a role no LAN can play is absent.
+    pub roles: Vec<(String, String)>,
+}
+
+/// The application usually behind a WebUI port, for names people read.
+pub fn application(port: u16) -> String {
+    match port {
+        8080 => "qBittorrent".into(),
+        9696 => "Prowlarr".into(),
+        6789 => "NZBGet".into(),
+        8191 => "Byparr".into(),
+        p => format!("the service on port {p}"),
+    }
+}
+
+/// The roles of a plan's lab: the first two LANs with an open cell play
+/// `lan-in` and `lan-in2` (the first twice when there is one), the first
+/// LAN of FIREWALL_OUTBOUND_SUBNETS `lan-out` (its host runs the LAN
+/// resolver, `lan-dns`), else the gateway's own network's router when the
+/// user lists that network (no resolver there).
+fn roles_of(lans: &[Lan], matrix: &[Cell], reachable: &[String]) -> Vec<(String, String)> {
+    let mut roles = Vec::new();
+    let mut ins: Vec<&Cell> = Vec::new();
+    for c in matrix.iter().filter(|c| c.open) {
+        if !ins.iter().any(|i| i.lan == c.lan) {
+            ins.push(c);
+        }
+    }
+    let describe = |name: &str| {
+        lans.iter()
+            .find(|l| l.name == name)
+            .map(|l| format!("{} ({})", l.name, l.subnet))
+            .unwrap_or_else(|| name.to_string())
+    };
+    let mut put = |k: &str, v: String| roles.push((k.to_string(), v));
+    for (i, prefix) in ["lan-in", "lan-in2"].iter().enumerate() {
+        if let Some(c) = ins.get(i).or(ins.first()) {
+            put(prefix, c.lan.clone());
+            put(&format!("{prefix}-name"), describe(&c.lan));
+            put(&format!("{prefix}-port"), c.port.to_string());
+            put(&format!("{prefix}-app"), application(c.port));
+        }
+    }
+    let home = crate::topology::host::HOME;
+    if let Some(l) = lans.iter().find(|l| reachable.contains(&l.name)) {
+        put("lan-out", l.host.to_string());
+        put("lan-out-host", l.name.clone());
+        put("lan-out-name", describe(&l.name));
+        put("lan-dns", l.host.to_string());
+    } else if reachable.iter().any(|r| r == home) {
+        put("lan-out", crate::topology::addr::HOME_GW_SIDE.to_string());
+        put("lan-out-host", home.to_string());
+        put("lan-out-name", "the gateway's own network".to_string());
+    }
+    roles
 }
 
 /// What the planner refuses: always names the variable and the subnets.
@@ -269,10 +328,11 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
     };
     lans.push(lan(dname.into(), dif.into(), denied, None));
 
+    let lan_published = |p: &&Published| !p.udp && !p.host_only;
     let mut ports: Vec<u16> = fw
         .published
         .iter()
-        .filter(|p| !p.udp)
+        .filter(lan_published)
         .map(|p| p.target)
         .chain(fw.input_ports.iter().copied())
         .chain(fw.subnet_ports.iter().flat_map(|(_, p)| p.iter().copied()))
@@ -285,12 +345,22 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
             p.published, p.target
         ));
     }
-    let published = |port: u16| fw.published.iter().any(|p| !p.udp && p.target == port);
+    for p in fw.published.iter().filter(|p| p.host_only) {
+        notes.push(format!(
+            "ports: {}:{} is published on a loopback address only (the Docker host alone reaches it), so it is not probed from the LANs",
+            p.published, p.target
+        ));
+    }
+    let published = |port: u16| {
+        fw.published
+            .iter()
+            .any(|p| lan_published(&p) && p.target == port)
+    };
     let mut matrix = Vec::new();
     for l in &lans {
         for &port in &ports {
-            let why_open = if fw.input_ports.contains(&port) {
-                Some("FIREWALL_INPUT_PORTS opens it to every source".to_string())
+            let why_open = if fw.input_ports.contains(&port) && l.roles.is_some() {
+                Some("FIREWALL_INPUT_PORTS opens it to the allowed LANs".to_string())
             } else if let Some((s, _)) = fw
                 .subnet_ports
                 .iter()
@@ -318,14 +388,209 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
             });
         }
     }
+    let roles = roles_of(&lans, &matrix, &reachable);
     Ok(UserLab {
         lans,
         ports,
         matrix,
         reachable,
         notes,
+        roles,
     })
 }
 
 #[cfg(test)]
 mod tests;
+
+/// A TOML basic string.
+fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+const HANDSHAKE_STEP: &str = "[[step]]\nname = \"the WireGuard handshake completes\"\naction = \"wait-handshake\"\ntimeout = \"15s\"\n";
+
+/// The gateway's address on its own network in the lab.
+const GW: &str = "172.21.0.2";
+
+/// The LAN matrix made from the plan, as a scenario file (`source` names
+/// the user's file in its comment): every LAN against every probed port,
+/// answered exactly where the plan says, and the control server closed to
+/// the LAN.
+pub fn lan_matrix_toml(p: &UserLab, source: &str) -> String {
+    let mut t = format!(
+        "# lan-matrix: made by leakhound from {source}.\nname = \"lan-matrix\"\ndescription = {}\ntags = [\"lan\", \"user\"]\n\n{HANDSHAKE_STEP}",
+        q(&format!(
+            "Every LAN of {source} against every inbound port ({}): open exactly where its firewall settings say; the denied LAN reaches none.",
+            p.ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    );
+    // Answered probes first, then every silent one: consecutive silent
+    // probes wait out their timeout together.
+    let ordered = p
+        .matrix
+        .iter()
+        .filter(|c| c.open)
+        .chain(p.matrix.iter().filter(|c| !c.open));
+    for c in ordered {
+        let (verb, expect, log) = if c.open {
+            ("reaches", "answer", "logged-by")
+        } else {
+            ("cannot reach", "fail", "not-logged-by")
+        };
+        t.push_str(&format!(
+            "\n# {}\n[[step]]\nname = {}\naction = \"http\"\nfrom = {}\ntarget = \"{GW}:{}\"\nexpect = \"{expect}\"\n{log} = [\"dependents\"]\n",
+            c.why,
+            q(&format!("{} {verb} the gateway's port {}", c.lan, c.port)),
+            q(&c.lan),
+            c.port
+        ));
+    }
+    if let Some(first) = p.lans.first()
+        && !p.ports.contains(&8000)
+    {
+        t.push_str(&format!(
+            "\n[[step]]\nname = {}\naction = \"http\"\nfrom = {}\ntarget = \"{GW}:8000\"\nexpect = \"fail\"\n",
+            q(&format!("{} cannot reach the gateway's control server (8000)", first.name)),
+            q(&first.name)
+        ));
+    }
+    t.push_str("\n[leaks]\nwires = [\"gw\", \"uplink\"]\n");
+    t
+}
+
+/// The outbound subnets made from the plan, as a scenario file: the
+/// gateway reaches every LAN of FIREWALL_OUTBOUND_SUBNETS outside the
+/// tunnel (its own network's router when the user lists that) and no other.
+pub fn outbound_toml(p: &UserLab, source: &str) -> String {
+    let mut t = format!(
+        "# outbound-subnets: made by leakhound from {source}.\nname = \"outbound-subnets\"\ndescription = {}\ntags = [\"lan\", \"user\"]\n\n{HANDSHAKE_STEP}",
+        q(&format!(
+            "The gateway reaches the LANs of {source}'s FIREWALL_OUTBOUND_SUBNETS outside the tunnel, and no other LAN."
+        ))
+    );
+    let home = crate::topology::host::HOME;
+    let mut targets: Vec<(String, String, bool)> = Vec::new();
+    // Its own network only when listed: unlisted, gateways differ (Gluetun
+    // always lets its container reach its own network).
+    if p.reachable.iter().any(|r| r == home) {
+        targets.push((
+            format!("its own network's router ({home})"),
+            "172.21.0.1".into(),
+            true,
+        ));
+    }
+    for l in &p.lans {
+        targets.push((
+            format!("{} ({})", l.name, l.subnet),
+            l.host.to_string(),
+            p.reachable.contains(&l.name),
+        ));
+    }
+    for (what, ip, reach) in targets {
+        let (verb, expect, log) = if reach {
+            ("reaches", "answer", "logged-by")
+        } else {
+            ("cannot reach", "fail", "not-logged-by")
+        };
+        t.push_str(&format!(
+            "\n[[step]]\nname = {}\naction = \"http\"\nfrom = \"gw\"\ntarget = \"{ip}:80\"\nexpect = \"{expect}\"\n{log} = [\"lan\"]\n",
+            q(&format!("the gateway {verb} {what}"))
+        ));
+    }
+    t.push_str("\n[leaks]\nwires = [\"gw\", \"uplink\"]\n");
+    t
+}
+
+/// Variables the lab sets itself, whatever the user's file says: the
+/// provider's side (keys, endpoint, addresses, server selection) and what
+/// points outside the lab (DNS upstream, health targets, public-IP
+/// service, the control server's auth file). Exact names, then prefixes.
+const LAB_OWNED: [&str; 24] = [
+    "VPN_SERVICE_PROVIDER",
+    "VPN_TYPE",
+    "VPN_ENDPOINT_IP",
+    "VPN_ENDPOINT_PORT",
+    "WIREGUARD_ENDPOINT_IP",
+    "WIREGUARD_ENDPOINT_PORT",
+    "WIREGUARD_PRIVATE_KEY",
+    "WIREGUARD_PRIVATE_KEY_SECRETFILE",
+    "WIREGUARD_PUBLIC_KEY",
+    "WIREGUARD_PRESHARED_KEY",
+    "WIREGUARD_PRESHARED_KEY_SECRETFILE",
+    "WIREGUARD_ADDRESSES",
+    "WIREGUARD_ADDRESSES_SECRETFILE",
+    "WIREGUARD_ADDRESS",
+    "VPN_PORT_FORWARDING_PROVIDER",
+    "DNS_ADDRESS",
+    "DOT_PROVIDERS",
+    "HEALTH_TARGET_ADDRESS",
+    "HEALTH_TARGET_ADDRESSES",
+    "HEALTH_ICMP_TARGET_IP",
+    "HEALTH_ICMP_TARGET_IPS",
+    "PUBLICIP_API",
+    "PUBLICIP_URL",
+    "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
+];
+const LAB_OWNED_PREFIXES: [&str; 2] = ["SERVER_", "OPENVPN_"];
+
+/// Variables without meaning for the network (time zone, file owners, log
+/// verbosity, updater): accepted and left out.
+const INERT: [&str; 9] = [
+    "TZ",
+    "PUID",
+    "PGID",
+    "UMASK",
+    "LOG_LEVEL",
+    "VERSION_INFORMATION",
+    "UPDATER_PERIOD",
+    "UPDATER_VPN_SERVICE_PROVIDERS",
+    "STORAGE_FILEPATH",
+];
+
+/// Whether the lab replaces this variable.
+pub fn lab_owned(key: &str) -> bool {
+    LAB_OWNED.contains(&key) || LAB_OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// The user's variables sorted for the lab: `kept` go to the gateway,
+/// `replaced` (names only) are set by the lab instead, `inert` are left
+/// out. A later definition of a name wins (list `env_file:` variables
+/// before `environment:`, as compose does).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserEnv {
+    pub kept: Vec<crate::userconf::Var>,
+    pub replaced: Vec<String>,
+    pub inert: Vec<String>,
+}
+
+pub fn split_env(vars: &[crate::userconf::Var]) -> UserEnv {
+    let mut last: Vec<&crate::userconf::Var> = Vec::new();
+    for v in vars {
+        last.retain(|o| o.key != v.key);
+        last.push(v);
+    }
+    let mut out = UserEnv::default();
+    for v in last {
+        if lab_owned(&v.key) {
+            out.replaced.push(v.key.clone());
+        } else if INERT.contains(&v.key.as_str()) {
+            out.inert.push(v.key.clone());
+        } else {
+            out.kept.push(v.clone());
+        }
+    }
+    out
+}
+
+/// Whether a value switches a feature off (`off`, `no`, `false`, `0`, or
+/// empty): a variable the gateway does not know may say that harmlessly.
+pub fn is_off(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "off" | "no" | "false" | "0"
+    )
+}

@@ -164,17 +164,23 @@ pub struct DriverConfig {
     /// while its health check fails, so a returning provider is noticed at
     /// the next check.
     pub kick: Option<Arc<tokio::sync::Notify>>,
-    /// Set: forget the peer's session and the last handshake timestamp seen
-    /// (a server restarted for a new client). Needed when one key is used
-    /// by implementations whose TAI64N clocks differ: boringtun's runs 27 s
-    /// ahead of wireguard-go's (TAI vs. its 10 s base), so after a boringtun
-    /// client a wireguard-go client's initiations look like replays.
-    pub forget: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set to a key: from now on the peer is that key, and the session and
+    /// the last handshake timestamp seen are forgotten: a provider that
+    /// accepts a client's rotated key, or a server restarted for a new
+    /// client (set to the same key). The latter is needed when one key is
+    /// used by implementations whose TAI64N clocks differ: boringtun's runs
+    /// 27 s ahead of wireguard-go's (TAI vs. its 10 s base), so after a
+    /// boringtun client a wireguard-go client's initiations look like
+    /// replays.
+    pub new_peer: Option<NewPeer>,
 }
+
+/// Where a new peer key is handed to a running driver.
+pub type NewPeer = Arc<std::sync::Mutex<Option<[u8; 32]>>>;
 
 pub struct Driver {
     tunn: Tunn,
-    /// What a fresh `Tunn` is made from (for `forget`).
+    /// What a fresh `Tunn` is made from (for `new_peer`).
     keys: ([u8; 32], [u8; 32], Option<[u8; 32]>, Option<u16>),
     /// Our own limiter (when configured), reset every tick as boringtun
     /// resets its own.
@@ -243,12 +249,21 @@ impl Driver {
         });
     }
 
-    /// Replaces the session state with a fresh one when asked to forget.
+    /// Replaces the session state with a fresh one for the peer key handed
+    /// in through `new_peer`, if any.
     fn maybe_forget(&mut self) {
-        let Some(f) = &self.cfg.forget else { return };
-        if !f.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let Some(k) = self
+            .cfg
+            .new_peer
+            .as_ref()
+            .and_then(|p| p.lock().unwrap_or_else(|e| e.into_inner()).take())
+        else {
             return;
+        };
+        if k != self.keys.1 {
+            tracing::info!("the peer's key changed: the old key is forgotten");
         }
+        self.keys.1 = k;
         let (private, peer, psk, keepalive) = self.keys;
         self.tunn = Tunn::new(
             StaticSecret::from(private),

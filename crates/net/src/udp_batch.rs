@@ -89,6 +89,27 @@ fn sendmmsg_once<'a>(
     sendmmsg(fd, &mut headers, &slices, addrs, [], MsgFlags::MSG_DONTWAIT).map(|r| r.count())
 }
 
+/// Socket buffers for a tunnel's datagrams, as wireguard-go sizes them
+/// (7 MiB each way): a burst from a fast peer waits in the kernel instead
+/// of being dropped while the driver is busy sealing or writing to the TUN
+/// device. With CAP_NET_ADMIN the size is forced past the namespace's
+/// `rmem_max`; without, it is asked for and the kernel caps it. Returns
+/// the sizes the kernel granted (it reports double what it keeps).
+pub fn size_buffers(fd: &impl std::os::fd::AsFd) -> (usize, usize) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    const SIZE: usize = 7 << 20;
+    if setsockopt(fd, sockopt::RcvBufForce, &SIZE).is_err() {
+        let _ = setsockopt(fd, sockopt::RcvBuf, &SIZE);
+    }
+    if setsockopt(fd, sockopt::SndBufForce, &SIZE).is_err() {
+        let _ = setsockopt(fd, sockopt::SndBuf, &SIZE);
+    }
+    (
+        getsockopt(fd, sockopt::RcvBuf).unwrap_or(0),
+        getsockopt(fd, sockopt::SndBuf).unwrap_or(0),
+    )
+}
+
 /// Sends `datagrams` (bytes, destination) from `fd` with as few system
 /// calls as the kernel takes; returns how many went out. A full socket
 /// buffer (`WouldBlock`) ends the batch early: what did not fit is dropped,

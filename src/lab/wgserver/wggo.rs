@@ -40,6 +40,9 @@ pub struct WgGo {
     ns: Netns,
     peer_lines: Vec<String>,
     public_hex: String,
+    /// The client key the server accepts now (after a rotation, not the
+    /// one it started with).
+    current_hex: Arc<std::sync::Mutex<String>>,
     listen_port: u16,
     cancel: CancellationToken,
     _watch: Watch,
@@ -167,7 +170,8 @@ impl WgGo {
         })
         .map_err(service_err)?;
         let cancel = CancellationToken::new();
-        let (c, path, key) = (cancel.clone(), uapi.clone(), public_hex.clone());
+        let current_hex = Arc::new(std::sync::Mutex::new(public_hex.clone()));
+        let (c, path, current) = (cancel.clone(), uapi.clone(), current_hex.clone());
         tokio::spawn(async move {
             let mut last = None;
             loop {
@@ -178,6 +182,8 @@ impl WgGo {
                 let Ok(peers) = uapi::get(&path).await else {
                     continue;
                 };
+                // The client key accepted now (a rotation changes it).
+                let key = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let Some(p) = peers.into_iter().find(|p| p.public_key == key) else {
                     // Forgotten and not yet re-added: no session, no handshake.
                     last = None;
@@ -210,6 +216,7 @@ impl WgGo {
                 uapi,
                 ns,
                 peer_lines,
+                current_hex,
                 public_hex,
                 listen_port: listen.port(),
                 cancel,
@@ -232,18 +239,33 @@ impl WgGo {
     /// Removes the peer and adds it again: its session and the last
     /// TAI64N timestamp it accepted are gone, as after a server restart.
     pub async fn forget_peer(&self) -> Result<(), LabError> {
+        let start = self.public_hex.clone();
+        self.replace_peer(&start).await
+    }
+
+    /// Accepts the client's key `public` from now on; the key accepted
+    /// before is removed with its session.
+    pub async fn set_peer(&self, public: &[u8; 32]) -> Result<(), LabError> {
+        self.replace_peer(&uapi::hex(public)).await
+    }
+
+    async fn replace_peer(&self, new_hex: &str) -> Result<(), LabError> {
+        let old = self
+            .current_hex
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         uapi::set(
             &self.uapi,
-            &[
-                format!("public_key={}", self.public_hex),
-                "remove=true".into(),
-            ],
+            &[format!("public_key={old}"), "remove=true".into()],
         )
         .await
         .map_err(service_err)?;
-        uapi::set(&self.uapi, &self.peer_lines)
-            .await
-            .map_err(service_err)
+        let mut lines = self.peer_lines.clone();
+        lines[0] = format!("public_key={new_hex}");
+        uapi::set(&self.uapi, &lines).await.map_err(service_err)?;
+        *self.current_hex.lock().unwrap_or_else(|e| e.into_inner()) = new_hex.to_string();
+        Ok(())
     }
 
     /// Not answering: an nftables drop of the WireGuard port, both ways,

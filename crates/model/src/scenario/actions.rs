@@ -229,6 +229,16 @@ pub const ACTIONS: &[ActionSpec] = &[
         "the ISP forwards UDP 51820 again."
     ),
     spec!(
+        "rotate-key",
+        NoFields,
+        "the lab issues a new WireGuard key as a provider's API would: writes it to the gateway's WIREGUARD_PRIVATE_KEY_SECRETFILE, makes the provider accept it and forget the old one, and tells the gateway (PUT /v1/wireguard/key)."
+    ),
+    spec!(
+        "old-key-refused",
+        NoFields,
+        "check: a handshake initiation made with the key from before the last rotation gets no answer from the provider."
+    ),
+    spec!(
         "route-around-tunnel",
         NoFields,
         "default routes (IPv4 and IPv6) via the home router on the gateway's eth0, as a buggy network manager would restore them."

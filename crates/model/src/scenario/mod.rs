@@ -278,6 +278,14 @@ pub enum Fault {
     /// The ISP drops UDP 51820 in both directions.
     IspBlockWireguard,
     IspUnblockWireguard,
+    /// The lab, as the provider's API would, issues a new key: it writes the
+    /// private key to the gateway's WIREGUARD_PRIVATE_KEY_SECRETFILE, makes
+    /// the provider accept its public key (and forget the old one), and
+    /// tells the gateway (`PUT /v1/wireguard/key`).
+    RotateKey,
+    /// A check: a handshake initiation made with the key from before the
+    /// last rotation, sent to the provider, gets no answer.
+    OldKeyRefused,
     /// Default routes (IPv4 and IPv6) via the home router on gw's eth0, as a
     /// buggy network manager would restore them: with them, only the kill
     /// switch stands between the dependents and a leak.
@@ -285,7 +293,7 @@ pub enum Fault {
 }
 
 /// Action names of the faults, as written in scenario files.
-pub const FAULTS: [(&str, Fault); 11] = [
+pub const FAULTS: [(&str, Fault); 13] = [
     ("stop-tunnel", Fault::StopTunnel),
     ("start-tunnel", Fault::StartTunnel),
     ("kill-gateway", Fault::KillGateway),
@@ -297,6 +305,8 @@ pub const FAULTS: [(&str, Fault); 11] = [
     ("isp-block-wireguard", Fault::IspBlockWireguard),
     ("isp-unblock-wireguard", Fault::IspUnblockWireguard),
     ("route-around-tunnel", Fault::RouteAroundTunnel),
+    ("rotate-key", Fault::RotateKey),
+    ("old-key-refused", Fault::OldKeyRefused),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -321,6 +331,9 @@ pub struct Scenario {
     /// What the gateway under test must offer, as the file declares it (the
     /// actions imply more: see [`Scenario::requirements`]).
     pub requires: Vec<Capability>,
+    /// Why it cannot run in the lab it was loaded for (a role that lab
+    /// has no host for): the runner skips it with this reason.
+    pub unfit: Option<String>,
 }
 
 impl Action {
@@ -384,6 +397,7 @@ impl Scenario {
             steps: vec![],
             leak_wires: vec![],
             requires: vec![],
+            unfit: None,
         }
     }
 
@@ -431,11 +445,14 @@ pub enum Capability {
     /// packaged): it gets them, as the built-in does. Without it a target
     /// gets Gluetun's variables only.
     LeakhoundVariables,
+    /// It takes a new private key from WIREGUARD_PRIVATE_KEY_SECRETFILE when
+    /// told to (`PUT /v1/wireguard/key` on its control server).
+    KeyRotation,
 }
 
 /// Capability names as scenario files and targets files write them, with
 /// what each means.
-pub const CAPABILITIES: [(&str, Capability, &str); 6] = [
+pub const CAPABILITIES: [(&str, Capability, &str); 7] = [
     (
         "control-server",
         Capability::ControlServer,
@@ -466,6 +483,11 @@ pub const CAPABILITIES: [(&str, Capability, &str); 6] = [
         Capability::LeakhoundVariables,
         "reads leakhound's own variables (FIREWALL_INPUT_SUBNET_PORTS, DNS_BLOCKLIST_DIR, ...): leakhound's gateway in an image; others get Gluetun's variables only",
     ),
+    (
+        "key-rotation",
+        Capability::KeyRotation,
+        "re-reads WIREGUARD_PRIVATE_KEY_SECRETFILE on PUT /v1/wireguard/key (the lab's ops role) and moves its tunnel to the new key",
+    ),
 ];
 
 impl Capability {
@@ -485,7 +507,63 @@ impl Capability {
     }
 }
 
+impl Action {
+    /// The host a probe is sent from and the address it is aimed at, for
+    /// the actions that have them (a `None` server is the host's own
+    /// resolver).
+    pub fn endpoints(&self) -> (Option<&str>, Option<IpAddr>) {
+        match self {
+            Action::Http { from, target, .. }
+            | Action::EncryptedDns { from, target, .. }
+            | Action::Udp { from, target, .. }
+            | Action::RawFrame { from, target, .. }
+            | Action::InjectSynack { from, target, .. } => (Some(from), Some(target.ip())),
+            Action::Dns { from, server, .. } | Action::DnsGarbage { from, server, .. } => {
+                (Some(from), server.map(|s| s.ip()))
+            }
+            Action::Ping { from, target, .. } => (Some(from), Some(*target)),
+            Action::StormStart { from, .. } => (Some(from), None),
+            _ => (None, None),
+        }
+    }
+}
+
 impl Scenario {
+    /// Why this scenario cannot run in a lab of `topo` (one a user's
+    /// configuration made): a host it sends from, or a LAN address it
+    /// probes, that this lab does not have. `None`: it fits.
+    pub fn misfit(&self, topo: &crate::topology::Topology) -> Option<String> {
+        let assigned: Vec<IpAddr> = topo.all_addresses().iter().map(|(_, a)| a.addr()).collect();
+        let lan_ranges: [ipnet::IpNet; 3] = [
+            "10.0.0.0/8".parse().expect("net"),
+            "172.16.0.0/12".parse().expect("net"),
+            "192.168.0.0/16".parse().expect("net"),
+        ];
+        let tunnel: ipnet::IpNet = "10.64.0.0/16".parse().expect("net");
+        for s in &self.steps {
+            let (from, target) = s.action.endpoints();
+            if let Some(f) = from
+                && topo.host(f).is_none()
+            {
+                return Some(format!(
+                    "step {:?} sends from {f}, a host this lab does not have",
+                    s.name
+                ));
+            }
+            if let Some(ip) = target
+                && lan_ranges.iter().any(|r| r.contains(&ip))
+                && !tunnel.contains(&ip)
+                && !assigned.contains(&ip)
+            {
+                return Some(format!(
+                    "step {:?} probes {ip}, a LAN address this lab does not have",
+                    s.name
+                ));
+            }
+        }
+        None
+    }
+
     /// What the gateway under test must offer: the declared `requires`,
     /// plus what the steps need (a `health` step the health server, a
     /// `control` step the control server, port-forwarding steps port
@@ -502,6 +580,10 @@ impl Scenario {
                 }
                 Action::ForwardedPort { .. } | Action::PortCommand { .. } => {
                     r.insert(Capability::PortForwarding);
+                }
+                Action::Fault(Fault::RotateKey) => {
+                    r.insert(Capability::KeyRotation);
+                    r.insert(Capability::ControlServer);
                 }
                 _ => {}
             }

@@ -79,6 +79,8 @@ struct RawLeaks {
 
 /// Parses and validates one scenario file's text.
 pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, ScenarioError> {
+    let filled = fill_roles(&Doc { file, text }, topo)?;
+    let text = filled.as_str();
     let doc = Doc { file, text };
     let mut root = DeTable::parse(text).map_err(|e| doc.de(&e, 0, ""))?;
     let root_span = root.span();
@@ -170,10 +172,46 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
         steps,
         leak_wires,
         requires,
+        unfit: None,
     })
 }
 
 /// One `[[step]]`: its name and action, then the action's own fields.
+/// Puts the lab's value in place of every `{role}` the file names
+/// ([`crate::topology::ROLES`]); other braces (`{lab_ca}`) stay. A role this
+/// lab has no value for is an error at its place. (Later errors count
+/// columns in the filled text.)
+fn fill_roles(doc: &Doc<'_>, topo: &Topology) -> Result<String, ScenarioError> {
+    let text = doc.text;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        if bytes[i] == b'{'
+            && let Some(len) = text[i + 1..].find('}')
+        {
+            let name = &text[i + 1..i + 1 + len];
+            if let Some((role, what)) = crate::topology::ROLES.iter().find(|(r, _)| *r == name) {
+                let Some(v) = topo.roles.get(role) else {
+                    return Err(doc.at(
+                        i,
+                        format!("{{{role}}}: no host of this lab can play it ({what})"),
+                    ));
+                };
+                out.push_str(&text[rest..i]);
+                out.push_str(v);
+                i += len + 2;
+                rest = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[rest..]);
+    Ok(out)
+}
+
 fn parse_step(
     doc: &Doc<'_>,
     n: usize,

@@ -51,22 +51,26 @@ fn the_gateway_service_its_variables_ports_and_dependents_are_read() {
             Published {
                 published: 8080,
                 target: 8080,
-                udp: false
+                udp: false,
+                host_only: false,
             },
             Published {
                 published: 9696,
                 target: 9696,
-                udp: false
+                udp: false,
+                host_only: true,
             },
             Published {
                 published: 16789,
                 target: 6789,
-                udp: false
+                udp: false,
+                host_only: false,
             },
             Published {
                 published: 6881,
                 target: 6881,
-                udp: true
+                udp: true,
+                host_only: false,
             },
         ]
     );
@@ -278,7 +282,8 @@ services:
         Published {
             published: 6881,
             target: 6881,
-            udp: true
+            udp: true,
+            host_only: false,
         }
     );
     // The substituted key is still a secret.

@@ -1,0 +1,393 @@
+//! The lab's profile: the network and the policy under test.
+//! [`Profile::seed`] is the default, the seed's network and firewall rules
+//! (docs/DESIGN.md). [`Profile::from_compose`] and
+//! [`Profile::from_env_file`] make one from the user's own configuration
+//! (`run --compose FILE [--service NAME]`, `run --env-file FILE`): the LANs
+//! and the LAN scenarios from its firewall settings
+//! ([`crate::model::userlab`]), its variables for the gateway with the lab's
+//! WireGuard keys, endpoint and other provider-side values in place of the
+//! user's (named in the reports, never their values), its published ports
+//! as the dependents' stand-ins. Reading the files is here; the decisions
+//! are the model's pure functions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use crate::model::topology::Topology;
+use crate::model::userconf::{self, Published, Secret, UserConfError, Var};
+use crate::model::userlab::{self, PlanError, UserFirewall, UserLab};
+
+/// The seed's section 8, as gateway variables.
+pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
+pub const SEED_INPUT_SUBNET_PORTS: &str =
+    "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
+
+pub struct Profile {
+    pub topology: Topology,
+    /// The policy's gateway variables (the seed's firewall rules, or the
+    /// user's variables), applied over the lab's own.
+    pub policy_env: BTreeMap<String, String>,
+    /// What the gateway's wire may carry outside the tunnel besides the
+    /// endpoint: its own network and the allowed LANs.
+    pub allowed: Vec<IpNet>,
+    /// The dependents' stand-ins: (port, application).
+    pub stand_ins: Vec<(u16, String)>,
+    /// Where the profile came from, when it is the user's.
+    pub user: Option<UserProfile>,
+}
+
+/// What the reports say about a profile made from the user's files.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UserProfile {
+    /// The file, as given on the command line.
+    pub file: String,
+    pub service: Option<String>,
+    /// Services that share the gateway's network (`network_mode:
+    /// service:NAME`).
+    pub dependents: Vec<String>,
+    /// Variables the lab set instead of the user's (names only).
+    pub replaced: Vec<String>,
+    /// Variables the lab added, with why (values are the lab's own).
+    pub added: Vec<String>,
+    /// Variables left out as without meaning for the network.
+    pub left_out: Vec<String>,
+    /// `${VAR}`s that nothing set (substituted as empty).
+    pub unset: Vec<String>,
+    pub notes: Vec<String>,
+    /// The LANs made, as `name subnet (role)`.
+    pub lans: Vec<String>,
+    /// The scenarios made from the file: (name, TOML).
+    #[serde(skip)]
+    pub scenarios: Vec<(String, String)>,
+    /// Every secret value in the user's files: never printed, and grepped
+    /// for in the reports by a test.
+    #[serde(skip)]
+    pub secrets: Vec<Secret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("reading {file}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Conf(#[from] UserConfError),
+    #[error("{file}{}: {source}", service_part(.service))]
+    Plan {
+        file: String,
+        service: Option<String>,
+        #[source]
+        source: PlanError,
+    },
+    #[error("{file}{}: {message}", service_part(.service))]
+    Gateway {
+        file: String,
+        service: Option<String>,
+        message: String,
+    },
+    #[error(
+        "{file}{}: {key}: leakhound's gateway cannot honour it (not a variable it knows); remove it, or set it off to test without it",
+        service_part(.service)
+    )]
+    CannotHonour {
+        file: String,
+        service: Option<String>,
+        key: String,
+    },
+}
+
+fn service_part(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(": service {s}"))
+        .unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<String, ProfileError> {
+    std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+/// Replaces every secret value in `text` by `<redacted>`.
+pub fn redact(text: &str, secrets: &[Secret]) -> String {
+    let mut t = text.to_string();
+    for s in secrets {
+        if !s.expose().is_empty() {
+            t = t.replace(s.expose(), "<redacted>");
+        }
+    }
+    t
+}
+
+impl Profile {
+    /// The seed's profile, made once, for commands that only ever use it.
+    pub fn seed_ref() -> &'static Profile {
+        static SEED: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        SEED.get_or_init(Profile::seed)
+    }
+
+    /// The default: the seed's network and section 8's rules.
+    pub fn seed() -> Profile {
+        Profile {
+            topology: Topology::default_profile(),
+            policy_env: [
+                ("FIREWALL_OUTBOUND_SUBNETS", SEED_OUTBOUND_SUBNETS),
+                ("FIREWALL_INPUT_SUBNET_PORTS", SEED_INPUT_SUBNET_PORTS),
+                // The seed's BLOCK_MALICIOUS=on, with the lab's lists.
+                ("BLOCK_MALICIOUS", "on"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            allowed: [
+                "172.21.0.0/16",
+                "172.20.0.0/16",
+                "2001:db8:21::/64",
+                "192.168.10.0/24",
+                "192.168.40.0/24",
+            ]
+            .iter()
+            .map(|n| n.parse().expect("net"))
+            .collect(),
+            stand_ins: crate::lab::dependents::default_stand_ins(),
+            user: None,
+        }
+    }
+
+    /// A compose file's gateway service (`service`, or the one candidate):
+    /// `${VAR}` from the environment over the `.env` beside the file, its
+    /// `env_file:`s (relative to the file) under its `environment:`.
+    pub fn from_compose(path: &Path, service: Option<&str>) -> Result<Profile, ProfileError> {
+        let file = path.display().to_string();
+        let text = read(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let dot_env = dir.join(".env");
+        let dot_vars = if dot_env.exists() {
+            userconf::parse_env_file(&dot_env.display().to_string(), &read(&dot_env)?)?
+        } else {
+            Vec::new()
+        };
+        let lookup = |k: &str| {
+            std::env::var(k).ok().or_else(|| {
+                dot_vars
+                    .iter()
+                    .find(|v| v.key == k)
+                    .map(|v| v.value.expose().to_string())
+            })
+        };
+        let g = userconf::parse_compose(&file, &text, service, &lookup)?;
+        let mut vars = Vec::new();
+        for f in &g.env_files {
+            let p = dir.join(f);
+            vars.extend(userconf::parse_env_file(
+                &p.display().to_string(),
+                &read(&p)?,
+            )?);
+        }
+        vars.extend(g.environment.iter().cloned());
+        // Secrets of `.env` too (a key substituted into the file).
+        let mut secrets: Vec<Secret> = dot_vars
+            .iter()
+            .filter(|v| userconf::is_secret(&v.key))
+            .map(|v| Secret::new(v.value.expose()))
+            .collect();
+        let mut p = Profile::from_vars(&file, Some(g.service.clone()), &vars, &g.ports)?;
+        if let Some(u) = &mut p.user {
+            u.dependents = g.dependents.clone();
+            u.unset = g.unset.clone();
+            secrets.append(&mut u.secrets);
+            u.secrets = secrets;
+        }
+        Ok(p)
+    }
+
+    /// A plain env file (`KEY=VALUE` lines), as Gluetun's `env_file:`.
+    pub fn from_env_file(path: &Path) -> Result<Profile, ProfileError> {
+        let file = path.display().to_string();
+        let vars = userconf::parse_env_file(&file, &read(path)?)?;
+        Profile::from_vars(&file, None, &vars, &[])
+    }
+
+    fn from_vars(
+        file: &str,
+        service: Option<String>,
+        vars: &[Var],
+        published: &[Published],
+    ) -> Result<Profile, ProfileError> {
+        let secrets: Vec<Secret> = vars
+            .iter()
+            .filter_map(|v| match &v.value {
+                userconf::Value::Secret(s) => Some(s.clone()),
+                userconf::Value::Plain(_) => None,
+            })
+            .collect();
+        let split = userlab::split_env(vars);
+        let mut policy_env: BTreeMap<String, String> = split
+            .kept
+            .iter()
+            .map(|v| (v.key.clone(), v.value.expose().to_string()))
+            .collect();
+        // The gateway's own parser decides what the variables mean (and
+        // names what is wrong), with the lab's values beside them.
+        let mut check_env = crate::scenario::runner::lab_env(
+            &crate::lab::services::LabKeys::generate(),
+            Path::new("/nonexistent-blocklists"),
+        );
+        check_env.extend(policy_env.clone());
+        let cfg = crate::gateway::config::GatewayConfig::from_env(check_env).map_err(|e| {
+            ProfileError::Gateway {
+                file: file.into(),
+                service: service.clone(),
+                message: redact(&e.to_string(), &secrets),
+            }
+        })?;
+        let mut notes = Vec::new();
+        for key in &cfg.unused {
+            let value = policy_env.get(key).cloned().unwrap_or_default();
+            if !policy_env.contains_key(key) {
+                continue;
+            }
+            if userlab::is_off(&value) {
+                notes.push(format!(
+                    "{key} is off: leakhound's gateway has no such feature, so there is nothing to test"
+                ));
+                policy_env.remove(key);
+            } else {
+                return Err(ProfileError::CannotHonour {
+                    file: file.into(),
+                    service,
+                    key: key.clone(),
+                });
+            }
+        }
+        let subnet_ports: Vec<(IpNet, Vec<u16>)> = cfg
+            .firewall
+            .subnet_ports
+            .iter()
+            .map(|s| (s.subnet, s.ports.clone()))
+            .collect();
+        let plan: UserLab = userlab::plan(&UserFirewall {
+            outbound_subnets: &cfg.outbound_subnets,
+            input_ports: &cfg.firewall.input_ports,
+            subnet_ports: &subnet_ports,
+            published,
+        })
+        .map_err(|source| ProfileError::Plan {
+            file: file.into(),
+            service: service.clone(),
+            source,
+        })?;
+        notes.extend(plan.notes.iter().cloned());
+        let mut added = Vec::new();
+        // Publishing a port lets the LANs in (Docker forwards it, Gluetun
+        // accepts what is addressed to its own network): for leakhound's
+        // gateway that is FIREWALL_INPUT_SUBNET_PORTS for the outbound LANs.
+        let published_tcp: Vec<String> = plan
+            .ports
+            .iter()
+            .filter(|p| {
+                published
+                    .iter()
+                    .any(|x| !x.udp && !x.host_only && x.target == **p)
+            })
+            .map(u16::to_string)
+            .collect();
+        if subnet_ports.is_empty() && !published_tcp.is_empty() {
+            let entries: Vec<String> = plan
+                .lans
+                .iter()
+                .filter(|l| l.roles.is_some_and(|r| r.outbound))
+                .map(|l| format!("{}={}", l.subnet, published_tcp.join(",")))
+                .collect();
+            if !entries.is_empty() {
+                let v = entries.join(";");
+                added.push(format!(
+                    "FIREWALL_INPUT_SUBNET_PORTS={v} (the published ports, for the LANs of FIREWALL_OUTBOUND_SUBNETS; leakhound's gateway only)"
+                ));
+                policy_env.insert("FIREWALL_INPUT_SUBNET_PORTS".into(), v);
+            }
+        }
+        if cfg.dns.dot.is_some() {
+            for (k, v) in [
+                ("DOT_SERVER_NAME", "dns.provider.lab"),
+                ("DOT_CA_FILE", "{lab_ca}"),
+            ] {
+                added.push(format!(
+                    "{k}={v} (the lab provider's DNS-over-TLS resolver)"
+                ));
+                policy_env.insert(k.into(), v.into());
+            }
+        }
+        let mut allowed: Vec<IpNet> = ["172.21.0.0/16", "2001:db8:21::/64"]
+            .iter()
+            .map(|n| n.parse().expect("net"))
+            .collect();
+        allowed.extend(
+            plan.lans
+                .iter()
+                .filter(|l| l.roles.is_some())
+                .map(|l| IpNet::V4(l.subnet)),
+        );
+        allowed.extend(cfg.outbound_subnets.iter().filter(|n| n.addr().is_ipv6()));
+        let stand_ins = plan
+            .ports
+            .iter()
+            .map(|p| (*p, userlab::application(*p)))
+            .collect();
+        let lans = plan
+            .lans
+            .iter()
+            .map(|l| {
+                let role = match l.roles {
+                    None => "denied".to_string(),
+                    Some(r) => [(r.outbound, "outbound"), (r.inbound, "inbound")]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .map(|(_, n)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                format!("{} {} ({role})", l.name, l.subnet)
+            })
+            .collect();
+        let source = match &service {
+            Some(s) => format!("{file} (service {s})"),
+            None => file.to_string(),
+        };
+        let scenarios = vec![
+            (
+                "lan-matrix".to_string(),
+                userlab::lan_matrix_toml(&plan, &source),
+            ),
+            (
+                "outbound-subnets".to_string(),
+                userlab::outbound_toml(&plan, &source),
+            ),
+        ];
+        Ok(Profile {
+            topology: Topology::with_lans(&plan),
+            policy_env,
+            allowed,
+            stand_ins,
+            user: Some(UserProfile {
+                file: file.into(),
+                service,
+                dependents: Vec::new(),
+                replaced: split.replaced,
+                added,
+                left_out: split.inert,
+                unset: Vec::new(),
+                notes,
+                lans,
+                scenarios,
+                secrets,
+            }),
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! The user's own configuration as the lab's (`run --compose`, `--env-file`):
+//! the seed's layout written as a compose file and a different home network
+//! both pass with LAN matrices that follow the files; a gateway that opens
+//! more than the file says fails the made matrix; no secret of the files
+//! appears in the terminal, the reports, the logs or the pcaps; bad files
+//! are refused naming file, line and column, or service and key. Needs root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples")
+}
+
+fn run(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("leakhound-userconf-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Every value of a KEY=VALUE file whose key names a secret.
+fn secrets_of(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.contains("KEY"))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}
+
+/// Fails if any file under `dir` (reports, logs, pcaps, made scenarios)
+/// or `output` holds one of `secrets`, as text or as bytes.
+fn assert_no_secret(dir: &Path, output: &str, secrets: &[String]) {
+    assert!(!secrets.is_empty());
+    let mut files = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "pcap"))
+    );
+    for s in secrets {
+        assert!(
+            !output.contains(s.as_str()),
+            "a secret in the terminal output"
+        );
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a secret in {}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
+    let out = tmp("seed");
+    let compose = examples().join("seed/docker-compose.yml");
+    let o = run(
+        &[
+            "--compose",
+            compose.to_str().unwrap(),
+            "--only",
+            "lan-matrix",
+            "--only",
+            "outbound-subnets",
+        ],
+        &out,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("lan-admin 192.168.10.0/24 (inbound)"), "{t}");
+    assert!(t.contains("replaced by the lab's"), "{t}");
+    let conf = std::fs::read_to_string(out.join("configuration.json")).unwrap();
+    assert!(conf.contains("\"WIREGUARD_PRIVATE_KEY\""), "{conf}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("lan-media cannot reach the gateway&apos;s port 6789")
+            || junit.contains("lan-media cannot reach the gateway's port 6789")
+    );
+    assert_no_secret(&out, &t, &secrets_of(&examples().join("seed/.env")));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
+    let out = tmp("other");
+    let compose = examples().join("other/docker-compose.yml");
+    let o = run(&["--compose", compose.to_str().unwrap()], &out);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // Every built-in scenario fits this lab (its roles are this file's LANs
+    // and ports): none skipped, none failed.
+    assert!(
+        !t.lines()
+            .any(|l| l.starts_with("SKIP") || l.starts_with("FAIL")),
+        "{t}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("tunnel down: lan-1 (10.10.0.0/24) still reaches qBittorrent (8080)"),
+        "{junit}"
+    );
+    assert!(t.contains("lan-1 10.10.0.0/24 (outbound)"), "{t}");
+    assert!(t.contains("SERVER_CITIES"), "{t}");
+    // 8191 is published on 127.0.0.1 only: not a LAN port.
+    assert!(
+        t.contains("8191:8191 is published on a loopback address only"),
+        "{t}"
+    );
+    let matrix = std::fs::read_to_string(out.join("made-scenarios/lan-matrix.toml")).unwrap();
+    assert!(matrix.contains("from = \"lan-1\"\ntarget = \"172.21.0.2:8080\"\nexpect = \"answer\""));
+    assert!(
+        matrix.contains("from = \"lan-other\"\ntarget = \"172.21.0.2:8080\"\nexpect = \"fail\"")
+    );
+    assert!(!matrix.contains("8191"));
+    assert_no_secret(&out, &t, &secrets_of(&examples().join("other/vpn.env")));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
+    let out = tmp("tamper");
+    let compose = examples().join("other/docker-compose.yml");
+    // qBittorrent opened to the denied LAN.
+    let o = run(
+        &[
+            "--compose",
+            compose.to_str().unwrap(),
+            "--only",
+            "lan-matrix",
+            "--env",
+            "FIREWALL_INPUT_SUBNET_PORTS=10.10.0.0/24=8080;192.168.30.0/24=8080",
+        ],
+        &out,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL lan-matrix"), "{t}");
+    assert!(
+        t.contains("lan-other cannot reach the gateway's port 8080"),
+        "{t}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn refused(compose: &str, extra: &[&str]) -> String {
+    let dir = tmp("bad");
+    let f = dir.join("docker-compose.yml");
+    std::fs::write(&f, compose).unwrap();
+    let mut args = vec!["--compose", f.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = run(&args, &dir.join("out"));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+    t
+}
+
+#[test]
+fn bad_files_are_refused_naming_what_is_wrong() {
+    let t = refused("services:\n  gluetun:\n    image: [unclosed\n", &[]);
+    assert!(t.contains("docker-compose.yml:"), "{t}");
+    assert!(t.contains(":3:"), "{t}");
+    let t = refused(
+        "services:\n  a:\n    image: qmcgaw/gluetun\n  b:\n    image: qmcgaw/gluetun\n",
+        &[],
+    );
+    assert!(t.contains("2 services could be the gateway (a, b)"), "{t}");
+    let t = refused(
+        "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    environment:\n      HTTPPROXY: \"on\"\n",
+        &[],
+    );
+    assert!(
+        t.contains("service gluetun: HTTPPROXY: leakhound's gateway cannot honour it"),
+        "{t}"
+    );
+    let t = refused(
+        "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    environment:\n      FIREWALL_OUTBOUND_SUBNETS: 203.0.113.0/25\n",
+        &[],
+    );
+    assert!(t.contains("203.0.113.0/25 overlaps 203.0.113.0/24"), "{t}");
+    let secret = "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1wcmludD0=";
+    let t = refused(
+        &format!(
+            "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    environment:\n      WIREGUARD_PRIVATE_KEY: {secret}\n      FIREWALL_INPUT_PORTS: nope\n"
+        ),
+        &[],
+    );
+    assert!(t.contains("FIREWALL_INPUT_PORTS"), "{t}");
+    assert!(!t.contains(secret), "{t}");
+}
