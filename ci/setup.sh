@@ -11,6 +11,11 @@
 #                  wireguard-go is also the lab's second provider
 #                  (`--provider wireguard-go`, tests/interop.rs)
 #   stress-ng      the CPU hog of ci/repeat-suite.sh --hog
+#   qbittorrent-nox, nzbget
+#                  the real qBittorrent and NZBGet, the dependents on 8080
+#                  and 6789 (`run --dependents real`, the default where
+#                  installed); no daemon is started in the host's namespace
+#                  while installing (policy-rc.d)
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 #   iperf3         the load of `leakhound bench tunnel`
@@ -33,9 +38,20 @@ command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
+command -v qbittorrent-nox >/dev/null 2>&1 || need+=(qbittorrent-nox)
+command -v nzbget >/dev/null 2>&1 || need+=(nzbget)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start a daemon in the host's namespace while installing.
+  policy=/usr/sbin/policy-rc.d
+  had_policy=0
+  [ -e "$policy" ] && had_policy=1
+  if [ $had_policy = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

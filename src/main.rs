@@ -197,6 +197,20 @@ struct SuiteArgs {
     /// Like --compose, from a plain env file (KEY=VALUE lines).
     #[arg(long = "env-file", value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// The dependents in the gateway's namespace: real (Debian's
+    /// qbittorrent-nox on its WebUI port, credentials made per run; Prowlarr
+    /// and NZBGet stay stand-ins), stand-in (small HTTP servers on the WebUI
+    /// ports, for quick runs), or auto (real where installed, and the run
+    /// says when it is not).
+    #[arg(long, value_enum, default_value_t = DependentsKind::Auto)]
+    dependents: DependentsKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum DependentsKind {
+    Auto,
+    StandIn,
+    Real,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -398,6 +412,7 @@ fn main() -> ExitCode {
                 compose: None,
                 service: None,
                 env_file: None,
+                dependents: DependentsKind::StandIn,
             };
             let specs = vec![TargetSpec {
                 name: "builtin".into(),
@@ -476,7 +491,27 @@ fn suite_profile(a: &SuiteArgs) -> Result<Profile> {
     let p = match (&a.compose, &a.env_file) {
         (Some(c), _) => Profile::from_compose(c, a.service.as_deref())?,
         (None, Some(e)) => Profile::from_env_file(e)?,
-        (None, None) => return Ok(Profile::seed()),
+        (None, None) => Profile::seed(),
+    };
+    let p = match a.dependents {
+        DependentsKind::StandIn => p,
+        DependentsKind::Real => {
+            p.with_real_dependents(true)
+                .map_err(|why| anyhow::anyhow!("--dependents real: {why}"))?
+                .0
+        }
+        DependentsKind::Auto => match p.clone().with_real_dependents(false) {
+            Ok((real, stayed)) => {
+                for s in stayed {
+                    eprintln!("dependents: {s}");
+                }
+                real
+            }
+            Err(why) => {
+                eprintln!("dependents: stand-ins ({why})");
+                p
+            }
+        },
     };
     if let Some(u) = &p.user {
         eprintln!("{}", leakhound::report::terminal::user_profile(u));
@@ -719,10 +754,16 @@ impl Lane {
         let lab = Lab::build_adopting(profile.topology.clone(), lock, adopt)
             .await
             .context("building the lab")?;
-        let services =
+        let mut services =
             LabServices::start_with(&lab, LabKeys::generate(), provider, &profile.stand_ins)
                 .await
                 .context("starting the lab's services")?;
+        if !profile.real.is_empty() {
+            services
+                .start_apps(&lab, &profile.real)
+                .await
+                .context("starting the real dependents")?;
+        }
         Ok(Lane {
             lab,
             services,

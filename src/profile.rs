@@ -24,6 +24,7 @@ pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
 pub const SEED_INPUT_SUBNET_PORTS: &str =
     "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
 
+#[derive(Clone)]
 pub struct Profile {
     pub topology: Topology,
     /// The policy's gateway variables (the seed's firewall rules, or the
@@ -34,6 +35,9 @@ pub struct Profile {
     pub allowed: Vec<IpNet>,
     /// The dependents' stand-ins: (port, application).
     pub stand_ins: Vec<(u16, String)>,
+    /// The real applications and their WebUI ports (`run --dependents
+    /// real`), in place of their stand-ins.
+    pub real: Vec<(crate::lab::apps::App, u16)>,
     /// Where the profile came from, when it is the user's.
     pub user: Option<UserProfile>,
 }
@@ -126,6 +130,38 @@ pub fn redact(text: &str, secrets: &[Secret]) -> String {
 }
 
 impl Profile {
+    /// The real applications where this lab has their port: each takes
+    /// its stand-in's place. `strict` (`--dependents real`): one that is
+    /// not installed is an error. Otherwise (`auto`) it stays a stand-in,
+    /// and the second value says which did and why. No port for any real
+    /// application is an error either way.
+    pub fn with_real_dependents(mut self, strict: bool) -> Result<(Profile, Vec<String>), String> {
+        use crate::lab::apps::{App, installed};
+        let mut stayed = Vec::new();
+        for app in App::ALL {
+            let Some(i) = self.stand_ins.iter().position(|(_, a)| a == app.name()) else {
+                continue;
+            };
+            if !installed(app.program()) {
+                let why = format!(
+                    "{} is not installed; bash ci/setup.sh installs it",
+                    app.program()
+                );
+                if strict {
+                    return Err(why);
+                }
+                stayed.push(format!("{} stays a stand-in: {why}", app.name()));
+                continue;
+            }
+            let (port, _) = self.stand_ins.remove(i);
+            self.real.push((app, port));
+        }
+        if self.real.is_empty() && stayed.is_empty() {
+            return Err("this lab has no qBittorrent (8080) or NZBGet (6789) port".into());
+        }
+        Ok((self, stayed))
+    }
+
     /// The seed's profile, made once, for commands that only ever use it.
     pub fn seed_ref() -> &'static Profile {
         static SEED: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
@@ -156,6 +192,7 @@ impl Profile {
             .map(|n| n.parse().expect("net"))
             .collect(),
             stand_ins: crate::lab::dependents::default_stand_ins(),
+            real: Vec::new(),
             user: None,
         }
     }
@@ -375,6 +412,7 @@ impl Profile {
             policy_env,
             allowed,
             stand_ins,
+            real: Vec::new(),
             user: Some(UserProfile {
                 file: file.into(),
                 service,

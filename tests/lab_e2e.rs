@@ -292,7 +292,17 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
     let (_, wrong) = generate_keypair();
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_leakhound"))
-        .args(["run", "--quiet", "--only", "slow", "--scenarios"])
+        // Stand-ins: the first process in the gateway's namespace is then
+        // the gateway (a real dependent would start with the lab).
+        .args([
+            "run",
+            "--quiet",
+            "--dependents",
+            "stand-in",
+            "--only",
+            "slow",
+            "--scenarios",
+        ])
         .arg(dir.path())
         .arg("--out")
         .arg(out.path())

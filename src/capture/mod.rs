@@ -184,6 +184,12 @@ impl Watch {
                     Ok(Some((n, at))) => on_frame(&buf[..n], at),
                     Ok(None) if stopping => break,
                     Ok(None) => {}
+                    // The interface went down (a reset between scenarios
+                    // restores its addresses): the socket stays bound and
+                    // reads again once it is back up.
+                    Err(e) if !stopping && e.raw_os_error() == Some(libc::ENETDOWN) => {
+                        tracing::debug!("capture on {ifn}: {e}; reading on");
+                    }
                     Err(e) => {
                         tracing::warn!("capture on {ifn}: {e}");
                         break;

@@ -3,6 +3,7 @@
 //! down again (on success, error, panic and Ctrl-C: teardown is synchronous
 //! and runs from `Drop`). In-lab services live in the submodules.
 
+pub mod apps;
 pub mod dependents;
 pub mod dns;
 pub mod echo;
@@ -184,6 +185,9 @@ pub struct Lab {
     /// Processes that hold adopted namespaces (a container target's
     /// holder): a reset spares them.
     holders: Vec<i32>,
+    /// Processes a reset spares besides the holders: the real dependents,
+    /// which live as long as the lab (as they outlive a gateway restart).
+    spared: std::sync::Mutex<Vec<i32>>,
     /// Wall time of `build`.
     pub build_time: Duration,
 }
@@ -227,6 +231,7 @@ impl Lab {
             _lock: lock,
             torn_down: false,
             holders: adopt.values().copied().collect(),
+            spared: Default::default(),
             build_time: Duration::ZERO,
         };
         lab.build_inner(&adopt).await?;
@@ -349,7 +354,9 @@ impl Lab {
     /// topology's routes restored. One `ip -batch` process.
     pub async fn reset_host(&self, host: &str) -> Result<(), LabError> {
         let ns = self.ns(host)?;
-        let killed = netns::kill_all_in_but(ns, &self.holders);
+        let mut spare = self.holders.clone();
+        spare.extend(self.spared.lock().unwrap_or_else(|e| e.into_inner()).iter());
+        let killed = netns::kill_all_in_but(ns, &spare);
         if killed > 0 {
             tracing::info!("reset {host}: killed {killed} process(es) left there");
         }
@@ -418,6 +425,15 @@ impl Lab {
 
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// A process in the gateway's namespace that resets leave running (a
+    /// real dependent).
+    pub fn spare(&self, pid: i32) {
+        self.spared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pid);
     }
 
     pub fn topology(&self) -> &Topology {

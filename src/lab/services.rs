@@ -60,6 +60,26 @@ impl ServiceLog {
         self.1.subscribe()
     }
 
+    /// Waits until `service` has logged an entry containing `needle`, at
+    /// most `within`: for evidence that arrives after the answer (the real
+    /// dependents' is read off the wire by another thread). Woken by each
+    /// new entry; true when it is there.
+    pub async fn wait_for(&self, service: &str, needle: &str, within: std::time::Duration) -> bool {
+        let mut rx = self.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if !self.find(service, needle).is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return !self.find(service, needle).is_empty();
+            }
+        }
+    }
+
     /// Entries of `service` whose detail contains `needle` (e.g. a nonce).
     pub fn find(&self, service: &str, needle: &str) -> Vec<LogEntry> {
         self.0
@@ -117,6 +137,9 @@ pub struct LabServices {
     pub keys: LabKeys,
     /// While set, the provider refuses every port-forwarding request.
     pub natpmp_refuse: Arc<AtomicBool>,
+    /// The real dependents, when the run asked for them
+    /// ([`LabServices::start_apps`]).
+    pub apps: Option<super::apps::Apps>,
     cancel: CancellationToken,
     _dns: Vec<hickory_server::Server<dns::LabResolver>>,
 }
@@ -283,12 +306,24 @@ impl LabServices {
             wg,
             keys,
             natpmp_refuse,
+            apps: None,
             cancel,
             _dns: [Some(isp_dns), Some(provider_dns), lan_dns]
                 .into_iter()
                 .flatten()
                 .collect(),
         })
+    }
+
+    /// Starts the real applications on their ports in the gateway's
+    /// namespace (instead of stand-ins there), for the lab's whole life.
+    pub async fn start_apps(
+        &mut self,
+        lab: &Lab,
+        apps: &[(super::apps::App, u16)],
+    ) -> Result<(), LabError> {
+        self.apps = Some(super::apps::Apps::start(lab, self.log.clone(), apps).await?);
+        Ok(())
     }
 
     pub fn stop(&self) {

@@ -104,7 +104,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "http",
         Http,
-        "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any 2xx; \"fail\": no answer), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
+        "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any HTTP answer (a real application answers an unknown path with 404); \"fail\": no answer), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
     ),
     spec!(
         "dns",

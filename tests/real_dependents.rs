@@ -1,0 +1,97 @@
+//! The real qBittorrent and NZBGet as the dependents on 8080 and 6789
+//! (`run --dependents real`, the default where Debian's qbittorrent-nox and
+//! nzbget are installed, as `ci/setup.sh` does): the LAN scenarios pass against it, the evidence
+//! that a LAN probe reached it is its answer read off the gateway's wire,
+//! and asking for it where it cannot be is an error, never a silent
+//! fallback. Needs root and qbittorrent-nox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("leakhound-real-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn the_lan_scenarios_pass_against_the_real_applications_and_say_so() {
+    let out = tmp("pass");
+    let o = run(
+        &[
+            "--dependents",
+            "real",
+            "--only",
+            "baseline",
+            "--only",
+            "lan-matrix",
+            "--only",
+            "killswitch-tunnel-down",
+        ],
+        &out,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // The far end is qBittorrent itself: its answer, seen leaving the
+    // gateway's namespace, is in the step's log.
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("(answered by qBittorrent on 8080)"),
+        "{junit}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn real_dependents_where_there_is_no_port_for_them_are_refused() {
+    let dir = tmp("noport");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("docker-compose.yml");
+    std::fs::write(
+        &f,
+        "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    ports: [\"3000:3000\"]\n    environment:\n      FIREWALL_OUTBOUND_SUBNETS: 10.10.0.0/24\n",
+    )
+    .unwrap();
+    let o = run(
+        &["--compose", f.to_str().unwrap(), "--dependents", "real"],
+        &dir.join("out"),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("--dependents real: this lab has no qBittorrent (8080) or NZBGet (6789) port"),
+        "{t}"
+    );
+    // auto: the run goes on with stand-ins and says why.
+    let o = run(
+        &["--compose", f.to_str().unwrap(), "--only", "baseline"],
+        &dir.join("out"),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(
+            "dependents: stand-ins (this lab has no qBittorrent (8080) or NZBGet (6789) port)"
+        ),
+        "{t}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
