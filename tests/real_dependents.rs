@@ -5,37 +5,14 @@
 //! and asking for it where it cannot be is an error, never a silent
 //! fallback. Needs root and qbittorrent-nox.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn run(args: &[&str], out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_leakhound"))
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("leakhound-real-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::{fresh_path, leakhound_run, printed};
 
 #[test]
 fn the_lan_scenarios_pass_against_the_real_applications_and_say_so() {
-    let out = tmp("pass");
-    let o = run(
+    let out = fresh_path("pass");
+    let o = leakhound_run(
         &[
             "--dependents",
             "real",
@@ -48,7 +25,7 @@ fn the_lan_scenarios_pass_against_the_real_applications_and_say_so() {
         ],
         &out,
     );
-    let t = text(&o);
+    let t = printed(&o);
     assert!(o.status.success(), "{t}");
     // The far end is qBittorrent itself: its answer, seen leaving the
     // gateway's namespace, is in the step's log.
@@ -62,7 +39,7 @@ fn the_lan_scenarios_pass_against_the_real_applications_and_say_so() {
 
 #[test]
 fn real_dependents_where_there_is_no_port_for_them_are_refused() {
-    let dir = tmp("noport");
+    let dir = fresh_path("noport");
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("docker-compose.yml");
     std::fs::write(
@@ -70,22 +47,22 @@ fn real_dependents_where_there_is_no_port_for_them_are_refused() {
         "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    ports: [\"3000:3000\"]\n    environment:\n      FIREWALL_OUTBOUND_SUBNETS: 10.10.0.0/24\n",
     )
     .unwrap();
-    let o = run(
+    let o = leakhound_run(
         &["--compose", f.to_str().unwrap(), "--dependents", "real"],
         &dir.join("out"),
     );
-    let t = text(&o);
+    let t = printed(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(
         t.contains("--dependents real: this lab has no qBittorrent (8080) or NZBGet (6789) port"),
         "{t}"
     );
     // auto: the run goes on with stand-ins and says why.
-    let o = run(
+    let o = leakhound_run(
         &["--compose", f.to_str().unwrap(), "--only", "baseline"],
         &dir.join("out"),
     );
-    let t = text(&o);
+    let t = printed(&o);
     assert!(o.status.success(), "{t}");
     assert!(
         t.contains(

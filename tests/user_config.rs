@@ -5,37 +5,20 @@
 //! appears in the terminal, the reports, the logs or the pcaps; bad files
 //! are refused naming file, line and column, or service and key. Needs root.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{fresh_path, leakhound_run, printed};
+
+fn run_quiet(args: &[&str], out: &Path) -> std::process::Output {
+    let mut a = args.to_vec();
+    a.push("--quiet");
+    leakhound_run(&a, out)
+}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples")
-}
-
-fn run(args: &[&str], out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_leakhound"))
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .arg("--quiet")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("leakhound-userconf-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Every value of a KEY=VALUE file whose key names a secret.
@@ -88,9 +71,9 @@ fn assert_no_secret(dir: &Path, output: &str, secrets: &[String]) {
 
 #[test]
 fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
-    let out = tmp("seed");
+    let out = fresh_path("seed");
     let compose = examples().join("seed/docker-compose.yml");
-    let o = run(
+    let o = run_quiet(
         &[
             "--compose",
             compose.to_str().unwrap(),
@@ -101,7 +84,7 @@ fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
         ],
         &out,
     );
-    let t = text(&o);
+    let t = printed(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("lan-admin 192.168.10.0/24 (inbound)"), "{t}");
     assert!(t.contains("replaced by the lab's"), "{t}");
@@ -118,10 +101,10 @@ fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
 
 #[test]
 fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
-    let out = tmp("other");
+    let out = fresh_path("other");
     let compose = examples().join("other/docker-compose.yml");
-    let o = run(&["--compose", compose.to_str().unwrap()], &out);
-    let t = text(&o);
+    let o = run_quiet(&["--compose", compose.to_str().unwrap()], &out);
+    let t = printed(&o);
     assert!(o.status.success(), "{t}");
     // Every built-in scenario fits this lab (its roles are this file's LANs
     // and ports): none skipped, none failed.
@@ -154,10 +137,10 @@ fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
 
 #[test]
 fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
-    let out = tmp("tamper");
+    let out = fresh_path("tamper");
     let compose = examples().join("other/docker-compose.yml");
     // qBittorrent opened to the denied LAN.
-    let o = run(
+    let o = run_quiet(
         &[
             "--compose",
             compose.to_str().unwrap(),
@@ -168,7 +151,7 @@ fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
         ],
         &out,
     );
-    let t = text(&o);
+    let t = printed(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("FAIL lan-matrix"), "{t}");
     assert!(
@@ -179,13 +162,14 @@ fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
 }
 
 fn refused(compose: &str, extra: &[&str]) -> String {
-    let dir = tmp("bad");
+    let dir = fresh_path("bad");
+    std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("docker-compose.yml");
     std::fs::write(&f, compose).unwrap();
     let mut args = vec!["--compose", f.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let o = run(&args, &dir.join("out"));
-    let t = text(&o);
+    let o = run_quiet(&args, &dir.join("out"));
+    let t = printed(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     let _ = std::fs::remove_dir_all(&dir);
     t

@@ -220,3 +220,31 @@ pub fn assert_valid_junit(xml: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `leakhound run ARGS --out OUT`, as a user types it; waits for it.
+pub fn leakhound_run(args: &[&str], out: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// Everything a command printed, stdout then stderr.
+pub fn printed(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A path under the temporary directory named for this test and process,
+/// emptied.
+pub fn fresh_path(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("leakhound-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
