@@ -625,3 +625,17 @@ async fn key_rotation_fails_when_the_gateway_keeps_its_old_key() {
     );
     assert_failed(&r, "the WireGuard handshake completes on the new key", &[]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_mapping_requests_fails_when_the_home_router_can_be_asked() {
+    // Without the kill switch a dependent's PCP request reaches the home
+    // router: the far end logs it, and the capture names it a leak although
+    // 172.21.0.0/16 is an allowed subnet.
+    let (r, xml) = run_tampered("port-mapping-requests", nft(FLUSH_KILL_SWITCH)).await;
+    assert_failed(
+        &r,
+        "a port mapping request to the home router (IPv4) gets nothing",
+        &["home-router received"],
+    );
+    assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
+}

@@ -301,6 +301,26 @@ fn prepare(
 }
 
 impl Apps {
+    /// Freezes the applications (SIGSTOP) while the lab resets the gateway's
+    /// namespace and no kill switch stands there: in a deployment the
+    /// dependents cannot outlive their gateway's namespace, so what they
+    /// would send in that lab-made window is no gateway's doing.
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets them run again (SIGCONT), once a gateway has closed its kill
+    /// switch (or, for one that does not say, once it has started).
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        for c in &self.children {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
     /// Starts each `(app, port)` in the gateway's namespace, its files under
     /// the run's; returns once every WebUI answers (any HTTP status), or an
     /// error with the reason and that application's log tail.

@@ -1,6 +1,8 @@
-//! A UDP echo service on whoami's addresses (port 7): logs each datagram's
-//! payload (a probe's nonce) with its source and sends it back, so a UDP leak
-//! is proven at the far end like a TCP one.
+//! A UDP echo service: logs each datagram's payload (a probe's nonce) with
+//! its source and sends it back, so a UDP leak is proven at the far end like
+//! a TCP one. On whoami's addresses (port 7, service `echo`), and on the
+//! home router's LAN side at NAT-PMP/PCP's port (service `home-router`):
+//! a dependent that asks the home router for a port mapping is seen there.
 
 use std::net::SocketAddr;
 
@@ -15,6 +17,7 @@ pub const PORT: u16 = 7;
 
 pub fn start(
     ns: &Netns,
+    service: &'static str,
     listen: &[SocketAddr],
     log: ServiceLog,
     cancel: CancellationToken,
@@ -27,12 +30,12 @@ pub fn start(
                 Ok(s)
             })?
             .map_err(|source| LabError::Service {
-                service: SERVICE.into(),
+                service: service.into(),
                 source,
             })?;
         let sock =
             tokio::net::UdpSocket::from_std(std_sock).map_err(|source| LabError::Service {
-                service: SERVICE.into(),
+                service: service.into(),
                 source,
             })?;
         let (log, cancel) = (log.clone(), cancel.clone());
@@ -43,7 +46,7 @@ pub fn start(
                     _ = cancel.cancelled() => return,
                     r = sock.recv_from(&mut buf) => {
                         let Ok((n, from)) = r else { continue };
-                        log.record(SERVICE, from, format!("udp {}", String::from_utf8_lossy(&buf[..n])));
+                        log.record(service, from, format!("udp {}", String::from_utf8_lossy(&buf[..n])));
                         let _ = sock.send_to(&buf[..n], from).await;
                     }
                 }

@@ -184,9 +184,25 @@ impl LabServices {
         )?;
         echo::start(
             isp,
+            echo::SERVICE,
             &[
                 SocketAddr::new(addr::WHOAMI.into(), echo::PORT),
                 SocketAddr::new(addr::WHOAMI_V6.into(), echo::PORT),
+            ],
+            log.clone(),
+            cancel.clone(),
+        )?;
+        // The home router answers NAT-PMP/PCP on its LAN side: a dependent
+        // asking it to expose a port (a leak class of its own) is seen here.
+        echo::start(
+            lab.ns(host::HOME)?,
+            crate::model::topology::service::HOME_ROUTER,
+            &[
+                SocketAddr::new(addr::HOME_GW_SIDE.into(), crate::model::classify::PCP_PORT),
+                SocketAddr::new(
+                    addr::HOME_GW_SIDE_V6.into(),
+                    crate::model::classify::PCP_PORT,
+                ),
             ],
             log.clone(),
             cancel.clone(),

@@ -90,6 +90,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "key-rotation",
         include_str!("../../scenarios/key-rotation.toml"),
     ),
+    (
+        "port-mapping-requests",
+        include_str!("../../scenarios/port-mapping-requests.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

@@ -212,6 +212,11 @@ impl Runner<'_> {
     /// Puts the gateway host back as the topology describes it: no kill
     /// switch, the topology's routes (a previous gateway replaced them).
     pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
+        // The real dependents hold still until the next gateway's kill
+        // switch is in place (see `Apps::pause`).
+        if let Some(apps) = &self.services.apps {
+            apps.pause();
+        }
         // Whatever an earlier gateway (of any target) left there goes:
         // processes, tables, links, rules, routes.
         self.lab.reset_host(host::GW).await?;

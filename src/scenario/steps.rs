@@ -188,7 +188,22 @@ impl Runner<'_> {
     pub(crate) async fn start_gateway(&self, st: &mut RunState<'_>) {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
-            Ok(g) => st.gateway = Some(g),
+            Ok(g) => {
+                // Paused real dependents go on once this gateway's kill
+                // switch is in place (bounded; at once for a gateway that
+                // does not report it, as wait-firewall does).
+                if let Some(apps) = &self.services.apps {
+                    if let Some(mut closed) = g.firewall_closed() {
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(5),
+                            closed.wait_for(|c| c.is_some()),
+                        )
+                        .await;
+                    }
+                    apps.resume();
+                }
+                st.gateway = Some(g);
+            }
             Err(e) => {
                 st.unexpected_exit.get_or_insert(GatewayExit {
                     summary: format!(

@@ -417,6 +417,12 @@ fn transport_inner(
             summary: s,
         };
     }
+    // Asking a router on the LAN to expose a dependent (NAT-PMP and PCP on
+    // 5351, UPnP's SSDP discovery on 1900) would publish the home address:
+    // a leak of its own, even towards an allowed subnet.
+    if is_local(src) && s.proto == Proto::Udp && matches!(s.dport, Some(PCP_PORT | SSDP_PORT)) {
+        return Verdict::Leak { summary: s };
+    }
     // Only what the gateway side sends (or forwards) can leak; what arrives
     // for it is the world's doing, and its answer is judged on its own.
     let allowed = |ip: IpAddr| policy.allowed.iter().any(|n| n.contains(&ip));
@@ -432,6 +438,11 @@ fn transport_inner(
         Verdict::Leak { summary: s }
     }
 }
+
+/// NAT-PMP's and PCP's port at a router (RFC 6886, RFC 6887).
+pub const PCP_PORT: u16 = 5351;
+/// UPnP's SSDP discovery (239.255.255.250, ff0X::c).
+pub const SSDP_PORT: u16 = 1900;
 
 fn is_link_local_multicast(ip: IpAddr) -> bool {
     match ip {
@@ -614,6 +625,42 @@ mod tests {
         ));
         let denied = v4_syn([172, 21, 0, 2], [192, 168, 30, 10], 41000, 22);
         assert!(classify(&policy(), &denied).is_leak());
+    }
+
+    #[test]
+    fn asking_a_lan_router_for_a_port_mapping_is_a_leak_even_to_an_allowed_subnet() {
+        // 172.21.0.0/16 is allowed; a PCP/NAT-PMP request to its router is not.
+        let pcp = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [172, 21, 0, 1],
+                17,
+                &udp(42170, PCP_PORT, &[2; 60]),
+            ),
+        );
+        assert!(classify(&policy(), &pcp).is_leak());
+        let ssdp = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [239, 255, 255, 250],
+                17,
+                &udp(50000, SSDP_PORT, b"M-SEARCH * HTTP/1.1\r\n"),
+            ),
+        );
+        assert!(classify(&policy(), &ssdp).is_leak());
+        // The router's own announcements arriving are not the gateway's doing.
+        let arriving = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 1],
+                [172, 21, 0, 2],
+                17,
+                &udp(PCP_PORT, 42170, &[2; 60]),
+            ),
+        );
+        assert!(!classify(&policy(), &arriving).is_leak());
     }
 
     #[test]

@@ -75,8 +75,11 @@ pub mod service {
     /// The dependents' stand-ins in the gateway's namespace.
     pub const DEPENDENTS: &str = "dependents";
     pub const ECHO: &str = "echo";
+    /// The home router's NAT-PMP/PCP port on its LAN side (172.21.0.1:5351):
+    /// logs every request, which no dependent may send.
+    pub const HOME_ROUTER: &str = "home-router";
     /// Every service a scenario may ask about.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         PROVIDER_DOT,
         DOT,
         DOH,
@@ -88,6 +91,7 @@ pub mod service {
         DEPENDENTS,
         ECHO,
         LAN_HTTP,
+        HOME_ROUTER,
     ];
 }
 

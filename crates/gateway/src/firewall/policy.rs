@@ -603,6 +603,23 @@ impl FirewallPolicy {
                 );
             }
         }
+        // Asking a router on the LAN to expose a dependent (NAT-PMP and PCP
+        // on 5351, UPnP's SSDP discovery on 1900) would publish the home
+        // address: refused on the underlay whatever subnets are allowed (a
+        // torrent client at its defaults asks the home router at once).
+        // Through the tunnel, NAT-PMP with the provider stays possible.
+        for (what, port) in [("nat-pmp/pcp", 5351), ("upnp ssdp", 1900)] {
+            r.push(
+                R::new(
+                    Output,
+                    format!("no {what} requests on the underlay (udp {port})"),
+                )
+                .oif(ul)
+                .l4(L4::Udp)
+                .port(L4::Udp, true, &[port])
+                .reject(),
+            );
+        }
         r.extend([
             R::new(Output, "anything into the tunnel").oif(tun),
             R::new(Input, "replies from the tunnel")
@@ -1075,6 +1092,28 @@ pub(crate) mod tests {
         assert!(!media.to_string().contains("6789"));
         // No rule opens anything to 192.168.30.0/24.
         assert!(!v.to_string().contains("192.168.30"));
+    }
+
+    #[test]
+    fn port_mapping_requests_are_refused_on_the_underlay_before_any_lan_is_allowed() {
+        let v = json(&seed_policy());
+        let output = rules_in(&v, "output");
+        let at = |c: &str| {
+            output
+                .iter()
+                .position(|r| r["comment"].as_str().is_some_and(|x| x.starts_with(c)))
+                .unwrap_or_else(|| panic!("no rule {c}"))
+        };
+        let pcp = at("no nat-pmp/pcp requests on the underlay (udp 5351)");
+        let ssdp = at("no upnp ssdp requests on the underlay (udp 1900)");
+        assert!(pcp < at("to outbound subnets") && ssdp < at("to outbound subnets"));
+        for i in [pcp, ssdp] {
+            let r = output[i].to_string();
+            assert!(
+                r.contains(r#""right":"eth0""#) && r.contains("reject"),
+                "{r}"
+            );
+        }
     }
 
     #[test]
