@@ -136,15 +136,15 @@ impl Profile {
     /// and the second value says which did and why. No port for any real
     /// application is an error either way.
     pub fn with_real_dependents(mut self, strict: bool) -> Result<(Profile, Vec<String>), String> {
-        use crate::lab::apps::{App, installed};
+        use crate::lab::apps::App;
         let mut stayed = Vec::new();
         for app in App::ALL {
             let Some(i) = self.stand_ins.iter().position(|(_, a)| a == app.name()) else {
                 continue;
             };
-            if !installed(app.program()) {
+            if let Err(e) = crate::target::process::executable(app.program()) {
                 let why = format!(
-                    "{} is not installed; bash ci/setup.sh installs it",
+                    "{} is not installed ({e}); bash ci/setup.sh installs it",
                     app.program()
                 );
                 if strict {

@@ -9,15 +9,12 @@
 //! the lab's log as the `dependents` service, as the stand-ins do.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pnet::packet::Packet;
-use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
 use pnet::packet::ip::IpNextHeaderProtocols;
-use pnet::packet::ipv4::Ipv4Packet;
-use pnet::packet::ipv6::Ipv6Packet;
 use pnet::packet::tcp::TcpPacket;
 
 use super::services::ServiceLog;
@@ -103,33 +100,12 @@ pub enum Exchange {
 /// Reads one Ethernet frame (pure): an HTTP request to, or an answer
 /// from, one of `ports`; anything else is `None`.
 pub fn exchange(frame: &[u8], ports: &[u16]) -> Option<Exchange> {
-    let eth = EthernetPacket::new(frame)?;
-    let (src, dst, tcp_bytes): (IpAddr, IpAddr, Vec<u8>) = match eth.get_ethertype() {
-        EtherTypes::Ipv4 => {
-            let ip = Ipv4Packet::new(eth.payload())?;
-            if ip.get_next_level_protocol() != IpNextHeaderProtocols::Tcp {
-                return None;
-            }
-            (
-                ip.get_source().into(),
-                ip.get_destination().into(),
-                ip.payload().to_vec(),
-            )
-        }
-        EtherTypes::Ipv6 => {
-            let ip = Ipv6Packet::new(eth.payload())?;
-            if ip.get_next_header() != IpNextHeaderProtocols::Tcp {
-                return None;
-            }
-            (
-                ip.get_source().into(),
-                ip.get_destination().into(),
-                ip.payload().to_vec(),
-            )
-        }
-        _ => return None,
-    };
-    let tcp = TcpPacket::new(&tcp_bytes)?;
+    // Borrowed from the frame: this runs for every frame on the wire.
+    let (src, dst, proto, tcp_bytes) = crate::model::verdict::ip_transport(frame)?;
+    if proto != IpNextHeaderProtocols::Tcp.0 {
+        return None;
+    }
+    let tcp = TcpPacket::new(tcp_bytes)?;
     let payload = tcp.payload();
     if payload.is_empty() {
         return None;
@@ -243,12 +219,6 @@ fn tail_of(path: &Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-/// Whether `program` is on PATH.
-pub fn installed(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
 /// Writes `app`'s configuration under `dir` and returns the command that
 /// runs it (not yet in any namespace).
 fn prepare(
@@ -326,13 +296,10 @@ impl Apps {
     /// error with the reason and that application's log tail.
     pub async fn start(lab: &Lab, log: ServiceLog, apps: &[(App, u16)]) -> Result<Apps, LabError> {
         for (app, _) in apps {
-            if !installed(app.program()) {
+            if let Err(why) = crate::target::process::executable(app.program()) {
                 return Err(app_err(
                     *app,
-                    format!(
-                        "{} is not installed (bash ci/setup.sh installs it)",
-                        app.program()
-                    ),
+                    format!("{why} (bash ci/setup.sh installs it)"),
                 ));
             }
         }
@@ -478,7 +445,7 @@ mod tests {
     }
 
     fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
-        use pnet::packet::ethernet::MutableEthernetPacket;
+        use pnet::packet::ethernet::{EtherTypes, MutableEthernetPacket};
         use pnet::packet::ipv4::MutableIpv4Packet;
         use pnet::packet::tcp::MutableTcpPacket;
         let mut tcp = vec![0u8; 20 + payload.len()];

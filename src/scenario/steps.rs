@@ -118,6 +118,15 @@ fn control_address(env: &std::collections::BTreeMap<String, String>) -> SocketAd
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8000)))
 }
 
+/// The header that authenticates the lab's ops role on the gateway's
+/// control server (stop/start the tunnel, rotate the key).
+fn ops_role() -> Vec<(String, String)> {
+    vec![(
+        "x-api-key".to_string(),
+        crate::lab::CONTROL_API_KEY.to_string(),
+    )]
+}
+
 /// `PUT /v1/vpn/status` with the lab's ops key. The gateway answers once
 /// the tunnel is in the asked state (the acknowledgement). While its control
 /// server does not accept connections yet (the process is just starting),
@@ -133,10 +142,7 @@ async fn put_vpn_status(
         "{{\"status\":\"{}\"}}",
         if running { "running" } else { "stopped" }
     );
-    let headers = vec![(
-        "x-api-key".to_string(),
-        crate::lab::CONTROL_API_KEY.to_string(),
-    )];
+    let headers = ops_role();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = probe::http_request(
@@ -590,10 +596,7 @@ impl Runner<'_> {
         ));
         let target = control_address(&st.env);
         let ns = self.lab.ns(host::GW)?;
-        let headers = vec![(
-            "x-api-key".to_string(),
-            crate::lab::CONTROL_API_KEY.to_string(),
-        )];
+        let headers = ops_role();
         log.push(format!(
             "PUT http://{target}/v1/wireguard/key (the lab's ops role)"
         ));
@@ -664,13 +667,8 @@ impl Runner<'_> {
             }
         };
         let ns = self.lab.ns(host::ISP)?;
-        let sock = ns
-            .run(|| std::net::UdpSocket::bind("0.0.0.0:0"))?
-            .and_then(|s| {
-                s.set_nonblocking(true)?;
-                tokio::net::UdpSocket::from_std(s)
-            })
-            .map_err(|e| lab_err("old-key-refused", e))?;
+        let sock =
+            probe::udp_socket_for(ns, endpoint).map_err(|e| lab_err("old-key-refused", e))?;
         sock.send_to(&init, endpoint)
             .await
             .map_err(|e| lab_err("old-key-refused", e))?;

@@ -67,7 +67,9 @@ impl Command {
 
 /// Checks that `program` can be executed: a path to an executable file, or
 /// a name found on PATH.
-fn executable(program: &str) -> Result<(), String> {
+/// Whether `program` (a path, or a name looked up on PATH) is an
+/// executable file; `Err` says why not.
+pub fn executable(program: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let candidates: Vec<PathBuf> = if program.contains('/') {
         vec![PathBuf::from(program)]

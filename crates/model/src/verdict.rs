@@ -303,40 +303,67 @@ pub fn endpoints(frame: &[u8]) -> Option<Endpoints> {
     ip_ports(frame, false)
 }
 
-/// An Ethernet frame's IP source and destination, and the ports of UDP
-/// (and of TCP too when `tcp`).
-fn ip_ports(frame: &[u8], tcp: bool) -> Option<Endpoints> {
-    use pnet_packet::Packet;
-    use pnet_packet::ethernet::{EtherTypes, EthernetPacket};
-    use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
-    let ports = |proto: IpNextHeaderProtocol, payload: &[u8]| {
-        // A whole header: 8 bytes for UDP, 20 for TCP.
-        let header = match proto {
-            IpNextHeaderProtocols::Udp => 8,
-            IpNextHeaderProtocols::Tcp if tcp => 20,
-            _ => return None,
-        };
-        (payload.len() >= header).then(|| {
-            (
-                u16::from_be_bytes([payload[0], payload[1]]),
-                u16::from_be_bytes([payload[2], payload[3]]),
-            )
-        })
-    };
-    let eth = EthernetPacket::new(frame)?;
-    match eth.get_ethertype() {
-        EtherTypes::Ipv4 => {
-            let ip = pnet_packet::ipv4::Ipv4Packet::new(eth.payload())?;
-            let p = ports(ip.get_next_level_protocol(), ip.payload());
-            Some((ip.get_source().into(), ip.get_destination().into(), p))
+/// An Ethernet frame's IP source and destination, its transport protocol
+/// (IP protocol number) and its transport bytes (header and payload, within
+/// the IP packet's stated length), borrowed from the frame; `None` for
+/// anything but IPv4 and IPv6. Pure; it runs for every captured frame.
+pub fn ip_transport(frame: &[u8]) -> Option<(std::net::IpAddr, std::net::IpAddr, u8, &[u8])> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    const ETH: usize = 14;
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let ip = frame.get(ETH..)?;
+    match ethertype {
+        0x0800 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            if ihl < 20 {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            let body = ip.get(ihl..total.min(ip.len()).max(ihl))?;
+            Some((
+                Ipv4Addr::from(src).into(),
+                Ipv4Addr::from(dst).into(),
+                ip[9],
+                body,
+            ))
         }
-        EtherTypes::Ipv6 => {
-            let ip = pnet_packet::ipv6::Ipv6Packet::new(eth.payload())?;
-            let p = ports(ip.get_next_header(), ip.payload());
-            Some((ip.get_source().into(), ip.get_destination().into(), p))
+        0x86dd => {
+            let len = usize::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]));
+            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            let body = ip.get(40..(40 + len).min(ip.len()))?;
+            Some((
+                Ipv6Addr::from(src).into(),
+                Ipv6Addr::from(dst).into(),
+                *ip.get(6)?,
+                body,
+            ))
         }
         _ => None,
     }
+}
+
+/// An Ethernet frame's IP source and destination, and the ports of UDP
+/// (and of TCP too when `tcp`).
+fn ip_ports(frame: &[u8], tcp: bool) -> Option<Endpoints> {
+    const UDP: u8 = 17;
+    const TCP: u8 = 6;
+    let (src, dst, proto, body) = ip_transport(frame)?;
+    // A whole header: 8 bytes for UDP, 20 for TCP.
+    let header = match proto {
+        UDP => 8,
+        TCP if tcp => 20,
+        _ => return Some((src, dst, None)),
+    };
+    let ports = (body.len() >= header).then(|| {
+        (
+            u16::from_be_bytes([body[0], body[1]]),
+            u16::from_be_bytes([body[2], body[3]]),
+        )
+    });
+    Some((src, dst, ports))
 }
 
 fn sighted(what: &Sighting, frame: &[u8]) -> bool {
@@ -489,6 +516,35 @@ mod tests {
 
     fn t(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_transport_bytes_stop_at_the_ip_length_and_garbage_is_none() {
+        // IPv4 UDP 10.0.0.1:1000 -> 10.0.0.2:53, 4 payload bytes, then
+        // Ethernet padding that is not part of the packet.
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00]);
+        f.extend([
+            0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend([0x03, 0xe8, 0x00, 0x35, 0, 12, 0, 0, b'a', b'b', b'c', b'd']);
+        f.extend([0xee; 6]);
+        let (src, dst, proto, body) = ip_transport(&f).unwrap();
+        assert_eq!(
+            (src.to_string(), dst.to_string(), proto),
+            ("10.0.0.1".into(), "10.0.0.2".into(), 17)
+        );
+        assert_eq!(body.len(), 12);
+        assert_eq!(&body[8..], b"abcd");
+        assert_eq!(endpoints(&f).unwrap().2, Some((1000, 53)));
+        // A header length under 20 bytes, a cut-off frame, ARP: nothing.
+        let mut bad = f.clone();
+        bad[14] = 0x44;
+        assert!(ip_transport(&bad).is_none());
+        assert!(ip_transport(&f[..20]).is_none());
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(ip_transport(&arp).is_none());
     }
 
     fn timeline() -> Timeline {
