@@ -16,6 +16,9 @@
 #                  and 6789 (`run --dependents real`, the default where
 #                  installed); no daemon is started in the host's namespace
 #                  while installing (policy-rc.d)
+#   opentracker, aria2
+#                  the lab's BitTorrent swarm on its internet: a tracker and
+#                  a seeding peer (the torrent scenarios)
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 #   iperf3         the load of `leakhound bench tunnel`
@@ -40,6 +43,8 @@ command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
 command -v qbittorrent-nox >/dev/null 2>&1 || need+=(qbittorrent-nox)
 command -v nzbget >/dev/null 2>&1 || need+=(nzbget)
+command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
+command -v aria2c >/dev/null 2>&1 || need+=(aria2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

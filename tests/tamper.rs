@@ -24,8 +24,34 @@ async fn run_with(
     tamper: Option<Tamper>,
     env: &[(&str, String)],
 ) -> (ScenarioResult, String) {
+    run_in(TestLab::new().await, name, tamper, env).await
+}
+
+/// Like [`run_with`], in a lab whose qBittorrent is the real one (the
+/// swarm scenarios).
+async fn run_torrent(
+    name: &str,
+    tamper: Option<Tamper>,
+    env: &[(&str, String)],
+) -> (ScenarioResult, String) {
+    let (r, xml) = run_in(TestLab::with_real_qbittorrent().await, name, tamper, env).await;
+    // It failed for the damage, not because qBittorrent never got going.
+    let f = r.failures();
+    assert!(
+        !f.iter()
+            .any(|(c, _)| c == "qBittorrent is given the run's torrent"),
+        "{f:#?}"
+    );
+    (r, xml)
+}
+
+async fn run_in(
+    t: TestLab,
+    name: &str,
+    tamper: Option<Tamper>,
+    env: &[(&str, String)],
+) -> (ScenarioResult, String) {
     let out = tempfile::tempdir().unwrap();
-    let t = TestLab::new().await;
     let scn = match &tamper {
         Some(d) => tampered(builtin(name), d),
         None => builtin(name),
@@ -638,4 +664,74 @@ async fn port_mapping_requests_fails_when_the_home_router_can_be_asked() {
         &["home-router received"],
     );
     assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrent_through_tunnel_fails_when_the_swarm_is_reached_around_the_tunnel() {
+    // No kill switch and the routes around the tunnel: qBittorrent's
+    // announces and peer connections leave from the home address, and the
+    // far end says so.
+    let (r, xml) = run_torrent(
+        "torrent-through-tunnel",
+        Some(flush_and_route_around()),
+        &[],
+    )
+    .await;
+    assert_failed(
+        &r,
+        "the tracker and the seeder saw only the VPN exit address",
+        &["the tracker saw an announce from 198.51.100.2"],
+    );
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.69:6969");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrent_killswitch_fails_without_a_kill_switch() {
+    // The kill switch gone before the tunnel dies: the announce qBittorrent
+    // is asked for mid-download reaches the tracker from the home address.
+    let (r, xml) = run_torrent("torrent-killswitch", Some(nft(FLUSH_KILL_SWITCH)), &[]).await;
+    assert_failed(
+        &r,
+        "tunnel down: an announce qBittorrent is asked for never reaches the tracker",
+        &["an announce reached the tracker from 198.51.100.2"],
+    );
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.69:6969");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrent_forwarded_port_fails_when_the_gateway_drops_the_forwarded_port() {
+    // The kill switch drops the forwarded port on the tunnel once
+    // qBittorrent has it: no peer on the internet gets a handshake.
+    let port = leakhound::lab::natpmp_server::FIRST_PORT;
+    let tamper = Tamper {
+        nft: Some(format!(
+            "insert rule inet leakhound input tcp dport {port} drop\n"
+        )),
+        after_step: Some(
+            "the UP command set qBittorrent's listening port to the forwarded port".into(),
+        ),
+        ..Default::default()
+    };
+    let (r, _) = run_torrent("torrent-forwarded-port", Some(tamper), &[]).await;
+    assert_failed(
+        &r,
+        "a peer on the internet handshakes with qBittorrent at the VPN exit",
+        &["did not handshake", "203.0.113.77"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torrent_forwarded_port_fails_when_the_up_command_does_nothing() {
+    // An UP command that does not reach qBittorrent: it keeps its own port.
+    let (r, _) = run_torrent(
+        "torrent-forwarded-port",
+        None,
+        &[("VPN_PORT_FORWARDING_UP_COMMAND", "true".into())],
+    )
+    .await;
+    assert_failed(
+        &r,
+        "the UP command set qBittorrent's listening port to the forwarded port",
+        &["did not follow the forwarded port"],
+    );
 }

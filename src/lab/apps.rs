@@ -152,14 +152,24 @@ pub fn qbittorrent_password(password: &str, salt: &[u8; 16]) -> String {
 }
 
 /// qBittorrent's configuration file: only what is needed to drive it (the
-/// WebUI's port and credentials, the legal notice); DHT, LSD, UPnP/NAT-PMP
+/// WebUI's port and credentials, the legal notice, a fixed BitTorrent
+/// port, [`QBITTORRENT_LISTEN_PORT`]); DHT, LSD, UPnP/NAT-PMP
 /// and IPv6 stay as shipped, the worst case for the gateway. Host header
-/// validation is off so LAN clients may use the gateway's address.
+/// validation is off so LAN clients may use the gateway's address; clients
+/// on localhost need no login (`LocalHostAuth=false`), as Gluetun's
+/// documentation has users set it for the port-forwarding hook that sets
+/// qBittorrent's listening port (and the lab drives it the same way).
 pub fn qbittorrent_conf(port: u16, user: &str, password_field: &str) -> String {
     format!(
-        "[LegalNotice]\nAccepted=true\n\n[Preferences]\nWebUI\\Port={port}\nWebUI\\Username={user}\nWebUI\\Password_PBKDF2=\"{password_field}\"\nWebUI\\HostHeaderValidation=false\n"
+        "[LegalNotice]\nAccepted=true\n\n[BitTorrent]\nSession\\Port={QBITTORRENT_LISTEN_PORT}\n\n[Preferences]\nWebUI\\Port={port}\nWebUI\\Username={user}\nWebUI\\Password_PBKDF2=\"{password_field}\"\nWebUI\\HostHeaderValidation=false\nWebUI\\LocalHostAuth=false\n"
     )
 }
+
+/// qBittorrent's BitTorrent port in the lab (its own default is random):
+/// outside the provider's forwarded ports (from 20000) and the stand-ins'
+/// (6881), so no scenario's listener finds it taken; a scenario whose UP
+/// command moved it puts it back at its end.
+pub const QBITTORRENT_LISTEN_PORT: u16 = 51413;
 
 /// A WebUI's credentials, made per run.
 #[derive(Debug, Clone)]
@@ -194,6 +204,7 @@ pub struct Apps {
     _watch: Watch,
     /// Each application's WebUI credentials (never printed).
     pub credentials: Vec<(App, Credentials)>,
+    ports: Vec<(App, u16)>,
 }
 
 impl Drop for Apps {
@@ -279,6 +290,11 @@ impl Apps {
         self.signal(nix::sys::signal::Signal::SIGSTOP);
     }
 
+    /// The WebUI port of `app`, when it runs.
+    pub fn port_of(&self, app: App) -> Option<u16> {
+        self.ports.iter().find(|(a, _)| *a == app).map(|(_, p)| *p)
+    }
+
     /// Lets them run again (SIGCONT), once a gateway has closed its kill
     /// switch (or, for one that does not say, once it has started).
     pub fn resume(&self) {
@@ -343,9 +359,21 @@ impl Apps {
             children: Vec::new(),
             _watch: watch,
             credentials: Vec::new(),
+            ports: apps.to_vec(),
         };
         for (app, port) in apps {
             let (app, port) = (*app, *port);
+            // Its port must be free: the readiness check below would take
+            // anything else's answer there for the application's.
+            let port_free = ns
+                .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).map(drop))
+                .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
+            if let Err(e) = port_free {
+                return Err(app_err(
+                    app,
+                    format!("its WebUI port {port} is taken in the gateway's namespace: {e}"),
+                ));
+            }
             let dir = crate::lab::netns::run_files(lab.run_id()).join(app.program());
             let creds = Credentials::generate();
             let mut cmd = prepare(app, &dir, port, &creds)?;
@@ -359,7 +387,9 @@ impl Apps {
                         .map_err(|e| app_err(app, format!("its log: {e}")))?,
                 )
                 .stderr(out);
-            ns.command(&mut cmd)
+            // Names resolve as anything in the gateway's namespace resolves
+            // them: through the lab's resolv.conf for that host.
+            ns.command_with_resolv_conf(&mut cmd, &lab.resolv_conf(host::GW))
                 .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
             let mut child = cmd
                 .spawn()
@@ -421,6 +451,8 @@ mod tests {
         let conf = qbittorrent_conf(8080, "lab-x", &f);
         assert!(conf.contains("WebUI\\Port=8080\n"));
         assert!(conf.contains("[LegalNotice]\nAccepted=true"));
+        assert!(conf.contains("WebUI\\LocalHostAuth=false\n"));
+        assert!(conf.contains("[BitTorrent]\nSession\\Port=51413\n"));
         assert!(!conf.contains("adminadmin"));
     }
 

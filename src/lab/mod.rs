@@ -12,8 +12,10 @@ pub mod http;
 pub mod natpmp_server;
 pub use leakhound_net::netns;
 pub mod services;
+pub mod swarm;
 pub mod tls;
 pub mod uapi;
+pub mod webui;
 pub mod wgserver;
 pub mod whoami;
 

@@ -29,10 +29,12 @@ const TABLE: &str = "table ip lh_pf {
 }
 ";
 
-/// The server's bookkeeping: which external port each client has.
+/// The server's bookkeeping: which external port each client has, and the
+/// ports it will not give again.
 #[derive(Debug, Default)]
 pub struct Mappings {
     by_client: HashMap<(Ipv4Addr, u8), u16>,
+    retired: std::collections::HashSet<u16>,
     next: u16,
 }
 
@@ -44,17 +46,19 @@ impl Mappings {
         if let Some(p) = self.by_client.get(&key) {
             return (*p, false);
         }
-        let taken = |p: u16, m: &HashMap<(Ipv4Addr, u8), u16>| {
-            m.iter()
-                .any(|((_, proto), port)| *proto == protocol as u8 && *port == p)
+        let taken = |p: u16, s: &Mappings| {
+            s.retired.contains(&p)
+                || s.by_client
+                    .iter()
+                    .any(|((_, proto), port)| *proto == protocol as u8 && *port == p)
         };
-        let port = if suggested >= 1024 && !taken(suggested, &self.by_client) {
+        let port = if suggested >= 1024 && !taken(suggested, self) {
             suggested
         } else {
             if self.next < FIRST_PORT {
                 self.next = FIRST_PORT;
             }
-            while taken(self.next, &self.by_client) {
+            while taken(self.next, self) {
                 self.next += 1;
             }
             self.next
@@ -62,14 +66,24 @@ impl Mappings {
         self.by_client.insert(key, port);
         (port, true)
     }
+
+    /// Forgets every mapping and never gives those ports again (a provider
+    /// that moved its clients to another server). Pure.
+    pub fn renumber(&mut self) {
+        self.retired.extend(self.by_client.values().copied());
+        self.by_client.clear();
+    }
 }
 
 /// Starts the server. While `refuse` is set it answers every mapping
 /// request with OUT_OF_RESOURCES (a provider that has no port to give).
+/// When `renumber` is set, the next request finds every mapping forgotten
+/// and their ports retired (and their forwarding removed).
 pub fn start(
     ns: &Netns,
     log: ServiceLog,
     refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    renumber: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
     let err = |source| LabError::Service {
@@ -97,6 +111,18 @@ pub fn start(
                 r = sock.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
             };
             let epoch = started.elapsed().as_secs() as u32;
+            if renumber.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                mappings.renumber();
+                let flush = "flush chain ip lh_pf pre\n".to_string();
+                if let Ok(ns2) = Netns::open(ns.name()) {
+                    let _ = tokio::task::spawn_blocking(move || nft_in(&ns2, &flush)).await;
+                }
+                log.record(
+                    SERVICE,
+                    from,
+                    "mappings forgotten, their ports retired".into(),
+                );
+            }
             let reply: Vec<u8> = match natpmp::decode_request(&buf[..n]) {
                 Err(e) => {
                     log.record(SERVICE, from, format!("bad request: {e}"));
@@ -209,5 +235,11 @@ mod tests {
         // Privileged ports are never granted as suggested: the next free
         // port is.
         assert_eq!(m.assign(a, Protocol::Udp, 80), (FIRST_PORT + 1, true));
+        // After a renumbering, a client asking for its old port gets a new one.
+        m.renumber();
+        let (p, new) = m.assign(a, Protocol::Tcp, FIRST_PORT);
+        assert!(new);
+        assert!(p > FIRST_PORT + 1, "{p}");
+        assert_ne!(m.assign(b, Protocol::Udp, 51413).0, 51413);
     }
 }

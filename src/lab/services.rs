@@ -80,6 +80,30 @@ impl ServiceLog {
         }
     }
 
+    /// Waits until `service` has logged `count` entries in all, at most
+    /// `within`; true when it has. For a window in which nothing may
+    /// arrive: it ends early only if something does.
+    pub async fn wait_for_count(
+        &self,
+        service: &str,
+        count: usize,
+        within: std::time::Duration,
+    ) -> bool {
+        let mut rx = self.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.find(service, "").len() >= count {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return self.find(service, "").len() >= count;
+            }
+        }
+    }
+
     /// Entries of `service` whose detail contains `needle` (e.g. a nonce).
     pub fn find(&self, service: &str, needle: &str) -> Vec<LogEntry> {
         self.0
@@ -137,6 +161,9 @@ pub struct LabServices {
     pub keys: LabKeys,
     /// While set, the provider refuses every port-forwarding request.
     pub natpmp_refuse: Arc<AtomicBool>,
+    /// Set: the provider's next mapping request finds the old mappings
+    /// forgotten and their ports retired.
+    pub natpmp_renumber: Arc<AtomicBool>,
     /// The real dependents, when the run asked for them
     /// ([`LabServices::start_apps`]).
     pub apps: Option<super::apps::Apps>,
@@ -310,10 +337,12 @@ impl LabServices {
             cancel.clone(),
         )?;
         let natpmp_refuse = Arc::new(AtomicBool::new(false));
+        let natpmp_renumber = Arc::new(AtomicBool::new(false));
         super::natpmp_server::start(
             lab.ns(host::VPN)?,
             log.clone(),
             natpmp_refuse.clone(),
+            natpmp_renumber.clone(),
             cancel.clone(),
         )?;
         Ok(LabServices {
@@ -322,6 +351,7 @@ impl LabServices {
             wg,
             keys,
             natpmp_refuse,
+            natpmp_renumber,
             apps: None,
             cancel,
             _dns: [Some(isp_dns), Some(provider_dns), lan_dns]

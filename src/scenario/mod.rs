@@ -10,3 +10,4 @@ pub mod probe;
 pub mod runner;
 pub mod soak;
 pub mod steps;
+pub mod swarm_steps;

@@ -94,6 +94,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "port-mapping-requests",
         include_str!("../../scenarios/port-mapping-requests.toml"),
     ),
+    (
+        "torrent-through-tunnel",
+        include_str!("../../scenarios/torrent-through-tunnel.toml"),
+    ),
+    (
+        "torrent-killswitch",
+        include_str!("../../scenarios/torrent-killswitch.toml"),
+    ),
+    (
+        "torrent-forwarded-port",
+        include_str!("../../scenarios/torrent-forwarded-port.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

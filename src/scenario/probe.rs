@@ -103,9 +103,10 @@ pub async fn http_request(
     target: SocketAddr,
     path: &str,
     headers: &[(String, String)],
-    body: String,
+    body: impl Into<bytes::Bytes> + Send + 'static,
     timeout: Duration,
 ) -> Result<(u16, String), ProbeError> {
+    let body = body.into();
     let socket = tcp_socket_for(ns, target)?;
     let work = async move {
         let stream = socket.connect(target).await?;

@@ -194,8 +194,18 @@ impl Runner<'_> {
             .display()
             .to_string();
         let commands = self.port_commands_file().display().to_string();
+        // The real qBittorrent's WebUI (the stand-ins' port without it).
+        let webui = format!(
+            "127.0.0.1:{}",
+            self.services
+                .apps
+                .as_ref()
+                .and_then(|a| a.port_of(crate::lab::apps::App::Qbittorrent))
+                .unwrap_or(8080)
+        );
         for v in env.values_mut() {
             *v = v
+                .replace("{qbittorrent_webui}", &webui)
                 .replace("{lab_ca}", &ca)
                 .replace("{port_commands}", &commands)
                 .replace("{lab_dir}", &dir);
@@ -233,6 +243,9 @@ impl Runner<'_> {
         self.services.wg.forget_peer().await?;
         self.services
             .natpmp_refuse
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.services
+            .natpmp_renumber
             .store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -279,6 +292,13 @@ impl Runner<'_> {
             let reason = format!("the lab made from {} cannot run it: {why}", u.file);
             return self.skipped(scn, started, gw_log, reason);
         }
+        // A scenario in the lab's swarm needs the real qBittorrent and the
+        // swarm's programs: without them it is a visible skip.
+        if scn.needs_swarm()
+            && let Some(why) = self.swarm_unfit()
+        {
+            return self.skipped(scn, started, gw_log, why);
+        }
         let mut cases = Vec::new();
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");
@@ -317,6 +337,7 @@ impl Runner<'_> {
         let mut st = RunState {
             old_key: None,
             current_key: self.services.keys.client_private,
+            swarm: None,
             scn,
             env,
             gateway: None,
@@ -487,6 +508,7 @@ impl Runner<'_> {
         }
 
         timeline.mark(SystemTime::now(), "teardown");
+        self.end_swarm(&mut st).await;
         if let Some(storm) = st.storm.take() {
             storm.cancel.cancel();
             let _ = storm.task.await;

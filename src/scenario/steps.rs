@@ -71,6 +71,9 @@ pub struct RunState<'s> {
     /// `old-key-refused`; and the one it has now.
     pub old_key: Option<[u8; 32]>,
     pub current_key: [u8; 32],
+    /// The lab's swarm and the torrent given to qBittorrent, once a
+    /// `torrent-add` step ran.
+    pub swarm: Option<super::swarm_steps::ScenarioSwarm>,
 }
 
 /// How the gateway under test ended when nothing asked it to.
@@ -527,9 +530,23 @@ impl Runner<'_> {
                     }
                 }
             }
-            Action::ForwardedPort { via, expect } => {
-                self.forwarded_step(st, via, expect, log).await?
+            Action::ForwardedPort {
+                via,
+                expect,
+                bittorrent,
+            } => {
+                self.forwarded_step(st, via, expect, *bittorrent, log)
+                    .await?
             }
+            Action::TorrentAdd => self.torrent_add(st, log).await?,
+            Action::TorrentWait { progress, timeout } => {
+                self.torrent_wait(st, *progress, *timeout, log).await?
+            }
+            Action::TorrentAnnounce { expect, timeout } => {
+                self.torrent_announce(st, expect, *timeout, log).await?
+            }
+            Action::SwarmSeen { seen_as } => self.swarm_seen(st, *seen_as, log),
+            Action::TorrentPort { timeout } => self.torrent_port(st, *timeout, log).await?,
             Action::Fault(f) => self.fault(st, *f, log).await?,
             Action::Interfere(i) => self.interfere(st, i, log).await?,
         })
@@ -968,6 +985,13 @@ impl Runner<'_> {
             }
             Fault::RotateKey => self.rotate_key(st, log).await?,
             Fault::OldKeyRefused => self.old_key_refused(st, log).await?,
+            Fault::ProviderNewPorts => {
+                self.services
+                    .natpmp_renumber
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                log.push("the provider will give new ports from its next mapping on".into());
+                Outcome::Passed
+            }
             Fault::RouteAroundTunnel => {
                 let nl = self.lab.nl(host::GW)?;
                 let nlerr = |source| LabError::Netlink {
@@ -1160,22 +1184,23 @@ impl Runner<'_> {
         ))
     }
 
-    async fn forwarded_step(
+    /// The gateway's forwarded port, from the status file the scenario
+    /// gave it (bounded wait); for a port that must be closed and was
+    /// withdrawn already, the last one knocked on. `Err`: the step's
+    /// failed outcome.
+    pub(crate) async fn forwarded_port(
         &self,
-        st: &mut RunState<'_>,
-        via: &str,
+        st: &RunState<'_>,
         expect: &Expect,
         log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        // The port, from the status file the scenario gave the gateway
-        // (bounded wait).
+    ) -> Result<u16, Outcome> {
         let Some(file) = st
             .env
             .get("VPN_PORT_FORWARDING_STATUS_FILE")
             .map(PathBuf::from)
         else {
-            return Ok(fail(
-                "forwarded-port needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
+            return Err(fail(
+                "this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
                 log.join("\n"),
             ));
         };
@@ -1201,28 +1226,72 @@ impl Runner<'_> {
                 break;
             }
         }
-        let port = match (port, st.forwarded_listener) {
+        match (port, st.forwarded_listener) {
             (Some(p), _) => {
                 log.push(format!("forwarded port {p} (from {})", file.display()));
-                p
+                Ok(p)
             }
             (None, Some(last)) if *expect == Expect::Fail => {
                 log.push(format!(
                     "{} holds no port (withdrawn); knocking on the last one, {last}",
                     file.display()
                 ));
-                last
+                Ok(last)
             }
-            (None, _) => {
-                return Ok(fail(
+            (None, _) => Err(fail(
+                format!(
+                    "the gateway wrote no forwarded port to {} within {FORWARDED_PORT_WAIT:?}",
+                    file.display()
+                ),
+                log.join("\n"),
+            )),
+        }
+    }
+
+    async fn forwarded_step(
+        &self,
+        st: &mut RunState<'_>,
+        via: &str,
+        expect: &Expect,
+        bittorrent: bool,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let port = match self.forwarded_port(st, expect, log).await {
+            Ok(p) => p,
+            Err(o) => return Ok(o),
+        };
+        let (from, target) = match via {
+            "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
+            "home" => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
+            _ => (
+                lan_prober(self.lab.topology()),
+                SocketAddr::new(addr::GW_ETH0.into(), port),
+            ),
+        };
+        if bittorrent {
+            // The real qBittorrent listens there (its port set by the UP
+            // command); no stand-in.
+            st.forwarded_listener = Some(port);
+            let answered = match self.bittorrent_knock(st, from, target, log).await? {
+                Ok(a) => a,
+                Err(o) => return Ok(o),
+            };
+            return Ok(match (answered, expect) {
+                (true, Expect::Answer) | (false, Expect::Fail) => Outcome::Passed,
+                (true, _) => fail(
                     format!(
-                        "the gateway wrote no forwarded port to {} within {FORWARDED_PORT_WAIT:?}",
-                        file.display()
+                        "qBittorrent handshook on the forwarded port {port} at {target}, where it must not be reachable"
                     ),
                     log.join("\n"),
-                ));
-            }
-        };
+                ),
+                (false, _) => fail(
+                    format!(
+                        "qBittorrent did not handshake on the forwarded port {port} at {target}"
+                    ),
+                    log.join("\n"),
+                ),
+            });
+        }
         if st.forwarded_listener != Some(port) {
             // The dependent listens on the forwarded port itself, or on
             // VPN_PORT_FORWARDING_LISTENING_PORT when the gateway redirects.
@@ -1259,14 +1328,6 @@ impl Runner<'_> {
             })));
             st.forwarded_listener = Some(port);
         }
-        let (from, target) = match via {
-            "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
-            "home" => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
-            _ => (
-                lan_prober(self.lab.topology()),
-                SocketAddr::new(addr::GW_ETH0.into(), port),
-            ),
-        };
         log.push(format!("TCP to {target} from {from}"));
         let ns = self.lab.ns(from)?;
         let sock = ns

@@ -57,6 +57,29 @@ impl TestLab {
         Self::adopting(Default::default()).await
     }
 
+    /// A lab whose dependent on 8080 is the real qBittorrent (the swarm
+    /// scenarios drive it).
+    pub async fn with_real_qbittorrent() -> TestLab {
+        require_root();
+        let lock = Lab::claim(&new_run_id()).unwrap();
+        let stand_ins: Vec<(u16, String)> = leakhound::lab::dependents::default_stand_ins()
+            .into_iter()
+            .filter(|(p, _)| *p != 8080)
+            .collect();
+        let mut t = Self::build_with(
+            lock,
+            Default::default(),
+            ProviderKind::Boringtun,
+            &stand_ins,
+        )
+        .await;
+        t.services
+            .start_apps(&t.lab, &[(leakhound::lab::apps::App::Qbittorrent, 8080)])
+            .await
+            .unwrap();
+        t
+    }
+
     /// A lab whose VPN provider's server is `provider`.
     pub async fn with_provider(provider: ProviderKind) -> TestLab {
         require_root();
@@ -86,19 +109,24 @@ impl TestLab {
         adopt: std::collections::BTreeMap<&'static str, i32>,
         provider: ProviderKind,
     ) -> TestLab {
+        let stand_ins = leakhound::lab::dependents::default_stand_ins();
+        Self::build_with(lock, adopt, provider, &stand_ins).await
+    }
+
+    async fn build_with(
+        lock: leakhound::lab::netns::RunLock,
+        adopt: std::collections::BTreeMap<&'static str, i32>,
+        provider: ProviderKind,
+        stand_ins: &[(u16, String)],
+    ) -> TestLab {
         let run_id = lock.id().to_string();
         let lab = Lab::build_adopting(Topology::default_profile(), lock, adopt)
             .await
             .unwrap();
         assert_eq!(ours(&run_id).len(), lab.topology().hosts.len());
-        let services = LabServices::start_with(
-            &lab,
-            LabKeys::generate(),
-            provider,
-            &leakhound::lab::dependents::default_stand_ins(),
-        )
-        .await
-        .unwrap();
+        let services = LabServices::start_with(&lab, LabKeys::generate(), provider, stand_ins)
+            .await
+            .unwrap();
         TestLab {
             lab,
             profile: leakhound::profile::Profile::seed(),

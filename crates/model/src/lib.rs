@@ -11,6 +11,8 @@
 //!   line, column).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
+//! * [`torrent`]: BitTorrent for the lab's swarm: torrents made from bytes,
+//!   the peer handshake, announces read off a wire, scrape answers.
 //! * [`userconf`]: the user's own configuration (a compose file's gateway
 //!   service, an env file) read into variables, ports and dependents.
 //! * [`verdict`]: result types, and the pure function from captured frames,
@@ -25,6 +27,7 @@ pub mod natpmp;
 pub mod scenario;
 pub mod stats;
 pub mod topology;
+pub mod torrent;
 pub mod userconf;
 pub mod userlab;
 pub mod verdict;

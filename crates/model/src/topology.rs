@@ -29,6 +29,12 @@ pub mod addr {
     pub const WHOAMI_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80);
     pub const DOH: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 43);
     pub const PROBER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+    /// The swarm's BitTorrent tracker (HTTP) on the lab's internet.
+    pub const TRACKER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 69);
+    pub const TRACKER_PORT: u16 = 6969;
+    /// The swarm's seeding peer on the lab's internet.
+    pub const SEEDER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+    pub const SEEDER_PORT: u16 = 6881;
     pub const VPN_ENDPOINT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
     pub const VPN_ENDPOINT_PORT: u16 = 51820;
     pub const VPN_EXIT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
@@ -78,8 +84,13 @@ pub mod service {
     /// The home router's NAT-PMP/PCP port on its LAN side (172.21.0.1:5351):
     /// logs every request, which no dependent may send.
     pub const HOME_ROUTER: &str = "home-router";
+    /// The swarm's tracker: every announce that reached it, with its source
+    /// (read off the ISP's wires, the far end).
+    pub const TRACKER: &str = "tracker";
+    /// The swarm's seeding peer: every connection that reached it.
+    pub const SWARM_PEER: &str = "swarm-peer";
     /// Every service a scenario may ask about.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         PROVIDER_DOT,
         DOT,
         DOH,
@@ -92,6 +103,8 @@ pub mod service {
         ECHO,
         LAN_HTTP,
         HOME_ROUTER,
+        TRACKER,
+        SWARM_PEER,
     ];
 }
 
@@ -274,6 +287,8 @@ impl Topology {
                 "192.0.2.80/32",
                 "192.0.2.43/32",
                 "192.0.2.200/32",
+                "192.0.2.66/32",
+                "192.0.2.69/32",
                 "2001:db8:80::80/128",
             ]
             .iter()

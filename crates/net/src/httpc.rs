@@ -6,14 +6,14 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 /// Sends one request on `stream` and returns the status and the trimmed
-/// body. `host` goes in the Host header.
+/// body. `host` goes in the Host header; the body may be text or bytes.
 pub async fn request(
     stream: tokio::net::TcpStream,
     method: &str,
     host: &str,
     path: &str,
     headers: &[(String, String)],
-    body: String,
+    body: impl Into<bytes::Bytes>,
     agent: &str,
 ) -> Result<(u16, String), String> {
     let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
@@ -30,7 +30,7 @@ pub async fn request(
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .body(http_body_util::Full::new(body.into()))
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();

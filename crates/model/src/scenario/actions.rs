@@ -170,7 +170,32 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "forwarded-port",
         Forwarded,
-        "knock on the gateway's forwarded port (read from its status file) where a stand-in listens. Fields: via (exit: a prober on the internet at the VPN exit; home: the home address; lan: the admin LAN at eth0), expect (answer or fail)."
+        "knock on the gateway's forwarded port (read from its status file) where a stand-in listens. Fields: via (exit: a prober on the internet at the VPN exit; home: the home address; lan: the admin LAN at eth0), expect (answer or fail), protocol (stand-in, the default; bittorrent: no stand-in, the prober sends a BitTorrent handshake for the scenario's torrent and answer means the real qBittorrent handshook back)."
+    ),
+    spec!(
+        "torrent-add",
+        TorrentAdd,
+        "the real qBittorrent (--dependents real) is given a torrent made for the scenario, through its WebUI API from the gateway's loopback; the lab's swarm starts for it on the lab's internet: opentracker at 192.0.2.69:6969 and an aria2 seeder at 192.0.2.66:6881 (1 MiB/s), whose far-end wires log every announce (tracker) and connection (swarm-peer). No fields."
+    ),
+    spec!(
+        "torrent-wait",
+        TorrentWait,
+        "wait until qBittorrent reports the torrent at least this far. Fields: progress (a percentage, \"100%\": complete), timeout (default 60s)."
+    ),
+    spec!(
+        "torrent-announce",
+        TorrentAnnounce,
+        "qBittorrent is asked to announce again. Fields: expect (answer: a new announce reaches the tracker; fail: qBittorrent reports the tracker not working and none reached it), timeout (default 45s)."
+    ),
+    spec!(
+        "swarm-seen",
+        SwarmSeen,
+        "the far end's view so far: the tracker got an announce and the seeder a connection, all from this address, and no announce volunteers another one (ip=, ipv4=, ipv6=). Fields: expect (\"seen-as ADDRESS\")."
+    ),
+    spec!(
+        "torrent-port",
+        TorrentPort,
+        "qBittorrent's listening port (its WebUI preferences) becomes the gateway's forwarded port (its status file), never 0. Fields: timeout (default 10s)."
     ),
     spec!(
         "port-command",
@@ -237,6 +262,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "old-key-refused",
         NoFields,
         "check: a handshake initiation made with the key from before the last rotation gets no answer from the provider."
+    ),
+    spec!(
+        "provider-new-ports",
+        NoFields,
+        "the provider forgets its port mappings and will not give those ports again: the next mapping is a new port, as after a reconnect to another server."
     ),
     spec!(
         "route-around-tunnel",
@@ -721,6 +751,7 @@ impl StepFields for Control {
 struct Forwarded {
     via: String,
     expect: AnswerOrFail,
+    protocol: Option<String>,
 }
 
 impl StepFields for Forwarded {
@@ -731,9 +762,20 @@ impl StepFields for Forwarded {
                 format!("{:?}: use exit, home or lan", self.via),
             ));
         }
+        let bittorrent = match self.protocol.as_deref() {
+            None | Some("stand-in") => false,
+            Some("bittorrent") => true,
+            Some(other) => {
+                return Err(field_err(
+                    "protocol",
+                    format!("{other:?}: use stand-in (default) or bittorrent"),
+                ));
+            }
+        };
         Ok(Action::ForwardedPort {
             via: self.via,
             expect: self.expect.0,
+            bittorrent,
         })
     }
 }
@@ -818,6 +860,100 @@ impl StepFields for NoFields {
             .find(|(n, _)| *n == action)
             .map(|(_, f)| Action::Fault(*f))
             .ok_or_else(|| field_err("action", format!("{action:?} is not a fault")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TorrentWait {
+    progress: String,
+    timeout: Option<Dur>,
+}
+
+impl StepFields for TorrentWait {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        let bad = || {
+            field_err(
+                "progress",
+                format!(
+                    "{:?}: write a percentage from 0% to 100% (e.g. \"25%\")",
+                    self.progress
+                ),
+            )
+        };
+        let pct: f64 = self
+            .progress
+            .trim()
+            .strip_suffix('%')
+            .ok_or_else(bad)?
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&pct) {
+            return Err(bad());
+        }
+        Ok(Action::TorrentWait {
+            progress: pct / 100.0,
+            timeout: self.timeout.map_or(Duration::from_secs(60), |d| d.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TorrentAnnounce {
+    expect: AnswerOrFail,
+    timeout: Option<Dur>,
+}
+
+impl StepFields for TorrentAnnounce {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::TorrentAnnounce {
+            expect: self.expect.0,
+            timeout: self.timeout.map_or(Duration::from_secs(45), |d| d.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwarmSeen {
+    expect: Expect,
+}
+
+impl StepFields for SwarmSeen {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        match self.expect {
+            Expect::SeenAs(ip) => Ok(Action::SwarmSeen { seen_as: ip }),
+            _ => Err(field_err(
+                "expect",
+                "this action expects \"seen-as ADDRESS\"",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TorrentPort {
+    timeout: Option<Dur>,
+}
+
+impl StepFields for TorrentPort {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::TorrentPort {
+            timeout: self.timeout.map_or(Duration::from_secs(10), |d| d.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TorrentAdd {}
+
+impl StepFields for TorrentAdd {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::TorrentAdd)
     }
 }
 

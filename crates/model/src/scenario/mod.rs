@@ -214,6 +214,38 @@ pub enum Action {
     ForwardedPort {
         via: String,
         expect: Expect,
+        /// Knock with a BitTorrent handshake for the swarm's torrent
+        /// instead: the real qBittorrent listens on the port (set by the
+        /// UP command), no stand-in; `answer` means it handshook back.
+        bittorrent: bool,
+    },
+    /// The real qBittorrent is given the scenario's torrent through its
+    /// WebUI API (the lab's swarm starts for it: a tracker and a seeder on
+    /// the lab's internet).
+    TorrentAdd,
+    /// Wait until qBittorrent reports at least `progress` (0..=1) of the
+    /// torrent, within `timeout`.
+    TorrentWait {
+        progress: f64,
+        timeout: Duration,
+    },
+    /// qBittorrent is asked to announce again. `answer`: a new announce
+    /// reaches the tracker; `fail`: qBittorrent reports the tracker not
+    /// working and none reached it. Within `timeout`.
+    TorrentAnnounce {
+        expect: Expect,
+        timeout: Duration,
+    },
+    /// The far end's view of the swarm so far: the tracker and the seeder
+    /// saw the client (at least one announce and one connection) and only
+    /// from `seen_as`; no announce volunteers another address.
+    SwarmSeen {
+        seen_as: IpAddr,
+    },
+    /// qBittorrent's listening port is the gateway's forwarded port (from
+    /// its status file) within `timeout`, and never 0.
+    TorrentPort {
+        timeout: Duration,
     },
     /// What the gateway's VPN_PORT_FORWARDING_UP_COMMAND/_DOWN_COMMAND
     /// did: the scenario sets them to append `up|down {{PORT}} {{PORTS}}
@@ -286,14 +318,22 @@ pub enum Fault {
     /// A check: a handshake initiation made with the key from before the
     /// last rotation, sent to the provider, gets no answer.
     OldKeyRefused,
+    /// The provider forgets its port mappings and will not give the same
+    /// ports again: the next mapping a client asks for is a new port (as
+    /// after a reconnect to another server).
+    ProviderNewPorts,
     /// Default routes (IPv4 and IPv6) via the home router on gw's eth0, as a
     /// buggy network manager would restore them: with them, only the kill
     /// switch stands between the dependents and a leak.
     RouteAroundTunnel,
 }
 
+/// How long the lab's swarm takes to deliver its whole torrent (its
+/// content at the seeder's rate, about 4 MiB at 1 MiB/s), for scheduling.
+pub const SWARM_DOWNLOAD: Duration = Duration::from_secs(4);
+
 /// Action names of the faults, as written in scenario files.
-pub const FAULTS: [(&str, Fault); 13] = [
+pub const FAULTS: [(&str, Fault); 14] = [
     ("stop-tunnel", Fault::StopTunnel),
     ("start-tunnel", Fault::StartTunnel),
     ("kill-gateway", Fault::KillGateway),
@@ -307,6 +347,7 @@ pub const FAULTS: [(&str, Fault); 13] = [
     ("route-around-tunnel", Fault::RouteAroundTunnel),
     ("rotate-key", Fault::RotateKey),
     ("old-key-refused", Fault::OldKeyRefused),
+    ("provider-new-ports", Fault::ProviderNewPorts),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -404,7 +445,9 @@ impl Scenario {
     /// A rough guess of how long the scenario waits, for scheduling
     /// scenarios over parallel labs longest first: every probe that must
     /// get no answer waits out `probe_timeout` (a run of silent probes,
-    /// which wait together, once), every fault a second. Pure.
+    /// which wait together, once), every fault a second, a torrent given to
+    /// qBittorrent a second and its download [`SWARM_DOWNLOAD`] for the
+    /// whole. Pure.
     pub fn expected_wait(&self, probe_timeout: Duration) -> Duration {
         let mut total = Duration::ZERO;
         let mut previous_silent = false;
@@ -413,7 +456,12 @@ impl Scenario {
             total += match &s.action {
                 _ if silent && previous_silent => Duration::ZERO,
                 a if a.expectation() == Some(&Expect::Fail) => probe_timeout,
-                Action::Fault(_) => Duration::from_secs(1),
+                Action::TorrentAnnounce {
+                    expect: Expect::Fail,
+                    ..
+                } => probe_timeout,
+                Action::Fault(_) | Action::TorrentAdd => Duration::from_secs(1),
+                Action::TorrentWait { progress, .. } => SWARM_DOWNLOAD.mul_f64(*progress),
                 _ => Duration::ZERO,
             };
             previous_silent = silent;
@@ -578,7 +626,9 @@ impl Scenario {
                 Action::Control { .. } => {
                     r.insert(Capability::ControlServer);
                 }
-                Action::ForwardedPort { .. } | Action::PortCommand { .. } => {
+                Action::ForwardedPort { .. }
+                | Action::PortCommand { .. }
+                | Action::TorrentPort { .. } => {
                     r.insert(Capability::PortForwarding);
                 }
                 Action::Fault(Fault::RotateKey) => {
@@ -589,6 +639,26 @@ impl Scenario {
             }
         }
         r
+    }
+
+    /// Does it drive the real qBittorrent in the lab's swarm (a torrent
+    /// step, or a BitTorrent knock on the forwarded port)? Such a scenario
+    /// needs the real dependents and the swarm's programs.
+    pub fn needs_swarm(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::TorrentAdd
+                    | Action::TorrentWait { .. }
+                    | Action::TorrentAnnounce { .. }
+                    | Action::SwarmSeen { .. }
+                    | Action::TorrentPort { .. }
+                    | Action::ForwardedPort {
+                        bittorrent: true,
+                        ..
+                    }
+            )
+        })
     }
 
     /// Does a gateway run in this scenario (started before the first step,

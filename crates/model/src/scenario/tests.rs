@@ -217,6 +217,9 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
             "path = \"/v1/vpn/status\"\nstatus = 401\nauth = \"apikey k\"",
         ),
         ("forwarded-port", "via = \"lan\"\nexpect = \"fail\""),
+        ("torrent-wait", "progress = \"25%\""),
+        ("torrent-announce", "expect = \"fail\""),
+        ("swarm-seen", "expect = \"seen-as 203.0.113.77\""),
         ("port-command", "expect = \"none\""),
         ("interfere", "kill = true"),
     ];
@@ -296,4 +299,49 @@ fn silent_probes_are_the_stateless_ones_that_expect_no_answer() {
     assert_eq!(targets[1], Some(("192.0.2.80".parse().unwrap(), None)));
     // The host's own resolver: where it goes is not known here.
     assert_eq!(targets[3], None);
+}
+
+#[test]
+fn torrent_steps_parse_and_bad_values_are_named() {
+    let text = "name = \"x\"\n[[step]]\naction = \"torrent-wait\"\nprogress = \"100%\"\ntimeout = \"9s\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"exit\"\nprotocol = \"bittorrent\"\nexpect = \"answer\"\n";
+    let s = parse("t.toml", text, &topo()).unwrap();
+    assert_eq!(
+        s.steps[0].action,
+        Action::TorrentWait {
+            progress: 1.0,
+            timeout: std::time::Duration::from_secs(9)
+        }
+    );
+    assert!(matches!(
+        s.steps[1].action,
+        Action::ForwardedPort {
+            bittorrent: true,
+            ..
+        }
+    ));
+    assert!(s.needs_swarm());
+    for (body, says) in [
+        (
+            "action = \"torrent-wait\"\nprogress = \"150%\"",
+            "percentage",
+        ),
+        (
+            "action = \"torrent-wait\"\nprogress = \"half\"",
+            "percentage",
+        ),
+        ("action = \"swarm-seen\"\nexpect = \"answer\"", "seen-as"),
+        (
+            "action = \"forwarded-port\"\nvia = \"exit\"\nexpect = \"answer\"\nprotocol = \"smtp\"",
+            "bittorrent",
+        ),
+    ] {
+        let e = parse(
+            "t.toml",
+            &format!("name = \"x\"\n[[step]]\n{body}\n"),
+            &topo(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(says) && e.contains("t.toml:"), "{body}: {e}");
+    }
 }

@@ -1,0 +1,585 @@
+//! The steps that drive the real qBittorrent in the lab's swarm: give it
+//! the scenario's torrent, wait for its progress, make it announce, read
+//! the far end's view of it (the tracker's and the seeder's wires), and
+//! follow its listening port against the gateway's forwarded port. Each
+//! waits on a condition (qBittorrent's own answers, the far end's log),
+//! bounded by the step's timeout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::model::Expect;
+use super::runner::{Outcome, Runner, fail};
+use super::steps::RunState;
+use crate::lab::LabError;
+use crate::lab::apps::App;
+use crate::lab::services::LogEntry;
+use crate::lab::swarm::{self, Swarm};
+use crate::lab::webui::{self, Qbittorrent};
+use crate::model::topology::{addr, host, service};
+use crate::model::torrent;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// What is wrong with the far end's view of the swarm (pure): no announce
+/// or no connection at all, one from another address than `seen_as`, or an
+/// announce that carries an address of the home network (volunteered as
+/// `ip=`/`ipv4=`/`ipv6=`, or anywhere in its request line).
+pub fn swarm_problems(
+    announces: &[LogEntry],
+    peers: &[LogEntry],
+    seen_as: IpAddr,
+    home: &[IpAddr],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if announces.is_empty() {
+        problems.push("the tracker got no announce for the torrent".to_string());
+    }
+    if peers.is_empty() {
+        problems.push("the seeder got no connection".to_string());
+    }
+    for e in announces {
+        if e.source.ip() != seen_as {
+            problems.push(format!("the tracker saw an announce from {}", e.source));
+        }
+        let a = torrent::parse_announce(&e.detail).unwrap_or_default();
+        for ip in home {
+            let text = ip.to_string();
+            if a.addresses.iter().any(|v| v == &text) || e.detail.contains(&text) {
+                problems.push(format!("an announce carries the home network's {ip}"));
+            }
+        }
+    }
+    for e in peers {
+        if e.source.ip() != seen_as {
+            problems.push(format!("the seeder saw a connection from {}", e.source));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.clone()));
+    problems
+}
+
+/// The swarm of a scenario and its torrent's hash in qBittorrent's form.
+pub struct ScenarioSwarm {
+    pub swarm: Swarm,
+    pub hash: String,
+}
+
+impl Runner<'_> {
+    /// The real qBittorrent's WebUI, when this lab runs it.
+    pub(crate) fn qbittorrent(&self) -> Result<Option<Qbittorrent<'_>>, LabError> {
+        let Some(port) = self
+            .services
+            .apps
+            .as_ref()
+            .and_then(|a| a.port_of(App::Qbittorrent))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Qbittorrent {
+            ns: self.lab.ns(host::GW)?,
+            port,
+        }))
+    }
+
+    /// Why a swarm scenario cannot run in this lab, if it cannot.
+    pub(crate) fn swarm_unfit(&self) -> Option<String> {
+        if self
+            .services
+            .apps
+            .as_ref()
+            .and_then(|a| a.port_of(App::Qbittorrent))
+            .is_none()
+        {
+            return Some(
+                "it drives the real qBittorrent, and this run has none (run with --dependents real or auto where qbittorrent-nox is installed)".into(),
+            );
+        }
+        swarm::installed()
+            .err()
+            .map(|why| format!("the lab's swarm cannot start: {why}"))
+    }
+
+    /// At a scenario's end: its torrent leaves qBittorrent, its swarm
+    /// stops, and qBittorrent's port goes back to the lab's (an UP command
+    /// may have moved it to a forwarded port a later scenario's stand-in
+    /// needs).
+    pub(crate) async fn end_swarm(&self, st: &mut RunState<'_>) {
+        let Ok(Some(q)) = self.qbittorrent() else {
+            st.swarm = None;
+            return;
+        };
+        if let Some(s) = st.swarm.take() {
+            if let Err(e) = q.delete(&s.hash).await {
+                tracing::warn!("removing the scenario's torrent from qBittorrent: {e}");
+            }
+            drop(s);
+        }
+        let home = crate::lab::apps::QBITTORRENT_LISTEN_PORT;
+        match q.listen_port().await {
+            Ok(p) if p == home => {}
+            Ok(_) => {
+                if let Err(e) = q.set_listen_port(home).await {
+                    tracing::warn!("putting qBittorrent's port back to {home}: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("reading qBittorrent's port: {e}"),
+        }
+    }
+
+    pub(crate) async fn torrent_add(
+        &self,
+        st: &mut RunState<'_>,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(q) = self.qbittorrent()? else {
+            return Ok(fail("no real qBittorrent runs in this lab", ""));
+        };
+        if st.swarm.is_none() {
+            let s =
+                Swarm::start(self.lab, self.services.log.clone(), &super::probe::nonce()).await?;
+            let hash = s.torrent.hex_hash();
+            log.push(format!(
+                "swarm up: torrent {} ({} bytes, info hash {hash}), tracker {}, seeder {}:{}",
+                s.torrent.name,
+                s.torrent.length,
+                swarm::announce_url(),
+                addr::SEEDER,
+                addr::SEEDER_PORT
+            ));
+            st.swarm = Some(ScenarioSwarm { swarm: s, hash });
+        }
+        let s = st.swarm.as_ref().expect("just set");
+        match q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
+            Ok(()) => {}
+            Err(e) => {
+                return Ok(fail(
+                    format!("qBittorrent did not take the torrent: {e}"),
+                    log.join("\n"),
+                ));
+            }
+        }
+        // Taken when it runs it: listed, past checking its files, neither
+        // queued nor paused (until then it refuses the torrent's peers).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut last: String;
+        loop {
+            match q.info(&s.hash).await {
+                Ok(Some(t)) if webui::is_running(&t.state) => {
+                    log.push(format!(
+                        "qBittorrent runs it: {} ({:.0}%)",
+                        t.state,
+                        t.progress * 100.0
+                    ));
+                    return Ok(Outcome::Passed);
+                }
+                Ok(Some(t)) => last = format!("it is {}", t.state),
+                Ok(None) => last = "it does not list it".into(),
+                Err(e) => last = e,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(fail(
+                    format!("qBittorrent took the torrent but does not run it within 10s: {last}"),
+                    log.join("\n"),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn swarm_of<'s>(st: &'s RunState<'_>) -> Result<&'s ScenarioSwarm, Outcome> {
+        st.swarm
+            .as_ref()
+            .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
+    }
+
+    pub(crate) async fn torrent_wait(
+        &self,
+        st: &RunState<'_>,
+        progress: f64,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let s = match Self::swarm_of(st) {
+            Ok(s) => s,
+            Err(o) => return Ok(o),
+        };
+        let Some(q) = self.qbittorrent()? else {
+            return Ok(fail("no real qBittorrent runs in this lab", ""));
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            match q.info(&s.hash).await {
+                Ok(Some(t)) => {
+                    last = format!(
+                        "{:.1}% ({}, {} seeds, {} B/s)",
+                        t.progress * 100.0,
+                        t.state,
+                        t.num_seeds,
+                        t.dlspeed
+                    );
+                    if t.progress >= progress {
+                        log.push(format!("qBittorrent: {last}"));
+                        return Ok(Outcome::Passed);
+                    }
+                }
+                Ok(None) => last = "qBittorrent does not list the torrent".into(),
+                Err(e) => last = e,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(fail(
+                    format!(
+                        "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
+                        progress * 100.0
+                    ),
+                    log.join("\n"),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The announces for this scenario's torrent that reached the tracker.
+    fn announces(&self, s: &ScenarioSwarm) -> Vec<LogEntry> {
+        self.services
+            .log
+            .find(service::TRACKER, "")
+            .into_iter()
+            .filter(|e| {
+                torrent::parse_announce(&e.detail)
+                    .is_some_and(|a| a.info_hash == s.swarm.torrent.info_hash)
+            })
+            .collect()
+    }
+
+    pub(crate) async fn torrent_announce(
+        &self,
+        st: &RunState<'_>,
+        expect: &Expect,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let s = match Self::swarm_of(st) {
+            Ok(s) => s,
+            Err(o) => return Ok(o),
+        };
+        let Some(q) = self.qbittorrent()? else {
+            return Ok(fail("no real qBittorrent runs in this lab", ""));
+        };
+        let before = self.announces(s).len();
+        if let Err(e) = q.reannounce(&s.hash).await {
+            return Ok(fail(format!("qBittorrent's WebUI: {e}"), log.join("\n")));
+        }
+        log.push(format!(
+            "asked qBittorrent to announce again ({before} announces reached the tracker so far)"
+        ));
+        let url = swarm::announce_url();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            let now = self.announces(s);
+            if now.len() > before {
+                let e = &now[before];
+                log.push(format!("the tracker got: {} from {}", e.detail, e.source));
+                return Ok(match expect {
+                    Expect::Fail => fail(
+                        format!(
+                            "an announce reached the tracker from {} while it must not",
+                            e.source
+                        ),
+                        log.join("\n"),
+                    ),
+                    _ => Outcome::Passed,
+                });
+            }
+            if *expect == Expect::Fail {
+                // qBittorrent says it is announcing (or has failed): what it
+                // sent has the probes' full timeout to arrive, as a silent
+                // probe waits (a SYN is retried within it).
+                match q.tracker(&s.hash, &url).await {
+                    Ok(Some(t))
+                        if t.status == webui::TRACKER_UPDATING
+                            || t.status == webui::TRACKER_NOT_WORKING =>
+                    {
+                        log.push(format!(
+                            "qBittorrent reports the tracker {} {}",
+                            if t.status == webui::TRACKER_UPDATING {
+                                "being announced to"
+                            } else {
+                                "not working:"
+                            },
+                            t.msg
+                        ));
+                        self.services
+                            .log
+                            .wait_for_count(
+                                service::TRACKER,
+                                self.services.log.find(service::TRACKER, "").len() + 1,
+                                super::runner::PROBE_TIMEOUT,
+                            )
+                            .await;
+                        let after = self.announces(s);
+                        return Ok(if after.len() > before {
+                            fail(
+                                format!(
+                                    "an announce reached the tracker from {} while it must not",
+                                    after[before].source
+                                ),
+                                log.join("\n"),
+                            )
+                        } else {
+                            log.push(format!(
+                                "nothing reached the tracker within {:?}",
+                                super::runner::PROBE_TIMEOUT
+                            ));
+                            Outcome::Passed
+                        });
+                    }
+                    Ok(Some(t)) => last = format!("tracker status {} {}", t.status, t.msg),
+                    Ok(None) => last = "qBittorrent does not list the tracker".into(),
+                    Err(e) => last = e,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(match expect {
+                    Expect::Fail => fail(
+                        format!("qBittorrent did not say it announces within {timeout:?} ({last})"),
+                        log.join("\n"),
+                    ),
+                    _ => fail(
+                        format!("no new announce reached the tracker within {timeout:?}"),
+                        log.join("\n"),
+                    ),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Every address of the home network (the home router, the gateway's
+    /// own, the LANs'): none may appear in an announce.
+    fn home_addresses(&self) -> Vec<IpAddr> {
+        self.lab
+            .topology()
+            .all_addresses()
+            .into_iter()
+            .filter(|(h, _)| *h != host::ISP && *h != host::VPN)
+            .map(|(_, a)| a.addr())
+            .collect()
+    }
+
+    pub(crate) fn swarm_seen(
+        &self,
+        st: &RunState<'_>,
+        seen_as: IpAddr,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let s = match Self::swarm_of(st) {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let announces = self.announces(s);
+        let peers = self.services.log.find(service::SWARM_PEER, "");
+        for e in &announces {
+            log.push(format!("tracker: {} from {}", e.detail, e.source));
+        }
+        for e in &peers {
+            log.push(format!("seeder: {} from {}", e.detail, e.source));
+        }
+        let problems = swarm_problems(&announces, &peers, seen_as, &self.home_addresses());
+        if problems.is_empty() {
+            Outcome::Passed
+        } else {
+            fail(problems.join("; "), log.join("\n"))
+        }
+    }
+
+    pub(crate) async fn torrent_port(
+        &self,
+        st: &mut RunState<'_>,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(q) = self.qbittorrent()? else {
+            return Ok(fail("no real qBittorrent runs in this lab", ""));
+        };
+        let port = match self.forwarded_port(st, &Expect::Answer, log).await {
+            Ok(p) => p,
+            Err(o) => return Ok(o),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match q.listen_port().await {
+                Ok(0) => {
+                    return Ok(fail("qBittorrent listens on port 0", log.join("\n")));
+                }
+                Ok(p) if p == port => {
+                    log.push(format!("qBittorrent listens on {p}, the forwarded port"));
+                    return Ok(Outcome::Passed);
+                }
+                Ok(p) => {
+                    if seen.last() != Some(&p) {
+                        seen.push(p);
+                    }
+                }
+                Err(e) => log.push(e),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(fail(
+                    format!(
+                        "qBittorrent did not follow the forwarded port {port} within {timeout:?} (it listens on {seen:?})"
+                    ),
+                    log.join("\n"),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A BitTorrent handshake for the scenario's torrent from `from` to
+    /// `target`: `Ok(true)` when a peer handshook back for the same torrent.
+    pub(crate) async fn bittorrent_knock(
+        &self,
+        st: &RunState<'_>,
+        from: &str,
+        target: SocketAddr,
+        log: &mut Vec<String>,
+    ) -> Result<Result<bool, Outcome>, LabError> {
+        let s = match Self::swarm_of(st) {
+            Ok(s) => s,
+            Err(o) => return Ok(Err(o)),
+        };
+        let hash = s.swarm.torrent.info_hash;
+        let mut peer_id = *b"-LH0001-............";
+        peer_id[8..].copy_from_slice(&rand::random::<[u8; 12]>());
+        let ns = self.lab.ns(from)?;
+        let sock = super::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
+            service: "bittorrent knock".into(),
+            source: std::io::Error::other(e),
+        })?;
+        log.push(format!("BitTorrent handshake to {target} from {from}"));
+        let r = tokio::time::timeout(super::runner::PROBE_TIMEOUT, async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut c = sock.connect(target).await?;
+            c.write_all(&torrent::handshake(&hash, &peer_id)).await?;
+            let mut buf = [0u8; 48];
+            c.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        })
+        .await;
+        Ok(Ok(match r {
+            Ok(Ok(buf)) => match torrent::parse_handshake(&buf) {
+                Ok(h) if h == hash => {
+                    log.push("a peer handshook back for the torrent".into());
+                    true
+                }
+                Ok(h) => {
+                    log.push(format!(
+                        "a handshake for another torrent ({})",
+                        torrent::hex(&h)
+                    ));
+                    false
+                }
+                Err(e) => {
+                    log.push(format!("an answer that is no handshake: {e}"));
+                    false
+                }
+            },
+            Ok(Err(e)) => {
+                log.push(format!("no handshake: {e}"));
+                false
+            }
+            Err(_) => {
+                log.push(format!(
+                    "no handshake within {:?}",
+                    super::runner::PROBE_TIMEOUT
+                ));
+                false
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(service: &'static str, from: &str, detail: &str) -> LogEntry {
+        LogEntry {
+            at: std::time::SystemTime::UNIX_EPOCH,
+            service,
+            source: from.parse().unwrap(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn the_far_end_must_see_the_exit_only_and_no_home_address() {
+        let exit: IpAddr = "203.0.113.77".parse().unwrap();
+        let home: Vec<IpAddr> = vec![
+            "198.51.100.2".parse().unwrap(),
+            "192.168.10.10".parse().unwrap(),
+        ];
+        let ok = entry(
+            service::TRACKER,
+            "203.0.113.77:4000",
+            "GET /announce?info_hash=%01&port=1 HTTP/1.1",
+        );
+        let peer = entry(
+            service::SWARM_PEER,
+            "203.0.113.77:4001",
+            "TCP to the seeder",
+        );
+        assert!(
+            swarm_problems(
+                std::slice::from_ref(&ok),
+                std::slice::from_ref(&peer),
+                exit,
+                &home
+            )
+            .is_empty()
+        );
+        // Nothing seen is no proof.
+        assert_eq!(swarm_problems(&[], &[], exit, &home).len(), 2);
+        // From the home address.
+        let leak = entry(
+            service::TRACKER,
+            "198.51.100.2:4000",
+            "GET /announce?info_hash=%01 HTTP/1.1",
+        );
+        let p = swarm_problems(
+            &[ok.clone(), leak],
+            std::slice::from_ref(&peer),
+            exit,
+            &home,
+        );
+        assert_eq!(
+            p,
+            vec!["the tracker saw an announce from 198.51.100.2:4000"]
+        );
+        // Through the tunnel, but volunteering a LAN address.
+        let tells = entry(
+            service::TRACKER,
+            "203.0.113.77:4000",
+            "GET /announce?info_hash=%01&ip=192.168.10.10 HTTP/1.1",
+        );
+        let p = swarm_problems(&[tells.clone(), tells], &[peer], exit, &home);
+        assert_eq!(
+            p,
+            vec!["an announce carries the home network's 192.168.10.10"]
+        );
+        let stray = entry(
+            service::SWARM_PEER,
+            "198.51.100.2:5000",
+            "UDP (uTP) to the seeder",
+        );
+        let p = swarm_problems(&[ok], &[stray], exit, &home);
+        assert_eq!(
+            p,
+            vec!["the seeder saw a connection from 198.51.100.2:5000"]
+        );
+    }
+}
