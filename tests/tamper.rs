@@ -735,3 +735,34 @@ async fn torrent_forwarded_port_fails_when_the_up_command_does_nothing() {
         &["did not follow the forwarded port"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usenet_through_tunnel_fails_when_the_news_server_is_reached_around_the_tunnel() {
+    // No kill switch, the routes around the tunnel and the ISP's resolver:
+    // NZBGet fetches its articles from the home address, and the news
+    // server says so.
+    let tamper = Tamper {
+        resolv_conf: Some("nameserver 192.0.2.53\n".into()),
+        ..flush_and_route_around()
+    };
+    let (r, xml) = run_in(
+        TestLab::with_real_nzbget().await,
+        "usenet-through-tunnel",
+        Some(tamper),
+        &[],
+    )
+    .await;
+    assert!(
+        !r.failures()
+            .iter()
+            .any(|(c, _)| c == "NZBGet is given the run's NZB"),
+        "{:#?}",
+        r.failures()
+    );
+    assert_failed(
+        &r,
+        "the news server saw only the VPN exit address",
+        &["from 198.51.100.2"],
+    );
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.80:563");
+}

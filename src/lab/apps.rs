@@ -2,7 +2,8 @@
 //! Debian's qBittorrent (`qbittorrent-nox`) and NZBGet (`nzbget`) in the
 //! gateway's namespace with lab-made configurations (WebUI on its port,
 //! credentials made per run and never printed, qBittorrent's legal notice
-//! accepted, everything else as shipped), and the proof that a LAN probe reached it: a watch on the gateway's
+//! accepted, NZBGet's news server the lab's, everything else as shipped),
+//! and the proof that a LAN probe reached it: a watch on the gateway's
 //! eth0 ties each HTTP request to the application's answer leaving the
 //! namespace (an answer on the wire has passed the kill switch; a request
 //! alone proves nothing, it arrives before any filter) and records it in
@@ -56,9 +57,19 @@ pub const NZBGET: &str = "nzbget";
 pub const NZBGET_TEMPLATE: &str = "/etc/nzbget.conf";
 
 /// NZBGet's configuration: Debian's template with the lab's lines in place
-/// of its own (the WebUI on every address at `port`, the credentials, its
-/// files under `dir`, no news server yet, log to the file only).
-pub fn nzbget_conf(template: &str, dir: &Path, port: u16, user: &str, password: &str) -> String {
+/// of its own (the WebUI on every address at `port`, the credentials, no
+/// login from 127.0.0.1 (`AuthorizedIP`, so the lab drives it from the
+/// gateway's loopback), its files under `dir`, the lab's news server over
+/// TLS with its certificate checked against the lab CA `ca_file`, log to
+/// the file only).
+pub fn nzbget_conf(
+    template: &str,
+    dir: &Path,
+    port: u16,
+    user: &str,
+    password: &str,
+    ca_file: &Path,
+) -> String {
     let ours = [
         ("MainDir", dir.display().to_string()),
         ("ControlIP", "0.0.0.0".to_string()),
@@ -68,7 +79,22 @@ pub fn nzbget_conf(template: &str, dir: &Path, port: u16, user: &str, password: 
         ("RestrictedUsername", String::new()),
         ("AddUsername", String::new()),
         ("DaemonUsername", "root".to_string()),
-        ("Server1.Active", "no".to_string()),
+        ("AuthorizedIP", "127.0.0.1".to_string()),
+        ("Server1.Active", "yes".to_string()),
+        ("Server1.Name", "lab".to_string()),
+        ("Server1.Host", super::news::HOST.to_string()),
+        ("Server1.Port", super::news::PORT.to_string()),
+        ("Server1.Encryption", "yes".to_string()),
+        ("Server1.Username", String::new()),
+        ("Server1.Password", String::new()),
+        ("Server1.Connections", "2".to_string()),
+        // The lab's tunnel carries IPv4 only (but in ipv6-tunnel), and the
+        // resolver answers AAAA for news.lab too: with `auto` NZBGet would
+        // wait out ArticleTimeout (60 s) on an IPv6 connect the kill switch
+        // drops before it tries IPv4.
+        ("Server1.IpVersion", "ipv4".to_string()),
+        ("CertCheck", "yes".to_string()),
+        ("CertStore", ca_file.display().to_string()),
         ("OutputMode", "loggable".to_string()),
         ("UpdateCheck", "none".to_string()),
     ];
@@ -237,6 +263,7 @@ fn prepare(
     dir: &Path,
     port: u16,
     creds: &Credentials,
+    ca_file: &Path,
 ) -> Result<std::process::Command, LabError> {
     let io = |what: &str, e: std::io::Error| app_err(app, format!("{what}: {e}"));
     match app {
@@ -270,7 +297,15 @@ fn prepare(
                 .map_err(|e| io("writing its configuration", e))?;
             std::io::Write::write_all(
                 &mut f,
-                nzbget_conf(&template, dir, port, &creds.user, creds.password.expose()).as_bytes(),
+                nzbget_conf(
+                    &template,
+                    dir,
+                    port,
+                    &creds.user,
+                    creds.password.expose(),
+                    ca_file,
+                )
+                .as_bytes(),
             )
             .map_err(|e| io("writing its configuration", e))?;
             let mut cmd = std::process::Command::new(NZBGET);
@@ -376,7 +411,7 @@ impl Apps {
             }
             let dir = crate::lab::netns::run_files(lab.run_id()).join(app.program());
             let creds = Credentials::generate();
-            let mut cmd = prepare(app, &dir, port, &creds)?;
+            let mut cmd = prepare(app, &dir, port, &creds, &lab.ca_file())?;
             let log_file = dir.join("app.log");
             let out = std::fs::File::create(&log_file)
                 .map_err(|e| app_err(app, format!("creating its log: {e}")))?;
@@ -459,7 +494,14 @@ mod tests {
     #[test]
     fn nzbgets_configuration_is_debians_with_the_labs_lines() {
         let template = "MainDir=~/downloads\nControlPort=6789\n# ControlPassword is secret\nControlPassword=tegbzn6789\nServer1.Active=yes\nWebDir=/usr/share/nzbget/webui/\n";
-        let c = nzbget_conf(template, Path::new("/run/x/nzbget"), 6789, "lab-u", "pw");
+        let c = nzbget_conf(
+            template,
+            Path::new("/run/x/nzbget"),
+            6789,
+            "lab-u",
+            "pw",
+            Path::new("/run/x/ca.pem"),
+        );
         assert!(!c.contains("tegbzn6789"));
         assert!(!c.contains("~/downloads"));
         assert!(c.contains("WebDir=/usr/share/nzbget/webui/\n"));
@@ -470,7 +512,13 @@ mod tests {
             "ControlPort=6789",
             "ControlUsername=lab-u",
             "ControlPassword=pw",
-            "Server1.Active=no",
+            "AuthorizedIP=127.0.0.1",
+            "Server1.Active=yes",
+            "Server1.Host=news.lab",
+            "Server1.Port=563",
+            "Server1.Encryption=yes",
+            "CertCheck=yes",
+            "CertStore=/run/x/ca.pem",
         ] {
             assert_eq!(c.lines().filter(|l| *l == line).count(), 1, "{line}: {c}");
         }

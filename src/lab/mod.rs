@@ -10,6 +10,8 @@ pub mod echo;
 pub mod encrypted_dns;
 pub mod http;
 pub mod natpmp_server;
+pub mod news;
+pub mod nzbget_rpc;
 pub use leakhound_net::netns;
 pub mod services;
 pub mod swarm;

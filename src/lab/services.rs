@@ -164,6 +164,8 @@ pub struct LabServices {
     /// Set: the provider's next mapping request finds the old mappings
     /// forgotten and their ports retired.
     pub natpmp_renumber: Arc<AtomicBool>,
+    /// The Usenet server on the lab's internet (news.lab:563).
+    pub news: super::news::NewsServer,
     /// The real dependents, when the run asked for them
     /// ([`LabServices::start_apps`]).
     pub apps: Option<super::apps::Apps>,
@@ -256,6 +258,7 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
+        let news = super::news::NewsServer::start(isp, &tls, log.clone(), cancel.clone())?;
         std::fs::write(lab.ca_file(), &tls.ca_pem).map_err(|source| LabError::Service {
             service: "lab CA".into(),
             source,
@@ -352,6 +355,7 @@ impl LabServices {
             keys,
             natpmp_refuse,
             natpmp_renumber,
+            news,
             apps: None,
             cancel,
             _dns: [Some(isp_dns), Some(provider_dns), lan_dns]

@@ -1,6 +1,7 @@
 //! The lab's own certificate authority (rcgen) and what it signs: one server
 //! certificate for the lab's DoH/DoT host (doh.lab, dot.lab, 192.0.2.43),
-//! the provider's DoT resolver and whoami's TLS (whoami.lab, 192.0.2.80).
+//! the provider's DoT resolver, whoami's TLS (whoami.lab, 192.0.2.80) and
+//! the news server on the same host (news.lab).
 //! Clients in the lab trust only this CA. Made fresh for every run.
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ impl LabTls {
             super::whoami::TLS_NAME.to_string(),
             addr::WHOAMI.to_string(),
             addr::WHOAMI_V6.to_string(),
+            super::news::HOST.to_string(),
         ])?;
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
         Ok(LabTls {

@@ -11,3 +11,4 @@ pub mod runner;
 pub mod soak;
 pub mod steps;
 pub mod swarm_steps;
+pub mod usenet_steps;

@@ -106,6 +106,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "torrent-forwarded-port",
         include_str!("../../scenarios/torrent-forwarded-port.toml"),
     ),
+    (
+        "usenet-through-tunnel",
+        include_str!("../../scenarios/usenet-through-tunnel.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

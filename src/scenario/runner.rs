@@ -299,6 +299,11 @@ impl Runner<'_> {
         {
             return self.skipped(scn, started, gw_log, why);
         }
+        if scn.needs_nzbget()
+            && let Some(why) = self.nzbget_unfit()
+        {
+            return self.skipped(scn, started, gw_log, why);
+        }
         let mut cases = Vec::new();
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");
@@ -338,6 +343,8 @@ impl Runner<'_> {
             old_key: None,
             current_key: self.services.keys.client_private,
             swarm: None,
+            nzbs: Vec::new(),
+            news_since: None,
             scn,
             env,
             gateway: None,

@@ -74,6 +74,10 @@ pub struct RunState<'s> {
     /// The lab's swarm and the torrent given to qBittorrent, once a
     /// `torrent-add` step ran.
     pub swarm: Option<super::swarm_steps::ScenarioSwarm>,
+    /// The NZBs given to NZBGet, and when the first was (the news server's
+    /// log is read from then on).
+    pub nzbs: Vec<super::usenet_steps::GivenNzb>,
+    pub news_since: Option<std::time::SystemTime>,
 }
 
 /// How the gateway under test ended when nothing asked it to.
@@ -547,6 +551,9 @@ impl Runner<'_> {
             }
             Action::SwarmSeen { seen_as } => self.swarm_seen(st, *seen_as, log),
             Action::TorrentPort { timeout } => self.torrent_port(st, *timeout, log).await?,
+            Action::NzbAdd => self.nzb_add(st, log).await?,
+            Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
+            Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
             Action::Fault(f) => self.fault(st, *f, log).await?,
             Action::Interfere(i) => self.interfere(st, i, log).await?,
         })

@@ -64,6 +64,8 @@ pub fn swarm_problems(
 pub struct ScenarioSwarm {
     pub swarm: Swarm,
     pub hash: String,
+    /// When it started: the seeder's log is read from then on.
+    pub started: std::time::SystemTime,
 }
 
 impl Runner<'_> {
@@ -148,7 +150,11 @@ impl Runner<'_> {
                 addr::SEEDER,
                 addr::SEEDER_PORT
             ));
-            st.swarm = Some(ScenarioSwarm { swarm: s, hash });
+            st.swarm = Some(ScenarioSwarm {
+                swarm: s,
+                hash,
+                started: std::time::SystemTime::now(),
+            });
         }
         let s = st.swarm.as_ref().expect("just set");
         match q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
@@ -381,7 +387,13 @@ impl Runner<'_> {
             Err(o) => return o,
         };
         let announces = self.announces(s);
-        let peers = self.services.log.find(service::SWARM_PEER, "");
+        let peers: Vec<LogEntry> = self
+            .services
+            .log
+            .find(service::SWARM_PEER, "")
+            .into_iter()
+            .filter(|e| e.at >= s.started)
+            .collect();
         for e in &announces {
             log.push(format!("tracker: {} from {}", e.detail, e.source));
         }

@@ -60,11 +60,21 @@ impl TestLab {
     /// A lab whose dependent on 8080 is the real qBittorrent (the swarm
     /// scenarios drive it).
     pub async fn with_real_qbittorrent() -> TestLab {
+        Self::with_real(leakhound::lab::apps::App::Qbittorrent, 8080).await
+    }
+
+    /// A lab whose dependent on 6789 is the real NZBGet (the Usenet
+    /// scenario drives it).
+    pub async fn with_real_nzbget() -> TestLab {
+        Self::with_real(leakhound::lab::apps::App::Nzbget, 6789).await
+    }
+
+    async fn with_real(app: leakhound::lab::apps::App, port: u16) -> TestLab {
         require_root();
         let lock = Lab::claim(&new_run_id()).unwrap();
         let stand_ins: Vec<(u16, String)> = leakhound::lab::dependents::default_stand_ins()
             .into_iter()
-            .filter(|(p, _)| *p != 8080)
+            .filter(|(p, _)| *p != port)
             .collect();
         let mut t = Self::build_with(
             lock,
@@ -73,10 +83,7 @@ impl TestLab {
             &stand_ins,
         )
         .await;
-        t.services
-            .start_apps(&t.lab, &[(leakhound::lab::apps::App::Qbittorrent, 8080)])
-            .await
-            .unwrap();
+        t.services.start_apps(&t.lab, &[(app, port)]).await.unwrap();
         t
     }
 

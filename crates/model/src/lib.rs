@@ -13,6 +13,8 @@
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
 //! * [`torrent`]: BitTorrent for the lab's swarm: torrents made from bytes,
 //!   the peer handshake, announces read off a wire, scrape answers.
+//! * [`usenet`]: yEnc, NZB files and NNTP commands for the lab's news
+//!   server.
 //! * [`userconf`]: the user's own configuration (a compose file's gateway
 //!   service, an env file) read into variables, ports and dependents.
 //! * [`verdict`]: result types, and the pure function from captured frames,
@@ -28,6 +30,7 @@ pub mod scenario;
 pub mod stats;
 pub mod topology;
 pub mod torrent;
+pub mod usenet;
 pub mod userconf;
 pub mod userlab;
 pub mod verdict;

@@ -89,8 +89,11 @@ pub mod service {
     pub const TRACKER: &str = "tracker";
     /// The swarm's seeding peer: every connection that reached it.
     pub const SWARM_PEER: &str = "swarm-peer";
+    /// The lab's Usenet server (NNTP over TLS, news.lab:563): every
+    /// connection and every article asked for, with its source.
+    pub const NEWS: &str = "news";
     /// Every service a scenario may ask about.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         PROVIDER_DOT,
         DOT,
         DOH,
@@ -105,6 +108,7 @@ pub mod service {
         HOME_ROUTER,
         TRACKER,
         SWARM_PEER,
+        NEWS,
     ];
 }
 

@@ -198,6 +198,21 @@ pub const ACTIONS: &[ActionSpec] = &[
         "qBittorrent's listening port (its WebUI preferences) becomes the gateway's forwarded port (its status file), never 0. Fields: timeout (default 10s)."
     ),
     spec!(
+        "nzb-add",
+        TorrentAdd,
+        "the real NZBGet (--dependents real) is given an NZB of a post made for the step (yEnc articles), which the lab's news server (NNTP over TLS, news.lab:563 on the lab's internet, logged as news) publishes; through NZBGet's JSON-RPC API from the gateway's loopback. No fields."
+    ),
+    spec!(
+        "nzb-wait",
+        NzbWait,
+        "the last NZB given. Fields: expect (answer: NZBGet completes it; fail: NZBGet has it queued and none of its articles reaches the news server within the probes' timeout), timeout (default 60s)."
+    ),
+    spec!(
+        "news-seen",
+        SwarmSeen,
+        "the news server saw NZBGet during this scenario (a connection and an article), and only from this address. Fields: expect (\"seen-as ADDRESS\")."
+    ),
+    spec!(
         "port-command",
         PortCommand,
         "what the port-forwarding UP/DOWN commands wrote to {port_commands}: up (the status file's port announced), down (the last port withdrawn), none (no command ran). Fields: expect, timeout (default 5s)."
@@ -922,8 +937,9 @@ struct SwarmSeen {
 }
 
 impl StepFields for SwarmSeen {
-    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+    fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
         match self.expect {
+            Expect::SeenAs(ip) if action == "news-seen" => Ok(Action::NewsSeen { seen_as: ip }),
             Expect::SeenAs(ip) => Ok(Action::SwarmSeen { seen_as: ip }),
             _ => Err(field_err(
                 "expect",
@@ -952,8 +968,28 @@ impl StepFields for TorrentPort {
 struct TorrentAdd {}
 
 impl StepFields for TorrentAdd {
+    fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
+        Ok(if action == "nzb-add" {
+            Action::NzbAdd
+        } else {
+            Action::TorrentAdd
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NzbWait {
+    expect: AnswerOrFail,
+    timeout: Option<Dur>,
+}
+
+impl StepFields for NzbWait {
     fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
-        Ok(Action::TorrentAdd)
+        Ok(Action::NzbWait {
+            expect: self.expect.0,
+            timeout: self.timeout.map_or(Duration::from_secs(60), |d| d.0),
+        })
     }
 }
 

@@ -247,6 +247,21 @@ pub enum Action {
     TorrentPort {
         timeout: Duration,
     },
+    /// The real NZBGet is given an NZB of a post made for the step, which
+    /// the lab's news server publishes (through its JSON-RPC API).
+    NzbAdd,
+    /// The last NZB given: `answer`, NZBGet completes it within `timeout`;
+    /// `fail`, NZBGet has it queued and none of its articles reaches the
+    /// news server within the probes' timeout.
+    NzbWait {
+        expect: Expect,
+        timeout: Duration,
+    },
+    /// The news server saw NZBGet during this scenario, only from
+    /// `seen_as`.
+    NewsSeen {
+        seen_as: IpAddr,
+    },
     /// What the gateway's VPN_PORT_FORWARDING_UP_COMMAND/_DOWN_COMMAND
     /// did: the scenario sets them to append `up|down {{PORT}} {{PORTS}}
     /// {{VPN_INTERFACE}}` to `{port_commands}` (a file of the run). `up`:
@@ -460,7 +475,12 @@ impl Scenario {
                     expect: Expect::Fail,
                     ..
                 } => probe_timeout,
-                Action::Fault(_) | Action::TorrentAdd => Duration::from_secs(1),
+                Action::Fault(_) | Action::TorrentAdd | Action::NzbAdd => Duration::from_secs(1),
+                Action::NzbWait {
+                    expect: Expect::Fail,
+                    ..
+                } => probe_timeout,
+                Action::NzbWait { .. } => SWARM_DOWNLOAD,
                 Action::TorrentWait { progress, .. } => SWARM_DOWNLOAD.mul_f64(*progress),
                 _ => Duration::ZERO,
             };
@@ -657,6 +677,16 @@ impl Scenario {
                         bittorrent: true,
                         ..
                     }
+            )
+        })
+    }
+
+    /// Does it drive the real NZBGet against the lab's news server?
+    pub fn needs_nzbget(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::NzbAdd | Action::NzbWait { .. } | Action::NewsSeen { .. }
             )
         })
     }

@@ -220,6 +220,8 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         ("torrent-wait", "progress = \"25%\""),
         ("torrent-announce", "expect = \"fail\""),
         ("swarm-seen", "expect = \"seen-as 203.0.113.77\""),
+        ("news-seen", "expect = \"seen-as 203.0.113.77\""),
+        ("nzb-wait", "expect = \"answer\""),
         ("port-command", "expect = \"none\""),
         ("interfere", "kill = true"),
     ];

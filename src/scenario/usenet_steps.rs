@@ -1,0 +1,249 @@
+//! The steps that drive the real NZBGet against the lab's news server: give
+//! it an NZB of a post made for the step, wait until it completes it (or,
+//! with the tunnel down, until it has it queued and nothing arrives), and
+//! read the news server's view of it. Each waits on NZBGet's own answers
+//! or the far end's log, bounded by the step's timeout.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use super::model::Expect;
+use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
+use super::steps::RunState;
+use crate::lab::LabError;
+use crate::lab::apps::App;
+use crate::lab::nzbget_rpc::{Nzbget, Progress};
+use crate::lab::services::LogEntry;
+use crate::model::topology::{host, service};
+use crate::model::usenet;
+
+const POLL: Duration = Duration::from_millis(200);
+/// A post's size and its articles' (yEnc adds about 2%).
+pub const POST_BYTES: usize = 1 << 20;
+pub const SEGMENT_BYTES: usize = 256 << 10;
+
+/// One NZB given to NZBGet in this scenario.
+pub struct GivenNzb {
+    pub id: i64,
+    /// In every message id of its articles.
+    pub tag: String,
+}
+
+/// What is wrong with the news server's view of NZBGet (pure): nothing seen
+/// at all, or anything from another address than `seen_as`.
+pub fn news_problems(entries: &[LogEntry], seen_as: IpAddr) -> Vec<String> {
+    if entries.is_empty() {
+        return vec!["the news server saw no connection".into()];
+    }
+    let mut problems: Vec<String> = entries
+        .iter()
+        .filter(|e| e.source.ip() != seen_as)
+        .map(|e| format!("the news server saw {} from {}", e.detail, e.source.ip()))
+        .collect();
+    problems.dedup();
+    problems
+}
+
+impl Runner<'_> {
+    fn nzbget(&self) -> Result<Option<Nzbget<'_>>, LabError> {
+        let Some(port) = self
+            .services
+            .apps
+            .as_ref()
+            .and_then(|a| a.port_of(App::Nzbget))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Nzbget {
+            ns: self.lab.ns(host::GW)?,
+            port,
+        }))
+    }
+
+    /// Why a Usenet scenario cannot run in this lab, if it cannot.
+    pub(crate) fn nzbget_unfit(&self) -> Option<String> {
+        self.services
+            .apps
+            .as_ref()
+            .and_then(|a| a.port_of(App::Nzbget))
+            .is_none()
+            .then(|| "it drives the real NZBGet, and this run has none (run with --dependents real or auto where nzbget is installed)".into())
+    }
+
+    /// What the news server logged since the scenario's first NZB.
+    fn news_entries(&self, since: Option<SystemTime>) -> Vec<LogEntry> {
+        let Some(since) = since else { return vec![] };
+        self.services
+            .log
+            .find(service::NEWS, "")
+            .into_iter()
+            .filter(|e| e.at >= since)
+            .collect()
+    }
+
+    pub(crate) async fn nzb_add(
+        &self,
+        st: &mut RunState<'_>,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(n) = self.nzbget()? else {
+            return Ok(fail("no real NZBGet runs in this lab", ""));
+        };
+        st.news_since.get_or_insert_with(SystemTime::now);
+        let tag = super::probe::nonce();
+        let name = format!("leakhound-{tag}.bin");
+        let mut data = vec![0u8; POST_BYTES];
+        rand::fill(&mut data[..]);
+        let articles = usenet::post(&name, &data, SEGMENT_BYTES, &tag);
+        self.services.news.publish(&articles);
+        let nzb = usenet::nzb(&name, crate::lab::news::GROUP, &articles);
+        log.push(format!(
+            "the news server publishes {name} ({} bytes in {} articles)",
+            data.len(),
+            articles.len()
+        ));
+        match n.append(&format!("{name}.nzb"), &nzb).await {
+            Ok(id) => {
+                log.push(format!("NZBGet took the NZB (id {id})"));
+                st.nzbs.push(GivenNzb { id, tag });
+                Ok(Outcome::Passed)
+            }
+            Err(e) => Ok(fail(
+                format!("NZBGet did not take the NZB: {e}"),
+                log.join("\n"),
+            )),
+        }
+    }
+
+    pub(crate) async fn nzb_wait(
+        &self,
+        st: &RunState<'_>,
+        expect: &Expect,
+        timeout: Duration,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        let Some(n) = self.nzbget()? else {
+            return Ok(fail("no real NZBGet runs in this lab", ""));
+        };
+        let Some(given) = st.nzbs.last() else {
+            return Ok(fail("no NZB yet: an nzb-add step must come first", ""));
+        };
+        let fetched = || {
+            self.services
+                .log
+                .find(service::NEWS, &given.tag)
+                .into_iter()
+                .next()
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            match n.progress(given.id).await {
+                Ok(Progress::Done(j)) if *expect == Expect::Answer => {
+                    log.push(format!("NZBGet: {}", j.status));
+                    return Ok(if j.status.starts_with("SUCCESS") {
+                        Outcome::Passed
+                    } else {
+                        fail(
+                            format!("NZBGet finished it as {}", j.status),
+                            log.join("\n"),
+                        )
+                    });
+                }
+                Ok(Progress::Queued(j)) if *expect == Expect::Fail => {
+                    // NZBGet has it and is at work on it: what it sends has
+                    // the probes' full timeout to arrive, as a silent probe
+                    // waits.
+                    log.push(format!("NZBGet has it queued: {}", j.status));
+                    self.services
+                        .log
+                        .wait_for(service::NEWS, &given.tag, PROBE_TIMEOUT)
+                        .await;
+                    return Ok(match fetched() {
+                        Some(e) => fail(
+                            format!(
+                                "the news server served {} to {} while it must not",
+                                e.detail, e.source
+                            ),
+                            log.join("\n"),
+                        ),
+                        None => {
+                            log.push(format!(
+                                "none of its articles reached the news server within {PROBE_TIMEOUT:?}"
+                            ));
+                            Outcome::Passed
+                        }
+                    });
+                }
+                Ok(Progress::Done(j)) => {
+                    return Ok(fail(
+                        format!("NZBGet finished it ({}) while it must not get it", j.status),
+                        log.join("\n"),
+                    ));
+                }
+                Ok(Progress::Queued(j)) => {
+                    last = format!("queued: {}, {} MB left", j.status, j.remaining_mb)
+                }
+                Ok(Progress::Unknown) => last = "NZBGet does not list it".into(),
+                Err(e) => last = e,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(fail(
+                    format!("NZBGet did not get there within {timeout:?}: {last}"),
+                    log.join("\n"),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub(crate) fn news_seen(
+        &self,
+        st: &RunState<'_>,
+        seen_as: IpAddr,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let entries = self.news_entries(st.news_since);
+        let connections = entries.iter().filter(|e| e.detail == "connection").count();
+        log.push(format!(
+            "the news server logged {} connections and {} requests in this scenario",
+            connections,
+            entries.len() - connections
+        ));
+        let problems = news_problems(&entries, seen_as);
+        if problems.is_empty() {
+            Outcome::Passed
+        } else {
+            fail(problems.join("; "), log.join("\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(from: &str, detail: &str) -> LogEntry {
+        LogEntry {
+            at: SystemTime::UNIX_EPOCH,
+            service: service::NEWS,
+            source: from.parse().unwrap(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn the_news_server_must_see_the_exit_only() {
+        let exit: IpAddr = "203.0.113.77".parse().unwrap();
+        assert!(news_problems(&[entry("203.0.113.77:4000", "connection")], exit).is_empty());
+        assert_eq!(news_problems(&[], exit).len(), 1);
+        let p = news_problems(
+            &[
+                entry("203.0.113.77:4000", "connection"),
+                entry("198.51.100.2:4001", "connection"),
+            ],
+            exit,
+        );
+        assert_eq!(p, vec!["the news server saw connection from 198.51.100.2"]);
+    }
+}
