@@ -72,3 +72,34 @@ fn real_dependents_where_there_is_no_port_for_them_are_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_that_does_not_start_fails_its_scenarios_with_the_reason() {
+    // Something else holds qBittorrent's WebUI port: the run goes on, and
+    // the scenario that drives qBittorrent fails at its first step, saying
+    // why; nothing is skipped silently.
+    use leakhound::lab::apps::App;
+    let (t, squatter) = common::TestLab::with_real_blocked(App::Qbittorrent, 8080).await;
+    let apps = t.services.apps.as_ref().unwrap();
+    let why = apps
+        .failure(App::Qbittorrent)
+        .expect("a failure")
+        .to_string();
+    assert!(why.contains("8080 is taken"), "{why}");
+    assert_eq!(apps.port_of(App::Qbittorrent), None);
+    let out = tempfile::tempdir().unwrap();
+    let r = t
+        .runner(out.path(), &[])
+        .run(&common::builtin("torrent-through-tunnel"))
+        .await;
+    drop(squatter);
+    t.finish();
+    let f = r.failures();
+    assert!(
+        f.iter()
+            .any(|(c, m)| c == "qBittorrent is given the run's torrent"
+                && m.contains("qBittorrent did not start")),
+        "{f:#?}"
+    );
+    assert!(!r.passed());
+}

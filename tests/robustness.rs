@@ -67,7 +67,31 @@ fn kill_and_reap(mut child: Child, id: &str, err: std::io::BufReader<std::proces
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(ours(id).is_empty(), "namespaces left: {:?}", ours(id));
+    if !ours(id).is_empty() {
+        // What kept them: the reaper's own words, and who holds the run's
+        // lock file open (a live holder makes the run look alive).
+        let lock = std::path::Path::new(netns::RUN_DIR).join(format!("{id}.lock"));
+        let holders: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|p| {
+                let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+                let holds = fds
+                    .flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == lock));
+                holds.then(|| {
+                    let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                    format!("{} ({})", p.file_name().to_string_lossy(), comm.trim())
+                })
+            })
+            .collect();
+        panic!(
+            "namespaces left: {:?}; reap said: {}; the lock is held by: {holders:?}",
+            ours(id),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     let files = netns::run_files(id);
     assert!(!files.exists(), "{} left", files.display());
     assert!(

@@ -231,6 +231,8 @@ pub struct Apps {
     /// Each application's WebUI credentials (never printed).
     pub credentials: Vec<(App, Credentials)>,
     ports: Vec<(App, u16)>,
+    /// The applications that did not start, and why (with their log tail).
+    pub failed: Vec<(App, String)>,
 }
 
 impl Drop for Apps {
@@ -316,6 +318,82 @@ fn prepare(
     }
 }
 
+/// Starts one application in the gateway's namespace; returns once its
+/// WebUI answers (any HTTP status), or why not, with its log tail.
+async fn start_one(
+    lab: &Lab,
+    ns: &crate::lab::netns::Netns,
+    app: App,
+    port: u16,
+) -> Result<(std::process::Child, Credentials), LabError> {
+    // Its port must be free: the readiness check below would take
+    // anything else's answer there for the application's.
+    let port_free = ns
+        .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).map(drop))
+        .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
+    if let Err(e) = port_free {
+        return Err(app_err(
+            app,
+            format!("its WebUI port {port} is taken in the gateway's namespace: {e}"),
+        ));
+    }
+    let dir = crate::lab::netns::run_files(lab.run_id()).join(app.program());
+    let creds = Credentials::generate();
+    let mut cmd = prepare(app, &dir, port, &creds, &lab.ca_file())?;
+    let log_file = dir.join("app.log");
+    let out = std::fs::File::create(&log_file)
+        .map_err(|e| app_err(app, format!("creating its log: {e}")))?;
+    cmd.env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            out.try_clone()
+                .map_err(|e| app_err(app, format!("its log: {e}")))?,
+        )
+        .stderr(out);
+    // Names resolve as anything in the gateway's namespace resolves
+    // them: through the lab's resolv.conf for that host.
+    ns.command_with_resolv_conf(&mut cmd, &lab.resolv_conf(host::GW))
+        .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| app_err(app, format!("starting {}: {e}", app.program())))?;
+    lab.spare(child.id() as i32);
+    // Ready when the WebUI answers on the namespace's loopback.
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(app_err(
+                app,
+                format!(
+                    "{} exited ({status}) before its WebUI answered; its log:\n{}",
+                    app.program(),
+                    tail_of(&log_file)
+                ),
+            ));
+        }
+        if crate::scenario::probe::http_get(ns, target, "/", Duration::from_millis(500))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Err(app_err(
+                app,
+                format!(
+                    "{}'s WebUI did not answer on {target} within 15 s; its log:\n{}",
+                    app.program(),
+                    tail_of(&log_file)
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, creds))
+}
+
 impl Apps {
     /// Freezes the applications (SIGSTOP) while the lab resets the gateway's
     /// namespace and no kill switch stands there: in a deployment the
@@ -323,6 +401,14 @@ impl Apps {
     /// would send in that lab-made window is no gateway's doing.
     pub fn pause(&self) {
         self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Why `app` did not start, when it was asked for and did not.
+    pub fn failure(&self, app: App) -> Option<&str> {
+        self.failed
+            .iter()
+            .find(|(a, _)| *a == app)
+            .map(|(_, why)| why.as_str())
     }
 
     /// The WebUI port of `app`, when it runs.
@@ -343,8 +429,10 @@ impl Apps {
     }
 
     /// Starts each `(app, port)` in the gateway's namespace, its files under
-    /// the run's; returns once every WebUI answers (any HTTP status), or an
-    /// error with the reason and that application's log tail.
+    /// the run's; returns once every WebUI answers (any HTTP status). One
+    /// that does not start is in [`Apps::failed`] with the reason and its
+    /// log tail, and the others run; an error only when none can be tried
+    /// (a program not installed, the watch).
     pub async fn start(lab: &Lab, log: ServiceLog, apps: &[(App, u16)]) -> Result<Apps, LabError> {
         for (app, _) in apps {
             if let Err(why) = crate::target::process::executable(app.program()) {
@@ -394,77 +482,25 @@ impl Apps {
             children: Vec::new(),
             _watch: watch,
             credentials: Vec::new(),
-            ports: apps.to_vec(),
+            ports: Vec::new(),
+            failed: Vec::new(),
         };
         for (app, port) in apps {
             let (app, port) = (*app, *port);
-            // Its port must be free: the readiness check below would take
-            // anything else's answer there for the application's.
-            let port_free = ns
-                .run(move || std::net::TcpListener::bind(("0.0.0.0", port)).map(drop))
-                .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
-            if let Err(e) = port_free {
-                return Err(app_err(
-                    app,
-                    format!("its WebUI port {port} is taken in the gateway's namespace: {e}"),
-                ));
+            match start_one(lab, ns, app, port).await {
+                Ok((child, creds)) => {
+                    started.children.push(child);
+                    started.credentials.push((app, creds));
+                    started.ports.push((app, port));
+                }
+                // The run goes on: the scenarios that need it fail with
+                // this reason, the others use a stand-in on its port.
+                Err(e) => {
+                    let why = crate::errfmt::chain(&e);
+                    tracing::warn!("{} did not start: {why}", app.name());
+                    started.failed.push((app, why));
+                }
             }
-            let dir = crate::lab::netns::run_files(lab.run_id()).join(app.program());
-            let creds = Credentials::generate();
-            let mut cmd = prepare(app, &dir, port, &creds, &lab.ca_file())?;
-            let log_file = dir.join("app.log");
-            let out = std::fs::File::create(&log_file)
-                .map_err(|e| app_err(app, format!("creating its log: {e}")))?;
-            cmd.env("HOME", &dir)
-                .stdin(std::process::Stdio::null())
-                .stdout(
-                    out.try_clone()
-                        .map_err(|e| app_err(app, format!("its log: {e}")))?,
-                )
-                .stderr(out);
-            // Names resolve as anything in the gateway's namespace resolves
-            // them: through the lab's resolv.conf for that host.
-            ns.command_with_resolv_conf(&mut cmd, &lab.resolv_conf(host::GW))
-                .map_err(|e| app_err(app, format!("entering the gateway's namespace: {e}")))?;
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| app_err(app, format!("starting {}: {e}", app.program())))?;
-            lab.spare(child.id() as i32);
-            // Ready when the WebUI answers on the namespace's loopback.
-            let target = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(app_err(
-                        app,
-                        format!(
-                            "{} exited ({status}) before its WebUI answered; its log:\n{}",
-                            app.program(),
-                            tail_of(&log_file)
-                        ),
-                    ));
-                }
-                if crate::scenario::probe::http_get(ns, target, "/", Duration::from_millis(500))
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    return Err(app_err(
-                        app,
-                        format!(
-                            "{}'s WebUI did not answer on {target} within 15 s; its log:\n{}",
-                            app.program(),
-                            tail_of(&log_file)
-                        ),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            started.children.push(child);
-            started.credentials.push((app, creds));
         }
         Ok(started)
     }

@@ -372,7 +372,24 @@ impl LabServices {
         lab: &Lab,
         apps: &[(super::apps::App, u16)],
     ) -> Result<(), LabError> {
-        self.apps = Some(super::apps::Apps::start(lab, self.log.clone(), apps).await?);
+        let started = super::apps::Apps::start(lab, self.log.clone(), apps).await?;
+        // A stand-in on each port whose application did not start: the
+        // LAN scenarios still have something there; the scenarios that
+        // drive the application fail with its reason.
+        for (app, _) in &started.failed {
+            if let Some((_, port)) = apps.iter().find(|(a, _)| a == app) {
+                let stand_in = [(*port, app.name().to_string())];
+                if let Err(e) = dependents::start(
+                    lab.ns(host::GW)?,
+                    &stand_in,
+                    self.log.clone(),
+                    self.cancel.clone(),
+                ) {
+                    tracing::warn!("no stand-in for {} on {port} either: {e}", app.name());
+                }
+            }
+        }
+        self.apps = Some(started);
         Ok(())
     }
 

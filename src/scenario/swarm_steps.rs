@@ -69,6 +69,15 @@ pub struct ScenarioSwarm {
 }
 
 impl Runner<'_> {
+    /// The failed step of a scenario whose application does not run: why
+    /// it did not start (with its log tail), or that the run has none.
+    pub(crate) fn no_app(&self, app: App) -> Outcome {
+        match self.services.apps.as_ref().and_then(|a| a.failure(app)) {
+            Some(why) => fail(format!("{} did not start", app.name()), why),
+            None => fail(format!("no real {} runs in this lab", app.name()), ""),
+        }
+    }
+
     /// The real qBittorrent's WebUI, when this lab runs it.
     pub(crate) fn qbittorrent(&self) -> Result<Option<Qbittorrent<'_>>, LabError> {
         let Some(port) = self
@@ -87,6 +96,17 @@ impl Runner<'_> {
 
     /// Why a swarm scenario cannot run in this lab, if it cannot.
     pub(crate) fn swarm_unfit(&self) -> Option<String> {
+        // Asked for and failed to start: the scenario runs and fails with
+        // the reason (its first step says it).
+        if self
+            .services
+            .apps
+            .as_ref()
+            .and_then(|a| a.failure(App::Qbittorrent))
+            .is_some()
+        {
+            return None;
+        }
         if self
             .services
             .apps
@@ -136,7 +156,7 @@ impl Runner<'_> {
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let Some(q) = self.qbittorrent()? else {
-            return Ok(fail("no real qBittorrent runs in this lab", ""));
+            return Ok(self.no_app(App::Qbittorrent));
         };
         if st.swarm.is_none() {
             let s =
@@ -212,7 +232,7 @@ impl Runner<'_> {
             Err(o) => return Ok(o),
         };
         let Some(q) = self.qbittorrent()? else {
-            return Ok(fail("no real qBittorrent runs in this lab", ""));
+            return Ok(self.no_app(App::Qbittorrent));
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
@@ -272,7 +292,7 @@ impl Runner<'_> {
             Err(o) => return Ok(o),
         };
         let Some(q) = self.qbittorrent()? else {
-            return Ok(fail("no real qBittorrent runs in this lab", ""));
+            return Ok(self.no_app(App::Qbittorrent));
         };
         let before = self.announces(s).len();
         if let Err(e) = q.reannounce(&s.hash).await {
@@ -415,7 +435,7 @@ impl Runner<'_> {
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let Some(q) = self.qbittorrent()? else {
-            return Ok(fail("no real qBittorrent runs in this lab", ""));
+            return Ok(self.no_app(App::Qbittorrent));
         };
         let port = match self.forwarded_port(st, &Expect::Answer, log).await {
             Ok(p) => p,

@@ -62,11 +62,9 @@ impl Runner<'_> {
 
     /// Why a Usenet scenario cannot run in this lab, if it cannot.
     pub(crate) fn nzbget_unfit(&self) -> Option<String> {
-        self.services
-            .apps
-            .as_ref()
-            .and_then(|a| a.port_of(App::Nzbget))
-            .is_none()
+        let apps = self.services.apps.as_ref();
+        (apps.and_then(|a| a.port_of(App::Nzbget)).is_none()
+            && apps.and_then(|a| a.failure(App::Nzbget)).is_none())
             .then(|| "it drives the real NZBGet, and this run has none (run with --dependents real or auto where nzbget is installed)".into())
     }
 
@@ -87,7 +85,7 @@ impl Runner<'_> {
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let Some(n) = self.nzbget()? else {
-            return Ok(fail("no real NZBGet runs in this lab", ""));
+            return Ok(self.no_app(App::Nzbget));
         };
         st.news_since.get_or_insert_with(SystemTime::now);
         let tag = super::probe::nonce();
@@ -123,7 +121,7 @@ impl Runner<'_> {
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         let Some(n) = self.nzbget()? else {
-            return Ok(fail("no real NZBGet runs in this lab", ""));
+            return Ok(self.no_app(App::Nzbget));
         };
         let Some(given) = st.nzbs.last() else {
             return Ok(fail("no NZB yet: an nzb-add step must come first", ""));

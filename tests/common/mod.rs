@@ -69,6 +69,36 @@ impl TestLab {
         Self::with_real(leakhound::lab::apps::App::Nzbget, 6789).await
     }
 
+    /// A lab where `app` was asked for on `port`, but something else
+    /// already listens there: it cannot start.
+    pub async fn with_real_blocked(
+        app: leakhound::lab::apps::App,
+        port: u16,
+    ) -> (TestLab, std::net::TcpListener) {
+        require_root();
+        let lock = Lab::claim(&new_run_id()).unwrap();
+        let stand_ins: Vec<(u16, String)> = leakhound::lab::dependents::default_stand_ins()
+            .into_iter()
+            .filter(|(p, _)| *p != port)
+            .collect();
+        let mut t = Self::build_with(
+            lock,
+            Default::default(),
+            ProviderKind::Boringtun,
+            &stand_ins,
+        )
+        .await;
+        let squatter = t
+            .lab
+            .ns("gw")
+            .unwrap()
+            .run(move || std::net::TcpListener::bind(("0.0.0.0", port)))
+            .unwrap()
+            .unwrap();
+        t.services.start_apps(&t.lab, &[(app, port)]).await.unwrap();
+        (t, squatter)
+    }
+
     async fn with_real(app: leakhound::lab::apps::App, port: u16) -> TestLab {
         require_root();
         let lock = Lab::claim(&new_run_id()).unwrap();
