@@ -766,3 +766,22 @@ async fn usenet_through_tunnel_fails_when_the_news_server_is_reached_around_the_
     );
     assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.80:563");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_mapping_requests_fails_when_raw_frames_pass_the_underlay() {
+    // An egress filter that lets port mapping requests to the allowed
+    // subnets through (as it did before it refused them): a request written
+    // straight to eth0 passes the output chain's refusal and reaches the
+    // home router.
+    let (r, xml) = run_tampered(
+        "port-mapping-requests",
+        nft("insert rule netdev leakhound_egress egress udp dport 5351 accept\n"),
+    )
+    .await;
+    assert_failed(
+        &r,
+        "a port mapping request written straight to eth0 (a raw socket) never reaches the home router",
+        &["home-router received"],
+    );
+    assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
+}

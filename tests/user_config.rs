@@ -112,10 +112,15 @@ fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
     assert!(!t.lines().any(|l| l.starts_with("FAIL")), "{t}");
     let skipped: Vec<&str> = t.lines().filter(|l| l.starts_with("SKIP")).collect();
     assert!(
-        skipped.iter().all(|l| l.starts_with("SKIP usenet-through-tunnel")),
+        skipped
+            .iter()
+            .all(|l| l.starts_with("SKIP usenet-through-tunnel")),
         "{skipped:?}"
     );
-    assert!(t.contains("it drives the real NZBGet, and this run has none"), "{t}");
+    assert!(
+        t.contains("it drives the real NZBGet, and this run has none"),
+        "{t}"
+    );
     // qBittorrent is the file's: the torrent scenarios run with the real one.
     assert!(t.contains("PASS torrent-through-tunnel"), "{t}");
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();

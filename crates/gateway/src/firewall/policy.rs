@@ -726,6 +726,20 @@ impl FirewallPolicy {
                 .addr(true, &[ep])
                 .port(L4::Udp, true, &ep_port),
         );
+        // Port mapping requests stay off the underlay here too, before the
+        // allowed subnets (the home router is in one): a raw socket passes
+        // the output chain's refusal.
+        for (what, port) in [("nat-pmp/pcp", 5351), ("upnp ssdp", 1900)] {
+            r.push(
+                R::new(
+                    Egress,
+                    format!("no {what} requests written to the underlay (udp {port})"),
+                )
+                .l4(L4::Udp)
+                .port(L4::Udp, true, &[port])
+                .drop(),
+            );
+        }
         let mut lan: Vec<IpNet> = self.outbound_subnets.clone();
         lan.extend(self.subnet_ports.iter().map(|s| s.subnet));
         for fam in by_family(&lan) {
@@ -1135,7 +1149,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn egress_allows_only_arp_the_endpoint_allowed_subnets_and_link_icmpv6() {
+    fn egress_allows_only_arp_the_endpoint_allowed_subnets_and_link_icmpv6_but_no_port_mapping() {
         let v = json(&seed_policy());
         let egress: Vec<String> = rules_in(&v, "egress")
             .iter()
@@ -1146,6 +1160,8 @@ pub(crate) mod tests {
             vec![
                 "arp",
                 "wireguard to the endpoint",
+                "no nat-pmp/pcp requests written to the underlay (udp 5351)",
+                "no upnp ssdp requests written to the underlay (udp 1900)",
                 "to allowed subnets",
                 "icmpv6 link housekeeping"
             ]
