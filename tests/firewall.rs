@@ -118,7 +118,7 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
     assert!(err.to_string().contains("not the one applied"), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("leakhound_egress egress: 14 rules applied, 0 read back")
+        msg.contains("leakhound_egress egress: 16 rules applied, 0 read back")
             && msg.contains("wireguard to the endpoint"),
         "{msg}"
     );
