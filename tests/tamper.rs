@@ -663,6 +663,11 @@ async fn port_mapping_requests_fails_when_the_home_router_can_be_asked() {
         "a port mapping request to the home router (IPv4) gets nothing",
         &["home-router received"],
     );
+    assert_failed(
+        &r,
+        "tunnel stopped, routes around it: a UPnP discovery (SSDP) never reaches the home router",
+        &["home-router received"],
+    );
     assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
 }
 

@@ -236,6 +236,13 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
+        echo::start_ssdp(
+            lab.ns(host::HOME)?,
+            crate::model::topology::service::HOME_ROUTER,
+            addr::HOME_GW_SIDE,
+            log.clone(),
+            cancel.clone(),
+        )?;
         let tls = super::tls::LabTls::generate().map_err(|e| LabError::Service {
             service: "lab CA".into(),
             source: std::io::Error::other(e),
