@@ -252,7 +252,7 @@ fn app_err(app: App, what: String) -> LabError {
 }
 
 /// The last lines of a log file, for errors.
-fn tail_of(path: &Path) -> String {
+pub(crate) fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")

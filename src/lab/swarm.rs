@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pnet::packet::Packet;
@@ -121,13 +121,6 @@ impl Drop for Swarm {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The last lines of a log file, for errors.
-fn tail_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 /// Asks the tracker (from the ISP's namespace) how many seeders it knows
@@ -272,7 +265,11 @@ impl Swarm {
                     let out = dir.join(format!("{prog}.out"));
                     return Err(err(
                         format!("{prog} exited ({status})"),
-                        format!("{}\n{}", tail_of(&out), tail_of(&seeder_log)),
+                        format!(
+                            "{}\n{}",
+                            super::apps::tail_of(&out),
+                            super::apps::tail_of(&seeder_log)
+                        ),
                     ));
                 }
             }
@@ -288,7 +285,10 @@ impl Swarm {
             if Instant::now() >= deadline {
                 return Err(err(
                     "the swarm did not come up within 15 s",
-                    format!("{last}; the seeder's log:\n{}", tail_of(&seeder_log)),
+                    format!(
+                        "{last}; the seeder's log:\n{}",
+                        super::apps::tail_of(&seeder_log)
+                    ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -72,20 +72,25 @@ impl Runner<'_> {
     /// The failed step of a scenario whose application does not run: why
     /// it did not start (with its log tail), or that the run has none.
     pub(crate) fn no_app(&self, app: App) -> Outcome {
-        match self.services.apps.as_ref().and_then(|a| a.failure(app)) {
+        match self.app_failure(app) {
             Some(why) => fail(format!("{} did not start", app.name()), why),
             None => fail(format!("no real {} runs in this lab", app.name()), ""),
         }
     }
 
+    /// The WebUI port of a real application this lab runs.
+    pub(crate) fn app_port(&self, app: App) -> Option<u16> {
+        self.services.apps.as_ref().and_then(|a| a.port_of(app))
+    }
+
+    /// Why a real application this run asked for did not start.
+    pub(crate) fn app_failure(&self, app: App) -> Option<&str> {
+        self.services.apps.as_ref().and_then(|a| a.failure(app))
+    }
+
     /// The real qBittorrent's WebUI, when this lab runs it.
     pub(crate) fn qbittorrent(&self) -> Result<Option<Qbittorrent<'_>>, LabError> {
-        let Some(port) = self
-            .services
-            .apps
-            .as_ref()
-            .and_then(|a| a.port_of(App::Qbittorrent))
-        else {
+        let Some(port) = self.app_port(App::Qbittorrent) else {
             return Ok(None);
         };
         Ok(Some(Qbittorrent {
@@ -98,22 +103,10 @@ impl Runner<'_> {
     pub(crate) fn swarm_unfit(&self) -> Option<String> {
         // Asked for and failed to start: the scenario runs and fails with
         // the reason (its first step says it).
-        if self
-            .services
-            .apps
-            .as_ref()
-            .and_then(|a| a.failure(App::Qbittorrent))
-            .is_some()
-        {
+        if self.app_failure(App::Qbittorrent).is_some() {
             return None;
         }
-        if self
-            .services
-            .apps
-            .as_ref()
-            .and_then(|a| a.port_of(App::Qbittorrent))
-            .is_none()
-        {
+        if self.app_port(App::Qbittorrent).is_none() {
             return Some(
                 "it drives the real qBittorrent, and this run has none (run with --dependents real or auto where qbittorrent-nox is installed)".into(),
             );

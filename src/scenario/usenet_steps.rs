@@ -46,12 +46,7 @@ pub fn news_problems(entries: &[LogEntry], seen_as: IpAddr) -> Vec<String> {
 
 impl Runner<'_> {
     fn nzbget(&self) -> Result<Option<Nzbget<'_>>, LabError> {
-        let Some(port) = self
-            .services
-            .apps
-            .as_ref()
-            .and_then(|a| a.port_of(App::Nzbget))
-        else {
+        let Some(port) = self.app_port(App::Nzbget) else {
             return Ok(None);
         };
         Ok(Some(Nzbget {
@@ -62,9 +57,7 @@ impl Runner<'_> {
 
     /// Why a Usenet scenario cannot run in this lab, if it cannot.
     pub(crate) fn nzbget_unfit(&self) -> Option<String> {
-        let apps = self.services.apps.as_ref();
-        (apps.and_then(|a| a.port_of(App::Nzbget)).is_none()
-            && apps.and_then(|a| a.failure(App::Nzbget)).is_none())
+        (self.app_port(App::Nzbget).is_none() && self.app_failure(App::Nzbget).is_none())
             .then(|| "it drives the real NZBGet, and this run has none (run with --dependents real or auto where nzbget is installed)".into())
     }
 

@@ -75,19 +75,7 @@ impl TestLab {
         app: leakhound::lab::apps::App,
         port: u16,
     ) -> (TestLab, std::net::TcpListener) {
-        require_root();
-        let lock = Lab::claim(&new_run_id()).unwrap();
-        let stand_ins: Vec<(u16, String)> = leakhound::lab::dependents::default_stand_ins()
-            .into_iter()
-            .filter(|(p, _)| *p != port)
-            .collect();
-        let mut t = Self::build_with(
-            lock,
-            Default::default(),
-            ProviderKind::Boringtun,
-            &stand_ins,
-        )
-        .await;
+        let mut t = Self::without_stand_in(port).await;
         let squatter = t
             .lab
             .ns("gw")
@@ -99,20 +87,25 @@ impl TestLab {
         (t, squatter)
     }
 
-    async fn with_real(app: leakhound::lab::apps::App, port: u16) -> TestLab {
+    /// A lab with the default stand-ins but the one on `port`.
+    async fn without_stand_in(port: u16) -> TestLab {
         require_root();
         let lock = Lab::claim(&new_run_id()).unwrap();
         let stand_ins: Vec<(u16, String)> = leakhound::lab::dependents::default_stand_ins()
             .into_iter()
             .filter(|(p, _)| *p != port)
             .collect();
-        let mut t = Self::build_with(
+        Self::build_with(
             lock,
             Default::default(),
             ProviderKind::Boringtun,
             &stand_ins,
         )
-        .await;
+        .await
+    }
+
+    async fn with_real(app: leakhound::lab::apps::App, port: u16) -> TestLab {
+        let mut t = Self::without_stand_in(port).await;
         t.services.start_apps(&t.lab, &[(app, port)]).await.unwrap();
         t
     }
