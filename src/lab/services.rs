@@ -62,22 +62,11 @@ impl ServiceLog {
 
     /// Waits until `service` has logged an entry containing `needle`, at
     /// most `within`: for evidence that arrives after the answer (the real
-    /// dependents' is read off the wire by another thread). Woken by each
-    /// new entry; true when it is there.
+    /// dependents' is read off the wire by another thread). True when it is
+    /// there.
     pub async fn wait_for(&self, service: &str, needle: &str, within: std::time::Duration) -> bool {
-        let mut rx = self.subscribe();
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if !self.find(service, needle).is_empty() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return !self.find(service, needle).is_empty();
-            }
-        }
+        self.wait_until(within, |l| !l.find(service, needle).is_empty())
+            .await
     }
 
     /// Waits until `service` has logged `count` entries in all, at most
@@ -89,17 +78,23 @@ impl ServiceLog {
         count: usize,
         within: std::time::Duration,
     ) -> bool {
+        self.wait_until(within, |l| l.find(service, "").len() >= count)
+            .await
+    }
+
+    /// Waits until `cond` holds, at most `within`, woken by each new entry.
+    async fn wait_until(&self, within: std::time::Duration, cond: impl Fn(&Self) -> bool) -> bool {
         let mut rx = self.subscribe();
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if self.find(service, "").len() >= count {
+            if cond(self) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, rx.changed())
                 .await
                 .is_err()
             {
-                return self.find(service, "").len() >= count;
+                return cond(self);
             }
         }
     }

@@ -300,7 +300,7 @@ impl Runner<'_> {
             return self.skipped(scn, started, gw_log, why);
         }
         if scn.needs_nzbget()
-            && let Some(why) = self.nzbget_unfit()
+            && let Some(why) = self.app_unfit(crate::lab::apps::App::Nzbget)
         {
             return self.skipped(scn, started, gw_log, why);
         }

@@ -13,6 +13,7 @@ use super::runner::{Outcome, Runner, fail};
 use super::steps::RunState;
 use crate::lab::LabError;
 use crate::lab::apps::App;
+use crate::lab::netns::Netns;
 use crate::lab::services::LogEntry;
 use crate::lab::swarm::{self, Swarm};
 use crate::lab::webui::{self, Qbittorrent};
@@ -88,32 +89,56 @@ impl Runner<'_> {
         self.services.apps.as_ref().and_then(|a| a.failure(app))
     }
 
-    /// The real qBittorrent's WebUI, when this lab runs it.
-    pub(crate) fn qbittorrent(&self) -> Result<Option<Qbittorrent<'_>>, LabError> {
-        let Some(port) = self.app_port(App::Qbittorrent) else {
-            return Ok(None);
+    /// Why a scenario driving `app` cannot run in this lab: the run has
+    /// none. One that was asked for and did not start is not a skip: the
+    /// scenario runs and its first step fails with the reason.
+    pub(crate) fn app_unfit(&self, app: App) -> Option<String> {
+        (self.app_port(app).is_none() && self.app_failure(app).is_none()).then(|| {
+            format!(
+                "it drives the real {}, and this run has none (run with --dependents real or auto where {} is installed)",
+                app.name(),
+                app.program()
+            )
+        })
+    }
+
+    /// The gateway's namespace and `app`'s WebUI port there, or the failed
+    /// step when it does not run.
+    pub(crate) fn app_at(&self, app: App) -> Result<Result<(&Netns, u16), Outcome>, LabError> {
+        Ok(match self.app_port(app) {
+            Some(port) => Ok((self.lab.ns(host::GW)?, port)),
+            None => Err(self.no_app(app)),
+        })
+    }
+
+    /// The real qBittorrent's WebUI, or the failed step.
+    pub(crate) fn qbittorrent(&self) -> Result<Result<Qbittorrent<'_>, Outcome>, LabError> {
+        Ok(self
+            .app_at(App::Qbittorrent)?
+            .map(|(ns, port)| Qbittorrent { ns, port }))
+    }
+
+    /// The scenario's swarm and qBittorrent, or the failed step.
+    fn torrent_ctx<'s>(
+        &'s self,
+        st: &'s RunState<'_>,
+    ) -> Result<Result<(&'s ScenarioSwarm, Qbittorrent<'s>), Outcome>, LabError> {
+        let s = match Self::swarm_of(st) {
+            Ok(s) => s,
+            Err(o) => return Ok(Err(o)),
         };
-        Ok(Some(Qbittorrent {
-            ns: self.lab.ns(host::GW)?,
-            port,
-        }))
+        Ok(self.qbittorrent()?.map(|q| (s, q)))
     }
 
     /// Why a swarm scenario cannot run in this lab, if it cannot.
     pub(crate) fn swarm_unfit(&self) -> Option<String> {
-        // Asked for and failed to start: the scenario runs and fails with
-        // the reason (its first step says it).
-        if self.app_failure(App::Qbittorrent).is_some() {
-            return None;
-        }
-        if self.app_port(App::Qbittorrent).is_none() {
-            return Some(
-                "it drives the real qBittorrent, and this run has none (run with --dependents real or auto where qbittorrent-nox is installed)".into(),
-            );
-        }
-        swarm::installed()
-            .err()
-            .map(|why| format!("the lab's swarm cannot start: {why}"))
+        self.app_unfit(App::Qbittorrent).or_else(|| {
+            self.app_port(App::Qbittorrent).and_then(|_| {
+                swarm::installed()
+                    .err()
+                    .map(|why| format!("the lab's swarm cannot start: {why}"))
+            })
+        })
     }
 
     /// At a scenario's end: its torrent leaves qBittorrent, its swarm
@@ -121,7 +146,7 @@ impl Runner<'_> {
     /// may have moved it to a forwarded port a later scenario's stand-in
     /// needs).
     pub(crate) async fn end_swarm(&self, st: &mut RunState<'_>) {
-        let Ok(Some(q)) = self.qbittorrent() else {
+        let Ok(Ok(q)) = self.qbittorrent() else {
             st.swarm = None;
             return;
         };
@@ -148,8 +173,9 @@ impl Runner<'_> {
         st: &mut RunState<'_>,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let Some(q) = self.qbittorrent()? else {
-            return Ok(self.no_app(App::Qbittorrent));
+        let q = match self.qbittorrent()? {
+            Ok(q) => q,
+            Err(o) => return Ok(o),
         };
         if st.swarm.is_none() {
             let s =
@@ -220,12 +246,9 @@ impl Runner<'_> {
         timeout: Duration,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let s = match Self::swarm_of(st) {
-            Ok(s) => s,
+        let (s, q) = match self.torrent_ctx(st)? {
+            Ok(v) => v,
             Err(o) => return Ok(o),
-        };
-        let Some(q) = self.qbittorrent()? else {
-            return Ok(self.no_app(App::Qbittorrent));
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
@@ -280,12 +303,9 @@ impl Runner<'_> {
         timeout: Duration,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let s = match Self::swarm_of(st) {
-            Ok(s) => s,
+        let (s, q) = match self.torrent_ctx(st)? {
+            Ok(v) => v,
             Err(o) => return Ok(o),
-        };
-        let Some(q) = self.qbittorrent()? else {
-            return Ok(self.no_app(App::Qbittorrent));
         };
         let before = self.announces(s).len();
         if let Err(e) = q.reannounce(&s.hash).await {
@@ -427,8 +447,9 @@ impl Runner<'_> {
         timeout: Duration,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let Some(q) = self.qbittorrent()? else {
-            return Ok(self.no_app(App::Qbittorrent));
+        let q = match self.qbittorrent()? {
+            Ok(q) => q,
+            Err(o) => return Ok(o),
         };
         let port = match self.forwarded_port(st, &Expect::Answer, log).await {
             Ok(p) => p,

@@ -14,7 +14,7 @@ use crate::lab::LabError;
 use crate::lab::apps::App;
 use crate::lab::nzbget_rpc::{Nzbget, Progress};
 use crate::lab::services::LogEntry;
-use crate::model::topology::{host, service};
+use crate::model::topology::service;
 use crate::model::usenet;
 
 const POLL: Duration = Duration::from_millis(200);
@@ -45,20 +45,10 @@ pub fn news_problems(entries: &[LogEntry], seen_as: IpAddr) -> Vec<String> {
 }
 
 impl Runner<'_> {
-    fn nzbget(&self) -> Result<Option<Nzbget<'_>>, LabError> {
-        let Some(port) = self.app_port(App::Nzbget) else {
-            return Ok(None);
-        };
-        Ok(Some(Nzbget {
-            ns: self.lab.ns(host::GW)?,
-            port,
-        }))
-    }
-
-    /// Why a Usenet scenario cannot run in this lab, if it cannot.
-    pub(crate) fn nzbget_unfit(&self) -> Option<String> {
-        (self.app_port(App::Nzbget).is_none() && self.app_failure(App::Nzbget).is_none())
-            .then(|| "it drives the real NZBGet, and this run has none (run with --dependents real or auto where nzbget is installed)".into())
+    fn nzbget(&self) -> Result<Result<Nzbget<'_>, Outcome>, LabError> {
+        Ok(self
+            .app_at(App::Nzbget)?
+            .map(|(ns, port)| Nzbget { ns, port }))
     }
 
     /// What the news server logged since the scenario's first NZB.
@@ -77,8 +67,9 @@ impl Runner<'_> {
         st: &mut RunState<'_>,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let Some(n) = self.nzbget()? else {
-            return Ok(self.no_app(App::Nzbget));
+        let n = match self.nzbget()? {
+            Ok(n) => n,
+            Err(o) => return Ok(o),
         };
         st.news_since.get_or_insert_with(SystemTime::now);
         let tag = super::probe::nonce();
@@ -113,8 +104,9 @@ impl Runner<'_> {
         timeout: Duration,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let Some(n) = self.nzbget()? else {
-            return Ok(self.no_app(App::Nzbget));
+        let n = match self.nzbget()? {
+            Ok(n) => n,
+            Err(o) => return Ok(o),
         };
         let Some(given) = st.nzbs.last() else {
             return Ok(fail("no NZB yet: an nzb-add step must come first", ""));

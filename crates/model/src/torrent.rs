@@ -126,7 +126,8 @@ pub fn parse_announce(line: &str) -> Option<Announce> {
     let mut a = Announce::default();
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v);
+        // `%xx` decoded; a malformed escape is kept as it is.
+        let v: Vec<u8> = percent_encoding::percent_decode_str(v).collect();
         match k {
             "info_hash" => a.info_hash = v,
             "port" => a.port = String::from_utf8_lossy(&v).parse().ok(),
@@ -136,27 +137,6 @@ pub fn parse_announce(line: &str) -> Option<Announce> {
         }
     }
     Some(a)
-}
-
-/// `%xx` and `+` decoded; a malformed escape is kept as it is.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (digit(b[i + 1]), digit(b[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    out
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,9 +158,10 @@ pub fn scrape_seeders(body: &[u8], info_hash: &[u8; 20]) -> Result<u64, String> 
         .map_or(0, |f| f.complete))
 }
 
-/// `info_hash` as an URL query value (every byte escaped).
+/// `info_hash` as an URL query value (every byte but letters and digits
+/// escaped).
 pub fn url_escape(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+    percent_encoding::percent_encode(bytes, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]
