@@ -19,6 +19,8 @@
 #   opentracker, aria2
 #                  the lab's BitTorrent swarm on its internet: a tracker and
 #                  a seeding peer (the torrent scenarios)
+#   chromium       Byparr's stand-in, a headless browser in the gateway's
+#                  namespace (the browser-leaks scenario)
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 #   iperf3         the load of `leakhound bench tunnel`
@@ -45,6 +47,7 @@ command -v qbittorrent-nox >/dev/null 2>&1 || need+=(qbittorrent-nox)
 command -v nzbget >/dev/null 2>&1 || need+=(nzbget)
 command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
 command -v aria2c >/dev/null 2>&1 || need+=(aria2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

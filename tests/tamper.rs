@@ -790,3 +790,50 @@ async fn port_mapping_requests_fails_when_raw_frames_pass_the_underlay() {
     );
     assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_leaks_fails_without_a_kill_switch() {
+    // No kill switch, the routes around the tunnel and the ISP's resolver:
+    // Byparr's stand-in is seen from the home address by whoami, the STUN
+    // server (WebRTC tells the page so) and the QUIC listener.
+    let tamper = Tamper {
+        resolv_conf: Some("nameserver 192.0.2.53\n".into()),
+        ..flush_and_route_around()
+    };
+    let (r, xml) = run_tampered("browser-leaks", tamper).await;
+    assert_failed(
+        &r,
+        "the browser's page, WebRTC and QUIC…",
+        &[
+            "saw the browser as 198.51.100.2",
+            "WebRTC told the page the public address 198.51.100.2",
+            "QUIC on UDP 443 arrived from 198.51.100.2",
+        ],
+    );
+    assert_failed(
+        &r,
+        "tunnel down: nothing of the browser's…",
+        &[
+            "should have failed",
+            "a STUN request arrived from 198.51.100.2",
+        ],
+    );
+    assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.80:3478");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_leaks_fails_when_the_browsers_own_doh_gets_through() {
+    // HTTPS and QUIC let through to any address: the browser's own DoH
+    // reaches the lab's DoH server (through the tunnel) and resolves the
+    // page's names past the gateway's resolver and its blocklists.
+    let (r, _) = run_tampered(
+        "browser-leaks",
+        nft("insert rule inet leakhound output meta l4proto { tcp, udp } th dport 443 accept\n"),
+    )
+    .await;
+    assert_failed(
+        &r,
+        "the browser's page, WebRTC and QUIC…",
+        &["the DoH server got a query from 203.0.113.77"],
+    );
+}

@@ -41,14 +41,7 @@ impl RequestHandler for LabResolver {
                     .record(self.service, request.src(), format!("{qtype} {name}"));
                 // Names under rebind.lab resolve to a LAN address: what a DNS
                 // rebinding attack looks like.
-                let rebind = name.trim_end_matches('.').ends_with("rebind.lab");
-                let rdata = match qtype {
-                    RecordType::A if rebind => Some(RData::A(rdata::A(addr::LAN_ADMIN))),
-                    RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
-                    RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
-                    _ => None,
-                };
-                if let Some(r) = rdata {
+                if let Some(r) = lab_answer(&name, qtype) {
                     answers.push(Record::from_rdata(
                         info.query.original().name().clone(),
                         60,
@@ -74,13 +67,7 @@ pub fn answer_message(query: &[u8]) -> Option<(String, Vec<u8>)> {
     let q = Message::from_vec(query).ok()?;
     let question = q.queries.first()?.clone();
     let name = question.name().to_string();
-    let rebind = name.trim_end_matches('.').ends_with("rebind.lab");
-    let rdata = match question.query_type() {
-        RecordType::A if rebind => Some(RData::A(rdata::A(addr::LAN_ADMIN))),
-        RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
-        RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
-        _ => None,
-    };
+    let rdata = lab_answer(&name, question.query_type());
     let mut r = Message::response(q.metadata.id, q.metadata.op_code);
     r.metadata.recursion_desired = q.metadata.recursion_desired;
     r.metadata.recursion_available = true;
@@ -95,6 +82,25 @@ pub fn answer_message(query: &[u8]) -> Option<(String, Vec<u8>)> {
 }
 
 /// Starts a resolver on UDP and TCP `addr` inside `ns`.
+/// The lab's answer for `name` (pure): whoami's addresses for every name,
+/// except the admin LAN's address for names under `rebind.lab` (a DNS
+/// rebinding attempt) and no IPv6 address for names under the browser
+/// probe's QUIC zone (Chromium's QUIC tries the first address only and
+/// does not fall back to IPv4 when the lab's IPv4-only tunnel refuses
+/// IPv6, so QUIC would never be tried over IPv4).
+pub fn lab_answer(name: &str, qtype: RecordType) -> Option<RData> {
+    let name = name.trim_end_matches('.');
+    let rebind = name.ends_with("rebind.lab");
+    let v4_only = name.ends_with(crate::model::browser::QUIC_ZONE);
+    match qtype {
+        RecordType::A if rebind => Some(RData::A(rdata::A(addr::LAN_ADMIN))),
+        RecordType::A => Some(RData::A(rdata::A(addr::WHOAMI))),
+        RecordType::AAAA if v4_only => None,
+        RecordType::AAAA => Some(RData::AAAA(rdata::AAAA(addr::WHOAMI_V6))),
+        _ => None,
+    }
+}
+
 pub fn start(
     ns: &Netns,
     service: &'static str,

@@ -40,7 +40,12 @@ pub fn serve(
                         peer,
                         format!("{} {} on {addr}", req.method(), req.uri()),
                     );
-                    body(peer)
+                    // Any origin may read the answer: the browser probe's
+                    // page (on the gateway's loopback) reads whoami's.
+                    (
+                        [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+                        body(peer),
+                    )
                 }
             },
         );

@@ -4,6 +4,7 @@
 //! and runs from `Drop`). In-lab services live in the submodules.
 
 pub mod apps;
+pub mod browser;
 pub mod dependents;
 pub mod dns;
 pub mod echo;

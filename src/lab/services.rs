@@ -261,6 +261,7 @@ impl LabServices {
             cancel.clone(),
         )?;
         let news = super::news::NewsServer::start(isp, &tls, log.clone(), cancel.clone())?;
+        super::browser::start_far_end(isp, log.clone(), cancel.clone())?;
         std::fs::write(lab.ca_file(), &tls.ca_pem).map_err(|source| LabError::Service {
             service: "lab CA".into(),
             source,

@@ -24,9 +24,11 @@ pub const PROVIDER_DOT_NAME: &str = "dns.provider.lab";
 
 pub struct LabTls {
     pub ca_pem: String,
-    ca_der: CertificateDer<'static>,
+    pub ca_der: CertificateDer<'static>,
     server_cert: CertificateDer<'static>,
     server_key: Vec<u8>,
+    /// The servers' SubjectPublicKeyInfo (DER), for clients that pin it.
+    pub server_spki: Vec<u8>,
 }
 
 impl LabTls {
@@ -57,6 +59,7 @@ impl LabTls {
             ca_der: ca_cert.der().clone(),
             server_cert: server_cert.der().clone(),
             server_key: server_key.serialize_der(),
+            server_spki: rcgen::PublicKeyData::subject_public_key_info(&server_key),
         })
     }
 

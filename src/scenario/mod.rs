@@ -3,6 +3,7 @@
 //! scenario against a lab and emits events ([`runner`]), what each step
 //! does ([`steps`]); the gateway it drives is a [`crate::target`].
 
+pub mod browser_steps;
 pub mod evidence;
 pub mod external;
 pub mod model;

@@ -110,6 +110,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "usenet-through-tunnel",
         include_str!("../../scenarios/usenet-through-tunnel.toml"),
     ),
+    (
+        "browser-leaks",
+        include_str!("../../scenarios/browser-leaks.toml"),
+    ),
 ];
 
 pub fn builtin(topo: &Topology) -> Result<Vec<Scenario>, ScenarioError> {

@@ -304,6 +304,11 @@ impl Runner<'_> {
         {
             return self.skipped(scn, started, gw_log, why);
         }
+        if scn.needs_browser()
+            && let Some(why) = crate::lab::browser::unfit()
+        {
+            return self.skipped(scn, started, gw_log, why);
+        }
         let mut cases = Vec::new();
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");

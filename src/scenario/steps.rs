@@ -554,6 +554,7 @@ impl Runner<'_> {
             Action::NzbAdd => self.nzb_add(st, log).await?,
             Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
             Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
+            Action::Browse { expect } => self.browse(expect, log).await?,
             Action::Fault(f) => self.fault(st, *f, log).await?,
             Action::Interfere(i) => self.interfere(st, i, log).await?,
         })

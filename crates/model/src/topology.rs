@@ -92,8 +92,14 @@ pub mod service {
     /// The lab's Usenet server (NNTP over TLS, news.lab:563): every
     /// connection and every article asked for, with its source.
     pub const NEWS: &str = "news";
+    /// The STUN server on whoami's addresses (UDP 3478): every Binding
+    /// request, answered with the source it came from (WebRTC's view).
+    pub const STUN: &str = "stun";
+    /// A listener on whoami's addresses at UDP 443: every datagram (a
+    /// browser's QUIC), never answered.
+    pub const QUIC: &str = "quic";
     /// Every service a scenario may ask about.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         PROVIDER_DOT,
         DOT,
         DOH,
@@ -109,6 +115,8 @@ pub mod service {
         TRACKER,
         SWARM_PEER,
         NEWS,
+        STUN,
+        QUIC,
     ];
 }
 

@@ -324,17 +324,35 @@ impl Netns {
         cmd: &mut Command,
         resolv_conf: &Path,
     ) -> Result<(), NetnsError> {
+        self.command_with_binds(cmd, &[(resolv_conf.into(), "/etc/resolv.conf".into())])
+    }
+
+    /// Like [`Netns::command`], and the process also gets a private mount
+    /// namespace (a slave of the host's: nothing it mounts goes back) in
+    /// which each `(source, target)` is bind-mounted over `target`, which
+    /// must exist. Files and directories of the lab's run stand in for the
+    /// host's without changing them.
+    pub fn command_with_binds(
+        &self,
+        cmd: &mut Command,
+        binds: &[(PathBuf, PathBuf)],
+    ) -> Result<(), NetnsError> {
         self.command(cmd)?;
-        let src =
-            std::ffi::CString::new(resolv_conf.as_os_str().as_encoded_bytes()).map_err(|_| {
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
                 NetnsError::Enter {
                     name: self.name.clone(),
                     source: io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        "resolv.conf path contains NUL",
+                        format!("{} contains NUL", p.display()),
                     ),
                 }
-            })?;
+            })
+        };
+        let pairs = binds
+            .iter()
+            .map(|(s, t)| Ok((c(s)?, c(t)?)))
+            .collect::<Result<Vec<_>, NetnsError>>()?;
         // SAFETY: only syscalls (unshare, mount) between fork and exec; the
         // paths were allocated before the fork.
         unsafe {
@@ -348,14 +366,17 @@ impl Netns {
                     None::<&std::ffi::CStr>,
                 )
                 .map_err(errno)?;
-                mount(
-                    Some(src.as_c_str()),
-                    c"/etc/resolv.conf",
-                    None::<&std::ffi::CStr>,
-                    MsFlags::MS_BIND,
-                    None::<&std::ffi::CStr>,
-                )
-                .map_err(errno)
+                for (src, dst) in &pairs {
+                    mount(
+                        Some(src.as_c_str()),
+                        dst.as_c_str(),
+                        None::<&std::ffi::CStr>,
+                        MsFlags::MS_BIND,
+                        None::<&std::ffi::CStr>,
+                    )
+                    .map_err(errno)?;
+                }
+                Ok(())
             });
         }
         Ok(())

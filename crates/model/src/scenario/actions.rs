@@ -213,6 +213,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "the news server saw NZBGet during this scenario (a connection and an article), and only from this address. Fields: expect (\"seen-as ADDRESS\")."
     ),
     spec!(
+        "browse",
+        Browse,
+        "Byparr's stand-in: Debian's headless Chromium in the gateway's namespace loads a page from the gateway's loopback that fetches whoami by a name carrying the step's nonce, gathers WebRTC candidates from the lab's STUN server (NONCE.stun.lab:3478, logged as stun) and fetches over QUIC (UDP 443 forced on for NONCE.quic.lab, logged as quic); the browser's own DNS-over-HTTPS is on (automatic, the lab's DoH server by address). Fields: expect (\"seen-as ADDRESS\": whoami, STUN and QUIC all saw only ADDRESS, WebRTC shows only ADDRESS as public, the DoH server never got the name; fail: none of them got anything and WebRTC found no public address)."
+    ),
+    spec!(
         "port-command",
         PortCommand,
         "what the port-forwarding UP/DOWN commands wrote to {port_commands}: up (the status file's port announced), down (the last port withdrawn), none (no command ran). Fields: expect, timeout (default 5s)."
@@ -944,6 +949,26 @@ impl StepFields for SwarmSeen {
             _ => Err(field_err(
                 "expect",
                 "this action expects \"seen-as ADDRESS\"",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Browse {
+    expect: Expect,
+}
+
+impl StepFields for Browse {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        match self.expect {
+            Expect::SeenAs(_) | Expect::Fail => Ok(Action::Browse {
+                expect: self.expect,
+            }),
+            Expect::Answer => Err(field_err(
+                "expect",
+                "the browser expects \"seen-as ADDRESS\" or \"fail\"",
             )),
         }
     }

@@ -262,6 +262,14 @@ pub enum Action {
     NewsSeen {
         seen_as: IpAddr,
     },
+    /// Byparr's stand-in: headless Chromium in the gateway's namespace
+    /// loads the browser probe's page ([`crate::browser::page`]). `seen-as`:
+    /// whoami, the STUN server and the QUIC listener saw only that
+    /// address, WebRTC shows only it; `fail`: nothing arrived anywhere.
+    /// The DoH server may never get the page's name.
+    Browse {
+        expect: Expect,
+    },
     /// What the gateway's VPN_PORT_FORWARDING_UP_COMMAND/_DOWN_COMMAND
     /// did: the scenario sets them to append `up|down {{PORT}} {{PORTS}}
     /// {{VPN_INTERFACE}}` to `{port_commands}` (a file of the run). `up`:
@@ -346,6 +354,9 @@ pub enum Fault {
 /// How long the lab's swarm takes to deliver its whole torrent (its
 /// content at the seeder's rate, about 4 MiB at 1 MiB/s), for scheduling.
 pub const SWARM_DOWNLOAD: Duration = Duration::from_secs(4);
+/// About how long one browser probe takes (Chromium's start and the page's
+/// checks, which end after [`crate::browser::PAGE_CHECK_MS`]).
+pub const BROWSE: Duration = Duration::from_secs(8);
 
 /// Action names of the faults, as written in scenario files.
 pub const FAULTS: [(&str, Fault); 14] = [
@@ -401,7 +412,9 @@ impl Action {
             | Action::EncryptedDns { check, .. }
             | Action::Udp { check, .. }
             | Action::RawFrame { check, .. } => Some(&check.expect),
-            Action::Ping { expect, .. } | Action::InjectSynack { expect, .. } => Some(expect),
+            Action::Ping { expect, .. }
+            | Action::InjectSynack { expect, .. }
+            | Action::Browse { expect } => Some(expect),
             _ => None,
         }
     }
@@ -470,6 +483,7 @@ impl Scenario {
             let silent = s.action.is_silent_probe();
             total += match &s.action {
                 _ if silent && previous_silent => Duration::ZERO,
+                Action::Browse { .. } => BROWSE,
                 a if a.expectation() == Some(&Expect::Fail) => probe_timeout,
                 Action::TorrentAnnounce {
                     expect: Expect::Fail,
@@ -679,6 +693,13 @@ impl Scenario {
                     }
             )
         })
+    }
+
+    /// Does it run the browser probe (Chromium)?
+    pub fn needs_browser(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Browse { .. }))
     }
 
     /// Does it drive the real NZBGet against the lab's news server?

@@ -222,6 +222,7 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         ("swarm-seen", "expect = \"seen-as 203.0.113.77\""),
         ("news-seen", "expect = \"seen-as 203.0.113.77\""),
         ("nzb-wait", "expect = \"answer\""),
+        ("browse", "expect = \"fail\""),
         ("port-command", "expect = \"none\""),
         ("interfere", "kill = true"),
     ];
@@ -346,4 +347,27 @@ fn torrent_steps_parse_and_bad_values_are_named() {
         .to_string();
         assert!(e.contains(says) && e.contains("t.toml:"), "{body}: {e}");
     }
+}
+
+#[test]
+fn a_browse_step_takes_seen_as_or_fail_only() {
+    let s = ok(
+        "name = \"x\"\n[[step]]\nname = \"b\"\naction = \"browse\"\nexpect = \"seen-as 203.0.113.77\"\n",
+    );
+    assert_eq!(
+        s.steps[0].action,
+        Action::Browse {
+            expect: Expect::SeenAs("203.0.113.77".parse().unwrap())
+        }
+    );
+    assert!(s.needs_browser());
+    let e = err("name = \"x\"\n[[step]]\nname = \"b\"\naction = \"browse\"\nexpect = \"answer\"\n");
+    assert!(
+        e.contains("t.toml:5:10") && e.contains("\"seen-as ADDRESS\" or \"fail\""),
+        "{e}"
+    );
+    let e = err(
+        "name = \"x\"\n[[step]]\nname = \"b\"\naction = \"browse\"\nexpect = \"fail\"\nfrom = \"gw\"\n",
+    );
+    assert!(e.contains("from"), "{e}");
 }
