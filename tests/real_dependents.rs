@@ -103,3 +103,28 @@ async fn an_application_that_does_not_start_fails_its_scenarios_with_the_reason(
     );
     assert!(!r.passed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_applications_start_behind_a_closed_namespace() {
+    // qBittorrent at its defaults asks the home router for a mapping (PCP,
+    // then NAT-PMP) and searches for it over UPnP as soon as it starts:
+    // before any gateway stands there, none of that may reach the lab (in
+    // a deployment the dependents start behind their gateway), or the
+    // router would have granted it before a scenario could see it.
+    let t = common::TestLab::with_real_qbittorrent().await;
+    let heard = t
+        .services
+        .log
+        .wait_for(
+            leakhound::model::topology::service::HOME_ROUTER,
+            "",
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+    let entries = t
+        .services
+        .log
+        .find(leakhound::model::topology::service::HOME_ROUTER, "");
+    t.finish();
+    assert!(!heard, "the home router heard: {entries:?}");
+}

@@ -668,6 +668,11 @@ async fn port_mapping_requests_fails_when_the_home_router_can_be_asked() {
         "tunnel stopped, routes around it: a UPnP discovery (SSDP) never reaches the home router",
         &["home-router received"],
     );
+    assert_failed(
+        &r,
+        "the home router (answering NAT-PMP and UPnP) heard nothing…",
+        &["home-router heard from 172.21.0.2"],
+    );
     assert_leak_reported(&r, &xml, "gw", "172.21.0.1:5351");
 }
 
@@ -699,6 +704,12 @@ async fn torrent_killswitch_fails_without_a_kill_switch() {
         &r,
         "tunnel down: an announce qBittorrent is asked for never reaches the tracker",
         &["an announce reached the tracker from 198.51.100.2"],
+    );
+    // qBittorrent at its defaults asks the home router to expose it.
+    assert_failed(
+        &r,
+        "the home router never heard from qBittorrent…",
+        &["home-router heard from 172.21.0.2"],
     );
     assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.69:6969");
 }

@@ -197,6 +197,13 @@ pub fn qbittorrent_conf(port: u16, user: &str, password_field: &str) -> String {
 /// command moved it puts it back at its end.
 pub const QBITTORRENT_LISTEN_PORT: u16 = 51413;
 
+/// The gateway's namespace before any gateway runs there: nothing leaves
+/// but to loopback (where the lab checks the WebUIs are up).
+pub const CLOSED_BEFORE_GATEWAY: &str = "table inet leakhound_lab_closed {
+  chain out { type filter hook output priority 0; policy drop; oif \"lo\" accept; }
+}
+";
+
 /// A WebUI's credentials, made per run.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -443,6 +450,14 @@ impl Apps {
             }
         }
         let ns = lab.ns(host::GW)?;
+        // Closed until a gateway stands there: what they send at start-up
+        // (DHT bootstrap, port mapping requests to the home router, ...)
+        // goes nowhere, as in a deployment where they start behind their
+        // gateway. The first scenario's reset removes the table.
+        super::nft_in(ns, CLOSED_BEFORE_GATEWAY).map_err(|e| LabError::Service {
+            service: "closing the gateway's namespace before the dependents start".into(),
+            source: std::io::Error::other(e),
+        })?;
         // The watch first: no answer can be missed.
         let pending: std::sync::Arc<std::sync::Mutex<HashMap<SocketAddr, String>>> =
             Default::default();

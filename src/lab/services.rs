@@ -216,25 +216,14 @@ impl LabServices {
             log.clone(),
             cancel.clone(),
         )?;
-        // The home router answers NAT-PMP/PCP on its LAN side: a dependent
-        // asking it to expose a port (a leak class of its own) is seen here.
-        echo::start(
+        // The home router answers NAT-PMP and UPnP on its LAN side: a
+        // dependent asking it to expose a port (a leak class of its own)
+        // is seen there, with the port it asked for.
+        super::upnp::start(
             lab.ns(host::HOME)?,
-            crate::model::topology::service::HOME_ROUTER,
-            &[
-                SocketAddr::new(addr::HOME_GW_SIDE.into(), crate::model::classify::PCP_PORT),
-                SocketAddr::new(
-                    addr::HOME_GW_SIDE_V6.into(),
-                    crate::model::classify::PCP_PORT,
-                ),
-            ],
-            log.clone(),
-            cancel.clone(),
-        )?;
-        echo::start_ssdp(
-            lab.ns(host::HOME)?,
-            crate::model::topology::service::HOME_ROUTER,
             addr::HOME_GW_SIDE,
+            addr::HOME_GW_SIDE_V6,
+            addr::HOME_UPLINK,
             log.clone(),
             cancel.clone(),
         )?;

@@ -350,6 +350,7 @@ impl Runner<'_> {
             swarm: None,
             nzbs: Vec::new(),
             news_since: None,
+            started_at: std::time::SystemTime::now(),
             scn,
             env,
             gateway: None,
@@ -801,6 +802,54 @@ impl Runner<'_> {
                 ));
             }
         }
+    }
+
+    /// `unheard`: none of `by` has logged anything since the scenario
+    /// started.
+    pub(crate) fn unheard(
+        &self,
+        st: &super::steps::RunState<'_>,
+        by: &[String],
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let mut problems = Vec::new();
+        for svc in by {
+            let heard: Vec<_> = self
+                .services
+                .log
+                .find(svc, "")
+                .into_iter()
+                .filter(|e| e.at >= st.started_at)
+                .collect();
+            if heard.is_empty() {
+                log.push(format!("{svc} logged nothing in this scenario"));
+            }
+            // Each kind of request once, with how often and from where.
+            let mut kinds: Vec<(String, std::collections::BTreeSet<std::net::IpAddr>, usize)> =
+                Vec::new();
+            for e in &heard {
+                match kinds.iter_mut().find(|(d, _, _)| *d == e.detail) {
+                    Some((_, from, n)) => {
+                        from.insert(e.source.ip());
+                        *n += 1;
+                    }
+                    None => kinds.push((e.detail.clone(), [e.source.ip()].into(), 1)),
+                }
+            }
+            for (detail, from, n) in kinds {
+                let from: Vec<String> = from.iter().map(|a| a.to_string()).collect();
+                problems.push(format!(
+                    "{svc} heard from {}: {detail}{} (a leak)",
+                    from.join(", "),
+                    if n > 1 {
+                        format!(" ({n} times)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        Self::verdict(problems, log)
     }
 
     pub(crate) fn verdict(problems: Vec<String>, log: &mut Vec<String>) -> Outcome {

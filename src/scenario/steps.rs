@@ -78,6 +78,9 @@ pub struct RunState<'s> {
     /// log is read from then on).
     pub nzbs: Vec<super::usenet_steps::GivenNzb>,
     pub news_since: Option<std::time::SystemTime>,
+    /// When the scenario started (the far end's logs are read from then on
+    /// by `unheard`).
+    pub started_at: std::time::SystemTime,
 }
 
 /// How the gateway under test ended when nothing asked it to.
@@ -555,6 +558,7 @@ impl Runner<'_> {
             Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
             Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
             Action::Browse { expect } => self.browse(expect, log).await?,
+            Action::Unheard { by } => self.unheard(st, by, log),
             Action::Fault(f) => self.fault(st, *f, log).await?,
             Action::Interfere(i) => self.interfere(st, i, log).await?,
         })

@@ -31,6 +31,7 @@ pub mod scenario;
 pub mod stats;
 pub mod topology;
 pub mod torrent;
+pub mod upnp;
 pub mod usenet;
 pub mod userconf;
 pub mod userlab;

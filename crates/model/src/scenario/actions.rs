@@ -218,6 +218,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "Byparr's stand-in: Debian's headless Chromium in the gateway's namespace loads a page from the gateway's loopback that fetches whoami by a name carrying the step's nonce, gathers WebRTC candidates from the lab's STUN server (NONCE.stun.lab:3478, logged as stun) and fetches over QUIC (UDP 443 forced on for NONCE.quic.lab, logged as quic); the browser's own DNS-over-HTTPS is on (automatic, the lab's DoH server by address). Fields: expect (\"seen-as ADDRESS\": whoami, STUN and QUIC all saw only ADDRESS, WebRTC shows only ADDRESS as public, the DoH server never got the name; fail: none of them got anything and WebRTC found no public address)."
     ),
     spec!(
+        "unheard",
+        Unheard,
+        "check: none of these lab services has logged anything from anyone since the scenario started; the far end's proof for what real applications send on their own (no nonce), e.g. qBittorrent's UPnP and NAT-PMP requests to the home router. Fields: by (service names)."
+    ),
+    spec!(
         "port-command",
         PortCommand,
         "what the port-forwarding UP/DOWN commands wrote to {port_commands}: up (the status file's port announced), down (the last port withdrawn), none (no command ran). Fields: expect, timeout (default 5s)."
@@ -951,6 +956,23 @@ impl StepFields for SwarmSeen {
                 "this action expects \"seen-as ADDRESS\"",
             )),
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unheard {
+    by: Vec<String>,
+}
+
+impl StepFields for Unheard {
+    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+        if self.by.is_empty() {
+            return Err(field_err("by", "name at least one service"));
+        }
+        Ok(Action::Unheard {
+            by: services("by", self.by)?,
+        })
     }
 }
 

@@ -262,6 +262,12 @@ pub enum Action {
     NewsSeen {
         seen_as: IpAddr,
     },
+    /// None of these lab services has logged anything from anyone since
+    /// the scenario started (what real applications send on their own
+    /// carries no nonce).
+    Unheard {
+        by: Vec<String>,
+    },
     /// Byparr's stand-in: headless Chromium in the gateway's namespace
     /// loads the browser probe's page ([`crate::browser::page`]). `seen-as`:
     /// whoami, the STUN server and the QUIC listener saw only that

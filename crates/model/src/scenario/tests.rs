@@ -223,6 +223,7 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         ("news-seen", "expect = \"seen-as 203.0.113.77\""),
         ("nzb-wait", "expect = \"answer\""),
         ("browse", "expect = \"fail\""),
+        ("unheard", "by = [\"home-router\"]"),
         ("port-command", "expect = \"none\""),
         ("interfere", "kill = true"),
     ];
@@ -370,4 +371,20 @@ fn a_browse_step_takes_seen_as_or_fail_only() {
         "name = \"x\"\n[[step]]\nname = \"b\"\naction = \"browse\"\nexpect = \"fail\"\nfrom = \"gw\"\n",
     );
     assert!(e.contains("from"), "{e}");
+}
+
+#[test]
+fn an_unheard_check_names_known_services() {
+    let s =
+        ok("name = \"x\"\n[[step]]\nname = \"u\"\naction = \"unheard\"\nby = [\"home-router\"]\n");
+    assert_eq!(
+        s.steps[0].action,
+        Action::Unheard {
+            by: vec!["home-router".into()]
+        }
+    );
+    let e = err("name = \"x\"\n[[step]]\nname = \"u\"\naction = \"unheard\"\nby = [\"router\"]\n");
+    assert!(e.contains("unknown service \"router\""), "{e}");
+    let e = err("name = \"x\"\n[[step]]\nname = \"u\"\naction = \"unheard\"\nby = []\n");
+    assert!(e.contains("name at least one service"), "{e}");
 }
