@@ -21,6 +21,8 @@
 #                  a seeding peer (the torrent scenarios)
 #   chromium       Byparr's stand-in, a headless browser in the gateway's
 #                  namespace (the browser-leaks scenario)
+#   prometheus     for promtool, which checks the --prometheus metrics in a
+#                  test (its daemon is not started: policy-rc.d)
 # With --bench, also the benchmarks' yardsticks:
 #   unbound        the resolver `leakhound bench dns` measures beside ours
 #   iperf3         the load of `leakhound bench tunnel`
@@ -48,6 +50,7 @@ command -v nzbget >/dev/null 2>&1 || need+=(nzbget)
 command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
 command -v aria2c >/dev/null 2>&1 || need+=(aria2)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

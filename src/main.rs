@@ -69,6 +69,9 @@ enum Command {
     Reap,
     /// List the scenarios that `run` would execute.
     List(ListArgs),
+    /// What a scenario does, step by step, what would make each check fail,
+    /// and the user's requirement it checks.
+    Explain(ExplainArgs),
     /// Every step action a scenario file may use, with its fields, and the
     /// capabilities a scenario may require of the gateway under test.
     Actions,
@@ -149,15 +152,22 @@ struct ListArgs {
     /// Also load every *.toml scenario in this directory.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
-/// What a run runs and where its reports go (shared by run and compare).
-#[derive(clap::Args, Clone)]
-struct SuiteArgs {
-    /// Also load every *.toml scenario in this directory (added to the
-    /// built-in default suite).
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// The scenario's name (see `leakhound list`).
+    scenario: String,
+    /// Also load every *.toml scenario in this directory.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
+}
+
+/// Which of the loaded scenarios run (shared by run, compare and list).
+#[derive(clap::Args, Clone, Default)]
+struct SelectArgs {
     /// Run only the scenarios with these names (repeatable).
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
@@ -168,6 +178,29 @@ struct SuiteArgs {
     /// Leave out scenarios with any of these tags (repeatable).
     #[arg(long = "exclude-tag", value_name = "TAG")]
     exclude_tags: Vec<String>,
+    /// Run one shard of the (selected) suite, as I/N: a CI matrix of N jobs
+    /// with --shard 1/N .. N/N runs every scenario exactly once, split by
+    /// expected duration, the same split on every machine for the same
+    /// suite (`leakhound list --shard I/N` shows it). An empty shard passes.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<leakhound::model::shard::Shard>,
+}
+
+/// What a run runs and where its reports go (shared by run and compare).
+#[derive(clap::Args, Clone)]
+struct SuiteArgs {
+    /// Also load every *.toml scenario in this directory (added to the
+    /// built-in default suite).
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Also write the run's metrics in Prometheus' text format to FILE,
+    /// atomically (for node exporter's textfile collector):
+    /// leakhound_check_success{check,target}, leakhound_leaked_packets,
+    /// leakhound_last_run_timestamp_seconds, leakhound_run_duration_seconds.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<PathBuf>,
     /// Where reports go (emptied first).
     #[arg(long, value_name = "DIR", default_value = "reports/latest")]
     out: PathBuf,
@@ -384,11 +417,26 @@ fn main() -> ExitCode {
         }
         Command::List(args) => {
             default_sigpipe();
-            match load_scenarios(args.scenarios.as_deref(), &Topology::default_profile()) {
+            match load_scenarios(args.scenarios.as_deref(), &Topology::default_profile())
+                .and_then(|all| select_scenarios(all, &args.select))
+            {
                 Ok(all) => {
                     for s in all {
                         println!("{:<28} {}", s.name, s.source);
                     }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Explain(args) => {
+            default_sigpipe();
+            match explain_main(&args) {
+                Ok(text) => {
+                    print!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -406,9 +454,8 @@ fn main() -> ExitCode {
             );
             let suite = SuiteArgs {
                 scenarios: None,
-                only: vec![],
-                tags: vec![],
-                exclude_tags: vec![],
+                select: SelectArgs::default(),
+                prometheus: None,
                 out: args.out,
                 env: vec![],
                 quiet: true,
@@ -540,6 +587,12 @@ fn suite_scenarios(a: &SuiteArgs, profile: &Profile) -> Result<Vec<Scenario>> {
             }
         }
     }
+    select_scenarios(all, &a.select)
+}
+
+/// Applies --only, --tag, --exclude-tag and --shard. Empty is an error,
+/// except for a shard (a CI job with nothing to do passes).
+fn select_scenarios(mut all: Vec<Scenario>, a: &SelectArgs) -> Result<Vec<Scenario>> {
     if !a.only.is_empty() {
         for o in &a.only {
             if !all.iter().any(|s| &s.name == o) {
@@ -555,7 +608,52 @@ fn suite_scenarios(a: &SuiteArgs, profile: &Profile) -> Result<Vec<Scenario>> {
     if all.is_empty() {
         bail!("no scenario is left after --only/--tag/--exclude-tag (see `leakhound list`)");
     }
+    if let Some(shard) = a.shard {
+        // Weighted by what each scenario waits, plus a second for its
+        // setup and teardown.
+        let weights: Vec<(String, std::time::Duration)> = all
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.expected_wait(leakhound::scenario::runner::PROBE_TIMEOUT)
+                        + std::time::Duration::from_secs(1),
+                )
+            })
+            .collect();
+        let items: Vec<(&str, std::time::Duration)> =
+            weights.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        let keep = leakhound::model::shard::select(&items, shard);
+        let mut k = keep.into_iter();
+        all.retain(|_| k.next().unwrap_or(false));
+    }
     Ok(all)
+}
+
+/// `leakhound explain`: the scenario, its text and where it lives.
+fn explain_main(a: &ExplainArgs) -> Result<String> {
+    let all = load_scenarios(a.scenarios.as_deref(), &Topology::default_profile())?;
+    let Some(scn) = all.iter().find(|s| s.name == a.scenario) else {
+        bail!("no scenario named {:?} (see `leakhound list`)", a.scenario);
+    };
+    let (text, file) = match scn.source.strip_prefix("builtin:") {
+        Some(name) => (
+            scenario::BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default(),
+            format!("built in, from scenarios/{name}.toml"),
+        ),
+        None => (
+            std::fs::read_to_string(&scn.source)
+                .with_context(|| format!("reading {}", scn.source))?,
+            scn.source.clone(),
+        ),
+    };
+    Ok(leakhound::model::scenario::explain::explain(
+        scn, &text, &file,
+    ))
 }
 
 fn load_scenarios(dir: Option<&Path>, topo: &Topology) -> Result<Vec<Scenario>> {
@@ -601,7 +699,18 @@ fn run_main(args: RunArgs) -> Result<Verdict> {
     }
     let profile = suite_profile(&args.suite)?;
     let scenarios = suite_scenarios(&args.suite, &profile)?;
+    if scenarios.is_empty() {
+        return Ok(empty_shard(&args.suite));
+    }
     run_with(args.suite, specs, scenarios, false, profile)
+}
+
+/// A shard with no scenario in it: nothing to run, which passes.
+fn empty_shard(a: &SuiteArgs) -> Verdict {
+    if let Some(s) = a.select.shard {
+        println!("shard {s} of this suite has no scenario: nothing to run");
+    }
+    Verdict::Passed
 }
 
 fn compare_main(args: CompareArgs) -> Result<Verdict> {
@@ -611,6 +720,9 @@ fn compare_main(args: CompareArgs) -> Result<Verdict> {
     let specs = target_specs(&args.target)?;
     let profile = suite_profile(&args.suite)?;
     let scenarios = suite_scenarios(&args.suite, &profile)?;
+    if scenarios.is_empty() {
+        return Ok(empty_shard(&args.suite));
+    }
     run_with(args.suite, specs, scenarios, false, profile)
 }
 
@@ -950,6 +1062,16 @@ async fn run_suite(
     timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
 
     write_reports(&args.out, &run_id, &timings, &results)?;
+    if let Some(file) = &args.prometheus {
+        let took = Duration::from_millis(
+            (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
+        );
+        leakhound::report::prometheus::write_atomically(
+            file,
+            &leakhound::report::prometheus::render(&results, std::time::SystemTime::now(), took),
+        )
+        .with_context(|| format!("writing the metrics to {}", file.display()))?;
+    }
     print!("{}", terminal::summary(&results));
     if several {
         let table = leakhound::report::compare::render(&results, &wall);

@@ -265,10 +265,7 @@ fn compare_runs_each_target_and_writes_a_table() {
         table.starts_with("| scenario | builtin | command |"),
         "{table}"
     );
-    assert!(
-        table.contains("| baseline | pass | FAIL ("),
-        "{table}"
-    );
+    assert!(table.contains("| baseline | pass | FAIL ("), "{table}");
     assert!(
         table.contains("| health | pass | skip (lacks health-server) |"),
         "{table}"

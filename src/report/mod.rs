@@ -5,4 +5,5 @@
 pub mod compare;
 pub mod json;
 pub mod junit;
+pub mod prometheus;
 pub mod terminal;

@@ -28,6 +28,7 @@ pub mod echo;
 pub mod located;
 pub mod natpmp;
 pub mod scenario;
+pub mod shard;
 pub mod stats;
 pub mod topology;
 pub mod torrent;

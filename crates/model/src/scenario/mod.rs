@@ -52,6 +52,7 @@
 //! file, line and column.
 
 pub mod actions;
+pub mod explain;
 mod parse;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,188 @@
+//! Prometheus text exposition of a run (`--prometheus FILE`), for node
+//! exporter's textfile collector: one sample per scenario and target, and
+//! the run's time and duration. Written atomically (a temporary file in the
+//! same directory, then a rename) so the collector never reads half a file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::model::verdict::ScenarioResult;
+
+/// A label value as the text format wants it: backslash, quote and newline
+/// escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics of a run (pure). `finished` is when it ended, `took` how long
+/// it took.
+pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) -> String {
+    let mut o = String::new();
+    let per = |o: &mut String,
+               name: &str,
+               help: &str,
+               kind: &str,
+               value: &dyn Fn(&ScenarioResult) -> Option<String>| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for r in results {
+            if let Some(v) = value(r) {
+                let _ = writeln!(
+                    o,
+                    "{name}{{check=\"{}\",target=\"{}\"}} {v}",
+                    label(&r.name),
+                    label(&r.target)
+                );
+            }
+        }
+    };
+    per(
+        &mut o,
+        "leakhound_check_success",
+        "1 when the scenario passed, 0 when it failed; absent when it was skipped.",
+        "gauge",
+        &|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string()),
+    );
+    per(
+        &mut o,
+        "leakhound_check_skipped",
+        "1 when the scenario was skipped (the target or the lab cannot run it).",
+        "gauge",
+        &|r| Some(u8::from(r.skipped()).to_string()),
+    );
+    per(
+        &mut o,
+        "leakhound_leaked_packets",
+        "Packets classified as leaks during the scenario, on every watched wire.",
+        "gauge",
+        &|r| Some(r.leaks.len().to_string()),
+    );
+    per(
+        &mut o,
+        "leakhound_check_duration_seconds",
+        "How long the scenario took.",
+        "gauge",
+        &|r| Some(format!("{:.3}", r.duration.as_secs_f64())),
+    );
+    let since_epoch = finished
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let all_passed = results.iter().all(|r| r.passed() || r.skipped());
+    let _ = writeln!(
+        o,
+        "# HELP leakhound_run_success 1 when every scenario that ran passed.\n# TYPE leakhound_run_success gauge\nleakhound_run_success {}",
+        u8::from(all_passed)
+    );
+    let _ = writeln!(
+        o,
+        "# HELP leakhound_last_run_timestamp_seconds When the run ended (Unix time).\n# TYPE leakhound_last_run_timestamp_seconds gauge\nleakhound_last_run_timestamp_seconds {since_epoch:.3}"
+    );
+    let _ = writeln!(
+        o,
+        "# HELP leakhound_run_duration_seconds How long the run took.\n# TYPE leakhound_run_duration_seconds gauge\nleakhound_run_duration_seconds {:.3}",
+        took.as_secs_f64()
+    );
+    o
+}
+
+/// Writes `text` to `file` atomically: a temporary file beside it, then a
+/// rename over it.
+pub fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    // Readable by the collector (NamedTempFile makes it 0600).
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::verdict::{CaseResult, Outcome};
+
+    fn result(name: &str, outcomes: &[Outcome], leaks: usize) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            target: "builtin".into(),
+            description: String::new(),
+            source: format!("builtin:{name}"),
+            started: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(1500),
+            cases: outcomes
+                .iter()
+                .map(|o| CaseResult {
+                    name: "c".into(),
+                    outcome: o.clone(),
+                    duration: Duration::ZERO,
+                    log: vec![],
+                })
+                .collect(),
+            leaks: (0..leaks)
+                .map(|_| crate::model::verdict::LeakRecord {
+                    at: SystemTime::UNIX_EPOCH,
+                    wire: "gw".into(),
+                    step: "s".into(),
+                    packet: crate::model::classify::Summary {
+                        proto: crate::model::classify::Proto::Udp,
+                        src: None,
+                        dst: None,
+                        sport: None,
+                        dport: None,
+                        dns_name: None,
+                        note: None,
+                    },
+                })
+                .collect(),
+            frames: Default::default(),
+            pcaps: vec![],
+            gateway_log: Default::default(),
+            handshake_after: None,
+        }
+    }
+
+    #[test]
+    fn each_scenario_is_a_sample_and_skips_are_not_successes() {
+        let t = render(
+            &[
+                result("baseline", &[Outcome::Passed], 0),
+                result("dns-leak", &[Outcome::Passed, Outcome::fail("x", "")], 3),
+                result("health", &[Outcome::Skipped { reason: "r".into() }], 0),
+            ],
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            Duration::from_millis(33_460),
+        );
+        assert!(t.contains("leakhound_check_success{check=\"baseline\",target=\"builtin\"} 1\n"));
+        assert!(t.contains("leakhound_check_success{check=\"dns-leak\",target=\"builtin\"} 0\n"));
+        assert!(!t.contains("leakhound_check_success{check=\"health\""));
+        assert!(t.contains("leakhound_check_skipped{check=\"health\",target=\"builtin\"} 1\n"));
+        assert!(t.contains("leakhound_leaked_packets{check=\"dns-leak\",target=\"builtin\"} 3\n"));
+        assert!(t.contains("leakhound_run_success 0\n"));
+        assert!(t.contains("leakhound_last_run_timestamp_seconds 1800000000.000\n"));
+        assert!(t.contains("leakhound_run_duration_seconds 33.460\n"));
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("leakhound.prom");
+        write_atomically(&f, "old\n").unwrap();
+        write_atomically(&f, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new\n");
+        // Nothing else is left in the directory.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

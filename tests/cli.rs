@@ -1,0 +1,126 @@
+//! The command line for CI jobs and schedulers: `list --shard` splits the
+//! suite so that the shards' union is the whole suite, `explain` says what
+//! a scenario checks, and `run --prometheus` writes metrics that promtool
+//! accepts. The first two need no root; the last runs a lab.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn leakhound(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn listed(args: &[&str]) -> Vec<String> {
+    let o = leakhound(&[&["list"], args].concat());
+    assert!(o.status.success(), "{}", common::printed(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn shards_split_the_suite_exactly_once_each() {
+    let all: BTreeSet<String> = listed(&[]).into_iter().collect();
+    assert!(all.len() >= 30, "{all:?}");
+    for n in 1..=5 {
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for i in 1..=n {
+            let shard = listed(&["--shard", &format!("{i}/{n}")]);
+            total += shard.len();
+            union.extend(shard);
+        }
+        assert_eq!(union, all, "n={n}");
+        assert_eq!(total, all.len(), "n={n}: a scenario is in two shards");
+    }
+    // The same split every time; with tags it splits what they select.
+    assert_eq!(listed(&["--shard", "2/3"]), listed(&["--shard", "2/3"]));
+    let smoke: BTreeSet<String> = listed(&["--tag", "smoke"]).into_iter().collect();
+    let mut union = BTreeSet::new();
+    for i in 1..=2 {
+        union.extend(listed(&["--tag", "smoke", "--shard", &format!("{i}/2")]));
+    }
+    assert_eq!(union, smoke);
+}
+
+#[test]
+fn a_bad_shard_is_refused_saying_how_to_write_one() {
+    for bad in ["0/3", "4/3", "x", "1/0"] {
+        let o = leakhound(&["list", "--shard", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(
+            common::printed(&o).contains("write I/N with 1 <= I <= N"),
+            "{}",
+            common::printed(&o)
+        );
+    }
+}
+
+#[test]
+fn explain_says_what_a_scenario_checks_and_what_fails_it() {
+    let o = leakhound(&["explain", "browser-leaks"]);
+    let t = common::printed(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.starts_with("browser-leaks (built in, from scenarios/browser-leaks.toml)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("The user's requirement it checks: Byparr"),
+        "{t}"
+    );
+    assert!(t.contains("action browse (expect = \"fail\")"), "{t}");
+    assert!(t.contains("any packet on the uplink wire is a leak"), "{t}");
+    let o = leakhound(&["explain", "no-such-scenario"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::printed(&o).contains("no scenario named \"no-such-scenario\""));
+}
+
+#[test]
+fn run_writes_prometheus_metrics_that_promtool_accepts() {
+    common::require_root();
+    let out = common::fresh_path("prom");
+    std::fs::create_dir_all(&out).unwrap();
+    let file = out.join("leakhound.prom");
+    let o = common::leakhound_run(
+        &[
+            "--quiet",
+            "--dependents",
+            "stand-in",
+            "--only",
+            "baseline",
+            "--only",
+            "usenet-through-tunnel",
+            "--prometheus",
+            file.to_str().unwrap(),
+        ],
+        &out.join("reports"),
+    );
+    assert!(o.status.success(), "{}", common::printed(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("leakhound_check_success{check=\"baseline\",target=\"builtin\"} 1\n"),
+        "{text}"
+    );
+    // Skipped (no real NZBGet with stand-ins): no success sample, a skip.
+    assert!(
+        text.contains(
+            "leakhound_check_skipped{check=\"usenet-through-tunnel\",target=\"builtin\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("leakhound_leaked_packets{check=\"baseline\",target=\"builtin\"} 0\n"));
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (Debian's prometheus; ci/setup.sh installs it)");
+    assert!(check.status.success(), "{}", common::printed(&check));
+    let _ = std::fs::remove_dir_all(&out);
+}
