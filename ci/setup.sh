@@ -21,6 +21,8 @@
 #                  a seeding peer (the torrent scenarios)
 #   chromium       Byparr's stand-in, a headless browser in the gateway's
 #                  namespace (the browser-leaks scenario)
+#   python3-junitparser
+#                  an independent JUnit reader the tests compare counts with
 #   prometheus     for promtool, which checks the --prometheus metrics in a
 #                  test (its daemon is not started: policy-rc.d)
 # With --bench, also the benchmarks' yardsticks:
@@ -51,6 +53,7 @@ command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
 command -v aria2c >/dev/null 2>&1 || need+=(aria2)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+[ -d /usr/lib/python3/dist-packages/junitparser ] || need+=(python3-junitparser)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -29,7 +29,9 @@ fn assert_complete_junit(results: &[ScenarioResult]) -> String {
             xml.contains(&format!("name=\"{0}\" package=\"testsuite/{0}\"", r.name)),
             "{xml}"
         );
-        let n = xml.matches(&format!("classname=\"{}\"", r.name)).count();
+        let n = xml
+            .matches(&format!("classname=\"{}.{}\"", r.target, r.name))
+            .count();
         assert_eq!(n, r.cases.len(), "{}: testcases in the JUnit", r.name);
     }
     common::assert_valid_junit(&xml);

@@ -28,14 +28,27 @@ pub fn render(results: &[ScenarioResult]) -> String {
         .iter()
         .any(|r| results.first().is_some_and(|f| f.target != r.target));
     for r in results {
-        let (suite_name, classname) = if several {
-            (
-                format!("{}/{}", r.target, r.name),
-                format!("{}.{}", r.target, r.name),
-            )
+        let suite_name = if several {
+            format!("{}/{}", r.target, r.name)
         } else {
-            (r.name.clone(), r.name.clone())
+            r.name.clone()
         };
+        // The target in the classname, always: reports of runs against
+        // different gateways merge without clashing.
+        let classname = format!("{}.{}", r.target, r.name);
+        // Attachments for a failing scenario: its pcaps, by path relative
+        // to the JUnit file's folder (they are written beside it), in the
+        // `[[ATTACHMENT|path]]` form GitLab, Jenkins and Azure show.
+        let attachments: Vec<String> = if r.passed() || r.skipped() {
+            Vec::new()
+        } else {
+            r.pcaps
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|f| format!("[[ATTACHMENT|{}]]", f.to_string_lossy()))
+                .collect()
+        };
+        let names = unique_names(r.cases.iter().map(|c| c.name.as_str()));
         let mut suite = TestSuiteBuilder::new(&suite_name);
         let started = r
             .started
@@ -57,7 +70,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
             meta.push(format!("handshake after: {} ms", h.as_millis()));
         }
         suite.set_system_out(&meta.join("\n"));
-        for c in &r.cases {
+        for (c, name) in r.cases.iter().zip(&names) {
             let mut log = c.log.clone();
             let with_body = |mut b: TestCaseBuilder, message: &str, detail: &str| {
                 let body = if detail.is_empty() {
@@ -69,10 +82,10 @@ pub fn render(results: &[ScenarioResult]) -> String {
                 b
             };
             let mut tc = match &c.outcome {
-                Outcome::Passed => TestCaseBuilder::success(&c.name, jdur(c.duration)),
+                Outcome::Passed => TestCaseBuilder::success(name, jdur(c.duration)),
                 Outcome::Failed { message, detail } => with_body(
                     TestCaseBuilder::failure(
-                        &c.name,
+                        name,
                         jdur(c.duration),
                         "leakhound.AssertionFailed",
                         message,
@@ -82,7 +95,7 @@ pub fn render(results: &[ScenarioResult]) -> String {
                 ),
                 Outcome::Error { message, detail } => with_body(
                     TestCaseBuilder::error(
-                        &c.name,
+                        name,
                         jdur(c.duration),
                         "leakhound.HarnessError",
                         message,
@@ -94,10 +107,15 @@ pub fn render(results: &[ScenarioResult]) -> String {
                     // Jenkins' schema allows no attributes on <skipped>:
                     // the reason goes to system-out.
                     log.insert(0, format!("skipped: {reason}"));
-                    TestCaseBuilder::skipped(&c.name)
+                    TestCaseBuilder::skipped(name)
                 }
             };
             tc.set_classname(&classname);
+            // The scenario's file (`builtin:NAME` for the compiled-in ones).
+            tc.set_filepath(&r.source);
+            if matches!(c.outcome, Outcome::Failed { .. } | Outcome::Error { .. }) {
+                log.extend(attachments.iter().cloned());
+            }
             if !log.is_empty() {
                 tc.set_system_out(&log.join("\n"));
             }
@@ -111,6 +129,29 @@ pub fn render(results: &[ScenarioResult]) -> String {
         .write_xml(&mut out)
         .expect("JUnit serialization into memory cannot fail");
     String::from_utf8(out).expect("junit-report writes UTF-8")
+}
+
+/// Case names made unique within a scenario (GitLab keeps only the first
+/// of testcases with the same name): a repeated name gets " (2)", " (3)".
+pub fn unique_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let k = seen.entry(n).or_insert(0);
+        *k += 1;
+        let mut candidate = if *k == 1 {
+            n.to_string()
+        } else {
+            format!("{n} ({k})")
+        };
+        // A name that already reads "x (2)" cannot collide with ours.
+        while out.contains(&candidate) {
+            *k += 1;
+            candidate = format!("{n} ({k})");
+        }
+        out.push(candidate);
+    }
+    out
 }
 
 /// A fixed result set for the reporters' tests.
@@ -179,6 +220,14 @@ mod tests {
     }
 
     #[test]
+    fn repeated_case_names_are_made_unique() {
+        assert_eq!(
+            unique_names(["a", "b", "a", "a (2)", "a"].into_iter()),
+            vec!["a", "b", "a (2)", "a (2) (2)", "a (3)"]
+        );
+    }
+
+    #[test]
     fn junit_snapshot() {
         let xml = render(&sample());
         let expected = include_str!("snapshots/junit.xml");
@@ -188,7 +237,11 @@ mod tests {
     #[test]
     fn gitlab_fields_are_present() {
         let xml = render(&sample());
-        assert!(xml.contains(r#"classname="baseline""#));
+        assert!(xml.contains(r#"classname="builtin.baseline""#));
+        assert!(xml.contains(r#"file="builtin:baseline""#));
+        // The failing scenario's pcap, relative to the JUnit file's folder.
+        let failed = &xml[xml.find("<failure").unwrap()..];
+        assert!(failed.contains("[[ATTACHMENT|baseline-gw.pcap]]"), "{xml}");
         assert!(xml.contains(
             r#"message="1 packet(s) leaked on gw; first: TCP 172.21.0.2:41000 -&gt; 192.0.2.80:80""#
         ));
@@ -203,6 +256,70 @@ mod tests {
             xml.contains("<system-out><![CDATA[provider saw a completed handshake]]></system-out>")
         );
         assert!(xml.contains(r#"tests="2""#) && xml.contains(r#"failures="1""#));
+    }
+
+    /// An independent reader (Debian's python3-junitparser) counts what we
+    /// count: tests, failures, errors, skips, and sees the file attribute.
+    #[test]
+    fn junitparser_agrees_with_the_counts() {
+        use crate::model::verdict::CaseResult;
+        let mut results = sample();
+        results[0].cases.push(CaseResult {
+            name: "handshake".into(),
+            outcome: Outcome::Skipped { reason: "r".into() },
+            duration: std::time::Duration::ZERO,
+            log: vec![],
+        });
+        results[0].cases.push(CaseResult {
+            name: "harness".into(),
+            outcome: Outcome::error("boom"),
+            duration: std::time::Duration::ZERO,
+            log: vec![],
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("junit.xml");
+        std::fs::write(&xml, render(&results)).unwrap();
+        let script = r#"
+import sys
+from junitparser import JUnitXml, Failure, Error, Skipped
+x = JUnitXml.fromfile(sys.argv[1])
+tests = failures = errors = skipped = 0
+names = set()
+files = set()
+for suite in x:
+    for case in suite:
+        tests += 1
+        names.add((case.classname, case.name))
+        files.add(case._elem.get("file"))
+        for r in case.result:
+            if isinstance(r, Failure): failures += 1
+            elif isinstance(r, Error): errors += 1
+            elif isinstance(r, Skipped): skipped += 1
+print(tests, failures, errors, skipped, len(names), ",".join(sorted(f or "-" for f in files)))
+"#;
+        // Debian's python, where python3-junitparser is (ci/setup.sh).
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&xml)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = &results[0].cases;
+        let count = |f: fn(&Outcome) -> bool| ours.iter().filter(|c| f(&c.outcome)).count();
+        let expected = format!(
+            "{} {} {} {} {} builtin:baseline\n",
+            ours.len(),
+            count(|o| matches!(o, Outcome::Failed { .. })),
+            count(|o| matches!(o, Outcome::Error { .. })),
+            count(|o| matches!(o, Outcome::Skipped { .. })),
+            ours.len(),
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     }
 
     /// Validates against Jenkins' JUnit schema (the shared copy, with its

@@ -206,16 +206,22 @@ impl Runner<'_> {
         match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
             Ok(g) => {
                 // Paused real dependents go on once this gateway's kill
-                // switch is in place (bounded; at once for a gateway that
-                // does not report it, as wait-firewall does).
+                // switch is in place; for a gateway that does not report
+                // it, once its tunnel is up (the provider saw a handshake),
+                // as dependents that wait for a healthy gateway start
+                // (`depends_on: condition: service_healthy`). Bounded: a
+                // gateway that never gets there has them back after 5 s.
                 if let Some(apps) = &self.services.apps {
-                    if let Some(mut closed) = g.firewall_closed() {
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(5),
-                            closed.wait_for(|c| c.is_some()),
-                        )
-                        .await;
-                    }
+                    let ready = async {
+                        if let Some(mut closed) = g.firewall_closed() {
+                            let _ = closed.wait_for(|c| c.is_some()).await;
+                        } else {
+                            let before = st.handshakes_before;
+                            let mut status = self.services.wg.status.clone();
+                            let _ = status.wait_for(|s| s.handshakes > before).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
                     apps.resume();
                 }
                 st.gateway = Some(g);
