@@ -23,6 +23,7 @@
 #                  namespace (the browser-leaks scenario)
 #   python3-junitparser
 #                  an independent JUnit reader the tests compare counts with
+#   yamllint       checks the CI templates in ci/ (a test)
 #   prometheus     for promtool, which checks the --prometheus metrics in a
 #                  test (its daemon is not started: policy-rc.d)
 # With --bench, also the benchmarks' yardsticks:
@@ -53,6 +54,8 @@ command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
 command -v aria2c >/dev/null 2>&1 || need+=(aria2)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v yamllint >/dev/null 2>&1 || need+=(yamllint)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -d /usr/lib/python3/dist-packages/junitparser ] || need+=(python3-junitparser)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/setup.sh: installing ${need[*]}"

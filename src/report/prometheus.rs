@@ -90,12 +90,13 @@ pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) 
 }
 
 /// Writes `text` to `file` atomically: a temporary file beside it, then a
-/// rename over it.
+/// rename over it (its directory is made if missing).
 pub fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.as_file().sync_all()?;

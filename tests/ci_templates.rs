@@ -1,0 +1,169 @@
+//! The CI and scheduling templates in ci/ are what users copy: each is
+//! parsed by its own checker (yamllint, systemd-analyze verify) and the
+//! exact leakhound command line it runs is run here, with only its paths
+//! and the CI system's variables filled in (the compose file is the seed's
+//! example), plus `--only` one scenario of its shard and stand-in
+//! dependents to keep it short.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml(path: &str) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
+}
+
+#[test]
+fn the_yaml_templates_pass_yamllint() {
+    let o = Command::new("yamllint")
+        .arg("-c")
+        .arg(repo().join("ci/yamllint.yml"))
+        .arg(repo().join("ci/github-actions.yml"))
+        .arg(repo().join("ci/gitlab-ci.yml"))
+        .output()
+        .expect("yamllint (ci/setup.sh installs it)");
+    assert!(o.status.success(), "{}", common::printed(&o));
+}
+
+#[test]
+fn the_systemd_units_verify() {
+    // As installed: ExecStart's program must exist, so the test's copy
+    // points at the binary under test; nothing else changes.
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "leakhound-check.service",
+        "leakhound-check.timer",
+        "leakhound-failed@.service",
+    ] {
+        let text = std::fs::read_to_string(repo().join("ci/systemd").join(f)).unwrap();
+        std::fs::write(
+            dir.path().join(f),
+            text.replace("/usr/local/bin/leakhound", env!("CARGO_BIN_EXE_leakhound")),
+        )
+        .unwrap();
+    }
+    let o = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("leakhound-check.timer"))
+        .arg(dir.path().join("leakhound-check.service"))
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze");
+    assert!(o.status.success(), "{}", common::printed(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).trim().is_empty(),
+        "{}",
+        common::printed(&o)
+    );
+}
+
+/// The command lines the templates run, as written.
+fn command_lines() -> Vec<(&'static str, String)> {
+    let gh = yaml("ci/github-actions.yml");
+    let gh_run = gh["jobs"]["leak-test"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("leakhound run"))
+        .unwrap()
+        .to_string();
+    let gl = yaml("ci/gitlab-ci.yml");
+    let gl_run = gl["leak-test"]["script"][0].as_str().unwrap().to_string();
+    let unit = std::fs::read_to_string(repo().join("ci/systemd/leakhound-check.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .to_string();
+    let cron = std::fs::read_to_string(repo().join("ci/cron")).unwrap();
+    let cron_line = cron
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap()
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    vec![
+        ("github", gh_run),
+        ("gitlab", gl_run),
+        ("systemd", exec),
+        ("cron", cron_line),
+    ]
+}
+
+/// Fills in what the CI system or the installation would: shard 1 of 4,
+/// the binary under test, the seed's compose file, paths under `dir`.
+fn filled(line: &str, dir: &Path) -> Vec<String> {
+    let line = line
+        .replace("${{ matrix.shard }}", "1")
+        .replace("$CI_NODE_INDEX", "1")
+        .replace("$CI_NODE_TOTAL", "4");
+    let words = shlex::split(&line).expect("a shell command line");
+    let compose = repo().join("docs/examples/seed/docker-compose.yml");
+    words
+        .into_iter()
+        .filter(|w| w != "sudo")
+        .map(|w| {
+            if w.ends_with("/leakhound") && !w.starts_with('-') {
+                env!("CARGO_BIN_EXE_leakhound").to_string()
+            } else if w.ends_with("docker-compose.yml") {
+                compose.display().to_string()
+            } else if w.starts_with("reports/") || w.starts_with("/var/lib/") {
+                dir.join(w.trim_start_matches('/')).display().to_string()
+            } else {
+                w
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_templates_command_lines_run() {
+    common::require_root();
+    for (which, line) in command_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv = filled(&line, dir.path());
+        assert_eq!(argv[1], "run", "{which}: {argv:?}");
+        // One scenario of its shard (the first `list` shows for it).
+        let mut list = Command::new(&argv[0]);
+        list.arg("list");
+        if let Some(i) = argv.iter().position(|a| a == "--shard") {
+            list.args(["--shard", &argv[i + 1]]);
+        }
+        let listed = list.output().unwrap();
+        let first = String::from_utf8_lossy(&listed.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        argv.extend([
+            "--only".into(),
+            first.clone(),
+            "--dependents".into(),
+            "stand-in".into(),
+        ]);
+        let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{which}: {argv:?}\n{}",
+            common::printed(&o)
+        );
+        let prom = argv
+            .iter()
+            .position(|a| a == "--prometheus")
+            .map(|i| PathBuf::from(&argv[i + 1]))
+            .unwrap();
+        let metrics = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            metrics.contains(&format!("leakhound_check_success{{check=\"{first}\"")),
+            "{which}: {metrics}"
+        );
+    }
+}
