@@ -201,6 +201,12 @@ struct SuiteArgs {
     /// leakhound_last_run_timestamp_seconds, leakhound_run_duration_seconds.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<PathBuf>,
+    /// What the terminal gets: text (results as they come, then a
+    /// summary), or json (JSON Lines on standard output, one event per
+    /// line with a schema version, then a run_finished line with the
+    /// totals; see README).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
     /// Where reports go (emptied first).
     #[arg(long, value_name = "DIR", default_value = "reports/latest")]
     out: PathBuf,
@@ -242,6 +248,12 @@ struct SuiteArgs {
     /// says when it is not).
     #[arg(long, value_enum, default_value_t = DependentsKind::Auto)]
     dependents: DependentsKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -456,6 +468,7 @@ fn main() -> ExitCode {
                 scenarios: None,
                 select: SelectArgs::default(),
                 prometheus: None,
+                format: OutputFormat::Text,
                 out: args.out,
                 env: vec![],
                 quiet: true,
@@ -968,7 +981,12 @@ async fn run_suite(
     timings.services = t.elapsed().as_millis().saturating_sub(timings.lab_setup);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let display = tokio::spawn(terminal::display(rx, args.quiet));
+    let json_lines = args.format == OutputFormat::Json;
+    let display = if json_lines {
+        tokio::spawn(leakhound::report::jsonl::stream(rx))
+    } else {
+        tokio::spawn(terminal::display(rx, args.quiet))
+    };
     let several = targets.len() > 1;
     for target in &targets {
         // With several targets, each gets its own folder for pcaps and logs.
@@ -1072,29 +1090,23 @@ async fn run_suite(
         )
         .with_context(|| format!("writing the metrics to {}", file.display()))?;
     }
-    print!("{}", terminal::summary(&results));
-    if several {
-        let table = leakhound::report::compare::render(&results, &wall);
-        print!("\n{table}");
-        std::fs::write(args.out.join("compare.md"), &table).context("writing compare.md")?;
+    if json_lines {
+        println!(
+            "{}",
+            leakhound::report::jsonl::run_finished(&results, &args.out)
+        );
+    } else {
+        print_text_summary(
+            args,
+            &results,
+            several,
+            &wall,
+            &timings,
+            total,
+            &per_scenario,
+            soak,
+        )?;
     }
-    println!(
-        "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
-        timings.lab_setup,
-        timings.services,
-        timings.scenarios,
-        timings.teardown,
-        total.elapsed().as_millis()
-    );
-    if !soak && per_scenario.len() > 1 {
-        print!("{}", terminal::slowest(&per_scenario));
-    }
-    if soak {
-        for r in &results {
-            print!("{}", soak_figures(r));
-        }
-    }
-    println!("reports in {}", args.out.display());
     Ok(
         if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
             if interrupt.is_cancelled() {
@@ -1431,6 +1443,45 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         gw.stop().await;
         Ok(())
     })
+}
+
+/// The text terminal's end of a run: the summary, the comparison table,
+/// timings, the slowest scenarios, soak figures, where the reports are.
+#[allow(clippy::too_many_arguments)]
+fn print_text_summary(
+    args: &SuiteArgs,
+    results: &[ScenarioResult],
+    several: bool,
+    wall: &[(String, Duration)],
+    timings: &json::Timings,
+    total: Instant,
+    per_scenario: &[(String, Duration)],
+    soak: bool,
+) -> Result<()> {
+    print!("{}", terminal::summary(results));
+    if several {
+        let table = leakhound::report::compare::render(results, wall);
+        print!("\n{table}");
+        std::fs::write(args.out.join("compare.md"), &table).context("writing compare.md")?;
+    }
+    println!(
+        "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
+        timings.lab_setup,
+        timings.services,
+        timings.scenarios,
+        timings.teardown,
+        total.elapsed().as_millis()
+    );
+    if !soak && per_scenario.len() > 1 {
+        print!("{}", terminal::slowest(per_scenario));
+    }
+    if soak {
+        for r in results {
+            print!("{}", soak_figures(r));
+        }
+    }
+    println!("reports in {}", args.out.display());
+    Ok(())
 }
 
 #[cfg(test)]

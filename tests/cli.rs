@@ -124,3 +124,41 @@ fn run_writes_prometheus_metrics_that_promtool_accepts() {
     assert!(check.status.success(), "{}", common::printed(&check));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn format_json_is_one_event_a_line_ending_with_the_totals() {
+    common::require_root();
+    let out = common::fresh_path("jsonl");
+    let o = common::leakhound_run(
+        &[
+            "--format",
+            "json",
+            "--dependents",
+            "stand-in",
+            "--only",
+            "baseline",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", common::printed(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines.iter().all(|v| v["schema"] == 1));
+    let events: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(events.first(), Some(&"scenario_started"));
+    assert_eq!(events[events.len() - 2], "scenario_finished");
+    assert_eq!(events.last(), Some(&"run_finished"));
+    let cases = lines
+        .iter()
+        .filter(|v| v["event"] == "case_finished")
+        .count();
+    assert_eq!(cases as u64, lines[0]["cases"].as_u64().unwrap());
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (last["passed"].as_bool(), last["scenarios"].as_u64()),
+        (Some(true), Some(1))
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

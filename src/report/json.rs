@@ -5,12 +5,24 @@ use serde::Serialize;
 
 use crate::model::verdict::ScenarioResult;
 
+/// The version of summary.json's shape; it changes when a field changes
+/// meaning or goes away (new fields may appear without it).
+pub const SCHEMA: u32 = 2;
+
 #[derive(Serialize)]
 pub struct Summary<'a> {
+    /// [`SCHEMA`]; 2 since skipped scenarios are counted apart from failed
+    /// ones.
+    pub schema: u32,
+    /// The leakhound that wrote it.
+    pub leakhound_version: &'static str,
     pub run_id: &'a str,
     pub passed: bool,
     pub scenarios: usize,
+    /// Scenarios that ran and failed (skipped ones are not failures).
     pub failed_scenarios: usize,
+    /// Scenarios skipped entirely (the target or the lab cannot run them).
+    pub skipped_scenarios: usize,
     pub leaks: usize,
     pub timings_ms: &'a Timings,
     pub results: &'a [ScenarioResult],
@@ -27,10 +39,16 @@ pub struct Timings {
 
 pub fn render(run_id: &str, timings: &Timings, results: &[ScenarioResult]) -> String {
     let s = Summary {
+        schema: SCHEMA,
+        leakhound_version: env!("CARGO_PKG_VERSION"),
         run_id,
-        passed: results.iter().all(|r| r.passed()),
+        passed: results.iter().all(|r| r.passed() || r.skipped()),
         scenarios: results.len(),
-        failed_scenarios: results.iter().filter(|r| !r.passed()).count(),
+        failed_scenarios: results
+            .iter()
+            .filter(|r| !r.passed() && !r.skipped())
+            .count(),
+        skipped_scenarios: results.iter().filter(|r| r.skipped()).count(),
         leaks: results.iter().map(|r| r.leaks.len()).sum(),
         timings_ms: timings,
         results,
@@ -49,6 +67,31 @@ mod tests {
             serde_json::from_str(&render("abc123", &Timings::default(), &results)).unwrap();
         assert_eq!(v["passed"], false);
         assert_eq!(v["failed_scenarios"], 1);
+        assert_eq!(v["skipped_scenarios"], 0);
+        assert_eq!(v["schema"], SCHEMA);
+        // A skipped scenario is neither a failure nor a pass.
+        let mut skipped = results.clone();
+        skipped[0].cases = vec![crate::model::verdict::CaseResult {
+            name: "x".into(),
+            outcome: crate::model::verdict::Outcome::Skipped { reason: "r".into() },
+            duration: std::time::Duration::ZERO,
+            log: vec![],
+        }];
+        skipped[0].leaks.clear();
+        let w: serde_json::Value =
+            serde_json::from_str(&render("abc123", &Timings::default(), &skipped)).unwrap();
+        assert_eq!(
+            (
+                &w["passed"],
+                &w["failed_scenarios"],
+                &w["skipped_scenarios"]
+            ),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!(0),
+                &serde_json::json!(1)
+            )
+        );
         assert_eq!(v["leaks"], 1);
         assert_eq!(v["results"][0]["leaks"][0]["packet"]["dport"], 80);
         assert_eq!(v["results"][0]["cases"][1]["outcome"]["status"], "failed");

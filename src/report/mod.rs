@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod json;
+pub mod jsonl;
 pub mod junit;
 pub mod prometheus;
 pub mod terminal;
