@@ -32,6 +32,10 @@ pub struct ControlState {
     /// WIREGUARD_PRIVATE_KEY_SECRETFILE, read again by `PUT
     /// /v1/wireguard/key`.
     pub key_file: Option<std::path::PathBuf>,
+    /// The running tunnel (none while it is down), for `/metrics`.
+    pub tunnel: watch::Receiver<Option<super::TunnelHandle>>,
+    /// Tunnel restarts so far, for `/metrics`.
+    pub restarts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Shared = Arc<ControlState>;
@@ -179,8 +183,97 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/openvpn/portforwarded", get(port_forward))
         .route("/v1/dns/status", get(dns_status))
         .route("/v1/wireguard/key", axum::routing::put(rotate_key))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
+}
+
+/// The gateway's metrics in Prometheus' text format (pure): whether a
+/// tunnel runs, its bytes each way and handshakes (counters that start
+/// again with each new tunnel), the age of its last handshake, tunnel
+/// restarts, the forwarded port. For the user's "monitor bandwidth usage".
+pub fn metrics_text(
+    running: bool,
+    tunnel: Option<&leakhound_net::tunnel::TunnelStatus>,
+    restarts: u64,
+    forwarded_port: u16,
+    now: std::time::SystemTime,
+) -> String {
+    let mut o = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        o.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "leakhound_gateway_tunnel_up",
+        "gauge",
+        "1 while the WireGuard tunnel runs.",
+        u8::from(running && tunnel.is_some()).to_string(),
+    );
+    let t = tunnel.cloned().unwrap_or_default();
+    metric(
+        "leakhound_gateway_tunnel_receive_bytes_total",
+        "counter",
+        "Bytes received through the current tunnel.",
+        t.rx_bytes.to_string(),
+    );
+    metric(
+        "leakhound_gateway_tunnel_transmit_bytes_total",
+        "counter",
+        "Bytes sent through the current tunnel.",
+        t.tx_bytes.to_string(),
+    );
+    metric(
+        "leakhound_gateway_handshakes_total",
+        "counter",
+        "WireGuard handshakes completed by the current tunnel.",
+        t.handshakes.to_string(),
+    );
+    if let Some(age) = t.last_handshake.and_then(|h| now.duration_since(h).ok()) {
+        metric(
+            "leakhound_gateway_handshake_age_seconds",
+            "gauge",
+            "Seconds since the last completed handshake (absent before the first).",
+            format!("{:.3}", age.as_secs_f64()),
+        );
+    }
+    metric(
+        "leakhound_gateway_tunnel_restarts_total",
+        "counter",
+        "Tunnel restarts since the gateway started (reconnects, key rotations).",
+        restarts.to_string(),
+    );
+    metric(
+        "leakhound_gateway_forwarded_port",
+        "gauge",
+        "The forwarded port (0: none).",
+        forwarded_port.to_string(),
+    );
+    o
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let status = s
+        .tunnel
+        .borrow()
+        .as_ref()
+        .map(|t| t.status.borrow().clone());
+    let text = metrics_text(
+        *s.vpn_running.borrow(),
+        status.as_ref(),
+        s.restarts.load(std::sync::atomic::Ordering::Relaxed),
+        *s.forwarded_port.borrow(),
+        std::time::SystemTime::now(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Serves the control routes on an already bound listener.
@@ -241,6 +334,12 @@ mod tests {
         std::mem::forget(_port_tx);
         (
             Arc::new(ControlState {
+                tunnel: {
+                    let (tx, rx) = watch::channel(None);
+                    std::mem::forget(tx);
+                    rx
+                },
+                restarts: Arc::new(std::sync::atomic::AtomicU64::new(2)),
                 key_file: None,
                 auth: AuthConfig::parse(auth).unwrap(),
                 public_ip: ip_rx,
@@ -293,6 +392,76 @@ mod tests {
         let (code, body) = call(&s, "GET", "/v1/publicip/ip", Some("0123456789abcdef"), "").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body, r#"{"public_ip":"203.0.113.77"}"#);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_private_and_readable_by_a_role() {
+        let (s, _rx, _run) = state(AUTH);
+        // Not in the ops role: refused, like every route no role names.
+        assert_eq!(
+            call(&s, "GET", "/metrics", Some("0123456789abcdef"), "")
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        let auth = "[[roles]]\nname = \"metrics\"\nroutes = [\"GET /metrics\"]\nauth = \"apikey\"\napikey = \"fedcba9876543210\"\n";
+        let (s, _rx, _run) = state(auth);
+        let (code, body) = call(&s, "GET", "/metrics", Some("fedcba9876543210"), "").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("leakhound_gateway_tunnel_up 0\n"), "{body}");
+        assert!(
+            body.contains("leakhound_gateway_tunnel_restarts_total 2\n"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn metrics_text_reports_the_tunnel() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let t = leakhound_net::tunnel::TunnelStatus {
+            handshakes: 3,
+            last_handshake: Some(now - Duration::from_millis(2500)),
+            tx_bytes: 1200,
+            rx_bytes: 4_194_304,
+            ..Default::default()
+        };
+        let m = metrics_text(true, Some(&t), 1, 20000, now);
+        for line in [
+            "leakhound_gateway_tunnel_up 1",
+            "leakhound_gateway_tunnel_receive_bytes_total 4194304",
+            "leakhound_gateway_tunnel_transmit_bytes_total 1200",
+            "leakhound_gateway_handshakes_total 3",
+            "leakhound_gateway_handshake_age_seconds 2.500",
+            "leakhound_gateway_tunnel_restarts_total 1",
+            "leakhound_gateway_forwarded_port 20000",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line}: {m}");
+        }
+        // No tunnel: down, zero bytes, no handshake age.
+        let m = metrics_text(false, None, 0, 0, now);
+        assert!(m.contains("leakhound_gateway_tunnel_up 0\n"));
+        assert!(!m.contains("handshake_age"));
+        // promtool accepts it where installed (ci/setup.sh installs it).
+        if let Ok(mut c) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(metrics_text(true, Some(&t), 1, 20000, now).as_bytes())
+                .unwrap();
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 
     #[tokio::test]

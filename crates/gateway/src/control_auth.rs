@@ -68,7 +68,7 @@ struct RawRole {
 }
 
 /// The routes the control server has.
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 9] = [
     "GET /v1/publicip/ip",
     "GET /v1/vpn/status",
     "PUT /v1/vpn/status",
@@ -77,6 +77,8 @@ pub const ROUTES: [&str; 8] = [
     "GET /v1/openvpn/portforwarded",
     "GET /v1/dns/status",
     "PUT /v1/wireguard/key",
+    // The gateway's own metrics (Prometheus' text format).
+    "GET /metrics",
 ];
 
 impl AuthConfig {

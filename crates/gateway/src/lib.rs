@@ -292,6 +292,8 @@ struct Parts<'a> {
     tunnel_tx: tokio::sync::watch::Sender<Option<TunnelHandle>>,
     ip_tx: tokio::sync::watch::Sender<Option<IpAddr>>,
     running_tx: tokio::sync::watch::Sender<bool>,
+    /// Tunnel restarts so far (the control server's metrics read it).
+    restarts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Parts<'_> {
@@ -328,6 +330,8 @@ impl Parts<'_> {
                     self.ip_tx.send_replace(None);
                 }
                 supervisor::Do::Up => {
+                    self.restarts
+                        .store(sup.restarts(), std::sync::atomic::Ordering::Relaxed);
                     if sup.restarts() > 0 {
                         tracing::warn!(
                             "reconnect: restarting the tunnel (restart {})",
@@ -447,8 +451,14 @@ pub async fn run(
     let (ip_tx, ip_rx) = tokio::sync::watch::channel(None);
     let (running_tx, running_rx) = tokio::sync::watch::channel(false);
     let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
+    // The running tunnel (none while it is down), for health, port
+    // forwarding and the control server's metrics.
+    let (tunnel_tx, tunnel_rx) = tokio::sync::watch::channel(None);
+    let restarts = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let control_listener = bind("HTTP_CONTROL_SERVER_ADDRESS", cfg.control.address).await?;
     let control_state = std::sync::Arc::new(control::ControlState {
+        tunnel: tunnel_rx.clone(),
+        restarts: restarts.clone(),
         key_file: cfg.private_key_file.clone(),
         auth,
         public_ip: ip_rx,
@@ -524,7 +534,6 @@ pub async fn run(
     }
 
     // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
-    let (tunnel_tx, tunnel_rx) = tokio::sync::watch::channel(None);
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
     let checks = health::Checks {
         small: cfg.health.small.clone(),
@@ -571,6 +580,7 @@ pub async fn run(
         tunnel_tx,
         ip_tx,
         running_tx,
+        restarts,
     };
     let now = std::time::Instant::now();
     while let Ok(cmd) = cmd_rx.try_recv() {
