@@ -115,19 +115,11 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
         .map_err(|e| io("writing its policy", e))?;
 
     // The page's server, on the gateway's loopback.
-    let listener = ns
-        .run(|| {
-            let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-            l.set_nonblocking(true)?;
-            Ok::<_, std::io::Error>(l)
-        })?
-        .map_err(|e| io("the page's server", e))?;
+    let listener = super::http::listen(ns, CHROMIUM, SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let port = listener
         .local_addr()
         .map_err(|e| io("the page's server", e))?
         .port();
-    let listener =
-        tokio::net::TcpListener::from_std(listener).map_err(|e| io("the page's server", e))?;
     let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(1);
     let page = browser::page(nonce, addr::WHOAMI);
     let app = Router::new()
@@ -142,16 +134,10 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
                 ""
             }),
         );
-    let server = tokio::spawn(async move {
+    // Stops with the visit, however it ends.
+    let _server = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
-    });
-    struct Abort(tokio::task::JoinHandle<()>);
-    impl Drop for Abort {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _server = Abort(server);
+    }));
 
     let quic_origins = browser::quic_origins(nonce, addr::WHOAMI).join(",");
     let url = format!("http://127.0.0.1:{port}/");
@@ -241,48 +227,29 @@ pub fn start_far_end(
 ) -> Result<(), LabError> {
     use crate::model::topology::service;
     for ip in [std::net::IpAddr::from(addr::WHOAMI), addr::WHOAMI_V6.into()] {
-        for (port, svc) in [(browser::STUN_PORT, service::STUN), (443, service::QUIC)] {
-            let at = SocketAddr::new(ip, port);
-            let sock = ns
-                .run(move || {
-                    let s = std::net::UdpSocket::bind(at)?;
-                    s.set_nonblocking(true)?;
-                    Ok::<_, std::io::Error>(s)
-                })?
-                .and_then(tokio::net::UdpSocket::from_std)
-                .map_err(|source| LabError::Service {
-                    service: svc.into(),
-                    source,
-                })?;
-            let (log, cancel) = (log.clone(), cancel.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                loop {
-                    let (n, from) = tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        r = sock.recv_from(&mut buf) => match r {
-                            Ok(x) => x,
-                            Err(_) => continue,
-                        },
-                    };
-                    if svc == service::STUN {
-                        match browser::stun_answer(&buf[..n], from) {
-                            Some(answer) => {
-                                log.record(svc, from, format!("binding request on {at}"));
-                                let _ = sock.send_to(&answer, from).await;
-                            }
-                            None => log.record(
-                                svc,
-                                from,
-                                format!("not a binding request ({n} bytes) on {at}"),
-                            ),
-                        }
-                    } else {
-                        log.record(svc, from, format!("datagram ({n} bytes) on {at}"));
-                    }
-                }
-            });
-        }
+        let at = SocketAddr::new(ip, browser::STUN_PORT);
+        let sock = super::udp::bind(ns, service::STUN, move || std::net::UdpSocket::bind(at))?;
+        let stun_log = log.clone();
+        super::udp::serve(sock, None, cancel.clone(), move |datagram, from| {
+            let answer = browser::stun_answer(datagram, from);
+            let what = match answer {
+                Some(_) => format!("binding request on {at}"),
+                None => format!("not a binding request ({} bytes) on {at}", datagram.len()),
+            };
+            stun_log.record(service::STUN, from, what);
+            answer
+        });
+        let at = SocketAddr::new(ip, 443);
+        let sock = super::udp::bind(ns, service::QUIC, move || std::net::UdpSocket::bind(at))?;
+        let quic_log = log.clone();
+        super::udp::serve(sock, None, cancel.clone(), move |datagram, from| {
+            quic_log.record(
+                service::QUIC,
+                from,
+                format!("datagram ({} bytes) on {at}", datagram.len()),
+            );
+            None
+        });
     }
     Ok(())
 }

@@ -21,44 +21,16 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
     for &addr in listen {
-        let std_sock = ns
-            .run(move || -> std::io::Result<_> {
-                let s = std::net::UdpSocket::bind(addr)?;
-                s.set_nonblocking(true)?;
-                Ok(s)
-            })?
-            .map_err(|source| LabError::Service {
-                service: service.into(),
-                source,
-            })?;
-        let sock =
-            tokio::net::UdpSocket::from_std(std_sock).map_err(|source| LabError::Service {
-                service: service.into(),
-                source,
-            })?;
-        serve(sock, service, log.clone(), cancel.clone());
+        let sock = super::udp::bind(ns, service, move || std::net::UdpSocket::bind(addr))?;
+        let log = log.clone();
+        super::udp::serve(sock, None, cancel.clone(), move |datagram, from| {
+            log.record(
+                service,
+                from,
+                format!("udp {}", String::from_utf8_lossy(datagram)),
+            );
+            Some(datagram.to_vec())
+        });
     }
     Ok(())
-}
-
-/// Logs each datagram and echoes it back until `cancel`.
-fn serve(
-    sock: tokio::net::UdpSocket,
-    service: &'static str,
-    log: ServiceLog,
-    cancel: CancellationToken,
-) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = sock.recv_from(&mut buf) => {
-                    let Ok((n, from)) = r else { continue };
-                    log.record(service, from, format!("udp {}", String::from_utf8_lossy(&buf[..n])));
-                    let _ = sock.send_to(&buf[..n], from).await;
-                }
-            }
-        }
-    });
 }

@@ -22,14 +22,9 @@ pub fn serve(
     cancel: CancellationToken,
     body: impl Fn(SocketAddr) -> String + Send + Sync + 'static,
 ) -> Result<(), LabError> {
-    let err = |source| LabError::Service {
-        service: service.to_string(),
-        source,
-    };
     let body = Arc::new(body);
     for &addr in listen {
-        let std_listener = ns.run(move || bind(addr))?.map_err(err)?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(err)?;
+        let listener = self::listen(ns, service, addr)?;
         let (log, body) = (log.clone(), body.clone());
         let app = Router::new().fallback(
             move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
@@ -62,6 +57,21 @@ pub fn serve(
         });
     }
     Ok(())
+}
+
+/// A TCP listener on `addr` inside `ns`, for the runtime (every lab HTTP
+/// server binds through this).
+pub(crate) fn listen(
+    ns: &Netns,
+    service: &str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, LabError> {
+    let err = |source| LabError::Service {
+        service: service.to_string(),
+        source,
+    };
+    let l = ns.run(move || bind(addr))?.map_err(err)?;
+    tokio::net::TcpListener::from_std(l).map_err(err)
 }
 
 /// A listening socket; IPv6 ones are IPv6-only so `[::]:P` and `0.0.0.0:P`

@@ -18,6 +18,7 @@ pub mod services;
 pub mod swarm;
 pub mod tls;
 pub mod uapi;
+pub mod udp;
 pub mod upnp;
 pub mod webui;
 pub mod wgserver;

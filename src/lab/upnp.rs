@@ -24,25 +24,6 @@ pub const SERVICE: &str = crate::model::topology::service::HOME_ROUTER;
 /// UPnP's SSDP group and port.
 pub const SSDP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(239, 255, 255, 250)), 1900);
 
-fn err(source: std::io::Error) -> LabError {
-    LabError::Service {
-        service: SERVICE.into(),
-        source,
-    }
-}
-
-fn udp(
-    ns: &Netns,
-    f: impl FnOnce() -> std::io::Result<std::net::UdpSocket> + Send,
-) -> Result<tokio::net::UdpSocket, LabError> {
-    let s = ns.run(move || {
-        let s = f()?;
-        s.set_nonblocking(true)?;
-        Ok::<_, std::io::Error>(s)
-    })?;
-    tokio::net::UdpSocket::from_std(s.map_err(err)?).map_err(err)
-}
-
 /// Starts the responders in `ns` (the home router) on its LAN side
 /// `lan`/`lan_v6`; `external` is the home address they map to.
 pub fn start(
@@ -53,33 +34,26 @@ pub fn start(
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
+    use super::udp;
     let started = std::time::Instant::now();
     // NAT-PMP (and whatever else comes to its port: PCP, a probe's nonce).
     for at in [
         SocketAddr::new(lan.into(), crate::model::classify::PCP_PORT),
         SocketAddr::new(lan_v6.into(), crate::model::classify::PCP_PORT),
     ] {
-        let sock = udp(ns, move || std::net::UdpSocket::bind(at))?;
-        let (log, cancel) = (log.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1500];
-            loop {
-                let (n, from) = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = sock.recv_from(&mut buf) => match r { Ok(x) => x, Err(_) => continue },
-                };
-                let epoch = started.elapsed().as_secs() as u32;
-                let (what, reply) = upnp::natpmp_answer(&buf[..n], external, epoch);
-                log.record(SERVICE, from, what);
-                if let Some(r) = reply {
-                    let _ = sock.send_to(&r, from).await;
-                }
-            }
+        let sock = udp::bind(ns, SERVICE, move || std::net::UdpSocket::bind(at))?;
+        let log = log.clone();
+        udp::serve(sock, None, cancel.clone(), move |datagram, from| {
+            let epoch = started.elapsed().as_secs() as u32;
+            let (what, reply) = upnp::natpmp_answer(datagram, external, epoch);
+            log.record(SERVICE, from, what);
+            reply
         });
     }
-    // SSDP: searches for a gateway are answered with the description's URL.
+    // SSDP: searches for a gateway are answered with the description's URL,
+    // from the router's own address, as miniupnpd's are.
     let http = SocketAddr::new(lan.into(), upnp::HTTP_PORT);
-    let sock = udp(ns, move || {
+    let sock = udp::bind(ns, SERVICE, move || {
         let s = std::net::UdpSocket::bind(SSDP)?;
         let IpAddr::V4(group) = SSDP.ip() else {
             unreachable!("SSDP's group is IPv4")
@@ -87,48 +61,29 @@ pub fn start(
         s.join_multicast_v4(&group, &lan)?;
         Ok(s)
     })?;
-    // Answers leave from the router's own address, as miniupnpd's do.
-    let answer_from = udp(ns, move || {
+    let answer_from = udp::bind(ns, SERVICE, move || {
         std::net::UdpSocket::bind(SocketAddr::new(lan.into(), 0))
     })?;
-    {
-        let (log, cancel) = (log.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                let (n, from) = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = sock.recv_from(&mut buf) => match r { Ok(x) => x, Err(_) => continue },
-                };
-                match upnp::parse_search(&buf[..n]) {
-                    Some(s) if upnp::finds_gateway(&s.target) => {
-                        log.record(
-                            SERVICE,
-                            from,
-                            format!("SSDP M-SEARCH for {} (answered)", s.target),
-                        );
-                        let a = upnp::search_answer(&s.target, http);
-                        let _ = answer_from.send_to(a.as_bytes(), from).await;
-                    }
-                    Some(s) => log.record(SERVICE, from, format!("SSDP M-SEARCH for {}", s.target)),
-                    None => log.record(
-                        SERVICE,
-                        from,
-                        format!("ssdp {}", String::from_utf8_lossy(&buf[..n])),
-                    ),
-                }
-            }
-        });
-    }
+    let ssdp_log = log.clone();
+    udp::serve(
+        sock,
+        Some(answer_from),
+        cancel.clone(),
+        move |datagram, from| {
+            let (what, reply) = match upnp::parse_search(datagram) {
+                Some(s) if upnp::finds_gateway(&s.target) => (
+                    format!("SSDP M-SEARCH for {} (answered)", s.target),
+                    Some(upnp::search_answer(&s.target, http).into_bytes()),
+                ),
+                Some(s) => (format!("SSDP M-SEARCH for {}", s.target), None),
+                None => (format!("ssdp {}", String::from_utf8_lossy(datagram)), None),
+            };
+            ssdp_log.record(SERVICE, from, what);
+            reply
+        },
+    );
     // The description and the control URL.
-    let listener = ns
-        .run(move || {
-            let l = std::net::TcpListener::bind(http)?;
-            l.set_nonblocking(true)?;
-            Ok::<_, std::io::Error>(l)
-        })?
-        .and_then(tokio::net::TcpListener::from_std)
-        .map_err(err)?;
+    let listener = super::http::listen(ns, SERVICE, http)?;
     let description = upnp::description(http);
     let (log_d, log_c) = (log.clone(), log);
     let app = Router::new()
