@@ -52,7 +52,11 @@ pub fn serve(
                 },
             };
             if let Some(reply) = answer(&buf[..n], from) {
-                let _ = reply_from.as_ref().unwrap_or(&sock).send_to(&reply, from).await;
+                let _ = reply_from
+                    .as_ref()
+                    .unwrap_or(&sock)
+                    .send_to(&reply, from)
+                    .await;
             }
         }
     });

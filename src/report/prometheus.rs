@@ -3,90 +3,77 @@
 //! the run's time and duration. Written atomically (a temporary file in the
 //! same directory, then a rename) so the collector never reads half a file.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::model::prom::{Kind, Text};
 use crate::model::verdict::ScenarioResult;
-
-/// A label value as the text format wants it: backslash, quote and newline
-/// escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 /// The metrics of a run (pure). `finished` is when it ended, `took` how long
 /// it took.
 pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) -> String {
-    let mut o = String::new();
-    let per = |o: &mut String,
-               name: &str,
-               help: &str,
-               kind: &str,
-               value: &dyn Fn(&ScenarioResult) -> Option<String>| {
-        let _ = writeln!(o, "# HELP {name} {help}");
-        let _ = writeln!(o, "# TYPE {name} {kind}");
-        for r in results {
-            if let Some(v) = value(r) {
-                let _ = writeln!(
-                    o,
-                    "{name}{{check=\"{}\",target=\"{}\"}} {v}",
-                    label(&r.name),
-                    label(&r.target)
-                );
-            }
-        }
+    let per = |value: &dyn Fn(&ScenarioResult) -> Option<String>| {
+        results
+            .iter()
+            .filter_map(|r| {
+                value(r).map(|v| {
+                    (
+                        vec![("check", r.name.as_str()), ("target", r.target.as_str())],
+                        v,
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
     };
-    per(
-        &mut o,
-        "leakhound_check_success",
-        "1 when the scenario passed, 0 when it failed; absent when it was skipped.",
-        "gauge",
-        &|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string()),
-    );
-    per(
-        &mut o,
-        "leakhound_check_skipped",
-        "1 when the scenario was skipped (the target or the lab cannot run it).",
-        "gauge",
-        &|r| Some(u8::from(r.skipped()).to_string()),
-    );
-    per(
-        &mut o,
-        "leakhound_leaked_packets",
-        "Packets classified as leaks during the scenario, on every watched wire.",
-        "gauge",
-        &|r| Some(r.leaks.len().to_string()),
-    );
-    per(
-        &mut o,
-        "leakhound_check_duration_seconds",
-        "How long the scenario took.",
-        "gauge",
-        &|r| Some(format!("{:.3}", r.duration.as_secs_f64())),
-    );
     let since_epoch = finished
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
     let all_passed = results.iter().all(|r| r.passed() || r.skipped());
-    let _ = writeln!(
-        o,
-        "# HELP leakhound_run_success 1 when every scenario that ran passed.\n# TYPE leakhound_run_success gauge\nleakhound_run_success {}",
-        u8::from(all_passed)
-    );
-    let _ = writeln!(
-        o,
-        "# HELP leakhound_last_run_timestamp_seconds When the run ended (Unix time).\n# TYPE leakhound_last_run_timestamp_seconds gauge\nleakhound_last_run_timestamp_seconds {since_epoch:.3}"
-    );
-    let _ = writeln!(
-        o,
-        "# HELP leakhound_run_duration_seconds How long the run took.\n# TYPE leakhound_run_duration_seconds gauge\nleakhound_run_duration_seconds {:.3}",
-        took.as_secs_f64()
-    );
-    o
+    Text::new()
+        .family(
+            "leakhound_check_success",
+            Kind::Gauge,
+            "1 when the scenario passed, 0 when it failed; absent when it was skipped.",
+            per(&|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string())),
+        )
+        .family(
+            "leakhound_check_skipped",
+            Kind::Gauge,
+            "1 when the scenario was skipped (the target or the lab cannot run it).",
+            per(&|r| Some(u8::from(r.skipped()).to_string())),
+        )
+        .family(
+            "leakhound_leaked_packets",
+            Kind::Gauge,
+            "Packets classified as leaks during the scenario, on every watched wire.",
+            per(&|r| Some(r.leaks.len().to_string())),
+        )
+        .family(
+            "leakhound_check_duration_seconds",
+            Kind::Gauge,
+            "How long the scenario took.",
+            per(&|r| Some(format!("{:.3}", r.duration.as_secs_f64()))),
+        )
+        .single(
+            "leakhound_run_success",
+            Kind::Gauge,
+            "1 when every scenario that ran passed.",
+            u8::from(all_passed),
+        )
+        .single(
+            "leakhound_last_run_timestamp_seconds",
+            Kind::Gauge,
+            "When the run ended (Unix time).",
+            format!("{since_epoch:.3}"),
+        )
+        .single(
+            "leakhound_run_duration_seconds",
+            Kind::Gauge,
+            "How long the run took.",
+            format!("{:.3}", took.as_secs_f64()),
+        )
+        .finish()
 }
 
 /// Writes `text` to `file` atomically: a temporary file beside it, then a
@@ -173,7 +160,6 @@ mod tests {
         assert!(t.contains("leakhound_run_success 0\n"));
         assert!(t.contains("leakhound_last_run_timestamp_seconds 1800000000.000\n"));
         assert!(t.contains("leakhound_run_duration_seconds 33.460\n"));
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

@@ -199,58 +199,54 @@ pub fn metrics_text(
     forwarded_port: u16,
     now: std::time::SystemTime,
 ) -> String {
-    let mut o = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        o.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    metric(
-        "leakhound_gateway_tunnel_up",
-        "gauge",
-        "1 while the WireGuard tunnel runs.",
-        u8::from(running && tunnel.is_some()).to_string(),
-    );
+    use leakhound_model::prom::{Kind, Text};
     let t = tunnel.cloned().unwrap_or_default();
-    metric(
+    let mut o = Text::new();
+    o.single(
+        "leakhound_gateway_tunnel_up",
+        Kind::Gauge,
+        "1 while the WireGuard tunnel runs.",
+        u8::from(running && tunnel.is_some()),
+    )
+    .single(
         "leakhound_gateway_tunnel_receive_bytes_total",
-        "counter",
+        Kind::Counter,
         "Bytes received through the current tunnel.",
-        t.rx_bytes.to_string(),
-    );
-    metric(
+        t.rx_bytes,
+    )
+    .single(
         "leakhound_gateway_tunnel_transmit_bytes_total",
-        "counter",
+        Kind::Counter,
         "Bytes sent through the current tunnel.",
-        t.tx_bytes.to_string(),
-    );
-    metric(
+        t.tx_bytes,
+    )
+    .single(
         "leakhound_gateway_handshakes_total",
-        "counter",
+        Kind::Counter,
         "WireGuard handshakes completed by the current tunnel.",
-        t.handshakes.to_string(),
+        t.handshakes,
     );
     if let Some(age) = t.last_handshake.and_then(|h| now.duration_since(h).ok()) {
-        metric(
+        o.single(
             "leakhound_gateway_handshake_age_seconds",
-            "gauge",
+            Kind::Gauge,
             "Seconds since the last completed handshake (absent before the first).",
             format!("{:.3}", age.as_secs_f64()),
         );
     }
-    metric(
+    o.single(
         "leakhound_gateway_tunnel_restarts_total",
-        "counter",
+        Kind::Counter,
         "Tunnel restarts since the gateway started (reconnects, key rotations).",
-        restarts.to_string(),
-    );
-    metric(
+        restarts,
+    )
+    .single(
         "leakhound_gateway_forwarded_port",
-        "gauge",
+        Kind::Gauge,
         "The forwarded port (0: none).",
-        forwarded_port.to_string(),
-    );
-    o
+        forwarded_port,
+    )
+    .finish()
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {

@@ -27,6 +27,7 @@ pub mod dns_query;
 pub mod echo;
 pub mod located;
 pub mod natpmp;
+pub mod prom;
 pub mod scenario;
 pub mod shard;
 pub mod stats;
