@@ -110,8 +110,11 @@ impl ServiceLog {
             .collect()
     }
 
-    pub fn entries(&self) -> Vec<LogEntry> {
-        self.0.lock().expect("log lock").clone()
+    /// The entries after the first `index` (as `len` returned it before):
+    /// what arrived during a step, without copying the rest.
+    pub fn since(&self, index: usize) -> Vec<LogEntry> {
+        let v = self.0.lock().expect("log lock");
+        v.get(index..).unwrap_or_default().to_vec()
     }
 
     pub fn len(&self) -> usize {

@@ -55,8 +55,7 @@ impl Runner<'_> {
                 .unwrap_or_default(),
             fetched(&report.quic),
         ));
-        let entries = self.services.log.entries();
-        let during = entries.get(before..).unwrap_or_default();
+        let during = self.services.log.since(before);
         let sources = |svc: &str, nonce: Option<&str>| {
             during
                 .iter()
