@@ -1090,22 +1090,38 @@ async fn run_suite(
         )
         .with_context(|| format!("writing the metrics to {}", file.display()))?;
     }
+    // The comparison table is a report: written whatever the terminal gets.
+    let table = several.then(|| leakhound::report::compare::render(&results, &wall));
+    if let Some(t) = &table {
+        std::fs::write(args.out.join("compare.md"), t).context("writing compare.md")?;
+    }
     if json_lines {
         println!(
             "{}",
             leakhound::report::jsonl::run_finished(&results, &args.out)
         );
     } else {
-        print_text_summary(
-            args,
-            &results,
-            several,
-            &wall,
-            &timings,
-            total,
-            &per_scenario,
-            soak,
-        )?;
+        print!("{}", terminal::summary(&results));
+        if let Some(t) = &table {
+            print!("\n{t}");
+        }
+        println!(
+            "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
+            timings.lab_setup,
+            timings.services,
+            timings.scenarios,
+            timings.teardown,
+            total.elapsed().as_millis()
+        );
+        if !soak && per_scenario.len() > 1 {
+            print!("{}", terminal::slowest(&per_scenario));
+        }
+        if soak {
+            for r in &results {
+                print!("{}", soak_figures(r));
+            }
+        }
+        println!("reports in {}", args.out.display());
     }
     Ok(
         if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
@@ -1443,45 +1459,6 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         gw.stop().await;
         Ok(())
     })
-}
-
-/// The text terminal's end of a run: the summary, the comparison table,
-/// timings, the slowest scenarios, soak figures, where the reports are.
-#[allow(clippy::too_many_arguments)]
-fn print_text_summary(
-    args: &SuiteArgs,
-    results: &[ScenarioResult],
-    several: bool,
-    wall: &[(String, Duration)],
-    timings: &json::Timings,
-    total: Instant,
-    per_scenario: &[(String, Duration)],
-    soak: bool,
-) -> Result<()> {
-    print!("{}", terminal::summary(results));
-    if several {
-        let table = leakhound::report::compare::render(results, wall);
-        print!("\n{table}");
-        std::fs::write(args.out.join("compare.md"), &table).context("writing compare.md")?;
-    }
-    println!(
-        "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
-        timings.lab_setup,
-        timings.services,
-        timings.scenarios,
-        timings.teardown,
-        total.elapsed().as_millis()
-    );
-    if !soak && per_scenario.len() > 1 {
-        print!("{}", terminal::slowest(per_scenario));
-    }
-    if soak {
-        for r in results {
-            print!("{}", soak_figures(r));
-        }
-    }
-    println!("reports in {}", args.out.display());
-    Ok(())
 }
 
 #[cfg(test)]
