@@ -624,18 +624,16 @@ fn select_scenarios(mut all: Vec<Scenario>, a: &SelectArgs) -> Result<Vec<Scenar
     if let Some(shard) = a.shard {
         // Weighted by what each scenario waits, plus a second for its
         // setup and teardown.
-        let weights: Vec<(String, std::time::Duration)> = all
+        let items: Vec<(&str, std::time::Duration)> = all
             .iter()
             .map(|s| {
                 (
-                    s.name.clone(),
+                    s.name.as_str(),
                     s.expected_wait(leakhound::scenario::runner::PROBE_TIMEOUT)
                         + std::time::Duration::from_secs(1),
                 )
             })
             .collect();
-        let items: Vec<(&str, std::time::Duration)> =
-            weights.iter().map(|(n, d)| (n.as_str(), *d)).collect();
         let keep = leakhound::model::shard::select(&items, shard);
         let mut k = keep.into_iter();
         all.retain(|_| k.next().unwrap_or(false));
