@@ -187,3 +187,31 @@ fn a_run_killed_while_tearing_down_is_reaped() {
     until("teardown", || ours(&id).len() < hosts);
     kill_and_reap(child, &id, err);
 }
+
+/// A run killed after its last namespace went leaves only its files and its
+/// lock (no namespace names it any more): the reaper removes those too, and
+/// leaves a live run's alone.
+#[test]
+fn a_run_that_left_only_files_is_reaped() {
+    common::require_root();
+    let dead = leakhound::lab::new_run_id();
+    let files = netns::run_files(&dead);
+    std::fs::create_dir_all(files.join("browser-x")).unwrap();
+    std::fs::write(files.join("ca.pem"), "x").unwrap();
+    let lock = std::path::Path::new(netns::RUN_DIR).join(format!("{dead}.lock"));
+    std::fs::write(&lock, "").unwrap();
+    // A live run: its lock held by this process.
+    let alive = leakhound::lab::new_run_id();
+    let held = netns::RunLock::acquire(&alive).unwrap();
+    std::fs::create_dir_all(netns::run_files(&alive)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("reap")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!files.exists(), "{} left", files.display());
+    assert!(!lock.exists(), "{} left", lock.display());
+    assert!(netns::run_files(&alive).exists(), "a live run's files went");
+    std::fs::remove_dir_all(netns::run_files(&alive)).unwrap();
+    drop(held);
+}

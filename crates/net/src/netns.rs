@@ -867,6 +867,7 @@ pub fn reap_stale() -> Vec<String> {
         tracing::warn!("reaping without taking turns: {e}");
     }
     let mut reaped = Vec::new();
+    let mut dead = std::collections::BTreeSet::new();
     for name in list_ours() {
         let Some(id) = run_id_of(&name).map(str::to_string) else {
             continue;
@@ -876,11 +877,39 @@ pub fn reap_stale() -> Vec<String> {
                 Ok(()) => reaped.push(name),
                 Err(e) => tracing::error!("could not reap {name}: {}", crate::errfmt::chain(&e)),
             }
-            let _ = fs::remove_file(lock_path(&id));
-            let _ = fs::remove_dir_all(run_files(&id));
+            dead.insert(id);
         }
     }
+    // A run killed after its last namespace went (late in its teardown)
+    // leaves only its files and its lock: those count too.
+    if let Ok(dir) = fs::read_dir(RUN_DIR) {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(run_id_of_file) else {
+                continue;
+            };
+            if !dead.contains(id) && run_is_dead(id) {
+                dead.insert(id.to_string());
+            }
+        }
+    }
+    for id in dead {
+        let _ = fs::remove_dir_all(run_files(&id));
+        let _ = fs::remove_file(lock_path(&id));
+    }
     reaped
+}
+
+/// The run id of an entry of [`RUN_DIR`]: a run's files (`<id>`) or its lock
+/// (`<id>.lock`), where the id is the six hex digits runs are given. The
+/// directory's other entries (the reapers' and the pins' locks) have none.
+fn run_id_of_file(entry: &str) -> Option<&str> {
+    let id = entry.strip_suffix(".lock").unwrap_or(entry);
+    (id.len() == 6
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then_some(id)
 }
 
 #[cfg(test)]
@@ -893,5 +922,15 @@ mod tests {
         assert_eq!(run_id_of("lh-ab12cd-lan-admin"), Some("ab12cd"));
         assert_eq!(run_id_of("lh-ab12cd"), None);
         assert_eq!(run_id_of("other-ab-gw"), None);
+    }
+
+    #[test]
+    fn run_files_and_locks_name_their_run() {
+        assert_eq!(run_id_of_file("c2b57b"), Some("c2b57b"));
+        assert_eq!(run_id_of_file("c2b57b.lock"), Some("c2b57b"));
+        assert_eq!(run_id_of_file("reap.lock"), None);
+        assert_eq!(run_id_of_file("netns-dir.lock"), None);
+        assert_eq!(run_id_of_file("C2B57B"), None);
+        assert_eq!(run_id_of_file("c2b57"), None);
     }
 }
