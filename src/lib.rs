@@ -16,19 +16,26 @@
 //! * [`capture`]: AF_PACKET capture (pnet) at the far end of each watched
 //!   wire, feeding the pure classifier and pcap files.
 //! * [`scenario`]: scenario files, their runner and the events it emits.
-//! * [`report`]: consumers of the results: JUnit XML, JSON, terminal.
+//! * [`report`]: consumers of the results: JUnit XML, JSON, terminal,
+//!   Prometheus.
+//! * [`audit`]: checks a gateway that is already running, from inside its
+//!   namespace, against a profile; its result is a scenario result, so the
+//!   same reporters serve it.
 //!
 //! # Invariants
 //!
 //! * Nothing touches the host's root network namespace: every entry into a
 //!   namespace passes [`lab::netns::Netns`]'s guard, which refuses the
-//!   namespace of PID 1 and the one leakhound itself runs in.
+//!   namespace of PID 1 and the one leakhound itself runs in. An audit
+//!   attaches only to the namespace a user names ([`lab::netns::Netns::attach`]:
+//!   never pinned, reaped or removed, never the host's initial one).
 //! * Everything a run creates is removed when its [`lab::Lab`] is dropped
 //!   (also on error, panic and Ctrl-C); namespaces of killed runs are reaped
 //!   by the next run ([`lab::netns::reap_stale`]).
 //! * A leak is proven twice: on the wire (capture) and at the far end (the
 //!   service logs), each tied to the probe by a nonce.
 
+pub mod audit;
 pub mod bench;
 pub mod capture;
 pub mod lab;

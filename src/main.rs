@@ -65,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         action: Option<GatewayAction>,
     },
+    /// Check a gateway that is already running (yours, in production):
+    /// from inside its network namespace, against a profile of what to
+    /// expect. Read-only unless --disruptive. Exit status: 0 every check
+    /// passed, 1 a check failed or leaked (or was skipped without
+    /// --allow-skip), 2 the audit could not run.
+    Audit(AuditArgs),
     /// Remove namespaces left behind by leakhound runs that were killed.
     Reap,
     /// List the scenarios that `run` would execute.
@@ -90,8 +96,49 @@ enum Command {
     Hold,
     /// Build the lab, start its services and a gateway, print how to get
     /// into each host, and wait for Ctrl-C (to explore or debug by hand with
-    /// `ip netns exec`). Everything is removed on exit.
+    /// `ip netns exec`). Everything is removed on exit. `lab up` does the
+    /// same in the background (for `audit`, or a session of its own) and
+    /// `lab down` removes it; the reaper of later runs leaves it alone.
     Lab(LabArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["netns", "pid", "container"])))]
+struct AuditArgs {
+    /// The gateway's network namespace by name (as `ip netns list` shows
+    /// it), or `self`: the one leakhound runs in (a sidecar container that
+    /// shares the gateway's network).
+    #[arg(long, value_name = "NAME|self")]
+    netns: Option<String>,
+    /// The network namespace of this process (e.g. the gateway's).
+    #[arg(long, value_name = "PID")]
+    pid: Option<i32>,
+    /// The network namespace of this running Docker container.
+    #[arg(long, value_name = "ID")]
+    container: Option<String>,
+    /// What to expect and which endpoints to probe (TOML; see
+    /// docs/AUDIT.md and docs/examples/audit/).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// Also run the checks that disturb the gateway: its tunnel's packets
+    /// are dropped for a moment (nothing may leak, traffic must stop and
+    /// come back).
+    #[arg(long)]
+    disruptive: bool,
+    /// A check that may be skipped without failing the audit (repeatable),
+    /// e.g. no-leak when the profile has no [capture] endpoint.
+    #[arg(long = "allow-skip", value_name = "CHECK")]
+    allow_skip: Vec<String>,
+    /// Where junit.xml, summary.json and the pcap go (emptied first).
+    #[arg(long, value_name = "DIR", default_value = "reports/audit")]
+    out: PathBuf,
+    /// Also write Prometheus metrics to FILE, atomically (for node
+    /// exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<PathBuf>,
+    /// How the terminal gets the result: text, or JSON Lines.
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
 }
 
 #[derive(clap::Args)]
@@ -132,12 +179,47 @@ enum BenchWhat {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct LabArgs {
+    #[command(subcommand)]
+    action: Option<LabAction>,
+    #[command(flatten)]
+    opts: LabOpts,
+}
+
+#[derive(clap::Args)]
+struct LabOpts {
     /// Set a gateway variable, as NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
     #[command(flatten)]
     target: TargetArgs,
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Start a lab in the background and return once its gateway runs:
+    /// prints its id, the gateway's namespace (for `audit --netns`) and
+    /// where its logs are. It stays until `lab down`.
+    Up(LabOpts),
+    /// Remove a lab started by `lab up` (the only one, or the one named)
+    /// and wait until it is gone.
+    Down {
+        /// The lab's id, as `lab up` printed it (needed when several are up).
+        id: Option<String>,
+    },
+    /// List the labs `lab up` started that are up.
+    List,
+    /// The background process of `lab up` (not for direct use).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        logs: PathBuf,
+        #[command(flatten)]
+        opts: LabOpts,
+    },
 }
 
 #[derive(Subcommand)]
@@ -456,6 +538,10 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Command::Audit(args) => {
+            init_tracing(HARNESS_LOG);
+            verdict_exit(audit_main(args))
         }
         Command::Soak(args) => {
             init_tracing(HARNESS_LOG);
@@ -1148,6 +1234,145 @@ fn lab_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// `leakhound audit`: attach, check, report; the exit status as for runs.
+fn audit_main(args: AuditArgs) -> Result<Verdict> {
+    use leakhound::audit::{self, Attach};
+    let text = std::fs::read_to_string(&args.profile)
+        .with_context(|| format!("reading the profile {}", args.profile.display()))?;
+    let profile_file = args.profile.display().to_string();
+    let profile = leakhound::model::audit::parse(&profile_file, &text)?;
+    for a in &args.allow_skip {
+        let kind = a.split(' ').next().unwrap_or(a);
+        if !leakhound::model::audit::CHECK_KINDS
+            .iter()
+            .any(|(k, _)| *k == kind)
+        {
+            let known: Vec<&str> = leakhound::model::audit::CHECK_KINDS
+                .iter()
+                .map(|(k, _)| *k)
+                .collect();
+            bail!(
+                "--allow-skip {a}: no such check (checks: {})",
+                known.join(", ")
+            );
+        }
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("leakhound audit needs root (it enters another network namespace); try sudo");
+    }
+    let which = match (&args.netns, args.pid, &args.container) {
+        (Some(n), _, _) if n == "self" => Attach::SelfNs,
+        (Some(n), _, _) => Attach::Netns(n.clone()),
+        (_, Some(p), _) => Attach::Pid(p),
+        (_, _, Some(c)) => Attach::Container(c.clone()),
+        _ => bail!("name the gateway: --netns, --pid or --container"),
+    };
+    let ns = audit::attach(&which)?;
+    prepare_out(&args.out)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let t0 = Instant::now();
+    let result = rt
+        .block_on(audit::run(audit::AuditRequest {
+            ns,
+            profile,
+            profile_file,
+            disruptive: args.disruptive,
+            out: args.out.clone(),
+        }))
+        .context("auditing")?;
+    let failing = audit::failing(&result, &args.allow_skip);
+    let id = format!(
+        "audit-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    );
+    let results = std::slice::from_ref(&result);
+    write_reports(&args.out, &id, &Default::default(), results)?;
+    if let Some(file) = &args.prometheus {
+        leakhound::report::prometheus::write_atomically(
+            file,
+            &leakhound::report::prometheus::render_audit(
+                &result,
+                failing.is_empty(),
+                std::time::SystemTime::now(),
+                t0.elapsed(),
+            ),
+        )
+        .with_context(|| format!("writing the metrics to {}", file.display()))?;
+    }
+    match args.format {
+        OutputFormat::Json => {
+            use leakhound::model::verdict::Event;
+            for c in &result.cases {
+                println!(
+                    "{}",
+                    leakhound::report::jsonl::event_line(&Event::CaseFinished {
+                        target: result.target.clone(),
+                        scenario: result.name.clone(),
+                        case: c.clone(),
+                    })
+                );
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "schema": leakhound::report::jsonl::SCHEMA,
+                    "event": "audit_finished",
+                    "passed": failing.is_empty(),
+                    "failing": failing.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+                    "leaks": result.leaks.len(),
+                    "reports": args.out.display().to_string(),
+                })
+            );
+        }
+        OutputFormat::Text => {
+            use leakhound::model::verdict::Outcome;
+            println!("audit of {} ({}):", result.target, which);
+            for c in &result.cases {
+                let (mark, why) = match &c.outcome {
+                    Outcome::Passed => ("PASS", c.log.first().cloned().unwrap_or_default()),
+                    Outcome::Failed { message, .. } => ("FAIL", message.clone()),
+                    Outcome::Error { message, .. } => ("ERROR", message.clone()),
+                    Outcome::Skipped { reason } => ("SKIP", reason.clone()),
+                };
+                println!("  {mark:<5} {:<28} {why}", c.name);
+            }
+            for l in result.leaks.iter().take(10) {
+                println!("  LEAK  during {}: {}", l.step, l.packet);
+            }
+            if result.leaks.len() > 10 {
+                println!(
+                    "  ... and {} more leaked packet(s) in junit.xml and {}",
+                    result.leaks.len() - 10,
+                    args.out.join("outside.pcap").display()
+                );
+            }
+            println!(
+                "{}: {} check(s), {} failing, {} leaked packet(s); reports in {}",
+                if failing.is_empty() {
+                    "PASSED"
+                } else {
+                    "FAILED"
+                },
+                result.cases.len(),
+                failing.len(),
+                result.leaks.len(),
+                args.out.display()
+            );
+        }
+    }
+    Ok(if failing.is_empty() {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    })
+}
+
 /// A fresh lab with its services running.
 async fn lab_with_services(provider: ProviderKind) -> Result<(Lab, LabServices)> {
     let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
@@ -1165,6 +1390,69 @@ async fn lab_with_services(provider: ProviderKind) -> Result<(Lab, LabServices)>
 }
 
 fn lab_main(args: LabArgs) -> Result<()> {
+    use leakhound::lab::detached;
+    match args.action {
+        None => lab_serve(args.opts, None),
+        Some(LabAction::Serve { id, logs, opts }) => lab_serve(opts, Some((id, logs))),
+        Some(LabAction::Up(opts)) => {
+            if !nix::unistd::Uid::effective().is_root() {
+                bail!("leakhound lab up needs root (it builds network namespaces); try sudo");
+            }
+            // Checked here, so that a mistake is said at once, not in a log.
+            parse_env_overrides(&opts.env)?;
+            target_specs(&opts.target)?;
+            let id = lab::new_run_id();
+            let logs = std::env::temp_dir().join(format!("leakhound-lab-{id}"));
+            std::fs::create_dir_all(&logs)?;
+            let mut argv: Vec<std::ffi::OsString> = vec![
+                "lab".into(),
+                "serve".into(),
+                "--id".into(),
+                id.clone().into(),
+                "--logs".into(),
+                logs.clone().into(),
+            ];
+            // The rest of the command line, as given after `lab up`.
+            let given: Vec<std::ffi::OsString> = std::env::args_os()
+                .skip_while(|a| a != "up")
+                .skip(1)
+                .collect();
+            argv.extend(given);
+            let st = detached::spawn(&std::env::current_exe()?, &argv, &logs.join("lab.log"))
+                .context("starting the lab in the background")?;
+            println!("lab {} is up (process {})", st.id, st.pid);
+            println!("  gateway namespace: {}", st.gateway_netns);
+            println!(
+                "  audit it:          leakhound audit --netns {} --profile docs/examples/audit/lab.toml",
+                st.gateway_netns
+            );
+            println!("  logs:              {}", st.logs.display());
+            println!("  remove it:         leakhound lab down {}", st.id);
+            Ok(())
+        }
+        Some(LabAction::Down { id }) => {
+            let st = detached::find(id.as_deref())?;
+            detached::stop(&st, Duration::from_secs(60))
+                .with_context(|| format!("removing lab {}", st.id))?;
+            println!("lab {} is removed", st.id);
+            Ok(())
+        }
+        Some(LabAction::List) => {
+            for st in detached::list_up()? {
+                println!(
+                    "{}  process {}  gateway {}",
+                    st.id, st.pid, st.gateway_netns
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs a lab until SIGTERM or Ctrl-C: in the foreground (`lab`), or as the
+/// background process of `lab up` (`detached`: its id and log folder), which
+/// says when it is ready on its standard output and keeps a state file.
+fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
     let rt = lab_runtime("lab")?;
     let overrides = parse_env_overrides(&args.env)?;
     let specs = target_specs(&args.target)?;
@@ -1174,9 +1462,24 @@ fn lab_main(args: LabArgs) -> Result<()> {
     let target = leakhound::target::from_spec(spec, &std::env::current_exe()?)?;
     rt.block_on(target.preflight())?;
     rt.block_on(async {
-        let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
-        let run_id = lab.run_id().to_string();
-        let out = std::env::temp_dir().join(format!("leakhound-lab-{run_id}"));
+        let run_id = detached
+            .as_ref()
+            .map_or_else(lab::new_run_id, |(id, _)| id.clone());
+        let lab = Lab::build(Topology::default_profile(), &run_id)
+            .await
+            .context("building the lab")?;
+        let services = LabServices::start_with(
+            &lab,
+            LabKeys::generate(),
+            ProviderKind::Boringtun,
+            &leakhound::lab::dependents::default_stand_ins(),
+        )
+        .await
+        .context("starting the lab's services")?;
+        let out = match &detached {
+            Some((_, logs)) => logs.clone(),
+            None => std::env::temp_dir().join(format!("leakhound-lab-{run_id}")),
+        };
         std::fs::create_dir_all(&out)?;
         let runner = Runner {
             lab: &lab,
@@ -1193,20 +1496,71 @@ fn lab_main(args: LabArgs) -> Result<()> {
         let gw = runner
             .start_idle_gateway_async(&idle, &out.join("gateway.log"))
             .await?;
-        println!(
-            "lab {run_id} is up; the gateway logs to {}",
-            out.join("gateway.log").display()
-        );
-        for h in &lab.topology().hosts {
+        if detached.is_some() {
+            // Ready means carrying traffic: a person or an audit that starts
+            // now must find the gateway as it is when deployed, not half up.
+            let gw_ns = netns::Netns::open(&lab.ns_name("gw"))?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match leakhound::scenario::probe::whoami_sees_vpn_exit(
+                    &gw_ns,
+                    Duration::from_millis(500),
+                )
+                .await
+                {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() > deadline => bail!(
+                        "the gateway carried no traffic through its tunnel within 60 s ({e}); its log is {}",
+                        out.join("gateway.log").display()
+                    ),
+                    Err(_) => {}
+                }
+            }
+            let st = leakhound::lab::detached::LabState {
+                id: run_id.clone(),
+                pid: std::process::id(),
+                gateway_netns: lab.ns_name("gw"),
+                gateway_pid: gw.pid().map(|p| p.as_raw() as u32),
+                namespaces: lab
+                    .topology()
+                    .hosts
+                    .iter()
+                    .map(|h| (h.name.to_string(), lab.ns_name(h.name)))
+                    .collect(),
+                logs: out.clone(),
+            };
+            leakhound::lab::detached::write_state(&st)?;
+            use std::io::Write;
+            let mut o = std::io::stdout().lock();
+            writeln!(
+                o,
+                "{}{}",
+                leakhound::lab::detached::READY,
+                serde_json::to_string(&st)?
+            )?;
+            o.flush()?;
+            tracing::info!("lab {run_id} is up");
+        } else {
             println!(
-                "  {:<10} ip netns exec {} bash",
-                h.name,
-                lab.ns_name(h.name)
+                "lab {run_id} is up; the gateway logs to {}",
+                out.join("gateway.log").display()
             );
+            for h in &lab.topology().hosts {
+                println!(
+                    "  {:<10} ip netns exec {} bash",
+                    h.name,
+                    lab.ns_name(h.name)
+                );
+            }
+            println!("Ctrl-C removes everything.");
         }
-        println!("Ctrl-C removes everything.");
         shutdown_signal().await;
         gw.stop().await;
+        if detached.is_some() {
+            leakhound::lab::detached::remove_state(&run_id);
+        }
+        drop(services);
+        drop(lab);
         Ok(())
     })
 }

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod browser;
 pub mod dependents;
+pub mod detached;
 pub mod dns;
 pub mod echo;
 pub mod encrypted_dns;

@@ -20,16 +20,137 @@ pub const TLS_SERVICE: &str = crate::model::topology::service::WHOAMI_TLS;
 /// every name, with whoami's addresses).
 pub const TLS_NAME: &str = "whoami.lab";
 
-/// Serves whoami on every address in `listen` inside `ns` until `cancel`.
+/// Serves whoami on every address in `listen` inside `ns` until `cancel`:
+/// every path answers the caller's address, except the two an audit
+/// profile names (what public leak-test sites offer):
+/// - `GET /leakhound/dns-leak/NONCE`: JSON, the addresses from which the
+///   lab's DNS servers (plain, DoT, DoH, on every side) were asked a name
+///   carrying NONCE, with the server that heard each;
+/// - `GET /leakhound/probe?port=N`: connects from whoami's host to the
+///   caller's address at port N (3 s) and answers JSON `{"open": bool}`:
+///   a forwarded port's outside prober.
 pub fn start(
     ns: &Netns,
     listen: &[SocketAddr],
     log: ServiceLog,
     cancel: CancellationToken,
 ) -> Result<(), LabError> {
-    super::http::serve(ns, SERVICE, listen, log, cancel, |peer| {
-        format!("{}\n", peer.ip())
-    })
+    use axum::extract::{ConnectInfo, Path, Query};
+    use axum::routing::get;
+    for &addr in listen {
+        let listener = super::http::listen(ns, SERVICE, addr)?;
+        let (leak_log, any_log, probe_log) = (log.clone(), log.clone(), log.clone());
+        let prober_ns = std::sync::Arc::new(ns.try_clone()?);
+        let app = axum::Router::new()
+            .route(
+                "/leakhound/dns-leak/{nonce}",
+                get(
+                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(nonce): Path<String>| {
+                        let log = leak_log.clone();
+                        async move {
+                            log.record(SERVICE, peer, format!("GET dns-leak results for {nonce}"));
+                            axum::Json(dns_askers(&log, &nonce))
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/leakhound/probe",
+                get(
+                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          Query(q): Query<std::collections::BTreeMap<String, String>>| {
+                        let log = probe_log.clone();
+                        let ns = prober_ns.clone();
+                        async move {
+                            let port = q.get("port").and_then(|p| p.parse::<u16>().ok());
+                            let Some(port) = port.filter(|&p| p != 0) else {
+                                return (
+                                    axum::http::StatusCode::BAD_REQUEST,
+                                    "port=N (1-65535) wanted\n".to_string(),
+                                );
+                            };
+                            let target = SocketAddr::new(peer.ip(), port);
+                            let open = probe(&ns, target).await;
+                            log.record(
+                                SERVICE,
+                                peer,
+                                format!("probe of {target}: {}", if open { "open" } else { "closed" }),
+                            );
+                            (
+                                axum::http::StatusCode::OK,
+                                serde_json::json!({"address": target.to_string(), "open": open})
+                                    .to_string(),
+                            )
+                        }
+                    },
+                ),
+            )
+            .fallback(
+                move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| {
+                    let log = any_log.clone();
+                    async move {
+                        log.record(
+                            SERVICE,
+                            peer,
+                            format!("{} {} on {addr}", req.method(), req.uri()),
+                        );
+                        (
+                            [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+                            format!("{}\n", peer.ip()),
+                        )
+                    }
+                },
+            );
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(cancel.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::warn!("{SERVICE} on {addr}: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The lab's DNS services, whose logs say who asked for which name.
+const DNS_SERVICES: [&str; 6] = {
+    use crate::model::topology::service::*;
+    [ISP_DNS, PROVIDER_DNS, LAN_DNS, DOT, DOH, PROVIDER_DOT]
+};
+
+/// Who asked the lab's DNS servers for a name carrying `nonce`.
+fn dns_askers(log: &ServiceLog, nonce: &str) -> serde_json::Value {
+    let mut seen = Vec::new();
+    for service in DNS_SERVICES {
+        for e in log.find(service, nonce) {
+            let entry = serde_json::json!({"ip": e.source.ip().to_string(), "server": service});
+            if !seen.contains(&entry) {
+                seen.push(entry);
+            }
+        }
+    }
+    serde_json::json!({ "resolvers": seen })
+}
+
+/// A TCP connection to `target` from whoami's host: open or not (3 s).
+async fn probe(ns: &Netns, target: SocketAddr) -> bool {
+    let Ok(Ok(socket)) = ns.run(move || {
+        if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    }) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(3), socket.connect(target)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// TLS on every address in `listen`: completes the handshake, logs it,

@@ -76,6 +76,93 @@ pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) 
         .finish()
 }
 
+/// The metrics of an audit (pure): one sample per check of the audit
+/// (`check` is the check's name, `target` the profile's), the leaks tied to
+/// each check, and `leakhound_run_success` as the audit's exit status says
+/// (`success`: no check failed, none skipped without `--allow-skip`).
+pub fn render_audit(
+    result: &ScenarioResult,
+    success: bool,
+    finished: SystemTime,
+    took: Duration,
+) -> String {
+    use crate::model::verdict::Outcome;
+    let per = |value: &dyn Fn(&crate::model::verdict::CaseResult) -> Option<String>| {
+        result
+            .cases
+            .iter()
+            .filter_map(|c| {
+                value(c).map(|v| {
+                    (
+                        vec![
+                            ("check", c.name.as_str()),
+                            ("target", result.target.as_str()),
+                        ],
+                        v,
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let skipped =
+        |c: &crate::model::verdict::CaseResult| matches!(c.outcome, Outcome::Skipped { .. });
+    let since_epoch = finished
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    Text::new()
+        .family(
+            "leakhound_check_success",
+            Kind::Gauge,
+            "1 when the audit's check passed, 0 when it failed; absent when it was skipped.",
+            per(&|c| (!skipped(c)).then(|| u8::from(c.outcome == Outcome::Passed).to_string())),
+        )
+        .family(
+            "leakhound_check_skipped",
+            Kind::Gauge,
+            "1 when the audit's check was skipped.",
+            per(&|c| Some(u8::from(skipped(c)).to_string())),
+        )
+        .family(
+            "leakhound_leaked_packets",
+            Kind::Gauge,
+            "Packets on the gateway's outside wire classified as leaks while the check ran (no-leak: all of them).",
+            per(&|c| {
+                let n = if c.name == "no-leak" {
+                    result.leaks.len()
+                } else {
+                    result.leaks.iter().filter(|l| l.step == c.name).count()
+                };
+                Some(n.to_string())
+            }),
+        )
+        .family(
+            "leakhound_check_duration_seconds",
+            Kind::Gauge,
+            "How long the check took.",
+            per(&|c| Some(format!("{:.3}", c.duration.as_secs_f64()))),
+        )
+        .single(
+            "leakhound_run_success",
+            Kind::Gauge,
+            "1 when the audit passed (its exit status was 0).",
+            u8::from(success),
+        )
+        .single(
+            "leakhound_last_run_timestamp_seconds",
+            Kind::Gauge,
+            "When the audit ended (Unix time).",
+            format!("{since_epoch:.3}"),
+        )
+        .single(
+            "leakhound_run_duration_seconds",
+            Kind::Gauge,
+            "How long the audit took.",
+            format!("{:.3}", took.as_secs_f64()),
+        )
+        .finish()
+}
+
 /// Writes `text` to `file` atomically: a temporary file beside it, then a
 /// rename over it (its directory is made if missing).
 pub fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {

@@ -20,6 +20,7 @@
 //! * [`verdict`]: result types, and the pure function from captured frames,
 //!   the step timeline and the wires' policies to leak records and cases.
 
+pub mod audit;
 pub mod browser;
 pub mod classify;
 pub mod dns_corpus;

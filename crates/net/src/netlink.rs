@@ -103,6 +103,74 @@ impl Nl {
         Ok(names)
     }
 
+    /// The other end of interface `name` when it is one end of a pair
+    /// (veth): the peer's index in its own namespace and the id (nsid) this
+    /// namespace knows that namespace by. `None` for an interface without a
+    /// peer.
+    pub async fn link_peer(&self, name: &str) -> Result<Option<(u32, Option<i32>)>> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = match links.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Err(NetlinkError::NoSuchLink(name.to_string())),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
+                return Err(NetlinkError::NoSuchLink(name.to_string()));
+            }
+            Err(e) => return Err(req(format!("looking up {name}"))(e)),
+        };
+        let mut link = None;
+        let mut nsid = None;
+        for a in &msg.attributes {
+            match a {
+                LinkAttribute::Link(i) => link = Some(*i),
+                LinkAttribute::LinkNetNsId(n) => nsid = Some(*n),
+                _ => {}
+            }
+        }
+        Ok(link.filter(|&i| i != msg.header.index).map(|i| (i, nsid)))
+    }
+
+    /// The id (nsid) this namespace knows the namespace behind `ns` by, if
+    /// it has given it one (it has, for the namespace a veth's peer lives
+    /// in). As iproute2's `ip netns list-id`, for a descriptor.
+    pub async fn nsid_of(&self, ns: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>> {
+        use futures::StreamExt;
+        use rtnetlink::packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
+        use std::os::fd::AsRawFd;
+        let mut msg = NsidMessage::default();
+        msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
+        let mut req_msg = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req_msg.header.flags = NLM_F_REQUEST;
+        let mut handle = self.handle.clone();
+        let mut replies = handle
+            .request(req_msg)
+            .map_err(req("asking for a namespace's id"))?;
+        while let Some(reply) = replies.next().await {
+            match reply.payload {
+                NetlinkPayload::Error(e) => {
+                    return Err(req("asking for a namespace's id")(
+                        rtnetlink::Error::NetlinkError(e),
+                    ));
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                    return Ok(m.attributes.iter().find_map(|a| match a {
+                        NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                        _ => None,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
     /// The name of the interface with this index.
     pub async fn name_of(&self, index: u32) -> Result<String> {
         use rtnetlink::packet_route::link::LinkAttribute;
@@ -242,6 +310,34 @@ impl Nl {
             Err(e) if errno_of(&e) == Some(EEXIST) => Ok(()),
             r => r.map_err(req(format!("adding {addr} to {ifname}"))),
         }
+    }
+
+    /// The addresses on an interface, with their prefixes.
+    pub async fn addrs(&self, ifname: &str) -> Result<Vec<IpNet>> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let idx = self.index(ifname).await?;
+        let mut msgs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(idx)
+            .execute();
+        let mut v = Vec::new();
+        while let Some(m) = msgs
+            .try_next()
+            .await
+            .map_err(req(format!("listing the addresses of {ifname}")))?
+        {
+            let prefix = m.header.prefix_len;
+            for a in &m.attributes {
+                if let AddressAttribute::Address(ip) = a
+                    && let Ok(n) = IpNet::new(*ip, prefix)
+                {
+                    v.push(n);
+                }
+            }
+        }
+        Ok(v)
     }
 
     fn route_msg(dst: IpNet, via: Option<IpAddr>, oif: Option<u32>) -> Result<RouteMessage> {

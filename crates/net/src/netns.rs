@@ -99,11 +99,28 @@ fn forbidden_inodes() -> Vec<u64> {
         .collect()
 }
 
-/// A network namespace made by leakhound, held open by a file descriptor.
+/// The kernel's initial network namespace has this fixed inode number
+/// (PROC_NET_INIT_INO, Linux 6.x); older kernels number it like any other,
+/// and PID 1's namespace covers them.
+const INIT_NET_INO: u64 = 0xEFFF_FFF9;
+
+/// True when this process runs in a PID namespace of its own (a
+/// container), where PID 1 is the container's first process, not the
+/// host's init: sharing its network namespace is what a sidecar does.
+fn in_own_pid_namespace_of_a_container() -> bool {
+    const INIT_PID_INO: u64 = 0xEFFF_FFFC;
+    fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() != INIT_PID_INO)
+}
+
+/// A network namespace made by leakhound (or, for `audit`, one it was
+/// pointed at), held open by a file descriptor.
 #[derive(Debug)]
 pub struct Netns {
     name: String,
     file: File,
+    /// Attached for an audit: may be the namespace this process runs in
+    /// (`--netns self`); never pinned, reaped or removed by leakhound.
+    attached: bool,
 }
 
 impl Netns {
@@ -196,9 +213,35 @@ impl Netns {
         let ns = Netns {
             name: name.to_string(),
             file,
+            attached: false,
         };
         ns.check_not_host()?;
         Ok(ns)
+    }
+
+    /// Opens somebody else's namespace for an audit, from a namespace file
+    /// (`/run/netns/NAME`, `/proc/PID/ns/net`), labelled `label` in messages.
+    /// Nothing is pinned: dropping the handle is all there is to undo, and
+    /// leakhound's removal works on names it pinned, never on this. The
+    /// namespace this process runs in is accepted (`--netns self`, a sidecar
+    /// sharing the gateway's network); the host's initial one never is.
+    pub fn attach(label: &str, path: &Path) -> Result<Netns, NetnsError> {
+        let file = File::open(path).map_err(|source| NetnsError::Open {
+            name: label.to_string(),
+            source,
+        })?;
+        let ns = Netns {
+            name: label.to_string(),
+            file,
+            attached: true,
+        };
+        ns.check_not_host()?;
+        Ok(ns)
+    }
+
+    /// Whether this handle came from [`Netns::attach`].
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     pub fn name(&self) -> &str {
@@ -215,6 +258,7 @@ impl Netns {
         Ok(Netns {
             name: self.name.clone(),
             file,
+            attached: self.attached,
         })
     }
 
@@ -237,7 +281,15 @@ impl Netns {
         let is_nsfs = nix::sys::statfs::fstatfs(&self.file)
             .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
             .unwrap_or(false);
-        if !is_nsfs || forbidden_inodes().contains(&ino) {
+        let forbidden = if self.attached {
+            // An audit may look at the namespace it runs in, never at the
+            // host's initial one.
+            let pid1 = fs::metadata("/proc/1/ns/net").ok().map(|m| m.ino());
+            ino == INIT_NET_INO || pid1 == Some(ino) && !in_own_pid_namespace_of_a_container()
+        } else {
+            ino == INIT_NET_INO || forbidden_inodes().contains(&ino)
+        };
+        if !is_nsfs || forbidden {
             return Err(NetnsError::HostNamespace {
                 name: self.name.clone(),
             });
@@ -800,6 +852,9 @@ pub struct RunLock {
 impl RunLock {
     pub fn acquire(id: &str) -> io::Result<RunLock> {
         fs::create_dir_all(RUN_DIR)?;
+        // Not while a reaper looks: it would take the lock file, made but
+        // not yet locked, for a dead run's and remove it.
+        let _turn = reap_turn()?;
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -854,15 +909,7 @@ fn run_is_dead(id: &str) -> bool {
 /// otherwise make that run look alive to a second reaper, which would then
 /// return while the first is still removing it.
 pub fn reap_stale() -> Vec<String> {
-    let turn = fs::create_dir_all(RUN_DIR).and_then(|()| {
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(Path::new(RUN_DIR).join("reap.lock"))?;
-        f.lock()?;
-        Ok(f)
-    });
+    let turn = fs::create_dir_all(RUN_DIR).and_then(|()| reap_turn());
     if let Err(e) = &turn {
         tracing::warn!("reaping without taking turns: {e}");
     }
@@ -882,10 +929,13 @@ pub fn reap_stale() -> Vec<String> {
     }
     // A run killed after its last namespace went (late in its teardown)
     // leaves only its files and its lock: those count too.
-    if let Ok(dir) = fs::read_dir(RUN_DIR) {
+    let labs = Path::new(RUN_DIR).join("labs");
+    let entries = [fs::read_dir(RUN_DIR), fs::read_dir(&labs)];
+    for dir in entries.into_iter().flatten() {
         for e in dir.flatten() {
             let name = e.file_name();
-            let Some(id) = name.to_str().and_then(run_id_of_file) else {
+            let name = name.to_str().map(|n| n.strip_suffix(".json").unwrap_or(n));
+            let Some(id) = name.and_then(run_id_of_file) else {
                 continue;
             };
             if !dead.contains(id) && run_is_dead(id) {
@@ -895,9 +945,23 @@ pub fn reap_stale() -> Vec<String> {
     }
     for id in dead {
         let _ = fs::remove_dir_all(run_files(&id));
+        // A detached lab's state file (`lab up`).
+        let _ = fs::remove_file(labs.join(format!("{id}.json")));
         let _ = fs::remove_file(lock_path(&id));
     }
     reaped
+}
+
+/// The reapers' turn (an exclusive lock on `/run/leakhound/reap.lock`,
+/// waited for), also taken while a run claims its id.
+fn reap_turn() -> io::Result<File> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(RUN_DIR).join("reap.lock"))?;
+    f.lock()?;
+    Ok(f)
 }
 
 /// The run id of an entry of [`RUN_DIR`]: a run's files (`<id>`) or its lock

@@ -1,0 +1,672 @@
+//! The audit of a live gateway (`leakhound audit`): its profile file (what
+//! the audit expects of the gateway and which endpoints it may probe) and
+//! the pure verdicts of its checks. Reading the file, the probes and the
+//! capture live in the binary; this decides.
+//!
+//! The profile is TOML (docs/AUDIT.md; `docs/examples/audit/`): every
+//! section is optional, and a section present is a check the audit runs.
+//! A profile with an unknown key, a value of the wrong type or a value that
+//! does not parse is refused with file, line and column.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::located::FileError;
+
+/// A parsed, checked audit profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditProfile {
+    /// The `target` label of the metrics and the JUnit classname.
+    pub name: String,
+    /// The resolver names in URLs are asked through (the gateway's, as its
+    /// dependents use it).
+    pub resolver: SocketAddr,
+    pub exit: Option<ExitCheck>,
+    pub dns: Option<DnsCheck>,
+    pub bypass: Bypass,
+    pub lan: Vec<LanProbe>,
+    pub forwarded_port: Option<ForwardedPort>,
+    pub capture: Capture,
+}
+
+/// The exit address seen by a whoami URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitCheck {
+    pub whoami_url: HttpUrl,
+    /// The exit must lie in one of these (empty: any address but `never`).
+    pub expected: Vec<IpNet>,
+    /// Addresses (the home's) the exit must never be.
+    pub never: Vec<IpNet>,
+}
+
+/// A DNS leak test: a nonce name under `leak_domain`, then `results_url`
+/// (with `{nonce}`) says which resolvers asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    pub leak_domain: String,
+    pub results_url: HttpUrl,
+    pub expected_resolvers: Vec<IpNet>,
+}
+
+/// Attempts that must fail from inside the gateway's namespace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Bypass {
+    /// TCP connections to IPv6 addresses.
+    pub ipv6: Vec<SocketAddr>,
+    /// Plain DNS straight to another resolver.
+    pub dns: Vec<SocketAddr>,
+    /// DNS-over-TLS (a TCP connection to port 853 is enough to fail it).
+    pub dot: Vec<SocketAddr>,
+    /// DNS-over-HTTPS by address (a TCP connection is enough to fail it).
+    pub doh: Vec<SocketAddr>,
+}
+
+impl Bypass {
+    pub fn is_empty(&self) -> bool {
+        self.ipv6.is_empty() && self.dns.is_empty() && self.dot.is_empty() && self.doh.is_empty()
+    }
+}
+
+/// One row of the LAN matrix: a TCP connection from the gateway's
+/// namespace to `target`, which the policy lets through or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanProbe {
+    pub target: SocketAddr,
+    pub expect: LanExpect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanExpect {
+    /// Something answers (a connection, or a refusal from the host itself).
+    Reachable,
+    /// Nothing arrives: the attempt fails without an answer from the host.
+    Blocked,
+}
+
+/// The forwarded port: read from the control server, proven open at the
+/// exit by an outside prober, and the same as the torrent client's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardedPort {
+    pub control_url: HttpUrl,
+    pub auth: ControlAuth,
+    /// With `{port}`; answers JSON with a boolean `open`.
+    pub prober_url: HttpUrl,
+    /// qBittorrent's WebUI, whose `listen_port` must be the forwarded port.
+    pub qbittorrent_url: Option<HttpUrl>,
+}
+
+/// How to authenticate to the control server (Gluetun's roles). Only
+/// where the secret is; it is read when the check runs and never shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlAuth {
+    None,
+    ApiKeyFile(String),
+    ApiKeyEnv(String),
+    Basic {
+        username: String,
+        password_file: String,
+    },
+}
+
+/// What the capture watches and what its wire may carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    /// The gateway's outside interface, inside its namespace.
+    pub interface: String,
+    /// The WireGuard endpoint (UDP): the tunnel's traffic.
+    pub endpoint: Option<SocketAddr>,
+    /// Subnets the wire may carry outside the tunnel (the allowed LANs,
+    /// the gateway's own network).
+    pub allowed: Vec<IpNet>,
+}
+
+/// An `http://` URL: where to connect, the Host header and the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(s: &str) -> Result<HttpUrl, String> {
+        let rest = s.strip_prefix("http://").ok_or_else(|| {
+            format!("{s:?}: only http:// URLs are supported (the audit speaks plain HTTP)")
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(format!("{s:?}: no credentials in URLs (use the auth keys)"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?}: no host"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("{s:?}: {p:?} is not a port"))?,
+            None => 80,
+        };
+        Ok(HttpUrl {
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The host as an address, when it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+
+    /// The Host header's value.
+    pub fn authority(&self) -> String {
+        match self.ip() {
+            Some(IpAddr::V6(a)) => format!("[{a}]:{}", self.port),
+            _ => format!("{}:{}", self.host, self.port),
+        }
+    }
+
+    /// This URL with `{key}` in its path replaced by `value`.
+    pub fn fill(&self, key: &str, value: &str) -> HttpUrl {
+        HttpUrl {
+            path: self.path.replace(&format!("{{{key}}}"), value),
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.authority(), self.path)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Raw {
+    name: Option<String>,
+    resolver: Option<Spanned<String>>,
+    exit: Option<RawExit>,
+    dns: Option<RawDns>,
+    bypass: Option<RawBypass>,
+    #[serde(default)]
+    lan: Vec<RawLan>,
+    forwarded_port: Option<RawForwarded>,
+    capture: Option<RawCapture>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawExit {
+    whoami_url: Spanned<String>,
+    #[serde(default)]
+    expected: Vec<Spanned<String>>,
+    #[serde(default)]
+    never: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDns {
+    leak_domain: Spanned<String>,
+    results_url: Spanned<String>,
+    expected_resolvers: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBypass {
+    #[serde(default)]
+    ipv6: Vec<Spanned<String>>,
+    #[serde(default)]
+    dns: Vec<Spanned<String>>,
+    #[serde(default)]
+    dot: Vec<Spanned<String>>,
+    #[serde(default)]
+    doh: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLan {
+    target: Spanned<String>,
+    expect: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawForwarded {
+    control_url: Spanned<String>,
+    api_key_file: Option<String>,
+    api_key_env: Option<String>,
+    username: Option<String>,
+    password_file: Option<Spanned<String>>,
+    prober_url: Spanned<String>,
+    qbittorrent_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCapture {
+    interface: Option<String>,
+    endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed: Vec<Spanned<String>>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+struct Doc<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> FileError {
+        let (line, column) = line_col(self.text, offset);
+        FileError::At {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn value<T>(
+        &self,
+        v: &Spanned<String>,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, FileError> {
+        parse(v.get_ref()).map_err(|why| self.at(v.span().start, format!("{what}: {why}")))
+    }
+
+    fn net(&self, v: &Spanned<String>, what: &str) -> Result<IpNet, FileError> {
+        self.value(v, what, |s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not an address or a CIDR (such as 203.0.113.0/24)"))
+        })
+    }
+
+    fn nets(&self, v: &[Spanned<String>], what: &str) -> Result<Vec<IpNet>, FileError> {
+        v.iter().map(|x| self.net(x, what)).collect()
+    }
+
+    fn sock(&self, v: &Spanned<String>, what: &str) -> Result<SocketAddr, FileError> {
+        self.value(v, what, |s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                format!("{s:?} is not an address with a port (192.0.2.53:53, [2001:db8::1]:80)")
+            })
+        })
+    }
+
+    fn socks(&self, v: &[Spanned<String>], what: &str) -> Result<Vec<SocketAddr>, FileError> {
+        v.iter().map(|x| self.sock(x, what)).collect()
+    }
+
+    fn url(&self, v: &Spanned<String>, what: &str) -> Result<HttpUrl, FileError> {
+        self.value(v, what, HttpUrl::parse)
+    }
+}
+
+/// Reads a profile. `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<AuditProfile, FileError> {
+    let doc = Doc { file, text };
+    let raw: Raw = toml::from_str(text).map_err(|e| {
+        doc.at(
+            e.span().map_or(0, |s| s.start),
+            e.message().trim().to_string(),
+        )
+    })?;
+    let resolver = match &raw.resolver {
+        Some(r) => doc.sock(r, "resolver")?,
+        None => SocketAddr::from(([127, 0, 0, 1], 53)),
+    };
+    let exit = match &raw.exit {
+        None => None,
+        Some(e) => Some(ExitCheck {
+            whoami_url: doc.url(&e.whoami_url, "exit.whoami-url")?,
+            expected: doc.nets(&e.expected, "exit.expected")?,
+            never: doc.nets(&e.never, "exit.never")?,
+        }),
+    };
+    if let Some(e) = &raw.exit
+        && e.expected.is_empty()
+        && e.never.is_empty()
+    {
+        return Err(doc.at(
+            e.whoami_url.span().start,
+            "exit: give `expected` (the exit's CIDRs) or `never` (the home addresses), or both: without either any exit passes",
+        ));
+    }
+    let dns = match &raw.dns {
+        None => None,
+        Some(d) => {
+            let domain = d.leak_domain.get_ref().trim_matches('.').to_string();
+            if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(doc.at(d.leak_domain.span().start, "dns.leak-domain: not a domain"));
+            }
+            let results_url = doc.url(&d.results_url, "dns.results-url")?;
+            if !results_url.path.contains("{nonce}") {
+                return Err(doc.at(
+                    d.results_url.span().start,
+                    "dns.results-url: must contain {nonce} (where the asked name's nonce goes)",
+                ));
+            }
+            if d.expected_resolvers.is_empty() {
+                return Err(doc.at(
+                    d.results_url.span().start,
+                    "dns.expected-resolvers: name at least one CIDR",
+                ));
+            }
+            Some(DnsCheck {
+                leak_domain: domain,
+                results_url,
+                expected_resolvers: doc.nets(&d.expected_resolvers, "dns.expected-resolvers")?,
+            })
+        }
+    };
+    let bypass = match &raw.bypass {
+        None => Bypass::default(),
+        Some(b) => {
+            let ipv6 = doc.socks(&b.ipv6, "bypass.ipv6")?;
+            if let Some((i, _)) = ipv6.iter().enumerate().find(|(_, a)| a.is_ipv4()) {
+                return Err(doc.at(b.ipv6[i].span().start, "bypass.ipv6: not an IPv6 address"));
+            }
+            Bypass {
+                ipv6,
+                dns: doc.socks(&b.dns, "bypass.dns")?,
+                dot: doc.socks(&b.dot, "bypass.dot")?,
+                doh: doc.socks(&b.doh, "bypass.doh")?,
+            }
+        }
+    };
+    let lan = raw
+        .lan
+        .iter()
+        .map(|l| {
+            Ok(LanProbe {
+                target: doc.sock(&l.target, "lan.target")?,
+                expect: doc.value(&l.expect, "lan.expect", |s| match s {
+                    "reachable" => Ok(LanExpect::Reachable),
+                    "blocked" => Ok(LanExpect::Blocked),
+                    o => Err(format!("{o:?}: say \"reachable\" or \"blocked\"")),
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, FileError>>()?;
+    let forwarded_port = match &raw.forwarded_port {
+        None => None,
+        Some(f) => {
+            let auth = match (
+                &f.api_key_file,
+                &f.api_key_env,
+                &f.username,
+                &f.password_file,
+            ) {
+                (None, None, None, None) => ControlAuth::None,
+                (Some(p), None, None, None) => ControlAuth::ApiKeyFile(p.clone()),
+                (None, Some(v), None, None) => ControlAuth::ApiKeyEnv(v.clone()),
+                (None, None, Some(u), Some(p)) => ControlAuth::Basic {
+                    username: u.clone(),
+                    password_file: p.get_ref().clone(),
+                },
+                _ => {
+                    return Err(doc.at(
+                        f.control_url.span().start,
+                        "forwarded-port: give one of api-key-file, api-key-env, or username with password-file",
+                    ));
+                }
+            };
+            let prober_url = doc.url(&f.prober_url, "forwarded-port.prober-url")?;
+            if !prober_url.path.contains("{port}") {
+                return Err(doc.at(
+                    f.prober_url.span().start,
+                    "forwarded-port.prober-url: must contain {port}",
+                ));
+            }
+            Some(ForwardedPort {
+                control_url: doc.url(&f.control_url, "forwarded-port.control-url")?,
+                auth,
+                prober_url,
+                qbittorrent_url: f
+                    .qbittorrent_url
+                    .as_ref()
+                    .map(|u| doc.url(u, "forwarded-port.qbittorrent-url"))
+                    .transpose()?,
+            })
+        }
+    };
+    let capture = match &raw.capture {
+        None => Capture {
+            interface: "eth0".into(),
+            endpoint: None,
+            allowed: vec![],
+        },
+        Some(c) => Capture {
+            interface: c.interface.clone().unwrap_or_else(|| "eth0".into()),
+            endpoint: c
+                .endpoint
+                .as_ref()
+                .map(|e| doc.sock(e, "capture.endpoint"))
+                .transpose()?,
+            allowed: doc.nets(&c.allowed, "capture.allowed")?,
+        },
+    };
+    if exit.is_none()
+        && dns.is_none()
+        && bypass.is_empty()
+        && lan.is_empty()
+        && forwarded_port.is_none()
+    {
+        return Err(FileError::File {
+            file: file.to_string(),
+            message:
+                "no checks: give at least one of [exit], [dns], [bypass], [[lan]], [forwarded-port]"
+                    .into(),
+        });
+    }
+    Ok(AuditProfile {
+        name: raw.name.unwrap_or_else(|| "gateway".into()),
+        resolver,
+        exit,
+        dns,
+        bypass,
+        lan,
+        forwarded_port,
+        capture,
+    })
+}
+
+/// The caller's address as a whoami URL answers it: plain text, or JSON
+/// with an `ip` field.
+pub fn whoami_address(body: &str) -> Result<IpAddr, String> {
+    let t = body.trim();
+    if let Ok(ip) = t.parse() {
+        return Ok(ip);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(t).map_err(|_| format!("not an address nor JSON: {:?}", short(t)))?;
+    v.get("ip")
+        .and_then(|ip| ip.as_str())
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(|| format!("JSON without an `ip` address: {:?}", short(t)))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(120).collect()
+}
+
+/// The exit check's verdict: `Ok` says why it passed.
+pub fn judge_exit(exit: IpAddr, check: &ExitCheck) -> Result<String, String> {
+    if let Some(n) = check.never.iter().find(|n| n.contains(&exit)) {
+        return Err(format!(
+            "the exit is {exit}, inside {n}, which it must never be"
+        ));
+    }
+    if !check.expected.is_empty() && !check.expected.iter().any(|n| n.contains(&exit)) {
+        return Err(format!(
+            "the exit is {exit}, outside the expected {}",
+            list(&check.expected)
+        ));
+    }
+    Ok(format!("the exit is {exit}"))
+}
+
+fn list(nets: &[IpNet]) -> String {
+    nets.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The resolvers a DNS leak test's results URL names: a JSON array of
+/// addresses or of objects with `ip`, or an object whose `resolvers` is one.
+pub fn dns_results(body: &str) -> Result<Vec<IpAddr>, String> {
+    let v: serde_json::Value = serde_json::from_str(body.trim())
+        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
+    let arr = match &v {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(o) => o
+            .get("resolvers")
+            .and_then(|r| r.as_array())
+            .ok_or_else(|| "JSON object without a `resolvers` array".to_string())?,
+        _ => return Err(format!("neither a list nor an object: {:?}", short(body))),
+    };
+    arr.iter()
+        .map(|e| {
+            let s = e
+                .as_str()
+                .or_else(|| e.get("ip").and_then(|i| i.as_str()))
+                .ok_or_else(|| format!("an entry without an address: {e}"))?;
+            s.parse().map_err(|_| format!("{s:?} is not an address"))
+        })
+        .collect()
+}
+
+/// The DNS check's verdict: somebody asked, and only expected resolvers.
+pub fn judge_resolvers(askers: &[IpAddr], expected: &[IpNet]) -> Result<String, String> {
+    if askers.is_empty() {
+        return Err(
+            "no resolver asked for the name (the answer came from elsewhere, or the results URL saw nothing)"
+                .into(),
+        );
+    }
+    let stray: Vec<String> = askers
+        .iter()
+        .filter(|a| !expected.iter().any(|n| n.contains(*a)))
+        .map(|a| a.to_string())
+        .collect();
+    if stray.is_empty() {
+        let all: Vec<String> = askers.iter().map(|a| a.to_string()).collect();
+        Ok(format!("asked only by {}", all.join(", ")))
+    } else {
+        Err(format!(
+            "asked by {} outside the expected {}",
+            stray.join(", "),
+            list(expected)
+        ))
+    }
+}
+
+/// The prober's answer: JSON with a boolean `open`.
+pub fn prober_open(body: &str) -> Result<bool, String> {
+    let v: serde_json::Value = serde_json::from_str(body.trim())
+        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
+    v.get("open")
+        .and_then(|o| o.as_bool())
+        .ok_or_else(|| format!("no boolean `open`: {:?}", short(body)))
+}
+
+/// The control server's answer to `GET /v1/portforward`: `{"port": N}`
+/// (Gluetun's; N = 0 when none is forwarded).
+pub fn control_port(body: &str) -> Result<u16, String> {
+    let v: serde_json::Value = serde_json::from_str(body.trim())
+        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
+    v.get("port")
+        .and_then(|p| p.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("no `port`: {:?}", short(body)))
+}
+
+/// How many of `frames` went to `target` between `from` and `to`: whether a
+/// LAN probe left the gateway at all (a refusal may be the gateway's own
+/// firewall's, which sends nothing out).
+pub fn frames_toward(
+    frames: &[crate::verdict::Frame],
+    target: IpAddr,
+    from: std::time::SystemTime,
+    to: std::time::SystemTime,
+) -> usize {
+    frames
+        .iter()
+        .filter(|f| f.at >= from && f.at <= to)
+        .filter(|f| {
+            crate::verdict::ip_transport(&f.data).is_some_and(|(_, dst, _, _)| dst == target)
+        })
+        .count()
+}
+
+/// The LAN row's verdict once the wire is known: `reached` is what the
+/// connection said (it opened, or was refused), `on_wire` how many frames
+/// to the target left. A refusal with nothing on the wire came from the
+/// gateway itself: blocked.
+pub fn judge_lan(
+    expect: LanExpect,
+    connected: bool,
+    refused: bool,
+    on_wire: usize,
+) -> Result<&'static str, &'static str> {
+    let reached = connected || (refused && on_wire > 0);
+    match (expect, reached) {
+        (LanExpect::Reachable, true) => Ok("reached"),
+        (LanExpect::Reachable, false) => Err("should be reachable, and nothing answered from it"),
+        (LanExpect::Blocked, false) if on_wire == 0 => Ok("blocked: nothing left for it"),
+        (LanExpect::Blocked, false) => {
+            Err("should be blocked, and packets to it left the gateway (unanswered)")
+        }
+        (LanExpect::Blocked, true) => Err("should be blocked, and it answered"),
+    }
+}
+
+/// Every name an audit's check may carry (the `--allow-skip` values),
+/// with what each is.
+pub const CHECK_KINDS: [(&str, &str); 8] = [
+    ("exit-address", "the exit address seen by the whoami URL"),
+    ("dns-resolvers", "which resolvers asked for a nonce name"),
+    ("bypass", "IPv6, plain DNS, DoT and DoH attempts fail"),
+    ("lan", "the LAN matrix"),
+    ("forwarded-port", "the forwarded port is open at the exit"),
+    ("forwarded-port-client", "the torrent client listens on it"),
+    ("no-leak", "no packet on the outside wire is a leak"),
+    (
+        "tunnel-down",
+        "(--disruptive) nothing leaves with the tunnel blocked",
+    ),
+];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,733 @@
+//! `leakhound audit`: checks a gateway that is already running, from inside
+//! its network namespace, against a profile (`crate::model::audit`). It
+//! attaches to the namespace the user names (`--netns NAME|self`, `--pid`,
+//! `--container`), never pins, reaps or removes it, and changes nothing in
+//! it unless `--disruptive` asks for the one check that does (the tunnel
+//! blocked for a moment, then let through again). Meanwhile it captures on
+//! the outside of the gateway's interface (the host-side peer of its veth
+//! where leakhound can see it, else the interface itself) and judges every
+//! frame with the lab's classifier. The result is an ordinary
+//! [`ScenarioResult`] named `audit`, so the reporters (JUnit, JSON,
+//! Prometheus, the terminal) serve audits and runs alike.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::IpNet;
+
+use crate::capture::Capture;
+use crate::lab::netns::{Netns, NetnsError};
+use crate::model::audit::{AuditProfile, ControlAuth, HttpUrl};
+use crate::model::classify::LeakPolicy;
+use crate::model::verdict::{CaseResult, Outcome, ScenarioResult, Timeline, judge_wires};
+use crate::netlink::Nl;
+use crate::scenario::probe;
+
+/// How long a probe waits for an answer (or for nothing).
+const PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// The wire's name in reports.
+pub const WIRE: &str = "outside";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Attach(String),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Netlink(#[from] crate::netlink::NetlinkError),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::CaptureError),
+}
+
+/// Which namespace to audit, as the user named it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attach {
+    /// A name under /run/netns (as `ip netns add` makes).
+    Netns(String),
+    /// The namespace leakhound runs in (a sidecar sharing the gateway's).
+    SelfNs,
+    /// A process's namespace.
+    Pid(i32),
+    /// A running container's (through its main process).
+    Container(String),
+}
+
+impl std::fmt::Display for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attach::Netns(n) => write!(f, "netns {n}"),
+            Attach::SelfNs => f.write_str("this process's namespace"),
+            Attach::Pid(p) => write!(f, "pid {p}"),
+            Attach::Container(c) => write!(f, "container {c}"),
+        }
+    }
+}
+
+/// Opens the namespace to audit. Nothing is pinned; a name that does not
+/// exist, a process that does not, a container that is not running, or the
+/// host's own namespace are refused with the reason.
+pub fn attach(a: &Attach) -> Result<Netns, AuditError> {
+    let label = a.to_string();
+    let path = match a {
+        Attach::Netns(n) => {
+            if n.is_empty() || n.contains('/') || n == "." || n == ".." {
+                return Err(AuditError::Attach(format!(
+                    "--netns {n:?}: not a namespace name"
+                )));
+            }
+            let p = Path::new("/run/netns").join(n);
+            if !p.exists() {
+                return Err(AuditError::Attach(format!(
+                    "--netns {n}: no such namespace (/run/netns/{n} does not exist; `ip netns list` shows the named ones)"
+                )));
+            }
+            p
+        }
+        Attach::SelfNs => PathBuf::from("/proc/thread-self/ns/net"),
+        Attach::Pid(pid) => {
+            let p = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(AuditError::Attach(format!("--pid {pid}: no such process")));
+            }
+            p
+        }
+        Attach::Container(id) => {
+            let out = std::process::Command::new("docker")
+                .args(["inspect", "--format", "{{.State.Pid}}", id])
+                .output()
+                .map_err(|source| AuditError::Io {
+                    what: "running `docker inspect`".into(),
+                    source,
+                })?;
+            if !out.status.success() {
+                return Err(AuditError::Attach(format!(
+                    "--container {id}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            let pid: i32 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if pid <= 0 {
+                return Err(AuditError::Attach(format!(
+                    "--container {id}: it is not running"
+                )));
+            }
+            PathBuf::from(format!("/proc/{pid}/ns/net"))
+        }
+    };
+    Netns::attach(&label, &path).map_err(|e| match e {
+        NetnsError::HostNamespace { .. } => AuditError::Attach(format!(
+            "{label}: that is the host's own network namespace, not a gateway's; name the gateway's (--netns, --pid, --container)"
+        )),
+        e => e.into(),
+    })
+}
+
+/// What the audit was asked to do.
+pub struct AuditRequest {
+    pub ns: Netns,
+    pub profile: AuditProfile,
+    /// The profile's file, as given (the JUnit `file`).
+    pub profile_file: String,
+    pub disruptive: bool,
+    /// Where the pcap goes.
+    pub out: PathBuf,
+}
+
+/// Where the capture listens.
+struct Tap {
+    ns: Netns,
+    ifname: String,
+    /// Said in the report.
+    description: String,
+}
+
+/// The host-side peer of `ifname` in `target`, when it lives in a namespace
+/// under /run/netns (a lab's, or one `ip netns add` made); else `ifname`
+/// itself, inside. A veth's two ends carry the same frames; the outside one
+/// is preferred as the view that does not depend on the audited namespace.
+async fn find_tap(target: &Netns, ifname: &str) -> Result<Tap, AuditError> {
+    let nl = Nl::in_netns(target)?;
+    let inside = |why: &str| Tap {
+        ns: target.try_clone().expect("namespace handle"),
+        ifname: ifname.to_string(),
+        description: format!("{ifname} inside the namespace ({why})"),
+    };
+    let Some((peer_index, Some(nsid))) = nl.link_peer(ifname).await? else {
+        return Ok(inside("it has no peer in another namespace"));
+    };
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return Ok(inside("no named namespaces to look for its peer in"));
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(cand) = Netns::attach(&name, &e.path()) else {
+            continue;
+        };
+        if nl.nsid_of(cand.fd()).await.ok().flatten() != Some(nsid) {
+            continue;
+        }
+        let peer = Nl::in_netns(&cand)?.name_of(peer_index).await?;
+        return Ok(Tap {
+            description: format!("{peer} in namespace {name}, the outside end of {ifname}"),
+            ns: cand,
+            ifname: peer,
+        });
+    }
+    Ok(inside(
+        "its peer is in a namespace without a name, e.g. the host's",
+    ))
+}
+
+/// Runs the audit: every check the profile configures, then the capture's
+/// verdict. Never fails for what the gateway does (that is a finding);
+/// fails only when it cannot look (the capture cannot start).
+pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let p = &req.profile;
+    let ns = &req.ns;
+    let mut timeline = Timeline::new();
+    timeline.mark(SystemTime::now(), "setup");
+    let mut cases = Vec::new();
+    let mut notes = Vec::new();
+
+    // The capture first, so that nothing the checks cause is missed.
+    let tap = find_tap(ns, &p.capture.interface).await?;
+    notes.push(format!("capturing on {}", tap.description));
+    let local: Vec<IpNet> = Nl::in_netns(ns)?.addrs(&p.capture.interface).await?;
+    let capture = Capture::start(&tap.ns, &tap.ifname, WIRE)?;
+
+    let mut a = Auditor {
+        ns,
+        resolver: p.resolver,
+        timeline: &mut timeline,
+        cases: &mut cases,
+    };
+    if let Some(e) = &p.exit {
+        a.check("exit-address", async |ns, resolver| {
+            let (_, body) = get(ns, resolver, &e.whoami_url, &[]).await?;
+            let ip = crate::model::audit::whoami_address(&body)
+                .map_err(|why| Finding::fail(format!("{}: {why}", e.whoami_url)))?;
+            crate::model::audit::judge_exit(ip, e).map_err(Finding::fail)
+        })
+        .await;
+    }
+    if let Some(d) = &p.dns {
+        a.check("dns-resolvers", async |ns, resolver| {
+            let nonce = probe::nonce();
+            let name = format!("{nonce}.{}", d.leak_domain);
+            let mut log = vec![format!("asking {resolver} for {name}")];
+            match probe::dns_a(ns, resolver, &name, PROBE_WAIT).await {
+                Ok(a) => log.push(format!("answered {a:?}")),
+                Err(e) => log.push(format!("no answer: {e}")),
+            }
+            let (_, body) = get(ns, resolver, &d.results_url.fill("nonce", &nonce), &[]).await?;
+            let askers = crate::model::audit::dns_results(&body)
+                .map_err(|why| Finding::fail(format!("{}: {why}", d.results_url)))?;
+            crate::model::audit::judge_resolvers(&askers, &d.expected_resolvers)
+                .map(|ok| format!("{}; {ok}", log.join("; ")))
+                .map_err(|why| Finding::fail(format!("{why} ({})", log.join("; "))))
+        })
+        .await;
+    }
+    for &t in &p.bypass.ipv6 {
+        a.check(&format!("bypass ipv6 {t}"), async |ns, _| {
+            refused(ns, t, "an IPv6 connection").await
+        })
+        .await;
+    }
+    for &t in &p.bypass.dns {
+        a.check(&format!("bypass dns {t}"), async |ns, _| {
+            let name = probe::probe_name(&probe::nonce());
+            match probe::dns_a(ns, t, &name, PROBE_WAIT).await {
+                Ok(ans) => Err(Finding::fail(format!(
+                    "{t} answered a query sent straight to it ({ans:?}): DNS can go around the gateway's resolver"
+                ))),
+                Err(e) => Ok(format!("no answer ({e})")),
+            }
+        })
+        .await;
+    }
+    for &t in &p.bypass.dot {
+        a.check(&format!("bypass dot {t}"), async |ns, _| {
+            refused(ns, t, "a DNS-over-TLS connection").await
+        })
+        .await;
+    }
+    for &t in &p.bypass.doh {
+        a.check(&format!("bypass doh {t}"), async |ns, _| {
+            refused(ns, t, "a DNS-over-HTTPS connection by address").await
+        })
+        .await;
+    }
+    // The LAN rows are judged once the wire is known (a refusal may be the
+    // gateway's own); here each connection's fate is kept.
+    let mut lan_rows = Vec::new();
+    for l in &p.lan {
+        let t = l.target;
+        let from = SystemTime::now();
+        let mut fate = None;
+        a.check(&format!("lan {t}"), async |ns, _| {
+            let r = connect(ns, t).await;
+            let what = match &r {
+                Ok(()) => "connected".to_string(),
+                Err(e) => e.to_string(),
+            };
+            fate = Some((
+                r.is_ok(),
+                matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            ));
+            Ok(what)
+        })
+        .await;
+        lan_rows.push((
+            a.cases.len() - 1,
+            l.expect,
+            t,
+            from,
+            SystemTime::now(),
+            fate,
+        ));
+    }
+    if let Some(f) = &p.forwarded_port {
+        let mut port = None;
+        a.check("forwarded-port", async |ns, resolver| {
+            let headers = control_headers(&f.auth).map_err(Finding::error)?;
+            let url = HttpUrl {
+                path: "/v1/portforward".into(),
+                ..f.control_url.clone()
+            };
+            let (status, body) = get(ns, resolver, &url, &headers).await?;
+            if status != 200 {
+                return Err(Finding::fail(format!("{url} answered {status}")));
+            }
+            let n = crate::model::audit::control_port(&body)
+                .map_err(|why| Finding::fail(format!("{url}: {why}")))?;
+            if n == 0 {
+                return Err(Finding::fail(format!(
+                    "{url}: the gateway has no forwarded port (0)"
+                )));
+            }
+            port = Some(n);
+            let probe_url = f.prober_url.fill("port", &n.to_string());
+            let (_, body) = get(ns, resolver, &probe_url, &[]).await?;
+            match crate::model::audit::prober_open(&body) {
+                Ok(true) => Ok(format!("port {n} is open at the exit ({probe_url})")),
+                Ok(false) => Err(Finding::fail(format!(
+                    "port {n} is the forwarded port, and the prober found it closed at the exit"
+                ))),
+                Err(why) => Err(Finding::fail(format!("{probe_url}: {why}"))),
+            }
+        })
+        .await;
+        if let Some(q) = &f.qbittorrent_url {
+            a.check("forwarded-port-client", async |ns, resolver| {
+                let Some(n) = port else {
+                    return Err(Finding::skip("the forwarded port is not known"));
+                };
+                let url = HttpUrl {
+                    path: "/api/v2/app/preferences".into(),
+                    ..q.clone()
+                };
+                let (status, body) = get(ns, resolver, &url, &[]).await?;
+                if status != 200 {
+                    return Err(Finding::fail(format!(
+                        "{url} answered {status} (the audit asks it without logging in: allow it from localhost)"
+                    )));
+                }
+                let listen = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("listen_port").and_then(|p| p.as_u64()));
+                match listen {
+                    Some(l) if l == u64::from(n) => Ok(format!("qBittorrent listens on {n}")),
+                    Some(l) => Err(Finding::fail(format!(
+                        "qBittorrent listens on {l}, the forwarded port is {n}"
+                    ))),
+                    None => Err(Finding::fail(format!("{url}: no listen_port"))),
+                }
+            })
+            .await;
+        }
+    }
+    if req.disruptive {
+        match (p.capture.endpoint, &p.exit) {
+            (Some(endpoint), Some(e)) => {
+                a.check("tunnel-down", async |ns, resolver| {
+                    tunnel_down(ns, resolver, endpoint, &e.whoami_url).await
+                })
+                .await;
+            }
+            _ => {
+                a.skip(
+                    "tunnel-down",
+                    "needs [capture] endpoint (to block) and [exit] (to see traffic stop and return)",
+                );
+            }
+        }
+    }
+    timeline.mark(SystemTime::now(), "teardown");
+
+    let frames = capture.stop();
+    for (i, expect, t, from, to, fate) in lan_rows {
+        let Some((connected, refused)) = fate else {
+            continue;
+        };
+        let on_wire = crate::model::audit::frames_toward(&frames, t.ip(), from, to);
+        let what = cases[i].log.first().cloned().unwrap_or_default();
+        cases[i].outcome = match crate::model::audit::judge_lan(expect, connected, refused, on_wire)
+        {
+            Ok(v) => {
+                cases[i].log = vec![format!(
+                    "{v} ({what}; {on_wire} frame(s) to it on the wire)"
+                )];
+                Outcome::Passed
+            }
+            Err(v) => Outcome::fail(
+                format!("{t} {v} ({what}; {on_wire} frame(s) to it on the wire)"),
+                "",
+            ),
+        };
+    }
+    let pcap = req.out.join(format!("{WIRE}.pcap"));
+    crate::capture::write_pcap(&pcap, &frames)?;
+    let mut frame_counts = BTreeMap::new();
+    frame_counts.insert(WIRE.to_string(), frames.len());
+    let (leaks, wire_cases) = match p.capture.endpoint {
+        Some(endpoint) => {
+            let mut allowed = p.capture.allowed.clone();
+            allowed.extend(local.iter().map(|n| n.trunc()));
+            let policy = LeakPolicy {
+                local: local.iter().map(IpNet::addr).collect(),
+                endpoint,
+                allowed,
+            };
+            let mut captured = BTreeMap::new();
+            captured.insert(WIRE.to_string(), frames);
+            let mut policies = BTreeMap::new();
+            policies.insert(WIRE.to_string(), policy);
+            let (leaks, mut wc) = judge_wires(
+                &[WIRE.to_string()],
+                &captured,
+                &policies,
+                &timeline,
+                // The marks and the kernel's stamps are on the same clock,
+                // and the checks follow each other without a pause.
+                Duration::ZERO,
+                &[],
+            );
+            for c in &mut wc {
+                c.name = "no-leak".into();
+                c.log.insert(0, notes.join("; "));
+            }
+            (leaks, wc)
+        }
+        None => (
+            Vec::new(),
+            vec![CaseResult {
+                name: "no-leak".into(),
+                outcome: Outcome::Skipped {
+                    reason: "the profile has no [capture] endpoint: the wire cannot be judged"
+                        .into(),
+                },
+                duration: Duration::ZERO,
+                log: notes,
+            }],
+        ),
+    };
+    cases.extend(wire_cases);
+    Ok(ScenarioResult {
+        name: "audit".into(),
+        target: p.name.clone(),
+        description: format!(
+            "The live gateway in {}, checked against {}",
+            ns.name(),
+            req.profile_file
+        ),
+        source: req.profile_file.clone(),
+        started,
+        duration: t0.elapsed(),
+        cases,
+        leaks,
+        frames: frame_counts,
+        pcaps: vec![pcap],
+        gateway_log: PathBuf::new(),
+        handshake_after: None,
+    })
+}
+
+/// Why a check did not pass.
+struct Finding(Outcome);
+
+impl Finding {
+    fn fail(message: impl Into<String>) -> Finding {
+        Finding(Outcome::fail(message, ""))
+    }
+    fn error(message: impl Into<String>) -> Finding {
+        Finding(Outcome::error(message))
+    }
+    fn skip(reason: impl Into<String>) -> Finding {
+        Finding(Outcome::Skipped {
+            reason: reason.into(),
+        })
+    }
+}
+
+/// Runs checks one after another, marking each on the timeline (so a
+/// leaked frame is tied to the check that caused it).
+struct Auditor<'a> {
+    ns: &'a Netns,
+    resolver: SocketAddr,
+    timeline: &'a mut Timeline,
+    cases: &'a mut Vec<CaseResult>,
+}
+
+impl Auditor<'_> {
+    async fn check(
+        &mut self,
+        name: &str,
+        f: impl AsyncFnOnce(&Netns, SocketAddr) -> Result<String, Finding>,
+    ) {
+        self.timeline.mark(SystemTime::now(), name);
+        let t = Instant::now();
+        let r = f(self.ns, self.resolver).await;
+        let (outcome, log) = match r {
+            Ok(why) => (Outcome::Passed, vec![why]),
+            Err(Finding(o)) => (o, vec![]),
+        };
+        tracing::info!(check = name, ?outcome, "audit check");
+        self.cases.push(CaseResult {
+            name: name.to_string(),
+            outcome,
+            duration: t.elapsed(),
+            log,
+        });
+    }
+
+    fn skip(&mut self, name: &str, reason: &str) {
+        self.cases.push(CaseResult {
+            name: name.to_string(),
+            outcome: Outcome::Skipped {
+                reason: reason.into(),
+            },
+            duration: Duration::ZERO,
+            log: vec![],
+        });
+    }
+}
+
+/// A TCP connection from inside `ns` (3 s).
+async fn connect(ns: &Netns, t: SocketAddr) -> std::io::Result<()> {
+    let socket = probe::tcp_socket_for(ns, t).map_err(std::io::Error::other)?;
+    match tokio::time::timeout(PROBE_WAIT, socket.connect(t)).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {PROBE_WAIT:?}"),
+        )),
+    }
+}
+
+/// A connection that must not open (a refusal from the gateway's own
+/// firewall, an unreachable, or silence all pass).
+async fn refused(ns: &Netns, t: SocketAddr, what: &str) -> Result<String, Finding> {
+    match connect(ns, t).await {
+        Ok(()) => Err(Finding::fail(format!(
+            "{what} to {t} opened from the gateway's namespace"
+        ))),
+        Err(e) => Ok(format!("{what} to {t} failed: {e}")),
+    }
+}
+
+/// GET `url` from inside `ns`, its host name (if any) asked of `resolver`.
+async fn get(
+    ns: &Netns,
+    resolver: SocketAddr,
+    url: &HttpUrl,
+    headers: &[(String, String)],
+) -> Result<(u16, String), Finding> {
+    let ip = match url.ip() {
+        Some(ip) => ip,
+        None => *probe::dns_a(ns, resolver, &format!("{}.", url.host), PROBE_WAIT)
+            .await
+            .map_err(|e| Finding::fail(format!("{}: resolving {}: {e}", url, url.host)))?
+            .first()
+            .ok_or_else(|| Finding::fail(format!("{}: {} has no address", url, url.host)))?,
+    };
+    let target = SocketAddr::new(ip, url.port);
+    let socket = probe::tcp_socket_for(ns, target).map_err(|e| Finding::error(e.to_string()))?;
+    let work = async {
+        let stream = socket.connect(target).await?;
+        crate::httpc::request(
+            stream,
+            "GET",
+            &url.authority(),
+            &url.path,
+            headers,
+            bytes::Bytes::new(),
+            "leakhound-audit",
+        )
+        .await
+        .map_err(std::io::Error::other)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), work).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(Finding::fail(format!("{url}: {e}"))),
+        Err(_) => Err(Finding::fail(format!("{url}: no answer within 10 s"))),
+    }
+}
+
+/// The control server's credentials as headers, read now (never logged).
+fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, String> {
+    use base64::Engine;
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("reading {path}: {e}"))
+    };
+    Ok(match auth {
+        ControlAuth::None => vec![],
+        ControlAuth::ApiKeyFile(p) => vec![("X-API-Key".into(), read(p)?)],
+        ControlAuth::ApiKeyEnv(v) => vec![(
+            "X-API-Key".into(),
+            std::env::var(v).map_err(|_| format!("the variable {v} is not set"))?,
+        )],
+        ControlAuth::Basic {
+            username,
+            password_file,
+        } => {
+            let pw = read(password_file)?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pw}"));
+            vec![("Authorization".into(), format!("Basic {token}"))]
+        }
+    })
+}
+
+/// The nftables table `--disruptive` adds for a moment (and always removes).
+const BLOCK_TABLE: &str = "leakhound_audit_block";
+
+/// The one disruptive check: the tunnel's packets to `endpoint` are
+/// dropped in the namespace (a table of the audit's own, ahead of the
+/// gateway's); traffic must stop (whoami unanswered, nothing leaking, which
+/// the capture judges), and come back through the tunnel once the table is
+/// gone again.
+async fn tunnel_down(
+    ns: &Netns,
+    resolver: SocketAddr,
+    endpoint: SocketAddr,
+    whoami: &HttpUrl,
+) -> Result<String, Finding> {
+    let fam = if endpoint.is_ipv4() { "ip" } else { "ip6" };
+    let rules = format!(
+        "table inet {BLOCK_TABLE} {{\n chain out {{ type filter hook output priority -400; policy accept; {fam} daddr {} udp dport {} drop; }}\n}}\n",
+        endpoint.ip(),
+        endpoint.port()
+    );
+    nft(ns, &rules).map_err(Finding::error)?;
+    let r = async {
+        // The tunnel is cut now; give established flows a fresh start.
+        let blocked = get(ns, resolver, whoami, &[]).await;
+        let during = match blocked {
+            Ok((_, body)) => {
+                return Err(Finding::fail(format!(
+                    "with the tunnel's packets dropped, {whoami} still answered: {}",
+                    body.trim()
+                )));
+            }
+            Err(Finding(o)) => o,
+        };
+        Ok(format!("tunnel blocked: {whoami} unanswered ({during:?})"))
+    }
+    .await;
+    let undo = nft(ns, &format!("delete table inet {BLOCK_TABLE}\n"));
+    if let Err(e) = undo {
+        return Err(Finding::error(format!(
+            "could not remove the audit's table {BLOCK_TABLE}: {e}"
+        )));
+    }
+    let mut why = r?;
+    // Back: within 60 s, whoami answers again.
+    let t = Instant::now();
+    loop {
+        match get(ns, resolver, whoami, &[]).await {
+            Ok((_, body)) => {
+                why.push_str(&format!(
+                    "; back through the tunnel after {:.1} s ({})",
+                    t.elapsed().as_secs_f64(),
+                    body.trim()
+                ));
+                return Ok(why);
+            }
+            Err(_) if t.elapsed() < Duration::from_secs(60) => {}
+            Err(Finding(o)) => {
+                return Err(Finding::fail(format!(
+                    "traffic did not come back within 60 s of the tunnel's return: {o:?}"
+                )));
+            }
+        }
+    }
+}
+
+/// Applies an nft batch inside `ns`.
+fn nft(ns: &Netns, batch: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new("nft");
+    cmd.args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    ns.command(&mut cmd).map_err(|e| e.to_string())?;
+    let mut child = cmd.spawn().map_err(|e| format!("running nft: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(batch.as_bytes())
+        .map_err(|e| format!("writing to nft: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("running nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The verdict for schedulers: a failed or errored check, or a skipped one
+/// not named by `--allow-skip`, fails the audit. Returns the checks that
+/// fail it, with why.
+pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, String)> {
+    result
+        .cases
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            Outcome::Passed => None,
+            Outcome::Skipped { reason } => {
+                let kind = c.name.split(' ').next().unwrap_or(&c.name);
+                (!allow_skip.iter().any(|a| a == &c.name || a == kind)).then(|| {
+                    (
+                        c.name.clone(),
+                        format!("skipped: {reason} (--allow-skip {kind} accepts it)"),
+                    )
+                })
+            }
+            Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
+                Some((c.name.clone(), message.clone()))
+            }
+        })
+        .collect()
+}

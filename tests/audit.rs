@@ -1,0 +1,434 @@
+//! `leakhound audit` against live gateways in the lab: a lab started with
+//! `lab up` (its gateway runs on its own, as a deployed one does) passes
+//! an audit with the lab's profile, and the audit changes nothing there
+//! (firewall, routes, DNS configuration); the gateway's namespace and its
+//! processes survive the audit, `reap` and a later `run`; a sidecar audit
+//! (`--netns self`, run inside the gateway's namespace) passes too; a
+//! deliberately leaky gateway fails the audit with the leaked packets
+//! named; `--disruptive` cuts the tunnel for a moment and puts everything
+//! back; what cannot be attached, and a bad profile, get exit 2 with the
+//! reason. Needs root.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use leakhound::lab::netns;
+
+const PROFILE: &str = "docs/examples/audit/lab.toml";
+
+fn leakhound(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A lab started with `lab up`, taken down (and checked gone) on drop.
+struct UpLab {
+    state: leakhound::lab::detached::LabState,
+}
+
+impl UpLab {
+    fn up() -> UpLab {
+        Self::up_with(&[])
+    }
+
+    /// `lab up --env NAME=VALUE ...`.
+    fn up_with(env: &[String]) -> UpLab {
+        let mut args = vec!["lab".to_string(), "up".to_string()];
+        for e in env {
+            args.push("--env".into());
+            args.push(e.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = leakhound(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let id = out
+            .split_whitespace()
+            .nth(1)
+            .expect("lab ID is up")
+            .to_string();
+        let state = leakhound::lab::detached::find(Some(&id)).unwrap();
+        UpLab { state }
+    }
+
+    fn gw(&self) -> &str {
+        &self.state.gateway_netns
+    }
+
+    fn audit(&self, extra: &[&str], out: &Path) -> Output {
+        let mut args = vec![
+            "audit",
+            "--netns",
+            self.gw(),
+            "--profile",
+            PROFILE,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        leakhound(&args)
+    }
+}
+
+impl Drop for UpLab {
+    fn drop(&mut self) {
+        let o = leakhound(&["lab", "down", &self.state.id]);
+        if !std::thread::panicking() {
+            assert!(o.status.success(), "{}", text(&o));
+            assert!(
+                common::ours(&self.state.id).is_empty(),
+                "lab down left namespaces"
+            );
+        }
+    }
+}
+
+/// What an audit must not change: the namespace's nftables ruleset, its
+/// routes (both families, every table) and the resolv.conf its gateway sees.
+fn snapshot(lab: &UpLab) -> String {
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let mut s = String::new();
+    for argv in [
+        &["nft", "list", "ruleset"][..],
+        &["ip", "-4", "route", "show", "table", "all"],
+        &["ip", "-6", "route", "show", "table", "all"],
+        &["ip", "rule", "show"],
+    ] {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]);
+        ns.command(&mut cmd).unwrap();
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{argv:?}: {}", text(&o));
+        s.push_str(&String::from_utf8_lossy(&o.stdout));
+    }
+    let pid = lab.state.gateway_pid.expect("the gateway's pid");
+    s.push_str(&std::fs::read_to_string(format!("/proc/{pid}/root/etc/resolv.conf")).unwrap());
+    s
+}
+
+fn pids(lab: &UpLab) -> Vec<i32> {
+    let ino = netns::Netns::open(lab.gw()).unwrap().inode().unwrap();
+    let mut v = netns::pids_in(ino);
+    v.sort();
+    v
+}
+
+#[test]
+fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
+    common::require_root();
+    let lab = UpLab::up();
+    let before = snapshot(&lab);
+    let procs = pids(&lab);
+    assert!(!procs.is_empty(), "the gateway runs");
+    let out = tempfile::tempdir().unwrap();
+    let prom = out.path().join("metrics/audit.prom");
+    let o = lab.audit(
+        &["--prometheus", prom.to_str().unwrap()],
+        &out.path().join("r"),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for check in [
+        "PASS  exit-address",
+        "PASS  dns-resolvers",
+        "PASS  bypass dot 192.0.2.43:853",
+        "PASS  lan 192.168.10.10:80",
+        "PASS  no-leak",
+    ] {
+        assert!(t.contains(check), "{check}: {t}");
+    }
+    // The capture was on the outside end of the gateway's veth.
+    assert!(t.contains("the outside end of eth0"), "{t}");
+    assert!(out.path().join("r/outside.pcap").exists());
+    let junit = std::fs::read_to_string(out.path().join("r/junit.xml")).unwrap();
+    common::assert_valid_junit(&junit);
+    assert!(junit.contains("tests=\"11\""), "{junit}");
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    // The metrics: promtool accepts them, and they say it passed.
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(metrics.contains("leakhound_run_success 1"), "{metrics}");
+    assert!(
+        metrics.contains("leakhound_check_success{check=\"no-leak\",target=\"lab-gateway\"} 1"),
+        "{metrics}"
+    );
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&prom).unwrap())
+        .output()
+        .expect("promtool (ci/setup.sh installs Debian's prometheus)");
+    assert!(check.status.success(), "{}", text(&check));
+
+    // Sidecar mode: leakhound inside the gateway's namespace audits it.
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakhound"));
+    cmd.args(["audit", "--netns", "self", "--profile", PROFILE, "--out"])
+        .arg(out.path().join("sidecar"));
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Nothing changed; the namespace and its processes survive the audit,
+    // `reap` and a later run (whose reaper leaves the detached lab alone).
+    assert_eq!(
+        before,
+        snapshot(&lab),
+        "the audit changed the gateway's namespace"
+    );
+    assert_eq!(procs, pids(&lab));
+    let o = leakhound(&["reap"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(procs, pids(&lab), "reap touched the live lab");
+    let o = common::leakhound_run(
+        &["--only", "baseline", "--dependents", "stand-in", "--quiet"],
+        &out.path().join("run"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(procs, pids(&lab), "a later run touched the live lab");
+    assert!(!common::ours(&lab.state.id).is_empty());
+}
+
+#[test]
+fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
+    common::require_root();
+    let lab = UpLab::up();
+    // Break it from outside, as a misconfiguration would: no kill switch,
+    // and a route to the internet around the tunnel.
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "nft delete table inet leakhound && nft delete table netdev leakhound_egress && ip route add 192.0.2.0/24 via 172.21.0.1",
+    ]);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = tempfile::tempdir().unwrap();
+    let prom = out.path().join("audit.prom");
+    let o = lab.audit(&["--prometheus", prom.to_str().unwrap()], out.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("FAIL  exit-address                 the exit is 198.51.100.2"),
+        "{t}"
+    );
+    assert!(t.contains("FAIL  no-leak"), "{t}");
+    // The leaked packets, named with the check that sent them.
+    assert!(
+        t.contains("LEAK  during exit-address: TCP 172.21.0.2:"),
+        "{t}"
+    );
+    assert!(t.contains("-> 192.0.2.80:80"), "{t}");
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("-> 192.0.2.53:53 (DNS query"), "{junit}");
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(metrics.contains("leakhound_run_success 0"), "{metrics}");
+    assert!(
+        metrics
+            .contains("leakhound_check_success{check=\"exit-address\",target=\"lab-gateway\"} 0"),
+        "{metrics}"
+    );
+    let leaked = metrics
+        .lines()
+        .find(|l| l.starts_with("leakhound_leaked_packets{check=\"exit-address\""))
+        .unwrap();
+    assert!(!leaked.ends_with(" 0"), "{leaked}");
+}
+
+#[test]
+fn a_disruptive_audit_cuts_the_tunnel_and_puts_everything_back() {
+    common::require_root();
+    let lab = UpLab::up();
+    let before = snapshot(&lab);
+    let out = tempfile::tempdir().unwrap();
+    let o = lab.audit(&["--disruptive"], out.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("PASS  tunnel-down"), "{t}");
+    assert!(t.contains("back through the tunnel after"), "{t}");
+    // The audit's table is gone again. (The gateway may have rebuilt its
+    // tunnel interface meanwhile: only its link-local address differs.)
+    let stable = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("fe80::") || l.contains("/64"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let after = snapshot(&lab);
+    assert!(!after.contains("leakhound_audit_block"), "{after}");
+    assert_eq!(stable(&before), stable(&after));
+}
+
+#[test]
+fn what_cannot_be_audited_is_refused_with_the_reason() {
+    common::require_root();
+    let refused = |args: &[&str], says: &str| {
+        let o = leakhound(args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(says), "{args:?}: {t}");
+    };
+    let p = [
+        "--profile",
+        PROFILE,
+        "--out",
+        "/tmp/leakhound-audit-refused",
+    ];
+    refused(
+        &[&["audit", "--netns", "lh-nosuch-gw"][..], &p].concat(),
+        "no such namespace",
+    );
+    refused(
+        &[&["audit", "--pid", "999999999"][..], &p].concat(),
+        "no such process",
+    );
+    // The host's own namespace is no gateway's.
+    refused(
+        &[&["audit", "--netns", "self"][..], &p].concat(),
+        "host's own network namespace",
+    );
+    refused(
+        &[
+            &["audit", "--container", "leakhound-no-such-container"][..],
+            &p,
+        ]
+        .concat(),
+        "--container leakhound-no-such-container",
+    );
+    refused(&["audit", "--profile", PROFILE], "--netns");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[exit]\nwhoami-url = \"http://192.0.2.80/\"\nnevr = [\"1.2.3.4\"]\n",
+    )
+    .unwrap();
+    refused(
+        &["audit", "--netns", "x", "--profile", bad.to_str().unwrap()],
+        &format!("{}:3:1: unknown field `nevr`", bad.display()),
+    );
+    refused(
+        &[
+            "audit",
+            "--netns",
+            "x",
+            "--profile",
+            PROFILE,
+            "--allow-skip",
+            "everything",
+        ],
+        "--allow-skip everything: no such check",
+    );
+}
+
+#[test]
+fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exit() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("audit-key-{}", leakhound::scenario::probe::nonce());
+    let roles = dir.path().join("auth.toml");
+    std::fs::write(
+        &roles,
+        format!("[[roles]]\nname = \"audit\"\nroutes = [\"GET /v1/portforward\"]\nauth = \"apikey\"\napikey = \"{key}\"\n"),
+    )
+    .unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let profile = dir.path().join("pf.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"pf\"\n[forwarded-port]\ncontrol-url = \"http://127.0.0.1:8000\"\napi-key-file = \"{}\"\nprober-url = \"http://192.0.2.80/leakhound/probe?port={{port}}\"\n[capture]\nendpoint = \"203.0.113.10:51820\"\nallowed = [\"172.21.0.0/16\", \"172.20.0.0/16\"]\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let lab = UpLab::up_with(&[
+        "VPN_PORT_FORWARDING=on".into(),
+        "VPN_PORT_FORWARDING_GATEWAY=10.64.0.1".into(),
+        format!(
+            "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH={}",
+            roles.display()
+        ),
+    ]);
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    // The gateway asks the provider for its port after the tunnel is up:
+    // wait until the control server has one (as a port hook would).
+    let port = {
+        let t = std::time::Instant::now();
+        loop {
+            let mut cmd = Command::new("curl");
+            cmd.args([
+                "-s",
+                "-m",
+                "2",
+                "-H",
+                &format!("X-API-Key: {key}"),
+                "http://127.0.0.1:8000/v1/portforward",
+            ]);
+            ns.command(&mut cmd).unwrap();
+            let body = String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned();
+            let port = leakhound::model::audit::control_port(&body).unwrap_or(0);
+            if port != 0 {
+                break port;
+            }
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "no port: {body}"
+            );
+        }
+    };
+    let audit = |out: &Path| {
+        let o = leakhound(&[
+            "audit",
+            "--netns",
+            lab.gw(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let t = text(&o);
+        // The key never shows: not on the terminal, not in the reports.
+        assert!(!t.contains(&key), "{t}");
+        for f in ["junit.xml", "summary.json"] {
+            let r = std::fs::read_to_string(out.join(f)).unwrap();
+            assert!(!r.contains(&key), "{f}");
+        }
+        (o.status.code(), t)
+    };
+    // Nothing listens on the port yet: the prober finds it closed.
+    let out = tempfile::tempdir().unwrap();
+    let (code, t) = audit(out.path());
+    assert_eq!(code, Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "port {port} is the forwarded port, and the prober found it closed"
+        )),
+        "{t}"
+    );
+    // A dependent listens on it: open at the exit.
+    let listener = ns
+        .run(move || std::net::TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, t) = audit(out.path());
+    assert_eq!(code, Some(0), "{t}");
+    assert!(
+        t.contains(&format!("port {port} is open at the exit")),
+        "{t}"
+    );
+    drop(listener);
+}
