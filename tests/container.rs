@@ -369,3 +369,68 @@ fn two_container_runs_at_once_both_pass() {
         assert_eq!(common::ours(id), Vec::<String>::new());
     }
 }
+
+/// `audit --container ID` enters a running container's namespace (through
+/// its main process), not the host's, and leaves the container running.
+#[test]
+fn an_audit_attaches_to_a_running_container() {
+    common::require_root();
+    let image = image();
+    let out = Command::new("docker")
+        .args(["run", "-d", "--rm", "--network", "none", image, "hold"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let _gone = Gone(id.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // A container without a network has loopback only: the LAN matrix
+    // there is a port on loopback nobody listens on (refused: reached), and
+    // an address nothing routes to (blocked).
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        "name = \"c\"\n[[lan]]\ntarget = \"127.0.0.1:9\"\nexpect = \"reachable\"\n[[lan]]\ntarget = \"192.0.2.1:80\"\nexpect = \"blocked\"\n[capture]\ninterface = \"lo\"\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "audit",
+            "--container",
+            &id,
+            "--allow-skip",
+            "no-leak",
+            "--profile",
+        ])
+        .arg(&profile)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    let t = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains(&format!("container {id}")), "{t}");
+    // Nothing routes anywhere from a container without a network.
+    assert!(t.contains("PASS  lan 192.0.2.1:80"), "{t}");
+    assert!(t.contains("Network is unreachable"), "{t}");
+    assert!(t.contains("SKIP  no-leak"), "{t}");
+    let running = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Running}}", &id])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), "true");
+}
