@@ -139,6 +139,10 @@ struct AuditArgs {
     /// How the terminal gets the result: text, or JSON Lines.
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
+    /// Audit again and again, this long apart (e.g. 15m), until SIGTERM
+    /// (a sidecar's mode: reports and metrics are rewritten each time).
+    #[arg(long, value_name = "DURATION")]
+    every: Option<humantime::Duration>,
 }
 
 #[derive(clap::Args)]
@@ -1268,17 +1272,50 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
         _ => bail!("name the gateway: --netns, --pid or --container"),
     };
     let ns = audit::attach(&which)?;
-    prepare_out(&args.out)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let Some(every) = args.every else {
+        return audit_once(&rt, &args, &which, &ns, &profile, &profile_file);
+    };
+    // A sidecar's loop: an audit, then the interval (or a signal, which
+    // ends it with status 0: being stopped is not a finding).
+    loop {
+        // A failed audit is in its reports and metrics; one that could not
+        // run is said, and the next one tries again.
+        if let Err(e) = audit_once(&rt, &args, &which, &ns, &profile, &profile_file) {
+            eprintln!("error: {e:#}");
+        }
+        let stop = rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(every.into()) => false,
+                _ = shutdown_signal() => true,
+            }
+        });
+        if stop {
+            return Ok(Verdict::Passed);
+        }
+    }
+}
+
+/// One audit: run it, write its reports and metrics, print it.
+fn audit_once(
+    rt: &tokio::runtime::Runtime,
+    args: &AuditArgs,
+    which: &leakhound::audit::Attach,
+    ns: &netns::Netns,
+    profile: &leakhound::model::audit::AuditProfile,
+    profile_file: &str,
+) -> Result<Verdict> {
+    use leakhound::audit;
+    prepare_out(&args.out)?;
     let t0 = Instant::now();
     let result = rt
         .block_on(audit::run(audit::AuditRequest {
-            ns,
-            profile,
-            profile_file,
+            ns: ns.try_clone()?,
+            profile: profile.clone(),
+            profile_file: profile_file.to_string(),
             disruptive: args.disruptive,
             out: args.out.clone(),
         }))

@@ -14,6 +14,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::UpLab;
 use leakhound::lab::netns;
 
 const PROFILE: &str = "docs/examples/audit/lab.toml";
@@ -25,74 +26,27 @@ fn leakhound(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `leakhound audit --netns GW --profile PROFILE --out OUT EXTRA...`.
+fn audit(lab: &UpLab, extra: &[&str], out: &Path) -> Output {
+    let mut args = vec![
+        "audit",
+        "--netns",
+        lab.gw(),
+        "--profile",
+        PROFILE,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    leakhound(&args)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// A lab started with `lab up`, taken down (and checked gone) on drop.
-struct UpLab {
-    state: leakhound::lab::detached::LabState,
-}
-
-impl UpLab {
-    fn up() -> UpLab {
-        Self::up_with(&[])
-    }
-
-    /// `lab up --env NAME=VALUE ...`.
-    fn up_with(env: &[String]) -> UpLab {
-        let mut args = vec!["lab".to_string(), "up".to_string()];
-        for e in env {
-            args.push("--env".into());
-            args.push(e.clone());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = leakhound(&args);
-        assert!(o.status.success(), "{}", text(&o));
-        let out = String::from_utf8_lossy(&o.stdout);
-        let id = out
-            .split_whitespace()
-            .nth(1)
-            .expect("lab ID is up")
-            .to_string();
-        let state = leakhound::lab::detached::find(Some(&id)).unwrap();
-        UpLab { state }
-    }
-
-    fn gw(&self) -> &str {
-        &self.state.gateway_netns
-    }
-
-    fn audit(&self, extra: &[&str], out: &Path) -> Output {
-        let mut args = vec![
-            "audit",
-            "--netns",
-            self.gw(),
-            "--profile",
-            PROFILE,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        leakhound(&args)
-    }
-}
-
-impl Drop for UpLab {
-    fn drop(&mut self) {
-        let o = leakhound(&["lab", "down", &self.state.id]);
-        if !std::thread::panicking() {
-            assert!(o.status.success(), "{}", text(&o));
-            assert!(
-                common::ours(&self.state.id).is_empty(),
-                "lab down left namespaces"
-            );
-        }
-    }
 }
 
 /// What an audit must not change: the namespace's nftables ruleset, its
@@ -134,7 +88,8 @@ fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
     assert!(!procs.is_empty(), "the gateway runs");
     let out = tempfile::tempdir().unwrap();
     let prom = out.path().join("metrics/audit.prom");
-    let o = lab.audit(
+    let o = audit(
+        &lab,
         &["--prometheus", prom.to_str().unwrap()],
         &out.path().join("r"),
     );
@@ -216,7 +171,7 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
     assert!(o.status.success(), "{}", text(&o));
     let out = tempfile::tempdir().unwrap();
     let prom = out.path().join("audit.prom");
-    let o = lab.audit(&["--prometheus", prom.to_str().unwrap()], out.path());
+    let o = audit(&lab, &["--prometheus", prom.to_str().unwrap()], out.path());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -252,7 +207,7 @@ fn a_disruptive_audit_cuts_the_tunnel_and_puts_everything_back() {
     let lab = UpLab::up();
     let before = snapshot(&lab);
     let out = tempfile::tempdir().unwrap();
-    let o = lab.audit(&["--disruptive"], out.path());
+    let o = audit(&lab, &["--disruptive"], out.path());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("PASS  tunnel-down"), "{t}");

@@ -10,6 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -25,6 +27,7 @@ fn the_yaml_templates_pass_yamllint() {
         .arg(repo().join("ci/yamllint.yml"))
         .arg(repo().join("ci/github-actions.yml"))
         .arg(repo().join("ci/gitlab-ci.yml"))
+        .arg(repo().join("ci/kubernetes/leakhound-audit-sidecar.yaml"))
         .output()
         .expect("yamllint (ci/setup.sh installs it)");
     assert!(o.status.success(), "{}", common::printed(&o));
@@ -38,6 +41,8 @@ fn the_systemd_units_verify() {
     for f in [
         "leakhound-check.service",
         "leakhound-check.timer",
+        "leakhound-audit.service",
+        "leakhound-audit.timer",
         "leakhound-failed@.service",
     ] {
         let text = std::fs::read_to_string(repo().join("ci/systemd").join(f)).unwrap();
@@ -51,6 +56,8 @@ fn the_systemd_units_verify() {
         .args(["verify", "--man=no"])
         .arg(dir.path().join("leakhound-check.timer"))
         .arg(dir.path().join("leakhound-check.service"))
+        .arg(dir.path().join("leakhound-audit.timer"))
+        .arg(dir.path().join("leakhound-audit.service"))
         .current_dir(dir.path())
         .output()
         .expect("systemd-analyze");
@@ -84,7 +91,7 @@ fn command_lines() -> Vec<(&'static str, String)> {
     let cron = std::fs::read_to_string(repo().join("ci/cron")).unwrap();
     let cron_line = cron
         .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .find(|l| !l.starts_with('#') && l.contains("leakhound run"))
         .unwrap()
         .split_whitespace()
         .skip(5)
@@ -163,6 +170,152 @@ fn the_templates_command_lines_run() {
         let metrics = std::fs::read_to_string(&prom).unwrap();
         assert!(
             metrics.contains(&format!("leakhound_check_success{{check=\"{first}\"")),
+            "{which}: {metrics}"
+        );
+    }
+}
+
+/// The audit templates' command lines, as written: the systemd unit's, the
+/// cron line's and the Kubernetes sidecar's arguments.
+fn audit_command_lines() -> Vec<(&'static str, Vec<String>)> {
+    let unit = std::fs::read_to_string(repo().join("ci/systemd/leakhound-audit.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let cron = std::fs::read_to_string(repo().join("ci/cron")).unwrap();
+    let cron_line = cron
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("leakhound audit"))
+        .unwrap()
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let k8s =
+        std::fs::read_to_string(repo().join("ci/kubernetes/leakhound-audit-sidecar.yaml")).unwrap();
+    let mut sidecar = None;
+    for doc in serde_yaml_ng::Deserializer::from_str(&k8s) {
+        let v = serde_yaml_ng::Value::deserialize(doc).unwrap();
+        if v["kind"] == "Deployment" {
+            let c = v["spec"]["template"]["spec"]["containers"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "leakhound")
+                .unwrap()
+                .clone();
+            let mut argv = vec!["/usr/local/bin/leakhound".to_string()];
+            argv.extend(
+                c["args"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string()),
+            );
+            sidecar = Some(argv);
+        }
+    }
+    vec![
+        ("systemd", shlex::split(exec).unwrap()),
+        ("cron", shlex::split(&cron_line).unwrap()),
+        ("kubernetes", sidecar.unwrap()),
+    ]
+}
+
+/// The profile the Kubernetes manifest ships reads (it audits the internet,
+/// so the lab runs the lab's profile in its place).
+#[test]
+fn the_kubernetes_profile_reads() {
+    let k8s =
+        std::fs::read_to_string(repo().join("ci/kubernetes/leakhound-audit-sidecar.yaml")).unwrap();
+    let map = serde_yaml_ng::Deserializer::from_str(&k8s)
+        .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
+        .find(|v| v["kind"] == "ConfigMap")
+        .unwrap();
+    let text = map["data"]["audit.toml"].as_str().unwrap();
+    let p = leakhound::model::audit::parse("audit.toml", text).unwrap();
+    assert_eq!(p.name, "downloads");
+    let gluetun = std::fs::read_to_string(repo().join("docs/examples/audit/gluetun.toml")).unwrap();
+    leakhound::model::audit::parse("gluetun.toml", &gluetun).unwrap();
+}
+
+/// Each audit template's command line runs against a live lab gateway with
+/// only the installation's values filled in: the gateway (`--container
+/// gluetun` becomes the lab gateway's namespace; the sidecar's `--netns
+/// self` runs inside it), the profile (the lab's), and paths under a
+/// temporary folder. The sidecar's `--every` loop writes its metrics and
+/// ends with status 0 on SIGTERM, as when its pod stops.
+#[test]
+fn the_audit_templates_command_lines_run() {
+    common::require_root();
+    let lab = common::UpLab::up();
+    let profile = repo().join("docs/examples/audit/lab.toml");
+    for (which, line) in audit_command_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv: Vec<String> = Vec::new();
+        let mut words = line.into_iter();
+        while let Some(w) = words.next() {
+            if w.ends_with("/leakhound") && !w.starts_with('-') {
+                argv.push(env!("CARGO_BIN_EXE_leakhound").into());
+            } else if w == "--container" {
+                words.next();
+                argv.extend(["--netns".into(), lab.gw().to_string()]);
+            } else if w == "/etc/leakhound/audit.toml" {
+                argv.push(profile.display().to_string());
+            } else if w.starts_with('/') {
+                argv.push(
+                    dir.path()
+                        .join(w.trim_start_matches('/'))
+                        .display()
+                        .to_string(),
+                );
+            } else {
+                argv.push(w);
+            }
+        }
+        assert_eq!(argv[1], "audit", "{which}: {argv:?}");
+        let prom = argv
+            .iter()
+            .position(|a| a == "--prometheus")
+            .map(|i| PathBuf::from(&argv[i + 1]))
+            .unwrap();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        // Held until the command has started: its descriptor is entered
+        // between fork and exec.
+        let ns = leakhound::lab::netns::Netns::open(lab.gw()).unwrap();
+        if argv.iter().any(|a| a == "self") {
+            ns.command(&mut cmd).unwrap();
+        }
+        let o = if argv.iter().any(|a| a == "--every") {
+            let mut child = cmd.spawn().unwrap();
+            let t = std::time::Instant::now();
+            while !prom.exists() {
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(60),
+                    "{which}: no metrics"
+                );
+                assert!(child.try_wait().unwrap().is_none(), "{which}: it ended");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            child.wait_with_output().unwrap()
+        } else {
+            cmd.output().unwrap()
+        };
+        assert!(
+            o.status.success(),
+            "{which}: {argv:?}\n{}",
+            common::printed(&o)
+        );
+        let metrics = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            metrics.contains("leakhound_run_success 1"),
             "{which}: {metrics}"
         );
     }

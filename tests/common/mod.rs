@@ -306,3 +306,54 @@ pub fn fresh_path(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// A lab started with `lab up`, taken down (and checked gone) on drop.
+pub struct UpLab {
+    pub state: leakhound::lab::detached::LabState,
+}
+
+impl UpLab {
+    pub fn up() -> UpLab {
+        Self::up_with(&[])
+    }
+
+    /// `lab up --env NAME=VALUE ...`.
+    pub fn up_with(env: &[String]) -> UpLab {
+        let mut args = vec!["lab".to_string(), "up".to_string()];
+        for e in env {
+            args.push("--env".into());
+            args.push(e.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", printed(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let id = out
+            .split_whitespace()
+            .nth(1)
+            .expect("lab ID is up")
+            .to_string();
+        let state = leakhound::lab::detached::find(Some(&id)).unwrap();
+        UpLab { state }
+    }
+
+    pub fn gw(&self) -> &str {
+        &self.state.gateway_netns
+    }
+}
+
+impl Drop for UpLab {
+    fn drop(&mut self) {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args(["lab", "down", &self.state.id])
+            .output()
+            .unwrap();
+        if !std::thread::panicking() {
+            assert!(o.status.success(), "{}", printed(&o));
+            assert!(ours(&self.state.id).is_empty(), "lab down left namespaces");
+        }
+    }
+}
