@@ -856,6 +856,17 @@ fn run_with(
         .iter()
         .map(|s| leakhound::target::from_spec(s, &exe))
         .collect::<Result<Vec<_>, _>>()?;
+    // What is tested: the gateways pinned down, the run-wide variables.
+    let provenance = {
+        let mut vars = profile.policy_env.clone();
+        vars.extend(overrides.clone());
+        let source = match (&args.compose, &args.env_file) {
+            (Some(c), _) => c.display().to_string(),
+            (None, Some(e)) => e.display().to_string(),
+            (None, None) => "seed".to_string(),
+        };
+        leakhound::report::provenance::of_run(&specs, &exe, &source, &vars)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -895,7 +906,7 @@ fn run_with(
             }
         };
         tokio::select! {
-            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt) => r,
+            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt, &provenance) => r,
             _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
     })
@@ -930,14 +941,34 @@ fn write_reports(
     out: &Path,
     run_id: &str,
     timings: &json::Timings,
+    provenance: Option<&leakhound::report::provenance::Provenance>,
     results: &[ScenarioResult],
 ) -> Result<()> {
     std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
     std::fs::write(
         out.join("summary.json"),
-        json::render(run_id, timings, results),
+        json::render(run_id, timings, provenance, results),
     )
-    .context("writing summary.json")
+    .context("writing summary.json")?;
+    // Each scenario's requirement, from its file's `# Seed:` comment.
+    let mut requirements = BTreeMap::new();
+    for r in results {
+        let text = match r.source.strip_prefix("builtin:") {
+            Some(name) => scenario::BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string()),
+            None => std::fs::read_to_string(&r.source).ok(),
+        };
+        if let Some(seed) = text.and_then(|t| leakhound::model::scenario::explain::seed_of(&t)) {
+            requirements.insert(r.source.clone(), seed);
+        }
+    }
+    std::fs::write(
+        out.join("report.html"),
+        leakhound::report::html::render(&format!("run {run_id}"), results, &requirements),
+    )
+    .context("writing report.html")
 }
 
 /// One lab with its services (and, for a container target, its holder):
@@ -1024,6 +1055,7 @@ async fn run_suite(
     overrides: BTreeMap<String, String>,
     soak: bool,
     interrupt: CancellationToken,
+    provenance: &leakhound::report::provenance::Provenance,
 ) -> Result<Verdict> {
     let total = Instant::now();
     let run_id = lab::new_run_id();
@@ -1060,7 +1092,7 @@ async fn run_suite(
                 for l in lanes {
                     l.teardown();
                 }
-                write_reports(&args.out, &run_id, &timings, &[])?;
+                write_reports(&args.out, &run_id, &timings, Some(provenance), &[])?;
                 return Err(e);
             }
         }
@@ -1167,7 +1199,7 @@ async fn run_suite(
 
     timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
 
-    write_reports(&args.out, &run_id, &timings, &results)?;
+    write_reports(&args.out, &run_id, &timings, Some(provenance), &results)?;
     if let Some(file) = &args.prometheus {
         let took = Duration::from_millis(
             (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
@@ -1277,14 +1309,14 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
         .build()
         .context("starting the async runtime")?;
     let Some(every) = args.every else {
-        return audit_once(&rt, &args, &which, &ns, &profile, &profile_file);
+        return audit_once(&rt, &args, &which, &ns, &profile, &profile_file, &text);
     };
     // A sidecar's loop: an audit, then the interval (or a signal, which
     // ends it with status 0: being stopped is not a finding).
     loop {
         // A failed audit is in its reports and metrics; one that could not
         // run is said, and the next one tries again.
-        if let Err(e) = audit_once(&rt, &args, &which, &ns, &profile, &profile_file) {
+        if let Err(e) = audit_once(&rt, &args, &which, &ns, &profile, &profile_file, &text) {
             eprintln!("error: {e:#}");
         }
         let stop = rt.block_on(async {
@@ -1307,6 +1339,7 @@ fn audit_once(
     ns: &netns::Netns,
     profile: &leakhound::model::audit::AuditProfile,
     profile_file: &str,
+    profile_text: &str,
 ) -> Result<Verdict> {
     use leakhound::audit;
     prepare_out(&args.out)?;
@@ -1329,7 +1362,31 @@ fn audit_once(
             .as_secs()
     );
     let results = std::slice::from_ref(&result);
-    write_reports(&args.out, &id, &Default::default(), results)?;
+    let provenance = leakhound::report::provenance::Provenance {
+        leakhound_version: env!("CARGO_PKG_VERSION"),
+        targets: vec![leakhound::report::provenance::TargetIdentity {
+            name: profile.name.clone(),
+            kind: "live".into(),
+            binary_sha256: None,
+            image: None,
+            image_id: None,
+            command: vec![which.to_string()],
+            note: None,
+        }],
+        // The profile names no secrets (only where they are): its hash.
+        config: leakhound::report::provenance::RedactedConfig {
+            source: profile_file.to_string(),
+            variables: BTreeMap::new(),
+            sha256: leakhound::report::provenance::sha256_hex(profile_text.as_bytes()),
+        },
+    };
+    write_reports(
+        &args.out,
+        &id,
+        &Default::default(),
+        Some(&provenance),
+        results,
+    )?;
     if let Some(file) = &args.prometheus {
         leakhound::report::prometheus::write_atomically(
             file,

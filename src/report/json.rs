@@ -25,6 +25,9 @@ pub struct Summary<'a> {
     pub skipped_scenarios: usize,
     pub leaks: usize,
     pub timings_ms: &'a Timings,
+    /// What was tested (the gateways pinned down, the redacted config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<&'a super::provenance::Provenance>,
     pub results: &'a [ScenarioResult],
 }
 
@@ -37,7 +40,12 @@ pub struct Timings {
     pub teardown: u128,
 }
 
-pub fn render(run_id: &str, timings: &Timings, results: &[ScenarioResult]) -> String {
+pub fn render(
+    run_id: &str,
+    timings: &Timings,
+    provenance: Option<&super::provenance::Provenance>,
+    results: &[ScenarioResult],
+) -> String {
     let s = Summary {
         schema: SCHEMA,
         leakhound_version: env!("CARGO_PKG_VERSION"),
@@ -51,6 +59,7 @@ pub fn render(run_id: &str, timings: &Timings, results: &[ScenarioResult]) -> St
         skipped_scenarios: results.iter().filter(|r| r.skipped()).count(),
         leaks: results.iter().map(|r| r.leaks.len()).sum(),
         timings_ms: timings,
+        provenance,
         results,
     };
     serde_json::to_string_pretty(&s).expect("summary serializes")
@@ -64,7 +73,7 @@ mod tests {
     fn summary_counts_failures_and_leaks() {
         let results = crate::report::junit::tests_sample();
         let v: serde_json::Value =
-            serde_json::from_str(&render("abc123", &Timings::default(), &results)).unwrap();
+            serde_json::from_str(&render("abc123", &Timings::default(), None, &results)).unwrap();
         assert_eq!(v["passed"], false);
         assert_eq!(v["failed_scenarios"], 1);
         assert_eq!(v["skipped_scenarios"], 0);
@@ -79,7 +88,7 @@ mod tests {
         }];
         skipped[0].leaks.clear();
         let w: serde_json::Value =
-            serde_json::from_str(&render("abc123", &Timings::default(), &skipped)).unwrap();
+            serde_json::from_str(&render("abc123", &Timings::default(), None, &skipped)).unwrap();
         assert_eq!(
             (
                 &w["passed"],

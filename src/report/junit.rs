@@ -207,6 +207,7 @@ pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
             pcaps: vec!["reports/latest/baseline-gw.pcap".into()],
             gateway_log: "reports/latest/baseline-gateway.log".into(),
             handshake_after: Some(Duration::from_millis(120)),
+            traffic: Default::default(),
         }]
     }
 }

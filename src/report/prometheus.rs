@@ -225,6 +225,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: Default::default(),
             handshake_after: None,
+            traffic: Default::default(),
         }
     }
 

@@ -576,6 +576,14 @@ impl Runner<'_> {
         for c in wire_cases {
             cases.push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
+        let traffic = crate::model::verdict::traffic(
+            started,
+            SystemTime::now(),
+            &by_wire,
+            &policies,
+            &step_marks(scn, &timeline),
+            240,
+        );
         let missing = missing_evidence(&evidence, &by_wire, &timeline);
         let outcome = if missing.is_empty() {
             Outcome::Passed
@@ -606,6 +614,7 @@ impl Runner<'_> {
             pcaps,
             gateway_log: gw_log,
             handshake_after,
+            traffic,
         };
         self.emit(Event::ScenarioFinished {
             result: Box::new(result.clone()),
@@ -661,6 +670,7 @@ impl Runner<'_> {
             pcaps: vec![],
             gateway_log,
             handshake_after: None,
+            traffic: Default::default(),
         };
         self.emit(Event::ScenarioFinished {
             result: Box::new(result.clone()),
@@ -1009,4 +1019,30 @@ fn together_label(group: &[super::model::Step]) -> String {
         [one] => one.name.clone(),
         [] => String::new(),
     }
+}
+
+/// The timeline's marks with how each shows: faults and recoveries by their
+/// step's action, everything else (setup, probes, teardown) a plain step.
+fn step_marks(
+    scn: &Scenario,
+    timeline: &Timeline,
+) -> Vec<(SystemTime, String, crate::model::verdict::MarkKind)> {
+    use crate::model::verdict::MarkKind;
+    timeline
+        .marks()
+        .iter()
+        .map(|(t, name)| {
+            let kind = match scn
+                .steps
+                .iter()
+                .find(|s| &s.name == name)
+                .map(|s| &s.action)
+            {
+                Some(Action::Fault(f)) if f.is_recovery() => MarkKind::Recovery,
+                Some(Action::Fault(f)) if !f.is_check() => MarkKind::Fault,
+                _ => MarkKind::Step,
+            };
+            (*t, name.clone(), kind)
+        })
+        .collect()
 }

@@ -83,6 +83,99 @@ pub struct ScenarioResult {
     /// From gateway start to the provider's first completed handshake.
     #[serde(with = "humantime_serde::option")]
     pub handshake_after: Option<Duration>,
+    /// What crossed each wire over time, and when each step began (the
+    /// HTML report's timelines).
+    #[serde(skip_serializing_if = "Traffic::is_empty")]
+    pub traffic: Traffic,
+}
+
+/// How a step shows on a timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MarkKind {
+    Step,
+    /// Something done to the gateway or the lab (tunnel stopped, crash).
+    Fault,
+    /// Undoing one (tunnel started, gateway restarted).
+    Recovery,
+}
+
+/// A step's beginning on a timeline, in milliseconds from the scenario's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrafficMark {
+    pub at_ms: u64,
+    pub name: String,
+    pub kind: MarkKind,
+}
+
+/// The frames on each wire over a scenario, counted per bin of `bin_ms`:
+/// `[tunnel, allowed, leak]` (allowed: the allowed subnets, link
+/// housekeeping, inbound probes and refusals).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Traffic {
+    pub bin_ms: u64,
+    pub wires: BTreeMap<String, Vec<[u32; 3]>>,
+    pub marks: Vec<TrafficMark>,
+}
+
+impl Traffic {
+    pub fn is_empty(&self) -> bool {
+        self.wires.is_empty() && self.marks.is_empty()
+    }
+
+    /// Whether something was done to the gateway or the lab.
+    pub fn has_fault(&self) -> bool {
+        self.marks.iter().any(|m| m.kind == MarkKind::Fault)
+    }
+}
+
+/// Bins the frames of every wire with a policy (pure): at most `max_bins`
+/// bins of at least 50 ms from `started` to `end`; `marks` are the steps'
+/// beginnings with their kinds.
+pub fn traffic(
+    started: SystemTime,
+    end: SystemTime,
+    captured: &BTreeMap<String, Vec<Frame>>,
+    policies: &BTreeMap<String, LeakPolicy>,
+    marks: &[(SystemTime, String, MarkKind)],
+    max_bins: u64,
+) -> Traffic {
+    let span = end.duration_since(started).unwrap_or_default().as_millis() as u64;
+    let bin_ms = span.div_ceil(max_bins.max(1)).max(50);
+    let bins = (span / bin_ms + 1) as usize;
+    let offset = |t: SystemTime| t.duration_since(started).unwrap_or_default().as_millis() as u64;
+    let mut wires = BTreeMap::new();
+    for (wire, frames) in captured {
+        let Some(policy) = policies.get(wire) else {
+            continue;
+        };
+        let mut v = vec![[0u32; 3]; bins];
+        for f in frames {
+            let i = ((offset(f.at) / bin_ms) as usize).min(bins - 1);
+            let k = match classify(policy, &f.data) {
+                crate::classify::Verdict::Allowed {
+                    reason: crate::classify::Reason::Tunnel,
+                    ..
+                } => 0,
+                crate::classify::Verdict::Allowed { .. } => 1,
+                crate::classify::Verdict::Leak { .. } => 2,
+            };
+            v[i][k] += 1;
+        }
+        wires.insert(wire.clone(), v);
+    }
+    Traffic {
+        bin_ms,
+        wires,
+        marks: marks
+            .iter()
+            .map(|(t, name, kind)| TrafficMark {
+                at_ms: offset(*t),
+                name: name.clone(),
+                kind: *kind,
+            })
+            .collect(),
+    }
 }
 
 impl ScenarioResult {
@@ -177,6 +270,11 @@ pub const BEFORE_START: &str = "before the scenario started";
 impl Timeline {
     pub fn new() -> Self {
         Timeline::default()
+    }
+
+    /// Every part's beginning, in order.
+    pub fn marks(&self) -> &[(SystemTime, String)] {
+        &self.marks
     }
 
     /// A part named `name` begins at `at` (marks come in time order).
@@ -821,6 +919,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: PathBuf::new(),
             handshake_after: None,
+            traffic: Default::default(),
         };
         assert!(!r.passed() && r.skipped() && !r.errored());
         assert!(r.failures().is_empty());

@@ -358,6 +358,25 @@ pub enum Fault {
     RouteAroundTunnel,
 }
 
+impl Fault {
+    /// Undoes an earlier fault (the gateway or the lab as before).
+    pub fn is_recovery(self) -> bool {
+        matches!(
+            self,
+            Fault::StartTunnel
+                | Fault::StartGateway
+                | Fault::ProviderUp
+                | Fault::ProviderGrantsPorts
+                | Fault::IspUnblockWireguard
+        )
+    }
+
+    /// Only looks (a check, not something done).
+    pub fn is_check(self) -> bool {
+        matches!(self, Fault::OldKeyRefused)
+    }
+}
+
 /// How long the lab's swarm takes to deliver its whole torrent (its
 /// content at the seeder's rate, about 4 MiB at 1 MiB/s), for scheduling.
 pub const SWARM_DOWNLOAD: Duration = Duration::from_secs(4);
