@@ -287,6 +287,11 @@ struct SuiteArgs {
     /// leakhound_last_run_timestamp_seconds, leakhound_run_duration_seconds.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<PathBuf>,
+    /// Accepted failures, each with a reason and an expiry date (TOML;
+    /// see docs/waivers.md): shown as waived, not failing the run, until
+    /// their date; then they fail it. Stale ones are reported.
+    #[arg(long, value_name = "FILE")]
+    waivers: Option<PathBuf>,
     /// What the terminal gets: text (results as they come, then a
     /// summary), or json (JSON Lines on standard output, one event per
     /// line with a schema version, then a run_finished line with the
@@ -558,6 +563,7 @@ fn main() -> ExitCode {
                 scenarios: None,
                 select: SelectArgs::default(),
                 prometheus: None,
+                waivers: None,
                 format: OutputFormat::Text,
                 out: args.out,
                 env: vec![],
@@ -867,6 +873,21 @@ fn run_with(
         };
         leakhound::report::provenance::of_run(&specs, &exe, &source, &vars)
     };
+    let waivers = match &args.waivers {
+        None => None,
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the waivers {}", f.display()))?;
+            Some(leakhound::model::waiver::parse(
+                &f.display().to_string(),
+                &text,
+            )?)
+        }
+    };
+    let extras = RunExtras {
+        provenance,
+        waivers,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -906,7 +927,7 @@ fn run_with(
             }
         };
         tokio::select! {
-            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt, &provenance) => r,
+            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt, &extras) => r,
             _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
     })
@@ -919,6 +940,13 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// What a run records besides its results: what it tested, and the
+/// failures the user accepts.
+struct RunExtras {
+    provenance: leakhound::report::provenance::Provenance,
+    waivers: Option<Vec<leakhound::model::waiver::Waiver>>,
 }
 
 /// Writes junit.xml and summary.json for whatever ran.
@@ -942,12 +970,13 @@ fn write_reports(
     run_id: &str,
     timings: &json::Timings,
     provenance: Option<&leakhound::report::provenance::Provenance>,
+    waivers: Option<&leakhound::model::waiver::Applied>,
     results: &[ScenarioResult],
 ) -> Result<()> {
     std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
     std::fs::write(
         out.join("summary.json"),
-        json::render(run_id, timings, provenance, results),
+        json::render(run_id, timings, provenance, waivers, results),
     )
     .context("writing summary.json")?;
     // Each scenario's requirement, from its file's `# Seed:` comment.
@@ -1055,8 +1084,9 @@ async fn run_suite(
     overrides: BTreeMap<String, String>,
     soak: bool,
     interrupt: CancellationToken,
-    provenance: &leakhound::report::provenance::Provenance,
+    extras: &RunExtras,
 ) -> Result<Verdict> {
+    let (provenance, waivers) = (&extras.provenance, extras.waivers.as_deref());
     let total = Instant::now();
     let run_id = lab::new_run_id();
     let mut timings = json::Timings::default();
@@ -1092,7 +1122,7 @@ async fn run_suite(
                 for l in lanes {
                     l.teardown();
                 }
-                write_reports(&args.out, &run_id, &timings, Some(provenance), &[])?;
+                write_reports(&args.out, &run_id, &timings, Some(provenance), None, &[])?;
                 return Err(e);
             }
         }
@@ -1199,14 +1229,37 @@ async fn run_suite(
 
     timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
 
-    write_reports(&args.out, &run_id, &timings, Some(provenance), &results)?;
+    let waived = waivers
+        .map(|w| leakhound::model::waiver::apply(w, &mut results, std::time::SystemTime::now()));
+    let verdict = if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
+        Verdict::HarnessError
+    } else if results.iter().all(ScenarioResult::ok)
+        && waived.as_ref().is_none_or(|w| w.expired.is_empty())
+    {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    };
+    write_reports(
+        &args.out,
+        &run_id,
+        &timings,
+        Some(provenance),
+        waived.as_ref(),
+        &results,
+    )?;
     if let Some(file) = &args.prometheus {
         let took = Duration::from_millis(
             (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
         );
         leakhound::report::prometheus::write_atomically(
             file,
-            &leakhound::report::prometheus::render(&results, std::time::SystemTime::now(), took),
+            &leakhound::report::prometheus::render(
+                &results,
+                verdict == Verdict::Passed,
+                std::time::SystemTime::now(),
+                took,
+            ),
         )
         .with_context(|| format!("writing the metrics to {}", file.display()))?;
     }
@@ -1243,18 +1296,21 @@ async fn run_suite(
         }
         println!("reports in {}", args.out.display());
     }
-    Ok(
-        if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
-            if interrupt.is_cancelled() {
-                eprintln!("interrupted; the lab was removed");
-            }
-            Verdict::HarnessError
-        } else if results.iter().all(|r| r.passed() || r.skipped()) {
-            Verdict::Passed
-        } else {
-            Verdict::Failed
-        },
-    )
+    if let Some(w) = &waived {
+        for (target, scenario, check) in &w.waived {
+            eprintln!("waived: {scenario} ({target}): {check}");
+        }
+        for e in &w.expired {
+            eprintln!("EXPIRED waiver, which fails the run: {e}");
+        }
+        for s in &w.stale {
+            eprintln!("stale waiver: {s}");
+        }
+    }
+    if interrupt.is_cancelled() {
+        eprintln!("interrupted; the lab was removed");
+    }
+    Ok(verdict)
 }
 
 /// Root check, reaping of stale namespaces, and a runtime: what every
@@ -1385,6 +1441,7 @@ fn audit_once(
         &id,
         &Default::default(),
         Some(&provenance),
+        None,
         results,
     )?;
     if let Some(file) = &args.prometheus {
@@ -1433,6 +1490,7 @@ fn audit_once(
                     Outcome::Failed { message, .. } => ("FAIL", message.clone()),
                     Outcome::Error { message, .. } => ("ERROR", message.clone()),
                     Outcome::Skipped { reason } => ("SKIP", reason.clone()),
+                    Outcome::Waived { message, .. } => ("WAIVED", message.clone()),
                 };
                 println!("  {mark:<5} {:<28} {why}", c.name);
             }

@@ -726,9 +726,9 @@ pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, S
                     )
                 })
             }
-            Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
-                Some((c.name.clone(), message.clone()))
-            }
+            Outcome::Failed { message, .. }
+            | Outcome::Error { message, .. }
+            | Outcome::Waived { message, .. } => Some((c.name.clone(), message.clone())),
         })
         .collect()
 }

@@ -18,6 +18,8 @@ fn status(r: &ScenarioResult) -> (&'static str, &'static str) {
         ("skip", "SKIP")
     } else if r.passed() {
         ("pass", "PASS")
+    } else if r.waived() {
+        ("waived", "WAIVED")
     } else if r.errored() {
         ("error", "ERROR")
     } else {
@@ -57,6 +59,8 @@ td.pass,span.pass{background:#e3f4e1;color:#1b5e20}
 td.fail,span.fail{background:#fde0dc;color:#b71c1c;font-weight:bold}
 td.error,span.error{background:#fff3cd;color:#7a5a00;font-weight:bold}
 td.skip,span.skip{background:#eee;color:#555}
+td.waived,span.waived{background:#ede7f6;color:#4527a0;font-weight:bold}
+section.waived{border-left-color:#7e57c2}
 section.scenario{border:1px solid #ddd;border-left:6px solid #9e9e9e;padding:10px 14px;margin:14px 0}
 section.pass{border-left-color:#43a047}section.fail{border-left-color:#e53935}
 section.error{border-left-color:#f9a825}
@@ -169,8 +173,17 @@ fn scenario(h: &mut String, r: &ScenarioResult, requirement: Option<&str>) {
         .iter()
         .filter_map(|c| match &c.outcome {
             Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
-                Some((&c.name, message))
+                Some((&c.name, message.clone()))
             }
+            Outcome::Waived {
+                message,
+                reason,
+                expires,
+                ..
+            } => Some((
+                &c.name,
+                format!("WAIVED until {expires} ({reason}): {message}"),
+            )),
             _ => None,
         })
         .collect();

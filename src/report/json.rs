@@ -28,6 +28,10 @@ pub struct Summary<'a> {
     /// What was tested (the gateways pinned down, the redacted config).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<&'a super::provenance::Provenance>,
+    /// What `--waivers` did: checks waived, waivers expired (they fail the
+    /// run) or stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waivers: Option<&'a crate::model::waiver::Applied>,
     pub results: &'a [ScenarioResult],
 }
 
@@ -44,22 +48,22 @@ pub fn render(
     run_id: &str,
     timings: &Timings,
     provenance: Option<&super::provenance::Provenance>,
+    waivers: Option<&crate::model::waiver::Applied>,
     results: &[ScenarioResult],
 ) -> String {
     let s = Summary {
         schema: SCHEMA,
         leakhound_version: env!("CARGO_PKG_VERSION"),
         run_id,
-        passed: results.iter().all(|r| r.passed() || r.skipped()),
+        passed: results.iter().all(ScenarioResult::ok)
+            && waivers.is_none_or(|w| w.expired.is_empty()),
         scenarios: results.len(),
-        failed_scenarios: results
-            .iter()
-            .filter(|r| !r.passed() && !r.skipped())
-            .count(),
+        failed_scenarios: results.iter().filter(|r| !r.ok()).count(),
         skipped_scenarios: results.iter().filter(|r| r.skipped()).count(),
         leaks: results.iter().map(|r| r.leaks.len()).sum(),
         timings_ms: timings,
         provenance,
+        waivers,
         results,
     };
     serde_json::to_string_pretty(&s).expect("summary serializes")
@@ -73,7 +77,8 @@ mod tests {
     fn summary_counts_failures_and_leaks() {
         let results = crate::report::junit::tests_sample();
         let v: serde_json::Value =
-            serde_json::from_str(&render("abc123", &Timings::default(), None, &results)).unwrap();
+            serde_json::from_str(&render("abc123", &Timings::default(), None, None, &results))
+                .unwrap();
         assert_eq!(v["passed"], false);
         assert_eq!(v["failed_scenarios"], 1);
         assert_eq!(v["skipped_scenarios"], 0);
@@ -88,7 +93,8 @@ mod tests {
         }];
         skipped[0].leaks.clear();
         let w: serde_json::Value =
-            serde_json::from_str(&render("abc123", &Timings::default(), None, &skipped)).unwrap();
+            serde_json::from_str(&render("abc123", &Timings::default(), None, None, &skipped))
+                .unwrap();
         assert_eq!(
             (
                 &w["passed"],

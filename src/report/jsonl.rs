@@ -18,6 +18,12 @@ fn outcome(o: &Outcome) -> serde_json::Value {
         Outcome::Failed { message, .. } => json!({"outcome": "failed", "message": message}),
         Outcome::Error { message, .. } => json!({"outcome": "error", "message": message}),
         Outcome::Skipped { reason } => json!({"outcome": "skipped", "reason": reason}),
+        Outcome::Waived {
+            message,
+            reason,
+            expires,
+            ..
+        } => json!({"outcome": "waived", "message": message, "reason": reason, "expires": expires}),
     }
 }
 

@@ -109,6 +109,17 @@ pub fn render(results: &[ScenarioResult]) -> String {
                     log.insert(0, format!("skipped: {reason}"));
                     TestCaseBuilder::skipped(name)
                 }
+                // JUnit has no "waived": a skip (never a pass) whose output
+                // says what failed and which waiver accepts it until when.
+                Outcome::Waived {
+                    message,
+                    reason,
+                    expires,
+                    ..
+                } => {
+                    log.insert(0, format!("WAIVED until {expires} ({reason}): {message}"));
+                    TestCaseBuilder::skipped(name)
+                }
             };
             tc.set_classname(&classname);
             // The scenario's file (`builtin:NAME` for the compiled-in ones).

@@ -9,9 +9,14 @@ use std::time::{Duration, SystemTime};
 use crate::model::prom::{Kind, Text};
 use crate::model::verdict::ScenarioResult;
 
-/// The metrics of a run (pure). `finished` is when it ended, `took` how long
-/// it took.
-pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) -> String {
+/// The metrics of a run (pure). `success` is what its exit status says,
+/// `finished` when it ended, `took` how long it took.
+pub fn render(
+    results: &[ScenarioResult],
+    success: bool,
+    finished: SystemTime,
+    took: Duration,
+) -> String {
     let per = |value: &dyn Fn(&ScenarioResult) -> Option<String>| {
         results
             .iter()
@@ -29,13 +34,18 @@ pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) 
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let all_passed = results.iter().all(|r| r.passed() || r.skipped());
     Text::new()
         .family(
             "leakhound_check_success",
             Kind::Gauge,
             "1 when the scenario passed, 0 when it failed; absent when it was skipped.",
             per(&|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string())),
+        )
+        .family(
+            "leakhound_check_waived",
+            Kind::Gauge,
+            "1 when the scenario's failures are all waived (--waivers): not passed, not failing the run.",
+            per(&|r| Some(u8::from(r.waived()).to_string())),
         )
         .family(
             "leakhound_check_skipped",
@@ -58,8 +68,8 @@ pub fn render(results: &[ScenarioResult], finished: SystemTime, took: Duration) 
         .single(
             "leakhound_run_success",
             Kind::Gauge,
-            "1 when every scenario that ran passed.",
-            u8::from(all_passed),
+            "1 when the run passed (its exit status was 0): every scenario passed, was skipped or had its failures waived.",
+            u8::from(success),
         )
         .single(
             "leakhound_last_run_timestamp_seconds",
@@ -237,6 +247,7 @@ mod tests {
                 result("dns-leak", &[Outcome::Passed, Outcome::fail("x", "")], 3),
                 result("health", &[Outcome::Skipped { reason: "r".into() }], 0),
             ],
+            false,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             Duration::from_millis(33_460),
         );

@@ -54,6 +54,15 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                     Outcome::Skipped { reason } => {
                         format!("  skip  {scenario}: {}\n        {reason}", case.name)
                     }
+                    Outcome::Waived {
+                        message,
+                        reason,
+                        expires,
+                        ..
+                    } => format!(
+                        "  WAIVED {scenario}: {}\n        {message}\n        waived until {expires}: {reason}",
+                        case.name
+                    ),
                 };
                 match running.get(&(target, scenario)) {
                     Some(b) => {
@@ -105,6 +114,8 @@ pub fn summary(results: &[ScenarioResult]) -> String {
             "PASS"
         } else if r.skipped() {
             "SKIP"
+        } else if r.waived() {
+            "WAIVED"
         } else {
             "FAIL"
         };
@@ -137,10 +148,19 @@ pub fn summary(results: &[ScenarioResult]) -> String {
             ));
         }
     }
+    let waived = results
+        .iter()
+        .filter(|r| !r.errored() && r.waived())
+        .count();
     out.push_str(&format!(
         "{passed} passed, {} failed",
-        results.len() - passed - errored - skipped
+        results.len() - passed - errored - skipped - waived
     ));
+    if waived > 0 {
+        out.push_str(&format!(
+            ", {waived} waived (failed, accepted until a date)"
+        ));
+    }
     if skipped > 0 {
         out.push_str(&format!(", {skipped} skipped (see why above)"));
     }

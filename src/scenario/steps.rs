@@ -35,7 +35,9 @@ pub(crate) fn merge(own: Outcome, external: Vec<String>, log: &[String]) -> Outc
     let mut problems = match own {
         Outcome::Passed => Vec::new(),
         Outcome::Failed { message, .. } => vec![message],
-        other @ (Outcome::Error { .. } | Outcome::Skipped { .. }) => return other,
+        other @ (Outcome::Error { .. } | Outcome::Skipped { .. } | Outcome::Waived { .. }) => {
+            return other;
+        }
     };
     problems.extend(external);
     fail(problems.join("; "), log.join("\n"))

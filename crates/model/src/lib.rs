@@ -39,3 +39,4 @@ pub mod usenet;
 pub mod userconf;
 pub mod userlab;
 pub mod verdict;
+pub mod waiver;

@@ -19,9 +19,25 @@ use crate::classify::{LeakPolicy, Summary, classify};
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
-    Failed { message: String, detail: String },
-    Error { message: String, detail: String },
-    Skipped { reason: String },
+    Failed {
+        message: String,
+        detail: String,
+    },
+    Error {
+        message: String,
+        detail: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// A failure a waiver (`--waivers`) accepts until its date: shown as
+    /// waived, never as passed, and not failing the run.
+    Waived {
+        message: String,
+        detail: String,
+        reason: String,
+        expires: String,
+    },
 }
 
 impl Outcome {
@@ -188,6 +204,22 @@ impl ScenarioResult {
             && self.cases.iter().any(|c| c.outcome == Outcome::Passed)
     }
 
+    /// Nothing failed, and some failure was waived (not passed).
+    pub fn waived(&self) -> bool {
+        self.cases
+            .iter()
+            .all(|c| !matches!(c.outcome, Outcome::Failed { .. } | Outcome::Error { .. }))
+            && self
+                .cases
+                .iter()
+                .any(|c| matches!(c.outcome, Outcome::Waived { .. }))
+    }
+
+    /// Does not fail the run: passed, skipped entirely, or waived.
+    pub fn ok(&self) -> bool {
+        self.passed() || self.skipped() || self.waived()
+    }
+
     /// The harness itself failed somewhere in this scenario.
     pub fn errored(&self) -> bool {
         self.cases
@@ -209,7 +241,7 @@ impl ScenarioResult {
         self.cases
             .iter()
             .filter_map(|c| match &c.outcome {
-                Outcome::Passed | Outcome::Skipped { .. } => None,
+                Outcome::Passed | Outcome::Skipped { .. } | Outcome::Waived { .. } => None,
                 Outcome::Failed { message, .. } | Outcome::Error { message, .. } => {
                     Some((c.name.clone(), message.clone()))
                 }
