@@ -848,3 +848,26 @@ async fn browser_leaks_fails_when_the_browsers_own_doh_gets_through() {
         &["the DoH server got a query from 203.0.113.77"],
     );
 }
+
+/// The growth check can fail: asked for far more than crossed the tunnel,
+/// the byte counters fall short, and the scenario says by how much.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_metrics_fails_when_the_counters_fall_short_of_the_traffic() {
+    let mut scn = builtin("bandwidth-metrics");
+    for s in &mut scn.steps {
+        if let leakhound::scenario::model::Action::Control { grows, .. } = &mut s.action {
+            for g in grows.iter_mut() {
+                g.1 = 1 << 30;
+            }
+        }
+    }
+    let t = TestLab::new().await;
+    let out = tempfile::tempdir().unwrap();
+    let r = t.runner(out.path(), &[]).run(&scn).await;
+    t.finish();
+    assert_failed(
+        &r,
+        "the tunnel's byte counters grew by at least the datagram, both ways",
+        &["less than 1073741824"],
+    );
+}

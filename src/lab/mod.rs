@@ -79,7 +79,7 @@ pub const CONTROL_API_KEY: &str = "leakhound-lab-api-key-0001";
 pub const CONTROL_AUTH: &str = r#"# The lab's control-server roles.
 [[roles]]
 name = "monitor"
-routes = ["GET /v1/publicip/ip", "GET /v1/vpn/status", "GET /v1/dns/status", "GET /v1/portforward"]
+routes = ["GET /v1/publicip/ip", "GET /v1/vpn/status", "GET /v1/dns/status", "GET /v1/portforward", "GET /metrics"]
 auth = "basic"
 username = "lab"
 password = "lab-password"

@@ -74,6 +74,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/control-auth.toml"),
     ),
     (
+        "bandwidth-metrics",
+        include_str!("../../scenarios/bandwidth-metrics.toml"),
+    ),
+    (
         "forwarded-port",
         include_str!("../../scenarios/forwarded-port.toml"),
     ),

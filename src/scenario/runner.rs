@@ -345,6 +345,7 @@ impl Runner<'_> {
             tracing::warn!("writing the gateway's key file {f}: {e}");
         }
         let mut st = RunState {
+            metrics: Default::default(),
             old_key: None,
             current_key: self.services.keys.client_private,
             swarm: None,

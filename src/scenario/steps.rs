@@ -27,6 +27,11 @@ pub enum ExternalKind {
     Doh,
 }
 
+/// How long a `control` step with `grows` reads the metrics again: the
+/// gateway publishes its tunnel's counters on the tunnel's timer tick
+/// (250 ms), so growth may show a tick late.
+const METRICS_LAG: Duration = Duration::from_secs(2);
+
 /// One step's outcome from our own probe and an independent client's.
 pub(crate) fn merge(own: Outcome, external: Vec<String>, log: &[String]) -> Outcome {
     if external.is_empty() {
@@ -69,6 +74,9 @@ pub struct RunState<'s> {
     /// The gateway ended (or never started) without a step making it: a
     /// finding, reported once per scenario.
     pub unexpected_exit: Option<GatewayExit>,
+    /// The last reading of every unlabelled Prometheus sample a `control`
+    /// step saw, for `grows`.
+    pub metrics: std::collections::BTreeMap<String, f64>,
     /// The private key the gateway had before the last `rotate-key`, for
     /// `old-key-refused`; and the one it has now.
     pub old_key: Option<[u8; 32]>,
@@ -501,6 +509,7 @@ impl Runner<'_> {
                 body,
                 status,
                 contains,
+                grows,
             } => {
                 log.push(format!(
                     "{method} http://{target}{path}{}",
@@ -510,37 +519,67 @@ impl Runner<'_> {
                         ""
                     }
                 ));
-                let r = probe::http_request(
-                    self.lab.ns(host::GW)?,
-                    method,
-                    *target,
-                    path,
-                    headers,
-                    body.clone(),
-                    PROBE_TIMEOUT,
-                )
-                .await;
-                match r {
-                    Err(e) => fail(
-                        format!("no answer from the control server: {e}"),
-                        log.join("\n"),
-                    ),
-                    Ok((code, text)) => {
+                // Counters are published on the tunnel's timer tick: a
+                // reading that should show growth is repeated (bounded)
+                // until it does; any other check is one request.
+                let deadline = tokio::time::Instant::now() + METRICS_LAG;
+                let before = st.metrics.clone();
+                loop {
+                    let r = probe::http_request(
+                        self.lab.ns(host::GW)?,
+                        method,
+                        *target,
+                        path,
+                        headers,
+                        body.clone(),
+                        PROBE_TIMEOUT,
+                    )
+                    .await;
+                    let (code, text) = match r {
+                        Err(e) => {
+                            break fail(
+                                format!("no answer from the control server: {e}"),
+                                log.join("\n"),
+                            );
+                        }
+                        Ok(a) => a,
+                    };
+                    if code != *status {
                         log.push(format!("{code}: {text}"));
-                        if code != *status {
-                            fail(
-                                format!("expected {status}, got {code}: {text}"),
+                        break fail(
+                            format!("expected {status}, got {code}: {text}"),
+                            log.join("\n"),
+                        );
+                    }
+                    if let Some(c) = contains.as_ref().filter(|c| !text.contains(c.as_str())) {
+                        log.push(format!("{code}: {text}"));
+                        break fail(
+                            format!("the answer does not contain {c:?}: {text}"),
+                            log.join("\n"),
+                        );
+                    }
+                    let now = crate::model::prom::samples(&text);
+                    if grows.is_empty() {
+                        log.push(format!("{code}: {text}"));
+                        st.metrics.extend(now);
+                        break Outcome::Passed;
+                    }
+                    match crate::model::prom::growth(&before, &now, grows) {
+                        Ok(g) => {
+                            log.push(format!("{code}; grown since the last reading: {g}"));
+                            st.metrics.extend(now);
+                            break Outcome::Passed;
+                        }
+                        Err(why) if tokio::time::Instant::now() >= deadline => {
+                            log.push(format!("{code}: {text}"));
+                            st.metrics.extend(now);
+                            break fail(
+                                format!("{why} (read again for {METRICS_LAG:?})"),
                                 log.join("\n"),
-                            )
-                        } else if let Some(c) =
-                            contains.as_ref().filter(|c| !text.contains(c.as_str()))
-                        {
-                            fail(
-                                format!("the answer does not contain {c:?}: {text}"),
-                                log.join("\n"),
-                            )
-                        } else {
-                            Outcome::Passed
+                            );
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
                 }

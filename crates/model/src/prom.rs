@@ -72,9 +72,71 @@ impl Text {
     }
 }
 
+/// The unlabelled samples of a Prometheus text exposition, by name (the
+/// reading side, for scenarios that check a gateway's metrics). Comments,
+/// labelled samples and lines that do not parse are left out.
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, value) = (w.next()?, w.next()?);
+            if name.contains('{') {
+                return None;
+            }
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Whether each named sample grew by at least its amount from `before` to
+/// `after`: `Ok` with the growths, or what did not grow enough (pure).
+pub fn growth(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    want: &[(String, u64)],
+) -> Result<String, String> {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for (name, least) in want {
+        match (before.get(name), after.get(name)) {
+            (Some(b), Some(a)) if a - b >= *least as f64 => ok.push(format!("{name} +{}", a - b)),
+            (Some(b), Some(a)) => bad.push(format!(
+                "{name} grew by {} (from {b} to {a}), less than {least}",
+                a - b
+            )),
+            (None, _) => bad.push(format!("{name}: no earlier reading in this scenario")),
+            (_, None) => bad.push(format!("{name}: not in the answer")),
+        }
+    }
+    if bad.is_empty() {
+        Ok(ok.join(", "))
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_are_read_back_and_growth_judged() {
+        let a = samples("# HELP x y\n# TYPE x counter\nx 10\ny{l=\"1\"} 3\nz 1.5\nbad\n");
+        assert_eq!(a.len(), 2);
+        assert_eq!(a["x"], 10.0);
+        let b = samples("x 2000\nz 1.5\n");
+        let want = vec![("x".to_string(), 1400)];
+        assert!(growth(&a, &b, &want).unwrap().contains("x +1990"));
+        let e = growth(&a, &b, &[("z".to_string(), 1)]).unwrap_err();
+        assert!(e.contains("grew by 0"), "{e}");
+        assert!(growth(&b, &a, &want).is_err());
+        assert!(
+            growth(&a, &b, &[("w".to_string(), 1)])
+                .unwrap_err()
+                .contains("no earlier")
+        );
+    }
 
     #[test]
     fn families_have_help_type_and_escaped_labels() {

@@ -165,7 +165,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "control",
         Control,
-        "a request to the gateway's control server, from its namespace. Fields: method (default GET), path, target (default 127.0.0.1:8000), auth (\"basic USER:PASSWORD\" or \"apikey KEY\"), body, status (expected HTTP status), contains (a substring of the body)."
+        "a request to the gateway's control server, from its namespace. Fields: method (default GET), path, target (default 127.0.0.1:8000), auth (\"basic USER:PASSWORD\" or \"apikey KEY\"), body, status (expected HTTP status), contains (a substring of the body), grows (a table of Prometheus sample names and the least each must have grown by since the scenario's previous control step read it, e.g. { leakhound_gateway_tunnel_transmit_bytes_total = 1400 })."
     ),
     spec!(
         "forwarded-port",
@@ -723,6 +723,7 @@ struct Control {
     body: Option<String>,
     status: u16,
     contains: Option<String>,
+    grows: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl StepFields for Control {
@@ -767,6 +768,7 @@ impl StepFields for Control {
             body: self.body.unwrap_or_default(),
             status: self.status,
             contains: self.contains,
+            grows: self.grows.unwrap_or_default().into_iter().collect(),
         })
     }
 }

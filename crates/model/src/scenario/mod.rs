@@ -206,6 +206,10 @@ pub enum Action {
         body: String,
         status: u16,
         contains: Option<String>,
+        /// Prometheus samples (unlabelled) that must have grown by at least
+        /// this much since the previous `control` step of the scenario read
+        /// them (`GET /metrics`: the tunnel's byte counters).
+        grows: Vec<(String, u64)>,
     },
     /// Knock on the gateway's forwarded port (read from its status file):
     /// `via = "exit"` (a prober on the internet at 203.0.113.77), `"home"`
@@ -556,11 +560,14 @@ pub enum Capability {
     /// It takes a new private key from WIREGUARD_PRIVATE_KEY_SECRETFILE when
     /// told to (`PUT /v1/wireguard/key` on its control server).
     KeyRotation,
+    /// Prometheus text at `GET /metrics` on its control server, with the
+    /// tunnel's byte counters (leakhound's gateway; Gluetun has none).
+    Metrics,
 }
 
 /// Capability names as scenario files and targets files write them, with
 /// what each means.
-pub const CAPABILITIES: [(&str, Capability, &str); 7] = [
+pub const CAPABILITIES: [(&str, Capability, &str); 8] = [
     (
         "control-server",
         Capability::ControlServer,
@@ -595,6 +602,11 @@ pub const CAPABILITIES: [(&str, Capability, &str); 7] = [
         "key-rotation",
         Capability::KeyRotation,
         "re-reads WIREGUARD_PRIVATE_KEY_SECRETFILE on PUT /v1/wireguard/key (the lab's ops role) and moves its tunnel to the new key",
+    ),
+    (
+        "metrics",
+        Capability::Metrics,
+        "Prometheus text at GET /metrics on the control server, with the tunnel's receive and transmit byte counters",
     ),
 ];
 
@@ -683,8 +695,11 @@ impl Scenario {
                 Action::Health { .. } => {
                     r.insert(Capability::HealthServer);
                 }
-                Action::Control { .. } => {
+                Action::Control { path, .. } => {
                     r.insert(Capability::ControlServer);
+                    if path == "/metrics" {
+                        r.insert(Capability::Metrics);
+                    }
                 }
                 Action::ForwardedPort { .. }
                 | Action::PortCommand { .. }
