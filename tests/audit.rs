@@ -125,14 +125,37 @@ fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
         .expect("promtool (ci/setup.sh installs Debian's prometheus)");
     assert!(check.status.success(), "{}", text(&check));
 
-    // Sidecar mode: leakhound inside the gateway's namespace audits it.
+    // Sidecar mode: leakhound inside the gateway's namespace audits it
+    // (with JSON Lines on its standard output, as a log shipper reads it).
     let ns = netns::Netns::open(lab.gw()).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakhound"));
-    cmd.args(["audit", "--netns", "self", "--profile", PROFILE, "--out"])
-        .arg(out.path().join("sidecar"));
+    cmd.args([
+        "audit",
+        "--netns",
+        "self",
+        "--format",
+        "json",
+        "--profile",
+        PROFILE,
+        "--out",
+    ])
+    .arg(out.path().join("sidecar"));
     ns.command(&mut cmd).unwrap();
     let o = cmd.output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12, "{lines:#?}");
+    assert!(
+        lines[..11]
+            .iter()
+            .all(|l| l["event"] == "case_finished" && l["outcome"] == "passed")
+    );
+    assert_eq!(lines[11]["event"], "audit_finished");
+    assert_eq!(lines[11]["passed"], true);
+    assert_eq!(lines[11]["schema"], 1);
 
     // Nothing changed; the namespace and its processes survive the audit,
     // `reap` and a later run (whose reaper leaves the detached lab alone).
@@ -304,7 +327,7 @@ fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exi
     std::fs::write(
         &profile,
         format!(
-            "name = \"pf\"\n[forwarded-port]\ncontrol-url = \"http://127.0.0.1:8000\"\napi-key-file = \"{}\"\nprober-url = \"http://192.0.2.80/leakhound/probe?port={{port}}\"\n[capture]\nendpoint = \"203.0.113.10:51820\"\nallowed = [\"172.21.0.0/16\", \"172.20.0.0/16\"]\n",
+            "name = \"pf\"\n[forwarded-port]\ncontrol-url = \"http://127.0.0.1:8000\"\napi-key-file = \"{}\"\nprober-url = \"http://192.0.2.80/leakhound/probe?port={{port}}\"\nqbittorrent-url = \"http://127.0.0.1:18080\"\n[capture]\nendpoint = \"203.0.113.10:51820\"\nallowed = [\"172.21.0.0/16\", \"172.20.0.0/16\"]\n",
             key_file.display()
         ),
     )
@@ -344,6 +367,38 @@ fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exi
             );
         }
     };
+    // qBittorrent's WebUI as the audit asks it (GET
+    // /api/v2/app/preferences from localhost, no login), listening first
+    // on the wrong port.
+    let listen_port = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(port + 1));
+    let webui = ns
+        .run(|| std::net::TcpListener::bind("127.0.0.1:18080"))
+        .unwrap()
+        .unwrap();
+    {
+        let listen_port = listen_port.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut c in webui.incoming().flatten() {
+                let mut buf = [0u8; 2048];
+                let n = c.read(&mut buf).unwrap_or(0);
+                let asked = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let body = if asked.starts_with("GET /api/v2/app/preferences ") {
+                    format!(
+                        "{{\"listen_port\":{},\"upnp\":true}}",
+                        listen_port.load(std::sync::atomic::Ordering::SeqCst)
+                    )
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
     let audit = |out: &Path| {
         let o = leakhound(&[
             "audit",
@@ -373,7 +428,15 @@ fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exi
         )),
         "{t}"
     );
-    // A dependent listens on it: open at the exit.
+    assert!(
+        t.contains(&format!(
+            "qBittorrent listens on {}, the forwarded port is {port}",
+            port + 1
+        )),
+        "{t}"
+    );
+    // qBittorrent follows the port, and listens on it: open at the exit.
+    listen_port.store(port, std::sync::atomic::Ordering::SeqCst);
     let listener = ns
         .run(move || std::net::TcpListener::bind(("0.0.0.0", port)))
         .unwrap()
@@ -383,6 +446,12 @@ fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exi
     assert_eq!(code, Some(0), "{t}");
     assert!(
         t.contains(&format!("port {port} is open at the exit")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "PASS  forwarded-port-client        qBittorrent listens on {port}"
+        )),
         "{t}"
     );
     drop(listener);
