@@ -871,3 +871,15 @@ async fn bandwidth_metrics_fails_when_the_counters_fall_short_of_the_traffic() {
         &["less than 1073741824"],
     );
 }
+
+/// The gateway's metrics read the kill switch back from the kernel: with
+/// it flushed from outside, they say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_metrics_fails_when_the_kill_switch_is_flushed() {
+    let (r, _) = run_tampered("bandwidth-metrics", nft(FLUSH_KILL_SWITCH)).await;
+    assert_failed(
+        &r,
+        "the gateway's metrics say its kill switch is in the kernel as installed",
+        &["does not contain", "leakhound_gateway_kill_switch_intact 0"],
+    );
+}

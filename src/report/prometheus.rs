@@ -38,19 +38,19 @@ pub fn render(
         .family(
             "leakhound_check_success",
             Kind::Gauge,
-            "1 when the scenario passed, 0 when it failed; absent when it was skipped.",
+            "Whether the scenario passed: 1 passed, 0 failed; absent when it was skipped.",
             per(&|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string())),
         )
         .family(
             "leakhound_check_waived",
             Kind::Gauge,
-            "1 when the scenario's failures are all waived (--waivers): not passed, not failing the run.",
+            "Whether the scenario's failures are all waived (--waivers): 1 yes (not passed, not failing the run), 0 no.",
             per(&|r| Some(u8::from(r.waived()).to_string())),
         )
         .family(
             "leakhound_check_skipped",
             Kind::Gauge,
-            "1 when the scenario was skipped (the target or the lab cannot run it).",
+            "Whether the scenario was skipped (the target or the lab cannot run it): 1 yes, 0 no.",
             per(&|r| Some(u8::from(r.skipped()).to_string())),
         )
         .family(
@@ -68,7 +68,7 @@ pub fn render(
         .single(
             "leakhound_run_success",
             Kind::Gauge,
-            "1 when the run passed (its exit status was 0): every scenario passed, was skipped or had its failures waived.",
+            "Whether the run passed (its exit status was 0: every scenario passed, was skipped or had its failures waived): 1 yes, 0 no.",
             u8::from(success),
         )
         .single(
@@ -124,13 +124,13 @@ pub fn render_audit(
         .family(
             "leakhound_check_success",
             Kind::Gauge,
-            "1 when the audit's check passed, 0 when it failed; absent when it was skipped.",
+            "Whether the audit's check passed: 1 passed, 0 failed; absent when it was skipped.",
             per(&|c| (!skipped(c)).then(|| u8::from(c.outcome == Outcome::Passed).to_string())),
         )
         .family(
             "leakhound_check_skipped",
             Kind::Gauge,
-            "1 when the audit's check was skipped.",
+            "Whether the audit's check was skipped: 1 yes, 0 no.",
             per(&|c| Some(u8::from(skipped(c)).to_string())),
         )
         .family(
@@ -155,7 +155,7 @@ pub fn render_audit(
         .single(
             "leakhound_run_success",
             Kind::Gauge,
-            "1 when the audit passed (its exit status was 0).",
+            "Whether the audit passed (its exit status was 0): 1 yes, 0 no.",
             u8::from(success),
         )
         .single(

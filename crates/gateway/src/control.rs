@@ -36,6 +36,9 @@ pub struct ControlState {
     pub tunnel: watch::Receiver<Option<super::TunnelHandle>>,
     /// Tunnel restarts so far, for `/metrics`.
     pub restarts: Arc<std::sync::atomic::AtomicU64>,
+    /// The kill switch the gateway installed last (none: disabled), read
+    /// back from the kernel for `/metrics`.
+    pub kill_switch: super::InstalledKillSwitch,
 }
 
 type Shared = Arc<ControlState>;
@@ -188,6 +191,17 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// The kill switch as read back from the kernel at a scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillSwitch {
+    /// FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off.
+    Disabled,
+    /// The kernel holds exactly the rules the gateway installed.
+    Intact,
+    /// Missing or changed (someone flushed or edited them).
+    Changed,
+}
+
 /// The gateway's metrics in Prometheus' text format (pure): whether a
 /// tunnel runs, its bytes each way and handshakes (counters that start
 /// again with each new tunnel), the age of its last handshake, tunnel
@@ -197,6 +211,7 @@ pub fn metrics_text(
     tunnel: Option<&leakhound_net::tunnel::TunnelStatus>,
     restarts: u64,
     forwarded_port: u16,
+    kill_switch: KillSwitch,
     now: std::time::SystemTime,
 ) -> String {
     use leakhound_model::prom::{Kind, Text};
@@ -205,7 +220,7 @@ pub fn metrics_text(
     o.single(
         "leakhound_gateway_tunnel_up",
         Kind::Gauge,
-        "1 while the WireGuard tunnel runs.",
+        "Whether the WireGuard tunnel runs: 1 yes, 0 no.",
         u8::from(running && tunnel.is_some()),
     )
     .single(
@@ -246,6 +261,18 @@ pub fn metrics_text(
         "The forwarded port (0: none).",
         forwarded_port,
     )
+    .single(
+        "leakhound_gateway_kill_switch_enabled",
+        Kind::Gauge,
+        "Whether the kill switch is enabled by configuration: 1 yes, 0 disabled.",
+        u8::from(kill_switch != KillSwitch::Disabled),
+    )
+    .single(
+        "leakhound_gateway_kill_switch_intact",
+        Kind::Gauge,
+        "Whether the kernel holds exactly the kill switch the gateway installed (read back at each scrape): 1 yes, 0 missing, changed or disabled.",
+        u8::from(kill_switch == KillSwitch::Intact),
+    )
     .finish()
 }
 
@@ -255,11 +282,25 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .borrow()
         .as_ref()
         .map(|t| t.status.borrow().clone());
+    // What the kernel holds now, not what was installed: read back.
+    let policy = s.kill_switch.lock().expect("kill switch lock").clone();
+    let kill_switch = match policy {
+        None => KillSwitch::Disabled,
+        Some(p) => match tokio::task::spawn_blocking(move || super::firewall::verify(&p)).await {
+            Ok(Ok(())) => KillSwitch::Intact,
+            Ok(Err(e)) => {
+                tracing::warn!("metrics: the kill switch is not as installed: {e}");
+                KillSwitch::Changed
+            }
+            Err(_) => KillSwitch::Changed,
+        },
+    };
     let text = metrics_text(
         *s.vpn_running.borrow(),
         status.as_ref(),
         s.restarts.load(std::sync::atomic::Ordering::Relaxed),
         *s.forwarded_port.borrow(),
+        kill_switch,
         std::time::SystemTime::now(),
     );
     (
@@ -336,6 +377,7 @@ mod tests {
                     rx
                 },
                 restarts: Arc::new(std::sync::atomic::AtomicU64::new(2)),
+                kill_switch: Default::default(),
                 key_file: None,
                 auth: AuthConfig::parse(auth).unwrap(),
                 public_ip: ip_rx,
@@ -421,7 +463,7 @@ mod tests {
             rx_bytes: 4_194_304,
             ..Default::default()
         };
-        let m = metrics_text(true, Some(&t), 1, 20000, now);
+        let m = metrics_text(true, Some(&t), 1, 20000, KillSwitch::Intact, now);
         for line in [
             "leakhound_gateway_tunnel_up 1",
             "leakhound_gateway_tunnel_receive_bytes_total 4194304",
@@ -430,13 +472,20 @@ mod tests {
             "leakhound_gateway_handshake_age_seconds 2.500",
             "leakhound_gateway_tunnel_restarts_total 1",
             "leakhound_gateway_forwarded_port 20000",
+            "leakhound_gateway_kill_switch_enabled 1",
+            "leakhound_gateway_kill_switch_intact 1",
         ] {
             assert!(m.lines().any(|l| l == line), "{line}: {m}");
         }
         // No tunnel: down, zero bytes, no handshake age.
-        let m = metrics_text(false, None, 0, 0, now);
+        let m = metrics_text(false, None, 0, 0, KillSwitch::Changed, now);
         assert!(m.contains("leakhound_gateway_tunnel_up 0\n"));
         assert!(!m.contains("handshake_age"));
+        assert!(m.contains("leakhound_gateway_kill_switch_enabled 1\n"));
+        assert!(m.contains("leakhound_gateway_kill_switch_intact 0\n"));
+        let m = metrics_text(false, None, 0, 0, KillSwitch::Disabled, now);
+        assert!(m.contains("leakhound_gateway_kill_switch_enabled 0\n"));
+        assert!(m.contains("leakhound_gateway_kill_switch_intact 0\n"));
         // promtool accepts it where installed (ci/setup.sh installs it).
         if let Ok(mut c) = std::process::Command::new("promtool")
             .args(["check", "metrics"])
@@ -449,7 +498,9 @@ mod tests {
             c.stdin
                 .take()
                 .unwrap()
-                .write_all(metrics_text(true, Some(&t), 1, 20000, now).as_bytes())
+                .write_all(
+                    metrics_text(true, Some(&t), 1, 20000, KillSwitch::Intact, now).as_bytes(),
+                )
                 .unwrap();
             let out = c.wait_with_output().unwrap();
             assert!(

@@ -348,6 +348,11 @@ impl Parts<'_> {
     }
 }
 
+/// The kill switch the gateway installed last (none: disabled by
+/// configuration), shared by whoever re-applies it (port forwarding) and
+/// `/metrics`, which reads it back from the kernel.
+pub type InstalledKillSwitch = Arc<std::sync::Mutex<Option<FirewallPolicy>>>;
+
 /// What [`close_kill_switch`] found and applied, for [`run`].
 pub struct Closed {
     underlay: underlay::Underlay,
@@ -456,7 +461,9 @@ pub async fn run(
     let (tunnel_tx, tunnel_rx) = tokio::sync::watch::channel(None);
     let restarts = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let control_listener = bind("HTTP_CONTROL_SERVER_ADDRESS", cfg.control.address).await?;
+    let kill_switch: InstalledKillSwitch = Arc::new(std::sync::Mutex::new(base_policy.clone()));
     let control_state = std::sync::Arc::new(control::ControlState {
+        kill_switch: kill_switch.clone(),
         tunnel: tunnel_rx.clone(),
         restarts: restarts.clone(),
         key_file: cfg.private_key_file.clone(),
@@ -561,6 +568,7 @@ pub async fn run(
             cfg.interface.clone(),
             tunnel_tx.subscribe(),
             base_policy.clone(),
+            kill_switch.clone(),
             a.clone(),
         ));
         a

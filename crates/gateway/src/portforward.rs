@@ -198,6 +198,7 @@ pub async fn run(
     interface: String,
     mut tunnel: watch::Receiver<Option<super::TunnelHandle>>,
     base_policy: Option<FirewallPolicy>,
+    installed: super::InstalledKillSwitch,
     announcer: Announcer,
 ) {
     // The last port granted (asked for again), the one open in the kill
@@ -231,9 +232,11 @@ pub async fn run(
                         && let Some(base) = &base_policy
                     {
                         let p = with_forwarded_port(base, port, pf.listening_port);
+                        let applied = p.clone();
                         match tokio::task::spawn_blocking(move || firewall::apply(&p)).await {
                             Ok(Ok(_)) => {
                                 opened = port;
+                                *installed.lock().expect("kill switch lock") = Some(applied);
                                 match pf.listening_port {
                                     Some(l) => tracing::info!(
                                         "port forwarding: {port} open on {interface}, redirected to {l}"

@@ -7,7 +7,7 @@ pub mod apply;
 pub mod nfnl;
 pub mod policy;
 
-pub use apply::{FirewallError, apply, lockdown, remove};
+pub use apply::{FirewallError, apply, lockdown, remove, verify};
 
 /// How the gateway's log says that a start found its kill switch still in
 /// the kernel and only read it back (the soak counts these starts apart).
