@@ -637,7 +637,7 @@ async fn tunnel_down(
         endpoint.ip(),
         endpoint.port()
     );
-    nft(ns, &rules).map_err(Finding::error)?;
+    crate::lab::nft_in(ns, &rules).map_err(Finding::error)?;
     let r = async {
         // The tunnel is cut now; give established flows a fresh start.
         let blocked = get(ns, resolver, whoami, &[]).await;
@@ -653,7 +653,7 @@ async fn tunnel_down(
         Ok(format!("tunnel blocked: {whoami} unanswered ({during:?})"))
     }
     .await;
-    let undo = nft(ns, &format!("delete table inet {BLOCK_TABLE}\n"));
+    let undo = crate::lab::nft_in(ns, &format!("delete table inet {BLOCK_TABLE}\n"));
     if let Err(e) = undo {
         return Err(Finding::error(format!(
             "could not remove the audit's table {BLOCK_TABLE}: {e}"
@@ -679,32 +679,6 @@ async fn tunnel_down(
                 )));
             }
         }
-    }
-}
-
-/// Applies an nft batch inside `ns`.
-fn nft(ns: &Netns, batch: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut cmd = std::process::Command::new("nft");
-    cmd.args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    ns.command(&mut cmd).map_err(|e| e.to_string())?;
-    let mut child = cmd.spawn().map_err(|e| format!("running nft: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(batch.as_bytes())
-        .map_err(|e| format!("writing to nft: {e}"))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("running nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 

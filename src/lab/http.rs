@@ -25,38 +25,61 @@ pub fn serve(
     let body = Arc::new(body);
     for &addr in listen {
         let listener = self::listen(ns, service, addr)?;
-        let (log, body) = (log.clone(), body.clone());
-        let app = Router::new().fallback(
-            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
-                let (log, body) = (log.clone(), body.clone());
-                async move {
-                    log.record(
-                        service,
-                        peer,
-                        format!("{} {} on {addr}", req.method(), req.uri()),
-                    );
-                    // Any origin may read the answer: the browser probe's
-                    // page (on the gateway's loopback) reads whoami's.
-                    (
-                        [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-                        body(peer),
-                    )
-                }
-            },
-        );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::warn!("{service} on {addr}: {e}");
-            }
-        });
+        let body = body.clone();
+        let app = answering(service, addr, log.clone(), move |peer| body(peer));
+        spawn(listener, app, cancel.clone(), service, addr);
     }
     Ok(())
+}
+
+/// A router whose every request is logged as `service` with its source
+/// and answered with `body(caller)`, readable from any origin (the browser
+/// probe's page, on the gateway's loopback, reads whoami's). Services add
+/// their own routes in front of it.
+pub(crate) fn answering(
+    service: &'static str,
+    addr: SocketAddr,
+    log: ServiceLog,
+    body: impl Fn(SocketAddr) -> String + Send + Sync + 'static,
+) -> Router {
+    let body = Arc::new(body);
+    Router::new().fallback(
+        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
+            let (log, body) = (log.clone(), body.clone());
+            async move {
+                log.record(
+                    service,
+                    peer,
+                    format!("{} {} on {addr}", req.method(), req.uri()),
+                );
+                (
+                    [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+                    body(peer),
+                )
+            }
+        },
+    )
+}
+
+/// Serves `app` on `listener` until `cancel`, each request knowing its
+/// caller's address.
+pub(crate) fn spawn(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cancel: CancellationToken,
+    service: &'static str,
+    addr: SocketAddr,
+) {
+    tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::warn!("{service} on {addr}: {e}");
+        }
+    });
 }
 
 /// A TCP listener on `addr` inside `ns`, for the runtime (every lab HTTP

@@ -39,79 +39,58 @@ pub fn start(
     use axum::routing::get;
     for &addr in listen {
         let listener = super::http::listen(ns, SERVICE, addr)?;
-        let (leak_log, any_log, probe_log) = (log.clone(), log.clone(), log.clone());
+        let (leak_log, probe_log) = (log.clone(), log.clone());
         let prober_ns = std::sync::Arc::new(ns.try_clone()?);
-        let app = axum::Router::new()
-            .route(
-                "/leakhound/dns-leak/{nonce}",
-                get(
-                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(nonce): Path<String>| {
-                        let log = leak_log.clone();
-                        async move {
-                            log.record(SERVICE, peer, format!("GET dns-leak results for {nonce}"));
-                            axum::Json(dns_askers(&log, &nonce))
-                        }
-                    },
-                ),
-            )
-            .route(
-                "/leakhound/probe",
-                get(
-                    move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                          Query(q): Query<std::collections::BTreeMap<String, String>>| {
-                        let log = probe_log.clone();
-                        let ns = prober_ns.clone();
-                        async move {
-                            let port = q.get("port").and_then(|p| p.parse::<u16>().ok());
-                            let Some(port) = port.filter(|&p| p != 0) else {
-                                return (
-                                    axum::http::StatusCode::BAD_REQUEST,
-                                    "port=N (1-65535) wanted\n".to_string(),
-                                );
-                            };
-                            let target = SocketAddr::new(peer.ip(), port);
-                            let open = probe(&ns, target).await;
-                            log.record(
-                                SERVICE,
-                                peer,
-                                format!("probe of {target}: {}", if open { "open" } else { "closed" }),
-                            );
-                            (
-                                axum::http::StatusCode::OK,
-                                serde_json::json!({"address": target.to_string(), "open": open})
-                                    .to_string(),
-                            )
-                        }
-                    },
-                ),
-            )
-            .fallback(
-                move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| {
-                    let log = any_log.clone();
+        let app = super::http::answering(SERVICE, addr, log.clone(), |peer| {
+            format!("{}\n", peer.ip())
+        })
+        .route(
+            "/leakhound/dns-leak/{nonce}",
+            get(
+                move |ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(nonce): Path<String>| {
+                    let log = leak_log.clone();
                     async move {
+                        log.record(SERVICE, peer, format!("GET dns-leak results for {nonce}"));
+                        axum::Json(dns_askers(&log, &nonce))
+                    }
+                },
+            ),
+        )
+        .route(
+            "/leakhound/probe",
+            get(
+                move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                      Query(q): Query<std::collections::BTreeMap<String, String>>| {
+                    let log = probe_log.clone();
+                    let ns = prober_ns.clone();
+                    async move {
+                        let port = q.get("port").and_then(|p| p.parse::<u16>().ok());
+                        let Some(port) = port.filter(|&p| p != 0) else {
+                            return (
+                                axum::http::StatusCode::BAD_REQUEST,
+                                "port=N (1-65535) wanted\n".to_string(),
+                            );
+                        };
+                        let target = SocketAddr::new(peer.ip(), port);
+                        let open = probe(&ns, target).await;
                         log.record(
                             SERVICE,
                             peer,
-                            format!("{} {} on {addr}", req.method(), req.uri()),
+                            format!(
+                                "probe of {target}: {}",
+                                if open { "open" } else { "closed" }
+                            ),
                         );
                         (
-                            [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-                            format!("{}\n", peer.ip()),
+                            axum::http::StatusCode::OK,
+                            serde_json::json!({"address": target.to_string(), "open": open})
+                                .to_string(),
                         )
                     }
                 },
-            );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::warn!("{SERVICE} on {addr}: {e}");
-            }
-        });
+            ),
+        );
+        super::http::spawn(listener, app, cancel.clone(), SERVICE, addr);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use crate::located::FileError;
+use crate::located::{Doc, FileError};
 
 /// A parsed, checked audit profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,29 +271,8 @@ struct RawCapture {
     allowed: Vec<Spanned<String>>,
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-struct Doc<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
+/// Typed readings of the profile's values, with where they are wrong.
 impl Doc<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> FileError {
-        let (line, column) = line_col(self.text, offset);
-        FileError::At {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-
     fn value<T>(
         &self,
         v: &Spanned<String>,
@@ -335,12 +314,7 @@ impl Doc<'_> {
 /// Reads a profile. `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<AuditProfile, FileError> {
     let doc = Doc { file, text };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
-        doc.at(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_string(),
-        )
-    })?;
+    let raw: Raw = toml::from_str(text).map_err(|e| doc.de(&e, 0, ""))?;
     let resolver = match &raw.resolver {
         Some(r) => doc.sock(r, "resolver")?,
         None => SocketAddr::from(([127, 0, 0, 1], 53)),

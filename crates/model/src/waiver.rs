@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use crate::located::FileError;
+use crate::located::{Doc, FileError};
 use crate::verdict::{Outcome, ScenarioResult};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,35 +75,15 @@ struct RawWaiver {
     expires: Spanned<toml::value::Datetime>,
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    (
-        before.matches('\n').count() + 1,
-        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-    )
-}
-
 /// Reads a waivers file. `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Waiver>, FileError> {
-    let at = |offset: usize, message: String| {
-        let (line, column) = line_col(text, offset);
-        FileError::At {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-        }
-    };
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        at(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_string(),
-        )
-    })?;
+    let doc = Doc { file, text };
+    let at = |offset: usize, message: String| doc.at(offset, message);
+    let raw: RawFile = toml::from_str(text).map_err(|e| doc.de(&e, 0, ""))?;
     raw.waiver
         .into_iter()
         .map(|w| {
-            let line = line_col(text, w.span().start).0;
+            let line = crate::located::line_col(text, w.span().start).0;
             let w = w.into_inner();
             if w.reason.get_ref().trim().is_empty() {
                 return Err(at(w.reason.span().start, "reason: say why".into()));

@@ -73,6 +73,11 @@ impl Nl {
     }
 
     pub async fn index(&self, name: &str) -> Result<u32> {
+        Ok(self.link(name).await?.header.index)
+    }
+
+    /// The interface called `name`, as the kernel describes it.
+    async fn link(&self, name: &str) -> Result<rtnetlink::packet_route::link::LinkMessage> {
         let mut links = self
             .handle
             .link()
@@ -80,7 +85,7 @@ impl Nl {
             .match_name(name.to_string())
             .execute();
         match links.try_next().await {
-            Ok(Some(msg)) => Ok(msg.header.index),
+            Ok(Some(msg)) => Ok(msg),
             Ok(None) => Err(NetlinkError::NoSuchLink(name.to_string())),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
                 Err(NetlinkError::NoSuchLink(name.to_string()))
@@ -109,20 +114,7 @@ impl Nl {
     /// peer.
     pub async fn link_peer(&self, name: &str) -> Result<Option<(u32, Option<i32>)>> {
         use rtnetlink::packet_route::link::LinkAttribute;
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        let msg = match links.try_next().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Err(NetlinkError::NoSuchLink(name.to_string())),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
-                return Err(NetlinkError::NoSuchLink(name.to_string()));
-            }
-            Err(e) => return Err(req(format!("looking up {name}"))(e)),
-        };
+        let msg = self.link(name).await?;
         let mut link = None;
         let mut nsid = None;
         for a in &msg.attributes {

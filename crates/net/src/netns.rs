@@ -642,12 +642,7 @@ pub fn kill_all_in_but(ns: &Netns, spare: &[i32]) -> usize {
 pub fn share_netns_dir() -> io::Result<()> {
     fs::create_dir_all(NETNS_DIR)?;
     fs::create_dir_all(RUN_DIR)?;
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(Path::new(RUN_DIR).join("netns-dir.lock"))?;
-    lock.lock()?;
+    let _lock = locked("netns-dir.lock")?;
     let shared = || {
         mount(
             None::<&str>,
@@ -955,11 +950,17 @@ pub fn reap_stale() -> Vec<String> {
 /// The reapers' turn (an exclusive lock on `/run/leakhound/reap.lock`,
 /// waited for), also taken while a run claims its id.
 fn reap_turn() -> io::Result<File> {
+    locked("reap.lock")
+}
+
+/// An exclusive lock on `/run/leakhound/NAME`, waited for; released when
+/// the file is dropped.
+fn locked(name: &str) -> io::Result<File> {
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(Path::new(RUN_DIR).join("reap.lock"))?;
+        .open(Path::new(RUN_DIR).join(name))?;
     f.lock()?;
     Ok(f)
 }

@@ -16,36 +16,7 @@ use crate::topology::{Topology, wire};
 /// A scenario file that cannot be used, with where and why.
 pub use crate::located::FileError as ScenarioError;
 
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-struct Doc<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Doc<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
-        let (line, column) = line_col(self.text, offset);
-        ScenarioError::At {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-
-    /// A serde/toml error: its own message, at its span (or `fallback`).
-    fn de(&self, e: &toml::de::Error, fallback: usize, prefix: &str) -> ScenarioError {
-        let offset = e.span().map_or(fallback, |s| s.start);
-        self.at(offset, format!("{prefix}{}", e.message().trim()))
-    }
-}
+use crate::located::Doc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
