@@ -281,7 +281,6 @@ fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
 #[test]
 fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
     require_root();
-    let before = netns::list_ours();
     // A scenario that waits long for a handshake that cannot happen.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -308,26 +307,43 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
         .arg(out.path())
         .arg("--env")
         .arg(format!("WIREGUARD_PUBLIC_KEY={}", encode_key(&wrong)))
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until its gateway host exists (the lab is built and running).
-    let t = Instant::now();
-    let run_ns = loop {
-        let new: Vec<String> = netns::list_ours()
-            .into_iter()
-            .filter(|n| !before.contains(n))
-            .collect();
-        if let Some(gw) = new.iter().find(|n| n.ends_with(&format!("-{}", host::GW)))
-            && new.len() >= Topology::default_profile().hosts.len()
+    // Its run id, from its first line (other tests in this binary build
+    // labs at the same time: a new namespace may be theirs).
+    let (id_tx, id_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
         {
-            break netns::run_id_of(gw).unwrap().to_string();
+            if let Some(id) = line
+                .strip_prefix("leakhound run ")
+                .and_then(|r| r.split(':').next())
+            {
+                let _ = id_tx.send(id.to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
         }
+        all
+    });
+    let run_ns = id_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the run said its id");
+    let t = Instant::now();
+    // Wait until its gateway host exists (the lab is built and running).
+    while ours(&run_ns).len() < Topology::default_profile().hosts.len() {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "the lab never appeared"
         );
         std::thread::yield_now();
-    };
+    }
     // Let the gateway start inside it, then interrupt.
     let gw_ns = Netns::open(&format!("lh-{run_ns}-gw")).unwrap();
     let ino = gw_ns.inode().unwrap();
@@ -345,7 +361,8 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
     )
     .unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(2));
+    let said = drain.join().unwrap();
+    assert_eq!(status.code(), Some(2), "{said}");
     assert!(ours(&run_ns).is_empty(), "left behind: {:?}", ours(&run_ns));
     // The scenario in flight is reported: its step as an interrupted error.
     let xml = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
