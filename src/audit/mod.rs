@@ -648,9 +648,9 @@ async fn tunnel_down(
                     body.trim()
                 )));
             }
-            Err(Finding(o)) => o,
+            Err(Finding(o)) => outcome_message(&o),
         };
-        Ok(format!("tunnel blocked: {whoami} unanswered ({during:?})"))
+        Ok(format!("tunnel blocked: {during}"))
     }
     .await;
     let undo = crate::lab::nft_in(ns, &format!("delete table inet {BLOCK_TABLE}\n"));
@@ -675,10 +675,22 @@ async fn tunnel_down(
             Err(_) if t.elapsed() < Duration::from_secs(60) => {}
             Err(Finding(o)) => {
                 return Err(Finding::fail(format!(
-                    "traffic did not come back within 60 s of the tunnel's return: {o:?}"
+                    "traffic did not come back within 60 s of the tunnel's return: {}",
+                    outcome_message(&o)
                 )));
             }
         }
+    }
+}
+
+/// What an outcome says, for a message.
+fn outcome_message(o: &Outcome) -> String {
+    match o {
+        Outcome::Passed => "passed".into(),
+        Outcome::Failed { message, .. }
+        | Outcome::Error { message, .. }
+        | Outcome::Waived { message, .. } => message.clone(),
+        Outcome::Skipped { reason } => reason.clone(),
     }
 }
 
