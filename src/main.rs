@@ -211,6 +211,9 @@ enum LabAction {
     Down {
         /// The lab's id, as `lab up` printed it (needed when several are up).
         id: Option<String>,
+        /// Keep its logs folder (removed with the lab otherwise).
+        #[arg(long)]
+        keep_logs: bool,
     },
     /// List the labs `lab up` started that are up.
     List,
@@ -1582,11 +1585,23 @@ fn lab_main(args: LabArgs) -> Result<()> {
             println!("  remove it:         leakhound lab down {}", st.id);
             Ok(())
         }
-        Some(LabAction::Down { id }) => {
+        Some(LabAction::Down { id, keep_logs }) => {
             let st = detached::find(id.as_deref())?;
             detached::stop(&st, Duration::from_secs(60))
                 .with_context(|| format!("removing lab {}", st.id))?;
-            println!("lab {} is removed", st.id);
+            if keep_logs {
+                println!(
+                    "lab {} is removed; its logs are in {}",
+                    st.id,
+                    st.logs.display()
+                );
+            } else {
+                let _ = std::fs::remove_dir_all(&st.logs);
+                println!(
+                    "lab {} is removed (with its logs; --keep-logs keeps them)",
+                    st.id
+                );
+            }
             Ok(())
         }
         Some(LabAction::List) => {

@@ -354,6 +354,7 @@ impl Drop for UpLab {
         if !std::thread::panicking() {
             assert!(o.status.success(), "{}", printed(&o));
             assert!(ours(&self.state.id).is_empty(), "lab down left namespaces");
+            assert!(!self.state.logs.exists(), "lab down left its logs");
         }
     }
 }
