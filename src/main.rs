@@ -129,7 +129,8 @@ struct AuditArgs {
     /// e.g. no-leak when the profile has no [capture] endpoint.
     #[arg(long = "allow-skip", value_name = "CHECK")]
     allow_skip: Vec<String>,
-    /// Where junit.xml, summary.json and the pcap go (emptied first).
+    /// Where junit.xml, summary.json, report.html and the pcap go (emptied
+    /// first).
     #[arg(long, value_name = "DIR", default_value = "reports/audit")]
     out: PathBuf,
     /// Also write Prometheus metrics to FILE, atomically (for node
