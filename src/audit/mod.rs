@@ -418,7 +418,11 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
             captured.insert(WIRE.to_string(), frames);
             let mut policies = BTreeMap::new();
             policies.insert(WIRE.to_string(), policy);
-            let (leaks, mut wc) = judge_wires(
+            let crate::model::verdict::Judged {
+                leaks,
+                cases: mut wc,
+                ..
+            } = judge_wires(
                 &[WIRE.to_string()],
                 &captured,
                 &policies,

@@ -566,7 +566,11 @@ impl Runner<'_> {
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
             .collect();
-        let (leaks, wire_cases) = judge_wires(
+        let crate::model::verdict::Judged {
+            leaks,
+            cases: wire_cases,
+            kinds,
+        } = judge_wires(
             &scn.leak_wires,
             &by_wire,
             &policies,
@@ -580,8 +584,7 @@ impl Runner<'_> {
         let traffic = crate::model::verdict::traffic(
             started,
             SystemTime::now(),
-            &by_wire,
-            &policies,
+            &kinds,
             &step_marks(scn, &timeline),
             240,
         );

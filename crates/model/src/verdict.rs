@@ -145,14 +145,26 @@ impl Traffic {
     }
 }
 
-/// Bins the frames of every wire with a policy (pure): at most `max_bins`
-/// bins of at least 50 ms from `started` to `end`; `marks` are the steps'
-/// beginnings with their kinds.
+/// What a judged frame was, for the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// WireGuard to or from the endpoint.
+    Tunnel,
+    /// Allowed otherwise: the allowed subnets, housekeeping, inbound
+    /// probes, refusals.
+    Allowed,
+    Leak,
+}
+
+/// Bins the judged frames of every wire (pure): at most `max_bins` bins of
+/// at least 50 ms from `started` to `end`; `marks` are the steps'
+/// beginnings with their kinds. `judged` is [`Judged::kinds`]: every frame
+/// classified once, while judging; the harness's own control probes are
+/// not in it.
 pub fn traffic(
     started: SystemTime,
     end: SystemTime,
-    captured: &BTreeMap<String, Vec<Frame>>,
-    policies: &BTreeMap<String, LeakPolicy>,
+    judged: &BTreeMap<String, Vec<(SystemTime, FrameKind)>>,
     marks: &[(SystemTime, String, MarkKind)],
     max_bins: u64,
 ) -> Traffic {
@@ -160,26 +172,17 @@ pub fn traffic(
     let bin_ms = span.div_ceil(max_bins.max(1)).max(50);
     let bins = (span / bin_ms + 1) as usize;
     let offset = |t: SystemTime| t.duration_since(started).unwrap_or_default().as_millis() as u64;
-    let mut wires = BTreeMap::new();
-    for (wire, frames) in captured {
-        let Some(policy) = policies.get(wire) else {
-            continue;
-        };
-        let mut v = vec![[0u32; 3]; bins];
-        for f in frames {
-            let i = ((offset(f.at) / bin_ms) as usize).min(bins - 1);
-            let k = match classify(policy, &f.data) {
-                crate::classify::Verdict::Allowed {
-                    reason: crate::classify::Reason::Tunnel,
-                    ..
-                } => 0,
-                crate::classify::Verdict::Allowed { .. } => 1,
-                crate::classify::Verdict::Leak { .. } => 2,
-            };
-            v[i][k] += 1;
-        }
-        wires.insert(wire.clone(), v);
-    }
+    let wires = judged
+        .iter()
+        .map(|(wire, frames)| {
+            let mut v = vec![[0u32; 3]; bins];
+            for (at, kind) in frames {
+                let i = ((offset(*at) / bin_ms) as usize).min(bins - 1);
+                v[i][*kind as usize] += 1;
+            }
+            (wire.clone(), v)
+        })
+        .collect();
     Traffic {
         bin_ms,
         wires,
@@ -560,17 +563,30 @@ pub fn judge_wires(
     timeline: &Timeline,
     skew: Duration,
     controls: &[Vec<u8>],
-) -> (Vec<LeakRecord>, Vec<CaseResult>) {
+) -> Judged {
     let mut leaks = Vec::new();
+    let mut kinds = BTreeMap::new();
     for (wire, frames) in captured {
         let Some(policy) = policies.get(wire) else {
             continue;
         };
+        let mut mine = Vec::with_capacity(frames.len());
         for f in frames {
             if controls.iter().any(|m| contains(&f.data, m)) {
                 continue;
             }
             let v = classify(policy, &f.data);
+            mine.push((
+                f.at,
+                match &v {
+                    crate::classify::Verdict::Allowed {
+                        reason: crate::classify::Reason::Tunnel,
+                        ..
+                    } => FrameKind::Tunnel,
+                    crate::classify::Verdict::Allowed { .. } => FrameKind::Allowed,
+                    crate::classify::Verdict::Leak { .. } => FrameKind::Leak,
+                },
+            ));
             if v.is_leak() {
                 leaks.push(LeakRecord {
                     at: f.at,
@@ -580,6 +596,7 @@ pub fn judge_wires(
                 });
             }
         }
+        kinds.insert(wire.clone(), mine);
     }
     let mut cases = Vec::new();
     for w in watched {
@@ -625,7 +642,21 @@ pub fn judge_wires(
         };
         cases.push(case(outcome, log));
     }
-    (leaks, cases)
+    Judged {
+        leaks,
+        cases,
+        kinds,
+    }
+}
+
+/// What [`judge_wires`] found: the leak records, the "no packet on WIRE is
+/// a leak" cases, and every judged frame's kind by wire (for
+/// [`traffic`]).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub leaks: Vec<LeakRecord>,
+    pub cases: Vec<CaseResult>,
+    pub kinds: BTreeMap<String, Vec<(SystemTime, FrameKind)>>,
 }
 
 /// Does `haystack` contain `needle`?
@@ -805,7 +836,7 @@ mod tests {
         };
         let captured = BTreeMap::from([("gw".to_string(), vec![tunnel, leak])]);
         let policies = BTreeMap::from([("gw".to_string(), policy())]);
-        let (leaks, cases) = judge_wires(
+        let Judged { leaks, cases, .. } = judge_wires(
             &["gw".into()],
             &captured,
             &policies,
@@ -825,7 +856,7 @@ mod tests {
                 data: control,
             }],
         )]);
-        let (none, _) = judge_wires(
+        let Judged { leaks: none, .. } = judge_wires(
             &["gw".into()],
             &with_control,
             &policies,
@@ -849,7 +880,7 @@ mod tests {
         let tl = timeline();
         let captured = BTreeMap::from([("gw".to_string(), vec![])]);
         let policies = BTreeMap::from([("gw".to_string(), policy())]);
-        let (_, cases) = judge_wires(
+        let Judged { cases, .. } = judge_wires(
             &["gw".into(), "uplink".into(), "wifi".into()],
             &captured,
             &BTreeMap::from([
@@ -868,7 +899,7 @@ mod tests {
             matches!(&cases[2].outcome, Outcome::Error { message, .. } if message.contains("wifi has no leak policy"))
         );
         // A captured wire nobody watches and nobody has a policy for is not judged.
-        let (leaks, cases) = judge_wires(
+        let Judged { leaks, cases, .. } = judge_wires(
             &[],
             &BTreeMap::from([(
                 "other".to_string(),
