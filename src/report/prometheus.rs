@@ -9,87 +9,46 @@ use std::time::{Duration, SystemTime};
 use crate::model::prom::{Kind, Text};
 use crate::model::verdict::ScenarioResult;
 
-/// The metrics of a run (pure). `success` is what its exit status says,
-/// `finished` when it ended, `took` how long it took.
+/// One labelled row of the metrics: a run's scenario, or an audit's check.
+struct Row<'a> {
+    check: &'a str,
+    target: &'a str,
+    /// `None` when skipped (the success sample is then absent).
+    success: Option<bool>,
+    waived: bool,
+    skipped: bool,
+    leaks: usize,
+    duration: Duration,
+}
+
+/// The metrics of a run (pure): a row per scenario and target. `success`
+/// is what its exit status says, `finished` when it ended, `took` how long
+/// it took.
 pub fn render(
     results: &[ScenarioResult],
     success: bool,
     finished: SystemTime,
     took: Duration,
 ) -> String {
-    let per = |value: &dyn Fn(&ScenarioResult) -> Option<String>| {
-        results
-            .iter()
-            .filter_map(|r| {
-                value(r).map(|v| {
-                    (
-                        vec![("check", r.name.as_str()), ("target", r.target.as_str())],
-                        v,
-                    )
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    let since_epoch = finished
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    Text::new()
-        .family(
-            "leakhound_check_success",
-            Kind::Gauge,
-            "Whether the scenario passed: 1 passed, 0 failed; absent when it was skipped.",
-            per(&|r| (!r.skipped()).then(|| u8::from(r.passed()).to_string())),
-        )
-        .family(
-            "leakhound_check_waived",
-            Kind::Gauge,
-            "Whether the scenario's failures are all waived (--waivers): 1 yes (not passed, not failing the run), 0 no.",
-            per(&|r| Some(u8::from(r.waived()).to_string())),
-        )
-        .family(
-            "leakhound_check_skipped",
-            Kind::Gauge,
-            "Whether the scenario was skipped (the target or the lab cannot run it): 1 yes, 0 no.",
-            per(&|r| Some(u8::from(r.skipped()).to_string())),
-        )
-        .family(
-            "leakhound_leaked_packets",
-            Kind::Gauge,
-            "Packets classified as leaks during the scenario, on every watched wire.",
-            per(&|r| Some(r.leaks.len().to_string())),
-        )
-        .family(
-            "leakhound_check_duration_seconds",
-            Kind::Gauge,
-            "How long the scenario took.",
-            per(&|r| Some(format!("{:.3}", r.duration.as_secs_f64()))),
-        )
-        .single(
-            "leakhound_run_success",
-            Kind::Gauge,
-            "Whether the run passed (its exit status was 0: every scenario passed, was skipped or had its failures waived): 1 yes, 0 no.",
-            u8::from(success),
-        )
-        .single(
-            "leakhound_last_run_timestamp_seconds",
-            Kind::Gauge,
-            "When the run ended (Unix time).",
-            format!("{since_epoch:.3}"),
-        )
-        .single(
-            "leakhound_run_duration_seconds",
-            Kind::Gauge,
-            "How long the run took.",
-            format!("{:.3}", took.as_secs_f64()),
-        )
-        .finish()
+    let rows: Vec<Row> = results
+        .iter()
+        .map(|r| Row {
+            check: &r.name,
+            target: &r.target,
+            success: (!r.skipped()).then(|| r.passed()),
+            waived: r.waived(),
+            skipped: r.skipped(),
+            leaks: r.leaks.len(),
+            duration: r.duration,
+        })
+        .collect();
+    exposition(&rows, success, finished, took)
 }
 
-/// The metrics of an audit (pure): one sample per check of the audit
-/// (`check` is the check's name, `target` the profile's), the leaks tied to
-/// each check, and `leakhound_run_success` as the audit's exit status says
-/// (`success`: no check failed, none skipped without `--allow-skip`).
+/// The metrics of an audit (pure): a row per check (`target` is the
+/// profile's name), with the leaks tied to the check that was running
+/// (`no-leak`: all of them); `success` as the audit's exit status says (no
+/// check failed, none skipped without `--allow-skip`).
 pub fn render_audit(
     result: &ScenarioResult,
     success: bool,
@@ -97,25 +56,36 @@ pub fn render_audit(
     took: Duration,
 ) -> String {
     use crate::model::verdict::Outcome;
-    let per = |value: &dyn Fn(&crate::model::verdict::CaseResult) -> Option<String>| {
-        result
-            .cases
-            .iter()
-            .filter_map(|c| {
-                value(c).map(|v| {
-                    (
-                        vec![
-                            ("check", c.name.as_str()),
-                            ("target", result.target.as_str()),
-                        ],
-                        v,
-                    )
-                })
-            })
+    let rows: Vec<Row> = result
+        .cases
+        .iter()
+        .map(|c| {
+            let skipped = matches!(c.outcome, Outcome::Skipped { .. });
+            Row {
+                check: &c.name,
+                target: &result.target,
+                success: (!skipped).then(|| c.outcome == Outcome::Passed),
+                waived: matches!(c.outcome, Outcome::Waived { .. }),
+                skipped,
+                leaks: if c.name == "no-leak" {
+                    result.leaks.len()
+                } else {
+                    result.leaks.iter().filter(|l| l.step == c.name).count()
+                },
+                duration: c.duration,
+            }
+        })
+        .collect();
+    exposition(&rows, success, finished, took)
+}
+
+/// The text both share: the per-check families, then the run's.
+fn exposition(rows: &[Row], success: bool, finished: SystemTime, took: Duration) -> String {
+    let per = |value: &dyn Fn(&Row) -> Option<String>| {
+        rows.iter()
+            .filter_map(|r| value(r).map(|v| (vec![("check", r.check), ("target", r.target)], v)))
             .collect::<Vec<_>>()
     };
-    let skipped =
-        |c: &crate::model::verdict::CaseResult| matches!(c.outcome, Outcome::Skipped { .. });
     let since_epoch = finished
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -124,50 +94,49 @@ pub fn render_audit(
         .family(
             "leakhound_check_success",
             Kind::Gauge,
-            "Whether the audit's check passed: 1 passed, 0 failed; absent when it was skipped.",
-            per(&|c| (!skipped(c)).then(|| u8::from(c.outcome == Outcome::Passed).to_string())),
+            "Whether the check (a run's scenario, an audit's check) passed: 1 passed, 0 failed; absent when it was skipped.",
+            per(&|r| r.success.map(|ok| u8::from(ok).to_string())),
+        )
+        .family(
+            "leakhound_check_waived",
+            Kind::Gauge,
+            "Whether the check's failures are all waived (--waivers): 1 yes (not passed, not failing the run), 0 no.",
+            per(&|r| Some(u8::from(r.waived).to_string())),
         )
         .family(
             "leakhound_check_skipped",
             Kind::Gauge,
-            "Whether the audit's check was skipped: 1 yes, 0 no.",
-            per(&|c| Some(u8::from(skipped(c)).to_string())),
+            "Whether the check was skipped (the target or the lab cannot run it): 1 yes, 0 no.",
+            per(&|r| Some(u8::from(r.skipped).to_string())),
         )
         .family(
             "leakhound_leaked_packets",
             Kind::Gauge,
-            "Packets on the gateway's outside wire classified as leaks while the check ran (no-leak: all of them).",
-            per(&|c| {
-                let n = if c.name == "no-leak" {
-                    result.leaks.len()
-                } else {
-                    result.leaks.iter().filter(|l| l.step == c.name).count()
-                };
-                Some(n.to_string())
-            }),
+            "Packets classified as leaks during the check, on every watched wire.",
+            per(&|r| Some(r.leaks.to_string())),
         )
         .family(
             "leakhound_check_duration_seconds",
             Kind::Gauge,
             "How long the check took.",
-            per(&|c| Some(format!("{:.3}", c.duration.as_secs_f64()))),
+            per(&|r| Some(format!("{:.3}", r.duration.as_secs_f64()))),
         )
         .single(
             "leakhound_run_success",
             Kind::Gauge,
-            "Whether the audit passed (its exit status was 0): 1 yes, 0 no.",
+            "Whether the run or audit passed (its exit status was 0): 1 yes, 0 no.",
             u8::from(success),
         )
         .single(
             "leakhound_last_run_timestamp_seconds",
             Kind::Gauge,
-            "When the audit ended (Unix time).",
+            "When the run or audit ended (Unix time).",
             format!("{since_epoch:.3}"),
         )
         .single(
             "leakhound_run_duration_seconds",
             Kind::Gauge,
-            "How long the audit took.",
+            "How long the run or audit took.",
             format!("{:.3}", took.as_secs_f64()),
         )
         .finish()
