@@ -1529,9 +1529,9 @@ fn audit_once(
     })
 }
 
-/// A fresh lab with its services running.
-async fn lab_with_services(provider: ProviderKind) -> Result<(Lab, LabServices)> {
-    let lab = Lab::build(Topology::default_profile(), &lab::new_run_id())
+/// A fresh lab with its services running, under run id `run_id`.
+async fn lab_with_services(provider: ProviderKind, run_id: &str) -> Result<(Lab, LabServices)> {
+    let lab = Lab::build(Topology::default_profile(), run_id)
         .await
         .context("building the lab")?;
     let services = LabServices::start_with(
@@ -1633,17 +1633,7 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         let run_id = detached
             .as_ref()
             .map_or_else(lab::new_run_id, |(id, _)| id.clone());
-        let lab = Lab::build(Topology::default_profile(), &run_id)
-            .await
-            .context("building the lab")?;
-        let services = LabServices::start_with(
-            &lab,
-            LabKeys::generate(),
-            ProviderKind::Boringtun,
-            &leakhound::lab::dependents::default_stand_ins(),
-        )
-        .await
-        .context("starting the lab's services")?;
+        let (lab, services) = lab_with_services(ProviderKind::Boringtun, &run_id).await?;
         let out = match &detached {
             Some((_, logs)) => logs.clone(),
             None => std::env::temp_dir().join(format!("leakhound-lab-{run_id}")),
@@ -1667,22 +1657,19 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         if detached.is_some() {
             // Ready means carrying traffic: a person or an audit that starts
             // now must find the gateway as it is when deployed, not half up.
-            let gw_ns = netns::Netns::open(&lab.ns_name("gw"))?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match leakhound::scenario::probe::whoami_sees_vpn_exit(
-                    &gw_ns,
-                    Duration::from_millis(500),
+            let mut log = Vec::new();
+            let ready = runner
+                .wait_traffic(
+                    tokio::time::Instant::now() + Duration::from_secs(60),
+                    &mut log,
                 )
-                .await
-                {
-                    Ok(()) => break,
-                    Err(e) if Instant::now() > deadline => bail!(
-                        "the gateway carried no traffic through its tunnel within 60 s ({e}); its log is {}",
-                        out.join("gateway.log").display()
-                    ),
-                    Err(_) => {}
-                }
+                .await;
+            use leakhound::model::verdict::Outcome;
+            if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } = ready {
+                bail!(
+                    "{message}; the gateway's log is {}",
+                    out.join("gateway.log").display()
+                );
             }
             let st = leakhound::lab::detached::LabState {
                 id: run_id.clone(),
@@ -1822,7 +1809,7 @@ fn bench_tunnel(seconds: u64) -> Result<()> {
     rt.block_on(async {
         let mut rows = Vec::new();
         for provider in [ProviderKind::Boringtun, ProviderKind::WireguardGo] {
-            let (lab, services) = lab_with_services(provider).await?;
+            let (lab, services) = lab_with_services(provider, &lab::new_run_id()).await?;
             // Gateway logs are kept (a failed load is explained there).
             let out = PathBuf::from("reports/bench-tunnel");
             std::fs::create_dir_all(&out)?;
@@ -1860,7 +1847,7 @@ fn bench_main(args: BenchArgs) -> Result<()> {
     }
     let rt = lab_runtime("bench")?;
     rt.block_on(async {
-        let (lab, services) = lab_with_services(ProviderKind::Boringtun).await?;
+        let (lab, services) = lab_with_services(ProviderKind::Boringtun, &lab::new_run_id()).await?;
         let run_id = lab.run_id().to_string();
         let out = netns::run_files(&run_id);
         // Its resident memory is then its own, not the harness's code pages.

@@ -1143,7 +1143,13 @@ impl Runner<'_> {
 
     /// Asks whoami from the gateway host, with short attempts, until it sees
     /// the VPN exit address or `deadline` passes.
-    async fn wait_traffic(&self, deadline: tokio::time::Instant, log: &mut Vec<String>) -> Outcome {
+    /// Waits until whoami sees the VPN exit from the gateway's namespace:
+    /// the gateway carries traffic (also `lab up`'s readiness).
+    pub async fn wait_traffic(
+        &self,
+        deadline: tokio::time::Instant,
+        log: &mut Vec<String>,
+    ) -> Outcome {
         let Ok(ns) = self.lab.ns(host::GW) else {
             return fail("the lab has no gateway host", "");
         };
