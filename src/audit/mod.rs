@@ -243,11 +243,23 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         })
         .await;
     }
-    for &t in &p.bypass.ipv6 {
-        a.check(&format!("bypass ipv6 {t}"), async |ns, _| {
-            refused(ns, t, "an IPv6 connection").await
-        })
-        .await;
+    // Connections that must not open, then plain DNS straight to a resolver.
+    let refusals = [
+        ("ipv6", &p.bypass.ipv6, "an IPv6 connection"),
+        ("dot", &p.bypass.dot, "a DNS-over-TLS connection"),
+        (
+            "doh",
+            &p.bypass.doh,
+            "a DNS-over-HTTPS connection by address",
+        ),
+    ];
+    for (kind, targets, what) in refusals {
+        for &t in targets {
+            a.check(&format!("bypass {kind} {t}"), async |ns, _| {
+                refused(ns, t, what).await
+            })
+            .await;
+        }
     }
     for &t in &p.bypass.dns {
         a.check(&format!("bypass dns {t}"), async |ns, _| {
@@ -258,18 +270,6 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
                 ))),
                 Err(e) => Ok(format!("no answer ({e})")),
             }
-        })
-        .await;
-    }
-    for &t in &p.bypass.dot {
-        a.check(&format!("bypass dot {t}"), async |ns, _| {
-            refused(ns, t, "a DNS-over-TLS connection").await
-        })
-        .await;
-    }
-    for &t in &p.bypass.doh {
-        a.check(&format!("bypass doh {t}"), async |ns, _| {
-            refused(ns, t, "a DNS-over-HTTPS connection by address").await
         })
         .await;
     }
