@@ -485,20 +485,28 @@ fn main() -> ExitCode {
         Command::Hold => leakhound::gateway::cli::hold_main(),
         Command::Reap => {
             init_tracing("info");
-            let reaped = netns::reap_stale();
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                eprintln!("leakhound: could not start the async runtime");
+                return ExitCode::from(2);
+            };
+            let (reaped, containers) = reap_everything(&rt);
             println!("removed {} stale namespace(s)", reaped.len());
             for n in reaped {
                 println!("  {n}");
             }
-            let containers = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| {
-                    rt.block_on(leakhound::target::container::reap_stale(
-                        netns::run_is_alive,
-                    ))
-                })
-                .unwrap_or_default();
+            let foreign = netns::unrecorded();
+            if !foreign.is_empty() {
+                println!(
+                    "left alone {} namespace(s) named like leakhound's that no run of it recorded making:",
+                    foreign.len()
+                );
+                for n in foreign {
+                    println!("  {n}");
+                }
+            }
             println!("removed {} stale container(s)", containers.len());
             for c in containers {
                 println!("  {c}");
@@ -903,13 +911,10 @@ fn run_with(
     if let Some(u) = &profile.user {
         write_user_profile(&args.out, u)?;
     }
-    let reaped = netns::reap_stale();
+    let (reaped, containers) = reap_everything(&rt);
     if !reaped.is_empty() {
         eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
     }
-    let containers = rt.block_on(leakhound::target::container::reap_stale(
-        netns::run_is_alive,
-    ));
     if !containers.is_empty() {
         eprintln!(
             "removed {} container(s) left by a killed run: {}",
@@ -1323,11 +1328,26 @@ fn lab_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound {what} needs root (it builds network namespaces); try sudo");
     }
-    netns::reap_stale();
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")
+        .context("starting the async runtime")?;
+    reap_everything(&rt);
+    Ok(rt)
+}
+
+/// Removes what killed runs of this leakhound recorded: their containers
+/// (read from their records first), then their namespaces and files.
+/// Returns the names of both.
+fn reap_everything(rt: &tokio::runtime::Runtime) -> (Vec<String>, Vec<String>) {
+    let recorded = netns::dead_runs_containers();
+    let containers = if recorded.is_empty() {
+        // Only containers made before this boot could still be ours.
+        rt.block_on(leakhound::target::container::reap_stale(&[]))
+    } else {
+        rt.block_on(leakhound::target::container::reap_stale(&recorded))
+    };
+    (netns::reap_stale(), containers)
 }
 
 /// `leakhound audit`: attach, check, report; the exit status as for runs.

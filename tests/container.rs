@@ -434,3 +434,69 @@ fn an_audit_attaches_to_a_running_container() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), "true");
 }
+
+/// Another leakhound's container (another CI job on the same Docker engine:
+/// the same machine, another PID namespace) is never touched, even when it
+/// carries a dead run's labels and that run's records name it; our own
+/// identity's recorded container of the same dead run is removed.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn a_container_of_another_identity_survives_reaping() {
+    use leakhound::lab::owned::{self, Identity, Record};
+    use leakhound::target::container::{BOOT_LABEL, OWNER_LABEL};
+    common::require_root();
+    let img = image();
+    let dead = leakhound::lab::new_run_id();
+    let lock = leakhound::lab::netns::RunLock::acquire(&dead).unwrap();
+    let me = Identity::current();
+    let other = format!("{}-other-job", me.as_str());
+    let boot = owned::boot_id();
+    let theirs = format!("lh-{dead}-theirs");
+    let mine = format!("lh-{dead}-mine");
+    let start = |name: &str, owner: &str| {
+        owned::record(
+            &dead,
+            &Record::Container {
+                name: name.to_string(),
+            },
+        )
+        .unwrap();
+        let o = Command::new("docker")
+            .args(["run", "-d", "--network", "none", "--name", name])
+            .arg("--label")
+            .arg(format!("{RUN_LABEL}={dead}"))
+            .arg("--label")
+            .arg(format!("{OWNER_LABEL}={owner}"))
+            .arg("--label")
+            .arg(format!("{BOOT_LABEL}={boot}"))
+            .args([img, "hold"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    start(&theirs, &other);
+    start(&mine, me.as_str());
+    // The run is killed: lock released, records left.
+    lock.abandon();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("reap")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    let left = containers_of(&dead);
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &theirs, &mine])
+        .output();
+    assert!(o.status.success(), "{said}");
+    assert!(
+        left.contains(&theirs),
+        "another identity's container went: {said}"
+    );
+    assert!(
+        !left.contains(&mine),
+        "our recorded container stayed: {said}"
+    );
+}

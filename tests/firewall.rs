@@ -38,18 +38,22 @@ fn redirecting() -> FirewallPolicy {
 }
 
 /// Removes the scratch namespace even when an assertion fails.
-struct Scratch(Netns);
+/// A scratch namespace and its run's claim (every pin of an lh- name is
+/// made under a held run lock, so no concurrent reaper takes it).
+struct Scratch(Netns, #[allow(dead_code)] netns::RunLock);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = netns::remove(self.0.name());
+        let _ = netns::remove(self.0.name(), self.0.inode().ok());
     }
 }
 
 /// A namespace with an `eth0` (one end of a veth pair) for the egress hook.
 fn scratch() -> Scratch {
     assert!(nix::unistd::Uid::effective().is_root(), "needs root");
-    let ns = Netns::create(&format!("lh-{}-fw", new_run_id())).unwrap();
+    let id = new_run_id();
+    let lock = netns::RunLock::acquire(&id).unwrap();
+    let ns = Netns::create(&format!("lh-{id}-fw")).unwrap();
     let st = ns
         .run(|| {
             std::process::Command::new("ip")
@@ -59,7 +63,7 @@ fn scratch() -> Scratch {
         .unwrap()
         .unwrap();
     assert!(st.success());
-    Scratch(ns)
+    Scratch(ns, lock)
 }
 
 #[test]

@@ -226,7 +226,11 @@ fn the_guard_refuses_the_hosts_root_namespace() {
     require_root();
     // Pin the namespace this process runs in (the host's, as leakhound runs) under a leakhound-looking name (a mount, not a
     // change to the namespace), and try to open it the way the lab does.
-    let name = format!("lh-{}-guard", new_run_id());
+    // Under a run lock held for the whole test, as every pin of an lh- name
+    // is: no concurrent reaper takes it for a dead run's.
+    let id = new_run_id();
+    let _lock = netns::RunLock::acquire(&id).unwrap();
+    let name = format!("lh-{id}-guard");
     let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
     std::fs::create_dir_all(netns::NETNS_DIR).unwrap();
     std::fs::File::create(&path).unwrap();
@@ -244,7 +248,7 @@ fn the_guard_refuses_the_hosts_root_namespace() {
     assert!(matches!(r, Err(NetnsError::HostNamespace { .. })), "{r:?}");
 
     // A plain file that is no namespace at all is refused too.
-    let name = format!("lh-{}-plain", new_run_id());
+    let name = format!("lh-{id}-plain");
     let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
     std::fs::File::create(&path).unwrap();
     let r = Netns::open(&name);
@@ -256,6 +260,7 @@ fn the_guard_refuses_the_hosts_root_namespace() {
 fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
     require_root();
     let dead = new_run_id();
+    let dead_lock = netns::RunLock::acquire(&dead).unwrap();
     let ns = Netns::create(&format!("lh-{dead}-gw")).unwrap();
     // A process left running inside, as a killed run's gateway would be.
     let mut cmd = Command::new("sleep");
@@ -263,6 +268,8 @@ fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
     ns.command(&mut cmd).unwrap();
     let mut child = cmd.spawn().unwrap();
     drop(ns);
+    // The run dies: its lock is released, its records stay.
+    dead_lock.abandon();
     // A live run's namespace must survive the same reaping.
     let live = new_run_id();
     let _lock = netns::RunLock::acquire(&live).unwrap();
@@ -274,7 +281,7 @@ fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
     assert_eq!(ours(&live), vec![live_ns.name().to_string()]);
     let status = child.wait().unwrap();
     assert!(!status.success(), "the process inside was not killed");
-    netns::remove(live_ns.name()).unwrap();
+    netns::remove(live_ns.name(), live_ns.inode().ok()).unwrap();
     assert!(ours(&live).is_empty());
 }
 

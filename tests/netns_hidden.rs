@@ -18,14 +18,37 @@ fn mountinfo_mentions(what: &str) -> bool {
         .contains(what)
 }
 
+/// Puts iproute2's convention back (/run/netns a shared mount of itself)
+/// however the test ends, panics included: it changes machine-wide state.
+struct RestoreNetnsDir;
+
+impl Drop for RestoreNetnsDir {
+    fn drop(&mut self) {
+        if let Err(e) = netns::share_netns_dir() {
+            eprintln!("could not restore {NETNS_DIR}: {e}");
+        }
+    }
+}
+
 #[test]
 fn a_pin_hidden_by_a_later_ip_netns_add_is_still_reaped() {
     assert!(nix::unistd::Uid::effective().is_root(), "needs root");
     std::fs::create_dir_all(NETNS_DIR).unwrap();
+    let _restore = RestoreNetnsDir;
+    // A run of leakhound, killed later: its claim and its records first.
+    let id = leakhound::lab::new_run_id();
+    let lock = netns::RunLock::acquire(&id).unwrap();
+    let name = format!("lh-{id}-gw");
+    leakhound::lab::owned::record(
+        &id,
+        &leakhound::lab::owned::Record::Netns {
+            name: name.clone(),
+            ino: None,
+        },
+    )
+    .unwrap();
     // The old order: /run/netns a plain directory...
     while umount2(NETNS_DIR, MntFlags::MNT_DETACH).is_ok() {}
-    let id = leakhound::lab::new_run_id();
-    let name = format!("lh-{id}-gw");
     let path = std::path::Path::new(NETNS_DIR).join(&name);
     std::fs::File::create(&path).unwrap();
     // ... a namespace pinned in it, with a process inside (a killed run's
@@ -50,6 +73,8 @@ fn a_pin_hidden_by_a_later_ip_netns_add_is_still_reaped() {
     ns.command(&mut cmd).unwrap();
     let mut sleeper = cmd.spawn().unwrap();
     drop(ns);
+    // The run is killed.
+    lock.abandon();
     // ... then another tool's first `ip netns add` covers the directory.
     let other = format!("other-{id}");
     assert!(

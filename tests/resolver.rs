@@ -14,11 +14,13 @@ use leakhound::gateway::dns_policy::DnsPolicy;
 use leakhound::lab::netns::{self, Netns};
 use leakhound::lab::new_run_id;
 
-struct Scratch(Netns);
+/// A scratch namespace and its run's claim (every pin of an lh- name is
+/// made under a held run lock, so no concurrent reaper takes it).
+struct Scratch(Netns, #[allow(dead_code)] netns::RunLock);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = netns::remove(self.0.name());
+        let _ = netns::remove(self.0.name(), self.0.inode().ok());
     }
 }
 
@@ -89,7 +91,9 @@ fn addrs(m: &Message) -> Vec<IpAddr> {
 #[test]
 fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
     assert!(nix::unistd::Uid::effective().is_root(), "needs root");
-    let guard = Scratch(Netns::create(&format!("lh-{}-dns", new_run_id())).unwrap());
+    let id = new_run_id();
+    let lock = netns::RunLock::acquire(&id).unwrap();
+    let guard = Scratch(Netns::create(&format!("lh-{id}-dns")).unwrap(), lock);
     guard
         .0
         .run(|| {

@@ -215,3 +215,93 @@ fn a_run_that_left_only_files_is_reaped() {
     std::fs::remove_dir_all(netns::run_files(&alive)).unwrap();
     drop(held);
 }
+
+/// A namespace that is not leakhound's, with a process inside: removed by
+/// `ip netns del` and its process killed, however the test ends.
+struct Decoy {
+    name: String,
+    sleeper: Child,
+}
+
+impl Decoy {
+    /// `ip netns add NAME` (a user's own namespace) with a `sleep` in it.
+    fn new(name: &str) -> Decoy {
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", name])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let sleeper = Command::new("ip")
+            .args(["netns", "exec", name, "sleep", "600"])
+            .spawn()
+            .unwrap();
+        let ns = std::path::Path::new(netns::NETNS_DIR).join(name);
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&ns).unwrap());
+        until("the decoy's process in its namespace", || {
+            netns::pids_in(ino).contains(&(sleeper.id() as i32))
+        });
+        Decoy {
+            name: name.to_string(),
+            sleeper,
+        }
+    }
+
+    /// Still there, with its process alive?
+    fn intact(&mut self) -> bool {
+        std::path::Path::new(netns::NETNS_DIR)
+            .join(&self.name)
+            .exists()
+            && self.sleeper.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// What leakhound did not record making is never its to remove: a user's
+/// `lh-myvpn-home`, and even a namespace named exactly like a dead run's
+/// that the run never recorded, survive `leakhound reap` and a full run
+/// with their processes, and `reap` names them as left alone.
+#[test]
+fn namespaces_leakhound_did_not_record_survive_reap_and_a_run() {
+    common::require_root();
+    let mut home = Decoy::new("lh-myvpn-home");
+    let mut lookalike = Decoy::new(&format!("lh-{}-decoy", leakhound::lab::new_run_id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .arg("reap")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(home.intact(), "reap removed lh-myvpn-home: {said}");
+    assert!(
+        lookalike.intact(),
+        "reap removed {}: {said}",
+        lookalike.name
+    );
+    assert!(
+        said.contains("left alone") && said.contains("lh-myvpn-home"),
+        "{said}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = leakhound(&["run", "--quiet", "--only", "baseline"], out.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(home.intact(), "a run removed lh-myvpn-home");
+    assert!(lookalike.intact(), "a run removed {}", lookalike.name);
+}

@@ -14,7 +14,7 @@ pub mod http;
 pub mod natpmp_server;
 pub mod news;
 pub mod nzbget_rpc;
-pub use leakhound_net::netns;
+pub use leakhound_net::{netns, owned};
 pub mod services;
 pub mod swarm;
 pub mod tls;
@@ -506,14 +506,14 @@ impl Lab {
         }
         self.torn_down = true;
         self.netlink.clear();
-        let names: Vec<String> = self
+        let names: Vec<(String, Option<u64>)> = self
             .namespaces
             .values()
-            .map(|n| n.name().to_string())
+            .map(|n| (n.name().to_string(), n.inode().ok()))
             .collect();
         self.namespaces.clear();
-        for name in names {
-            if let Err(e) = netns::remove(&name) {
+        for (name, ino) in names {
+            if let Err(e) = netns::remove(&name, ino) {
                 tracing::error!("teardown: {}", crate::errfmt::chain(&e));
                 eprintln!("leakhound: teardown: {}", crate::errfmt::chain(&e));
             }

@@ -10,9 +10,13 @@
 //! /dev/net/tun, the scenario's variables, the run's files bound at their
 //! own paths and the run's resolv.conf on /etc/resolv.conf: what
 //! `network_mode: service:gluetun` gives a user's dependents, which run in
-//! the same namespace here. Every container of a run carries the label
-//! `leakhound.run=<id>`; the run removes them, and a later run removes
-//! those of a killed one.
+//! the same namespace here. Every container of a run is recorded in the
+//! run's records (by name, before it is created) and carries the labels
+//! `leakhound.run=<id>`, `leakhound.owner=<identity>` (this machine and
+//! leakhound's PID namespace) and `leakhound.boot=<boot id>`; the run
+//! removes them, and a later run of the same identity removes those a
+//! killed run recorded. A container of another identity (another CI job on
+//! the same Docker engine) is never touched.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -38,6 +42,29 @@ use crate::model::scenario::Capability;
 
 /// The label every container of a run carries (its value: the run id).
 pub const RUN_LABEL: &str = "leakhound.run";
+/// Who made it ([`owned::Identity`]).
+pub const OWNER_LABEL: &str = "leakhound.owner";
+/// The boot it was made in.
+pub const BOOT_LABEL: &str = "leakhound.boot";
+
+use crate::lab::owned;
+
+/// Records container `name` for run `run_id` (before it is created) and
+/// returns the labels it must carry.
+fn claim_container(run_id: &str, name: &str) -> Result<Vec<(&'static str, String)>, String> {
+    owned::record(
+        run_id,
+        &owned::Record::Container {
+            name: name.to_string(),
+        },
+    )
+    .map_err(|e| format!("recording container {name} in run {run_id}'s records: {e}"))?;
+    Ok(vec![
+        (RUN_LABEL, run_id.to_string()),
+        (OWNER_LABEL, owned::Identity::current().as_str().to_string()),
+        (BOOT_LABEL, owned::boot_id()),
+    ])
+}
 
 /// The image whose `leakhound-gateway hold` holds the lab's gateway
 /// namespace (built by docker/build.sh); `LEAKHOUND_HOLDER_IMAGE` names
@@ -107,11 +134,13 @@ impl Holder {
         };
         image_exists(&image).await.map_err(fail)?;
         let (repo, tag) = split_image(&image);
+        let name = format!("lh-{run_id}-holder");
+        let labels = claim_container(run_id, &name).map_err(fail)?;
         let container = GenericImage::new(repo, tag)
             .with_wait_for(WaitFor::Nothing)
             .with_cmd(["hold"])
-            .with_container_name(format!("lh-{run_id}-holder"))
-            .with_label(RUN_LABEL, run_id)
+            .with_container_name(name)
+            .with_labels(labels)
             .with_host_config_modifier(|hc| {
                 hc.network_mode = Some("none".into());
                 hc.publish_all_ports = None;
@@ -130,9 +159,14 @@ impl Holder {
     }
 }
 
-/// Removes every container of runs that are no longer alive. Returns the
-/// names removed; an engine that does not answer removes nothing.
-pub async fn reap_stale(alive: impl Fn(&str) -> bool) -> Vec<String> {
+/// Removes the containers of dead runs that this leakhound's identity made
+/// and the run recorded (`recorded`: `(run id, container name)` pairs from
+/// [`crate::lab::netns::dead_runs_containers`], read before the namespace
+/// reaper removes the records), and those of this identity made before this
+/// boot. Anything else (another identity's, an unrecorded one, a live run's)
+/// is left alone. Returns the names removed; an engine that does not answer
+/// removes nothing.
+pub async fn reap_stale(recorded: &[(String, String)]) -> Vec<String> {
     let Ok(d) = docker() else {
         return Vec::new();
     };
@@ -144,27 +178,34 @@ pub async fn reap_stale(alive: impl Fn(&str) -> bool) -> Vec<String> {
     let Ok(list) = d.list_containers(Some(opts)).await else {
         return Vec::new();
     };
+    let me = owned::Identity::current();
+    let boot = owned::boot_id();
     let mut removed = Vec::new();
     for c in list {
-        let run = c
-            .labels
+        let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
+        let name = c
+            .names
             .as_ref()
-            .and_then(|l| l.get(RUN_LABEL))
-            .cloned()
-            .unwrap_or_default();
-        if alive(&run) {
+            .and_then(|n| n.first().cloned())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string();
+        let fate = owned::container_fate(
+            label(OWNER_LABEL).as_deref(),
+            label(RUN_LABEL).as_deref(),
+            label(BOOT_LABEL).as_deref(),
+            &me,
+            &boot,
+            crate::lab::netns::run_is_alive,
+            |run| recorded.iter().any(|(r, n)| r == run && *n == name),
+        );
+        if fate != owned::ContainerFate::Remove {
             continue;
         }
         let Some(id) = c.id else { continue };
         let rm = RemoveContainerOptionsBuilder::new().force(true).build();
         if d.remove_container(&id, Some(rm)).await.is_ok() {
-            removed.push(
-                c.names
-                    .and_then(|n| n.first().cloned())
-                    .unwrap_or(id)
-                    .trim_start_matches('/')
-                    .to_string(),
-            );
+            removed.push(if name.is_empty() { id } else { name });
         }
     }
     removed
@@ -244,10 +285,12 @@ impl GatewayTarget for Container {
         let (repo, tag) = split_image(&self.image);
         let run_dir = ctx.run_dir.display().to_string();
         let network = format!("container:{holder}");
+        let name = format!("lh-{run_id}-{}-{n}", self.name);
+        let labels = claim_container(&run_id, &name).map_err(fail)?;
         let mut req = GenericImage::new(repo, tag)
             .with_wait_for(WaitFor::Nothing)
-            .with_container_name(format!("lh-{run_id}-{}-{n}", self.name))
-            .with_label(RUN_LABEL, run_id.as_str())
+            .with_container_name(name)
+            .with_labels(labels)
             .with_cap_add("NET_ADMIN")
             .with_mount(Mount::bind_mount(run_dir.clone(), run_dir))
             .with_mount(Mount::bind_mount(

@@ -9,6 +9,7 @@ pub mod errfmt;
 pub mod httpc;
 pub mod netlink;
 pub mod netns;
+pub mod owned;
 pub mod rawsock;
 pub mod tunnel;
 pub mod udp_batch;

@@ -23,12 +23,11 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::owned::{self, Record};
+pub use crate::owned::{PREFIX, RUN_DIR, run_id_of};
+
 /// Where pinned namespaces live (the same place as `ip netns`).
 pub const NETNS_DIR: &str = "/run/netns";
-/// Every namespace leakhound makes starts with this.
-pub const PREFIX: &str = "lh-";
-/// Where a live run keeps its lock file (held with `flock` for its lifetime).
-pub const RUN_DIR: &str = "/run/leakhound";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
@@ -84,25 +83,23 @@ pub enum NetnsError {
     },
     #[error("a thread working in namespace {name} panicked")]
     ThreadPanic { name: String },
+    #[error(
+        "refusing to make or remove network namespace {name}: not a name of leakhound's format lh-<run id>-<host>, or not recorded by run {id}"
+    )]
+    NotOurs { name: String, id: String },
+    #[error("recording namespace {name} in its run's records")]
+    Record {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-/// Inode numbers of the namespaces leakhound must never touch: PID 1's (the
-/// host's root namespace) and the one this process started in.
-fn forbidden_inodes() -> Vec<u64> {
-    ["/proc/1/ns/net", "/proc/self/ns/net"]
-        .iter()
-        .filter_map(|p| fs::metadata(p).ok().map(|m| m.ino()))
-        .collect()
-}
-
-/// The kernel's initial network namespace has this fixed inode number
-/// (PROC_NET_INIT_INO, Linux 6.x); older kernels number it like any other,
-/// and PID 1's namespace covers them.
-const INIT_NET_INO: u64 = 0xEFFF_FFF9;
+use crate::owned::{INIT_NET_INO, forbidden_ns_inodes as forbidden_inodes};
 
 /// True when this process runs in a PID namespace of its own (a
 /// container), where PID 1 is the container's first process, not the
@@ -153,22 +150,26 @@ impl Netns {
 
     /// Pins the network namespace of process `pid` (a container leakhound
     /// started, whose namespace becomes a lab host) as `name`, the way
-    /// [`Netns::create`] pins a new one. Refuses the host's namespace.
+    /// [`Netns::create`] pins a new one. Refuses the host's namespace. The
+    /// namespace is opened once, checked through that descriptor, and the
+    /// pin is made from the same descriptor: a process that exits (and a
+    /// PID that is reused) between the check and the mount cannot swap it.
     pub fn adopt(name: &str, pid: i32) -> Result<Netns, NetnsError> {
         let err = |source| NetnsError::Create {
             name: name.to_string(),
             source,
         };
-        let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        let ino = fs::metadata(&source).map_err(err)?.ino();
-        if forbidden_inodes().contains(&ino) {
-            return Err(NetnsError::HostNamespace {
-                name: name.to_string(),
-            });
-        }
+        let opened = File::open(format!("/proc/{pid}/ns/net")).map_err(err)?;
+        let probe = Netns {
+            name: name.to_string(),
+            file: opened,
+            attached: false,
+        };
+        probe.check_not_host()?;
+        let via = PathBuf::from(format!("/proc/self/fd/{}", probe.file.as_raw_fd()));
         Self::pin(name, |path| {
             mount(
-                Some(&source),
+                Some(&via),
                 path,
                 None::<&str>,
                 MsFlags::MS_BIND,
@@ -181,11 +182,35 @@ impl Netns {
     /// Pins a namespace as `name` under /run/netns, as `ip netns add`
     /// does: the directory made a shared mount of itself first, an empty
     /// file created, `bind` mounts a namespace onto it (the file is removed
-    /// again if that fails), then it is opened.
+    /// again if that fails), then it is opened. `name` must be of
+    /// leakhound's format for a run whose folder exists (a claimed run): the
+    /// namespace is recorded in the run's records before it is made, and
+    /// again with its inode once it is, so the reaper of a later run knows
+    /// it for this run's whatever happens in between.
     fn pin(
         name: &str,
         bind: impl FnOnce(&Path) -> Result<(), NetnsError>,
     ) -> Result<Netns, NetnsError> {
+        let Some(id) = run_id_of(name) else {
+            return Err(NetnsError::NotOurs {
+                name: name.to_string(),
+                id: String::new(),
+            });
+        };
+        let record = |ino| {
+            owned::record(
+                id,
+                &Record::Netns {
+                    name: name.to_string(),
+                    ino,
+                },
+            )
+            .map_err(|source| NetnsError::Record {
+                name: name.to_string(),
+                source,
+            })
+        };
+        record(None)?;
         share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let path = Path::new(NETNS_DIR).join(name);
         File::options()
@@ -200,16 +225,27 @@ impl Netns {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Self::open(name)
-    }
-
-    /// Opens an existing pinned namespace, refusing the host's own.
-    pub fn open(name: &str) -> Result<Netns, NetnsError> {
-        let path = Path::new(NETNS_DIR).join(name);
-        let file = File::open(&path).map_err(|source| NetnsError::Open {
+        let ns = Self::open(name)?;
+        record(Some(ns.inode().map_err(|source| NetnsError::Open {
             name: name.to_string(),
             source,
-        })?;
+        })?))?;
+        Ok(ns)
+    }
+
+    /// Opens an existing pinned namespace, refusing the host's own (and a
+    /// link in /run/netns: the pin itself is opened, never what it names).
+    pub fn open(name: &str) -> Result<Netns, NetnsError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Path::new(NETNS_DIR).join(name);
+        let file = File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| NetnsError::Open {
+                name: name.to_string(),
+                source,
+            })?;
         let ns = Netns {
             name: name.to_string(),
             file,
@@ -641,7 +677,7 @@ pub fn kill_all_in_but(ns: &Netns, spare: &[i32]) -> usize {
 /// leakhound processes by a lock file, so two runs cannot both add a cover.
 pub fn share_netns_dir() -> io::Result<()> {
     fs::create_dir_all(NETNS_DIR)?;
-    fs::create_dir_all(RUN_DIR)?;
+    owned::make_base_dir()?;
     let _lock = locked("netns-dir.lock")?;
     let shared = || {
         mount(
@@ -759,11 +795,21 @@ fn unpin(path: &std::ffi::CStr) -> nix::Result<u64> {
     Ok(0)
 }
 
-/// Kills every process inside `name` and removes the namespace. Missing
-/// namespaces are not an error (removal is idempotent). Every error names
-/// the step, the path and the errno. A pin hidden under another tool's
-/// later mount of /run/netns is removed from beneath it.
-pub fn remove(name: &str) -> Result<(), NetnsError> {
+/// Kills every process inside `name` and removes the namespace, if it is
+/// one leakhound may act on: of leakhound's name format, never the host's
+/// namespace, PID 1's or this process's, and, when `expected` gives the
+/// inode it was made with, still that namespace (a pin replaced by somebody
+/// else's since is left alone). Missing namespaces are not an error
+/// (removal is idempotent). Every error names the step, the path and the
+/// errno. A pin hidden under another tool's later mount of /run/netns is
+/// removed from beneath it.
+pub fn remove(name: &str, expected: Option<u64>) -> Result<(), NetnsError> {
+    let Some(id) = run_id_of(name) else {
+        return Err(NetnsError::NotOurs {
+            name: name.to_string(),
+            id: String::new(),
+        });
+    };
     let path = Path::new(NETNS_DIR).join(name);
     if fs::symlink_metadata(&path).is_err() {
         return Ok(());
@@ -774,12 +820,28 @@ pub fn remove(name: &str) -> Result<(), NetnsError> {
         path: path.clone(),
         source,
     };
-    // The processes inside go first (the namespace lives while they do).
+    // Which namespace is pinned there: through the visible pin, or from
+    // beneath a later mount of /run/netns. The host's is refused by `open`.
     let ino = match Netns::open(name) {
         Ok(ns) => ns.inode().ok(),
+        Err(NetnsError::HostNamespace { .. }) => {
+            return Err(NetnsError::HostNamespace {
+                name: name.to_string(),
+            });
+        }
         Err(_) => beneath_covers(&path, pinned_inode).ok(),
     };
     if let Some(ino) = ino {
+        if !owned::may_act_on(ino, expected, &forbidden_inodes()) {
+            tracing::warn!(
+                "{name}: pinned namespace {ino} is not the one run {id} recorded ({expected:?}) or is the host's: left alone"
+            );
+            return Err(NetnsError::NotOurs {
+                name: name.to_string(),
+                id: id.to_string(),
+            });
+        }
+        // The processes inside go first (the namespace lives while they do).
         let me = std::process::id() as i32;
         for pid in pids_in(ino).into_iter().filter(|p| *p != me) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -816,28 +878,47 @@ pub fn remove(name: &str) -> Result<(), NetnsError> {
     }
 }
 
-/// Names of all namespaces leakhound has pinned, of any run.
+/// Names in /run/netns of leakhound's format (any run, live or dead,
+/// recorded or not: for listing, never for removing).
 pub fn list_ours() -> Vec<String> {
     let Ok(dir) = fs::read_dir(NETNS_DIR) else {
         return Vec::new();
     };
     let mut v: Vec<String> = dir
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| run_id_of(n).is_some())
         .collect();
     v.sort();
     v
 }
 
-/// The run id inside a namespace name `lh-<run>-<host>`.
-pub fn run_id_of(ns_name: &str) -> Option<&str> {
-    let rest = ns_name.strip_prefix(PREFIX)?;
-    let (run, host) = rest.split_once('-')?;
-    (!run.is_empty() && !host.is_empty()).then_some(run)
+/// Names in /run/netns that start like leakhound's but that no run of it
+/// recorded (a user's `lh-myvpn-home`, or a pin whose run's records are
+/// gone): the reaper leaves them alone and `reap` says so.
+pub fn unrecorded() -> Vec<String> {
+    let Ok(dir) = fs::read_dir(NETNS_DIR) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(PREFIX))
+        .filter(|n| match run_id_of(n) {
+            None => true,
+            Some(id) => {
+                run_is_dead(id)
+                    && !owned::records(id)
+                        .iter()
+                        .any(|r| matches!(r, Record::Netns { name, .. } if name == n))
+            }
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// A live run's claim on its id: an exclusive `flock` on
-/// `/run/leakhound/<id>.lock`, released by the kernel when the process dies.
+/// `/run/leakhound/<id>.lock`, released by the kernel when the process dies,
+/// and the run's folder `/run/leakhound/<id>/` (0700) with its records.
 #[derive(Debug)]
 pub struct RunLock {
     id: String,
@@ -845,8 +926,18 @@ pub struct RunLock {
 }
 
 impl RunLock {
+    /// Claims run id `id` (six lowercase hex digits; anything else is
+    /// refused): takes its lock and makes its folder. A folder left by a
+    /// dead run of the same id is reaped first.
     pub fn acquire(id: &str) -> io::Result<RunLock> {
-        fs::create_dir_all(RUN_DIR)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        if !owned::is_run_id(id) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{id:?} is not a run id (six lowercase hex digits)"),
+            ));
+        }
+        owned::make_base_dir()?;
         // Not while a reaper looks: it would take the lock file, made but
         // not yet locked, for a dead run's and remove it.
         let _turn = reap_turn()?;
@@ -854,9 +945,21 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(lock_path(id))?;
         file.try_lock()
             .map_err(|e| io::Error::other(format!("run id {id} is in use: {e}")))?;
+        if fs::symlink_metadata(owned::run_dir(id)).is_ok() {
+            // A dead run's (we hold its lock now): what it recorded goes first.
+            let left = reap_run(id, &mut Vec::new());
+            if !left {
+                return Err(io::Error::other(format!(
+                    "run id {id} was used by a dead run whose leftovers could not all be removed"
+                )));
+            }
+        }
+        owned::make_run_dir(id)?;
         Ok(RunLock {
             id: id.to_string(),
             _file: file,
@@ -866,20 +969,41 @@ impl RunLock {
     pub fn id(&self) -> &str {
         &self.id
     }
-}
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(lock_path(&self.id));
+    /// Lets the claim go the way a SIGKILLed run does: the kernel's lock is
+    /// released, the records and everything recorded stay for a reaper.
+    /// For tests that play a killed run.
+    #[doc(hidden)]
+    pub fn abandon(self) {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again; its file is moved
+        // out once and dropped here (closing it releases the flock), and its
+        // id is moved out and dropped with it.
+        let (file, id) = unsafe { (std::ptr::read(&me._file), std::ptr::read(&me.id)) };
+        drop(file);
+        drop(id);
     }
 }
 
-/// Where a run keeps its per-host files (resolv.conf): removed with the run.
+impl Drop for RunLock {
+    /// The run's end: whatever it recorded and did not remove itself goes
+    /// now (a lab removes its namespaces first), then its folder and lock.
+    fn drop(&mut self) {
+        let _turn = reap_turn();
+        if !reap_run(&self.id, &mut Vec::new()) {
+            let _ = fs::remove_file(lock_path(&self.id));
+        }
+    }
+}
+
+/// Where a run keeps its records and per-host files (resolv.conf): its
+/// folder, removed with the run. The id is checked ([`owned::run_dir`]).
 pub fn run_files(id: &str) -> PathBuf {
-    Path::new(RUN_DIR).join(id)
+    owned::run_dir(id)
 }
 
 fn lock_path(id: &str) -> PathBuf {
+    assert!(owned::is_run_id(id), "not a run id: {id:?}");
     Path::new(RUN_DIR).join(format!("{id}.lock"))
 }
 
@@ -890,47 +1014,32 @@ pub fn run_is_alive(id: &str) -> bool {
 
 /// True when no live process holds the lock of run `id`.
 fn run_is_dead(id: &str) -> bool {
-    match File::options().write(true).open(lock_path(id)) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !owned::is_run_id(id) {
+        return false;
+    }
+    match File::options()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(lock_path(id))
+    {
         Ok(f) => f.try_lock().is_ok(),
         Err(_) => true,
     }
 }
 
-/// Removes namespaces (and their processes) left behind by runs that are no
-/// longer alive. Returns the names removed.
-///
-/// Reapers take turns (an exclusive lock on `/run/leakhound/reap.lock`,
-/// waited for): a reaper's own brief `try_lock` on a dead run's lock would
-/// otherwise make that run look alive to a second reaper, which would then
-/// return while the first is still removing it.
-pub fn reap_stale() -> Vec<String> {
-    let turn = fs::create_dir_all(RUN_DIR).and_then(|()| reap_turn());
-    if let Err(e) = &turn {
-        tracing::warn!("reaping without taking turns: {e}");
-    }
-    let mut reaped = Vec::new();
-    let mut dead = std::collections::BTreeSet::new();
-    for name in list_ours() {
-        let Some(id) = run_id_of(&name).map(str::to_string) else {
-            continue;
-        };
-        if run_is_dead(&id) {
-            match remove(&name) {
-                Ok(()) => reaped.push(name),
-                Err(e) => tracing::error!("could not reap {name}: {}", crate::errfmt::chain(&e)),
-            }
-            dead.insert(id);
-        }
-    }
-    // A run killed after its last namespace went (late in its teardown)
-    // leaves only its files and its lock: those count too.
+/// The ids of runs that have something in [`RUN_DIR`] (a folder, a lock, a
+/// detached lab's state file) and are dead.
+fn dead_runs() -> std::collections::BTreeSet<String> {
     let labs = Path::new(RUN_DIR).join("labs");
-    let entries = [fs::read_dir(RUN_DIR), fs::read_dir(&labs)];
-    for dir in entries.into_iter().flatten() {
+    let mut dead = std::collections::BTreeSet::new();
+    for dir in [fs::read_dir(RUN_DIR), fs::read_dir(&labs)]
+        .into_iter()
+        .flatten()
+    {
         for e in dir.flatten() {
             let name = e.file_name();
-            let name = name.to_str().map(|n| n.strip_suffix(".json").unwrap_or(n));
-            let Some(id) = name.and_then(run_id_of_file) else {
+            let Some(id) = name.to_str().and_then(owned::run_id_of_entry) else {
                 continue;
             };
             if !dead.contains(id) && run_is_dead(id) {
@@ -938,13 +1047,82 @@ pub fn reap_stale() -> Vec<String> {
             }
         }
     }
-    for id in dead {
-        let _ = fs::remove_dir_all(run_files(&id));
-        // A detached lab's state file (`lab up`).
-        let _ = fs::remove_file(labs.join(format!("{id}.json")));
-        let _ = fs::remove_file(lock_path(&id));
+    dead
+}
+
+/// Removes what dead run `id` recorded (namespaces, with their processes),
+/// then its files, lock and state file if nothing recorded is left. Names
+/// removed are added to `reaped`. Returns whether everything went. Called
+/// with the reapers' turn held.
+fn reap_run(id: &str, reaped: &mut Vec<String>) -> bool {
+    let mut all = true;
+    for rec in owned::records(id) {
+        match rec {
+            Record::Netns { name, ino } => {
+                let there = fs::symlink_metadata(Path::new(NETNS_DIR).join(&name)).is_ok();
+                match remove(&name, ino) {
+                    Ok(()) if there => reaped.push(name),
+                    Ok(()) => {}
+                    Err(NetnsError::NotOurs { .. } | NetnsError::HostNamespace { .. }) => {
+                        // Not the namespace the run made: not ours to remove,
+                        // and nothing of the run's is left under that name.
+                    }
+                    Err(e) => {
+                        all = false;
+                        tracing::error!("could not reap {name}: {}", crate::errfmt::chain(&e));
+                    }
+                }
+            }
+            // Containers are the container reaper's (it reads the records
+            // too, before this runs); their records go with the folder.
+            Record::Container { .. } => {}
+        }
+    }
+    if all {
+        let _ = fs::remove_dir_all(owned::run_dir(id));
+        let _ = fs::remove_file(Path::new(RUN_DIR).join("labs").join(format!("{id}.json")));
+        let _ = fs::remove_file(lock_path(id));
+    }
+    all
+}
+
+/// Removes what runs that are no longer alive recorded making (namespaces
+/// and the processes in them), then their files. Returns the namespace
+/// names removed. A namespace that merely looks like ours (`lh-myvpn-home`,
+/// or a pin no run recorded) is never touched: see [`unrecorded`].
+///
+/// Reapers take turns (an exclusive lock on `/run/leakhound/reap.lock`,
+/// waited for): a reaper's own brief `try_lock` on a dead run's lock would
+/// otherwise make that run look alive to a second reaper, which would then
+/// return while the first is still removing it.
+pub fn reap_stale() -> Vec<String> {
+    let turn = owned::make_base_dir().and_then(|()| reap_turn());
+    if let Err(e) = &turn {
+        tracing::warn!("reaping without taking turns: {e}");
+    }
+    let mut reaped = Vec::new();
+    for id in dead_runs() {
+        reap_run(&id, &mut reaped);
     }
     reaped
+}
+
+/// The containers dead runs recorded, as `(run id, container name)`: what
+/// the container reaper may remove (before [`reap_stale`] removes the
+/// records).
+pub fn dead_runs_containers() -> Vec<(String, String)> {
+    dead_runs()
+        .into_iter()
+        .flat_map(|id| {
+            owned::records(&id)
+                .into_iter()
+                .filter_map(move |r| match r {
+                    Record::Container { name } => Some((id.clone(), name)),
+                    Record::Netns { .. } => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The reapers' turn (an exclusive lock on `/run/leakhound/reap.lock`,
@@ -956,25 +1134,16 @@ fn reap_turn() -> io::Result<File> {
 /// An exclusive lock on `/run/leakhound/NAME`, waited for; released when
 /// the file is dropped.
 fn locked(name: &str) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(Path::new(RUN_DIR).join(name))?;
     f.lock()?;
     Ok(f)
-}
-
-/// The run id of an entry of [`RUN_DIR`]: a run's files (`<id>`) or its lock
-/// (`<id>.lock`), where the id is the six hex digits runs are given. The
-/// directory's other entries (the reapers' and the pins' locks) have none.
-fn run_id_of_file(entry: &str) -> Option<&str> {
-    let id = entry.strip_suffix(".lock").unwrap_or(entry);
-    (id.len() == 6
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-    .then_some(id)
 }
 
 #[cfg(test)]
@@ -982,20 +1151,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_id_is_parsed_from_names() {
-        assert_eq!(run_id_of("lh-ab12cd-gw"), Some("ab12cd"));
-        assert_eq!(run_id_of("lh-ab12cd-lan-admin"), Some("ab12cd"));
-        assert_eq!(run_id_of("lh-ab12cd"), None);
-        assert_eq!(run_id_of("other-ab-gw"), None);
-    }
-
-    #[test]
-    fn run_files_and_locks_name_their_run() {
-        assert_eq!(run_id_of_file("c2b57b"), Some("c2b57b"));
-        assert_eq!(run_id_of_file("c2b57b.lock"), Some("c2b57b"));
-        assert_eq!(run_id_of_file("reap.lock"), None);
-        assert_eq!(run_id_of_file("netns-dir.lock"), None);
-        assert_eq!(run_id_of_file("C2B57B"), None);
-        assert_eq!(run_id_of_file("c2b57"), None);
+    fn names_not_of_our_format_are_refused_before_anything_is_done() {
+        for bad in ["lh-myvpn-home", "lh-..-x", "lh-.-x", "lh-ZZZZZZ-x"] {
+            assert!(
+                matches!(remove(bad, None), Err(NetnsError::NotOurs { .. })),
+                "{bad}"
+            );
+            assert!(
+                matches!(Netns::create(bad), Err(NetnsError::NotOurs { .. })),
+                "{bad}"
+            );
+        }
+        assert!(RunLock::acquire("..").is_err());
+        assert!(RunLock::acquire("lh-x").is_err());
+        assert!(
+            !run_is_dead(".."),
+            "an invalid id is never taken for a dead run"
+        );
     }
 }
