@@ -39,6 +39,7 @@ pub mod audit;
 pub mod bench;
 pub mod capture;
 pub mod lab;
+pub mod outdir;
 pub mod profile;
 /// The gateway under test, its own crate (`crates/gateway`).
 pub use leakhound_gateway as gateway;

@@ -802,10 +802,7 @@ fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 fn prepare_out(out: &Path) -> Result<()> {
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+    Ok(leakhound::outdir::prepare(out)?)
 }
 
 fn run_main(args: RunArgs) -> Result<Verdict> {
@@ -1578,8 +1575,13 @@ fn lab_main(args: LabArgs) -> Result<()> {
             parse_env_overrides(&opts.env)?;
             target_specs(&opts.target)?;
             let id = lab::new_run_id();
-            let logs = std::env::temp_dir().join(format!("leakhound-lab-{id}"));
-            std::fs::create_dir_all(&logs)?;
+            // A fresh folder of its own (mkdtemp, 0700): never a
+            // predictable path another local user could plant a link on.
+            let logs = tempfile::Builder::new()
+                .prefix(&format!("leakhound-lab-{id}-"))
+                .tempdir()
+                .context("making the lab's logs folder")?
+                .keep();
             let mut argv: Vec<std::ffi::OsString> = vec![
                 "lab".into(),
                 "serve".into(),
@@ -1656,9 +1658,12 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         let (lab, services) = lab_with_services(ProviderKind::Boringtun, &run_id).await?;
         let out = match &detached {
             Some((_, logs)) => logs.clone(),
-            None => std::env::temp_dir().join(format!("leakhound-lab-{run_id}")),
+            None => tempfile::Builder::new()
+                .prefix(&format!("leakhound-lab-{run_id}-"))
+                .tempdir()
+                .context("making the lab's logs folder")?
+                .keep(),
         };
-        std::fs::create_dir_all(&out)?;
         let runner = Runner {
             lab: &lab,
             profile: leakhound::profile::Profile::seed_ref(),

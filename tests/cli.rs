@@ -162,3 +162,28 @@ fn format_json_is_one_event_a_line_ending_with_the_totals() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--out` never deletes what leakhound did not write: a working tree is
+/// refused with an error that names it and says what to do, and nothing in
+/// it is touched; `--out` on a new folder makes and marks it.
+#[test]
+fn out_refuses_a_folder_leakhound_did_not_make() {
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("Cargo.toml"), "[package]\n").unwrap();
+    std::fs::create_dir(tree.path().join("src")).unwrap();
+    std::fs::write(tree.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(["run", "--only", "baseline", "--out", "."])
+        .current_dir(tree.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--out .") && err.contains("Cargo.toml") && err.contains("Name a new folder"),
+        "{err}"
+    );
+    assert!(tree.path().join("Cargo.toml").exists());
+    assert!(tree.path().join("src/main.rs").exists());
+    assert!(!tree.path().join(leakhound::outdir::MARK).exists());
+}

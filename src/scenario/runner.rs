@@ -331,18 +331,20 @@ impl Runner<'_> {
         .await;
         let env = self.gateway_env(scn);
         // A status file left by an earlier gateway must not be read as this one's.
-        if let Some(f) = env.get("VPN_PORT_FORWARDING_STATUS_FILE") {
+        if let Ok(Some(f)) = run_file(self.lab.run_id(), &env, "VPN_PORT_FORWARDING_STATUS_FILE") {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_file(self.port_commands_file());
         // A gateway that reads its key from a secret file finds the lab's.
-        if let Some(f) = env.get("WIREGUARD_PRIVATE_KEY_SECRETFILE")
-            && let Err(e) = super::steps::write_key_file(
-                std::path::Path::new(f),
-                &self.services.keys.client_private,
-            )
-        {
-            tracing::warn!("writing the gateway's key file {f}: {e}");
+        match run_file(self.lab.run_id(), &env, "WIREGUARD_PRIVATE_KEY_SECRETFILE") {
+            Ok(Some(f)) => {
+                if let Err(e) = super::steps::write_key_file(&f, &self.services.keys.client_private)
+                {
+                    tracing::warn!("writing the gateway's key file {}: {e}", f.display());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
         let mut st = RunState {
             metrics: Default::default(),
@@ -1049,4 +1051,53 @@ fn step_marks(
             (*t, name.clone(), kind)
         })
         .collect()
+}
+
+/// The file scenario variable `var` names, for the harness to write, read or
+/// remove: only inside the run's folder (`{lab_dir}/...`), never anywhere
+/// else a scenario file could name (scenario files are code, but a typo
+/// must not make root write or delete outside the lab). `Ok(None)` when the
+/// variable is not set.
+pub(crate) fn run_file(
+    run_id: &str,
+    env: &BTreeMap<String, String>,
+    var: &str,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let Some(v) = env.get(var) else {
+        return Ok(None);
+    };
+    let p = std::path::PathBuf::from(v);
+    if crate::lab::owned::inside_run_dir(run_id, &p) {
+        Ok(Some(p))
+    } else {
+        Err(format!(
+            "{var} = {v:?}: the harness reads and writes this file, so it must be inside the run's folder; write it as \"{{lab_dir}}/NAME\""
+        ))
+    }
+}
+
+#[cfg(test)]
+mod run_file_tests {
+    use super::*;
+
+    #[test]
+    fn harness_files_named_by_variables_stay_in_the_run_folder() {
+        let env: BTreeMap<String, String> = [
+            ("A", "/run/leakhound/ab12cd/forwarded_port"),
+            ("B", "/etc/passwd"),
+            ("C", "/run/leakhound/ab12cd/../../../etc/passwd"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            run_file("ab12cd", &env, "A").unwrap().unwrap(),
+            std::path::Path::new("/run/leakhound/ab12cd/forwarded_port")
+        );
+        for var in ["B", "C"] {
+            let e = run_file("ab12cd", &env, var).unwrap_err();
+            assert!(e.contains(var) && e.contains("{lab_dir}/NAME"), "{e}");
+        }
+        assert_eq!(run_file("ab12cd", &env, "D"), Ok(None));
+    }
 }

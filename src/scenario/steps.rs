@@ -651,24 +651,32 @@ impl Runner<'_> {
         st: &mut RunState<'_>,
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
-        let Some(file) = st.env.get("WIREGUARD_PRIVATE_KEY_SECRETFILE").cloned() else {
-            return Err(lab_err(
-                "rotate-key",
-                std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
-            ));
+        let file = match super::runner::run_file(
+            self.lab.run_id(),
+            &st.env,
+            "WIREGUARD_PRIVATE_KEY_SECRETFILE",
+        ) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(lab_err(
+                    "rotate-key",
+                    std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
+                ));
+            }
+            Err(e) => return Err(lab_err("rotate-key", std::io::Error::other(e))),
         };
         let Some(g) = st.gateway.as_mut() else {
             return Ok(fail("there is no gateway running", ""));
         };
         let (private, public) = crate::tunnel::generate_keypair();
-        write_key_file(std::path::Path::new(&file), &private)
-            .map_err(|e| lab_err("rotate-key", e))?;
+        write_key_file(&file, &private).map_err(|e| lab_err("rotate-key", e))?;
         self.services.wg.set_peer(public).await?;
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         st.old_key = Some(st.current_key);
         st.current_key = private;
         log.push(format!(
-            "a new key in {file}; the provider accepts only it from now on"
+            "a new key in {}; the provider accepts only it from now on",
+            file.display()
         ));
         let target = control_address(&st.env);
         let ns = self.lab.ns(host::GW)?;
@@ -1259,15 +1267,19 @@ impl Runner<'_> {
         expect: &Expect,
         log: &mut Vec<String>,
     ) -> Result<u16, Outcome> {
-        let Some(file) = st
-            .env
-            .get("VPN_PORT_FORWARDING_STATUS_FILE")
-            .map(PathBuf::from)
-        else {
-            return Err(fail(
-                "this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
-                log.join("\n"),
-            ));
+        let file = match super::runner::run_file(
+            self.lab.run_id(),
+            &st.env,
+            "VPN_PORT_FORWARDING_STATUS_FILE",
+        ) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(fail(
+                    "this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
+                    log.join("\n"),
+                ));
+            }
+            Err(e) => return Err(fail(e, log.join("\n"))),
         };
         let started = Instant::now();
         let mut port = None;
@@ -1280,7 +1292,7 @@ impl Runner<'_> {
         };
         loop {
             poll.tick().await;
-            if let Some(p) = std::fs::read_to_string(&file)
+            if let Some(p) = crate::lab::owned::read_run_file(&file)
                 .ok()
                 .and_then(|t| t.trim().parse::<u16>().ok())
             {
@@ -1441,8 +1453,10 @@ impl Runner<'_> {
             .unwrap_or_else(|| "wg0".into());
         let file = self.port_commands_file();
         let status_port = || {
-            env.get("VPN_PORT_FORWARDING_STATUS_FILE")
-                .and_then(|f| std::fs::read_to_string(f).ok())
+            super::runner::run_file(self.lab.run_id(), env, "VPN_PORT_FORWARDING_STATUS_FILE")
+                .ok()
+                .flatten()
+                .and_then(|f| crate::lab::owned::read_run_file(&f).ok())
                 .and_then(|t| t.trim().parse::<u16>().ok())
         };
         let started = Instant::now();
@@ -1707,11 +1721,19 @@ fn lan_prober(topo: &crate::model::topology::Topology) -> &'static str {
 pub fn write_key_file(path: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("new");
+    // A new file, never through a link: a stale temporary (or anything
+    // planted there) goes first, and rename replaces a link at `path`
+    // rather than writing through it.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(&tmp)?;
     std::io::Write::write_all(
         &mut f,

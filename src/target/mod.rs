@@ -200,14 +200,9 @@ pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>
         target: spec.name.clone(),
         what,
     };
-    if spec.name.is_empty()
-        || !spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
+    if !crate::model::scenario::is_file_name_word(&spec.name) {
         return Err(unusable(format!(
-            "name {:?}: use letters, digits, -, _ and . (it names report files)",
+            "name {:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)",
             spec.name
         )));
     }
@@ -308,6 +303,18 @@ mod tests {
         };
         let e = from_spec(&bad, &exe).err().unwrap().to_string();
         assert!(e.contains("unknown capability \"teleport\""), "{e}");
+        // A target's name becomes a report folder (compare): never a path.
+        for name in ["..", ".", "a/b", "", "x.y", &"a".repeat(65)] {
+            let bad = TargetSpec {
+                name: name.into(),
+                kind: "builtin".into(),
+                argv: vec![],
+                image: None,
+                capabilities: vec![],
+            };
+            let e = from_spec(&bad, &exe).err().unwrap().to_string();
+            assert!(e.contains("use letters, digits"), "{name:?}: {e}");
+        }
     }
 
     #[test]

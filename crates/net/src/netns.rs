@@ -534,7 +534,6 @@ impl Netns {
                     None::<&std::ffi::CStr>,
                 )
                 .map_err(errno)?;
-                let mut held = Vec::new();
                 for (i, (path, _, _)) in binds.iter().enumerate() {
                     let fd = open(
                         path.as_c_str(),
@@ -548,7 +547,6 @@ impl Netns {
                     if nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&fd), fixed) < 0 {
                         return Err(io::Error::last_os_error());
                     }
-                    held.push(fixed);
                 }
                 mount(
                     Some(c"tmpfs"),
@@ -575,9 +573,11 @@ impl Netns {
                     )
                     .map_err(errno)?;
                 }
-                for fd in held {
+                // No allocation here (the child of a threaded process): the
+                // reserved descriptors are known by number.
+                for i in 0..binds.len() {
                     // SAFETY: closes the reserved descriptor made above.
-                    nix::libc::close(fd);
+                    nix::libc::close(900 + i as i32);
                 }
                 for d in &resolv_dirs {
                     match nix::unistd::mkdir(d.as_c_str(), Mode::from_bits_truncate(0o755)) {

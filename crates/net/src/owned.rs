@@ -92,6 +92,36 @@ pub fn run_dir(id: &str) -> PathBuf {
     Path::new(RUN_DIR).join(id)
 }
 
+/// Is `path` a file inside run `id`'s folder (absolute, no `.` or `..`
+/// parts, strictly below the folder)? The harness writes, reads and
+/// removes files that scenario variables name (a key file, a status file)
+/// only when this holds.
+pub fn inside_run_dir(id: &str, path: &Path) -> bool {
+    use std::path::Component;
+    is_run_id(id)
+        && path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && path.starts_with(run_dir(id))
+        && path != run_dir(id)
+}
+
+/// Reads a small file of a run's folder that a gateway under test writes
+/// (a status file): never through a link, at most 64 KiB.
+pub fn read_run_file(path: &Path) -> io::Result<String> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    f.take(64 * 1024).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// What a run recorded making.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -436,6 +466,34 @@ mod tests {
             ino: Some(7),
         };
         assert_eq!(parse_records("ab12cd", &r.line()), vec![r]);
+    }
+
+    #[test]
+    fn harness_files_stay_inside_the_run_folder() {
+        let ok = Path::new("/run/leakhound/ab12cd/forwarded_port");
+        assert!(inside_run_dir("ab12cd", ok));
+        for bad in [
+            "/run/leakhound/ab12cd",
+            "/run/leakhound/ab12cd/../x",
+            "/run/leakhound/ab12ce/x",
+            "/etc/shadow",
+            "run/leakhound/ab12cd/x",
+            "/run/leakhound/ab12cdx/y",
+        ] {
+            assert!(!inside_run_dir("ab12cd", Path::new(bad)), "{bad}");
+        }
+        assert!(!inside_run_dir("..", ok));
+    }
+
+    #[test]
+    fn run_files_are_read_never_through_links() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "42\n").unwrap();
+        assert_eq!(read_run_file(&f).unwrap(), "42\n");
+        let l = t.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(read_run_file(&l).is_err());
     }
 
     #[test]

@@ -63,6 +63,17 @@ use std::time::Duration;
 
 pub use parse::{ScenarioError, parse};
 
+/// The rule for every name that becomes part of a report file's name
+/// (scenarios, targets): ASCII letters, digits, `-` and `_`, at most 64,
+/// not empty. Nothing with `.` or `/` ever reaches a path this way.
+pub fn is_file_name_word(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum Expect {

@@ -58,16 +58,11 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
     let steps_value = root.get_mut().remove("step");
     let raw = RawScenario::deserialize(toml::de::Deserializer::from(root))
         .map_err(|e| doc.de(&e, root_span.start, ""))?;
-    if raw.name.trim().is_empty()
-        || !raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !super::is_file_name_word(&raw.name) {
         return Err(doc.at(
             0,
             format!(
-                "name = {:?}: use letters, digits, - and _ (it names report files)",
+                "name = {:?}: use letters, digits, - and _, at most 64 (it names report files)",
                 raw.name
             ),
         ));
