@@ -187,3 +187,74 @@ fn out_refuses_a_folder_leakhound_did_not_make() {
     assert!(tree.path().join("src/main.rs").exists());
     assert!(!tree.path().join(leakhound::outdir::MARK).exists());
 }
+
+/// A folder of links to every program on PATH except `without`: what a
+/// machine without those packages looks like to leakhound.
+fn path_without(without: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::env::var_os("PATH").unwrap();
+    for d in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if without.iter().any(|w| name == *w) {
+                continue;
+            }
+            let link = dir.path().join(&name);
+            if !link.exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), link);
+            }
+        }
+    }
+    dir
+}
+
+/// A missing optional package is a skip with the reason, never a pass on
+/// leakhound's own client alone and never an abort: without kdig the DNS
+/// steps that need an independent client are skipped naming knot-dnsutils;
+/// without a browser the browser scenario is skipped naming chromium.
+#[test]
+fn a_missing_optional_package_skips_with_the_reason() {
+    common::require_root();
+    let bin = path_without(&[
+        "kdig",
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(["run", "--quiet", "--dependents", "stand-in"])
+        .args(["--only", "dns-leak", "--only", "browser-leaks", "--out"])
+        .arg(out.path())
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", common::printed(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    let results = summary["results"].as_array().unwrap();
+    let skipped = |scenario: &str| -> Vec<String> {
+        results
+            .iter()
+            .filter(|r| r["name"] == scenario)
+            .flat_map(|r| r["cases"].as_array().unwrap().iter())
+            .filter(|c| c["outcome"]["status"] == "skipped")
+            .map(|c| c["outcome"]["reason"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let dns = skipped("dns-leak");
+    assert!(
+        dns.iter()
+            .any(|r| r.contains("kdig is not installed") && r.contains("knot-dnsutils")),
+        "{dns:?}"
+    );
+    let browser = skipped("browser-leaks");
+    assert!(
+        !browser.is_empty() && browser.iter().all(|r| r.contains("chromium")),
+        "{browser:?}"
+    );
+}

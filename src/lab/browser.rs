@@ -25,11 +25,34 @@ use super::{Lab, LabError};
 use crate::model::browser::{self, Report};
 use crate::model::topology::{addr, host};
 
-/// The program on PATH (Debian's `chromium`).
+/// The name the browser goes by in messages.
 pub const CHROMIUM: &str = "chromium";
-/// Where Debian's Chromium reads its managed policies from: the lab binds
-/// its own directory over it in the browser's mount namespace.
-pub const POLICY_ROOT: &str = "/etc/chromium";
+/// The browsers the probe can drive, first found on PATH wins, each with
+/// where it reads its managed policies from (the lab binds its own
+/// directory over it in the browser's mount namespace): Debian's
+/// `chromium`, the `chromium-browser` of older Ubuntu and other
+/// distributions, and Google Chrome.
+pub const BROWSERS: [(&str, &str); 4] = [
+    ("chromium", "/etc/chromium"),
+    ("chromium-browser", "/etc/chromium-browser"),
+    ("google-chrome-stable", "/etc/opt/chrome"),
+    ("google-chrome", "/etc/opt/chrome"),
+];
+
+/// The first browser of [`BROWSERS`] on PATH, or why there is none.
+pub fn find() -> Result<(&'static str, &'static str), String> {
+    BROWSERS
+        .iter()
+        .copied()
+        .find(|(program, _)| crate::target::process::executable(program).is_ok())
+        .ok_or_else(|| {
+            let names: Vec<&str> = BROWSERS.iter().map(|(p, _)| *p).collect();
+            format!(
+                "none of {} is on PATH (bash ci/setup.sh installs Debian's chromium)",
+                names.join(", ")
+            )
+        })
+}
 /// How long the page may take to report, start-up included (its own
 /// checks end after [`browser::PAGE_CHECK_MS`]).
 pub const REPORT_WITHIN: Duration = Duration::from_secs(30);
@@ -43,14 +66,17 @@ fn err(what: String) -> LabError {
 
 /// Why the browser probe cannot run here, if it cannot.
 pub fn unfit() -> Option<String> {
-    if let Err(why) = crate::target::process::executable(CHROMIUM) {
+    let (program, policy_root) = match find() {
+        Ok(b) => b,
+        Err(why) => {
+            return Some(format!(
+                "the browser probe (Byparr's stand-in) needs Chromium or Chrome: {why}"
+            ));
+        }
+    };
+    if !Path::new(policy_root).is_dir() {
         return Some(format!(
-            "the browser probe (Byparr's stand-in) needs Debian's chromium: {why} (bash ci/setup.sh installs it)"
-        ));
-    }
-    if !Path::new(POLICY_ROOT).is_dir() {
-        return Some(format!(
-            "{POLICY_ROOT} is missing: the browser probe binds its policy there (is this Debian's chromium?)"
+            "{policy_root} is missing: the browser probe binds its policy for {program} there (mkdir -p {policy_root})"
         ));
     }
     None
@@ -106,6 +132,7 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
     if let Some(why) = unfit() {
         return Err(err(why));
     }
+    let (program, policy_root) = find().map_err(err)?;
     let ns = lab.ns(host::GW)?;
     let dir: PathBuf = crate::lab::netns::run_files(lab.run_id()).join(format!("browser-{nonce}"));
     let io = |what: &str, e: std::io::Error| err(format!("{what}: {e}"));
@@ -162,7 +189,7 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
     ];
     let log_file = dir.join("chromium.log");
     let out = std::fs::File::create(&log_file).map_err(|e| io("its log", e))?;
-    let mut cmd = std::process::Command::new(CHROMIUM);
+    let mut cmd = std::process::Command::new(program);
     cmd.args(&args)
         .env("HOME", &dir)
         .stdin(std::process::Stdio::null())
@@ -171,14 +198,14 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let binds = [
         (lab.resolv_conf(host::GW), PathBuf::from("/etc/resolv.conf")),
-        (dir.join("etc"), PathBuf::from(POLICY_ROOT)),
+        (dir.join("etc"), PathBuf::from(policy_root)),
     ];
     ns.command_with_binds(&mut cmd, &binds)
         .map_err(|e| err(format!("entering the gateway's namespace: {e}")))?;
-    let command = format!("{CHROMIUM} {}", args.join(" "));
+    let command = format!("{program} {}", args.join(" "));
     let child = cmd
         .spawn()
-        .map_err(|e| io(&format!("starting {CHROMIUM}"), e))?;
+        .map_err(|e| io(&format!("starting {program}"), e))?;
     let mut group = Group(Some(child));
 
     let deadline = Instant::now() + REPORT_WITHIN;

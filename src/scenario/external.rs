@@ -20,6 +20,18 @@ pub struct External {
     pub output: String,
 }
 
+/// Why a step that needs `tool` is skipped when it is missing.
+pub fn missing(tool: &str) -> String {
+    let package = if tool == "kdig" {
+        "knot-dnsutils"
+    } else {
+        tool
+    };
+    format!(
+        "{tool} is not installed: the verdict needs an independent client beside leakhound's own (bash ci/setup.sh installs {package})"
+    )
+}
+
 pub fn available(tool: &str) -> bool {
     std::process::Command::new(tool)
         .arg(if tool == "kdig" { "-V" } else { "--version" })

@@ -33,7 +33,22 @@ pub enum ExternalKind {
 const METRICS_LAG: Duration = Duration::from_secs(2);
 
 /// One step's outcome from our own probe and an independent client's.
-pub(crate) fn merge(own: Outcome, external: Vec<String>, log: &[String]) -> Outcome {
+pub(crate) fn merge(
+    own: Outcome,
+    external: Result<Vec<String>, String>,
+    log: &[String],
+) -> Outcome {
+    let external = match external {
+        Ok(e) => e,
+        // No independent client: a failure of our own client stands; a pass
+        // would rest on leakhound's own client alone, so it is no verdict.
+        Err(missing) => {
+            return match own {
+                Outcome::Passed => Outcome::Skipped { reason: missing },
+                other => other,
+            };
+        }
+    };
     if external.is_empty() {
         return own;
     }
@@ -873,8 +888,10 @@ impl Runner<'_> {
     }
 
     /// Asks the same question through an independent client (kdig for DNS
-    /// and DoT, curl for DoH) when it is installed, with its own nonce, and
-    /// returns what did not meet `expect` (including the far-end checks).
+    /// and DoT, curl for DoH), with its own nonce, and returns what did not
+    /// meet `expect` (including the far-end checks); `Err(reason)` when the
+    /// client is not installed (the step is then skipped with that reason
+    /// rather than passed on leakhound's own client alone).
     pub(crate) async fn external_check(
         &self,
         kind: ExternalKind,
@@ -883,17 +900,16 @@ impl Runner<'_> {
         zone: &str,
         check: &Check,
         log: &mut Vec<String>,
-    ) -> Result<Vec<String>, LabError> {
+    ) -> Result<Result<Vec<String>, String>, LabError> {
         let tool = if kind == ExternalKind::Doh {
             "curl"
         } else {
             "kdig"
         };
         if !external::available(tool) {
-            log.push(format!(
-                "{tool} is not installed: only leakhound's own client asked"
-            ));
-            return Ok(Vec::new());
+            let why = external::missing(tool);
+            log.push(why.clone());
+            return Ok(Err(why));
         }
         let nonce = probe::nonce();
         let name = format!("{nonce}.{zone}.");
@@ -933,7 +949,7 @@ impl Runner<'_> {
             }
         }
         self.far_end(&nonce, &format!("{tool} query"), check, log, &mut problems);
-        Ok(problems)
+        Ok(Ok(problems))
     }
 
     fn probe_outcome(
