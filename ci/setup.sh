@@ -1,78 +1,159 @@
 #!/usr/bin/env bash
-# Installs the system packages leakhound needs on a fresh Debian machine:
-#   nftables       the lab's NAT (home router masquerade, provider SNAT)
-#   libxml2-utils  xmllint, to validate JUnit reports against Jenkins' schema
-#   tcpdump        to read the pcap files (the tests check they open)
-#   knot-dnsutils  kdig, an independent DNS/DoT client the scenarios also use
-#   curl           an independent DoH client (--doh-url) the scenarios also use
-#   wireguard-go, wireguard-tools, dnsmasq-base
-#                  the reference gateway built from stock parts
-#                  (docker/reference/), which the tests run as a command target;
-#                  wireguard-go is also the lab's second provider
-#                  (`--provider wireguard-go`, tests/interop.rs)
-#   stress-ng      the CPU hog of ci/repeat-suite.sh --hog
-#   qbittorrent-nox, nzbget
-#                  the real qBittorrent and NZBGet, the dependents on 8080
-#                  and 6789 (`run --dependents real`, the default where
-#                  installed); no daemon is started in the host's namespace
-#                  while installing (policy-rc.d)
-#   opentracker, aria2
-#                  the lab's BitTorrent swarm on its internet: a tracker and
-#                  a seeding peer (the torrent scenarios)
-#   chromium       Byparr's stand-in, a headless browser in the gateway's
-#                  namespace (the browser-leaks scenario)
-#   python3-junitparser
-#                  an independent JUnit reader the tests compare counts with
-#   yamllint       checks the CI templates in ci/ (a test)
-#   prometheus     for promtool, which checks the --prometheus metrics in a
-#                  test (its daemon is not started: policy-rc.d)
-# With --bench, also the benchmarks' yardsticks:
-#   unbound        the resolver `leakhound bench dns` measures beside ours
-#   iperf3         the load of `leakhound bench tunnel`
-#   target/release/leakhound-gotatun
-#                  gotatun (Mullvad's boringtun fork, crates.io) as the second
-#                  tunnel yardstick, built by cargo (crates/yardstick-gotatun)
-# Idempotent and quiet when everything is already there. Needs root.
-set -euo pipefail
-need=()
-if [ "${1:-}" = "--bench" ]; then
-  command -v unbound >/dev/null 2>&1 || need+=(unbound)
-  command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+# Installs the system packages leakhound uses, on Debian 12/13 or Ubuntu
+# 22.04/24.04, as root. Idempotent, and quiet when everything is there.
+#
+#   bash ci/setup.sh            everything: the main job's needs and the tests'
+#   bash ci/setup.sh --main     only what `leakhound run` needs
+#   bash ci/setup.sh --bench    everything, plus the benchmarks' yardsticks
+#   bash ci/setup.sh --dry-run  say what would be installed and skipped
+#
+# It never aborts on an optional package the archive lacks: it names it and
+# goes on, and the scenarios that need it are skipped with the reason when
+# leakhound runs. Only a missing *required* package (nftables) fails it.
+#
+# Each row of the table: group, the command that shows it is installed, the
+# package(s), and what it is for. Groups: main (the main job needs it),
+# main? (the main job uses it if present: scenarios needing it are skipped
+# without it), tests (only the tests), bench (only --bench).
+#
+# Simulation, for the tests of this script (nothing is installed then):
+#   SETUP_OS=ubuntu-24.04     the distribution to plan for (default: /etc/os-release)
+#   SETUP_AVAILABLE="a b c"   the packages the archive has (default: apt-cache)
+#   SETUP_INSTALLED="x y"     the commands already installed (default: command -v)
+set -uo pipefail
+
+table() {
+  cat <<'EOF'
+main   nft              nftables          the lab's NAT and the gateway's kill switch
+main?  kdig             knot-dnsutils     an independent DNS/DoT client beside leakhound's own
+main?  curl             curl,ca-certificates  an independent DoH client
+main?  qbittorrent-nox  qbittorrent-nox   the real qBittorrent as a dependent (else a stand-in)
+main?  nzbget           nzbget            the real NZBGet as a dependent (else a stand-in)
+main?  opentracker      opentracker       the lab's BitTorrent tracker (torrent scenarios)
+main?  aria2c           aria2             the lab's seeding peer (torrent scenarios)
+main?  chromium         chromium          Byparr's stand-in, a headless browser (browser-leaks)
+tests  xmllint          libxml2-utils     validates JUnit against Jenkins' schema
+tests  tcpdump          tcpdump           reads the pcap files back
+tests  wireguard-go     wireguard-go      the reference gateway and the second provider
+tests  wg               wireguard-tools   the reference gateway's configuration
+tests  dnsmasq          dnsmasq-base      the reference gateway's resolver
+tests  stress-ng        stress-ng         the CPU hog of ci/repeat-suite.sh --hog
+tests  promtool         prometheus        checks the Prometheus metrics (daemon not started)
+tests  yamllint         yamllint          checks the CI templates
+tests  systemd-analyze  systemd           checks the systemd templates
+tests  py:junitparser   python3-junitparser  an independent JUnit reader
+bench  unbound          unbound           the resolver `bench dns` measures beside ours
+bench  iperf3           iperf3            the load of `bench tunnel`
+EOF
+}
+
+mode=all
+case "${1:-}" in
+  --main) mode=main ;;
+  --bench) mode=bench ;;
+  --dry-run) mode=dry ;;
+  "") ;;
+  *) echo "ci/setup.sh: unknown option $1 (--main, --bench or --dry-run)" >&2; exit 2 ;;
+esac
+
+os="${SETUP_OS:-}"
+if [ -z "$os" ] && [ -r /etc/os-release ]; then
+  os=$(. /etc/os-release; echo "${ID:-unknown}-${VERSION_ID:-}")
 fi
-command -v nft >/dev/null 2>&1 || need+=(nftables)
-command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
-command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
-command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
-command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
-command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
-command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
-command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
-command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
-command -v qbittorrent-nox >/dev/null 2>&1 || need+=(qbittorrent-nox)
-command -v nzbget >/dev/null 2>&1 || need+=(nzbget)
-command -v opentracker >/dev/null 2>&1 || need+=(opentracker)
-command -v aria2c >/dev/null 2>&1 || need+=(aria2)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v yamllint >/dev/null 2>&1 || need+=(yamllint)
-command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-[ -d /usr/lib/python3/dist-packages/junitparser ] || need+=(python3-junitparser)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "ci/setup.sh: installing ${need[*]}"
+
+installed() {
+  local cmd=$1
+  if [ -n "${SETUP_INSTALLED+x}" ]; then
+    [[ " $SETUP_INSTALLED " == *" $cmd "* ]]
+    return
+  fi
+  case "$cmd" in
+    py:*) [ -d "/usr/lib/python3/dist-packages/${cmd#py:}" ] ;;
+    chromium) command -v chromium || command -v chromium-browser || command -v google-chrome-stable || command -v google-chrome ;;
+    *) command -v "$cmd" ;;
+  esac >/dev/null 2>&1
+}
+
+updated=0
+available() {
+  local pkg=$1
+  if [ -n "${SETUP_AVAILABLE+x}" ]; then
+    [[ " $SETUP_AVAILABLE " == *" $pkg "* ]]
+    return
+  fi
+  if [ $updated = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    updated=1
+  fi
+  apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [^(]'
+}
+
+# Why a package is not to be installed on this distribution, if it is not.
+unfit_here() {
+  case "$os:$1" in
+    ubuntu-*:chromium)
+      echo "Ubuntu's chromium is a snap, which does not run in the lab's mount namespaces; install Google Chrome (google-chrome-stable) or a chromium .deb by hand, and leakhound finds it" ;;
+  esac
+}
+
+want=()
+skipped=()
+failed=()
+while read -r group cmd pkgs why; do
+  [ -z "$group" ] && continue
+  case "$mode:$group" in
+    main:main|main:main\?) ;;
+    main:*) continue ;;
+    all:bench|dry:bench) continue ;;
+  esac
+  installed "$cmd" && continue
+  IFS=, read -r -a list <<<"$pkgs"
+  missing=""
+  for p in "${list[@]}"; do
+    reason=$(unfit_here "$p")
+    if [ -n "$reason" ]; then missing="$p ($why): $reason"; break; fi
+    available "$p" || { missing="$p ($why): not in this system's package archive"; break; }
+  done
+  if [ -n "$missing" ]; then
+    if [ "$group" = main ]; then
+      failed+=("$missing")
+    else
+      skipped+=("$missing")
+    fi
+    continue
+  fi
+  want+=("${list[@]}")
+done < <(table)
+
+for s in "${skipped[@]}"; do echo "ci/setup.sh: skipped $s"; done
+if [ ${#failed[@]} -gt 0 ]; then
+  for f in "${failed[@]}"; do echo "ci/setup.sh: cannot install $f" >&2; done
+  exit 1
+fi
+if [ ${#want[@]} -gt 0 ]; then
+  echo "ci/setup.sh: installing ${want[*]}"
+  if [ "$mode" = dry ] || [ -n "${SETUP_AVAILABLE+x}" ]; then
+    exit 0
+  fi
   export DEBIAN_FRONTEND=noninteractive
   # No package may start a daemon in the host's namespace while installing.
   policy=/usr/sbin/policy-rc.d
-  had_policy=0
-  [ -e "$policy" ] && had_policy=1
-  if [ $had_policy = 0 ]; then
+  if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod +x "$policy"
     trap 'rm -f "$policy"' EXIT
   fi
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if ! apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null; then
+    # One at a time, so that one broken package costs only itself.
+    for p in "${want[@]}"; do
+      apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
+        || echo "ci/setup.sh: skipped $p: apt-get could not install it"
+    done
+    command -v nft >/dev/null 2>&1 || { echo "ci/setup.sh: nftables is required" >&2; exit 1; }
+  fi
 fi
-if [ "${1:-}" = "--bench" ]; then
-  cd "$(dirname "$0")/.."
-  cargo build --release --quiet -p leakhound-gotatun
+if [ "$mode" = bench ]; then
+  cd "$(dirname "$0")/.." || exit 1
+  cargo build --release --quiet -p leakhound-gotatun || exit 1
 fi
+exit 0
