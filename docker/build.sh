@@ -29,7 +29,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 ctx=target/docker-context-${tag//[^a-zA-Z0-9]/_}
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/usr/sbin" "$ctx/rootfs/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/rootfs/run"
+mkdir -p "$ctx/rootfs/usr/sbin" "$ctx/rootfs/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/rootfs/run" \
+  "$ctx/rootfs/etc/leakhound/blocklists" "$ctx/rootfs/usr/share/doc/busybox" "$ctx/rootfs/usr/share/doc/leakhound"
 # A binary's libraries and the loader, at the paths it looks for them.
 copy_libs() {
   for lib in $(ldd "$1" | awk '/=>/ {print $3} /^[[:space:]]*\// {print $1}'); do
@@ -45,8 +46,19 @@ else
     cargo build --release --quiet -p leakhound-gateway --target x86_64-unknown-linux-gnu
   cp target/x86_64-unknown-linux-gnu/release/leakhound-gateway "$ctx/rootfs/leakhound-gateway"
 fi
+# Every file the gateway reads by default: the blocklists of
+# BLOCK_MALICIOUS, BLOCK_SURVEILLANCE and BLOCK_ADS (DNS_BLOCKLIST_DIR's
+# default); ci/image-files.txt lists them and a test checks the image.
+cp scenarios/blocklists/*.txt "$ctx/rootfs/etc/leakhound/blocklists/"
+cp LICENSE LICENSE-MIT LICENSE-APACHE "$ctx/rootfs/usr/share/doc/leakhound/"
+# busybox (GPL-2.0) for a shell: its copyright notice and the Debian
+# source package it was built from go into the image (docker/README.md says
+# how to get that source).
 cp /bin/busybox "$ctx/rootfs/bin/busybox"
 ln -s busybox "$ctx/rootfs/bin/sh"
+cp /usr/share/doc/busybox-static/copyright "$ctx/rootfs/usr/share/doc/busybox/copyright"
+dpkg-query -W -f='busybox-static ${Version}, built from the Debian source package ${source:Package} ${source:Version}\n' busybox-static \
+  >"$ctx/rootfs/usr/share/doc/busybox/SOURCE"
 touch "$ctx/rootfs/etc/resolv.conf"
 chmod 1777 "$ctx/rootfs/tmp"
 cp docker/Dockerfile "$ctx/Dockerfile"

@@ -500,3 +500,55 @@ fn a_container_of_another_identity_survives_reaping() {
         "our recorded container stayed: {said}"
     );
 }
+
+/// The image docker/build.sh makes carries every file the gateway reads at
+/// start with the seed's configuration (the blocklists of BLOCK_MALICIOUS
+/// and friends: without them the gateway refuses to start), busybox's
+/// notice, and a capabilities label the container target understands.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn the_image_holds_what_the_gateway_reads_at_start() {
+    let img = image();
+    let created = Command::new("docker")
+        .args(["create", img])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {id} | tar -t"))
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", &id]).output();
+    let files = String::from_utf8_lossy(&export.stdout);
+    for f in [
+        "etc/leakhound/blocklists/malicious.txt",
+        "etc/leakhound/blocklists/surveillance.txt",
+        "etc/leakhound/blocklists/ads.txt",
+        "usr/share/doc/busybox/copyright",
+        "usr/share/doc/busybox/SOURCE",
+        "usr/share/doc/leakhound/LICENSE",
+        "leakhound-gateway",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} is not in {img}");
+    }
+    let label = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            img,
+            "--format",
+            "{{index .Config.Labels \"leakhound.capabilities\"}}",
+        ])
+        .output()
+        .unwrap();
+    let caps = leakhound::target::container::parse_capabilities_label(
+        String::from_utf8_lossy(&label.stdout).trim(),
+    )
+    .unwrap();
+    assert!(caps.contains(&Capability::ControlServer), "{caps:?}");
+}

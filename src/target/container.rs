@@ -218,7 +218,28 @@ pub struct Container {
     image: String,
     holder: String,
     caps: BTreeSet<Capability>,
+    /// What the image's `leakhound.capabilities` label says, read at
+    /// preflight; used when no capability was given.
+    label_caps: std::sync::OnceLock<BTreeSet<Capability>>,
     starts: AtomicU32,
+}
+
+/// The image label that says what a gateway image can do: capability
+/// names, comma-separated (see `leakhound actions`).
+pub const CAPABILITIES_LABEL: &str = "leakhound.capabilities";
+
+/// The capabilities a label's value names; unknown names are an error
+/// naming them.
+pub fn parse_capabilities_label(value: &str) -> Result<BTreeSet<Capability>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            Capability::from_name(n)
+                .ok_or_else(|| format!("label {CAPABILITIES_LABEL}: unknown capability {n:?}"))
+        })
+        .collect()
 }
 
 impl Container {
@@ -228,6 +249,7 @@ impl Container {
             image,
             holder: holder_image(),
             caps,
+            label_caps: std::sync::OnceLock::new(),
             starts: AtomicU32::new(0),
         }
     }
@@ -248,7 +270,11 @@ impl GatewayTarget for Container {
         "container"
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
-        &self.caps
+        if self.caps.is_empty() {
+            self.label_caps.get().unwrap_or(&self.caps)
+        } else {
+            &self.caps
+        }
     }
     fn describe(&self) -> String {
         format!("image {}", self.image)
@@ -263,7 +289,23 @@ impl GatewayTarget for Container {
         };
         engine_answers().await.map_err(fail)?;
         image_exists(&self.image).await.map_err(fail)?;
-        image_exists(&self.holder).await.map_err(fail)
+        image_exists(&self.holder).await.map_err(fail)?;
+        if self.caps.is_empty() {
+            // No --capability given: the image says what it can do.
+            let d = docker().map_err(fail)?;
+            let label = d
+                .inspect_image(&self.image)
+                .await
+                .ok()
+                .and_then(|i| i.config)
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(CAPABILITIES_LABEL).cloned());
+            if let Some(value) = label {
+                let caps = parse_capabilities_label(&value).map_err(fail)?;
+                let _ = self.label_caps.set(caps);
+            }
+        }
+        Ok(())
     }
 
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
