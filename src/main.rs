@@ -30,10 +30,18 @@ use leakhound::scenario::runner::{Runner, ScenarioResult};
 use leakhound::target::{GatewayTarget, TargetSpec};
 use std::sync::Arc;
 
+/// `--version`: the package's version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LEAKHOUND_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "leakhound",
-    version,
+    version = VERSION,
     about = "Proves that a VPN gateway leaks nothing.",
     long_about = "Proves that a VPN gateway leaks nothing.\n\n\
 leakhound builds an isolated lab out of network namespaces (a home router, \
@@ -71,8 +79,18 @@ enum Command {
     /// passed, 1 a check failed or leaked (or was skipped without
     /// --allow-skip), 2 the audit could not run.
     Audit(AuditArgs),
-    /// Remove namespaces left behind by leakhound runs that were killed.
+    /// Remove what killed leakhound runs left behind (only what they
+    /// recorded making: namespaces, their processes, containers, files).
     Reap,
+    /// Print a shell completion script, e.g.
+    /// `leakhound completions bash > /etc/bash_completion.d/leakhound`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g.
+    /// `leakhound man > /usr/local/share/man/man1/leakhound.1`.
+    Man,
     /// List the scenarios that `run` would execute.
     List(ListArgs),
     /// What a scenario does, step by step, what would make each check fail,
@@ -483,6 +501,23 @@ fn main() -> ExitCode {
             action: Some(GatewayAction::Healthcheck),
         } => leakhound::gateway::cli::healthcheck_main(),
         Command::Hold => leakhound::gateway::cli::hold_main(),
+        Command::Completions { shell } => {
+            default_sigpipe();
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "leakhound", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            default_sigpipe();
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("leakhound: writing the manual page: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Reap => {
             init_tracing("info");
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()

@@ -258,3 +258,35 @@ fn a_missing_optional_package_skips_with_the_reason() {
         "{browser:?}"
     );
 }
+
+/// An installed leakhound needs nothing from the source tree: from an empty
+/// folder it lists and explains the built-in scenarios, says its version
+/// with the commit, prints completions and a manual page, and runs a
+/// scenario (its files, blocklists and the lab's CA are compiled in or made
+/// per run).
+#[test]
+fn it_works_from_an_empty_folder() {
+    common::require_root();
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args(args)
+            .current_dir(empty.path())
+            .output()
+            .unwrap()
+    };
+    let v = run(&["--version"]);
+    let v = String::from_utf8_lossy(&v.stdout).to_string();
+    assert!(v.starts_with("leakhound ") && v.contains("(commit "), "{v}");
+    let l = run(&["list"]);
+    assert!(l.status.success() && String::from_utf8_lossy(&l.stdout).contains("baseline"));
+    let e = run(&["explain", "baseline"]);
+    assert!(e.status.success(), "{}", common::printed(&e));
+    let c = run(&["completions", "bash"]);
+    assert!(c.status.success() && String::from_utf8_lossy(&c.stdout).contains("complete -F"));
+    let m = run(&["man"]);
+    assert!(m.status.success() && String::from_utf8_lossy(&m.stdout).contains(".TH leakhound 1"));
+    let r = run(&["run", "--quiet", "--only", "baseline", "--out", "reports"]);
+    assert_eq!(r.status.code(), Some(0), "{}", common::printed(&r));
+    assert!(empty.path().join("reports/junit.xml").is_file());
+}

@@ -18,6 +18,14 @@ fn main() -> ExitCode {
         [] | ["gateway"] => leakhound_gateway::cli::gateway_main(),
         ["healthcheck"] | ["gateway", "healthcheck"] => leakhound_gateway::cli::healthcheck_main(),
         ["hold"] => leakhound_gateway::cli::hold_main(),
+        ["-V" | "--version"] => {
+            println!(
+                "leakhound-gateway {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("LEAKHOUND_COMMIT")
+            );
+            ExitCode::SUCCESS
+        }
         ["-h" | "--help"] => {
             println!(
                 "leakhound-gateway: a Gluetun-compatible WireGuard gateway, configured by\n\
@@ -25,7 +33,8 @@ fn main() -> ExitCode {
                  usage:\n  leakhound-gateway              run the gateway until SIGTERM\n  \
                  leakhound-gateway healthcheck  exit 0 if its health server says healthy, 1 if not\n  \
                  leakhound-gateway hold         do nothing until SIGTERM (holds a container's network\n  \
-                 \x20                              namespace for the gateways that join it, as a pause container does)"
+                 \x20                              namespace for the gateways that join it, as a pause container does)\n  \
+                 leakhound-gateway --version    its version and the commit it was built from"
             );
             ExitCode::SUCCESS
         }
