@@ -1,8 +1,9 @@
 //! The documentation stays usable: the README fits a few screens and keeps
-//! the two commands `.ci/run` reads out of it, every relative link in the
-//! README and in docs/*.md leads to a file (and heading) that exists, every
-//! repository path cited in backticks exists, and the default suite's table
-//! names every scenario file. Pure file reads: no root, no lab.
+//! the two commands `.ci/run` reads out of it; in the READMEs, docs/*.md
+//! and scenarios/*.md every relative link leads to a file (and heading) that
+//! exists, every repository path cited in backticks exists and no table is
+//! cut in two; the default suite's table names every scenario file. Pure
+//! file reads: no root, no lab.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -45,15 +46,23 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// README.md and every docs/*.md, as (path relative to the root, text).
+/// README.md, reports/README.md and every docs/*.md and scenarios/*.md,
+/// as (path relative to the root, text).
 fn documents() -> Vec<(PathBuf, String)> {
     let root = root();
-    let mut docs = vec![(PathBuf::from("README.md"), read(&root.join("README.md")))];
-    let mut names: Vec<PathBuf> = fs::read_dir(root.join("docs"))
-        .expect("reading docs/")
-        .map(|e| e.expect("a docs/ entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
+    let mut docs = Vec::new();
+    for file in ["README.md", "reports/README.md"] {
+        docs.push((PathBuf::from(file), read(&root.join(file))));
+    }
+    let mut names: Vec<PathBuf> = Vec::new();
+    for dir in ["docs", "scenarios"] {
+        names.extend(
+            fs::read_dir(root.join(dir))
+                .unwrap_or_else(|e| panic!("reading {dir}/: {e}"))
+                .map(|e| e.expect("a directory entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
+    }
     names.sort();
     for p in names {
         let rel = p.strip_prefix(&root).expect("under the root").to_path_buf();
