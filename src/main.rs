@@ -317,7 +317,7 @@ struct SuiteArgs {
     /// What the terminal gets: text (results as they come, then a
     /// summary), or json (JSON Lines on standard output, one event per
     /// line with a schema version, then a run_finished line with the
-    /// totals; see README).
+    /// totals; see reports/README.md).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
     /// Where reports go (emptied first).

@@ -446,6 +446,14 @@ impl Runner<'_> {
                 expect,
             } => self.synack_step(from, *target, expect, log).await?,
             Action::DnsGarbage { from, server } => {
+                // The gateway's own resolver is gone with the gateway: say
+                // so at once rather than wait out every malformed message.
+                if from == host::GW && server.is_none() && st.gateway.is_none() {
+                    return Ok(fail(
+                        "there is no gateway running: its resolver cannot be sent malformed messages",
+                        log.join("\n"),
+                    ));
+                }
                 let server = match self.resolver_for(from, *server, log) {
                     Ok(s) => s,
                     Err(outcome) => return Ok(outcome),

@@ -4,7 +4,7 @@
 //! which of the user's variables the lab replaces. Pure: the gateway's
 //! parsed settings in, a plan out; building it is the harness's.
 //!
-//! The rules (README, "Your own configuration"):
+//! The rules (docs/your-configuration.md):
 //! - every IPv4 subnet of FIREWALL_OUTBOUND_SUBNETS and of
 //!   FIREWALL_INPUT_SUBNET_PORTS becomes a LAN with one host (`.10`)
 //!   behind the home router (`.1`); the gateway's own network

@@ -90,7 +90,7 @@ pub fn explain(scn: &Scenario, text: &str, file: &str) -> String {
     for w in &scn.leak_wires {
         let _ = writeln!(
             o,
-            "  - any packet on the {w} wire is a leak (anything but WireGuard to the endpoint, traffic to an allowed subnet, or link housekeeping; see README, \"What counts as a leak\")"
+            "  - any packet on the {w} wire is a leak (anything but WireGuard to the endpoint, traffic to an allowed subnet, or link housekeeping; see docs/DESIGN.md, \"What counts as a leak\")"
         );
     }
     if scn.needs_gateway() {
