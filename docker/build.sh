@@ -6,6 +6,10 @@
 #
 #   bash docker/build.sh [--from BINARY] [TAG]
 #                                  default tag: leakhound/gateway:local
+#   bash docker/build.sh --audit [--from BINARY] [TAG]
+#                                  the audit image (leakhound itself, for
+#                                  `leakhound audit` as a sidecar),
+#                                  default tag: leakhound/leakhound:local
 #
 # --from BINARY packs an already built, dynamically linked binary that
 # answers `gateway`, `gateway healthcheck` and `hold` (e.g. the test build's
@@ -16,12 +20,21 @@
 # busybox-static (installed here if missing, from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+audit=0
+if [ "${1:-}" = "--audit" ]; then
+  audit=1
+  shift
+fi
 from=
 if [ "${1:-}" = "--from" ]; then
   from=$2
   shift 2
 fi
-tag=${1:-leakhound/gateway:local}
+if [ $audit = 1 ]; then
+  tag=${1:-leakhound/leakhound:local}
+else
+  tag=${1:-leakhound/gateway:local}
+fi
 need=()
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,15 +42,36 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 ctx=target/docker-context-${tag//[^a-zA-Z0-9]/_}
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/usr/sbin" "$ctx/rootfs/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/rootfs/run" \
-  "$ctx/rootfs/etc/leakhound/blocklists" "$ctx/rootfs/usr/share/doc/busybox" "$ctx/rootfs/usr/share/doc/leakhound"
-# A binary's libraries and the loader, at the paths it looks for them.
 copy_libs() {
   for lib in $(ldd "$1" | awk '/=>/ {print $3} /^[[:space:]]*\// {print $1}'); do
     mkdir -p "$ctx/rootfs$(dirname "$lib")"
     cp -L "$lib" "$ctx/rootfs$lib"
   done
 }
+if [ $audit = 1 ]; then
+  # leakhound itself, static, and nothing else: the audit reads the live
+  # ruleset and cuts a tunnel over netlink, so no nft (and no GPL tool) is
+  # needed; no shell either.
+  mkdir -p "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/rootfs/run" "$ctx/rootfs/var/lib/leakhound" \
+    "$ctx/rootfs/usr/share/doc/leakhound"
+  if [ -n "$from" ]; then
+    objcopy --strip-debug "$from" "$ctx/rootfs/leakhound"
+    copy_libs "$from"
+  else
+    RUSTFLAGS="-C target-feature=+crt-static" \
+      cargo build --release --quiet -p leakhound --bin leakhound --target x86_64-unknown-linux-gnu
+    cp target/x86_64-unknown-linux-gnu/release/leakhound "$ctx/rootfs/leakhound"
+  fi
+  cp LICENSE LICENSE-MIT LICENSE-APACHE "$ctx/rootfs/usr/share/doc/leakhound/"
+  touch "$ctx/rootfs/etc/resolv.conf"
+  chmod 1777 "$ctx/rootfs/tmp"
+  cp docker/Dockerfile.audit "$ctx/Dockerfile"
+  docker build --quiet -t "$tag" "$ctx" >/dev/null 2>"$ctx/build.err" || { cat "$ctx/build.err" >&2; exit 1; }
+  docker image inspect "$tag" --format "$tag: {{.Size}} bytes"
+  exit 0
+fi
+mkdir -p "$ctx/rootfs/usr/sbin" "$ctx/rootfs/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/etc" "$ctx/rootfs/run" \
+  "$ctx/rootfs/etc/leakhound/blocklists" "$ctx/rootfs/usr/share/doc/busybox" "$ctx/rootfs/usr/share/doc/leakhound"
 if [ -n "$from" ]; then
   objcopy --strip-debug "$from" "$ctx/rootfs/leakhound-gateway"
   copy_libs "$from"

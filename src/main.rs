@@ -1690,7 +1690,20 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         let run_id = detached
             .as_ref()
             .map_or_else(lab::new_run_id, |(id, _)| id.clone());
-        let (lab, services) = lab_with_services(ProviderKind::Boringtun, &run_id).await?;
+        // A container target's gateway lives in a holder container's
+        // network namespace, which the lab adopts (as a run's lane does).
+        let lane = Lane::build(
+            Lab::claim(&run_id)?,
+            target.holder_image().as_deref(),
+            ProviderKind::Boringtun,
+            leakhound::profile::Profile::seed_ref(),
+        )
+        .await?;
+        let Lane {
+            lab,
+            services,
+            holder,
+        } = lane;
         let out = match &detached {
             Some((_, logs)) => logs.clone(),
             None => tempfile::Builder::new()
@@ -1708,7 +1721,7 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
             env_overrides: overrides,
             events: None,
             interrupt: CancellationToken::new(),
-            holder: None,
+            holder: holder.as_ref().map(|h| h.id().to_string()),
         };
         let idle = Scenario::idle("lab");
         let gw = runner

@@ -552,3 +552,139 @@ fn the_image_holds_what_the_gateway_reads_at_start() {
     .unwrap();
     assert!(caps.contains(&Capability::ControlServer), "{caps:?}");
 }
+
+/// The audit image docker/build.sh --audit makes runs the Kubernetes
+/// sidecar's command as written (its arguments from the template; the lab's
+/// profile and temporary folders mounted where the template mounts its
+/// own) in a container sharing a live lab gateway's network
+/// (`--network container:` the lab's holder), writes its metrics after the
+/// first audit, and ends with status 0 on SIGTERM, as when its pod stops.
+/// The image is packed from this build's binary (--from), as the gateway
+/// image of these tests is.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn the_audit_image_runs_the_sidecars_command_against_a_live_gateway() {
+    common::require_root();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let audit_image = "leakhound/leakhound:test";
+    let built = Command::new("bash")
+        .arg(root.join("docker/build.sh"))
+        .args([
+            "--audit",
+            "--from",
+            env!("CARGO_BIN_EXE_leakhound"),
+            audit_image,
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", common::printed(&built));
+    // The sidecar's arguments, as the template writes them.
+    let text =
+        std::fs::read_to_string(root.join("ci/kubernetes/leakhound-audit-sidecar.yaml")).unwrap();
+    let mut args = None;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc).unwrap();
+        let containers = &v["spec"]["template"]["spec"]["containers"];
+        if let Some(list) = containers.as_sequence() {
+            for c in list {
+                if c["name"] == "leakhound" {
+                    assert_eq!(c["image"], "leakhound/leakhound:local");
+                    args = Some(
+                        c["args"]
+                            .as_sequence()
+                            .unwrap()
+                            .iter()
+                            .map(|a| a.as_str().unwrap().to_string())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+        }
+    }
+    let args = args.expect("the template has a leakhound container");
+    // A live lab whose gateway runs in a container (its holder's network).
+    let lab = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args(["lab", "up", "--target", "container", "--image", image()])
+        .args([
+            "--capability",
+            "leakhound-variables",
+            "--capability",
+            "control-server",
+        ])
+        .env("LEAKHOUND_HOLDER_IMAGE", image())
+        .output()
+        .unwrap();
+    assert!(lab.status.success(), "{}", common::printed(&lab));
+    let said = String::from_utf8_lossy(&lab.stdout).to_string();
+    let id = said.split_whitespace().nth(1).unwrap().to_string();
+    let down = || {
+        Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args(["lab", "down", &id])
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("metrics")).unwrap();
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    let name = format!("lh-{id}-sidecar-test");
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", &name])
+        .arg("--network")
+        .arg(format!("container:lh-{id}-holder"))
+        .args(["--cap-add", "NET_RAW", "--cap-add", "SYS_ADMIN"])
+        .arg("-v")
+        .arg(format!(
+            "{}:/etc/leakhound/audit.toml:ro",
+            root.join("docs/examples/audit/lab.toml").display()
+        ))
+        .arg("-v")
+        .arg(format!("{}:/metrics", dir.path().join("metrics").display()))
+        .arg("-v")
+        .arg(format!(
+            "{}:/var/lib/leakhound",
+            dir.path().join("reports").display()
+        ))
+        .arg(audit_image)
+        .args(&args)
+        .output()
+        .unwrap();
+    let cleanup = |down_too: bool| {
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        if down_too {
+            down();
+        }
+    };
+    if !run.status.success() {
+        cleanup(true);
+        panic!("{}", common::printed(&run));
+    }
+    let prom = dir.path().join("metrics/leakhound-audit.prom");
+    let t = Instant::now();
+    while !prom.exists() && t.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("docker")
+        .args(["kill", "--signal", "TERM", &name])
+        .output();
+    let waited = Command::new("docker")
+        .args(["wait", &name])
+        .output()
+        .unwrap();
+    let logs = Command::new("docker")
+        .args(["logs", &name])
+        .output()
+        .unwrap();
+    cleanup(true);
+    let code = String::from_utf8_lossy(&waited.stdout).trim().to_string();
+    let metrics = std::fs::read_to_string(&prom).unwrap_or_default();
+    assert!(
+        metrics.lines().any(|l| l == "leakhound_run_success 1"),
+        "no successful audit: {metrics}\n{}",
+        common::printed(&logs)
+    );
+    assert_eq!(code, "0", "{}", common::printed(&logs));
+}
