@@ -1475,14 +1475,14 @@ fn audit_once(
             }
             println!(
                 "{}",
-                serde_json::json!({
+                leakhound::report::jsonl::line(serde_json::json!({
                     "schema": leakhound::report::jsonl::SCHEMA,
                     "event": "audit_finished",
                     "passed": failing.is_empty(),
                     "failing": failing.iter().map(|(c, _)| c).collect::<Vec<_>>(),
                     "leaks": result.leaks.len(),
                     "reports": args.out.display().to_string(),
-                })
+                }))
             );
         }
         OutputFormat::Text => {

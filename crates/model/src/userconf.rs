@@ -71,6 +71,13 @@ pub enum Value {
 
 impl Value {
     fn of(key: &str, v: String) -> Value {
+        // The credentials inside an UP/DOWN command are secrets of their
+        // own (the command itself is the user's and is run as written).
+        if key.ends_with("_COMMAND") {
+            for c in crate::scrub::command_credentials(&v) {
+                crate::scrub::register(&c);
+            }
+        }
         if is_secret(key) {
             Value::Secret(Secret::new(v))
         } else {
