@@ -10,14 +10,49 @@ use leakhound_net::errfmt::chain;
 
 use crate::GatewayConfig;
 
-/// Logs to stderr; `LEAKHOUND_LOG` or `RUST_LOG` choose the level.
+/// A log line's writer: every registered secret
+/// ([`leakhound_model::scrub`]) replaced before it reaches stderr. The fmt
+/// layer writes each event in one `write`, so a secret is never split.
+struct Redacting;
+
+impl std::io::Write for Redacting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(leakhound_model::scrub::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Registers the secrets of this process's environment before anything
+/// can print them: secret-looking names' values and the credentials
+/// inside UP/DOWN commands.
+pub fn register_env_secrets() {
+    use leakhound_model::scrub;
+    for (k, v) in std::env::vars() {
+        if scrub::is_secret_name(&k) {
+            scrub::register(&v);
+        }
+        if k.ends_with("_COMMAND") {
+            for c in scrub::command_credentials(&v) {
+                scrub::register(&c);
+            }
+        }
+    }
+}
+
+/// Logs to stderr, secrets redacted (harness and gateway alike);
+/// `LEAKHOUND_LOG` or `RUST_LOG` choose the level.
 pub fn init_tracing(default: &str) {
+    register_env_secrets();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Redacting)
         .with_ansi(
             std::env::var_os("NO_COLOR").is_none()
                 && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -115,10 +150,24 @@ pub fn gateway_main() -> ExitCode {
         Err(e) => {
             let closed = lock_down(&rt);
             tracing::error!("refusing to start: {e}; {closed}");
-            eprintln!("leakhound gateway: refusing to start: {e}; {closed}");
+            eprintln!(
+                "{}",
+                leakhound_model::scrub::redact(&format!(
+                    "leakhound gateway: refusing to start: {e}; {closed}"
+                ))
+            );
             return ExitCode::from(2);
         }
     };
+    // Its keys as they would be written (base64), whatever they came from.
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        leakhound_model::scrub::register(&b64.encode(cfg.private_key));
+        if let Some(k) = cfg.preshared_key {
+            leakhound_model::scrub::register(&b64.encode(k));
+        }
+    }
     let firewall_wanted = cfg.firewall.enabled;
     // The kill switch on this thread, before the runtime's threads have any
     // work: nothing waits for a scheduler between exec and closed rules.
@@ -134,7 +183,10 @@ pub fn gateway_main() -> ExitCode {
                 "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: left open".into()
             };
             tracing::error!("{e}; {closed}");
-            eprintln!("leakhound gateway: {e}; {closed}");
+            eprintln!(
+                "{}",
+                leakhound_model::scrub::redact(&format!("leakhound gateway: {e}; {closed}"))
+            );
             ExitCode::from(1)
         }
     }

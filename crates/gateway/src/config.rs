@@ -329,6 +329,8 @@ fn invalid(var: &'static str, value: &str, why: impl ToString) -> ConfigError {
 /// ignored). The error never quotes the file's content.
 pub fn read_key_file(path: &std::path::Path) -> std::result::Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    // A secret file's content is a secret, key or not.
+    leakhound_model::scrub::register(text.trim());
     parse_key(text.trim()).map_err(|e: KeyError| format!("its content is not a key: {e}"))
 }
 
