@@ -782,12 +782,53 @@ fn load_scenarios(dir: Option<&Path>, topo: &Topology) -> Result<Vec<Scenario>> 
     Ok(all)
 }
 
+/// How `lab up` hands its `--env` values to its background process: in
+/// the environment (JSON), never in the argument list.
+const LAB_ENV_VAR: &str = "LEAKHOUND_LAB_ENV";
+
+/// `args` without `--env NAME=VALUE` / `--env=NAME=VALUE`.
+fn without_env_args(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(it.by_ref().cloned());
+        } else if a == "--env" {
+            it.next();
+        } else if !a.to_string_lossy().starts_with("--env=") {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// Registers what an `--env` value holds that is secret: the whole value
+/// under a secret-looking name, the credentials inside an UP/DOWN command.
+fn register_env_secret(k: &str, v: &str) {
+    use leakhound::model::scrub;
+    if scrub::is_secret_name(k) {
+        scrub::register(v);
+    }
+    if k.ends_with("_COMMAND") {
+        for c in scrub::command_credentials(v) {
+            scrub::register(&c);
+        }
+    }
+}
+
 fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
     v.iter()
         .map(|kv| {
             let (k, val) = kv
                 .split_once('=')
                 .with_context(|| format!("--env {kv}: expected NAME=VALUE"))?;
+            register_env_secret(k, val);
+            if leakhound::model::scrub::is_secret_name(k) {
+                eprintln!(
+                    "warning: --env {k}: a secret on the command line is seen by every user of this machine (ps, /proc/PID/cmdline) and kept in shell history; put it in a file instead (--env-file FILE or --compose FILE, or the variable's _SECRETFILE form where the gateway has one)"
+                );
+            }
             Ok((k.to_string(), val.to_string()))
         })
         .collect()
@@ -1555,7 +1596,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
                 bail!("leakhound lab up needs root (it builds network namespaces); try sudo");
             }
             // Checked here, so that a mistake is said at once, not in a log.
-            parse_env_overrides(&opts.env)?;
+            let overrides = parse_env_overrides(&opts.env)?;
             target_specs(&opts.target)?;
             let id = lab::new_run_id();
             let logs = std::env::temp_dir().join(format!("leakhound-lab-{id}"));
@@ -1568,14 +1609,23 @@ fn lab_main(args: LabArgs) -> Result<()> {
                 "--logs".into(),
                 logs.clone().into(),
             ];
-            // The rest of the command line, as given after `lab up`.
+            // The rest of the command line, as given after `lab up`, but
+            // the --env values: they go by the environment
+            // (LAB_ENV_VAR), which only root reads, not by the argument
+            // list, which every user sees in /proc/PID/cmdline.
             let given: Vec<std::ffi::OsString> = std::env::args_os()
                 .skip_while(|a| a != "up")
                 .skip(1)
                 .collect();
-            argv.extend(given);
-            let st = detached::spawn(&std::env::current_exe()?, &argv, &logs.join("lab.log"))
-                .context("starting the lab in the background")?;
+            argv.extend(without_env_args(&given));
+            let env = [(LAB_ENV_VAR.to_string(), serde_json::to_string(&overrides)?)];
+            let st = detached::spawn(
+                &std::env::current_exe()?,
+                &argv,
+                &env,
+                &logs.join("lab.log"),
+            )
+            .context("starting the lab in the background")?;
             println!("lab {} is up (process {})", st.id, st.pid);
             println!("  gateway namespace: {}", st.gateway_netns);
             println!(
@@ -1621,8 +1671,20 @@ fn lab_main(args: LabArgs) -> Result<()> {
 /// background process of `lab up` (`detached`: its id and log folder), which
 /// says when it is ready on its standard output and keeps a state file.
 fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
+    let mut overrides = parse_env_overrides(&args.env)?;
+    if detached.is_some()
+        && let Ok(json) = std::env::var(LAB_ENV_VAR)
+    {
+        let given: BTreeMap<String, String> = serde_json::from_str(&json)
+            .with_context(|| format!("{LAB_ENV_VAR} is not a JSON map"))?;
+        for (k, v) in &given {
+            register_env_secret(k, v);
+        }
+        overrides.extend(given);
+        // SAFETY: no other thread exists yet (the runtime is made below).
+        unsafe { std::env::remove_var(LAB_ENV_VAR) };
+    }
     let rt = lab_runtime("lab")?;
-    let overrides = parse_env_overrides(&args.env)?;
     let specs = target_specs(&args.target)?;
     let [spec] = specs.as_slice() else {
         bail!("lab starts one target");
