@@ -633,7 +633,7 @@ fn verdict_exit(r: Result<Verdict>) -> ExitCode {
         Ok(Verdict::Failed) => ExitCode::from(1),
         Ok(Verdict::HarnessError) => ExitCode::from(2),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown_error(&e));
             ExitCode::from(2)
         }
     }
@@ -644,10 +644,16 @@ fn harness_exit(r: Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown_error(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error as the terminal shows it: its causes, secrets redacted and
+/// control bytes shown escaped (a cause may quote a file or a log).
+fn shown_error(e: &anyhow::Error) -> String {
+    leakhound::model::scrub::clean_capped(&format!("{e:#}"), usize::MAX)
 }
 
 /// The network and policy under test: the seed's, or the user's own
