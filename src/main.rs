@@ -1534,6 +1534,8 @@ fn audit_once(
         }
         OutputFormat::Text => {
             use leakhound::model::verdict::Outcome;
+            // Every text cleaned once (secrets, control bytes, lengths).
+            let result = leakhound::report::scrubbed(&result);
             println!("audit of {} ({}):", result.target, which);
             for c in &result.cases {
                 let (mark, why) = match &c.outcome {

@@ -1,6 +1,7 @@
 //! Any bytes through every writer: each output is read back by an
 //! independent reader (quick-xml and xmllint for the JUnit, serde_json for
-//! summary.json and the JSON Lines, promtool for the Prometheus text) and
+//! summary.json and the JSON Lines, promtool for the Prometheus text, the
+//! compare table's rows) and
 //! holds no registered secret and no control character a format forbids.
 
 use std::io::Write as _;
@@ -151,6 +152,14 @@ proptest! {
             "promtool: {}{}\n{prom}", String::from_utf8_lossy(&p.stdout), String::from_utf8_lossy(&p.stderr));
         // A line per scenario: no text broke a sample across lines.
         prop_assert_eq!(prom.lines().filter(|l| l.starts_with("leakhound_check_skipped{")).count(), 2);
+
+        let table = crate::report::compare::render(&r, &[(texts[2].clone(), Duration::from_secs(1))]);
+        assert_clean("the compare table", &table);
+        // Markdown rows stay rows: one line each, a cell per column.
+        for l in table.lines() {
+            prop_assert!(l.starts_with('|') && l.ends_with('|'), "{}", l);
+            prop_assert_eq!(l.replace("\\|", "").matches('|').count(), 3, "{}", l);
+        }
 
         let term = crate::report::terminal::summary(&r);
         assert_clean("the terminal summary", &term);
