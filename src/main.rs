@@ -809,27 +809,13 @@ fn without_env_args(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
     out
 }
 
-/// Registers what an `--env` value holds that is secret: the whole value
-/// under a secret-looking name, the credentials inside an UP/DOWN command.
-fn register_env_secret(k: &str, v: &str) {
-    use leakhound::model::scrub;
-    if scrub::is_secret_name(k) {
-        scrub::register(v);
-    }
-    if k.ends_with("_COMMAND") {
-        for c in scrub::command_credentials(v) {
-            scrub::register(&c);
-        }
-    }
-}
-
 fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
     v.iter()
         .map(|kv| {
             let (k, val) = kv
                 .split_once('=')
                 .with_context(|| format!("--env {kv}: expected NAME=VALUE"))?;
-            register_env_secret(k, val);
+            leakhound::model::scrub::register_variable(k, val);
             if leakhound::model::scrub::is_secret_name(k) {
                 eprintln!(
                     "warning: --env {k}: a secret on the command line is seen by every user of this machine (ps, /proc/PID/cmdline) and kept in shell history; put it in a file instead (--env-file FILE or --compose FILE, or the variable's _SECRETFILE form where the gateway has one)"
@@ -1686,7 +1672,7 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         let given: BTreeMap<String, String> = serde_json::from_str(&json)
             .with_context(|| format!("{LAB_ENV_VAR} is not a JSON map"))?;
         for (k, v) in &given {
-            register_env_secret(k, v);
+            leakhound::model::scrub::register_variable(k, v);
         }
         overrides.extend(given);
         // SAFETY: no other thread exists yet (the runtime is made below).

@@ -60,8 +60,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The configuration with every secret's value replaced, and its hash: a
 /// secret-looking name's whole value; in the others every registered
-/// secret, after the credentials inside UP/DOWN commands (`*_COMMAND`) are
-/// registered.
+/// secret, after the credentials inside UP/DOWN commands are registered
+/// ([`scrub::register_variable`]).
 pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
     let variables: BTreeMap<String, String> = vars
         .iter()
@@ -69,11 +69,7 @@ pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
             let v = if is_secret(k) {
                 REDACTED.to_string()
             } else {
-                if k.ends_with("_COMMAND") {
-                    for c in scrub::command_credentials(v) {
-                        scrub::register(&c);
-                    }
-                }
+                scrub::register_variable(k, v);
                 scrub::clean(v)
             };
             (k.clone(), v)

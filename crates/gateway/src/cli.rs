@@ -32,14 +32,7 @@ impl std::io::Write for Redacting {
 pub fn register_env_secrets() {
     use leakhound_model::scrub;
     for (k, v) in std::env::vars() {
-        if scrub::is_secret_name(&k) {
-            scrub::register(&v);
-        }
-        if k.ends_with("_COMMAND") {
-            for c in scrub::command_credentials(&v) {
-                scrub::register(&c);
-            }
-        }
+        scrub::register_variable(&k, &v);
     }
 }
 

@@ -61,6 +61,28 @@ pub fn register_unless_plain(value: &str) {
     }
 }
 
+/// Whether a variable holds a command the gateway runs (Gluetun's
+/// `VPN_PORT_FORWARDING_UP_COMMAND`/`_DOWN_COMMAND`, any `*_COMMAND`, and
+/// `VPN_UP`/`VPN_DOWN`-style hooks): its credentials are secrets.
+pub fn is_command_name(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    k.ends_with("_COMMAND") || k.ends_with("_UP") || k.ends_with("_DOWN")
+}
+
+/// The one rule for a variable given to leakhound (`NAME=VALUE` from a
+/// file, `--env`, the environment): under a secret-looking name its whole
+/// value is registered; in a command, the credentials inside it.
+pub fn register_variable(key: &str, value: &str) {
+    if is_secret_name(key) {
+        register(value);
+    }
+    if is_command_name(key) {
+        for c in command_credentials(value) {
+            register(&c);
+        }
+    }
+}
+
 /// How many secrets are registered (for tests and diagnostics; never the
 /// values).
 pub fn registered() -> usize {

@@ -73,11 +73,7 @@ impl Value {
     fn of(key: &str, v: String) -> Value {
         // The credentials inside an UP/DOWN command are secrets of their
         // own (the command itself is the user's and is run as written).
-        if key.ends_with("_COMMAND") {
-            for c in crate::scrub::command_credentials(&v) {
-                crate::scrub::register(&c);
-            }
-        }
+        crate::scrub::register_variable(key, &v);
         if is_secret(key) {
             Value::Secret(Secret::new(v))
         } else {

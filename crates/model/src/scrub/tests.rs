@@ -139,3 +139,20 @@ fn credentials_are_found_inside_commands() {
     // Glued to -u; the password alone is too short to register.
     assert_eq!(command_credentials("curl -uab:cd http://x"), ["ab:cd"]);
 }
+
+#[test]
+fn a_variable_registers_its_secret_or_its_command_credentials() {
+    register_variable("MY_TOKEN", "canary-variable-name-3141");
+    register_variable("VPN_UP", "curl -u me:canary-variable-up-3141 http://x/");
+    register_variable(
+        "VPN_PORT_FORWARDING_UP_COMMAND",
+        "curl --token canary-variable-cmd-3141",
+    );
+    register_variable("TZ", "canary-variable-plain-3141");
+    assert_eq!(
+        redact(
+            "canary-variable-name-3141 canary-variable-up-3141 canary-variable-cmd-3141 canary-variable-plain-3141"
+        ),
+        "<redacted> <redacted> <redacted> canary-variable-plain-3141"
+    );
+}
