@@ -990,12 +990,15 @@ struct RunExtras {
 /// Beside the reports, what the run made of the user's configuration:
 /// `configuration.json` (names, never values) and the made scenario files.
 fn write_user_profile(out: &Path, u: &leakhound::profile::UserProfile) -> Result<()> {
-    let json = serde_json::to_string_pretty(u).context("encoding configuration.json")?;
+    let mut v = serde_json::to_value(u).context("encoding configuration.json")?;
+    leakhound::model::scrub::clean_json(&mut v);
+    let json = serde_json::to_string_pretty(&v).context("encoding configuration.json")?;
     std::fs::write(out.join("configuration.json"), json + "\n")
         .context("writing configuration.json")?;
     let dir = out.join("made-scenarios");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, text) in &u.scenarios {
+        let text = leakhound::model::scrub::redact(text);
         std::fs::write(dir.join(format!("{name}.toml")), text)
             .with_context(|| format!("writing {name}.toml"))?;
     }
@@ -1010,6 +1013,10 @@ fn write_reports(
     waivers: Option<&leakhound::model::waiver::Applied>,
     results: &[ScenarioResult],
 ) -> Result<()> {
+    for r in results {
+        leakhound::report::scrub_log(&r.gateway_log)
+            .with_context(|| format!("redacting {}", r.gateway_log.display()))?;
+    }
     std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
     std::fs::write(
         out.join("summary.json"),

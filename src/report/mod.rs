@@ -26,6 +26,28 @@ mod proptests;
 use crate::model::scrub::clean;
 use crate::model::verdict::{CaseResult, LeakRecord, Outcome, ScenarioResult, TrafficMark};
 
+/// A log a gateway (a command or container target's program, or
+/// leakhound's own) wrote beside the reports, with every secret the
+/// harness registered replaced in place: a gateway knows only its own
+/// secrets, the harness those of every file and variable it read. Any
+/// other bytes stay as they were (the log is evidence).
+pub fn scrub_log(path: &std::path::Path) -> std::io::Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let clean = crate::model::scrub::redact_bytes(&bytes);
+    if clean != bytes {
+        // Whole or not at all: a temporary file beside it, renamed over it.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".scrubbing");
+        std::fs::write(&tmp, &clean)?;
+        std::fs::rename(&tmp, path)?;
+    }
+    Ok(())
+}
+
 /// An outcome with every text cleaned.
 pub fn scrubbed_outcome(o: &Outcome) -> Outcome {
     scrubbed_outcome_by(o, &clean)
@@ -126,5 +148,24 @@ pub fn scrubbed_by(r: &ScenarioResult, clean: &dyn Fn(&str) -> String) -> Scenar
         gateway_log: path(&r.gateway_log),
         handshake_after: r.handshake_after,
         traffic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_gateways_log_loses_its_secrets_and_keeps_its_other_bytes() {
+        crate::model::scrub::register("canary-gateway-log-1618");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x-gateway.log");
+        std::fs::write(&log, b"up: curl canary-gateway-log-1618 \xff\x00\n").unwrap();
+        super::scrub_log(&log).unwrap();
+        assert_eq!(
+            std::fs::read(&log).unwrap(),
+            b"up: curl <redacted> \xff\x00\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // No log (a scenario skipped before its gateway started): nothing.
+        super::scrub_log(&dir.path().join("none.log")).unwrap();
     }
 }

@@ -132,6 +132,32 @@ pub fn redact_with<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     out
 }
 
+/// Bytes with every registered secret replaced (a log a program wrote
+/// itself: not necessarily UTF-8, kept byte for byte elsewhere).
+pub fn redact_bytes(bytes: &[u8]) -> Vec<u8> {
+    let s = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match s
+            .iter()
+            .find(|x| bytes[i..].starts_with(x.as_bytes()))
+            .map(|x| x.len())
+        {
+            // Longest first: the registry is sorted that way.
+            Some(n) => {
+                out.extend_from_slice(REDACTED.as_bytes());
+                i += n;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// [`redact`] then [`sanitize`]: what every writer does to a foreign text.
 pub fn clean(text: &str) -> String {
     sanitize(&redact(text))

@@ -11,6 +11,15 @@ fn registered_secrets_are_replaced_longest_first_and_short_ones_ignored() {
 }
 
 #[test]
+fn bytes_are_redacted_byte_for_byte() {
+    register("canary-bytes-unit-2718");
+    assert_eq!(
+        redact_bytes(b"\xff\x00canary-bytes-unit-2718\xfe"),
+        b"\xff\x00<redacted>\xfe"
+    );
+}
+
+#[test]
 fn a_replacement_is_not_replaced_again() {
     // "dact" is inside "<redacted>": one pass leaves the marker whole.
     assert_eq!(
