@@ -159,3 +159,58 @@ fn lab_up_keeps_env_values_out_of_every_argument_list() {
         }
     }
 }
+
+#[test]
+fn a_stock_gateways_raw_bytes_leave_every_report_readable() {
+    // The stock gateway asks the home router for ports and DNS around its
+    // tunnel: the router's service log holds the raw queries it heard and
+    // the failure messages quote them.
+    let out = fresh_path("scrub-stock");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/reference/wg-quick-gw.sh");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "run",
+            "--target",
+            "command",
+            "--only",
+            "port-mapping-requests",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let t = printed(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    // The bytes were there, and are shown escaped.
+    assert!(junit.contains("home-router heard from"), "{junit}");
+    assert!(junit.contains("\\x00"), "{junit}");
+    let x = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg(out.join("junit.xml"))
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", printed(&x));
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&summary).expect("summary.json parses");
+    for (name, text) in [
+        ("junit.xml", &junit),
+        ("summary.json", &summary),
+        (
+            "report.html",
+            &std::fs::read_to_string(out.join("report.html")).unwrap(),
+        ),
+        ("the terminal", &t),
+    ] {
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "a control character in {name}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
