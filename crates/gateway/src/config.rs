@@ -1085,6 +1085,14 @@ mod tests {
         assert!(e.starts_with("WIREGUARD_PRIVATE_KEY_SECRETFILE="), "{e}");
         assert!(e.contains("its content is not a key"), "{e}");
         assert!(!e.contains("bm90"), "{e}");
+        // Both contents were registered as secrets, key or not.
+        assert_eq!(
+            leakhound_model::scrub::redact(&format!(
+                "{} bm90LWEta2V5LWJ1dC1hLXNlY3JldA==",
+                encode_key(&k)
+            )),
+            "<redacted> <redacted>"
+        );
         let e = GatewayConfig::from_env(without("WIREGUARD_PRIVATE_KEY"))
             .unwrap_err()
             .to_string();
