@@ -11,18 +11,29 @@ use leakhound_net::errfmt::chain;
 use crate::GatewayConfig;
 
 /// A log line's writer: every registered secret
-/// ([`leakhound_model::scrub`]) replaced before it reaches stderr. The fmt
-/// layer writes each event in one `write`, so a secret is never split.
-struct Redacting;
+/// ([`leakhound_model::scrub`]) replaced before it reaches stderr, and,
+/// without colours, control bytes shown escaped (a logged message may
+/// quote anything). The fmt layer writes each event in one `write`, so a
+/// secret is never split.
+struct Redacting<W> {
+    inner: W,
+    sanitize: bool,
+}
 
-impl std::io::Write for Redacting {
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(leakhound_model::scrub::redact(&text).as_bytes())?;
+        use leakhound_model::scrub;
+        let text = scrub::redact(&String::from_utf8_lossy(buf));
+        let text = if self.sanitize {
+            scrub::sanitize_capped(&text, usize::MAX)
+        } else {
+            text
+        };
+        self.inner.write_all(text.as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        self.inner.flush()
     }
 }
 
@@ -43,13 +54,15 @@ pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| Redacting)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
+        .with_writer(move || Redacting {
+            inner: std::io::stderr(),
+            sanitize: !ansi,
+        })
+        .with_ansi(ansi)
         .init();
 }
 
@@ -204,5 +217,35 @@ pub fn hold_main() -> ExitCode {
             eprintln!("leakhound-gateway hold: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    #[test]
+    fn log_lines_lose_their_secrets_and_control_bytes() {
+        leakhound_model::scrub::register("canary-log-writer-1414");
+        let line = "up command done: curl canary-log-writer-1414 \u{1b}[2J\u{0}\n";
+        let mut w = super::Redacting {
+            inner: Vec::new(),
+            sanitize: true,
+        };
+        w.write_all(line.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "up command done: curl <redacted> \\x1b[2J\\x00\n"
+        );
+        // With colours (a terminal) only the secret goes.
+        let mut w = super::Redacting {
+            inner: Vec::new(),
+            sanitize: false,
+        };
+        w.write_all(line.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "up command done: curl <redacted> \u{1b}[2J\u{0}\n"
+        );
     }
 }
