@@ -676,7 +676,7 @@ fn verdict_exit(r: Result<Verdict>) -> ExitCode {
         Ok(Verdict::Failed) => ExitCode::from(1),
         Ok(Verdict::HarnessError) => ExitCode::from(2),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown_error(&e));
             ExitCode::from(2)
         }
     }
@@ -687,10 +687,16 @@ fn harness_exit(r: Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown_error(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error as the terminal shows it: its causes, secrets redacted and
+/// control bytes shown escaped (a cause may quote a file or a log).
+fn shown_error(e: &anyhow::Error) -> String {
+    leakhound::model::scrub::clean_capped(&format!("{e:#}"), usize::MAX)
 }
 
 /// The network and policy under test: the seed's, or the user's own
@@ -825,12 +831,39 @@ fn load_scenarios(dir: Option<&Path>, topo: &Topology) -> Result<Vec<Scenario>> 
     Ok(all)
 }
 
+/// How `lab up` hands its `--env` values to its background process: in
+/// the environment (JSON), never in the argument list.
+const LAB_ENV_VAR: &str = "LEAKHOUND_LAB_ENV";
+
+/// `args` without `--env NAME=VALUE` / `--env=NAME=VALUE`.
+fn without_env_args(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(it.by_ref().cloned());
+        } else if a == "--env" {
+            it.next();
+        } else if !a.to_string_lossy().starts_with("--env=") {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
     v.iter()
         .map(|kv| {
             let (k, val) = kv
                 .split_once('=')
                 .with_context(|| format!("--env {kv}: expected NAME=VALUE"))?;
+            leakhound::model::scrub::register_variable(k, val);
+            if leakhound::model::scrub::is_secret_name(k) {
+                eprintln!(
+                    "warning: --env {k}: a secret on the command line is seen by every user of this machine (ps, /proc/PID/cmdline) and kept in shell history; put it in a file instead (--env-file FILE or --compose FILE, or the variable's _SECRETFILE form where the gateway has one)"
+                );
+            }
             Ok((k.to_string(), val.to_string()))
         })
         .collect()
@@ -994,12 +1027,15 @@ struct RunExtras {
 /// Beside the reports, what the run made of the user's configuration:
 /// `configuration.json` (names, never values) and the made scenario files.
 fn write_user_profile(out: &Path, u: &leakhound::profile::UserProfile) -> Result<()> {
-    let json = serde_json::to_string_pretty(u).context("encoding configuration.json")?;
+    let mut v = serde_json::to_value(u).context("encoding configuration.json")?;
+    leakhound::model::scrub::clean_json(&mut v);
+    let json = serde_json::to_string_pretty(&v).context("encoding configuration.json")?;
     std::fs::write(out.join("configuration.json"), json + "\n")
         .context("writing configuration.json")?;
     let dir = out.join("made-scenarios");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, text) in &u.scenarios {
+        let text = leakhound::model::scrub::redact(text);
         std::fs::write(dir.join(format!("{name}.toml")), text)
             .with_context(|| format!("writing {name}.toml"))?;
     }
@@ -1014,6 +1050,10 @@ fn write_reports(
     waivers: Option<&leakhound::model::waiver::Applied>,
     results: &[ScenarioResult],
 ) -> Result<()> {
+    for r in results {
+        leakhound::report::scrub_log(&r.gateway_log)
+            .with_context(|| format!("redacting {}", r.gateway_log.display()))?;
+    }
     std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
     std::fs::write(
         out.join("summary.json"),
@@ -1527,18 +1567,20 @@ fn audit_once(
             }
             println!(
                 "{}",
-                serde_json::json!({
+                leakhound::report::jsonl::line(serde_json::json!({
                     "schema": leakhound::report::jsonl::SCHEMA,
                     "event": "audit_finished",
                     "passed": failing.is_empty(),
                     "failing": failing.iter().map(|(c, _)| c).collect::<Vec<_>>(),
                     "leaks": result.leaks.len(),
                     "reports": args.out.display().to_string(),
-                })
+                }))
             );
         }
         OutputFormat::Text => {
             use leakhound::model::verdict::Outcome;
+            // Every text cleaned once (secrets, control bytes, lengths).
+            let result = leakhound::report::scrubbed(&result);
             println!("audit of {} ({}):", result.target, which);
             for c in &result.cases {
                 let (mark, why) = match &c.outcome {
@@ -1607,7 +1649,7 @@ fn lab_main(args: LabArgs) -> Result<()> {
                 bail!("leakhound lab up needs root (it builds network namespaces); try sudo");
             }
             // Checked here, so that a mistake is said at once, not in a log.
-            parse_env_overrides(&opts.env)?;
+            let overrides = parse_env_overrides(&opts.env)?;
             target_specs(&opts.target)?;
             let id = lab::new_run_id();
             // A fresh folder of its own (mkdtemp, 0700): never a
@@ -1625,14 +1667,23 @@ fn lab_main(args: LabArgs) -> Result<()> {
                 "--logs".into(),
                 logs.clone().into(),
             ];
-            // The rest of the command line, as given after `lab up`.
+            // The rest of the command line, as given after `lab up`, but
+            // the --env values: they go by the environment
+            // (LAB_ENV_VAR), which only root reads, not by the argument
+            // list, which every user sees in /proc/PID/cmdline.
             let given: Vec<std::ffi::OsString> = std::env::args_os()
                 .skip_while(|a| a != "up")
                 .skip(1)
                 .collect();
-            argv.extend(given);
-            let st = detached::spawn(&std::env::current_exe()?, &argv, &logs.join("lab.log"))
-                .context("starting the lab in the background")?;
+            argv.extend(without_env_args(&given));
+            let env = [(LAB_ENV_VAR.to_string(), serde_json::to_string(&overrides)?)];
+            let st = detached::spawn(
+                &std::env::current_exe()?,
+                &argv,
+                &env,
+                &logs.join("lab.log"),
+            )
+            .context("starting the lab in the background")?;
             println!("lab {} is up (process {})", st.id, st.pid);
             println!("  gateway namespace: {}", st.gateway_netns);
             println!(
@@ -1678,8 +1729,20 @@ fn lab_main(args: LabArgs) -> Result<()> {
 /// background process of `lab up` (`detached`: its id and log folder), which
 /// says when it is ready on its standard output and keeps a state file.
 fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
+    let mut overrides = parse_env_overrides(&args.env)?;
+    if detached.is_some()
+        && let Ok(json) = std::env::var(LAB_ENV_VAR)
+    {
+        let given: BTreeMap<String, String> = serde_json::from_str(&json)
+            .with_context(|| format!("{LAB_ENV_VAR} is not a JSON map"))?;
+        for (k, v) in &given {
+            leakhound::model::scrub::register_variable(k, v);
+        }
+        overrides.extend(given);
+        // SAFETY: no other thread exists yet (the runtime is made below).
+        unsafe { std::env::remove_var(LAB_ENV_VAR) };
+    }
     let rt = lab_runtime("lab")?;
-    let overrides = parse_env_overrides(&args.env)?;
     let specs = target_specs(&args.target)?;
     let [spec] = specs.as_slice() else {
         bail!("lab starts one target");

@@ -79,6 +79,10 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{file}: an env_file must be a regular file ({what}); leakhound reads no devices, pipes or kernel files"
+    )]
+    NotRegular { file: String, what: String },
     #[error(transparent)]
     Conf(#[from] UserConfError),
     #[error("{file}{}: {source}", service_part(.service))]
@@ -116,6 +120,48 @@ fn read(path: &Path) -> Result<String, ProfileError> {
         file: path.display().to_string(),
         source,
     })
+}
+
+/// An `env_file:`'s text: a regular file only (after links), never a
+/// device, a pipe or a file under /proc, /sys or /dev, whose reading could
+/// block or hand the process's own secrets to the reports.
+fn read_env_file(path: &Path) -> Result<String, ProfileError> {
+    let file = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| ProfileError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let real = std::fs::canonicalize(path).map_err(|source| ProfileError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let what = if !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        Some(
+            if t.is_dir() {
+                "a directory"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_fifo() {
+                "a pipe"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a file"
+            }
+            .to_string(),
+        )
+    } else {
+        ["/proc", "/sys", "/dev"]
+            .iter()
+            .find(|d| real.starts_with(d))
+            .map(|d| format!("it is under {d}"))
+    };
+    match what {
+        Some(what) => Err(ProfileError::NotRegular { file, what }),
+        None => read(path),
+    }
 }
 
 /// Replaces every secret value in `text` by `<redacted>`.
@@ -224,7 +270,7 @@ impl Profile {
             let p = dir.join(f);
             vars.extend(userconf::parse_env_file(
                 &p.display().to_string(),
-                &read(&p)?,
+                &read_env_file(&p)?,
             )?);
         }
         vars.extend(g.environment.iter().cloned());
@@ -247,7 +293,7 @@ impl Profile {
     /// A plain env file (`KEY=VALUE` lines), as Gluetun's `env_file:`.
     pub fn from_env_file(path: &Path) -> Result<Profile, ProfileError> {
         let file = path.display().to_string();
-        let vars = userconf::parse_env_file(&file, &read(path)?)?;
+        let vars = userconf::parse_env_file(&file, &read_env_file(path)?)?;
         Profile::from_vars(&file, None, &vars, &[])
     }
 
@@ -427,5 +473,32 @@ impl Profile {
                 secrets,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_are_regular_files_only() {
+        let why = |p: &Path| match Profile::from_env_file(p) {
+            Err(e @ ProfileError::NotRegular { .. }) => e.to_string(),
+            Err(e) => panic!("{p:?}: another error: {e}"),
+            Ok(_) => panic!("{p:?} was read"),
+        };
+        assert!(why(Path::new("/dev/null")).contains("(a device)"));
+        assert!(why(Path::new("/tmp")).contains("(a directory)"));
+        assert!(why(Path::new("/proc/self/environ")).contains("under /proc"));
+        // Through a compose file's env_file: too.
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("compose.yml");
+        std::fs::write(
+            &c,
+            "services:\n  gw:\n    image: qmcgaw/gluetun\n    env_file: /proc/self/environ\n",
+        )
+        .unwrap();
+        let e = Profile::from_compose(&c, None).err().expect("refused");
+        assert!(matches!(e, ProfileError::NotRegular { .. }), "{e}");
     }
 }

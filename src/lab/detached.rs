@@ -137,11 +137,17 @@ pub const READY: &str = "leakhound-lab-ready ";
 /// Starts `exe` with `args` (the hidden `lab serve`) in a session of its
 /// own, its log in `log`, and waits until it says it is ready (its first
 /// line on standard output) or ends.
-pub fn spawn(exe: &Path, args: &[OsString], log: &Path) -> Result<LabState, DetachedError> {
+pub fn spawn(
+    exe: &Path,
+    args: &[OsString],
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<LabState, DetachedError> {
     use std::os::unix::process::CommandExt;
     let log_file = std::fs::File::create(log)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(log_file);

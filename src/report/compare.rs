@@ -34,6 +34,24 @@ fn cell(r: &ScenarioResult) -> String {
 
 /// The table; `wall` is each target's wall time, in the order they ran.
 pub fn render(results: &[ScenarioResult], wall: &[(String, Duration)]) -> String {
+    // One line per name: a newline or a '|' in a name would break a row.
+    let one = |t: &str| t.replace(['\n', '\r'], " ").replace('|', "\\|");
+    let results: Vec<ScenarioResult> = results
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.name = one(&r.name);
+            r.target = one(&r.target);
+            for c in &mut r.cases {
+                if let Outcome::Skipped { reason } = &mut c.outcome {
+                    *reason = one(reason);
+                }
+            }
+            r
+        })
+        .collect();
+    let results = results.as_slice();
+    let wall: Vec<(String, Duration)> = wall.iter().map(|(t, d)| (one(t), *d)).collect();
     let targets: Vec<&str> = wall.iter().map(|(t, _)| t.as_str()).collect();
     let mut scenarios: Vec<&str> = Vec::new();
     for r in results {
@@ -74,7 +92,9 @@ pub fn render(results: &[ScenarioResult], wall: &[(String, Duration)]) -> String
         .map(|(_, d)| format!("{:.1} s", d.as_secs_f64()))
         .collect();
     out.push_str(&format!("| **wall time** | {} |\n", times.join(" | ")));
-    out
+    // The whole table cleaned once (secrets redacted, control bytes shown
+    // escaped); its names are cleaned before, so none breaks a row.
+    crate::model::scrub::clean_capped(&out, usize::MAX)
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ fn status(r: &ScenarioResult) -> (&'static str, &'static str) {
     }
 }
 
+/// Every text of the page goes through here: cleaned (secrets redacted,
+/// control bytes shown escaped, capped), then escaped for HTML.
 fn esc(s: &str) -> String {
+    let s = crate::model::scrub::clean(s);
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -44,7 +47,7 @@ fn esc(s: &str) -> String {
 
 /// An id for a scenario's section (letters, digits and dashes).
 fn anchor(r: &ScenarioResult) -> String {
-    format!("{}--{}", r.target, r.name)
+    crate::model::scrub::clean(&format!("{}--{}", r.target, r.name))
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()

@@ -66,7 +66,11 @@ pub fn render(
         waivers,
         results,
     };
-    serde_json::to_string_pretty(&s).expect("summary serializes")
+    // Every string cleaned once, here: secrets redacted, control bytes
+    // shown escaped, lengths capped.
+    let mut v = serde_json::to_value(&s).expect("summary serializes");
+    crate::model::scrub::clean_json(&mut v);
+    serde_json::to_string_pretty(&v).expect("summary serializes")
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ fn outcome(o: &Outcome) -> serde_json::Value {
     }
 }
 
+/// A JSON value as one line, every string in it cleaned (secrets
+/// redacted, control bytes shown escaped, lengths capped): the one place
+/// each line passes through.
+pub fn line(mut v: serde_json::Value) -> String {
+    crate::model::scrub::clean_json(&mut v);
+    v.to_string()
+}
+
 /// One event as a line (pure).
 pub fn event_line(e: &Event) -> String {
     let v = match e {
@@ -63,7 +71,7 @@ pub fn event_line(e: &Event) -> String {
             "duration_s": result.duration.as_secs_f64(),
         }),
     };
-    v.to_string()
+    line(v)
 }
 
 /// The last line: totals and where the reports are (pure).
@@ -73,7 +81,7 @@ pub fn run_finished(results: &[ScenarioResult], reports: &std::path::Path) -> St
         .iter()
         .filter(|r| !r.skipped() && !r.passed())
         .count();
-    json!({
+    line(json!({
         "schema": SCHEMA, "event": "run_finished",
         "passed": failed == 0,
         "scenarios": results.len(),
@@ -81,8 +89,7 @@ pub fn run_finished(results: &[ScenarioResult], reports: &std::path::Path) -> St
         "skipped": skipped,
         "leaks": results.iter().map(|r| r.leaks.len()).sum::<usize>(),
         "reports": reports.display().to_string(),
-    })
-    .to_string()
+    }))
 }
 
 /// Prints each event as it comes, until the run closes the channel.

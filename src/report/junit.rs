@@ -21,6 +21,16 @@ fn jdur(d: std::time::Duration) -> JDuration {
 }
 
 pub fn render(results: &[ScenarioResult]) -> String {
+    // Every text cleaned once, here: secrets redacted, bytes XML 1.0
+    // forbids shown escaped (a gateway's log quoted in a failure may hold
+    // anything), lengths capped.
+    // junit-report writes system-out as CDATA, which `]]>` would end.
+    let clean = |t: &str| crate::model::scrub::clean(t).replace("]]>", "]]\\x3e");
+    let results: Vec<ScenarioResult> = results
+        .iter()
+        .map(|r| super::scrubbed_by(r, &clean))
+        .collect();
+    let results = results.as_slice();
     let mut report = ReportBuilder::new();
     // Several targets in one report (`leakhound compare`): the target's
     // name goes into the suite name and the classname, so names stay unique.

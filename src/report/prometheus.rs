@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime};
 use crate::model::prom::{Kind, Text};
 use crate::model::verdict::ScenarioResult;
 
+/// The longest label value written, in bytes of the original.
+pub const LABEL_CAP: usize = 256;
+
 /// One labelled row of the metrics: a run's scenario, or an audit's check.
 struct Row<'a> {
     check: &'a str,
@@ -81,9 +84,28 @@ pub fn render_audit(
 
 /// The text both share: the per-check families, then the run's.
 fn exposition(rows: &[Row], success: bool, finished: SystemTime, took: Duration) -> String {
+    // The labels' texts cleaned once, here (secrets redacted, control bytes
+    // shown escaped, at most LABEL_CAP bytes); Text escapes the rest.
+    let labels: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                crate::model::scrub::clean_capped(r.check, LABEL_CAP),
+                crate::model::scrub::clean_capped(r.target, LABEL_CAP),
+            )
+        })
+        .collect();
     let per = |value: &dyn Fn(&Row) -> Option<String>| {
         rows.iter()
-            .filter_map(|r| value(r).map(|v| (vec![("check", r.check), ("target", r.target)], v)))
+            .zip(&labels)
+            .filter_map(|(r, (check, target))| {
+                value(r).map(|v| {
+                    (
+                        vec![("check", check.as_str()), ("target", target.as_str())],
+                        v,
+                    )
+                })
+            })
             .collect::<Vec<_>>()
     };
     let since_epoch = finished

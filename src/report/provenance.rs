@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::model::scrub::{self, REDACTED};
 use crate::model::userconf::is_secret;
 use crate::target::TargetSpec;
 
@@ -48,8 +49,6 @@ pub struct RedactedConfig {
     pub sha256: String,
 }
 
-pub const REDACTED: &str = "<redacted>";
-
 /// A SHA-256 as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
@@ -59,7 +58,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The configuration with every secret's value replaced, and its hash (pure).
+/// The configuration with every secret's value replaced, and its hash: a
+/// secret-looking name's whole value; in the others every registered
+/// secret, after the credentials inside UP/DOWN commands are registered
+/// ([`scrub::register_variable`]).
 pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
     let variables: BTreeMap<String, String> = vars
         .iter()
@@ -67,7 +69,8 @@ pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
             let v = if is_secret(k) {
                 REDACTED.to_string()
             } else {
-                v.clone()
+                scrub::register_variable(k, v);
+                scrub::clean(v)
             };
             (k.clone(), v)
         })
@@ -180,6 +183,15 @@ mod tests {
             "10.1.0.0/16".to_string(),
         );
         assert_ne!(redact("seed", &v).sha256, a.sha256);
+        // The credentials in an UP command, by value.
+        v.insert(
+            "VPN_PORT_FORWARDING_UP_COMMAND".to_string(),
+            "curl -u qbt:canary-up-cmd-9931 http://127.0.0.1:8080/".to_string(),
+        );
+        let c = redact("seed", &v);
+        let up = &c.variables["VPN_PORT_FORWARDING_UP_COMMAND"];
+        assert!(!up.contains("canary-up-cmd-9931"), "{up}");
+        assert!(up.starts_with("curl -u <redacted>"), "{up}");
     }
 
     #[test]

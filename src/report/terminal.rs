@@ -64,6 +64,10 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                         case.name
                     ),
                 };
+                // The one place a case's line is cleaned (secrets
+                // redacted, escape sequences and control bytes shown
+                // escaped, capped).
+                let line = crate::model::scrub::clean(&line);
                 match running.get(&(target, scenario)) {
                     Some(b) => {
                         let _ = bars.println(line);
@@ -95,7 +99,13 @@ pub fn slowest(times: &[(String, std::time::Duration)]) -> String {
             took.as_secs_f64()
         ));
     }
-    out
+    whole(&out)
+}
+
+/// A whole text for the terminal, cleaned without a cap (its parts are
+/// leakhound's own lines around foreign names and messages).
+fn whole(t: &str) -> String {
+    crate::model::scrub::clean_capped(t, usize::MAX)
 }
 
 /// The closing summary, with the time from gateway start to handshake.
@@ -168,7 +178,7 @@ pub fn summary(results: &[ScenarioResult]) -> String {
         out.push_str(&format!(", {errored} could not run (harness errors)"));
     }
     out.push('\n');
-    out
+    whole(&out)
 }
 
 /// What a run made of the user's own configuration: the lab's LANs, the
@@ -204,7 +214,7 @@ pub fn user_profile(u: &crate::profile::UserProfile) -> String {
     for n in &u.notes {
         t.push_str(&format!("  note: {n}\n"));
     }
-    t
+    whole(&t)
 }
 
 #[cfg(test)]

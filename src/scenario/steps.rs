@@ -1744,6 +1744,8 @@ fn lan_prober(topo: &crate::model::topology::Topology) -> &'static str {
 /// by its owner only. Also the file a scenario's gateway starts with.
 pub fn write_key_file(path: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    // A secret file's content: never in a report or a log.
+    crate::model::scrub::register(&crate::tunnel::encode_key(key));
     let tmp = path.with_extension("new");
     // A new file, never through a link: a stale temporary (or anything
     // planted there) goes first, and rename replaces a link at `path`

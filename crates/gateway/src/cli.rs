@@ -10,18 +10,59 @@ use leakhound_net::errfmt::chain;
 
 use crate::GatewayConfig;
 
-/// Logs to stderr; `LEAKHOUND_LOG` or `RUST_LOG` choose the level.
+/// A log line's writer: every registered secret
+/// ([`leakhound_model::scrub`]) replaced before it reaches stderr, and,
+/// without colours, control bytes shown escaped (a logged message may
+/// quote anything). The fmt layer writes each event in one `write`, so a
+/// secret is never split.
+struct Redacting<W> {
+    inner: W,
+    sanitize: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use leakhound_model::scrub;
+        let text = scrub::redact(&String::from_utf8_lossy(buf));
+        let text = if self.sanitize {
+            scrub::sanitize_capped(&text, usize::MAX)
+        } else {
+            text
+        };
+        self.inner.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Registers the secrets of this process's environment before anything
+/// can print them: secret-looking names' values and the credentials
+/// inside UP/DOWN commands.
+pub fn register_env_secrets() {
+    use leakhound_model::scrub;
+    for (k, v) in std::env::vars() {
+        scrub::register_variable(&k, &v);
+    }
+}
+
+/// Logs to stderr, secrets redacted (harness and gateway alike);
+/// `LEAKHOUND_LOG` or `RUST_LOG` choose the level.
 pub fn init_tracing(default: &str) {
+    register_env_secrets();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKHOUND_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
+        .with_writer(move || Redacting {
+            inner: std::io::stderr(),
+            sanitize: !ansi,
+        })
+        .with_ansi(ansi)
         .init();
 }
 
@@ -115,10 +156,24 @@ pub fn gateway_main() -> ExitCode {
         Err(e) => {
             let closed = lock_down(&rt);
             tracing::error!("refusing to start: {e}; {closed}");
-            eprintln!("leakhound gateway: refusing to start: {e}; {closed}");
+            eprintln!(
+                "{}",
+                leakhound_model::scrub::redact(&format!(
+                    "leakhound gateway: refusing to start: {e}; {closed}"
+                ))
+            );
             return ExitCode::from(2);
         }
     };
+    // Its keys as they would be written (base64), whatever they came from.
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        leakhound_model::scrub::register(&b64.encode(cfg.private_key));
+        if let Some(k) = cfg.preshared_key {
+            leakhound_model::scrub::register(&b64.encode(k));
+        }
+    }
     let firewall_wanted = cfg.firewall.enabled;
     // The kill switch on this thread, before the runtime's threads have any
     // work: nothing waits for a scheduler between exec and closed rules.
@@ -134,7 +189,10 @@ pub fn gateway_main() -> ExitCode {
                 "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT=off: left open".into()
             };
             tracing::error!("{e}; {closed}");
-            eprintln!("leakhound gateway: {e}; {closed}");
+            eprintln!(
+                "{}",
+                leakhound_model::scrub::redact(&format!("leakhound gateway: {e}; {closed}"))
+            );
             ExitCode::from(1)
         }
     }
@@ -159,5 +217,35 @@ pub fn hold_main() -> ExitCode {
             eprintln!("leakhound-gateway hold: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    #[test]
+    fn log_lines_lose_their_secrets_and_control_bytes() {
+        leakhound_model::scrub::register("canary-log-writer-1414");
+        let line = "up command done: curl canary-log-writer-1414 \u{1b}[2J\u{0}\n";
+        let mut w = super::Redacting {
+            inner: Vec::new(),
+            sanitize: true,
+        };
+        w.write_all(line.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "up command done: curl <redacted> \\x1b[2J\\x00\n"
+        );
+        // With colours (a terminal) only the secret goes.
+        let mut w = super::Redacting {
+            inner: Vec::new(),
+            sanitize: false,
+        };
+        w.write_all(line.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(w.inner).unwrap(),
+            "up command done: curl <redacted> \u{1b}[2J\u{0}\n"
+        );
     }
 }

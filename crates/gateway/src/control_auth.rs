@@ -83,8 +83,31 @@ pub const ROUTES: [&str; 9] = [
 
 impl AuthConfig {
     pub fn parse(text: &str) -> Result<AuthConfig, AuthConfigError> {
-        let raw: RawFile = toml::from_str(text)
-            .map_err(|e| AuthConfigError::Parse(e.to_string().trim().to_string()))?;
+        // toml's own message quotes the offending line, which may be a
+        // password: only its message and where it is.
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = text.get(..s.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            AuthConfigError::Parse(format!("{at}{}", e.message().trim()))
+        })?;
+        // Every credential is a secret from here on, whatever happens next.
+        for r in &raw.roles {
+            for v in [&r.password, &r.apikey].into_iter().flatten() {
+                leakhound_model::scrub::register(v);
+            }
+            if let (Some(u), Some(p)) = (&r.username, &r.password) {
+                leakhound_model::scrub::register(
+                    &base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
+                );
+            }
+        }
         let mut roles = Vec::new();
         for r in raw.roles {
             let bad = |why: String| AuthConfigError::Role {
@@ -231,5 +254,24 @@ auth = "none"
             AuthConfig::parse("roles = 3"),
             Err(AuthConfigError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn a_parse_error_never_quotes_the_file() {
+        let e = AuthConfig::parse(
+            "[[roles]]\nname = \"x\"\nauth = \"basic\"\npassword = \"canary-auth-toml-5521\" oops\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("canary-auth-toml-5521"), "{e}");
+        assert!(e.starts_with("line 4, column "), "{e}");
+        let ok = AuthConfig::parse(
+            "[[roles]]\nname = \"x\"\nroutes = []\nauth = \"apikey\"\napikey = \"canary-auth-key-55210\"\n",
+        );
+        assert!(ok.is_ok());
+        assert_eq!(
+            leakhound_model::scrub::redact("k=canary-auth-key-55210"),
+            "k=<redacted>"
+        );
     }
 }

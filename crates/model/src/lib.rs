@@ -11,6 +11,8 @@
 //!   line, column).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
+//! * [`scrub`]: the secret registry and the sanitiser every text leaving
+//!   leakhound passes through.
 //! * [`torrent`]: BitTorrent for the lab's swarm: torrents made from bytes,
 //!   the peer handshake, announces read off a wire, scrape answers.
 //! * [`usenet`]: yEnc, NZB files and NNTP commands for the lab's news
@@ -30,6 +32,7 @@ pub mod located;
 pub mod natpmp;
 pub mod prom;
 pub mod scenario;
+pub mod scrub;
 pub mod shard;
 pub mod stats;
 pub mod topology;

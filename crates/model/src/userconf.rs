@@ -8,7 +8,11 @@
 //! the result into a lab, are the harness's.
 //!
 //! Values of secret variables (keys, passwords) are kept as [`Secret`],
-//! which never prints its value.
+//! which never prints its value and is registered with [`crate::scrub`] the
+//! moment it is made, so no writer prints it either. Values read from an
+//! env file, and values taken from the host's environment through
+//! `${VAR}`, are registered too unless [`crate::scrub::plainly_not_secret`]:
+//! `FOO: ${CI_JOB_TOKEN}` is a secret whatever FOO is called.
 
 use std::collections::BTreeMap;
 
@@ -16,13 +20,16 @@ use crate::located::FileError;
 
 /// A variable's value that must never appear in output: `Debug` and
 /// `Display` print `<redacted>`; [`Secret::expose`] gives the value to the
-/// one place that needs it.
+/// one place that needs it. Making one registers the value with
+/// [`crate::scrub`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
     pub fn new(v: impl Into<String>) -> Self {
-        Secret(v.into())
+        let v = v.into();
+        crate::scrub::register(&v);
+        Secret(v)
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -41,16 +48,10 @@ impl std::fmt::Display for Secret {
     }
 }
 
-/// Whether a variable holds a secret: keys, passwords, tokens, and the
-/// files or auth configurations that carry them.
+/// Whether a variable holds a secret by its name: the documented rule of
+/// [`crate::scrub::is_secret_name`] (keys, passwords, tokens, `PASS`...).
 pub fn is_secret(key: &str) -> bool {
-    const EXACT: [&str; 3] = [
-        "WIREGUARD_PRIVATE_KEY",
-        "WIREGUARD_PRESHARED_KEY",
-        "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
-    ];
-    const PARTS: [&str; 5] = ["PASSWORD", "SECRET", "TOKEN", "API_KEY", "APIKEY"];
-    EXACT.contains(&key) || PARTS.iter().any(|p| key.contains(p))
+    crate::scrub::is_secret_name(key)
 }
 
 /// One variable, its value and where it was written (line, 1-based).
@@ -70,8 +71,11 @@ pub enum Value {
 
 impl Value {
     fn of(key: &str, v: String) -> Value {
+        // The credentials inside an UP/DOWN command are secrets of their
+        // own (the command itself is the user's and is run as written).
+        crate::scrub::register_variable(key, &v);
         if is_secret(key) {
-            Value::Secret(Secret(v))
+            Value::Secret(Secret::new(v))
         } else {
             Value::Plain(v)
         }
@@ -149,9 +153,12 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
                 message: "the name before '=' is not a variable name (letters, digits and _, not starting with a digit)".into(),
             }.into());
         }
+        let value = unquote(value.trim()).to_string();
+        // Anything in an env file may be a secret whatever its name.
+        crate::scrub::register_unless_plain(&value);
         vars.push(Var {
             key: key.into(),
-            value: Value::of(key, unquote(value.trim()).to_string()),
+            value: Value::of(key, value),
             line: Some(line_no),
         });
     }
@@ -170,6 +177,20 @@ pub fn interpolate(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
 ) -> Result<String, String> {
+    // A value from the host's environment (or `.env`) is registered as a
+    // secret when its name says so, or unless it is plainly not one.
+    let registering = |name: &str| {
+        let v = lookup(name);
+        if let Some(v) = &v {
+            if is_secret(name) {
+                crate::scrub::register(v);
+            } else {
+                crate::scrub::register_unless_plain(v);
+            }
+        }
+        v
+    };
+    let lookup: &dyn Fn(&str) -> Option<String> = &registering;
     let name_len = |s: &str| {
         s.char_indices()
             .take_while(|(i, c)| {

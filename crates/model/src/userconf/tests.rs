@@ -303,3 +303,28 @@ services:
     .to_string();
     assert_eq!(e, "c.yml: service g: A: B is required: needed");
 }
+
+#[test]
+fn secrets_by_value_are_registered_wherever_they_came_from() {
+    let host = |k: &str| (k == "CI_JOB_TOKEN").then(|| "canary-host-env-4417".to_string());
+    let g = parse_compose(
+        "c.yml",
+        "services:\n  gw:\n    image: qmcgaw/gluetun\n    environment:\n      FOO: ${CI_JOB_TOKEN}\n      PASS: canary-pass-name-4417\n      VPN_TYPE: wireguard\n",
+        None,
+        &host,
+    )
+    .unwrap();
+    assert!(matches!(
+        g.environment
+            .iter()
+            .find(|v| v.key == "PASS")
+            .unwrap()
+            .value,
+        Value::Secret(_)
+    ));
+    parse_env_file("e.env", "PLAIN_NAME=canary-env-file-4417\nPORT=8080\n").unwrap();
+    let t = crate::scrub::redact(
+        "canary-host-env-4417 canary-pass-name-4417 canary-env-file-4417 8080 wireguard",
+    );
+    assert_eq!(t, "<redacted> <redacted> <redacted> 8080 wireguard");
+}
