@@ -42,6 +42,7 @@ tests  promtool         prometheus        checks the Prometheus metrics (daemon 
 tests  yamllint         yamllint          checks the CI templates
 tests  systemd-analyze  systemd           checks the systemd templates
 tests  py:junitparser   python3-junitparser  an independent JUnit reader
+tests  py:jsonschema    python3-jsonschema   validates summary.json and the JSON Lines against docs/schemas
 bench  unbound          unbound           the resolver `bench dns` measures beside ours
 bench  iperf3           iperf3            the load of `bench tunnel`
 EOF

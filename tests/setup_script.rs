@@ -9,7 +9,7 @@ use std::process::Command;
 
 const ALL: &str = "nftables knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
     opentracker aria2 chromium libxml2-utils tcpdump wireguard-go wireguard-tools dnsmasq-base \
-    stress-ng prometheus yamllint systemd python3-junitparser unbound iperf3";
+    stress-ng prometheus yamllint systemd python3-junitparser python3-jsonschema unbound iperf3";
 
 fn plan(os: &str, available: &str, args: &[&str]) -> (i32, String) {
     let o = Command::new("bash")
