@@ -910,12 +910,21 @@ fn judge_caps(cases: &mut [CaseResult], b: &Bounded) {
     }
 }
 
+/// A pass becomes an error saying `why`; any other outcome's message says
+/// it too.
 fn cap_outcome(c: &mut CaseResult, why: String) {
-    if matches!(c.outcome, Outcome::Passed) {
-        c.log.insert(0, why.clone());
-        c.outcome = Outcome::error(why);
-    } else {
-        c.log.push(why);
+    match &mut c.outcome {
+        Outcome::Passed => {
+            c.log.insert(0, why.clone());
+            c.outcome = Outcome::error(why);
+        }
+        Outcome::Failed { message, .. }
+        | Outcome::Error { message, .. }
+        | Outcome::Waived { message, .. } => {
+            message.push_str(&format!("; {why}"));
+            c.log.push(why);
+        }
+        Outcome::Skipped { .. } => c.log.push(why),
     }
 }
 
@@ -953,4 +962,93 @@ pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, S
             | Outcome::Waived { message, .. } => Some((c.name.clone(), message.clone())),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn case(name: &str, outcome: Outcome) -> CaseResult {
+        CaseResult {
+            name: name.into(),
+            outcome,
+            duration: Duration::ZERO,
+            log: vec![],
+        }
+    }
+
+    const SMALL: Caps = Caps {
+        snaplen: 64,
+        part_frames: 2,
+        part_bytes: 1 << 20,
+        total_frames: 100,
+        total_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn a_check_during_which_a_cap_was_hit_does_not_pass_and_neither_does_the_wire() {
+        let mut b = Bounded::new(SMALL);
+        b.part("exit-address");
+        for _ in 0..5 {
+            b.offer(&[0; 100], UNIX_EPOCH);
+        }
+        b.part("dns-resolvers");
+        for _ in 0..3 {
+            b.offer(&[0; 100], UNIX_EPOCH);
+        }
+        b.part("lan 172.20.0.10:80");
+        b.offer(&[0; 100], UNIX_EPOCH);
+        let mut cases = vec![
+            case("exit-address", Outcome::Passed),
+            case("dns-resolvers", Outcome::fail("no answer", "")),
+            case("lan 172.20.0.10:80", Outcome::Passed),
+            case("no-leak", Outcome::Passed),
+        ];
+        judge_caps(&mut cases, &b);
+        let Outcome::Error { message, .. } = &cases[0].outcome else {
+            panic!("{:?}", cases[0].outcome);
+        };
+        assert!(
+            message.contains("kept 2 of 5 frame(s) seen (128 of 500 bytes on the wire"),
+            "{message}"
+        );
+        // A failure stays one, and says it too.
+        let Outcome::Failed { message, .. } = &cases[1].outcome else {
+            panic!("{:?}", cases[1].outcome);
+        };
+        assert!(
+            message.starts_with("no answer; the capture hit its cap"),
+            "{message}"
+        );
+        // Within its caps: untouched.
+        assert_eq!(cases[2].outcome, Outcome::Passed);
+        let Outcome::Error { message, .. } = &cases[3].outcome else {
+            panic!("{:?}", cases[3].outcome);
+        };
+        assert!(
+            message.contains(
+                "exit-address (3 of 5 frames not kept), dns-resolvers (1 of 3 frames not kept)"
+            ),
+            "{message}"
+        );
+        assert!(capture_summary(&b).contains("4 not kept (a cap was hit)"));
+    }
+
+    #[test]
+    fn a_capture_within_its_caps_changes_no_verdict() {
+        let mut b = Bounded::new(SMALL);
+        b.part("exit-address");
+        b.offer(&[0; 100], UNIX_EPOCH);
+        let mut cases = vec![
+            case("exit-address", Outcome::Passed),
+            case("no-leak", Outcome::Passed),
+        ];
+        judge_caps(&mut cases, &b);
+        assert!(cases.iter().all(|c| c.outcome == Outcome::Passed));
+        assert_eq!(
+            capture_summary(&b),
+            "captured 1 frame(s), kept 1 (the first 64 bytes of each); 1 cut to that length"
+        );
+    }
 }
