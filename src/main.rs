@@ -1431,7 +1431,8 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
             let lift = || {
                 if disruptive && let Err(e) = audit::lift_cut(&ns) {
                     eprintln!(
-                        "error: {e:#} (the kernel lifts the cut within {:?})",
+                        "error: {:#} (the kernel lifts the cut within {:?})",
+                        anyhow::Error::from(e),
                         audit::CUT_TIMEOUT
                     );
                 }
@@ -1454,9 +1455,7 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
             &args,
             &which,
             &ns,
-            &profile,
-            &profile_file,
-            &text,
+            (&profile, &profile_file, &text),
             &interrupt,
         )
     };
@@ -1497,15 +1496,14 @@ struct Interrupt {
     signal: Arc<std::sync::OnceLock<nix::sys::signal::Signal>>,
 }
 
-/// One audit: run it, write its reports and metrics, print it.
+/// One audit: run it, write its reports and metrics, print it. The
+/// profile comes as (profile, its file's name, its text).
 fn audit_once(
     rt: &tokio::runtime::Runtime,
     args: &AuditArgs,
     which: &leakhound::audit::Attach,
     ns: &netns::Netns,
-    profile: &leakhound::model::audit::AuditProfile,
-    profile_file: &str,
-    profile_text: &str,
+    (profile, profile_file, profile_text): (&leakhound::model::audit::AuditProfile, &str, &str),
     interrupt: &Interrupt,
 ) -> Result<Verdict> {
     use leakhound::audit;

@@ -80,12 +80,15 @@ pub fn present() -> Result<bool, FirewallError> {
     Ok(found)
 }
 
-/// Removes the cut table, whatever it holds (no error when it is absent):
-/// traffic flows again from the commit on. Returns whether it was there.
+/// Removes the cut table, whatever it holds: traffic flows again from the
+/// commit on. Returns whether it was there; when it was not, nothing is
+/// sent (a read-only audit looking for a stale cut changes nothing).
 pub fn lift() -> Result<bool, FirewallError> {
-    let was = present()?;
+    if !present()? {
+        return Ok(false);
+    }
     let mut nl = Nl::open()?;
     let seq = nl.seq_next();
     nl.transact(nfnl::cut_removal_batch(seq))?;
-    Ok(was)
+    Ok(true)
 }
