@@ -216,7 +216,8 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
 /// 200 ms.
 fn tunnel_datagram_arrives(ns: &Netns) -> bool {
     ns.run(|| {
-        let rx = std::net::UdpSocket::bind("203.0.113.10:51820").unwrap();
+        let rx = std::net::UdpSocket::bind("203.0.113.10:51820")
+            .unwrap_or_else(|e| panic!("binding 203.0.113.10:51820 in the scratch namespace: {e}"));
         rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
             .unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
