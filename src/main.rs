@@ -668,6 +668,8 @@ enum Verdict {
     Passed,
     Failed,
     HarnessError,
+    /// Stopped by this signal (the exit status is 128 + its number).
+    Interrupted(nix::sys::signal::Signal),
 }
 
 fn verdict_exit(r: Result<Verdict>) -> ExitCode {
@@ -675,6 +677,7 @@ fn verdict_exit(r: Result<Verdict>) -> ExitCode {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,
         Ok(Verdict::Failed) => ExitCode::from(1),
         Ok(Verdict::HarnessError) => ExitCode::from(2),
+        Ok(Verdict::Interrupted(sig)) => ExitCode::from(128 + sig as u8),
         Err(e) => {
             eprintln!("error: {}", shown_error(&e));
             ExitCode::from(2)
@@ -869,6 +872,33 @@ fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// An audit's reports folder: emptied, and only its owner may enter it
+/// (0700); what is written there is 0600 (a live audit's reports and pcap
+/// hold other people's traffic).
+fn prepare_private_out(out: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    prepare_out(out)?;
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", out.display()))
+}
+
+/// Writes a report; `private`: readable by its owner only (0600 from its
+/// creation on).
+fn write_report(private: bool, path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    if private {
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    if private {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(contents.as_ref())
+}
+
 fn prepare_out(out: &Path) -> Result<()> {
     Ok(leakhound::outdir::prepare(out)?)
 }
@@ -1043,6 +1073,7 @@ fn write_user_profile(out: &Path, u: &leakhound::profile::UserProfile) -> Result
 }
 
 fn write_reports(
+    private: bool,
     out: &Path,
     run_id: &str,
     timings: &json::Timings,
@@ -1054,9 +1085,11 @@ fn write_reports(
         leakhound::report::scrub_log(&r.gateway_log)
             .with_context(|| format!("redacting {}", r.gateway_log.display()))?;
     }
-    std::fs::write(out.join("junit.xml"), junit::render(results)).context("writing junit.xml")?;
-    std::fs::write(
-        out.join("summary.json"),
+    write_report(private, &out.join("junit.xml"), junit::render(results))
+        .context("writing junit.xml")?;
+    write_report(
+        private,
+        &out.join("summary.json"),
         json::render(run_id, timings, provenance, waivers, results),
     )
     .context("writing summary.json")?;
@@ -1074,8 +1107,9 @@ fn write_reports(
             requirements.insert(r.source.clone(), seed);
         }
     }
-    std::fs::write(
-        out.join("report.html"),
+    write_report(
+        private,
+        &out.join("report.html"),
         leakhound::report::html::render(&format!("run {run_id}"), results, &requirements),
     )
     .context("writing report.html")
@@ -1203,7 +1237,15 @@ async fn run_suite(
                 for l in lanes {
                     l.teardown();
                 }
-                write_reports(&args.out, &run_id, &timings, Some(provenance), None, &[])?;
+                write_reports(
+                    false,
+                    &args.out,
+                    &run_id,
+                    &timings,
+                    Some(provenance),
+                    None,
+                    &[],
+                )?;
                 return Err(e);
             }
         }
@@ -1322,6 +1364,7 @@ async fn run_suite(
         Verdict::Failed
     };
     write_reports(
+        false,
         &args.out,
         &run_id,
         &timings,
@@ -1460,21 +1503,75 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let Some(every) = args.every else {
-        return audit_once(&rt, &args, &which, &ns, &profile, &profile_file, &text);
+    // The handlers, before the audit changes anything: SIGINT or SIGTERM
+    // lifts the audit's cut at once (whatever the audit is doing), then
+    // ends the audit in flight, which reports what it saw; a second one
+    // exits at once.
+    let interrupt = Interrupt::default();
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _rt = rt.enter();
+        let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let (ns, disruptive, i) = (ns.try_clone()?, args.disruptive, interrupt.clone());
+        rt.spawn(async move {
+            use nix::sys::signal::Signal;
+            let sig = tokio::select! {
+                _ = int.recv() => Signal::SIGINT,
+                _ = term.recv() => Signal::SIGTERM,
+            };
+            let lift = || {
+                if disruptive && let Err(e) = audit::lift_cut(&ns) {
+                    eprintln!(
+                        "error: {:#} (the kernel lifts the cut within {:?})",
+                        anyhow::Error::from(e),
+                        audit::CUT_TIMEOUT
+                    );
+                }
+            };
+            lift();
+            eprintln!("{sig}: stopping the audit");
+            let _ = i.signal.set(sig);
+            i.token.cancel();
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            lift();
+            std::process::exit(128 + sig as i32);
+        });
+    }
+    let once = || {
+        audit_once(
+            &rt,
+            &args,
+            &which,
+            &ns,
+            (&profile, &profile_file, &text),
+            &interrupt,
+        )
     };
-    // A sidecar's loop: an audit, then the interval (or a signal, which
-    // ends it with status 0: being stopped is not a finding).
+    let Some(every) = args.every else {
+        return once();
+    };
+    // A sidecar's loop: an audit, then the interval. A signal between two
+    // audits ends it with status 0 (being stopped is not a finding); one
+    // during an audit ends that audit, which reports, and the loop.
     loop {
         // A failed audit is in its reports and metrics; one that could not
         // run is said, and the next one tries again.
-        if let Err(e) = audit_once(&rt, &args, &which, &ns, &profile, &profile_file, &text) {
-            eprintln!("error: {e:#}");
+        match once() {
+            Ok(v @ Verdict::Interrupted(_)) => return Ok(v),
+            Ok(_) => {}
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+        if let Some(sig) = interrupt.signal.get() {
+            return Ok(Verdict::Interrupted(*sig));
         }
         let stop = rt.block_on(async {
             tokio::select! {
                 _ = tokio::time::sleep(every.into()) => false,
-                _ = shutdown_signal() => true,
+                _ = interrupt.token.cancelled() => true,
             }
         });
         if stop {
@@ -1483,18 +1580,26 @@ fn audit_main(args: AuditArgs) -> Result<Verdict> {
     }
 }
 
-/// One audit: run it, write its reports and metrics, print it.
+/// The audit's interrupt: cancelled on the first SIGINT or SIGTERM, which
+/// is kept for the exit status.
+#[derive(Clone, Default)]
+struct Interrupt {
+    token: tokio_util::sync::CancellationToken,
+    signal: Arc<std::sync::OnceLock<nix::sys::signal::Signal>>,
+}
+
+/// One audit: run it, write its reports and metrics, print it. The
+/// profile comes as (profile, its file's name, its text).
 fn audit_once(
     rt: &tokio::runtime::Runtime,
     args: &AuditArgs,
     which: &leakhound::audit::Attach,
     ns: &netns::Netns,
-    profile: &leakhound::model::audit::AuditProfile,
-    profile_file: &str,
-    profile_text: &str,
+    (profile, profile_file, profile_text): (&leakhound::model::audit::AuditProfile, &str, &str),
+    interrupt: &Interrupt,
 ) -> Result<Verdict> {
     use leakhound::audit;
-    prepare_out(&args.out)?;
+    prepare_private_out(&args.out)?;
     let t0 = Instant::now();
     let result = rt
         .block_on(audit::run(audit::AuditRequest {
@@ -1503,6 +1608,7 @@ fn audit_once(
             profile_file: profile_file.to_string(),
             disruptive: args.disruptive,
             out: args.out.clone(),
+            interrupt: interrupt.token.clone(),
         }))
         .context("auditing")?;
     let failing = audit::failing(&result, &args.allow_skip);
@@ -1533,6 +1639,7 @@ fn audit_once(
         },
     };
     write_reports(
+        true,
         &args.out,
         &id,
         &Default::default(),
@@ -1616,7 +1723,12 @@ fn audit_once(
             );
         }
     }
-    Ok(if failing.is_empty() {
+    Ok(if let Some(sig) = interrupt.signal.get() {
+        println!(
+            "INTERRUPTED by {sig}: the checks after it did not run; the reports have what was seen"
+        );
+        Verdict::Interrupted(*sig)
+    } else if failing.is_empty() {
         Verdict::Passed
     } else {
         Verdict::Failed

@@ -462,3 +462,140 @@ fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exi
     );
     drop(listener);
 }
+
+/// The audit's cut of the lab's tunnel (203.0.113.10:51820), as the kernel
+/// holds it: how long until it lifts it, or `None`.
+fn cut_left(lab: &UpLab) -> Option<std::time::Duration> {
+    use leakhound::gateway::firewall::{cut, nfnl::Cut};
+    let c = Cut {
+        endpoint: "203.0.113.10:51820".parse().unwrap(),
+        timeout: leakhound::audit::CUT_TIMEOUT,
+    };
+    netns::Netns::open(lab.gw())
+        .unwrap()
+        .run(|| cut::expiry(&c))
+        .unwrap()
+        .unwrap()
+}
+
+/// Starts `audit --disruptive EXTRA...` and returns it once its cut is in
+/// the kernel (polled every 50 ms, for up to 60 s).
+fn audit_until_cut(lab: &UpLab, extra: &[&str], out: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "audit",
+            "--netns",
+            lab.gw(),
+            "--profile",
+            PROFILE,
+            "--disruptive",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while cut_left(lab).is_none() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the audit ended ({st}) before cutting the tunnel");
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "no cut within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+/// Seconds until whoami answers from the gateway's namespace again (asked
+/// with a 1 s timeout, again and again, for up to `limit`).
+fn seconds_until_traffic(lab: &UpLab, limit: std::time::Duration) -> f64 {
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-m", "1", "http://192.0.2.80/"]);
+        ns.command(&mut cmd).unwrap();
+        let o = cmd.output().unwrap();
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("203.0.113.77") {
+            return t.elapsed().as_secs_f64();
+        }
+        assert!(
+            t.elapsed() < limit,
+            "no traffic within {limit:?} of the interruption"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_disruptive_audit_heals_the_tunnel_even_when_killed() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require_root();
+    let lab = UpLab::up();
+    let out = tempfile::tempdir().unwrap();
+
+    // SIGKILL in the middle of the cut: nothing of leakhound runs any more,
+    // and the kernel lifts the cut by itself within CUT_TIMEOUT.
+    let mut child = audit_until_cut(&lab, &[], &out.path().join("killed"));
+    let left = cut_left(&lab).unwrap();
+    assert!(left <= leakhound::audit::CUT_TIMEOUT, "{left:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let back = seconds_until_traffic(&lab, std::time::Duration::from_secs(30));
+    assert!(
+        back > 1.0,
+        "traffic came back before the kernel lifted the cut ({back} s)"
+    );
+    assert_eq!(cut_left(&lab), None, "the element expired");
+
+    // SIGTERM during an --every audit's cut: answered within 1 s, the cut
+    // lifted at once, the reports written (private), exit 128 + 15. The
+    // audit first removed the table the killed one had left.
+    let reports = out.path().join("term");
+    let mut child = audit_until_cut(&lab, &["--every", "1h"], &reports);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "SIGTERM not answered within 1 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(status.code(), Some(143), "{t}");
+    assert!(t.contains("ERROR tunnel-down"), "{t}");
+    assert!(
+        t.contains("interrupted by a signal while this check ran"),
+        "{t}"
+    );
+    assert!(t.contains("INTERRUPTED by SIGTERM"), "{t}");
+    let back = seconds_until_traffic(&lab, std::time::Duration::from_secs(30));
+    assert!(back < 10.0, "{back} s");
+    assert!(
+        !snapshot(&lab).contains("leakhound_audit_block"),
+        "the cut's table is gone"
+    );
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("removed the table leakhound_audit_block an interrupted audit had left"),
+        "{junit}"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&reports), 0o700);
+    for f in ["junit.xml", "summary.json", "report.html", "outside.pcap"] {
+        assert_eq!(mode(&reports.join(f)), 0o600, "{f}");
+    }
+}

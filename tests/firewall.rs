@@ -214,3 +214,119 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
     );
     ns.run(firewall::remove).unwrap().unwrap();
 }
+
+/// Whether a datagram to 203.0.113.10:51820 (an address of the
+/// namespace's loopback, so it crosses the output hook) arrives within
+/// 200 ms.
+fn tunnel_datagram_arrives(ns: &Netns) -> bool {
+    ns.run(|| {
+        let rx = std::net::UdpSocket::bind("203.0.113.10:51820")
+            .unwrap_or_else(|e| panic!("binding 203.0.113.10:51820 in the scratch namespace: {e}"));
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A drop on the output hook answers the sender EPERM.
+        if tx.send_to(b"handshake", "203.0.113.10:51820").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        rx.recv(&mut buf).is_ok()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_audits_cut_drops_the_tunnel_and_the_kernel_lifts_it_by_itself() {
+    use firewall::cut;
+    use leakhound::gateway::firewall::nfnl::Cut;
+    use std::time::{Duration, Instant};
+    let guard = scratch();
+    let ns = &guard.0;
+    let st = ns
+        .run(|| {
+            std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    "ip link set lo up && ip addr add 203.0.113.10/32 dev lo",
+                ])
+                .status()
+        })
+        .unwrap()
+        .unwrap();
+    assert!(st.success());
+    assert!(tunnel_datagram_arrives(ns), "before any cut");
+    // Nothing there: lifting is a no-op that says so.
+    assert!(!ns.run(cut::lift).unwrap().unwrap());
+    let c = Cut {
+        endpoint: "203.0.113.10:51820".parse().unwrap(),
+        timeout: Duration::from_millis(1500),
+    };
+    let left = ns.run(|| cut::arm(&c)).unwrap().unwrap();
+    let armed = Instant::now();
+    assert!(
+        left <= Duration::from_millis(1500) && left > Duration::ZERO,
+        "{left:?}"
+    );
+    assert!(!tunnel_datagram_arrives(ns), "the cut holds");
+    // Other traffic is untouched: the same address, another port.
+    let other = ns
+        .run(|| {
+            let rx = std::net::UdpSocket::bind("203.0.113.10:51821").unwrap();
+            rx.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send_to(b"x", "203.0.113.10:51821").unwrap();
+            rx.recv(&mut [0u8; 4]).is_ok()
+        })
+        .unwrap();
+    assert!(other, "only the tunnel's port is cut");
+    // nft sees an ordinary table: a set with a timeout, a rule using it.
+    let listed = ns
+        .run(|| {
+            std::process::Command::new("nft")
+                .args(["list", "table", "inet", "leakhound_audit_block"])
+                .output()
+        })
+        .unwrap()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("timeout 1s500ms"), "{listed}");
+    assert!(
+        listed.contains("elements = { 203.0.113.10 expires"),
+        "{listed}"
+    );
+    assert!(listed.contains("ip daddr @cut drop"), "{listed}");
+    assert!(listed.contains("priority -400"), "{listed}");
+    // Renewed, it holds past its first expiry ...
+    while armed.elapsed() < Duration::from_millis(1000) {
+        assert!(!tunnel_datagram_arrives(ns));
+    }
+    ns.run(|| cut::renew(&c)).unwrap().unwrap();
+    let renewed = Instant::now();
+    let left = ns.run(|| cut::expiry(&c)).unwrap().unwrap().unwrap();
+    assert!(left > Duration::from_millis(1000), "{left:?}");
+    while armed.elapsed() < Duration::from_millis(1800) {
+        assert!(!tunnel_datagram_arrives(ns), "renewed, still cut");
+    }
+    // ... and, no longer renewed, the kernel lifts it by itself: nothing
+    // of ours runs meanwhile, as after a SIGKILL.
+    while !tunnel_datagram_arrives(ns) {
+        assert!(
+            renewed.elapsed() < Duration::from_secs(5),
+            "the kernel did not lift the cut"
+        );
+    }
+    let lifted = renewed.elapsed();
+    assert!(lifted >= Duration::from_millis(1300), "{lifted:?}");
+    assert_eq!(ns.run(|| cut::expiry(&c)).unwrap().unwrap(), None);
+    // The empty table is still there, harmless; a renewal now is refused
+    // and does not cut again; lifting removes the table.
+    assert!(ns.run(cut::present).unwrap().unwrap());
+    assert!(ns.run(|| cut::renew(&c)).unwrap().is_err());
+    assert!(tunnel_datagram_arrives(ns));
+    assert!(ns.run(cut::lift).unwrap().unwrap());
+    assert!(!ns.run(cut::present).unwrap().unwrap());
+    // A renewal with the table gone is refused: it never cuts again.
+    assert!(ns.run(|| cut::renew(&c)).unwrap().is_err());
+    assert!(tunnel_datagram_arrives(ns));
+}

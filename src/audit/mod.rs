@@ -9,6 +9,15 @@
 //! frame with the lab's classifier. The result is an ordinary
 //! [`ScenarioResult`] named `audit`, so the reporters (JUnit, JSON,
 //! Prometheus, the terminal) serve audits and runs alike.
+//!
+//! Safe on a live system: the one disruptive check cuts the tunnel with a
+//! set element the kernel expires by itself unless the audit renews it
+//! ([`leakhound_gateway::firewall::cut`]), so even a SIGKILLed audit leaves
+//! nothing cut for longer than [`CUT_TIMEOUT`]; every audit first removes a
+//! cut it finds; an interrupt ([`AuditRequest::interrupt`]) ends the check
+//! in flight (lifting its cut) and the audit reports what it has. The
+//! capture keeps within [`Caps::AUDIT`], and a check during which a cap was
+//! hit says so instead of passing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
 
-use crate::capture::Capture;
+use leakhound_gateway::firewall::cut;
+use leakhound_gateway::firewall::nfnl::{CUT_TABLE, Cut};
+use tokio_util::sync::CancellationToken;
+
+use crate::capture::{Bounded, BoundedCapture, Caps};
 use crate::lab::netns::{Netns, NetnsError};
 use crate::model::audit::{AuditProfile, ControlAuth, HttpUrl};
 use crate::model::classify::LeakPolicy;
@@ -47,6 +60,12 @@ pub enum AuditError {
     Netlink(#[from] crate::netlink::NetlinkError),
     #[error(transparent)]
     Capture(#[from] crate::capture::CaptureError),
+    #[error("{what}")]
+    Cut {
+        what: String,
+        #[source]
+        source: leakhound_gateway::firewall::FirewallError,
+    },
 }
 
 /// Which namespace to audit, as the user named it.
@@ -144,6 +163,10 @@ pub struct AuditRequest {
     pub disruptive: bool,
     /// Where the pcap goes.
     pub out: PathBuf,
+    /// Cancelled on SIGINT or SIGTERM: the check in flight ends at once (an
+    /// error saying so, its cut lifted), later ones are skipped, and the
+    /// result has what was seen so far.
+    pub interrupt: CancellationToken,
 }
 
 /// Where the capture listens.
@@ -204,17 +227,38 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
     let mut cases = Vec::new();
     let mut notes = Vec::new();
 
+    // A cut left by an audit that was killed goes first (the kernel would
+    // lift it within CUT_TIMEOUT anyway).
+    match lift_cut(ns) {
+        Ok(true) => {
+            tracing::warn!("removed a cut table {} left by an earlier audit", CUT_TABLE);
+            notes.push(format!(
+                "removed the table {} an interrupted audit had left",
+                CUT_TABLE
+            ));
+        }
+        Ok(false) => {}
+        // Without NET_ADMIN (a read-only sidecar) no cut can be seen, nor
+        // could this audit have made one.
+        Err(e) if req.disruptive => {
+            notes.push(format!("could not look for a stale cut: {}", chain(&e)))
+        }
+        Err(e) => tracing::debug!("could not look for a stale cut: {}", chain(&e)),
+    }
+
     // The capture first, so that nothing the checks cause is missed.
     let tap = find_tap(ns, &p.capture.interface).await?;
     notes.push(format!("capturing on {}", tap.description));
     let local: Vec<IpNet> = Nl::in_netns(ns)?.addrs(&p.capture.interface).await?;
-    let capture = Capture::start(&tap.ns, &tap.ifname, WIRE)?;
+    let capture = BoundedCapture::start(&tap.ns, &tap.ifname, Caps::AUDIT)?;
 
     let mut a = Auditor {
         ns,
         resolver: p.resolver,
         timeline: &mut timeline,
         cases: &mut cases,
+        capture: &capture,
+        interrupt: &req.interrupt,
     };
     if let Some(e) = &p.exit {
         a.check("exit-address", async |ns, resolver| {
@@ -379,13 +423,15 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         }
     }
     timeline.mark(SystemTime::now(), "teardown");
+    capture.part("teardown");
 
-    let frames = capture.stop();
+    let mut bounded = capture.stop();
+    let frames = &bounded.frames;
     for (i, expect, t, from, to, fate) in lan_rows {
         let Some((connected, refused)) = fate else {
             continue;
         };
-        let on_wire = crate::model::audit::frames_toward(&frames, t.ip(), from, to);
+        let on_wire = crate::model::audit::frames_toward(frames, t.ip(), from, to);
         let what = cases[i].log.first().cloned().unwrap_or_default();
         cases[i].outcome = match crate::model::audit::judge_lan(expect, connected, refused, on_wire)
         {
@@ -402,9 +448,10 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         };
     }
     let pcap = req.out.join(format!("{WIRE}.pcap"));
-    crate::capture::write_pcap(&pcap, &frames)?;
+    crate::capture::write_private_pcap(&pcap, &bounded)?;
     let mut frame_counts = BTreeMap::new();
     frame_counts.insert(WIRE.to_string(), frames.len());
+    notes.push(capture_summary(&bounded));
     let (leaks, wire_cases) = match p.capture.endpoint {
         Some(endpoint) => {
             let mut allowed = p.capture.allowed.clone();
@@ -415,7 +462,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
                 allowed,
             };
             let mut captured = BTreeMap::new();
-            captured.insert(WIRE.to_string(), frames);
+            captured.insert(WIRE.to_string(), std::mem::take(&mut bounded.frames));
             let mut policies = BTreeMap::new();
             policies.insert(WIRE.to_string(), policy);
             let crate::model::verdict::Judged {
@@ -452,6 +499,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         ),
     };
     cases.extend(wire_cases);
+    judge_caps(&mut cases, &bounded);
     Ok(ScenarioResult {
         name: "audit".into(),
         target: p.name.clone(),
@@ -497,17 +545,33 @@ struct Auditor<'a> {
     resolver: SocketAddr,
     timeline: &'a mut Timeline,
     cases: &'a mut Vec<CaseResult>,
+    /// Told where each check begins, for its caps.
+    capture: &'a BoundedCapture,
+    interrupt: &'a CancellationToken,
 }
 
 impl Auditor<'_> {
+    /// Runs one check, unless the audit was interrupted (then it is
+    /// skipped); an interrupt while it runs ends it at once (whatever it
+    /// holds, such as a cut, is dropped and so undone) as an error.
     async fn check(
         &mut self,
         name: &str,
         f: impl AsyncFnOnce(&Netns, SocketAddr) -> Result<String, Finding>,
     ) {
+        if self.interrupt.is_cancelled() {
+            self.skip(name, "the audit was interrupted before this check");
+            return;
+        }
+        self.capture.part(name);
         self.timeline.mark(SystemTime::now(), name);
         let t = Instant::now();
-        let r = f(self.ns, self.resolver).await;
+        let r = tokio::select! {
+            r = f(self.ns, self.resolver) => r,
+            _ = self.interrupt.cancelled() => Err(Finding::error(
+                "interrupted by a signal while this check ran (anything it had changed is undone)",
+            )),
+        };
         let (outcome, log) = match r {
             Ok(why) => (Outcome::Passed, vec![why]),
             Err(Finding(o)) => (o, vec![]),
@@ -621,49 +685,158 @@ fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, String> 
     })
 }
 
-/// The nftables table `--disruptive` adds for a moment (and always removes).
-const BLOCK_TABLE: &str = "leakhound_audit_block";
+/// How long the kernel keeps the tunnel cut after the audit last renewed
+/// the cut: the longest a killed audit can leave it cut.
+pub const CUT_TIMEOUT: Duration = Duration::from_secs(12);
+/// How often the audit renews its cut while the check runs.
+const CUT_RENEW: Duration = Duration::from_secs(3);
+
+/// Removes the audit's cut table from `ns` if it is there (one left by a
+/// killed audit, or this audit's on an interrupt); returns whether it was.
+pub fn lift_cut(ns: &Netns) -> Result<bool, AuditError> {
+    ns.run(cut::lift)?.map_err(|source| AuditError::Cut {
+        what: format!("removing the table {CUT_TABLE}"),
+        source,
+    })
+}
+
+/// An error with its sources, for a message.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+/// The tunnel cut while this lives: armed in the kernel with
+/// [`CUT_TIMEOUT`], renewed every [`CUT_RENEW`] by a thread in the
+/// namespace, and lifted when dropped (or by the kernel, if the process
+/// dies).
+struct CutGuard {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread:
+        Option<std::thread::JoinHandle<Result<Result<(), String>, crate::lab::netns::NetnsError>>>,
+    /// The first renewal that failed, if one did.
+    lapsed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl CutGuard {
+    /// Cuts the tunnel to `endpoint`; returns the guard and how long the
+    /// kernel will keep the cut unless renewed, as read back.
+    fn arm(ns: &Netns, endpoint: SocketAddr) -> Result<(CutGuard, Duration), String> {
+        let c = Cut {
+            endpoint,
+            timeout: CUT_TIMEOUT,
+        };
+        let left = ns
+            .run(|| cut::arm(&c))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                // Whatever part of it took: not left for the kernel to lift.
+                let _ = ns.run(cut::lift);
+                format!("cutting the tunnel: {}", chain(&e))
+            })?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let lapsed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let l = lapsed.clone();
+        let thread = ns
+            .spawn(move || {
+                let mut renewing = true;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(CUT_RENEW)
+                {
+                    if renewing && let Err(e) = cut::renew(&c) {
+                        tracing::warn!("renewing the audit's cut: {}", chain(&e));
+                        *l.lock().expect("lapsed lock") = Some(chain(&e));
+                        renewing = false;
+                    }
+                }
+                cut::lift().map(|_| ()).map_err(|e| chain(&e))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((
+            CutGuard {
+                stop: Some(tx),
+                thread: Some(thread),
+                lapsed,
+            },
+            left,
+        ))
+    }
+
+    /// Lifts the cut now; an error says why it could not be (the kernel
+    /// still lifts it within [`CUT_TIMEOUT`]).
+    fn lift(mut self) -> Result<(), String> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        drop(self.stop.take());
+        match self.thread.take().map(|t| t.join()) {
+            None => Ok(()),
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(e))) => Err(e.to_string()),
+            Some(Err(_)) => Err("the cut's renewal thread panicked".into()),
+        }
+    }
+
+    fn lapsed(&self) -> Option<String> {
+        self.lapsed.lock().expect("lapsed lock").clone()
+    }
+}
+
+impl Drop for CutGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            tracing::warn!(
+                "lifting the audit's cut: {e} (the kernel lifts it within {CUT_TIMEOUT:?})"
+            );
+        }
+    }
+}
 
 /// The one disruptive check: the tunnel's packets to `endpoint` are
 /// dropped in the namespace (a table of the audit's own, ahead of the
-/// gateway's); traffic must stop (whoami unanswered, nothing leaking, which
-/// the capture judges), and come back through the tunnel once the table is
-/// gone again.
+/// gateway's, whose cut the kernel lifts by itself unless renewed);
+/// traffic must stop (whoami unanswered, nothing leaking, which the
+/// capture judges), and come back through the tunnel once the cut is
+/// lifted.
 async fn tunnel_down(
     ns: &Netns,
     resolver: SocketAddr,
     endpoint: SocketAddr,
     whoami: &HttpUrl,
 ) -> Result<String, Finding> {
-    let fam = if endpoint.is_ipv4() { "ip" } else { "ip6" };
-    let rules = format!(
-        "table inet {BLOCK_TABLE} {{\n chain out {{ type filter hook output priority -400; policy accept; {fam} daddr {} udp dport {} drop; }}\n}}\n",
-        endpoint.ip(),
-        endpoint.port()
+    let (guard, left) = CutGuard::arm(ns, endpoint).map_err(Finding::error)?;
+    let armed = format!(
+        "tunnel to {endpoint} cut (the kernel lifts the cut {:.1} s after the audit's last renewal)",
+        left.as_secs_f64()
     );
-    crate::lab::nft_in(ns, &rules).map_err(Finding::error)?;
-    let r = async {
-        // The tunnel is cut now; give established flows a fresh start.
-        let blocked = get(ns, resolver, whoami, &[]).await;
-        let during = match blocked {
-            Ok((_, body)) => {
-                return Err(Finding::fail(format!(
-                    "with the tunnel's packets dropped, {whoami} still answered: {}",
-                    body.trim()
-                )));
-            }
-            Err(Finding(o)) => outcome_message(&o),
-        };
-        Ok(format!("tunnel blocked: {during}"))
-    }
-    .await;
-    let undo = crate::lab::nft_in(ns, &format!("delete table inet {BLOCK_TABLE}\n"));
+    // The tunnel is cut now; give established flows a fresh start.
+    let blocked = get(ns, resolver, whoami, &[]).await;
+    let lapsed = guard.lapsed();
+    let undo = guard.lift();
+    let during = match blocked {
+        Ok((_, body)) => {
+            return Err(Finding::fail(format!(
+                "with the tunnel's packets dropped, {whoami} still answered: {}",
+                body.trim()
+            )));
+        }
+        Err(Finding(o)) => outcome_message(&o),
+    };
     if let Err(e) = undo {
         return Err(Finding::error(format!(
-            "could not remove the audit's table {BLOCK_TABLE}: {e}"
+            "could not remove the audit's table {CUT_TABLE}: {e} (the kernel lifts the cut within {CUT_TIMEOUT:?})"
         )));
     }
-    let mut why = r?;
+    let mut why = format!("{armed}; blocked: {during}");
+    if let Some(e) = lapsed {
+        why.push_str(&format!("; a renewal of the cut failed ({e})"));
+    }
     // Back: within 60 s, whoami answers again.
     let t = Instant::now();
     loop {
@@ -684,6 +857,83 @@ async fn tunnel_down(
                 )));
             }
         }
+    }
+}
+
+/// What the capture kept, for the no-leak check's log.
+fn capture_summary(b: &Bounded) -> String {
+    let seen: u64 = b.parts.iter().map(|p| p.seen).sum();
+    let mut s = format!(
+        "captured {seen} frame(s), kept {} (the first {} bytes of each)",
+        b.frames.len(),
+        b.caps.snaplen
+    );
+    if b.truncated() > 0 {
+        s.push_str(&format!("; {} cut to that length", b.truncated()));
+    }
+    if b.dropped() > 0 {
+        s.push_str(&format!("; {} not kept (a cap was hit)", b.dropped()));
+    }
+    s
+}
+
+/// A check during which the capture hit a cap did not have all it did
+/// judged: a pass becomes an error that says so (a failure keeps its
+/// message and gains the note), and so does the wire's verdict when any
+/// frame was not kept.
+fn judge_caps(cases: &mut [CaseResult], b: &Bounded) {
+    let caps = b.caps;
+    let limits = format!(
+        "caps: {} frames or {} MiB per check, {} frames or {} MiB in all",
+        caps.part_frames,
+        caps.part_bytes >> 20,
+        caps.total_frames,
+        caps.total_bytes >> 20
+    );
+    let mut hit = Vec::new();
+    for p in b.parts.iter().filter(|p| p.dropped() > 0) {
+        hit.push(format!(
+            "{} ({} of {} frames not kept)",
+            p.name,
+            p.dropped(),
+            p.seen
+        ));
+        let Some(c) = cases.iter_mut().find(|c| c.name == p.name) else {
+            continue;
+        };
+        let why = format!(
+            "the capture hit its cap during this check: kept {} of {} frame(s) seen ({} of {} bytes on the wire; {limits}), so not everything it caused was judged",
+            p.kept, p.seen, p.kept_bytes, p.seen_bytes
+        );
+        cap_outcome(c, why);
+    }
+    if hit.is_empty() {
+        return;
+    }
+    let why = format!(
+        "the capture did not keep every frame, so the wire was not fully judged: {} ({limits})",
+        hit.join(", ")
+    );
+    for c in cases.iter_mut().filter(|c| c.name == "no-leak") {
+        cap_outcome(c, why.clone());
+    }
+}
+
+/// A pass becomes an error saying `why`; any other outcome's message says
+/// it too.
+fn cap_outcome(c: &mut CaseResult, why: String) {
+    match &mut c.outcome {
+        Outcome::Passed => {
+            c.log.insert(0, why.clone());
+            c.outcome = Outcome::error(why);
+        }
+        Outcome::Failed { message, .. }
+        | Outcome::Error { message, .. }
+        | Outcome::Waived { message, .. } => {
+            message.push_str(&format!("; {why}"));
+            c.log.push(why);
+        }
+        Outcome::Skipped { .. } => c.log.push(why),
     }
 }
 
@@ -721,4 +971,93 @@ pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, S
             | Outcome::Waived { message, .. } => Some((c.name.clone(), message.clone())),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn case(name: &str, outcome: Outcome) -> CaseResult {
+        CaseResult {
+            name: name.into(),
+            outcome,
+            duration: Duration::ZERO,
+            log: vec![],
+        }
+    }
+
+    const SMALL: Caps = Caps {
+        snaplen: 64,
+        part_frames: 2,
+        part_bytes: 1 << 20,
+        total_frames: 100,
+        total_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn a_check_during_which_a_cap_was_hit_does_not_pass_and_neither_does_the_wire() {
+        let mut b = Bounded::new(SMALL);
+        b.part("exit-address");
+        for _ in 0..5 {
+            b.offer(&[0; 100], UNIX_EPOCH);
+        }
+        b.part("dns-resolvers");
+        for _ in 0..3 {
+            b.offer(&[0; 100], UNIX_EPOCH);
+        }
+        b.part("lan 172.20.0.10:80");
+        b.offer(&[0; 100], UNIX_EPOCH);
+        let mut cases = vec![
+            case("exit-address", Outcome::Passed),
+            case("dns-resolvers", Outcome::fail("no answer", "")),
+            case("lan 172.20.0.10:80", Outcome::Passed),
+            case("no-leak", Outcome::Passed),
+        ];
+        judge_caps(&mut cases, &b);
+        let Outcome::Error { message, .. } = &cases[0].outcome else {
+            panic!("{:?}", cases[0].outcome);
+        };
+        assert!(
+            message.contains("kept 2 of 5 frame(s) seen (128 of 500 bytes on the wire"),
+            "{message}"
+        );
+        // A failure stays one, and says it too.
+        let Outcome::Failed { message, .. } = &cases[1].outcome else {
+            panic!("{:?}", cases[1].outcome);
+        };
+        assert!(
+            message.starts_with("no answer; the capture hit its cap"),
+            "{message}"
+        );
+        // Within its caps: untouched.
+        assert_eq!(cases[2].outcome, Outcome::Passed);
+        let Outcome::Error { message, .. } = &cases[3].outcome else {
+            panic!("{:?}", cases[3].outcome);
+        };
+        assert!(
+            message.contains(
+                "exit-address (3 of 5 frames not kept), dns-resolvers (1 of 3 frames not kept)"
+            ),
+            "{message}"
+        );
+        assert!(capture_summary(&b).contains("4 not kept (a cap was hit)"));
+    }
+
+    #[test]
+    fn a_capture_within_its_caps_changes_no_verdict() {
+        let mut b = Bounded::new(SMALL);
+        b.part("exit-address");
+        b.offer(&[0; 100], UNIX_EPOCH);
+        let mut cases = vec![
+            case("exit-address", Outcome::Passed),
+            case("no-leak", Outcome::Passed),
+        ];
+        judge_caps(&mut cases, &b);
+        assert!(cases.iter().all(|c| c.outcome == Outcome::Passed));
+        assert_eq!(
+            capture_summary(&b),
+            "captured 1 frame(s), kept 1 (the first 64 bytes of each); 1 cut to that length"
+        );
+    }
 }

@@ -58,14 +58,14 @@ pub struct ApplyTimes {
 }
 
 /// A netfilter netlink socket.
-struct Nl {
+pub(super) struct Nl {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
 }
 
 impl Nl {
-    fn open() -> Result<Nl, FirewallError> {
+    pub(super) fn open() -> Result<Nl, FirewallError> {
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Raw,
@@ -101,9 +101,14 @@ impl Nl {
         Ok(())
     }
 
+    /// The sequence number the next batch starts at.
+    pub(super) fn seq_next(&self) -> u32 {
+        self.seq
+    }
+
     /// Sends a batch and waits for every acknowledgement; the first error
     /// names the message the kernel refused (and the whole batch is void).
-    fn transact(
+    pub(super) fn transact(
         &mut self,
         (bytes, acked): (Vec<u8>, Vec<(u32, String)>),
     ) -> Result<(), FirewallError> {
@@ -146,18 +151,17 @@ impl Nl {
         }
     }
 
-    /// Sends a dump request and hands every reply to `each`, decoded in
-    /// place, until the kernel says the dump is done. Takes the next
-    /// sequence number itself.
-    fn dump(
+    /// Sends the dump request `request` makes for a sequence number and
+    /// hands every reply to `each`, decoded in place, until the kernel says
+    /// the dump is done. Takes the next sequence number itself.
+    pub(super) fn dump_with(
         &mut self,
-        family: u8,
-        rules_of: Option<&str>,
+        request: impl FnOnce(u32) -> Vec<u8>,
         mut each: impl FnMut(&nfnl::Reply<'_>),
     ) -> Result<(), FirewallError> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        self.send(&nfnl::dump_request(seq, family, rules_of))?;
+        self.send(&request(seq))?;
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty())
                 .map_err(|e| FirewallError::Read(e.into()))?;
@@ -178,6 +182,15 @@ impl Nl {
                 }
             }
         }
+    }
+
+    fn dump(
+        &mut self,
+        family: u8,
+        rules_of: Option<&str>,
+        each: impl FnMut(&nfnl::Reply<'_>),
+    ) -> Result<(), FirewallError> {
+        self.dump_with(|seq| nfnl::dump_request(seq, family, rules_of), each)
     }
 }
 

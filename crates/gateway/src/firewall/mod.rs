@@ -1,9 +1,11 @@
 //! The gateway's kill switch: the policy value and its compilation
 //! ([`policy`]), its nf_tables netlink encoding ([`nfnl`]), and applying it
-//! to the kernel and reading it back ([`apply`]). Rules live in the kernel,
+//! to the kernel and reading it back ([`apply`]); and the audit's
+//! self-expiring cut of a live gateway's tunnel ([`cut`]). Rules live in the kernel,
 //! so a crashed gateway stays closed.
 
 pub mod apply;
+pub mod cut;
 pub mod nfnl;
 pub mod policy;
 

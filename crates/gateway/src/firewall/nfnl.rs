@@ -9,8 +9,14 @@
 //! per item rather than an anonymous set: the same verdict for any item, no
 //! set messages or interval encoding in the transaction, and every rule
 //! reads back as plain expressions. The policies are small (tens of rules).
+//!
+//! Also here: the audit's self-expiring cut of a live gateway's tunnel
+//! ([`Cut`]), a table whose only dropping rule matches a set with a
+//! timeout, so that the kernel lifts the cut by itself once the audit stops
+//! renewing it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -36,6 +42,10 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_DELSETELEM: u16 = 14;
 
 // Families.
 pub const NFPROTO_INET: u8 = 1;
@@ -63,6 +73,24 @@ const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_TIMEOUT: u16 = 11;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+/// Elements expire (NFT_SET_TIMEOUT).
+const NFT_SET_TIMEOUT: u32 = 0x10;
+/// nft's data types, for `nft list` (the kernel only checks the length).
+const TYPE_IPADDR: u32 = 7;
+const TYPE_IP6ADDR: u32 = 8;
 /// libnftnl's rule comment in the rule's user data (what `nft` shows).
 const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 /// nft's longest comment.
@@ -136,6 +164,11 @@ pub enum Expr {
     },
     /// Redirect to the port in reg 1.
     Redir,
+    /// Whether reg 1 is in the named set (found by name, also when the
+    /// set is created in the same batch).
+    Lookup {
+        set: String,
+    },
 }
 
 /// A rule as the kernel keeps it.
@@ -654,6 +687,285 @@ pub fn removal_batch(seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     (w.buf, w.acked)
 }
 
+/// The audit's table: its only chain drops the tunnel's packets to an
+/// endpoint while that endpoint is an element of its set, and accepts
+/// everything else; empty, it changes nothing.
+pub const CUT_TABLE: &str = "leakhound_audit_block";
+/// The set of endpoint addresses currently cut.
+pub const CUT_SET: &str = "cut";
+/// The output chain, ahead of every other (the gateway's kill switch is at 0).
+pub const CUT_CHAIN: &str = "out";
+pub const CUT_PRIORITY: i32 = -400;
+
+/// A self-expiring cut of the tunnel to `endpoint`: its packets (UDP to
+/// the endpoint's address and port, leaving the namespace) are dropped
+/// while the endpoint's address is in [`CUT_SET`], an element the kernel
+/// removes by itself `timeout` after it was last (re)added. The set's own
+/// default timeout is the same, so no element of it can live forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub endpoint: SocketAddr,
+    pub timeout: Duration,
+}
+
+impl Cut {
+    fn key(&self) -> Vec<u8> {
+        match self.endpoint.ip() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        }
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        // The kernel refuses a zero timeout; a cut of less than 1 ms is none.
+        (self.timeout.as_millis() as u64).max(1)
+    }
+
+    /// The chain's one rule: `meta nfproto ipv4|ipv6 meta l4proto udp udp
+    /// dport PORT ip[6] daddr @cut drop`.
+    pub fn rule(&self) -> KRule {
+        let v6 = self.endpoint.is_ipv6();
+        let mut exprs = Vec::new();
+        exprs.extend(load_cmp(
+            Expr::Meta { key: META_NFPROTO },
+            CMP_EQ,
+            vec![if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
+        ));
+        exprs.extend(load_cmp(
+            Expr::Meta { key: META_L4PROTO },
+            CMP_EQ,
+            vec![L4::Udp.number()],
+        ));
+        exprs.extend(load_cmp(
+            Expr::Payload {
+                base: PAYLOAD_TRANSPORT,
+                offset: 2,
+                len: 2,
+            },
+            CMP_EQ,
+            self.endpoint.port().to_be_bytes().to_vec(),
+        ));
+        exprs.push(Expr::Payload {
+            base: PAYLOAD_NETWORK,
+            offset: if v6 { 24 } else { 16 },
+            len: if v6 { 16 } else { 4 },
+        });
+        exprs.push(Expr::Lookup {
+            set: CUT_SET.into(),
+        });
+        exprs.push(Expr::Verdict(NF_DROP));
+        KRule {
+            chain: CUT_CHAIN,
+            comment: format!("leakhound audit: tunnel to {} cut", self.endpoint),
+            exprs,
+        }
+    }
+
+    /// One atomic batch: any earlier cut table removed, the table made
+    /// again with its set, chain and rule, and the endpoint added to the
+    /// set with the timeout. From the commit on, the tunnel is cut until
+    /// the element expires or is renewed.
+    pub fn arm_batch(&self, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
+        let mut w = Writer::new(seq);
+        w.begin_batch();
+        for (ty, flags) in [
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE),
+            (NFT_MSG_DELTABLE, 0),
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE),
+        ] {
+            let verb = if ty == NFT_MSG_DELTABLE {
+                "deleting"
+            } else {
+                "creating"
+            };
+            let m = w.msg(ty, flags, NFPROTO_INET, format!("{verb} table {CUT_TABLE}"));
+            w.str(NFTA_TABLE_NAME, CUT_TABLE);
+            w.end(m);
+        }
+        let key = self.key();
+        let m = w.msg(
+            NFT_MSG_NEWSET,
+            NLM_F_CREATE,
+            NFPROTO_INET,
+            format!("creating set {CUT_TABLE} {CUT_SET}"),
+        );
+        w.str(NFTA_SET_TABLE, CUT_TABLE);
+        w.str(NFTA_SET_NAME, CUT_SET);
+        w.u32(NFTA_SET_FLAGS, NFT_SET_TIMEOUT);
+        w.u32(
+            NFTA_SET_KEY_TYPE,
+            if key.len() == 16 {
+                TYPE_IP6ADDR
+            } else {
+                TYPE_IPADDR
+            },
+        );
+        w.u32(NFTA_SET_KEY_LEN, key.len() as u32);
+        w.u32(NFTA_SET_ID, 1);
+        w.attr(NFTA_SET_TIMEOUT, &self.timeout_ms().to_be_bytes());
+        w.end(m);
+        let m = w.msg(
+            NFT_MSG_NEWCHAIN,
+            NLM_F_CREATE,
+            NFPROTO_INET,
+            format!("creating chain {CUT_TABLE} {CUT_CHAIN}"),
+        );
+        w.str(NFTA_CHAIN_TABLE, CUT_TABLE);
+        w.str(NFTA_CHAIN_NAME, CUT_CHAIN);
+        let h = w.nest(NFTA_CHAIN_HOOK);
+        w.u32(NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_OUT);
+        w.u32(NFTA_HOOK_PRIORITY, CUT_PRIORITY as u32);
+        w.close(h);
+        w.u32(NFTA_CHAIN_POLICY, NF_ACCEPT);
+        w.str(NFTA_CHAIN_TYPE, "filter");
+        w.end(m);
+        let r = self.rule();
+        let m = w.msg(
+            NFT_MSG_NEWRULE,
+            NLM_F_CREATE | NLM_F_APPEND,
+            NFPROTO_INET,
+            format!(
+                "adding rule {:?} to chain {CUT_TABLE} {CUT_CHAIN}",
+                r.comment
+            ),
+        );
+        w.str(NFTA_RULE_TABLE, CUT_TABLE);
+        w.str(NFTA_RULE_CHAIN, CUT_CHAIN);
+        let list = w.nest(NFTA_RULE_EXPRESSIONS);
+        for e in &r.exprs {
+            encode_expr(&mut w, e);
+        }
+        w.close(list);
+        let mut ud = vec![NFTNL_UDATA_RULE_COMMENT, (r.comment.len() + 1) as u8];
+        ud.extend_from_slice(r.comment.as_bytes());
+        ud.push(0);
+        w.attr(NFTA_RULE_USERDATA, &ud);
+        w.end(m);
+        self.element(&mut w, NFT_MSG_NEWSETELEM, true);
+        w.end_batch();
+        (w.buf, w.acked)
+    }
+
+    /// One atomic batch that gives the element its full timeout again:
+    /// deleted and added with the timeout. Fails (ENOENT, and the batch is
+    /// void) when the element has expired or the table is gone, so that a
+    /// renewal never brings back a cut that was lifted.
+    pub fn renew_batch(&self, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
+        let mut w = Writer::new(seq);
+        w.begin_batch();
+        self.element(&mut w, NFT_MSG_DELSETELEM, false);
+        self.element(&mut w, NFT_MSG_NEWSETELEM, true);
+        w.end_batch();
+        (w.buf, w.acked)
+    }
+
+    /// A set element message for the endpoint's address.
+    fn element(&self, w: &mut Writer, ty: u16, with_timeout: bool) {
+        let (flags, verb) = match ty {
+            NFT_MSG_DELSETELEM => (0, "removing"),
+            _ => (NLM_F_CREATE, "adding"),
+        };
+        let m = w.msg(
+            ty,
+            flags,
+            NFPROTO_INET,
+            format!("{verb} {} in set {CUT_TABLE} {CUT_SET}", self.endpoint.ip()),
+        );
+        w.str(NFTA_SET_ELEM_LIST_TABLE, CUT_TABLE);
+        w.str(NFTA_SET_ELEM_LIST_SET, CUT_SET);
+        let list = w.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+        let el = w.nest(NFTA_LIST_ELEM);
+        let k = w.nest(NFTA_SET_ELEM_KEY);
+        w.attr(NFTA_DATA_VALUE, &self.key());
+        w.close(k);
+        if with_timeout {
+            w.attr(NFTA_SET_ELEM_TIMEOUT, &self.timeout_ms().to_be_bytes());
+        }
+        w.close(el);
+        w.close(list);
+        w.end(m);
+    }
+}
+
+/// The cut's table removed (created first, so the delete never fails):
+/// whatever it cut flows again from the commit on.
+pub fn cut_removal_batch(seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
+    let mut w = Writer::new(seq);
+    w.begin_batch();
+    for (ty, flags) in [(NFT_MSG_NEWTABLE, NLM_F_CREATE), (NFT_MSG_DELTABLE, 0)] {
+        let m = w.msg(
+            ty,
+            flags,
+            NFPROTO_INET,
+            format!("removing table {CUT_TABLE}"),
+        );
+        w.str(NFTA_TABLE_NAME, CUT_TABLE);
+        w.end(m);
+    }
+    w.end_batch();
+    (w.buf, w.acked)
+}
+
+/// A dump request for every element of the cut's set.
+pub fn cut_dump_request(seq: u32) -> Vec<u8> {
+    let mut w = Writer::new(seq);
+    let m = w.start(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        NFPROTO_INET,
+        0,
+    );
+    w.str(NFTA_SET_ELEM_LIST_TABLE, CUT_TABLE);
+    w.str(NFTA_SET_ELEM_LIST_SET, CUT_SET);
+    w.end(m);
+    w.buf
+}
+
+/// A set element as the kernel dumps it (or as it was sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpedElem {
+    pub key: Vec<u8>,
+    pub timeout: Option<Duration>,
+    /// How long until the kernel removes it.
+    pub expires_in: Option<Duration>,
+}
+
+fn be64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// The table, set and elements of an NFT_MSG_NEWSETELEM message (a dump's
+/// reply, or a message of a batch).
+pub fn decode_set_elems(r: &Reply<'_>) -> Option<(String, String, Vec<DumpedElem>)> {
+    if r.ty != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM || r.payload.len() < 4 {
+        return None;
+    }
+    let a = attrs(&r.payload[4..]);
+    let elems = get(&a, NFTA_SET_ELEM_LIST_ELEMENTS)
+        .map(|l| {
+            attrs(l)
+                .into_iter()
+                .filter(|(t, _)| *t == NFTA_LIST_ELEM)
+                .filter_map(|(_, el)| {
+                    let e = attrs(el);
+                    let key = get(&attrs(get(&e, NFTA_SET_ELEM_KEY)?), NFTA_DATA_VALUE)?.to_vec();
+                    let ms = |ty| get(&e, ty).and_then(be64).map(Duration::from_millis);
+                    Some(DumpedElem {
+                        key,
+                        timeout: ms(NFTA_SET_ELEM_TIMEOUT),
+                        expires_in: ms(NFTA_SET_ELEM_EXPIRATION),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((
+        cstr(get(&a, NFTA_SET_ELEM_LIST_TABLE)?),
+        cstr(get(&a, NFTA_SET_ELEM_LIST_SET)?),
+        elems,
+    ))
+}
+
 /// A dump request: every chain of `family`, or every rule of `table`.
 pub fn dump_request(seq: u32, family: u8, rules_of: Option<&str>) -> Vec<u8> {
     let mut w = Writer::new(seq);
@@ -688,6 +1000,7 @@ fn encode_expr(w: &mut Writer, e: &Expr) {
         Expr::Log { .. } => "log",
         Expr::Reject { .. } => "reject",
         Expr::Redir => "redir",
+        Expr::Lookup { .. } => "lookup",
     };
     w.str(NFTA_EXPR_NAME, name);
     let d = w.nest(NFTA_EXPR_DATA);
@@ -772,6 +1085,8 @@ fn expr_attrs(e: &Expr) -> Vec<(u16, A)> {
             (2, A::U32(REG_1)),
             (3, A::U32(NF_NAT_RANGE_PROTO_SPECIFIED)),
         ],
+        // NFTA_LOOKUP_SET 1, SREG 2
+        Expr::Lookup { set } => vec![(1, A::Str(set.clone())), (2, A::U32(REG_1))],
     }
 }
 
@@ -1252,10 +1567,203 @@ mod tests {
         for m in leakhound_model::dns_corpus::mutated_queries(500) {
             if let Ok(rs) = replies(&m) {
                 for r in rs {
-                    let _ = (decode_rule(&r), decode_chain(&r), error_of(&r));
+                    let _ = (
+                        decode_rule(&r),
+                        decode_chain(&r),
+                        decode_set_elems(&r),
+                        error_of(&r),
+                    );
                 }
             }
         }
+    }
+
+    fn cut() -> Cut {
+        Cut {
+            endpoint: "203.0.113.10:51820".parse().unwrap(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    #[test]
+    fn the_cut_is_one_batch_a_fresh_table_its_set_with_a_timeout_and_one_element() {
+        let (bytes, acked) = cut().arm_batch(7);
+        let msgs = replies(&bytes).unwrap();
+        assert_eq!(msgs.first().unwrap().ty, NFNL_MSG_BATCH_BEGIN);
+        assert_eq!(msgs.last().unwrap().ty, NFNL_MSG_BATCH_END);
+        let inner = &msgs[1..msgs.len() - 1];
+        let types: Vec<u16> = inner.iter().map(|m| m.ty & 0xff).collect();
+        assert_eq!(
+            types,
+            [
+                NFT_MSG_NEWTABLE,
+                NFT_MSG_DELTABLE,
+                NFT_MSG_NEWTABLE,
+                NFT_MSG_NEWSET,
+                NFT_MSG_NEWCHAIN,
+                NFT_MSG_NEWRULE,
+                NFT_MSG_NEWSETELEM
+            ]
+        );
+        assert!(inner.iter().all(|m| m.flags & NLM_F_ACK != 0));
+        assert!(inner.iter().all(|m| m.payload[0] == NFPROTO_INET));
+        assert_eq!(
+            acked.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            inner.iter().map(|m| m.seq).collect::<Vec<_>>()
+        );
+        // The set: named, with timeouts, keyed by an IPv4 address, and a
+        // default timeout of 15000 ms (big-endian u64).
+        let set = attrs(&inner[3].payload[4..]);
+        assert_eq!(cstr(get(&set, NFTA_SET_TABLE).unwrap()), CUT_TABLE);
+        assert_eq!(cstr(get(&set, NFTA_SET_NAME).unwrap()), CUT_SET);
+        assert_eq!(be32(get(&set, NFTA_SET_FLAGS).unwrap()), Some(0x10));
+        assert_eq!(be32(get(&set, NFTA_SET_KEY_LEN).unwrap()), Some(4));
+        assert_eq!(be32(get(&set, NFTA_SET_KEY_TYPE).unwrap()), Some(7));
+        assert_eq!(
+            get(&set, NFTA_SET_TIMEOUT).unwrap(),
+            15_000u64.to_be_bytes()
+        );
+        // The chain: output, priority -400, accepting what the rule leaves.
+        let chain = decode_chain(&inner[4]).unwrap();
+        assert_eq!(
+            (chain.table.as_str(), chain.name.as_str()),
+            (CUT_TABLE, CUT_CHAIN)
+        );
+        assert_eq!(chain.hook, Some(NF_INET_LOCAL_OUT));
+        assert_eq!(chain.policy, Some(NF_ACCEPT));
+        let hook = attrs(get(&attrs(&inner[4].payload[4..]), NFTA_CHAIN_HOOK).unwrap());
+        assert_eq!(
+            get(&hook, NFTA_HOOK_PRIORITY).unwrap(),
+            (-400i32).to_be_bytes()
+        );
+        // The rule decodes back to what was sent: the only drop, behind a
+        // lookup in the set (so an empty set drops nothing).
+        let rule = decode_rule(&inner[5]).unwrap();
+        let want = expected_raw(&cut().rule());
+        assert_eq!(rule.exprs.len(), want.len());
+        assert!(want.iter().zip(&rule.exprs).all(|(w, g)| same_expr(w, g)));
+        let names: Vec<&str> = rule.exprs.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "meta",
+                "cmp",
+                "meta",
+                "cmp",
+                "payload",
+                "cmp",
+                "payload",
+                "lookup",
+                "immediate"
+            ]
+        );
+        assert_eq!(
+            rule.exprs[5].1,
+            vec![
+                (1, REG_1.to_be_bytes().to_vec()),
+                (2, CMP_EQ.to_be_bytes().to_vec()),
+                (3, {
+                    let mut d = 6u16.to_ne_bytes().to_vec();
+                    d.extend_from_slice(&NFTA_DATA_VALUE.to_ne_bytes());
+                    d.extend_from_slice(&51820u16.to_be_bytes());
+                    d.extend_from_slice(&[0, 0]);
+                    d
+                })
+            ]
+        );
+        // The element: the endpoint's address, with its own timeout.
+        let (table, set, elems) = decode_set_elems(&inner[6]).unwrap();
+        assert_eq!((table.as_str(), set.as_str()), (CUT_TABLE, CUT_SET));
+        assert_eq!(
+            elems,
+            vec![DumpedElem {
+                key: vec![203, 0, 113, 10],
+                timeout: Some(Duration::from_secs(15)),
+                expires_in: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ipv6_cut_keys_the_set_by_16_bytes_of_destination() {
+        let c = Cut {
+            endpoint: "[2001:db8::10]:51820".parse().unwrap(),
+            timeout: Duration::from_millis(2500),
+        };
+        let r = c.rule();
+        assert!(r.exprs.contains(&Expr::Payload {
+            base: PAYLOAD_NETWORK,
+            offset: 24,
+            len: 16
+        }));
+        assert_eq!(
+            r.exprs[1],
+            Expr::Cmp {
+                op: CMP_EQ,
+                data: vec![NFPROTO_IPV6]
+            }
+        );
+        let (bytes, _) = c.arm_batch(1);
+        let msgs = replies(&bytes).unwrap();
+        let set = attrs(&msgs[4].payload[4..]);
+        assert_eq!(be32(get(&set, NFTA_SET_KEY_LEN).unwrap()), Some(16));
+        let (_, _, elems) = msgs.iter().find_map(decode_set_elems).unwrap();
+        assert_eq!(elems[0].key.len(), 16);
+        assert_eq!(elems[0].timeout, Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn renewing_replaces_the_element_with_its_full_timeout_and_never_adds_one() {
+        let (bytes, acked) = cut().renew_batch(40);
+        let msgs = replies(&bytes).unwrap();
+        let inner = &msgs[1..msgs.len() - 1];
+        let types: Vec<u16> = inner.iter().map(|m| m.ty & 0xff).collect();
+        assert_eq!(types, [NFT_MSG_DELSETELEM, NFT_MSG_NEWSETELEM]);
+        assert_eq!(acked.len(), 2);
+        assert_eq!(acked[0].0, 41);
+        assert_eq!(inner[0].flags & NLM_F_CREATE, 0);
+        let (_, _, last) = decode_set_elems(&inner[1]).unwrap();
+        assert_eq!(last[0].timeout, Some(Duration::from_secs(15)));
+        // The removal: created then deleted, nothing else.
+        let (bytes, acked) = cut_removal_batch(1);
+        let msgs = replies(&bytes).unwrap();
+        assert_eq!(msgs.len(), 4);
+        assert_eq!(acked.len(), 2);
+        assert_eq!(msgs[2].ty & 0xff, NFT_MSG_DELTABLE);
+        // The dump asks for the set's elements.
+        let d = cut_dump_request(9);
+        let m = &replies(&d).unwrap()[0];
+        assert_eq!(m.ty & 0xff, NFT_MSG_GETSETELEM);
+        assert_eq!(m.flags & NLM_F_DUMP, NLM_F_DUMP);
+    }
+
+    #[test]
+    fn a_dumped_element_says_when_it_expires() {
+        // As the kernel answers a GETSETELEM dump.
+        let mut w = Writer::new(5);
+        let m = w.start(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM,
+            NLM_F_MULTI,
+            NFPROTO_INET,
+            0,
+        );
+        w.str(NFTA_SET_ELEM_LIST_TABLE, CUT_TABLE);
+        w.str(NFTA_SET_ELEM_LIST_SET, CUT_SET);
+        let list = w.nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+        let el = w.nest(NFTA_LIST_ELEM);
+        let k = w.nest(NFTA_SET_ELEM_KEY);
+        w.attr(NFTA_DATA_VALUE, &[203, 0, 113, 10]);
+        w.close(k);
+        w.attr(NFTA_SET_ELEM_TIMEOUT, &15_000u64.to_be_bytes());
+        w.attr(NFTA_SET_ELEM_EXPIRATION, &12_345u64.to_be_bytes());
+        w.close(el);
+        w.close(list);
+        w.end(m);
+        let r = &replies(&w.buf).unwrap()[0];
+        let (_, _, elems) = decode_set_elems(r).unwrap();
+        assert_eq!(elems[0].expires_in, Some(Duration::from_millis(12_345)));
+        // Not an element message: none.
+        assert!(decode_set_elems(&replies(&cut_dump_request(1)).unwrap()[0]).is_none());
     }
 
     #[test]
