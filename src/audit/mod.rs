@@ -666,20 +666,28 @@ fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, String> 
             .map(|s| s.trim().to_string())
             .map_err(|e| format!("reading {path}: {e}"))
     };
+    // Every credential is registered as a secret before it can reach any
+    // report, log or terminal line (the API key, the password and the
+    // Basic token that carries it).
+    let secret = |v: String| {
+        crate::model::scrub::register(&v);
+        v
+    };
     Ok(match auth {
         ControlAuth::None => vec![],
-        ControlAuth::ApiKeyFile(p) => vec![("X-API-Key".into(), read(p)?)],
+        ControlAuth::ApiKeyFile(p) => vec![("X-API-Key".into(), secret(read(p)?))],
         ControlAuth::ApiKeyEnv(v) => vec![(
             "X-API-Key".into(),
-            std::env::var(v).map_err(|_| format!("the variable {v} is not set"))?,
+            secret(std::env::var(v).map_err(|_| format!("the variable {v} is not set"))?),
         )],
         ControlAuth::Basic {
             username,
             password_file,
         } => {
-            let pw = read(password_file)?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pw}"));
+            let pw = secret(read(password_file)?);
+            let token = secret(
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pw}")),
+            );
             vec![("Authorization".into(), format!("Basic {token}"))]
         }
     })
@@ -975,6 +983,24 @@ pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, S
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn control_credentials_are_secrets_before_they_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "canary-audit-password-81\n").unwrap();
+        let h = control_headers(&ControlAuth::Basic {
+            username: "ops".into(),
+            password_file: pw.display().to_string(),
+        })
+        .unwrap();
+        let line = format!("password canary-audit-password-81, header {}", h[0].1);
+        let shown = crate::model::scrub::redact(&line);
+        assert!(!shown.contains("canary-audit-password-81"), "{shown}");
+        let token = h[0].1.trim_start_matches("Basic ");
+        assert!(!shown.contains(token), "{shown}");
+    }
+
     use super::*;
     use std::time::UNIX_EPOCH;
 
