@@ -262,6 +262,10 @@ struct ListArgs {
     scenarios: Option<PathBuf>,
     #[command(flatten)]
     select: SelectArgs,
+    /// text: a line per scenario (name, source); json: one JSON array of
+    /// objects (name, source, description, tags, requires).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
 }
 
 #[derive(clap::Args)]
@@ -271,6 +275,10 @@ struct ExplainArgs {
     /// Also load every *.toml scenario in this directory.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
+    /// text: for people; json: one JSON object (name, source, description,
+    /// tags, requires, requirement, steps, and the text as `explanation`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
 }
 
 /// Which of the loaded scenarios run (shared by run, compare and list).
@@ -570,6 +578,11 @@ fn main() -> ExitCode {
             match load_scenarios(args.scenarios.as_deref(), &Topology::default_profile())
                 .and_then(|all| select_scenarios(all, &args.select))
             {
+                Ok(all) if args.format == OutputFormat::Json => {
+                    let list: Vec<serde_json::Value> = all.iter().map(scenario_json).collect();
+                    println!("{}", serde_json::Value::Array(list));
+                    ExitCode::SUCCESS
+                }
                 Ok(all) => {
                     for s in all {
                         println!("{:<28} {}", s.name, s.source);
@@ -814,9 +827,33 @@ fn explain_main(a: &ExplainArgs) -> Result<String> {
             scn.source.clone(),
         ),
     };
-    Ok(leakhound::model::scenario::explain::explain(
-        scn, &text, &file,
-    ))
+    let explanation = leakhound::model::scenario::explain::explain(scn, &text, &file);
+    if a.format == OutputFormat::Json {
+        let mut v = scenario_json(scn);
+        v["requirement"] = leakhound::model::scenario::explain::seed_of(&text).into();
+        v["steps"] = scn
+            .steps
+            .iter()
+            .map(|st| serde_json::Value::from(st.name.clone()))
+            .collect();
+        v["explanation"] = explanation.into();
+        leakhound::model::scrub::clean_json(&mut v);
+        return Ok(format!("{v}\n"));
+    }
+    Ok(explanation)
+}
+
+/// A scenario as `list --format json` and `explain --format json` show it.
+fn scenario_json(s: &Scenario) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": s.name,
+        "source": s.source,
+        "description": s.description,
+        "tags": s.tags,
+        "requires": s.requirements().iter().map(|c| c.name()).collect::<Vec<_>>(),
+    });
+    leakhound::model::scrub::clean_json(&mut v);
+    v
 }
 
 fn load_scenarios(dir: Option<&Path>, topo: &Topology) -> Result<Vec<Scenario>> {

@@ -290,3 +290,33 @@ fn it_works_from_an_empty_folder() {
     assert_eq!(r.status.code(), Some(0), "{}", common::printed(&r));
     assert!(empty.path().join("reports/junit.xml").is_file());
 }
+
+/// `list` and `explain` speak JSON for scripts: the same scenarios as the
+/// text list, each with its source, tags and requirements, and an
+/// explanation with the scenario's steps and the user's requirement.
+#[test]
+fn list_and_explain_speak_json() {
+    let o = leakhound(&["list", "--format", "json"]);
+    assert!(o.status.success(), "{}", common::printed(&o));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<String> = list
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, listed(&[]));
+    assert!(
+        list.iter()
+            .all(|s| s["tags"].is_array() && s["requires"].is_array())
+    );
+    let o = leakhound(&["explain", "killswitch-tunnel-down", "--format", "json"]);
+    assert!(o.status.success(), "{}", common::printed(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["name"], "killswitch-tunnel-down");
+    assert!(!e["steps"].as_array().unwrap().is_empty());
+    assert!(
+        e["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("killswitch-tunnel-down")
+    );
+}
