@@ -191,10 +191,12 @@ impl Entry {
         }
         // The question must be the one asked (so the asker's spelling can
         // be put back in place).
+        // (A short answer may end inside its question: `get`, not a slice.)
         let question_end = skip_name(resp, HEADER)? + 4;
         let asked = &q.key[..q.key.len() - 1];
         if question_end != q.question_end
-            || !resp[HEADER..question_end]
+            || !resp
+                .get(HEADER..question_end)?
                 .iter()
                 .map(u8::to_ascii_lowercase)
                 .eq(asked.iter().copied())
@@ -460,6 +462,32 @@ mod tests {
         // A response longer than the asker takes.
         let many: Vec<u32> = (0..40).map(|_| 60).collect();
         assert!(Entry::from_response(&q, &response(&req, &many), t0).is_none());
+    }
+
+    /// Found by `ci/fuzz.sh` (dns_request): an upstream answer that ends
+    /// inside its own question (the question's name complete, its type cut)
+    /// made the question's comparison slice past the end. Refused now, as
+    /// is every prefix of a good answer.
+    #[test]
+    fn an_answer_cut_inside_its_question_is_refused_not_a_panic() {
+        let asked = [
+            0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 3, b'l', b'a', b'b', 0, 0, 1, 0, 1,
+        ];
+        let q = parse_query(&asked).unwrap();
+        let crash = [
+            0u8, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 3, b'l', b'a', b'b', 0, 0,
+        ];
+        assert!(Entry::from_response(&q, &crash, Instant::now()).is_none());
+        let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/dns_request/seed-crash-answer-cut-in-question");
+        assert_eq!(std::fs::read(on_disk).unwrap(), crash, "the fuzz seed");
+        let req = request("a.lab.", 1, None);
+        let q = parse_query(&req).unwrap();
+        let good = response(&req, &[60, 60]);
+        assert!(Entry::from_response(&q, &good, Instant::now()).is_some());
+        for n in 0..good.len() {
+            assert!(Entry::from_response(&q, &good[..n], Instant::now()).is_none());
+        }
     }
 
     #[test]
