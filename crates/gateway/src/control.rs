@@ -313,9 +313,16 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
-/// Serves the control routes on an already bound listener.
+/// Serves the control routes on an already bound listener, within the
+/// gateway's limits ([`super::http_server::Limits::GATEWAY`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: Shared) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    super::http_server::serve(
+        "control server",
+        listener,
+        router(state),
+        super::http_server::Limits::GATEWAY,
+    )
+    .await
 }
 
 /// GET `url` (http://IP[:PORT]/path) through the tunnel (the socket bound to

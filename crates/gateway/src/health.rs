@@ -402,9 +402,10 @@ pub async fn run_checks(
     }
 }
 
-/// Serves the verdict: 200 or 500, the reason in the body.
-/// Serves the health verdict on an already bound listener (binding first
-/// makes a taken address an error at start, not a silent task death).
+/// Serves the verdict: 200 or 500, the reason in the body, on an already
+/// bound listener (binding first makes a taken address an error at start,
+/// not a silent task death), within the gateway's limits
+/// ([`super::http_server::Limits::GATEWAY`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     health: watch::Receiver<Health>,
@@ -427,7 +428,13 @@ pub async fn serve(
             )
         }
     });
-    axum::serve(listener, app).await
+    super::http_server::serve(
+        "health server",
+        listener,
+        app,
+        super::http_server::Limits::GATEWAY,
+    )
+    .await
 }
 
 /// `leakhound gateway healthcheck`: asks the health server; Ok(true) when

@@ -24,6 +24,7 @@ pub mod dns_cache;
 pub mod dns_policy;
 pub mod firewall;
 pub mod health;
+pub mod http_server;
 pub mod portforward;
 pub mod signals;
 pub mod supervisor;
