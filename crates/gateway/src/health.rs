@@ -449,7 +449,7 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
         let stream = tokio::net::TcpStream::connect(target)
             .await
             .map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request(
+        let (status, body) = leakhound_net::httpc::request_capped(
             stream,
             "GET",
             &target.to_string(),
@@ -457,6 +457,7 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
             &[],
             String::new(),
             "leakhound-healthcheck",
+            64 * 1024,
         )
         .await?;
         Ok((status == 200, body))
