@@ -148,6 +148,18 @@ pub fn parse_query(req: &[u8]) -> Option<Query> {
     })
 }
 
+/// A SERVFAIL answer to `q` (asked with the bytes `req`): the asker's ID,
+/// RD and CD, its question as it spelled it, no records.
+pub fn servfail(q: &Query, req: &[u8]) -> Vec<u8> {
+    let mut out = req[..q.question_end].to_vec();
+    const RA: u16 = 0x0080;
+    const SERVFAIL: u16 = 2;
+    let flags = QR | (q.flags & (RD | CD)) | RA | SERVFAIL;
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out
+}
+
 /// Skips a (possibly compressed) name starting at `at`; returns its end.
 fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
     for _ in 0..128 {
@@ -488,6 +500,23 @@ mod tests {
         for n in 0..good.len() {
             assert!(Entry::from_response(&q, &good[..n], Instant::now()).is_none());
         }
+    }
+
+    #[test]
+    fn servfail_answers_the_question_as_asked_with_no_records() {
+        let req = request("Www.Example.LAB.", 4242, Some(true));
+        let q = parse_query(&req).unwrap();
+        let m = Message::from_vec(&servfail(&q, &req)).unwrap();
+        assert_eq!(m.metadata.id, 4242);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].name().to_string(), "Www.Example.LAB.");
+        assert!(m.answers.is_empty() && m.additionals.is_empty() && m.edns.is_none());
     }
 
     #[test]
