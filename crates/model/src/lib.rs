@@ -11,6 +11,7 @@
 //!   line, column).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
+//! * [`targets`]: targets files: the gateways under test, described.
 //! * [`torrent`]: BitTorrent for the lab's swarm: torrents made from bytes,
 //!   the peer handshake, announces read off a wire, scrape answers.
 //! * [`usenet`]: yEnc, NZB files and NNTP commands for the lab's news
@@ -32,6 +33,7 @@ pub mod prom;
 pub mod scenario;
 pub mod shard;
 pub mod stats;
+pub mod targets;
 pub mod topology;
 pub mod torrent;
 pub mod upnp;
