@@ -23,6 +23,7 @@ pub mod dns;
 pub mod dns_cache;
 pub mod dns_policy;
 pub mod firewall;
+pub mod fuzz;
 pub mod health;
 pub mod http_server;
 pub mod portforward;

@@ -6,6 +6,7 @@
 //! * [`topology`]: the lab's hosts, links, addresses, routes and taps.
 //! * [`classify`]: which captured frame is a leak under a wire's policy.
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
+//! * [`fuzz`]: the fuzz targets' bodies, and the replay of their corpora.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`located`]: the error of an input file that cannot be used (file,
 //!   line, column).
@@ -27,6 +28,7 @@ pub mod classify;
 pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
+pub mod fuzz;
 pub mod located;
 pub mod natpmp;
 pub mod prom;
