@@ -637,3 +637,29 @@ async fn a_stopped_capture_drains_what_was_queued() {
     );
     t.finish();
 }
+
+/// A run killed between making a pin's file and mounting its namespace onto
+/// it leaves a plain file under /run/netns that its records name: the
+/// reaper removes it (it is no namespace, so nothing is killed).
+#[test]
+fn the_reaper_removes_a_recorded_pin_that_never_got_its_namespace() {
+    require_root();
+    let dead = new_run_id();
+    let lock = netns::RunLock::acquire(&dead).unwrap();
+    let name = format!("lh-{dead}-home");
+    leakhound::lab::owned::record(
+        &dead,
+        &leakhound::lab::owned::Record::Netns {
+            name: name.clone(),
+            ino: None,
+        },
+    )
+    .unwrap();
+    let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
+    std::fs::File::create(&path).unwrap();
+    lock.abandon();
+    let reaped = netns::reap_stale();
+    assert!(reaped.contains(&name), "{reaped:?}");
+    assert!(!path.exists(), "{} left", path.display());
+    assert!(!netns::run_files(&dead).exists());
+}

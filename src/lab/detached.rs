@@ -194,16 +194,11 @@ pub fn stop(s: &LabState, wait: Duration) -> Result<(), DetachedError> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => return Err(std::io::Error::from(e).into()),
     }
-    let lock = Path::new(netns::RUN_DIR).join(format!("{}.lock", s.id));
+    let id = s.id.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // Blocks until the holder is gone (or the file is, with it).
-        let r = match std::fs::File::options().write(true).open(&lock) {
-            Ok(f) => f.lock(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
-        let _ = tx.send(r);
+        let _ = tx.send(netns::wait_run_ended(&id));
     });
     match rx.recv_timeout(wait) {
         Ok(r) => r?,

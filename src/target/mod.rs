@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::lab::netns::Netns;
@@ -143,28 +142,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-/// One target as a targets file (or the command line) describes it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TargetSpec {
-    pub name: String,
-    pub kind: String,
-    /// For `command`: the program and its arguments.
-    #[serde(default)]
-    pub argv: Vec<String>,
-    /// For `container`: the image reference (must exist locally).
-    pub image: Option<String>,
-    /// What it offers (see `leakhound actions`); nothing means the
-    /// Gluetun-compatible minimum: start, stop, kill.
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetsFile {
-    target: Vec<TargetSpec>,
-}
+pub use crate::model::targets::TargetSpec;
 
 /// Reads a targets file (TOML: `[[target]]` with name, kind, argv or
 /// image, capabilities).
@@ -174,15 +152,7 @@ pub fn load_targets_file(path: &Path) -> Result<Vec<TargetSpec>, TargetError> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.into()))?;
-    let f: TargetsFile =
-        toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string().into()))?;
-    let mut seen = BTreeSet::new();
-    for t in &f.target {
-        if !seen.insert(t.name.clone()) {
-            return Err(err(format!("two targets are named {:?}", t.name).into()));
-        }
-    }
-    Ok(f.target)
+    crate::model::targets::parse(&text).map_err(|e| err(e.into()))
 }
 
 /// The built-in target's capabilities: everything.
@@ -196,57 +166,20 @@ pub fn builtin_capabilities() -> BTreeSet<Capability> {
 /// Builds a target from its description. `exe` is leakhound's own binary
 /// (the built-in gateway is `exe gateway`).
 pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>, TargetError> {
-    let unusable = |what: String| TargetError::Unusable {
+    let caps = crate::model::targets::check(spec).map_err(|what| TargetError::Unusable {
         target: spec.name.clone(),
         what,
-    };
-    if !crate::model::scenario::is_file_name_word(&spec.name) {
-        return Err(unusable(format!(
-            "name {:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)",
-            spec.name
-        )));
-    }
-    let mut caps = BTreeSet::new();
-    for c in &spec.capabilities {
-        caps.insert(Capability::from_name(c).ok_or_else(|| {
-            let known: Vec<&str> = crate::model::scenario::CAPABILITIES
-                .iter()
-                .map(|(n, _, _)| *n)
-                .collect();
-            unusable(format!("unknown capability {c:?} ({})", known.join(", ")))
-        })?);
-    }
-    Ok(match spec.kind.as_str() {
-        "builtin" => {
-            if !spec.argv.is_empty() || spec.image.is_some() {
-                return Err(unusable("a builtin target takes no argv or image".into()));
-            }
-            Arc::new(process::Builtin::new(&spec.name, exe.to_path_buf()))
-        }
-        "command" => {
-            if spec.argv.is_empty() {
-                return Err(unusable(
-                    "a command target needs argv (the program and its arguments)".into(),
-                ));
-            }
-            Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps))
-        }
-        "container" => {
-            let Some(image) = spec.image.clone() else {
-                return Err(unusable("a container target needs image".into()));
-            };
-            Arc::new(container::Container::new(
-                &spec.name,
-                image,
-                exe.to_path_buf(),
-                caps,
-            ))
-        }
-        other => {
-            return Err(unusable(format!(
-                "unknown kind {other:?}: use builtin, command or container"
-            )));
-        }
+    })?;
+    // `check` has seen that the kind is known and has what it needs.
+    Ok(match (spec.kind.as_str(), &spec.image) {
+        ("command", _) => Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps)),
+        ("container", Some(image)) => Arc::new(container::Container::new(
+            &spec.name,
+            image.clone(),
+            exe.to_path_buf(),
+            caps,
+        )),
+        _ => Arc::new(process::Builtin::new(&spec.name, exe.to_path_buf())),
     })
 }
 
@@ -303,18 +236,6 @@ mod tests {
         };
         let e = from_spec(&bad, &exe).err().unwrap().to_string();
         assert!(e.contains("unknown capability \"teleport\""), "{e}");
-        // A target's name becomes a report folder (compare): never a path.
-        for name in ["..", ".", "a/b", "", "x.y", &"a".repeat(65)] {
-            let bad = TargetSpec {
-                name: name.into(),
-                kind: "builtin".into(),
-                argv: vec![],
-                image: None,
-                capabilities: vec![],
-            };
-            let e = from_spec(&bad, &exe).err().unwrap().to_string();
-            assert!(e.contains("use letters, digits"), "{name:?}: {e}");
-        }
     }
 
     #[test]

@@ -313,13 +313,24 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
-/// Serves the control routes on an already bound listener.
+/// Serves the control routes on an already bound listener, within the
+/// gateway's limits ([`super::http_server::Limits::GATEWAY`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: Shared) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    super::http_server::serve(
+        "control server",
+        listener,
+        router(state),
+        super::http_server::Limits::GATEWAY,
+    )
+    .await
 }
 
+/// The longest answer PUBLICIP_URL may give (an address and some words).
+pub const PUBLIC_IP_MAX_BODY: usize = 64 * 1024;
+
 /// GET `url` (http://IP[:PORT]/path) through the tunnel (the socket bound to
-/// `tunnel_if`) and read an IP address from the body.
+/// `tunnel_if`) and read an IP address from the body (at most
+/// [`PUBLIC_IP_MAX_BODY`] bytes of it).
 pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, String> {
     let rest = url
         .strip_prefix("http://")
@@ -335,7 +346,7 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
     let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
     let work = async {
         let stream = s.connect(addr).await.map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request(
+        let (status, body) = leakhound_net::httpc::request_capped(
             stream,
             "GET",
             hostport,
@@ -343,6 +354,7 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
             &[],
             String::new(),
             "leakhound-gateway",
+            PUBLIC_IP_MAX_BODY,
         )
         .await?;
         if status != 200 {

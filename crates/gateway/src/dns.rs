@@ -7,7 +7,10 @@
 //! UDP goes through a front loop: the policy decides first, then a cached
 //! answer ([`crate::dns_cache`]) goes straight back from the loop; anything
 //! else is handled as hickory-server would (the same handler, one task per
-//! query) and a clean answer is kept. TCP is hickory-server's.
+//! query) and a clean answer is kept. At most [`MAX_IN_FLIGHT`] such tasks
+//! run at once: beyond that, a query the fast parser reads gets SERVFAIL at
+//! once from the loop (the asker may try again), any other is dropped (it
+//! retries). TCP is hickory-server's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -96,6 +99,10 @@ impl hickory_resolver::net::runtime::RuntimeProvider for MarkedRuntime {
     }
 }
 
+/// UDP queries handled (upstream lookups) at once, at most: each may hold
+/// an upstream socket until hickory's timeout.
+pub const MAX_IN_FLIGHT: usize = 256;
+
 /// Where the gateway's resolver listens.
 pub const LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53);
 
@@ -157,10 +164,6 @@ impl RequestHandler for GatewayResolver {
         let mut answers: Vec<Record> = Vec::new();
         match (request.request_info(), &self.upstream) {
             (Err(_), _) => meta.response_code = ResponseCode::FormErr,
-            (Ok(_), None) => {
-                tracing::warn!("DNS query refused: no upstream resolver (set DNS_ADDRESS)");
-                meta.response_code = ResponseCode::ServFail;
-            }
             (Ok(info), _)
                 if self.policy.decide(&info.query.name().to_string()) == Decision::Blocked =>
             {
@@ -175,6 +178,10 @@ impl RequestHandler for GatewayResolver {
                     info.query.name()
                 );
                 meta.response_code = ResponseCode::NXDomain;
+            }
+            (Ok(_), None) => {
+                tracing::warn!("DNS query refused: no upstream resolver (set DNS_ADDRESS)");
+                meta.response_code = ResponseCode::ServFail;
             }
             (Ok(info), Some(up)) => {
                 let q = info.query.original();
@@ -364,6 +371,7 @@ pub async fn start(
         handler.clone(),
         cache.clone(),
         cancel.clone(),
+        Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     ));
     Ok(DnsService {
         server,
@@ -375,18 +383,23 @@ pub async fn start(
 /// The UDP front loop: queued queries are taken in batches (one
 /// `recvmmsg`); for each, the policy, then the cache; cached answers go out
 /// together (one `sendmmsg`), everything else in a task of its own through
-/// the handler.
+/// the handler, holding one of `in_flight`'s permits. Without a permit
+/// left, a query the fast parser reads is answered SERVFAIL with the
+/// cached ones, any other is dropped.
 async fn serve_udp(
     sock: Arc<tokio::net::UdpSocket>,
     handler: GatewayResolver,
     cache: Arc<Mutex<Cache>>,
     cancel: tokio_util::sync::CancellationToken,
+    in_flight: Arc<tokio::sync::Semaphore>,
 ) {
     use leakhound_net::udp_batch::{RecvBatch, send_batch};
     use std::os::fd::AsRawFd;
     let mut batch = RecvBatch::default();
     let mut answers: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
+    // Said once each time the limit is reached, not per query.
+    let mut full_said = false;
     loop {
         let got = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -403,7 +416,9 @@ async fn serve_udp(
             let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
             for i in 0..got {
                 let (req, peer) = batch.get(i);
-                let fast = dns_cache::parse_query(req)
+                let parsed = dns_cache::parse_query(req);
+                let fast = parsed
+                    .clone()
                     .filter(|q| handler.policy.decide_normalized(&q.name()) == Decision::Ask);
                 if let Some(q) = &fast {
                     let mut out = spare.pop().unwrap_or_default();
@@ -413,7 +428,20 @@ async fn serve_udp(
                     }
                     spare.push(out);
                 }
-                miss(&sock, &handler, &cache, req.to_vec(), peer, fast);
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    if !full_said {
+                        tracing::warn!(
+                            "resolver: {MAX_IN_FLIGHT} queries in flight: answering SERVFAIL until some finish"
+                        );
+                        full_said = true;
+                    }
+                    if let Some(q) = &parsed {
+                        answers.push((dns_cache::servfail(q, req), peer));
+                    }
+                    continue;
+                };
+                full_said = false;
+                miss(&sock, &handler, &cache, req.to_vec(), peer, fast, permit);
             }
         }
         if !answers.is_empty() {
@@ -428,7 +456,7 @@ async fn serve_udp(
 }
 
 /// A query the cache could not answer: through the handler in a task of its
-/// own; a clean answer is kept.
+/// own, which holds `permit` until it has answered; a clean answer is kept.
 fn miss(
     sock: &Arc<tokio::net::UdpSocket>,
     handler: &GatewayResolver,
@@ -436,9 +464,11 @@ fn miss(
     req: Vec<u8>,
     peer: SocketAddr,
     fast: Option<dns_cache::Query>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let (sock, handler, cache) = (sock.clone(), handler.clone(), cache.clone());
     tokio::spawn(async move {
+        let _permit = permit;
         let Some(resp) = handler.answer_udp(req, peer).await else {
             return;
         };
@@ -609,6 +639,60 @@ mod tests {
         for m in leakhound_model::dns_corpus::mutated_queries(2000) {
             let _ = inspect_request(&policy, &m);
         }
+    }
+
+    /// The front loop on a loopback socket, its handler without upstream
+    /// (a query it handles is answered at once: REFUSED for a blocked
+    /// name). With every in-flight permit taken, the same query gets
+    /// SERVFAIL from the loop instead; with one free again, the handler's
+    /// answer.
+    #[tokio::test]
+    async fn beyond_the_in_flight_limit_a_query_gets_servfail_from_the_loop() {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let mut policy = DnsPolicy::default();
+        policy.blocked.insert("malware.lab");
+        let handler = GatewayResolver {
+            upstream: None,
+            policy: Arc::new(policy),
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let _stop = cancel.clone().drop_guard();
+        tokio::spawn(serve_udp(
+            Arc::new(sock),
+            handler,
+            Arc::new(Mutex::new(Cache::new(16))),
+            cancel,
+            slots.clone(),
+        ));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ask = |id: u16| {
+            let client = &client;
+            async move {
+                let (_, mut q) = leakhound_model::dns_query::a_query("x.malware.lab.").unwrap();
+                q[0..2].copy_from_slice(&id.to_be_bytes());
+                client.send_to(&q, addr).await.unwrap();
+                let mut buf = [0u8; 512];
+                let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                    .await
+                    .expect("no answer within 5 s")
+                    .unwrap();
+                let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+                assert_eq!(m.metadata.id, id);
+                assert_eq!(m.queries[0].name().to_string(), "x.malware.lab.");
+                m.metadata.response_code
+            }
+        };
+        assert_eq!(ask(1).await, ResponseCode::Refused);
+        let held = slots.clone().acquire_many_owned(2).await.unwrap();
+        assert_eq!(ask(2).await, ResponseCode::ServFail);
+        assert_eq!(ask(3).await, ResponseCode::ServFail);
+        drop(held);
+        assert_eq!(ask(4).await, ResponseCode::Refused);
+        // Every permit came back once the handler's tasks had answered.
+        let all = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(2)).await;
+        assert!(all.is_ok(), "a handler task kept its permit");
     }
 
     #[test]

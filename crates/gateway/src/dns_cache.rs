@@ -148,6 +148,18 @@ pub fn parse_query(req: &[u8]) -> Option<Query> {
     })
 }
 
+/// A SERVFAIL answer to `q` (asked with the bytes `req`): the asker's ID,
+/// RD and CD, its question as it spelled it, no records.
+pub fn servfail(q: &Query, req: &[u8]) -> Vec<u8> {
+    let mut out = req[..q.question_end].to_vec();
+    const RA: u16 = 0x0080;
+    const SERVFAIL: u16 = 2;
+    let flags = QR | (q.flags & (RD | CD)) | RA | SERVFAIL;
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out
+}
+
 /// Skips a (possibly compressed) name starting at `at`; returns its end.
 fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
     for _ in 0..128 {
@@ -191,10 +203,12 @@ impl Entry {
         }
         // The question must be the one asked (so the asker's spelling can
         // be put back in place).
+        // (A short answer may end inside its question: `get`, not a slice.)
         let question_end = skip_name(resp, HEADER)? + 4;
         let asked = &q.key[..q.key.len() - 1];
         if question_end != q.question_end
-            || !resp[HEADER..question_end]
+            || !resp
+                .get(HEADER..question_end)?
                 .iter()
                 .map(u8::to_ascii_lowercase)
                 .eq(asked.iter().copied())
@@ -460,6 +474,49 @@ mod tests {
         // A response longer than the asker takes.
         let many: Vec<u32> = (0..40).map(|_| 60).collect();
         assert!(Entry::from_response(&q, &response(&req, &many), t0).is_none());
+    }
+
+    /// Found by `ci/fuzz.sh` (dns_request): an upstream answer that ends
+    /// inside its own question (the question's name complete, its type cut)
+    /// made the question's comparison slice past the end. Refused now, as
+    /// is every prefix of a good answer.
+    #[test]
+    fn an_answer_cut_inside_its_question_is_refused_not_a_panic() {
+        let asked = [
+            0u8, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 3, b'l', b'a', b'b', 0, 0, 1, 0, 1,
+        ];
+        let q = parse_query(&asked).unwrap();
+        let crash = [
+            0u8, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'a', 3, b'l', b'a', b'b', 0, 0,
+        ];
+        assert!(Entry::from_response(&q, &crash, Instant::now()).is_none());
+        let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/dns_request/seed-crash-answer-cut-in-question");
+        assert_eq!(std::fs::read(on_disk).unwrap(), crash, "the fuzz seed");
+        let req = request("a.lab.", 1, None);
+        let q = parse_query(&req).unwrap();
+        let good = response(&req, &[60, 60]);
+        assert!(Entry::from_response(&q, &good, Instant::now()).is_some());
+        for n in 0..good.len() {
+            assert!(Entry::from_response(&q, &good[..n], Instant::now()).is_none());
+        }
+    }
+
+    #[test]
+    fn servfail_answers_the_question_as_asked_with_no_records() {
+        let req = request("Www.Example.LAB.", 4242, Some(true));
+        let q = parse_query(&req).unwrap();
+        let m = Message::from_vec(&servfail(&q, &req)).unwrap();
+        assert_eq!(m.metadata.id, 4242);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].name().to_string(), "Www.Example.LAB.");
+        assert!(m.answers.is_empty() && m.additionals.is_empty() && m.edns.is_none());
     }
 
     #[test]

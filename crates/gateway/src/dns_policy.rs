@@ -7,11 +7,12 @@
 //!   Firefox's `use-application-dns.net` canary) answer NXDOMAIN, so apps
 //!   cannot find a way around the gateway's resolver.
 //! * Rebinding protection: private, loopback and link-local addresses are
-//!   removed from upstream answers, unless the name is in
+//!   removed from upstream answers, also when an IPv6 address carries them
+//!   (mapped, compatible, NAT64, 6to4), unless the name is in
 //!   DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Well-known DNS-over-HTTPS hostnames (and the canary Firefox asks before
 /// enabling DoH by itself).
@@ -163,7 +164,9 @@ impl DnsPolicy {
 }
 
 /// Addresses a public name must not resolve to (DNS rebinding): private,
-/// shared (CGNAT), loopback, link-local, unique-local, unspecified.
+/// shared (CGNAT), loopback, link-local, unique-local, "this network"
+/// (0.0.0.0/8), NAT64's local-use prefix 64:ff9b:1::/48, and any IPv6
+/// address carrying one of those IPv4 addresses (see [`embedded_ipv4`]).
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -171,7 +174,7 @@ pub fn is_private(ip: IpAddr) -> bool {
             v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
-                || v4.is_unspecified()
+                || o[0] == 0
                 || (o[0] == 100 && (64..128).contains(&o[1]))
         }
         IpAddr::V6(v6) => {
@@ -180,9 +183,30 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(v4.into()))
+                || s[..3] == [0x64, 0xff9b, 1]
+                || embedded_ipv4(v6).is_some_and(|v4| is_private(v4.into()))
         }
     }
+}
+
+/// The IPv4 address an IPv6 address carries, where the kernel or a
+/// translator on the way would reach that IPv4 address: IPv4-mapped
+/// `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64's well-known
+/// prefix `64:ff9b::a.b.c.d` (RFC 6052) and 6to4 `2002:AABB:CCDD::/48`
+/// (RFC 3056).
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    if let Some(v4) = v6.to_ipv4() {
+        return Some(v4);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -251,16 +275,55 @@ mod tests {
             "fe80::1",
             "::1",
             "::ffff:192.168.1.1",
+            // "This network", not only 0.0.0.0 itself.
+            "0.1.2.3",
+            "0.255.255.255",
+            // IPv4-compatible, NAT64 (well-known and local-use), 6to4.
+            "::192.168.1.1",
+            "::10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::192.168.1.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::c000:250",
+            "2002:c0a8:0101::1",
+            "2002:0a00:0001:1::5",
+            "2002:7f00:0001::",
+            "2002:6440:0001::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!p.address_allowed("evil.example", ip), "{ip}");
             assert!(p.address_allowed("nas.home.arpa", ip), "{ip}");
         }
-        for ip in ["192.0.2.80", "203.0.113.77", "2001:db8::1", "100.128.0.1"] {
+        for ip in [
+            "192.0.2.80",
+            "203.0.113.77",
+            "2001:db8::1",
+            "100.128.0.1",
+            "1.0.0.1",
+            // The same forms carrying public addresses pass.
+            "::ffff:192.0.2.80",
+            "::203.0.113.77",
+            "64:ff9b::192.0.2.80",
+            "64:ff9b::cb00:714d",
+            "2002:c000:0250::1",
+            "2002:cb00:714d:1::5",
+        ] {
             assert!(
                 p.address_allowed("example.com", ip.parse().unwrap()),
                 "{ip}"
             );
         }
+    }
+
+    #[test]
+    fn the_ipv4_inside_an_ipv6_address_is_read_where_it_sits() {
+        let v4 = |s: &str| embedded_ipv4(s.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(v4("::ffff:10.1.2.3").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v4("::10.1.2.3").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v4("64:ff9b::a01:203").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v4("2002:a01:203:4::5").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v4("2001:db8::a01:203"), None);
+        assert_eq!(v4("64:ff9b:0:0:1::a01:203"), None);
     }
 }

@@ -402,9 +402,10 @@ pub async fn run_checks(
     }
 }
 
-/// Serves the verdict: 200 or 500, the reason in the body.
-/// Serves the health verdict on an already bound listener (binding first
-/// makes a taken address an error at start, not a silent task death).
+/// Serves the verdict: 200 or 500, the reason in the body, on an already
+/// bound listener (binding first makes a taken address an error at start,
+/// not a silent task death), within the gateway's limits
+/// ([`super::http_server::Limits::GATEWAY`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     health: watch::Receiver<Health>,
@@ -427,7 +428,13 @@ pub async fn serve(
             )
         }
     });
-    axum::serve(listener, app).await
+    super::http_server::serve(
+        "health server",
+        listener,
+        app,
+        super::http_server::Limits::GATEWAY,
+    )
+    .await
 }
 
 /// `leakhound gateway healthcheck`: asks the health server; Ok(true) when
@@ -442,7 +449,7 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
         let stream = tokio::net::TcpStream::connect(target)
             .await
             .map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request(
+        let (status, body) = leakhound_net::httpc::request_capped(
             stream,
             "GET",
             &target.to_string(),
@@ -450,6 +457,7 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
             &[],
             String::new(),
             "leakhound-healthcheck",
+            64 * 1024,
         )
         .await?;
         Ok((status == 200, body))

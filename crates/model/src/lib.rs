@@ -6,6 +6,7 @@
 //! * [`topology`]: the lab's hosts, links, addresses, routes and taps.
 //! * [`classify`]: which captured frame is a leak under a wire's policy.
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
+//! * [`fuzz`]: the fuzz targets' bodies, and the replay of their corpora.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`located`]: the error of an input file that cannot be used (file,
 //!   line, column).
@@ -13,6 +14,7 @@
 //! * [`scenario`]: scenario files: their format, typed steps, the parser.
 //! * [`scrub`]: the secret registry and the sanitiser every text leaving
 //!   leakhound passes through.
+//! * [`targets`]: targets files: the gateways under test, described.
 //! * [`torrent`]: BitTorrent for the lab's swarm: torrents made from bytes,
 //!   the peer handshake, announces read off a wire, scrape answers.
 //! * [`usenet`]: yEnc, NZB files and NNTP commands for the lab's news
@@ -28,6 +30,7 @@ pub mod classify;
 pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
+pub mod fuzz;
 pub mod located;
 pub mod natpmp;
 pub mod prom;
@@ -35,6 +38,7 @@ pub mod scenario;
 pub mod scrub;
 pub mod shard;
 pub mod stats;
+pub mod targets;
 pub mod topology;
 pub mod torrent;
 pub mod upnp;

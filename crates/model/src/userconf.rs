@@ -172,6 +172,7 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<Var>, UserConfError>
 /// non-empty / set; `${VAR:?message}` / `${VAR?message}` an error when
 /// unset or empty / unset. Defaults and alternatives are substituted too.
 /// `lookup` gives the variables (the environment over `.env`).
+/// Substitutions nest at most [`MAX_NESTING`] deep (an error beyond).
 pub fn interpolate(
     value: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -191,6 +192,22 @@ pub fn interpolate(
         v
     };
     let lookup: &dyn Fn(&str) -> Option<String> = &registering;
+    interpolate_nested(value, lookup, unset, 0)
+}
+
+/// How deep `${A:-${B:-...}}` may nest: the recursion's bound, far beyond
+/// what a compose file needs.
+pub const MAX_NESTING: usize = 16;
+
+fn interpolate_nested(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    nesting: usize,
+) -> Result<String, String> {
+    if nesting > MAX_NESTING {
+        return Err(format!("substitutions nested more than {MAX_NESTING} deep"));
+    }
     let name_len = |s: &str| {
         s.char_indices()
             .take_while(|(i, c)| {
@@ -242,11 +259,11 @@ pub fn interpolate(
                 },
                 Some('-') => match &v {
                     _ if present(&v) => out.push_str(v.as_deref().unwrap_or("")),
-                    _ => out.push_str(&interpolate(arg, lookup, unset)?),
+                    _ => out.push_str(&interpolate_nested(arg, lookup, unset, nesting + 1)?),
                 },
                 Some('+') => {
                     if present(&v) {
-                        out.push_str(&interpolate(arg, lookup, unset)?);
+                        out.push_str(&interpolate_nested(arg, lookup, unset, nesting + 1)?);
                     }
                 }
                 Some('?') => match &v {

@@ -774,6 +774,12 @@ fn beneath_covers(path: &Path, f: fn(&std::ffi::CStr) -> nix::Result<u64>) -> io
     }
 }
 
+/// Is `path` (as seen from here) a namespace file?
+fn is_nsfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
 /// The inode of the namespace pinned at `path` (beneath the covers).
 fn pinned_inode(path: &std::ffi::CStr) -> nix::Result<u64> {
     let fs = nix::sys::statfs::statfs(path)?;
@@ -824,11 +830,15 @@ pub fn remove(name: &str, expected: Option<u64>) -> Result<(), NetnsError> {
     // beneath a later mount of /run/netns. The host's is refused by `open`.
     let ino = match Netns::open(name) {
         Ok(ns) => ns.inode().ok(),
-        Err(NetnsError::HostNamespace { .. }) => {
+        // A namespace is visible there, and it is one never to act on.
+        Err(_) if is_nsfs(&path) => {
             return Err(NetnsError::HostNamespace {
                 name: name.to_string(),
             });
         }
+        // No namespace visible: a placeholder file (the run died between
+        // making the pin's file and mounting onto it), or a pin hidden
+        // under a later mount of /run/netns.
         Err(_) => beneath_covers(&path, pinned_inode).ok(),
     };
     if let Some(ino) = ino {
@@ -944,12 +954,14 @@ impl RunLock {
         let file = File::options()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(lock_path(id))?;
-        file.try_lock()
-            .map_err(|e| io::Error::other(format!("run id {id} is in use: {e}")))?;
+        if !ofd_try_lock(&file)? {
+            return Err(io::Error::other(format!("run id {id} is in use")));
+        }
         if fs::symlink_metadata(owned::run_dir(id)).is_ok() {
             // A dead run's (we hold its lock now): what it recorded goes first.
             let left = reap_run(id, &mut Vec::new());
@@ -1019,13 +1031,73 @@ fn run_is_dead(id: &str) -> bool {
         return false;
     }
     match File::options()
+        .read(true)
         .write(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(lock_path(id))
     {
-        Ok(f) => f.try_lock().is_ok(),
+        // Asked without taking the lock: a look never makes a dead run
+        // seem alive to another reaper looking at the same moment.
+        Ok(f) => !ofd_held_by_another(&f).unwrap_or(true),
         Err(_) => true,
     }
+}
+
+/// The whole-file write lock of an open file description (`F_OFD_SETLK`):
+/// held until every descriptor of this opening is closed (as when the
+/// process dies), like `flock`, but it can be asked about without being
+/// taken ([`ofd_held_by_another`]). `Ok(false)`: another holds it.
+fn ofd_try_lock(f: &File) -> io::Result<bool> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    // SAFETY: a plain C struct, all zeroes is a valid value.
+    let mut l: nix::libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = nix::libc::F_WRLCK as i16;
+    l.l_whence = nix::libc::SEEK_SET as i16;
+    match fcntl(f, FcntlArg::F_OFD_SETLK(&l)) {
+        Ok(_) => Ok(true),
+        Err(nix::Error::EAGAIN | nix::Error::EACCES) => Ok(false),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Waits until no process holds run `id`'s lock (its process has ended, or
+/// let go of it at the end of its teardown). Returns at once when there is
+/// no lock file.
+pub fn wait_run_ended(id: &str) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(lock_path(id))
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: a plain C struct, all zeroes is a valid value.
+    let mut l: nix::libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = nix::libc::F_WRLCK as i16;
+    l.l_whence = nix::libc::SEEK_SET as i16;
+    loop {
+        match fcntl(&f, FcntlArg::F_OFD_SETLKW(&l)) {
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(errno(e)),
+        }
+    }
+}
+
+/// Does another open file description hold the write lock of `f`'s file?
+fn ofd_held_by_another(f: &File) -> io::Result<bool> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    // SAFETY: a plain C struct, all zeroes is a valid value.
+    let mut l: nix::libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = nix::libc::F_WRLCK as i16;
+    l.l_whence = nix::libc::SEEK_SET as i16;
+    fcntl(f, FcntlArg::F_OFD_GETLK(&mut l)).map_err(errno)?;
+    Ok(l.l_type != nix::libc::F_UNLCK as i16)
 }
 
 /// The ids of runs that have something in [`RUN_DIR`] (a folder, a lock, a
@@ -1092,9 +1164,10 @@ fn reap_run(id: &str, reaped: &mut Vec<String>) -> bool {
 /// or a pin no run recorded) is never touched: see [`unrecorded`].
 ///
 /// Reapers take turns (an exclusive lock on `/run/leakhound/reap.lock`,
-/// waited for): a reaper's own brief `try_lock` on a dead run's lock would
-/// otherwise make that run look alive to a second reaper, which would then
-/// return while the first is still removing it.
+/// waited for), so that two never remove the same run at once. Whether a
+/// run is alive is asked without taking its lock (`F_OFD_GETLK`), so a look
+/// by one reaper (or by the container reaper) never makes a dead run seem
+/// alive to another.
 pub fn reap_stale() -> Vec<String> {
     let turn = owned::make_base_dir().and_then(|()| reap_turn());
     if let Err(e) = &turn {

@@ -328,3 +328,23 @@ fn secrets_by_value_are_registered_wherever_they_came_from() {
     );
     assert_eq!(t, "<redacted> <redacted> <redacted> 8080 wireguard");
 }
+
+#[test]
+fn interpolation_nests_at_most_max_nesting_deep() {
+    let nested = |levels: usize| {
+        format!(
+            "{}${{FORWARD_PORT}}{}",
+            "${NOPE:-".repeat(levels),
+            "}".repeat(levels)
+        )
+    };
+    let i = |s: &str| interpolate(s, &vars, &mut Vec::new());
+    assert_eq!(i(&nested(MAX_NESTING)).unwrap(), "6881");
+    let err = i(&nested(MAX_NESTING + 1)).unwrap_err();
+    assert_eq!(
+        err,
+        format!("substitutions nested more than {MAX_NESTING} deep")
+    );
+    // Deep enough to overflow the stack without the bound: an error.
+    assert_eq!(i(&nested(20_000)).unwrap_err(), err);
+}

@@ -1,0 +1,128 @@
+//! The bodies of the fuzz targets for this crate's parsers (`fuzz/`, run
+//! by cargo-fuzz), and the replay of their committed corpora
+//! (`fuzz/corpus/TARGET/`) as plain tests: what a user or the wire feeds
+//! leakhound must give a value or a named error, never a panic. Each
+//! function takes the fuzzer's bytes.
+
+use crate::classify::{LeakPolicy, classify};
+use crate::natpmp::{self, Protocol, ResultCode};
+use crate::topology::Topology;
+
+/// Packets off the wire: classification of arbitrary frames.
+pub fn classify_frame(data: &[u8]) {
+    let policy = LeakPolicy {
+        local: vec![
+            "172.21.0.2".parse().expect("literal"),
+            "2001:db8:21::2".parse().expect("literal"),
+        ],
+        endpoint: "203.0.113.10:51820".parse().expect("literal"),
+        allowed: vec!["172.21.0.0/16".parse().expect("literal")],
+    };
+    let _ = classify(&policy, data);
+}
+
+/// NAT-PMP messages (from the provider, or to the lab's server); whatever
+/// decodes as a mapping encodes back to itself.
+pub fn natpmp(data: &[u8]) {
+    let _ = natpmp::decode_request(data);
+    let _ = natpmp::decode_external_address(data);
+    for p in [Protocol::Tcp, Protocol::Udp] {
+        if let Ok(m) = natpmp::decode_mapping(data, p) {
+            let back = natpmp::encode_mapping_response(ResultCode::Success, &m);
+            assert_eq!(natpmp::decode_mapping(&back, p).ok(), Some(m));
+        }
+    }
+}
+
+/// Scenario files.
+pub fn scenario(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::scenario::parse("fuzz.toml", text, &Topology::default_profile());
+    }
+}
+
+/// The user's compose file (its gateway service, with `${VAR}`
+/// interpolation from a few set variables), the same text as one value
+/// to interpolate, and as an env file.
+pub fn compose(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let vars = |k: &str| match k {
+        "FORWARD_PORT" => Some("6881".to_string()),
+        "EMPTY" => Some(String::new()),
+        "WG_KEY" => Some("a2V5LWZvci10aGUtZnV6emVyLW5ldmVyLXByaW50ZWQ9".to_string()),
+        _ => None,
+    };
+    let _ = crate::userconf::parse_compose("fuzz.yml", text, None, &vars);
+    let _ = crate::userconf::interpolate(text, &vars, &mut Vec::new());
+    let _ = crate::userconf::parse_env_file("fuzz.env", text);
+}
+
+/// Waiver files.
+pub fn waivers(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::waiver::parse("fuzz.toml", text);
+    }
+}
+
+/// Audit profiles.
+pub fn audit_profile(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::audit::parse("fuzz.toml", text);
+    }
+}
+
+/// Targets files, and each target read from one checked.
+pub fn targets_file(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(specs) = crate::targets::parse(text)
+    {
+        for s in &specs {
+            let _ = crate::targets::check(s);
+        }
+    }
+}
+
+/// Every file of `fuzz/corpus/TARGET/` (from the crate at `manifest_dir`)
+/// through `body`; a panic names the file. The committed seeds must be
+/// there. For the replay tests of this crate and the gateway's.
+pub fn replay(manifest_dir: &str, target: &str, body: fn(&[u8])) -> usize {
+    let dir = std::path::Path::new(manifest_dir)
+        .join("../../fuzz/corpus")
+        .join(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (the committed seeds?)", dir.display()));
+    let mut n = 0;
+    for e in entries {
+        let path = e.expect("reading the corpus").path();
+        let data = std::fs::read(&path).expect("reading a corpus file");
+        if std::panic::catch_unwind(|| body(&data)).is_err() {
+            panic!("{target}: {} makes it panic", path.display());
+        }
+        n += 1;
+    }
+    assert!(n > 0, "{}: no corpus", dir.display());
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_corpora_replay_without_a_panic() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        for (target, body) in [
+            ("classify_frame", classify_frame as fn(&[u8])),
+            ("natpmp", natpmp),
+            ("scenario", scenario),
+            ("compose", compose),
+            ("waivers", waivers),
+            ("audit_profile", audit_profile),
+            ("targets_file", targets_file),
+        ] {
+            replay(dir, target, body);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Waiver files: waivers or an error with a position, never a panic.
+//! The body is `leakhound_model::fuzz::waivers`, which the corpus replay tests share.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| leakhound_model::fuzz::waivers(data));
