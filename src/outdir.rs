@@ -35,6 +35,11 @@ pub enum OutDirError {
         path.display()
     )]
     NotAFolder { path: PathBuf },
+    #[error(
+        "--out {}: {what}; leakhound runs as root and will not write reports where another user could swap them for links. Name a folder of your own, e.g. --out reports/latest",
+        path.display()
+    )]
+    NotPrivate { path: PathBuf, what: String },
     #[error("--out {}: {what}", path.display())]
     Io {
         path: PathBuf,
@@ -104,8 +109,14 @@ pub fn judge(entries: &[Entry]) -> Verdict {
         })
         .map(|(n, _)| n.clone())
         .collect();
-    if foreign.is_empty() {
+    // An unmarked folder with files is an earlier version's reports folder
+    // only if it holds what every run wrote (a folder of someone's own
+    // *.log or *.pcap files is not).
+    let has = |n: &str| entries.iter().any(|(e, kids)| e == n && kids.is_none());
+    if foreign.is_empty() && (entries.is_empty() || has("junit.xml") && has("summary.json")) {
         Verdict::Ours
+    } else if foreign.is_empty() {
+        Verdict::Foreign(entries.iter().map(|(n, _)| n.clone()).collect())
     } else {
         Verdict::Foreign(foreign)
     }
@@ -139,7 +150,8 @@ pub fn prepare(out: &Path) -> Result<(), OutDirError> {
                 path: out.to_path_buf(),
             });
         }
-        Ok(_) => {
+        Ok(m) => {
+            check_private(out, &m)?;
             let entries = read_entries(out)?;
             if let Verdict::Foreign(mut examples) = judge(&entries) {
                 examples.sort();
@@ -163,7 +175,53 @@ pub fn prepare(out: &Path) -> Result<(), OutDirError> {
             }
         }
     }
-    fs::write(out.join(MARK), MARK_TEXT).map_err(io_err(out, "marking it"))
+    write_mark(out)
+}
+
+/// Writes the mark, never through a link (a planted `.leakhound-reports`
+/// link must not make root write elsewhere).
+fn write_mark(out: &Path) -> Result<(), OutDirError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(out.join(MARK))
+        .map_err(io_err(out, "marking it"))?;
+    f.write_all(MARK_TEXT.as_bytes())
+        .map_err(io_err(out, "marking it"))
+}
+
+/// An existing folder is used only if this user owns it, and its parent is
+/// this user's or root's, or sticky (as /tmp is): otherwise another user
+/// could plant links in it, or swap it, between our checks and our writes.
+fn check_private(out: &Path, m: &fs::Metadata) -> Result<(), OutDirError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::Uid::effective().as_raw();
+    let not_private = |what: String| OutDirError::NotPrivate {
+        path: out.to_path_buf(),
+        what,
+    };
+    if m.uid() != me {
+        return Err(not_private(format!("it belongs to user {}", m.uid())));
+    }
+    let parent = match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let pm = fs::metadata(&parent).map_err(io_err(out, "reading its parent folder"))?;
+    let sticky = pm.mode() & 0o1000 != 0;
+    let others_write = pm.mode() & 0o022 != 0;
+    if pm.uid() != me && pm.uid() != 0 || others_write && !sticky {
+        return Err(not_private(format!(
+            "its parent folder {} can be changed by other users",
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The folder's entries, one level into sub-folders (never through links:
@@ -174,8 +232,14 @@ fn read_entries(out: &Path) -> Result<Vec<Entry>, OutDirError> {
         for e in fs::read_dir(dir).map_err(io_err(out, "listing it"))? {
             let e = e.map_err(io_err(out, "listing it"))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            v.push((name, is_dir));
+            let t = e.file_type().map_err(io_err(out, "listing it"))?;
+            // A link is never a report file nor the mark: it is foreign.
+            let name = if t.is_symlink() {
+                format!("{name} (a link)")
+            } else {
+                name
+            };
+            v.push((name, t.is_dir()));
         }
         Ok(v)
     };
@@ -300,8 +364,46 @@ mod tests {
         let old = t.path().join("old");
         fs::create_dir(&old).unwrap();
         fs::write(old.join("junit.xml"), "x").unwrap();
+        fs::write(old.join("summary.json"), "x").unwrap();
         fs::write(old.join("baseline-gw.pcap"), "x").unwrap();
         prepare(&old).unwrap();
         assert!(old.join(MARK).is_file() && !old.join("junit.xml").exists());
+
+        // A folder of someone's own logs and captures is not one.
+        let logs = t.path().join("captures");
+        fs::create_dir(&logs).unwrap();
+        fs::write(logs.join("dump-1.pcap"), "x").unwrap();
+        fs::write(logs.join("app.log"), "x").unwrap();
+        assert!(prepare(&logs).is_err());
+        assert!(logs.join("dump-1.pcap").exists());
+
+        // A planted mark that is a link is no mark, and is never written
+        // through.
+        let planted = t.path().join("planted");
+        fs::create_dir(&planted).unwrap();
+        let victim = t.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, planted.join(MARK)).unwrap();
+        assert!(prepare(&planted).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_folder_other_users_can_change_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        // A parent anyone may write to, without the sticky bit.
+        let open = t.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let out = open.join("reports");
+        fs::create_dir(&out).unwrap();
+        let e = prepare(&out).unwrap_err().to_string();
+        assert!(e.contains("can be changed by other users"), "{e}");
+        // Somebody else's folder.
+        let theirs = t.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let e = prepare(&theirs).unwrap_err().to_string();
+        assert!(e.contains("belongs to user 65534"), "{e}");
     }
 }

@@ -663,3 +663,47 @@ fn the_reaper_removes_a_recorded_pin_that_never_got_its_namespace() {
     assert!(!path.exists(), "{} left", path.display());
     assert!(!netns::run_files(&dead).exists());
 }
+
+/// A recorded name that is a link to somebody's mount (planted after the
+/// run died) is never unmounted or emptied through: the reaper leaves it.
+#[test]
+fn the_reaper_never_unmounts_through_a_link() {
+    require_root();
+    let dead = new_run_id();
+    let lock = netns::RunLock::acquire(&dead).unwrap();
+    let name = format!("lh-{dead}-home");
+    leakhound::lab::owned::record(
+        &dead,
+        &leakhound::lab::owned::Record::Netns {
+            name: name.clone(),
+            ino: None,
+        },
+    )
+    .unwrap();
+    lock.abandon();
+    // Somebody's mount, and a link to it where the pin would be.
+    let theirs = tempfile::tempdir().unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        theirs.path(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(theirs.path().to_path_buf());
+    std::fs::write(theirs.path().join("data"), "keep").unwrap();
+    let link = std::path::Path::new(netns::NETNS_DIR).join(&name);
+    std::os::unix::fs::symlink(theirs.path(), &link).unwrap();
+    let reaped = netns::reap_stale();
+    let data = std::fs::read_to_string(theirs.path().join("data"));
+    let _ = std::fs::remove_file(&link);
+    assert!(!reaped.contains(&name), "{reaped:?}");
+    assert_eq!(data.unwrap(), "keep", "the mount behind the link went");
+}

@@ -309,11 +309,10 @@ impl Lab {
         for (name, text) in Self::BLOCKLISTS {
             std::fs::write(dir.join(name), text).map_err(files)?;
         }
-        std::fs::write(
-            netns::run_files(&self.run_id).join("control-auth.toml"),
-            CONTROL_AUTH,
-        )
-        .map_err(files)?;
+        // The one folder a gateway under test may write to ({lab_dir}).
+        let gw_dir = owned::gateway_dir(&self.run_id);
+        std::fs::create_dir_all(&gw_dir).map_err(files)?;
+        std::fs::write(gw_dir.join("control-auth.toml"), CONTROL_AUTH).map_err(files)?;
         let links = self.topology.links.clone();
         for l in &links {
             let (a, b) = (&l.a, &l.b);
@@ -512,13 +511,19 @@ impl Lab {
             .map(|n| (n.name().to_string(), n.inode().ok()))
             .collect();
         self.namespaces.clear();
+        let mut all = true;
         for (name, ino) in names {
             if let Err(e) = netns::remove(&name, ino) {
+                all = false;
                 tracing::error!("teardown: {}", crate::errfmt::chain(&e));
                 eprintln!("leakhound: teardown: {}", crate::errfmt::chain(&e));
             }
         }
-        let _ = std::fs::remove_dir_all(netns::run_files(&self.run_id));
+        // The records stay when something could not be removed: a later
+        // reaper (or this run's lock, as it ends) removes what they name.
+        if all {
+            let _ = std::fs::remove_dir_all(netns::run_files(&self.run_id));
+        }
         started.elapsed()
     }
 }

@@ -106,7 +106,7 @@ pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> 
 /// The lab's own gateway variables, whatever the policy: its provider
 /// (keys, endpoint, tunnel addresses), its resolvers and DoH server, health
 /// checks against its whoami, the control server's roles and the public-IP
-/// service in the run's files (`{lab_ca}`, `{lab_dir}` are filled in per
+/// service in the run's files (`{lab_ca}`, `{lab_dir}` (the run's gateway folder) are filled in per
 /// run), its blocklists.
 pub fn lab_env(
     k: &crate::lab::services::LabKeys,
@@ -190,7 +190,7 @@ impl Runner<'_> {
         env.extend(self.env_overrides.clone());
         // Placeholders scenario files may use for run-specific paths.
         let ca = self.lab.ca_file().display().to_string();
-        let dir = crate::lab::netns::run_files(self.lab.run_id())
+        let dir = crate::lab::owned::gateway_dir(self.lab.run_id())
             .display()
             .to_string();
         let commands = self.port_commands_file().display().to_string();
@@ -216,7 +216,7 @@ impl Runner<'_> {
     /// Where scenarios' port-forwarding UP/DOWN commands write
     /// (`{port_commands}` in gateway variables).
     pub(crate) fn port_commands_file(&self) -> std::path::PathBuf {
-        crate::lab::netns::run_files(self.lab.run_id()).join("port-commands")
+        crate::lab::owned::gateway_dir(self.lab.run_id()).join("port-commands")
     }
 
     /// Puts the gateway host back as the topology describes it: no kill
@@ -1061,7 +1061,7 @@ fn step_marks(
 }
 
 /// The file scenario variable `var` names, for the harness to write, read or
-/// remove: only inside the run's folder (`{lab_dir}/...`), never anywhere
+/// remove: only directly inside the run's gateway folder (`{lab_dir}/NAME`), never anywhere
 /// else a scenario file could name (scenario files are code, but a typo
 /// must not make root write or delete outside the lab). `Ok(None)` when the
 /// variable is not set.
@@ -1078,7 +1078,7 @@ pub(crate) fn run_file(
         Ok(Some(p))
     } else {
         Err(format!(
-            "{var} = {v:?}: the harness reads and writes this file, so it must be inside the run's folder; write it as \"{{lab_dir}}/NAME\""
+            "{var} = {v:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
         ))
     }
 }
@@ -1090,7 +1090,7 @@ mod run_file_tests {
     #[test]
     fn harness_files_named_by_variables_stay_in_the_run_folder() {
         let env: BTreeMap<String, String> = [
-            ("A", "/run/leakhound/ab12cd/forwarded_port"),
+            ("A", "/run/leakhound/ab12cd/gateway/forwarded_port"),
             ("B", "/etc/passwd"),
             ("C", "/run/leakhound/ab12cd/../../../etc/passwd"),
         ]
@@ -1099,7 +1099,7 @@ mod run_file_tests {
         .collect();
         assert_eq!(
             run_file("ab12cd", &env, "A").unwrap().unwrap(),
-            std::path::Path::new("/run/leakhound/ab12cd/forwarded_port")
+            std::path::Path::new("/run/leakhound/ab12cd/gateway/forwarded_port")
         );
         for var in ["B", "C"] {
             let e = run_file("ab12cd", &env, var).unwrap_err();

@@ -1487,7 +1487,7 @@ impl Runner<'_> {
         let mut poll = tokio::time::interval(Duration::from_millis(100));
         loop {
             poll.tick().await;
-            let seen = std::fs::read_to_string(&file).unwrap_or_default();
+            let seen = crate::lab::owned::read_run_file(&file).unwrap_or_default();
             let last = seen.lines().last().unwrap_or("");
             let want = match expect {
                 PortCommandExpect::None => None,

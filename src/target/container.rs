@@ -326,6 +326,7 @@ impl GatewayTarget for Container {
         let n = self.starts.fetch_add(1, Ordering::Relaxed);
         let (repo, tag) = split_image(&self.image);
         let run_dir = ctx.run_dir.display().to_string();
+        let gateway_dir = owned::gateway_dir(&run_id).display().to_string();
         let network = format!("container:{holder}");
         let name = format!("lh-{run_id}-{}-{n}", self.name);
         let labels = claim_container(&run_id, &name).map_err(fail)?;
@@ -334,7 +335,14 @@ impl GatewayTarget for Container {
             .with_container_name(name)
             .with_labels(labels)
             .with_cap_add("NET_ADMIN")
-            .with_mount(Mount::bind_mount(run_dir.clone(), run_dir))
+            // The run's files read-only, but for the one folder a gateway
+            // may write to: nothing else there can be swapped for a link
+            // by the gateway under test (it is not trusted).
+            .with_mount(
+                Mount::bind_mount(run_dir.clone(), run_dir)
+                    .with_access_mode(testcontainers::core::AccessMode::ReadOnly),
+            )
+            .with_mount(Mount::bind_mount(gateway_dir.clone(), gateway_dir))
             .with_mount(Mount::bind_mount(
                 ctx.resolv_conf.display().to_string(),
                 "/etc/resolv.conf",

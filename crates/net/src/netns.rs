@@ -210,9 +210,12 @@ impl Netns {
                 source,
             })
         };
-        record(None)?;
         share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let path = Path::new(NETNS_DIR).join(name);
+        // The pin's file first, new (a name somebody else already has is
+        // refused here, before it is recorded as ours), then the record,
+        // then the namespace: a record without an inode always names a file
+        // this run made.
         File::options()
             .write(true)
             .create_new(true)
@@ -221,6 +224,10 @@ impl Netns {
                 name: name.to_string(),
                 source,
             })?;
+        if let Err(e) = record(None) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         if let Err(e) = bind(&path) {
             let _ = fs::remove_file(&path);
             return Err(e);
@@ -793,7 +800,7 @@ fn pinned_inode(path: &std::ffi::CStr) -> nix::Result<u64> {
 /// kernel then detaches its mounts in every other mount namespace too).
 fn unpin(path: &std::ffi::CStr) -> nix::Result<u64> {
     for _ in 0..16 {
-        if umount2(path, MntFlags::MNT_DETACH).is_err() {
+        if umount2(path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW).is_err() {
             break;
         }
     }
@@ -857,9 +864,21 @@ pub fn remove(name: &str, expected: Option<u64>) -> Result<(), NetnsError> {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    // Every pin stacked on the visible path.
+    if ino.is_none() {
+        // No namespace found, visible or hidden: act only on what the run
+        // itself would have left, a plain empty file (never a link, never a
+        // folder, never somebody's mount).
+        let plain = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0);
+        if !plain {
+            return Err(NetnsError::NotOurs {
+                name: name.to_string(),
+                id: id.to_string(),
+            });
+        }
+    }
+    // Every pin stacked on the visible path (never through a link).
     for _ in 0..16 {
-        match umount2(&path, MntFlags::MNT_DETACH) {
+        match umount2(&path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
             Ok(()) => continue,
             Err(nix::Error::EINVAL) => break,
             // Another reaper (a concurrent run) removed it meanwhile.

@@ -92,10 +92,19 @@ pub fn run_dir(id: &str) -> PathBuf {
     Path::new(RUN_DIR).join(id)
 }
 
-/// Is `path` a file inside run `id`'s folder (absolute, no `.` or `..`
-/// parts, strictly below the folder)? The harness writes, reads and
-/// removes files that scenario variables name (a key file, a status file)
-/// only when this holds.
+/// The one folder of run `id` a gateway under test may write to
+/// (`{lab_dir}` in gateway variables: status, key, public IP and
+/// port-command files): a container target gets it read-write and the rest
+/// of the run's folder read-only, so nothing leakhound writes or reads
+/// elsewhere in the run's folder can be swapped for a link by a gateway.
+pub fn gateway_dir(id: &str) -> PathBuf {
+    run_dir(id).join("gateway")
+}
+
+/// Is `path` a file directly inside run `id`'s gateway folder (absolute,
+/// no `.` or `..` parts, no sub-folder a gateway could swap for a link)?
+/// The harness writes, reads and removes files that scenario variables name
+/// (a key file, a status file) only when this holds.
 pub fn inside_run_dir(id: &str, path: &Path) -> bool {
     use std::path::Component;
     is_run_id(id)
@@ -103,8 +112,7 @@ pub fn inside_run_dir(id: &str, path: &Path) -> bool {
         && path
             .components()
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && path.starts_with(run_dir(id))
-        && path != run_dir(id)
+        && path.parent() == Some(gateway_dir(id).as_path())
 }
 
 /// Reads a small file of a run's folder that a gateway under test writes
@@ -470,10 +478,15 @@ mod tests {
 
     #[test]
     fn harness_files_stay_inside_the_run_folder() {
-        let ok = Path::new("/run/leakhound/ab12cd/forwarded_port");
+        let ok = Path::new("/run/leakhound/ab12cd/gateway/forwarded_port");
         assert!(inside_run_dir("ab12cd", ok));
         for bad in [
             "/run/leakhound/ab12cd",
+            "/run/leakhound/ab12cd/forwarded_port",
+            "/run/leakhound/ab12cd/owned",
+            "/run/leakhound/ab12cd/gateway",
+            "/run/leakhound/ab12cd/gateway/sub/key",
+            "/run/leakhound/ab12cd/gateway/../owned",
             "/run/leakhound/ab12cd/../x",
             "/run/leakhound/ab12ce/x",
             "/etc/shadow",
