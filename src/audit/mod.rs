@@ -122,7 +122,7 @@ pub fn attach(a: &Attach) -> Result<Netns, AuditError> {
         }
         Attach::Container(id) => {
             let out = std::process::Command::new("docker")
-                .args(["inspect", "--format", "{{.State.Pid}}", id])
+                .args(["inspect", "--format", "{{.State.Pid}} {{.Id}}", id])
                 .output()
                 .map_err(|source| AuditError::Io {
                     what: "running `docker inspect`".into(),
@@ -134,13 +134,21 @@ pub fn attach(a: &Attach) -> Result<Netns, AuditError> {
                     String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }
-            let pid: i32 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .unwrap_or(0);
+            let said = String::from_utf8_lossy(&out.stdout).to_string();
+            let mut words = said.split_whitespace();
+            let pid: i32 = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let full = words.next().unwrap_or("");
             if pid <= 0 {
                 return Err(AuditError::Attach(format!(
                     "--container {id}: it is not running"
+                )));
+            }
+            // The engine's PID names that container's process here only if
+            // leakhound shares the engine's PID namespace.
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if !crate::target::container::cgroup_names_container(&cgroup, full) {
+                return Err(AuditError::Attach(format!(
+                    "--container {id}: its process ({pid} to the engine) is not that container's here (leakhound runs in another PID namespace than the Docker engine, or the engine is remote); run the audit on the engine's host, or as a sidecar with --netns self"
                 )));
             }
             PathBuf::from(format!("/proc/{pid}/ns/net"))

@@ -104,16 +104,42 @@ pub async fn image_exists(image: &str) -> Result<(), String> {
         .map_err(|e| format!("image {image} is not on this machine ({e}); nothing is pulled: build or load it first (our own: bash docker/build.sh)"))
 }
 
+/// The process of container `id`, as this machine's /proc shows it. The
+/// engine gives a PID in its own PID namespace: where leakhound runs in
+/// another one (a CI job in a container sharing the engine) or the engine
+/// is remote, that number names some other process here, whose namespace
+/// leakhound would then adopt and later empty. So the PID counts only if
+/// that process's cgroup names the container.
 async fn pid_of(d: &Docker, id: &str) -> Result<i32, String> {
     let info = d
         .inspect_container(id, None)
         .await
         .map_err(|e| format!("inspecting container {id}: {e}"))?;
-    info.state
+    let full = info.id.clone().unwrap_or_else(|| id.to_string());
+    let pid = info
+        .state
         .and_then(|s| s.pid)
         .filter(|p| *p > 0)
         .map(|p| p as i32)
-        .ok_or_else(|| format!("container {id} has no running process"))
+        .ok_or_else(|| format!("container {id} has no running process"))?;
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    if !cgroup_names_container(&cgroup, &full) {
+        return Err(format!(
+            "container {id}'s process ({pid} to the engine) is not that container's here: leakhound runs in another PID namespace than the Docker engine (a container sharing its socket) or the engine is remote; container targets need leakhound on the engine's own host"
+        ));
+    }
+    Ok(pid)
+}
+
+/// Does a /proc/PID/cgroup text place the process in container `id` (its
+/// full 64-hex id in a cgroup path, as Docker names them)?
+pub fn cgroup_names_container(cgroup: &str, id: &str) -> bool {
+    id.len() == 64
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && cgroup
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .any(|path| path.split('/').any(|part| part.contains(id)))
 }
 
 /// The container holding the lab's gateway namespace.
@@ -495,6 +521,24 @@ impl GatewayHandle for ContainerHandle {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_pid_counts_only_in_its_containers_cgroup() {
+        let id = "eb6397f344ebc28c414341e2526fbe2c9a69c09c6be4f6bffd7156f435a4dee1";
+        let v1 = format!("9:name=systemd:/docker/{id}\n0::/docker/{id}\n");
+        let v2 = format!("0::/system.slice/docker-{id}.scope\n");
+        assert!(cgroup_names_container(&v1, id));
+        assert!(cgroup_names_container(&v2, id));
+        // Another process (another namespace's PID 1234 here): not it.
+        assert!(!cgroup_names_container(
+            "0::/user.slice/session-3.scope\n",
+            id
+        ));
+        assert!(!cgroup_names_container("0::/\n", id));
+        assert!(!cgroup_names_container(&v1, "eb6397f344eb"));
+        assert!(!cgroup_names_container("", id));
+    }
+
     use super::*;
 
     #[test]
