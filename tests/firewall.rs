@@ -215,24 +215,60 @@ fn the_policy_applies_verifies_and_reapplies_atomically() {
     ns.run(firewall::remove).unwrap().unwrap();
 }
 
-/// Whether a datagram to 203.0.113.10:51820 (an address of the
-/// namespace's loopback, so it crosses the output hook) arrives within
-/// 200 ms.
-fn tunnel_datagram_arrives(ns: &Netns) -> bool {
-    ns.run(|| {
-        let rx = std::net::UdpSocket::bind("203.0.113.10:51820")
-            .unwrap_or_else(|e| panic!("binding 203.0.113.10:51820 in the scratch namespace: {e}"));
-        rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+/// A receiver on 203.0.113.10:51820 (an address of the namespace's
+/// loopback, so a datagram to it crosses the output hook) and a sender,
+/// made once in the namespace (sockets stay in the namespace they were made
+/// in). Bound once: re-binding the port for every probe raced with forks
+/// of the other test in this binary, whose children briefly held the
+/// previous socket until their exec (EADDRINUSE under load).
+struct TunnelProbe {
+    rx: std::net::UdpSocket,
+    tx: std::net::UdpSocket,
+    sent: std::cell::Cell<u32>,
+}
+
+impl TunnelProbe {
+    fn new(ns: &Netns) -> TunnelProbe {
+        let (rx, tx) = ns
+            .run(|| {
+                let rx = std::net::UdpSocket::bind("203.0.113.10:51820").unwrap_or_else(|e| {
+                    panic!("binding 203.0.113.10:51820 in the scratch namespace: {e}")
+                });
+                rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                    .unwrap();
+                (rx, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            })
             .unwrap();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        TunnelProbe {
+            rx,
+            tx,
+            sent: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Whether a new datagram arrives within 200 ms (one sent earlier and
+    /// late is told apart by its number).
+    fn arrives(&self) -> bool {
+        let n = self.sent.get() + 1;
+        self.sent.set(n);
+        let payload = format!("handshake {n}");
         // A drop on the output hook answers the sender EPERM.
-        if tx.send_to(b"handshake", "203.0.113.10:51820").is_err() {
+        if self
+            .tx
+            .send_to(payload.as_bytes(), "203.0.113.10:51820")
+            .is_err()
+        {
             return false;
         }
-        let mut buf = [0u8; 16];
-        rx.recv(&mut buf).is_ok()
-    })
-    .unwrap()
+        let mut buf = [0u8; 32];
+        loop {
+            match self.rx.recv(&mut buf) {
+                Ok(len) if &buf[..len] == payload.as_bytes() => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 #[test]
@@ -254,7 +290,8 @@ fn the_audits_cut_drops_the_tunnel_and_the_kernel_lifts_it_by_itself() {
         .unwrap()
         .unwrap();
     assert!(st.success());
-    assert!(tunnel_datagram_arrives(ns), "before any cut");
+    let probe = TunnelProbe::new(ns);
+    assert!(probe.arrives(), "before any cut");
     // Nothing there: lifting is a no-op that says so.
     assert!(!ns.run(cut::lift).unwrap().unwrap());
     let c = Cut {
@@ -267,7 +304,7 @@ fn the_audits_cut_drops_the_tunnel_and_the_kernel_lifts_it_by_itself() {
         left <= Duration::from_millis(1500) && left > Duration::ZERO,
         "{left:?}"
     );
-    assert!(!tunnel_datagram_arrives(ns), "the cut holds");
+    assert!(!probe.arrives(), "the cut holds");
     // Other traffic is untouched: the same address, another port.
     let other = ns
         .run(|| {
@@ -299,18 +336,18 @@ fn the_audits_cut_drops_the_tunnel_and_the_kernel_lifts_it_by_itself() {
     assert!(listed.contains("priority -400"), "{listed}");
     // Renewed, it holds past its first expiry ...
     while armed.elapsed() < Duration::from_millis(1000) {
-        assert!(!tunnel_datagram_arrives(ns));
+        assert!(!probe.arrives());
     }
     ns.run(|| cut::renew(&c)).unwrap().unwrap();
     let renewed = Instant::now();
     let left = ns.run(|| cut::expiry(&c)).unwrap().unwrap().unwrap();
     assert!(left > Duration::from_millis(1000), "{left:?}");
     while armed.elapsed() < Duration::from_millis(1800) {
-        assert!(!tunnel_datagram_arrives(ns), "renewed, still cut");
+        assert!(!probe.arrives(), "renewed, still cut");
     }
     // ... and, no longer renewed, the kernel lifts it by itself: nothing
     // of ours runs meanwhile, as after a SIGKILL.
-    while !tunnel_datagram_arrives(ns) {
+    while !probe.arrives() {
         assert!(
             renewed.elapsed() < Duration::from_secs(5),
             "the kernel did not lift the cut"
@@ -323,10 +360,10 @@ fn the_audits_cut_drops_the_tunnel_and_the_kernel_lifts_it_by_itself() {
     // and does not cut again; lifting removes the table.
     assert!(ns.run(cut::present).unwrap().unwrap());
     assert!(ns.run(|| cut::renew(&c)).unwrap().is_err());
-    assert!(tunnel_datagram_arrives(ns));
+    assert!(probe.arrives());
     assert!(ns.run(cut::lift).unwrap().unwrap());
     assert!(!ns.run(cut::present).unwrap().unwrap());
     // A renewal with the table gone is refused: it never cuts again.
     assert!(ns.run(|| cut::renew(&c)).unwrap().is_err());
-    assert!(tunnel_datagram_arrives(ns));
+    assert!(probe.arrives());
 }
