@@ -62,11 +62,26 @@ fn kill_and_reap(mut child: Child, id: &str, err: std::io::BufReader<std::proces
     child.kill().unwrap();
     child.wait().unwrap();
     drop(err);
-    let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
-        .arg("reap")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A child the run forked just before it was killed holds the run's
+    // lock until its exec closes it (the lock is inherited across fork):
+    // for that moment the run is alive, and a reap leaves it alone. So
+    // `reap` is asked again until the run is gone, for at most 10 s; every
+    // answer is kept for the message.
+    let t = Instant::now();
+    let mut said = String::new();
+    let o = loop {
+        let o = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .arg("reap")
+            .output()
+            .unwrap();
+        said.push_str(&String::from_utf8_lossy(&o.stdout));
+        said.push_str(&String::from_utf8_lossy(&o.stderr));
+        if !o.status.success() || ours(id).is_empty() || t.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(o.status.success(), "{said}");
     if !ours(id).is_empty() {
         // What kept them: the reaper's own words, and who holds the run's
         // lock file open (a live holder makes the run look alive).
@@ -86,10 +101,12 @@ fn kill_and_reap(mut child: Child, id: &str, err: std::io::BufReader<std::proces
                 })
             })
             .collect();
+        let records = std::fs::read_to_string(netns::run_files(id).join("owned"));
         panic!(
-            "namespaces left: {:?}; reap said: {}; the lock is held by: {holders:?}",
+            "namespaces left: {:?} after {:.1} s of reaping; reap said: {said}; the lock is held by: {holders:?}; alive: {}; records: {records:?}",
             ours(id),
-            String::from_utf8_lossy(&o.stderr)
+            t.elapsed().as_secs_f64(),
+            netns::run_is_alive(id)
         );
     }
     let files = netns::run_files(id);
