@@ -369,7 +369,7 @@ pub struct Closed {
 pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed, GatewayError> {
     for var in &cfg.unused {
         tracing::warn!(
-            "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see README's variable table"
+            "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see docs/gateway-variables.md"
         );
     }
     let underlay =

@@ -1,6 +1,6 @@
 //! `leakhound-gateway`: the gateway under test on its own, for images and
 //! supervisors that do not need the harness. Configured only by Gluetun's
-//! environment variables (see the README's variable table).
+//! environment variables (docs/gateway-variables.md lists them).
 //!
 //!     leakhound-gateway              run the gateway
 //!     leakhound-gateway healthcheck  exit 0 if its health server says healthy
