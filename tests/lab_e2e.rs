@@ -644,17 +644,7 @@ async fn a_stopped_capture_drains_what_was_queued() {
 #[test]
 fn the_reaper_removes_a_recorded_pin_that_never_got_its_namespace() {
     require_root();
-    let dead = new_run_id();
-    let lock = netns::RunLock::acquire(&dead).unwrap();
-    let name = format!("lh-{dead}-home");
-    leakhound::lab::owned::record(
-        &dead,
-        &leakhound::lab::owned::Record::Netns {
-            name: name.clone(),
-            ino: None,
-        },
-    )
-    .unwrap();
+    let (lock, dead, name) = common::run_recording("home");
     let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
     std::fs::File::create(&path).unwrap();
     lock.abandon();
@@ -669,17 +659,7 @@ fn the_reaper_removes_a_recorded_pin_that_never_got_its_namespace() {
 #[test]
 fn the_reaper_never_unmounts_through_a_link() {
     require_root();
-    let dead = new_run_id();
-    let lock = netns::RunLock::acquire(&dead).unwrap();
-    let name = format!("lh-{dead}-home");
-    leakhound::lab::owned::record(
-        &dead,
-        &leakhound::lab::owned::Record::Netns {
-            name: name.clone(),
-            ino: None,
-        },
-    )
-    .unwrap();
+    let (lock, _, name) = common::run_recording("home");
     lock.abandon();
     // Somebody's mount, and a link to it where the pin would be.
     let theirs = tempfile::tempdir().unwrap();

@@ -6,6 +6,8 @@
 //! may be using at that moment (cargo runs test binaries one at a time).
 //! Needs root.
 
+mod common;
+
 use std::process::Command;
 
 use leakhound::lab::netns::{self, NETNS_DIR};
@@ -36,17 +38,7 @@ fn a_pin_hidden_by_a_later_ip_netns_add_is_still_reaped() {
     std::fs::create_dir_all(NETNS_DIR).unwrap();
     let _restore = RestoreNetnsDir;
     // A run of leakhound, killed later: its claim and its records first.
-    let id = leakhound::lab::new_run_id();
-    let lock = netns::RunLock::acquire(&id).unwrap();
-    let name = format!("lh-{id}-gw");
-    leakhound::lab::owned::record(
-        &id,
-        &leakhound::lab::owned::Record::Netns {
-            name: name.clone(),
-            ino: None,
-        },
-    )
-    .unwrap();
+    let (lock, id, name) = common::run_recording("gw");
     // The old order: /run/netns a plain directory...
     while umount2(NETNS_DIR, MntFlags::MNT_DETACH).is_ok() {}
     let path = std::path::Path::new(NETNS_DIR).join(&name);

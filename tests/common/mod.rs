@@ -358,3 +358,22 @@ impl Drop for UpLab {
         }
     }
 }
+
+/// A run that has claimed its id and recorded (before making it) the
+/// namespace `lh-<id>-<host>`, as `Netns::create` does first: the test then
+/// plays what happened next, and `abandon`s the lock as a SIGKILL would.
+/// Returns the claim, the run id and the namespace's name.
+pub fn run_recording(host: &str) -> (netns::RunLock, String, String) {
+    let id = new_run_id();
+    let lock = netns::RunLock::acquire(&id).unwrap();
+    let name = format!("lh-{id}-{host}");
+    leakhound::lab::owned::record(
+        &id,
+        &leakhound::lab::owned::Record::Netns {
+            name: name.clone(),
+            ino: None,
+        },
+    )
+    .unwrap();
+    (lock, id, name)
+}
