@@ -86,7 +86,12 @@ available() {
     apt-get update -qq >/dev/null 2>&1 || true
     updated=1
   fi
-  apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [^(]'
+  # Not `| grep -q`: under pipefail, grep's early exit can kill apt-cache
+  # with SIGPIPE and make an available package look missing (seen in a
+  # Debian 13 root).
+  local policy
+  policy=$(apt-cache policy "$pkg" 2>/dev/null)
+  [[ "$policy" == *"Candidate: "[!\(]* ]]
 }
 
 # Why a package is not to be installed on this distribution, if it is not.

@@ -17,6 +17,8 @@ use leakhound::gateway::cli::init_tracing;
 /// every handshake retry while a scenario holds the gateway's tunnel down,
 /// which is what the scenario asks for, not a problem: only its errors show.
 const HARNESS_LOG: &str = "warn,boringtun=error";
+/// With --quiet: only errors are logged (a passing run prints nothing).
+const QUIET_LOG: &str = "error,boringtun=off";
 use tokio_util::sync::CancellationToken;
 
 use leakhound::lab::services::{LabKeys, LabServices};
@@ -143,10 +145,20 @@ struct AuditArgs {
     /// come back).
     #[arg(long)]
     disruptive: bool,
-    /// A check that may be skipped without failing the audit (repeatable),
-    /// e.g. no-leak when the profile has no [capture] endpoint.
+    /// Make a skipped check (e.g. no-leak when the profile has no [capture]
+    /// endpoint) fail the audit (exit 1), except those named by
+    /// --allow-skip. Without it a skip does not fail the audit; it is
+    /// listed with its reason. The same rule as `run`.
+    #[arg(long)]
+    fail_on_skip: bool,
+    /// A check (kind or full name) whose skip is accepted (repeatable);
+    /// naming one implies --fail-on-skip for every other.
     #[arg(long = "allow-skip", value_name = "CHECK")]
     allow_skip: Vec<String>,
+    /// Print nothing when the audit passes (for cron, which mails any
+    /// output); when it does not, print every check and the summary.
+    #[arg(long)]
+    quiet: bool,
     /// Where junit.xml, summary.json, report.html and the pcap go (emptied
     /// first).
     #[arg(long, value_name = "DIR", default_value = "reports/audit")]
@@ -166,8 +178,12 @@ struct AuditArgs {
 
 #[derive(clap::Args)]
 struct SoakArgs {
+    /// Tunnel kills in a row, each under constant traffic from the
+    /// dependents and followed by recovery; nothing may leak.
     #[arg(long, default_value_t = 100)]
     tunnel_kills: u32,
+    /// Gateway crashes (SIGKILL) after the tunnel kills, each under
+    /// constant traffic and followed by a restart; nothing may leak.
     #[arg(long, default_value_t = 20)]
     crashes: u32,
     /// Provider outages (each until the gateway turns unhealthy), timed
@@ -335,9 +351,22 @@ struct SuiteArgs {
     /// (repeatable); e.g. to try a config change before deploying it.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
-    /// No progress bar, only result lines.
+    /// Print nothing when the run passes (for cron, which mails any
+    /// output); when it does not, print the failing checks and the
+    /// summary (text output; JSON Lines are unchanged). It used to hide
+    /// only the progress bar: see CHANGELOG.md.
     #[arg(long)]
     quiet: bool,
+    /// Make a skipped check fail the run (exit 1), except those named by
+    /// --allow-skip. Without it a skip does not fail the run; it is listed
+    /// with its reason (terminal, junit.xml, summary.json). The same rule
+    /// as `audit`.
+    #[arg(long)]
+    fail_on_skip: bool,
+    /// A scenario (or `SCENARIO: CHECK`) whose skip is accepted
+    /// (repeatable); naming one implies --fail-on-skip for every other.
+    #[arg(long = "allow-skip", value_name = "SCENARIO")]
+    allow_skip: Vec<String>,
     /// Which WireGuard implementation plays the VPN provider's server:
     /// boringtun (built in) or wireguard-go (Debian's; an interop run
     /// against a second, independent implementation).
@@ -363,8 +392,8 @@ struct SuiteArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     env_file: Option<PathBuf>,
     /// The dependents in the gateway's namespace: real (Debian's
-    /// qbittorrent-nox on its WebUI port, credentials made per run; Prowlarr
-    /// and NZBGet stay stand-ins), stand-in (small HTTP servers on the WebUI
+    /// qbittorrent-nox and nzbget on their WebUI ports, credentials made
+    /// per run; Prowlarr stays a stand-in), stand-in (small HTTP servers on the WebUI
     /// ports, for quick runs), or auto (real where installed, and the run
     /// says when it is not).
     #[arg(long, value_enum, default_value_t = DependentsKind::Auto)]
@@ -609,7 +638,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit(args) => {
-            init_tracing(HARNESS_LOG);
+            init_tracing(if args.quiet { QUIET_LOG } else { HARNESS_LOG });
             verdict_exit(audit_main(args))
         }
         Command::Soak(args) => {
@@ -627,7 +656,9 @@ fn main() -> ExitCode {
                 format: OutputFormat::Text,
                 out: args.out,
                 env: vec![],
-                quiet: true,
+                quiet: false,
+                fail_on_skip: false,
+                allow_skip: vec![],
                 provider: ProviderKind::Boringtun,
                 jobs: Some(1),
                 compose: None,
@@ -653,11 +684,19 @@ fn main() -> ExitCode {
             harness_exit(lab_main(args))
         }
         Command::Compare(args) => {
-            init_tracing(HARNESS_LOG);
+            init_tracing(if args.suite.quiet {
+                QUIET_LOG
+            } else {
+                HARNESS_LOG
+            });
             verdict_exit(compare_main(args))
         }
         Command::Run(args) => {
-            init_tracing(HARNESS_LOG);
+            init_tracing(if args.suite.quiet {
+                QUIET_LOG
+            } else {
+                HARNESS_LOG
+            });
             verdict_exit(run_main(args))
         }
     }
@@ -732,18 +771,20 @@ fn suite_profile(a: &SuiteArgs) -> Result<Profile> {
         }
         DependentsKind::Auto => match p.clone().with_real_dependents(false) {
             Ok((real, stayed)) => {
-                for s in stayed {
+                for s in stayed.iter().filter(|_| !a.quiet) {
                     eprintln!("dependents: {s}");
                 }
                 real
             }
             Err(why) => {
-                eprintln!("dependents: stand-ins ({why})");
+                if !a.quiet {
+                    eprintln!("dependents: stand-ins ({why})");
+                }
                 p
             }
         },
     };
-    if let Some(u) = &p.user {
+    if let Some(u) = p.user.as_ref().filter(|_| !a.quiet) {
         eprintln!("{}", leakhound::report::terminal::user_profile(u));
     }
     Ok(p)
@@ -994,6 +1035,14 @@ fn run_with(
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound needs root (it builds network namespaces); try sudo");
     }
+    for a in &args.allow_skip {
+        let scenario = a.split_once(": ").map_or(a.as_str(), |(s, _)| s);
+        if !scenarios.iter().any(|s| s.name == scenario) {
+            bail!(
+                "--allow-skip {a}: no scenario {scenario} in this run (`leakhound list` names them)"
+            );
+        }
+    }
     let overrides = parse_env_overrides(&args.env)?;
     let exe = std::env::current_exe().context("finding leakhound's own executable")?;
     // The soak times the gateway's start: as the image ships it.
@@ -1044,10 +1093,10 @@ fn run_with(
         write_user_profile(&args.out, u)?;
     }
     let (reaped, containers) = reap_everything(&rt);
-    if !reaped.is_empty() {
+    if !reaped.is_empty() && !args.quiet {
         eprintln!("removed {} namespace(s) left by a killed run", reaped.len());
     }
-    if !containers.is_empty() {
+    if !containers.is_empty() && !args.quiet {
         eprintln!(
             "removed {} container(s) left by a killed run: {}",
             containers.len(),
@@ -1248,14 +1297,16 @@ async fn run_suite(
         holder_image.is_some(),
         targets.len() * scenarios.len(),
     );
-    eprintln!(
-        "leakhound run {run_id}: building the lab{}",
-        if lanes_wanted > 1 {
-            format!(" ({lanes_wanted} labs side by side)")
-        } else {
-            String::new()
-        }
-    );
+    if !args.quiet {
+        eprintln!(
+            "leakhound run {run_id}: building the lab{}",
+            if lanes_wanted > 1 {
+                format!(" ({lanes_wanted} labs side by side)")
+            } else {
+                String::new()
+            }
+        );
+    }
     let t = Instant::now();
     let mut lanes: Vec<Lane> = Vec::new();
     for i in 0..lanes_wanted {
@@ -1301,7 +1352,9 @@ async fn run_suite(
     for target in &targets {
         // With several targets, each gets its own folder for pcaps and logs.
         if several {
-            eprintln!("target {}: {}", target.name(), target.describe());
+            if !args.quiet {
+                eprintln!("target {}: {}", target.name(), target.describe());
+            }
             let dir = args.out.join(target.name());
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -1391,10 +1444,13 @@ async fn run_suite(
 
     let waived = waivers
         .map(|w| leakhound::model::waiver::apply(w, &mut results, std::time::SystemTime::now()));
+    let fail_on_skip = args.fail_on_skip || !args.allow_skip.is_empty();
     let verdict = if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
         Verdict::HarnessError
     } else if results.iter().all(ScenarioResult::ok)
         && waived.as_ref().is_none_or(|w| w.expired.is_empty())
+        && (!fail_on_skip
+            || leakhound::model::verdict::unaccepted_skips(&results, &args.allow_skip).is_empty())
     {
         Verdict::Passed
     } else {
@@ -1429,12 +1485,14 @@ async fn run_suite(
     if let Some(t) = &table {
         std::fs::write(args.out.join("compare.md"), t).context("writing compare.md")?;
     }
+    // --quiet: a passing run prints nothing more.
+    let quiet = args.quiet && verdict == Verdict::Passed;
     if json_lines {
         println!(
             "{}",
             leakhound::report::jsonl::run_finished(&results, &args.out)
         );
-    } else {
+    } else if !quiet {
         print!("{}", terminal::summary(&results));
         if let Some(t) = &table {
             print!("\n{t}");
@@ -1455,9 +1513,21 @@ async fn run_suite(
                 print!("{}", soak_figures(r));
             }
         }
+        if fail_on_skip {
+            for (scenario, case, reason) in
+                leakhound::model::verdict::unaccepted_skips(&results, &args.allow_skip)
+            {
+                println!(
+                    "{}",
+                    leakhound::model::scrub::clean(&format!(
+                        "skipped, which fails the run (--fail-on-skip): {scenario}: {case}: {reason}"
+                    ))
+                );
+            }
+        }
         println!("reports in {}", args.out.display());
     }
-    if let Some(w) = &waived {
+    if let Some(w) = waived.as_ref().filter(|_| !quiet) {
         for (target, scenario, check) in &w.waived {
             eprintln!("waived: {scenario} ({target}): {check}");
         }
@@ -1648,7 +1718,11 @@ fn audit_once(
             interrupt: interrupt.token.clone(),
         }))
         .context("auditing")?;
-    let failing = audit::failing(&result, &args.allow_skip);
+    let failing = audit::failing(
+        &result,
+        args.fail_on_skip || !args.allow_skip.is_empty(),
+        &args.allow_skip,
+    );
     let id = format!(
         "audit-{}",
         std::time::SystemTime::now()
@@ -1721,6 +1795,8 @@ fn audit_once(
                 }))
             );
         }
+        // --quiet: a passing audit prints nothing.
+        OutputFormat::Text if args.quiet && failing.is_empty() => {}
         OutputFormat::Text => {
             use leakhound::model::verdict::Outcome;
             // Every text cleaned once (secrets, control bytes, lengths).

@@ -128,6 +128,44 @@ fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
         .expect("promtool (ci/setup.sh installs Debian's prometheus)");
     assert!(check.status.success(), "{}", text(&check));
 
+    // --quiet: a passing audit prints nothing (cron mails only failures).
+    let o = audit(&lab, &["--quiet"], &out.path().join("quiet"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", text(&o));
+
+    // The skip rule `run` follows too: without [capture] endpoint the
+    // no-leak check is skipped, which alone passes; --fail-on-skip fails
+    // it, and --allow-skip no-leak accepts it.
+    let blind = out.path().join("blind.toml");
+    let profile = std::fs::read_to_string(PROFILE).unwrap();
+    let profile: String = profile
+        .lines()
+        .filter(|l| !l.starts_with("endpoint"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&blind, profile).unwrap();
+    let blind_audit = |extra: &[&str], dir: &str| {
+        let mut args = vec![
+            "audit",
+            "--netns",
+            lab.gw(),
+            "--profile",
+            blind.to_str().unwrap(),
+            "--out",
+        ];
+        let dir = out.path().join(dir);
+        args.push(dir.to_str().unwrap());
+        args.extend_from_slice(extra);
+        leakhound(&args)
+    };
+    let o = blind_audit(&[], "blind");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("SKIP  no-leak"), "{}", text(&o));
+    let o = blind_audit(&["--fail-on-skip"], "blind-strict");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = blind_audit(&["--allow-skip", "no-leak"], "blind-accepted");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
     // Sidecar mode: leakhound inside the gateway's namespace audits it
     // (with JSON Lines on its standard output, as a log shipper reads it).
     let ns = netns::Netns::open(lab.gw()).unwrap();
@@ -228,6 +266,10 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
         .find(|l| l.starts_with("leakhound_leaked_packets{check=\"exit-address\""))
         .unwrap();
     assert!(!leaked.ends_with(" 0"), "{leaked}");
+    // --quiet still says every check when the audit fails.
+    let o = audit(&lab, &["--quiet"], &out.path().join("quiet"));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL  no-leak"), "{}", text(&o));
 }
 
 #[test]

@@ -257,6 +257,34 @@ fn a_missing_optional_package_skips_with_the_reason() {
         !browser.is_empty() && browser.iter().all(|r| r.contains("chromium")),
         "{browser:?}"
     );
+    // The one skip rule (`audit` follows it too): --fail-on-skip makes the
+    // same skip fail the run, naming it; --allow-skip must name a scenario
+    // of the run.
+    let strict = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_leakhound"))
+            .args(["run", "--quiet", "--dependents", "stand-in"])
+            .args(["--only", "browser-leaks", "--out"])
+            .arg(out.path())
+            .args(extra)
+            .env("PATH", bin.path())
+            .output()
+            .unwrap()
+    };
+    let o = strict(&["--fail-on-skip"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::printed(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("skipped, which fails the run (--fail-on-skip): browser-leaks: "),
+        "{}",
+        common::printed(&o)
+    );
+    let o = strict(&["--allow-skip", "no-such-scenario"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::printed(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--allow-skip no-such-scenario: no scenario"),
+        "{}",
+        common::printed(&o)
+    );
 }
 
 /// An installed leakhound needs nothing from the source tree: from an empty
@@ -288,6 +316,12 @@ fn it_works_from_an_empty_folder() {
     assert!(m.status.success() && String::from_utf8_lossy(&m.stdout).contains(".TH leakhound 1"));
     let r = run(&["run", "--quiet", "--only", "baseline", "--out", "reports"]);
     assert_eq!(r.status.code(), Some(0), "{}", common::printed(&r));
+    // --quiet: a passing run prints nothing (cron mails only failures).
+    assert!(
+        r.stdout.is_empty() && r.stderr.is_empty(),
+        "{}",
+        common::printed(&r)
+    );
     assert!(empty.path().join("reports/junit.xml").is_file());
 }
 

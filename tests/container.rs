@@ -199,7 +199,6 @@ fn a_killed_run_with_containers_up_is_reaped() {
     let mut run = Command::new(env!("CARGO_BIN_EXE_leakhound"))
         .args([
             "run",
-            "--quiet",
             "--only",
             "killswitch-tunnel-down",
             "--target",
@@ -326,7 +325,6 @@ fn two_container_runs_at_once_both_pass() {
         Command::new(env!("CARGO_BIN_EXE_leakhound"))
             .args([
                 "run",
-                "--quiet",
                 "--only",
                 "baseline",
                 "--only",

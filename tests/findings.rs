@@ -371,6 +371,10 @@ fn exit_codes_findings_are_1_harness_failures_are_2() {
     );
     assert!(xml.contains("exited on its own"), "{xml}");
     assert!(stdout.contains("PASS baseline"), "{stdout}");
+    // --quiet prints a run that does not pass: its failing check, not the
+    // ones that passed.
+    assert!(stdout.contains("FAIL  dies: "), "{stdout}");
+    assert!(!stdout.contains("  ok    baseline"), "{stdout}");
 
     std::fs::write(
         dir.path().join("bad.toml"),

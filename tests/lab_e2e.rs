@@ -302,7 +302,6 @@ fn ctrl_c_mid_run_removes_the_lab_and_exits_2() {
         // the gateway (a real dependent would start with the lab).
         .args([
             "run",
-            "--quiet",
             "--dependents",
             "stand-in",
             "--only",

@@ -153,7 +153,7 @@ fn two_runs_at_once_both_pass() {
 fn a_run_killed_while_building_its_lab_is_reaped() {
     common::require_root();
     let out = tempfile::tempdir().unwrap();
-    let (child, id, err) = start(&["run", "--quiet", "--only", "baseline"], out.path());
+    let (child, id, err) = start(&["run", "--only", "baseline"], out.path());
     let hosts = Topology::default_profile().hosts.len();
     // Some of its namespaces exist, not yet all.
     until("the first namespace", || !ours(&id).is_empty());
@@ -166,10 +166,7 @@ fn a_run_killed_while_building_its_lab_is_reaped() {
 fn a_run_killed_in_the_middle_of_a_scenario_is_reaped() {
     common::require_root();
     let out = tempfile::tempdir().unwrap();
-    let (child, id, err) = start(
-        &["run", "--quiet", "--only", "killswitch-tunnel-down"],
-        out.path(),
-    );
+    let (child, id, err) = start(&["run", "--only", "killswitch-tunnel-down"], out.path());
     // Its gateway runs: a process in its gateway namespace.
     until("the gateway process", || {
         netns::Netns::open(&format!("lh-{id}-gw"))
@@ -197,7 +194,7 @@ fn a_run_killed_in_the_middle_of_a_scenario_is_reaped() {
 fn a_run_killed_while_tearing_down_is_reaped() {
     common::require_root();
     let out = tempfile::tempdir().unwrap();
-    let (child, id, err) = start(&["run", "--quiet", "--only", "baseline"], out.path());
+    let (child, id, err) = start(&["run", "--only", "baseline"], out.path());
     let hosts = Topology::default_profile().hosts.len();
     until("the whole lab", || ours(&id).len() == hosts);
     // The first namespace goes: teardown has begun.

@@ -102,3 +102,57 @@ fn main_plans_only_what_the_main_job_uses() {
         assert!(!i.contains(&p.to_string()), "{p}: {out}");
     }
 }
+
+/// The real archive query (no SETUP_AVAILABLE), with stand-ins for apt-get
+/// and apt-cache on PATH: an apt-cache whose answer is long (a package with
+/// many versions, more than a pipe holds) is still read to its end. With
+/// `apt-cache policy | grep -q` under pipefail, grep's early exit killed
+/// apt-cache with SIGPIPE and every such package looked missing (found in a
+/// Debian 13 root, where --dry-run skipped curl, tcpdump and 12 others).
+#[test]
+fn a_long_answer_of_apt_cache_is_read_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let p = bin.path().join(name);
+        std::fs::write(&p, format!("#!/bin/bash\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("apt-get", "exit 0");
+    // A candidate at the top, then 200 KiB of version table.
+    script(
+        "apt-cache",
+        "echo \"$2:\"; echo '  Installed: (none)'; echo '  Candidate: 1.0-1'; \
+         for i in $(seq 1 4000); do echo \"     0.$i-1 500 http://deb.debian.org/debian trixie/main amd64 Packages\"; done",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/setup.sh"))
+        .arg("--dry-run")
+        .env("SETUP_OS", "debian-13")
+        .env("SETUP_INSTALLED", "")
+        .env_remove("SETUP_AVAILABLE")
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("skipped"), "{out}");
+    for p in [
+        "nftables",
+        "curl",
+        "tcpdump",
+        "chromium",
+        "python3-jsonschema",
+    ] {
+        assert!(installing(&out).contains(&p.to_string()), "{p}: {out}");
+    }
+}

@@ -964,29 +964,35 @@ fn outcome_message(o: &Outcome) -> String {
     }
 }
 
-/// The verdict for schedulers: a failed or errored check, or a skipped one
-/// not named by `--allow-skip`, fails the audit. Returns the checks that
-/// fail it, with why.
-pub fn failing(result: &ScenarioResult, allow_skip: &[String]) -> Vec<(String, String)> {
-    result
-        .cases
-        .iter()
-        .filter_map(|c| match &c.outcome {
-            Outcome::Passed => None,
-            Outcome::Skipped { reason } => {
-                let kind = c.name.split(' ').next().unwrap_or(&c.name);
-                (!allow_skip.iter().any(|a| a == &c.name || a == kind)).then(|| {
-                    (
-                        c.name.clone(),
-                        format!("skipped: {reason} (--allow-skip {kind} accepts it)"),
-                    )
-                })
-            }
-            Outcome::Failed { message, .. }
-            | Outcome::Error { message, .. }
-            | Outcome::Waived { message, .. } => Some((c.name.clone(), message.clone())),
-        })
-        .collect()
+/// The verdict for schedulers: a failed or errored check fails the audit;
+/// a skipped one only with `fail_on_skip`, and not when `allow_skip` names
+/// it (the rule `run` follows, [`crate::model::verdict::unaccepted_skips`]).
+/// Returns the checks that fail it, with why.
+pub fn failing(
+    result: &ScenarioResult,
+    fail_on_skip: bool,
+    allow_skip: &[String],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = result.failures();
+    out.extend(result.cases.iter().filter_map(|c| match &c.outcome {
+        Outcome::Waived { message, .. } => Some((c.name.clone(), message.clone())),
+        _ => None,
+    }));
+    if fail_on_skip {
+        for (_, check, reason) in
+            crate::model::verdict::unaccepted_skips(std::slice::from_ref(result), allow_skip)
+        {
+            let kind = check.split(' ').next().unwrap_or(&check).to_string();
+            out.push((
+                check,
+                format!("skipped: {reason} (--allow-skip {kind} accepts it)"),
+            ));
+        }
+    }
+    // In the order of the checks.
+    let order = |name: &str| result.cases.iter().position(|c| c.name == name);
+    out.sort_by_key(|(n, _)| order(n));
+    out
 }
 
 #[cfg(test)]

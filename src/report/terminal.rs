@@ -11,7 +11,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::model::verdict::{Event, Outcome, ScenarioResult, format_leak};
 
 /// Consumes events until every runner has dropped its sender. Scenarios
-/// running side by side (in parallel labs) each get their own bar.
+/// running side by side (in parallel labs) each get their own bar. With
+/// `quiet`, no bar and only the lines of checks that did not pass or skip
+/// (a passing run prints nothing).
 pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
     let bars = MultiProgress::new();
     // Keyed by (target, scenario): the same scenario may run against two
@@ -43,6 +45,14 @@ pub async fn display(mut rx: UnboundedReceiver<Event>, quiet: bool) {
                 scenario,
                 case,
             } => {
+                let shown =
+                    !quiet || !matches!(case.outcome, Outcome::Passed | Outcome::Skipped { .. });
+                if !shown {
+                    if let Some(b) = running.get(&(target, scenario)) {
+                        b.inc(1);
+                    }
+                    continue;
+                }
                 let line = match &case.outcome {
                     Outcome::Passed => format!("  ok    {scenario}: {}", case.name),
                     Outcome::Failed { message, .. } => {

@@ -253,6 +253,34 @@ impl ScenarioResult {
     }
 }
 
+/// The one rule for skips, for `run` and `audit` alike: a skip never fails
+/// a run by itself; with `--fail-on-skip` every skipped check fails it
+/// unless `allowed` names it, by its scenario, `SCENARIO: CHECK`, the
+/// check's full name or its kind (the check name's first word, as audit
+/// checks are named). Returns the skips that fail it: (scenario, check,
+/// reason).
+pub fn unaccepted_skips(
+    results: &[ScenarioResult],
+    allowed: &[String],
+) -> Vec<(String, String, String)> {
+    let accepted = |scenario: &str, case: &str| {
+        let kind = case.split(' ').next().unwrap_or(case);
+        allowed
+            .iter()
+            .any(|a| a == scenario || a == case || a == kind || *a == format!("{scenario}: {case}"))
+    };
+    results
+        .iter()
+        .flat_map(|r| r.cases.iter().map(move |c| (r, c)))
+        .filter_map(|(r, c)| match &c.outcome {
+            Outcome::Skipped { reason } if !accepted(&r.name, &c.name) => {
+                Some((r.name.clone(), c.name.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a run reports as it goes: the runner emits these, reporters (the
 /// terminal, a JSON-lines stream) consume them.
 #[derive(Debug, Clone)]
@@ -986,5 +1014,57 @@ mod tests {
         };
         assert!(!r.passed() && r.skipped() && !r.errored());
         assert!(r.failures().is_empty());
+    }
+
+    #[test]
+    fn a_skip_fails_only_when_asked_and_not_accepted() {
+        let case = |name: &str, outcome: Outcome| CaseResult {
+            name: name.into(),
+            outcome,
+            duration: Duration::ZERO,
+            log: vec![],
+        };
+        let skip = || Outcome::Skipped {
+            reason: "kdig is not installed".into(),
+        };
+        let r = |name: &str, cases| ScenarioResult {
+            name: name.into(),
+            target: "builtin".into(),
+            description: String::new(),
+            source: String::new(),
+            started: t(0),
+            duration: Duration::ZERO,
+            cases,
+            leaks: vec![],
+            frames: BTreeMap::new(),
+            pcaps: vec![],
+            gateway_log: PathBuf::new(),
+            handshake_after: None,
+            traffic: Default::default(),
+        };
+        let results = [
+            r(
+                "dns",
+                vec![case("kdig answers", skip()), case("ok", Outcome::Passed)],
+            ),
+            r("browser", vec![case("no-leak during browsing", skip())]),
+        ];
+        assert_eq!(unaccepted_skips(&results, &[]).len(), 2);
+        let names = |allowed: &[&str]| -> Vec<String> {
+            let allowed: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            unaccepted_skips(&results, &allowed)
+                .into_iter()
+                .map(|(s, c, _)| format!("{s}: {c}"))
+                .collect()
+        };
+        assert_eq!(names(&["dns"]), ["browser: no-leak during browsing"]);
+        assert_eq!(
+            names(&["dns: kdig answers"]),
+            ["browser: no-leak during browsing"]
+        );
+        assert_eq!(names(&["no-leak"]), ["dns: kdig answers"]);
+        assert_eq!(names(&["kdig answers", "browser"]), Vec::<String>::new());
+        // A passed check is never a skip, whatever is allowed.
+        assert!(names(&["ok"]).len() == 2);
     }
 }
