@@ -127,25 +127,18 @@ impl Netns {
             name: name.to_string(),
             source,
         };
-        Self::pin(name, |path| {
-            let target = path.to_path_buf();
-            std::thread::spawn(move || -> io::Result<()> {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(errno)?;
-                mount(
-                    Some("/proc/thread-self/ns/net"),
-                    &target,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(errno)
-            })
-            .join()
-            .map_err(|_| NetnsError::ThreadPanic {
-                name: name.to_string(),
-            })?
-            .map_err(err)
+        // A thread of its own enters a new namespace and hands back a
+        // descriptor of it (which keeps it alive); the thread then ends.
+        let made = std::thread::spawn(move || -> io::Result<File> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(errno)?;
+            File::open("/proc/thread-self/ns/net")
         })
+        .join()
+        .map_err(|_| NetnsError::ThreadPanic {
+            name: name.to_string(),
+        })?
+        .map_err(err)?;
+        Self::pin(name, made)
     }
 
     /// Pins the network namespace of process `pid` (a container leakhound
@@ -155,89 +148,87 @@ impl Netns {
     /// pin is made from the same descriptor: a process that exits (and a
     /// PID that is reused) between the check and the mount cannot swap it.
     pub fn adopt(name: &str, pid: i32) -> Result<Netns, NetnsError> {
-        let err = |source| NetnsError::Create {
-            name: name.to_string(),
-            source,
-        };
-        let opened = File::open(format!("/proc/{pid}/ns/net")).map_err(err)?;
+        let opened =
+            File::open(format!("/proc/{pid}/ns/net")).map_err(|source| NetnsError::Create {
+                name: name.to_string(),
+                source,
+            })?;
         let probe = Netns {
             name: name.to_string(),
             file: opened,
             attached: false,
         };
         probe.check_not_host()?;
-        let via = PathBuf::from(format!("/proc/self/fd/{}", probe.file.as_raw_fd()));
-        Self::pin(name, |path| {
-            mount(
-                Some(&via),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| err(errno(e)))
-        })
+        Self::pin(name, probe.file)
     }
 
-    /// Pins a namespace as `name` under /run/netns, as `ip netns add`
-    /// does: the directory made a shared mount of itself first, an empty
-    /// file created, `bind` mounts a namespace onto it (the file is removed
-    /// again if that fails), then it is opened. `name` must be of
-    /// leakhound's format for a run whose folder exists (a claimed run): the
-    /// namespace is recorded in the run's records before it is made, and
-    /// again with its inode once it is, so the reaper of a later run knows
-    /// it for this run's whatever happens in between.
-    fn pin(
-        name: &str,
-        bind: impl FnOnce(&Path) -> Result<(), NetnsError>,
-    ) -> Result<Netns, NetnsError> {
+    /// Pins the namespace `ns` (an open descriptor of it) as `name` under
+    /// /run/netns, as `ip netns add` does: the directory made a shared
+    /// mount of itself first, an empty file created, the namespace bind
+    /// mounted onto it from the descriptor (the file is removed again if
+    /// that fails), then it is opened and checked to be `ns`. `name` must
+    /// be of leakhound's format for a run whose folder exists (a claimed
+    /// run). The namespace is recorded, with its inode, before its file is
+    /// made: a run killed at any point leaves nothing under that name that
+    /// its records do not name (a bare file is removed by the reaper, a
+    /// pin only if it holds the recorded namespace). A name already taken
+    /// is refused before anything is recorded.
+    fn pin(name: &str, ns: File) -> Result<Netns, NetnsError> {
         let Some(id) = run_id_of(name) else {
             return Err(NetnsError::NotOurs {
                 name: name.to_string(),
                 id: String::new(),
             });
         };
-        let record = |ino| {
-            owned::record(
-                id,
-                &Record::Netns {
-                    name: name.to_string(),
-                    ino,
-                },
-            )
-            .map_err(|source| NetnsError::Record {
-                name: name.to_string(),
-                source,
-            })
+        let create_err = |source| NetnsError::Create {
+            name: name.to_string(),
+            source,
         };
+        let ino = ns.metadata().map_err(create_err)?.ino();
         share_netns_dir().map_err(NetnsError::NetnsDir)?;
         let path = Path::new(NETNS_DIR).join(name);
-        // The pin's file first, new (a name somebody else already has is
-        // refused here, before it is recorded as ours), then the record,
-        // then the namespace: a record without an inode always names a file
-        // this run made.
+        if fs::symlink_metadata(&path).is_ok() {
+            return Err(create_err(io::Error::from(io::ErrorKind::AlreadyExists)));
+        }
+        owned::record(
+            id,
+            &Record::Netns {
+                name: name.to_string(),
+                ino: Some(ino),
+            },
+        )
+        .map_err(|source| NetnsError::Record {
+            name: name.to_string(),
+            source,
+        })?;
         File::options()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|source| NetnsError::Create {
-                name: name.to_string(),
-                source,
-            })?;
-        if let Err(e) = record(None) {
+            .map_err(create_err)?;
+        let via = PathBuf::from(format!("/proc/self/fd/{}", ns.as_raw_fd()));
+        if let Err(e) = mount(
+            Some(&via),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ) {
             let _ = fs::remove_file(&path);
-            return Err(e);
+            return Err(create_err(errno(e)));
         }
-        if let Err(e) = bind(&path) {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
-        let ns = Self::open(name)?;
-        record(Some(ns.inode().map_err(|source| NetnsError::Open {
+        let pinned = Self::open(name)?;
+        let found = pinned.inode().map_err(|source| NetnsError::Open {
             name: name.to_string(),
             source,
-        })?))?;
-        Ok(ns)
+        })?;
+        if found != ino {
+            return Err(NetnsError::NotOurs {
+                name: name.to_string(),
+                id: id.to_string(),
+            });
+        }
+        Ok(pinned)
     }
 
     /// Opens an existing pinned namespace, refusing the host's own (and a
