@@ -26,11 +26,12 @@ use leakhound::lab::wgserver::ProviderKind;
 use leakhound::lab::{self, Lab, netns};
 use leakhound::model::topology::Topology;
 use leakhound::profile::Profile;
-use leakhound::report::{json, junit, terminal};
 use leakhound::scenario::model::{self as scenario, Scenario};
-use leakhound::scenario::runner::{Runner, ScenarioResult};
-use leakhound::target::{GatewayTarget, TargetSpec};
+use leakhound::scenario::runner::Runner;
+use leakhound::target::TargetSpec;
 use std::sync::Arc;
+
+use leakhound::suite::{self, SkipPolicy, Verdict};
 
 mod cli;
 
@@ -279,17 +280,6 @@ fn default_sigpipe() {
     }
 }
 
-/// How a run ended, as an exit status: 0 every scenario passed, 1 a
-/// scenario failed (a finding), 2 the harness could not do its part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Passed,
-    Failed,
-    HarnessError,
-    /// Stopped by this signal (the exit status is 128 + its number).
-    Interrupted(nix::sys::signal::Signal),
-}
-
 fn verdict_exit(r: Result<Verdict>) -> ExitCode {
     match r {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,
@@ -516,37 +506,6 @@ fn parse_env_overrides(v: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// An audit's reports folder: emptied, and only its owner may enter it
-/// (0700); what is written there is 0600 (a live audit's reports and pcap
-/// hold other people's traffic).
-fn prepare_private_out(out: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    prepare_out(out)?;
-    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("making {} private", out.display()))
-}
-
-/// Writes a report; `private`: readable by its owner only (0600 from its
-/// creation on).
-fn write_report(private: bool, path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    if private {
-        o.mode(0o600);
-    }
-    let mut f = o.open(path)?;
-    if private {
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(contents.as_ref())
-}
-
-fn prepare_out(out: &Path) -> Result<()> {
-    Ok(leakhound::outdir::prepare(out)?)
-}
-
 fn run_main(args: RunArgs) -> Result<Verdict> {
     if !nix::unistd::Uid::effective().is_root() {
         bail!("leakhound run needs root (it builds network namespaces); try sudo");
@@ -632,20 +591,22 @@ fn run_with(
         };
         leakhound::report::provenance::of_run(&specs, &exe, &source, &vars)
     };
-    let waivers = match &args.waivers {
-        None => None,
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("reading the waivers {}", f.display()))?;
-            Some(leakhound::model::waiver::parse(
-                &f.display().to_string(),
-                &text,
-            )?)
-        }
-    };
-    let extras = RunExtras {
+    let waivers = args
+        .waivers
+        .as_deref()
+        .map(suite::verdict::load_waivers)
+        .transpose()?;
+    let plan = suite::Plan {
+        out: args.out.clone(),
+        jobs: args.jobs,
+        provider: args.provider,
+        overrides,
         provenance,
         waivers,
+        skips: SkipPolicy::new(args.fail_on_skip, args.allow_skip.clone()),
+        prometheus: args.prometheus.clone(),
+        json_lines: args.format == OutputFormat::Json,
+        quiet: args.quiet,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -654,9 +615,9 @@ fn run_with(
     for t in &targets {
         rt.block_on(t.preflight())?;
     }
-    prepare_out(&args.out)?;
+    suite::reports::prepare(&args.out)?;
     if let Some(u) = &profile.user {
-        write_user_profile(&args.out, u)?;
+        suite::reports::write_user_profile(&args.out, u)?;
     }
     let (reaped, containers) = reap_everything(&rt);
     if !reaped.is_empty() && !args.quiet {
@@ -669,7 +630,7 @@ fn run_with(
             containers.join(", ")
         );
     }
-    rt.block_on(async {
+    let finished = rt.block_on(async {
         let interrupt = CancellationToken::new();
         let watcher = {
             let interrupt = interrupt.clone();
@@ -683,10 +644,43 @@ fn run_with(
             }
         };
         tokio::select! {
-            r = run_suite(&args, &profile, targets, scenarios, overrides, soak, interrupt, &extras) => r,
+            r = suite::run(&plan, &profile, targets, scenarios, interrupt) => Ok(r?),
             _ = watcher => bail!("interrupted twice; the lab was removed, no reports written"),
         }
-    })
+    })?;
+    // A soak's figures come from each gateway's own log.
+    let figures: Option<Vec<String>> = soak.then(|| {
+        finished
+            .results
+            .iter()
+            .map(|r| {
+                let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
+                leakhound::report::soak::figures(r, &log)
+            })
+            .collect()
+    });
+    let failing_skips = plan
+        .skips
+        .fails_on_skip()
+        .then(|| plan.skips.unaccepted(&finished.results));
+    let end = leakhound::report::run_text::RunEnd {
+        results: &finished.results,
+        timings: &finished.timings,
+        total: finished.total,
+        per_scenario: &finished.per_scenario,
+        table: finished.table.as_deref(),
+        soak: figures.as_deref(),
+        failing_skips: failing_skips.as_deref(),
+        waived: finished.waived.as_ref(),
+        out: &plan.out,
+        interrupted: finished.interrupted,
+        // --quiet: a passing run prints nothing more.
+        quiet: plan.quiet && finished.verdict == Verdict::Passed,
+        json_lines: plan.json_lines,
+    };
+    print!("{}", leakhound::report::run_text::stdout(&end));
+    eprint!("{}", leakhound::report::run_text::stderr(&end));
+    Ok(finished.verdict)
 }
 
 async fn shutdown_signal() {
@@ -696,418 +690,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// What a run records besides its results: what it tested, and the
-/// failures the user accepts.
-struct RunExtras {
-    provenance: leakhound::report::provenance::Provenance,
-    waivers: Option<Vec<leakhound::model::waiver::Waiver>>,
-}
-
-/// Writes junit.xml and summary.json for whatever ran.
-/// Beside the reports, what the run made of the user's configuration:
-/// `configuration.json` (names, never values) and the made scenario files.
-fn write_user_profile(out: &Path, u: &leakhound::profile::UserProfile) -> Result<()> {
-    let mut v = serde_json::to_value(u).context("encoding configuration.json")?;
-    leakhound::model::scrub::clean_json(&mut v);
-    let json = serde_json::to_string_pretty(&v).context("encoding configuration.json")?;
-    std::fs::write(out.join("configuration.json"), json + "\n")
-        .context("writing configuration.json")?;
-    let dir = out.join("made-scenarios");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, text) in &u.scenarios {
-        let text = leakhound::model::scrub::redact(text);
-        std::fs::write(dir.join(format!("{name}.toml")), text)
-            .with_context(|| format!("writing {name}.toml"))?;
-    }
-    Ok(())
-}
-
-fn write_reports(
-    private: bool,
-    out: &Path,
-    run_id: &str,
-    timings: &json::Timings,
-    provenance: Option<&leakhound::report::provenance::Provenance>,
-    waivers: Option<&leakhound::model::waiver::Applied>,
-    results: &[ScenarioResult],
-) -> Result<()> {
-    for r in results {
-        leakhound::report::scrub_log(&r.gateway_log)
-            .with_context(|| format!("redacting {}", r.gateway_log.display()))?;
-    }
-    write_report(private, &out.join("junit.xml"), junit::render(results))
-        .context("writing junit.xml")?;
-    write_report(
-        private,
-        &out.join("summary.json"),
-        json::render(run_id, timings, provenance, waivers, results),
-    )
-    .context("writing summary.json")?;
-    // Each scenario's requirement, from its file's `# Seed:` comment.
-    let mut requirements = BTreeMap::new();
-    for r in results {
-        let text = match r.source.strip_prefix("builtin:") {
-            Some(name) => scenario::BUILTIN
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| t.to_string()),
-            None => std::fs::read_to_string(&r.source).ok(),
-        };
-        if let Some(seed) = text.and_then(|t| leakhound::model::scenario::explain::seed_of(&t)) {
-            requirements.insert(r.source.clone(), seed);
-        }
-    }
-    write_report(
-        private,
-        &out.join("report.html"),
-        leakhound::report::html::render(&format!("run {run_id}"), results, &requirements),
-    )
-    .context("writing report.html")
-}
-
-/// One lab with its services (and, for a container target, its holder):
-/// scenarios run one after another in a lane; lanes run side by side.
-struct Lane {
-    lab: Lab,
-    services: LabServices,
-    holder: Option<leakhound::target::container::Holder>,
-}
-
-impl Lane {
-    /// Builds a lane under the claimed run id `lock`.
-    async fn build(
-        lock: netns::RunLock,
-        holder_image: Option<&str>,
-        provider: ProviderKind,
-        profile: &Profile,
-    ) -> Result<Lane> {
-        let run_id = lock.id().to_string();
-        let holder = match holder_image {
-            Some(image) => Some(
-                leakhound::target::container::Holder::start(&run_id, image)
-                    .await
-                    .context("starting the holder container")?,
-            ),
-            None => None,
-        };
-        let adopt = holder
-            .iter()
-            .map(|h| (leakhound::model::topology::host::GW, h.pid))
-            .collect();
-        let lab = Lab::build_adopting(profile.topology.clone(), lock, adopt)
-            .await
-            .context("building the lab")?;
-        let mut services =
-            LabServices::start_with(&lab, LabKeys::generate(), provider, &profile.stand_ins)
-                .await
-                .context("starting the lab's services")?;
-        if !profile.real.is_empty() {
-            services
-                .start_apps(&lab, &profile.real)
-                .await
-                .context("starting the real dependents")?;
-        }
-        Ok(Lane {
-            lab,
-            services,
-            holder,
-        })
-    }
-
-    /// Stops the services and removes the lab; the teardown time.
-    fn teardown(self) -> Duration {
-        let Lane {
-            mut lab,
-            services,
-            holder,
-        } = self;
-        services.stop();
-        drop(services);
-        let t = lab.teardown();
-        drop(lab);
-        drop(holder);
-        t
-    }
-}
-
-/// How many labs run side by side: `--jobs`, else 4, or 1 with a container
-/// target (each lane would need its own holder container); never more than
-/// there is work.
-fn lane_count(jobs: Option<usize>, containers: bool, work: usize) -> usize {
-    let n = jobs.unwrap_or(if containers { 1 } else { DEFAULT_JOBS });
-    n.clamp(1, work.max(1))
-}
-
-const DEFAULT_JOBS: usize = 4;
-
-#[allow(clippy::too_many_arguments)]
-async fn run_suite(
-    args: &SuiteArgs,
-    profile: &Profile,
-    targets: Vec<Arc<dyn GatewayTarget>>,
-    scenarios: Vec<Scenario>,
-    overrides: BTreeMap<String, String>,
-    soak: bool,
-    interrupt: CancellationToken,
-    extras: &RunExtras,
-) -> Result<Verdict> {
-    let (provenance, waivers) = (&extras.provenance, extras.waivers.as_deref());
-    let total = Instant::now();
-    let run_id = lab::new_run_id();
-    let mut timings = json::Timings::default();
-    let holder_image = targets.iter().find_map(|t| t.holder_image());
-    let lanes_wanted = lane_count(
-        args.jobs,
-        holder_image.is_some(),
-        targets.len() * scenarios.len(),
-    );
-    if !args.quiet {
-        eprintln!(
-            "leakhound run {run_id}: building the lab{}",
-            if lanes_wanted > 1 {
-                format!(" ({lanes_wanted} labs side by side)")
-            } else {
-                String::new()
-            }
-        );
-    }
-    let t = Instant::now();
-    let mut lanes: Vec<Lane> = Vec::new();
-    for i in 0..lanes_wanted {
-        let id = if i == 0 {
-            run_id.clone()
-        } else {
-            lab::new_run_id()
-        };
-        let lane = match Lab::claim(&id) {
-            Ok(lock) => Lane::build(lock, holder_image.as_deref(), args.provider, profile).await,
-            Err(e) => Err(anyhow::Error::from(e).context("claiming the run id")),
-        };
-        match lane {
-            Ok(l) => lanes.push(l),
-            Err(e) => {
-                for l in lanes {
-                    l.teardown();
-                }
-                write_reports(
-                    false,
-                    &args.out,
-                    &run_id,
-                    &timings,
-                    Some(provenance),
-                    None,
-                    &[],
-                )?;
-                return Err(e);
-            }
-        }
-    }
-    timings.lab_setup = lanes.iter().map(|l| l.lab.build_time.as_millis()).sum();
-    timings.services = t.elapsed().as_millis().saturating_sub(timings.lab_setup);
-
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let json_lines = args.format == OutputFormat::Json;
-    let display = if json_lines {
-        tokio::spawn(leakhound::report::jsonl::stream(rx))
-    } else {
-        tokio::spawn(terminal::display(rx, args.quiet))
-    };
-    let several = targets.len() > 1;
-    for target in &targets {
-        // With several targets, each gets its own folder for pcaps and logs.
-        if several {
-            if !args.quiet {
-                eprintln!("target {}: {}", target.name(), target.describe());
-            }
-            let dir = args.out.join(target.name());
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-    }
-    // The work: every (target, scenario), handed out longest expected wait
-    // first to whichever lane is free; results go back in suite order.
-    let mut work: Vec<(usize, usize)> = (0..targets.len())
-        .flat_map(|t| (0..scenarios.len()).map(move |s| (t, s)))
-        .collect();
-    work.sort_by_key(|&(t, s)| {
-        (
-            std::cmp::Reverse(
-                scenarios[s].expected_wait(leakhound::scenario::runner::PROBE_TIMEOUT),
-            ),
-            t,
-            s,
-        )
-    });
-    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(work));
-    let t = Instant::now();
-    let lane_runs = lanes.iter().map(|lane| {
-        let (queue, tx, interrupt, targets, scenarios) =
-            (&queue, tx.clone(), &interrupt, &targets, &scenarios);
-        let overrides = overrides.clone();
-        async move {
-            let mut done = Vec::new();
-            loop {
-                if interrupt.is_cancelled() {
-                    break;
-                }
-                let Some((ti, si)) = queue.lock().expect("queue lock").pop_front() else {
-                    break;
-                };
-                let target = &targets[ti];
-                let runner = Runner {
-                    lab: &lane.lab,
-                    profile,
-                    services: &lane.services,
-                    out_dir: if several {
-                        args.out.join(target.name())
-                    } else {
-                        args.out.clone()
-                    },
-                    target: target.clone(),
-                    env_overrides: overrides.clone(),
-                    events: Some(tx.clone()),
-                    interrupt: interrupt.clone(),
-                    holder: lane.holder.as_ref().map(|h| h.id().to_string()),
-                };
-                let started = Instant::now();
-                let r = runner.run(&scenarios[si]).await;
-                done.push(((ti, si), r, started.elapsed()));
-            }
-            done
-        }
-    });
-    let mut finished: Vec<((usize, usize), ScenarioResult, Duration)> =
-        futures::future::join_all(lane_runs)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-    drop(tx);
-    timings.scenarios = t.elapsed().as_millis();
-    let _ = display.await;
-    finished.sort_by_key(|(k, _, _)| *k);
-    let mut wall: Vec<(String, Duration)> = targets
-        .iter()
-        .map(|t| (t.name().to_string(), Duration::ZERO))
-        .collect();
-    let mut per_scenario: Vec<(String, Duration)> = Vec::new();
-    let mut results: Vec<ScenarioResult> = Vec::new();
-    for ((ti, _), r, took) in finished {
-        wall[ti].1 += took;
-        per_scenario.push((
-            if several {
-                format!("{} ({})", r.name, targets[ti].name())
-            } else {
-                r.name.clone()
-            },
-            took,
-        ));
-        results.push(r);
-    }
-
-    timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
-
-    let waived = waivers
-        .map(|w| leakhound::model::waiver::apply(w, &mut results, std::time::SystemTime::now()));
-    let fail_on_skip = args.fail_on_skip || !args.allow_skip.is_empty();
-    let verdict = if interrupt.is_cancelled() || results.iter().any(|r| r.errored()) {
-        Verdict::HarnessError
-    } else if results.iter().all(ScenarioResult::ok)
-        && waived.as_ref().is_none_or(|w| w.expired.is_empty())
-        && (!fail_on_skip
-            || leakhound::model::verdict::unaccepted_skips(&results, &args.allow_skip).is_empty())
-    {
-        Verdict::Passed
-    } else {
-        Verdict::Failed
-    };
-    write_reports(
-        false,
-        &args.out,
-        &run_id,
-        &timings,
-        Some(provenance),
-        waived.as_ref(),
-        &results,
-    )?;
-    if let Some(file) = &args.prometheus {
-        let took = Duration::from_millis(
-            (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
-        );
-        leakhound::report::prometheus::write_atomically(
-            file,
-            &leakhound::report::prometheus::render(
-                &results,
-                verdict == Verdict::Passed,
-                std::time::SystemTime::now(),
-                took,
-            ),
-        )
-        .with_context(|| format!("writing the metrics to {}", file.display()))?;
-    }
-    // The comparison table is a report: written whatever the terminal gets.
-    let table = several.then(|| leakhound::report::compare::render(&results, &wall));
-    if let Some(t) = &table {
-        std::fs::write(args.out.join("compare.md"), t).context("writing compare.md")?;
-    }
-    // --quiet: a passing run prints nothing more.
-    let quiet = args.quiet && verdict == Verdict::Passed;
-    if json_lines {
-        println!(
-            "{}",
-            leakhound::report::jsonl::run_finished(&results, &args.out)
-        );
-    } else if !quiet {
-        print!("{}", terminal::summary(&results));
-        if let Some(t) = &table {
-            print!("\n{t}");
-        }
-        println!(
-            "timings: lab setup {} ms, services {} ms, scenarios {} ms, teardown {} ms, total {} ms",
-            timings.lab_setup,
-            timings.services,
-            timings.scenarios,
-            timings.teardown,
-            total.elapsed().as_millis()
-        );
-        if !soak && per_scenario.len() > 1 {
-            print!("{}", terminal::slowest(&per_scenario));
-        }
-        if soak {
-            for r in &results {
-                print!("{}", soak_figures(r));
-            }
-        }
-        if fail_on_skip {
-            for (scenario, case, reason) in
-                leakhound::model::verdict::unaccepted_skips(&results, &args.allow_skip)
-            {
-                println!(
-                    "{}",
-                    leakhound::model::scrub::clean(&format!(
-                        "skipped, which fails the run (--fail-on-skip): {scenario}: {case}: {reason}"
-                    ))
-                );
-            }
-        }
-        println!("reports in {}", args.out.display());
-    }
-    if let Some(w) = waived.as_ref().filter(|_| !quiet) {
-        for (target, scenario, check) in &w.waived {
-            eprintln!("waived: {scenario} ({target}): {check}");
-        }
-        for e in &w.expired {
-            eprintln!("EXPIRED waiver, which fails the run: {e}");
-        }
-        for s in &w.stale {
-            eprintln!("stale waiver: {s}");
-        }
-    }
-    if interrupt.is_cancelled() {
-        eprintln!("interrupted; the lab was removed");
-    }
-    Ok(verdict)
 }
 
 /// Root check, reaping of stale namespaces, and a runtime: what every
@@ -1272,7 +854,7 @@ fn audit_once(
     interrupt: &Interrupt,
 ) -> Result<Verdict> {
     use leakhound::audit;
-    prepare_private_out(&args.out)?;
+    suite::reports::prepare_private(&args.out)?;
     let t0 = Instant::now();
     let result = rt
         .block_on(audit::run(audit::AuditRequest {
@@ -1315,7 +897,7 @@ fn audit_once(
             sha256: leakhound::report::provenance::sha256_hex(profile_text.as_bytes()),
         },
     };
-    write_reports(
+    suite::reports::write(
         true,
         &args.out,
         &id,
@@ -1546,14 +1128,14 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
             .map_or_else(lab::new_run_id, |(id, _)| id.clone());
         // A container target's gateway lives in a holder container's
         // network namespace, which the lab adopts (as a run's lane does).
-        let lane = Lane::build(
+        let lane = suite::Lane::build(
             Lab::claim(&run_id)?,
             target.holder_image().as_deref(),
             ProviderKind::Boringtun,
             leakhound::profile::Profile::seed_ref(),
         )
         .await?;
-        let Lane {
+        let suite::Lane {
             lab,
             services,
             holder,
@@ -1645,89 +1227,6 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         drop(lab);
         Ok(())
     })
-}
-
-/// The soak's figures: leaked packets, and how fast each gateway start
-/// closed its kill switch (from the gateway's own log lines).
-fn soak_figures(r: &ScenarioResult) -> String {
-    use leakhound::model::stats::percentile;
-    let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
-    let closed = logged_micros(log.lines(), "firewall closed ", " us after start");
-    let verified = logged_micros(log.lines(), "read back and verified in ", " us");
-    // Starts that found their kill switch still in the kernel (after a
-    // crash) only read it back; the others wrote it.
-    let written = logged_micros(
-        log.lines()
-            .filter(|l| !l.contains(leakhound_gateway::firewall::FOUND_IN_PLACE)),
-        "firewall closed ",
-        " us after start",
-    );
-    let wpct = |p: usize| percentile(&written, p).unwrap_or(0);
-    let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
-    let vpct = |p: usize| percentile(&verified, p).unwrap_or(0);
-    let mut again: Vec<f64> = r
-        .cases
-        .iter()
-        .filter(|c| c.name.ends_with(leakhound::scenario::soak::TRAFFIC_AGAIN))
-        .filter(|c| c.outcome == leakhound::scenario::runner::Outcome::Passed)
-        .map(|c| c.duration.as_secs_f64() * 1000.0)
-        .collect();
-    again.sort_by(f64::total_cmp);
-    let q = |p: usize| percentile(&again, p).unwrap_or(0.0);
-    let reconnects = if again.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "provider back -> traffic through the VPN exit ({} reconnects): min {:.0} ms, p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n",
-            again.len(),
-            q(0),
-            q(50),
-            q(90),
-            q(99),
-            q(100)
-        )
-    };
-    let steps_failed = r
-        .cases
-        .iter()
-        .filter(|c| c.outcome != leakhound::scenario::runner::Outcome::Passed)
-        .count();
-    format!(
-        "soak: {} packets leaked (gw + uplink), {} of {} steps failed, {:.1}s\n\
-         kill switch closed after gateway start ({} starts): min {} us, median {} us, p90 {} us, max {} us\n\
-         of them {} found it in place from before a crash (read back, not rewritten); the {} that wrote it: median {} us, p90 {} us\n\
-         its read-back verification after that ({} starts): median {} us, p90 {} us\n{}",
-        r.leaks.len(),
-        steps_failed,
-        r.cases.len(),
-        r.duration.as_secs_f64(),
-        closed.len(),
-        pct(0),
-        pct(50),
-        pct(90),
-        pct(100),
-        closed.len() - written.len(),
-        written.len(),
-        wpct(50),
-        wpct(90),
-        verified.len(),
-        vpct(50),
-        vpct(90),
-        reconnects,
-    )
-}
-
-/// The microsecond figures gateway log lines state between `before` and
-/// `after`, sorted.
-fn logged_micros<'a>(lines: impl Iterator<Item = &'a str>, before: &str, after: &str) -> Vec<u64> {
-    let mut v: Vec<u64> = lines
-        .filter_map(|l| {
-            let rest = l.split(before).nth(1)?;
-            rest.split(after).next()?.trim().parse().ok()
-        })
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 fn bench_tunnel(seconds: u64) -> Result<()> {
@@ -1893,22 +1392,4 @@ fn bench_main(args: BenchArgs) -> Result<()> {
         gw.stop().await;
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod soak_log_tests {
-    #[test]
-    fn close_and_verify_times_are_read_from_the_gateway_log() {
-        let log = "x INFO leakhound_gateway: firewall closed 3940 us after start (batch 2522 us); read back and verified in 1355 us\n\
-                   x INFO leakhound_gateway: firewall closed 3100 us after start (batch 2000 us); read back and verified in 1100 us\n\
-                   x INFO other line\n";
-        assert_eq!(
-            super::logged_micros(log.lines(), "firewall closed ", " us after start"),
-            [3100, 3940]
-        );
-        assert_eq!(
-            super::logged_micros(log.lines(), "read back and verified in ", " us"),
-            [1100, 1355]
-        );
-    }
 }
