@@ -919,81 +919,22 @@ fn audit_once(
         .with_context(|| format!("writing the metrics to {}", file.display()))?;
     }
     match args.format {
-        OutputFormat::Json => {
-            use leakhound::model::verdict::Event;
-            for c in &result.cases {
-                println!(
-                    "{}",
-                    leakhound::report::jsonl::event_line(&Event::CaseFinished {
-                        target: result.target.clone(),
-                        scenario: result.name.clone(),
-                        case: c.clone(),
-                    })
-                );
-            }
-            println!(
-                "{}",
-                leakhound::report::jsonl::line(serde_json::json!({
-                    "schema": leakhound::report::jsonl::SCHEMA,
-                    "event": "audit_finished",
-                    "passed": failing.is_empty(),
-                    "failing": failing.iter().map(|(c, _)| c).collect::<Vec<_>>(),
-                    "leaks": result.leaks.len(),
-                    "reports": args.out.display().to_string(),
-                }))
-            );
-        }
+        OutputFormat::Json => print!(
+            "{}",
+            leakhound::report::audit_text::json_lines(&result, &failing, &args.out)
+        ),
         // --quiet: a passing audit prints nothing.
         OutputFormat::Text if args.quiet && failing.is_empty() => {}
-        OutputFormat::Text => {
-            use leakhound::model::verdict::Outcome;
-            // Every text cleaned once (secrets, control bytes, lengths).
-            let result = leakhound::report::scrubbed(&result);
-            println!("audit of {} ({}):", result.target, which);
-            for c in &result.cases {
-                let (mark, why) = match &c.outcome {
-                    Outcome::Passed => ("PASS", c.log.first().cloned().unwrap_or_default()),
-                    Outcome::Failed { message, .. } => ("FAIL", message.clone()),
-                    Outcome::Error { message, .. } => ("ERROR", message.clone()),
-                    Outcome::Skipped { reason } => ("SKIP", reason.clone()),
-                    Outcome::Waived { message, .. } => ("WAIVED", message.clone()),
-                };
-                println!("  {mark:<5} {:<28} {why}", c.name);
-            }
-            for l in result.leaks.iter().take(10) {
-                println!("  LEAK  during {}: {}", l.step, l.packet);
-            }
-            if result.leaks.len() > 10 {
-                println!(
-                    "  ... and {} more leaked packet(s) in junit.xml and {}",
-                    result.leaks.len() - 10,
-                    args.out.join("outside.pcap").display()
-                );
-            }
-            println!(
-                "{}: {} check(s), {} failing, {} leaked packet(s); reports in {}",
-                if failing.is_empty() {
-                    "PASSED"
-                } else {
-                    "FAILED"
-                },
-                result.cases.len(),
-                failing.len(),
-                result.leaks.len(),
-                args.out.display()
-            );
-        }
+        OutputFormat::Text => print!(
+            "{}",
+            leakhound::report::audit_text::text(&result, which, &failing, &args.out)
+        ),
     }
-    Ok(if let Some(sig) = interrupt.signal.get() {
-        println!(
-            "INTERRUPTED by {sig}: the checks after it did not run; the reports have what was seen"
-        );
-        Verdict::Interrupted(*sig)
-    } else if failing.is_empty() {
-        Verdict::Passed
-    } else {
-        Verdict::Failed
-    })
+    let signal = interrupt.signal.get().copied();
+    if let Some(sig) = signal {
+        print!("{}", leakhound::report::audit_text::interrupted(sig));
+    }
+    Ok(Verdict::of_checks(failing.len(), signal))
 }
 
 /// A fresh lab with its services running, under run id `run_id`.

@@ -1,6 +1,6 @@
 //! Reporters: consumers of the runner's results and events. JUnit XML for CI
 //! systems ([`junit`]), a JSON summary ([`json`]), the terminal display
-//! ([`terminal`]), what the terminal gets when a run ends ([`run_text`]), the
+//! ([`terminal`]), an audit's terminal output ([`audit_text`]), what the terminal gets when a run ends ([`run_text`]), the
 //! soak's figures ([`soak`]) and the table of `leakhound compare`
 //! ([`compare`]). None of them runs anything.
 //!
@@ -13,6 +13,7 @@
 //! finished JSON value; the Prometheus labels and the terminal lines are
 //! cleaned where they are formatted.
 
+pub mod audit_text;
 pub mod compare;
 pub mod html;
 pub mod json;
