@@ -12,9 +12,7 @@ pub(crate) use audit::AuditArgs;
 pub(crate) use lab::{LabAction, LabArgs, LabOpts};
 pub(crate) use list::{ExplainArgs, ListArgs};
 pub(crate) use measure::{BenchArgs, BenchWhat, SoakArgs};
-pub(crate) use suite::{
-    CompareArgs, DependentsKind, RunArgs, SelectArgs, SuiteArgs, TargetArgs, TargetKind,
-};
+pub(crate) use suite::{DependentsKind, RunArgs, SelectArgs, SuiteArgs, TargetArgs, TargetKind};
 
 use clap::{Parser, Subcommand};
 
@@ -54,7 +52,7 @@ pub(crate) enum Command {
     /// Run the suite against several gateways in one go and print a table
     /// (scenario x target: pass, fail, skip, leaks), also written to
     /// compare.md beside the reports.
-    Compare(CompareArgs),
+    Compare(RunArgs),
     /// Run the gateway (configured by Gluetun's environment variables). `run`
     /// starts it inside the lab; you rarely start it by hand.
     Gateway {

@@ -158,16 +158,10 @@ pub(crate) struct TargetArgs {
     pub(crate) argv: Vec<String>,
 }
 
+// `run` and `compare` (one type, one path): what runs, against which
+// targets. A plain comment: a doc comment here would be their help text.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    #[command(flatten)]
-    pub(crate) suite: SuiteArgs,
-    #[command(flatten)]
-    pub(crate) target: TargetArgs,
-}
-
-#[derive(clap::Args)]
-pub(crate) struct CompareArgs {
     #[command(flatten)]
     pub(crate) suite: SuiteArgs,
     #[command(flatten)]
