@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use common::{fresh_path, leakhound_run, printed};
 
-fn run_quiet(args: &[&str], out: &Path) -> std::process::Output {
-    let mut a = args.to_vec();
-    a.push("--quiet");
-    leakhound_run(&a, out)
+/// A run, not --quiet: a passing run would print nothing, and the tests
+/// read what it says of the configuration.
+fn run(args: &[&str], out: &Path) -> std::process::Output {
+    leakhound_run(args, out)
 }
 
 fn examples() -> PathBuf {
@@ -73,7 +73,7 @@ fn assert_no_secret(dir: &Path, output: &str, secrets: &[String]) {
 fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
     let out = fresh_path("seed");
     let compose = examples().join("seed/docker-compose.yml");
-    let o = run_quiet(
+    let o = run(
         &[
             "--compose",
             compose.to_str().unwrap(),
@@ -103,7 +103,7 @@ fn the_seed_written_as_a_compose_file_passes_and_keeps_its_secrets() {
 fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
     let out = fresh_path("other");
     let compose = examples().join("other/docker-compose.yml");
-    let o = run_quiet(&["--compose", compose.to_str().unwrap()], &out);
+    let o = run(&["--compose", compose.to_str().unwrap()], &out);
     let t = printed(&o);
     assert!(o.status.success(), "{t}");
     // Every built-in scenario fits this lab (its roles are this file's LANs
@@ -150,7 +150,7 @@ fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
     let out = fresh_path("tamper");
     let compose = examples().join("other/docker-compose.yml");
     // qBittorrent opened to the denied LAN.
-    let o = run_quiet(
+    let o = run(
         &[
             "--compose",
             compose.to_str().unwrap(),
@@ -178,7 +178,7 @@ fn refused(compose: &str, extra: &[&str]) -> String {
     std::fs::write(&f, compose).unwrap();
     let mut args = vec!["--compose", f.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let o = run_quiet(&args, &dir.join("out"));
+    let o = run(&args, &dir.join("out"));
     let t = printed(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     let _ = std::fs::remove_dir_all(&dir);
