@@ -3,9 +3,10 @@
 //! first ([`schedule`]), the waivers, the skip rule and the verdict that
 //! is the exit status ([`verdict`]), and writing the reports
 //! ([`reports`]). The command line resolves what to run and against
-//! which targets; [`run`] runs it and returns what the terminal gets
-//! told at the end ([`Finished`]). The terminal display of events as
-//! they come, and of a lane's progress, is the reporters'.
+//! which targets; [`run`] runs it, saying on standard error what it
+//! builds (unless quiet) and streaming the runner's events to the
+//! terminal display or as JSON Lines, and returns the finished run
+//! ([`Finished`]), whose closing text [`crate::report::run_text`] makes.
 
 pub mod lane;
 pub mod reports;
