@@ -5,9 +5,9 @@
 //! and asking for it where it cannot be is an error, never a silent
 //! fallback. Needs root and qbittorrent-nox.
 
-mod common;
+use crate::common;
 
-use common::{fresh_path, leakhound_run, printed};
+use crate::common::{fresh_path, leakhound_run, printed};
 
 #[test]
 fn the_lan_scenarios_pass_against_the_real_applications_and_say_so() {

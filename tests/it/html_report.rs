@@ -8,7 +8,7 @@
 //! down the gateway (the binary's SHA-256) and the configuration. Needs
 //! root (the run).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

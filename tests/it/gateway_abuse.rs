@@ -7,7 +7,7 @@
 //! sent request head is cut off at the 5 s header timeout, and the control
 //! server answers again once the flood stops. Needs root.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::UpLab;
+use crate::common::UpLab;
 use leakhound::lab::netns::Netns;
 
 const CONTROL: &str = "172.21.0.2:8000";

@@ -4,7 +4,7 @@
 //! (Debian's python3-jsonschema, Draft 2020-12), and a document that breaks
 //! the contract is refused. Needs root (a run).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
-use common::{TestLab, builtin, ours, require_root};
+use crate::common::{TestLab, builtin, ours, require_root};
 use leakhound::lab::netns::{self, Netns, NetnsError};
 use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::{Lab, new_run_id};

@@ -9,7 +9,7 @@
 //! are ignored, with the reason (never passed). Needs root.
 #![cfg_attr(not(docker_engine), allow(dead_code, unused_imports))]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{TestLab, builtin};
+use crate::common::{TestLab, builtin};
 use leakhound::model::scenario::Capability;
 use leakhound::model::topology::host;
 use leakhound::target::GatewayTarget;

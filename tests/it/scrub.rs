@@ -7,11 +7,9 @@
 //! gateway's own log shows the UP command ran, redacted. And `lab up`
 //! keeps `--env` values out of every argument list it starts.
 
-mod common;
-
 use std::path::Path;
 
-use common::{UpLab, fresh_path, printed};
+use crate::common::{UpLab, fresh_path, printed};
 
 /// Every file under `dir`.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {

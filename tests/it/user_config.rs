@@ -5,11 +5,9 @@
 //! appears in the terminal, the reports, the logs or the pcaps; bad files
 //! are refused naming file, line and column, or service and key. Needs root.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{fresh_path, leakhound_run, printed};
+use crate::common::{fresh_path, leakhound_run, printed};
 
 /// A run with the user's file; not `--quiet`: these tests read what it
 /// prints of the file (its LANs, what the lab replaced) and the summary.

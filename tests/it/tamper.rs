@@ -4,9 +4,7 @@
 //! scenario reports the fault, with the leaked packets named in the JUnit
 //! failure. No fault switch exists inside the gateway. Needs root.
 
-mod common;
-
-use common::{Tamper, TestLab, builtin, tampered};
+use crate::common::{Tamper, TestLab, builtin, tampered};
 use leakhound::report::junit;
 use leakhound::scenario::runner::ScenarioResult;
 

@@ -9,12 +9,12 @@
 //! back; what cannot be attached, and a bad profile, get exit 2 with the
 //! reason. Needs root.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::UpLab;
+use crate::common::UpLab;
 use leakhound::lab::netns;
 
 const PROFILE: &str = "docs/examples/audit/lab.toml";

@@ -6,9 +6,7 @@
 //! the kill switch still caught when it is broken. Needs root and
 //! wireguard-go (ci/setup.sh installs it).
 
-mod common;
-
-use common::{Tamper, TestLab, builtin, tampered};
+use crate::common::{Tamper, TestLab, builtin, tampered};
 use leakhound::lab::wgserver::ProviderKind;
 use leakhound::model::verdict::ScenarioResult;
 

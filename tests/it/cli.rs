@@ -3,7 +3,7 @@
 //! a scenario checks, and `run --prometheus` writes metrics that promtool
 //! accepts. The first two need no root; the last runs a lab.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

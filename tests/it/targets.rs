@@ -6,14 +6,14 @@
 //! the leaked packets named. Scenarios a target cannot run are skipped with
 //! the reason, never passed. Needs root.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{TestLab, builtin, builtin_target};
+use crate::common::{TestLab, builtin, builtin_target};
 use leakhound::model::scenario::Capability;
 use leakhound::model::verdict::{Outcome, ScenarioResult};
 use leakhound::target::{GatewayTarget, process};

@@ -5,7 +5,7 @@
 //! did not fail is reported stale; the same waiver past its date fails the
 //! run; a bad waivers file is refused with file, line and column. Needs root.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

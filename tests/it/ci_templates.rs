@@ -5,7 +5,7 @@
 //! example), plus `--only` one scenario of its shard and stand-in
 //! dependents to keep it short.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,12 +6,12 @@
 //! add` run by another tool never stops the lab from being removed.
 //! Needs root.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestLab, builtin, ours};
+use crate::common::{TestLab, builtin, ours};
 use leakhound::lab::netns;
 use leakhound::model::topology::host;
 use leakhound::report::junit;

@@ -3,13 +3,13 @@
 //! lab, in the middle of a scenario, or while it tears down leaves nothing
 //! that the next `leakhound reap` does not remove. Needs root.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ours;
+use crate::common::ours;
 use leakhound::lab::netns;
 use leakhound::model::topology::Topology;
 
