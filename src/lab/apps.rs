@@ -379,7 +379,7 @@ async fn start_one(
                 ),
             ));
         }
-        if crate::scenario::probe::http_get(ns, target, "/", Duration::from_millis(500))
+        if crate::probe::http_get(ns, target, "/", Duration::from_millis(500))
             .await
             .is_ok()
         {

@@ -5,11 +5,11 @@
 //! itself is pure ([`crate::model::browser::problems`]).
 
 use super::model::Expect;
-use super::probe;
 use super::runner::{Outcome, Runner, fail};
 use crate::lab::LabError;
 use crate::model::browser::{self, Expectation, FarEnd};
 use crate::model::topology::service;
+use crate::probe;
 
 impl Runner<'_> {
     pub(crate) async fn browse(

@@ -14,7 +14,6 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{Action, Check, Expect, Scenario};
-use super::probe;
 use super::steps::{GatewayExit, RunState};
 use crate::capture::{self, Capture};
 use crate::lab::services::LabServices;
@@ -22,6 +21,7 @@ use crate::lab::{Lab, LabError};
 use crate::model::classify::LeakPolicy;
 use crate::model::topology::{addr, host, wire};
 use crate::model::verdict::{Frame, Timeline, TogetherProbe, judge_wires, missing_evidence};
+use crate::probe;
 use crate::target::tail;
 use crate::tunnel::encode_key;
 
@@ -694,14 +694,14 @@ impl Runner<'_> {
         wires: &[String],
         log: &mut Vec<String>,
     ) -> (Outcome, Vec<u8>) {
-        let nonce = format!("ctl{}", super::probe::nonce());
+        let nonce = format!("ctl{}", crate::probe::nonce());
         let marker = nonce.as_bytes().to_vec();
         let Ok(ns) = self.lab.ns(host::GW) else {
             return (harness_error("the lab has no gateway host"), marker);
         };
         let server = SocketAddr::new(addr::ISP_DNS.into(), 53);
         let name = format!("{nonce}.control.lab.");
-        let r = super::probe::dns_a(ns, server, &name, Duration::from_millis(500)).await;
+        let r = crate::probe::dns_a(ns, server, &name, Duration::from_millis(500)).await;
         log.push(format!(
             "A {name} to {server} from gw, nothing filtering: {}",
             match &r {

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::external;
 use super::model::{Action, Check, Expect, Fault, Interference, PortCommandExpect, Scenario};
-use super::probe;
 use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
 use crate::lab::LabError;
 use crate::model::scenario::Capability;
 use crate::model::topology::{addr, host};
+use crate::probe;
 use crate::target::{GatewayHandle, StartContext, tail, variables_for};
 
 /// Which independent client asks.

@@ -179,7 +179,7 @@ impl Runner<'_> {
         };
         if st.swarm.is_none() {
             let s =
-                Swarm::start(self.lab, self.services.log.clone(), &super::probe::nonce()).await?;
+                Swarm::start(self.lab, self.services.log.clone(), &crate::probe::nonce()).await?;
             let hash = s.torrent.hex_hash();
             log.push(format!(
                 "swarm up: torrent {} ({} bytes, info hash {hash}), tracker {}, seeder {}:{}",
@@ -502,7 +502,7 @@ impl Runner<'_> {
         let mut peer_id = *b"-LH0001-............";
         peer_id[8..].copy_from_slice(&rand::random::<[u8; 12]>());
         let ns = self.lab.ns(from)?;
-        let sock = super::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
+        let sock = crate::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
             service: "bittorrent knock".into(),
             source: std::io::Error::other(e),
         })?;

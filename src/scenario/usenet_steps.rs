@@ -72,7 +72,7 @@ impl Runner<'_> {
             Err(o) => return Ok(o),
         };
         st.news_since.get_or_insert_with(SystemTime::now);
-        let tag = super::probe::nonce();
+        let tag = crate::probe::nonce();
         let name = format!("leakhound-{tag}.bin");
         let mut data = vec![0u8; POST_BYTES];
         rand::fill(&mut data[..]);
