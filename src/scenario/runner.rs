@@ -23,9 +23,8 @@ use crate::model::topology::{addr, host, wire};
 use crate::model::verdict::{Frame, Timeline, TogetherProbe, judge_wires, missing_evidence};
 use crate::probe;
 use crate::target::tail;
-use crate::tunnel::encode_key;
 
-pub use crate::profile::{SEED_INPUT_SUBNET_PORTS, SEED_OUTBOUND_SUBNETS};
+pub use crate::profile::{SEED_INPUT_SUBNET_PORTS, SEED_OUTBOUND_SUBNETS, lab_env};
 
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -101,54 +100,6 @@ pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> 
             },
         ),
     ])
-}
-
-/// The lab's own gateway variables, whatever the policy: its provider
-/// (keys, endpoint, tunnel addresses), its resolvers and DoH server, health
-/// checks against its whoami, the control server's roles and the public-IP
-/// service in the run's files (`{lab_ca}`, `{lab_dir}` (the run's gateway folder) are filled in per
-/// run), its blocklists.
-pub fn lab_env(
-    k: &crate::lab::services::LabKeys,
-    blocklist_dir: &std::path::Path,
-) -> BTreeMap<String, String> {
-    [
-        ("VPN_SERVICE_PROVIDER", "custom".to_string()),
-        ("VPN_TYPE", "wireguard".into()),
-        ("WIREGUARD_PRIVATE_KEY", encode_key(&k.client_private)),
-        ("WIREGUARD_PUBLIC_KEY", encode_key(&k.server_public)),
-        ("WIREGUARD_PRESHARED_KEY", encode_key(&k.psk)),
-        ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
-        ("WIREGUARD_MTU", "1420".into()),
-        ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
-        ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
-        // The provider's DNS (the seed's DNS_ADDRESS=VPN_PROVIDER_DNS); the
-        // lab's DoH server joins the list of DoH endpoints to refuse.
-        ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
-        ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
-        ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
-        // Health checks through the tunnel to whoami: a ping every second,
-        // a TLS handshake with whoami.lab (a name, resolved by the gateway)
-        // every 5 s.
-        (
-            "HEALTH_TARGET_ADDRESSES",
-            format!("{}:443", crate::lab::whoami::TLS_NAME),
-        ),
-        ("HEALTH_TARGET_CA_FILE", "{lab_ca}".to_string()),
-        ("HEALTH_ICMP_TARGET_IPS", addr::WHOAMI.to_string()),
-        ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
-        ("HEALTH_FULL_CHECK_INTERVAL", "5s".to_string()),
-        (
-            "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
-            "{lab_dir}/control-auth.toml".to_string(),
-        ),
-        ("PUBLICIP_URL", format!("http://{}/", addr::WHOAMI)),
-        ("PUBLICIP_FILE", "{lab_dir}/publicip".to_string()),
-        ("DNS_BLOCKLIST_DIR", blocklist_dir.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(a, b)| (a.to_string(), b))
-    .collect()
 }
 
 /// The case of the step during (or before) which the run was interrupted.
