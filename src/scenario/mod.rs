@@ -4,7 +4,6 @@
 //! hosts are [`crate::probe`]'s; the gateway it drives is a
 //! [`crate::target`].
 
-pub mod browser_steps;
 pub mod evidence;
 pub mod external;
 pub mod model;
@@ -14,5 +13,3 @@ pub use crate::probe;
 pub mod runner;
 pub mod soak;
 pub mod steps;
-pub mod swarm_steps;
-pub mod usenet_steps;

@@ -4,12 +4,13 @@
 //! the STUN server, the UDP 443 listener, the DoH server). The verdict
 //! itself is pure ([`crate::model::browser::problems`]).
 
-use super::model::Expect;
-use super::runner::{Outcome, Runner, fail};
 use crate::lab::LabError;
 use crate::model::browser::{self, Expectation, FarEnd};
+use crate::model::scenario::Expect;
 use crate::model::topology::service;
+use crate::model::verdict::Outcome;
 use crate::probe;
+use crate::scenario::runner::{Runner, fail};
 
 impl Runner<'_> {
     pub(crate) async fn browse(

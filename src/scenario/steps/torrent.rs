@@ -5,20 +5,18 @@
 //! waits on a condition (qBittorrent's own answers, the far end's log),
 //! bounded by the step's timeout.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use super::model::Expect;
-use super::runner::{Outcome, Runner, fail};
-use super::steps::RunState;
 use crate::lab::LabError;
-use crate::lab::apps::App;
-use crate::lab::netns::Netns;
-use crate::lab::services::LogEntry;
+use crate::lab::service_log::LogEntry;
 use crate::lab::swarm::{self, Swarm};
 use crate::lab::webui::{self, Qbittorrent};
+use crate::model::scenario::Expect;
 use crate::model::topology::{addr, host, service};
 use crate::model::torrent;
+use crate::model::verdict::Outcome;
+use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, ScenarioSwarm, fail};
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -61,84 +59,17 @@ pub fn swarm_problems(
     problems
 }
 
-/// The swarm of a scenario and its torrent's hash in qBittorrent's form.
-pub struct ScenarioSwarm {
-    pub swarm: Swarm,
-    pub hash: String,
-    /// When it started: the seeder's log is read from then on.
-    pub started: std::time::SystemTime,
-}
-
 impl Runner<'_> {
-    /// The failed step of a scenario whose application does not run: why
-    /// it did not start (with its log tail), or that the run has none.
-    pub(crate) fn no_app(&self, app: App) -> Outcome {
-        match self.app_failure(app) {
-            Some(why) => fail(format!("{} did not start", app.name()), why),
-            None => fail(format!("no real {} runs in this lab", app.name()), ""),
-        }
-    }
-
-    /// The WebUI port of a real application this lab runs.
-    pub(crate) fn app_port(&self, app: App) -> Option<u16> {
-        self.services.apps.as_ref().and_then(|a| a.port_of(app))
-    }
-
-    /// Why a real application this run asked for did not start.
-    pub(crate) fn app_failure(&self, app: App) -> Option<&str> {
-        self.services.apps.as_ref().and_then(|a| a.failure(app))
-    }
-
-    /// Why a scenario driving `app` cannot run in this lab: the run has
-    /// none. One that was asked for and did not start is not a skip: the
-    /// scenario runs and its first step fails with the reason.
-    pub(crate) fn app_unfit(&self, app: App) -> Option<String> {
-        (self.app_port(app).is_none() && self.app_failure(app).is_none()).then(|| {
-            format!(
-                "it drives the real {}, and this run has none (run with --dependents real or auto where {} is installed)",
-                app.name(),
-                app.program()
-            )
-        })
-    }
-
-    /// The gateway's namespace and `app`'s WebUI port there, or the failed
-    /// step when it does not run.
-    pub(crate) fn app_at(&self, app: App) -> Result<Result<(&Netns, u16), Outcome>, LabError> {
-        Ok(match self.app_port(app) {
-            Some(port) => Ok((self.lab.ns(host::GW)?, port)),
-            None => Err(self.no_app(app)),
-        })
-    }
-
-    /// The real qBittorrent's WebUI, or the failed step.
-    pub(crate) fn qbittorrent(&self) -> Result<Result<Qbittorrent<'_>, Outcome>, LabError> {
-        Ok(self
-            .app_at(App::Qbittorrent)?
-            .map(|(ns, port)| Qbittorrent { ns, port }))
-    }
-
     /// The scenario's swarm and qBittorrent, or the failed step.
     fn torrent_ctx<'s>(
         &'s self,
         st: &'s RunState<'_>,
     ) -> Result<Result<(&'s ScenarioSwarm, Qbittorrent<'s>), Outcome>, LabError> {
-        let s = match Self::swarm_of(st) {
+        let s = match st.torrent() {
             Ok(s) => s,
             Err(o) => return Ok(Err(o)),
         };
         Ok(self.qbittorrent()?.map(|q| (s, q)))
-    }
-
-    /// Why a swarm scenario cannot run in this lab, if it cannot.
-    pub(crate) fn swarm_unfit(&self) -> Option<String> {
-        self.app_unfit(App::Qbittorrent).or_else(|| {
-            self.app_port(App::Qbittorrent).and_then(|_| {
-                swarm::installed()
-                    .err()
-                    .map(|why| format!("the lab's swarm cannot start: {why}"))
-            })
-        })
     }
 
     /// At a scenario's end: its torrent leaves qBittorrent, its swarm
@@ -231,12 +162,6 @@ impl Runner<'_> {
             }
             tokio::time::sleep(POLL).await;
         }
-    }
-
-    fn swarm_of<'s>(st: &'s RunState<'_>) -> Result<&'s ScenarioSwarm, Outcome> {
-        st.swarm
-            .as_ref()
-            .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
     }
 
     pub(crate) async fn torrent_wait(
@@ -356,7 +281,7 @@ impl Runner<'_> {
                             .wait_for_count(
                                 service::TRACKER,
                                 self.services.log.find(service::TRACKER, "").len() + 1,
-                                super::runner::PROBE_TIMEOUT,
+                                PROBE_TIMEOUT,
                             )
                             .await;
                         let after = self.announces(s);
@@ -371,7 +296,7 @@ impl Runner<'_> {
                         } else {
                             log.push(format!(
                                 "nothing reached the tracker within {:?}",
-                                super::runner::PROBE_TIMEOUT
+                                PROBE_TIMEOUT
                             ));
                             Outcome::Passed
                         });
@@ -415,7 +340,7 @@ impl Runner<'_> {
         seen_as: IpAddr,
         log: &mut Vec<String>,
     ) -> Outcome {
-        let s = match Self::swarm_of(st) {
+        let s = match st.torrent() {
             Ok(s) => s,
             Err(o) => return o,
         };
@@ -483,69 +408,6 @@ impl Runner<'_> {
             }
             tokio::time::sleep(POLL).await;
         }
-    }
-
-    /// A BitTorrent handshake for the scenario's torrent from `from` to
-    /// `target`: `Ok(true)` when a peer handshook back for the same torrent.
-    pub(crate) async fn bittorrent_knock(
-        &self,
-        st: &RunState<'_>,
-        from: &str,
-        target: SocketAddr,
-        log: &mut Vec<String>,
-    ) -> Result<Result<bool, Outcome>, LabError> {
-        let s = match Self::swarm_of(st) {
-            Ok(s) => s,
-            Err(o) => return Ok(Err(o)),
-        };
-        let hash = s.swarm.torrent.info_hash;
-        let mut peer_id = *b"-LH0001-............";
-        peer_id[8..].copy_from_slice(&rand::random::<[u8; 12]>());
-        let ns = self.lab.ns(from)?;
-        let sock = crate::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
-            service: "bittorrent knock".into(),
-            source: std::io::Error::other(e),
-        })?;
-        log.push(format!("BitTorrent handshake to {target} from {from}"));
-        let r = tokio::time::timeout(super::runner::PROBE_TIMEOUT, async {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut c = sock.connect(target).await?;
-            c.write_all(&torrent::handshake(&hash, &peer_id)).await?;
-            let mut buf = [0u8; 48];
-            c.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf)
-        })
-        .await;
-        Ok(Ok(match r {
-            Ok(Ok(buf)) => match torrent::parse_handshake(&buf) {
-                Ok(h) if h == hash => {
-                    log.push("a peer handshook back for the torrent".into());
-                    true
-                }
-                Ok(h) => {
-                    log.push(format!(
-                        "a handshake for another torrent ({})",
-                        torrent::hex(&h)
-                    ));
-                    false
-                }
-                Err(e) => {
-                    log.push(format!("an answer that is no handshake: {e}"));
-                    false
-                }
-            },
-            Ok(Err(e)) => {
-                log.push(format!("no handshake: {e}"));
-                false
-            }
-            Err(_) => {
-                log.push(format!(
-                    "no handshake within {:?}",
-                    super::runner::PROBE_TIMEOUT
-                ));
-                false
-            }
-        }))
     }
 }
 

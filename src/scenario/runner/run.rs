@@ -1,41 +1,33 @@
-//! The runner: executes scenarios against a built lab. Per scenario it resets
-//! the gateway host's routes, starts capture on every watched wire (before
-//! any traffic), starts a fresh gateway process with the scenario's Gluetun
-//! variables, runs the steps, stops everything, classifies every captured
-//! frame and turns the lot into a [`ScenarioResult`]. Progress goes out as
-//! [`Event`]s; reporters consume them and the results.
+//! Running one scenario: per scenario it resets the gateway host's routes,
+//! starts capture on every watched wire (before any traffic), starts a
+//! fresh gateway process with the scenario's Gluetun variables, runs the
+//! steps, stops everything, classifies every captured frame and turns the
+//! lot into a [`ScenarioResult`]. Progress goes out as [`Event`]s;
+//! reporters consume them and the results.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc::UnboundedSender;
-use tokio_util::sync::CancellationToken;
-
-use super::model::{Action, Check, Expect, Scenario};
-use super::steps::{GatewayExit, RunState};
+use super::context::{Runner, fail, policies, run_file};
+use super::state::{GatewayExit, RunState};
 use crate::capture::{self, Capture};
-use crate::lab::services::LabServices;
-use crate::lab::{Lab, LabError};
+use crate::lab::LabError;
 use crate::model::classify::LeakPolicy;
-use crate::model::topology::{addr, host, wire};
-use crate::model::verdict::{Frame, Timeline, TogetherProbe, judge_wires, missing_evidence};
-use crate::probe;
-use crate::target::tail;
-
-pub use crate::profile::{SEED_INPUT_SUBNET_PORTS, SEED_OUTBOUND_SUBNETS, lab_env};
-
-/// How long one probe waits for an answer.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-pub use crate::model::verdict::{
-    CaseResult, Event, LeakRecord, Outcome, ScenarioResult, format_leak,
+use crate::model::scenario::{Action, Scenario};
+use crate::model::topology::{addr, host};
+use crate::model::verdict::{
+    CaseResult, Event, Frame, Outcome, ScenarioResult, Timeline, TogetherProbe, judge_wires,
+    missing_evidence,
 };
+use crate::scenario::steps::lifecycle::write_key_file;
+use crate::target::tail;
 
 /// The case of the positive control, before any gateway starts.
 pub const POSITIVE_CONTROL: &str =
     "the capture sees an unblocked probe on every watched wire (before the gateway starts)";
+
 /// The case that checks the capture saw what the passed steps sent.
 pub const EVIDENCE: &str = "the capture saw the traffic of every step that passed";
 
@@ -48,59 +40,6 @@ pub const STAYED_UP: &str = "the gateway under test stayed up (it exits only whe
 /// attributed to exactly one step. (The verdict function takes a tolerance
 /// for captures whose clock is not the runner's.)
 pub const CLOCK_SKEW: Duration = Duration::ZERO;
-
-/// Everything a run needs besides the scenarios.
-pub struct Runner<'a> {
-    pub lab: &'a Lab,
-    /// The network and policy under test (the seed's, or the user's).
-    pub profile: &'a crate::profile::Profile,
-    pub services: &'a LabServices,
-    pub out_dir: PathBuf,
-    /// The gateway under test.
-    pub target: std::sync::Arc<dyn crate::target::GatewayTarget>,
-    /// The container holding the gateway host's namespace, when the lab was
-    /// built for a container target.
-    pub holder: Option<String>,
-    /// Extra Gluetun variables for every scenario, applied last (used by
-    /// tests that break the gateway's configuration on purpose).
-    pub env_overrides: BTreeMap<String, String>,
-    pub events: Option<UnboundedSender<Event>>,
-    /// Cancelled when the run is interrupted (Ctrl-C, SIGTERM): the step in
-    /// flight is abandoned and written as an error, the rest as skipped,
-    /// and the scenario is still torn down and reported.
-    pub interrupt: CancellationToken,
-}
-
-/// The leak policy of each watched wire: `allowed` is what the gateway's
-/// wire may carry outside the tunnel besides the endpoint (the profile's).
-pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> {
-    let endpoint = SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT);
-    BTreeMap::from([
-        (
-            wire::GW,
-            LeakPolicy {
-                // The tunnel's addresses are the gateway's too: a packet for
-                // them on the underlay is aimed at the gateway.
-                local: vec![
-                    addr::GW_ETH0.into(),
-                    addr::GW_ETH0_V6.into(),
-                    addr::TUNNEL_CLIENT.into(),
-                    addr::TUNNEL_CLIENT_V6.into(),
-                ],
-                endpoint,
-                allowed: allowed.to_vec(),
-            },
-        ),
-        (
-            wire::UPLINK,
-            LeakPolicy {
-                local: vec![addr::HOME_UPLINK.into()],
-                endpoint,
-                allowed: vec![],
-            },
-        ),
-    ])
-}
 
 /// The case of the step during (or before) which the run was interrupted.
 fn interrupted() -> Outcome {
@@ -117,90 +56,7 @@ fn harness_error(message: &str) -> Outcome {
     }
 }
 
-pub(crate) fn fail(message: impl Into<String>, detail: impl Into<String>) -> Outcome {
-    Outcome::Failed {
-        message: message.into(),
-        detail: detail.into(),
-    }
-}
-
 impl Runner<'_> {
-    fn emit(&self, e: Event) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(e);
-        }
-    }
-
-    /// The Gluetun variables the gateway gets: the lab's own, then the
-    /// profile's policy (the seed's or the user's), then the scenario's,
-    /// then the run's overrides.
-    pub(crate) fn gateway_env(&self, scn: &Scenario) -> BTreeMap<String, String> {
-        let mut env = lab_env(&self.services.keys, &self.lab.blocklist_dir());
-        env.extend(self.profile.policy_env.clone());
-        env.extend(scn.gateway_env.clone());
-        env.extend(self.env_overrides.clone());
-        // Placeholders scenario files may use for run-specific paths.
-        let ca = self.lab.ca_file().display().to_string();
-        let dir = crate::lab::owned::gateway_dir(self.lab.run_id())
-            .display()
-            .to_string();
-        let commands = self.port_commands_file().display().to_string();
-        // The real qBittorrent's WebUI (the stand-ins' port without it).
-        let webui = format!(
-            "127.0.0.1:{}",
-            self.services
-                .apps
-                .as_ref()
-                .and_then(|a| a.port_of(crate::lab::apps::App::Qbittorrent))
-                .unwrap_or(8080)
-        );
-        for v in env.values_mut() {
-            *v = v
-                .replace("{qbittorrent_webui}", &webui)
-                .replace("{lab_ca}", &ca)
-                .replace("{port_commands}", &commands)
-                .replace("{lab_dir}", &dir);
-        }
-        env
-    }
-
-    /// Where scenarios' port-forwarding UP/DOWN commands write
-    /// (`{port_commands}` in gateway variables).
-    pub(crate) fn port_commands_file(&self) -> std::path::PathBuf {
-        crate::lab::owned::gateway_dir(self.lab.run_id()).join("port-commands")
-    }
-
-    /// Puts the gateway host back as the topology describes it: no kill
-    /// switch, the topology's routes (a previous gateway replaced them).
-    pub(crate) async fn reset_gw(&self) -> Result<(), LabError> {
-        // The real dependents hold still until the next gateway's kill
-        // switch is in place (see `Apps::pause`).
-        if let Some(apps) = &self.services.apps {
-            apps.pause();
-        }
-        // Whatever an earlier gateway (of any target) left there goes:
-        // processes, tables, links, rules, routes.
-        self.lab.reset_host(host::GW).await?;
-        std::fs::write(
-            self.lab.resolv_conf(host::GW),
-            format!("nameserver {}\n", addr::ISP_DNS),
-        )
-        .map_err(|source| LabError::Service {
-            service: "resolv.conf".into(),
-            source,
-        })?;
-        self.lab.nft(host::ISP, super::steps::ISP_UNBLOCK)?;
-        self.services.wg.set_answering(true)?;
-        self.services.wg.forget_peer().await?;
-        self.services
-            .natpmp_refuse
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        self.services
-            .natpmp_renumber
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
     /// Runs one scenario and always returns its result: what the gateway
     /// does wrong (including dying, or never starting) is a failed case;
     /// what the harness cannot do is an error case, and the steps after it
@@ -289,8 +145,7 @@ impl Runner<'_> {
         // A gateway that reads its key from a secret file finds the lab's.
         match run_file(self.lab.run_id(), &env, "WIREGUARD_PRIVATE_KEY_SECRETFILE") {
             Ok(Some(f)) => {
-                if let Err(e) = super::steps::write_key_file(&f, &self.services.keys.client_private)
-                {
+                if let Err(e) = write_key_file(&f, &self.services.keys.client_private) {
                     tracing::warn!("writing the gateway's key file {}: {e}", f.display());
                 }
             }
@@ -454,7 +309,7 @@ impl Runner<'_> {
                     ));
                 }
                 if outcome == Outcome::Passed {
-                    evidence.extend(super::evidence::for_step(
+                    evidence.extend(crate::scenario::evidence::for_step(
                         s,
                         &previous_mark,
                         self.lab.topology(),
@@ -740,239 +595,10 @@ impl Runner<'_> {
         });
         st.gateway = None;
     }
-
-    /// Checks which lab services saw the probe's nonce: each in the check's
-    /// `logged_by` must have, none in its `not_logged_by` may have. Problems
-    /// are appended.
-    pub(crate) fn far_end(
-        &self,
-        nonce: &str,
-        what: &str,
-        check: &Check,
-        log: &mut Vec<String>,
-        problems: &mut Vec<String>,
-    ) {
-        for svc in &check.logged_by {
-            match self.services.log.find(svc, nonce).first() {
-                Some(e) => log.push(format!(
-                    "{svc} logged the {what} from {}: {}",
-                    e.source, e.detail
-                )),
-                None => problems.push(format!("{svc} never received the {what}")),
-            }
-        }
-        for svc in &check.not_logged_by {
-            for e in self.services.log.find(svc, nonce) {
-                problems.push(format!(
-                    "{svc} received the {what} from {} (a leak)",
-                    e.source
-                ));
-            }
-        }
-    }
-
-    /// `unheard`: none of `by` has logged anything since the scenario
-    /// started.
-    pub(crate) fn unheard(
-        &self,
-        st: &super::steps::RunState<'_>,
-        by: &[String],
-        log: &mut Vec<String>,
-    ) -> Outcome {
-        let mut problems = Vec::new();
-        for svc in by {
-            let heard: Vec<_> = self
-                .services
-                .log
-                .find(svc, "")
-                .into_iter()
-                .filter(|e| e.at >= st.started_at)
-                .collect();
-            if heard.is_empty() {
-                log.push(format!("{svc} logged nothing in this scenario"));
-            }
-            // Each kind of request once, with how often and from where.
-            let mut kinds: Vec<(String, std::collections::BTreeSet<std::net::IpAddr>, usize)> =
-                Vec::new();
-            for e in &heard {
-                match kinds.iter_mut().find(|(d, _, _)| *d == e.detail) {
-                    Some((_, from, n)) => {
-                        from.insert(e.source.ip());
-                        *n += 1;
-                    }
-                    None => kinds.push((e.detail.clone(), [e.source.ip()].into(), 1)),
-                }
-            }
-            for (detail, from, n) in kinds {
-                let from: Vec<String> = from.iter().map(|a| a.to_string()).collect();
-                problems.push(format!(
-                    "{svc} heard from {}: {detail}{} (a leak)",
-                    from.join(", "),
-                    if n > 1 {
-                        format!(" ({n} times)")
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
-        }
-        Self::verdict(problems, log)
-    }
-
-    pub(crate) fn verdict(problems: Vec<String>, log: &mut Vec<String>) -> Outcome {
-        if problems.is_empty() {
-            Outcome::Passed
-        } else {
-            log.extend(problems.iter().cloned());
-            fail(problems.join("; "), log.join("\n"))
-        }
-    }
-
-    pub(crate) async fn http_step(
-        &self,
-        from: &str,
-        target: SocketAddr,
-        check: &Check,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let ns = self.lab.ns(from)?;
-        let nonce = probe::nonce();
-        let path = format!("/leakhound/{nonce}");
-        log.push(format!("GET http://{target}{path} from {from}"));
-        let r = probe::http_get(ns, target, &path, PROBE_TIMEOUT).await;
-        match &r {
-            Ok((status, body)) => log.push(format!("answer {status}: {body}")),
-            Err(e) => log.push(format!("no answer: {e}")),
-        }
-        let mut problems = Vec::new();
-        match (&check.expect, &r) {
-            (Expect::SeenAs(want), Ok((_, body))) => {
-                if body != &want.to_string() {
-                    problems.push(format!("whoami saw {body}, expected {want}"));
-                } else if !self
-                    .services
-                    .log
-                    .find(crate::lab::whoami::SERVICE, &nonce)
-                    .iter()
-                    .any(|e| e.source.ip() == *want)
-                {
-                    problems.push(format!(
-                        "whoami's log has no request with nonce {nonce} from {want}"
-                    ));
-                }
-            }
-            (Expect::SeenAs(want), Err(e)) => problems.push(format!(
-                "expected whoami to see {want}, but the request failed: {e}"
-            )),
-            // Any HTTP answer is "reached": real applications answer an
-            // unknown path with 404, or 401 without credentials.
-            (Expect::Answer, Ok(_)) => {}
-            (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
-            (Expect::Fail, Ok((_, body))) => problems.push(format!(
-                "the request should have failed, but it was answered: {body}"
-            )),
-            (Expect::Fail, Err(_)) => {}
-        }
-        if r.is_ok() {
-            // An answered request's evidence may still be on its way (the
-            // real dependents' comes off the wire): bounded, event-driven.
-            for svc in &check.logged_by {
-                self.services
-                    .log
-                    .wait_for(svc, &nonce, Duration::from_secs(1))
-                    .await;
-            }
-        }
-        self.far_end(&nonce, "request", check, log, &mut problems);
-        Ok(Self::verdict(problems, log))
-    }
-
-    /// `server`, or the system resolver of `from`: the first nameserver of
-    /// its resolv.conf, as getaddrinfo would use it.
-    pub(crate) fn resolver_for(
-        &self,
-        from: &str,
-        server: Option<SocketAddr>,
-        log: &mut Vec<String>,
-    ) -> Result<SocketAddr, Outcome> {
-        if let Some(s) = server {
-            return Ok(s);
-        }
-        let path = self.lab.resolv_conf(from);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        match crate::gateway::dns::first_nameserver(&text) {
-            Some(ip) => {
-                log.push(format!("{}: nameserver {ip}", path.display()));
-                Ok(SocketAddr::new(ip, 53))
-            }
-            None => Err(fail(
-                format!("{} names no nameserver", path.display()),
-                text,
-            )),
-        }
-    }
-
-    pub(crate) async fn dns_step(
-        &self,
-        from: &str,
-        server: Option<SocketAddr>,
-        zone: &str,
-        check: &Check,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let ns = self.lab.ns(from)?;
-        let nonce = probe::nonce();
-        let name = format!("{nonce}.{zone}.");
-        let server = match self.resolver_for(from, server, log) {
-            Ok(s) => s,
-            Err(outcome) => return Ok(outcome),
-        };
-        log.push(format!("A {name} to {server} from {from}"));
-        let r = probe::dns_a(ns, server, &name, PROBE_TIMEOUT).await;
-        match &r {
-            Ok(a) => log.push(format!("answer: {a:?}")),
-            Err(e) => log.push(format!("no answer: {e}")),
-        }
-        let mut problems = Vec::new();
-        match (&check.expect, &r) {
-            (Expect::Answer, Ok(a)) if !a.is_empty() => {}
-            (Expect::Answer, Ok(_)) => problems.push("the answer had no A record".to_string()),
-            (Expect::Answer, Err(e)) => problems.push(format!("expected an answer, got none: {e}")),
-            // An answer without an address (SERVFAIL, NXDOMAIN) is a failed
-            // resolution too: what a gateway's resolver says when it cannot
-            // reach its upstream.
-            (Expect::Fail, Ok(a)) if a.is_empty() => {}
-            (Expect::Fail, Ok(a)) => {
-                problems.push(format!("expected the name not to resolve, got {a:?}"))
-            }
-            (Expect::Fail, Err(_)) => {}
-            (Expect::SeenAs(_), _) => unreachable!("validated by the scenario parser"),
-        }
-        self.far_end(&nonce, "query", check, log, &mut problems);
-        let ext = self
-            .external_check(
-                super::steps::ExternalKind::Dns,
-                from,
-                server,
-                zone,
-                check,
-                log,
-            )
-            .await?;
-        match ext {
-            Ok(more) => problems.extend(more),
-            // Our own client's failure stands; its pass alone is no verdict.
-            Err(missing) if problems.is_empty() => {
-                return Ok(Outcome::Skipped { reason: missing });
-            }
-            Err(_) => {}
-        }
-        Ok(Self::verdict(problems, log))
-    }
 }
 
 /// The timeline's name for probes that waited together.
-fn together_label(group: &[super::model::Step]) -> String {
+fn together_label(group: &[crate::scenario::model::Step]) -> String {
     match group {
         [first, .., last] => format!(
             "{} probes waiting together: {} ... {}",
@@ -1009,53 +635,4 @@ fn step_marks(
             (*t, name.clone(), kind)
         })
         .collect()
-}
-
-/// The file scenario variable `var` names, for the harness to write, read or
-/// remove: only directly inside the run's gateway folder (`{lab_dir}/NAME`), never anywhere
-/// else a scenario file could name (scenario files are code, but a typo
-/// must not make root write or delete outside the lab). `Ok(None)` when the
-/// variable is not set.
-pub(crate) fn run_file(
-    run_id: &str,
-    env: &BTreeMap<String, String>,
-    var: &str,
-) -> Result<Option<std::path::PathBuf>, String> {
-    let Some(v) = env.get(var) else {
-        return Ok(None);
-    };
-    let p = std::path::PathBuf::from(v);
-    if crate::lab::owned::inside_run_dir(run_id, &p) {
-        Ok(Some(p))
-    } else {
-        Err(format!(
-            "{var} = {v:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
-        ))
-    }
-}
-
-#[cfg(test)]
-mod run_file_tests {
-    use super::*;
-
-    #[test]
-    fn harness_files_named_by_variables_stay_in_the_run_folder() {
-        let env: BTreeMap<String, String> = [
-            ("A", "/run/leakhound/ab12cd/gateway/forwarded_port"),
-            ("B", "/etc/passwd"),
-            ("C", "/run/leakhound/ab12cd/../../../etc/passwd"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(
-            run_file("ab12cd", &env, "A").unwrap().unwrap(),
-            std::path::Path::new("/run/leakhound/ab12cd/gateway/forwarded_port")
-        );
-        for var in ["B", "C"] {
-            let e = run_file("ab12cd", &env, var).unwrap_err();
-            assert!(e.contains(var) && e.contains("{lab_dir}/NAME"), "{e}");
-        }
-        assert_eq!(run_file("ab12cd", &env, "D"), Ok(None));
-    }
 }

@@ -7,27 +7,22 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use super::model::Expect;
-use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
-use super::steps::RunState;
 use crate::lab::LabError;
 use crate::lab::apps::App;
 use crate::lab::nzbget_rpc::{Nzbget, Progress};
-use crate::lab::services::LogEntry;
+use crate::lab::service_log::LogEntry;
+use crate::model::scenario::Expect;
 use crate::model::topology::service;
 use crate::model::usenet;
+use crate::model::verdict::Outcome;
+use crate::scenario::runner::{GivenNzb, PROBE_TIMEOUT, RunState, Runner, fail};
 
 const POLL: Duration = Duration::from_millis(200);
+
 /// A post's size and its articles' (yEnc adds about 2%).
 pub const POST_BYTES: usize = 1 << 20;
-pub const SEGMENT_BYTES: usize = 256 << 10;
 
-/// One NZB given to NZBGet in this scenario.
-pub struct GivenNzb {
-    pub id: i64,
-    /// In every message id of its articles.
-    pub tag: String,
-}
+pub const SEGMENT_BYTES: usize = 256 << 10;
 
 /// What is wrong with the news server's view of NZBGet (pure): nothing seen
 /// at all, or anything from another address than `seen_as`.

@@ -1,0 +1,100 @@
+//! What each step of a scenario does, by family: the gateway's
+//! [`lifecycle`], the [`probe`]s (each with its nonce and its far-end check
+//! in the lab services' log), the [`wait`]s, the [`fault`]s done to the lab
+//! or the gateway, the gateway's [`control`] API (and key rotation through
+//! it), the [`forwarded_port`], the [`attack`]s (raw frames, a forged
+//! SYN-ACK, malformed DNS), the background traffic ([`storm`]), and the
+//! real applications' steps ([`torrent`], [`usenet`], [`browser`]). A step
+//! ends in an [`Outcome`]; only a harness problem (the lab cannot do what
+//! is asked) is an error.
+
+pub mod apps;
+pub mod attack;
+pub mod browser;
+pub mod control;
+pub mod fault;
+pub mod forwarded_port;
+pub mod lifecycle;
+pub mod probe;
+pub mod report;
+pub mod storm;
+pub mod torrent;
+pub mod usenet;
+pub mod wait;
+
+use crate::lab::LabError;
+use crate::model::scenario::Action;
+use crate::model::verdict::Outcome;
+use crate::scenario::runner::{RunState, Runner};
+
+impl Runner<'_> {
+    /// Runs one step.
+    pub(crate) async fn step(
+        &self,
+        st: &mut RunState<'_>,
+        action: &Action,
+        log: &mut Vec<String>,
+    ) -> Result<Outcome, LabError> {
+        Ok(match action {
+            Action::WaitHandshake { timeout } => self.wait_handshake(st, *timeout, log).await,
+            Action::WaitFirewall { timeout } => self.wait_firewall(st, *timeout, log).await,
+            Action::WaitTunnelRestart { timeout } => self.wait_tunnel_restart(*timeout, log).await,
+            Action::WaitTraffic { timeout } => {
+                self.wait_traffic(tokio::time::Instant::now() + *timeout, log)
+                    .await
+            }
+            Action::PortCommand { expect, timeout } => {
+                self.port_command_step(st, *expect, *timeout, log).await
+            }
+            Action::Http { .. }
+            | Action::Dns { .. }
+            | Action::Udp { .. }
+            | Action::EncryptedDns { .. }
+            | Action::Ping { .. } => self.probe(action, log).await?,
+            Action::RawFrame {
+                from,
+                target,
+                check,
+            } => self.raw_frame_step(from, *target, check, log).await?,
+            Action::InjectSynack {
+                from,
+                target,
+                expect,
+            } => self.synack_step(from, *target, expect, log).await?,
+            Action::DnsGarbage { from, server } => self.dns_garbage(st, from, *server, log).await?,
+            Action::StormStart { from } => self.storm_start(st, from, log)?,
+            Action::StormWait { rounds } => self.storm_wait(st, *rounds, log).await,
+            Action::StormStop => self.storm_stop(st, log).await,
+            Action::Health {
+                healthy,
+                target,
+                timeout,
+            } => self.health_step(*healthy, *target, *timeout, log).await?,
+            Action::Control { .. } => self.control_step(st, action, log).await?,
+            Action::ForwardedPort {
+                via,
+                expect,
+                bittorrent,
+            } => {
+                self.forwarded_step(st, via, expect, *bittorrent, log)
+                    .await?
+            }
+            Action::TorrentAdd => self.torrent_add(st, log).await?,
+            Action::TorrentWait { progress, timeout } => {
+                self.torrent_wait(st, *progress, *timeout, log).await?
+            }
+            Action::TorrentAnnounce { expect, timeout } => {
+                self.torrent_announce(st, expect, *timeout, log).await?
+            }
+            Action::SwarmSeen { seen_as } => self.swarm_seen(st, *seen_as, log),
+            Action::TorrentPort { timeout } => self.torrent_port(st, *timeout, log).await?,
+            Action::NzbAdd => self.nzb_add(st, log).await?,
+            Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
+            Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
+            Action::Browse { expect } => self.browse(expect, log).await?,
+            Action::Unheard { by } => self.unheard(st, by, log),
+            Action::Fault(f) => self.fault(st, *f, log).await?,
+            Action::Interfere(i) => self.interfere(st, i, log).await?,
+        })
+    }
+}
