@@ -275,7 +275,10 @@ impl Runner<'_> {
             } else {
                 let all = futures::future::join_all(group.iter().zip(logs.iter_mut()).map(
                     |(s, log)| async move {
-                        let r = self.probe(&s.action, log).await;
+                        let r = crate::scenario::steps::report::into_log(
+                            log,
+                            self.probe(&s.action).await,
+                        );
                         (r, t.elapsed())
                     },
                 ));

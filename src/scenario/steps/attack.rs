@@ -7,53 +7,50 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use super::report::lab_err;
+use super::report::{StepLog, StepResult, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::{Check, Expect};
 use crate::model::topology::{addr, host};
-use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, fail};
+use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner};
 
 impl Runner<'_> {
+    /// A DNS query for a probe name in a raw frame on `from`'s eth0, to the
+    /// home router's side of the gateway's wire, bypassing `from`'s routes:
+    /// whether it got out is decided at the far end (and on the wire).
     pub(crate) async fn raw_frame_step(
         &self,
         from: &str,
         target: SocketAddr,
         check: &Check,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    ) -> StepResult {
+        let mut log = StepLog::new();
         let nonce = probe::nonce();
         let name = probe::probe_name(&nonce);
         // The frame goes to the home router's side of gw's wire, as a packet
         // routed by the stack would.
-        let home_mac = self
-            .lab
-            .nl(host::HOME)?
-            .mac_of("gw")
-            .await
-            .map_err(|source| LabError::Netlink {
-                host: host::HOME.into(),
-                source,
-            })?;
-        log.push(format!(
+        let home_nl = log.harness(self.lab.nl(host::HOME))?;
+        let home_mac =
+            log.harness(
+                home_nl
+                    .mac_of("gw")
+                    .await
+                    .map_err(|source| LabError::Netlink {
+                        host: host::HOME.into(),
+                        source,
+                    }),
+            )?;
+        log.note(format!(
             "raw frame on {from}'s eth0: DNS query for {name} to {target}"
         ));
-        let r = probe::raw_frame_dns(
-            self.lab.ns(from)?,
-            "eth0",
-            home_mac,
-            addr::GW_ETH0,
-            target,
-            &name,
-        );
+        let ns = log.harness(self.lab.ns(from))?;
+        let r = probe::raw_frame_dns(ns, "eth0", home_mac, addr::GW_ETH0, target, &name);
         match &r {
-            Ok(()) => log.push("the kernel accepted the frame".into()),
-            Err(e) => log.push(format!("the kernel refused the frame: {e}")),
+            Ok(()) => log.note("the kernel accepted the frame"),
+            Err(e) => log.note(format!("the kernel refused the frame: {e}")),
         }
         // Whether it got out is decided at the far end (and on the wire):
         // give the resolver the same time a probe gets to see it.
-        let mut problems = Vec::new();
         let deadline = Instant::now() + PROBE_TIMEOUT;
         if check.expect == Expect::Fail && r.is_ok() {
             let mut log_rx = self.services.log.subscribe();
@@ -72,28 +69,29 @@ impl Runner<'_> {
                 }
             }
         }
-        self.far_end(&nonce, "raw frame", check, log, &mut problems);
-        Ok(Self::verdict(problems, log))
+        log.absorb(self.far_end(&nonce, "raw frame", check));
+        Ok(log.judge())
     }
 
+    /// CVE-2019-14899: a SYN-ACK to the tunnel's address from `from`,
+    /// routed through the gateway's underlay; `fail` means nothing may
+    /// answer.
     pub(crate) async fn synack_step(
         &self,
         from: &str,
         target: SocketAddr,
         expect: &Expect,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    ) -> StepResult {
+        let mut log = StepLog::new();
         // The attacker routes the tunnel's address to the gateway's underlay.
-        let nl = self.lab.nl(from)?;
+        let nl = log.harness(self.lab.nl(from))?;
         let via: IpAddr = addr::GW_ETH0.into();
         let dst = IpNet::from(target.ip());
         let nlerr = |source| LabError::Netlink {
             host: from.to_string(),
             source,
         };
-        nl.replace_route(dst, Some(via), None)
-            .await
-            .map_err(nlerr)?;
+        log.harness(nl.replace_route(dst, Some(via), None).await.map_err(nlerr))?;
         let src = match self
             .lab
             .topology()
@@ -102,37 +100,35 @@ impl Runner<'_> {
         {
             Some(s) => s,
             None => {
-                return Err(lab_err(
+                return Err(log.error(lab_err(
                     "inject-synack",
                     format!("{from} has no address on gw's link"),
-                ));
+                )));
             }
         };
-        log.push(format!("SYN-ACK from {src} to {target} via {via}"));
-        let r = probe::inject_synack(self.lab.ns(from)?, src, target, PROBE_TIMEOUT).await;
+        log.note(format!("SYN-ACK from {src} to {target} via {via}"));
+        let ns = log.harness(self.lab.ns(from))?;
+        let r = probe::inject_synack(ns, src, target, PROBE_TIMEOUT).await;
         let del = crate::netlink::RouteInfo {
             dst,
             gateway: Some(via),
             oif: None,
         };
         let _ = nl.del_route(&del).await;
-        let answer = r.map_err(|e| lab_err("inject-synack", e))?;
+        let answer = log.harness(r.map_err(|e| lab_err("inject-synack", e)))?;
         Ok(match (answer, expect) {
             (None, Expect::Fail) => {
-                log.push("nothing answered".into());
-                Outcome::Passed
+                log.note("nothing answered");
+                log.pass()
             }
-            (Some(a), Expect::Fail) => fail(
-                format!(
-                    "the gateway answered a forged SYN-ACK to its tunnel address from the LAN side ({a}): CVE-2019-14899"
-                ),
-                log.join("\n"),
-            ),
+            (Some(a), Expect::Fail) => log.fail(format!(
+                "the gateway answered a forged SYN-ACK to its tunnel address from the LAN side ({a}): CVE-2019-14899"
+            )),
             (Some(a), _) => {
-                log.push(format!("answered: {a}"));
-                Outcome::Passed
+                log.note(format!("answered: {a}"));
+                log.pass()
             }
-            (None, _) => fail("nothing answered the SYN-ACK", log.join("\n")),
+            (None, _) => log.fail("nothing answered the SYN-ACK"),
         })
     }
 
@@ -168,35 +164,40 @@ impl Runner<'_> {
         st: &RunState<'_>,
         from: &str,
         server: Option<SocketAddr>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    ) -> StepResult {
+        let mut log = StepLog::new();
         // The gateway's own resolver is gone with the gateway: say
         // so at once rather than wait out every malformed message.
         if from == host::GW && server.is_none() && st.gateway.is_none() {
-            return Ok(fail(
+            return Ok(log.fail(
                 "there is no gateway running: its resolver cannot be sent malformed messages",
-                log.join("\n"),
             ));
         }
-        let server = match self.resolver_for(from, server, log) {
-            Ok(s) => s,
-            Err(outcome) => return Ok(outcome),
+        let server = match self.resolver_for(from, server) {
+            Ok((s, found)) => {
+                log.absorb(found);
+                s
+            }
+            Err(outcome) => return Ok(log.end(outcome)),
         };
         let corpus = probe::malformed_dns();
-        log.push(format!(
+        log.note(format!(
             "{} malformed messages and {} mutated queries over UDP, and one short TCP frame, to {server}",
             corpus.len(),
             probe::MUTATIONS
         ));
         for (what, _) in &corpus {
-            log.push(format!("  {what}"));
+            log.note(format!("  {what}"));
         }
-        let replies = probe::dns_garbage(self.lab.ns(from)?, server)
-            .await
-            .map_err(|e| lab_err("dns-garbage", e))?;
-        log.push(format!(
+        let ns = log.harness(self.lab.ns(from))?;
+        let replies = log.harness(
+            probe::dns_garbage(ns, server)
+                .await
+                .map_err(|e| lab_err("dns-garbage", e)),
+        )?;
+        log.note(format!(
             "{replies} got a reply (an error response); the rest were dropped"
         ));
-        Ok(Outcome::Passed)
+        Ok(log.pass())
     }
 }

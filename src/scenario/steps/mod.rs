@@ -26,6 +26,7 @@ use crate::lab::LabError;
 use crate::model::scenario::Action;
 use crate::model::verdict::Outcome;
 use crate::scenario::runner::{RunState, Runner};
+use report::into_log;
 
 impl Runner<'_> {
     /// Runs one step.
@@ -50,18 +51,20 @@ impl Runner<'_> {
             | Action::Dns { .. }
             | Action::Udp { .. }
             | Action::EncryptedDns { .. }
-            | Action::Ping { .. } => self.probe(action, log).await?,
+            | Action::Ping { .. } => into_log(log, self.probe(action).await)?,
             Action::RawFrame {
                 from,
                 target,
                 check,
-            } => self.raw_frame_step(from, *target, check, log).await?,
+            } => into_log(log, self.raw_frame_step(from, *target, check).await)?,
             Action::InjectSynack {
                 from,
                 target,
                 expect,
-            } => self.synack_step(from, *target, expect, log).await?,
-            Action::DnsGarbage { from, server } => self.dns_garbage(st, from, *server, log).await?,
+            } => into_log(log, self.synack_step(from, *target, expect).await)?,
+            Action::DnsGarbage { from, server } => {
+                into_log(log, self.dns_garbage(st, from, *server).await)?
+            }
             Action::StormStart { from } => self.storm_start(st, from, log)?,
             Action::StormWait { rounds } => self.storm_wait(st, *rounds, log).await,
             Action::StormStop => self.storm_stop(st, log).await,
@@ -91,8 +94,8 @@ impl Runner<'_> {
             Action::NzbAdd => self.nzb_add(st, log).await?,
             Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
             Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
-            Action::Browse { expect } => self.browse(expect, log).await?,
-            Action::Unheard { by } => self.unheard(st, by, log),
+            Action::Browse { expect } => into_log(log, self.browse(expect).await)?,
+            Action::Unheard { by } => into_log(log, Ok(self.unheard(st, by)))?,
             Action::Fault(f) => self.fault(st, *f, log).await?,
             Action::Interfere(i) => self.interfere(st, i, log).await?,
         })
