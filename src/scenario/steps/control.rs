@@ -6,14 +6,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::lifecycle::write_key_file;
-use super::report::lab_err;
-use crate::lab::LabError;
+use super::lifecycle::{no_gateway, write_key_file};
+use super::report::{StepLog, StepResult, lab_err};
 use crate::model::scenario::Action;
 use crate::model::topology::{addr, host};
-use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, fail, run_file};
+use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, run_file};
 use crate::target::{GatewayHandle, tail};
 
 /// How long a `control` step with `grows` reads the metrics again: the
@@ -104,12 +102,8 @@ impl Runner<'_> {
     /// status and text it must answer, and Prometheus samples that must have
     /// grown since the last reading (read again for [`METRICS_LAG`] until
     /// they have).
-    pub(crate) async fn control_step(
-        &self,
-        st: &mut RunState<'_>,
-        action: &Action,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    pub(crate) async fn control_step(&self, st: &mut RunState<'_>, action: &Action) -> StepResult {
+        let mut log = StepLog::new();
         let Action::Control {
             method,
             path,
@@ -121,9 +115,9 @@ impl Runner<'_> {
             grows,
         } = action
         else {
-            return Err(lab_err("control", "not a control action"));
+            return Err(log.error(lab_err("control", "not a control action")));
         };
-        log.push(format!(
+        log.note(format!(
             "{method} http://{target}{path}{}",
             if headers.is_empty() {
                 " (no credentials)"
@@ -136,9 +130,10 @@ impl Runner<'_> {
         // until it does; any other check is one request.
         let deadline = tokio::time::Instant::now() + METRICS_LAG;
         let before = st.metrics.clone();
-        Ok(loop {
+        loop {
+            let ns = log.harness(self.lab.ns(host::GW))?;
             let r = probe::http_request(
-                self.lab.ns(host::GW)?,
+                ns,
                 method,
                 *target,
                 path,
@@ -149,52 +144,40 @@ impl Runner<'_> {
             .await;
             let (code, text) = match r {
                 Err(e) => {
-                    break fail(
-                        format!("no answer from the control server: {e}"),
-                        log.join("\n"),
-                    );
+                    return Ok(log.fail(format!("no answer from the control server: {e}")));
                 }
                 Ok(a) => a,
             };
             if code != *status {
-                log.push(format!("{code}: {text}"));
-                break fail(
-                    format!("expected {status}, got {code}: {text}"),
-                    log.join("\n"),
-                );
+                log.note(format!("{code}: {text}"));
+                return Ok(log.fail(format!("expected {status}, got {code}: {text}")));
             }
             if let Some(c) = contains.as_ref().filter(|c| !text.contains(c.as_str())) {
-                log.push(format!("{code}: {text}"));
-                break fail(
-                    format!("the answer does not contain {c:?}: {text}"),
-                    log.join("\n"),
-                );
+                log.note(format!("{code}: {text}"));
+                return Ok(log.fail(format!("the answer does not contain {c:?}: {text}")));
             }
             let now = crate::model::prom::samples(&text);
             if grows.is_empty() {
-                log.push(format!("{code}: {text}"));
+                log.note(format!("{code}: {text}"));
                 st.metrics.extend(now);
-                break Outcome::Passed;
+                return Ok(log.pass());
             }
             match crate::model::prom::growth(&before, &now, grows) {
                 Ok(g) => {
-                    log.push(format!("{code}; grown since the last reading: {g}"));
+                    log.note(format!("{code}; grown since the last reading: {g}"));
                     st.metrics.extend(now);
-                    break Outcome::Passed;
+                    return Ok(log.pass());
                 }
                 Err(why) if tokio::time::Instant::now() >= deadline => {
-                    log.push(format!("{code}: {text}"));
+                    log.note(format!("{code}: {text}"));
                     st.metrics.extend(now);
-                    break fail(
-                        format!("{why} (read again for {METRICS_LAG:?})"),
-                        log.join("\n"),
-                    );
+                    return Ok(log.fail(format!("{why} (read again for {METRICS_LAG:?})")));
                 }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-        })
+        }
     }
 
     /// The tunnel stops or starts through the gateway's own control API
@@ -204,25 +187,25 @@ impl Runner<'_> {
         &self,
         st: &mut RunState<'_>,
         running: bool,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    ) -> StepResult {
+        let mut log = StepLog::new();
         let Some(g) = st.gateway.as_mut() else {
-            return Ok(fail("there is no gateway running", ""));
+            return Ok(no_gateway());
         };
         let target = control_address(&st.env);
-        let ns = self.lab.ns(host::GW)?;
-        log.push(format!(
+        let ns = log.harness(self.lab.ns(host::GW))?;
+        log.note(format!(
             "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
             if running { "running" } else { "stopped" }
         ));
         Ok(match put_vpn_status(ns, target, running, g).await {
             Ok(answer) => {
-                log.push(format!("the gateway answered: {answer}"));
-                Outcome::Passed
+                log.note(format!("the gateway answered: {answer}"));
+                log.pass()
             }
             Err(why) => {
                 g.log_flushed().await;
-                fail(why, tail(&st.gw_log, 20))
+                log.fail_with(why, tail(&st.gw_log, 20))
             }
         })
     }
@@ -232,11 +215,8 @@ impl Runner<'_> {
     /// the provider accepts the public key from now on and forgets the old
     /// one, and the gateway is told through its control server. The next
     /// `wait-handshake` waits for a handshake on the new key.
-    pub(crate) async fn rotate_key(
-        &self,
-        st: &mut RunState<'_>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    pub(crate) async fn rotate_key(&self, st: &mut RunState<'_>) -> StepResult {
+        let mut log = StepLog::new();
         let file = match run_file(
             self.lab.run_id(),
             &st.env,
@@ -244,30 +224,30 @@ impl Runner<'_> {
         ) {
             Ok(Some(f)) => f,
             Ok(None) => {
-                return Err(lab_err(
+                return Err(log.error(lab_err(
                     "rotate-key",
                     std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
-                ));
+                )));
             }
-            Err(e) => return Err(lab_err("rotate-key", std::io::Error::other(e))),
+            Err(e) => return Err(log.error(lab_err("rotate-key", std::io::Error::other(e)))),
         };
         let Some(g) = st.gateway.as_mut() else {
-            return Ok(fail("there is no gateway running", ""));
+            return Ok(no_gateway());
         };
         let (private, public) = crate::tunnel::generate_keypair();
-        write_key_file(&file, &private).map_err(|e| lab_err("rotate-key", e))?;
-        self.services.wg.set_peer(public).await?;
+        log.harness(write_key_file(&file, &private).map_err(|e| lab_err("rotate-key", e)))?;
+        log.harness(self.services.wg.set_peer(public).await)?;
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         st.old_key = Some(st.current_key);
         st.current_key = private;
-        log.push(format!(
+        log.note(format!(
             "a new key in {}; the provider accepts only it from now on",
             file.display()
         ));
         let target = control_address(&st.env);
-        let ns = self.lab.ns(host::GW)?;
+        let ns = log.harness(self.lab.ns(host::GW))?;
         let headers = ops_role();
-        log.push(format!(
+        log.note(format!(
             "PUT http://{target}/v1/wireguard/key (the lab's ops role)"
         ));
         let r = probe::http_request(
@@ -282,19 +262,19 @@ impl Runner<'_> {
         .await;
         Ok(match r {
             Ok((200, text)) => {
-                log.push(format!("the gateway answered: {}", text.trim()));
-                Outcome::Passed
+                log.note(format!("the gateway answered: {}", text.trim()));
+                log.pass()
             }
             Ok((code, text)) => {
                 g.log_flushed().await;
-                fail(
+                log.fail_with(
                     format!("the gateway refused the new key: {code} {}", text.trim()),
                     tail(&st.gw_log, 20),
                 )
             }
             Err(e) => {
                 g.log_flushed().await;
-                fail(
+                log.fail_with(
                     format!("the control server did not take the new key: {e}"),
                     tail(&st.gw_log, 20),
                 )
@@ -305,13 +285,10 @@ impl Runner<'_> {
     /// A handshake initiation made with the key from before the last
     /// rotation, sent to the provider from the internet side: passes when
     /// nothing answers within the probe timeout.
-    pub(crate) async fn old_key_refused(
-        &self,
-        st: &mut RunState<'_>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    pub(crate) async fn old_key_refused(&self, st: &mut RunState<'_>) -> StepResult {
+        let mut log = StepLog::new();
         let Some(old) = st.old_key else {
-            return Ok(fail(
+            return Ok(log.fail_with(
                 "no key was rotated before this step (see the rotate-key step)",
                 "",
             ));
@@ -330,34 +307,35 @@ impl Runner<'_> {
         let init = match tunn.format_handshake_initiation(&mut buf, true) {
             boringtun::noise::TunnResult::WriteToNetwork(p) => p.to_vec(),
             _ => {
-                return Err(lab_err(
+                return Err(log.error(lab_err(
                     "old-key-refused",
                     std::io::Error::other("boringtun made no handshake initiation"),
-                ));
+                )));
             }
         };
-        let ns = self.lab.ns(host::ISP)?;
-        let sock =
-            probe::udp_socket_for(ns, endpoint).map_err(|e| lab_err("old-key-refused", e))?;
-        sock.send_to(&init, endpoint)
-            .await
-            .map_err(|e| lab_err("old-key-refused", e))?;
-        log.push(format!(
+        let ns = log.harness(self.lab.ns(host::ISP))?;
+        let sock = log.harness(
+            probe::udp_socket_for(ns, endpoint).map_err(|e| lab_err("old-key-refused", e)),
+        )?;
+        log.harness(
+            sock.send_to(&init, endpoint)
+                .await
+                .map_err(|e| lab_err("old-key-refused", e)),
+        )?;
+        log.note(format!(
             "a handshake initiation with the old key, from the ISP to {endpoint}"
         ));
         let mut reply = vec![0u8; 2048];
-        Ok(
-            match tokio::time::timeout(PROBE_TIMEOUT, sock.recv_from(&mut reply)).await {
-                Err(_) => {
-                    log.push(format!("no answer within {PROBE_TIMEOUT:?}"));
-                    Outcome::Passed
-                }
-                Ok(Ok((n, from))) => fail(
-                    format!("the provider answered the old key: {n} bytes from {from}"),
-                    "",
-                ),
-                Ok(Err(e)) => return Err(lab_err("old-key-refused", e)),
-            },
-        )
+        match tokio::time::timeout(PROBE_TIMEOUT, sock.recv_from(&mut reply)).await {
+            Err(_) => {
+                log.note(format!("no answer within {PROBE_TIMEOUT:?}"));
+                Ok(log.pass())
+            }
+            Ok(Ok((n, from))) => Ok(log.fail_with(
+                format!("the provider answered the old key: {n} bytes from {from}"),
+                "",
+            )),
+            Ok(Err(e)) => Err(log.error(lab_err("old-key-refused", e))),
+        }
     }
 }

@@ -7,23 +7,18 @@ use std::net::Ipv4Addr;
 
 use ipnet::IpNet;
 
-use super::lifecycle::{ISP_BLOCK, ISP_UNBLOCK};
+use super::lifecycle::{ISP_BLOCK, ISP_UNBLOCK, no_gateway};
+use super::report::{StepLog, StepResult};
 use crate::lab::LabError;
 use crate::model::scenario::{Capability, Fault, Interference};
 use crate::model::topology::{addr, host};
-use crate::model::verdict::Outcome;
-use crate::scenario::runner::{RunState, Runner, fail};
-use crate::target::tail;
+use crate::scenario::runner::{RunState, Runner};
 
 impl Runner<'_> {
-    pub(crate) async fn fault(
-        &self,
-        st: &mut RunState<'_>,
-        f: Fault,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let no_gateway = || fail("there is no gateway running", "");
-        Ok(match f {
+    /// Does fault `f` to the lab or the gateway.
+    pub(crate) async fn fault(&self, st: &mut RunState<'_>, f: Fault) -> StepResult {
+        let mut log = StepLog::new();
+        match f {
             Fault::StopTunnel | Fault::StartTunnel => {
                 if st.gateway.is_none() {
                     return Ok(no_gateway());
@@ -37,44 +32,19 @@ impl Runner<'_> {
                     .capabilities()
                     .contains(&Capability::ControlServer)
                 {
-                    self.tunnel_by_control(st, running, log).await?
+                    self.tunnel_by_control(st, running).await
                 } else {
-                    self.tunnel_from_outside(st, running, log).await?
+                    self.tunnel_from_outside(st, running).await
                 }
             }
-            Fault::KillGateway => {
-                let Some(g) = st.gateway.take() else {
-                    return Ok(no_gateway());
-                };
-                g.kill().await;
-                log.push(
-                    "gateway SIGKILLed; its kill switch is whatever it left in the kernel".into(),
-                );
-                Outcome::Passed
-            }
-            Fault::StartGateway => {
-                if let Some(g) = st.gateway.take() {
-                    g.stop().await;
-                }
-                self.start_gateway(st).await;
-                if st.gateway.is_some() {
-                    log.push("gateway started".into());
-                    Outcome::Passed
-                } else {
-                    let why = st
-                        .unexpected_exit
-                        .as_ref()
-                        .map(|e| e.summary.clone())
-                        .unwrap_or_default();
-                    fail(why, tail(&st.gw_log, 20))
-                }
-            }
+            Fault::KillGateway => Ok(self.kill_gateway(st).await),
+            Fault::StartGateway => Ok(self.restart_gateway(st).await),
             Fault::ProviderDown | Fault::ProviderUp => {
-                self.services.wg.set_answering(f == Fault::ProviderUp)?;
+                log.harness(self.services.wg.set_answering(f == Fault::ProviderUp))?;
                 if f == Fault::ProviderUp {
                     st.handshakes_before = self.services.wg.status.borrow().handshakes;
                 }
-                log.push(format!(
+                log.note(format!(
                     "provider {}",
                     if f == Fault::ProviderUp {
                         "answers again"
@@ -82,93 +52,98 @@ impl Runner<'_> {
                         "stopped answering"
                     }
                 ));
-                Outcome::Passed
+                Ok(log.pass())
             }
             Fault::ProviderRefusesPorts | Fault::ProviderGrantsPorts => {
                 let refuse = f == Fault::ProviderRefusesPorts;
                 self.services
                     .natpmp_refuse
                     .store(refuse, std::sync::atomic::Ordering::Relaxed);
-                log.push(if refuse {
-                    "the provider refuses every port-forwarding request (OUT_OF_RESOURCES)".into()
+                log.note(if refuse {
+                    "the provider refuses every port-forwarding request (OUT_OF_RESOURCES)"
                 } else {
-                    "the provider grants ports again".into()
+                    "the provider grants ports again"
                 });
-                Outcome::Passed
+                Ok(log.pass())
             }
             Fault::IspBlockWireguard => {
-                self.lab.nft(host::ISP, ISP_BLOCK)?;
-                log.push("the ISP drops UDP 51820".into());
-                Outcome::Passed
+                log.harness(self.lab.nft(host::ISP, ISP_BLOCK))?;
+                log.note("the ISP drops UDP 51820");
+                Ok(log.pass())
             }
             Fault::IspUnblockWireguard => {
-                self.lab.nft(host::ISP, ISP_UNBLOCK)?;
+                log.harness(self.lab.nft(host::ISP, ISP_UNBLOCK))?;
                 st.handshakes_before = self.services.wg.status.borrow().handshakes;
-                log.push("the ISP forwards UDP 51820 again".into());
-                Outcome::Passed
+                log.note("the ISP forwards UDP 51820 again");
+                Ok(log.pass())
             }
-            Fault::RotateKey => self.rotate_key(st, log).await?,
-            Fault::OldKeyRefused => self.old_key_refused(st, log).await?,
+            Fault::RotateKey => self.rotate_key(st).await,
+            Fault::OldKeyRefused => self.old_key_refused(st).await,
             Fault::ProviderNewPorts => {
                 self.services
                     .natpmp_renumber
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                log.push("the provider will give new ports from its next mapping on".into());
-                Outcome::Passed
+                log.note("the provider will give new ports from its next mapping on");
+                Ok(log.pass())
             }
-            Fault::RouteAroundTunnel => {
-                let nl = self.lab.nl(host::GW)?;
-                let nlerr = |source| LabError::Netlink {
-                    host: host::GW.into(),
-                    source,
-                };
-                nl.replace_route(
-                    IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("net"),
-                    Some(addr::HOME_GW_SIDE.into()),
-                    None,
-                )
-                .await
-                .map_err(nlerr)?;
-                nl.replace_route(
-                    IpNet::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0).expect("net"),
-                    Some(addr::HOME_GW_SIDE_V6.into()),
-                    None,
-                )
-                .await
-                .map_err(nlerr)?;
-                log.push(
-                    "default routes (IPv4 and IPv6) now point at the home router on eth0".into(),
-                );
-                Outcome::Passed
-            }
-        })
+            Fault::RouteAroundTunnel => self.route_around_tunnel().await,
+        }
+    }
+
+    /// The gateway host's default routes (IPv4 and IPv6) point at the home
+    /// router on its underlay instead of the tunnel.
+    async fn route_around_tunnel(&self) -> StepResult {
+        let mut log = StepLog::new();
+        let nl = log.harness(self.lab.nl(host::GW))?;
+        let nlerr = |source| LabError::Netlink {
+            host: host::GW.into(),
+            source,
+        };
+        log.harness(
+            nl.replace_route(
+                IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("net"),
+                Some(addr::HOME_GW_SIDE.into()),
+                None,
+            )
+            .await
+            .map_err(nlerr),
+        )?;
+        log.harness(
+            nl.replace_route(
+                IpNet::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0).expect("net"),
+                Some(addr::HOME_GW_SIDE_V6.into()),
+                None,
+            )
+            .await
+            .map_err(nlerr),
+        )?;
+        log.note("default routes (IPv4 and IPv6) now point at the home router on eth0");
+        Ok(log.pass())
     }
 
     /// For a gateway without a control server the tunnel dies from outside,
     /// as the seed's "kill the VPN": its tunnel link (the gateway host's
     /// link that is neither lo nor the underlay) is deleted. It comes back
     /// the only way such a gateway offers: the gateway is restarted.
-    async fn tunnel_from_outside(
-        &self,
-        st: &mut RunState<'_>,
-        running: bool,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    async fn tunnel_from_outside(&self, st: &mut RunState<'_>, running: bool) -> StepResult {
+        let mut log = StepLog::new();
         if running {
             if let Some(g) = st.gateway.take() {
                 g.stop().await;
             }
             self.start_gateway(st).await;
-            log.push(format!(
+            log.note(format!(
                 "target {} has no control server: its tunnel comes back by restarting it",
                 self.target.name()
             ));
             return Ok(match &st.unexpected_exit {
-                Some(e) if st.gateway.is_none() => fail(e.summary.clone(), e.log_tail.clone()),
-                _ => Outcome::Passed,
+                Some(e) if st.gateway.is_none() => {
+                    log.fail_with(e.summary.clone(), e.log_tail.clone())
+                }
+                _ => log.pass(),
             });
         }
-        let nl = self.lab.nl(host::GW)?;
+        let nl = log.harness(self.lab.nl(host::GW))?;
         let nlerr = |source| LabError::Netlink {
             host: host::GW.into(),
             source,
@@ -182,55 +157,53 @@ impl Runner<'_> {
             .find(|e| e.host == host::GW)
             .map(|e| e.ifname)
             .unwrap_or("eth0");
-        let links = nl.link_names().await.map_err(nlerr)?;
+        let links = log.harness(nl.link_names().await.map_err(nlerr))?;
         let tunnels: Vec<&String> = links
             .iter()
             .filter(|l| l.as_str() != "lo" && l.as_str() != underlay)
             .collect();
         if tunnels.is_empty() {
-            return Ok(fail(
-                format!("the gateway host has no tunnel link to take down (links: {links:?})"),
-                log.join("\n"),
-            ));
+            return Ok(log.fail(format!(
+                "the gateway host has no tunnel link to take down (links: {links:?})"
+            )));
         }
         for t in tunnels {
-            nl.del_link(t).await.map_err(nlerr)?;
-            log.push(format!(
+            log.harness(nl.del_link(t).await.map_err(nlerr))?;
+            log.note(format!(
                 "deleted the tunnel link {t} from outside (the gateway has no control server)"
             ));
         }
-        Ok(Outcome::Passed)
+        Ok(log.pass())
     }
 
     /// Changes the gateway's namespace from outside, as other software on
     /// the machine might.
-    pub(crate) async fn interfere(
-        &self,
-        st: &mut RunState<'_>,
-        i: &Interference,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    pub(crate) async fn interfere(&self, st: &mut RunState<'_>, i: &Interference) -> StepResult {
+        let mut log = StepLog::new();
         if let Some(script) = &i.nft {
-            self.lab.nft(host::GW, script)?;
-            log.push(format!("ran nft in the gateway's namespace:\n{script}"));
+            log.harness(self.lab.nft(host::GW, script))?;
+            log.note(format!("ran nft in the gateway's namespace:\n{script}"));
         }
         if let Some(text) = &i.resolv_conf {
-            std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
-                LabError::Service {
-                    service: "resolv.conf".into(),
-                    source,
-                }
-            })?;
-            log.push(format!(
+            log.harness(
+                std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
+                    LabError::Service {
+                        service: "resolv.conf".into(),
+                        source,
+                    }
+                }),
+            )?;
+            log.note(format!(
                 "replaced the gateway host's resolv.conf with:\n{text}"
             ));
         }
         if i.routes_around {
-            self.fault(st, Fault::RouteAroundTunnel, log).await?;
+            log.include(self.route_around_tunnel().await)?;
         }
         if i.kill {
-            let n = crate::lab::netns::kill_all_in(self.lab.ns(host::GW)?);
-            log.push(format!(
+            let ns = log.harness(self.lab.ns(host::GW))?;
+            let n = crate::lab::netns::kill_all_in(ns);
+            log.note(format!(
                 "SIGKILLed {n} process(es) in the gateway's namespace (as the OOM killer would)"
             ));
             // Reaped now, so the runner sees the exit after this step.
@@ -238,6 +211,6 @@ impl Runner<'_> {
                 let _ = g.exited().await;
             }
         }
-        Ok(Outcome::Passed)
+        Ok(log.pass())
     }
 }

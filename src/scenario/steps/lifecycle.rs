@@ -5,13 +5,14 @@
 
 use std::time::Duration;
 
-use super::report::lab_err;
+use super::report::{StepLog, StepReport, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, host};
 use crate::scenario::runner::{GatewayExit, RunState, Runner};
 use crate::target::{GatewayHandle, StartContext, tail, variables_for};
 
+/// The ISP's table that drops WireGuard (the `isp-block-wireguard` fault).
 pub(crate) const ISP_BLOCK: &str = "table inet lh_block {
   chain block_wireguard { type filter hook forward priority 0; policy accept;
     udp dport 51820 drop
@@ -19,7 +20,14 @@ pub(crate) const ISP_BLOCK: &str = "table inet lh_block {
   }
 }";
 
+/// Removes [`ISP_BLOCK`]'s table, whether it is there or not: every
+/// scenario starts without it.
 pub const ISP_UNBLOCK: &str = "add table inet lh_block\ndelete table inet lh_block\n";
+
+/// The failed step that needs a gateway when none runs.
+pub(crate) fn no_gateway() -> StepReport {
+    StepLog::new().fail_with("there is no gateway running", "")
+}
 
 impl Runner<'_> {
     /// Puts the gateway host back as the topology describes it: no kill
@@ -90,6 +98,35 @@ impl Runner<'_> {
                     log_tail: tail(&st.gw_log, 20),
                 });
             }
+        }
+    }
+
+    /// `kill-gateway`: SIGKILL, taking the gateway out of the run state (its
+    /// exit is no finding then); its kill switch is whatever it left.
+    pub(crate) async fn kill_gateway(&self, st: &mut RunState<'_>) -> StepReport {
+        let Some(g) = st.gateway.take() else {
+            return no_gateway();
+        };
+        g.kill().await;
+        StepLog::with("gateway SIGKILLed; its kill switch is whatever it left in the kernel").pass()
+    }
+
+    /// `start-gateway`: the gateway (stopped first if it runs) starts again
+    /// with the scenario's variables.
+    pub(crate) async fn restart_gateway(&self, st: &mut RunState<'_>) -> StepReport {
+        if let Some(g) = st.gateway.take() {
+            g.stop().await;
+        }
+        self.start_gateway(st).await;
+        if st.gateway.is_some() {
+            StepLog::with("gateway started").pass()
+        } else {
+            let why = st
+                .unexpected_exit
+                .as_ref()
+                .map(|e| e.summary.clone())
+                .unwrap_or_default();
+            StepLog::new().fail_with(why, tail(&st.gw_log, 20))
         }
     }
 

@@ -37,13 +37,21 @@ impl Runner<'_> {
         log: &mut Vec<String>,
     ) -> Result<Outcome, LabError> {
         Ok(match action {
-            Action::WaitHandshake { timeout } => self.wait_handshake(st, *timeout, log).await,
-            Action::WaitFirewall { timeout } => self.wait_firewall(st, *timeout, log).await,
-            Action::WaitTunnelRestart { timeout } => self.wait_tunnel_restart(*timeout, log).await,
-            Action::WaitTraffic { timeout } => {
-                self.wait_traffic(tokio::time::Instant::now() + *timeout, log)
-                    .await
+            Action::WaitHandshake { timeout } => {
+                into_log(log, Ok(self.wait_handshake(st, *timeout).await))?
             }
+            Action::WaitFirewall { timeout } => {
+                into_log(log, Ok(self.wait_firewall(st, *timeout).await))?
+            }
+            Action::WaitTunnelRestart { timeout } => {
+                into_log(log, Ok(self.wait_tunnel_restart(*timeout).await))?
+            }
+            Action::WaitTraffic { timeout } => into_log(
+                log,
+                Ok(self
+                    .wait_for_traffic(tokio::time::Instant::now() + *timeout)
+                    .await),
+            )?,
             Action::PortCommand { expect, timeout } => {
                 self.port_command_step(st, *expect, *timeout, log).await
             }
@@ -65,15 +73,15 @@ impl Runner<'_> {
             Action::DnsGarbage { from, server } => {
                 into_log(log, self.dns_garbage(st, from, *server).await)?
             }
-            Action::StormStart { from } => self.storm_start(st, from, log)?,
-            Action::StormWait { rounds } => self.storm_wait(st, *rounds, log).await,
-            Action::StormStop => self.storm_stop(st, log).await,
+            Action::StormStart { from } => into_log(log, self.storm_start(st, from))?,
+            Action::StormWait { rounds } => into_log(log, Ok(self.storm_wait(st, *rounds).await))?,
+            Action::StormStop => into_log(log, Ok(self.storm_stop(st).await))?,
             Action::Health {
                 healthy,
                 target,
                 timeout,
-            } => self.health_step(*healthy, *target, *timeout, log).await?,
-            Action::Control { .. } => self.control_step(st, action, log).await?,
+            } => into_log(log, self.health_step(*healthy, *target, *timeout).await)?,
+            Action::Control { .. } => into_log(log, self.control_step(st, action).await)?,
             Action::ForwardedPort {
                 via,
                 expect,
@@ -96,8 +104,8 @@ impl Runner<'_> {
             Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
             Action::Browse { expect } => into_log(log, self.browse(expect).await)?,
             Action::Unheard { by } => into_log(log, Ok(self.unheard(st, by)))?,
-            Action::Fault(f) => self.fault(st, *f, log).await?,
-            Action::Interfere(i) => self.interfere(st, i, log).await?,
+            Action::Fault(f) => into_log(log, self.fault(st, *f).await)?,
+            Action::Interfere(i) => into_log(log, self.interfere(st, i).await)?,
         })
     }
 }

@@ -115,6 +115,24 @@ impl StepLog {
         self.fail(message)
     }
 
+    /// A part of the step done as a step of its own: its lines join this
+    /// log and its outcome is returned; its harness error comes back with
+    /// this log's lines before its own.
+    pub fn include(&mut self, part: StepResult) -> Result<Outcome, StepError> {
+        match part {
+            Ok(report) => {
+                self.lines.extend(report.log);
+                Ok(report.outcome)
+            }
+            Err(mut e) => {
+                let mut log = self.lines.clone();
+                log.append(&mut e.log);
+                e.log = log;
+                Err(e)
+            }
+        }
+    }
+
     /// The harness could not do the step: `source`, with the log so far.
     pub fn error(&self, source: impl Into<LabError>) -> StepError {
         StepError {

@@ -6,23 +6,26 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::lab::LabError;
+use super::report::{StepLog, StepReport, StepResult};
 use crate::model::scenario::Capability;
 use crate::model::topology::{addr, host};
 use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::scenario::runner::{RunState, Runner, fail};
+use crate::scenario::runner::{RunState, Runner};
 use crate::target::tail;
 
 impl Runner<'_> {
+    /// Waits until the provider sees a handshake newer than the gateway's
+    /// start (or the last fault's repair); for a target without a health
+    /// server, then until traffic flows.
     pub(crate) async fn wait_handshake(
         &self,
         st: &mut RunState<'_>,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    ) -> StepReport {
+        let mut log = StepLog::new();
         let Some(gw) = st.gateway.as_mut() else {
-            return fail("there is no gateway running", "");
+            return log.fail_with("there is no gateway running", "");
         };
         let mut status = self.services.wg.status.clone();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -30,7 +33,7 @@ impl Runner<'_> {
         loop {
             if status.borrow_and_update().handshakes > st.handshakes_before {
                 let since_start = gw.started().elapsed();
-                log.push(format!(
+                log.note(format!(
                     "provider saw a completed handshake after {:?} ({:?} after the gateway started)",
                     waited.elapsed(),
                     since_start
@@ -41,18 +44,18 @@ impl Runner<'_> {
                     .capabilities()
                     .contains(&Capability::HealthServer)
                 {
-                    return Outcome::Passed;
+                    return log.pass();
                 }
                 // A target without a health server is ready once traffic
                 // flows: whoami sees the VPN exit (a gateway may complete its
                 // handshake before its routes are in place).
-                return self.wait_traffic(deadline, log).await;
+                return self.traffic(log, deadline).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
                 code = gw.exited() => {
                     gw.log_flushed().await;
-                    return fail(
+                    return log.fail_with(
                         format!("the gateway exited ({code}) before a handshake: {}", tail(&st.gw_log, 1)),
                         tail(&st.gw_log, 20),
                     );
@@ -68,7 +71,7 @@ impl Runner<'_> {
             ),
             None => "the provider received nothing it could use from the gateway; check VPN_ENDPOINT_IP and VPN_ENDPOINT_PORT".into(),
         };
-        fail(
+        log.fail_with(
             format!("no WireGuard handshake within {timeout:?}: {why}"),
             format!(
                 "provider status: {s:?}\ngateway log:\n{}",
@@ -77,54 +80,61 @@ impl Runner<'_> {
         )
     }
 
-    /// Asks whoami from the gateway host, with short attempts, until it sees
-    /// the VPN exit address or `deadline` passes.
     /// Waits until whoami sees the VPN exit from the gateway's namespace:
-    /// the gateway carries traffic (also `lab up`'s readiness).
+    /// the gateway carries traffic (also `lab up`'s readiness). Asks with
+    /// short attempts until it does or `deadline` passes.
+    pub async fn wait_for_traffic(&self, deadline: tokio::time::Instant) -> StepReport {
+        self.traffic(StepLog::new(), deadline).await
+    }
+
+    /// [`Runner::wait_for_traffic`] for a caller that keeps its own lines:
+    /// the report's lines are appended to `log` (the command line's `lab`
+    /// uses it).
     pub async fn wait_traffic(
         &self,
         deadline: tokio::time::Instant,
         log: &mut Vec<String>,
     ) -> Outcome {
+        let report = self.wait_for_traffic(deadline).await;
+        log.extend(report.log);
+        report.outcome
+    }
+
+    /// `log` continued with the wait for traffic through the VPN exit.
+    async fn traffic(&self, mut log: StepLog, deadline: tokio::time::Instant) -> StepReport {
         let Ok(ns) = self.lab.ns(host::GW) else {
-            return fail("the lab has no gateway host", "");
+            return log.fail_with("the lab has no gateway host", "");
         };
         let waited = Instant::now();
         let mut last = String::new();
         while tokio::time::Instant::now() < deadline {
             match probe::whoami_sees_vpn_exit(ns, Duration::from_millis(300)).await {
                 Ok(()) => {
-                    log.push(format!(
+                    log.note(format!(
                         "whoami sees the VPN exit {} {:?} later: the target is ready",
                         addr::VPN_EXIT,
                         waited.elapsed()
                     ));
-                    return Outcome::Passed;
+                    return log.pass();
                 }
                 Err(e) => last = e,
             }
         }
-        fail(
-            format!(
-                "no traffic reached whoami through the VPN exit before the deadline ({:?}); last: {last}",
-                waited.elapsed()
-            ),
-            log.join("\n"),
-        )
+        log.fail(format!(
+            "no traffic reached whoami through the VPN exit before the deadline ({:?}); last: {last}",
+            waited.elapsed()
+        ))
     }
 
     /// Waits for datagrams from a new source at the provider: the socket
     /// behind the last handshake is gone, the gateway made a new tunnel.
-    pub(crate) async fn wait_tunnel_restart(
-        &self,
-        timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    pub(crate) async fn wait_tunnel_restart(&self, timeout: Duration) -> StepReport {
+        let mut log = StepLog::new();
         let mut status = self.services.wg.status.clone();
         let Some(before) = status.borrow_and_update().peer else {
-            return fail("the provider has no client endpoint yet (no handshake)", "");
+            return log.fail_with("the provider has no client endpoint yet (no handshake)", "");
         };
-        log.push(format!("the tunnel's last handshake came from {before}"));
+        log.note(format!("the tunnel's last handshake came from {before}"));
         let started = Instant::now();
         let r = tokio::time::timeout(
             timeout,
@@ -133,19 +143,16 @@ impl Runner<'_> {
         .await;
         match r {
             Ok(Ok(s)) => {
-                log.push(format!(
+                log.note(format!(
                     "after {:?} the provider received datagrams from {}: a new tunnel socket",
                     started.elapsed(),
                     s.last_datagram_from.expect("checked")
                 ));
-                Outcome::Passed
+                log.pass()
             }
-            _ => fail(
-                format!(
-                    "the gateway did not restart its tunnel within {timeout:?}: the provider saw datagrams only from {before}"
-                ),
-                log.join("\n"),
-            ),
+            _ => log.fail(format!(
+                "the gateway did not restart its tunnel within {timeout:?}: the provider saw datagrams only from {before}"
+            )),
         }
     }
 
@@ -156,9 +163,9 @@ impl Runner<'_> {
         healthy: bool,
         target: SocketAddr,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let ns = self.lab.ns(host::GW)?;
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let ns = log.harness(self.lab.ns(host::GW))?;
         let want = if healthy { 200 } else { 500 };
         let started = Instant::now();
         let mut last = String::from("no answer");
@@ -169,45 +176,45 @@ impl Runner<'_> {
                 Ok((code, body)) => {
                     last = format!("{code}: {body}");
                     if code == want {
-                        log.push(format!(
+                        log.note(format!(
                             "{} after {:?}: {body}",
                             if healthy { "healthy" } else { "unhealthy" },
                             started.elapsed()
                         ));
-                        return Ok(Outcome::Passed);
+                        return Ok(log.pass());
                     }
                 }
                 Err(e) => last = format!("no answer: {e}"),
             }
         }
-        Ok(fail(
-            format!(
-                "the health endpoint did not say {} within {timeout:?}; last: {last}",
-                if healthy { "healthy" } else { "unhealthy" }
-            ),
-            log.join("\n"),
-        ))
+        Ok(log.fail(format!(
+            "the health endpoint did not say {} within {timeout:?}; last: {last}",
+            if healthy { "healthy" } else { "unhealthy" }
+        )))
     }
 
+    /// Waits until the gateway reports its kill switch closed (a target
+    /// that does not report it passes at once: the probes after this step
+    /// start with its process).
     pub(crate) async fn wait_firewall(
         &self,
         st: &mut RunState<'_>,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    ) -> StepReport {
+        let mut log = StepLog::new();
         let Some(gw) = st.gateway.as_mut() else {
-            return fail("there is no gateway running", "");
+            return log.fail_with("there is no gateway running", "");
         };
         let Some(mut closed) = gw.firewall_closed() else {
             // A gateway that does not say when its kill switch is in place:
             // the probes after this step start with its process, so one
             // that closes late is caught.
-            log.push(format!(
+            log.note(format!(
                 "target {} does not report its kill switch: probing from the moment it started ({:?} ago)",
                 self.target.name(),
                 gw.started().elapsed()
             ));
-            return Outcome::Passed;
+            return log.pass();
         };
         let r = tokio::select! {
             r = tokio::time::timeout(timeout, closed.wait_for(|c| c.is_some())) => r.ok().and_then(|r| r.ok().map(|v| *v)),
@@ -217,13 +224,13 @@ impl Runner<'_> {
             Some(at) => {
                 let after = at.duration_since(gw.started());
                 st.firewall_after = Some(after);
-                log.push(format!(
+                log.note(format!(
                     "the gateway reported its kill switch closed {after:?} after it started"
                 ));
-                log.push(tail(&st.gw_log, 1));
-                Outcome::Passed
+                log.note(tail(&st.gw_log, 1));
+                log.pass()
             }
-            None => fail(
+            None => log.fail_with(
                 format!("the gateway did not report its kill switch closed within {timeout:?}"),
                 tail(&st.gw_log, 20),
             ),
