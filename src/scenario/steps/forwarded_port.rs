@@ -6,13 +6,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::report::lab_err;
+use super::report::{StepError, StepLog, StepReport, StepResult, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::{Expect, PortCommandExpect};
 use crate::model::topology::{addr, host};
 use crate::model::torrent;
-use crate::model::verdict::Outcome;
-use crate::scenario::runner::{AbortOnDrop, PROBE_TIMEOUT, RunState, Runner, fail, run_file};
+use crate::scenario::runner::{AbortOnDrop, PROBE_TIMEOUT, RunState, Runner, run_file};
 
 /// How long a forwarded-port step waits for the gateway to write a port
 /// (a refused request is retried with backoff: 2 s, 4 s, 8 s).
@@ -21,14 +20,14 @@ const FORWARDED_PORT_WAIT: Duration = Duration::from_secs(15);
 impl Runner<'_> {
     /// The gateway's forwarded port, from the status file the scenario
     /// gave it (bounded wait); for a port that must be closed and was
-    /// withdrawn already, the last one knocked on. `Err`: the step's
-    /// failed outcome.
+    /// withdrawn already, the last one knocked on. `log` goes on with a
+    /// line saying which; `Err`: the step's failed report.
     pub(crate) async fn forwarded_port(
         &self,
         st: &RunState<'_>,
         expect: &Expect,
-        log: &mut Vec<String>,
-    ) -> Result<u16, Outcome> {
+        mut log: StepLog,
+    ) -> Result<(u16, StepLog), StepReport> {
         let file = match run_file(
             self.lab.run_id(),
             &st.env,
@@ -36,12 +35,11 @@ impl Runner<'_> {
         ) {
             Ok(Some(f)) => f,
             Ok(None) => {
-                return Err(fail(
-                    "this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE",
-                    log.join("\n"),
-                ));
+                return Err(
+                    log.fail("this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE")
+                );
             }
-            Err(e) => return Err(fail(e, log.join("\n"))),
+            Err(e) => return Err(log.fail(e)),
         };
         let started = Instant::now();
         let mut port = None;
@@ -67,37 +65,36 @@ impl Runner<'_> {
         }
         match (port, st.forwarded_listener) {
             (Some(p), _) => {
-                log.push(format!("forwarded port {p} (from {})", file.display()));
-                Ok(p)
+                log.note(format!("forwarded port {p} (from {})", file.display()));
+                Ok((p, log))
             }
             (None, Some(last)) if *expect == Expect::Fail => {
-                log.push(format!(
+                log.note(format!(
                     "{} holds no port (withdrawn); knocking on the last one, {last}",
                     file.display()
                 ));
-                Ok(last)
+                Ok((last, log))
             }
-            (None, _) => Err(fail(
-                format!(
-                    "the gateway wrote no forwarded port to {} within {FORWARDED_PORT_WAIT:?}",
-                    file.display()
-                ),
-                log.join("\n"),
-            )),
+            (None, _) => Err(log.fail(format!(
+                "the gateway wrote no forwarded port to {} within {FORWARDED_PORT_WAIT:?}",
+                file.display()
+            ))),
         }
     }
 
+    /// Knocks on the gateway's forwarded port from `via` ("exit", "home"
+    /// or a LAN host): a stand-in dependent answers it in the gateway's
+    /// namespace, or, with `bittorrent`, the real qBittorrent handshakes.
     pub(crate) async fn forwarded_step(
         &self,
         st: &mut RunState<'_>,
         via: &str,
         expect: &Expect,
         bittorrent: bool,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let port = match self.forwarded_port(st, expect, log).await {
-            Ok(p) => p,
-            Err(o) => return Ok(o),
+    ) -> StepResult {
+        let (port, mut log) = match self.forwarded_port(st, expect, StepLog::new()).await {
+            Ok(found) => found,
+            Err(report) => return Ok(report),
         };
         let (from, target) = match via {
             "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
@@ -111,67 +108,29 @@ impl Runner<'_> {
             // The real qBittorrent listens there (its port set by the UP
             // command); no stand-in.
             st.forwarded_listener = Some(port);
-            let answered = match self.bittorrent_knock(st, from, target, log).await? {
-                Ok(a) => a,
-                Err(o) => return Ok(o),
+            let (answered, log) = match self.bittorrent_knock(st, from, target, log).await {
+                Ok(knocked) => knocked,
+                Err(done) => return done,
             };
             return Ok(match (answered, expect) {
-                (true, Expect::Answer) | (false, Expect::Fail) => Outcome::Passed,
-                (true, _) => fail(
-                    format!(
-                        "qBittorrent handshook on the forwarded port {port} at {target}, where it must not be reachable"
-                    ),
-                    log.join("\n"),
-                ),
-                (false, _) => fail(
-                    format!(
-                        "qBittorrent did not handshake on the forwarded port {port} at {target}"
-                    ),
-                    log.join("\n"),
-                ),
+                (true, Expect::Answer) | (false, Expect::Fail) => log.pass(),
+                (true, _) => log.fail(format!(
+                    "qBittorrent handshook on the forwarded port {port} at {target}, where it must not be reachable"
+                )),
+                (false, _) => log.fail(format!(
+                    "qBittorrent did not handshake on the forwarded port {port} at {target}"
+                )),
             });
         }
         if st.forwarded_listener != Some(port) {
-            // The dependent listens on the forwarded port itself, or on
-            // VPN_PORT_FORWARDING_LISTENING_PORT when the gateway redirects.
-            let listen = st
-                .env
-                .get("VPN_PORT_FORWARDING_LISTENING_PORT")
-                .and_then(|p| p.parse::<u16>().ok())
-                .unwrap_or(port);
-            if listen != port {
-                log.push(format!("the dependent listens on {listen}"));
-            }
-            st.forwarded_task = None;
-            let ns = self.lab.ns(host::GW)?;
-            let l = ns
-                .run(move || -> std::io::Result<_> {
-                    let l = std::net::TcpListener::bind(("0.0.0.0", listen))?;
-                    l.set_nonblocking(true)?;
-                    Ok(l)
-                })?
-                .map_err(|e| lab_err("forwarded-port listener", e))?;
-            let l = tokio::net::TcpListener::from_std(l)
-                .map_err(|e| lab_err("forwarded-port listener", e))?;
-            let svc_log = self.services.log.clone();
-            st.forwarded_task = Some(AbortOnDrop(tokio::spawn(async move {
-                while let Ok((mut s, peer)) = l.accept().await {
-                    use tokio::io::AsyncWriteExt;
-                    svc_log.record(
-                        crate::lab::dependents::SERVICE,
-                        peer,
-                        format!("forwarded port {port}"),
-                    );
-                    let _ = s.write_all(b"torrent\n").await;
-                }
-            })));
-            st.forwarded_listener = Some(port);
+            log = self.stand_in(st, port, log)?;
         }
-        log.push(format!("TCP to {target} from {from}"));
-        let ns = self.lab.ns(from)?;
-        let sock = ns
-            .run(tokio::net::TcpSocket::new_v4)?
-            .map_err(|e| lab_err("forwarded-port", e))?;
+        log.note(format!("TCP to {target} from {from}"));
+        let ns = log.harness(self.lab.ns(from))?;
+        let sock = log.harness(
+            log.harness(ns.run(tokio::net::TcpSocket::new_v4))?
+                .map_err(|e| lab_err("forwarded-port", e)),
+        )?;
         let r = tokio::time::timeout(PROBE_TIMEOUT, async {
             use tokio::io::AsyncReadExt;
             let mut c = sock.connect(target).await?;
@@ -181,33 +140,79 @@ impl Runner<'_> {
         })
         .await;
         let answered = matches!(&r, Ok(Ok(t)) if t.trim() == "torrent");
-        log.push(match &r {
+        log.note(match &r {
             Ok(Ok(t)) => format!("answer: {}", t.trim()),
             Ok(Err(e)) => format!("no answer: {e}"),
             Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
         });
         Ok(match (answered, expect) {
-            (true, Expect::Answer) | (false, Expect::Fail) => Outcome::Passed,
-            (true, _) => fail(
-                format!("the forwarded port {port} answered at {target}, where it must not"),
-                log.join("\n"),
-            ),
-            (false, _) => fail(
-                format!("the forwarded port {port} did not answer at {target}"),
-                log.join("\n"),
-            ),
+            (true, Expect::Answer) | (false, Expect::Fail) => log.pass(),
+            (true, _) => log.fail(format!(
+                "the forwarded port {port} answered at {target}, where it must not"
+            )),
+            (false, _) => log.fail(format!(
+                "the forwarded port {port} did not answer at {target}"
+            )),
         })
     }
 
+    /// The stand-in dependent on the forwarded `port` in the gateway's
+    /// namespace (until the scenario ends or the port changes): it logs
+    /// every connection and answers "torrent". `log` goes on.
+    fn stand_in(
+        &self,
+        st: &mut RunState<'_>,
+        port: u16,
+        mut log: StepLog,
+    ) -> Result<StepLog, StepError> {
+        // The dependent listens on the forwarded port itself, or on
+        // VPN_PORT_FORWARDING_LISTENING_PORT when the gateway redirects.
+        let listen = st
+            .env
+            .get("VPN_PORT_FORWARDING_LISTENING_PORT")
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(port);
+        if listen != port {
+            log.note(format!("the dependent listens on {listen}"));
+        }
+        st.forwarded_task = None;
+        let ns = log.harness(self.lab.ns(host::GW))?;
+        let l = log.harness(
+            log.harness(ns.run(move || -> std::io::Result<_> {
+                let l = std::net::TcpListener::bind(("0.0.0.0", listen))?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            }))?
+            .map_err(|e| lab_err("forwarded-port listener", e)),
+        )?;
+        let l = log.harness(
+            tokio::net::TcpListener::from_std(l).map_err(|e| lab_err("forwarded-port listener", e)),
+        )?;
+        let svc_log = self.services.log.clone();
+        st.forwarded_task = Some(AbortOnDrop(tokio::spawn(async move {
+            while let Ok((mut s, peer)) = l.accept().await {
+                use tokio::io::AsyncWriteExt;
+                svc_log.record(
+                    crate::lab::dependents::SERVICE,
+                    peer,
+                    format!("forwarded port {port}"),
+                );
+                let _ = s.write_all(b"torrent\n").await;
+            }
+        })));
+        st.forwarded_listener = Some(port);
+        Ok(log)
+    }
+
     /// Reads the UP/DOWN commands' lines until the last one is what the
-    /// step expects (see [`Action::PortCommand`]).
+    /// step expects (see [`crate::model::scenario::Action::PortCommand`]).
     pub(crate) async fn port_command_step(
         &self,
         st: &mut RunState<'_>,
         expect: PortCommandExpect,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    ) -> StepReport {
+        let mut log = StepLog::new();
         let env = &st.env;
         let iface = env
             .get("VPN_INTERFACE")
@@ -242,27 +247,27 @@ impl Runner<'_> {
             // "none" holds only if it still holds at the end of the wait.
             if expect == PortCommandExpect::None {
                 if !done {
-                    return fail(
+                    return log.fail_with(
                         "a port-forwarding command ran, where none must",
                         format!("{}:\n{seen}", file.display()),
                     );
                 }
                 if started.elapsed() >= timeout {
-                    log.push(format!("no port-forwarding command ran within {timeout:?}"));
-                    return Outcome::Passed;
+                    log.note(format!("no port-forwarding command ran within {timeout:?}"));
+                    return log.pass();
                 }
                 continue;
             }
             if done {
-                log.push(format!(
+                log.note(format!(
                     "after {:?} the command wrote: {}",
                     started.elapsed(),
                     last.trim()
                 ));
-                return Outcome::Passed;
+                return log.pass();
             }
             if started.elapsed() >= timeout {
-                return fail(
+                return log.fail_with(
                     format!(
                         "the {} command did not run as expected within {timeout:?} (wanted {:?})",
                         if expect == PortCommandExpect::Up {
@@ -279,27 +284,33 @@ impl Runner<'_> {
     }
 
     /// A BitTorrent handshake for the scenario's torrent from `from` to
-    /// `target`: `Ok(true)` when a peer handshook back for the same torrent.
+    /// `target`: true when a peer handshook back for the same torrent;
+    /// `log` goes on. `Err`: the step ends there (no torrent yet, or the
+    /// harness could not knock).
     pub(crate) async fn bittorrent_knock(
         &self,
         st: &RunState<'_>,
         from: &str,
         target: SocketAddr,
-        log: &mut Vec<String>,
-    ) -> Result<Result<bool, Outcome>, LabError> {
+        mut log: StepLog,
+    ) -> Result<(bool, StepLog), StepResult> {
         let s = match st.torrent() {
             Ok(s) => s,
-            Err(o) => return Ok(Err(o)),
+            Err(o) => return Err(Ok(log.end(o))),
         };
         let hash = s.swarm.torrent.info_hash;
         let mut peer_id = *b"-LH0001-............";
         peer_id[8..].copy_from_slice(&rand::random::<[u8; 12]>());
-        let ns = self.lab.ns(from)?;
-        let sock = crate::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
-            service: "bittorrent knock".into(),
-            source: std::io::Error::other(e),
-        })?;
-        log.push(format!("BitTorrent handshake to {target} from {from}"));
+        let ns = log.harness(self.lab.ns(from)).map_err(Err)?;
+        let sock = log
+            .harness(
+                crate::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
+                    service: "bittorrent knock".into(),
+                    source: std::io::Error::other(e),
+                }),
+            )
+            .map_err(Err)?;
+        log.note(format!("BitTorrent handshake to {target} from {from}"));
         let r = tokio::time::timeout(PROBE_TIMEOUT, async {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut c = sock.connect(target).await?;
@@ -309,33 +320,34 @@ impl Runner<'_> {
             Ok::<_, std::io::Error>(buf)
         })
         .await;
-        Ok(Ok(match r {
+        let answered = match r {
             Ok(Ok(buf)) => match torrent::parse_handshake(&buf) {
                 Ok(h) if h == hash => {
-                    log.push("a peer handshook back for the torrent".into());
+                    log.note("a peer handshook back for the torrent");
                     true
                 }
                 Ok(h) => {
-                    log.push(format!(
+                    log.note(format!(
                         "a handshake for another torrent ({})",
                         torrent::hex(&h)
                     ));
                     false
                 }
                 Err(e) => {
-                    log.push(format!("an answer that is no handshake: {e}"));
+                    log.note(format!("an answer that is no handshake: {e}"));
                     false
                 }
             },
             Ok(Err(e)) => {
-                log.push(format!("no handshake: {e}"));
+                log.note(format!("no handshake: {e}"));
                 false
             }
             Err(_) => {
-                log.push(format!("no handshake within {:?}", PROBE_TIMEOUT));
+                log.note(format!("no handshake within {:?}", PROBE_TIMEOUT));
                 false
             }
-        }))
+        };
+        Ok((answered, log))
     }
 }
 

@@ -53,7 +53,7 @@ impl Runner<'_> {
                     .await),
             )?,
             Action::PortCommand { expect, timeout } => {
-                self.port_command_step(st, *expect, *timeout, log).await
+                into_log(log, Ok(self.port_command_step(st, *expect, *timeout).await))?
             }
             Action::Http { .. }
             | Action::Dns { .. }
@@ -86,22 +86,23 @@ impl Runner<'_> {
                 via,
                 expect,
                 bittorrent,
-            } => {
-                self.forwarded_step(st, via, expect, *bittorrent, log)
-                    .await?
-            }
-            Action::TorrentAdd => self.torrent_add(st, log).await?,
+            } => into_log(log, self.forwarded_step(st, via, expect, *bittorrent).await)?,
+            Action::TorrentAdd => into_log(log, self.torrent_add(st).await)?,
             Action::TorrentWait { progress, timeout } => {
-                self.torrent_wait(st, *progress, *timeout, log).await?
+                into_log(log, self.torrent_wait(st, *progress, *timeout).await)?
             }
             Action::TorrentAnnounce { expect, timeout } => {
-                self.torrent_announce(st, expect, *timeout, log).await?
+                into_log(log, self.torrent_announce(st, expect, *timeout).await)?
             }
-            Action::SwarmSeen { seen_as } => self.swarm_seen(st, *seen_as, log),
-            Action::TorrentPort { timeout } => self.torrent_port(st, *timeout, log).await?,
-            Action::NzbAdd => self.nzb_add(st, log).await?,
-            Action::NzbWait { expect, timeout } => self.nzb_wait(st, expect, *timeout, log).await?,
-            Action::NewsSeen { seen_as } => self.news_seen(st, *seen_as, log),
+            Action::SwarmSeen { seen_as } => into_log(log, Ok(self.swarm_seen(st, *seen_as)))?,
+            Action::TorrentPort { timeout } => {
+                into_log(log, self.torrent_port(st, *timeout).await)?
+            }
+            Action::NzbAdd => into_log(log, self.nzb_add(st).await)?,
+            Action::NzbWait { expect, timeout } => {
+                into_log(log, self.nzb_wait(st, expect, *timeout).await)?
+            }
+            Action::NewsSeen { seen_as } => into_log(log, Ok(self.news_seen(st, *seen_as)))?,
             Action::Browse { expect } => into_log(log, self.browse(expect).await)?,
             Action::Unheard { by } => into_log(log, Ok(self.unheard(st, by)))?,
             Action::Fault(f) => into_log(log, self.fault(st, *f).await)?,

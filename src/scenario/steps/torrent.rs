@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::report::{StepLog, StepReport, StepResult};
 use crate::lab::LabError;
 use crate::lab::service_log::LogEntry;
 use crate::lab::swarm::{self, Swarm};
@@ -16,7 +17,7 @@ use crate::model::scenario::Expect;
 use crate::model::topology::{addr, host, service};
 use crate::model::torrent;
 use crate::model::verdict::Outcome;
-use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, ScenarioSwarm, fail};
+use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, ScenarioSwarm};
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -99,20 +100,20 @@ impl Runner<'_> {
         }
     }
 
-    pub(crate) async fn torrent_add(
-        &self,
-        st: &mut RunState<'_>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let q = match self.qbittorrent()? {
+    /// `torrent-add`: the scenario's swarm starts (once), and qBittorrent
+    /// gets its torrent and runs it.
+    pub(crate) async fn torrent_add(&self, st: &mut RunState<'_>) -> StepResult {
+        let mut log = StepLog::new();
+        let q = match log.harness(self.qbittorrent())? {
             Ok(q) => q,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         if st.swarm.is_none() {
-            let s =
-                Swarm::start(self.lab, self.services.log.clone(), &crate::probe::nonce()).await?;
+            let s = log.harness(
+                Swarm::start(self.lab, self.services.log.clone(), &crate::probe::nonce()).await,
+            )?;
             let hash = s.torrent.hex_hash();
-            log.push(format!(
+            log.note(format!(
                 "swarm up: torrent {} ({} bytes, info hash {hash}), tracker {}, seeder {}:{}",
                 s.torrent.name,
                 s.torrent.length,
@@ -127,14 +128,8 @@ impl Runner<'_> {
             });
         }
         let s = st.swarm.as_ref().expect("just set");
-        match q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
-            Ok(()) => {}
-            Err(e) => {
-                return Ok(fail(
-                    format!("qBittorrent did not take the torrent: {e}"),
-                    log.join("\n"),
-                ));
-            }
+        if let Err(e) = q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
+            return Ok(log.fail(format!("qBittorrent did not take the torrent: {e}")));
         }
         // Taken when it runs it: listed, past checking its files, neither
         // queued nor paused (until then it refuses the torrent's peers).
@@ -143,37 +138,37 @@ impl Runner<'_> {
         loop {
             match q.info(&s.hash).await {
                 Ok(Some(t)) if webui::is_running(&t.state) => {
-                    log.push(format!(
+                    log.note(format!(
                         "qBittorrent runs it: {} ({:.0}%)",
                         t.state,
                         t.progress * 100.0
                     ));
-                    return Ok(Outcome::Passed);
+                    return Ok(log.pass());
                 }
                 Ok(Some(t)) => last = format!("it is {}", t.state),
                 Ok(None) => last = "it does not list it".into(),
                 Err(e) => last = e,
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!("qBittorrent took the torrent but does not run it within 10s: {last}"),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent took the torrent but does not run it within 10s: {last}"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
+    /// `torrent-wait`: qBittorrent's progress reaches `progress`.
     pub(crate) async fn torrent_wait(
         &self,
         st: &RunState<'_>,
         progress: f64,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let (s, q) = match self.torrent_ctx(st)? {
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let (s, q) = match log.harness(self.torrent_ctx(st))? {
             Ok(v) => v,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
@@ -188,21 +183,18 @@ impl Runner<'_> {
                         t.dlspeed
                     );
                     if t.progress >= progress {
-                        log.push(format!("qBittorrent: {last}"));
-                        return Ok(Outcome::Passed);
+                        log.note(format!("qBittorrent: {last}"));
+                        return Ok(log.pass());
                     }
                 }
                 Ok(None) => last = "qBittorrent does not list the torrent".into(),
                 Err(e) => last = e,
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!(
-                        "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
-                        progress * 100.0
-                    ),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
+                    progress * 100.0
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -221,22 +213,25 @@ impl Runner<'_> {
             .collect()
     }
 
+    /// `torrent-announce`: qBittorrent announces again; the announce must
+    /// reach the tracker, or (`fail`) must not within the probes' timeout
+    /// once qBittorrent says it is announcing.
     pub(crate) async fn torrent_announce(
         &self,
         st: &RunState<'_>,
         expect: &Expect,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let (s, q) = match self.torrent_ctx(st)? {
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let (s, q) = match log.harness(self.torrent_ctx(st))? {
             Ok(v) => v,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         let before = self.announces(s).len();
         if let Err(e) = q.reannounce(&s.hash).await {
-            return Ok(fail(format!("qBittorrent's WebUI: {e}"), log.join("\n")));
+            return Ok(log.fail(format!("qBittorrent's WebUI: {e}")));
         }
-        log.push(format!(
+        log.note(format!(
             "asked qBittorrent to announce again ({before} announces reached the tracker so far)"
         ));
         let url = swarm::announce_url();
@@ -246,16 +241,13 @@ impl Runner<'_> {
             let now = self.announces(s);
             if now.len() > before {
                 let e = &now[before];
-                log.push(format!("the tracker got: {} from {}", e.detail, e.source));
+                log.note(format!("the tracker got: {} from {}", e.detail, e.source));
                 return Ok(match expect {
-                    Expect::Fail => fail(
-                        format!(
-                            "an announce reached the tracker from {} while it must not",
-                            e.source
-                        ),
-                        log.join("\n"),
-                    ),
-                    _ => Outcome::Passed,
+                    Expect::Fail => log.fail(format!(
+                        "an announce reached the tracker from {} while it must not",
+                        e.source
+                    )),
+                    _ => log.pass(),
                 });
             }
             if *expect == Expect::Fail {
@@ -267,7 +259,7 @@ impl Runner<'_> {
                         if t.status == webui::TRACKER_UPDATING
                             || t.status == webui::TRACKER_NOT_WORKING =>
                     {
-                        log.push(format!(
+                        log.note(format!(
                             "qBittorrent reports the tracker {} {}",
                             if t.status == webui::TRACKER_UPDATING {
                                 "being announced to"
@@ -276,30 +268,7 @@ impl Runner<'_> {
                             },
                             t.msg
                         ));
-                        self.services
-                            .log
-                            .wait_for_count(
-                                service::TRACKER,
-                                self.services.log.find(service::TRACKER, "").len() + 1,
-                                PROBE_TIMEOUT,
-                            )
-                            .await;
-                        let after = self.announces(s);
-                        return Ok(if after.len() > before {
-                            fail(
-                                format!(
-                                    "an announce reached the tracker from {} while it must not",
-                                    after[before].source
-                                ),
-                                log.join("\n"),
-                            )
-                        } else {
-                            log.push(format!(
-                                "nothing reached the tracker within {:?}",
-                                PROBE_TIMEOUT
-                            ));
-                            Outcome::Passed
-                        });
+                        return Ok(self.announce_held(s, before, log).await);
                     }
                     Ok(Some(t)) => last = format!("tracker status {} {}", t.status, t.msg),
                     Ok(None) => last = "qBittorrent does not list the tracker".into(),
@@ -308,17 +277,46 @@ impl Runner<'_> {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(match expect {
-                    Expect::Fail => fail(
-                        format!("qBittorrent did not say it announces within {timeout:?} ({last})"),
-                        log.join("\n"),
-                    ),
-                    _ => fail(
-                        format!("no new announce reached the tracker within {timeout:?}"),
-                        log.join("\n"),
-                    ),
+                    Expect::Fail => log.fail(format!(
+                        "qBittorrent did not say it announces within {timeout:?} ({last})"
+                    )),
+                    _ => log.fail(format!(
+                        "no new announce reached the tracker within {timeout:?}"
+                    )),
                 });
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// An announce qBittorrent is sending must not reach the tracker: it
+    /// has the probes' full timeout to arrive. `log` goes on.
+    async fn announce_held(
+        &self,
+        s: &ScenarioSwarm,
+        before: usize,
+        mut log: StepLog,
+    ) -> StepReport {
+        self.services
+            .log
+            .wait_for_count(
+                service::TRACKER,
+                self.services.log.find(service::TRACKER, "").len() + 1,
+                PROBE_TIMEOUT,
+            )
+            .await;
+        let after = self.announces(s);
+        if after.len() > before {
+            log.fail(format!(
+                "an announce reached the tracker from {} while it must not",
+                after[before].source
+            ))
+        } else {
+            log.note(format!(
+                "nothing reached the tracker within {:?}",
+                PROBE_TIMEOUT
+            ));
+            log.pass()
         }
     }
 
@@ -334,15 +332,13 @@ impl Runner<'_> {
             .collect()
     }
 
-    pub(crate) fn swarm_seen(
-        &self,
-        st: &RunState<'_>,
-        seen_as: IpAddr,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    /// `swarm-seen`: the tracker and the seeder saw the torrent's traffic
+    /// from `seen_as` only, and no home address in an announce.
+    pub(crate) fn swarm_seen(&self, st: &RunState<'_>, seen_as: IpAddr) -> StepReport {
+        let mut log = StepLog::new();
         let s = match st.torrent() {
             Ok(s) => s,
-            Err(o) => return o,
+            Err(o) => return log.end(o),
         };
         let announces = self.announces(s);
         let peers: Vec<LogEntry> = self
@@ -353,58 +349,55 @@ impl Runner<'_> {
             .filter(|e| e.at >= s.started)
             .collect();
         for e in &announces {
-            log.push(format!("tracker: {} from {}", e.detail, e.source));
+            log.note(format!("tracker: {} from {}", e.detail, e.source));
         }
         for e in &peers {
-            log.push(format!("seeder: {} from {}", e.detail, e.source));
+            log.note(format!("seeder: {} from {}", e.detail, e.source));
         }
         let problems = swarm_problems(&announces, &peers, seen_as, &self.home_addresses());
         if problems.is_empty() {
-            Outcome::Passed
+            log.pass()
         } else {
-            fail(problems.join("; "), log.join("\n"))
+            log.fail(problems.join("; "))
         }
     }
 
+    /// `torrent-port`: qBittorrent listens on the gateway's forwarded port
+    /// (its UP command set it) within `timeout`.
     pub(crate) async fn torrent_port(
         &self,
         st: &mut RunState<'_>,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let q = match self.qbittorrent()? {
+    ) -> StepResult {
+        let log = StepLog::new();
+        let q = match log.harness(self.qbittorrent())? {
             Ok(q) => q,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
-        let port = match self.forwarded_port(st, &Expect::Answer, log).await {
-            Ok(p) => p,
-            Err(o) => return Ok(o),
+        let (port, mut log) = match self.forwarded_port(st, &Expect::Answer, log).await {
+            Ok(found) => found,
+            Err(report) => return Ok(report),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             match q.listen_port().await {
-                Ok(0) => {
-                    return Ok(fail("qBittorrent listens on port 0", log.join("\n")));
-                }
+                Ok(0) => return Ok(log.fail("qBittorrent listens on port 0")),
                 Ok(p) if p == port => {
-                    log.push(format!("qBittorrent listens on {p}, the forwarded port"));
-                    return Ok(Outcome::Passed);
+                    log.note(format!("qBittorrent listens on {p}, the forwarded port"));
+                    return Ok(log.pass());
                 }
                 Ok(p) => {
                     if seen.last() != Some(&p) {
                         seen.push(p);
                     }
                 }
-                Err(e) => log.push(e),
+                Err(e) => log.note(e),
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!(
-                        "qBittorrent did not follow the forwarded port {port} within {timeout:?} (it listens on {seen:?})"
-                    ),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent did not follow the forwarded port {port} within {timeout:?} (it listens on {seen:?})"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
