@@ -1,27 +1,30 @@
-//! Running one scenario: per scenario it resets the gateway host's routes,
-//! starts capture on every watched wire (before any traffic), starts a
-//! fresh gateway process with the scenario's Gluetun variables, runs the
-//! steps, stops everything, classifies every captured frame and turns the
-//! lot into a [`ScenarioResult`]. Progress goes out as [`Event`]s;
-//! reporters consume them and the results.
+//! Running one scenario: it resets the gateway host's routes, starts
+//! capture on every watched wire (before any traffic), starts a fresh
+//! gateway process with the scenario's Gluetun variables ([`Runner::run`]'s
+//! prepare), runs the steps (execute), stops everything, classifies every
+//! captured frame and turns the lot into a [`ScenarioResult`] (judge).
+//! Progress goes out as [`Event`]s; reporters consume them and the results.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use ipnet::IpNet;
+
 use super::context::{Runner, fail, policies, run_file};
 use super::state::{GatewayExit, RunState};
 use crate::capture::{self, Capture};
 use crate::lab::LabError;
 use crate::model::classify::LeakPolicy;
-use crate::model::scenario::{Action, Scenario};
-use crate::model::topology::{addr, host};
+use crate::model::scenario::{Action, Scenario, Step};
+use crate::model::topology::{addr, host, wire};
 use crate::model::verdict::{
-    CaseResult, Event, Frame, Outcome, ScenarioResult, Timeline, TogetherProbe, judge_wires,
-    missing_evidence,
+    CaseResult, Event, Evidence, Frame, Outcome, ScenarioResult, Timeline, TogetherProbe,
+    judge_wires, missing_evidence,
 };
 use crate::scenario::steps::lifecycle::write_key_file;
+use crate::scenario::steps::report::{StepLog, StepReport, StepResult};
 use crate::target::tail;
 
 /// The case of the positive control, before any gateway starts.
@@ -56,6 +59,31 @@ fn harness_error(message: &str) -> Outcome {
     }
 }
 
+/// A scenario in flight: the steps' shared state, and what the runner
+/// gathers while they run.
+struct InFlight<'s> {
+    scn: &'s Scenario,
+    started: SystemTime,
+    st: RunState<'s>,
+    captures: Vec<Capture>,
+    cases: Vec<CaseResult>,
+    timeline: Timeline,
+    /// Why the remaining steps do not run, once something stops the run.
+    halted: Option<String>,
+    /// The positive control's markers (not judged as leaks).
+    controls: Vec<Vec<u8>>,
+    /// The frames every passed step must have left on the wire.
+    evidence: Vec<Evidence>,
+    /// What the gateway's wire may carry outside the tunnel (the
+    /// profile's), for the evidence.
+    allowed: Vec<IpNet>,
+    /// The timeline's mark before the current step.
+    previous_mark: String,
+    /// The last fault or repair and when it was done: every later step
+    /// says how long after it it finished (time to healthy, to traffic).
+    last_fault: Option<(&'s str, Instant)>,
+}
+
 impl Runner<'_> {
     /// Runs one scenario and always returns its result: what the gateway
     /// does wrong (including dying, or never starting) is a failed case;
@@ -73,6 +101,18 @@ impl Runner<'_> {
         });
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);
+        if let Some(reason) = self.unfit(scn) {
+            return self.skipped(scn, started, gw_log, reason);
+        }
+        let mut run = self.prepare(scn, started, gw_log).await;
+        self.execute(&mut run).await;
+        self.judge(run, t0).await
+    }
+
+    /// Why this run cannot run `scn` at all, if it cannot: the target
+    /// lacks what it needs, the lab made from the user's configuration
+    /// lacks its hosts, or the real applications it drives are not there.
+    fn unfit(&self, scn: &Scenario) -> Option<String> {
         let missing: Vec<&str> = scn
             .requirements()
             .into_iter()
@@ -80,13 +120,12 @@ impl Runner<'_> {
             .map(|c| c.name())
             .collect();
         if !missing.is_empty() {
-            let reason = format!(
+            return Some(format!(
                 "target {} ({}) lacks {}",
                 self.target.name(),
                 self.target.kind(),
                 missing.join(", ")
-            );
-            return self.skipped(scn, started, gw_log, reason);
+            ));
         }
         // A lab made from the user's configuration may lack the seed's hosts
         // that a built-in scenario uses.
@@ -96,63 +135,43 @@ impl Runner<'_> {
                 .clone()
                 .or_else(|| scn.misfit(self.lab.topology()))
         {
-            let reason = format!("the lab made from {} cannot run it: {why}", u.file);
-            return self.skipped(scn, started, gw_log, reason);
+            return Some(format!("the lab made from {} cannot run it: {why}", u.file));
         }
         // A scenario in the lab's swarm needs the real qBittorrent and the
         // swarm's programs: without them it is a visible skip.
         if scn.needs_swarm()
             && let Some(why) = self.swarm_unfit()
         {
-            return self.skipped(scn, started, gw_log, why);
+            return Some(why);
         }
         if scn.needs_nzbget()
             && let Some(why) = self.app_unfit(crate::lab::apps::App::Nzbget)
         {
-            return self.skipped(scn, started, gw_log, why);
+            return Some(why);
         }
-        if scn.needs_browser()
-            && let Some(why) = crate::lab::browser::unfit()
-        {
-            return self.skipped(scn, started, gw_log, why);
+        if scn.needs_browser() {
+            return crate::lab::browser::unfit();
         }
-        let mut cases = Vec::new();
+        None
+    }
+
+    /// Sets the scenario up: a clean gateway host and capture on every
+    /// wire before any traffic, the gateway's files, the positive control,
+    /// then the gateway. A failure to set up is the harness's: a case, and
+    /// the steps are skipped.
+    async fn prepare<'s>(
+        &self,
+        scn: &'s Scenario,
+        started: SystemTime,
+        gw_log: PathBuf,
+    ) -> InFlight<'s> {
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");
         let mut captures = Vec::new();
-        // Set up: a clean gateway host and capture on every wire, before
-        // any traffic. A failure here is the harness's.
-        let setup = async {
-            self.reset_gw().await?;
-            for tap in &self.lab.topology().taps {
-                let ns = self.lab.ns(tap.host)?;
-                captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
-                    LabError::Service {
-                        service: format!("capture on {}", tap.wire),
-                        source: std::io::Error::other(e),
-                    }
-                })?);
-            }
-            Ok::<(), LabError>(())
-        }
-        .await;
+        let setup = self.set_up(&mut captures).await;
         let env = self.gateway_env(scn);
-        // A status file left by an earlier gateway must not be read as this one's.
-        if let Ok(Some(f)) = run_file(self.lab.run_id(), &env, "VPN_PORT_FORWARDING_STATUS_FILE") {
-            let _ = std::fs::remove_file(f);
-        }
-        let _ = std::fs::remove_file(self.port_commands_file());
-        // A gateway that reads its key from a secret file finds the lab's.
-        match run_file(self.lab.run_id(), &env, "WIREGUARD_PRIVATE_KEY_SECRETFILE") {
-            Ok(Some(f)) => {
-                if let Err(e) = write_key_file(&f, &self.services.keys.client_private) {
-                    tracing::warn!("writing the gateway's key file {}: {e}", f.display());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("{e}"),
-        }
-        let mut st = RunState {
+        self.prepare_files(&env);
+        let st = RunState {
             metrics: Default::default(),
             old_key: None,
             current_key: self.services.keys.client_private,
@@ -163,7 +182,7 @@ impl Runner<'_> {
             scn,
             env,
             gateway: None,
-            gw_log: gw_log.clone(),
+            gw_log,
             handshakes_before: 0,
             handshake_after: None,
             firewall_after: None,
@@ -172,207 +191,262 @@ impl Runner<'_> {
             forwarded_task: None,
             unexpected_exit: None,
         };
-        // Why the remaining steps do not run, once something stops the run.
-        let mut halted: Option<String> = None;
-        // The positive control's markers (not judged as leaks), and the
-        // frames every passed step must have left on the wire.
-        let mut controls: Vec<Vec<u8>> = Vec::new();
-        let mut evidence = Vec::new();
-        let allowed: Vec<ipnet::IpNet> = policies(&self.profile.allowed)
-            .get(crate::model::topology::wire::GW)
+        let allowed = policies(&self.profile.allowed)
+            .get(wire::GW)
             .map(|p| p.allowed.clone())
             .unwrap_or_default();
-        let mut previous_mark = "setup".to_string();
+        let mut run = InFlight {
+            scn,
+            started,
+            st,
+            captures,
+            cases: Vec::new(),
+            timeline,
+            halted: None,
+            controls: Vec::new(),
+            evidence: Vec::new(),
+            allowed,
+            previous_mark: "setup".to_string(),
+            last_fault: None,
+        };
         if let Err(e) = setup {
             let message = format!(
                 "the harness could not set the scenario up: {}",
                 crate::errfmt::chain(&e)
             );
-            cases.push(self.finish_case(
+            run.cases.push(self.finish_case(
                 scn,
                 "set up the lab for the scenario",
                 harness_error(&message),
                 Duration::ZERO,
                 vec![],
             ));
-            halted = Some(message);
-        } else {
-            // Before any gateway: the capture must see a probe that nothing
-            // blocks, on every watched wire, or nothing it reports can be
-            // trusted (a blind capture would pass every scenario).
-            let t = Instant::now();
-            let mut log = Vec::new();
-            let (outcome, marker) = self
-                .positive_control(&captures, &scn.leak_wires, &mut log)
-                .await;
-            controls.push(marker);
-            if matches!(outcome, Outcome::Error { .. }) {
-                halted = Some("the capture is blind".into());
-            }
-            cases.push(self.finish_case(scn, POSITIVE_CONTROL, outcome, t.elapsed(), log));
-            if halted.is_none() && scn.gateway_start {
-                self.start_gateway(&mut st).await;
-            }
+            run.halted = Some(message);
+            return run;
         }
+        // Before any gateway: the capture must see a probe that nothing
+        // blocks, on every watched wire, or nothing it reports can be
+        // trusted (a blind capture would pass every scenario).
+        let t = Instant::now();
+        let (control, marker) = self.positive_control(&run.captures, &scn.leak_wires).await;
+        run.controls.push(marker);
+        if matches!(control.outcome, Outcome::Error { .. }) {
+            run.halted = Some("the capture is blind".into());
+        }
+        run.cases.push(self.finish_case(
+            scn,
+            POSITIVE_CONTROL,
+            control.outcome,
+            t.elapsed(),
+            control.log,
+        ));
+        if run.halted.is_none() && scn.gateway_start {
+            self.start_gateway(&mut run.st).await;
+        }
+        run
+    }
 
-        // The last fault or repair and when it was done: every later step
-        // says how long after it it finished (time to healthy, to traffic).
-        let mut last_fault: Option<(&str, Instant)> = None;
+    /// A clean gateway host, then capture on every watched wire (those
+    /// started are in `captures` even when a later one fails).
+    async fn set_up(&self, captures: &mut Vec<Capture>) -> Result<(), LabError> {
+        self.reset_gw().await?;
+        for tap in &self.lab.topology().taps {
+            let ns = self.lab.ns(tap.host)?;
+            captures.push(Capture::start(ns, tap.ifname, tap.wire).map_err(|e| {
+                LabError::Service {
+                    service: format!("capture on {}", tap.wire),
+                    source: std::io::Error::other(e),
+                }
+            })?);
+        }
+        Ok(())
+    }
+
+    /// The gateway's files in the run's folder, before it starts: no
+    /// status or port-command file of an earlier gateway, and the lab's
+    /// key where the scenario's variables say the gateway reads it.
+    fn prepare_files(&self, env: &BTreeMap<String, String>) {
+        // A status file left by an earlier gateway must not be read as this one's.
+        if let Ok(Some(f)) = run_file(self.lab.run_id(), env, "VPN_PORT_FORWARDING_STATUS_FILE") {
+            let _ = std::fs::remove_file(f);
+        }
+        let _ = std::fs::remove_file(self.port_commands_file());
+        // A gateway that reads its key from a secret file finds the lab's.
+        match run_file(self.lab.run_id(), env, "WIREGUARD_PRIVATE_KEY_SECRETFILE") {
+            Ok(Some(f)) => {
+                if let Err(e) = write_key_file(&f, &self.services.keys.client_private) {
+                    tracing::warn!("writing the gateway's key file {}: {e}", f.display());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// Runs the steps in order: one at a time, or a run of probes that
+    /// must get no answer together. Once the run is halted (interrupted,
+    /// or the harness failed) the rest are skipped with the reason.
+    async fn execute<'s>(&self, run: &mut InFlight<'s>) {
+        let steps: &'s [Step] = &run.scn.steps;
         let mut next = 0;
-        while next < scn.steps.len() {
+        while next < steps.len() {
             // One step, or a run of probes that must get no answer: those
             // wait together.
-            let silent = scn.steps[next..]
+            let silent = steps[next..]
                 .iter()
                 .take_while(|s| s.action.is_silent_probe())
                 .count();
-            let group = &scn.steps[next..next + silent.max(1)];
+            let group = &steps[next..next + silent.max(1)];
             next += group.len();
-            if halted.is_none() && self.interrupt.is_cancelled() {
+            if run.halted.is_none() && self.interrupt.is_cancelled() {
                 // Interrupted between steps: the scenario is in flight, and
                 // this step is where it stopped.
-                halted = Some("the run was interrupted".into());
-                cases.push(self.finish_case(
-                    scn,
+                run.halted = Some("the run was interrupted".into());
+                run.cases.push(self.finish_case(
+                    run.scn,
                     &group[0].name,
                     interrupted(),
                     Duration::ZERO,
                     vec![],
                 ));
                 for s in &group[1..] {
-                    cases.push(self.skipped_case(scn, &s.name, "the run was interrupted"));
+                    let case = self.skipped_case(run.scn, &s.name, "the run was interrupted");
+                    run.cases.push(case);
                 }
                 continue;
             }
-            if let Some(why) = &halted {
+            if let Some(why) = &run.halted {
                 for s in group {
-                    cases.push(self.skipped_case(scn, &s.name, why));
+                    run.cases.push(self.skipped_case(run.scn, &s.name, why));
                 }
                 continue;
             }
-            let mark = if let [one] = group {
-                timeline.mark(SystemTime::now(), one.name.clone());
-                one.name.clone()
-            } else {
-                let label = together_label(group);
-                let probes = group
-                    .iter()
-                    .map(|s| TogetherProbe {
-                        step: s.name.clone(),
-                        target: s.action.probe_target(),
-                    })
-                    .collect();
-                timeline.mark_together(SystemTime::now(), label.clone(), probes);
-                label
-            };
+            let mark = mark_group(&mut run.timeline, group);
             let t = Instant::now();
-            let mut logs = vec![Vec::new(); group.len()];
-            let results: Option<Vec<(Result<Outcome, LabError>, Duration)>> = if let [one] = group {
-                tokio::select! {
-                    r = self.step(&mut st, &one.action, &mut logs[0]) => Some(vec![(r, t.elapsed())]),
-                    _ = self.interrupt.cancelled() => None,
+            let results = self.run_group(&mut run.st, group, t).await;
+            self.note_gateway_exit(&mut run.st, &mark).await;
+            self.record_group(run, group, results, t, &mark);
+            run.previous_mark = mark;
+        }
+    }
+
+    /// Runs one step, or probes together; each result with how long after
+    /// `t` it was in. `None`: the run was interrupted meanwhile.
+    async fn run_group(
+        &self,
+        st: &mut RunState<'_>,
+        group: &[Step],
+        t: Instant,
+    ) -> Option<Vec<(StepResult, Duration)>> {
+        if let [one] = group {
+            tokio::select! {
+                r = self.step(st, &one.action) => Some(vec![(r, t.elapsed())]),
+                _ = self.interrupt.cancelled() => None,
+            }
+        } else {
+            let all = futures::future::join_all(group.iter().map(|s| async move {
+                let r = self.probe(&s.action).await;
+                (r, t.elapsed())
+            }));
+            tokio::select! {
+                r = all => Some(r),
+                _ = self.interrupt.cancelled() => None,
+            }
+        }
+    }
+
+    /// The cases of a group's steps from their results: a harness error
+    /// or an interruption halts the run; a passed step's frames join the
+    /// evidence; each step after a fault says how long after it it
+    /// finished.
+    fn record_group<'s>(
+        &self,
+        run: &mut InFlight<'s>,
+        group: &'s [Step],
+        results: Option<Vec<(StepResult, Duration)>>,
+        t: Instant,
+        mark: &str,
+    ) {
+        let mut results = results.map(Vec::into_iter);
+        for s in group {
+            let (outcome, mut log, took) = match results.as_mut().and_then(Iterator::next) {
+                None => {
+                    run.halted = Some("the run was interrupted".into());
+                    (interrupted(), Vec::new(), t.elapsed())
                 }
-            } else {
-                let all = futures::future::join_all(group.iter().zip(logs.iter_mut()).map(
-                    |(s, log)| async move {
-                        let r = crate::scenario::steps::report::into_log(
-                            log,
-                            self.probe(&s.action).await,
-                        );
-                        (r, t.elapsed())
-                    },
-                ));
-                tokio::select! {
-                    r = all => Some(r),
-                    _ = self.interrupt.cancelled() => None,
+                Some((Ok(StepReport { outcome, log }), took)) => (outcome, log, took),
+                Some((Err(e), took)) => {
+                    run.halted = Some(format!("the harness failed at \"{}\"", s.name));
+                    let message = format!(
+                        "the harness could not do this step: {}",
+                        crate::errfmt::chain(&*e.source)
+                    );
+                    (harness_error(&message), e.log, took)
                 }
             };
-            self.note_gateway_exit(&mut st, &mark).await;
-            let mut results = results.map(Vec::into_iter);
-            for (s, mut log) in group.iter().zip(logs) {
-                let (outcome, took) = match results.as_mut().and_then(Iterator::next) {
-                    None => {
-                        halted = Some("the run was interrupted".into());
-                        (interrupted(), t.elapsed())
-                    }
-                    Some((Ok(o), took)) => (o, took),
-                    Some((Err(e), took)) => {
-                        halted = Some(format!("the harness failed at \"{}\"", s.name));
-                        let message = format!(
-                            "the harness could not do this step: {}",
-                            crate::errfmt::chain(&e)
-                        );
-                        (harness_error(&message), took)
-                    }
-                };
-                if group.len() > 1 {
-                    log.push(format!(
-                        "waited together with the {} other probes of \"{mark}\"",
-                        group.len() - 1
-                    ));
-                }
-                if outcome == Outcome::Passed {
-                    evidence.extend(crate::scenario::evidence::for_step(
-                        s,
-                        &previous_mark,
-                        self.lab.topology(),
-                        &allowed,
-                    ));
-                }
-                match (&s.action, last_fault) {
-                    (Action::Fault(_), _) => last_fault = Some((&s.name, Instant::now())),
-                    (_, Some((fault, at))) => log.push(format!(
-                        "finished {:.3}s after \"{fault}\"",
-                        (t + took).saturating_duration_since(at).as_secs_f64()
-                    )),
-                    (_, None) => {}
-                }
-                cases.push(self.finish_case(scn, &s.name, outcome, took, log));
+            if group.len() > 1 {
+                log.push(format!(
+                    "waited together with the {} other probes of \"{mark}\"",
+                    group.len() - 1
+                ));
             }
-            previous_mark = mark;
+            if outcome == Outcome::Passed {
+                run.evidence.extend(crate::scenario::evidence::for_step(
+                    s,
+                    &run.previous_mark,
+                    self.lab.topology(),
+                    &run.allowed,
+                ));
+            }
+            match (&s.action, run.last_fault) {
+                (Action::Fault(_), _) => run.last_fault = Some((&s.name, Instant::now())),
+                (_, Some((fault, at))) => log.push(format!(
+                    "finished {:.3}s after \"{fault}\"",
+                    (t + took).saturating_duration_since(at).as_secs_f64()
+                )),
+                (_, None) => {}
+            }
+            run.cases
+                .push(self.finish_case(run.scn, &s.name, outcome, took, log));
         }
+    }
 
-        timeline.mark(SystemTime::now(), "teardown");
-        self.end_swarm(&mut st).await;
-        if let Some(storm) = st.storm.take() {
+    /// Stops what the scenario left running (its swarm, the background
+    /// traffic, the gateway) and says whether the gateway stayed up.
+    async fn tear_down(&self, run: &mut InFlight<'_>) {
+        run.timeline.mark(SystemTime::now(), "teardown");
+        self.end_swarm(&mut run.st).await;
+        if let Some(storm) = run.st.storm.take() {
             storm.cancel.cancel();
             let _ = storm.task.await;
         }
-        if let Some(g) = st.gateway.take() {
+        if let Some(g) = run.st.gateway.take() {
             g.stop().await;
         }
-        if scn.needs_gateway() {
-            let outcome = match &st.unexpected_exit {
+        if run.scn.needs_gateway() {
+            let outcome = match &run.st.unexpected_exit {
                 None => Outcome::Passed,
                 Some(exit) => fail(
                     exit.summary.clone(),
                     format!("its last log lines:\n{}", exit.log_tail),
                 ),
             };
-            cases.push(self.finish_case(scn, STAYED_UP, outcome, Duration::ZERO, vec![]));
+            run.cases
+                .push(self.finish_case(run.scn, STAYED_UP, outcome, Duration::ZERO, vec![]));
         }
-        let handshake_after = st.handshake_after;
-        let mut frames_seen = BTreeMap::new();
-        let mut pcaps = Vec::new();
-        let mut by_wire: BTreeMap<String, Vec<Frame>> = BTreeMap::new();
-        for c in captures {
-            let w = c.wire;
-            by_wire.insert(w.to_string(), c.stop());
-        }
-        for (w, frames) in &by_wire {
-            let path = self.out_dir.join(format!("{}-{}.pcap", scn.name, w));
-            match capture::write_pcap(&path, frames) {
-                Ok(()) => pcaps.push(path),
-                Err(e) => cases.push(self.finish_case(
-                    scn,
-                    &format!("write the capture of {w}"),
-                    harness_error(&format!("writing {}: {e}", path.display())),
-                    Duration::ZERO,
-                    vec![],
-                )),
-            }
-            frames_seen.insert(w.clone(), frames.len());
-        }
+    }
+
+    /// Tears the scenario down, then judges what the capture saw: every
+    /// frame on the watched wires against the leak policy, and the frames
+    /// the passed steps must have left; writes the pcaps; the result.
+    async fn judge(&self, mut run: InFlight<'_>, t0: Instant) -> ScenarioResult {
+        self.tear_down(&mut run).await;
+        let scn = run.scn;
+        let by_wire: BTreeMap<String, Vec<Frame>> = std::mem::take(&mut run.captures)
+            .into_iter()
+            .map(|c| (c.wire.to_string(), c.stop()))
+            .collect();
+        let (pcaps, frames_seen) = self.write_pcaps(&mut run, &by_wire);
         let policies: BTreeMap<String, LeakPolicy> = policies(&self.profile.allowed)
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
@@ -385,21 +459,22 @@ impl Runner<'_> {
             &scn.leak_wires,
             &by_wire,
             &policies,
-            &timeline,
+            &run.timeline,
             CLOCK_SKEW,
-            &controls,
+            &run.controls,
         );
         for c in wire_cases {
-            cases.push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
+            run.cases
+                .push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
         let traffic = crate::model::verdict::traffic(
-            started,
+            run.started,
             SystemTime::now(),
             &kinds,
-            &step_marks(scn, &timeline),
+            &step_marks(scn, &run.timeline),
             240,
         );
-        let missing = missing_evidence(&evidence, &by_wire, &timeline);
+        let missing = missing_evidence(&run.evidence, &by_wire, &run.timeline);
         let outcome = if missing.is_empty() {
             Outcome::Passed
         } else {
@@ -413,28 +488,56 @@ impl Runner<'_> {
         };
         let log = vec![format!(
             "{} expectation(s) of frames, from the steps that passed",
-            evidence.len()
+            run.evidence.len()
         )];
-        cases.push(self.finish_case(scn, EVIDENCE, outcome, Duration::ZERO, log));
+        run.cases
+            .push(self.finish_case(scn, EVIDENCE, outcome, Duration::ZERO, log));
         let result = ScenarioResult {
             name: scn.name.clone(),
             target: self.target.name().to_string(),
             description: scn.description.clone(),
             source: scn.source.clone(),
-            started,
+            started: run.started,
             duration: t0.elapsed(),
-            cases,
+            cases: run.cases,
             leaks,
             frames: frames_seen,
             pcaps,
-            gateway_log: gw_log,
-            handshake_after,
+            gateway_log: run.st.gw_log.clone(),
+            handshake_after: run.st.handshake_after,
             traffic,
         };
         self.emit(Event::ScenarioFinished {
             result: Box::new(result.clone()),
         });
         result
+    }
+
+    /// Each wire's capture as a pcap in the output folder (a file that
+    /// cannot be written is the harness's case); the paths written and
+    /// how many frames each wire saw.
+    fn write_pcaps(
+        &self,
+        run: &mut InFlight<'_>,
+        by_wire: &BTreeMap<String, Vec<Frame>>,
+    ) -> (Vec<PathBuf>, BTreeMap<String, usize>) {
+        let mut pcaps = Vec::new();
+        let mut frames_seen = BTreeMap::new();
+        for (w, frames) in by_wire {
+            let path = self.out_dir.join(format!("{}-{}.pcap", run.scn.name, w));
+            match capture::write_pcap(&path, frames) {
+                Ok(()) => pcaps.push(path),
+                Err(e) => run.cases.push(self.finish_case(
+                    run.scn,
+                    &format!("write the capture of {w}"),
+                    harness_error(&format!("writing {}: {e}", path.display())),
+                    Duration::ZERO,
+                    vec![],
+                )),
+            }
+            frames_seen.insert(w.clone(), frames.len());
+        }
+        (pcaps, frames_seen)
     }
 
     /// A scenario the target cannot run: every case skipped, with the
@@ -495,23 +598,26 @@ impl Runner<'_> {
 
     /// The positive control: a DNS query carrying a nonce from the gateway
     /// host to the ISP's resolver while no gateway filters anything; it
-    /// must show on every watched wire within 2 s. Returns the outcome and
+    /// must show on every watched wire within 2 s. Returns its report and
     /// the nonce's bytes (frames carrying them are not judged).
     async fn positive_control(
         &self,
         captures: &[Capture],
         wires: &[String],
-        log: &mut Vec<String>,
-    ) -> (Outcome, Vec<u8>) {
+    ) -> (StepReport, Vec<u8>) {
         let nonce = format!("ctl{}", crate::probe::nonce());
         let marker = nonce.as_bytes().to_vec();
+        let mut log = StepLog::new();
         let Ok(ns) = self.lab.ns(host::GW) else {
-            return (harness_error("the lab has no gateway host"), marker);
+            return (
+                log.end(harness_error("the lab has no gateway host")),
+                marker,
+            );
         };
         let server = SocketAddr::new(addr::ISP_DNS.into(), 53);
         let name = format!("{nonce}.control.lab.");
         let r = crate::probe::dns_a(ns, server, &name, Duration::from_millis(500)).await;
-        log.push(format!(
+        log.note(format!(
             "A {name} to {server} from gw, nothing filtering: {}",
             match &r {
                 Ok(_) => "answered".to_string(),
@@ -530,20 +636,18 @@ impl Runner<'_> {
                 .map(String::as_str)
                 .collect();
             if blind.is_empty() {
-                log.push(format!("seen on {}", wires.join(", ")));
-                return (Outcome::Passed, marker);
+                log.note(format!("seen on {}", wires.join(", ")));
+                return (log.pass(), marker);
             }
             if Instant::now() >= deadline {
-                return (
-                    Outcome::Error {
-                        message: format!(
-                            "the capture did not see an unblocked probe on {} within 2 s: it is blind there, and no verdict about that wire could be trusted",
-                            blind.join(", ")
-                        ),
-                        detail: log.join("\n"),
-                    },
-                    marker,
-                );
+                let outcome = Outcome::Error {
+                    message: format!(
+                        "the capture did not see an unblocked probe on {} within 2 s: it is blind there, and no verdict about that wire could be trusted",
+                        blind.join(", ")
+                    ),
+                    detail: log.detail(),
+                };
+                return (log.end(outcome), marker);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -600,8 +704,28 @@ impl Runner<'_> {
     }
 }
 
+/// Marks the group's start on the timeline: a step by its name, probes
+/// waiting together by a label naming them all. Returns the mark.
+fn mark_group(timeline: &mut Timeline, group: &[Step]) -> String {
+    if let [one] = group {
+        timeline.mark(SystemTime::now(), one.name.clone());
+        one.name.clone()
+    } else {
+        let label = together_label(group);
+        let probes = group
+            .iter()
+            .map(|s| TogetherProbe {
+                step: s.name.clone(),
+                target: s.action.probe_target(),
+            })
+            .collect();
+        timeline.mark_together(SystemTime::now(), label.clone(), probes);
+        label
+    }
+}
+
 /// The timeline's name for probes that waited together.
-fn together_label(group: &[crate::scenario::model::Step]) -> String {
+fn together_label(group: &[Step]) -> String {
     match group {
         [first, .., last] => format!(
             "{} probes waiting together: {} ... {}",

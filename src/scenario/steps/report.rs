@@ -158,21 +158,6 @@ pub(crate) fn lab_err(
     }
 }
 
-/// While the families move to [`StepReport`]s: a report into the log the
-/// dispatcher still threads.
-pub(crate) fn into_log(log: &mut Vec<String>, r: StepResult) -> Result<Outcome, LabError> {
-    match r {
-        Ok(report) => {
-            log.extend(report.log);
-            Ok(report.outcome)
-        }
-        Err(e) => {
-            log.extend(e.log);
-            Err(*e.source)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
