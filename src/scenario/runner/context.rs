@@ -1,11 +1,13 @@
 //! The [`Runner`]: everything a run needs besides the scenarios (the lab,
-//! its services, the profile, the gateway target, where reports go), and
-//! what it derives from them for every scenario: the gateway's variables,
-//! the leak policy of each watched wire, the run's files.
+//! its services, the profile, the gateway target, where reports go), made
+//! with [`Runner::builder`], and what it derives from them for every
+//! scenario: the gateway's variables, the leak policy of each watched wire,
+//! the run's files.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -17,20 +19,24 @@ use crate::model::classify::LeakPolicy;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, wire};
 use crate::model::verdict::{Event, Outcome};
-use crate::profile::lab_env;
+use crate::profile::{Profile, lab_env};
+use crate::target::GatewayTarget;
 
 /// How long one probe waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Everything a run needs besides the scenarios.
+/// Everything a run needs besides the scenarios. Made with
+/// [`Runner::builder`]; the fields stay public for the callers that still
+/// write it out.
 pub struct Runner<'a> {
     pub lab: &'a Lab,
     /// The network and policy under test (the seed's, or the user's).
-    pub profile: &'a crate::profile::Profile,
+    pub profile: &'a Profile,
     pub services: &'a LabServices,
+    /// Where each scenario's pcaps and gateway log go.
     pub out_dir: PathBuf,
     /// The gateway under test.
-    pub target: std::sync::Arc<dyn crate::target::GatewayTarget>,
+    pub target: Arc<dyn GatewayTarget>,
     /// The container holding the gateway host's namespace, when the lab was
     /// built for a container target.
     pub holder: Option<String>,
@@ -42,6 +48,88 @@ pub struct Runner<'a> {
     /// flight is abandoned and written as an error, the rest as skipped,
     /// and the scenario is still torn down and reported.
     pub interrupt: CancellationToken,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner of `target` in `lab` (with its `services`) under
+    /// `profile`. Unless the builder says otherwise: files go to the
+    /// current folder, no events, no extra variables, never interrupted,
+    /// no container holds the gateway host's namespace.
+    pub fn builder(
+        lab: &'a Lab,
+        profile: &'a Profile,
+        services: &'a LabServices,
+        target: Arc<dyn GatewayTarget>,
+    ) -> RunnerBuilder<'a> {
+        RunnerBuilder {
+            runner: Runner {
+                lab,
+                profile,
+                services,
+                out_dir: PathBuf::from("."),
+                target,
+                holder: None,
+                env_overrides: BTreeMap::new(),
+                events: None,
+                interrupt: CancellationToken::new(),
+            },
+        }
+    }
+}
+
+/// Makes a [`Runner`] ([`Runner::builder`]).
+#[must_use]
+pub struct RunnerBuilder<'a> {
+    runner: Runner<'a>,
+}
+
+impl<'a> RunnerBuilder<'a> {
+    /// Where each scenario's pcaps and gateway log go.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runner.out_dir = dir.into();
+        self
+    }
+
+    /// Another gateway under test.
+    pub fn target(mut self, target: Arc<dyn GatewayTarget>) -> Self {
+        self.runner.target = target;
+        self
+    }
+
+    /// Extra Gluetun variables for every scenario, applied last (added to
+    /// those given before; a name given again takes the new value).
+    pub fn env_overrides<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.runner
+            .env_overrides
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Where the run's progress goes, as [`Event`]s.
+    pub fn events(mut self, events: UnboundedSender<Event>) -> Self {
+        self.runner.events = Some(events);
+        self
+    }
+
+    /// Cancelled when the run is interrupted (see [`Runner::interrupt`]).
+    pub fn interrupt(mut self, interrupt: CancellationToken) -> Self {
+        self.runner.interrupt = interrupt;
+        self
+    }
+
+    /// The container holding the gateway host's namespace (a lab built for
+    /// a container target), if any.
+    pub fn holder(mut self, holder: impl Into<Option<String>>) -> Self {
+        self.runner.holder = holder.into();
+        self
+    }
+
+    pub fn build(self) -> Runner<'a> {
+        self.runner
+    }
 }
 
 /// The leak policy of each watched wire: `allowed` is what the gateway's

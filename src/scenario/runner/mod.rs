@@ -1,5 +1,6 @@
 //! The engine: the [`Runner`] (a lab, its services, a profile and a gateway
-//! target to run scenarios against; [`context`]), the state a scenario's
+//! target to run scenarios against, made with [`Runner::builder`];
+//! `context`), the state a scenario's
 //! steps share while it runs ([`state`]), and running one scenario
 //! ([`run`]: set it up, execute its steps, judge what the capture saw).
 //! What each step does is [`super::steps`]'.
@@ -8,7 +9,7 @@ mod context;
 pub mod run;
 pub mod state;
 
-pub use context::{PROBE_TIMEOUT, Runner, policies};
+pub use context::{PROBE_TIMEOUT, Runner, RunnerBuilder, policies};
 pub(crate) use context::{fail, run_file};
 pub use run::{CLOCK_SKEW, EVIDENCE, POSITIVE_CONTROL, STAYED_UP};
 pub use state::{AbortOnDrop, GatewayExit, GivenNzb, RunState, ScenarioSwarm, Storm};
