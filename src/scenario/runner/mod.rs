@@ -1,11 +1,14 @@
 //! The engine: the [`Runner`] (a lab, its services, a profile and a gateway
-//! target to run scenarios against, made with [`Runner::builder`];
-//! `context`), the state a scenario's
-//! steps share while it runs ([`state`]), and running one scenario
-//! ([`run`]: set it up, execute its steps, judge what the capture saw).
-//! What each step does is [`super::steps`]'.
+//! target to run scenarios against, made with [`Runner::builder`]), the
+//! state a scenario's steps share while it runs ([`state`]), and running
+//! one scenario ([`run`]: `prepare` it, `execute` its steps, `judge` what
+//! the capture saw). What each step does is [`super::steps`]'. The public
+//! names of `scenario::runner` are all here, re-exported.
 
 mod context;
+mod execute;
+mod judge;
+mod prepare;
 pub mod run;
 pub mod state;
 

@@ -20,7 +20,7 @@ pub(crate) const ISP_BLOCK: &str = "table inet lh_block {
   }
 }";
 
-/// Removes [`ISP_BLOCK`]'s table, whether it is there or not: every
+/// Removes the ISP's block table, whether it is there or not: every
 /// scenario starts without it.
 pub const ISP_UNBLOCK: &str = "add table inet lh_block\ndelete table inet lh_block\n";
 
