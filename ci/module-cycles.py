@@ -8,7 +8,7 @@ re-exports of its own children (`pub use child::Item;`). Each crate root
 (src/lib.rs, src/main.rs, crates/*/src/lib.rs and main.rs) is its own
 crate; files of a crate are found by following `mod` declarations.
 
-    python3 ci/module-cycles.py [--graph]   exit 1 and the cycles, if any
+    python3 ci/module-cycles.py [--root DIR]   exit 1 and the cycles, if any
 
 Prints each cycle as its modules (a strongly connected component) and, for
 each edge inside it, the file and line that makes it.
@@ -163,19 +163,46 @@ def resolve(mod, path, modules):
     return best
 
 
+def inline_mods(text):
+    """[(start, end, name)] of the `mod NAME { ... }` blocks of a file."""
+    spans = []
+    for m in INLINE_MOD.finditer(text):
+        depth, i = 0, m.end() - 1
+        while i < len(text):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        spans.append((m.start(), i, m.group(1)))
+    return spans
+
+
+def module_at(mod, spans, pos):
+    """The module a position of the file is in: the file's, or an inline
+    child's (`mod tests { use super::*; }` speaks from `tests`)."""
+    inner = [(s, e, n) for (s, e, n) in spans if s <= pos <= e]
+    inner.sort()
+    return mod + tuple(n for (_, _, n) in inner)
+
+
 def edges_of(files):
     modules = set(files)
     edges = {}
     for mod, path in files.items():
         text = strip(open(path, encoding="utf-8").read())
+        spans = inline_mods(text)
         # Inline `mod tests { ... }` blocks count as the file's module.
         line_of = lambda pos: text.count("\n", 0, pos) + 1
         seen = set()
         for m in USE.finditer(text):
             is_pub = bool(m.group(1))
+            here = module_at(mod, spans, m.start())
             for p in expand_use(m.group(2)):
-                target = resolve(mod, p, modules)
-                if target is None or target == mod:
+                target = resolve(here, p, modules | {here})
+                if target is None or target[: len(mod)] == mod and target not in modules or target == mod:
                     continue
                 # a re-export of one's own child (or deeper descendant)
                 if is_pub and target[: len(mod)] == mod and len(target) > len(mod):
@@ -190,8 +217,9 @@ def edges_of(files):
             ls = text.rfind("\n", 0, m.start()) + 1
             if re.match(r"\s*(pub(\([^)]*\))?\s+)?use\s", text[ls:]):
                 continue
-            target = resolve(mod, m.group(1), modules)
-            if target is None or target == mod:
+            here = module_at(mod, spans, m.start())
+            target = resolve(here, m.group(1), modules | {here})
+            if target is None or target[: len(mod)] == mod and target not in modules or target == mod:
                 continue
             key = (target, line_of(m.start()))
             if key not in seen:
@@ -235,8 +263,9 @@ def sccs(nodes, adj):
 
 def crate_roots():
     roots = []
+    crates = os.path.join(ROOT, "crates")
     for base in [ROOT] + sorted(
-        os.path.join(ROOT, "crates", d) for d in os.listdir(os.path.join(ROOT, "crates"))
+        os.path.join(crates, d) for d in (os.listdir(crates) if os.path.isdir(crates) else [])
     ):
         name = os.path.basename(base) if base != ROOT else "leakhound"
         for f in ("lib.rs", "main.rs"):
@@ -247,6 +276,9 @@ def crate_roots():
 
 
 def main():
+    global ROOT
+    if len(sys.argv) == 3 and sys.argv[1] == "--root":
+        ROOT = os.path.abspath(sys.argv[2])
     total = 0
     for name, root in crate_roots():
         files = crate_files(root)

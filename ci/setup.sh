@@ -25,6 +25,7 @@ set -uo pipefail
 table() {
   cat <<'EOF'
 main   nft              nftables          the lab's NAT and the gateway's kill switch
+main   ss               iproute2          ip and ss: the lab's hosts and their sockets (missing from a minimal Debian root)
 main?  kdig             knot-dnsutils     an independent DNS/DoT client beside leakhound's own
 main?  curl             curl,ca-certificates  an independent DoH client
 main?  qbittorrent-nox  qbittorrent-nox   the real qBittorrent as a dependent (else a stand-in)

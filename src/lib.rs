@@ -19,6 +19,9 @@
 //!   a nonce; the scenarios' steps, the audit, the lab and the benchmarks
 //!   use them.
 //! * [`scenario`]: scenario files, their runner and the events it emits.
+//! * [`suite`]: the run pipeline of `run`, `compare` and `soak`: labs
+//!   side by side, the order of the work, waivers, the skip rule and the
+//!   verdict (the exit status), the reports written.
 //! * [`report`]: consumers of the results: JUnit XML, JSON, terminal,
 //!   Prometheus.
 //! * [`audit`]: checks a gateway that is already running, from inside its
@@ -53,4 +56,5 @@ pub use leakhound_model as model;
 pub use leakhound_net::{errfmt, httpc, netlink, rawsock, tunnel};
 pub mod report;
 pub mod scenario;
+pub mod suite;
 pub mod target;

@@ -20,7 +20,7 @@ const MARKED: [(&str, &str); 2] = [
     ),
     (
         "<!-- ci: tests (.ci/run runs the next command verbatim) -->",
-        "    bash ci/setup.sh && cargo test",
+        "    bash ci/setup.sh && cargo test --release",
     ),
 ];
 

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-const ALL: &str = "nftables knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
+const ALL: &str = "nftables iproute2 knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
     opentracker aria2 chromium libxml2-utils tcpdump wireguard-go wireguard-tools dnsmasq-base \
     stress-ng prometheus yamllint systemd python3-junitparser python3-jsonschema unbound iperf3";
 
@@ -86,10 +86,13 @@ fn ubuntus_snap_chromium_is_skipped_with_what_to_do() {
 }
 
 #[test]
-fn only_a_missing_nftables_fails() {
+fn only_a_missing_required_package_fails() {
     let (code, out) = plan("debian-12", &without(&["nftables"]), &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot install nftables"), "{out}");
+    let (code, out) = plan("debian-13", &without(&["iproute2"]), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot install iproute2"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Reporters: consumers of the runner's results and events. JUnit XML for CI
 //! systems ([`junit`]), a JSON summary ([`json`]), the terminal display
-//! ([`terminal`]) and the table of `leakhound compare` ([`compare`]). None of them runs anything.
+//! ([`terminal`]), an audit's terminal output ([`audit_text`]), what the terminal gets when a run ends ([`run_text`]), the
+//! soak's figures ([`soak`]) and the table of `leakhound compare`
+//! ([`compare`]). None of them runs anything.
 //!
 //! Every text from outside (scenario and case names, failure messages,
 //! service and gateway logs quoted in them, names from compose files)
@@ -11,6 +13,7 @@
 //! finished JSON value; the Prometheus labels and the terminal lines are
 //! cleaned where they are formatted.
 
+pub mod audit_text;
 pub mod compare;
 pub mod html;
 pub mod json;
@@ -18,6 +21,8 @@ pub mod jsonl;
 pub mod junit;
 pub mod prometheus;
 pub mod provenance;
+pub mod run_text;
+pub mod soak;
 pub mod terminal;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use leakhound_net::errfmt::chain;
 use crate::GatewayConfig;
 
 /// A log line's writer: every registered secret
-/// ([`leakhound_model::scrub`]) replaced before it reaches stderr, and,
+/// ([`leakhound_proto::scrub`]) replaced before it reaches stderr, and,
 /// without colours, control bytes shown escaped (a logged message may
 /// quote anything). The fmt layer writes each event in one `write`, so a
 /// secret is never split.
@@ -22,7 +22,7 @@ struct Redacting<W> {
 
 impl<W: std::io::Write> std::io::Write for Redacting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use leakhound_model::scrub;
+        use leakhound_proto::scrub;
         let text = scrub::redact(&String::from_utf8_lossy(buf));
         let text = if self.sanitize {
             scrub::sanitize_capped(&text, usize::MAX)
@@ -41,7 +41,7 @@ impl<W: std::io::Write> std::io::Write for Redacting<W> {
 /// can print them: secret-looking names' values and the credentials
 /// inside UP/DOWN commands.
 pub fn register_env_secrets() {
-    use leakhound_model::scrub;
+    use leakhound_proto::scrub;
     for (k, v) in std::env::vars() {
         scrub::register_variable(&k, &v);
     }
@@ -158,7 +158,7 @@ pub fn gateway_main() -> ExitCode {
             tracing::error!("refusing to start: {e}; {closed}");
             eprintln!(
                 "{}",
-                leakhound_model::scrub::redact(&format!(
+                leakhound_proto::scrub::redact(&format!(
                     "leakhound gateway: refusing to start: {e}; {closed}"
                 ))
             );
@@ -169,9 +169,9 @@ pub fn gateway_main() -> ExitCode {
     {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
-        leakhound_model::scrub::register(&b64.encode(cfg.private_key));
+        leakhound_proto::scrub::register(&b64.encode(cfg.private_key));
         if let Some(k) = cfg.preshared_key {
-            leakhound_model::scrub::register(&b64.encode(k));
+            leakhound_proto::scrub::register(&b64.encode(k));
         }
     }
     let firewall_wanted = cfg.firewall.enabled;
@@ -191,7 +191,7 @@ pub fn gateway_main() -> ExitCode {
             tracing::error!("{e}; {closed}");
             eprintln!(
                 "{}",
-                leakhound_model::scrub::redact(&format!("leakhound gateway: {e}; {closed}"))
+                leakhound_proto::scrub::redact(&format!("leakhound gateway: {e}; {closed}"))
             );
             ExitCode::from(1)
         }
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn log_lines_lose_their_secrets_and_control_bytes() {
-        leakhound_model::scrub::register("canary-log-writer-1414");
+        leakhound_proto::scrub::register("canary-log-writer-1414");
         let line = "up command done: curl canary-log-writer-1414 \u{1b}[2J\u{0}\n";
         let mut w = super::Redacting {
             inner: Vec::new(),

@@ -330,7 +330,7 @@ fn invalid(var: &'static str, value: &str, why: impl ToString) -> ConfigError {
 pub fn read_key_file(path: &std::path::Path) -> std::result::Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     // A secret file's content is a secret, key or not.
-    leakhound_model::scrub::register(text.trim());
+    leakhound_proto::scrub::register(text.trim());
     parse_key(text.trim()).map_err(|e: KeyError| format!("its content is not a key: {e}"))
 }
 
@@ -1087,7 +1087,7 @@ mod tests {
         assert!(!e.contains("bm90"), "{e}");
         // Both contents were registered as secrets, key or not.
         assert_eq!(
-            leakhound_model::scrub::redact(&format!(
+            leakhound_proto::scrub::redact(&format!(
                 "{} bm90LWEta2V5LWJ1dC1hLXNlY3JldA==",
                 encode_key(&k)
             )),

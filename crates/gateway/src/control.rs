@@ -214,7 +214,7 @@ pub fn metrics_text(
     kill_switch: KillSwitch,
     now: std::time::SystemTime,
 ) -> String {
-    use leakhound_model::prom::{Kind, Text};
+    use leakhound_proto::prom::{Kind, Text};
     let t = tunnel.cloned().unwrap_or_default();
     let mut o = Text::new();
     o.single(

@@ -100,10 +100,10 @@ impl AuthConfig {
         // Every credential is a secret from here on, whatever happens next.
         for r in &raw.roles {
             for v in [&r.password, &r.apikey].into_iter().flatten() {
-                leakhound_model::scrub::register(v);
+                leakhound_proto::scrub::register(v);
             }
             if let (Some(u), Some(p)) = (&r.username, &r.password) {
-                leakhound_model::scrub::register(
+                leakhound_proto::scrub::register(
                     &base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
                 );
             }
@@ -270,7 +270,7 @@ auth = "none"
         );
         assert!(ok.is_ok());
         assert_eq!(
-            leakhound_model::scrub::redact("k=canary-auth-key-55210"),
+            leakhound_proto::scrub::redact("k=canary-auth-key-55210"),
             "k=<redacted>"
         );
     }

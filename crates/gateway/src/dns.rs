@@ -629,14 +629,14 @@ mod tests {
     fn the_request_path_decides_by_name_and_survives_garbage() {
         let mut policy = DnsPolicy::default();
         policy.blocked.insert("malware.lab");
-        let (_, q) = leakhound_model::dns_query::a_query("x.malware.lab.").unwrap();
+        let (_, q) = leakhound_proto::dns_query::a_query("x.malware.lab.").unwrap();
         let (name, d) = inspect_request(&policy, &q).unwrap();
         assert_eq!(name, "x.malware.lab.");
         assert_eq!(d, Decision::Blocked);
-        for (_, bad) in leakhound_model::dns_corpus::malformed_dns() {
+        for (_, bad) in leakhound_proto::dns_corpus::malformed_dns() {
             let _ = inspect_request(&policy, &bad);
         }
-        for m in leakhound_model::dns_corpus::mutated_queries(2000) {
+        for m in leakhound_proto::dns_corpus::mutated_queries(2000) {
             let _ = inspect_request(&policy, &m);
         }
     }
@@ -670,7 +670,7 @@ mod tests {
         let ask = |id: u16| {
             let client = &client;
             async move {
-                let (_, mut q) = leakhound_model::dns_query::a_query("x.malware.lab.").unwrap();
+                let (_, mut q) = leakhound_proto::dns_query::a_query("x.malware.lab.").unwrap();
                 q[0..2].copy_from_slice(&id.to_be_bytes());
                 client.send_to(&q, addr).await.unwrap();
                 let mut buf = [0u8; 512];

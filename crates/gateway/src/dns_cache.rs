@@ -623,10 +623,10 @@ mod tests {
         for n in 0..ok.len() {
             assert!(parse_query(&ok[..n]).is_none());
         }
-        for (_, bad) in leakhound_model::dns_corpus::malformed_dns() {
+        for (_, bad) in leakhound_proto::dns_corpus::malformed_dns() {
             let _ = parse_query(&bad);
         }
-        for m in leakhound_model::dns_corpus::mutated_queries(2000) {
+        for m in leakhound_proto::dns_corpus::mutated_queries(2000) {
             if let Some(q) = parse_query(&m) {
                 let _ = q.name();
             }

@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets for the gateway's parsers (`fuzz/`, run
 //! by cargo-fuzz), replayed on their committed corpora as plain tests
-//! (see `leakhound_model::fuzz::replay`): DNS requests from the
+//! (see `leakhound_proto::fuzz::replay`): DNS requests from the
 //! dependents, DNS answers from the upstream, the environment.
 
 use std::time::{Duration, Instant};
@@ -110,7 +110,7 @@ mod tests {
             ("dns_answer", dns_answer),
             ("gateway_env", gateway_env),
         ] {
-            leakhound_model::fuzz::replay(dir, target, body);
+            leakhound_proto::fuzz::replay(dir, target, body);
         }
     }
 

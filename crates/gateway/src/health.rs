@@ -162,12 +162,12 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
         let payload = b"leakhound health";
         let started = Instant::now();
         for (seq, wait) in (1u16..).zip(tries) {
-            let msg = leakhound_model::echo::request(v6, id, seq, payload);
+            let msg = leakhound_proto::echo::request(v6, id, seq, payload);
             if let Err(e) = sock.send_to(&msg, &SocketAddr::new(target, 0).into()) {
                 return Err(format!("sending the echo request: {e}"));
             }
             let got = leakhound_net::rawsock::recv_until(&sock, Instant::now() + wait, |d| {
-                leakhound_model::echo::is_reply(v6, d, id, payload)
+                leakhound_proto::echo::is_reply(v6, d, id, payload)
             })
             .map_err(|e| e.to_string())?;
             if got {
@@ -193,7 +193,7 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
 pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
     use hickory_proto::op::{Message, ResponseCode};
     let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
-    let (id, bytes) = leakhound_model::dns_query::a_query(&name)?;
+    let (id, bytes) = leakhound_proto::dns_query::a_query(&name)?;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

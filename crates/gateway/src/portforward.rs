@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::config::PortForwarding;
 use super::firewall::{self, FirewallPolicy};
-use leakhound_model::natpmp::{self, MapRequest, Mapping, Protocol};
+use leakhound_proto::natpmp::{self, MapRequest, Mapping, Protocol};
 
 /// Lifetime asked for (the provider may grant less).
 pub const LIFETIME: u32 = 60;

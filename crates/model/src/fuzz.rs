@@ -1,8 +1,8 @@
 //! The bodies of the fuzz targets for this crate's parsers (`fuzz/`, run
-//! by cargo-fuzz), and the replay of their committed corpora
-//! (`fuzz/corpus/TARGET/`) as plain tests: what a user or the wire feeds
-//! leakhound must give a value or a named error, never a panic. Each
-//! function takes the fuzzer's bytes.
+//! by cargo-fuzz), and their committed corpora (`fuzz/corpus/TARGET/`)
+//! replayed as plain tests ([`replay`], from `leakhound_proto::fuzz`): what
+//! a user or the wire feeds leakhound must give a value or a named error,
+//! never a panic. Each function takes the fuzzer's bytes.
 
 use crate::classify::{LeakPolicy, classify};
 use crate::natpmp::{self, Protocol, ResultCode};
@@ -84,27 +84,9 @@ pub fn targets_file(data: &[u8]) {
     }
 }
 
-/// Every file of `fuzz/corpus/TARGET/` (from the crate at `manifest_dir`)
-/// through `body`; a panic names the file. The committed seeds must be
-/// there. For the replay tests of this crate and the gateway's.
-pub fn replay(manifest_dir: &str, target: &str, body: fn(&[u8])) -> usize {
-    let dir = std::path::Path::new(manifest_dir)
-        .join("../../fuzz/corpus")
-        .join(target);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the committed seeds?)", dir.display()));
-    let mut n = 0;
-    for e in entries {
-        let path = e.expect("reading the corpus").path();
-        let data = std::fs::read(&path).expect("reading a corpus file");
-        if std::panic::catch_unwind(|| body(&data)).is_err() {
-            panic!("{target}: {} makes it panic", path.display());
-        }
-        n += 1;
-    }
-    assert!(n > 0, "{}: no corpus", dir.display());
-    n
-}
+/// The corpus replay, shared with the gateway's replay tests (it lives in
+/// `leakhound_proto`, which the gateway depends on).
+pub use leakhound_proto::fuzz::replay;
 
 #[cfg(test)]
 mod tests {

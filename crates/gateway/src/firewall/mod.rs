@@ -1,13 +1,15 @@
-//! The gateway's kill switch: the policy value and its compilation
-//! ([`policy`]), its nf_tables netlink encoding ([`nfnl`]), and applying it
-//! to the kernel and reading it back ([`apply`]); and the audit's
-//! self-expiring cut of a live gateway's tunnel ([`cut`]). Rules live in the kernel,
-//! so a crashed gateway stays closed.
+//! The gateway's kill switch: the policy value and its rules ([`policy`]),
+//! the kernel ruleset it becomes ([`ruleset`]), and applying it to the
+//! kernel and reading it back ([`apply`]). The nf_tables netlink codec
+//! ([`nfnl`]) and the audit's self-expiring cut of a live gateway's tunnel
+//! ([`cut`]) are `leakhound_nft`'s, re-exported here at their old paths.
+//! Rules live in the kernel, so a crashed gateway stays closed.
 
 pub mod apply;
-pub mod cut;
-pub mod nfnl;
 pub mod policy;
+pub mod ruleset;
+
+pub use leakhound_nft::{cut, nfnl};
 
 pub use apply::{FirewallError, apply, lockdown, remove, verify};
 

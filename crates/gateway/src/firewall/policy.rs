@@ -1,8 +1,9 @@
 //! The kill switch as a value: what the gateway lets through, built from its
-//! configuration as rules of typed matches. `super::nfnl` lowers them to the
-//! kernel's nf_tables expressions (what runs); in tests they are also
-//! rendered as nft's JSON (via the `nftables` crate), a readable form the
-//! unit tests check. Pure: no I/O.
+//! configuration as rules of typed matches (`leakhound_nft::rules`).
+//! `leakhound_nft::nfnl` lowers them to the kernel's nf_tables expressions
+//! (what runs, see [`super::ruleset`]); in tests they are also rendered as
+//! nft's JSON (via the `nftables` crate), a readable form the unit tests
+//! check. Pure: no I/O.
 //!
 //! Two tables, both leakhound's own and replaced atomically as a whole:
 //! * `inet leakhound`: input, output and forward filter chains, policy drop,
@@ -19,6 +20,11 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
+use leakhound_nft::nfnl::Tables;
+pub use leakhound_nft::rules::PREROUTING;
+#[cfg(test)]
+use leakhound_nft::rules::V;
+use leakhound_nft::rules::{CtState, Hook, Icmpv6, L4, M, R};
 #[cfg(test)]
 use nftables::batch::Batch;
 #[cfg(test)]
@@ -34,6 +40,11 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 pub const TABLE: &str = "leakhound";
 pub const EGRESS_TABLE: &str = "leakhound_egress";
+/// Both, as the nf_tables codec takes them.
+pub const TABLES: Tables = Tables {
+    inet: TABLE,
+    netdev: EGRESS_TABLE,
+};
 
 /// Ports open to one LAN subnet (leakhound's per-subnet inbound rules).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,39 +89,14 @@ pub struct FirewallPolicy {
     pub redirects: Vec<(u16, u16)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Hook {
-    Input,
-    Output,
-    Forward,
-    Egress,
-    /// nat, before routing: only port redirects.
-    Prerouting,
-}
-
-/// The nat chain's name.
-pub const PREROUTING: &str = "prerouting";
-
-impl Hook {
-    /// The nat chain only rewrites ports, so it accepts; every filter chain
-    /// drops what no rule lets through.
-    #[cfg(test)]
-    pub(crate) fn policy(self) -> NfChainPolicy {
-        if self == Hook::Prerouting {
-            NfChainPolicy::Accept
-        } else {
-            NfChainPolicy::Drop
-        }
-    }
-
-    pub(crate) fn chain(self) -> &'static str {
-        match self {
-            Hook::Input => "input",
-            Hook::Output => "output",
-            Hook::Forward => "forward",
-            Hook::Egress => "egress",
-            Hook::Prerouting => PREROUTING,
-        }
+/// The nat chain only rewrites ports, so it accepts; every filter chain
+/// drops what no rule lets through.
+#[cfg(test)]
+fn chain_policy(hook: Hook) -> NfChainPolicy {
+    if hook == Hook::Prerouting {
+        NfChainPolicy::Accept
+    } else {
+        NfChainPolicy::Drop
     }
 }
 
@@ -177,283 +163,67 @@ fn ports_expr(ports: &[u16]) -> Expression<'static> {
     )
 }
 
-/// A rule before compilation: all matches are ANDed.
-#[derive(Debug, Clone)]
-pub(crate) struct R {
-    pub(crate) hook: Hook,
-    pub(crate) matches: Vec<M>,
-    pub(crate) verdict: V,
-    pub(crate) comment: String,
-}
-
-/// One match of a rule, in the policy's own terms; lists match any of
-/// their items. Compiled to nft's JSON ([`FirewallPolicy::compile`]) and to
-/// nf_tables netlink expressions (`super::nfnl`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum M {
-    /// Input interface is (or with `false`, is not) this one.
-    Iif(String, bool),
-    Oif(String),
-    /// Source (or with `true`, destination) in these nets, all of one family.
-    Addr {
-        dst: bool,
-        nets: Vec<IpNet>,
-    },
-    L4(L4),
-    /// Source (or destination) port of this protocol.
-    Port {
-        proto: L4,
-        dst: bool,
-        ports: Vec<u16>,
-    },
-    /// Conntrack state in this list.
-    Ct(Vec<CtState>),
-    /// A nat rule rewrote the destination (ct status dnat).
-    Dnatted,
-    /// The packet's firewall mark.
-    Mark(u32),
-    /// Ethernet type ARP (netdev only).
-    Arp,
-    /// ICMPv6 type in this list.
-    Icmpv6(Vec<Icmpv6>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum L4 {
-    Tcp,
-    Udp,
-    Icmpv6,
-}
-
-impl std::fmt::Display for L4 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl L4 {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            L4::Tcp => "tcp",
-            L4::Udp => "udp",
-            L4::Icmpv6 => "ipv6-icmp",
-        }
-    }
-    pub(crate) fn number(self) -> u8 {
-        match self {
-            L4::Tcp => 6,
-            L4::Udp => 17,
-            L4::Icmpv6 => 58,
-        }
-    }
-    /// The protocol name of its header fields in nft.
-    #[cfg(test)]
-    fn header(self) -> &'static str {
-        match self {
-            L4::Tcp => "tcp",
-            L4::Udp => "udp",
-            L4::Icmpv6 => "icmpv6",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CtState {
-    Invalid,
-    Established,
-    Related,
-}
-
-impl CtState {
-    #[cfg(test)]
-    fn name(self) -> &'static str {
-        match self {
-            CtState::Invalid => "invalid",
-            CtState::Established => "established",
-            CtState::Related => "related",
-        }
-    }
-    /// The kernel's state bit (NF_CT_STATE_*).
-    pub(crate) fn bit(self) -> u32 {
-        match self {
-            CtState::Invalid => 1,
-            CtState::Established => 2,
-            CtState::Related => 4,
-        }
-    }
-}
-
-/// The ICMPv6 types IPv6 needs on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Icmpv6 {
-    RouterSolicit,
-    RouterAdvert,
-    NeighborSolicit,
-    NeighborAdvert,
-    MldQuery,
-    MldReport,
-    Mld2Report,
-}
-
-impl Icmpv6 {
-    #[cfg(test)]
-    fn name(self) -> &'static str {
-        match self {
-            Icmpv6::RouterSolicit => "nd-router-solicit",
-            Icmpv6::RouterAdvert => "nd-router-advert",
-            Icmpv6::NeighborSolicit => "nd-neighbor-solicit",
-            Icmpv6::NeighborAdvert => "nd-neighbor-advert",
-            Icmpv6::MldQuery => "mld-listener-query",
-            Icmpv6::MldReport => "mld-listener-report",
-            Icmpv6::Mld2Report => "mld2-listener-report",
-        }
-    }
-    pub(crate) fn number(self) -> u8 {
-        match self {
-            Icmpv6::RouterSolicit => 133,
-            Icmpv6::RouterAdvert => 134,
-            Icmpv6::NeighborSolicit => 135,
-            Icmpv6::NeighborAdvert => 136,
-            Icmpv6::MldQuery => 130,
-            Icmpv6::MldReport => 131,
-            Icmpv6::Mld2Report => 143,
-        }
-    }
-}
-
+/// A match as nft JSON.
 #[cfg(test)]
-impl M {
-    /// The match as nft JSON.
-    fn statement(&self) -> Statement<'static> {
-        match self {
-            M::Iif(name, is) => Statement::Match(Match {
-                left: meta(MetaKey::Iifname),
-                right: Expression::String(name.clone().into()),
-                op: if *is { Operator::EQ } else { Operator::NEQ },
-            }),
-            M::Oif(name) => eq(
-                meta(MetaKey::Oifname),
-                Expression::String(name.clone().into()),
-            ),
-            M::Addr { dst, nets } => {
-                let v6 = nets[0].addr().is_ipv6();
-                let proto = if v6 { "ip6" } else { "ip" };
-                let field = if *dst { "daddr" } else { "saddr" };
-                eq(
-                    payload(proto, field),
-                    set_or_one(nets.iter().map(net_expr).collect()),
-                )
-            }
-            M::L4(p) => eq(meta(MetaKey::L4proto), Expression::String(p.name().into())),
-            M::Port { proto, dst, ports } => eq(
-                payload(proto.header(), if *dst { "dport" } else { "sport" }),
-                ports_expr(ports),
-            ),
-            M::Ct(states) => Statement::Match(Match {
-                left: named(NamedExpression::CT(CT {
-                    key: "state".into(),
-                    family: None,
-                    dir: None,
-                })),
-                right: Expression::List(
-                    states
-                        .iter()
-                        .map(|s| Expression::String(s.name().into()))
-                        .collect(),
-                ),
-                op: Operator::IN,
-            }),
-            M::Dnatted => Statement::Match(Match {
-                left: named(NamedExpression::CT(CT {
-                    key: "status".into(),
-                    family: None,
-                    dir: None,
-                })),
-                right: Expression::String("dnat".into()),
-                op: Operator::IN,
-            }),
-            M::Mark(v) => eq(meta(MetaKey::Mark), Expression::Number(*v)),
-            M::Arp => eq(payload("ether", "type"), Expression::String("arp".into())),
-            M::Icmpv6(types) => eq(
-                payload("icmpv6", "type"),
-                set_or_one(
-                    types
-                        .iter()
-                        .map(|t| Expression::String(t.name().into()))
-                        .collect(),
-                ),
-            ),
+fn statement(m: &M) -> Statement<'static> {
+    match m {
+        M::Iif(name, is) => Statement::Match(Match {
+            left: meta(MetaKey::Iifname),
+            right: Expression::String(name.clone().into()),
+            op: if *is { Operator::EQ } else { Operator::NEQ },
+        }),
+        M::Oif(name) => eq(
+            meta(MetaKey::Oifname),
+            Expression::String(name.clone().into()),
+        ),
+        M::Addr { dst, nets } => {
+            let v6 = nets[0].addr().is_ipv6();
+            let proto = if v6 { "ip6" } else { "ip" };
+            let field = if *dst { "daddr" } else { "saddr" };
+            eq(
+                payload(proto, field),
+                set_or_one(nets.iter().map(net_expr).collect()),
+            )
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum V {
-    Accept,
-    Drop,
-    /// Refused with an ICMP error, so applications fail at once.
-    Reject,
-    /// To this local port (nat prerouting only).
-    Redirect(u16),
-}
-
-impl R {
-    fn new(hook: Hook, comment: impl Into<String>) -> R {
-        R {
-            hook,
-            matches: Vec::new(),
-            verdict: V::Accept,
-            comment: comment.into(),
-        }
-    }
-    fn m(mut self, m: M) -> R {
-        self.matches.push(m);
-        self
-    }
-    fn iif(self, name: &str) -> R {
-        self.m(M::Iif(name.to_string(), true))
-    }
-    fn oif(self, name: &str) -> R {
-        self.m(M::Oif(name.to_string()))
-    }
-    fn not_iif(self, name: &str) -> R {
-        self.m(M::Iif(name.to_string(), false))
-    }
-    /// Source (or destination) in `nets`, which must be of one family.
-    fn addr(self, dst: bool, nets: &[IpNet]) -> R {
-        self.m(M::Addr {
-            dst,
-            nets: nets.to_vec(),
-        })
-    }
-    fn l4(self, proto: L4) -> R {
-        self.m(M::L4(proto))
-    }
-    fn port(self, proto: L4, dst: bool, ports: &[u16]) -> R {
-        self.m(M::Port {
-            proto,
-            dst,
-            ports: ports.to_vec(),
-        })
-    }
-    fn ct(self, states: &[CtState]) -> R {
-        self.m(M::Ct(states.to_vec()))
-    }
-    fn drop(mut self) -> R {
-        self.verdict = V::Drop;
-        self
-    }
-    fn reject(mut self) -> R {
-        self.verdict = V::Reject;
-        self
-    }
-    /// Only packets whose destination a nat rule rewrote.
-    fn dnatted(self) -> R {
-        self.m(M::Dnatted)
-    }
-    fn redirect(mut self, port: u16) -> R {
-        self.verdict = V::Redirect(port);
-        self
+        M::L4(p) => eq(meta(MetaKey::L4proto), Expression::String(p.name().into())),
+        M::Port { proto, dst, ports } => eq(
+            payload(proto.header(), if *dst { "dport" } else { "sport" }),
+            ports_expr(ports),
+        ),
+        M::Ct(states) => Statement::Match(Match {
+            left: named(NamedExpression::CT(CT {
+                key: "state".into(),
+                family: None,
+                dir: None,
+            })),
+            right: Expression::List(
+                states
+                    .iter()
+                    .map(|s| Expression::String(s.name().into()))
+                    .collect(),
+            ),
+            op: Operator::IN,
+        }),
+        M::Dnatted => Statement::Match(Match {
+            left: named(NamedExpression::CT(CT {
+                key: "status".into(),
+                family: None,
+                dir: None,
+            })),
+            right: Expression::String("dnat".into()),
+            op: Operator::IN,
+        }),
+        M::Mark(v) => eq(meta(MetaKey::Mark), Expression::Number(*v)),
+        M::Arp => eq(payload("ether", "type"), Expression::String("arp".into())),
+        M::Icmpv6(types) => eq(
+            payload("icmpv6", "type"),
+            set_or_one(
+                types
+                    .iter()
+                    .map(|t| Expression::String(t.name().into()))
+                    .collect(),
+            ),
+        ),
     }
 }
 
@@ -501,7 +271,7 @@ impl FirewallPolicy {
         let mut c: Vec<_> = self
             .hooks()
             .into_iter()
-            .map(|h| (h.chain(), h.policy()))
+            .map(|h| (h.chain(), chain_policy(h)))
             .collect();
         c.sort_by_key(|(name, _)| *name);
         c
@@ -801,7 +571,7 @@ impl FirewallPolicy {
             } else {
                 (NfChainType::Filter, 0)
             };
-            let policy = hook.policy();
+            let policy = chain_policy(hook);
             b.add(NfListObject::Chain(Chain {
                 family,
                 table: table.into(),
@@ -821,7 +591,7 @@ impl FirewallPolicy {
             } else {
                 (inet, TABLE)
             };
-            let mut expr: Vec<Statement<'static>> = rule.matches.iter().map(M::statement).collect();
+            let mut expr: Vec<Statement<'static>> = rule.matches.iter().map(statement).collect();
             if self.debug {
                 expr.push(Statement::Counter(Counter::Anonymous(None)));
             }
@@ -899,7 +669,7 @@ impl FirewallPolicy {
             R::new(Hook::Input, "loopback in").iif("lo"),
             R::new(Hook::Output, "loopback out").oif("lo"),
         ] {
-            let mut expr: Vec<Statement<'static>> = r.matches.iter().map(M::statement).collect();
+            let mut expr: Vec<Statement<'static>> = r.matches.iter().map(statement).collect();
             expr.push(Statement::Accept(None));
             b.add(NfListObject::Rule(Rule {
                 family: NfFamily::INet,

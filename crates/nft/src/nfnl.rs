@@ -1,9 +1,9 @@
-//! nf_tables over netlink, for the kill switch: the policy's rules lowered
-//! to the kernel's expressions (the bytecode `nft --debug=netlink` shows)
-//! and encoded as one batch of nf_tables messages, the transaction `nft -f`
-//! would send; and the kernel's dumps of chains and rules decoded again for
-//! the read-back. Pure: values in, bytes out and back; `apply` owns the
-//! socket.
+//! nf_tables over netlink: rules ([`crate::rules`]) lowered to the kernel's
+//! expressions (the bytecode `nft --debug=netlink` shows) and encoded as one
+//! batch of nf_tables messages, the transaction `nft -f` would send; and
+//! the kernel's dumps of chains, rules and set elements decoded again for
+//! the read-back. Pure: values in, bytes out and back; [`crate::apply`]
+//! owns the socket.
 //!
 //! Lists in a match (several nets, ports or ICMPv6 types) become one rule
 //! per item rather than an anonymous set: the same verdict for any item, no
@@ -14,38 +14,41 @@
 //! ([`Cut`]), a table whose only dropping rule matches a set with a
 //! timeout, so that the kernel lifts the cut by itself once the audit stops
 //! renewing it.
+//!
+//! The constants are the kernel's uapi numbers (linux/netlink.h,
+//! linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::policy::{EGRESS_TABLE, FirewallPolicy, Hook, L4, M, R, TABLE, V};
+use crate::rules::{Hook, L4, M, R, V};
 
 // Netlink and nfnetlink.
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_MULTI: u16 = 0x2;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
+pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_MULTI: u16 = 0x2;
+pub const NLM_F_ACK: u16 = 0x4;
+pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_CREATE: u16 = 0x400;
+pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
-const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
+pub const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+pub const NFNL_MSG_BATCH_END: u16 = 0x11;
+pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 
 // nf_tables message types.
-const NFT_MSG_NEWTABLE: u16 = 0;
-const NFT_MSG_DELTABLE: u16 = 2;
-const NFT_MSG_NEWCHAIN: u16 = 3;
-const NFT_MSG_GETCHAIN: u16 = 4;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_GETRULE: u16 = 7;
-const NFT_MSG_NEWSET: u16 = 9;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_GETSETELEM: u16 = 13;
-const NFT_MSG_DELSETELEM: u16 = 14;
+pub const NFT_MSG_NEWTABLE: u16 = 0;
+pub const NFT_MSG_DELTABLE: u16 = 2;
+pub const NFT_MSG_NEWCHAIN: u16 = 3;
+pub const NFT_MSG_GETCHAIN: u16 = 4;
+pub const NFT_MSG_NEWRULE: u16 = 6;
+pub const NFT_MSG_GETRULE: u16 = 7;
+pub const NFT_MSG_NEWSET: u16 = 9;
+pub const NFT_MSG_NEWSETELEM: u16 = 12;
+pub const NFT_MSG_GETSETELEM: u16 = 13;
+pub const NFT_MSG_DELSETELEM: u16 = 14;
 
 // Families.
 pub const NFPROTO_INET: u8 = 1;
@@ -54,80 +57,80 @@ pub const NFPROTO_NETDEV: u8 = 5;
 pub const NFPROTO_IPV6: u8 = 10;
 
 // Attributes.
-const NFTA_TABLE_NAME: u16 = 1;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_HOOK_DEV: u16 = 3;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_RULE_USERDATA: u16 = 7;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_TYPE: u16 = 4;
-const NFTA_SET_KEY_LEN: u16 = 5;
-const NFTA_SET_ID: u16 = 10;
-const NFTA_SET_TIMEOUT: u16 = 11;
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
-const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+pub const NFTA_TABLE_NAME: u16 = 1;
+pub const NFTA_CHAIN_TABLE: u16 = 1;
+pub const NFTA_CHAIN_NAME: u16 = 3;
+pub const NFTA_CHAIN_HOOK: u16 = 4;
+pub const NFTA_CHAIN_POLICY: u16 = 5;
+pub const NFTA_CHAIN_TYPE: u16 = 7;
+pub const NFTA_HOOK_HOOKNUM: u16 = 1;
+pub const NFTA_HOOK_PRIORITY: u16 = 2;
+pub const NFTA_HOOK_DEV: u16 = 3;
+pub const NFTA_RULE_TABLE: u16 = 1;
+pub const NFTA_RULE_CHAIN: u16 = 2;
+pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
+pub const NFTA_RULE_USERDATA: u16 = 7;
+pub const NFTA_LIST_ELEM: u16 = 1;
+pub const NFTA_EXPR_NAME: u16 = 1;
+pub const NFTA_EXPR_DATA: u16 = 2;
+pub const NFTA_DATA_VALUE: u16 = 1;
+pub const NFTA_DATA_VERDICT: u16 = 2;
+pub const NFTA_VERDICT_CODE: u16 = 1;
+pub const NFTA_SET_TABLE: u16 = 1;
+pub const NFTA_SET_NAME: u16 = 2;
+pub const NFTA_SET_FLAGS: u16 = 3;
+pub const NFTA_SET_KEY_TYPE: u16 = 4;
+pub const NFTA_SET_KEY_LEN: u16 = 5;
+pub const NFTA_SET_ID: u16 = 10;
+pub const NFTA_SET_TIMEOUT: u16 = 11;
+pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+pub const NFTA_SET_ELEM_KEY: u16 = 1;
+pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+pub const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 /// Elements expire (NFT_SET_TIMEOUT).
-const NFT_SET_TIMEOUT: u32 = 0x10;
+pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// nft's data types, for `nft list` (the kernel only checks the length).
-const TYPE_IPADDR: u32 = 7;
-const TYPE_IP6ADDR: u32 = 8;
+pub const TYPE_IPADDR: u32 = 7;
+pub const TYPE_IP6ADDR: u32 = 8;
 /// libnftnl's rule comment in the rule's user data (what `nft` shows).
-const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
+pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 /// nft's longest comment.
 pub const COMMENT_MAX: usize = 127;
 
 // Registers and verdicts.
-const REG_VERDICT: u32 = 0;
-const REG_1: u32 = 1;
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
+pub const REG_VERDICT: u32 = 0;
+pub const REG_1: u32 = 1;
+pub const NF_DROP: u32 = 0;
+pub const NF_ACCEPT: u32 = 1;
 
 // Hooks.
-const NF_INET_PRE_ROUTING: u32 = 0;
-const NF_INET_LOCAL_IN: u32 = 1;
-const NF_INET_FORWARD: u32 = 2;
-const NF_INET_LOCAL_OUT: u32 = 3;
-const NF_NETDEV_EGRESS: u32 = 1;
+pub const NF_INET_PRE_ROUTING: u32 = 0;
+pub const NF_INET_LOCAL_IN: u32 = 1;
+pub const NF_INET_FORWARD: u32 = 2;
+pub const NF_INET_LOCAL_OUT: u32 = 3;
+pub const NF_NETDEV_EGRESS: u32 = 1;
 
 // Expression keys.
-const META_PROTOCOL: u32 = 1;
-const META_MARK: u32 = 3;
-const META_IIFNAME: u32 = 6;
-const META_OIFNAME: u32 = 7;
-const META_IIFTYPE: u32 = 8;
-const META_NFPROTO: u32 = 15;
-const META_L4PROTO: u32 = 16;
-const CT_STATE: u32 = 0;
-const CT_STATUS: u32 = 2;
-const IPS_DST_NAT: u32 = 1 << 5;
-const PAYLOAD_LL: u32 = 0;
-const PAYLOAD_NETWORK: u32 = 1;
-const PAYLOAD_TRANSPORT: u32 = 2;
-const CMP_EQ: u32 = 0;
-const CMP_NEQ: u32 = 1;
-const REJECT_ICMP_UNREACH: u32 = 0;
-const REJECT_ICMPX_UNREACH: u32 = 2;
-const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
+pub const META_PROTOCOL: u32 = 1;
+pub const META_MARK: u32 = 3;
+pub const META_IIFNAME: u32 = 6;
+pub const META_OIFNAME: u32 = 7;
+pub const META_IIFTYPE: u32 = 8;
+pub const META_NFPROTO: u32 = 15;
+pub const META_L4PROTO: u32 = 16;
+pub const CT_STATE: u32 = 0;
+pub const CT_STATUS: u32 = 2;
+pub const IPS_DST_NAT: u32 = 1 << 5;
+pub const PAYLOAD_LL: u32 = 0;
+pub const PAYLOAD_NETWORK: u32 = 1;
+pub const PAYLOAD_TRANSPORT: u32 = 2;
+pub const CMP_EQ: u32 = 0;
+pub const CMP_NEQ: u32 = 1;
+pub const REJECT_ICMP_UNREACH: u32 = 0;
+pub const REJECT_ICMPX_UNREACH: u32 = 2;
+pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
 
 /// One kernel expression (only those the kill switch uses).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +195,9 @@ pub struct KChain {
     pub kind: &'static str,
 }
 
-fn ifname(name: &str) -> Vec<u8> {
+/// An interface name as the kernel compares it: 16 bytes, NUL-padded
+/// (IFNAMSIZ), cut to 15.
+pub fn ifname(name: &str) -> Vec<u8> {
     let mut b = vec![0u8; 16];
     let n = name.len().min(15);
     b[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -450,11 +455,28 @@ fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
     e
 }
 
-fn family_of(hook: Hook) -> (u8, &'static str) {
-    if hook == Hook::Egress {
-        (NFPROTO_NETDEV, EGRESS_TABLE)
-    } else {
-        (NFPROTO_INET, TABLE)
+/// The two tables a [`Ruleset`] fills, each replaced as a whole by its
+/// batch: an inet table for the filter chains (and the nat chain), a netdev
+/// table for the egress chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tables {
+    pub inet: &'static str,
+    pub netdev: &'static str,
+}
+
+impl Tables {
+    /// Both, as (family, table), inet first.
+    pub fn both(self) -> [(u8, &'static str); 2] {
+        [(NFPROTO_INET, self.inet), (NFPROTO_NETDEV, self.netdev)]
+    }
+
+    /// (family, table) of the chain of `hook`.
+    pub fn of(self, hook: Hook) -> (u8, &'static str) {
+        if hook == Hook::Egress {
+            (NFPROTO_NETDEV, self.netdev)
+        } else {
+            (NFPROTO_INET, self.inet)
+        }
     }
 }
 
@@ -466,11 +488,13 @@ fn comment(c: &str) -> String {
     c
 }
 
-/// The kernel rules of `rules`, in order.
-fn kernel_rules(rules: &[R], debug: bool) -> Vec<(u8, &'static str, KRule)> {
+/// The kernel rules of `rules` in `tables`, in order: (family, table,
+/// rule), one per combination of the rule's list items; with `debug`, each
+/// counts what it matches.
+pub fn kernel_rules(tables: Tables, rules: &[R], debug: bool) -> Vec<(u8, &'static str, KRule)> {
     let mut out = Vec::new();
     for r in rules {
-        let (family, table) = family_of(r.hook);
+        let (family, table) = tables.of(r.hook);
         for ones in expand(&r.matches) {
             out.push((
                 family,
@@ -496,73 +520,46 @@ fn hook_number(h: Hook) -> u32 {
     }
 }
 
+impl KChain {
+    /// The base chain of `hook` in `tables`: the nat chain (prerouting)
+    /// only rewrites ports, so it accepts, at nat priority (-100); every
+    /// filter chain drops what no rule lets through, at priority 0. `dev`
+    /// is the device of an egress chain.
+    pub fn base(tables: Tables, hook: Hook, dev: Option<String>) -> KChain {
+        let (family, table) = tables.of(hook);
+        let nat = hook == Hook::Prerouting;
+        KChain {
+            family,
+            table,
+            name: hook.chain().to_string(),
+            hook: hook_number(hook),
+            priority: if nat { -100 } else { 0 },
+            dev,
+            policy: if nat { NF_ACCEPT } else { NF_DROP },
+            kind: if nat { "nat" } else { "filter" },
+        }
+    }
+}
+
 /// What the kernel holds once a batch is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
+    /// The tables the batch replaces and the read-back dumps.
+    pub tables: Tables,
     pub chains: Vec<KChain>,
     /// (family, table, rule) in order.
     pub rules: Vec<(u8, &'static str, KRule)>,
 }
 
 impl Ruleset {
-    /// The kill switch of `policy`.
-    pub fn of(policy: &FirewallPolicy) -> Ruleset {
-        let chains = policy
-            .hooks()
-            .into_iter()
-            .map(|h| {
-                let (family, table) = family_of(h);
-                KChain {
-                    family,
-                    table,
-                    name: h.chain().to_string(),
-                    hook: hook_number(h),
-                    priority: if h == Hook::Prerouting { -100 } else { 0 },
-                    dev: (h == Hook::Egress).then(|| policy.underlay.clone()),
-                    policy: if h == Hook::Prerouting {
-                        NF_ACCEPT
-                    } else {
-                        NF_DROP
-                    },
-                    kind: if h == Hook::Prerouting {
-                        "nat"
-                    } else {
-                        "filter"
-                    },
-                }
-            })
-            .collect();
-        let mut rules = kernel_rules(&policy.rules(), policy.debug);
-        if policy.debug {
-            for h in [Hook::Input, Hook::Output, Hook::Forward, Hook::Egress] {
-                let (family, table) = family_of(h);
-                rules.push((
-                    family,
-                    table,
-                    KRule {
-                        chain: h.chain(),
-                        comment: "debug: count and log what the policy drops".into(),
-                        exprs: vec![
-                            Expr::Counter,
-                            Expr::Log {
-                                prefix: format!("leakhound-drop-{}: ", h.chain()),
-                            },
-                        ],
-                    },
-                ));
-            }
-        }
-        Ruleset { chains, rules }
-    }
-
     /// Everything but loopback dropped, on every interface, raw frames
     /// included (an egress chain per device in `devices`).
-    pub fn lockdown(devices: &[String]) -> Ruleset {
+    pub fn lockdown(tables: Tables, devices: &[String]) -> Ruleset {
         let mut chains: Vec<KChain> = [Hook::Input, Hook::Output, Hook::Forward]
             .into_iter()
             .map(|h| KChain {
                 family: NFPROTO_INET,
-                table: TABLE,
+                table: tables.inet,
                 name: h.chain().to_string(),
                 hook: hook_number(h),
                 priority: 0,
@@ -574,7 +571,7 @@ impl Ruleset {
         for dev in devices.iter().filter(|d| d.as_str() != "lo") {
             chains.push(KChain {
                 family: NFPROTO_NETDEV,
-                table: EGRESS_TABLE,
+                table: tables.netdev,
                 name: format!("egress_{dev}"),
                 hook: NF_NETDEV_EGRESS,
                 priority: 0,
@@ -591,7 +588,7 @@ impl Ruleset {
         .map(|(h, c, m)| {
             (
                 NFPROTO_INET,
-                TABLE,
+                tables.inet,
                 KRule {
                     chain: h.chain(),
                     comment: c.into(),
@@ -600,7 +597,11 @@ impl Ruleset {
             )
         })
         .collect();
-        Ruleset { chains, rules }
+        Ruleset {
+            tables,
+            chains,
+            rules,
+        }
     }
 
     /// One atomic batch: both tables deleted (created first, so the delete
@@ -610,7 +611,7 @@ impl Ruleset {
     pub fn batch(&self, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
         let mut w = Writer::new(seq);
         w.begin_batch();
-        for (family, table) in [(NFPROTO_INET, TABLE), (NFPROTO_NETDEV, EGRESS_TABLE)] {
+        for (family, table) in self.tables.both() {
             for (ty, flags) in [
                 (NFT_MSG_NEWTABLE, NLM_F_CREATE),
                 (NFT_MSG_DELTABLE, 0),
@@ -673,10 +674,10 @@ impl Ruleset {
 
 /// Both tables removed, atomically (each created first, so the delete never
 /// fails).
-pub fn removal_batch(seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
+pub fn removal_batch(tables: Tables, seq: u32) -> (Vec<u8>, Vec<(u32, String)>) {
     let mut w = Writer::new(seq);
     w.begin_batch();
-    for (family, table) in [(NFPROTO_INET, TABLE), (NFPROTO_NETDEV, EGRESS_TABLE)] {
+    for (family, table) in tables.both() {
         for (ty, flags) in [(NFT_MSG_NEWTABLE, NLM_F_CREATE), (NFT_MSG_DELTABLE, 0)] {
             let m = w.msg(ty, flags, family, format!("removing table {table}"));
             w.str(NFTA_TABLE_NAME, table);
@@ -1381,176 +1382,13 @@ pub fn same_expr(sent: &RawExpr, dumped: &RawExpr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::policy::tests::seed_policy;
     use super::*;
 
-    fn rules_in<'a>(rs: &'a Ruleset, chain: &str) -> Vec<&'a KRule> {
-        rs.rules
-            .iter()
-            .map(|(_, _, r)| r)
-            .filter(|r| r.chain == chain)
-            .collect()
-    }
-
-    #[test]
-    fn lists_become_one_rule_per_item_with_the_same_comment() {
-        let rs = Ruleset::of(&seed_policy());
-        let admin: Vec<_> = rules_in(&rs, "input")
-            .into_iter()
-            .filter(|r| r.comment == "tcp [8080, 9696, 6789] from 192.168.10.0/24")
-            .collect();
-        assert_eq!(admin.len(), 3);
-        let ports: Vec<Vec<u8>> = admin
-            .iter()
-            .map(|r| match &r.exprs[r.exprs.len() - 2] {
-                Expr::Cmp { data, .. } => data.clone(),
-                e => panic!("{e:?}"),
-            })
-            .collect();
-        assert_eq!(
-            ports,
-            vec![
-                8080u16.to_be_bytes().to_vec(),
-                9696u16.to_be_bytes().to_vec(),
-                6789u16.to_be_bytes().to_vec()
-            ]
-        );
-        // Every rule ends in its verdict.
-        for (_, _, r) in &rs.rules {
-            assert!(
-                matches!(
-                    r.exprs.last(),
-                    Some(Expr::Verdict(_) | Expr::Reject { .. } | Expr::Redir)
-                ),
-                "{r:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn addresses_carry_their_protocol_and_prefixes_their_mask() {
-        let rs = Ruleset::of(&seed_policy());
-        // 192.168.10.0/24 in inet: nfproto ipv4, 3 bytes of saddr.
-        let admin = rules_in(&rs, "input")
-            .into_iter()
-            .find(|r| r.comment.ends_with("192.168.10.0/24"))
-            .unwrap();
-        assert!(admin.exprs.windows(4).any(|w| w
-            == [
-                Expr::Meta { key: META_NFPROTO },
-                Expr::Cmp {
-                    op: CMP_EQ,
-                    data: vec![NFPROTO_IPV4]
-                },
-                Expr::Payload {
-                    base: PAYLOAD_NETWORK,
-                    offset: 12,
-                    len: 3
-                },
-                Expr::Cmp {
-                    op: CMP_EQ,
-                    data: vec![192, 168, 10]
-                },
-            ]));
-        // fe80::/10 on egress (netdev): ether protocol IPv6, a mask.
-        let ll = rules_in(&rs, "egress")
-            .into_iter()
-            .find(|r| r.comment == "icmpv6 link housekeeping")
-            .unwrap();
-        assert_eq!(
-            ll.exprs[..2],
-            [
-                Expr::Meta { key: META_PROTOCOL },
-                Expr::Cmp {
-                    op: CMP_EQ,
-                    data: vec![0x86, 0xdd]
-                }
-            ]
-        );
-        assert!(ll.exprs.contains(&Expr::Bitwise {
-            mask: {
-                let mut m = vec![0u8; 16];
-                m[0] = 0xff;
-                m[1] = 0xc0;
-                m
-            }
-        }));
-        // and the ICMPv6 type after its layer 4 dependency.
-        assert!(ll.exprs.contains(&Expr::Meta { key: META_L4PROTO }));
-    }
-
-    #[test]
-    fn rejects_answer_in_the_rules_own_protocol() {
-        let rs = Ruleset::of(&seed_policy());
-        let out = rules_in(&rs, "output");
-        let r = |c: &str| out.iter().find(|r| r.comment == c).unwrap().exprs.clone();
-        assert_eq!(
-            r("no other dns (udp 53)").last(),
-            Some(&Expr::Reject {
-                kind: REJECT_ICMPX_UNREACH,
-                code: 1
-            })
-        );
-        assert_eq!(
-            r("no dns over https (ipv4 tcp 443)").last(),
-            Some(&Expr::Reject {
-                kind: REJECT_ICMP_UNREACH,
-                code: 3
-            })
-        );
-        assert_eq!(
-            r("no dns over https (ipv6 udp 443)").last(),
-            Some(&Expr::Reject {
-                kind: REJECT_ICMP_UNREACH,
-                code: 4
-            })
-        );
-    }
-
-    #[test]
-    fn the_batch_is_framed_and_every_message_asks_for_an_ack() {
-        let rs = Ruleset::of(&seed_policy());
-        let (bytes, acked) = rs.batch(100);
-        let msgs = replies(&bytes).unwrap();
-        assert_eq!(msgs.first().unwrap().ty, NFNL_MSG_BATCH_BEGIN);
-        assert_eq!(msgs.last().unwrap().ty, NFNL_MSG_BATCH_END);
-        let inner = &msgs[1..msgs.len() - 1];
-        assert_eq!(inner.len(), 6 + rs.chains.len() + rs.rules.len());
-        assert_eq!(acked.len(), inner.len());
-        assert!(inner.iter().all(|m| m.flags & NLM_F_ACK != 0));
-        let seqs: Vec<u32> = inner.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, acked.iter().map(|(s, _)| *s).collect::<Vec<_>>());
-        assert!(acked.last().unwrap().1.starts_with("adding rule"));
-        // Each rule decodes back to its table, chain, comment and exprs.
-        let rules: Vec<DumpedRule> = inner.iter().filter_map(decode_rule).collect();
-        assert_eq!(rules.len(), rs.rules.len());
-        for (d, (_, table, r)) in rules.iter().zip(&rs.rules) {
-            assert_eq!(d.table, *table);
-            assert_eq!(d.chain, r.chain);
-            assert_eq!(d.comment.as_deref(), Some(r.comment.as_str()));
-            let want = expected_raw(r);
-            assert_eq!(d.exprs.len(), want.len());
-            assert!(want.iter().zip(&d.exprs).all(|(w, g)| same_expr(w, g)));
-        }
-        let chains: Vec<DumpedChain> = inner.iter().filter_map(decode_chain).collect();
-        assert_eq!(chains.len(), 4);
-        assert!(chains.iter().all(|c| c.policy == Some(NF_DROP)));
-    }
-
-    #[test]
-    fn a_changed_expression_is_not_the_same() {
-        let rs = Ruleset::of(&seed_policy());
-        let r = &rs.rules[0].2;
-        let want = expected_raw(r);
-        let mut other = r.clone();
-        other.exprs[1] = Expr::Cmp {
-            op: CMP_EQ,
-            data: ifname("eth0"),
-        };
-        let got = expected_raw(&other);
-        assert!(!same_expr(&want[1], &got[1]));
-        assert!(same_expr(&want[0], &got[0]));
-    }
+    /// Two tables, named for the tests.
+    const TABLES: Tables = Tables {
+        inet: "t",
+        netdev: "t_egress",
+    };
 
     #[test]
     fn long_comments_are_cut_to_what_nft_keeps() {
@@ -1564,7 +1402,7 @@ mod tests {
         let mut b = vec![0u8; 20];
         b[0] = 200;
         assert_eq!(replies(&b), Err(DecodeError::Truncated));
-        for m in leakhound_model::dns_corpus::mutated_queries(500) {
+        for m in leakhound_proto::dns_corpus::mutated_queries(500) {
             if let Ok(rs) = replies(&m) {
                 for r in rs {
                     let _ = (
@@ -1768,11 +1606,11 @@ mod tests {
 
     #[test]
     fn lockdown_keeps_loopback_and_drops_every_device() {
-        let rs = Ruleset::lockdown(&["lo".into(), "eth0".into(), "eth1".into()]);
+        let rs = Ruleset::lockdown(TABLES, &["lo".into(), "eth0".into(), "eth1".into()]);
         assert_eq!(rs.chains.len(), 5);
         assert!(rs.chains.iter().all(|c| c.policy == NF_DROP));
         assert_eq!(rs.rules.len(), 2);
-        let (bytes, acked) = removal_batch(1);
+        let (bytes, acked) = removal_batch(TABLES, 1);
         assert_eq!(replies(&bytes).unwrap().len(), 6);
         assert_eq!(acked.len(), 4);
     }

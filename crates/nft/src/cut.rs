@@ -1,6 +1,6 @@
 //! The audit's self-expiring cut of a live gateway's tunnel, applied to the
 //! kernel of the calling thread's network namespace over netlink
-//! ([`super::nfnl::Cut`] encodes it): armed, renewed, read back and lifted.
+//! ([`crate::nfnl::Cut`] encodes it): armed, renewed, read back and lifted.
 //! The cut lasts only while it is renewed: the kernel removes its set
 //! element `timeout` after the last renewal, so a killed audit leaves
 //! nothing cut for longer than that. Each call opens its own socket (the
@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use super::apply::{FirewallError, Nl};
-use super::nfnl::{self, CUT_SET, CUT_TABLE, Cut};
+use crate::apply::{FirewallError, Nl};
+use crate::nfnl::{self, CUT_SET, CUT_TABLE, Cut};
 
 /// Cuts the tunnel to `cut.endpoint` (replacing any cut table found) and
 /// reads the element back: returns how long until the kernel lifts it.

@@ -1,0 +1,21 @@
+//! The small codecs both ends speak: the gateway under test
+//! (`leakhound-gateway`) and the harness (`leakhound`, through
+//! `leakhound_model`, which re-exports each module at its old path). Pure:
+//! no I/O, no async runtime, no root; unit-tested on literals and byte
+//! arrays, and fuzzed where it parses input from outside.
+//!
+//! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
+//! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
+//! * [`fuzz`]: the replay of the committed fuzz corpora as tests.
+//! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
+//! * [`prom`]: Prometheus' text exposition format.
+//! * [`scrub`]: the secret registry and the sanitiser every text leaving
+//!   leakhound (the harness or the gateway) passes through.
+
+pub mod dns_corpus;
+pub mod dns_query;
+pub mod echo;
+pub mod fuzz;
+pub mod natpmp;
+pub mod prom;
+pub mod scrub;
