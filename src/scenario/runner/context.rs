@@ -26,8 +26,8 @@ use crate::target::GatewayTarget;
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Everything a run needs besides the scenarios. Made with
-/// [`Runner::builder`]; the fields stay public for the callers that still
-/// write it out.
+/// [`Runner::builder`]; the fields are public to read (and, for now, for
+/// branches that still write the struct out).
 pub struct Runner<'a> {
     pub lab: &'a Lab,
     /// The network and policy under test (the seed's, or the user's).

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::report::{StepLog, StepReport, StepResult};
 use crate::model::scenario::Capability;
 use crate::model::topology::{addr, host};
-use crate::model::verdict::Outcome;
 use crate::probe;
 use crate::scenario::runner::{RunState, Runner};
 use crate::target::tail;
@@ -85,19 +84,6 @@ impl Runner<'_> {
     /// short attempts until it does or `deadline` passes.
     pub async fn wait_for_traffic(&self, deadline: tokio::time::Instant) -> StepReport {
         self.traffic(StepLog::new(), deadline).await
-    }
-
-    /// [`Runner::wait_for_traffic`] for a caller that keeps its own lines:
-    /// the report's lines are appended to `log` (the command line's `lab`
-    /// uses it).
-    pub async fn wait_traffic(
-        &self,
-        deadline: tokio::time::Instant,
-        log: &mut Vec<String>,
-    ) -> Outcome {
-        let report = self.wait_for_traffic(deadline).await;
-        log.extend(report.log);
-        report.outcome
     }
 
     /// `log` continued with the wait for traffic through the VPN exit.
