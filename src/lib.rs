@@ -15,6 +15,9 @@
 //! * [`tunnel`]: the boringtun driver both tunnel ends use.
 //! * [`capture`]: AF_PACKET capture (pnet) at the far end of each watched
 //!   wire, feeding the pure classifier and pcap files.
+//! * [`probe`]: the small clients that run inside a lab host, each carrying
+//!   a nonce; the scenarios' steps, the audit, the lab and the benchmarks
+//!   use them.
 //! * [`scenario`]: scenario files, their runner and the events it emits.
 //! * [`suite`]: the run pipeline of `run`, `compare` and `soak`: labs
 //!   side by side, the order of the work, waivers, the skip rule and the
@@ -43,6 +46,7 @@ pub mod bench;
 pub mod capture;
 pub mod lab;
 pub mod outdir;
+pub mod probe;
 pub mod profile;
 /// The gateway under test, its own crate (`crates/gateway`).
 pub use leakhound_gateway as gateway;

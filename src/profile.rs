@@ -8,14 +8,15 @@
 //! WireGuard keys, endpoint and other provider-side values in place of the
 //! user's (named in the reports, never their values), its published ports
 //! as the dependents' stand-ins. Reading the files is here; the decisions
-//! are the model's pure functions.
+//! are the model's pure functions. The lab's own gateway variables, under
+//! every profile's policy, are [`lab_env`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use ipnet::IpNet;
 
-use crate::model::topology::Topology;
+use crate::model::topology::{Topology, addr};
 use crate::model::userconf::{self, Published, Secret, UserConfError, Var};
 use crate::model::userlab::{self, PlanError, UserFirewall, UserLab};
 
@@ -23,6 +24,62 @@ use crate::model::userlab::{self, PlanError, UserFirewall, UserLab};
 pub const SEED_OUTBOUND_SUBNETS: &str = "172.21.0.0/16,172.20.0.0/16";
 pub const SEED_INPUT_SUBNET_PORTS: &str =
     "192.168.10.0/24=8080,9696,6789;192.168.40.0/24=8080,9696";
+
+/// The lab's own gateway variables, whatever the policy: its provider
+/// (keys, endpoint, tunnel addresses), its resolvers and DoH server, health
+/// checks against its whoami, the control server's roles and the public-IP
+/// service in the run's files (`{lab_ca}`, `{lab_dir}` (the run's gateway
+/// folder) are filled in per run), its blocklists. Here, beside the policy it is the base of: the
+/// runner stacks the profile's variables on it, and a user's variables are
+/// checked against it.
+pub fn lab_env(
+    k: &crate::lab::services::LabKeys,
+    blocklist_dir: &std::path::Path,
+) -> BTreeMap<String, String> {
+    [
+        ("VPN_SERVICE_PROVIDER", "custom".to_string()),
+        ("VPN_TYPE", "wireguard".into()),
+        (
+            "WIREGUARD_PRIVATE_KEY",
+            crate::tunnel::encode_key(&k.client_private),
+        ),
+        (
+            "WIREGUARD_PUBLIC_KEY",
+            crate::tunnel::encode_key(&k.server_public),
+        ),
+        ("WIREGUARD_PRESHARED_KEY", crate::tunnel::encode_key(&k.psk)),
+        ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
+        ("WIREGUARD_MTU", "1420".into()),
+        ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
+        ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
+        // The provider's DNS (the seed's DNS_ADDRESS=VPN_PROVIDER_DNS); the
+        // lab's DoH server joins the list of DoH endpoints to refuse.
+        ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
+        ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
+        ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
+        // Health checks through the tunnel to whoami: a ping every second,
+        // a TLS handshake with whoami.lab (a name, resolved by the gateway)
+        // every 5 s.
+        (
+            "HEALTH_TARGET_ADDRESSES",
+            format!("{}:443", crate::lab::whoami::TLS_NAME),
+        ),
+        ("HEALTH_TARGET_CA_FILE", "{lab_ca}".to_string()),
+        ("HEALTH_ICMP_TARGET_IPS", addr::WHOAMI.to_string()),
+        ("HEALTH_SMALL_CHECK_INTERVAL", "1s".to_string()),
+        ("HEALTH_FULL_CHECK_INTERVAL", "5s".to_string()),
+        (
+            "HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH",
+            "{lab_dir}/control-auth.toml".to_string(),
+        ),
+        ("PUBLICIP_URL", format!("http://{}/", addr::WHOAMI)),
+        ("PUBLICIP_FILE", "{lab_dir}/publicip".to_string()),
+        ("DNS_BLOCKLIST_DIR", blocklist_dir.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .collect()
+}
 
 #[derive(Clone)]
 pub struct Profile {
@@ -318,7 +375,7 @@ impl Profile {
             .collect();
         // The gateway's own parser decides what the variables mean (and
         // names what is wrong), with the lab's values beside them.
-        let mut check_env = crate::scenario::runner::lab_env(
+        let mut check_env = lab_env(
             &crate::lab::services::LabKeys::generate(),
             Path::new("/nonexistent-blocklists"),
         );

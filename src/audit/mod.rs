@@ -36,7 +36,7 @@ use crate::model::audit::{AuditProfile, ControlAuth, HttpUrl};
 use crate::model::classify::LeakPolicy;
 use crate::model::verdict::{CaseResult, Outcome, ScenarioResult, Timeline, judge_wires};
 use crate::netlink::Nl;
-use crate::scenario::probe;
+use crate::probe;
 
 /// How long a probe waits for an answer (or for nothing).
 const PROBE_WAIT: Duration = Duration::from_secs(3);

@@ -120,13 +120,8 @@ pub async fn load(
 pub async fn wait_answering(ns: &Netns, server: SocketAddr, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if let Ok(a) = crate::scenario::probe::dns_a(
-            ns,
-            server,
-            "ready.probe.lab.",
-            Duration::from_millis(200),
-        )
-        .await
+        if let Ok(a) =
+            crate::probe::dns_a(ns, server, "ready.probe.lab.", Duration::from_millis(200)).await
             && !a.is_empty()
         {
             return true;

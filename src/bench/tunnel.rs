@@ -172,7 +172,7 @@ pub async fn measure(
     // comes before a command gateway's routes).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if crate::scenario::probe::whoami_sees_vpn_exit(gw_ns, Duration::from_millis(300))
+        if crate::probe::whoami_sees_vpn_exit(gw_ns, Duration::from_millis(300))
             .await
             .is_ok()
         {

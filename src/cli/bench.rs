@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio_util::sync::CancellationToken;
 
 use leakhound::lab::services::{LabKeys, LabServices};
 use leakhound::lab::wgserver::ProviderKind;
@@ -40,17 +39,14 @@ fn bench_dns(args: &BenchArgs) -> Result<()> {
         let out = netns::run_files(&run_id);
         // Its resident memory is then its own, not the harness's code pages.
         let gateway_exe = leakhound::bench::shipped_gateway(std::env::current_exe()?);
-        let runner = Runner {
-            lab: &lab,
-            profile: leakhound::profile::Profile::seed_ref(),
-            services: &services,
-            out_dir: out.clone(),
-            target: Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),
-            env_overrides: Default::default(),
-            events: None,
-            interrupt: CancellationToken::new(),
-            holder: None,
-        };
+        let runner = Runner::builder(
+            &lab,
+            leakhound::profile::Profile::seed_ref(),
+            &services,
+            Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),
+        )
+        .out_dir(out.clone())
+        .build();
         let idle = Scenario::idle("bench");
         let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;
         let mut status = services.wg.status.clone();
@@ -169,20 +165,18 @@ fn bench_tunnel(seconds: u64) -> Result<()> {
             std::fs::create_dir_all(&out)?;
             let gateway = leakhound::bench::shipped_gateway(std::env::current_exe()?);
             for target in tunnel::targets(gateway) {
-                let runner = Runner {
-                    lab: &lab,
-                    profile: leakhound::profile::Profile::seed_ref(),
-                    services: &services,
-                    out_dir: out.clone(),
+                let runner = Runner::builder(
+                    &lab,
+                    leakhound::profile::Profile::seed_ref(),
+                    &services,
                     target,
-                    // A saturating load starves the health checks (as it does
-                    // Gluetun's); a restart would cut the load short. The
-                    // yardsticks have no health checks at all.
-                    env_overrides: [("HEALTH_RESTART_VPN".into(), "off".into())].into(),
-                    events: None,
-                    interrupt: CancellationToken::new(),
-                    holder: None,
-                };
+                )
+                .out_dir(out.clone())
+                // A saturating load starves the health checks (as it does
+                // Gluetun's); a restart would cut the load short. The
+                // yardsticks have no health checks at all.
+                .env_overrides([("HEALTH_RESTART_VPN", "off")])
+                .build();
                 match tunnel::measure(&runner, provider, seconds).await {
                     Ok(r) => rows.extend(r),
                     Err(e) => eprintln!("{}: {e:#}", runner.target.name()),

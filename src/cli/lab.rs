@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio_util::sync::CancellationToken;
 
 use leakhound::lab::detached;
 use leakhound::lab::wgserver::ProviderKind;
@@ -188,17 +187,16 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
                 .context("making the lab's logs folder")?
                 .keep(),
         };
-        let runner = Runner {
-            lab: &lab,
-            profile: leakhound::profile::Profile::seed_ref(),
-            services: &services,
-            out_dir: out.clone(),
+        let runner = Runner::builder(
+            &lab,
+            leakhound::profile::Profile::seed_ref(),
+            &services,
             target,
-            env_overrides: overrides,
-            events: None,
-            interrupt: CancellationToken::new(),
-            holder: holder.as_ref().map(|h| h.id().to_string()),
-        };
+        )
+        .out_dir(out.clone())
+        .env_overrides(overrides)
+        .holder(holder.as_ref().map(|h| h.id().to_string()))
+        .build();
         let idle = Scenario::idle("lab");
         let gw = runner
             .start_idle_gateway_async(&idle, &out.join("gateway.log"))
@@ -206,15 +204,12 @@ fn lab_serve(args: LabOpts, detached: Option<(String, PathBuf)>) -> Result<()> {
         if detached.is_some() {
             // Ready means carrying traffic: a person or an audit that starts
             // now must find the gateway as it is when deployed, not half up.
-            let mut log = Vec::new();
             let ready = runner
-                .wait_traffic(
-                    tokio::time::Instant::now() + Duration::from_secs(60),
-                    &mut log,
-                )
+                .wait_for_traffic(tokio::time::Instant::now() + Duration::from_secs(60))
                 .await;
             use leakhound::model::verdict::Outcome;
-            if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } = ready {
+            if let Outcome::Failed { message, .. } | Outcome::Error { message, .. } = ready.outcome
+            {
                 bail!(
                     "{message}; the gateway's log is {}",
                     out.join("gateway.log").display()

@@ -18,7 +18,7 @@ use pnet::packet::Packet;
 use pnet::packet::ip::IpNextHeaderProtocols;
 use pnet::packet::tcp::TcpPacket;
 
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use super::{Lab, LabError};
 use crate::capture::Watch;
 use crate::model::topology::host;
@@ -379,7 +379,7 @@ async fn start_one(
                 ),
             ));
         }
-        if crate::scenario::probe::http_get(ns, target, "/", Duration::from_millis(500))
+        if crate::probe::http_get(ns, target, "/", Duration::from_millis(500))
             .await
             .is_ok()
         {

@@ -249,7 +249,7 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
 /// completes, and where it came from is what counts.
 pub fn start_far_end(
     ns: &crate::lab::netns::Netns,
-    log: super::services::ServiceLog,
+    log: super::service_log::ServiceLog,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<(), LabError> {
     use crate::model::topology::service;

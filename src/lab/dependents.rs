@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio_util::sync::CancellationToken;
 
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use super::{LabError, http};
 
 pub const SERVICE: &str = crate::model::topology::service::DEPENDENTS;

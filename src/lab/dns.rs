@@ -14,7 +14,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use crate::model::topology::addr;
 
 /// A resolver that answers everything with whoami's address and logs.

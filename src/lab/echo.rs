@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 
 pub const SERVICE: &str = crate::model::topology::service::ECHO;
 pub const PORT: u16 = 7;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 
 /// Serves on every address in `listen` inside `ns` until `cancel`.
 pub fn serve(

@@ -15,6 +15,7 @@ pub mod natpmp_server;
 pub mod news;
 pub mod nzbget_rpc;
 pub use leakhound_net::{netns, owned};
+pub mod service_log;
 pub mod services;
 pub mod swarm;
 pub mod tls;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio_util::sync::CancellationToken;
 
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use super::{LabError, nft_in};
 use crate::model::natpmp::{self, Mapping, Protocol, ResultCode, ServerRequest};
 use crate::model::topology::addr;

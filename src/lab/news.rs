@@ -14,15 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use super::tls::LabTls;
 use crate::model::topology::{addr, service};
 use crate::model::usenet::{self, Article, Command};
 
 /// NNTP over TLS.
 pub const PORT: u16 = 563;
-/// The server's name (every lab name resolves to whoami's addresses).
-pub const HOST: &str = "news.lab";
+/// The server's name (every lab name resolves to whoami's addresses); the
+/// certificate's module owns it.
+pub const HOST: &str = super::tls::NEWS_NAME;
 /// The newsgroup the lab's posts are in.
 pub const GROUP: &str = "alt.binaries.leakhound";
 /// Longest command line read.

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::lab::netns::Netns;
-use crate::scenario::probe;
+use crate::probe;
 
 /// The JSON-RPC body of `append`: an NZB file's content (base64) under
 /// `name`, at default priority, not paused.

@@ -18,7 +18,7 @@ use pnet::packet::Packet;
 use pnet::packet::ip::IpNextHeaderProtocols;
 use pnet::packet::tcp::{TcpFlags, TcpPacket};
 
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use super::{Lab, LabError};
 use crate::capture::Watch;
 use crate::model::topology::{addr, host, service};

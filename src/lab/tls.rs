@@ -21,6 +21,11 @@ pub enum TlsError {
 
 /// The name on the provider's DNS-over-TLS resolver (10.64.0.1:853).
 pub const PROVIDER_DOT_NAME: &str = "dns.provider.lab";
+/// The name on whoami's TLS (the lab's resolvers answer it, as every name,
+/// with whoami's addresses); [`super::whoami::TLS_NAME`].
+pub const WHOAMI_NAME: &str = "whoami.lab";
+/// The news server's name, on whoami's host; [`super::news::HOST`].
+pub const NEWS_NAME: &str = "news.lab";
 
 pub struct LabTls {
     pub ca_pem: String,
@@ -48,10 +53,10 @@ impl LabTls {
             addr::DOH.to_string(),
             PROVIDER_DOT_NAME.to_string(),
             addr::TUNNEL_SERVER.to_string(),
-            super::whoami::TLS_NAME.to_string(),
+            WHOAMI_NAME.to_string(),
             addr::WHOAMI.to_string(),
             addr::WHOAMI_V6.to_string(),
-            super::news::HOST.to_string(),
+            NEWS_NAME.to_string(),
         ])?;
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
         Ok(LabTls {

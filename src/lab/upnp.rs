@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 use crate::model::upnp;
 
 pub const SERVICE: &str = crate::model::topology::service::HOME_ROUTER;

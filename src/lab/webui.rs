@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::lab::netns::Netns;
-use crate::scenario::probe::{self, ProbeError};
+use crate::probe::{self, ProbeError};
 
 /// One torrent as `torrents/info` reports it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

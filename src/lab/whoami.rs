@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::LabError;
 use super::netns::Netns;
-use super::services::ServiceLog;
+use super::service_log::ServiceLog;
 
 pub const SERVICE: &str = crate::model::topology::service::WHOAMI;
 pub const TLS_SERVICE: &str = crate::model::topology::service::WHOAMI_TLS;
 /// The name on whoami's TLS certificate (the lab's resolvers answer it, as
-/// every name, with whoami's addresses).
-pub const TLS_NAME: &str = "whoami.lab";
+/// every name, with whoami's addresses); the certificate's module owns it.
+pub const TLS_NAME: &str = super::tls::WHOAMI_NAME;
 
 /// Serves whoami on every address in `listen` inside `ns` until `cancel`:
 /// every path answers the caller's address, except the two an audit

@@ -234,21 +234,17 @@ pub async fn run(
                     break;
                 };
                 let target = &targets[ti];
-                let runner = Runner {
-                    lab: &lane.lab,
-                    profile,
-                    services: &lane.services,
-                    out_dir: if several {
+                let runner = Runner::builder(&lane.lab, profile, &lane.services, target.clone())
+                    .out_dir(if several {
                         plan.out.join(target.name())
                     } else {
                         plan.out.clone()
-                    },
-                    target: target.clone(),
-                    env_overrides: overrides.clone(),
-                    events: Some(tx.clone()),
-                    interrupt: interrupt.clone(),
-                    holder: lane.holder.as_ref().map(|h| h.id().to_string()),
-                };
+                    })
+                    .env_overrides(overrides.clone())
+                    .events(tx.clone())
+                    .interrupt(interrupt.clone())
+                    .holder(lane.holder.as_ref().map(|h| h.id().to_string()))
+                    .build();
                 let started = Instant::now();
                 let r = runner.run(&scenarios[si]).await;
                 done.push(((ti, si), r, started.elapsed()));

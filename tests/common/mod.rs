@@ -11,7 +11,6 @@ use leakhound::lab::{Lab, new_run_id};
 use leakhound::model::topology::Topology;
 use leakhound::scenario::model::{self as scenario, Action, Interference, Scenario, Step};
 use leakhound::scenario::runner::Runner;
-use tokio_util::sync::CancellationToken;
 
 pub fn require_root() {
     assert!(
@@ -172,28 +171,15 @@ impl TestLab {
         env: &[(&str, String)],
         target: std::sync::Arc<dyn leakhound::target::GatewayTarget>,
     ) -> Runner<'_> {
-        Runner {
-            target,
-            ..self.runner(out, env)
-        }
+        Runner::builder(&self.lab, &self.profile, &self.services, target)
+            .out_dir(out)
+            .env_overrides(env.iter().map(|(k, v)| (*k, v.clone())))
+            .build()
     }
 
     /// A runner writing to `out`, with extra gateway variables.
     pub fn runner(&self, out: &Path, env: &[(&str, String)]) -> Runner<'_> {
-        Runner {
-            lab: &self.lab,
-            profile: &self.profile,
-            services: &self.services,
-            out_dir: out.to_path_buf(),
-            target: builtin_target(),
-            env_overrides: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            events: None,
-            interrupt: CancellationToken::new(),
-            holder: None,
-        }
+        self.runner_for(out, env, builtin_target())
     }
 
     /// Stops the services, removes the lab and checks nothing is left.

@@ -362,7 +362,7 @@ fn what_cannot_be_audited_is_refused_with_the_reason() {
 fn the_forwarded_port_is_read_with_the_control_servers_key_and_probed_at_the_exit() {
     common::require_root();
     let dir = tempfile::tempdir().unwrap();
-    let key = format!("audit-key-{}", leakhound::scenario::probe::nonce());
+    let key = format!("audit-key-{}", leakhound::probe::nonce());
     let roles = dir.path().join("auth.toml");
     std::fs::write(
         &roles,

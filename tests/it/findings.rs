@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use crate::common::{TestLab, builtin, ours};
 use leakhound::lab::netns;
 use leakhound::model::topology::host;
+use leakhound::probe;
 use leakhound::report::junit;
 use leakhound::scenario::model::{Action, Interference, Step};
-use leakhound::scenario::probe;
 use leakhound::scenario::runner::{Outcome, ScenarioResult};
 use nix::sys::signal::Signal;
 

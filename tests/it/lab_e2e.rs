@@ -479,8 +479,7 @@ async fn the_provider_forwards_a_natpmp_port_through_the_tunnel() {
         }
     });
     // NAT-PMP from the gateway's namespace to the provider, through the tunnel.
-    let sock = leakhound::scenario::probe::udp_socket_for(gw_ns, "10.64.0.1:5351".parse().unwrap())
-        .unwrap();
+    let sock = leakhound::probe::udp_socket_for(gw_ns, "10.64.0.1:5351".parse().unwrap()).unwrap();
     let req = natpmp::encode_map_request(&MapRequest {
         protocol: Protocol::Tcp,
         internal_port: FIRST_PORT,

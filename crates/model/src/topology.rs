@@ -255,7 +255,7 @@ table ip6 lh_nat6 {
 }";
 
 /// A LAN host on its own subnet behind the home router.
-fn lan(
+pub(crate) fn lan(
     host: &'static str,
     home_if: &'static str,
     home: &str,
@@ -408,46 +408,6 @@ impl Topology {
         }
     }
 
-    /// The default lab with its LANs replaced by a plan's (made from the
-    /// user's configuration, [`crate::userlab`]): each LAN one host behind
-    /// the home router; the roles the plan found.
-    pub fn with_lans(plan: &crate::userlab::UserLab) -> Topology {
-        let lans = &plan.lans;
-        const DEFAULT_LANS: [&str; 4] = [
-            host::LAN_ADMIN,
-            host::LAN_MEDIA,
-            host::LAN_OTHER,
-            host::HOMELAB,
-        ];
-        let mut t = Topology::default_profile();
-        t.hosts.retain(|h| !DEFAULT_LANS.contains(&h.name));
-        t.links
-            .retain(|l| !DEFAULT_LANS.contains(&l.a.host) && !DEFAULT_LANS.contains(&l.b.host));
-        for l in lans {
-            let prefix = l.subnet.prefix_len();
-            let (h, link) = lan(
-                intern(&l.name),
-                intern(&l.ifname),
-                &format!("{}/{prefix}", l.router),
-                &format!("{}/{prefix}", l.host),
-                l.router,
-            );
-            t.hosts.push(h);
-            t.links.push(link);
-        }
-        t.roles = plan
-            .roles
-            .iter()
-            .filter_map(|(k, v)| {
-                ROLES
-                    .iter()
-                    .find(|(r, _)| r == k)
-                    .map(|(r, _)| (*r, v.clone()))
-            })
-            .collect();
-        t
-    }
-
     /// The LAN hosts: those whose only link is to the home router, other
     /// than the gateway.
     pub fn lan_hosts(&self) -> Vec<&Host> {
@@ -548,39 +508,6 @@ mod tests {
                 assert!(is_lab_address(r.via), "{} routes via {}", h.name, r.via);
             }
         }
-    }
-
-    #[test]
-    fn a_plans_lans_replace_the_default_ones() {
-        use crate::userlab::{UserFirewall, plan};
-        let outbound: Vec<IpNet> = vec![net("10.10.0.0/24"), net("172.21.0.0/16")];
-        let p = plan(&UserFirewall {
-            outbound_subnets: &outbound,
-            ..Default::default()
-        })
-        .unwrap();
-        let t = Topology::with_lans(&p);
-        let mut lans: Vec<&str> = t.lan_hosts().iter().map(|h| h.name).collect();
-        lans.sort();
-        assert_eq!(lans, ["lan-1", "lan-other"]);
-        assert_eq!(t.ipv4_of("lan-1"), Some(Ipv4Addr::new(10, 10, 0, 10)));
-        assert_eq!(
-            t.host("lan-1").unwrap().routes[0].via,
-            IpAddr::from(Ipv4Addr::new(10, 10, 0, 1))
-        );
-        assert!(t.host(host::LAN_ADMIN).is_none());
-        for (host, a) in t.all_addresses() {
-            assert!(is_lab_address(a.addr()), "{host} has non-lab address {a}");
-        }
-        // The default profile's LANs are the four the seed names.
-        let mut d: Vec<&str> = Topology::default_profile()
-            .lan_hosts()
-            .iter()
-            .map(|h| h.name)
-            .collect();
-        d.sort();
-        assert_eq!(d, ["homelab", "lan-admin", "lan-media", "lan-other"]);
-        assert!(std::ptr::eq(intern("lan-1"), intern("lan-1")));
     }
 
     #[test]

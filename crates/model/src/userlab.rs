@@ -28,6 +28,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
+use crate::topology::{ROLES, Topology, host, intern, lan as lan_host};
 use crate::userconf::Published;
 
 /// The lab's own ranges: no user subnet may overlap them.
@@ -110,6 +111,50 @@ pub struct UserLab {
     /// What scenario files name by role ([`crate::topology::ROLES`]) in
     /// this lab; a role no LAN can play is absent.
     pub roles: Vec<(String, String)>,
+}
+
+/// Made here, beside the plan it reads, so that the topology knows nothing
+/// of users' configurations.
+impl Topology {
+    /// The default lab with its LANs replaced by a plan's (made from the
+    /// user's configuration, this module): each LAN one host behind
+    /// the home router; the roles the plan found.
+    pub fn with_lans(plan: &UserLab) -> Topology {
+        let lans = &plan.lans;
+        const DEFAULT_LANS: [&str; 4] = [
+            host::LAN_ADMIN,
+            host::LAN_MEDIA,
+            host::LAN_OTHER,
+            host::HOMELAB,
+        ];
+        let mut t = Topology::default_profile();
+        t.hosts.retain(|h| !DEFAULT_LANS.contains(&h.name));
+        t.links
+            .retain(|l| !DEFAULT_LANS.contains(&l.a.host) && !DEFAULT_LANS.contains(&l.b.host));
+        for l in lans {
+            let prefix = l.subnet.prefix_len();
+            let (h, link) = lan_host(
+                intern(&l.name),
+                intern(&l.ifname),
+                &format!("{}/{prefix}", l.router),
+                &format!("{}/{prefix}", l.host),
+                l.router,
+            );
+            t.hosts.push(h);
+            t.links.push(link);
+        }
+        t.roles = plan
+            .roles
+            .iter()
+            .filter_map(|(k, v)| {
+                ROLES
+                    .iter()
+                    .find(|(r, _)| r == k)
+                    .map(|(r, _)| (*r, v.clone()))
+            })
+            .collect();
+        t
+    }
 }
 
 /// The application usually behind a WebUI port, for names people read.

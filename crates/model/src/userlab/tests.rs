@@ -1,4 +1,6 @@
 use super::*;
+use crate::topology::is_lab_address;
+use std::net::IpAddr;
 
 fn nets(v: &[&str]) -> Vec<IpNet> {
     v.iter().map(|s| s.parse().unwrap()).collect()
@@ -306,4 +308,36 @@ fn roles_follow_the_plan_and_a_missing_one_is_an_error_at_its_place() {
         e.starts_with("x.toml:5:9: {lan-in}: no host of this lab can play it"),
         "{e}"
     );
+}
+
+#[test]
+fn a_plans_lans_replace_the_default_ones() {
+    let outbound: Vec<IpNet> = nets(&["10.10.0.0/24", "172.21.0.0/16"]);
+    let p = plan(&UserFirewall {
+        outbound_subnets: &outbound,
+        ..Default::default()
+    })
+    .unwrap();
+    let t = Topology::with_lans(&p);
+    let mut lans: Vec<&str> = t.lan_hosts().iter().map(|h| h.name).collect();
+    lans.sort();
+    assert_eq!(lans, ["lan-1", "lan-other"]);
+    assert_eq!(t.ipv4_of("lan-1"), Some(Ipv4Addr::new(10, 10, 0, 10)));
+    assert_eq!(
+        t.host("lan-1").unwrap().routes[0].via,
+        IpAddr::from(Ipv4Addr::new(10, 10, 0, 1))
+    );
+    assert!(t.host(host::LAN_ADMIN).is_none());
+    for (host, a) in t.all_addresses() {
+        assert!(is_lab_address(a.addr()), "{host} has non-lab address {a}");
+    }
+    // The default profile's LANs are the four the seed names.
+    let mut d: Vec<&str> = Topology::default_profile()
+        .lan_hosts()
+        .iter()
+        .map(|h| h.name)
+        .collect();
+    d.sort();
+    assert_eq!(d, ["homelab", "lan-admin", "lan-media", "lan-other"]);
+    assert!(std::ptr::eq(intern("lan-1"), intern("lan-1")));
 }

@@ -7,27 +7,23 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use super::model::Expect;
-use super::runner::{Outcome, PROBE_TIMEOUT, Runner, fail};
-use super::steps::RunState;
+use super::report::{StepLog, StepReport, StepResult};
 use crate::lab::LabError;
 use crate::lab::apps::App;
 use crate::lab::nzbget_rpc::{Nzbget, Progress};
-use crate::lab::services::LogEntry;
+use crate::lab::service_log::LogEntry;
+use crate::model::scenario::Expect;
 use crate::model::topology::service;
 use crate::model::usenet;
+use crate::model::verdict::Outcome;
+use crate::scenario::runner::{GivenNzb, PROBE_TIMEOUT, RunState, Runner};
 
 const POLL: Duration = Duration::from_millis(200);
+
 /// A post's size and its articles' (yEnc adds about 2%).
 pub const POST_BYTES: usize = 1 << 20;
-pub const SEGMENT_BYTES: usize = 256 << 10;
 
-/// One NZB given to NZBGet in this scenario.
-pub struct GivenNzb {
-    pub id: i64,
-    /// In every message id of its articles.
-    pub tag: String,
-}
+pub const SEGMENT_BYTES: usize = 256 << 10;
 
 /// What is wrong with the news server's view of NZBGet (pure): nothing seen
 /// at all, or anything from another address than `seen_as`.
@@ -62,107 +58,74 @@ impl Runner<'_> {
             .collect()
     }
 
-    pub(crate) async fn nzb_add(
-        &self,
-        st: &mut RunState<'_>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let n = match self.nzbget()? {
+    /// `nzb-add`: the news server publishes a post made for the step and
+    /// NZBGet takes its NZB.
+    pub(crate) async fn nzb_add(&self, st: &mut RunState<'_>) -> StepResult {
+        let mut log = StepLog::new();
+        let n = match log.harness(self.nzbget())? {
             Ok(n) => n,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         st.news_since.get_or_insert_with(SystemTime::now);
-        let tag = super::probe::nonce();
+        let tag = crate::probe::nonce();
         let name = format!("leakhound-{tag}.bin");
         let mut data = vec![0u8; POST_BYTES];
         rand::fill(&mut data[..]);
         let articles = usenet::post(&name, &data, SEGMENT_BYTES, &tag);
         self.services.news.publish(&articles);
         let nzb = usenet::nzb(&name, crate::lab::news::GROUP, &articles);
-        log.push(format!(
+        log.note(format!(
             "the news server publishes {name} ({} bytes in {} articles)",
             data.len(),
             articles.len()
         ));
         match n.append(&format!("{name}.nzb"), &nzb).await {
             Ok(id) => {
-                log.push(format!("NZBGet took the NZB (id {id})"));
+                log.note(format!("NZBGet took the NZB (id {id})"));
                 st.nzbs.push(GivenNzb { id, tag });
-                Ok(Outcome::Passed)
+                Ok(log.pass())
             }
-            Err(e) => Ok(fail(
-                format!("NZBGet did not take the NZB: {e}"),
-                log.join("\n"),
-            )),
+            Err(e) => Ok(log.fail(format!("NZBGet did not take the NZB: {e}"))),
         }
     }
 
+    /// `nzb-wait`: NZBGet completes the last NZB (`answer`), or has it
+    /// queued while none of its articles reaches the news server (`fail`).
     pub(crate) async fn nzb_wait(
         &self,
         st: &RunState<'_>,
         expect: &Expect,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let n = match self.nzbget()? {
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let n = match log.harness(self.nzbget())? {
             Ok(n) => n,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         let Some(given) = st.nzbs.last() else {
-            return Ok(fail("no NZB yet: an nzb-add step must come first", ""));
-        };
-        let fetched = || {
-            self.services
-                .log
-                .find(service::NEWS, &given.tag)
-                .into_iter()
-                .next()
+            return Ok(log.fail_with("no NZB yet: an nzb-add step must come first", ""));
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
         loop {
             match n.progress(given.id).await {
                 Ok(Progress::Done(j)) if *expect == Expect::Answer => {
-                    log.push(format!("NZBGet: {}", j.status));
+                    log.note(format!("NZBGet: {}", j.status));
                     return Ok(if j.status.starts_with("SUCCESS") {
-                        Outcome::Passed
+                        log.pass()
                     } else {
-                        fail(
-                            format!("NZBGet finished it as {}", j.status),
-                            log.join("\n"),
-                        )
+                        log.fail(format!("NZBGet finished it as {}", j.status))
                     });
                 }
                 Ok(Progress::Queued(j)) if *expect == Expect::Fail => {
-                    // NZBGet has it and is at work on it: what it sends has
-                    // the probes' full timeout to arrive, as a silent probe
-                    // waits.
-                    log.push(format!("NZBGet has it queued: {}", j.status));
-                    self.services
-                        .log
-                        .wait_for(service::NEWS, &given.tag, PROBE_TIMEOUT)
-                        .await;
-                    return Ok(match fetched() {
-                        Some(e) => fail(
-                            format!(
-                                "the news server served {} to {} while it must not",
-                                e.detail, e.source
-                            ),
-                            log.join("\n"),
-                        ),
-                        None => {
-                            log.push(format!(
-                                "none of its articles reached the news server within {PROBE_TIMEOUT:?}"
-                            ));
-                            Outcome::Passed
-                        }
-                    });
+                    log.note(format!("NZBGet has it queued: {}", j.status));
+                    return Ok(self.articles_held(given, log).await);
                 }
                 Ok(Progress::Done(j)) => {
-                    return Ok(fail(
-                        format!("NZBGet finished it ({}) while it must not get it", j.status),
-                        log.join("\n"),
-                    ));
+                    return Ok(log.fail(format!(
+                        "NZBGet finished it ({}) while it must not get it",
+                        j.status
+                    )));
                 }
                 Ok(Progress::Queued(j)) => {
                     last = format!("queued: {}, {} MB left", j.status, j.remaining_mb)
@@ -171,33 +134,56 @@ impl Runner<'_> {
                 Err(e) => last = e,
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!("NZBGet did not get there within {timeout:?}: {last}"),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "NZBGet did not get there within {timeout:?}: {last}"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    pub(crate) fn news_seen(
-        &self,
-        st: &RunState<'_>,
-        seen_as: IpAddr,
-        log: &mut Vec<String>,
-    ) -> Outcome {
+    /// NZBGet has `given` and is at work on it: what it sends has the
+    /// probes' full timeout to arrive, as a silent probe waits, and none
+    /// of its articles may reach the news server. `log` goes on.
+    async fn articles_held(&self, given: &GivenNzb, mut log: StepLog) -> StepReport {
+        self.services
+            .log
+            .wait_for(service::NEWS, &given.tag, PROBE_TIMEOUT)
+            .await;
+        match self
+            .services
+            .log
+            .find(service::NEWS, &given.tag)
+            .into_iter()
+            .next()
+        {
+            Some(e) => log.fail(format!(
+                "the news server served {} to {} while it must not",
+                e.detail, e.source
+            )),
+            None => {
+                log.note(format!(
+                    "none of its articles reached the news server within {PROBE_TIMEOUT:?}"
+                ));
+                log.pass()
+            }
+        }
+    }
+
+    /// `news-seen`: the news server saw NZBGet from `seen_as` only.
+    pub(crate) fn news_seen(&self, st: &RunState<'_>, seen_as: IpAddr) -> StepReport {
         let entries = self.news_entries(st.news_since);
         let connections = entries.iter().filter(|e| e.detail == "connection").count();
-        log.push(format!(
+        let log = StepLog::with(format!(
             "the news server logged {} connections and {} requests in this scenario",
             connections,
             entries.len() - connections
         ));
         let problems = news_problems(&entries, seen_as);
         if problems.is_empty() {
-            Outcome::Passed
+            log.pass()
         } else {
-            fail(problems.join("; "), log.join("\n"))
+            log.fail(problems.join("; "))
         }
     }
 }

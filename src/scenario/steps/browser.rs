@@ -4,34 +4,29 @@
 //! the STUN server, the UDP 443 listener, the DoH server). The verdict
 //! itself is pure ([`crate::model::browser::problems`]).
 
-use super::model::Expect;
-use super::probe;
-use super::runner::{Outcome, Runner, fail};
-use crate::lab::LabError;
+use super::report::{StepLog, StepResult};
 use crate::model::browser::{self, Expectation, FarEnd};
+use crate::model::scenario::Expect;
 use crate::model::topology::service;
+use crate::probe;
+use crate::scenario::runner::Runner;
 
 impl Runner<'_> {
-    pub(crate) async fn browse(
-        &self,
-        expect: &Expect,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
+    pub(crate) async fn browse(&self, expect: &Expect) -> StepResult {
+        let mut log = StepLog::new();
         let expectation = match expect {
             Expect::SeenAs(ip) => Expectation::SeenAs(*ip),
             _ => Expectation::Nothing,
         };
         let nonce = probe::nonce();
         let before = self.services.log.len();
-        let visit = crate::lab::browser::visit(self.lab, &nonce, &self.services.tls).await?;
-        log.push(visit.command);
+        let visit =
+            log.harness(crate::lab::browser::visit(self.lab, &nonce, &self.services.tls).await)?;
+        log.note(visit.command);
         let report = match visit.report {
             Ok(r) => r,
             Err(why) => {
-                return Ok(fail(
-                    format!("the browser gave no report: {why}"),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!("the browser gave no report: {why}")));
             }
         };
         let fetched = |list: &[browser::Fetched]| {
@@ -43,7 +38,7 @@ impl Runner<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        log.push(format!(
+        log.note(format!(
             "the page reported: whoami {}; {} ICE candidate(s), public {:?}{}; QUIC {}",
             fetched(&report.whoami),
             report.candidates.len(),
@@ -72,13 +67,13 @@ impl Runner<'_> {
             // a name of the page).
             doh: sources(service::DOH, None),
         };
-        log.push(format!(
+        log.note(format!(
             "the far end during the visit: whoami {:?}, stun {:?}, quic {:?}, doh {:?}",
             far.whoami, far.stun, far.quic, far.doh
         ));
-        Ok(Self::verdict(
-            browser::problems(&report, &far, expectation),
-            log,
-        ))
+        for p in browser::problems(&report, &far, expectation) {
+            log.problem(p);
+        }
+        Ok(log.judge())
     }
 }

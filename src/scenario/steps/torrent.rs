@@ -5,20 +5,19 @@
 //! waits on a condition (qBittorrent's own answers, the far end's log),
 //! bounded by the step's timeout.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use super::model::Expect;
-use super::runner::{Outcome, Runner, fail};
-use super::steps::RunState;
+use super::report::{StepLog, StepReport, StepResult};
 use crate::lab::LabError;
-use crate::lab::apps::App;
-use crate::lab::netns::Netns;
-use crate::lab::services::LogEntry;
+use crate::lab::service_log::LogEntry;
 use crate::lab::swarm::{self, Swarm};
 use crate::lab::webui::{self, Qbittorrent};
+use crate::model::scenario::Expect;
 use crate::model::topology::{addr, host, service};
 use crate::model::torrent;
+use crate::model::verdict::Outcome;
+use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, ScenarioSwarm};
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -61,84 +60,17 @@ pub fn swarm_problems(
     problems
 }
 
-/// The swarm of a scenario and its torrent's hash in qBittorrent's form.
-pub struct ScenarioSwarm {
-    pub swarm: Swarm,
-    pub hash: String,
-    /// When it started: the seeder's log is read from then on.
-    pub started: std::time::SystemTime,
-}
-
 impl Runner<'_> {
-    /// The failed step of a scenario whose application does not run: why
-    /// it did not start (with its log tail), or that the run has none.
-    pub(crate) fn no_app(&self, app: App) -> Outcome {
-        match self.app_failure(app) {
-            Some(why) => fail(format!("{} did not start", app.name()), why),
-            None => fail(format!("no real {} runs in this lab", app.name()), ""),
-        }
-    }
-
-    /// The WebUI port of a real application this lab runs.
-    pub(crate) fn app_port(&self, app: App) -> Option<u16> {
-        self.services.apps.as_ref().and_then(|a| a.port_of(app))
-    }
-
-    /// Why a real application this run asked for did not start.
-    pub(crate) fn app_failure(&self, app: App) -> Option<&str> {
-        self.services.apps.as_ref().and_then(|a| a.failure(app))
-    }
-
-    /// Why a scenario driving `app` cannot run in this lab: the run has
-    /// none. One that was asked for and did not start is not a skip: the
-    /// scenario runs and its first step fails with the reason.
-    pub(crate) fn app_unfit(&self, app: App) -> Option<String> {
-        (self.app_port(app).is_none() && self.app_failure(app).is_none()).then(|| {
-            format!(
-                "it drives the real {}, and this run has none (run with --dependents real or auto where {} is installed)",
-                app.name(),
-                app.program()
-            )
-        })
-    }
-
-    /// The gateway's namespace and `app`'s WebUI port there, or the failed
-    /// step when it does not run.
-    pub(crate) fn app_at(&self, app: App) -> Result<Result<(&Netns, u16), Outcome>, LabError> {
-        Ok(match self.app_port(app) {
-            Some(port) => Ok((self.lab.ns(host::GW)?, port)),
-            None => Err(self.no_app(app)),
-        })
-    }
-
-    /// The real qBittorrent's WebUI, or the failed step.
-    pub(crate) fn qbittorrent(&self) -> Result<Result<Qbittorrent<'_>, Outcome>, LabError> {
-        Ok(self
-            .app_at(App::Qbittorrent)?
-            .map(|(ns, port)| Qbittorrent { ns, port }))
-    }
-
     /// The scenario's swarm and qBittorrent, or the failed step.
     fn torrent_ctx<'s>(
         &'s self,
         st: &'s RunState<'_>,
     ) -> Result<Result<(&'s ScenarioSwarm, Qbittorrent<'s>), Outcome>, LabError> {
-        let s = match Self::swarm_of(st) {
+        let s = match st.torrent() {
             Ok(s) => s,
             Err(o) => return Ok(Err(o)),
         };
         Ok(self.qbittorrent()?.map(|q| (s, q)))
-    }
-
-    /// Why a swarm scenario cannot run in this lab, if it cannot.
-    pub(crate) fn swarm_unfit(&self) -> Option<String> {
-        self.app_unfit(App::Qbittorrent).or_else(|| {
-            self.app_port(App::Qbittorrent).and_then(|_| {
-                swarm::installed()
-                    .err()
-                    .map(|why| format!("the lab's swarm cannot start: {why}"))
-            })
-        })
     }
 
     /// At a scenario's end: its torrent leaves qBittorrent, its swarm
@@ -168,20 +100,20 @@ impl Runner<'_> {
         }
     }
 
-    pub(crate) async fn torrent_add(
-        &self,
-        st: &mut RunState<'_>,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let q = match self.qbittorrent()? {
+    /// `torrent-add`: the scenario's swarm starts (once), and qBittorrent
+    /// gets its torrent and runs it.
+    pub(crate) async fn torrent_add(&self, st: &mut RunState<'_>) -> StepResult {
+        let mut log = StepLog::new();
+        let q = match log.harness(self.qbittorrent())? {
             Ok(q) => q,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         if st.swarm.is_none() {
-            let s =
-                Swarm::start(self.lab, self.services.log.clone(), &super::probe::nonce()).await?;
+            let s = log.harness(
+                Swarm::start(self.lab, self.services.log.clone(), &crate::probe::nonce()).await,
+            )?;
             let hash = s.torrent.hex_hash();
-            log.push(format!(
+            log.note(format!(
                 "swarm up: torrent {} ({} bytes, info hash {hash}), tracker {}, seeder {}:{}",
                 s.torrent.name,
                 s.torrent.length,
@@ -196,14 +128,8 @@ impl Runner<'_> {
             });
         }
         let s = st.swarm.as_ref().expect("just set");
-        match q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
-            Ok(()) => {}
-            Err(e) => {
-                return Ok(fail(
-                    format!("qBittorrent did not take the torrent: {e}"),
-                    log.join("\n"),
-                ));
-            }
+        if let Err(e) = q.add(&s.swarm.torrent.name, &s.swarm.torrent.bytes).await {
+            return Ok(log.fail(format!("qBittorrent did not take the torrent: {e}")));
         }
         // Taken when it runs it: listed, past checking its files, neither
         // queued nor paused (until then it refuses the torrent's peers).
@@ -212,43 +138,37 @@ impl Runner<'_> {
         loop {
             match q.info(&s.hash).await {
                 Ok(Some(t)) if webui::is_running(&t.state) => {
-                    log.push(format!(
+                    log.note(format!(
                         "qBittorrent runs it: {} ({:.0}%)",
                         t.state,
                         t.progress * 100.0
                     ));
-                    return Ok(Outcome::Passed);
+                    return Ok(log.pass());
                 }
                 Ok(Some(t)) => last = format!("it is {}", t.state),
                 Ok(None) => last = "it does not list it".into(),
                 Err(e) => last = e,
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!("qBittorrent took the torrent but does not run it within 10s: {last}"),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent took the torrent but does not run it within 10s: {last}"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    fn swarm_of<'s>(st: &'s RunState<'_>) -> Result<&'s ScenarioSwarm, Outcome> {
-        st.swarm
-            .as_ref()
-            .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
-    }
-
+    /// `torrent-wait`: qBittorrent's progress reaches `progress`.
     pub(crate) async fn torrent_wait(
         &self,
         st: &RunState<'_>,
         progress: f64,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let (s, q) = match self.torrent_ctx(st)? {
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let (s, q) = match log.harness(self.torrent_ctx(st))? {
             Ok(v) => v,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
@@ -263,21 +183,18 @@ impl Runner<'_> {
                         t.dlspeed
                     );
                     if t.progress >= progress {
-                        log.push(format!("qBittorrent: {last}"));
-                        return Ok(Outcome::Passed);
+                        log.note(format!("qBittorrent: {last}"));
+                        return Ok(log.pass());
                     }
                 }
                 Ok(None) => last = "qBittorrent does not list the torrent".into(),
                 Err(e) => last = e,
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!(
-                        "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
-                        progress * 100.0
-                    ),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
+                    progress * 100.0
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -296,22 +213,25 @@ impl Runner<'_> {
             .collect()
     }
 
+    /// `torrent-announce`: qBittorrent announces again; the announce must
+    /// reach the tracker, or (`fail`) must not within the probes' timeout
+    /// once qBittorrent says it is announcing.
     pub(crate) async fn torrent_announce(
         &self,
         st: &RunState<'_>,
         expect: &Expect,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let (s, q) = match self.torrent_ctx(st)? {
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        let (s, q) = match log.harness(self.torrent_ctx(st))? {
             Ok(v) => v,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
         let before = self.announces(s).len();
         if let Err(e) = q.reannounce(&s.hash).await {
-            return Ok(fail(format!("qBittorrent's WebUI: {e}"), log.join("\n")));
+            return Ok(log.fail(format!("qBittorrent's WebUI: {e}")));
         }
-        log.push(format!(
+        log.note(format!(
             "asked qBittorrent to announce again ({before} announces reached the tracker so far)"
         ));
         let url = swarm::announce_url();
@@ -321,16 +241,13 @@ impl Runner<'_> {
             let now = self.announces(s);
             if now.len() > before {
                 let e = &now[before];
-                log.push(format!("the tracker got: {} from {}", e.detail, e.source));
+                log.note(format!("the tracker got: {} from {}", e.detail, e.source));
                 return Ok(match expect {
-                    Expect::Fail => fail(
-                        format!(
-                            "an announce reached the tracker from {} while it must not",
-                            e.source
-                        ),
-                        log.join("\n"),
-                    ),
-                    _ => Outcome::Passed,
+                    Expect::Fail => log.fail(format!(
+                        "an announce reached the tracker from {} while it must not",
+                        e.source
+                    )),
+                    _ => log.pass(),
                 });
             }
             if *expect == Expect::Fail {
@@ -342,7 +259,7 @@ impl Runner<'_> {
                         if t.status == webui::TRACKER_UPDATING
                             || t.status == webui::TRACKER_NOT_WORKING =>
                     {
-                        log.push(format!(
+                        log.note(format!(
                             "qBittorrent reports the tracker {} {}",
                             if t.status == webui::TRACKER_UPDATING {
                                 "being announced to"
@@ -351,30 +268,7 @@ impl Runner<'_> {
                             },
                             t.msg
                         ));
-                        self.services
-                            .log
-                            .wait_for_count(
-                                service::TRACKER,
-                                self.services.log.find(service::TRACKER, "").len() + 1,
-                                super::runner::PROBE_TIMEOUT,
-                            )
-                            .await;
-                        let after = self.announces(s);
-                        return Ok(if after.len() > before {
-                            fail(
-                                format!(
-                                    "an announce reached the tracker from {} while it must not",
-                                    after[before].source
-                                ),
-                                log.join("\n"),
-                            )
-                        } else {
-                            log.push(format!(
-                                "nothing reached the tracker within {:?}",
-                                super::runner::PROBE_TIMEOUT
-                            ));
-                            Outcome::Passed
-                        });
+                        return Ok(self.announce_held(s, before, log).await);
                     }
                     Ok(Some(t)) => last = format!("tracker status {} {}", t.status, t.msg),
                     Ok(None) => last = "qBittorrent does not list the tracker".into(),
@@ -383,17 +277,46 @@ impl Runner<'_> {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(match expect {
-                    Expect::Fail => fail(
-                        format!("qBittorrent did not say it announces within {timeout:?} ({last})"),
-                        log.join("\n"),
-                    ),
-                    _ => fail(
-                        format!("no new announce reached the tracker within {timeout:?}"),
-                        log.join("\n"),
-                    ),
+                    Expect::Fail => log.fail(format!(
+                        "qBittorrent did not say it announces within {timeout:?} ({last})"
+                    )),
+                    _ => log.fail(format!(
+                        "no new announce reached the tracker within {timeout:?}"
+                    )),
                 });
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// An announce qBittorrent is sending must not reach the tracker: it
+    /// has the probes' full timeout to arrive. `log` goes on.
+    async fn announce_held(
+        &self,
+        s: &ScenarioSwarm,
+        before: usize,
+        mut log: StepLog,
+    ) -> StepReport {
+        self.services
+            .log
+            .wait_for_count(
+                service::TRACKER,
+                self.services.log.find(service::TRACKER, "").len() + 1,
+                PROBE_TIMEOUT,
+            )
+            .await;
+        let after = self.announces(s);
+        if after.len() > before {
+            log.fail(format!(
+                "an announce reached the tracker from {} while it must not",
+                after[before].source
+            ))
+        } else {
+            log.note(format!(
+                "nothing reached the tracker within {:?}",
+                PROBE_TIMEOUT
+            ));
+            log.pass()
         }
     }
 
@@ -409,15 +332,13 @@ impl Runner<'_> {
             .collect()
     }
 
-    pub(crate) fn swarm_seen(
-        &self,
-        st: &RunState<'_>,
-        seen_as: IpAddr,
-        log: &mut Vec<String>,
-    ) -> Outcome {
-        let s = match Self::swarm_of(st) {
+    /// `swarm-seen`: the tracker and the seeder saw the torrent's traffic
+    /// from `seen_as` only, and no home address in an announce.
+    pub(crate) fn swarm_seen(&self, st: &RunState<'_>, seen_as: IpAddr) -> StepReport {
+        let mut log = StepLog::new();
+        let s = match st.torrent() {
             Ok(s) => s,
-            Err(o) => return o,
+            Err(o) => return log.end(o),
         };
         let announces = self.announces(s);
         let peers: Vec<LogEntry> = self
@@ -428,124 +349,58 @@ impl Runner<'_> {
             .filter(|e| e.at >= s.started)
             .collect();
         for e in &announces {
-            log.push(format!("tracker: {} from {}", e.detail, e.source));
+            log.note(format!("tracker: {} from {}", e.detail, e.source));
         }
         for e in &peers {
-            log.push(format!("seeder: {} from {}", e.detail, e.source));
+            log.note(format!("seeder: {} from {}", e.detail, e.source));
         }
         let problems = swarm_problems(&announces, &peers, seen_as, &self.home_addresses());
         if problems.is_empty() {
-            Outcome::Passed
+            log.pass()
         } else {
-            fail(problems.join("; "), log.join("\n"))
+            log.fail(problems.join("; "))
         }
     }
 
+    /// `torrent-port`: qBittorrent listens on the gateway's forwarded port
+    /// (its UP command set it) within `timeout`.
     pub(crate) async fn torrent_port(
         &self,
         st: &mut RunState<'_>,
         timeout: Duration,
-        log: &mut Vec<String>,
-    ) -> Result<Outcome, LabError> {
-        let q = match self.qbittorrent()? {
+    ) -> StepResult {
+        let log = StepLog::new();
+        let q = match log.harness(self.qbittorrent())? {
             Ok(q) => q,
-            Err(o) => return Ok(o),
+            Err(o) => return Ok(log.end(o)),
         };
-        let port = match self.forwarded_port(st, &Expect::Answer, log).await {
-            Ok(p) => p,
-            Err(o) => return Ok(o),
+        let (port, mut log) = match self.forwarded_port(st, &Expect::Answer, log).await {
+            Ok(found) => found,
+            Err(report) => return Ok(report),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             match q.listen_port().await {
-                Ok(0) => {
-                    return Ok(fail("qBittorrent listens on port 0", log.join("\n")));
-                }
+                Ok(0) => return Ok(log.fail("qBittorrent listens on port 0")),
                 Ok(p) if p == port => {
-                    log.push(format!("qBittorrent listens on {p}, the forwarded port"));
-                    return Ok(Outcome::Passed);
+                    log.note(format!("qBittorrent listens on {p}, the forwarded port"));
+                    return Ok(log.pass());
                 }
                 Ok(p) => {
                     if seen.last() != Some(&p) {
                         seen.push(p);
                     }
                 }
-                Err(e) => log.push(e),
+                Err(e) => log.note(e),
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(fail(
-                    format!(
-                        "qBittorrent did not follow the forwarded port {port} within {timeout:?} (it listens on {seen:?})"
-                    ),
-                    log.join("\n"),
-                ));
+                return Ok(log.fail(format!(
+                    "qBittorrent did not follow the forwarded port {port} within {timeout:?} (it listens on {seen:?})"
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
-    }
-
-    /// A BitTorrent handshake for the scenario's torrent from `from` to
-    /// `target`: `Ok(true)` when a peer handshook back for the same torrent.
-    pub(crate) async fn bittorrent_knock(
-        &self,
-        st: &RunState<'_>,
-        from: &str,
-        target: SocketAddr,
-        log: &mut Vec<String>,
-    ) -> Result<Result<bool, Outcome>, LabError> {
-        let s = match Self::swarm_of(st) {
-            Ok(s) => s,
-            Err(o) => return Ok(Err(o)),
-        };
-        let hash = s.swarm.torrent.info_hash;
-        let mut peer_id = *b"-LH0001-............";
-        peer_id[8..].copy_from_slice(&rand::random::<[u8; 12]>());
-        let ns = self.lab.ns(from)?;
-        let sock = super::probe::tcp_socket_for(ns, target).map_err(|e| LabError::Service {
-            service: "bittorrent knock".into(),
-            source: std::io::Error::other(e),
-        })?;
-        log.push(format!("BitTorrent handshake to {target} from {from}"));
-        let r = tokio::time::timeout(super::runner::PROBE_TIMEOUT, async {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut c = sock.connect(target).await?;
-            c.write_all(&torrent::handshake(&hash, &peer_id)).await?;
-            let mut buf = [0u8; 48];
-            c.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf)
-        })
-        .await;
-        Ok(Ok(match r {
-            Ok(Ok(buf)) => match torrent::parse_handshake(&buf) {
-                Ok(h) if h == hash => {
-                    log.push("a peer handshook back for the torrent".into());
-                    true
-                }
-                Ok(h) => {
-                    log.push(format!(
-                        "a handshake for another torrent ({})",
-                        torrent::hex(&h)
-                    ));
-                    false
-                }
-                Err(e) => {
-                    log.push(format!("an answer that is no handshake: {e}"));
-                    false
-                }
-            },
-            Ok(Err(e)) => {
-                log.push(format!("no handshake: {e}"));
-                false
-            }
-            Err(_) => {
-                log.push(format!(
-                    "no handshake within {:?}",
-                    super::runner::PROBE_TIMEOUT
-                ));
-                false
-            }
-        }))
     }
 }
 

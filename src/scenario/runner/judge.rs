@@ -1,0 +1,174 @@
+//! Judging a scenario: its teardown (what it left running stops; whether
+//! the gateway stayed up), then what the capture saw: every frame on the
+//! watched wires against the leak policy, the frames the passed steps must
+//! have left, the pcaps; the result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::context::{Runner, fail, policies};
+use super::run::{CLOCK_SKEW, EVIDENCE, InFlight, STAYED_UP, harness_error};
+use crate::capture;
+use crate::model::classify::LeakPolicy;
+use crate::model::scenario::{Action, Scenario};
+use crate::model::verdict::{
+    Event, Frame, Outcome, ScenarioResult, Timeline, judge_wires, missing_evidence,
+};
+
+impl Runner<'_> {
+    /// Stops what the scenario left running (its swarm, the background
+    /// traffic, the gateway) and says whether the gateway stayed up.
+    async fn tear_down(&self, run: &mut InFlight<'_>) {
+        run.timeline.mark(SystemTime::now(), "teardown");
+        self.end_swarm(&mut run.st).await;
+        if let Some(storm) = run.st.storm.take() {
+            storm.cancel.cancel();
+            let _ = storm.task.await;
+        }
+        if let Some(g) = run.st.gateway.take() {
+            g.stop().await;
+        }
+        if run.scn.needs_gateway() {
+            let outcome = match &run.st.unexpected_exit {
+                None => Outcome::Passed,
+                Some(exit) => fail(
+                    exit.summary.clone(),
+                    format!("its last log lines:\n{}", exit.log_tail),
+                ),
+            };
+            run.cases
+                .push(self.finish_case(run.scn, STAYED_UP, outcome, Duration::ZERO, vec![]));
+        }
+    }
+
+    /// Tears the scenario down, then judges what the capture saw: every
+    /// frame on the watched wires against the leak policy, and the frames
+    /// the passed steps must have left; writes the pcaps; the result.
+    pub(super) async fn judge(&self, mut run: InFlight<'_>, t0: Instant) -> ScenarioResult {
+        self.tear_down(&mut run).await;
+        let scn = run.scn;
+        let by_wire: BTreeMap<String, Vec<Frame>> = std::mem::take(&mut run.captures)
+            .into_iter()
+            .map(|c| (c.wire.to_string(), c.stop()))
+            .collect();
+        let (pcaps, frames_seen) = self.write_pcaps(&mut run, &by_wire);
+        let policies: BTreeMap<String, LeakPolicy> = policies(&self.profile.allowed)
+            .into_iter()
+            .map(|(w, p)| (w.to_string(), p))
+            .collect();
+        let crate::model::verdict::Judged {
+            leaks,
+            cases: wire_cases,
+            kinds,
+        } = judge_wires(
+            &scn.leak_wires,
+            &by_wire,
+            &policies,
+            &run.timeline,
+            CLOCK_SKEW,
+            &run.controls,
+        );
+        for c in wire_cases {
+            run.cases
+                .push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
+        }
+        let traffic = crate::model::verdict::traffic(
+            run.started,
+            SystemTime::now(),
+            &kinds,
+            &step_marks(scn, &run.timeline),
+            240,
+        );
+        let missing = missing_evidence(&run.evidence, &by_wire, &run.timeline);
+        let outcome = if missing.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Error {
+                message: format!(
+                    "the capture missed traffic that passed steps sent, so its verdict cannot be trusted: {}",
+                    missing.join("; ")
+                ),
+                detail: missing.join("\n"),
+            }
+        };
+        let log = vec![format!(
+            "{} expectation(s) of frames, from the steps that passed",
+            run.evidence.len()
+        )];
+        run.cases
+            .push(self.finish_case(scn, EVIDENCE, outcome, Duration::ZERO, log));
+        let result = ScenarioResult {
+            name: scn.name.clone(),
+            target: self.target.name().to_string(),
+            description: scn.description.clone(),
+            source: scn.source.clone(),
+            started: run.started,
+            duration: t0.elapsed(),
+            cases: run.cases,
+            leaks,
+            frames: frames_seen,
+            pcaps,
+            gateway_log: run.st.gw_log.clone(),
+            handshake_after: run.st.handshake_after,
+            traffic,
+        };
+        self.emit(Event::ScenarioFinished {
+            result: Box::new(result.clone()),
+        });
+        result
+    }
+
+    /// Each wire's capture as a pcap in the output folder (a file that
+    /// cannot be written is the harness's case); the paths written and
+    /// how many frames each wire saw.
+    fn write_pcaps(
+        &self,
+        run: &mut InFlight<'_>,
+        by_wire: &BTreeMap<String, Vec<Frame>>,
+    ) -> (Vec<PathBuf>, BTreeMap<String, usize>) {
+        let mut pcaps = Vec::new();
+        let mut frames_seen = BTreeMap::new();
+        for (w, frames) in by_wire {
+            let path = self.out_dir.join(format!("{}-{}.pcap", run.scn.name, w));
+            match capture::write_pcap(&path, frames) {
+                Ok(()) => pcaps.push(path),
+                Err(e) => run.cases.push(self.finish_case(
+                    run.scn,
+                    &format!("write the capture of {w}"),
+                    harness_error(&format!("writing {}: {e}", path.display())),
+                    Duration::ZERO,
+                    vec![],
+                )),
+            }
+            frames_seen.insert(w.clone(), frames.len());
+        }
+        (pcaps, frames_seen)
+    }
+}
+
+/// The timeline's marks with how each shows: faults and recoveries by their
+/// step's action, everything else (setup, probes, teardown) a plain step.
+fn step_marks(
+    scn: &Scenario,
+    timeline: &Timeline,
+) -> Vec<(SystemTime, String, crate::model::verdict::MarkKind)> {
+    use crate::model::verdict::MarkKind;
+    timeline
+        .marks()
+        .iter()
+        .map(|(t, name)| {
+            let kind = match scn
+                .steps
+                .iter()
+                .find(|s| &s.name == name)
+                .map(|s| &s.action)
+            {
+                Some(Action::Fault(f)) if f.is_recovery() => MarkKind::Recovery,
+                Some(Action::Fault(f)) if !f.is_check() => MarkKind::Fault,
+                _ => MarkKind::Step,
+            };
+            (*t, name.clone(), kind)
+        })
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! What a scenario's steps share while it runs ([`RunState`]): the gateway
+//! in flight and how it ended, the background traffic, the forwarded
+//! port's stand-in, the key before a rotation, the swarm's torrent and the
+//! NZBs given to the real applications.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::context::fail;
+use crate::lab::swarm::Swarm;
+use crate::model::scenario::Scenario;
+use crate::model::verdict::Outcome;
+use crate::probe;
+use crate::target::GatewayHandle;
+
+/// Background traffic in progress.
+pub struct Storm {
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<u64, probe::ProbeError>>,
+    pub rounds: tokio::sync::watch::Receiver<u64>,
+}
+
+/// What a scenario's steps share while it runs.
+pub struct RunState<'s> {
+    pub scn: &'s Scenario,
+    /// The gateway's variables for this scenario (computed once).
+    pub env: std::collections::BTreeMap<String, String>,
+    pub gateway: Option<Box<dyn GatewayHandle>>,
+    pub gw_log: PathBuf,
+    /// Provider handshakes counted when the current gateway started.
+    pub handshakes_before: u64,
+    pub handshake_after: Option<Duration>,
+    pub firewall_after: Option<Duration>,
+    pub storm: Option<Storm>,
+    /// The forwarded port the stand-in serves for `forwarded-port` steps,
+    /// and its task (the listener closes when the scenario ends).
+    pub forwarded_listener: Option<u16>,
+    pub forwarded_task: Option<AbortOnDrop>,
+    /// The gateway ended (or never started) without a step making it: a
+    /// finding, reported once per scenario.
+    pub unexpected_exit: Option<GatewayExit>,
+    /// The last reading of every unlabelled Prometheus sample a `control`
+    /// step saw, for `grows`.
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The private key the gateway had before the last `rotate-key`, for
+    /// `old-key-refused`; and the one it has now.
+    pub old_key: Option<[u8; 32]>,
+    pub current_key: [u8; 32],
+    /// The lab's swarm and the torrent given to qBittorrent, once a
+    /// `torrent-add` step ran.
+    pub swarm: Option<ScenarioSwarm>,
+    /// The NZBs given to NZBGet, and when the first was (the news server's
+    /// log is read from then on).
+    pub nzbs: Vec<GivenNzb>,
+    pub news_since: Option<std::time::SystemTime>,
+    /// When the scenario started (the far end's logs are read from then on
+    /// by `unheard`).
+    pub started_at: std::time::SystemTime,
+}
+
+/// How the gateway under test ended when nothing asked it to.
+#[derive(Debug, Clone)]
+pub struct GatewayExit {
+    /// One line: what happened and during which step.
+    pub summary: String,
+    pub log_tail: String,
+}
+
+/// A background task stopped when this is dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The swarm of a scenario and its torrent's hash in qBittorrent's form.
+pub struct ScenarioSwarm {
+    pub swarm: Swarm,
+    pub hash: String,
+    /// When it started: the seeder's log is read from then on.
+    pub started: std::time::SystemTime,
+}
+
+/// One NZB given to NZBGet in this scenario.
+pub struct GivenNzb {
+    pub id: i64,
+    /// In every message id of its articles.
+    pub tag: String,
+}
+
+impl RunState<'_> {
+    /// The scenario's swarm, or the failed step when no `torrent-add` came
+    /// first.
+    pub(crate) fn torrent(&self) -> Result<&ScenarioSwarm, Outcome> {
+        self.swarm
+            .as_ref()
+            .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
+    }
+}

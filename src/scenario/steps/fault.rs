@@ -1,0 +1,216 @@
+//! The faults done to the lab or the gateway (the tunnel stopped, the
+//! gateway killed, the provider silent, the ISP blocking WireGuard, the
+//! routes bent around the tunnel, ...) and interference with the gateway's
+//! namespace from outside, as other software on the machine might.
+
+use std::net::Ipv4Addr;
+
+use ipnet::IpNet;
+
+use super::lifecycle::{ISP_BLOCK, ISP_UNBLOCK, no_gateway};
+use super::report::{StepLog, StepResult};
+use crate::lab::LabError;
+use crate::model::scenario::{Capability, Fault, Interference};
+use crate::model::topology::{addr, host};
+use crate::scenario::runner::{RunState, Runner};
+
+impl Runner<'_> {
+    /// Does fault `f` to the lab or the gateway.
+    pub(crate) async fn fault(&self, st: &mut RunState<'_>, f: Fault) -> StepResult {
+        let mut log = StepLog::new();
+        match f {
+            Fault::StopTunnel | Fault::StartTunnel => {
+                if st.gateway.is_none() {
+                    return Ok(no_gateway());
+                }
+                let running = f == Fault::StartTunnel;
+                if running {
+                    st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                }
+                if self
+                    .target
+                    .capabilities()
+                    .contains(&Capability::ControlServer)
+                {
+                    self.tunnel_by_control(st, running).await
+                } else {
+                    self.tunnel_from_outside(st, running).await
+                }
+            }
+            Fault::KillGateway => Ok(self.kill_gateway(st).await),
+            Fault::StartGateway => Ok(self.restart_gateway(st).await),
+            Fault::ProviderDown | Fault::ProviderUp => {
+                log.harness(self.services.wg.set_answering(f == Fault::ProviderUp))?;
+                if f == Fault::ProviderUp {
+                    st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                }
+                log.note(format!(
+                    "provider {}",
+                    if f == Fault::ProviderUp {
+                        "answers again"
+                    } else {
+                        "stopped answering"
+                    }
+                ));
+                Ok(log.pass())
+            }
+            Fault::ProviderRefusesPorts | Fault::ProviderGrantsPorts => {
+                let refuse = f == Fault::ProviderRefusesPorts;
+                self.services
+                    .natpmp_refuse
+                    .store(refuse, std::sync::atomic::Ordering::Relaxed);
+                log.note(if refuse {
+                    "the provider refuses every port-forwarding request (OUT_OF_RESOURCES)"
+                } else {
+                    "the provider grants ports again"
+                });
+                Ok(log.pass())
+            }
+            Fault::IspBlockWireguard => {
+                log.harness(self.lab.nft(host::ISP, ISP_BLOCK))?;
+                log.note("the ISP drops UDP 51820");
+                Ok(log.pass())
+            }
+            Fault::IspUnblockWireguard => {
+                log.harness(self.lab.nft(host::ISP, ISP_UNBLOCK))?;
+                st.handshakes_before = self.services.wg.status.borrow().handshakes;
+                log.note("the ISP forwards UDP 51820 again");
+                Ok(log.pass())
+            }
+            Fault::RotateKey => self.rotate_key(st).await,
+            Fault::OldKeyRefused => self.old_key_refused(st).await,
+            Fault::ProviderNewPorts => {
+                self.services
+                    .natpmp_renumber
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                log.note("the provider will give new ports from its next mapping on");
+                Ok(log.pass())
+            }
+            Fault::RouteAroundTunnel => self.route_around_tunnel().await,
+        }
+    }
+
+    /// The gateway host's default routes (IPv4 and IPv6) point at the home
+    /// router on its underlay instead of the tunnel.
+    async fn route_around_tunnel(&self) -> StepResult {
+        let mut log = StepLog::new();
+        let nl = log.harness(self.lab.nl(host::GW))?;
+        let nlerr = |source| LabError::Netlink {
+            host: host::GW.into(),
+            source,
+        };
+        log.harness(
+            nl.replace_route(
+                IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("net"),
+                Some(addr::HOME_GW_SIDE.into()),
+                None,
+            )
+            .await
+            .map_err(nlerr),
+        )?;
+        log.harness(
+            nl.replace_route(
+                IpNet::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0).expect("net"),
+                Some(addr::HOME_GW_SIDE_V6.into()),
+                None,
+            )
+            .await
+            .map_err(nlerr),
+        )?;
+        log.note("default routes (IPv4 and IPv6) now point at the home router on eth0");
+        Ok(log.pass())
+    }
+
+    /// For a gateway without a control server the tunnel dies from outside,
+    /// as the seed's "kill the VPN": its tunnel link (the gateway host's
+    /// link that is neither lo nor the underlay) is deleted. It comes back
+    /// the only way such a gateway offers: the gateway is restarted.
+    async fn tunnel_from_outside(&self, st: &mut RunState<'_>, running: bool) -> StepResult {
+        let mut log = StepLog::new();
+        if running {
+            if let Some(g) = st.gateway.take() {
+                g.stop().await;
+            }
+            self.start_gateway(st).await;
+            log.note(format!(
+                "target {} has no control server: its tunnel comes back by restarting it",
+                self.target.name()
+            ));
+            return Ok(match &st.unexpected_exit {
+                Some(e) if st.gateway.is_none() => {
+                    log.fail_with(e.summary.clone(), e.log_tail.clone())
+                }
+                _ => log.pass(),
+            });
+        }
+        let nl = log.harness(self.lab.nl(host::GW))?;
+        let nlerr = |source| LabError::Netlink {
+            host: host::GW.into(),
+            source,
+        };
+        let underlay = self
+            .lab
+            .topology()
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .find(|e| e.host == host::GW)
+            .map(|e| e.ifname)
+            .unwrap_or("eth0");
+        let links = log.harness(nl.link_names().await.map_err(nlerr))?;
+        let tunnels: Vec<&String> = links
+            .iter()
+            .filter(|l| l.as_str() != "lo" && l.as_str() != underlay)
+            .collect();
+        if tunnels.is_empty() {
+            return Ok(log.fail(format!(
+                "the gateway host has no tunnel link to take down (links: {links:?})"
+            )));
+        }
+        for t in tunnels {
+            log.harness(nl.del_link(t).await.map_err(nlerr))?;
+            log.note(format!(
+                "deleted the tunnel link {t} from outside (the gateway has no control server)"
+            ));
+        }
+        Ok(log.pass())
+    }
+
+    /// Changes the gateway's namespace from outside, as other software on
+    /// the machine might.
+    pub(crate) async fn interfere(&self, st: &mut RunState<'_>, i: &Interference) -> StepResult {
+        let mut log = StepLog::new();
+        if let Some(script) = &i.nft {
+            log.harness(self.lab.nft(host::GW, script))?;
+            log.note(format!("ran nft in the gateway's namespace:\n{script}"));
+        }
+        if let Some(text) = &i.resolv_conf {
+            log.harness(
+                std::fs::write(self.lab.resolv_conf(host::GW), text).map_err(|source| {
+                    LabError::Service {
+                        service: "resolv.conf".into(),
+                        source,
+                    }
+                }),
+            )?;
+            log.note(format!(
+                "replaced the gateway host's resolv.conf with:\n{text}"
+            ));
+        }
+        if i.routes_around {
+            log.include(self.route_around_tunnel().await)?;
+        }
+        if i.kill {
+            let ns = log.harness(self.lab.ns(host::GW))?;
+            let n = crate::lab::netns::kill_all_in(ns);
+            log.note(format!(
+                "SIGKILLed {n} process(es) in the gateway's namespace (as the OOM killer would)"
+            ));
+            // Reaped now, so the runner sees the exit after this step.
+            if let Some(g) = st.gateway.as_mut() {
+                let _ = g.exited().await;
+            }
+        }
+        Ok(log.pass())
+    }
+}
