@@ -53,8 +53,23 @@ impl App {
 
 pub const QBITTORRENT: &str = "qbittorrent-nox";
 pub const NZBGET: &str = "nzbget";
-/// Debian's NZBGet configuration, the template the lab's is made from.
-pub const NZBGET_TEMPLATE: &str = "/etc/nzbget.conf";
+/// Debian's NZBGet configuration, the template the lab's is made from:
+/// Debian 12 ships it in /etc, Debian 13 only under /usr/share. The first
+/// that exists is used.
+pub const NZBGET_TEMPLATES: [&str; 2] = ["/etc/nzbget.conf", "/usr/share/nzbget/nzbget.conf"];
+
+/// The first of `candidates` that can be read, with its text; or every
+/// path tried, with why, for the message.
+pub fn read_first(candidates: &[&str]) -> Result<(String, String), String> {
+    let mut tried = Vec::new();
+    for c in candidates {
+        match std::fs::read_to_string(c) {
+            Ok(text) => return Ok((c.to_string(), text)),
+            Err(e) => tried.push(format!("{c}: {e}")),
+        }
+    }
+    Err(tried.join("; "))
+}
 
 /// NZBGet's configuration: Debian's template with the lab's lines in place
 /// of its own (the WebUI on every address at `port`, the credentials, no
@@ -293,8 +308,12 @@ fn prepare(
         App::Nzbget => {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::create_dir_all(dir).map_err(|e| io("creating its directory", e))?;
-            let template = std::fs::read_to_string(NZBGET_TEMPLATE)
-                .map_err(|e| io(&format!("reading {NZBGET_TEMPLATE}"), e))?;
+            let (_, template) = read_first(&NZBGET_TEMPLATES).map_err(|why| {
+                io(
+                    "reading Debian's configuration template",
+                    std::io::Error::new(std::io::ErrorKind::NotFound, why),
+                )
+            })?;
             let conf = dir.join("nzbget.conf");
             // The password is in it: readable by its owner only.
             let mut f = std::fs::OpenOptions::new()
@@ -524,6 +543,20 @@ impl Apps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Debian 13's nzbget has no /etc/nzbget.conf: the template under
+    /// /usr/share is taken; with none, the message names every path tried.
+    #[test]
+    fn the_first_template_that_exists_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("etc.conf"), dir.path().join("share.conf"));
+        std::fs::write(&b, "MainDir=~/downloads\n").unwrap();
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        let (used, text) = read_first(&[a, b]).unwrap();
+        assert_eq!((used.as_str(), text.as_str()), (b, "MainDir=~/downloads\n"));
+        let why = read_first(&[a]).unwrap_err();
+        assert!(why.starts_with(a) && why.contains("No such file"), "{why}");
+    }
 
     #[test]
     fn the_password_field_is_qbittorrents_pbkdf2() {
