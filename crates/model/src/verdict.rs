@@ -556,10 +556,64 @@ pub fn missing_evidence(
     captured: &BTreeMap<String, Vec<Frame>>,
     timeline: &Timeline,
 ) -> Vec<String> {
+    missing_items(evidence, captured, timeline)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// The evidence case: passed when the capture holds what every passed step
+/// sent. Where it does not, it matters why. If the step's traffic crossed
+/// the wire outside the tunnel (a leak on that wire during that step,
+/// `leaked_during` holding (wire, step)), the step passed only because
+/// it went around the tunnel: a failure of the gateway, as its leak cases
+/// say. Otherwise the capture missed it and nothing it reports can be
+/// trusted: the harness's error.
+pub fn judge_evidence(
+    evidence: &[Evidence],
+    captured: &BTreeMap<String, Vec<Frame>>,
+    timeline: &Timeline,
+    leaked_during: &std::collections::BTreeSet<(String, String)>,
+) -> Outcome {
+    let missing = missing_items(evidence, captured, timeline);
+    if missing.is_empty() {
+        return Outcome::Passed;
+    }
+    let around = |e: &Evidence| {
+        leaked_during
+            .iter()
+            .any(|(w, step)| *w == e.wire && (*step == e.step || step.contains(&e.step)))
+    };
+    let lines: Vec<String> = missing.iter().map(|(_, l)| l.clone()).collect();
+    if missing.iter().all(|(e, _)| around(e)) {
+        Outcome::Failed {
+            message: format!(
+                "steps passed only because their traffic went around the tunnel (see the leaks): {}",
+                lines.join("; ")
+            ),
+            detail: lines.join("\n"),
+        }
+    } else {
+        Outcome::Error {
+            message: format!(
+                "the capture missed traffic that passed steps sent, so its verdict cannot be trusted: {}",
+                lines.join("; ")
+            ),
+            detail: lines.join("\n"),
+        }
+    }
+}
+
+/// Each evidence item the capture does not hold, with its line.
+fn missing_items<'a>(
+    evidence: &'a [Evidence],
+    captured: &BTreeMap<String, Vec<Frame>>,
+    timeline: &Timeline,
+) -> Vec<(&'a Evidence, String)> {
     let mut missing = Vec::new();
     for e in evidence {
         let Some((start, end)) = timeline.window(e.since.as_deref().unwrap_or(&e.step)) else {
-            missing.push(format!("\"{}\": no such step in the timeline", e.step));
+            missing.push((e, format!("\"{}\": no such step in the timeline", e.step)));
             continue;
         };
         let end = timeline.window(&e.step).and_then(|(_, end)| end).or(end);
@@ -569,9 +623,12 @@ pub fn missing_evidence(
             })
         });
         if !seen {
-            missing.push(format!(
-                "\"{}\" passed, but the capture on {} shows nothing of {} during it",
-                e.step, e.wire, e.what
+            missing.push((
+                e,
+                format!(
+                    "\"{}\" passed, but the capture on {} shows nothing of {} during it",
+                    e.step, e.wire, e.what
+                ),
             ));
         }
     }
@@ -986,6 +1043,33 @@ mod tests {
             ),
         );
         assert_eq!(missing_evidence(&[between], &blind, &tl).len(), 1);
+        // Why it is missing decides the case: traffic that went around the
+        // tunnel (a leak on that wire during that step) fails the gateway;
+        // a capture that saw nothing is the harness's error.
+        let missing = [ev("probe B", Sighting::WireGuard(ep))];
+        let none = std::collections::BTreeSet::new();
+        assert!(matches!(
+            judge_evidence(&missing, &captured, &tl, &none),
+            Outcome::Error { .. }
+        ));
+        let leaked = std::collections::BTreeSet::from([("gw".to_string(), "probe B".to_string())]);
+        match judge_evidence(&missing, &captured, &tl, &leaked) {
+            Outcome::Failed { message, .. } => {
+                assert!(message.contains("went around the tunnel"), "{message}")
+            }
+            o => panic!("{o:?}"),
+        }
+        let elsewhere =
+            std::collections::BTreeSet::from([("uplink".to_string(), "probe B".to_string())]);
+        assert!(matches!(
+            judge_evidence(&missing, &captured, &tl, &elsewhere),
+            Outcome::Error { .. }
+        ));
+        let present = [ev("probe A", Sighting::WireGuard(ep))];
+        assert_eq!(
+            judge_evidence(&present, &captured, &tl, &none),
+            Outcome::Passed
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::capture;
 use crate::model::classify::LeakPolicy;
 use crate::model::scenario::{Action, Scenario};
 use crate::model::verdict::{
-    Event, Frame, Outcome, ScenarioResult, Timeline, judge_wires, missing_evidence,
+    Event, Frame, Outcome, ScenarioResult, Timeline, judge_evidence, judge_wires,
 };
 
 impl Runner<'_> {
@@ -80,18 +80,11 @@ impl Runner<'_> {
             &step_marks(scn, &run.timeline),
             240,
         );
-        let missing = missing_evidence(&run.evidence, &by_wire, &run.timeline);
-        let outcome = if missing.is_empty() {
-            Outcome::Passed
-        } else {
-            Outcome::Error {
-                message: format!(
-                    "the capture missed traffic that passed steps sent, so its verdict cannot be trusted: {}",
-                    missing.join("; ")
-                ),
-                detail: missing.join("\n"),
-            }
-        };
+        let leaked_during = leaks
+            .iter()
+            .map(|l| (l.wire.clone(), l.step.clone()))
+            .collect();
+        let outcome = judge_evidence(&run.evidence, &by_wire, &run.timeline, &leaked_during);
         let log = vec![format!(
             "{} expectation(s) of frames, from the steps that passed",
             run.evidence.len()
