@@ -37,7 +37,6 @@ pub struct TrackerInfo {
     pub msg: String,
 }
 
-pub const TRACKER_WORKING: i64 = 2;
 pub const TRACKER_UPDATING: i64 = 3;
 pub const TRACKER_NOT_WORKING: i64 = 4;
 

@@ -15,7 +15,7 @@ pub mod container;
 pub mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -183,15 +183,10 @@ pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>
     })
 }
 
-/// Where a relative program path in a targets file or on the command line
-/// is looked up: as given, from the current directory.
-pub fn resolve_program(p: &str) -> PathBuf {
-    PathBuf::from(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn a_targets_file_is_read_and_checked() {

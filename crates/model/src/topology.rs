@@ -28,7 +28,6 @@ pub mod addr {
     pub const WHOAMI: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
     pub const WHOAMI_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80);
     pub const DOH: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 43);
-    pub const PROBER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
     /// The swarm's BitTorrent tracker (HTTP) on the lab's internet.
     pub const TRACKER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 69);
     pub const TRACKER_PORT: u16 = 6969;
@@ -47,8 +46,6 @@ pub mod addr {
     pub const LAN_MEDIA: Ipv4Addr = Ipv4Addr::new(192, 168, 40, 10);
     pub const LAN_OTHER: Ipv4Addr = Ipv4Addr::new(192, 168, 30, 10);
     pub const HOMELAB: Ipv4Addr = Ipv4Addr::new(172, 20, 0, 10);
-    /// Ports of the dependents' stand-ins (qBittorrent, Prowlarr, NZBGet).
-    pub const DEPENDENT_PORTS: [u16; 3] = [8080, 9696, 6789];
 }
 
 /// Short names of the lab's hosts; a namespace is `lh-<run>-<host>`.

@@ -214,16 +214,6 @@ impl Nl {
             .map_err(req(format!("setting {name} up")))
     }
 
-    pub async fn set_down(&self, name: &str) -> Result<()> {
-        let idx = self.index(name).await?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(idx).down().build())
-            .execute()
-            .await
-            .map_err(req(format!("setting {name} down")))
-    }
-
     /// Deletes an interface (a TUN device: its routes go with it).
     pub async fn del_link(&self, name: &str) -> Result<()> {
         let idx = self.index(name).await?;

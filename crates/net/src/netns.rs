@@ -273,11 +273,6 @@ impl Netns {
         Ok(ns)
     }
 
-    /// Whether this handle came from [`Netns::attach`].
-    pub fn is_attached(&self) -> bool {
-        self.attached
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
