@@ -50,10 +50,17 @@ pub fn lab_env(
         ("WIREGUARD_PRESHARED_KEY", crate::tunnel::encode_key(&k.psk)),
         ("WIREGUARD_ADDRESSES", format!("{}/32", addr::TUNNEL_CLIENT)),
         ("WIREGUARD_MTU", "1420".into()),
+        // Retired names (WIREGUARD_ENDPOINT_IP/_PORT today) that every
+        // Gluetun still reads, first: a gateway of any version gets them.
         ("VPN_ENDPOINT_IP", addr::VPN_ENDPOINT.to_string()),
         ("VPN_ENDPOINT_PORT", addr::VPN_ENDPOINT_PORT.to_string()),
-        // The provider's DNS (the seed's DNS_ADDRESS=VPN_PROVIDER_DNS); the
-        // lab's DoH server joins the list of DoH endpoints to refuse.
+        // The provider's DNS (the seed's DNS_ADDRESS=VPN_PROVIDER_DNS):
+        // retired too, but read by v3.41.1 (its own meaning) and by today's
+        // Gluetun (the plain upstream 10.64.0.1:53, overriding
+        // DNS_UPSTREAM_RESOLVER_TYPE), where DNS_UPSTREAM_PLAIN_ADDRESSES
+        // is master's only; a scenario that wants another upstream sets it
+        // empty. The lab's DoH server joins the list of DoH endpoints to
+        // refuse.
         ("DNS_ADDRESS", addr::TUNNEL_SERVER.to_string()),
         ("DNS_BLOCK_DOH_ADDRESSES", addr::DOH.to_string()),
         ("DNS_BLOCK_DOH_HOSTNAMES", "doh.lab".to_string()),
@@ -373,6 +380,36 @@ impl Profile {
             .iter()
             .map(|v| (v.key.clone(), v.value.expose().to_string()))
             .collect();
+        // An encrypted upstream the file asks for is the lab provider's:
+        // the lab's plain DNS_ADDRESS would make it plain (today's Gluetun
+        // reads the retired name so), so it is unset, and leakhound's own
+        // variables name the lab's resolver for every named one.
+        let mut added = Vec::new();
+        let asked_type = policy_env
+            .get("DNS_UPSTREAM_RESOLVER_TYPE")
+            .map(|t| t.trim().to_ascii_lowercase());
+        let encrypted: &[(&str, &str)] = match asked_type.as_deref() {
+            Some("dot") => &[
+                ("DOT_SERVER_ADDRESS", "10.64.0.1"),
+                ("DOT_SERVER_NAME", "dns.provider.lab"),
+                ("DOT_CA_FILE", "{lab_ca}"),
+            ],
+            Some("doh") => &[
+                ("DOH_SERVER_ADDRESS", "192.0.2.43"),
+                ("DOH_SERVER_URL", "https://doh.lab/dns-query"),
+                ("DOH_CA_FILE", "{lab_ca}"),
+            ],
+            _ => &[],
+        };
+        if !encrypted.is_empty() {
+            policy_env.insert("DNS_ADDRESS".into(), String::new());
+            for (k, v) in encrypted {
+                added.push(format!(
+                    "{k}={v} (the lab's resolver for DNS_UPSTREAM_RESOLVERS; leakhound's gateway only)"
+                ));
+                policy_env.insert(k.to_string(), v.to_string());
+            }
+        }
         // The gateway's own parser decides what the variables mean (and
         // names what is wrong), with the lab's values beside them.
         let mut check_env = lab_env(
@@ -388,6 +425,21 @@ impl Profile {
             }
         })?;
         let mut notes = Vec::new();
+        // What the gateway will say about the file's own variables (retired
+        // names, changed meanings, no effect), said here too.
+        let names_user_key = |w: &str| {
+            policy_env.keys().any(|k| {
+                w.starts_with(&format!("{k} "))
+                    || w.starts_with(&format!("{k}="))
+                    || w.contains(&format!("variable {k},"))
+            })
+        };
+        notes.extend(
+            cfg.warnings
+                .iter()
+                .filter(|w| names_user_key(w))
+                .map(|w| format!("leakhound's gateway says: {w}")),
+        );
         for key in &cfg.unused {
             let value = policy_env.get(key).cloned().unwrap_or_default();
             if !policy_env.contains_key(key) {
@@ -424,7 +476,6 @@ impl Profile {
             source,
         })?;
         notes.extend(plan.notes.iter().cloned());
-        let mut added = Vec::new();
         // Publishing a port lets the LANs in (Docker forwards it, Gluetun
         // accepts what is addressed to its own network): for leakhound's
         // gateway that is FIREWALL_INPUT_SUBNET_PORTS for the outbound LANs.
@@ -451,17 +502,6 @@ impl Profile {
                     "FIREWALL_INPUT_SUBNET_PORTS={v} (the published ports, for the LANs of FIREWALL_OUTBOUND_SUBNETS; leakhound's gateway only)"
                 ));
                 policy_env.insert("FIREWALL_INPUT_SUBNET_PORTS".into(), v);
-            }
-        }
-        if cfg.dns.dot.is_some() {
-            for (k, v) in [
-                ("DOT_SERVER_NAME", "dns.provider.lab"),
-                ("DOT_CA_FILE", "{lab_ca}"),
-            ] {
-                added.push(format!(
-                    "{k}={v} (the lab provider's DNS-over-TLS resolver)"
-                ));
-                policy_env.insert(k.into(), v.into());
             }
         }
         let mut allowed: Vec<IpNet> = ["172.21.0.0/16", "2001:db8:21::/64"]
@@ -557,5 +597,44 @@ mod tests {
         .unwrap();
         let e = Profile::from_compose(&c, None).err().expect("refused");
         assert!(matches!(e, ProfileError::NotRegular { .. }), "{e}");
+    }
+
+    /// A compose file written with today's Gluetun names (master,
+    /// `:latest`) is taken, not refused as unknown variables: the encrypted
+    /// upstream is mapped to the lab's resolver, the retired names are
+    /// noted with what the gateway will say about them.
+    #[test]
+    fn a_compose_file_with_todays_names_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("compose.yml");
+        std::fs::write(
+            &c,
+            "services:\n  gluetun:\n    image: qmcgaw/gluetun:latest\n    environment:\n      - VPN_SERVICE_PROVIDER=custom\n      - VPN_TYPE=wireguard\n      - WIREGUARD_PRIVATE_KEY=wOEI9rqqbDwnN8/Bpp22sVz48T71vJ4fYmFWujulwUU=\n      - WIREGUARD_PUBLIC_KEY=PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLI=\n      - WIREGUARD_ADDRESSES=10.2.0.2/32\n      - WIREGUARD_ENDPOINT_IP=198.51.100.200\n      - WIREGUARD_ENDPOINT_PORT=51820\n      - DNS_SERVER=on\n      - DNS_UPSTREAM_RESOLVER_TYPE=DoT\n      - DNS_UPSTREAM_RESOLVERS=cloudflare,quad9\n      - DNS_UPSTREAM_PLAIN_ADDRESSES=10.2.0.1:53\n      - DNS_UPSTREAM_IPV6=off\n      - DNS_BLOCK_IPS=192.0.2.66\n      - DNS_UPDATE_PERIOD=24h\n      - DNS_KEEP_NAMESERVER=off\n      - DOT=on\n      - HEALTH_VPN_DURATION_INITIAL=10s\n      - HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE={}\n      - VPN_UP_COMMAND=echo up\n      - FIREWALL_IPTABLES_LOG_LEVEL=info\n      - VPN_PORT_FORWARDING_LISTENING_PORTS=0\n      - PUBLICIP_ENABLED=off\n",
+        )
+        .unwrap();
+        let p = Profile::from_compose(&c, None).unwrap_or_else(|e| panic!("{e}"));
+        let u = p.user.as_ref().unwrap();
+        assert!(
+            u.replaced
+                .contains(&"DNS_UPSTREAM_PLAIN_ADDRESSES".to_string()),
+            "{:?}",
+            u.replaced
+        );
+        assert_eq!(p.policy_env["DOT_SERVER_ADDRESS"], "10.64.0.1");
+        assert_eq!(p.policy_env["DNS_ADDRESS"], "");
+        assert!(
+            u.notes
+                .iter()
+                .any(|n| n.contains("DOT") && n.contains("DNS_SERVER")),
+            "{:#?}",
+            u.notes
+        );
+        assert!(
+            u.notes
+                .iter()
+                .any(|n| n.contains("HEALTH_VPN_DURATION_INITIAL has no effect")),
+            "{:#?}",
+            u.notes
+        );
     }
 }

@@ -21,8 +21,8 @@ fn policy(debug: bool) -> FirewallPolicy {
             ports: vec![8080, 9696, 6789],
         }],
         debug,
-        dns_upstream: Some("10.64.0.1".parse().unwrap()),
-        dns_upstream_port: 853,
+        dns_upstreams: vec!["10.64.0.1:853".parse().unwrap()],
+        dns_direct: Vec::new(),
         doh_addresses: vec!["1.1.1.1".parse().unwrap(), "2620:fe::fe".parse().unwrap()],
         redirects: vec![],
     }

@@ -176,6 +176,62 @@ not-logged-by = ["isp-dns"]
     assert!(r.leaks.is_empty(), "{:#?}", r.leaks);
 }
 
+/// VPN_UP_COMMAND and VPN_DOWN_COMMAND run as Gluetun runs them: after
+/// each tunnel-up and before each tunnel-down, `{{VPN_INTERFACE}}`
+/// replaced, without a shell (the redirection needs `/bin/sh -c`), and the
+/// gateway's log never shows them (their values are secrets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vpn_up_and_down_commands_follow_the_tunnel() {
+    require_root();
+    let scn = scenario::parse(
+        "vpn-hooks.toml",
+        r#"
+name = "vpn-hooks"
+[gateway.env]
+VPN_UP_COMMAND = "/bin/sh -c 'echo up {{VPN_INTERFACE}} canary-hook-5113 >> {lab_dir}/vpn-hooks'"
+VPN_DOWN_COMMAND = "/bin/sh -c 'echo down {{VPN_INTERFACE}} >> {lab_dir}/vpn-hooks'"
+[[step]]
+name = "handshake"
+action = "wait-handshake"
+timeout = "15s"
+[[step]]
+name = "stop"
+action = "stop-tunnel"
+[[step]]
+name = "start"
+action = "start-tunnel"
+[[step]]
+name = "handshake again"
+action = "wait-handshake"
+timeout = "15s"
+"#,
+        &Topology::default_profile(),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let t = TestLab::new().await;
+    let r = t.runner(out.path(), &[]).run(&scn).await;
+    let file = leakhound::lab::owned::gateway_dir(&t.run_id).join("vpn-hooks");
+    let seen = leakhound::lab::owned::read_run_file(&file).unwrap_or_default();
+    t.finish();
+    assert!(r.passed(), "{:#?}", r.failures());
+    let lines: Vec<&str> = seen.lines().collect();
+    // Up, down (the stop), up; and down again when the gateway stops.
+    assert_eq!(
+        lines,
+        [
+            "up wg0 canary-hook-5113",
+            "down wg0",
+            "up wg0 canary-hook-5113",
+            "down wg0"
+        ],
+        "{seen}"
+    );
+    let log = std::fs::read_to_string(out.path().join("vpn-hooks-gateway.log")).unwrap();
+    assert!(log.contains("VPN up command done"), "{log}");
+    assert!(!log.contains("canary-hook-5113"), "{log}");
+}
+
 /// The leak check must be able to fail: a gateway told that the whole
 /// internet is a "local subnet" routes whoami outside the tunnel, and the
 /// scenario must name the leaked packets on both wires.

@@ -1,6 +1,7 @@
 //! The gateway's resolver against a real socket stack, in a scratch
 //! namespace (root): its UDP front loop with the cache, the policy applied
-//! before the cache, rebinding answers removed before anything is kept.
+//! before the cache, rebinding answers removed and answers holding a
+//! blocked address refused before anything is kept.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,7 +28,8 @@ impl Drop for Scratch {
 const UPSTREAM: &str = "127.0.0.2";
 
 /// A fake upstream on 127.0.0.2:53: `private.lab` has a private and a
-/// public address, every other name 192.0.2.7; TTL 60. Counts the queries.
+/// public address, `blocked.lab` 192.0.2.66 and 192.0.2.7, every other
+/// name 192.0.2.7; TTL 60. Counts the queries.
 async fn upstream(count: Arc<AtomicUsize>) {
     let sock = tokio::net::UdpSocket::bind((UPSTREAM, 53)).await.unwrap();
     tokio::spawn(async move {
@@ -43,10 +45,10 @@ async fn upstream(count: Arc<AtomicUsize>) {
             m.metadata.recursion_available = true;
             let query = q.queries[0].clone();
             let name = query.name().clone();
-            let addrs: Vec<A> = if name.to_ascii().eq_ignore_ascii_case("private.lab.") {
-                vec![A::new(10, 1, 2, 3), A::new(192, 0, 2, 8)]
-            } else {
-                vec![A::new(192, 0, 2, 7)]
+            let addrs: Vec<A> = match name.to_ascii().to_ascii_lowercase().as_str() {
+                "private.lab." => vec![A::new(10, 1, 2, 3), A::new(192, 0, 2, 8)],
+                "blocked.lab." => vec![A::new(192, 0, 2, 66), A::new(192, 0, 2, 7)],
+                _ => vec![A::new(192, 0, 2, 7)],
             };
             m.add_query(query);
             for a in addrs {
@@ -113,9 +115,11 @@ fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
                 let mut policy = DnsPolicy::default();
                 policy.blocked.insert("malware.lab");
                 policy.doh_names.insert("dns.google");
-                let service = dns::start(Some(UPSTREAM.parse().unwrap()), None, 64, policy)
-                    .await
-                    .unwrap();
+                policy.blocked_ips = vec!["192.0.2.64/30".parse().unwrap()];
+                let up = leakhound::gateway::config::Upstream::Plain(vec![
+                    format!("{UPSTREAM}:53").parse().unwrap(),
+                ]);
+                let service = dns::start(&up, 64, policy).await.unwrap();
 
                 let first = ask("Www.Cached.LAB.", 1).await;
                 assert_eq!(addrs(&first), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
@@ -143,6 +147,16 @@ fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
                 }
                 assert_eq!(count.load(Ordering::SeqCst), 2);
 
+                // An answer holding a blocked address is refused whole
+                // (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES), and never kept.
+                for id in [8, 9] {
+                    let b = ask("blocked.lab.", id).await;
+                    assert_eq!(b.metadata.response_code, ResponseCode::Refused);
+                    assert!(b.answers.is_empty());
+                }
+                // The second from hickory's own cache, refused again.
+                assert_eq!(count.load(Ordering::SeqCst), 3);
+
                 // Garbage gets FORMERR or nothing, and the loop goes on.
                 let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 for bad in [&b"\x00\x07\x01\x00\x00\x01"[..], &[0xffu8; 40][..]] {
@@ -150,7 +164,7 @@ fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
                 }
                 let third = ask("www.cached.lab.", 7).await;
                 assert_eq!(addrs(&third), addrs(&first));
-                assert_eq!(count.load(Ordering::SeqCst), 2);
+                assert_eq!(count.load(Ordering::SeqCst), 3);
                 service.shutdown();
             });
         })

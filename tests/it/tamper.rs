@@ -339,7 +339,15 @@ async fn dns_over_tls_fails_with_a_ca_that_did_not_sign_the_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_over_tls_fails_when_the_gateway_asks_in_plain_text() {
-    let (r, _) = run_with("dns-over-tls", None, &[("DOT", "off".into())]).await;
+    let (r, _) = run_with(
+        "dns-over-tls",
+        None,
+        &[
+            ("DNS_UPSTREAM_RESOLVER_TYPE", "plain".into()),
+            ("DNS_UPSTREAM_PLAIN_ADDRESSES", "10.64.0.1:53".into()),
+        ],
+    )
+    .await;
     let f = r.failures();
     assert!(
         f.iter()

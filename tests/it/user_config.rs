@@ -193,12 +193,22 @@ fn bad_files_are_refused_naming_what_is_wrong() {
         &[],
     );
     assert!(t.contains("2 services could be the gateway (a, b)"), "{t}");
+    // A Gluetun feature the gateway lacks: its parser refuses it.
     let t = refused(
         "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    environment:\n      HTTPPROXY: \"on\"\n",
         &[],
     );
     assert!(
-        t.contains("service gluetun: HTTPPROXY: leakhound's gateway cannot honour it"),
+        t.contains("service gluetun: HTTPPROXY=\"on\" is refused by leakhound's gateway"),
+        "{t}"
+    );
+    // A name nobody knows (a typo of today's DNS_UPSTREAM_RESOLVER_TYPE).
+    let t = refused(
+        "services:\n  gluetun:\n    image: qmcgaw/gluetun\n    environment:\n      DNS_UPSTREAM_RESOLVER: dot\n",
+        &[],
+    );
+    assert!(
+        t.contains("service gluetun: DNS_UPSTREAM_RESOLVER: leakhound's gateway cannot honour it"),
         "{t}"
     );
     let t = refused(

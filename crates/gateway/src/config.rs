@@ -1,9 +1,18 @@
 //! The gateway's configuration, read only from Gluetun's environment
-//! variables (so a compose file's `environment:` block works unchanged).
-//! Parsing is pure: it takes the variables as pairs and returns a config or an
-//! error naming the variable and the bad value. Variables that leakhound knows
-//! but does not implement yet are refused when set to anything but their
-//! default: a user who asks for a protection must never silently lack it.
+//! variables (so a compose file's `environment:` block works unchanged),
+//! as today's Gluetun reads them: empty counts as unset, a retired name is
+//! read before the current one (with a deprecation warning naming the
+//! current one), and every Gluetun variable has a row in
+//! [`crate::variables::VARIABLES`] saying what leakhound does with it.
+//! Parsing is pure: it takes the variables as pairs and returns a config
+//! (with the warnings to log at start) or an error naming the variable and
+//! the bad value. A variable whose row says it is refused stops the gateway
+//! when it asks for something leakhound cannot do: a user who asks for a
+//! protection must never silently lack it.
+
+mod dns;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +20,8 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 use super::firewall::SubnetPorts;
+use crate::variables::{Status, VARIABLES};
+pub use dns::{DEFAULT_DOH_PATH, PROVIDER_NAMES, Upstream};
 use leakhound_net::tunnel::{KeyError, parse_key};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,6 +39,14 @@ pub enum ConfigError {
     },
     #[error("{var}={value:?} is not supported by leakhound's gateway{why}")]
     Unsupported {
+        var: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    /// A variable whose row in [`crate::variables::VARIABLES`] refuses
+    /// this value.
+    #[error("{var}={value:?} is refused by leakhound's gateway: {why}")]
+    Refused {
         var: &'static str,
         value: String,
         why: &'static str,
@@ -59,10 +78,19 @@ pub struct GatewayConfig {
     pub control: ControlSettings,
     /// VPN_PORT_FORWARDING=on: NAT-PMP through the tunnel.
     pub port_forwarding: Option<PortForwarding>,
+    /// VPN_UP_COMMAND / VPN_DOWN_COMMAND: run after each tunnel-up and
+    /// before each tunnel-down, `{{VPN_INTERFACE}}` replaced
+    /// ([`crate::command`]).
+    pub up_command: Option<String>,
+    pub down_command: Option<String>,
     /// Gluetun-style variables that were set but mean nothing to this
     /// gateway (unknown names, or settings without effect in this
     /// configuration): logged as warnings at start.
     pub unused: Vec<String>,
+    /// Everything else to say at start: retired names in use (naming the
+    /// current one), meanings that changed, variables accepted without
+    /// effect and why.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +104,7 @@ pub struct PortForwarding {
     /// {{PORTS}} and {{VPN_INTERFACE}} replaced.
     pub up_command: Option<String>,
     pub down_command: Option<String>,
-    /// VPN_PORT_FORWARDING_LISTENING_PORT: the local port the dependent
+    /// VPN_PORT_FORWARDING_LISTENING_PORTS: the local port the dependent
     /// listens on; the forwarded port is redirected to it on the tunnel.
     /// `None`: the dependent listens on the forwarded port itself.
     pub listening_port: Option<u16>,
@@ -91,8 +119,12 @@ pub struct ControlSettings {
     /// path may be absent, and then every route is private).
     pub auth_file: std::path::PathBuf,
     pub auth_file_explicit: bool,
+    /// HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE: who may call the routes no
+    /// role of the file lists (`{}`: nobody).
+    pub default_role: Option<super::control_auth::Auth>,
     /// PUBLICIP_URL (leakhound's own): http://IP[:PORT]/path answering the
-    /// caller's address as text, asked through the tunnel after each tunnel-up.
+    /// caller's address as text, asked through the tunnel after each
+    /// tunnel-up; `None` also when PUBLICIP_ENABLED=off.
     pub public_ip_url: Option<String>,
     /// PUBLICIP_FILE (default /tmp/gluetun/ip).
     pub public_ip_file: std::path::PathBuf,
@@ -104,13 +136,15 @@ pub struct HealthSettings {
     /// HEALTH_SERVER_ADDRESS: where `GET /` answers 200 (healthy) or 500.
     pub server: SocketAddr,
     /// HEALTH_TARGET_ADDRESSES (default Gluetun's `cloudflare.com:443,
-    /// github.com:443`): `HOST:PORT`, HOST a name (asked of the gateway's
-    /// own resolver) or an IP (`[v6]:port`); the full check completes a
-    /// TCP connection and a TLS handshake with the first one that answers.
+    /// github.com:443`): `HOST[:PORT]` (443 by default), HOST a name (asked
+    /// of the gateway's own resolver) or an IP (`[v6]:port`); the full
+    /// check completes a TCP connection and a TLS handshake with the first
+    /// one that answers.
     pub targets: Vec<HealthTarget>,
     /// The small check: HEALTH_SMALL_CHECK_TYPE=icmp (default) pings
-    /// HEALTH_ICMP_TARGET_IPS (default Gluetun's `1.1.1.1,8.8.8.8`); `dns`
-    /// asks the gateway's resolver (and so its upstream) for a fresh name.
+    /// HEALTH_ICMP_TARGET_IPS (default Gluetun's `1.1.1.1,8.8.8.8`; a lone
+    /// `0.0.0.0` is the VPN server); `dns` asks the gateway's resolver (and
+    /// so its upstream) for a fresh name.
     pub small: SmallCheck,
     /// HEALTH_SMALL_CHECK_INTERVAL (leakhound's own, default 2s).
     pub interval: std::time::Duration,
@@ -123,10 +157,14 @@ pub struct HealthSettings {
     pub ca_file: Option<std::path::PathBuf>,
     /// HEALTH_RESTART_VPN (default on): restart an unhealthy tunnel.
     pub restart_vpn: bool,
-    /// HEALTH_VPN_DURATION_INITIAL (default 6s): no restart this soon after
-    /// a tunnel-up (the first handshake and check need their time).
+    /// No restart this soon after a tunnel-up (the first handshake and
+    /// check need their time): [`INITIAL_GRACE`], whatever Gluetun's
+    /// obsolete HEALTH_VPN_DURATION_INITIAL says.
     pub initial_grace: std::time::Duration,
 }
+
+/// No restart sooner than this after a tunnel-up.
+pub const INITIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// A full-check target: a name or an IP, and a port.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,17 +191,20 @@ pub enum SmallCheck {
     Dns,
 }
 
-/// Where the health server listens unless told otherwise (Gluetun's).
 /// The variables that are leakhound's own extensions, not Gluetun's: a
 /// harness gives them to the built-in gateway only. Another gateway under
 /// test gets Gluetun's variables alone, so what it cannot do without these
 /// shows as a real difference.
-pub const OWN_VARIABLES: [&str; 14] = [
+pub const OWN_VARIABLES: [&str; 18] = [
     "FIREWALL_INPUT_SUBNET_PORTS",
     "FIREWALL_ON_EXIT",
     "DNS_BLOCKLIST_DIR",
+    "DOT_SERVER_ADDRESS",
     "DOT_SERVER_NAME",
     "DOT_CA_FILE",
+    "DOH_SERVER_ADDRESS",
+    "DOH_SERVER_URL",
+    "DOH_CA_FILE",
     "DNS_CACHE_SIZE",
     "DNS_BLOCK_DOH_ADDRESSES",
     "DNS_BLOCK_DOH_HOSTNAMES",
@@ -175,6 +216,7 @@ pub const OWN_VARIABLES: [&str; 14] = [
     "LEAKHOUND_LOG",
 ];
 
+/// Where the health server listens unless told otherwise (Gluetun's).
 pub const DEFAULT_HEALTH_SERVER: &str = "127.0.0.1:9999";
 /// Gluetun's full-check targets.
 pub const DEFAULT_HEALTH_TARGETS: &str = "cloudflare.com:443,github.com:443";
@@ -183,10 +225,15 @@ pub const DEFAULT_HEALTH_ICMP_TARGETS: &str = "1.1.1.1,8.8.8.8";
 /// The gateway's resolver and the DNS part of the kill switch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsSettings {
-    /// DNS_ADDRESS: the upstream the gateway's resolver asks, through the
-    /// tunnel (the seed's `DNS_ADDRESS=VPN_PROVIDER_DNS`). Loopback or unset:
-    /// no plain upstream (queries get SERVFAIL, loudly logged).
-    pub upstream: Option<IpAddr>,
+    /// DNS_SERVER (its retired name DOT): the gateway's own resolver on
+    /// 127.0.0.1:53, which the namespace's resolv.conf names. Off: no
+    /// resolver; resolv.conf names the plain upstreams, which everyone in
+    /// the namespace may then reach, through the tunnel only.
+    pub server: bool,
+    /// Whom the resolver asks (through the tunnel): DNS_UPSTREAM_* and the
+    /// retired DNS_ADDRESS; for named resolvers leakhound's own
+    /// DOT_SERVER_* / DOH_SERVER_*.
+    pub upstream: Upstream,
     /// Addresses of DNS-over-HTTPS endpoints whose port 443 is rejected: the
     /// built-in list of well-known resolvers plus DNS_BLOCK_DOH_ADDRESSES.
     pub doh_addresses: Vec<IpAddr>,
@@ -194,11 +241,9 @@ pub struct DnsSettings {
     /// BLOCK_ADS), each with the variable that asked for it.
     pub blocklists: Vec<(&'static str, std::path::PathBuf)>,
     /// DNS_UNBLOCK_HOSTNAMES, DNS_BLOCK_DOH_HOSTNAMES (beyond the built-in
-    /// ones), DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
+    /// ones), DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES, DNS_BLOCK_IPS and
+    /// DNS_BLOCK_IP_PREFIXES.
     pub policy: super::dns_policy::DnsPolicy,
-    /// DOT=on: ask the upstream over TLS (853), checking its certificate for
-    /// DOT_SERVER_NAME against DOT_CA_FILE (or the public web roots).
-    pub dot: Option<DotSettings>,
     /// How many answers the resolver keeps: DNS_CACHING=off (Gluetun's)
     /// makes it 0; DNS_CACHE_SIZE (leakhound's own) sets it, default 1024.
     pub cache_size: u64,
@@ -208,12 +253,6 @@ pub struct DnsSettings {
 /// stack's trackers and indexers; hickory's own default (8192) costs about
 /// 10 MB of resident memory once full.
 pub const DEFAULT_DNS_CACHE_SIZE: u64 = 1024;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DotSettings {
-    pub server_name: String,
-    pub ca_file: Option<std::path::PathBuf>,
-}
 
 /// Where the blocklist files are looked for (DNS_BLOCKLIST_DIR).
 pub const DEFAULT_BLOCKLIST_DIR: &str = "/etc/leakhound/blocklists";
@@ -252,7 +291,8 @@ pub struct FirewallSettings {
     /// FIREWALL_INPUT_SUBNET_PORTS: `SUBNET=PORT,PORT;SUBNET=PORT`, TCP ports
     /// open to one subnet each (the seed's per-subnet inbound rules).
     pub subnet_ports: Vec<SubnetPorts>,
-    /// FIREWALL_DEBUG: counters and logged drops.
+    /// FIREWALL_IPTABLES_LOG_LEVEL=debug (its retired name FIREWALL_DEBUG=on):
+    /// counters and logged drops.
     pub debug: bool,
     /// FIREWALL_ON_EXIT: `keep` (default: a stopped gateway stays closed) or
     /// `remove`.
@@ -265,12 +305,13 @@ impl GatewayConfig {
     }
 }
 
-/// The variables, and the names the parser asked for (to tell the user
-/// about the ones it never looked at).
-struct Env(
-    BTreeMap<String, String>,
-    std::cell::RefCell<std::collections::BTreeSet<String>>,
-);
+/// The variables, the names the parser asked for (to tell the user about
+/// the ones it never looked at), and what to warn about at start.
+struct Env {
+    vars: BTreeMap<String, String>,
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    warnings: std::cell::RefCell<Vec<String>>,
+}
 
 /// Prefixes of Gluetun's variables: one of these that the parser never read
 /// is reported (a typo, an old name, or a setting without effect here).
@@ -278,9 +319,11 @@ const GLUETUN_PREFIXES: &[&str] = &[
     "VPN_",
     "WIREGUARD_",
     "OPENVPN_",
+    "AMNEZIAWG_",
     "FIREWALL",
     "DNS_",
     "DOT_",
+    "DOH_",
     "BLOCK_",
     "HEALTH_",
     "HTTP_CONTROL_",
@@ -289,19 +332,69 @@ const GLUETUN_PREFIXES: &[&str] = &[
     "UPDATER_",
     "HTTPPROXY",
     "SHADOWSOCKS",
+    "PMTUD_",
 ];
 
 impl Env {
+    fn new<I, K, V>(vars: I) -> Env
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Env {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            read: Default::default(),
+            warnings: Default::default(),
+        }
+    }
+
     /// A variable's value; empty counts as unset, as in Gluetun.
     fn get(&self, var: &str) -> Option<&str> {
-        self.1.borrow_mut().insert(var.to_string());
-        self.0.get(var).map(|s| s.trim()).filter(|s| !s.is_empty())
+        self.read.borrow_mut().insert(var.to_string());
+        self.vars
+            .get(var)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The first of `retired` that is set (Gluetun reads retired names
+    /// first: a compose file's old name beats an image's default for the
+    /// new one), with a deprecation warning naming `current`; else
+    /// `current`. Returns the name read and its value.
+    fn get_retro(
+        &self,
+        current: &'static str,
+        retired: &[&'static str],
+    ) -> Option<(&'static str, &str)> {
+        let now = self.get(current);
+        for r in retired {
+            if let Some(v) = self.get(r) {
+                self.deprecated(r, current);
+                return Some((r, v));
+            }
+        }
+        now.map(|v| (current, v))
+    }
+
+    /// Gluetun's words for a retired name in use.
+    fn deprecated(&self, old: &str, new: &str) {
+        self.warn(format!(
+            "You are using the old environment variable {old}, please consider changing it to {new}"
+        ));
+    }
+
+    fn warn(&self, message: String) {
+        self.warnings.borrow_mut().push(message);
     }
 
     /// Gluetun-style variables that are set but were never read.
     fn unread(&self) -> Vec<String> {
-        let read = self.1.borrow();
-        self.0
+        let read = self.read.borrow();
+        self.vars
             .iter()
             .filter(|(k, v)| {
                 !v.trim().is_empty()
@@ -347,8 +440,8 @@ fn key(env: &Env, var: &'static str) -> Result<Option<[u8; 32]>> {
         .transpose()
 }
 
-fn subnets(env: &Env, var: &'static str) -> Result<Vec<IpNet>> {
-    let Some(v) = env.get(var) else {
+fn subnets(env: &Env, current: &'static str, retired: &[&'static str]) -> Result<Vec<IpNet>> {
+    let Some((var, v)) = env.get_retro(current, retired) else {
         return Ok(Vec::new());
     };
     v.split(',')
@@ -427,10 +520,101 @@ fn subnet_ports(env: &Env, var: &'static str) -> Result<Vec<SubnetPorts>> {
         .collect()
 }
 
+/// A key from its variable or, when that is unset, from the file its
+/// secret-file variable names.
+fn key_or_file(env: &Env, var: &'static str, file_var: &'static str) -> Result<Option<[u8; 32]>> {
+    if let Some(k) = key(env, var)? {
+        return Ok(Some(k));
+    }
+    match env.get(file_var) {
+        None => Ok(None),
+        Some(f) => read_key_file(std::path::Path::new(f))
+            .map(Some)
+            .map_err(|why| ConfigError::Invalid {
+                var: file_var,
+                value: f.to_string(),
+                why,
+            }),
+    }
+}
+
+/// A Gluetun boolean (`on`/`off`, `yes`/`no`, `true`/`false`,
+/// `enabled`/`disabled`, and `1`/`0`), case-insensitive.
+fn switch(var: &'static str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" | "enabled" | "1" => Ok(true),
+        "off" | "no" | "false" | "disabled" | "0" => Ok(false),
+        _ => Err(invalid(var, v, "expected on or off")),
+    }
+}
+
+fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) => switch(var, v),
+    }
+}
+
+/// [`on_off`] with Gluetun's retired names read first.
+fn on_off_retro(
+    env: &Env,
+    current: &'static str,
+    retired: &[&'static str],
+    default: bool,
+) -> Result<bool> {
+    match env.get_retro(current, retired) {
+        None => Ok(default),
+        Some((var, v)) => switch(var, v),
+    }
+}
+
+/// A hook command: kept as written (placeholders are replaced when it
+/// runs), refused now if it cannot be split into words.
+fn command(env: &Env, var: &'static str) -> Result<Option<String>> {
+    let Some(v) = env.get(var) else {
+        return Ok(None);
+    };
+    super::command::split(v).map_err(|e| invalid(var, v, e))?;
+    Ok(Some(v.to_string()))
+}
+
+/// The rows of [`VARIABLES`] that need no code of their own: a variable
+/// accepted without effect is read and warned about, a refused one set to
+/// anything it does not accept stops the gateway.
+fn apply_table(env: &Env) -> Result<()> {
+    for row in VARIABLES {
+        for name in row.names {
+            match row.status {
+                Status::NoEffect { why } => {
+                    if env.get(name).is_some() {
+                        env.warn(format!(
+                            "{name} has no effect in leakhound's gateway: {why}"
+                        ));
+                    }
+                }
+                Status::Refused { unless, why } => {
+                    if let Some(v) = env.get(name)
+                        && !unless.iter().any(|ok| ok.eq_ignore_ascii_case(v))
+                    {
+                        return Err(ConfigError::Refused {
+                            var: name,
+                            value: v.to_string(),
+                            why,
+                        });
+                    }
+                }
+                Status::Implemented | Status::Mapped { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn health_settings(
     env: &Env,
     outbound: &[IpNet],
-    dns_upstream: Option<IpAddr>,
+    endpoint: IpAddr,
+    has_upstream: bool,
 ) -> Result<HealthSettings> {
     let server_s = env
         .get("HEALTH_SERVER_ADDRESS")
@@ -459,27 +643,22 @@ fn health_settings(
         )),
         None => Ok(()),
     };
-    // Gluetun still reads its older names for the targets.
-    let targets_s = env
-        .get("HEALTH_TARGET_ADDRESSES")
-        .or_else(|| env.get("HEALTH_TARGET_ADDRESS"))
-        .or_else(|| env.get("HEALTH_ADDRESS_TO_PING"))
-        .unwrap_or(DEFAULT_HEALTH_TARGETS);
+    let (targets_var, targets_s) = env
+        .get_retro(
+            "HEALTH_TARGET_ADDRESSES",
+            &["HEALTH_TARGET_ADDRESS", "HEALTH_ADDRESS_TO_PING"],
+        )
+        .unwrap_or(("HEALTH_TARGET_ADDRESSES", DEFAULT_HEALTH_TARGETS));
     let mut targets = Vec::new();
     for t in targets_s
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        let target = parse_health_target(t).map_err(|why| {
-            invalid(
-                "HEALTH_TARGET_ADDRESSES",
-                targets_s,
-                format!("{t:?}: {why}"),
-            )
-        })?;
+        let target = parse_health_target(t)
+            .map_err(|why| invalid(targets_var, targets_s, format!("{t:?}: {why}")))?;
         if let Ok(ip) = target.host.parse::<IpAddr>() {
-            inside_outbound("HEALTH_TARGET_ADDRESSES", targets_s, ip)?;
+            inside_outbound(targets_var, targets_s, ip)?;
         }
         targets.push(target);
     }
@@ -502,37 +681,42 @@ fn health_settings(
         .as_deref()
     {
         None | Some("icmp") => {
-            let v = env
-                .get("HEALTH_ICMP_TARGET_IPS")
-                .or_else(|| env.get("HEALTH_ICMP_TARGET_IP"))
-                .unwrap_or(DEFAULT_HEALTH_ICMP_TARGETS);
+            let (var, v) = env
+                .get_retro("HEALTH_ICMP_TARGET_IPS", &["HEALTH_ICMP_TARGET_IP"])
+                .unwrap_or(("HEALTH_ICMP_TARGET_IPS", DEFAULT_HEALTH_ICMP_TARGETS));
             let mut ips = Vec::new();
-            for t in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let ip: IpAddr = t.parse().map_err(|_| {
-                    invalid(
-                        "HEALTH_ICMP_TARGET_IPS",
-                        v,
-                        format!("{t:?} is not an IP address"),
-                    )
-                })?;
+            let items: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            for t in &items {
+                let ip: IpAddr = t
+                    .parse()
+                    .map_err(|_| invalid(var, v, format!("{t:?} is not an IP address")))?;
+                // Gluetun's way to name the VPN server: a lone 0.0.0.0.
+                if ip.is_unspecified() && items.len() == 1 {
+                    ips.push(endpoint);
+                    continue;
+                }
                 if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
                     return Err(invalid(
-                        "HEALTH_ICMP_TARGET_IPS",
+                        var,
                         v,
                         format!("{ip} cannot be pinged through a tunnel"),
                     ));
                 }
-                inside_outbound("HEALTH_ICMP_TARGET_IPS", v, ip)?;
+                inside_outbound(var, v, ip)?;
                 ips.push(ip);
             }
             SmallCheck::Icmp(ips)
         }
         Some("dns") => {
-            if dns_upstream.is_none() {
+            if !has_upstream {
                 return Err(invalid(
                     "HEALTH_SMALL_CHECK_TYPE",
                     "dns",
-                    "the DNS check asks DNS_ADDRESS through the tunnel, and DNS_ADDRESS is not set",
+                    "the DNS check asks the resolver's upstream through the tunnel, and there is none (DNS_UPSTREAM_PLAIN_ADDRESSES, DOT_SERVER_ADDRESS or DOH_SERVER_ADDRESS)",
                 ));
             }
             SmallCheck::Dns
@@ -555,11 +739,7 @@ fn health_settings(
             .get("HEALTH_TARGET_CA_FILE")
             .map(std::path::PathBuf::from),
         restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
-        initial_grace: match env.get("HEALTH_VPN_DURATION_INITIAL") {
-            None => std::time::Duration::from_secs(6),
-            Some(v) => humantime::parse_duration(v)
-                .map_err(|e| invalid("HEALTH_VPN_DURATION_INITIAL", v, format!("{e} (e.g. 6s)")))?,
-        },
+        initial_grace: INITIAL_GRACE,
     })
 }
 
@@ -572,9 +752,14 @@ fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, String> {
             port: a.port(),
         });
     }
-    let Some((host, port)) = t.rsplit_once(':') else {
-        return Err("expected HOST:PORT, e.g. cloudflare.com:443".into());
-    };
+    // Gluetun's default port: a bare name (or IPv4 address) means 443.
+    if let Ok(ip) = t.parse::<std::net::Ipv4Addr>() {
+        return Ok(HealthTarget {
+            host: ip.to_string(),
+            port: 443,
+        });
+    }
+    let (host, port) = t.rsplit_once(':').unwrap_or((t, "443"));
     let port: u16 = port
         .parse()
         .ok()
@@ -592,16 +777,14 @@ fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, String> {
     })
 }
 
-/// VPN_PORT_FORWARDING_LISTENING_PORT (or Gluetun's newer plural name,
-/// with one port): 0 or unset means no redirect.
+/// VPN_PORT_FORWARDING_LISTENING_PORTS (or its retired singular name), with
+/// one port: 0 or unset means no redirect.
 fn listening_port(env: &Env) -> Result<Option<u16>> {
-    let (var, v) = match (
-        env.get("VPN_PORT_FORWARDING_LISTENING_PORT"),
-        env.get("VPN_PORT_FORWARDING_LISTENING_PORTS"),
-    ) {
-        (Some(v), _) => ("VPN_PORT_FORWARDING_LISTENING_PORT", v),
-        (None, Some(v)) => ("VPN_PORT_FORWARDING_LISTENING_PORTS", v),
-        (None, None) => return Ok(None),
+    let Some((var, v)) = env.get_retro(
+        "VPN_PORT_FORWARDING_LISTENING_PORTS",
+        &["VPN_PORT_FORWARDING_LISTENING_PORT"],
+    ) else {
+        return Ok(None);
     };
     if v.contains(',') {
         return Err(invalid(
@@ -617,20 +800,20 @@ fn listening_port(env: &Env) -> Result<Option<u16>> {
     }
 }
 
-fn on_off(env: &Env, var: &'static str, default: bool) -> Result<bool> {
-    match env.get(var).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) => match v.as_str() {
-            "on" | "yes" | "true" | "1" => Ok(true),
-            "off" | "no" | "false" | "0" => Ok(false),
-            _ => Err(invalid(var, &v, "expected on or off")),
+/// FIREWALL_IPTABLES_LOG_LEVEL (`debug`, `info`, `warn`, `error`), or its
+/// retired FIREWALL_DEBUG (`on` means `debug`): whether the kill switch
+/// counts and logs its drops.
+fn firewall_debug(env: &Env) -> Result<bool> {
+    match env.get_retro("FIREWALL_IPTABLES_LOG_LEVEL", &["FIREWALL_DEBUG"]) {
+        None => Ok(false),
+        Some(("FIREWALL_DEBUG", v)) => switch("FIREWALL_DEBUG", v),
+        Some((var, v)) => match v.to_ascii_lowercase().as_str() {
+            "debug" => Ok(true),
+            "info" | "warn" | "warning" | "error" => Ok(false),
+            _ => Err(invalid(var, v, "expected debug, info, warn or error")),
         },
     }
 }
-
-/// Variables leakhound knows but does not implement yet, with the value that
-/// means "nothing asked for". Any other value is refused.
-const NOT_YET: &[(&str, &str)] = &[];
 
 impl GatewayConfig {
     /// Reads the configuration from environment variable pairs.
@@ -640,833 +823,410 @@ impl GatewayConfig {
         K: Into<String>,
         V: Into<String>,
     {
-        let env = Env(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            Default::default(),
-        );
-
-        let provider = env.get("VPN_SERVICE_PROVIDER").unwrap_or("custom");
-        if !provider.eq_ignore_ascii_case("custom") {
-            return Err(ConfigError::Unsupported {
-                var: "VPN_SERVICE_PROVIDER",
-                value: provider.into(),
-                why: ": only custom (with VPN_ENDPOINT_IP and keys) is supported",
-            });
-        }
-        let vpn_type = env.get("VPN_TYPE").unwrap_or("wireguard");
-        if !vpn_type.eq_ignore_ascii_case("wireguard") {
-            return Err(ConfigError::Unsupported {
-                var: "VPN_TYPE",
-                value: vpn_type.into(),
-                why: ": only wireguard is supported",
-            });
-        }
-        for (var, default) in NOT_YET {
-            if let Some(v) = env.get(var)
-                && !v.eq_ignore_ascii_case(default)
-            {
-                return Err(ConfigError::Unsupported {
-                    var,
-                    value: v.into(),
-                    why: " yet; remove it or set it to its default",
-                });
-            }
-        }
-
-        // The key itself, or (Gluetun's way for Docker secrets) a file
-        // holding it, read again when the key is rotated.
-        let private_key_file = match env.get("WIREGUARD_PRIVATE_KEY") {
-            Some(_) => None,
-            None => env
-                .get("WIREGUARD_PRIVATE_KEY_SECRETFILE")
-                .map(std::path::PathBuf::from),
-        };
-        let private_key = match &private_key_file {
-            Some(f) => read_key_file(f).map_err(|why| ConfigError::Invalid {
-                var: "WIREGUARD_PRIVATE_KEY_SECRETFILE",
-                value: f.display().to_string(),
-                why,
-            })?,
-            None => {
-                env.required(
-                    "WIREGUARD_PRIVATE_KEY",
-                    " (the gateway's base64 private key, or WIREGUARD_PRIVATE_KEY_SECRETFILE naming a file that holds it)",
-                )?;
-                key(&env, "WIREGUARD_PRIVATE_KEY")?.expect("checked")
-            }
-        };
-        env.required(
-            "WIREGUARD_PUBLIC_KEY",
-            " (the provider server's base64 public key)",
-        )?;
-        let public_key = key(&env, "WIREGUARD_PUBLIC_KEY")?.expect("checked");
-        let preshared_key = key(&env, "WIREGUARD_PRESHARED_KEY")?;
-
-        // Gluetun reads WIREGUARD_ADDRESSES and, for older compose files, WIREGUARD_ADDRESS.
-        let (addr_var, addr_val) = match env.get("WIREGUARD_ADDRESSES") {
-            Some(v) => ("WIREGUARD_ADDRESSES", v),
-            None => match env.get("WIREGUARD_ADDRESS") {
-                Some(v) => ("WIREGUARD_ADDRESS", v),
-                None => {
-                    return Err(ConfigError::Missing {
-                        var: "WIREGUARD_ADDRESSES",
-                        hint: " (the tunnel addresses the provider gave you, e.g. 10.64.0.2/32)",
-                    });
-                }
-            },
-        };
-        let addresses = addr_val
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            addr_var,
-                            s,
-                            "expected an address with prefix like 10.64.0.2/32",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if addresses.is_empty() {
-            return Err(invalid(addr_var, addr_val, "no address given"));
-        }
-
-        let mtu = match env.get("WIREGUARD_MTU") {
-            None => 1420,
-            Some(v) => {
-                let m: u16 = v
-                    .parse()
-                    .map_err(|_| invalid("WIREGUARD_MTU", v, "expected a number"))?;
-                if !(1280..=9000).contains(&m) {
-                    return Err(invalid(
-                        "WIREGUARD_MTU",
-                        v,
-                        "must be between 1280 (IPv6 minimum) and 9000",
-                    ));
-                }
-                m
-            }
-        };
-
-        let ip_s = env.required("VPN_ENDPOINT_IP", " (the provider server's IP address)")?;
-        let ip: IpAddr = ip_s
-            .parse()
-            .map_err(|_| invalid("VPN_ENDPOINT_IP", ip_s, "expected an IP address"))?;
-        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
-            return Err(invalid(
-                "VPN_ENDPOINT_IP",
-                ip_s,
-                "not a unicast address of a server",
-            ));
-        }
-        let port_s = env.required(
-            "VPN_ENDPOINT_PORT",
-            " (the provider server's UDP port, e.g. 51820)",
-        )?;
-        let port: u16 = port_s
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| invalid("VPN_ENDPOINT_PORT", port_s, "expected a port 1-65535"))?;
-
-        let keepalive = match env.get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL") {
-            None => None,
-            Some(v) => {
-                let d = humantime::parse_duration(v).map_err(|e| {
-                    invalid(
-                        "WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL",
-                        v,
-                        format!("{e} (e.g. 25s)"),
-                    )
-                })?;
-                let secs = u16::try_from(d.as_secs()).map_err(|_| {
-                    invalid("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", v, "too long")
-                })?;
-                (secs > 0).then_some(secs)
-            }
-        };
-
-        let interface = env.get("VPN_INTERFACE").unwrap_or("wg0").to_string();
-        if interface.len() > 15
-            || interface.contains('/')
-            || interface.contains(char::is_whitespace)
-        {
-            return Err(invalid(
-                "VPN_INTERFACE",
-                &interface,
-                "not a valid interface name (1-15 characters)",
-            ));
-        }
-        let outbound_subnets = subnets(&env, "FIREWALL_OUTBOUND_SUBNETS")?;
-        if on_off(&env, "DNS_KEEP_NAMESERVER", false)? {
-            return Err(ConfigError::Unsupported {
-                var: "DNS_KEEP_NAMESERVER",
-                value: "on".into(),
-                why: ": it would send queries to the network's own nameserver outside the tunnel (a DNS leak)",
-            });
-        }
-        let firewall = FirewallSettings {
-            enabled: on_off(
-                &env,
-                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
-                true,
-            )?,
-            input_ports: port_list(&env, "FIREWALL_INPUT_PORTS")?,
-            vpn_input_ports: port_list(&env, "FIREWALL_VPN_INPUT_PORTS")?,
-            subnet_ports: subnet_ports(&env, "FIREWALL_INPUT_SUBNET_PORTS")?,
-            debug: on_off(&env, "FIREWALL_DEBUG", false)?,
-            remove_on_exit: match env.get("FIREWALL_ON_EXIT").map(|v| v.to_ascii_lowercase()) {
-                None => false,
-                Some(v) if v == "keep" => false,
-                Some(v) if v == "remove" => true,
-                Some(v) => return Err(invalid("FIREWALL_ON_EXIT", &v, "expected keep or remove")),
-            },
-        };
-
-        let upstream = match env.get("DNS_ADDRESS") {
-            None => None,
-            Some(v) => {
-                let ip: IpAddr = v.parse().map_err(|_| {
-                    invalid(
-                        "DNS_ADDRESS",
-                        v,
-                        "expected an IP address (the provider's resolver)",
-                    )
-                })?;
-                if let Some(n) = outbound_subnets.iter().find(|n| n.contains(&ip)) {
-                    return Err(invalid(
-                        "DNS_ADDRESS",
-                        v,
-                        format!(
-                            "it is inside FIREWALL_OUTBOUND_SUBNETS {n}, so queries would leave outside the tunnel"
-                        ),
-                    ));
-                }
-                (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-            }
-        };
-        let mut doh_addresses: Vec<IpAddr> = KNOWN_DOH_ADDRESSES
-            .iter()
-            .map(|a| a.parse().expect("literal"))
-            .collect();
-        if let Some(v) = env.get("DNS_BLOCK_DOH_ADDRESSES") {
-            for a in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                doh_addresses.push(a.parse().map_err(|_| {
-                    invalid(
-                        "DNS_BLOCK_DOH_ADDRESSES",
-                        v,
-                        format!("{a:?} is not an IP address"),
-                    )
-                })?);
-            }
-        }
-        let dir = std::path::PathBuf::from(
-            env.get("DNS_BLOCKLIST_DIR")
-                .unwrap_or(DEFAULT_BLOCKLIST_DIR),
-        );
-        let mut blocklists = Vec::new();
-        for (var, file) in [
-            ("BLOCK_MALICIOUS", "malicious.txt"),
-            ("BLOCK_SURVEILLANCE", "surveillance.txt"),
-            ("BLOCK_ADS", "ads.txt"),
-        ] {
-            if on_off(&env, var, false)? {
-                blocklists.push((var, dir.join(file)));
-            }
-        }
-        let mut policy = super::dns_policy::DnsPolicy::default();
-        for n in super::dns_policy::KNOWN_DOH_HOSTNAMES {
-            policy.doh_names.insert(n);
-        }
-        for (var, set) in [
-            ("DNS_UNBLOCK_HOSTNAMES", &mut policy.unblocked),
-            ("DNS_BLOCK_DOH_HOSTNAMES", &mut policy.doh_names),
-            (
-                "DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES",
-                &mut policy.rebinding_exempt,
-            ),
-        ] {
-            if let Some(v) = env.get(var) {
-                let text = v.replace(',', "\n");
-                if let Some((_, bad)) = set.parse_list(&text).into_iter().next() {
-                    return Err(invalid(var, v, format!("{bad:?} is not a hostname")));
-                }
-            }
-        }
-        let dot = if on_off(&env, "DOT", false)? {
-            if upstream.is_none() {
-                return Err(ConfigError::Missing {
-                    var: "DNS_ADDRESS",
-                    hint: " with DOT=on (the DNS-over-TLS resolver to use, reached through the tunnel)",
-                });
-            }
-            let server_name = env
-                .required(
-                    "DOT_SERVER_NAME",
-                    " with DOT=on (the name on the DoT resolver's certificate)",
-                )?
-                .to_string();
-            if rustls::pki_types::ServerName::try_from(server_name.clone()).is_err() {
-                return Err(invalid(
-                    "DOT_SERVER_NAME",
-                    &server_name,
-                    "not a DNS name or IP address",
-                ));
-            }
-            Some(DotSettings {
-                server_name,
-                ca_file: env.get("DOT_CA_FILE").map(std::path::PathBuf::from),
-            })
-        } else {
-            None
-        };
-        let cache_size = if on_off(&env, "DNS_CACHING", true)? {
-            match env.get("DNS_CACHE_SIZE") {
-                None => DEFAULT_DNS_CACHE_SIZE,
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 1_000_000)
-                    .ok_or_else(|| {
-                        invalid(
-                            "DNS_CACHE_SIZE",
-                            v,
-                            "expected a number of answers, at most 1000000",
-                        )
-                    })?,
-            }
-        } else {
-            0
-        };
-        let dns = DnsSettings {
-            upstream,
-            doh_addresses,
-            blocklists,
-            policy,
-            dot,
-            cache_size,
-        };
-        let health = health_settings(&env, &outbound_subnets, dns.upstream)?;
-        let port_forwarding = if on_off(&env, "VPN_PORT_FORWARDING", false)? {
-            let g = env.required(
-                "VPN_PORT_FORWARDING_GATEWAY",
-                " with VPN_PORT_FORWARDING=on (the provider's NAT-PMP gateway inside the tunnel)",
-            )?;
-            let gateway: IpAddr = g
-                .parse()
-                .map_err(|_| invalid("VPN_PORT_FORWARDING_GATEWAY", g, "expected an IP address"))?;
-            Some(PortForwarding {
-                gateway,
-                status_file: env
-                    .get("VPN_PORT_FORWARDING_STATUS_FILE")
-                    .unwrap_or("/tmp/gluetun/forwarded_port")
-                    .into(),
-                up_command: env
-                    .get("VPN_PORT_FORWARDING_UP_COMMAND")
-                    .map(str::to_string),
-                down_command: env
-                    .get("VPN_PORT_FORWARDING_DOWN_COMMAND")
-                    .map(str::to_string),
-                listening_port: listening_port(&env)?,
-            })
-        } else {
-            None
-        };
-        let control = {
-            let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
-            let full = if a.starts_with(':') {
-                format!("0.0.0.0{a}")
-            } else {
-                a.to_string()
-            };
-            let address: SocketAddr = full.parse().map_err(|_| {
-                invalid(
-                    "HTTP_CONTROL_SERVER_ADDRESS",
-                    a,
-                    "expected [ADDRESS]:PORT, e.g. :8000",
-                )
-            })?;
-            let public_ip_url = env.get("PUBLICIP_URL").map(str::to_string);
-            if let Some(u) = &public_ip_url
-                && !u.starts_with("http://")
-            {
-                return Err(invalid("PUBLICIP_URL", u, "expected http://IP[:PORT]/path"));
-            }
-            ControlSettings {
-                address,
-                auth_file: env
-                    .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
-                    .unwrap_or("/gluetun/auth/config.toml")
-                    .into(),
-                auth_file_explicit: env
-                    .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
-                    .is_some(),
-                public_ip_url,
-                public_ip_file: env.get("PUBLICIP_FILE").unwrap_or("/tmp/gluetun/ip").into(),
-            }
-        };
-
-        Ok(GatewayConfig {
-            private_key,
-            private_key_file,
-            public_key,
-            preshared_key,
-            addresses,
-            mtu,
-            endpoint: SocketAddr::new(ip, port),
-            keepalive,
-            interface,
-            outbound_subnets,
-            firewall,
-            dns,
-            health,
-            control,
-            port_forwarding,
-            unused: env.unread(),
-        })
+        parse(&Env::new(vars))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use leakhound_net::tunnel::{encode_key, generate_keypair};
-
-    fn base() -> Vec<(String, String)> {
-        let (p, _) = generate_keypair();
-        let (_, q) = generate_keypair();
-        [
-            ("VPN_SERVICE_PROVIDER", "custom".to_string()),
-            ("VPN_TYPE", "wireguard".into()),
-            ("WIREGUARD_PRIVATE_KEY", encode_key(&p)),
-            ("WIREGUARD_PUBLIC_KEY", encode_key(&q)),
-            ("WIREGUARD_ADDRESSES", "10.64.0.2/32".into()),
-            ("VPN_ENDPOINT_IP", "203.0.113.10".into()),
-            ("VPN_ENDPOINT_PORT", "51820".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+fn parse(env: &Env) -> Result<GatewayConfig> {
+    let provider = env
+        .get_retro("VPN_SERVICE_PROVIDER", &["VPNSP"])
+        .map(|(_, v)| v)
+        .unwrap_or("custom");
+    if !provider.eq_ignore_ascii_case("custom") {
+        return Err(ConfigError::Unsupported {
+            var: "VPN_SERVICE_PROVIDER",
+            value: provider.into(),
+            why: ": only custom (with WIREGUARD_ENDPOINT_IP and keys) is supported",
+        });
     }
-
-    fn with(var: &str, value: &str) -> Vec<(String, String)> {
-        let mut v: Vec<_> = base().into_iter().filter(|(k, _)| k != var).collect();
-        v.push((var.to_string(), value.to_string()));
-        v
+    let vpn_type = env.get("VPN_TYPE").unwrap_or("wireguard");
+    if !vpn_type.eq_ignore_ascii_case("wireguard") {
+        return Err(ConfigError::Unsupported {
+            var: "VPN_TYPE",
+            value: vpn_type.into(),
+            why: ": only wireguard is supported",
+        });
     }
+    apply_table(env)?;
 
-    fn without(var: &str) -> Vec<(String, String)> {
-        base().into_iter().filter(|(k, _)| k != var).collect()
+    // The key itself, or (Gluetun's way for Docker secrets) a file
+    // holding it, read again when the key is rotated.
+    let private_key_file = match env.get("WIREGUARD_PRIVATE_KEY") {
+        Some(_) => None,
+        None => env
+            .get("WIREGUARD_PRIVATE_KEY_SECRETFILE")
+            .map(std::path::PathBuf::from),
+    };
+    let private_key = match &private_key_file {
+        Some(f) => read_key_file(f).map_err(|why| ConfigError::Invalid {
+            var: "WIREGUARD_PRIVATE_KEY_SECRETFILE",
+            value: f.display().to_string(),
+            why,
+        })?,
+        None => {
+            env.required(
+                "WIREGUARD_PRIVATE_KEY",
+                " (the gateway's base64 private key, or WIREGUARD_PRIVATE_KEY_SECRETFILE naming a file that holds it)",
+            )?;
+            key(env, "WIREGUARD_PRIVATE_KEY")?.expect("checked")
+        }
+    };
+    env.required(
+        "WIREGUARD_PUBLIC_KEY",
+        " (the provider server's base64 public key)",
+    )?;
+    let public_key = key(env, "WIREGUARD_PUBLIC_KEY")?.expect("checked");
+    let preshared_key = key_or_file(
+        env,
+        "WIREGUARD_PRESHARED_KEY",
+        "WIREGUARD_PRESHARED_KEY_SECRETFILE",
+    )?;
+
+    // The addresses, or a secret file holding them.
+    let addresses_file;
+    let (addr_var, addr_val) = match env.get_retro("WIREGUARD_ADDRESSES", &["WIREGUARD_ADDRESS"]) {
+        Some(found) => found,
+        None => match env.get("WIREGUARD_ADDRESSES_SECRETFILE") {
+            Some(f) => {
+                addresses_file = std::fs::read_to_string(f).map_err(|e| {
+                    invalid(
+                        "WIREGUARD_ADDRESSES_SECRETFILE",
+                        f,
+                        format!("cannot read it: {e}"),
+                    )
+                })?;
+                ("WIREGUARD_ADDRESSES_SECRETFILE", addresses_file.trim())
+            }
+            None => {
+                return Err(ConfigError::Missing {
+                    var: "WIREGUARD_ADDRESSES",
+                    hint: " (the tunnel addresses the provider gave you, e.g. 10.64.0.2/32)",
+                });
+            }
+        },
+    };
+    let addresses = addr_val
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        addr_var,
+                        s,
+                        "expected an address with prefix like 10.64.0.2/32",
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if addresses.is_empty() {
+        return Err(invalid(addr_var, addr_val, "no address given"));
     }
+    let has_ipv6 = addresses.iter().any(|a| a.addr().is_ipv6());
 
-    #[test]
-    fn the_private_key_may_come_from_a_secret_file_never_quoted() {
-        let dir = std::env::temp_dir().join(format!("lh-keyfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("wireguard_private_key");
-        let k = [7u8; 32];
-        std::fs::write(&f, format!("{}\n", encode_key(&k))).unwrap();
-        let mut env = without("WIREGUARD_PRIVATE_KEY");
-        env.push((
-            "WIREGUARD_PRIVATE_KEY_SECRETFILE".into(),
-            f.display().to_string(),
+    let mtu = match env.get("WIREGUARD_MTU") {
+        None => 1420,
+        Some(v) => {
+            let m: u16 = v
+                .parse()
+                .map_err(|_| invalid("WIREGUARD_MTU", v, "expected a number"))?;
+            if !(1280..=9000).contains(&m) {
+                return Err(invalid(
+                    "WIREGUARD_MTU",
+                    v,
+                    "must be between 1280 (IPv6 minimum) and 9000",
+                ));
+            }
+            m
+        }
+    };
+
+    let (ip_var, ip_s) = env
+        .get_retro("WIREGUARD_ENDPOINT_IP", &["VPN_ENDPOINT_IP"])
+        .ok_or(ConfigError::Missing {
+            var: "WIREGUARD_ENDPOINT_IP",
+            hint: " (the provider server's IP address; VPN_ENDPOINT_IP is its retired name)",
+        })?;
+    let ip: IpAddr = ip_s
+        .parse()
+        .map_err(|_| invalid(ip_var, ip_s, "expected an IP address"))?;
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+        return Err(invalid(ip_var, ip_s, "not a unicast address of a server"));
+    }
+    let (port_var, port_s) = env
+        .get_retro("WIREGUARD_ENDPOINT_PORT", &["VPN_ENDPOINT_PORT"])
+        .ok_or(ConfigError::Missing {
+            var: "WIREGUARD_ENDPOINT_PORT",
+            hint: " (the provider server's UDP port, e.g. 51820; VPN_ENDPOINT_PORT is its retired name)",
+        })?;
+    let port: u16 = port_s
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| invalid(port_var, port_s, "expected a port 1-65535"))?;
+
+    let keepalive = match env.get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL") {
+        None => None,
+        Some(v) => {
+            let d = humantime::parse_duration(v).map_err(|e| {
+                invalid(
+                    "WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL",
+                    v,
+                    format!("{e} (e.g. 25s)"),
+                )
+            })?;
+            let secs = u16::try_from(d.as_secs())
+                .map_err(|_| invalid("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", v, "too long"))?;
+            (secs > 0).then_some(secs)
+        }
+    };
+
+    let (if_var, interface) = env
+        .get_retro(
+            "VPN_INTERFACE",
+            &["WIREGUARD_INTERFACE", "OPENVPN_INTERFACE"],
+        )
+        .unwrap_or(("VPN_INTERFACE", "wg0"));
+    let interface = interface.to_string();
+    if interface.len() > 15 || interface.contains('/') || interface.contains(char::is_whitespace) {
+        return Err(invalid(
+            if_var,
+            &interface,
+            "not a valid interface name (1-15 characters)",
         ));
-        let c = GatewayConfig::from_env(env.clone()).unwrap();
-        assert_eq!(c.private_key, k);
-        assert_eq!(c.private_key_file.as_deref(), Some(f.as_path()));
-        std::fs::write(&f, "bm90LWEta2V5LWJ1dC1hLXNlY3JldA==").unwrap();
-        let e = GatewayConfig::from_env(env).unwrap_err().to_string();
-        assert!(e.starts_with("WIREGUARD_PRIVATE_KEY_SECRETFILE="), "{e}");
-        assert!(e.contains("its content is not a key"), "{e}");
-        assert!(!e.contains("bm90"), "{e}");
-        // Both contents were registered as secrets, key or not.
-        assert_eq!(
-            leakhound_proto::scrub::redact(&format!(
-                "{} bm90LWEta2V5LWJ1dC1hLXNlY3JldA==",
-                encode_key(&k)
-            )),
-            "<redacted> <redacted>"
-        );
-        let e = GatewayConfig::from_env(without("WIREGUARD_PRIVATE_KEY"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("WIREGUARD_PRIVATE_KEY_SECRETFILE"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
+    let outbound_subnets = subnets(env, "FIREWALL_OUTBOUND_SUBNETS", &["EXTRA_SUBNETS"])?;
+    let firewall = FirewallSettings {
+        enabled: on_off(
+            env,
+            "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
+            true,
+        )?,
+        input_ports: port_list(env, "FIREWALL_INPUT_PORTS")?,
+        vpn_input_ports: port_list(env, "FIREWALL_VPN_INPUT_PORTS")?,
+        subnet_ports: subnet_ports(env, "FIREWALL_INPUT_SUBNET_PORTS")?,
+        debug: firewall_debug(env)?,
+        remove_on_exit: match env.get("FIREWALL_ON_EXIT").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "keep" => false,
+            Some(v) if v == "remove" => true,
+            Some(v) => return Err(invalid("FIREWALL_ON_EXIT", &v, "expected keep or remove")),
+        },
+    };
 
-    #[test]
-    fn the_seeds_example_parses() {
-        let c = GatewayConfig::from_env(with(
-            "FIREWALL_OUTBOUND_SUBNETS",
-            "172.21.0.0/16,172.20.0.0/16",
-        ))
-        .unwrap();
-        assert_eq!(c.endpoint, "203.0.113.10:51820".parse().unwrap());
-        assert_eq!(c.mtu, 1420);
-        assert_eq!(c.interface, "wg0");
-        assert_eq!(c.outbound_subnets.len(), 2);
-        assert!(!c.has_ipv6());
-    }
-
-    #[test]
-    fn the_older_singular_address_variable_is_read() {
-        let mut v = without("WIREGUARD_ADDRESSES");
-        v.push((
-            "WIREGUARD_ADDRESS".into(),
-            "10.64.0.2/32,fd00:64::2/128".into(),
-        ));
-        let c = GatewayConfig::from_env(v).unwrap();
-        assert!(c.has_ipv6());
-    }
-
-    #[test]
-    fn each_required_variable_is_named_when_missing() {
-        for var in [
-            "WIREGUARD_PRIVATE_KEY",
-            "WIREGUARD_PUBLIC_KEY",
-            "WIREGUARD_ADDRESSES",
-            "VPN_ENDPOINT_IP",
-            "VPN_ENDPOINT_PORT",
-        ] {
-            let e = GatewayConfig::from_env(without(var)).unwrap_err();
-            assert!(e.to_string().starts_with(var), "{var}: {e}");
+    let parsed = dns::parse(env, &outbound_subnets, has_ipv6)?;
+    let mut doh_addresses: Vec<IpAddr> = KNOWN_DOH_ADDRESSES
+        .iter()
+        .map(|a| a.parse().expect("literal"))
+        .collect();
+    if let Some(v) = env.get("DNS_BLOCK_DOH_ADDRESSES") {
+        for a in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            doh_addresses.push(a.parse().map_err(|_| {
+                invalid(
+                    "DNS_BLOCK_DOH_ADDRESSES",
+                    v,
+                    format!("{a:?} is not an IP address"),
+                )
+            })?);
         }
     }
-
-    #[test]
-    fn malformed_values_are_named_with_the_value() {
-        for (var, value) in [
-            ("VPN_ENDPOINT_IP", "203.0.113"),
-            ("VPN_ENDPOINT_IP", "0.0.0.0"),
-            ("VPN_ENDPOINT_PORT", "0"),
-            ("VPN_ENDPOINT_PORT", "70000"),
-            ("WIREGUARD_MTU", "abc"),
-            ("WIREGUARD_MTU", "576"),
-            ("WIREGUARD_ADDRESSES", "10.64.0.2/33"),
-            ("FIREWALL_OUTBOUND_SUBNETS", "172.20.0.1/16"),
-            ("FIREWALL_OUTBOUND_SUBNETS", "lan"),
-            ("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", "often"),
-            ("DNS_KEEP_NAMESERVER", "maybe"),
-            ("DNS_ADDRESS", "provider"),
-            ("DNS_BLOCK_DOH_ADDRESSES", "1.2.3.4,doh.example"),
-            ("DNS_UNBLOCK_HOSTNAMES", "ok.lab,bad host"),
-            ("HEALTH_SERVER_ADDRESS", "localhost"),
-            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com"),
-            ("HEALTH_TARGET_ADDRESSES", "cloudflare.com:0"),
-            ("HEALTH_TARGET_ADDRESSES", "2001:db8::1:443"),
-            ("HEALTH_TARGET_ADDRESSES", "bad host:443"),
-            ("HEALTH_ICMP_TARGET_IPS", "one.one.one.one"),
-            ("HEALTH_ICMP_TARGET_IPS", "127.0.0.1"),
-            ("HEALTH_SMALL_CHECK_TYPE", "tcp"),
-            ("HEALTH_FULL_CHECK_INTERVAL", "soon"),
-            ("HEALTH_SMALL_CHECK_INTERVAL", "1ms"),
-            ("HTTP_CONTROL_SERVER_ADDRESS", "port8000"),
-            ("PUBLICIP_URL", "https://ipinfo.io"),
-            ("BLOCK_ADS", "sometimes"),
-            ("DNS_CACHING", "maybe"),
-            ("DNS_CACHE_SIZE", "lots"),
-            ("VPN_INTERFACE", "a-very-long-interface-name"),
-            ("FIREWALL_INPUT_PORTS", "8080,http"),
-            ("FIREWALL_VPN_INPUT_PORTS", "0"),
-            ("FIREWALL_DEBUG", "verbose"),
-            (
-                "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
-                "nah",
-            ),
-            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24:8080"),
-            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.1/24=8080"),
-            ("FIREWALL_INPUT_SUBNET_PORTS", "lan=8080"),
-            ("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24=99999"),
-            ("FIREWALL_ON_EXIT", "open"),
-        ] {
-            let e = GatewayConfig::from_env(with(var, value)).unwrap_err();
-            let msg = e.to_string();
-            assert!(msg.starts_with(var), "{var}={value}: {msg}");
-            assert!(msg.contains(value), "{var}={value}: {msg}");
+    let dir = std::path::PathBuf::from(
+        env.get("DNS_BLOCKLIST_DIR")
+            .unwrap_or(DEFAULT_BLOCKLIST_DIR),
+    );
+    let mut blocklists = Vec::new();
+    for (var, retired, file) in [
+        ("BLOCK_MALICIOUS", &[][..], "malicious.txt"),
+        ("BLOCK_SURVEILLANCE", &["BLOCK_NSA"][..], "surveillance.txt"),
+        ("BLOCK_ADS", &[][..], "ads.txt"),
+    ] {
+        if on_off_retro(env, var, retired, false)? {
+            if !parsed.server {
+                env.warn(format!(
+                    "{var}=on has no effect: the built-in DNS server is off (DNS_SERVER=off), so nothing filters the answers"
+                ));
+            }
+            blocklists.push((var, dir.join(file)));
         }
     }
-
-    #[test]
-    fn bad_keys_are_named_but_never_echoed() {
-        let e = GatewayConfig::from_env(with("WIREGUARD_PRIVATE_KEY", "c2VjcmV0")).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.starts_with("WIREGUARD_PRIVATE_KEY"), "{msg}");
-        assert!(!msg.contains("c2VjcmV0"), "{msg}");
-        assert!(msg.contains("32 bytes"), "{msg}");
+    let mut policy = super::dns_policy::DnsPolicy::default();
+    for n in super::dns_policy::KNOWN_DOH_HOSTNAMES {
+        policy.doh_names.insert(n);
     }
-
-    #[test]
-    fn the_seeds_firewall_rules_parse() {
-        let mut v = with(
-            "FIREWALL_INPUT_SUBNET_PORTS",
-            "192.168.10.0/24=8080,9696,6789; 192.168.40.0/24=8080,9696",
-        );
-        v.push(("FIREWALL_VPN_INPUT_PORTS".into(), "51413".into()));
-        v.push(("FIREWALL_DEBUG".into(), "on".into()));
-        let c = GatewayConfig::from_env(v).unwrap();
-        let f = &c.firewall;
-        assert!(f.enabled && f.debug && !f.remove_on_exit);
-        assert_eq!(f.vpn_input_ports, vec![51413]);
-        assert_eq!(f.subnet_ports.len(), 2);
-        assert_eq!(f.subnet_ports[0].ports, vec![8080, 9696, 6789]);
-        assert_eq!(f.subnet_ports[1].subnet.to_string(), "192.168.40.0/24");
-        // Defaults: on, nothing open.
-        let d = GatewayConfig::from_env(base()).unwrap().firewall;
-        assert!(d.enabled && !d.debug && d.input_ports.is_empty() && d.subnet_ports.is_empty());
+    for (var, retired, set) in [
+        (
+            "DNS_UNBLOCK_HOSTNAMES",
+            &["UNBLOCK"][..],
+            &mut policy.unblocked,
+        ),
+        ("DNS_BLOCK_DOH_HOSTNAMES", &[][..], &mut policy.doh_names),
+        (
+            "DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES",
+            &[][..],
+            &mut policy.rebinding_exempt,
+        ),
+    ] {
+        if let Some((var, v)) = env.get_retro(var, retired) {
+            // Master accepts `*.example.com`: here a name covers the names
+            // under it anyway.
+            let text = v
+                .split(',')
+                .map(|n| n.trim().trim_start_matches("*."))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if let Some((_, bad)) = set.parse_list(&text).into_iter().next() {
+                return Err(invalid(var, v, format!("{bad:?} is not a hostname")));
+            }
+        }
     }
-
-    #[test]
-    fn dns_settings_follow_the_seed_and_refuse_leaky_ones() {
-        let c = GatewayConfig::from_env(with("DNS_ADDRESS", "10.64.0.1")).unwrap();
-        assert_eq!(c.dns.upstream, Some("10.64.0.1".parse().unwrap()));
-        assert!(c.dns.doh_addresses.contains(&"1.1.1.1".parse().unwrap()));
-        assert_eq!(
-            GatewayConfig::from_env(with("DNS_ADDRESS", "127.0.0.1"))
-                .unwrap()
-                .dns
-                .upstream,
-            None
-        );
-        // A resolver on an outbound subnet is reached outside the tunnel.
-        let mut v = with("DNS_ADDRESS", "172.20.0.53");
-        v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
-        let e = GatewayConfig::from_env(v).unwrap_err().to_string();
-        assert!(
-            e.starts_with("DNS_ADDRESS") && e.contains("172.20.0.0/16"),
-            "{e}"
-        );
-        let e = GatewayConfig::from_env(with("DNS_KEEP_NAMESERVER", "on"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("DNS_KEEP_NAMESERVER") && e.contains("leak"),
-            "{e}"
-        );
-        let c = GatewayConfig::from_env(with("DNS_BLOCK_DOH_ADDRESSES", "192.0.2.43")).unwrap();
-        assert!(c.dns.doh_addresses.contains(&"192.0.2.43".parse().unwrap()));
-    }
-
-    #[test]
-    fn other_providers_and_openvpn_are_refused() {
-        assert!(matches!(
-            GatewayConfig::from_env(with("VPN_SERVICE_PROVIDER", "mullvad")),
-            Err(ConfigError::Unsupported {
-                var: "VPN_SERVICE_PROVIDER",
-                ..
-            })
-        ));
-        assert!(matches!(
-            GatewayConfig::from_env(with("VPN_TYPE", "openvpn")),
-            Err(ConfigError::Unsupported {
-                var: "VPN_TYPE",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_listening_port_is_one_port_and_zero_means_none() {
-        let pf = |k: &str, v: &str| {
-            let mut e = with("VPN_PORT_FORWARDING", "on");
-            e.push(("VPN_PORT_FORWARDING_GATEWAY".into(), "10.64.0.1".into()));
-            e.push((k.into(), v.into()));
-            GatewayConfig::from_env(e).map(|c| c.port_forwarding.unwrap().listening_port)
+    policy.blocked_ips = parsed.block_ips;
+    let cache_size = if on_off_retro(env, "DNS_CACHING", &["DOT_CACHING"], true)? {
+        match env.get("DNS_CACHE_SIZE") {
+            None => DEFAULT_DNS_CACHE_SIZE,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 1_000_000)
+                .ok_or_else(|| {
+                    invalid(
+                        "DNS_CACHE_SIZE",
+                        v,
+                        "expected a number of answers, at most 1000000",
+                    )
+                })?,
+        }
+    } else {
+        0
+    };
+    let dns = DnsSettings {
+        server: parsed.server,
+        upstream: parsed.upstream,
+        doh_addresses,
+        blocklists,
+        policy,
+        cache_size,
+    };
+    let has_upstream = !dns.upstream.addresses().is_empty();
+    let health = health_settings(env, &outbound_subnets, ip, has_upstream)?;
+    let port_forwarding = if on_off_retro(
+        env,
+        "VPN_PORT_FORWARDING",
+        &[
+            "PORT_FORWARDING",
+            "PRIVATE_INTERNET_ACCESS_VPN_PORT_FORWARDING",
+        ],
+        false,
+    )? {
+        let g = env.required(
+            "VPN_PORT_FORWARDING_GATEWAY",
+            " with VPN_PORT_FORWARDING=on (the provider's NAT-PMP gateway inside the tunnel)",
+        )?;
+        let gateway: IpAddr = g
+            .parse()
+            .map_err(|_| invalid("VPN_PORT_FORWARDING_GATEWAY", g, "expected an IP address"))?;
+        Some(PortForwarding {
+            gateway,
+            status_file: env
+                .get_retro(
+                    "VPN_PORT_FORWARDING_STATUS_FILE",
+                    &[
+                        "PORT_FORWARDING_STATUS_FILE",
+                        "PRIVATE_INTERNET_ACCESS_VPN_PORT_FORWARDING_STATUS_FILE",
+                    ],
+                )
+                .map(|(_, v)| v)
+                .unwrap_or("/tmp/gluetun/forwarded_port")
+                .into(),
+            up_command: command(env, "VPN_PORT_FORWARDING_UP_COMMAND")?,
+            down_command: command(env, "VPN_PORT_FORWARDING_DOWN_COMMAND")?,
+            listening_port: listening_port(env)?,
+        })
+    } else {
+        None
+    };
+    let control = {
+        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
+        let full = if a.starts_with(':') {
+            format!("0.0.0.0{a}")
+        } else {
+            a.to_string()
         };
-        assert_eq!(
-            pf("VPN_PORT_FORWARDING_LISTENING_PORT", "6881"),
-            Ok(Some(6881))
-        );
-        assert_eq!(
-            pf("VPN_PORT_FORWARDING_LISTENING_PORTS", "6881"),
-            Ok(Some(6881))
-        );
-        assert_eq!(pf("VPN_PORT_FORWARDING_LISTENING_PORT", "0"), Ok(None));
-        for bad in ["6881,6882", "http", "70000"] {
-            let e = pf("VPN_PORT_FORWARDING_LISTENING_PORT", bad)
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with("VPN_PORT_FORWARDING_LISTENING_PORT"), "{e}");
+        let address: SocketAddr = full.parse().map_err(|_| {
+            invalid(
+                "HTTP_CONTROL_SERVER_ADDRESS",
+                a,
+                "expected [ADDRESS]:PORT, e.g. :8000",
+            )
+        })?;
+        let public_ip_url = env.get("PUBLICIP_URL").map(str::to_string);
+        if let Some(u) = &public_ip_url
+            && !u.starts_with("http://")
+        {
+            return Err(invalid("PUBLICIP_URL", u, "expected http://IP[:PORT]/path"));
         }
-    }
-
-    #[test]
-    fn port_forwarding_needs_the_providers_gateway() {
-        let e = GatewayConfig::from_env(with("VPN_PORT_FORWARDING", "on"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("VPN_PORT_FORWARDING_GATEWAY"), "{e}");
-        let mut v = with("VPN_PORT_FORWARDING", "on");
-        v.push(("VPN_PORT_FORWARDING_GATEWAY".into(), "10.64.0.1".into()));
-        v.push((
-            "VPN_PORT_FORWARDING_UP_COMMAND".into(),
-            "echo {{PORT}}".into(),
-        ));
-        let pf = GatewayConfig::from_env(v).unwrap().port_forwarding.unwrap();
-        assert_eq!(pf.gateway, "10.64.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(pf.up_command.as_deref(), Some("echo {{PORT}}"));
-        assert!(
-            GatewayConfig::from_env(base())
-                .unwrap()
-                .port_forwarding
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn health_settings_default_to_gluetuns_and_refuse_targets_outside_the_tunnel() {
-        let h = GatewayConfig::from_env(base()).unwrap().health;
-        assert_eq!(h.server, "127.0.0.1:9999".parse().unwrap());
-        let shown: Vec<String> = h.targets.iter().map(|t| t.to_string()).collect();
-        assert_eq!(shown, ["cloudflare.com:443", "github.com:443"]);
-        assert_eq!(
-            h.small,
-            SmallCheck::Icmp(vec!["1.1.1.1".parse().unwrap(), "8.8.8.8".parse().unwrap()])
-        );
-        assert_eq!(h.full_interval, std::time::Duration::from_secs(300));
-        let h = GatewayConfig::from_env(with("HEALTH_SERVER_ADDRESS", ":9999"))
-            .unwrap()
-            .health;
-        assert_eq!(h.server, "0.0.0.0:9999".parse().unwrap());
-        for (var, value) in [
-            ("HEALTH_TARGET_ADDRESSES", "172.20.0.10:80"),
-            ("HEALTH_ICMP_TARGET_IPS", "1.1.1.1,172.20.0.10"),
-        ] {
-            let mut v = with(var, value);
-            v.push(("FIREWALL_OUTBOUND_SUBNETS".into(), "172.20.0.0/16".into()));
-            let e = GatewayConfig::from_env(v).unwrap_err().to_string();
-            assert!(
-                e.starts_with(var) && e.contains("would not test the tunnel"),
-                "{e}"
-            );
+        let enabled = match env.get("PUBLICIP_PERIOD") {
+            // Gluetun's retired period: 0 meant off; anything else is no
+            // longer used.
+            Some(p) => {
+                env.deprecated("PUBLICIP_PERIOD", "PUBLICIP_ENABLED");
+                let _ = env.get("PUBLICIP_ENABLED");
+                p != "0"
+            }
+            None => on_off(env, "PUBLICIP_ENABLED", true)?,
+        };
+        let default_role = match env.get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE") {
+            None => None,
+            Some(v) => super::control_auth::parse_default_role(v).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+                    // A role holds a password or a key: never echoed.
+                    value: "<redacted>".into(),
+                    why: e.to_string(),
+                }
+            })?,
+        };
+        ControlSettings {
+            address,
+            auth_file: env
+                .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+                .unwrap_or("/gluetun/auth/config.toml")
+                .into(),
+            auth_file_explicit: env
+                .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+                .is_some(),
+            default_role,
+            public_ip_url: public_ip_url.filter(|_| enabled),
+            public_ip_file: env
+                .get_retro("PUBLICIP_FILE", &["IP_STATUS_FILE"])
+                .map(|(_, v)| v)
+                .unwrap_or("/tmp/gluetun/ip")
+                .into(),
         }
-    }
+    };
+    let up_command = command(env, "VPN_UP_COMMAND")?;
+    let down_command = command(env, "VPN_DOWN_COMMAND")?;
 
-    #[test]
-    fn health_targets_are_names_or_addresses_with_a_port() {
-        let h = GatewayConfig::from_env(with(
-            "HEALTH_TARGET_ADDRESSES",
-            "WhoAmI.lab.:443, 192.0.2.80:443,[2001:db8:80::80]:8443",
-        ))
-        .unwrap()
-        .health;
-        let shown: Vec<String> = h.targets.iter().map(|t| t.to_string()).collect();
-        assert_eq!(
-            shown,
-            ["whoami.lab:443", "192.0.2.80:443", "[2001:db8:80::80]:8443"]
-        );
-        let e = GatewayConfig::from_env(with("HEALTH_TARGET_ADDRESSES", "2001:db8::1:443"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("in brackets"), "{e}");
-    }
-
-    #[test]
-    fn variables_that_mean_nothing_here_are_reported() {
-        assert!(GatewayConfig::from_env(base()).unwrap().unused.is_empty());
-        // The seed's HEALTH_TARGET and HEALTH_INTERVAL are not Gluetun's
-        // names; DOT_SERVER_NAME has no effect without DOT=on; PATH is
-        // nobody's business.
-        let mut v = with("HEALTH_TARGET", "google.com");
-        v.push(("HEALTH_INTERVAL".into(), "60".into()));
-        v.push(("DOT_SERVER_NAME".into(), "dns.example".into()));
-        v.push(("PATH".into(), "/usr/bin".into()));
-        v.push(("DOTNET_ROOT".into(), "/usr/share/dotnet".into()));
-        let c = GatewayConfig::from_env(v).unwrap();
-        assert_eq!(
-            c.unused,
-            ["DOT_SERVER_NAME", "HEALTH_INTERVAL", "HEALTH_TARGET"]
-        );
-        // Gluetun's older name for the targets still works.
-        let c = GatewayConfig::from_env(with("HEALTH_TARGET_ADDRESS", "github.com:443")).unwrap();
-        assert_eq!(c.health.targets[0].to_string(), "github.com:443");
-        assert!(c.unused.is_empty(), "{:?}", c.unused);
-    }
-
-    #[test]
-    fn the_dns_cache_is_bounded_and_can_be_off() {
-        assert_eq!(
-            GatewayConfig::from_env(base()).unwrap().dns.cache_size,
-            1024
-        );
-        let c = GatewayConfig::from_env(with("DNS_CACHE_SIZE", "64")).unwrap();
-        assert_eq!(c.dns.cache_size, 64);
-        let mut v = with("DNS_CACHING", "off");
-        v.push(("DNS_CACHE_SIZE".into(), "64".into()));
-        assert_eq!(GatewayConfig::from_env(v).unwrap().dns.cache_size, 0);
-    }
-
-    #[test]
-    fn the_dns_small_check_needs_an_upstream() {
-        let e = GatewayConfig::from_env(with("HEALTH_SMALL_CHECK_TYPE", "dns"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("HEALTH_SMALL_CHECK_TYPE") && e.contains("DNS_ADDRESS"),
-            "{e}"
-        );
-        let mut v = with("HEALTH_SMALL_CHECK_TYPE", "DNS");
-        v.push(("DNS_ADDRESS".into(), "10.64.0.1".into()));
-        assert_eq!(
-            GatewayConfig::from_env(v).unwrap().health.small,
-            SmallCheck::Dns
-        );
-    }
-
-    #[test]
-    fn dot_needs_an_upstream_and_a_server_name() {
-        let e = GatewayConfig::from_env(with("DOT", "on"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("DNS_ADDRESS"), "{e}");
-        let mut v = with("DOT", "on");
-        v.push(("DNS_ADDRESS".into(), "10.64.0.1".into()));
-        let e = GatewayConfig::from_env(v.clone()).unwrap_err().to_string();
-        assert!(e.starts_with("DOT_SERVER_NAME"), "{e}");
-        v.push(("DOT_SERVER_NAME".into(), "dns.provider.lab".into()));
-        v.push(("DOT_CA_FILE".into(), "/run/ca.pem".into()));
-        let c = GatewayConfig::from_env(v).unwrap();
-        let dot = c.dns.dot.unwrap();
-        assert_eq!(dot.server_name, "dns.provider.lab");
-        assert_eq!(dot.ca_file.unwrap().display().to_string(), "/run/ca.pem");
-    }
-
-    #[test]
-    fn blocklists_are_the_files_the_block_variables_ask_for() {
-        let mut v = with("BLOCK_MALICIOUS", "on");
-        v.push(("BLOCK_ADS".into(), "on".into()));
-        v.push(("DNS_BLOCKLIST_DIR".into(), "/lists".into()));
-        v.push((
-            "DNS_UNBLOCK_HOSTNAMES".into(),
-            "ok.malware.lab, fine.lab".into(),
-        ));
-        let c = GatewayConfig::from_env(v).unwrap();
-        let files: Vec<_> = c
-            .dns
-            .blocklists
-            .iter()
-            .map(|(v, p)| (*v, p.display().to_string()))
-            .collect();
-        assert_eq!(
-            files,
-            vec![
-                ("BLOCK_MALICIOUS", "/lists/malicious.txt".to_string()),
-                ("BLOCK_ADS", "/lists/ads.txt".to_string())
-            ]
-        );
-        assert!(c.dns.policy.unblocked.matches("ok.malware.lab"));
-        assert!(c.dns.policy.doh_names.matches("dns.google"));
-        assert!(
-            GatewayConfig::from_env(base())
-                .unwrap()
-                .dns
-                .blocklists
-                .is_empty()
-        );
-    }
+    Ok(GatewayConfig {
+        private_key,
+        private_key_file,
+        public_key,
+        preshared_key,
+        addresses,
+        mtu,
+        endpoint: SocketAddr::new(ip, port),
+        keepalive,
+        interface,
+        outbound_subnets,
+        firewall,
+        dns,
+        health,
+        control,
+        port_forwarding,
+        up_command,
+        down_command,
+        unused: env.unread(),
+        warnings: env.warnings.take(),
+    })
 }

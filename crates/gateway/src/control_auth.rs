@@ -15,7 +15,12 @@
 //! auth = "none"
 //! ```
 //!
-//! A route no role lists is private: nobody may call it (Gluetun's default).
+//! A route no role lists is private: nobody may call it (Gluetun's default
+//! since master 0c3e5d94; v3.41.1 still left 16 routes public), unless
+//! HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE gives a role for the routes no
+//! role of the file lists: JSON with `auth` (`none`, `basic` with
+//! `username` and `password`, `apikey` with `apikey`) and an optional
+//! `name`; `{}` is no role.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -46,6 +51,84 @@ pub struct Role {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthConfig {
     pub roles: Vec<Role>,
+    /// HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE: decides the routes no role
+    /// lists.
+    pub default_role: Option<Auth>,
+}
+
+/// HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE's JSON (Gluetun's fields; `routes`
+/// is not one of them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaultRole {
+    #[serde(default, rename = "name")]
+    _name: Option<serde::de::IgnoredAny>,
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    apikey: Option<String>,
+}
+
+/// Parses HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE: `{}` (or no `auth`) is no
+/// role. Its credentials are registered as secrets first; an error never
+/// quotes the value.
+pub fn parse_default_role(json: &str) -> Result<Option<Auth>, AuthConfigError> {
+    let raw: RawDefaultRole = serde_json::from_str(json).map_err(|e| {
+        AuthConfigError::Parse(format!(
+            "not a role in JSON (line {}, column {}; e.g. {{\"auth\":\"apikey\",\"apikey\":\"...\"}})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    register(&raw.username, &raw.password, &raw.apikey);
+    let Some(kind) = raw.auth else {
+        return Ok(None);
+    };
+    auth_of("default", &kind, &raw.username, &raw.password, &raw.apikey).map(Some)
+}
+
+/// Registers a role's credentials as secrets (and basic auth's header
+/// value).
+fn register(username: &Option<String>, password: &Option<String>, apikey: &Option<String>) {
+    for v in [password, apikey].into_iter().flatten() {
+        leakhound_proto::scrub::register(v);
+    }
+    if let (Some(u), Some(p)) = (username, password) {
+        leakhound_proto::scrub::register(
+            &base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
+        );
+    }
+}
+
+/// A role's authentication from its fields.
+fn auth_of(
+    role: &str,
+    kind: &str,
+    username: &Option<String>,
+    password: &Option<String>,
+    apikey: &Option<String>,
+) -> Result<Auth, AuthConfigError> {
+    let bad = |why: String| AuthConfigError::Role {
+        role: role.to_string(),
+        why,
+    };
+    match kind {
+        "none" => Ok(Auth::None),
+        "basic" => match (username, password) {
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(Auth::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => Err(bad("auth = \"basic\" needs username and password".into())),
+        },
+        "apikey" => match apikey {
+            Some(k) if k.len() >= 16 => Ok(Auth::ApiKey(k.clone())),
+            _ => Err(bad(
+                "auth = \"apikey\" needs an apikey of at least 16 characters".into(),
+            )),
+        },
+        other => Err(bad(format!("auth = {other:?}: use none, basic or apikey"))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -99,14 +182,7 @@ impl AuthConfig {
         })?;
         // Every credential is a secret from here on, whatever happens next.
         for r in &raw.roles {
-            for v in [&r.password, &r.apikey].into_iter().flatten() {
-                leakhound_proto::scrub::register(v);
-            }
-            if let (Some(u), Some(p)) = (&r.username, &r.password) {
-                leakhound_proto::scrub::register(
-                    &base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
-                );
-            }
+            register(&r.username, &r.password, &r.apikey);
         }
         let mut roles = Vec::new();
         for r in raw.roles {
@@ -122,56 +198,49 @@ impl AuthConfig {
                     )));
                 }
             }
-            let auth = match r.auth.as_str() {
-                "none" => Auth::None,
-                "basic" => match (&r.username, &r.password) {
-                    (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Auth::Basic {
-                        username: u.clone(),
-                        password: p.clone(),
-                    },
-                    _ => return Err(bad("auth = \"basic\" needs username and password".into())),
-                },
-                "apikey" => match &r.apikey {
-                    Some(k) if k.len() >= 16 => Auth::ApiKey(k.clone()),
-                    _ => {
-                        return Err(bad(
-                            "auth = \"apikey\" needs an apikey of at least 16 characters".into(),
-                        ));
-                    }
-                },
-                other => return Err(bad(format!("auth = {other:?}: use none, basic or apikey"))),
-            };
+            let auth = auth_of(&r.name, &r.auth, &r.username, &r.password, &r.apikey)?;
             roles.push(Role {
                 name: r.name,
                 routes: r.routes,
                 auth,
             });
         }
-        Ok(AuthConfig { roles })
+        Ok(AuthConfig {
+            roles,
+            default_role: None,
+        })
     }
 
     /// May a request for `route` ("METHOD /path") with these header values
     /// go through?
     pub fn allows(&self, route: &str, authorization: Option<&str>, api_key: Option<&str>) -> bool {
-        self.roles
+        let listed: Vec<&Auth> = self
+            .roles
             .iter()
             .filter(|r| r.routes.iter().any(|x| x == route))
-            .any(|r| match &r.auth {
-                Auth::None => true,
-                Auth::ApiKey(k) => {
-                    api_key.is_some_and(|given| constant_time_eq(given.as_bytes(), k.as_bytes()))
-                }
-                Auth::Basic { username, password } => authorization
-                    .and_then(|h| h.strip_prefix("Basic "))
-                    .and_then(|b| {
-                        base64::engine::general_purpose::STANDARD
-                            .decode(b.trim())
-                            .ok()
-                    })
-                    .is_some_and(|creds| {
-                        constant_time_eq(&creds, format!("{username}:{password}").as_bytes())
-                    }),
-            })
+            .map(|r| &r.auth)
+            .collect();
+        // The default role covers what no role of the file lists.
+        let deciding: Vec<&Auth> = match (&self.default_role, listed.is_empty()) {
+            (Some(d), true) => vec![d],
+            _ => listed,
+        };
+        deciding.into_iter().any(|auth| match auth {
+            Auth::None => true,
+            Auth::ApiKey(k) => {
+                api_key.is_some_and(|given| constant_time_eq(given.as_bytes(), k.as_bytes()))
+            }
+            Auth::Basic { username, password } => authorization
+                .and_then(|h| h.strip_prefix("Basic "))
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
+                .is_some_and(|creds| {
+                    constant_time_eq(&creds, format!("{username}:{password}").as_bytes())
+                }),
+        })
     }
 }
 
@@ -254,6 +323,48 @@ auth = "none"
             AuthConfig::parse("roles = 3"),
             Err(AuthConfigError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn the_default_role_covers_only_the_routes_no_role_lists() {
+        assert_eq!(parse_default_role("{}"), Ok(None));
+        let mut c = AuthConfig::parse(FILE).unwrap();
+        c.default_role =
+            parse_default_role(r#"{"name":"d","auth":"apikey","apikey":"fedcba9876543210"}"#)
+                .unwrap();
+        // A route of the file keeps its role's credentials only.
+        assert!(!c.allows("GET /v1/portforward", None, Some("fedcba9876543210")));
+        assert!(c.allows("GET /v1/portforward", Some(&basic("qbt", "secret")), None));
+        // The others take the default role's.
+        assert!(c.allows("PUT /v1/vpn/status", None, Some("fedcba9876543210")));
+        assert!(!c.allows("PUT /v1/vpn/status", None, None));
+        let open = AuthConfig {
+            default_role: parse_default_role(r#"{"auth":"none"}"#).unwrap(),
+            ..Default::default()
+        };
+        for r in ROUTES {
+            assert!(open.allows(r, None, None), "{r}");
+        }
+    }
+
+    #[test]
+    fn a_bad_default_role_is_named_but_never_quoted() {
+        for bad in [
+            r#"{"auth":"basic","username":"u","password":"canary-role-7731","routes":[]}"#,
+            r#"{"auth":"basic","username":"u","password":"canary-role-7731""#,
+            r#"{"auth":"apikey","apikey":"short"}"#,
+            r#"{"auth":"token"}"#,
+        ] {
+            let e = parse_default_role(bad).unwrap_err().to_string();
+            assert!(!e.contains("canary-role-7731"), "{e}");
+        }
+        // A good one's credentials are secrets from then on.
+        parse_default_role(r#"{"auth":"basic","username":"u","password":"canary-role-7732"}"#)
+            .unwrap();
+        assert_eq!(
+            leakhound_proto::scrub::redact("p=canary-role-7732"),
+            "p=<redacted>"
+        );
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! The gateway's own resolver on 127.0.0.1:53 in the gateway's namespace
 //! (the dependents' resolv.conf points at it), answering through
-//! hickory-resolver (with its cache) from one upstream, DNS_ADDRESS, which is
-//! reached only through the tunnel: the kill switch rejects port 53 to
-//! anything else. Malformed requests get an error response, never a crash.
+//! hickory-resolver (with its cache) from its upstream
+//! ([`crate::config::Upstream`]: plain DNS, DNS over TLS or DNS over HTTPS),
+//! which is reached only through the tunnel: the kill switch lets the
+//! resolver's marked sockets reach the upstream's addresses and ports, and
+//! rejects port 53 (and 853, and 443 to known DoH endpoints) to anything
+//! else. An answer holding a blocked address (DNS_BLOCK_IPS,
+//! DNS_BLOCK_IP_PREFIXES) is refused whole. Malformed requests get an error
+//! response, never a crash. With DNS_SERVER=off it is not started at all
+//! ([`write_resolv_conf`] then names the plain upstreams).
 //!
 //! UDP goes through a front loop: the policy decides first, then a cached
 //! answer ([`crate::dns_cache`]) goes straight back from the loop; anything
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
+use super::config::Upstream;
 use super::dns_cache::{self, Cache, Entry};
 use super::dns_policy::{Decision, DnsPolicy};
 use hickory_resolver::Resolver;
@@ -180,7 +187,9 @@ impl RequestHandler for GatewayResolver {
                 meta.response_code = ResponseCode::NXDomain;
             }
             (Ok(_), None) => {
-                tracing::warn!("DNS query refused: no upstream resolver (set DNS_ADDRESS)");
+                tracing::warn!(
+                    "DNS query refused: no upstream resolver (DNS_UPSTREAM_PLAIN_ADDRESSES, DOT_SERVER_ADDRESS or DOH_SERVER_ADDRESS)"
+                );
                 meta.response_code = ResponseCode::ServFail;
             }
             (Ok(info), Some(up)) => {
@@ -188,13 +197,26 @@ impl RequestHandler for GatewayResolver {
                 let name = q.name().to_string();
                 match up.lookup(q.name().clone(), q.query_type()).await {
                     Ok(lookup) => {
-                        for r in lookup.answers() {
-                            let ip = match &r.data {
-                                RData::A(a) => Some(IpAddr::V4(a.0)),
-                                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                                _ => None,
-                            };
-                            match ip {
+                        let ip_of = |r: &Record| match &r.data {
+                            RData::A(a) => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                            _ => None,
+                        };
+                        // Gluetun refuses the whole answer when one of its
+                        // addresses is blocked.
+                        let blocked = lookup
+                            .answers()
+                            .iter()
+                            .filter_map(ip_of)
+                            .find(|ip| self.policy.answer_blocked(*ip));
+                        if let Some(ip) = blocked {
+                            tracing::info!(
+                                "DNS: refused the answer for {name}: it holds {ip} (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES)"
+                            );
+                            meta.response_code = ResponseCode::Refused;
+                        }
+                        for r in lookup.answers().iter().filter(|_| blocked.is_none()) {
+                            match ip_of(r) {
                                 Some(ip) if !self.policy.address_allowed(&name, ip) => {
                                     tracing::info!(
                                         "DNS: dropped {ip} from the answer for {name} (rebinding protection)"
@@ -317,36 +339,88 @@ impl DnsService {
     }
 }
 
-/// Starts the resolver on [`LISTEN`] (UDP and TCP) with `upstream`: plain
-/// DNS on 53, or DNS over TLS on 853 when `dot` is given; it keeps up to
-/// `cache_size` answers.
+/// The upstream resolver, its sockets marked ([`UPSTREAM_MARK`]), keeping
+/// up to `cache_size` answers; `None` when there is nowhere to ask.
+pub fn upstream_resolver(
+    upstream: &Upstream,
+    cache_size: u64,
+) -> Result<Option<Resolver<MarkedRuntime>>, DnsError> {
+    let (servers, tls) = match upstream {
+        Upstream::None(_) => return Ok(None),
+        Upstream::Plain(s) => (
+            s.iter()
+                .map(|a| {
+                    let mut ns = NameServerConfig::udp_and_tcp(a.ip());
+                    for c in &mut ns.connections {
+                        c.port = a.port();
+                    }
+                    ns
+                })
+                .collect::<Vec<_>>(),
+            None,
+        ),
+        Upstream::Tls {
+            servers,
+            server_name,
+            ca_file,
+        } => (
+            servers
+                .iter()
+                .map(|a| {
+                    let mut ns = NameServerConfig::tls(a.ip(), server_name.clone().into());
+                    for c in &mut ns.connections {
+                        c.port = a.port();
+                    }
+                    ns
+                })
+                .collect(),
+            Some(tls_client_config("DOT_CA_FILE", ca_file.as_deref())?),
+        ),
+        Upstream::Https {
+            servers,
+            server_name,
+            path,
+            ca_file,
+        } => (
+            servers
+                .iter()
+                .map(|a| {
+                    let mut ns = NameServerConfig::https(
+                        a.ip(),
+                        server_name.clone().into(),
+                        Some(path.clone().into()),
+                    );
+                    for c in &mut ns.connections {
+                        c.port = a.port();
+                    }
+                    ns
+                })
+                .collect(),
+            Some(tls_client_config("DOH_CA_FILE", ca_file.as_deref())?),
+        ),
+    };
+    let mut b = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        MarkedRuntime::default(),
+    );
+    if let Some(t) = tls {
+        b = b.with_tls_config(t);
+    }
+    b.options_mut().cache_size = cache_size;
+    // The kernel picks the (random) source port of each upstream query:
+    // one bind, no retries on a taken port.
+    b.options_mut().os_port_selection = true;
+    Ok(Some(b.build().map_err(DnsError::Resolver)?))
+}
+
+/// Starts the resolver on [`LISTEN`] (UDP and TCP) asking `upstream`; it
+/// keeps up to `cache_size` answers.
 pub async fn start(
-    upstream: Option<IpAddr>,
-    dot: Option<&crate::config::DotSettings>,
+    upstream: &Upstream,
     cache_size: u64,
     policy: DnsPolicy,
 ) -> Result<DnsService, DnsError> {
-    let upstream = match upstream {
-        None => None,
-        Some(ip) => {
-            let ns = match dot {
-                None => NameServerConfig::udp_and_tcp(ip),
-                Some(d) => NameServerConfig::tls(ip, d.server_name.clone().into()),
-            };
-            let mut b = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(vec![ns]),
-                MarkedRuntime::default(),
-            );
-            if let Some(d) = dot {
-                b = b.with_tls_config(tls_client_config("DOT_CA_FILE", d.ca_file.as_deref())?);
-            }
-            b.options_mut().cache_size = cache_size;
-            // The kernel picks the (random) source port of each upstream
-            // query: one bind, no retries on a taken port.
-            b.options_mut().os_port_selection = true;
-            Some(Arc::new(b.build().map_err(DnsError::Resolver)?))
-        }
-    };
+    let upstream = upstream_resolver(upstream, cache_size)?.map(Arc::new);
     let bind = |source| DnsError::Bind {
         addr: LISTEN,
         source,
@@ -597,17 +671,15 @@ pub fn load_blocklists(
     Ok(())
 }
 
-/// Points the namespace's resolv.conf at the gateway's resolver (as Gluetun
-/// does; in a container, the container's own /etc/resolv.conf).
-pub fn write_resolv_conf(path: &std::path::Path) -> Result<(), DnsError> {
-    std::fs::write(
-        path,
-        format!(
-            "# written by leakhound gateway\nnameserver {}\n",
-            LISTEN.ip()
-        ),
-    )
-    .map_err(|source| DnsError::ResolvConf {
+/// Points the namespace's resolv.conf at `nameservers` (as Gluetun does;
+/// in a container, the container's own /etc/resolv.conf): the gateway's
+/// resolver, or with DNS_SERVER=off the plain upstreams.
+pub fn write_resolv_conf(path: &std::path::Path, nameservers: &[IpAddr]) -> Result<(), DnsError> {
+    let mut text = String::from("# written by leakhound gateway\n");
+    for ns in nameservers {
+        text.push_str(&format!("nameserver {ns}\n"));
+    }
+    std::fs::write(path, text).map_err(|source| DnsError::ResolvConf {
         path: path.display().to_string(),
         source,
     })

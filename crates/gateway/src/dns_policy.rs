@@ -10,6 +10,9 @@
 //!   removed from upstream answers, also when an IPv6 address carries them
 //!   (mapped, compatible, NAT64, 6to4), unless the name is in
 //!   DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
+//! * Blocked addresses (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES): an answer
+//!   holding one of them is refused as a whole, as Gluetun's filter does
+//!   (qdm12/dns `mapfilter.FilterResponse`), exemptions or not.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -137,6 +140,8 @@ pub struct DnsPolicy {
     pub unblocked: NameSet,
     pub doh_names: NameSet,
     pub rebinding_exempt: NameSet,
+    /// DNS_BLOCK_IPS (as host prefixes) and DNS_BLOCK_IP_PREFIXES.
+    pub blocked_ips: Vec<ipnet::IpNet>,
 }
 
 impl DnsPolicy {
@@ -155,6 +160,12 @@ impl DnsPolicy {
         } else {
             Decision::Ask
         }
+    }
+
+    /// Whether an answer holding `ip` must be refused whole
+    /// (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES).
+    pub fn answer_blocked(&self, ip: IpAddr) -> bool {
+        self.blocked_ips.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether an address in an answer for `name` may be passed on.
@@ -313,6 +324,22 @@ mod tests {
                 p.address_allowed("example.com", ip.parse().unwrap()),
                 "{ip}"
             );
+        }
+    }
+
+    #[test]
+    fn blocked_addresses_and_prefixes_refuse_the_answer() {
+        let mut p = policy();
+        p.blocked_ips = vec![
+            "192.0.2.66/32".parse().unwrap(),
+            "198.18.0.0/15".parse().unwrap(),
+            "2001:db8:bad::/48".parse().unwrap(),
+        ];
+        for ip in ["192.0.2.66", "198.19.1.1", "2001:db8:bad::1"] {
+            assert!(p.answer_blocked(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.67", "198.20.0.1", "2001:db8:bae::1"] {
+            assert!(!p.answer_blocked(ip.parse().unwrap()), "{ip}");
         }
     }
 

@@ -187,19 +187,24 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
     .unwrap_or_else(|e| Err(e.to_string()))
 }
 
-/// A query for a fresh name (no cache can answer it) to the gateway's own
-/// resolver, which asks its upstream through the tunnel. NOERROR or NXDOMAIN
-/// passes; SERVFAIL (the upstream did not answer) or silence fails.
-pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
+/// A query for a fresh name (no cache can answer it) to `resolver`: the
+/// gateway's own resolver, which asks its upstream through the tunnel (or,
+/// with DNS_SERVER=off, the first plain upstream itself, through the
+/// tunnel). NOERROR or NXDOMAIN passes; SERVFAIL (the upstream did not
+/// answer) or silence fails.
+pub async fn dns_check(resolver: SocketAddr, tries: [Duration; 3]) -> CheckResult {
     use hickory_proto::op::{Message, ResponseCode};
     let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
     let (id, bytes) = leakhound_proto::dns_query::a_query(&name)?;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+    let bind: SocketAddr = match resolver.ip() {
+        ip if ip.is_loopback() => SocketAddr::new(ip, 0),
+        IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
+        IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    };
+    let sock = tokio::net::UdpSocket::bind(bind)
         .await
         .map_err(|e| e.to_string())?;
-    sock.connect(super::dns::LISTEN)
-        .await
-        .map_err(|e| e.to_string())?;
+    sock.connect(resolver).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut last = String::from("no answer");
     for wait in tries {
@@ -228,14 +233,17 @@ pub async fn dns_check(tries: [Duration; 3]) -> CheckResult {
     Err(format!("{last} for {name} within {:?}", started.elapsed()))
 }
 
-/// Resolves names for the full check through the gateway's own resolver
-/// (and so through the tunnel), without a cache of its own.
-pub fn target_resolver() -> Result<hickory_resolver::TokioResolver, String> {
+/// Resolves names for the full check through `resolver` (the gateway's
+/// own, or with DNS_SERVER=off the first plain upstream: through the
+/// tunnel either way), without a cache of its own.
+pub fn target_resolver(resolver: SocketAddr) -> Result<hickory_resolver::TokioResolver, String> {
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    let mut ns = NameServerConfig::udp_and_tcp(resolver.ip());
+    for c in &mut ns.connections {
+        c.port = resolver.port();
+    }
     let mut b = hickory_resolver::Resolver::builder_with_config(
-        ResolverConfig::from_name_servers(vec![NameServerConfig::udp_and_tcp(
-            super::dns::LISTEN.ip(),
-        )]),
+        ResolverConfig::from_name_servers(vec![ns]),
         hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
     );
     b.options_mut().cache_size = 0;
@@ -302,6 +310,9 @@ pub struct Checks {
     pub full_interval: Duration,
     pub tls: Arc<rustls::ClientConfig>,
     pub tunnel_if: String,
+    /// Where names are asked ([`crate::resolver_address`]);
+    /// `None`: nowhere (a name target fails, the DNS check too).
+    pub resolver: Option<SocketAddr>,
 }
 
 /// Runs checks forever, publishing each verdict (after the small check, so
@@ -322,12 +333,13 @@ pub async fn run_checks(
             }
         });
     };
-    let resolver = match target_resolver() {
-        Ok(r) => Some(r),
-        Err(e) => {
+    let resolver = match checks.resolver.map(target_resolver) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
             tracing::error!("health: no resolver for the full check's names: {e}");
             None
         }
+        None => None,
     };
     let full_timeout = (checks.interval * 2).clamp(Duration::from_secs(2), Duration::from_secs(10));
     let mut tick = tokio::time::interval(checks.interval);
@@ -350,7 +362,10 @@ pub async fn run_checks(
             SmallCheck::Icmp(ips) => {
                 first_success(ips, |ip| ping(*ip, &checks.tunnel_if, tries)).await
             }
-            SmallCheck::Dns => dns_check(tries).await,
+            SmallCheck::Dns => match checks.resolver {
+                Some(r) => dns_check(r, tries).await,
+                None => Err("no resolver to ask".to_string()),
+            },
         };
         let small_ok = s.is_ok();
         if !small_ok && needs_kick(status.as_ref(), SystemTime::now()) {

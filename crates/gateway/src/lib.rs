@@ -16,6 +16,7 @@
 //! decided by the [`supervisor`], a pure state machine.
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod control;
 pub mod control_auth;
@@ -30,6 +31,7 @@ pub mod portforward;
 pub mod signals;
 pub mod supervisor;
 pub mod underlay;
+pub mod variables;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -115,13 +117,15 @@ fn load_control_auth(
         path: c.auth_file.display().to_string(),
         why,
     };
-    match std::fs::read_to_string(&c.auth_file) {
-        Ok(text) => control_auth::AuthConfig::parse(&text).map_err(|e| err(e.into())),
+    let mut auth = match std::fs::read_to_string(&c.auth_file) {
+        Ok(text) => control_auth::AuthConfig::parse(&text).map_err(|e| err(e.into()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !c.auth_file_explicit => {
-            Ok(Default::default())
+            Default::default()
         }
-        Err(e) => Err(err(e.into())),
-    }
+        Err(e) => return Err(err(e.into())),
+    };
+    auth.default_role = c.default_role.clone();
+    Ok(auth)
 }
 
 /// After a tunnel-up: the public IP through the tunnel, published and
@@ -164,8 +168,21 @@ pub fn firewall_policy(cfg: &GatewayConfig, underlay: &str) -> FirewallPolicy {
         vpn_input_ports: cfg.firewall.vpn_input_ports.clone(),
         subnet_ports: cfg.firewall.subnet_ports.clone(),
         debug: cfg.firewall.debug,
-        dns_upstream: cfg.dns.upstream,
-        dns_upstream_port: if cfg.dns.dot.is_some() { 853 } else { 53 },
+        dns_upstreams: if cfg.dns.server {
+            cfg.dns.upstream.addresses().to_vec()
+        } else {
+            Vec::new()
+        },
+        dns_direct: if cfg.dns.server {
+            Vec::new()
+        } else {
+            cfg.dns
+                .upstream
+                .addresses()
+                .iter()
+                .map(|a| a.ip())
+                .collect()
+        },
         doh_addresses: cfg.dns.doh_addresses.clone(),
         redirects: Vec::new(),
     }
@@ -257,6 +274,16 @@ impl Tunnel {
     }
 }
 
+/// Where the namespace's (and the gateway's own) lookups go: the gateway's
+/// resolver, or with DNS_SERVER=off the first plain upstream.
+pub fn resolver_address(dns: &config::DnsSettings) -> Option<SocketAddr> {
+    if dns.server {
+        Some(dns::LISTEN)
+    } else {
+        dns.upstream.addresses().first().copied()
+    }
+}
+
 /// A tunnel started again (a restart, or PUT /v1/vpn/status): health, port
 /// forwarding and the public IP follow the new one.
 async fn start_tunnel(
@@ -268,7 +295,26 @@ async fn start_tunnel(
     let t = Tunnel::up(cfg, nl).await?;
     tunnel_tx.send_replace(Some(t.handle.clone()));
     refresh_public_ip(cfg, ip_tx);
+    // VPN_UP_COMMAND, as Gluetun runs it: after DNS, health and the public
+    // IP are under way; the port forwarding does not wait for it here.
+    if let Some(c) = &cfg.up_command {
+        let cmd = c.replace("{{VPN_INTERFACE}}", &cfg.interface);
+        // The command is a secret whole, as its variable is.
+        leakhound_proto::scrub::register(&cmd);
+        tokio::spawn(async move { command::run(&cmd, "VPN up").await });
+    }
     Ok(t)
+}
+
+/// VPN_DOWN_COMMAND, before the tunnel goes down (and before the port
+/// forwarding's DOWN command, as Gluetun orders them), within
+/// [`command::TIMEOUT`].
+async fn run_down_command(cfg: &GatewayConfig) {
+    if let Some(c) = &cfg.down_command {
+        let cmd = c.replace("{{VPN_INTERFACE}}", &cfg.interface);
+        leakhound_proto::scrub::register(&cmd);
+        command::run(&cmd, "VPN down").await;
+    }
 }
 
 /// Binds a server's listening socket; a taken or bad address stops the
@@ -317,9 +363,12 @@ impl Parts<'_> {
         for d in todo {
             match d {
                 supervisor::Do::WithdrawPort => {
-                    // The DOWN command runs (bounded) while the tunnel is
+                    // The DOWN commands run (bounded) while the tunnel is
                     // still up; then health and port forwarding see no
                     // tunnel.
+                    if self.tunnel.is_some() {
+                        run_down_command(&self.cfg).await;
+                    }
                     if let Some(a) = &self.announcer {
                         a.withdraw("the tunnel is going down").await;
                     }
@@ -367,9 +416,12 @@ pub struct Closed {
 /// applied and read back on this thread. `started` is when the process
 /// began, for the "start to firewall closed" figure in the log.
 pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed, GatewayError> {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     for var in &cfg.unused {
         tracing::warn!(
-            "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see docs/gateway-variables.md"
+            "{var} is set but leakhound's gateway does not use it (not a variable it knows, or without effect in this configuration); see docs/gluetun-variables.md"
         );
     }
     let underlay =
@@ -518,29 +570,41 @@ pub async fn run(
     }
 
     // 4. DNS: the gateway's resolver, and resolv.conf pointing at it. Until
-    // the tunnel is up it has no way out and every query fails.
-    let resolver = dns::start(
-        cfg.dns.upstream,
-        cfg.dns.dot.as_ref(),
-        cfg.dns.cache_size,
-        dns_policy,
-    )
-    .await?;
-    dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"))?;
-    match cfg.dns.upstream {
-        Some(up) => tracing::info!(
-            "DNS: resolver on {} asks {up} through the tunnel{}",
-            dns::LISTEN,
-            match &cfg.dns.dot {
-                Some(d) => format!(" over TLS (853, certificate for {})", d.server_name),
-                None => " (plain DNS, 53)".into(),
-            }
-        ),
-        None => tracing::warn!(
-            "DNS: resolver on {} has no upstream (DNS_ADDRESS unset or loopback): every query fails",
-            dns::LISTEN
-        ),
-    }
+    // the tunnel is up it has no way out and every query fails. With
+    // DNS_SERVER=off, no resolver: resolv.conf names the plain upstreams.
+    let resolver = if cfg.dns.server {
+        let r = dns::start(&cfg.dns.upstream, cfg.dns.cache_size, dns_policy).await?;
+        dns::write_resolv_conf(
+            std::path::Path::new("/etc/resolv.conf"),
+            &[dns::LISTEN.ip()],
+        )?;
+        match &cfg.dns.upstream {
+            config::Upstream::None(why) => tracing::warn!(
+                "DNS: resolver on {} has no upstream: every query fails ({why})",
+                dns::LISTEN
+            ),
+            up => tracing::info!(
+                "DNS: resolver on {} asks through the tunnel: {}",
+                dns::LISTEN,
+                up.describe()
+            ),
+        }
+        Some(r)
+    } else {
+        let ips: Vec<IpAddr> = cfg
+            .dns
+            .upstream
+            .addresses()
+            .iter()
+            .map(|a| a.ip())
+            .collect();
+        dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"), &ips)?;
+        tracing::warn!(
+            "DNS: the built-in DNS server is off (DNS_SERVER=off): resolv.conf names {}, asked directly through the tunnel; no block lists, no rebinding protection",
+            cfg.dns.upstream.describe()
+        );
+        None
+    };
 
     // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
@@ -551,6 +615,7 @@ pub async fn run(
         full_interval: cfg.health.full_interval,
         tls: health_tls,
         tunnel_if: cfg.interface.clone(),
+        resolver: resolver_address(&cfg.dns),
     };
     tokio::spawn(health::run_checks(checks, tunnel_rx, health_tx));
     let health_listener = bind("HEALTH_SERVER_ADDRESS", cfg.health.server).await?;
@@ -636,6 +701,7 @@ pub async fn run(
             },
             r = finished => {
                 parts.tunnel = None;
+                run_down_command(&parts.cfg).await;
                 parts.tunnel_tx.send_replace(None);
                 match r {
                     Ok(Ok(())) => tracing::warn!("the tunnel ended"),
@@ -658,8 +724,11 @@ pub async fn run(
     tracing::info!("stopping");
     health_server.abort();
     control_server.abort();
-    resolver.shutdown();
+    if let Some(r) = &resolver {
+        r.shutdown();
+    }
     if let Some(t) = parts.tunnel.take() {
+        run_down_command(&parts.cfg).await;
         t.down().await;
     }
     if cfg.firewall.remove_on_exit {

@@ -3,7 +3,8 @@
 //! a TCP and a UDP mapping, renewed at half their lifetime asking for the
 //! same port, again after every tunnel-up. The port is opened on the tunnel
 //! interface only (the kill switch is re-applied atomically with it), written
-//! to VPN_PORT_FORWARDING_STATUS_FILE, announced to the UP/DOWN commands and
+//! to VPN_PORT_FORWARDING_STATUS_FILE, announced to the UP/DOWN commands
+//! (run without a shell, as Gluetun runs them: [`super::command`]) and
 //! served on GET /v1/portforward. When the tunnel goes down, or the
 //! provider stops granting the port, it is withdrawn: the DOWN command runs
 //! and the status file is removed.
@@ -76,23 +77,14 @@ pub async fn request(
 }
 
 /// How long an UP or DOWN command may take before it is killed.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+pub const COMMAND_TIMEOUT: Duration = super::command::TIMEOUT;
 
+/// Runs an UP or DOWN command, placeholders replaced, without a shell
+/// ([`super::command`]).
 async fn run_command(template: &Option<String>, port: u16, interface: &str, what: &str) {
     let Some(t) = template else { return };
     let cmd = render_command(t, port, interface);
-    let child = tokio::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .kill_on_drop(true)
-        .status();
-    match tokio::time::timeout(COMMAND_TIMEOUT, child).await {
-        Ok(Ok(s)) if s.success() => tracing::info!("port forwarding: {what} command done: {cmd}"),
-        Ok(Ok(s)) => tracing::warn!("port forwarding: {what} command failed ({s}): {cmd}"),
-        Ok(Err(e)) => tracing::warn!("port forwarding: {what} command could not run: {e}"),
-        Err(_) => tracing::warn!(
-            "port forwarding: {what} command killed after {COMMAND_TIMEOUT:?}: {cmd}"
-        ),
-    }
+    super::command::run(&cmd, &format!("port forwarding: {what}")).await;
 }
 
 /// Announces a forwarded port (status file, UP command, the control

@@ -552,9 +552,11 @@ pub fn outbound_toml(p: &UserLab, source: &str) -> String {
 
 /// Variables the lab sets itself, whatever the user's file says: the
 /// provider's side (keys, endpoint, addresses, server selection) and what
-/// points outside the lab (DNS upstream, health targets, public-IP
-/// service, the control server's auth file). Exact names, then prefixes.
-const LAB_OWNED: [&str; 24] = [
+/// points outside the lab (the DNS upstream: the retired DNS_ADDRESS and
+/// DNS_PLAINTEXT_ADDRESS, today's DNS_UPSTREAM_PLAIN_ADDRESSES; health
+/// targets, public-IP service, the control server's auth file). Exact
+/// names, then prefixes.
+const LAB_OWNED: [&str; 26] = [
     "VPN_SERVICE_PROVIDER",
     "VPN_TYPE",
     "VPN_ENDPOINT_IP",
@@ -571,6 +573,8 @@ const LAB_OWNED: [&str; 24] = [
     "WIREGUARD_ADDRESS",
     "VPN_PORT_FORWARDING_PROVIDER",
     "DNS_ADDRESS",
+    "DNS_PLAINTEXT_ADDRESS",
+    "DNS_UPSTREAM_PLAIN_ADDRESSES",
     "DOT_PROVIDERS",
     "HEALTH_TARGET_ADDRESS",
     "HEALTH_TARGET_ADDRESSES",

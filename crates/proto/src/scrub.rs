@@ -257,7 +257,10 @@ pub fn clean_json(v: &mut serde_json::Value) {
 /// upper-cased, contains PASSWORD, PASSWD, PASSPHRASE, SECRET, TOKEN,
 /// API_KEY, APIKEY, PRIVATE_KEY, PRESHARED_KEY or CREDENTIAL; or one of its
 /// `_`-separated words is PASS, PSK, COOKIE or KEY (not after PUBLIC); or
-/// it is HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE (a role with credentials).
+/// it is HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE (a role with credentials),
+/// VPN_UP_COMMAND or VPN_DOWN_COMMAND (Gluetun's tunnel hooks: the whole
+/// command is a secret, not only the credentials [`command_credentials`]
+/// finds in it).
 /// A name ending in _FILE, _FILEPATH, _SECRETFILE or _PATH names a file,
 /// not a secret (the file's content is one when read).
 pub fn is_secret_name(key: &str) -> bool {
@@ -280,7 +283,12 @@ pub fn is_secret_name(key: &str) -> bool {
         "PRESHARED_KEY",
         "CREDENTIAL",
     ];
-    if k == "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE" || PARTS.iter().any(|p| k.contains(p)) {
+    const WHOLE: [&str; 3] = [
+        "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+        "VPN_UP_COMMAND",
+        "VPN_DOWN_COMMAND",
+    ];
+    if WHOLE.contains(&k.as_str()) || PARTS.iter().any(|p| k.contains(p)) {
         return true;
     }
     let words: Vec<&str> = k.split('_').collect();

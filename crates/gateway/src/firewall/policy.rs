@@ -74,11 +74,13 @@ pub struct FirewallPolicy {
     pub subnet_ports: Vec<SubnetPorts>,
     /// FIREWALL_DEBUG: counters on every rule and a log line per drop.
     pub debug: bool,
-    /// The gateway resolver's upstream (reached through the tunnel): the only
-    /// destination of port 53 (or 853 for DoT) besides loopback.
-    pub dns_upstream: Option<IpAddr>,
-    /// 53, or 853 when the upstream is asked over TLS.
-    pub dns_upstream_port: u16,
+    /// The gateway resolver's upstreams (reached through the tunnel, from
+    /// its marked sockets only): with their ports (53, 853 for DoT, 443 for
+    /// DoH), the only DNS destinations besides loopback.
+    pub dns_upstreams: Vec<SocketAddr>,
+    /// DNS_SERVER=off: the plain upstreams the namespace's resolv.conf
+    /// names, whose port 53 anyone may reach, through the tunnel only.
+    pub dns_direct: Vec<IpAddr>,
     /// DoH endpoints: their 443 (TCP and UDP) is rejected.
     pub doh_addresses: Vec<IpAddr>,
     /// VPN_PORT_FORWARDING_LISTENING_PORT: (forwarded port, local port)
@@ -322,15 +324,29 @@ impl FirewallPolicy {
         // DNS only through the gateway's own resolver: its upstream through
         // the tunnel; every other port 53, DoT (853) and DoH to known
         // endpoints is refused.
-        if let Some(up) = self.dns_upstream {
+        for up in &self.dns_upstreams {
             for proto in [L4::Udp, L4::Tcp] {
                 r.push(
                     R::new(Output, format!("dns {proto} to the resolver's upstream"))
                         .m(M::Mark(crate::dns::UPSTREAM_MARK))
                         .oif(tun)
-                        .addr(true, &[IpNet::from(up)])
+                        .addr(true, &[IpNet::from(up.ip())])
                         .l4(proto)
-                        .port(proto, true, &[self.dns_upstream_port]),
+                        .port(proto, true, &[up.port()]),
+                );
+            }
+        }
+        for up in &self.dns_direct {
+            for proto in [L4::Udp, L4::Tcp] {
+                r.push(
+                    R::new(
+                        Output,
+                        format!("dns {proto} to a plain upstream (DNS_SERVER=off)"),
+                    )
+                    .oif(tun)
+                    .addr(true, &[IpNet::from(*up)])
+                    .l4(proto)
+                    .port(proto, true, &[53]),
                 );
             }
         }
@@ -758,8 +774,8 @@ pub(crate) mod tests {
                 },
             ],
             debug: false,
-            dns_upstream: Some("10.64.0.1".parse().unwrap()),
-            dns_upstream_port: 53,
+            dns_upstreams: vec!["10.64.0.1:53".parse().unwrap()],
+            dns_direct: Vec::new(),
             doh_addresses: vec![
                 "1.1.1.1".parse().unwrap(),
                 "2606:4700:4700::1111".parse().unwrap(),

@@ -561,8 +561,9 @@ pub enum Capability {
     /// DNS blocklists read from local files (leakhound's
     /// `DNS_BLOCKLIST_DIR`; Gluetun downloads its own).
     BlocklistFiles,
-    /// DNS over TLS to a resolver checked against a CA file (leakhound's
-    /// `DOT_CA_FILE`, `DOT_SERVER_NAME`).
+    /// DNS over TLS (`DNS_UPSTREAM_RESOLVER_TYPE=dot`) to the resolver
+    /// leakhound's `DOT_SERVER_ADDRESS` names, checked against a CA file
+    /// (leakhound's `DOT_CA_FILE`, `DOT_SERVER_NAME`).
     DotCaFile,
     /// It reads leakhound's own variables (it is leakhound's gateway,
     /// packaged): it gets them, as the built-in does. Without it a target
@@ -602,7 +603,7 @@ pub const CAPABILITIES: [(&str, Capability, &str); 8] = [
     (
         "dot-ca-file",
         Capability::DotCaFile,
-        "DOT=on against a resolver whose certificate is checked with DOT_CA_FILE",
+        "DNS over TLS (DNS_UPSTREAM_RESOLVER_TYPE=dot) to the resolver DOT_SERVER_ADDRESS names, its certificate checked with DOT_CA_FILE",
     ),
     (
         "leakhound-variables",

@@ -78,6 +78,8 @@ fn secret_names_follow_the_documented_rule() {
         "AWS_CREDENTIALS",
         "wg_psk",
         "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+        "VPN_UP_COMMAND",
+        "vpn_down_command",
         "SHADOWSOCKS_PASSWD",
     ] {
         assert!(is_secret_name(k), "{k}");
@@ -91,6 +93,7 @@ fn secret_names_follow_the_documented_rule() {
         "KEYBOARD",
         "VPN_TYPE",
         "TZ",
+        "VPN_PORT_FORWARDING_UP_COMMAND",
     ] {
         assert!(!is_secret_name(k), "{k}");
     }
@@ -163,5 +166,11 @@ fn a_variable_registers_its_secret_or_its_command_credentials() {
             "canary-variable-name-3141 canary-variable-up-3141 canary-variable-cmd-3141 canary-variable-plain-3141"
         ),
         "<redacted> <redacted> <redacted> canary-variable-plain-3141"
+    );
+    // Gluetun's tunnel hooks are secrets whole, credentials or not.
+    register_variable("VPN_UP_COMMAND", "/usr/local/bin/notify canary-hook-3141");
+    assert_eq!(
+        redact("ran /usr/local/bin/notify canary-hook-3141"),
+        "ran <redacted>"
     );
 }
