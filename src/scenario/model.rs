@@ -63,6 +63,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "dns-over-tls",
         include_str!("../../scenarios/dns-over-tls.toml"),
     ),
+    (
+        "dns-over-https",
+        include_str!("../../scenarios/dns-over-https.toml"),
+    ),
+    (
+        "dns-plain-upstream",
+        include_str!("../../scenarios/dns-plain-upstream.toml"),
+    ),
+    (
+        "dns-upstream-failure",
+        include_str!("../../scenarios/dns-upstream-failure.toml"),
+    ),
+    (
+        "dns-server-off",
+        include_str!("../../scenarios/dns-server-off.toml"),
+    ),
     ("health", include_str!("../../scenarios/health.toml")),
     ("reconnect", include_str!("../../scenarios/reconnect.toml")),
     (

@@ -358,6 +358,97 @@ async fn dns_over_tls_fails_when_the_gateway_asks_in_plain_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_https_fails_when_a_dependents_doh_gets_through() {
+    let tamper = nft("insert rule inet leakhound output tcp dport 443 accept\n");
+    let (r, _) = run_tampered("dns-over-https", tamper).await;
+    assert_failed(
+        &r,
+        "DoH from a dependent straight to the same server is still refused",
+        &["doh received the query"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_https_fails_when_the_gateway_asks_in_plain_text() {
+    let (r, _) = run_with(
+        "dns-over-https",
+        None,
+        &[
+            ("DNS_UPSTREAM_RESOLVER_TYPE", "plain".into()),
+            ("DNS_UPSTREAM_PLAIN_ADDRESSES", "10.64.0.1:53".into()),
+        ],
+    )
+    .await;
+    assert_failed(
+        &r,
+        "the system resolver answers, over HTTPS through the tunnel",
+        &["provider-dns received the query"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_plain_upstream_fails_when_port_53_is_opened_around_the_gateways_resolver() {
+    let tamper = nft(
+        "insert rule inet leakhound output udp dport 53 accept\ninsert rule inet leakhound output tcp dport 53 accept\n",
+    );
+    let (r, _) = run_tampered("dns-plain-upstream", tamper).await;
+    assert_failed(
+        &r,
+        "a query straight to the provider's resolver, bypassing the gateway's, fails",
+        &["provider-dns received the query"],
+    );
+    assert_failed(
+        &r,
+        "a query straight to the ISP resolver fails and never arrives",
+        &["isp-dns received the query"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_plain_upstream_fails_when_blocked_addresses_are_let_through() {
+    let (r, _) = run_with(
+        "dns-plain-upstream",
+        None,
+        &[("DNS_BLOCK_IP_PREFIXES", String::new())],
+    )
+    .await;
+    assert_failed(
+        &r,
+        "an answer holding a blocked address is refused, exempt name or not",
+        &["expected the name not to resolve"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_upstream_failure_fails_when_the_gateway_falls_back_to_the_hosts_resolver() {
+    // What a gateway that hands a failing upstream's queries to the
+    // resolver the host wrote would look like from outside: the
+    // namespace's queries go to the ISP's resolver (through the tunnel, so
+    // the wires see no leak: the far end's log is the proof).
+    let tamper = Tamper {
+        nft: Some(
+            "insert rule inet leakhound output udp dport 53 accept\ninsert rule inet leakhound output tcp dport 53 accept\n"
+                .into(),
+        ),
+        resolv_conf: Some("nameserver 192.0.2.53\n".into()),
+        ..Default::default()
+    };
+    let (r, _) = run_tampered("dns-upstream-failure", tamper).await;
+    for case in [
+        "the system resolver fails and no other resolver hears the query",
+        "asked again, it fails again and still no other resolver hears it",
+    ] {
+        assert_failed(&r, case, &["isp-dns received the query"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_server_off_fails_without_a_kill_switch() {
+    let (r, xml) = run_tampered("dns-server-off", flush_and_route_around()).await;
+    assert_leak_reported(&r, &xml, "gw", "DNS query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_fails_when_the_health_endpoint_is_cut_off() {
     let tamper = nft("insert rule inet leakhound input tcp dport 9999 drop\n");
     let (r, _) = run_tampered("health", tamper).await;
