@@ -9,24 +9,7 @@
 
 use std::path::Path;
 
-use crate::common::{UpLab, fresh_path, printed};
-
-/// Every file under `dir`.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
+use crate::common::{UpLab, files_under as files, fresh_path, printed};
 
 fn holds(bytes: &[u8], s: &str) -> bool {
     bytes.windows(s.len()).any(|w| w == s.as_bytes())

@@ -34,18 +34,7 @@ fn secrets_of(file: &Path) -> Vec<String> {
 /// or `output` holds one of `secrets`, as text or as bytes.
 fn assert_no_secret(dir: &Path, output: &str, secrets: &[String]) {
     assert!(!secrets.is_empty());
-    let mut files = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
+    let files = crate::common::files_under(dir);
     assert!(
         files
             .iter()
