@@ -194,6 +194,9 @@ struct Tunnel {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     handle: TunnelHandle,
+    /// VPN_UP_COMMAND while it runs: the down command waits for it, so the
+    /// user's hooks see up and down in the order the tunnel had them.
+    up_hook: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What the gateway's other parts see of a running tunnel: its status, and
@@ -264,6 +267,7 @@ impl Tunnel {
             cancel,
             task,
             handle: TunnelHandle { status, kick },
+            up_hook: None,
         })
     }
 
@@ -292,7 +296,7 @@ async fn start_tunnel(
     tunnel_tx: &tokio::sync::watch::Sender<Option<TunnelHandle>>,
     ip_tx: &tokio::sync::watch::Sender<Option<IpAddr>>,
 ) -> Result<Tunnel, GatewayError> {
-    let t = Tunnel::up(cfg, nl).await?;
+    let mut t = Tunnel::up(cfg, nl).await?;
     tunnel_tx.send_replace(Some(t.handle.clone()));
     refresh_public_ip(cfg, ip_tx);
     // VPN_UP_COMMAND, as Gluetun runs it: after DNS, health and the public
@@ -301,15 +305,21 @@ async fn start_tunnel(
         let cmd = c.replace("{{VPN_INTERFACE}}", &cfg.interface);
         // The command is a secret whole, as its variable is.
         leakhound_proto::scrub::register(&cmd);
-        tokio::spawn(async move { command::run(&cmd, "VPN up").await });
+        t.up_hook = Some(tokio::spawn(async move {
+            command::run(&cmd, "VPN up").await;
+        }));
     }
     Ok(t)
 }
 
 /// VPN_DOWN_COMMAND, before the tunnel goes down (and before the port
 /// forwarding's DOWN command, as Gluetun orders them), within
-/// [`command::TIMEOUT`].
-async fn run_down_command(cfg: &GatewayConfig) {
+/// [`command::TIMEOUT`]; after the tunnel's up command if that is still
+/// running (it is bounded by the same timeout).
+async fn run_down_command(cfg: &GatewayConfig, up_hook: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(h) = up_hook {
+        let _ = h.await;
+    }
     if let Some(c) = &cfg.down_command {
         let cmd = c.replace("{{VPN_INTERFACE}}", &cfg.interface);
         leakhound_proto::scrub::register(&cmd);
@@ -366,8 +376,8 @@ impl Parts<'_> {
                     // The DOWN commands run (bounded) while the tunnel is
                     // still up; then health and port forwarding see no
                     // tunnel.
-                    if self.tunnel.is_some() {
-                        run_down_command(&self.cfg).await;
+                    if let Some(t) = self.tunnel.as_mut() {
+                        run_down_command(&self.cfg, t.up_hook.take()).await;
                     }
                     if let Some(a) = &self.announcer {
                         a.withdraw("the tunnel is going down").await;
@@ -700,8 +710,8 @@ pub async fn run(
                 None => continue,
             },
             r = finished => {
-                parts.tunnel = None;
-                run_down_command(&parts.cfg).await;
+                let up_hook = parts.tunnel.take().and_then(|mut t| t.up_hook.take());
+                run_down_command(&parts.cfg, up_hook).await;
                 parts.tunnel_tx.send_replace(None);
                 match r {
                     Ok(Ok(())) => tracing::warn!("the tunnel ended"),
@@ -727,8 +737,8 @@ pub async fn run(
     if let Some(r) = &resolver {
         r.shutdown();
     }
-    if let Some(t) = parts.tunnel.take() {
-        run_down_command(&parts.cfg).await;
+    if let Some(mut t) = parts.tunnel.take() {
+        run_down_command(&parts.cfg, t.up_hook.take()).await;
         t.down().await;
     }
     if cfg.firewall.remove_on_exit {
