@@ -132,6 +132,59 @@ fn another_home_network_gets_its_own_lans_and_runs_the_whole_suite() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// A compose file in today's Gluetun names (its wiki, v3.41: a DoT upstream
+/// by resolver names, today's health and control-server variables) runs the
+/// whole default suite as it is: nothing fails, nothing is refused, the
+/// gateway reads no retired name, and the DNS checks follow the file's
+/// encrypted upstream (the provider's DoT resolver, never its plain one).
+#[test]
+fn todays_gluetun_compose_file_runs_the_whole_suite_as_it_is() {
+    let out = fresh_path("gluetun-current");
+    let compose = examples().join("gluetun-current/docker-compose.yml");
+    let o = run_user(&["--compose", compose.to_str().unwrap()], &out);
+    let t = printed(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(!t.lines().any(|l| l.starts_with("FAIL")), "{t}");
+    let skipped: Vec<&str> = t.lines().filter(|l| l.starts_with("SKIP")).collect();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert!(t.contains("PASS baseline"), "{t}");
+    assert!(t.contains("added: DOT_SERVER_ADDRESS=10.64.0.1"), "{t}");
+    // Today's names need no mapping: no gateway log calls one of the
+    // file's variables old (the lab's own endpoint names are retired on
+    // purpose: every Gluetun reads them).
+    let file = std::fs::read_to_string(&compose).unwrap();
+    let keys: Vec<&str> = file
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert!(keys.contains(&"DNS_UPSTREAM_RESOLVER_TYPE"), "{keys:?}");
+    let mut logs = 0;
+    for f in crate::common::files_under(&out) {
+        if f.to_string_lossy().ends_with("-gateway.log") {
+            logs += 1;
+            let log = std::fs::read_to_string(&f).unwrap();
+            for k in &keys {
+                assert!(
+                    !log.contains(&format!("old environment variable {k},")),
+                    "{}: {k}",
+                    f.display()
+                );
+            }
+        }
+    }
+    assert!(logs > 10, "{logs} gateway logs");
+    // The baseline's query went to the provider's DoT resolver.
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("provider-dot logged the query"), "{junit}");
+    assert_no_secret(
+        &out,
+        &t,
+        &secrets_of(&examples().join("gluetun-current/.env")),
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn a_gateway_that_opens_more_than_the_file_says_fails_the_made_matrix() {
     let out = fresh_path("tamper");

@@ -95,8 +95,16 @@ pub mod service {
     /// A listener on whoami's addresses at UDP 443: every datagram (a
     /// browser's QUIC), never answered.
     pub const QUIC: &str = "quic";
+    /// Not a service of its own: the resolver the gateway's configuration
+    /// asks through the tunnel, whichever that is for the scenario's
+    /// variables (`provider-dns` for a plain upstream, `provider-dot` for
+    /// DNS over TLS, `doh` for DNS over HTTPS). Scenarios that mean "the
+    /// gateway's upstream", not one transport, name it, so a user's
+    /// configuration with an encrypted upstream runs them unchanged.
+    pub const PROVIDER_RESOLVER: &str = "provider-resolver";
     /// Every service a scenario may ask about.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
+        PROVIDER_RESOLVER,
         PROVIDER_DOT,
         DOT,
         DOH,

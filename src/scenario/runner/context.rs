@@ -210,6 +210,20 @@ impl Runner<'_> {
         env
     }
 
+    /// Which lab service is the gateway's upstream resolver for `env`: what
+    /// `provider-resolver` in a scenario's checks means. The gateway's own
+    /// parser reads the variables; when it refuses them, `provider-dns`
+    /// (the gateway will not start, and its scenario says why).
+    pub(crate) fn provider_resolver(env: &BTreeMap<String, String>) -> &'static str {
+        use crate::gateway::config::{GatewayConfig, Upstream};
+        use crate::model::topology::service;
+        match GatewayConfig::from_env(env.clone()).map(|c| c.dns.upstream) {
+            Ok(Upstream::Tls { .. }) => service::PROVIDER_DOT,
+            Ok(Upstream::Https { .. }) => service::DOH,
+            Ok(Upstream::Plain(_) | Upstream::None(_)) | Err(_) => service::PROVIDER_DNS,
+        }
+    }
+
     /// Where scenarios' port-forwarding UP/DOWN commands write
     /// (`{port_commands}` in gateway variables).
     pub(crate) fn port_commands_file(&self) -> std::path::PathBuf {

@@ -68,14 +68,16 @@ impl Runner<'_> {
         group: &[Step],
         t: Instant,
     ) -> Option<Vec<(StepResult, Duration)>> {
+        let upstream = st.provider_resolver;
         if let [one] = group {
+            let action = one.action.with_provider_resolver(upstream);
             tokio::select! {
-                r = self.step(st, &one.action) => Some(vec![(r, t.elapsed())]),
+                r = self.step(st, &action) => Some(vec![(r, t.elapsed())]),
                 _ = self.interrupt.cancelled() => None,
             }
         } else {
             let all = futures::future::join_all(group.iter().map(|s| async move {
-                let r = self.probe(&s.action).await;
+                let r = self.probe(&s.action.with_provider_resolver(upstream)).await;
                 (r, t.elapsed())
             }));
             tokio::select! {

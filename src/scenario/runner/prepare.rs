@@ -44,6 +44,7 @@ impl Runner<'_> {
             news_since: None,
             started_at: std::time::SystemTime::now(),
             scn,
+            provider_resolver: Self::provider_resolver(&env),
             env,
             gateway: None,
             gw_log,

@@ -27,6 +27,8 @@ pub struct RunState<'s> {
     pub scn: &'s Scenario,
     /// The gateway's variables for this scenario (computed once).
     pub env: std::collections::BTreeMap<String, String>,
+    /// The lab service `provider-resolver` means for these variables.
+    pub provider_resolver: &'static str,
     pub gateway: Option<Box<dyn GatewayHandle>>,
     pub gw_log: PathBuf,
     /// Provider handshakes counted when the current gateway started.

@@ -445,6 +445,55 @@ pub struct Scenario {
 }
 
 impl Action {
+    /// This action with [`service::PROVIDER_RESOLVER`] in its far-end
+    /// checks replaced by `service`, the one the gateway's configuration
+    /// asks; the action itself when it does not name it.
+    pub fn with_provider_resolver(&self, service: &str) -> std::borrow::Cow<'_, Action> {
+        let names = |c: &Check| {
+            c.logged_by
+                .iter()
+                .chain(&c.not_logged_by)
+                .any(|s| s == crate::topology::service::PROVIDER_RESOLVER)
+        };
+        match self.check() {
+            Some(c) if names(c) => {
+                let mut a = self.clone();
+                if let Some(c) = a.check_mut() {
+                    for s in c.logged_by.iter_mut().chain(c.not_logged_by.iter_mut()) {
+                        if s == crate::topology::service::PROVIDER_RESOLVER {
+                            *s = service.to_string();
+                        }
+                    }
+                }
+                std::borrow::Cow::Owned(a)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
+    /// The probe's far-end check, for probes that have one.
+    pub fn check(&self) -> Option<&Check> {
+        match self {
+            Action::Http { check, .. }
+            | Action::Dns { check, .. }
+            | Action::EncryptedDns { check, .. }
+            | Action::Udp { check, .. }
+            | Action::RawFrame { check, .. } => Some(check),
+            _ => None,
+        }
+    }
+
+    fn check_mut(&mut self) -> Option<&mut Check> {
+        match self {
+            Action::Http { check, .. }
+            | Action::Dns { check, .. }
+            | Action::EncryptedDns { check, .. }
+            | Action::Udp { check, .. }
+            | Action::RawFrame { check, .. } => Some(check),
+            _ => None,
+        }
+    }
+
     /// What the probe expects, for actions that are probes.
     pub fn expectation(&self) -> Option<&Expect> {
         match self {

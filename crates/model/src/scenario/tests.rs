@@ -388,3 +388,23 @@ fn an_unheard_check_names_known_services() {
     let e = err("name = \"x\"\n[[step]]\nname = \"u\"\naction = \"unheard\"\nby = []\n");
     assert!(e.contains("name at least one service"), "{e}");
 }
+
+#[test]
+fn provider_resolver_becomes_the_service_the_variables_choose() {
+    let s = ok(
+        "name = \"x\"\n[[step]]\nname = \"q\"\naction = \"dns\"\nfrom = \"gw\"\nserver = \"system\"\nexpect = \"answer\"\nlogged-by = [\"provider-resolver\"]\nnot-logged-by = [\"isp-dns\", \"provider-resolver\"]\n[[step]]\nname = \"other\"\naction = \"dns\"\nfrom = \"gw\"\nserver = \"system\"\nexpect = \"answer\"\nlogged-by = [\"provider-dns\"]\n",
+    );
+    let resolved = s.steps[0].action.with_provider_resolver("provider-dot");
+    let c = resolved.check().unwrap();
+    assert_eq!(c.logged_by, ["provider-dot"]);
+    assert_eq!(c.not_logged_by, ["isp-dns", "provider-dot"]);
+    // An action that does not name it is the same action, not a copy.
+    assert!(matches!(
+        s.steps[1].action.with_provider_resolver("provider-dot"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert!(err(
+        "name = \"x\"\n[[step]]\nname = \"q\"\naction = \"dns\"\nfrom = \"gw\"\nserver = \"system\"\nexpect = \"answer\"\nlogged-by = [\"provider-resolvr\"]\n"
+    )
+    .contains("unknown service \"provider-resolvr\""));
+}
