@@ -21,8 +21,10 @@ pub const TLS_SERVICE: &str = crate::model::topology::service::WHOAMI_TLS;
 pub const TLS_NAME: &str = super::tls::WHOAMI_NAME;
 
 /// Serves whoami on every address in `listen` inside `ns` until `cancel`:
-/// every path answers the caller's address, except the two an audit
-/// profile names (what public leak-test sites offer):
+/// every path answers the caller's address, except these:
+/// - `GET /json`: `{"ip": ADDRESS}`, as echoip answers (Gluetun's
+///   `PUBLICIP_API=echoip#http://...` asks it);
+/// - two that an audit profile names (what public leak-test sites offer):
 /// - `GET /leakhound/dns-leak/NONCE`: JSON, the addresses from which the
 ///   lab's DNS servers (plain, DoT, DoH, on every side) were asked a name
 ///   carrying NONCE, with the server that heard each;
@@ -39,7 +41,7 @@ pub fn start(
     use axum::routing::get;
     for &addr in listen {
         let listener = super::http::listen(ns, SERVICE, addr)?;
-        let (leak_log, probe_log) = (log.clone(), log.clone());
+        let (leak_log, probe_log, json_log) = (log.clone(), log.clone(), log.clone());
         let prober_ns = std::sync::Arc::new(ns.try_clone()?);
         let app = super::http::answering(SERVICE, addr, log.clone(), |peer| {
             format!("{}\n", peer.ip())
@@ -55,6 +57,16 @@ pub fn start(
                     }
                 },
             ),
+        )
+        .route(
+            "/json",
+            get(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+                let log = json_log.clone();
+                async move {
+                    log.record(SERVICE, peer, "GET /json".to_string());
+                    axum::Json(serde_json::json!({ "ip": peer.ip().to_string() }))
+                }
+            }),
         )
         .route(
             "/leakhound/probe",

@@ -12,6 +12,7 @@
 //! The contract a foreign gateway implements is in `docs/targets.md`.
 
 pub mod container;
+pub mod gluetun;
 pub mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
