@@ -9,7 +9,10 @@
 #
 # It never aborts on an optional package the archive lacks: it names it and
 # goes on, and the scenarios that need it are skipped with the reason when
-# leakhound runs. Only a missing *required* package (nftables) fails it.
+# leakhound runs. Only a missing *required* package (nftables, iproute2,
+# gcc) fails it. A package it installs that ships a daemon (prometheus,
+# unbound, opentracker...) gets it disabled: nothing of leakhound's may run
+# in the host's own namespace, now or after a reboot.
 #
 # Each row of the table: group, the command that shows it is installed, the
 # package(s), and what it is for. Groups: main (the main job needs it),
@@ -24,8 +27,9 @@ set -uo pipefail
 
 table() {
   cat <<'EOF'
-main   nft              nftables          the lab's NAT and the gateway's kill switch
+main   nft              nftables          the lab's NAT and forwarding rules (the gateway itself speaks netlink)
 main   ss               iproute2          ip and ss: the lab's hosts and their sockets (missing from a minimal Debian root)
+main   cc               gcc               the C compiler and linker driver rustc and ring's build need (missing from a minimal Debian root)
 main?  kdig             knot-dnsutils     an independent DNS/DoT client beside leakhound's own
 main?  curl             curl,ca-certificates  an independent DoH client
 main?  qbittorrent-nox  qbittorrent-nox   the real qBittorrent as a dependent (else a stand-in)
@@ -142,6 +146,10 @@ if [ ${#want[@]} -gt 0 ]; then
   if [ "$mode" = dry ] || [ -n "${SETUP_AVAILABLE+x}" ]; then
     exit 0
   fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "ci/setup.sh: installing packages needs root: run it as root (sudo bash ci/setup.sh)" >&2
+    exit 1
+  fi
   export DEBIAN_FRONTEND=noninteractive
   # No package may start a daemon in the host's namespace while installing.
   policy=/usr/sbin/policy-rc.d
@@ -158,6 +166,23 @@ if [ ${#want[@]} -gt 0 ]; then
     done
     command -v nft >/dev/null 2>&1 || { echo "ci/setup.sh: nftables is required" >&2; exit 1; }
   fi
+  # The daemons of what it installed stay off (policy-rc.d kept them from
+  # starting; this keeps them from starting at the next boot). Only this
+  # run's packages: a daemon the machine had before is not leakhound's.
+  for p in "${want[@]}"; do
+    [ "$p" = systemd ] && continue
+    dpkg -L "$p" 2>/dev/null \
+      | grep -E '^/(usr/)?lib/systemd/system/[^/@]+\.(service|socket|timer)$' \
+      | while read -r unit; do
+          u=${unit##*/}
+          # systemctl works without a running systemd; deb-systemd-helper
+          # (what the package's own script enabled it with) only as dpkg's.
+          if systemctl disable "$u" >/dev/null 2>&1 \
+            || DPKG_MAINTSCRIPT_PACKAGE=$p deb-systemd-helper disable "$u" >/dev/null 2>&1; then
+            echo "ci/setup.sh: disabled $u (installed for leakhound's tests, not to run on the host)"
+          fi
+        done
+  done
 fi
 if [ "$mode" = bench ]; then
   cd "$(dirname "$0")/.." || exit 1

@@ -82,7 +82,7 @@ else
 fi
 # Every file the gateway reads by default: the blocklists of
 # BLOCK_MALICIOUS, BLOCK_SURVEILLANCE and BLOCK_ADS (DNS_BLOCKLIST_DIR's
-# default); ci/image-files.txt lists them and a test checks the image.
+# default); tests/it/container.rs checks that the image holds them.
 cp scenarios/blocklists/*.txt "$ctx/rootfs/etc/leakhound/blocklists/"
 cp LICENSE LICENSE-MIT LICENSE-APACHE "$ctx/rootfs/usr/share/doc/leakhound/"
 # busybox (GPL-2.0) for a shell: its copyright notice and the Debian

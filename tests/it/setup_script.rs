@@ -2,12 +2,12 @@
 //! simulation (SETUP_OS, SETUP_AVAILABLE, SETUP_INSTALLED: nothing is
 //! installed), since only Debian 12 runs here. A package the archive lacks
 //! is named and skipped, Ubuntu's snap-only chromium is skipped with what to
-//! do instead, only a missing nftables fails, and `--main` plans only what
+//! do instead, only a missing required package (nftables, iproute2, gcc) fails, and `--main` plans only what
 //! the main job uses. No root needed.
 
 use std::process::Command;
 
-const ALL: &str = "nftables iproute2 knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
+const ALL: &str = "nftables iproute2 gcc knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
     opentracker aria2 chromium libxml2-utils tcpdump wireguard-go wireguard-tools dnsmasq-base \
     stress-ng prometheus yamllint systemd python3-junitparser python3-jsonschema unbound iperf3";
 
@@ -93,6 +93,9 @@ fn only_a_missing_required_package_fails() {
     let (code, out) = plan("debian-13", &without(&["iproute2"]), &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot install iproute2"), "{out}");
+    let (code, out) = plan("ubuntu-24.04", &without(&["gcc"]), &["--main"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot install gcc"), "{out}");
 }
 
 #[test]
