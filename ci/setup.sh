@@ -32,6 +32,7 @@ main   ss               iproute2          ip and ss: the lab's hosts and their s
 main   cc               gcc               the C compiler and linker driver rustc and ring's build need (missing from a minimal Debian root)
 main?  kdig             knot-dnsutils     an independent DNS/DoT client beside leakhound's own
 main?  curl             curl,ca-certificates  an independent DoH client
+main?  wget             wget              the HTTP client of the scenarios' port-forwarding UP commands, as Gluetun's wiki writes them
 main?  qbittorrent-nox  qbittorrent-nox   the real qBittorrent as a dependent (else a stand-in)
 main?  nzbget           nzbget            the real NZBGet as a dependent (else a stand-in)
 main?  opentracker      opentracker       the lab's BitTorrent tracker (torrent scenarios)

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-const ALL: &str = "nftables iproute2 gcc knot-dnsutils curl ca-certificates qbittorrent-nox nzbget \
+const ALL: &str = "nftables iproute2 gcc knot-dnsutils curl ca-certificates wget qbittorrent-nox nzbget \
     opentracker aria2 chromium libxml2-utils tcpdump wireguard-go wireguard-tools dnsmasq-base \
     stress-ng prometheus yamllint systemd python3-junitparser python3-jsonschema unbound iperf3";
 
