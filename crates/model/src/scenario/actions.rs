@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Action, Check, Expect, FAULTS, Interference, PortCommandExpect};
+use super::{Action, Check, Expect, FAULTS, Interference, PortCommandExpect, Via};
 use crate::topology::{Topology, service};
 
 /// A field whose value is wrong: its key and why (the parser turns the key
@@ -776,33 +776,28 @@ impl StepFields for Control {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Forwarded {
-    via: String,
+    /// exit, home or lan: a misspelt one is refused by serde, at its place.
+    via: Via,
     expect: AnswerOrFail,
-    protocol: Option<String>,
+    protocol: Option<KnockProtocol>,
+}
+
+/// What knocks on the forwarded port (`protocol`).
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum KnockProtocol {
+    /// A stand-in dependent listens; the prober reads its answer.
+    StandIn,
+    /// The real qBittorrent listens; the prober sends a BitTorrent handshake.
+    Bittorrent,
 }
 
 impl StepFields for Forwarded {
     fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
-        if !["exit", "home", "lan"].contains(&self.via.as_str()) {
-            return Err(field_err(
-                "via",
-                format!("{:?}: use exit, home or lan", self.via),
-            ));
-        }
-        let bittorrent = match self.protocol.as_deref() {
-            None | Some("stand-in") => false,
-            Some("bittorrent") => true,
-            Some(other) => {
-                return Err(field_err(
-                    "protocol",
-                    format!("{other:?}: use stand-in (default) or bittorrent"),
-                ));
-            }
-        };
         Ok(Action::ForwardedPort {
             via: self.via,
             expect: self.expect.0,
-            bittorrent,
+            bittorrent: matches!(self.protocol, Some(KnockProtocol::Bittorrent)),
         })
     }
 }

@@ -228,7 +228,7 @@ pub enum Action {
     /// at the gateway's eth0). A stand-in listens on the port in the
     /// gateway's namespace.
     ForwardedPort {
-        via: String,
+        via: Via,
         expect: Expect,
         /// Knock with a BitTorrent handshake for the swarm's torrent
         /// instead: the real qBittorrent listens on the port (set by the
@@ -543,6 +543,18 @@ impl Scenario {
         }
         total
     }
+}
+
+/// Where a `forwarded-port` step knocks from (`via` in scenario files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// A prober on the internet knocking at the VPN exit address.
+    Exit,
+    /// The same port at the home address (the ISP side of the home router).
+    Home,
+    /// A host of the admin LAN knocking at the gateway's eth0.
+    Lan,
 }
 
 /// What a gateway under test may offer beyond being started, stopped and

@@ -388,3 +388,31 @@ fn an_unheard_check_names_known_services() {
     let e = err("name = \"x\"\n[[step]]\nname = \"u\"\naction = \"unheard\"\nby = []\n");
     assert!(e.contains("name at least one service"), "{e}");
 }
+
+#[test]
+fn via_is_read_as_its_enum_and_a_misspelt_one_is_refused_at_its_place() {
+    for (word, via) in [("exit", Via::Exit), ("home", Via::Home), ("lan", Via::Lan)] {
+        let s = ok(&format!(
+            "name = \"x\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"{word}\"\nexpect = \"answer\"\nprotocol = \"stand-in\"\n"
+        ));
+        assert_eq!(
+            s.steps[0].action,
+            Action::ForwardedPort {
+                via,
+                expect: Expect::Answer,
+                bittorrent: false,
+            }
+        );
+    }
+    let e = err(
+        "name = \"x\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"exlt\"\nexpect = \"answer\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:4:7: step 1 (forwarded-port): "),
+        "{e}"
+    );
+    assert!(
+        e.contains("exlt") && e.contains("exit") && e.contains("home") && e.contains("lan"),
+        "{e}"
+    );
+}
