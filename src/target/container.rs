@@ -37,7 +37,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::watch;
 
-use super::{GatewayHandle, GatewayTarget, StartContext, TargetError};
+use super::{GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind};
 use crate::model::scenario::Capability;
 
 /// The label every container of a run carries (its value: the run id).
@@ -262,8 +262,8 @@ pub fn parse_capabilities_label(value: &str) -> Result<BTreeSet<Capability>, Str
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| {
-            Capability::from_name(n)
-                .ok_or_else(|| format!("label {CAPABILITIES_LABEL}: unknown capability {n:?}"))
+            n.parse::<Capability>()
+                .map_err(|e| format!("label {CAPABILITIES_LABEL}: {e}"))
         })
         .collect()
 }
@@ -292,8 +292,8 @@ impl GatewayTarget for Container {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "container"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Container
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         if self.caps.is_empty() {

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::lab::netns::Netns;
 use crate::model::scenario::Capability;
+pub use crate::model::targets::TargetKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -68,7 +69,7 @@ pub trait GatewayTarget: Send + Sync {
     /// Unique among the targets of a run (it goes into JUnit classnames).
     fn name(&self) -> &str;
     /// builtin, command or container.
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> TargetKind;
     /// What it offers beyond start, stop and kill (declared, not probed: a
     /// declared capability that does not work is a failure).
     fn capabilities(&self) -> &BTreeSet<Capability>;
@@ -171,9 +172,11 @@ pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>
         what,
     })?;
     // `check` has seen that the kind is known and has what it needs.
-    Ok(match (spec.kind.as_str(), &spec.image) {
-        ("command", _) => Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps)),
-        ("container", Some(image)) => Arc::new(container::Container::new(
+    Ok(match (spec.kind, &spec.image) {
+        (TargetKind::Command, _) => {
+            Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps))
+        }
+        (TargetKind::Container, Some(image)) => Arc::new(container::Container::new(
             &spec.name,
             image.clone(),
             exe.to_path_buf(),
@@ -202,7 +205,7 @@ mod tests {
         assert_eq!(t[1].argv, ["./gw.sh", "--x"]);
         let exe = PathBuf::from("/bin/true");
         let cmd = from_spec(&t[1], &exe).unwrap();
-        assert_eq!(cmd.kind(), "command");
+        assert_eq!(cmd.kind(), TargetKind::Command);
         assert!(cmd.capabilities().contains(&Capability::HealthServer));
         assert!(!cmd.capabilities().contains(&Capability::ControlServer));
         assert!(!from_spec(&t[0], &exe).unwrap().foreign());
@@ -215,22 +218,25 @@ mod tests {
         let e = load_targets_file(&p).unwrap_err().to_string();
         assert!(e.contains("colour") && e.contains("line 5"), "{e}");
         let bad = TargetSpec {
-            name: "x".into(),
-            kind: "vm".into(),
-            argv: vec![],
+            name: "x y".into(),
+            kind: TargetKind::Command,
+            argv: vec!["a".into()],
             image: None,
             capabilities: vec![],
         };
         let e = from_spec(&bad, &exe).err().unwrap().to_string();
-        assert!(e.contains("unknown kind \"vm\""), "{e}");
-        let bad = TargetSpec {
-            kind: "command".into(),
-            capabilities: vec!["teleport".into()],
-            argv: vec!["a".into()],
-            ..bad
-        };
-        let e = from_spec(&bad, &exe).err().unwrap().to_string();
-        assert!(e.contains("unknown capability \"teleport\""), "{e}");
+        assert!(e.starts_with("target x y: name \"x y\""), "{e}");
+        // An unknown kind or capability is refused where the file says it.
+        std::fs::write(
+            &p,
+            "[[target]]\nname = \"x\"\nkind = \"command\"\nargv = [\"a\"]\ncapabilities = [\"teleport\"]\n",
+        )
+        .unwrap();
+        let e = load_targets_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown capability \"teleport\"") && e.contains("line 5"),
+            "{e}"
+        );
     }
 
     #[test]

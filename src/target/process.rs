@@ -20,7 +20,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use super::{GatewayHandle, GatewayTarget, StartContext, TargetError, builtin_capabilities};
+use super::{
+    GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind, builtin_capabilities,
+};
 use crate::model::scenario::Capability;
 
 /// The line the built-in gateway logs once its kill switch is in the kernel.
@@ -97,8 +99,8 @@ impl GatewayTarget for Builtin {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "builtin"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Builtin
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         &self.caps
@@ -149,8 +151,8 @@ impl GatewayTarget for Command {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "command"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Command
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         &self.caps

@@ -651,6 +651,56 @@ impl Capability {
     }
 }
 
+/// A capability name that is none of [`CAPABILITIES`]: its message names
+/// the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability {name:?} ({})", Capability::known())]
+pub struct UnknownCapability {
+    pub name: String,
+}
+
+impl Capability {
+    /// The known names, comma-separated, for messages.
+    pub fn known() -> String {
+        CAPABILITIES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Capability {
+    type Err = UnknownCapability;
+    fn from_str(s: &str) -> Result<Self, UnknownCapability> {
+        Capability::from_name(s).ok_or_else(|| UnknownCapability {
+            name: s.to_string(),
+        })
+    }
+}
+
+/// Written as its name in [`CAPABILITIES`] (targets files, reports).
+impl serde::Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Read from its name; an unknown one is an error naming the known ones
+/// (serde places it: a targets file's line and column).
+impl<'de> serde::Deserialize<'de> for Capability {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Action {
     /// The host a probe is sent from and the address it is aimed at, for
     /// the actions that have them (a `None` server is the host's own

@@ -113,19 +113,9 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
     };
     let mut requires = Vec::new();
     for r in raw.requires {
-        match Capability::from_name(r.get_ref()) {
-            Some(c) => requires.push(c),
-            None => {
-                let known: Vec<&str> = super::CAPABILITIES.iter().map(|(n, _, _)| *n).collect();
-                return Err(doc.at(
-                    r.span().start,
-                    format!(
-                        "requires: unknown capability {:?} ({})",
-                        r.get_ref(),
-                        known.join(", ")
-                    ),
-                ));
-            }
+        match r.get_ref().parse::<Capability>() {
+            Ok(c) => requires.push(c),
+            Err(e) => return Err(doc.at(r.span().start, format!("requires: {e}"))),
         }
     }
     Ok(Scenario {
