@@ -37,7 +37,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::watch;
 
-use super::{GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind};
+use super::{GatewayEnd, GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind};
 use crate::model::scenario::Capability;
 
 /// The label every container of a run carries (its value: the run id).
@@ -430,14 +430,12 @@ impl GatewayTarget for Container {
             tokio::spawn(async move {
                 let mut w = d.wait_container(&id, None);
                 let how = match w.next().await {
-                    Some(Ok(r)) => format!("container exit status: {}", r.status_code),
+                    Some(Ok(r)) => GatewayEnd::ContainerExited(r.status_code),
                     Some(Err(bollard::errors::Error::DockerContainerWaitError {
                         code, ..
-                    })) => {
-                        format!("container exit status: {code}")
-                    }
-                    Some(Err(e)) => format!("the container ended ({e})"),
-                    None => "the container ended".into(),
+                    })) => GatewayEnd::ContainerExited(code),
+                    Some(Err(e)) => GatewayEnd::ContainerLost(Arc::new(e)),
+                    None => GatewayEnd::ContainerGone,
                 };
                 let _ = exit_tx.send(Some(how));
             });
@@ -461,7 +459,7 @@ pub struct ContainerHandle {
     id: String,
     pid: Option<i32>,
     started: Instant,
-    exit: watch::Receiver<Option<String>>,
+    exit: watch::Receiver<Option<GatewayEnd>>,
     logs: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -479,14 +477,14 @@ impl GatewayHandle for ContainerHandle {
         self.started
     }
 
-    fn try_exited(&mut self) -> Option<String> {
+    fn try_exited(&mut self) -> Option<GatewayEnd> {
         self.exit.borrow().clone()
     }
 
-    async fn exited(&mut self) -> String {
+    async fn exited(&mut self) -> GatewayEnd {
         match self.exit.wait_for(|e| e.is_some()).await {
-            Ok(e) => e.clone().unwrap_or_default(),
-            Err(_) => "the container ended".into(),
+            Ok(e) => e.clone().unwrap_or(GatewayEnd::ContainerGone),
+            Err(_) => GatewayEnd::ContainerGone,
         }
     }
 

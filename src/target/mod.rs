@@ -43,6 +43,60 @@ pub enum TargetError {
     },
 }
 
+/// How a gateway under test ended. Its text is what reports and messages
+/// have always said of it: a process's as its exit status shows it
+/// (`exit status: 2`, `signal: 9 (SIGKILL)`), a container's as the engine
+/// gives it (`container exit status: 2`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayEnd {
+    /// The process exited with this code.
+    #[error("exit status: {0}")]
+    Exited(i32),
+    /// The process was killed by this signal.
+    #[error(
+        "signal: {signal}{}{}",
+        signal_name(*signal),
+        if *core_dumped { " (core dumped)" } else { "" }
+    )]
+    Signalled { signal: i32, core_dumped: bool },
+    /// A wait status that is neither (not seen from a plain wait).
+    #[error("unrecognised wait status: {0} {0:#x}")]
+    Unrecognised(i32),
+    /// Waiting for the process failed: how it ended is unknown.
+    #[error("its status is unknown: {0}")]
+    Unknown(#[source] Arc<std::io::Error>),
+    /// The container exited with this code (the engine's word).
+    #[error("container exit status: {0}")]
+    ContainerExited(i64),
+    /// The engine reported the container's end with an error, no code.
+    #[error("the container ended ({0})")]
+    ContainerLost(#[source] Arc<bollard::errors::Error>),
+    /// The engine stopped reporting on the container without a word.
+    #[error("the container ended")]
+    ContainerGone,
+}
+
+/// ` (SIGKILL)` for a known signal number, as std's exit status shows it.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| format!(" ({})", s.as_str()))
+        .unwrap_or_default()
+}
+
+impl From<std::process::ExitStatus> for GatewayEnd {
+    fn from(s: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (s.code(), s.signal()) {
+            (Some(code), _) => GatewayEnd::Exited(code),
+            (None, Some(signal)) => GatewayEnd::Signalled {
+                signal,
+                core_dumped: s.core_dumped(),
+            },
+            (None, None) => GatewayEnd::Unrecognised(s.into_raw()),
+        }
+    }
+}
+
 /// Where and with what a gateway is started.
 pub struct StartContext<'a> {
     /// The lab's `gw` namespace.
@@ -103,9 +157,9 @@ pub trait GatewayHandle: Send {
     /// When it was started.
     fn started(&self) -> Instant;
     /// How it ended, if it has (non-blocking).
-    fn try_exited(&mut self) -> Option<String>;
+    fn try_exited(&mut self) -> Option<GatewayEnd>;
     /// Resolves when it ends, with how (cancel-safe).
-    async fn exited(&mut self) -> String;
+    async fn exited(&mut self) -> GatewayEnd;
     /// SIGTERM (or `docker stop`), then SIGKILL after a grace.
     async fn stop(self: Box<Self>);
     /// A crash: SIGKILL to the whole gateway (its process group, or the
@@ -237,6 +291,38 @@ mod tests {
             e.contains("unknown capability \"teleport\"") && e.contains("line 5"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_gateways_end_reads_as_its_exit_status_always_did() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        // Raw wait statuses: exits 0, 2, 3; SIGKILL, SIGTERM, SIGSEGV with a
+        // core; a signal number nix does not name.
+        for raw in [0, 2 << 8, 3 << 8, 9, 15, 11 | 0x80, 64] {
+            let status = ExitStatus::from_raw(raw);
+            let end = GatewayEnd::from(status);
+            assert_eq!(end.to_string(), status.to_string(), "raw {raw:#x}");
+        }
+        assert!(matches!(
+            GatewayEnd::from(ExitStatus::from_raw(2 << 8)),
+            GatewayEnd::Exited(2)
+        ));
+        assert!(matches!(
+            GatewayEnd::from(ExitStatus::from_raw(9)),
+            GatewayEnd::Signalled {
+                signal: 9,
+                core_dumped: false
+            }
+        ));
+        assert_eq!(
+            GatewayEnd::ContainerExited(2).to_string(),
+            "container exit status: 2"
+        );
+        assert_eq!(GatewayEnd::ContainerGone.to_string(), "the container ended");
+        let unknown = GatewayEnd::Unknown(Arc::new(std::io::Error::other("ECHILD")));
+        assert_eq!(unknown.to_string(), "its status is unknown: ECHILD");
+        assert!(std::error::Error::source(&unknown).is_some());
     }
 
     #[test]

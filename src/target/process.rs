@@ -21,7 +21,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use super::{
-    GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind, builtin_capabilities,
+    GatewayEnd, GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind,
+    builtin_capabilities,
 };
 use crate::model::scenario::Capability;
 
@@ -197,7 +198,7 @@ pub struct ProcessHandle {
     started: Instant,
     log_copied: Option<tokio::task::JoinHandle<()>>,
     lines: Option<LogLines>,
-    exit: Option<String>,
+    exit: Option<GatewayEnd>,
 }
 
 impl ProcessHandle {
@@ -271,10 +272,10 @@ impl ProcessHandle {
         }))
     }
 
-    fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    fn ended(status: std::io::Result<std::process::ExitStatus>) -> GatewayEnd {
         match status {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("its status is unknown: {e}"),
+            Ok(s) => s.into(),
+            Err(e) => GatewayEnd::Unknown(std::sync::Arc::new(e)),
         }
     }
 
@@ -291,20 +292,20 @@ impl GatewayHandle for ProcessHandle {
         self.started
     }
 
-    fn try_exited(&mut self) -> Option<String> {
+    fn try_exited(&mut self) -> Option<GatewayEnd> {
         if self.exit.is_none()
             && let Ok(Some(s)) = self.child.try_wait()
         {
-            self.exit = Some(s.to_string());
+            self.exit = Some(s.into());
         }
         self.exit.clone()
     }
 
-    async fn exited(&mut self) -> String {
+    async fn exited(&mut self) -> GatewayEnd {
         if let Some(e) = &self.exit {
             return e.clone();
         }
-        let e = Self::describe(self.child.wait().await);
+        let e = Self::ended(self.child.wait().await);
         self.exit = Some(e.clone());
         e
     }

@@ -33,7 +33,7 @@ impl Runner<'_> {
             let outcome = match &run.st.unexpected_exit {
                 None => Outcome::Passed,
                 Some(exit) => fail(
-                    exit.summary.clone(),
+                    exit.cause.to_string(),
                     format!("its last log lines:\n{}", exit.log_tail),
                 ),
             };

@@ -13,7 +13,7 @@ use crate::lab::swarm::Swarm;
 use crate::model::scenario::Scenario;
 use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::target::GatewayHandle;
+use crate::target::{GatewayEnd, GatewayHandle};
 
 /// Background traffic in progress.
 pub struct Storm {
@@ -63,9 +63,33 @@ pub struct RunState<'s> {
 /// How the gateway under test ended when nothing asked it to.
 #[derive(Debug, Clone)]
 pub struct GatewayExit {
-    /// One line: what happened and during which step.
-    pub summary: String,
+    /// What happened (its text is one line, naming the step).
+    pub cause: ExitCause,
     pub log_tail: String,
+}
+
+/// Why a scenario's gateway is gone although no step took it out.
+#[derive(Debug, Clone)]
+pub enum ExitCause {
+    /// It ended on its own, `how`, during the step named `step`.
+    Ended { how: GatewayEnd, step: String },
+    /// It could not be started (the target's error, with its causes).
+    NotStarted(std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl std::fmt::Display for ExitCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitCause::Ended { how, step } => {
+                write!(f, "the gateway exited on its own ({how}) during \"{step}\"")
+            }
+            ExitCause::NotStarted(e) => write!(
+                f,
+                "the gateway could not be started: {}",
+                crate::errfmt::chain(&**e)
+            ),
+        }
+    }
 }
 
 /// A background task stopped when this is dropped.
@@ -99,5 +123,34 @@ impl RunState<'_> {
         self.swarm
             .as_ref()
             .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unasked_end_says_how_and_during_which_step() {
+        let ended = ExitCause::Ended {
+            how: GatewayEnd::Signalled {
+                signal: 9,
+                core_dumped: false,
+            },
+            step: "probe".into(),
+        };
+        assert_eq!(
+            ended.to_string(),
+            "the gateway exited on its own (signal: 9 (SIGKILL)) during \"probe\""
+        );
+        let e = crate::target::TargetError::Start {
+            target: "builtin".into(),
+            source: std::io::Error::other("no such file"),
+        };
+        let not = ExitCause::NotStarted(std::sync::Arc::new(e));
+        assert_eq!(
+            not.to_string(),
+            "the gateway could not be started: starting target builtin: no such file"
+        );
     }
 }

@@ -9,7 +9,7 @@ use super::report::{StepLog, StepReport, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, host};
-use crate::scenario::runner::{GatewayExit, RunState, Runner};
+use crate::scenario::runner::{ExitCause, GatewayExit, RunState, Runner};
 use crate::target::{GatewayHandle, StartContext, tail, variables_for};
 
 /// The ISP's table that drops WireGuard (the `isp-block-wireguard` fault).
@@ -91,10 +91,7 @@ impl Runner<'_> {
             }
             Err(e) => {
                 st.unexpected_exit.get_or_insert(GatewayExit {
-                    summary: format!(
-                        "the gateway could not be started: {}",
-                        crate::errfmt::chain(&*e)
-                    ),
+                    cause: ExitCause::NotStarted(e.into()),
                     log_tail: tail(&st.gw_log, 20),
                 });
             }
@@ -124,7 +121,7 @@ impl Runner<'_> {
             let why = st
                 .unexpected_exit
                 .as_ref()
-                .map(|e| e.summary.clone())
+                .map(|e| e.cause.to_string())
                 .unwrap_or_default();
             StepLog::new().fail_with(why, tail(&st.gw_log, 20))
         }
