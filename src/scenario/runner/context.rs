@@ -17,6 +17,7 @@ use crate::lab::Lab;
 use crate::lab::services::LabServices;
 use crate::model::classify::LeakPolicy;
 use crate::model::scenario::Scenario;
+use crate::model::scenario::placeholder::{self, Placeholder};
 use crate::model::topology::{addr, wire};
 use crate::model::verdict::{Event, Outcome};
 use crate::profile::{Profile, lab_env};
@@ -185,7 +186,8 @@ impl Runner<'_> {
         env.extend(self.profile.policy_env.clone());
         env.extend(scn.gateway_env.clone());
         env.extend(self.env_overrides.clone());
-        // Placeholders scenario files may use for run-specific paths.
+        // The run's placeholders ([`placeholder`]), in every value: the
+        // scenario's were checked when it was parsed.
         let ca = self.lab.ca_file().display().to_string();
         let dir = crate::lab::owned::gateway_dir(self.lab.run_id())
             .display()
@@ -201,11 +203,12 @@ impl Runner<'_> {
                 .unwrap_or(8080)
         );
         for v in env.values_mut() {
-            *v = v
-                .replace("{qbittorrent_webui}", &webui)
-                .replace("{lab_ca}", &ca)
-                .replace("{port_commands}", &commands)
-                .replace("{lab_dir}", &dir);
+            *v = placeholder::fill(v, |p| match p {
+                Placeholder::QbittorrentWebui => webui.clone(),
+                Placeholder::LabCa => ca.clone(),
+                Placeholder::PortCommands => commands.clone(),
+                Placeholder::LabDir => dir.clone(),
+            });
         }
         env
     }

@@ -49,11 +49,13 @@
 //!
 //! Every action and its fields: [`actions::ACTIONS`] (also `leakhound
 //! actions`). A key an action does not know is an error, named with its
-//! file, line and column.
+//! file, line and column; so is a `{name}` in a gateway variable that is
+//! neither a lab role nor one of the run's [`placeholder`]s.
 
 pub mod actions;
 pub mod explain;
 mod parse;
+pub mod placeholder;
 #[cfg(test)]
 mod tests;
 

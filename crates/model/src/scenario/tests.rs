@@ -416,3 +416,39 @@ fn via_is_read_as_its_enum_and_a_misspelt_one_is_refused_at_its_place() {
         "{e}"
     );
 }
+
+#[test]
+fn a_misspelt_placeholder_in_a_gateway_variable_is_refused_at_its_place() {
+    let s = ok(
+        "name = \"x\"\n[gateway.env]\nDOT_CA_FILE = \"{lab_ca}\"\nVPN_UP_COMMAND = \"/bin/sh -c 'echo {{VPN_INTERFACE}} ${HOME} >> {lab_dir}/hooks'\"\nFIREWALL_OUTBOUND_SUBNETS = \"{lan-out}/32\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    // Placeholders stay for the runner; roles are filled; Gluetun's own
+    // double braces and the shell's are left alone.
+    assert_eq!(s.gateway_env["DOT_CA_FILE"], "{lab_ca}");
+    assert_eq!(
+        s.gateway_env["VPN_UP_COMMAND"],
+        "/bin/sh -c 'echo {{VPN_INTERFACE}} ${HOME} >> {lab_dir}/hooks'"
+    );
+    assert!(!s.gateway_env["FIREWALL_OUTBOUND_SUBNETS"].contains('{'));
+    // `\t` before it: the column counts the file's characters, not the
+    // value's.
+    let e = err(
+        "name = \"x\"\n[gateway.env]\nVPN_UP_COMMAND = \"a\\tb {{PORTS}} {lab_dir} {lab_dri}/x\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:3:44: gateway.env.VPN_UP_COMMAND: unknown placeholder {lab_dri}"),
+        "{e}"
+    );
+    assert!(
+        e.contains("lab_ca, lab_dir, port_commands") && e.contains("lan-in"),
+        "{e}"
+    );
+    // A misspelt role is unknown too.
+    let e = err(
+        "name = \"x\"\n[gateway.env]\nFIREWALL_OUTBOUND_SUBNETS = \"{lan-ot}\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:3:30: ") && e.contains("{lan-ot}"),
+        "{e}"
+    );
+}
