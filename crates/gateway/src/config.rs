@@ -1147,16 +1147,11 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         None
     };
     let control = {
-        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
-        let full = if a.starts_with(':') {
-            format!("0.0.0.0{a}")
-        } else {
-            a.to_string()
-        };
-        let address: SocketAddr = full.parse().map_err(|_| {
+        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS");
+        let address = leakhound_proto::listen::control_address(a).map_err(|e| {
             invalid(
                 "HTTP_CONTROL_SERVER_ADDRESS",
-                a,
+                &e.value,
                 "expected [ADDRESS]:PORT, e.g. :8000",
             )
         })?;

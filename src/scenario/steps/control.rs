@@ -13,26 +13,21 @@ use crate::model::topology::{addr, host};
 use crate::probe;
 use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, run_file};
 use crate::target::{GatewayHandle, tail};
+use leakhound_proto::listen;
 
 /// How long a `control` step with `grows` reads the metrics again: the
 /// gateway publishes its tunnel's counters on the tunnel's timer tick
 /// (250 ms), so growth may show a tick late.
 const METRICS_LAG: Duration = Duration::from_secs(2);
 
-/// Where the gateway's control server listens, from its variables (Gluetun's
-/// default `:8000`), as seen from inside its namespace.
-fn control_address(env: &std::collections::BTreeMap<String, String>) -> SocketAddr {
-    let raw = env
-        .get("HTTP_CONTROL_SERVER_ADDRESS")
-        .map(String::as_str)
-        .unwrap_or(":8000");
-    let full = if raw.starts_with(':') {
-        format!("127.0.0.1{raw}")
-    } else {
-        raw.replace("0.0.0.0", "127.0.0.1")
-    };
-    full.parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8000)))
+/// Where the gateway's control server is reached from inside its
+/// namespace, from its variables (Gluetun's default `:8000`), read as the
+/// gateway reads them ([`listen::control_address`]).
+fn control_address(
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<SocketAddr, listen::AddressError> {
+    listen::control_address(env.get(listen::CONTROL_SERVER_VARIABLE).map(String::as_str))
+        .map(listen::reach)
 }
 
 /// The header that authenticates the lab's ops role on the gateway's
@@ -192,7 +187,10 @@ impl Runner<'_> {
         let Some(g) = st.gateway.as_mut() else {
             return Ok(no_gateway());
         };
-        let target = control_address(&st.env);
+        let target = match control_address(&st.env) {
+            Ok(t) => t,
+            Err(e) => return Ok(log.fail(format!("{}: {e}", listen::CONTROL_SERVER_VARIABLE))),
+        };
         let ns = log.harness(self.lab.ns(host::GW))?;
         log.note(format!(
             "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
@@ -244,7 +242,10 @@ impl Runner<'_> {
             "a new key in {}; the provider accepts only it from now on",
             file.display()
         ));
-        let target = control_address(&st.env);
+        let target = match control_address(&st.env) {
+            Ok(t) => t,
+            Err(e) => return Ok(log.fail(format!("{}: {e}", listen::CONTROL_SERVER_VARIABLE))),
+        };
         let ns = log.harness(self.lab.ns(host::GW))?;
         let headers = ops_role();
         log.note(format!(
