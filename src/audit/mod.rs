@@ -525,6 +525,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         pcaps: vec![pcap],
         gateway_log: PathBuf::new(),
         handshake_after: None,
+        readiness: vec![],
         traffic: Default::default(),
     })
 }

@@ -172,16 +172,13 @@ async fn interruptible(
 }
 
 /// Prints the closing text of a finished run ([`leakhound::report::run_text`]);
-/// a `soak`'s figures come from each gateway's own log.
+/// a `soak`'s figures come from its gateways' own readiness events.
 fn print_end(plan: &suite::Plan, finished: &suite::Finished, soak: bool) {
     let figures: Option<Vec<String>> = soak.then(|| {
         finished
             .results
             .iter()
-            .map(|r| {
-                let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
-                leakhound::report::soak::figures(r, &log)
-            })
+            .map(leakhound::report::soak::figures)
             .collect()
     });
     let failing_skips = plan

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::lab::netns::Netns;
 use crate::model::scenario::Capability;
 pub use crate::model::targets::TargetKind;
+pub use leakhound_proto::readiness::{READINESS_FD_VARIABLE, ReadinessEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -97,6 +98,24 @@ impl From<std::process::ExitStatus> for GatewayEnd {
     }
 }
 
+/// What a gateway has said of its readiness so far: its events
+/// ([`ReadinessEvent`], on the descriptor [`READINESS_FD_VARIABLE`] names),
+/// each with when the harness read it.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    pub events: Vec<(Instant, ReadinessEvent)>,
+}
+
+impl Readiness {
+    /// When the gateway said its kill switch was closed (the first time).
+    pub fn kill_switch_closed(&self) -> Option<Instant> {
+        self.events
+            .iter()
+            .find(|(_, e)| matches!(e, ReadinessEvent::KillSwitchClosed { .. }))
+            .map(|(at, _)| *at)
+    }
+}
+
 /// Where and with what a gateway is started.
 pub struct StartContext<'a> {
     /// The lab's `gw` namespace.
@@ -165,9 +184,9 @@ pub trait GatewayHandle: Send {
     /// A crash: SIGKILL to the whole gateway (its process group, or the
     /// container).
     async fn kill(self: Box<Self>);
-    /// The built-in gateway says when its kill switch is in the kernel (a
-    /// log line, read only here); others do not.
-    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
+    /// What the built-in gateway has said of its readiness so far (its
+    /// events, [`Readiness`]); others say nothing.
+    fn readiness(&self) -> Option<watch::Receiver<Readiness>> {
         None
     }
     /// Waits until everything it wrote is in its log.

@@ -6,10 +6,12 @@
 //! with exactly the given variables plus PATH, their output copied line by
 //! line to the scenario's gateway log, in a private mount namespace with the
 //! run's resolv.conf on /etc/resolv.conf. A command also gets a fresh /run,
-//! with the run's files bound back at their own paths. Only the built-in's
-//! log is read for meaning ("firewall closed": [`LogLines`]).
+//! with the run's files bound back at their own paths. Logs are copied,
+//! never read for meaning: the built-in says when it is ready as events on
+//! a pipe of its own ([`READINESS_FD_VARIABLE`], [`super::Readiness`]).
 
 use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -21,13 +23,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use super::{
-    GatewayEnd, GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind,
-    builtin_capabilities,
+    GatewayEnd, GatewayHandle, GatewayTarget, READINESS_FD_VARIABLE, Readiness, ReadinessEvent,
+    StartContext, TargetError, TargetKind, builtin_capabilities,
 };
 use crate::model::scenario::Capability;
-
-/// The line the built-in gateway logs once its kill switch is in the kernel.
-pub const FIREWALL_CLOSED: &str = "firewall closed";
 
 /// How long a stopped gateway gets to exit before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -130,20 +129,32 @@ impl GatewayTarget for Builtin {
             target: self.name.clone(),
             source,
         };
+        // Its readiness events come on a pipe of its own: both ends
+        // close-on-exec here, the writing end inherited by it alone.
+        let (events, events_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| err(std::io::Error::from(e)))?;
+        let tx = events_tx.as_raw_fd();
+        cmd.env(READINESS_FD_VARIABLE, tx.to_string());
         ctx.ns
             .command_with_resolv_conf(&mut cmd, ctx.resolv_conf)
             .map_err(|e| err(std::io::Error::other(e)))?;
         // The gateway starts with the signals it handles blocked: one sent
         // before its handlers exist waits as pending instead of killing it
         // (it unblocks them once its handlers are installed).
-        // SAFETY: only sigprocmask between fork and exec.
+        // SAFETY: only sigprocmask and fcntl between fork and exec.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(
                 &mut cmd,
                 crate::gateway::signals::block_in_child,
             );
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                inherit(tx).map_err(std::io::Error::from)
+            });
         }
-        ProcessHandle::spawn(cmd, ctx.log, true).map_err(err)
+        let handle = ProcessHandle::spawn(cmd, ctx.log, Some(events)).map_err(err);
+        // The gateway has its copy; this one would keep the pipe open.
+        drop(events_tx);
+        handle
     }
 }
 
@@ -180,15 +191,21 @@ impl GatewayTarget for Command {
         ctx.ns
             .command_with_private_run(&mut cmd, ctx.resolv_conf, &[ctx.run_dir])
             .map_err(|e| err(std::io::Error::other(e)))?;
-        ProcessHandle::spawn(cmd, ctx.log, false).map_err(err)
+        ProcessHandle::spawn(cmd, ctx.log, None).map_err(err)
     }
 }
 
-/// What the built-in gateway's log says (read nowhere else): when its kill
-/// switch closed.
-#[derive(Debug)]
-pub struct LogLines {
-    pub firewall_closed: watch::Receiver<Option<Instant>>,
+/// In the child between fork and exec: descriptor `fd` stays open across
+/// the exec (its close-on-exec flag cleared).
+fn inherit(fd: std::os::fd::RawFd) -> nix::Result<()> {
+    // SAFETY: `fd` is the pipe's writing end, open in the parent until the
+    // child has been spawned, so open in the child too.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )?;
+    Ok(())
 }
 
 /// A gateway process and the task copying its output to the log.
@@ -197,17 +214,18 @@ pub struct ProcessHandle {
     pgid: Option<Pid>,
     started: Instant,
     log_copied: Option<tokio::task::JoinHandle<()>>,
-    lines: Option<LogLines>,
+    /// The built-in's readiness events as they come.
+    readiness: Option<watch::Receiver<Readiness>>,
     exit: Option<GatewayEnd>,
 }
 
 impl ProcessHandle {
     /// Spawns `cmd` in a process group of its own, stdout and stderr to
-    /// `log`; `read_lines` watches for the built-in's "firewall closed".
+    /// `log`; `events` is the reading end of the built-in's readiness pipe.
     fn spawn(
         cmd: std::process::Command,
         log: &std::path::Path,
-        read_lines: bool,
+        events: Option<OwnedFd>,
     ) -> std::io::Result<Box<dyn GatewayHandle>> {
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.stdin(Stdio::null())
@@ -223,7 +241,7 @@ impl ProcessHandle {
         let mut child = cmd.spawn()?;
         let started = Instant::now();
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
-        let (closed_tx, closed_rx) = watch::channel(None);
+        let readiness = events.map(read_events).transpose()?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         for out in [
             child
@@ -252,9 +270,6 @@ impl ProcessHandle {
         let log_copied = tokio::spawn(async move {
             let mut file = tokio::fs::File::from_std(file);
             while let Some(line) = rx.recv().await {
-                if read_lines && line.contains(FIREWALL_CLOSED) {
-                    let _ = closed_tx.send(Some(Instant::now()));
-                }
                 let _ = file.write_all(line.as_bytes()).await;
                 let _ = file.write_all(b"\n").await;
             }
@@ -265,9 +280,7 @@ impl ProcessHandle {
             pgid,
             started,
             log_copied: Some(log_copied),
-            lines: read_lines.then_some(LogLines {
-                firewall_closed: closed_rx,
-            }),
+            readiness,
             exit: None,
         }))
     }
@@ -284,6 +297,28 @@ impl ProcessHandle {
             let _ = killpg(g, sig);
         }
     }
+}
+
+/// Reads the built-in's readiness events from `fd` (the pipe's reading
+/// end) as they come, each stamped with when it was read; the receiver
+/// keeps them after the gateway has gone. A line that is no event is
+/// logged by the harness and skipped.
+fn read_events(fd: OwnedFd) -> std::io::Result<watch::Receiver<Readiness>> {
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+    let (tx, rx) = watch::channel(Readiness::default());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match ReadinessEvent::from_line(&line) {
+                Ok(e) => tx.send_modify(|r| r.events.push((Instant::now(), e))),
+                Err(e) => tracing::warn!(
+                    "the gateway's readiness events: {}",
+                    crate::errfmt::chain(&e)
+                ),
+            }
+        }
+    });
+    Ok(rx)
 }
 
 #[async_trait]
@@ -332,8 +367,8 @@ impl GatewayHandle for ProcessHandle {
         self.log_flushed().await;
     }
 
-    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
-        self.lines.as_ref().map(|l| l.firewall_closed.clone())
+    fn readiness(&self) -> Option<watch::Receiver<Readiness>> {
+        self.readiness.clone()
     }
 
     async fn log_flushed(&mut self) {

@@ -195,7 +195,7 @@ pub enum SmallCheck {
 /// harness gives them to the built-in gateway only. Another gateway under
 /// test gets Gluetun's variables alone, so what it cannot do without these
 /// shows as a real difference.
-pub const OWN_VARIABLES: [&str; 18] = [
+pub const OWN_VARIABLES: [&str; 19] = [
     "FIREWALL_INPUT_SUBNET_PORTS",
     "FIREWALL_ON_EXIT",
     "DNS_BLOCKLIST_DIR",
@@ -214,6 +214,7 @@ pub const OWN_VARIABLES: [&str; 18] = [
     "VPN_PORT_FORWARDING_GATEWAY",
     "PUBLICIP_URL",
     "LEAKHOUND_LOG",
+    "LEAKHOUND_READINESS_FD",
 ];
 
 /// Where the health server listens unless told otherwise (Gluetun's).

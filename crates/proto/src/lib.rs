@@ -11,6 +11,8 @@
 //!   read for listening (the gateway) and for reaching (the harness).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`prom`]: Prometheus' text exposition format.
+//! * [`readiness`]: the built-in gateway's readiness events (the kill
+//!   switch closed, a tunnel up), JSON lines the harness reads.
 //! * [`scrub`]: the secret registry and the sanitiser every text leaving
 //!   leakhound (the harness or the gateway) passes through.
 
@@ -21,4 +23,5 @@ pub mod fuzz;
 pub mod listen;
 pub mod natpmp;
 pub mod prom;
+pub mod readiness;
 pub mod scrub;

@@ -104,6 +104,7 @@ impl Runner<'_> {
             pcaps,
             gateway_log: run.st.gw_log.clone(),
             handshake_after: run.st.handshake_after,
+            readiness: run.st.readiness_events(),
             traffic,
         };
         self.emit(Event::ScenarioFinished {

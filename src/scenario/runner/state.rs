@@ -13,7 +13,7 @@ use crate::lab::swarm::Swarm;
 use crate::model::scenario::Scenario;
 use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::target::{GatewayEnd, GatewayHandle};
+use crate::target::{GatewayEnd, GatewayHandle, Readiness, ReadinessEvent};
 
 /// Background traffic in progress.
 pub struct Storm {
@@ -58,6 +58,25 @@ pub struct RunState<'s> {
     /// When the scenario started (the far end's logs are read from then on
     /// by `unheard`).
     pub started_at: std::time::SystemTime,
+    /// The readiness events of every gateway the scenario started (those
+    /// that report them), each start's in turn.
+    pub readiness: Vec<tokio::sync::watch::Receiver<Readiness>>,
+}
+
+impl RunState<'_> {
+    /// Every readiness event its gateways have reported, start by start.
+    pub fn readiness_events(&self) -> Vec<ReadinessEvent> {
+        self.readiness
+            .iter()
+            .flat_map(|r| {
+                r.borrow()
+                    .events
+                    .iter()
+                    .map(|(_, e)| e.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// How the gateway under test ended when nothing asked it to.

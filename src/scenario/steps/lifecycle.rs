@@ -68,6 +68,7 @@ impl Runner<'_> {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
             Ok(g) => {
+                st.readiness.extend(g.readiness());
                 // Paused real dependents go on once this gateway's kill
                 // switch is in place; for a gateway that does not report
                 // it, once its tunnel is up (the provider saw a handshake),
@@ -76,8 +77,10 @@ impl Runner<'_> {
                 // gateway that never gets there has them back after 5 s.
                 if let Some(apps) = &self.services.apps {
                     let ready = async {
-                        if let Some(mut closed) = g.firewall_closed() {
-                            let _ = closed.wait_for(|c| c.is_some()).await;
+                        if let Some(mut readiness) = g.readiness() {
+                            let _ = readiness
+                                .wait_for(|r| r.kill_switch_closed().is_some())
+                                .await;
                         } else {
                             let before = st.handshakes_before;
                             let mut status = self.services.wg.status.clone();
