@@ -29,8 +29,12 @@ pub use leakhound_proto::readiness::{READINESS_FD_VARIABLE, ReadinessEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("target {target}: {what}")]
-    Unusable { target: String, what: String },
+    #[error("target {target}")]
+    Unusable {
+        target: String,
+        #[source]
+        why: Box<Unusable>,
+    },
     #[error("starting target {target}")]
     Start {
         target: String,
@@ -42,6 +46,30 @@ pub enum TargetError {
         path: String,
         message: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl TargetError {
+    /// Target `target` cannot work at all, for this reason.
+    pub fn unusable(target: impl Into<String>, why: impl Into<Unusable>) -> TargetError {
+        TargetError::Unusable {
+            target: target.into(),
+            why: Box::new(why.into()),
+        }
+    }
+}
+
+/// Why a target cannot work at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// Its description is wrong.
+    #[error(transparent)]
+    Spec(#[from] crate::model::targets::TargetsError),
+    /// Its program is not there, or not executable.
+    #[error(transparent)]
+    Program(#[from] process::ProgramError),
+    /// Docker, the image or the container.
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
 }
 
 /// How a gateway under test ended. Its text is what reports and messages
@@ -240,10 +268,8 @@ pub fn builtin_capabilities() -> BTreeSet<Capability> {
 /// Builds a target from its description. `exe` is leakhound's own binary
 /// (the built-in gateway is `exe gateway`).
 pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>, TargetError> {
-    let caps = crate::model::targets::check(spec).map_err(|what| TargetError::Unusable {
-        target: spec.name.clone(),
-        what,
-    })?;
+    let caps =
+        crate::model::targets::check(spec).map_err(|e| TargetError::unusable(&spec.name, e))?;
     // `check` has seen that the kind is known and has what it needs.
     Ok(match (spec.kind, &spec.image) {
         (TargetKind::Command, _) => {
@@ -297,7 +323,8 @@ mod tests {
             image: None,
             capabilities: vec![],
         };
-        let e = from_spec(&bad, &exe).err().unwrap().to_string();
+        let e = from_spec(&bad, &exe).err().unwrap();
+        let e = crate::errfmt::chain(&e);
         assert!(e.starts_with("target x y: name \"x y\""), "{e}");
         // An unknown kind or capability is refused where the file says it.
         std::fs::write(

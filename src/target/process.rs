@@ -67,11 +67,18 @@ impl Command {
     }
 }
 
-/// Checks that `program` can be executed: a path to an executable file, or
-/// a name found on PATH.
+/// Why a program cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("{} is not executable", .0.display())]
+    NotExecutable(PathBuf),
+    #[error("{0}: no such program")]
+    NotFound(String),
+}
+
 /// Whether `program` (a path, or a name looked up on PATH) is an
 /// executable file; `Err` says why not.
-pub fn executable(program: &str) -> Result<(), String> {
+pub fn executable(program: &str) -> Result<(), ProgramError> {
     use std::os::unix::fs::PermissionsExt;
     let candidates: Vec<PathBuf> = if program.contains('/') {
         vec![PathBuf::from(program)]
@@ -87,11 +94,11 @@ pub fn executable(program: &str) -> Result<(), String> {
             return if m.permissions().mode() & 0o111 != 0 {
                 Ok(())
             } else {
-                Err(format!("{} is not executable", c.display()))
+                Err(ProgramError::NotExecutable(c.clone()))
             };
         }
     }
-    Err(format!("{program}: no such program"))
+    Err(ProgramError::NotFound(program.to_string()))
 }
 
 #[async_trait]
@@ -109,10 +116,8 @@ impl GatewayTarget for Builtin {
         format!("{} gateway", self.exe.display())
     }
     async fn preflight(&self) -> Result<(), TargetError> {
-        executable(&self.exe.display().to_string()).map_err(|what| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        })
+        executable(&self.exe.display().to_string())
+            .map_err(|e| TargetError::unusable(&self.name, e))
     }
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
         let mut cmd = std::process::Command::new(&self.exe);
@@ -173,10 +178,7 @@ impl GatewayTarget for Command {
         self.argv.join(" ")
     }
     async fn preflight(&self) -> Result<(), TargetError> {
-        executable(&self.argv[0]).map_err(|what| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        })
+        executable(&self.argv[0]).map_err(|e| TargetError::unusable(&self.name, e))
     }
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
         let mut cmd = std::process::Command::new(&self.argv[0]);
@@ -395,11 +397,12 @@ mod tests {
         assert!(executable("sh").is_ok());
         assert!(executable("/bin/sh").is_ok());
         let e = executable("/nonexistent/gw.sh").unwrap_err();
-        assert!(e.contains("no such program"), "{e}");
+        assert_eq!(e, ProgramError::NotFound("/nonexistent/gw.sh".into()));
+        assert!(e.to_string().contains("no such program"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("gw.sh");
         std::fs::write(&f, "#!/bin/sh\n").unwrap();
         let e = executable(&f.display().to_string()).unwrap_err();
-        assert!(e.contains("is not executable"), "{e}");
+        assert!(e.to_string().contains("is not executable"), "{e}");
     }
 }

@@ -54,6 +54,26 @@ pub struct TargetSpec {
     pub capabilities: Vec<Capability>,
 }
 
+/// Why a targets file, or one target's description, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    /// TOML, an unknown key, kind or capability: with its line and column.
+    #[error("{}", .0.to_string().trim())]
+    Toml(#[from] toml::de::Error),
+    #[error("two targets are named {0:?}")]
+    DuplicateName(String),
+    #[error(
+        "name {0:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)"
+    )]
+    BadName(String),
+    #[error("a builtin target takes no argv or image")]
+    BuiltinTakesNothing,
+    #[error("a command target needs argv (the program and its arguments)")]
+    CommandNeedsArgv,
+    #[error("a container target needs image")]
+    ContainerNeedsImage,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetsFile {
@@ -62,12 +82,12 @@ struct TargetsFile {
 
 /// Reads a targets file's text: TOML errors (an unknown kind or capability
 /// among them) say where (line, column), two targets may not share a name.
-pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
-    let f: TargetsFile = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+pub fn parse(text: &str) -> Result<Vec<TargetSpec>, TargetsError> {
+    let f: TargetsFile = toml::from_str(text)?;
     let mut seen = BTreeSet::new();
     for t in &f.target {
         if !seen.insert(t.name.as_str()) {
-            return Err(format!("two targets are named {:?}", t.name));
+            return Err(TargetsError::DuplicateName(t.name.clone()));
         }
     }
     Ok(f.target)
@@ -76,23 +96,16 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
 /// Checks a description: a usable name, and what its kind needs (argv for
 /// `command`, image for `container`, neither for `builtin`). Returns its
 /// capabilities, or what is wrong.
-pub fn check(spec: &TargetSpec) -> Result<BTreeSet<Capability>, String> {
+pub fn check(spec: &TargetSpec) -> Result<BTreeSet<Capability>, TargetsError> {
     if !crate::scenario::is_file_name_word(&spec.name) {
-        return Err(format!(
-            "name {:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)",
-            spec.name
-        ));
+        return Err(TargetsError::BadName(spec.name.clone()));
     }
     match spec.kind {
         TargetKind::Builtin if !spec.argv.is_empty() || spec.image.is_some() => {
-            Err("a builtin target takes no argv or image".into())
+            Err(TargetsError::BuiltinTakesNothing)
         }
-        TargetKind::Command if spec.argv.is_empty() => {
-            Err("a command target needs argv (the program and its arguments)".into())
-        }
-        TargetKind::Container if spec.image.is_none() => {
-            Err("a container target needs image".into())
-        }
+        TargetKind::Command if spec.argv.is_empty() => Err(TargetsError::CommandNeedsArgv),
+        TargetKind::Container if spec.image.is_none() => Err(TargetsError::ContainerNeedsImage),
         _ => Ok(spec.capabilities.iter().copied().collect()),
     }
 }
@@ -114,10 +127,15 @@ mod tests {
             [Capability::HealthServer]
         );
         let e = parse("[[target]]\nname = \"a\"\nkind = \"builtin\"\n[[target]]\nname = \"a\"\nkind = \"builtin\"\n").unwrap_err();
-        assert_eq!(e, "two targets are named \"a\"");
-        let e = parse("[[target]]\nname = \"x\"\nkind = \"command\"\ncolour = 1\n").unwrap_err();
+        assert!(matches!(&e, TargetsError::DuplicateName(n) if n == "a"));
+        assert_eq!(e.to_string(), "two targets are named \"a\"");
+        let e = parse("[[target]]\nname = \"x\"\nkind = \"command\"\ncolour = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("colour") && e.contains("line 4"), "{e}");
-        let e = parse("[[target]]\nname = \"a\"\nkind = \"vm\"\n").unwrap_err();
+        let e = parse("[[target]]\nname = \"a\"\nkind = \"vm\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("line 3") && e.contains("unknown variant `vm`") && e.contains("container"),
             "{e}"
@@ -125,7 +143,8 @@ mod tests {
         let e = parse(
             "[[target]]\nname = \"a\"\nkind = \"command\"\nargv = [\"x\"]\ncapabilities = [\"health-server\", \"teleport\"]\n",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("line 5")
                 && e.contains("unknown capability \"teleport\"")
@@ -152,7 +171,7 @@ mod tests {
             (spec("a", Command, &[], None), "needs argv"),
             (spec("a", Container, &[], None), "needs image"),
         ] {
-            let e = check(&s).unwrap_err();
+            let e = check(&s).unwrap_err().to_string();
             assert!(e.contains(says), "{e}");
         }
     }

@@ -220,6 +220,17 @@ impl Runner<'_> {
     }
 }
 
+/// A variable naming a file the harness uses, outside the run's gateway
+/// folder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{var} = {value:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
+)]
+pub struct OutsideRunFolder {
+    pub var: String,
+    pub value: String,
+}
+
 /// The file scenario variable `var` names, for the harness to write, read or
 /// remove: only directly inside the run's gateway folder (`{lab_dir}/NAME`), never anywhere
 /// else a scenario file could name (scenario files are code, but a typo
@@ -229,7 +240,7 @@ pub(crate) fn run_file(
     run_id: &str,
     env: &BTreeMap<String, String>,
     var: &str,
-) -> Result<Option<std::path::PathBuf>, String> {
+) -> Result<Option<std::path::PathBuf>, OutsideRunFolder> {
     let Some(v) = env.get(var) else {
         return Ok(None);
     };
@@ -237,9 +248,10 @@ pub(crate) fn run_file(
     if crate::lab::owned::inside_run_dir(run_id, &p) {
         Ok(Some(p))
     } else {
-        Err(format!(
-            "{var} = {v:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
-        ))
+        Err(OutsideRunFolder {
+            var: var.to_string(),
+            value: v.clone(),
+        })
     }
 }
 
@@ -263,6 +275,8 @@ mod run_file_tests {
         );
         for var in ["B", "C"] {
             let e = run_file("ab12cd", &env, var).unwrap_err();
+            assert_eq!(e.var, var);
+            let e = e.to_string();
             assert!(e.contains(var) && e.contains("{lab_dir}/NAME"), "{e}");
         }
         assert_eq!(run_file("ab12cd", &env, "D"), Ok(None));

@@ -12,7 +12,7 @@ use crate::model::scenario::Action;
 use crate::model::topology::{addr, host};
 use crate::probe;
 use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, run_file};
-use crate::target::{GatewayHandle, tail};
+use crate::target::{GatewayEnd, GatewayHandle, tail};
 use leakhound_proto::listen;
 
 /// How long a `control` step with `grows` reads the metrics again: the
@@ -39,6 +39,21 @@ fn ops_role() -> Vec<(String, String)> {
     )]
 }
 
+/// Why the control server did not take a tunnel command.
+#[derive(Debug, thiserror::Error)]
+enum NotTaken {
+    #[error("the control server refused the request: {code} {text}")]
+    Refused { code: u16, text: String },
+    #[error("the gateway exited ({0}) before it took the request")]
+    Exited(GatewayEnd),
+    #[error("the control server at {target} did not take the request within 10s")]
+    NoAnswer {
+        target: SocketAddr,
+        #[source]
+        source: probe::ProbeError,
+    },
+}
+
 /// `PUT /v1/vpn/status` with the lab's ops key. The gateway answers once
 /// the tunnel is in the asked state (the acknowledgement). While its control
 /// server does not accept connections yet (the process is just starting),
@@ -49,7 +64,7 @@ async fn put_vpn_status(
     target: SocketAddr,
     running: bool,
     gateway: &mut Box<dyn GatewayHandle>,
-) -> Result<String, String> {
+) -> Result<String, NotTaken> {
     let body = format!(
         "{{\"status\":\"{}\"}}",
         if running { "running" } else { "stopped" }
@@ -69,21 +84,13 @@ async fn put_vpn_status(
         .await;
         match r {
             Ok((200, text)) => return Ok(text),
-            Ok((code, text)) => {
-                return Err(format!(
-                    "the control server refused the request: {code} {text}"
-                ));
-            }
-            Err(e) => {
+            Ok((code, text)) => return Err(NotTaken::Refused { code, text }),
+            Err(source) => {
                 if let Some(status) = gateway.try_exited() {
-                    return Err(format!(
-                        "the gateway exited ({status}) before it took the request"
-                    ));
+                    return Err(NotTaken::Exited(status));
                 }
                 if Instant::now() >= deadline {
-                    return Err(format!(
-                        "the control server at {target} did not take the request within 10s: {e}"
-                    ));
+                    return Err(NotTaken::NoAnswer { target, source });
                 }
                 // Connection refused: the server is not listening yet.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -203,7 +210,7 @@ impl Runner<'_> {
             }
             Err(why) => {
                 g.log_flushed().await;
-                log.fail_with(why, tail(&st.gw_log, 20))
+                log.fail_with(crate::errfmt::chain(&why), tail(&st.gw_log, 20))
             }
         })
     }
@@ -227,7 +234,7 @@ impl Runner<'_> {
                     std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
                 )));
             }
-            Err(e) => return Err(log.error(lab_err("rotate-key", std::io::Error::other(e)))),
+            Err(e) => return Err(log.error(lab_err("rotate-key", e))),
         };
         let Some(g) = st.gateway.as_mut() else {
             return Ok(no_gateway());

@@ -39,7 +39,7 @@ impl Runner<'_> {
                     log.fail("this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE")
                 );
             }
-            Err(e) => return Err(log.fail(e)),
+            Err(e) => return Err(log.fail(e.to_string())),
         };
         let started = Instant::now();
         let mut port = None;
