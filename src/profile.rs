@@ -135,6 +135,19 @@ pub struct UserProfile {
     pub secrets: Vec<Secret>,
 }
 
+/// Why the real applications cannot take their stand-ins' places.
+#[derive(Debug, thiserror::Error)]
+pub enum RealDependentsError {
+    #[error("{program} is not installed ({source}); bash ci/setup.sh installs it")]
+    NotInstalled {
+        program: &'static str,
+        #[source]
+        source: crate::target::process::ProgramError,
+    },
+    #[error("this lab has no qBittorrent (8080) or NZBGet (6789) port")]
+    NoPort,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("reading {file}")]
@@ -245,18 +258,21 @@ impl Profile {
     /// not installed is an error. Otherwise (`auto`) it stays a stand-in,
     /// and the second value says which did and why. No port for any real
     /// application is an error either way.
-    pub fn with_real_dependents(mut self, strict: bool) -> Result<(Profile, Vec<String>), String> {
+    pub fn with_real_dependents(
+        mut self,
+        strict: bool,
+    ) -> Result<(Profile, Vec<String>), RealDependentsError> {
         use crate::lab::apps::App;
         let mut stayed = Vec::new();
         for app in App::ALL {
             let Some(i) = self.stand_ins.iter().position(|(_, a)| a == app.name()) else {
                 continue;
             };
-            if let Err(e) = crate::target::process::executable(app.program()) {
-                let why = format!(
-                    "{} is not installed ({e}); bash ci/setup.sh installs it",
-                    app.program()
-                );
+            if let Err(source) = crate::target::process::executable(app.program()) {
+                let why = RealDependentsError::NotInstalled {
+                    program: app.program(),
+                    source,
+                };
                 if strict {
                     return Err(why);
                 }
@@ -267,7 +283,7 @@ impl Profile {
             self.real.push((app, port));
         }
         if self.real.is_empty() && stayed.is_empty() {
-            return Err("this lab has no qBittorrent (8080) or NZBGet (6789) port".into());
+            return Err(RealDependentsError::NoPort);
         }
         Ok((self, stayed))
     }

@@ -357,7 +357,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
     if let Some(f) = &p.forwarded_port {
         let mut port = None;
         a.check("forwarded-port", async |ns, resolver| {
-            let headers = control_headers(&f.auth).map_err(Finding::error)?;
+            let headers = control_headers(&f.auth).map_err(|e| Finding::error(chain(&e)))?;
             let url = HttpUrl {
                 path: "/v1/portforward".into(),
                 ..f.control_url.clone()
@@ -525,6 +525,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         pcaps: vec![pcap],
         gateway_log: PathBuf::new(),
         handshake_after: None,
+        readiness: vec![],
         traffic: Default::default(),
     })
 }
@@ -666,13 +667,29 @@ async fn get(
     }
 }
 
+/// Why the control server's credentials could not be read.
+#[derive(Debug, thiserror::Error)]
+enum CredentialError {
+    #[error("reading {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the variable {0} is not set")]
+    Unset(String),
+}
+
 /// The control server's credentials as headers, read now (never logged).
-fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, String> {
+fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, CredentialError> {
     use base64::Engine;
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .map(|s| s.trim().to_string())
-            .map_err(|e| format!("reading {path}: {e}"))
+            .map_err(|source| CredentialError::Read {
+                path: path.to_string(),
+                source,
+            })
     };
     // Every credential is registered as a secret before it can reach any
     // report, log or terminal line (the API key, the password and the
@@ -686,7 +703,7 @@ fn control_headers(auth: &ControlAuth) -> Result<Vec<(String, String)>, String> 
         ControlAuth::ApiKeyFile(p) => vec![("X-API-Key".into(), secret(read(p)?))],
         ControlAuth::ApiKeyEnv(v) => vec![(
             "X-API-Key".into(),
-            secret(std::env::var(v).map_err(|_| format!("the variable {v} is not set"))?),
+            secret(std::env::var(v).map_err(|_| CredentialError::Unset(v.clone()))?),
         )],
         ControlAuth::Basic {
             username,
@@ -727,14 +744,30 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Why the audit's tunnel cut could not be made or removed.
+#[derive(Debug, thiserror::Error)]
+enum CutError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cutting the tunnel")]
+    Arm(#[source] leakhound_gateway::firewall::FirewallError),
+    #[error(transparent)]
+    Lift(leakhound_gateway::firewall::FirewallError),
+    #[error("the cut's renewal thread panicked")]
+    Panicked,
+}
+
 /// The tunnel cut while this lives: armed in the kernel with
 /// [`CUT_TIMEOUT`], renewed every [`CUT_RENEW`] by a thread in the
 /// namespace, and lifted when dropped (or by the kernel, if the process
 /// dies).
 struct CutGuard {
     stop: Option<std::sync::mpsc::Sender<()>>,
-    thread:
-        Option<std::thread::JoinHandle<Result<Result<(), String>, crate::lab::netns::NetnsError>>>,
+    thread: Option<
+        std::thread::JoinHandle<
+            Result<Result<(), leakhound_gateway::firewall::FirewallError>, NetnsError>,
+        >,
+    >,
     /// The first renewal that failed, if one did.
     lapsed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -742,37 +775,30 @@ struct CutGuard {
 impl CutGuard {
     /// Cuts the tunnel to `endpoint`; returns the guard and how long the
     /// kernel will keep the cut unless renewed, as read back.
-    fn arm(ns: &Netns, endpoint: SocketAddr) -> Result<(CutGuard, Duration), String> {
+    fn arm(ns: &Netns, endpoint: SocketAddr) -> Result<(CutGuard, Duration), CutError> {
         let c = Cut {
             endpoint,
             timeout: CUT_TIMEOUT,
         };
-        let left = ns
-            .run(|| cut::arm(&c))
-            .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                // Whatever part of it took: not left for the kernel to lift.
-                let _ = ns.run(cut::lift);
-                format!("cutting the tunnel: {}", chain(&e))
-            })?;
+        let left = ns.run(|| cut::arm(&c))?.map_err(|e| {
+            // Whatever part of it took: not left for the kernel to lift.
+            let _ = ns.run(cut::lift);
+            CutError::Arm(e)
+        })?;
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let lapsed = std::sync::Arc::new(std::sync::Mutex::new(None));
         let l = lapsed.clone();
-        let thread = ns
-            .spawn(move || {
-                let mut renewing = true;
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    rx.recv_timeout(CUT_RENEW)
-                {
-                    if renewing && let Err(e) = cut::renew(&c) {
-                        tracing::warn!("renewing the audit's cut: {}", chain(&e));
-                        *l.lock().expect("lapsed lock") = Some(chain(&e));
-                        renewing = false;
-                    }
+        let thread = ns.spawn(move || {
+            let mut renewing = true;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CUT_RENEW) {
+                if renewing && let Err(e) = cut::renew(&c) {
+                    tracing::warn!("renewing the audit's cut: {}", chain(&e));
+                    *l.lock().expect("lapsed lock") = Some(chain(&e));
+                    renewing = false;
                 }
-                cut::lift().map(|_| ()).map_err(|e| chain(&e))
-            })
-            .map_err(|e| e.to_string())?;
+            }
+            cut::lift().map(|_| ())
+        })?;
         Ok((
             CutGuard {
                 stop: Some(tx),
@@ -785,17 +811,17 @@ impl CutGuard {
 
     /// Lifts the cut now; an error says why it could not be (the kernel
     /// still lifts it within [`CUT_TIMEOUT`]).
-    fn lift(mut self) -> Result<(), String> {
+    fn lift(mut self) -> Result<(), CutError> {
         self.finish()
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), CutError> {
         drop(self.stop.take());
         match self.thread.take().map(|t| t.join()) {
             None => Ok(()),
-            Some(Ok(Ok(r))) => r,
-            Some(Ok(Err(e))) => Err(e.to_string()),
-            Some(Err(_)) => Err("the cut's renewal thread panicked".into()),
+            Some(Ok(Ok(r))) => r.map_err(CutError::Lift),
+            Some(Ok(Err(e))) => Err(CutError::Netns(e)),
+            Some(Err(_)) => Err(CutError::Panicked),
         }
     }
 
@@ -808,7 +834,8 @@ impl Drop for CutGuard {
     fn drop(&mut self) {
         if let Err(e) = self.finish() {
             tracing::warn!(
-                "lifting the audit's cut: {e} (the kernel lifts it within {CUT_TIMEOUT:?})"
+                "lifting the audit's cut: {} (the kernel lifts it within {CUT_TIMEOUT:?})",
+                chain(&e)
             );
         }
     }
@@ -826,7 +853,7 @@ async fn tunnel_down(
     endpoint: SocketAddr,
     whoami: &HttpUrl,
 ) -> Result<String, Finding> {
-    let (guard, left) = CutGuard::arm(ns, endpoint).map_err(Finding::error)?;
+    let (guard, left) = CutGuard::arm(ns, endpoint).map_err(|e| Finding::error(chain(&e)))?;
     let armed = format!(
         "tunnel to {endpoint} cut (the kernel lifts the cut {:.1} s after the audit's last renewal)",
         left.as_secs_f64()
@@ -846,7 +873,8 @@ async fn tunnel_down(
     };
     if let Err(e) = undo {
         return Err(Finding::error(format!(
-            "could not remove the audit's table {CUT_TABLE}: {e} (the kernel lifts the cut within {CUT_TIMEOUT:?})"
+            "could not remove the audit's table {CUT_TABLE}: {} (the kernel lifts the cut within {CUT_TIMEOUT:?})",
+            chain(&e)
         )));
     }
     let mut why = format!("{armed}; blocked: {during}");

@@ -187,7 +187,7 @@ fn audit_once(
         leakhound_version: env!("CARGO_PKG_VERSION"),
         targets: vec![leakhound::report::provenance::TargetIdentity {
             name: profile.name.clone(),
-            kind: "live".into(),
+            kind: leakhound::report::provenance::IdentityKind::Live,
             binary_sha256: None,
             image: None,
             image_id: None,

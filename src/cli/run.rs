@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use leakhound::profile::Profile;
 use leakhound::scenario::model::{self as scenario, Scenario};
 use leakhound::suite::{self, SkipPolicy, Verdict};
-use leakhound::target::TargetSpec;
+use leakhound::target::{TargetKind as SpecKind, TargetSpec};
 
 use super::args::{DependentsKind, OutputFormat, RunArgs, SuiteArgs, TargetArgs, TargetKind};
 use super::list::{load_scenarios, select_scenarios};
@@ -172,16 +172,13 @@ async fn interruptible(
 }
 
 /// Prints the closing text of a finished run ([`leakhound::report::run_text`]);
-/// a `soak`'s figures come from each gateway's own log.
+/// a `soak`'s figures come from its gateways' own readiness events.
 fn print_end(plan: &suite::Plan, finished: &suite::Finished, soak: bool) {
     let figures: Option<Vec<String>> = soak.then(|| {
         finished
             .results
             .iter()
-            .map(|r| {
-                let log = std::fs::read_to_string(&r.gateway_log).unwrap_or_default();
-                leakhound::report::soak::figures(r, &log)
-            })
+            .map(leakhound::report::soak::figures)
             .collect()
     });
     let failing_skips = plan
@@ -245,23 +242,34 @@ pub(super) fn target_specs(t: &TargetArgs) -> Result<Vec<TargetSpec>> {
     };
     let mut specs = Vec::new();
     for k in kinds {
-        let (name, argv, image, caps) = match k {
-            TargetKind::Builtin => ("builtin", vec![], None, vec![]),
+        let (kind, argv, image, caps) = match k {
+            TargetKind::Builtin => (SpecKind::Builtin, vec![], None, vec![]),
             TargetKind::Command => {
                 if t.argv.is_empty() {
                     bail!(
                         "--target command needs the program after --, e.g. `leakhound run --target command -- ./my-gateway.sh`"
                     );
                 }
-                ("command", t.argv.clone(), None, t.capabilities.clone())
+                (
+                    SpecKind::Command,
+                    t.argv.clone(),
+                    None,
+                    t.capabilities.clone(),
+                )
             }
             TargetKind::Container => {
                 let Some(image) = t.image.clone() else {
                     bail!("--target container needs --image REF (an image that exists locally)");
                 };
-                ("container", vec![], Some(image), t.capabilities.clone())
+                (
+                    SpecKind::Container,
+                    vec![],
+                    Some(image),
+                    t.capabilities.clone(),
+                )
             }
         };
+        let name = kind.name();
         if specs.iter().any(|s: &TargetSpec| s.name == name) {
             bail!(
                 "--target {name} twice: use a targets file (--targets) to compare several of a kind"
@@ -269,13 +277,13 @@ pub(super) fn target_specs(t: &TargetArgs) -> Result<Vec<TargetSpec>> {
         }
         specs.push(TargetSpec {
             name: name.into(),
-            kind: name.into(),
+            kind,
             argv,
             image,
             capabilities: caps,
         });
     }
-    if !t.argv.is_empty() && !specs.iter().any(|s| s.kind == "command") {
+    if !t.argv.is_empty() && !specs.iter().any(|s| s.kind == SpecKind::Command) {
         bail!("a program after -- is only for --target command");
     }
     Ok(specs)

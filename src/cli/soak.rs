@@ -38,7 +38,7 @@ pub(crate) fn soak(args: SoakArgs) -> Result<Verdict> {
     };
     let specs = vec![TargetSpec {
         name: "builtin".into(),
-        kind: "builtin".into(),
+        kind: leakhound::target::TargetKind::Builtin,
         argv: vec![],
         image: None,
         capabilities: vec![],

@@ -384,6 +384,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: Default::default(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Traffic {
                 bin_ms: 100,
                 wires,

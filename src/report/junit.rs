@@ -228,6 +228,7 @@ pub(crate) fn tests_sample() -> Vec<ScenarioResult> {
             pcaps: vec!["reports/latest/baseline-gw.pcap".into()],
             gateway_log: "reports/latest/baseline-gateway.log".into(),
             handshake_after: Some(Duration::from_millis(120)),
+            readiness: vec![],
             traffic: Default::default(),
         }]
     }

@@ -152,6 +152,7 @@ pub fn scrubbed_by(r: &ScenarioResult, clean: &dyn Fn(&str) -> String) -> Scenar
         pcaps: r.pcaps.iter().map(|p| path(p)).collect(),
         gateway_log: path(&r.gateway_log),
         handshake_after: r.handshake_after,
+        readiness: r.readiness.clone(),
         traffic,
     }
 }

@@ -226,6 +226,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: Default::default(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         }
     }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::model::scrub::{self, REDACTED};
 use crate::model::userconf::is_secret;
-use crate::target::TargetSpec;
+use crate::target::{TargetKind, TargetSpec};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Provenance {
@@ -26,7 +26,7 @@ pub struct Provenance {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TargetIdentity {
     pub name: String,
-    pub kind: String,
+    pub kind: IdentityKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binary_sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +38,28 @@ pub struct TargetIdentity {
     /// Why something above is missing (a binary that could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// What was under test: a target of a run or compare (its kind, as targets
+/// files write it), or a gateway already running that `audit` checked.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityKind {
+    Builtin,
+    Command,
+    Container,
+    /// `audit`: a live gateway, where it runs.
+    Live,
+}
+
+impl From<TargetKind> for IdentityKind {
+    fn from(k: TargetKind) -> Self {
+        match k {
+            TargetKind::Builtin => IdentityKind::Builtin,
+            TargetKind::Command => IdentityKind::Command,
+            TargetKind::Container => IdentityKind::Container,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -88,16 +110,16 @@ pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
 pub fn identify(spec: &TargetSpec, exe: &Path) -> TargetIdentity {
     let mut id = TargetIdentity {
         name: spec.name.clone(),
-        kind: spec.kind.clone(),
+        kind: spec.kind.into(),
         binary_sha256: None,
         image: spec.image.clone(),
         image_id: None,
         command: spec.argv.clone(),
         note: None,
     };
-    let binary = match spec.kind.as_str() {
-        "builtin" => Some(exe.to_path_buf()),
-        "command" => spec.argv.first().map(|p| {
+    let binary = match spec.kind {
+        TargetKind::Builtin => Some(exe.to_path_buf()),
+        TargetKind::Command => spec.argv.first().map(|p| {
             let p = Path::new(p);
             if p.components().count() > 1 {
                 p.to_path_buf()
@@ -112,7 +134,7 @@ pub fn identify(spec: &TargetSpec, exe: &Path) -> TargetIdentity {
                     .unwrap_or_else(|| p.to_path_buf())
             }
         }),
-        _ => None,
+        TargetKind::Container => None,
     };
     if let Some(b) = binary {
         match std::fs::read(&b) {
@@ -201,7 +223,7 @@ mod tests {
         std::fs::write(&bin, b"abc").unwrap();
         let spec = TargetSpec {
             name: "mine".into(),
-            kind: "command".into(),
+            kind: TargetKind::Command,
             argv: vec![bin.display().to_string(), "--flag".into()],
             image: None,
             capabilities: vec![],
@@ -212,8 +234,13 @@ mod tests {
             Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
         assert_eq!(id.command.len(), 2);
+        // The kind is written as targets files write it.
+        let json = serde_json::to_value(&id).unwrap();
+        assert_eq!(json["kind"], "command");
+        let live = serde_json::to_value(IdentityKind::Live).unwrap();
+        assert_eq!(live, "live");
         let builtin = TargetSpec {
-            kind: "builtin".into(),
+            kind: TargetKind::Builtin,
             argv: vec![],
             ..spec
         };

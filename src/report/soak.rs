@@ -1,22 +1,15 @@
 //! The soak's figures (pure): packets leaked, steps failed, how fast each
-//! gateway start closed its kill switch (from the gateway's own log
-//! lines) and how fast traffic came back after each provider outage.
+//! gateway start closed its kill switch (from the gateway's own readiness
+//! events) and how fast traffic came back after each provider outage.
 
 use crate::model::stats::percentile;
 use crate::model::verdict::{Outcome, ScenarioResult};
+use crate::target::ReadinessEvent;
 
-/// What the soak `r` measured, `log` being its gateway's log.
-pub fn figures(r: &ScenarioResult, log: &str) -> String {
-    let closed = logged_micros(log.lines(), "firewall closed ", " us after start");
-    let verified = logged_micros(log.lines(), "read back and verified in ", " us");
-    // Starts that found their kill switch still in the kernel (after a
-    // crash) only read it back; the others wrote it.
-    let written = logged_micros(
-        log.lines()
-            .filter(|l| !l.contains(crate::gateway::firewall::FOUND_IN_PLACE)),
-        "firewall closed ",
-        " us after start",
-    );
+/// What the soak `r` measured.
+pub fn figures(r: &ScenarioResult) -> String {
+    let k = kill_switch_times(&r.readiness);
+    let (closed, verified, written) = (k.closed, k.verified, k.written);
     let wpct = |p: usize| percentile(&written, p).unwrap_or(0);
     let pct = |p: usize| percentile(&closed, p).unwrap_or(0);
     let vpct = |p: usize| percentile(&verified, p).unwrap_or(0);
@@ -72,33 +65,68 @@ pub fn figures(r: &ScenarioResult, log: &str) -> String {
     )
 }
 
-/// The microsecond figures gateway log lines state between `before` and
-/// `after`, sorted.
-fn logged_micros<'a>(lines: impl Iterator<Item = &'a str>, before: &str, after: &str) -> Vec<u64> {
-    let mut v: Vec<u64> = lines
-        .filter_map(|l| {
-            let rest = l.split(before).nth(1)?;
-            rest.split(after).next()?.trim().parse().ok()
-        })
-        .collect();
-    v.sort_unstable();
-    v
+/// The kill switch's figures over a soak's gateway starts, each sorted
+/// (microseconds).
+#[derive(Debug, Default, PartialEq)]
+struct KillSwitchTimes {
+    /// Start to closed, every start.
+    closed: Vec<u64>,
+    /// The read-back that verified it, every start.
+    verified: Vec<u64>,
+    /// Start to closed, the starts that wrote the rules (the others found
+    /// them still in the kernel after a crash and only read them back).
+    written: Vec<u64>,
+}
+
+fn kill_switch_times(events: &[ReadinessEvent]) -> KillSwitchTimes {
+    let mut t = KillSwitchTimes::default();
+    for e in events {
+        if let ReadinessEvent::KillSwitchClosed {
+            since_start_us,
+            batch_us,
+            verified_us,
+        } = e
+        {
+            t.closed.push(*since_start_us);
+            t.verified.push(*verified_us);
+            if batch_us.is_some() {
+                t.written.push(*since_start_us);
+            }
+        }
+    }
+    t.closed.sort_unstable();
+    t.verified.sort_unstable();
+    t.written.sort_unstable();
+    t
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn close_and_verify_times_are_read_from_the_gateway_log() {
-        let log = "x INFO leakhound_gateway: firewall closed 3940 us after start (batch 2522 us); read back and verified in 1355 us\n\
-                   x INFO leakhound_gateway: firewall closed 3100 us after start (batch 2000 us); read back and verified in 1100 us\n\
-                   x INFO other line\n";
+    fn close_and_verify_times_are_read_from_the_gateways_events() {
+        let closed = |since_start_us, batch_us, verified_us| ReadinessEvent::KillSwitchClosed {
+            since_start_us,
+            batch_us,
+            verified_us,
+        };
+        let events = [
+            closed(3940, Some(2522), 1355),
+            ReadinessEvent::TunnelUp {
+                since_start_us: 9000,
+            },
+            closed(3100, Some(2000), 1100),
+            // Found in place after a crash: read back, not rewritten.
+            closed(900, None, 800),
+        ];
         assert_eq!(
-            super::logged_micros(log.lines(), "firewall closed ", " us after start"),
-            [3100, 3940]
-        );
-        assert_eq!(
-            super::logged_micros(log.lines(), "read back and verified in ", " us"),
-            [1100, 1355]
+            kill_switch_times(&events),
+            KillSwitchTimes {
+                closed: vec![900, 3100, 3940],
+                verified: vec![800, 1100, 1355],
+                written: vec![3100, 3940],
+            }
         );
     }
 }

@@ -146,6 +146,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: "gateway.log".into(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         }
     }

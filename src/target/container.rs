@@ -37,7 +37,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::watch;
 
-use super::{GatewayHandle, GatewayTarget, StartContext, TargetError};
+use super::{GatewayEnd, GatewayHandle, GatewayTarget, StartContext, TargetError, TargetKind};
 use crate::model::scenario::Capability;
 
 /// The label every container of a run carries (its value: the run id).
@@ -49,16 +49,75 @@ pub const BOOT_LABEL: &str = "leakhound.boot";
 
 use crate::lab::owned;
 
+/// What went wrong with Docker, an image or a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no Docker engine")]
+    NoEngine(#[source] bollard::errors::Error),
+    #[error("the Docker engine does not answer")]
+    NoAnswer(#[source] bollard::errors::Error),
+    #[error(
+        "image {image} is not on this machine; nothing is pulled: build or load it first (our own: bash docker/build.sh)"
+    )]
+    NoImage {
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("inspecting container {id}")]
+    Inspect {
+        id: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("container {id} has no running process")]
+    NoProcess { id: String },
+    #[error(
+        "container {id}'s process ({pid} to the engine) is not that container's here: leakhound runs in another PID namespace than the Docker engine (a container sharing its socket) or the engine is remote; container targets need leakhound on the engine's own host"
+    )]
+    ForeignPid { id: String, pid: i32 },
+    #[error("recording container {name} in run {run_id}'s records")]
+    Record {
+        name: String,
+        run_id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("label {CAPABILITIES_LABEL}")]
+    Label(#[source] crate::model::scenario::UnknownCapability),
+    #[error("starting the holder ({image})")]
+    StartHolder {
+        image: String,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+    #[error("starting image {image}")]
+    StartImage {
+        image: String,
+        #[source]
+        source: testcontainers::TestcontainersError,
+    },
+    #[error("no holder container: the lab was not built for a container target")]
+    NoHolder,
+}
+
 /// Records container `name` for run `run_id` (before it is created) and
 /// returns the labels it must carry.
-fn claim_container(run_id: &str, name: &str) -> Result<Vec<(&'static str, String)>, String> {
+fn claim_container(
+    run_id: &str,
+    name: &str,
+) -> Result<Vec<(&'static str, String)>, ContainerError> {
     owned::record(
         run_id,
         &owned::Record::Container {
             name: name.to_string(),
         },
     )
-    .map_err(|e| format!("recording container {name} in run {run_id}'s records: {e}"))?;
+    .map_err(|source| ContainerError::Record {
+        name: name.to_string(),
+        run_id: run_id.to_string(),
+        source,
+    })?;
     Ok(vec![
         (RUN_LABEL, run_id.to_string()),
         (OWNER_LABEL, owned::Identity::current().as_str().to_string()),
@@ -81,27 +140,27 @@ fn split_image(image: &str) -> (String, String) {
     }
 }
 
-fn docker() -> Result<Docker, String> {
-    Docker::connect_with_local_defaults().map_err(|e| format!("no Docker engine: {e}"))
+fn docker() -> Result<Docker, ContainerError> {
+    Docker::connect_with_local_defaults().map_err(ContainerError::NoEngine)
 }
 
 /// Is a Docker engine answering? (Tests skip container work, visibly,
 /// when none does.)
-pub async fn engine_answers() -> Result<(), String> {
+pub async fn engine_answers() -> Result<(), ContainerError> {
     let d = docker()?;
-    d.ping()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("the Docker engine does not answer: {e}"))
+    d.ping().await.map(|_| ()).map_err(ContainerError::NoAnswer)
 }
 
 /// Does `image` exist locally?
-pub async fn image_exists(image: &str) -> Result<(), String> {
+pub async fn image_exists(image: &str) -> Result<(), ContainerError> {
     let d = docker()?;
     d.inspect_image(image)
         .await
         .map(|_| ())
-        .map_err(|e| format!("image {image} is not on this machine ({e}); nothing is pulled: build or load it first (our own: bash docker/build.sh)"))
+        .map_err(|source| ContainerError::NoImage {
+            image: image.to_string(),
+            source,
+        })
 }
 
 /// The process of container `id`, as this machine's /proc shows it. The
@@ -110,23 +169,27 @@ pub async fn image_exists(image: &str) -> Result<(), String> {
 /// is remote, that number names some other process here, whose namespace
 /// leakhound would then adopt and later empty. So the PID counts only if
 /// that process's cgroup names the container.
-async fn pid_of(d: &Docker, id: &str) -> Result<i32, String> {
+async fn pid_of(d: &Docker, id: &str) -> Result<i32, ContainerError> {
     let info = d
         .inspect_container(id, None)
         .await
-        .map_err(|e| format!("inspecting container {id}: {e}"))?;
+        .map_err(|source| ContainerError::Inspect {
+            id: id.to_string(),
+            source,
+        })?;
     let full = info.id.clone().unwrap_or_else(|| id.to_string());
     let pid = info
         .state
         .and_then(|s| s.pid)
         .filter(|p| *p > 0)
         .map(|p| p as i32)
-        .ok_or_else(|| format!("container {id} has no running process"))?;
+        .ok_or_else(|| ContainerError::NoProcess { id: id.to_string() })?;
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     if !cgroup_names_container(&cgroup, &full) {
-        return Err(format!(
-            "container {id}'s process ({pid} to the engine) is not that container's here: leakhound runs in another PID namespace than the Docker engine (a container sharing its socket) or the engine is remote; container targets need leakhound on the engine's own host"
-        ));
+        return Err(ContainerError::ForeignPid {
+            id: id.to_string(),
+            pid,
+        });
     }
     Ok(pid)
 }
@@ -154,10 +217,7 @@ impl Holder {
     /// `hold`: leakhound's own).
     pub async fn start(run_id: &str, image: &str) -> Result<Holder, TargetError> {
         let image = image.to_string();
-        let fail = |what: String| TargetError::Unusable {
-            target: "container holder".into(),
-            what,
-        };
+        let fail = |e: ContainerError| TargetError::unusable("container holder", e);
         image_exists(&image).await.map_err(fail)?;
         let (repo, tag) = split_image(&image);
         let name = format!("lh-{run_id}-holder");
@@ -174,7 +234,12 @@ impl Holder {
             })
             .start()
             .await
-            .map_err(|e| fail(format!("starting the holder ({image}): {e}")))?;
+            .map_err(|source| {
+                fail(ContainerError::StartHolder {
+                    image: image.clone(),
+                    source,
+                })
+            })?;
         let d = docker().map_err(fail)?;
         let pid = pid_of(&d, container.id()).await.map_err(fail)?;
         Ok(Holder { container, pid })
@@ -256,15 +321,12 @@ pub const CAPABILITIES_LABEL: &str = "leakhound.capabilities";
 
 /// The capabilities a label's value names; unknown names are an error
 /// naming them.
-pub fn parse_capabilities_label(value: &str) -> Result<BTreeSet<Capability>, String> {
+pub fn parse_capabilities_label(value: &str) -> Result<BTreeSet<Capability>, ContainerError> {
     value
         .split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| {
-            Capability::from_name(n)
-                .ok_or_else(|| format!("label {CAPABILITIES_LABEL}: unknown capability {n:?}"))
-        })
+        .map(|n| n.parse::<Capability>().map_err(ContainerError::Label))
         .collect()
 }
 
@@ -292,8 +354,8 @@ impl GatewayTarget for Container {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "container"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Container
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         if self.caps.is_empty() {
@@ -309,10 +371,7 @@ impl GatewayTarget for Container {
         Some(self.holder.clone())
     }
     async fn preflight(&self) -> Result<(), TargetError> {
-        let fail = |what: String| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        };
+        let fail = |e: ContainerError| TargetError::unusable(&self.name, e);
         engine_answers().await.map_err(fail)?;
         image_exists(&self.image).await.map_err(fail)?;
         image_exists(&self.holder).await.map_err(fail)?;
@@ -335,14 +394,9 @@ impl GatewayTarget for Container {
     }
 
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
-        let fail = |what: String| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        };
+        let fail = |e: ContainerError| TargetError::unusable(&self.name, e);
         let Some(holder) = ctx.holder else {
-            return Err(fail(
-                "no holder container: the lab was not built for a container target".into(),
-            ));
+            return Err(fail(ContainerError::NoHolder));
         };
         let run_id = ctx
             .run_dir
@@ -388,10 +442,12 @@ impl GatewayTarget for Container {
             req = req.with_env_var(k, v);
         }
         let started = Instant::now();
-        let container = req
-            .start()
-            .await
-            .map_err(|e| fail(format!("starting image {}: {e}", self.image)))?;
+        let container = req.start().await.map_err(|source| {
+            fail(ContainerError::StartImage {
+                image: self.image.clone(),
+                source,
+            })
+        })?;
         let d = docker().map_err(fail)?;
         let id = container.id().to_string();
         let pid = pid_of(&d, &id).await.ok();
@@ -430,14 +486,12 @@ impl GatewayTarget for Container {
             tokio::spawn(async move {
                 let mut w = d.wait_container(&id, None);
                 let how = match w.next().await {
-                    Some(Ok(r)) => format!("container exit status: {}", r.status_code),
+                    Some(Ok(r)) => GatewayEnd::ContainerExited(r.status_code),
                     Some(Err(bollard::errors::Error::DockerContainerWaitError {
                         code, ..
-                    })) => {
-                        format!("container exit status: {code}")
-                    }
-                    Some(Err(e)) => format!("the container ended ({e})"),
-                    None => "the container ended".into(),
+                    })) => GatewayEnd::ContainerExited(code),
+                    Some(Err(e)) => GatewayEnd::ContainerLost(Arc::new(e)),
+                    None => GatewayEnd::ContainerGone,
                 };
                 let _ = exit_tx.send(Some(how));
             });
@@ -461,7 +515,7 @@ pub struct ContainerHandle {
     id: String,
     pid: Option<i32>,
     started: Instant,
-    exit: watch::Receiver<Option<String>>,
+    exit: watch::Receiver<Option<GatewayEnd>>,
     logs: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -479,14 +533,14 @@ impl GatewayHandle for ContainerHandle {
         self.started
     }
 
-    fn try_exited(&mut self) -> Option<String> {
+    fn try_exited(&mut self) -> Option<GatewayEnd> {
         self.exit.borrow().clone()
     }
 
-    async fn exited(&mut self) -> String {
+    async fn exited(&mut self) -> GatewayEnd {
         match self.exit.wait_for(|e| e.is_some()).await {
-            Ok(e) => e.clone().unwrap_or_default(),
-            Err(_) => "the container ended".into(),
+            Ok(e) => e.clone().unwrap_or(GatewayEnd::ContainerGone),
+            Err(_) => GatewayEnd::ContainerGone,
         }
     }
 

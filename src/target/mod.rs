@@ -25,11 +25,17 @@ use tokio::sync::watch;
 
 use crate::lab::netns::Netns;
 use crate::model::scenario::Capability;
+pub use crate::model::targets::TargetKind;
+pub use leakhound_proto::readiness::{READINESS_FD_VARIABLE, ReadinessEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("target {target}: {what}")]
-    Unusable { target: String, what: String },
+    #[error("target {target}")]
+    Unusable {
+        target: String,
+        #[source]
+        why: Box<Unusable>,
+    },
     #[error("starting target {target}")]
     Start {
         target: String,
@@ -41,6 +47,102 @@ pub enum TargetError {
         path: String,
         message: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl TargetError {
+    /// Target `target` cannot work at all, for this reason.
+    pub fn unusable(target: impl Into<String>, why: impl Into<Unusable>) -> TargetError {
+        TargetError::Unusable {
+            target: target.into(),
+            why: Box::new(why.into()),
+        }
+    }
+}
+
+/// Why a target cannot work at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// Its description is wrong.
+    #[error(transparent)]
+    Spec(#[from] crate::model::targets::TargetsError),
+    /// Its program is not there, or not executable.
+    #[error(transparent)]
+    Program(#[from] process::ProgramError),
+    /// Docker, the image or the container.
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+}
+
+/// How a gateway under test ended. Its text is what reports and messages
+/// have always said of it: a process's as its exit status shows it
+/// (`exit status: 2`, `signal: 9 (SIGKILL)`), a container's as the engine
+/// gives it (`container exit status: 2`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayEnd {
+    /// The process exited with this code.
+    #[error("exit status: {0}")]
+    Exited(i32),
+    /// The process was killed by this signal.
+    #[error(
+        "signal: {signal}{}{}",
+        signal_name(*signal),
+        if *core_dumped { " (core dumped)" } else { "" }
+    )]
+    Signalled { signal: i32, core_dumped: bool },
+    /// A wait status that is neither (not seen from a plain wait).
+    #[error("unrecognised wait status: {0} {0:#x}")]
+    Unrecognised(i32),
+    /// Waiting for the process failed: how it ended is unknown.
+    #[error("its status is unknown: {0}")]
+    Unknown(#[source] Arc<std::io::Error>),
+    /// The container exited with this code (the engine's word).
+    #[error("container exit status: {0}")]
+    ContainerExited(i64),
+    /// The engine reported the container's end with an error, no code.
+    #[error("the container ended ({0})")]
+    ContainerLost(#[source] Arc<bollard::errors::Error>),
+    /// The engine stopped reporting on the container without a word.
+    #[error("the container ended")]
+    ContainerGone,
+}
+
+/// ` (SIGKILL)` for a known signal number, as std's exit status shows it.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| format!(" ({})", s.as_str()))
+        .unwrap_or_default()
+}
+
+impl From<std::process::ExitStatus> for GatewayEnd {
+    fn from(s: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (s.code(), s.signal()) {
+            (Some(code), _) => GatewayEnd::Exited(code),
+            (None, Some(signal)) => GatewayEnd::Signalled {
+                signal,
+                core_dumped: s.core_dumped(),
+            },
+            (None, None) => GatewayEnd::Unrecognised(s.into_raw()),
+        }
+    }
+}
+
+/// What a gateway has said of its readiness so far: its events
+/// ([`ReadinessEvent`], on the descriptor [`READINESS_FD_VARIABLE`] names),
+/// each with when the harness read it.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    pub events: Vec<(Instant, ReadinessEvent)>,
+}
+
+impl Readiness {
+    /// When the gateway said its kill switch was closed (the first time).
+    pub fn kill_switch_closed(&self) -> Option<Instant> {
+        self.events
+            .iter()
+            .find(|(_, e)| matches!(e, ReadinessEvent::KillSwitchClosed { .. }))
+            .map(|(at, _)| *at)
+    }
 }
 
 /// Where and with what a gateway is started.
@@ -69,7 +171,7 @@ pub trait GatewayTarget: Send + Sync {
     /// Unique among the targets of a run (it goes into JUnit classnames).
     fn name(&self) -> &str;
     /// builtin, command or container.
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> TargetKind;
     /// What it offers beyond start, stop and kill (declared, not probed: a
     /// declared capability that does not work is a failure).
     fn capabilities(&self) -> &BTreeSet<Capability>;
@@ -103,17 +205,17 @@ pub trait GatewayHandle: Send {
     /// When it was started.
     fn started(&self) -> Instant;
     /// How it ended, if it has (non-blocking).
-    fn try_exited(&mut self) -> Option<String>;
+    fn try_exited(&mut self) -> Option<GatewayEnd>;
     /// Resolves when it ends, with how (cancel-safe).
-    async fn exited(&mut self) -> String;
+    async fn exited(&mut self) -> GatewayEnd;
     /// SIGTERM (or `docker stop`), then SIGKILL after a grace.
     async fn stop(self: Box<Self>);
     /// A crash: SIGKILL to the whole gateway (its process group, or the
     /// container).
     async fn kill(self: Box<Self>);
-    /// The built-in gateway says when its kill switch is in the kernel (a
-    /// log line, read only here); others do not.
-    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
+    /// What the built-in gateway has said of its readiness so far (its
+    /// events, [`Readiness`]); others say nothing.
+    fn readiness(&self) -> Option<watch::Receiver<Readiness>> {
         None
     }
     /// Waits until everything it wrote is in its log.
@@ -167,14 +269,14 @@ pub fn builtin_capabilities() -> BTreeSet<Capability> {
 /// Builds a target from its description. `exe` is leakhound's own binary
 /// (the built-in gateway is `exe gateway`).
 pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>, TargetError> {
-    let caps = crate::model::targets::check(spec).map_err(|what| TargetError::Unusable {
-        target: spec.name.clone(),
-        what,
-    })?;
+    let caps =
+        crate::model::targets::check(spec).map_err(|e| TargetError::unusable(&spec.name, e))?;
     // `check` has seen that the kind is known and has what it needs.
-    Ok(match (spec.kind.as_str(), &spec.image) {
-        ("command", _) => Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps)),
-        ("container", Some(image)) => Arc::new(container::Container::new(
+    Ok(match (spec.kind, &spec.image) {
+        (TargetKind::Command, _) => {
+            Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps))
+        }
+        (TargetKind::Container, Some(image)) => Arc::new(container::Container::new(
             &spec.name,
             image.clone(),
             exe.to_path_buf(),
@@ -203,7 +305,7 @@ mod tests {
         assert_eq!(t[1].argv, ["./gw.sh", "--x"]);
         let exe = PathBuf::from("/bin/true");
         let cmd = from_spec(&t[1], &exe).unwrap();
-        assert_eq!(cmd.kind(), "command");
+        assert_eq!(cmd.kind(), TargetKind::Command);
         assert!(cmd.capabilities().contains(&Capability::HealthServer));
         assert!(!cmd.capabilities().contains(&Capability::ControlServer));
         assert!(!from_spec(&t[0], &exe).unwrap().foreign());
@@ -216,22 +318,58 @@ mod tests {
         let e = load_targets_file(&p).unwrap_err().to_string();
         assert!(e.contains("colour") && e.contains("line 5"), "{e}");
         let bad = TargetSpec {
-            name: "x".into(),
-            kind: "vm".into(),
-            argv: vec![],
+            name: "x y".into(),
+            kind: TargetKind::Command,
+            argv: vec!["a".into()],
             image: None,
             capabilities: vec![],
         };
-        let e = from_spec(&bad, &exe).err().unwrap().to_string();
-        assert!(e.contains("unknown kind \"vm\""), "{e}");
-        let bad = TargetSpec {
-            kind: "command".into(),
-            capabilities: vec!["teleport".into()],
-            argv: vec!["a".into()],
-            ..bad
-        };
-        let e = from_spec(&bad, &exe).err().unwrap().to_string();
-        assert!(e.contains("unknown capability \"teleport\""), "{e}");
+        let e = from_spec(&bad, &exe).err().unwrap();
+        let e = crate::errfmt::chain(&e);
+        assert!(e.starts_with("target x y: name \"x y\""), "{e}");
+        // An unknown kind or capability is refused where the file says it.
+        std::fs::write(
+            &p,
+            "[[target]]\nname = \"x\"\nkind = \"command\"\nargv = [\"a\"]\ncapabilities = [\"teleport\"]\n",
+        )
+        .unwrap();
+        let e = load_targets_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown capability \"teleport\"") && e.contains("line 5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_gateways_end_reads_as_its_exit_status_always_did() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        // Raw wait statuses: exits 0, 2, 3; SIGKILL, SIGTERM, SIGSEGV with a
+        // core; a signal number nix does not name.
+        for raw in [0, 2 << 8, 3 << 8, 9, 15, 11 | 0x80, 64] {
+            let status = ExitStatus::from_raw(raw);
+            let end = GatewayEnd::from(status);
+            assert_eq!(end.to_string(), status.to_string(), "raw {raw:#x}");
+        }
+        assert!(matches!(
+            GatewayEnd::from(ExitStatus::from_raw(2 << 8)),
+            GatewayEnd::Exited(2)
+        ));
+        assert!(matches!(
+            GatewayEnd::from(ExitStatus::from_raw(9)),
+            GatewayEnd::Signalled {
+                signal: 9,
+                core_dumped: false
+            }
+        ));
+        assert_eq!(
+            GatewayEnd::ContainerExited(2).to_string(),
+            "container exit status: 2"
+        );
+        assert_eq!(GatewayEnd::ContainerGone.to_string(), "the container ended");
+        let unknown = GatewayEnd::Unknown(Arc::new(std::io::Error::other("ECHILD")));
+        assert_eq!(unknown.to_string(), "its status is unknown: ECHILD");
+        assert!(std::error::Error::source(&unknown).is_some());
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! with exactly the given variables plus PATH, their output copied line by
 //! line to the scenario's gateway log, in a private mount namespace with the
 //! run's resolv.conf on /etc/resolv.conf. A command also gets a fresh /run,
-//! with the run's files bound back at their own paths. Only the built-in's
-//! log is read for meaning ("firewall closed": [`LogLines`]).
+//! with the run's files bound back at their own paths. Logs are copied,
+//! never read for meaning: the built-in says when it is ready as events on
+//! a pipe of its own ([`READINESS_FD_VARIABLE`], [`super::Readiness`]).
 
 use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -20,11 +22,11 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use super::{GatewayHandle, GatewayTarget, StartContext, TargetError, builtin_capabilities};
+use super::{
+    GatewayEnd, GatewayHandle, GatewayTarget, READINESS_FD_VARIABLE, Readiness, ReadinessEvent,
+    StartContext, TargetError, TargetKind, builtin_capabilities,
+};
 use crate::model::scenario::Capability;
-
-/// The line the built-in gateway logs once its kill switch is in the kernel.
-pub const FIREWALL_CLOSED: &str = "firewall closed";
 
 /// How long a stopped gateway gets to exit before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -65,11 +67,18 @@ impl Command {
     }
 }
 
-/// Checks that `program` can be executed: a path to an executable file, or
-/// a name found on PATH.
+/// Why a program cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("{} is not executable", .0.display())]
+    NotExecutable(PathBuf),
+    #[error("{0}: no such program")]
+    NotFound(String),
+}
+
 /// Whether `program` (a path, or a name looked up on PATH) is an
 /// executable file; `Err` says why not.
-pub fn executable(program: &str) -> Result<(), String> {
+pub fn executable(program: &str) -> Result<(), ProgramError> {
     use std::os::unix::fs::PermissionsExt;
     let candidates: Vec<PathBuf> = if program.contains('/') {
         vec![PathBuf::from(program)]
@@ -85,11 +94,11 @@ pub fn executable(program: &str) -> Result<(), String> {
             return if m.permissions().mode() & 0o111 != 0 {
                 Ok(())
             } else {
-                Err(format!("{} is not executable", c.display()))
+                Err(ProgramError::NotExecutable(c.clone()))
             };
         }
     }
-    Err(format!("{program}: no such program"))
+    Err(ProgramError::NotFound(program.to_string()))
 }
 
 #[async_trait]
@@ -97,8 +106,8 @@ impl GatewayTarget for Builtin {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "builtin"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Builtin
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         &self.caps
@@ -107,10 +116,8 @@ impl GatewayTarget for Builtin {
         format!("{} gateway", self.exe.display())
     }
     async fn preflight(&self) -> Result<(), TargetError> {
-        executable(&self.exe.display().to_string()).map_err(|what| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        })
+        executable(&self.exe.display().to_string())
+            .map_err(|e| TargetError::unusable(&self.name, e))
     }
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
         let mut cmd = std::process::Command::new(&self.exe);
@@ -127,20 +134,32 @@ impl GatewayTarget for Builtin {
             target: self.name.clone(),
             source,
         };
+        // Its readiness events come on a pipe of its own: both ends
+        // close-on-exec here, the writing end inherited by it alone.
+        let (events, events_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| err(std::io::Error::from(e)))?;
+        let tx = events_tx.as_raw_fd();
+        cmd.env(READINESS_FD_VARIABLE, tx.to_string());
         ctx.ns
             .command_with_resolv_conf(&mut cmd, ctx.resolv_conf)
             .map_err(|e| err(std::io::Error::other(e)))?;
         // The gateway starts with the signals it handles blocked: one sent
         // before its handlers exist waits as pending instead of killing it
         // (it unblocks them once its handlers are installed).
-        // SAFETY: only sigprocmask between fork and exec.
+        // SAFETY: only sigprocmask and fcntl between fork and exec.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(
                 &mut cmd,
                 crate::gateway::signals::block_in_child,
             );
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                inherit(tx).map_err(std::io::Error::from)
+            });
         }
-        ProcessHandle::spawn(cmd, ctx.log, true).map_err(err)
+        let handle = ProcessHandle::spawn(cmd, ctx.log, Some(events)).map_err(err);
+        // The gateway has its copy; this one would keep the pipe open.
+        drop(events_tx);
+        handle
     }
 }
 
@@ -149,8 +168,8 @@ impl GatewayTarget for Command {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "command"
+    fn kind(&self) -> TargetKind {
+        TargetKind::Command
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         &self.caps
@@ -159,10 +178,7 @@ impl GatewayTarget for Command {
         self.argv.join(" ")
     }
     async fn preflight(&self) -> Result<(), TargetError> {
-        executable(&self.argv[0]).map_err(|what| TargetError::Unusable {
-            target: self.name.clone(),
-            what,
-        })
+        executable(&self.argv[0]).map_err(|e| TargetError::unusable(&self.name, e))
     }
     async fn start(&self, ctx: StartContext<'_>) -> Result<Box<dyn GatewayHandle>, TargetError> {
         let mut cmd = std::process::Command::new(&self.argv[0]);
@@ -177,15 +193,21 @@ impl GatewayTarget for Command {
         ctx.ns
             .command_with_private_run(&mut cmd, ctx.resolv_conf, &[ctx.run_dir])
             .map_err(|e| err(std::io::Error::other(e)))?;
-        ProcessHandle::spawn(cmd, ctx.log, false).map_err(err)
+        ProcessHandle::spawn(cmd, ctx.log, None).map_err(err)
     }
 }
 
-/// What the built-in gateway's log says (read nowhere else): when its kill
-/// switch closed.
-#[derive(Debug)]
-pub struct LogLines {
-    pub firewall_closed: watch::Receiver<Option<Instant>>,
+/// In the child between fork and exec: descriptor `fd` stays open across
+/// the exec (its close-on-exec flag cleared).
+fn inherit(fd: std::os::fd::RawFd) -> nix::Result<()> {
+    // SAFETY: `fd` is the pipe's writing end, open in the parent until the
+    // child has been spawned, so open in the child too.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )?;
+    Ok(())
 }
 
 /// A gateway process and the task copying its output to the log.
@@ -194,17 +216,18 @@ pub struct ProcessHandle {
     pgid: Option<Pid>,
     started: Instant,
     log_copied: Option<tokio::task::JoinHandle<()>>,
-    lines: Option<LogLines>,
-    exit: Option<String>,
+    /// The built-in's readiness events as they come.
+    readiness: Option<watch::Receiver<Readiness>>,
+    exit: Option<GatewayEnd>,
 }
 
 impl ProcessHandle {
     /// Spawns `cmd` in a process group of its own, stdout and stderr to
-    /// `log`; `read_lines` watches for the built-in's "firewall closed".
+    /// `log`; `events` is the reading end of the built-in's readiness pipe.
     fn spawn(
         cmd: std::process::Command,
         log: &std::path::Path,
-        read_lines: bool,
+        events: Option<OwnedFd>,
     ) -> std::io::Result<Box<dyn GatewayHandle>> {
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.stdin(Stdio::null())
@@ -220,7 +243,7 @@ impl ProcessHandle {
         let mut child = cmd.spawn()?;
         let started = Instant::now();
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
-        let (closed_tx, closed_rx) = watch::channel(None);
+        let readiness = events.map(read_events).transpose()?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         for out in [
             child
@@ -249,9 +272,6 @@ impl ProcessHandle {
         let log_copied = tokio::spawn(async move {
             let mut file = tokio::fs::File::from_std(file);
             while let Some(line) = rx.recv().await {
-                if read_lines && line.contains(FIREWALL_CLOSED) {
-                    let _ = closed_tx.send(Some(Instant::now()));
-                }
                 let _ = file.write_all(line.as_bytes()).await;
                 let _ = file.write_all(b"\n").await;
             }
@@ -262,17 +282,15 @@ impl ProcessHandle {
             pgid,
             started,
             log_copied: Some(log_copied),
-            lines: read_lines.then_some(LogLines {
-                firewall_closed: closed_rx,
-            }),
+            readiness,
             exit: None,
         }))
     }
 
-    fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    fn ended(status: std::io::Result<std::process::ExitStatus>) -> GatewayEnd {
         match status {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("its status is unknown: {e}"),
+            Ok(s) => s.into(),
+            Err(e) => GatewayEnd::Unknown(std::sync::Arc::new(e)),
         }
     }
 
@@ -283,26 +301,48 @@ impl ProcessHandle {
     }
 }
 
+/// Reads the built-in's readiness events from `fd` (the pipe's reading
+/// end) as they come, each stamped with when it was read; the receiver
+/// keeps them after the gateway has gone. A line that is no event is
+/// logged by the harness and skipped.
+fn read_events(fd: OwnedFd) -> std::io::Result<watch::Receiver<Readiness>> {
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+    let (tx, rx) = watch::channel(Readiness::default());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match ReadinessEvent::from_line(&line) {
+                Ok(e) => tx.send_modify(|r| r.events.push((Instant::now(), e))),
+                Err(e) => tracing::warn!(
+                    "the gateway's readiness events: {}",
+                    crate::errfmt::chain(&e)
+                ),
+            }
+        }
+    });
+    Ok(rx)
+}
+
 #[async_trait]
 impl GatewayHandle for ProcessHandle {
     fn started(&self) -> Instant {
         self.started
     }
 
-    fn try_exited(&mut self) -> Option<String> {
+    fn try_exited(&mut self) -> Option<GatewayEnd> {
         if self.exit.is_none()
             && let Ok(Some(s)) = self.child.try_wait()
         {
-            self.exit = Some(s.to_string());
+            self.exit = Some(s.into());
         }
         self.exit.clone()
     }
 
-    async fn exited(&mut self) -> String {
+    async fn exited(&mut self) -> GatewayEnd {
         if let Some(e) = &self.exit {
             return e.clone();
         }
-        let e = Self::describe(self.child.wait().await);
+        let e = Self::ended(self.child.wait().await);
         self.exit = Some(e.clone());
         e
     }
@@ -329,8 +369,8 @@ impl GatewayHandle for ProcessHandle {
         self.log_flushed().await;
     }
 
-    fn firewall_closed(&self) -> Option<watch::Receiver<Option<Instant>>> {
-        self.lines.as_ref().map(|l| l.firewall_closed.clone())
+    fn readiness(&self) -> Option<watch::Receiver<Readiness>> {
+        self.readiness.clone()
     }
 
     async fn log_flushed(&mut self) {
@@ -357,11 +397,12 @@ mod tests {
         assert!(executable("sh").is_ok());
         assert!(executable("/bin/sh").is_ok());
         let e = executable("/nonexistent/gw.sh").unwrap_err();
-        assert!(e.contains("no such program"), "{e}");
+        assert_eq!(e, ProgramError::NotFound("/nonexistent/gw.sh".into()));
+        assert!(e.to_string().contains("no such program"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("gw.sh");
         std::fs::write(&f, "#!/bin/sh\n").unwrap();
         let e = executable(&f.display().to_string()).unwrap_err();
-        assert!(e.contains("is not executable"), "{e}");
+        assert!(e.to_string().contains("is not executable"), "{e}");
     }
 }

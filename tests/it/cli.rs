@@ -63,6 +63,43 @@ fn a_bad_shard_is_refused_saying_how_to_write_one() {
 }
 
 #[test]
+fn an_unknown_capability_stops_the_run_naming_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let o = leakhound(&[
+        "run",
+        "--target",
+        "command",
+        "--capability",
+        "teleport",
+        "--out",
+        out,
+        "--",
+        "/bin/true",
+    ]);
+    let t = common::printed(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("unknown capability \"teleport\" (control-server, health-server"),
+        "{t}"
+    );
+    let file = dir.path().join("targets.toml");
+    std::fs::write(
+        &file,
+        "[[target]]\nname = \"x\"\nkind = \"command\"\nargv = [\"/bin/true\"]\ncapabilities = [\"teleport\"]\n",
+    )
+    .unwrap();
+    let o = leakhound(&["run", "--targets", file.to_str().unwrap(), "--out", out]);
+    let t = common::printed(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("line 5") && t.contains("unknown capability \"teleport\" (control-server"),
+        "{t}"
+    );
+}
+
+#[test]
 fn explain_says_what_a_scenario_checks_and_what_fails_it() {
     let o = leakhound(&["explain", "browser-leaks"]);
     let t = common::printed(&o);

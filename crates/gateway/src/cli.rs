@@ -110,6 +110,12 @@ pub fn healthcheck_main() -> ExitCode {
 pub fn gateway_main() -> ExitCode {
     let started = std::time::Instant::now();
     init_tracing("info");
+    // The harness's descriptor for readiness events, if it gave one.
+    if let Ok(v) = std::env::var(crate::readiness::READINESS_FD_VARIABLE)
+        && let Err(e) = crate::readiness::open(&v, started)
+    {
+        tracing::warn!("{e}: no readiness events are written");
+    }
     // A gateway's work is small and bursty: two workers whatever the host's
     // core count, and glibc limited to two malloc arenas (it would make one
     // per thread that ever allocates, each holding freed memory).

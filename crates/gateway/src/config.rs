@@ -195,7 +195,7 @@ pub enum SmallCheck {
 /// harness gives them to the built-in gateway only. Another gateway under
 /// test gets Gluetun's variables alone, so what it cannot do without these
 /// shows as a real difference.
-pub const OWN_VARIABLES: [&str; 18] = [
+pub const OWN_VARIABLES: [&str; 19] = [
     "FIREWALL_INPUT_SUBNET_PORTS",
     "FIREWALL_ON_EXIT",
     "DNS_BLOCKLIST_DIR",
@@ -214,6 +214,7 @@ pub const OWN_VARIABLES: [&str; 18] = [
     "VPN_PORT_FORWARDING_GATEWAY",
     "PUBLICIP_URL",
     "LEAKHOUND_LOG",
+    "LEAKHOUND_READINESS_FD",
 ];
 
 /// Where the health server listens unless told otherwise (Gluetun's).
@@ -1147,16 +1148,11 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         None
     };
     let control = {
-        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS").unwrap_or(":8000");
-        let full = if a.starts_with(':') {
-            format!("0.0.0.0{a}")
-        } else {
-            a.to_string()
-        };
-        let address: SocketAddr = full.parse().map_err(|_| {
+        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS");
+        let address = leakhound_proto::listen::control_address(a).map_err(|e| {
             invalid(
                 "HTTP_CONTROL_SERVER_ADDRESS",
-                a,
+                &e.value,
                 "expected [ADDRESS]:PORT, e.g. :8000",
             )
         })?;

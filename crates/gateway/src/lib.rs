@@ -28,6 +28,7 @@ pub mod fuzz;
 pub mod health;
 pub mod http_server;
 pub mod portforward;
+pub mod readiness;
 pub mod signals;
 pub mod supervisor;
 pub mod underlay;
@@ -263,6 +264,7 @@ impl Tunnel {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(driver.run(Arc::new(tun), Arc::new(udp), cancel.clone()));
         tracing::info!(endpoint = %cfg.endpoint, interface = %cfg.interface, "tunnel up");
+        readiness::tunnel_up();
         Ok(Tunnel {
             cancel,
             task,
@@ -424,7 +426,8 @@ pub struct Closed {
 /// the underlay towards the endpoint (its interface is the only one the
 /// kill switch lets the tunnel's datagrams out on) and the kill switch,
 /// applied and read back on this thread. `started` is when the process
-/// began, for the "start to firewall closed" figure in the log.
+/// began, for the "start to firewall closed" figure in the log and in the
+/// readiness event ([`readiness`]) the harness waits for.
 pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed, GatewayError> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -464,6 +467,11 @@ pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed
         since_start.as_micros(),
         verified.as_micros()
     );
+    readiness::emit(&readiness::ReadinessEvent::KillSwitchClosed {
+        since_start_us: readiness::micros(since_start),
+        batch_us: took.rewritten.then(|| readiness::micros(took.closed)),
+        verified_us: readiness::micros(verified),
+    });
     Ok(Closed {
         underlay,
         base_policy: Some(policy),

@@ -4,25 +4,74 @@
 
 use std::collections::BTreeSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::scenario::{CAPABILITIES, Capability};
+use crate::scenario::Capability;
+
+/// What a target is: leakhound's own gateway, any program, or a container
+/// image (`kind` in targets files and reports, `--target` on the command
+/// line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    Builtin,
+    Command,
+    Container,
+}
+
+impl TargetKind {
+    /// Its name, as targets files write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Builtin => "builtin",
+            TargetKind::Command => "command",
+            TargetKind::Container => "container",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One target as a targets file (or the command line) describes it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub name: String,
-    pub kind: String,
+    pub kind: TargetKind,
     /// For `command`: the program and its arguments.
     #[serde(default)]
     pub argv: Vec<String>,
     /// For `container`: the image reference (must exist locally).
     pub image: Option<String>,
     /// What it offers (see `leakhound actions`); nothing means the
-    /// Gluetun-compatible minimum: start, stop, kill.
+    /// Gluetun-compatible minimum: start, stop, kill. An unknown name is
+    /// refused where it is written.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// Why a targets file, or one target's description, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    /// TOML, an unknown key, kind or capability: with its line and column.
+    #[error("{}", .0.to_string().trim())]
+    Toml(#[from] toml::de::Error),
+    #[error("two targets are named {0:?}")]
+    DuplicateName(String),
+    #[error(
+        "name {0:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)"
+    )]
+    BadName(String),
+    #[error("a builtin target takes no argv or image")]
+    BuiltinTakesNothing,
+    #[error("a command target needs argv (the program and its arguments)")]
+    CommandNeedsArgv,
+    #[error("a container target needs image")]
+    ContainerNeedsImage,
 }
 
 #[derive(Deserialize)]
@@ -31,48 +80,33 @@ struct TargetsFile {
     target: Vec<TargetSpec>,
 }
 
-/// Reads a targets file's text: TOML errors say where (line, column), two
-/// targets may not share a name.
-pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
-    let f: TargetsFile = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+/// Reads a targets file's text: TOML errors (an unknown kind or capability
+/// among them) say where (line, column), two targets may not share a name.
+pub fn parse(text: &str) -> Result<Vec<TargetSpec>, TargetsError> {
+    let f: TargetsFile = toml::from_str(text)?;
     let mut seen = BTreeSet::new();
     for t in &f.target {
         if !seen.insert(t.name.as_str()) {
-            return Err(format!("two targets are named {:?}", t.name));
+            return Err(TargetsError::DuplicateName(t.name.clone()));
         }
     }
     Ok(f.target)
 }
 
-/// Checks a description: a usable name, known capabilities, a known kind
-/// with what it needs (argv for `command`, image for `container`, neither
-/// for `builtin`). Returns its capabilities, or what is wrong.
-pub fn check(spec: &TargetSpec) -> Result<BTreeSet<Capability>, String> {
+/// Checks a description: a usable name, and what its kind needs (argv for
+/// `command`, image for `container`, neither for `builtin`). Returns its
+/// capabilities, or what is wrong.
+pub fn check(spec: &TargetSpec) -> Result<BTreeSet<Capability>, TargetsError> {
     if !crate::scenario::is_file_name_word(&spec.name) {
-        return Err(format!(
-            "name {:?}: use letters, digits, - and _, at most 64, as for scenarios (it names report folders and files)",
-            spec.name
-        ));
+        return Err(TargetsError::BadName(spec.name.clone()));
     }
-    let mut caps = BTreeSet::new();
-    for c in &spec.capabilities {
-        caps.insert(Capability::from_name(c).ok_or_else(|| {
-            let known: Vec<&str> = CAPABILITIES.iter().map(|(n, _, _)| *n).collect();
-            format!("unknown capability {c:?} ({})", known.join(", "))
-        })?);
-    }
-    match spec.kind.as_str() {
-        "builtin" if !spec.argv.is_empty() || spec.image.is_some() => {
-            Err("a builtin target takes no argv or image".into())
+    match spec.kind {
+        TargetKind::Builtin if !spec.argv.is_empty() || spec.image.is_some() => {
+            Err(TargetsError::BuiltinTakesNothing)
         }
-        "command" if spec.argv.is_empty() => {
-            Err("a command target needs argv (the program and its arguments)".into())
-        }
-        "container" if spec.image.is_none() => Err("a container target needs image".into()),
-        "builtin" | "command" | "container" => Ok(caps),
-        other => Err(format!(
-            "unknown kind {other:?}: use builtin, command or container"
-        )),
+        TargetKind::Command if spec.argv.is_empty() => Err(TargetsError::CommandNeedsArgv),
+        TargetKind::Container if spec.image.is_none() => Err(TargetsError::ContainerNeedsImage),
+        _ => Ok(spec.capabilities.iter().copied().collect()),
     }
 }
 
@@ -93,37 +127,77 @@ mod tests {
             [Capability::HealthServer]
         );
         let e = parse("[[target]]\nname = \"a\"\nkind = \"builtin\"\n[[target]]\nname = \"a\"\nkind = \"builtin\"\n").unwrap_err();
-        assert_eq!(e, "two targets are named \"a\"");
-        let e = parse("[[target]]\nname = \"x\"\nkind = \"command\"\ncolour = 1\n").unwrap_err();
+        assert!(matches!(&e, TargetsError::DuplicateName(n) if n == "a"));
+        assert_eq!(e.to_string(), "two targets are named \"a\"");
+        let e = parse("[[target]]\nname = \"x\"\nkind = \"command\"\ncolour = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("colour") && e.contains("line 4"), "{e}");
-        let spec = |name: &str, kind: &str, argv: &[&str], image: Option<&str>, caps: &[&str]| {
-            TargetSpec {
-                name: name.into(),
-                kind: kind.into(),
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-                image: image.map(str::to_string),
-                capabilities: caps.iter().map(|s| s.to_string()).collect(),
-            }
+        let e = parse("[[target]]\nname = \"a\"\nkind = \"vm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("unknown variant `vm`") && e.contains("container"),
+            "{e}"
+        );
+        let e = parse(
+            "[[target]]\nname = \"a\"\nkind = \"command\"\nargv = [\"x\"]\ncapabilities = [\"health-server\", \"teleport\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 5")
+                && e.contains("unknown capability \"teleport\"")
+                && e.contains("control-server, health-server"),
+            "{e}"
+        );
+        let spec = |name: &str, kind: TargetKind, argv: &[&str], image: Option<&str>| TargetSpec {
+            name: name.into(),
+            kind,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            image: image.map(str::to_string),
+            capabilities: vec![],
         };
+        use TargetKind::{Builtin, Command, Container};
         for (s, says) in [
-            (spec("a b", "builtin", &[], None, &[]), "name \"a b\""),
-            (spec("", "builtin", &[], None, &[]), "name \"\""),
+            (spec("a b", Builtin, &[], None), "name \"a b\""),
+            (spec("", Builtin, &[], None), "name \"\""),
             // A target's name becomes a report folder (compare): never a path.
-            (spec("..", "builtin", &[], None, &[]), "name \"..\""),
-            (spec(".", "builtin", &[], None, &[]), "name \".\""),
-            (spec("x.y", "builtin", &[], None, &[]), "name \"x.y\""),
-            (spec("a/b", "builtin", &[], None, &[]), "name \"a/b\""),
-            (spec("a", "vm", &[], None, &[]), "unknown kind \"vm\""),
-            (spec("a", "builtin", &["x"], None, &[]), "takes no argv"),
-            (spec("a", "command", &[], None, &[]), "needs argv"),
-            (spec("a", "container", &[], None, &[]), "needs image"),
-            (
-                spec("a", "command", &["x"], None, &["teleport"]),
-                "unknown capability \"teleport\"",
-            ),
+            (spec("..", Builtin, &[], None), "name \"..\""),
+            (spec(".", Builtin, &[], None), "name \".\""),
+            (spec("x.y", Builtin, &[], None), "name \"x.y\""),
+            (spec("a/b", Builtin, &[], None), "name \"a/b\""),
+            (spec("a", Builtin, &["x"], None), "takes no argv"),
+            (spec("a", Command, &[], None), "needs argv"),
+            (spec("a", Container, &[], None), "needs image"),
         ] {
-            let e = check(&s).unwrap_err();
+            let e = check(&s).unwrap_err().to_string();
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn kinds_and_capabilities_keep_their_names_both_ways() {
+        for k in [
+            TargetKind::Builtin,
+            TargetKind::Command,
+            TargetKind::Container,
+        ] {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<TargetKind>(&json).unwrap(), k);
+        }
+        for (name, c, _) in crate::scenario::CAPABILITIES {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Capability>(&json).unwrap(), c);
+            assert_eq!(name.parse::<Capability>().unwrap(), c);
+        }
+        let e = "teleport".parse::<Capability>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown capability \"teleport\" (control-server, ")
+                && e.contains("metrics"),
+            "{e}"
+        );
     }
 }

@@ -99,6 +99,10 @@ pub struct ScenarioResult {
     /// From gateway start to the provider's first completed handshake.
     #[serde(with = "humantime_serde::option")]
     pub handshake_after: Option<Duration>,
+    /// The readiness events of its gateways (the built-in's; every start
+    /// in order), for the soak's figures. Not in summary.json.
+    #[serde(skip)]
+    pub readiness: Vec<leakhound_proto::readiness::ReadinessEvent>,
     /// What crossed each wire over time, and when each step began (the
     /// HTML report's timelines).
     #[serde(skip_serializing_if = "Traffic::is_empty")]
@@ -1094,6 +1098,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: PathBuf::new(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         };
         assert!(!r.passed() && r.skipped() && !r.errored());
@@ -1124,6 +1129,7 @@ mod tests {
             pcaps: vec![],
             gateway_log: PathBuf::new(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         };
         let results = [

@@ -221,6 +221,7 @@ expires = 2027-06-30
             pcaps: vec![],
             gateway_log: Default::default(),
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         }
     }

@@ -7,8 +7,12 @@
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`fuzz`]: the replay of the committed fuzz corpora as tests.
+//! * [`listen`]: Gluetun's server addresses (`HTTP_CONTROL_SERVER_ADDRESS`),
+//!   read for listening (the gateway) and for reaching (the harness).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`prom`]: Prometheus' text exposition format.
+//! * [`readiness`]: the built-in gateway's readiness events (the kill
+//!   switch closed, a tunnel up), JSON lines the harness reads.
 //! * [`scrub`]: the secret registry and the sanitiser every text leaving
 //!   leakhound (the harness or the gateway) passes through.
 
@@ -16,6 +20,8 @@ pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
 pub mod fuzz;
+pub mod listen;
 pub mod natpmp;
 pub mod prom;
+pub mod readiness;
 pub mod scrub;

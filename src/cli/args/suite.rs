@@ -145,7 +145,7 @@ pub(crate) struct TargetArgs {
     /// dot-ca-file, leakhound-variables (see `leakhound actions`). Scenarios that need one it lacks are skipped, with the
     /// reason. The built-in offers all.
     #[arg(long = "capability", value_name = "NAME")]
-    pub(crate) capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<leakhound::model::scenario::Capability>,
     /// Take the targets from a file instead (TOML, `[[target]]` with name,
     /// kind, argv or image, capabilities; see docs/targets.md).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "image", "capabilities"])]

@@ -17,6 +17,7 @@ use crate::lab::Lab;
 use crate::lab::services::LabServices;
 use crate::model::classify::LeakPolicy;
 use crate::model::scenario::Scenario;
+use crate::model::scenario::placeholder::{self, Placeholder};
 use crate::model::topology::{addr, wire};
 use crate::model::verdict::{Event, Outcome};
 use crate::profile::{Profile, lab_env};
@@ -185,7 +186,8 @@ impl Runner<'_> {
         env.extend(self.profile.policy_env.clone());
         env.extend(scn.gateway_env.clone());
         env.extend(self.env_overrides.clone());
-        // Placeholders scenario files may use for run-specific paths.
+        // The run's placeholders ([`placeholder`]), in every value: the
+        // scenario's were checked when it was parsed.
         let ca = self.lab.ca_file().display().to_string();
         let dir = crate::lab::owned::gateway_dir(self.lab.run_id())
             .display()
@@ -201,11 +203,12 @@ impl Runner<'_> {
                 .unwrap_or(8080)
         );
         for v in env.values_mut() {
-            *v = v
-                .replace("{qbittorrent_webui}", &webui)
-                .replace("{lab_ca}", &ca)
-                .replace("{port_commands}", &commands)
-                .replace("{lab_dir}", &dir);
+            *v = placeholder::fill(v, |p| match p {
+                Placeholder::QbittorrentWebui => webui.clone(),
+                Placeholder::LabCa => ca.clone(),
+                Placeholder::PortCommands => commands.clone(),
+                Placeholder::LabDir => dir.clone(),
+            });
         }
         env
     }
@@ -231,6 +234,17 @@ impl Runner<'_> {
     }
 }
 
+/// A variable naming a file the harness uses, outside the run's gateway
+/// folder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{var} = {value:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
+)]
+pub struct OutsideRunFolder {
+    pub var: String,
+    pub value: String,
+}
+
 /// The file scenario variable `var` names, for the harness to write, read or
 /// remove: only directly inside the run's gateway folder (`{lab_dir}/NAME`), never anywhere
 /// else a scenario file could name (scenario files are code, but a typo
@@ -240,7 +254,7 @@ pub(crate) fn run_file(
     run_id: &str,
     env: &BTreeMap<String, String>,
     var: &str,
-) -> Result<Option<std::path::PathBuf>, String> {
+) -> Result<Option<std::path::PathBuf>, OutsideRunFolder> {
     let Some(v) = env.get(var) else {
         return Ok(None);
     };
@@ -248,9 +262,10 @@ pub(crate) fn run_file(
     if crate::lab::owned::inside_run_dir(run_id, &p) {
         Ok(Some(p))
     } else {
-        Err(format!(
-            "{var} = {v:?}: the harness reads and writes this file, so it must be directly inside the run's gateway folder; write it as \"{{lab_dir}}/NAME\""
-        ))
+        Err(OutsideRunFolder {
+            var: var.to_string(),
+            value: v.clone(),
+        })
     }
 }
 
@@ -274,6 +289,8 @@ mod run_file_tests {
         );
         for var in ["B", "C"] {
             let e = run_file("ab12cd", &env, var).unwrap_err();
+            assert_eq!(e.var, var);
+            let e = e.to_string();
             assert!(e.contains(var) && e.contains("{lab_dir}/NAME"), "{e}");
         }
         assert_eq!(run_file("ab12cd", &env, "D"), Ok(None));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::context::Runner;
 use super::run::{InFlight, harness_error, interrupted};
-use super::state::{GatewayExit, RunState};
+use super::state::{ExitCause, GatewayExit, RunState};
 use crate::model::scenario::{Action, Step};
 use crate::model::verdict::{Outcome, Timeline, TogetherProbe};
 use crate::scenario::steps::report::{StepReport, StepResult};
@@ -156,7 +156,10 @@ impl Runner<'_> {
         };
         g.log_flushed().await;
         st.unexpected_exit = Some(GatewayExit {
-            summary: format!("the gateway exited on its own ({status}) during \"{step}\""),
+            cause: ExitCause::Ended {
+                how: status,
+                step: step.to_string(),
+            },
             log_tail: tail(&st.gw_log, 20),
         });
         st.gateway = None;

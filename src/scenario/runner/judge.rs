@@ -33,7 +33,7 @@ impl Runner<'_> {
             let outcome = match &run.st.unexpected_exit {
                 None => Outcome::Passed,
                 Some(exit) => fail(
-                    exit.summary.clone(),
+                    exit.cause.to_string(),
                     format!("its last log lines:\n{}", exit.log_tail),
                 ),
             };
@@ -104,6 +104,7 @@ impl Runner<'_> {
             pcaps,
             gateway_log: run.st.gw_log.clone(),
             handshake_after: run.st.handshake_after,
+            readiness: run.st.readiness_events(),
             traffic,
         };
         self.emit(Event::ScenarioFinished {

@@ -55,6 +55,7 @@ impl Runner<'_> {
             forwarded_listener: None,
             forwarded_task: None,
             unexpected_exit: None,
+            readiness: Vec::new(),
         };
         let allowed = policies(&self.profile.allowed)
             .get(wire::GW)

@@ -195,6 +195,7 @@ impl Runner<'_> {
             pcaps: vec![],
             gateway_log,
             handshake_after: None,
+            readiness: vec![],
             traffic: Default::default(),
         };
         self.emit(Event::ScenarioFinished {

@@ -13,7 +13,7 @@ use crate::lab::swarm::Swarm;
 use crate::model::scenario::Scenario;
 use crate::model::verdict::Outcome;
 use crate::probe;
-use crate::target::GatewayHandle;
+use crate::target::{GatewayEnd, GatewayHandle, Readiness, ReadinessEvent};
 
 /// Background traffic in progress.
 pub struct Storm {
@@ -60,14 +60,57 @@ pub struct RunState<'s> {
     /// When the scenario started (the far end's logs are read from then on
     /// by `unheard`).
     pub started_at: std::time::SystemTime,
+    /// The readiness events of every gateway the scenario started (those
+    /// that report them), each start's in turn.
+    pub readiness: Vec<tokio::sync::watch::Receiver<Readiness>>,
+}
+
+impl RunState<'_> {
+    /// Every readiness event its gateways have reported, start by start.
+    pub fn readiness_events(&self) -> Vec<ReadinessEvent> {
+        self.readiness
+            .iter()
+            .flat_map(|r| {
+                r.borrow()
+                    .events
+                    .iter()
+                    .map(|(_, e)| e.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// How the gateway under test ended when nothing asked it to.
 #[derive(Debug, Clone)]
 pub struct GatewayExit {
-    /// One line: what happened and during which step.
-    pub summary: String,
+    /// What happened (its text is one line, naming the step).
+    pub cause: ExitCause,
     pub log_tail: String,
+}
+
+/// Why a scenario's gateway is gone although no step took it out.
+#[derive(Debug, Clone)]
+pub enum ExitCause {
+    /// It ended on its own, `how`, during the step named `step`.
+    Ended { how: GatewayEnd, step: String },
+    /// It could not be started (the target's error, with its causes).
+    NotStarted(std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl std::fmt::Display for ExitCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitCause::Ended { how, step } => {
+                write!(f, "the gateway exited on its own ({how}) during \"{step}\"")
+            }
+            ExitCause::NotStarted(e) => write!(
+                f,
+                "the gateway could not be started: {}",
+                crate::errfmt::chain(&**e)
+            ),
+        }
+    }
 }
 
 /// A background task stopped when this is dropped.
@@ -101,5 +144,34 @@ impl RunState<'_> {
         self.swarm
             .as_ref()
             .ok_or_else(|| fail("no torrent yet: a torrent-add step must come first", ""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unasked_end_says_how_and_during_which_step() {
+        let ended = ExitCause::Ended {
+            how: GatewayEnd::Signalled {
+                signal: 9,
+                core_dumped: false,
+            },
+            step: "probe".into(),
+        };
+        assert_eq!(
+            ended.to_string(),
+            "the gateway exited on its own (signal: 9 (SIGKILL)) during \"probe\""
+        );
+        let e = crate::target::TargetError::Start {
+            target: "builtin".into(),
+            source: std::io::Error::other("no such file"),
+        };
+        let not = ExitCause::NotStarted(std::sync::Arc::new(e));
+        assert_eq!(
+            not.to_string(),
+            "the gateway could not be started: starting target builtin: no such file"
+        );
     }
 }

@@ -12,27 +12,22 @@ use crate::model::scenario::Action;
 use crate::model::topology::{addr, host};
 use crate::probe;
 use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, run_file};
-use crate::target::{GatewayHandle, tail};
+use crate::target::{GatewayEnd, GatewayHandle, tail};
+use leakhound_proto::listen;
 
 /// How long a `control` step with `grows` reads the metrics again: the
 /// gateway publishes its tunnel's counters on the tunnel's timer tick
 /// (250 ms), so growth may show a tick late.
 const METRICS_LAG: Duration = Duration::from_secs(2);
 
-/// Where the gateway's control server listens, from its variables (Gluetun's
-/// default `:8000`), as seen from inside its namespace.
-fn control_address(env: &std::collections::BTreeMap<String, String>) -> SocketAddr {
-    let raw = env
-        .get("HTTP_CONTROL_SERVER_ADDRESS")
-        .map(String::as_str)
-        .unwrap_or(":8000");
-    let full = if raw.starts_with(':') {
-        format!("127.0.0.1{raw}")
-    } else {
-        raw.replace("0.0.0.0", "127.0.0.1")
-    };
-    full.parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8000)))
+/// Where the gateway's control server is reached from inside its
+/// namespace, from its variables (Gluetun's default `:8000`), read as the
+/// gateway reads them ([`listen::control_address`]).
+fn control_address(
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<SocketAddr, listen::AddressError> {
+    listen::control_address(env.get(listen::CONTROL_SERVER_VARIABLE).map(String::as_str))
+        .map(listen::reach)
 }
 
 /// The header that authenticates the lab's ops role on the gateway's
@@ -42,6 +37,21 @@ fn ops_role() -> Vec<(String, String)> {
         "x-api-key".to_string(),
         crate::lab::CONTROL_API_KEY.to_string(),
     )]
+}
+
+/// Why the control server did not take a tunnel command.
+#[derive(Debug, thiserror::Error)]
+enum NotTaken {
+    #[error("the control server refused the request: {code} {text}")]
+    Refused { code: u16, text: String },
+    #[error("the gateway exited ({0}) before it took the request")]
+    Exited(GatewayEnd),
+    #[error("the control server at {target} did not take the request within 10s")]
+    NoAnswer {
+        target: SocketAddr,
+        #[source]
+        source: probe::ProbeError,
+    },
 }
 
 /// `PUT /v1/vpn/status` with the lab's ops key. The gateway answers once
@@ -54,7 +64,7 @@ async fn put_vpn_status(
     target: SocketAddr,
     running: bool,
     gateway: &mut Box<dyn GatewayHandle>,
-) -> Result<String, String> {
+) -> Result<String, NotTaken> {
     let body = format!(
         "{{\"status\":\"{}\"}}",
         if running { "running" } else { "stopped" }
@@ -74,21 +84,13 @@ async fn put_vpn_status(
         .await;
         match r {
             Ok((200, text)) => return Ok(text),
-            Ok((code, text)) => {
-                return Err(format!(
-                    "the control server refused the request: {code} {text}"
-                ));
-            }
-            Err(e) => {
+            Ok((code, text)) => return Err(NotTaken::Refused { code, text }),
+            Err(source) => {
                 if let Some(status) = gateway.try_exited() {
-                    return Err(format!(
-                        "the gateway exited ({status}) before it took the request"
-                    ));
+                    return Err(NotTaken::Exited(status));
                 }
                 if Instant::now() >= deadline {
-                    return Err(format!(
-                        "the control server at {target} did not take the request within 10s: {e}"
-                    ));
+                    return Err(NotTaken::NoAnswer { target, source });
                 }
                 // Connection refused: the server is not listening yet.
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -192,7 +194,10 @@ impl Runner<'_> {
         let Some(g) = st.gateway.as_mut() else {
             return Ok(no_gateway());
         };
-        let target = control_address(&st.env);
+        let target = match control_address(&st.env) {
+            Ok(t) => t,
+            Err(e) => return Ok(log.fail(format!("{}: {e}", listen::CONTROL_SERVER_VARIABLE))),
+        };
         let ns = log.harness(self.lab.ns(host::GW))?;
         log.note(format!(
             "PUT http://{target}/v1/vpn/status {{\"status\":\"{}\"}} (the lab's ops role)",
@@ -205,7 +210,7 @@ impl Runner<'_> {
             }
             Err(why) => {
                 g.log_flushed().await;
-                log.fail_with(why, tail(&st.gw_log, 20))
+                log.fail_with(crate::errfmt::chain(&why), tail(&st.gw_log, 20))
             }
         })
     }
@@ -229,7 +234,7 @@ impl Runner<'_> {
                     std::io::Error::other("the scenario sets no WIREGUARD_PRIVATE_KEY_SECRETFILE"),
                 )));
             }
-            Err(e) => return Err(log.error(lab_err("rotate-key", std::io::Error::other(e)))),
+            Err(e) => return Err(log.error(lab_err("rotate-key", e))),
         };
         let Some(g) = st.gateway.as_mut() else {
             return Ok(no_gateway());
@@ -244,7 +249,10 @@ impl Runner<'_> {
             "a new key in {}; the provider accepts only it from now on",
             file.display()
         ));
-        let target = control_address(&st.env);
+        let target = match control_address(&st.env) {
+            Ok(t) => t,
+            Err(e) => return Ok(log.fail(format!("{}: {e}", listen::CONTROL_SERVER_VARIABLE))),
+        };
         let ns = log.harness(self.lab.ns(host::GW))?;
         let headers = ops_role();
         log.note(format!(

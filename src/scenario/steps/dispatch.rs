@@ -46,7 +46,7 @@ impl Runner<'_> {
                 via,
                 expect,
                 bittorrent,
-            } => self.forwarded_step(st, via, expect, *bittorrent).await,
+            } => self.forwarded_step(st, *via, expect, *bittorrent).await,
             Action::TorrentAdd => self.torrent_add(st).await,
             Action::TorrentWait { progress, timeout } => {
                 self.torrent_wait(st, *progress, *timeout).await

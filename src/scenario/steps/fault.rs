@@ -138,7 +138,7 @@ impl Runner<'_> {
             ));
             return Ok(match &st.unexpected_exit {
                 Some(e) if st.gateway.is_none() => {
-                    log.fail_with(e.summary.clone(), e.log_tail.clone())
+                    log.fail_with(e.cause.to_string(), e.log_tail.clone())
                 }
                 _ => log.pass(),
             });

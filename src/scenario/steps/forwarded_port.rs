@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::report::{StepError, StepLog, StepReport, StepResult, lab_err};
 use crate::lab::LabError;
-use crate::model::scenario::{Expect, PortCommandExpect};
+use crate::model::scenario::{Expect, PortCommandExpect, Via};
 use crate::model::topology::{addr, host};
 use crate::model::torrent;
 use crate::scenario::runner::{AbortOnDrop, PROBE_TIMEOUT, RunState, Runner, run_file};
@@ -39,7 +39,7 @@ impl Runner<'_> {
                     log.fail("this step needs the scenario to set VPN_PORT_FORWARDING_STATUS_FILE")
                 );
             }
-            Err(e) => return Err(log.fail(e)),
+            Err(e) => return Err(log.fail(e.to_string())),
         };
         let started = Instant::now();
         let mut port = None;
@@ -82,13 +82,13 @@ impl Runner<'_> {
         }
     }
 
-    /// Knocks on the gateway's forwarded port from `via` ("exit", "home"
-    /// or a LAN host): a stand-in dependent answers it in the gateway's
+    /// Knocks on the gateway's forwarded port from `via` (the internet at
+    /// the VPN exit, the home address, or a LAN host): a stand-in dependent answers it in the gateway's
     /// namespace, or, with `bittorrent`, the real qBittorrent handshakes.
     pub(crate) async fn forwarded_step(
         &self,
         st: &mut RunState<'_>,
-        via: &str,
+        via: Via,
         expect: &Expect,
         bittorrent: bool,
     ) -> StepResult {
@@ -97,9 +97,9 @@ impl Runner<'_> {
             Err(report) => return Ok(report),
         };
         let (from, target) = match via {
-            "exit" => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
-            "home" => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
-            _ => (
+            Via::Exit => (host::ISP, SocketAddr::new(addr::VPN_EXIT.into(), port)),
+            Via::Home => (host::ISP, SocketAddr::new(addr::HOME_UPLINK.into(), port)),
+            Via::Lan => (
                 lan_prober(self.lab.topology()),
                 SocketAddr::new(addr::GW_ETH0.into(), port),
             ),

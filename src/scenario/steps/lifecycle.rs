@@ -9,7 +9,7 @@ use super::report::{StepLog, StepReport, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, host};
-use crate::scenario::runner::{GatewayExit, RunState, Runner};
+use crate::scenario::runner::{ExitCause, GatewayExit, RunState, Runner};
 use crate::target::{GatewayHandle, StartContext, tail, variables_for};
 
 /// The ISP's table that drops WireGuard (the `isp-block-wireguard` fault).
@@ -68,6 +68,7 @@ impl Runner<'_> {
         st.handshakes_before = self.services.wg.status.borrow().handshakes;
         match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
             Ok(g) => {
+                st.readiness.extend(g.readiness());
                 // Paused real dependents go on once this gateway's kill
                 // switch is in place; for a gateway that does not report
                 // it, once its tunnel is up (the provider saw a handshake),
@@ -76,8 +77,10 @@ impl Runner<'_> {
                 // gateway that never gets there has them back after 5 s.
                 if let Some(apps) = &self.services.apps {
                     let ready = async {
-                        if let Some(mut closed) = g.firewall_closed() {
-                            let _ = closed.wait_for(|c| c.is_some()).await;
+                        if let Some(mut readiness) = g.readiness() {
+                            let _ = readiness
+                                .wait_for(|r| r.kill_switch_closed().is_some())
+                                .await;
                         } else {
                             let before = st.handshakes_before;
                             let mut status = self.services.wg.status.clone();
@@ -91,10 +94,7 @@ impl Runner<'_> {
             }
             Err(e) => {
                 st.unexpected_exit.get_or_insert(GatewayExit {
-                    summary: format!(
-                        "the gateway could not be started: {}",
-                        crate::errfmt::chain(&*e)
-                    ),
+                    cause: ExitCause::NotStarted(e.into()),
                     log_tail: tail(&st.gw_log, 20),
                 });
             }
@@ -124,7 +124,7 @@ impl Runner<'_> {
             let why = st
                 .unexpected_exit
                 .as_ref()
-                .map(|e| e.summary.clone())
+                .map(|e| e.cause.to_string())
                 .unwrap_or_default();
             StepLog::new().fail_with(why, tail(&st.gw_log, 20))
         }

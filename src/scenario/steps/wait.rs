@@ -11,7 +11,7 @@ use crate::model::scenario::Capability;
 use crate::model::topology::{addr, host};
 use crate::probe;
 use crate::scenario::runner::{RunState, Runner};
-use crate::target::tail;
+use crate::target::{Readiness, ReadinessEvent, tail};
 
 impl Runner<'_> {
     /// Waits until the provider sees a handshake newer than the gateway's
@@ -191,7 +191,7 @@ impl Runner<'_> {
         let Some(gw) = st.gateway.as_mut() else {
             return log.fail_with("there is no gateway running", "");
         };
-        let Some(mut closed) = gw.firewall_closed() else {
+        let Some(mut readiness) = gw.readiness() else {
             // A gateway that does not say when its kill switch is in place:
             // the probes after this step start with its process, so one
             // that closes late is caught.
@@ -202,18 +202,26 @@ impl Runner<'_> {
             ));
             return log.pass();
         };
+        let closed = |r: &Readiness| {
+            r.events.iter().find_map(|(at, e)| match e {
+                ReadinessEvent::KillSwitchClosed { .. } => Some((*at, e.clone())),
+                _ => None,
+            })
+        };
         let r = tokio::select! {
-            r = tokio::time::timeout(timeout, closed.wait_for(|c| c.is_some())) => r.ok().and_then(|r| r.ok().map(|v| *v)),
+            r = tokio::time::timeout(timeout, readiness.wait_for(|r| closed(r).is_some())) => {
+                r.ok().and_then(|r| r.ok().and_then(|r| closed(&r)))
+            }
             _ = gw.exited() => None,
         };
-        match r.flatten() {
-            Some(at) => {
+        match r {
+            Some((at, event)) => {
                 let after = at.duration_since(gw.started());
                 st.firewall_after = Some(after);
                 log.note(format!(
                     "the gateway reported its kill switch closed {after:?} after it started"
                 ));
-                log.note(tail(&st.gw_log, 1));
+                log.note(format!("its event: {}", event.to_line().trim_end()));
                 log.pass()
             }
             None => log.fail_with(

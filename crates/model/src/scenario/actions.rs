@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Action, Check, Expect, FAULTS, Interference, PortCommandExpect};
+use super::{Action, Check, Expect, FAULTS, Interference, PortCommandExpect, Via};
 use crate::topology::{Topology, service};
 
 /// A field whose value is wrong: its key and why (the parser turns the key
@@ -316,23 +316,44 @@ pub fn names() -> String {
 
 // --- values with their own syntax ---
 
+/// A value that does not have its field's syntax (serde places it: line
+/// and column).
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("{value:?} is not a duration (write e.g. \"15s\" or \"500ms\"): {reason}")]
+    Duration {
+        value: String,
+        reason: humantime::DurationError,
+    },
+    #[error("{0:?} is not an IP address")]
+    NotAnIp(String),
+    #[error("{0:?}: use \"seen-as ADDRESS\", \"answer\" or \"fail\"")]
+    NotAnExpectation(String),
+    #[error("this action expects \"answer\" or \"fail\"")]
+    AnswerOrFail,
+    #[error("{0:?} is neither ADDRESS:PORT nor \"system\"")]
+    NotAServer(String),
+    #[error("{0:?} is not an address:port (e.g. \"192.0.2.80:80\", \"[2001:db8::1]:80\")")]
+    NotATarget(String),
+}
+
 /// "15s", "500ms": a human duration.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
 struct Dur(Duration);
 
 impl TryFrom<String> for Dur {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
         humantime::parse_duration(&s)
             .map(Dur)
-            .map_err(|e| format!("{s:?} is not a duration (write e.g. \"15s\" or \"500ms\"): {e}"))
+            .map_err(|reason| ValueError::Duration { value: s, reason })
     }
 }
 
 impl TryFrom<String> for Expect {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
         let t = s.trim();
         match t {
             "fail" => Ok(Expect::Fail),
@@ -342,10 +363,8 @@ impl TryFrom<String> for Expect {
                     .trim()
                     .parse()
                     .map(Expect::SeenAs)
-                    .map_err(|_| format!("{ip:?} is not an IP address")),
-                None => Err(format!(
-                    "{s:?}: use \"seen-as ADDRESS\", \"answer\" or \"fail\""
-                )),
+                    .map_err(|_| ValueError::NotAnIp(ip.to_string())),
+                None => Err(ValueError::NotAnExpectation(s)),
             },
         }
     }
@@ -357,10 +376,10 @@ impl TryFrom<String> for Expect {
 struct AnswerOrFail(Expect);
 
 impl TryFrom<String> for AnswerOrFail {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
         match Expect::try_from(s)? {
-            Expect::SeenAs(_) => Err("this action expects \"answer\" or \"fail\"".into()),
+            Expect::SeenAs(_) => Err(ValueError::AnswerOrFail),
             e => Ok(AnswerOrFail(e)),
         }
     }
@@ -372,14 +391,14 @@ impl TryFrom<String> for AnswerOrFail {
 struct Server(Option<SocketAddr>);
 
 impl TryFrom<String> for Server {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
         if s == "system" {
             return Ok(Server(None));
         }
         s.parse()
             .map(|a| Server(Some(a)))
-            .map_err(|_| format!("{s:?} is neither ADDRESS:PORT nor \"system\""))
+            .map_err(|_| ValueError::NotAServer(s))
     }
 }
 
@@ -389,11 +408,9 @@ impl TryFrom<String> for Server {
 struct Target(SocketAddr);
 
 impl TryFrom<String> for Target {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse().map(Target).map_err(|_| {
-            format!("{s:?} is not an address:port (e.g. \"192.0.2.80:80\", \"[2001:db8::1]:80\")")
-        })
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
+        s.parse().map(Target).map_err(|_| ValueError::NotATarget(s))
     }
 }
 
@@ -592,11 +609,11 @@ struct Ping {
 struct IpAddrField(IpAddr);
 
 impl TryFrom<String> for IpAddrField {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
         s.parse()
             .map(IpAddrField)
-            .map_err(|_| format!("{s:?} is not an IP address"))
+            .map_err(|_| ValueError::NotAnIp(s))
     }
 }
 
@@ -776,33 +793,28 @@ impl StepFields for Control {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Forwarded {
-    via: String,
+    /// exit, home or lan: a misspelt one is refused by serde, at its place.
+    via: Via,
     expect: AnswerOrFail,
-    protocol: Option<String>,
+    protocol: Option<KnockProtocol>,
+}
+
+/// What knocks on the forwarded port (`protocol`).
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum KnockProtocol {
+    /// A stand-in dependent listens; the prober reads its answer.
+    StandIn,
+    /// The real qBittorrent listens; the prober sends a BitTorrent handshake.
+    Bittorrent,
 }
 
 impl StepFields for Forwarded {
     fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
-        if !["exit", "home", "lan"].contains(&self.via.as_str()) {
-            return Err(field_err(
-                "via",
-                format!("{:?}: use exit, home or lan", self.via),
-            ));
-        }
-        let bittorrent = match self.protocol.as_deref() {
-            None | Some("stand-in") => false,
-            Some("bittorrent") => true,
-            Some(other) => {
-                return Err(field_err(
-                    "protocol",
-                    format!("{other:?}: use stand-in (default) or bittorrent"),
-                ));
-            }
-        };
         Ok(Action::ForwardedPort {
             via: self.via,
             expect: self.expect.0,
-            bittorrent,
+            bittorrent: matches!(self.protocol, Some(KnockProtocol::Bittorrent)),
         })
     }
 }

@@ -49,11 +49,13 @@
 //!
 //! Every action and its fields: [`actions::ACTIONS`] (also `leakhound
 //! actions`). A key an action does not know is an error, named with its
-//! file, line and column.
+//! file, line and column; so is a `{name}` in a gateway variable that is
+//! neither a lab role nor one of the run's [`placeholder`]s.
 
 pub mod actions;
 pub mod explain;
 mod parse;
+pub mod placeholder;
 #[cfg(test)]
 mod tests;
 
@@ -228,7 +230,7 @@ pub enum Action {
     /// at the gateway's eth0). A stand-in listens on the port in the
     /// gateway's namespace.
     ForwardedPort {
-        via: String,
+        via: Via,
         expect: Expect,
         /// Knock with a BitTorrent handshake for the swarm's torrent
         /// instead: the real qBittorrent listens on the port (set by the
@@ -594,6 +596,18 @@ impl Scenario {
     }
 }
 
+/// Where a `forwarded-port` step knocks from (`via` in scenario files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// A prober on the internet knocking at the VPN exit address.
+    Exit,
+    /// The same port at the home address (the ISP side of the home router).
+    Home,
+    /// A host of the admin LAN knocking at the gateway's eth0.
+    Lan,
+}
+
 /// What a gateway under test may offer beyond being started, stopped and
 /// killed (which any gateway can be). Targets declare theirs; a scenario
 /// that needs one its target lacks is skipped with the reason.
@@ -685,6 +699,56 @@ impl Capability {
             .iter()
             .find(|(n, _, _)| *n == name)
             .map(|(_, c, _)| *c)
+    }
+}
+
+/// A capability name that is none of [`CAPABILITIES`]: its message names
+/// the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability {name:?} ({})", Capability::known())]
+pub struct UnknownCapability {
+    pub name: String,
+}
+
+impl Capability {
+    /// The known names, comma-separated, for messages.
+    pub fn known() -> String {
+        CAPABILITIES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Capability {
+    type Err = UnknownCapability;
+    fn from_str(s: &str) -> Result<Self, UnknownCapability> {
+        Capability::from_name(s).ok_or_else(|| UnknownCapability {
+            name: s.to_string(),
+        })
+    }
+}
+
+/// Written as its name in [`CAPABILITIES`] (targets files, reports).
+impl serde::Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Read from its name; an unknown one is an error naming the known ones
+/// (serde places it: a targets file's line and column).
+impl<'de> serde::Deserialize<'de> for Capability {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -10,6 +10,7 @@ use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::actions::{self, FieldError, StepError};
+use super::placeholder;
 use super::{Capability, Scenario, Step};
 use crate::topology::{Topology, wire};
 
@@ -38,7 +39,7 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     #[serde(default)]
-    env: BTreeMap<String, String>,
+    env: BTreeMap<String, Spanned<String>>,
     start: Option<bool>,
 }
 
@@ -111,21 +112,12 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
             v
         }
     };
+    let gateway_env = checked_env(&doc, raw.gateway.env)?;
     let mut requires = Vec::new();
     for r in raw.requires {
-        match Capability::from_name(r.get_ref()) {
-            Some(c) => requires.push(c),
-            None => {
-                let known: Vec<&str> = super::CAPABILITIES.iter().map(|(n, _, _)| *n).collect();
-                return Err(doc.at(
-                    r.span().start,
-                    format!(
-                        "requires: unknown capability {:?} ({})",
-                        r.get_ref(),
-                        known.join(", ")
-                    ),
-                ));
-            }
+        match r.get_ref().parse::<Capability>() {
+            Ok(c) => requires.push(c),
+            Err(e) => return Err(doc.at(r.span().start, format!("requires: {e}"))),
         }
     }
     Ok(Scenario {
@@ -133,7 +125,7 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
         description: raw.description,
         tags: raw.tags,
         source: file.to_string(),
-        gateway_env: raw.gateway.env,
+        gateway_env,
         gateway_start: raw.gateway.start.unwrap_or(true),
         steps,
         leak_wires,
@@ -142,11 +134,52 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
     })
 }
 
-/// One `[[step]]`: its name and action, then the action's own fields.
+/// The gateway's variables, each `{name}` in their values checked: a
+/// placeholder the runner fills ([`super::placeholder`]), or an error at
+/// its place naming the known ones (roles were filled before: an unknown
+/// role is unknown here too).
+fn checked_env(
+    doc: &Doc<'_>,
+    env: BTreeMap<String, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ScenarioError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in env {
+        for f in placeholder::find(v.get_ref()) {
+            if f.placeholder.is_some() {
+                continue;
+            }
+            // Where it is in the file: the same text, counted among its
+            // like in the value's own source (escapes before it would
+            // shift a computed offset; a `{name}` has none).
+            let token = format!("{{{}}}", f.name);
+            let nth = placeholder::find(&v.get_ref()[..f.at])
+                .iter()
+                .filter(|g| g.name == f.name)
+                .count();
+            let span = v.span();
+            let at = doc.text[span.clone()]
+                .match_indices(&token)
+                .nth(nth)
+                .map_or(span.start, |(i, _)| span.start + i);
+            let roles: Vec<&str> = crate::topology::ROLES.iter().map(|(r, _)| *r).collect();
+            return Err(doc.at(
+                at,
+                format!(
+                    "gateway.env.{k}: unknown placeholder {token} (the run's: {}; the lab's roles: {})",
+                    placeholder::known(),
+                    roles.join(", ")
+                ),
+            ));
+        }
+        out.insert(k, v.into_inner());
+    }
+    Ok(out)
+}
+
 /// Puts the lab's value in place of every `{role}` the file names
-/// ([`crate::topology::ROLES`]); other braces (`{lab_ca}`) stay. A role this
-/// lab has no value for is an error at its place. (Later errors count
-/// columns in the filled text.)
+/// ([`crate::topology::ROLES`]); other braces (`{lab_ca}`, checked by
+/// [`checked_env`]) stay. A role this lab has no value for is an error at
+/// its place. (Later errors count columns in the filled text.)
 fn fill_roles(doc: &Doc<'_>, topo: &Topology) -> Result<String, ScenarioError> {
     let text = doc.text;
     let mut out = String::with_capacity(text.len());
@@ -178,6 +211,7 @@ fn fill_roles(doc: &Doc<'_>, topo: &Topology) -> Result<String, ScenarioError> {
     Ok(out)
 }
 
+/// One `[[step]]`: its name and action, then the action's own fields.
 fn parse_step(
     doc: &Doc<'_>,
     n: usize,

@@ -408,3 +408,67 @@ fn provider_resolver_becomes_the_service_the_variables_choose() {
     )
     .contains("unknown service \"provider-resolvr\""));
 }
+
+#[test]
+fn via_is_read_as_its_enum_and_a_misspelt_one_is_refused_at_its_place() {
+    for (word, via) in [("exit", Via::Exit), ("home", Via::Home), ("lan", Via::Lan)] {
+        let s = ok(&format!(
+            "name = \"x\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"{word}\"\nexpect = \"answer\"\nprotocol = \"stand-in\"\n"
+        ));
+        assert_eq!(
+            s.steps[0].action,
+            Action::ForwardedPort {
+                via,
+                expect: Expect::Answer,
+                bittorrent: false,
+            }
+        );
+    }
+    let e = err(
+        "name = \"x\"\n[[step]]\naction = \"forwarded-port\"\nvia = \"exlt\"\nexpect = \"answer\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:4:7: step 1 (forwarded-port): "),
+        "{e}"
+    );
+    assert!(
+        e.contains("exlt") && e.contains("exit") && e.contains("home") && e.contains("lan"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_misspelt_placeholder_in_a_gateway_variable_is_refused_at_its_place() {
+    let s = ok(
+        "name = \"x\"\n[gateway.env]\nDOT_CA_FILE = \"{lab_ca}\"\nVPN_UP_COMMAND = \"/bin/sh -c 'echo {{VPN_INTERFACE}} ${HOME} >> {lab_dir}/hooks'\"\nFIREWALL_OUTBOUND_SUBNETS = \"{lan-out}/32\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    // Placeholders stay for the runner; roles are filled; Gluetun's own
+    // double braces and the shell's are left alone.
+    assert_eq!(s.gateway_env["DOT_CA_FILE"], "{lab_ca}");
+    assert_eq!(
+        s.gateway_env["VPN_UP_COMMAND"],
+        "/bin/sh -c 'echo {{VPN_INTERFACE}} ${HOME} >> {lab_dir}/hooks'"
+    );
+    assert!(!s.gateway_env["FIREWALL_OUTBOUND_SUBNETS"].contains('{'));
+    // `\t` before it: the column counts the file's characters, not the
+    // value's.
+    let e = err(
+        "name = \"x\"\n[gateway.env]\nVPN_UP_COMMAND = \"a\\tb {{PORTS}} {lab_dir} {lab_dri}/x\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:3:44: gateway.env.VPN_UP_COMMAND: unknown placeholder {lab_dri}"),
+        "{e}"
+    );
+    assert!(
+        e.contains("lab_ca, lab_dir, port_commands") && e.contains("lan-in"),
+        "{e}"
+    );
+    // A misspelt role is unknown too.
+    let e = err(
+        "name = \"x\"\n[gateway.env]\nFIREWALL_OUTBOUND_SUBNETS = \"{lan-ot}\"\n[[step]]\naction = \"wait-handshake\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml:3:30: ") && e.contains("{lan-ot}"),
+        "{e}"
+    );
+}
