@@ -195,7 +195,7 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
 pub async fn dns_check(resolver: SocketAddr, tries: [Duration; 3]) -> CheckResult {
     use hickory_proto::op::{Message, ResponseCode};
     let name = format!("{:012x}.health.example.com.", rand::random::<u64>() >> 16);
-    let (id, bytes) = leakhound_proto::dns_query::a_query(&name)?;
+    let (id, bytes) = leakhound_proto::dns_query::a_query(&name).map_err(|e| e.to_string())?;
     let bind: SocketAddr = match resolver.ip() {
         ip if ip.is_loopback() => SocketAddr::new(ip, 0),
         IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),

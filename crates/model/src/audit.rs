@@ -123,80 +123,9 @@ pub struct Capture {
     pub allowed: Vec<IpNet>,
 }
 
-/// An `http://` URL: where to connect, the Host header and the path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl HttpUrl {
-    pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let rest = s.strip_prefix("http://").ok_or_else(|| {
-            format!("{s:?}: only http:// URLs are supported (the audit speaks plain HTTP)")
-        })?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(format!("{s:?}: no credentials in URLs (use the auth keys)"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
-            (h.to_string(), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{s:?}: no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("{s:?}: {p:?} is not a port"))?,
-            None => 80,
-        };
-        Ok(HttpUrl {
-            host,
-            port,
-            path: path.to_string(),
-        })
-    }
-
-    /// The host as an address, when it is one.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
-
-    /// The Host header's value.
-    pub fn authority(&self) -> String {
-        match self.ip() {
-            Some(IpAddr::V6(a)) => format!("[{a}]:{}", self.port),
-            _ => format!("{}:{}", self.host, self.port),
-        }
-    }
-
-    /// This URL with `{key}` in its path replaced by `value`.
-    pub fn fill(&self, key: &str, value: &str) -> HttpUrl {
-        HttpUrl {
-            path: self.path.replace(&format!("{{{key}}}"), value),
-            ..self.clone()
-        }
-    }
-}
-
-impl std::fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
-    }
-}
+/// The profile's URLs: `http://` only, parsed once when the profile is
+/// read (the parser is shared with the gateway's PUBLICIP_URL).
+pub use leakhound_proto::http_url::{HttpUrl, UrlError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -273,11 +202,11 @@ struct RawCapture {
 
 /// Typed readings of the profile's values, with where they are wrong.
 impl Doc<'_> {
-    fn value<T>(
+    fn value<T, E: std::fmt::Display>(
         &self,
         v: &Spanned<String>,
         what: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Result<T, FileError> {
         parse(v.get_ref()).map_err(|why| self.at(v.span().start, format!("{what}: {why}")))
     }

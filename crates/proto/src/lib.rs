@@ -7,6 +7,8 @@
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`fuzz`]: the replay of the committed fuzz corpora as tests.
+//! * [`http_url`]: plain-HTTP URLs, parsed once (the audit's, the
+//!   gateway's PUBLICIP_URL).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`prom`]: Prometheus' text exposition format.
 //! * [`scrub`]: the secret registry and the sanitiser every text leaving
@@ -16,6 +18,7 @@ pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
 pub mod fuzz;
+pub mod http_url;
 pub mod natpmp;
 pub mod prom;
 pub mod scrub;
