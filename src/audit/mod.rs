@@ -647,17 +647,13 @@ async fn get(
     let socket = probe::tcp_socket_for(ns, target).map_err(|e| Finding::error(e.to_string()))?;
     let work = async {
         let stream = socket.connect(target).await?;
-        crate::httpc::request(
-            stream,
-            "GET",
-            &url.authority(),
-            &url.path,
-            headers,
-            bytes::Bytes::new(),
-            "leakhound-audit",
-        )
-        .await
-        .map_err(std::io::Error::other)
+        crate::httpc::Request::get(url)
+            .headers(headers)
+            .agent("leakhound-audit")
+            .send_on(stream)
+            .await
+            .map(|r| (r.status, r.body))
+            .map_err(std::io::Error::other)
     };
     match tokio::time::timeout(Duration::from_secs(10), work).await {
         Ok(Ok(r)) => Ok(r),

@@ -346,17 +346,13 @@ pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, Strin
     let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
     let work = async {
         let stream = s.connect(addr).await.map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request_capped(
-            stream,
-            "GET",
-            hostport,
-            &path,
-            &[],
-            String::new(),
-            "leakhound-gateway",
-            PUBLIC_IP_MAX_BODY,
-        )
-        .await?;
+        let leakhound_net::httpc::Response { status, body } =
+            leakhound_net::httpc::Request::new("GET", hostport, path.as_str())
+                .agent("leakhound-gateway")
+                .max_body(PUBLIC_IP_MAX_BODY)
+                .send_on(stream)
+                .await
+                .map_err(|e| e.to_string())?;
         if status != 200 {
             return Err(format!("{url} answered {status}"));
         }

@@ -464,18 +464,13 @@ pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), 
         let stream = tokio::net::TcpStream::connect(target)
             .await
             .map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request_capped(
-            stream,
-            "GET",
-            &target.to_string(),
-            "/",
-            &[],
-            String::new(),
-            "leakhound-healthcheck",
-            64 * 1024,
-        )
-        .await?;
-        Ok((status == 200, body))
+        let r = leakhound_net::httpc::Request::new("GET", target.to_string(), "/")
+            .agent("leakhound-healthcheck")
+            .max_body(64 * 1024)
+            .send_on(stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((r.status == 200, r.body))
     };
     tokio::time::timeout(timeout, work)
         .await
