@@ -273,7 +273,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
             let (_, body) = get(ns, resolver, &e.whoami_url, &[]).await?;
             let ip = crate::model::audit::whoami_address(&body)
                 .map_err(|why| Finding::fail(format!("{}: {why}", e.whoami_url)))?;
-            crate::model::audit::judge_exit(ip, e).map_err(Finding::fail)
+            crate::model::audit::judge_exit(ip, e).map_err(|e| Finding::fail(e.to_string()))
         })
         .await;
     }

@@ -213,7 +213,7 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
         tokio::select! {
             body = rx.recv() => {
                 break match body {
-                    Some(b) => browser::parse_report(&b),
+                    Some(b) => browser::parse_report(&b).map_err(|e| e.to_string()),
                     None => Err("the page's server stopped".into()),
                 };
             }

@@ -143,7 +143,7 @@ fn scrape(ns: &crate::lab::netns::Netns, hash: &[u8; 20]) -> Result<u64, String>
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or("no HTTP header end")?;
-    torrent::scrape_seeders(&body[at + 4..], hash)
+    torrent::scrape_seeders(&body[at + 4..], hash).map_err(|e| e.to_string())
 }
 
 impl Swarm {
