@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 /// Why a text is not a URL leakhound can ask. Every message starts with
-/// the text, quoted.
+/// the text, quoted, any credentials in it redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// Not a URI at all (a bad character, a bad authority...).
@@ -22,13 +22,39 @@ pub enum UrlError {
     #[error("{url:?}: only http:// URLs are supported (leakhound speaks plain HTTP here)")]
     NotHttp { url: String },
     /// `user:password@host`: a secret in a URL would be shown wherever the
-    /// URL is.
+    /// URL is (`url` has them replaced by `<redacted>`).
     #[error("{url:?}: no credentials in URLs")]
     Credentials { url: String },
     #[error("{url:?}: no host")]
     NoHost { url: String },
     #[error("{url:?}: {port:?} is not a port")]
     Port { url: String, port: String },
+}
+
+impl UrlError {
+    /// The text refused, as the message quotes it (credentials redacted).
+    pub fn url(&self) -> &str {
+        match self {
+            UrlError::Syntax { url, .. }
+            | UrlError::NotHttp { url }
+            | UrlError::Credentials { url }
+            | UrlError::NoHost { url }
+            | UrlError::Port { url, .. } => url,
+        }
+    }
+}
+
+/// `s` with the user information of its authority (what comes before an
+/// `@`) replaced by `<redacted>`.
+fn shown(s: &str) -> String {
+    let start = s.find("://").map_or(0, |i| i + 3);
+    let end = s[start..]
+        .find(['/', '?', '#'])
+        .map_or(s.len(), |i| start + i);
+    match s[start..end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &s[..start], &s[start + at..]),
+        None => s.to_string(),
+    }
 }
 
 /// The `http` crate's error, comparable (its own is not `PartialEq`): its
@@ -57,22 +83,22 @@ impl HttpUrl {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
         {
-            return Err(UrlError::NotHttp { url: s.to_string() });
+            return Err(UrlError::NotHttp { url: shown(s) });
         }
         let uri: http::Uri = s
             .parse()
             .map_err(|e: http::uri::InvalidUri| UrlError::Syntax {
-                url: s.to_string(),
+                url: shown(s),
                 source: InvalidUri(e.to_string()),
             })?;
         if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-            return Err(UrlError::NotHttp { url: s.to_string() });
+            return Err(UrlError::NotHttp { url: shown(s) });
         }
         let Some(authority) = uri.authority() else {
-            return Err(UrlError::NoHost { url: s.to_string() });
+            return Err(UrlError::NoHost { url: shown(s) });
         };
         if authority.as_str().contains('@') {
-            return Err(UrlError::Credentials { url: s.to_string() });
+            return Err(UrlError::Credentials { url: shown(s) });
         }
         let host = authority.host();
         // The http crate reads a port that does not fit in 16 bits as none:
@@ -80,13 +106,13 @@ impl HttpUrl {
         let port = match authority.as_str()[host.len()..].strip_prefix(':') {
             None => 80,
             Some(p) => p.parse().map_err(|_| UrlError::Port {
-                url: s.to_string(),
+                url: shown(s),
                 port: p.to_string(),
             })?,
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(UrlError::NoHost { url: s.to_string() });
+            return Err(UrlError::NoHost { url: shown(s) });
         }
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         Ok(HttpUrl {
@@ -188,10 +214,16 @@ mod tests {
             "\"https://x/\": only http:// URLs are supported (leakhound speaks plain HTTP here)"
         );
         assert!(matches!(e("whoami.example/"), UrlError::NotHttp { .. }));
+        // The credentials are not repeated.
+        let c = e("http://user:hunter2@h:8000/x@y");
         assert_eq!(
-            e("http://u:p@h/").to_string(),
-            "\"http://u:p@h/\": no credentials in URLs"
+            c.to_string(),
+            "\"http://<redacted>@h:8000/x@y\": no credentials in URLs"
         );
+        assert_eq!(c.url(), "http://<redacted>@h:8000/x@y");
+        assert_eq!(e("https://x/").url(), "https://x/");
+        assert_eq!(e("http://u:p@h/a b").url(), "http://<redacted>@h/a b");
+        assert_eq!(e("ftp://u:p@h").url(), "ftp://<redacted>@h");
         assert_eq!(
             e("http://h:x/").to_string(),
             "\"http://h:x/\": \"x\" is not a port"
