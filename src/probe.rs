@@ -82,15 +82,26 @@ pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSoc
     Ok(tokio::net::UdpSocket::from_std(std_sock)?)
 }
 
+/// Why whoami did not see the VPN exit.
+#[derive(Debug, thiserror::Error)]
+pub enum NotThroughVpn {
+    /// It answered with another address (or something else): its answer.
+    #[error("whoami saw {0}")]
+    Saw(String),
+    #[error(transparent)]
+    NoAnswer(#[from] ProbeError),
+}
+
 /// One look at whoami from `ns`: `Ok` when it sees the VPN exit (traffic
 /// goes through the tunnel), else what it saw or why it could not answer.
 /// The readiness test of `wait-traffic` and of `bench tunnel`.
-pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), String> {
+pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), NotThroughVpn> {
     let target = std::net::SocketAddr::new(crate::model::topology::addr::WHOAMI.into(), 80);
-    match http_get(ns, target, &format!("/leakhound/ready-{}", nonce()), wait).await {
-        Ok((_, body)) if body == crate::model::topology::addr::VPN_EXIT.to_string() => Ok(()),
-        Ok((_, body)) => Err(format!("whoami saw {body}")),
-        Err(e) => Err(e.to_string()),
+    let (_, body) = http_get(ns, target, &format!("/leakhound/ready-{}", nonce()), wait).await?;
+    if body == crate::model::topology::addr::VPN_EXIT.to_string() {
+        Ok(())
+    } else {
+        Err(NotThroughVpn::Saw(body))
     }
 }
 
