@@ -28,12 +28,23 @@ pub struct Transfer {
     pub bytes: u64,
 }
 
+/// Why iperf3's report gives no transfer.
+#[derive(Debug, thiserror::Error)]
+pub enum IperfError {
+    #[error("iperf3's report is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// iperf3's own error.
+    #[error("iperf3: {0}")]
+    Failed(String),
+    #[error("iperf3's report has no end.sum_received")]
+    NoSum,
+}
+
 /// Reads iperf3's `-J` report: the receiver's sum (TCP and UDP alike).
-pub fn parse_iperf(json: &str) -> Result<Transfer, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("iperf3's report is not JSON: {e}"))?;
+pub fn parse_iperf(json: &str) -> Result<Transfer, IperfError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(IperfError::NotJson)?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(format!("iperf3: {e}"));
+        return Err(IperfError::Failed(e.to_string()));
     }
     let sum = &v["end"]["sum_received"];
     match (sum["bits_per_second"].as_f64(), sum["bytes"].as_u64()) {
@@ -41,7 +52,7 @@ pub fn parse_iperf(json: &str) -> Result<Transfer, String> {
             bits_per_second,
             bytes,
         }),
-        _ => Err("iperf3's report has no end.sum_received".into()),
+        _ => Err(IperfError::NoSum),
     }
 }
 
@@ -340,13 +351,17 @@ mod tests {
         let t = parse_iperf(ok).unwrap();
         assert_eq!(t.bits_per_second, 1.5e8);
         assert_eq!(t.bytes, 93_750_000);
-        assert!(
-            parse_iperf(r#"{"error":"unable to connect to server"}"#)
-                .unwrap_err()
-                .contains("unable to connect")
+        let e = |json: &str| parse_iperf(json).unwrap_err().to_string();
+        assert_eq!(
+            e(r#"{"error":"unable to connect to server"}"#),
+            "iperf3: unable to connect to server"
         );
-        assert!(parse_iperf("{}").is_err());
-        assert!(parse_iperf("not json").is_err());
+        assert_eq!(e("{}"), "iperf3's report has no end.sum_received");
+        assert!(
+            e("not json").starts_with("iperf3's report is not JSON: expected "),
+            "{}",
+            e("not json")
+        );
     }
 
     #[test]
