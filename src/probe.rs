@@ -8,6 +8,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
+use crate::httpc::{HttpError, Request, Response};
 use crate::lab::netns::{Netns, NetnsError};
 use crate::rawsock::{raw_socket, recv_until};
 
@@ -21,7 +22,14 @@ pub enum ProbeError {
     Io(#[from] std::io::Error),
     /// An HTTP exchange failed (the error kept, shown in the message).
     #[error("HTTP: {0}")]
-    Http(Box<dyn std::error::Error + Send + Sync>),
+    Http(#[source] HttpError),
+    /// The HTTP/2 exchange of a DNS-over-HTTPS query failed.
+    #[error("HTTP: {0}")]
+    Doh(#[source] hyper::Error),
+    #[error("HTTP: the request cannot be made: {0}")]
+    DohRequest(#[source] hyper::http::Error),
+    #[error("HTTP: status {0}")]
+    DohStatus(hyper::StatusCode),
     /// A DNS exchange failed or its answer was unusable.
     #[error("DNS: {0}")]
     Dns(Box<dyn std::error::Error + Send + Sync>),
@@ -74,15 +82,26 @@ pub fn udp_socket_for(ns: &Netns, peer: SocketAddr) -> Result<tokio::net::UdpSoc
     Ok(tokio::net::UdpSocket::from_std(std_sock)?)
 }
 
+/// Why whoami did not see the VPN exit.
+#[derive(Debug, thiserror::Error)]
+pub enum NotThroughVpn {
+    /// It answered with another address (or something else): its answer.
+    #[error("whoami saw {0}")]
+    Saw(String),
+    #[error(transparent)]
+    NoAnswer(#[from] ProbeError),
+}
+
 /// One look at whoami from `ns`: `Ok` when it sees the VPN exit (traffic
 /// goes through the tunnel), else what it saw or why it could not answer.
 /// The readiness test of `wait-traffic` and of `bench tunnel`.
-pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), String> {
+pub async fn whoami_sees_vpn_exit(ns: &Netns, wait: Duration) -> Result<(), NotThroughVpn> {
     let target = std::net::SocketAddr::new(crate::model::topology::addr::WHOAMI.into(), 80);
-    match http_get(ns, target, &format!("/leakhound/ready-{}", nonce()), wait).await {
-        Ok((_, body)) if body == crate::model::topology::addr::VPN_EXIT.to_string() => Ok(()),
-        Ok((_, body)) => Err(format!("whoami saw {body}")),
-        Err(e) => Err(e.to_string()),
+    let (_, body) = http_get(ns, target, &format!("/leakhound/ready-{}", nonce()), wait).await?;
+    if body == crate::model::topology::addr::VPN_EXIT.to_string() {
+        Ok(())
+    } else {
+        Err(NotThroughVpn::Saw(body))
     }
 }
 
@@ -93,7 +112,8 @@ pub async fn http_get(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ProbeError> {
-    http_request(ns, "GET", target, path, &[], String::new(), timeout).await
+    let r = http(ns, target, request("GET", target, path), timeout).await?;
+    Ok((r.status, r.body))
 }
 
 /// Any HTTP/1.1 request from inside `ns`; returns status and body.
@@ -106,23 +126,35 @@ pub async fn http_request(
     body: impl Into<bytes::Bytes> + Send + 'static,
     timeout: Duration,
 ) -> Result<(u16, String), ProbeError> {
-    let body = body.into();
+    let req = request(method, target, path).headers(headers).body(body);
+    let r = http(ns, target, req, timeout).await?;
+    Ok((r.status, r.body))
+}
+
+/// A probe's request for `path` on `target` (its Host header), as the
+/// agent `leakhound-probe`: add headers and a body, then [`http`].
+pub fn request(method: &str, target: SocketAddr, path: &str) -> Request {
+    Request::new(method, target.to_string(), path).agent("leakhound-probe")
+}
+
+/// Sends `req` to `target` from inside `ns`, connecting included within
+/// `timeout`.
+pub async fn http(
+    ns: &Netns,
+    target: SocketAddr,
+    req: Request,
+    timeout: Duration,
+) -> Result<Response, ProbeError> {
     let socket = tcp_socket_for(ns, target)?;
-    let work = async move {
-        let stream = socket.connect(target).await?;
-        crate::httpc::request(
-            stream,
-            method,
-            &target.to_string(),
-            path,
-            headers,
-            body,
-            "leakhound-probe",
-        )
+    req.timeout(timeout)
+        .send(socket.connect(target))
         .await
-        .map_err(|e| ProbeError::Http(e.into()))
-    };
-    within(timeout, work).await
+        .map_err(|e| match e {
+            // As every probe says them: the socket's error, the time limit.
+            HttpError::Connect(e) => ProbeError::Io(e),
+            HttpError::Timeout(t) => ProbeError::Timeout(t),
+            e => ProbeError::Http(e),
+        })
 }
 
 /// Asks `server` for the A records of `name` over UDP from inside `ns`.
@@ -498,25 +530,22 @@ pub async fn doh_a(
             TokioIo::new(s),
         )
         .await
-        .map_err(|e| ProbeError::Http(e.into()))?;
+        .map_err(ProbeError::Doh)?;
         tokio::spawn(conn);
         let req = hyper::Request::post("https://doh.lab/dns-query")
             .header(hyper::header::CONTENT_TYPE, "application/dns-message")
             .header(hyper::header::ACCEPT, "application/dns-message")
             .body(http_body_util::Full::new(bytes::Bytes::from(wire)))
-            .map_err(|e| ProbeError::Http(e.into()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ProbeError::Http(e.into()))?;
+            .map_err(ProbeError::DohRequest)?;
+        let resp = sender.send_request(req).await.map_err(ProbeError::Doh)?;
         if !resp.status().is_success() {
-            return Err(ProbeError::Http(format!("status {}", resp.status()).into()));
+            return Err(ProbeError::DohStatus(resp.status()));
         }
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| ProbeError::Http(e.into()))?
+            .map_err(ProbeError::Doh)?
             .to_bytes();
         a_records(&body, id)
     };

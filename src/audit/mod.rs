@@ -273,7 +273,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
             let (_, body) = get(ns, resolver, &e.whoami_url, &[]).await?;
             let ip = crate::model::audit::whoami_address(&body)
                 .map_err(|why| Finding::fail(format!("{}: {why}", e.whoami_url)))?;
-            crate::model::audit::judge_exit(ip, e).map_err(Finding::fail)
+            crate::model::audit::judge_exit(ip, e).map_err(|e| Finding::fail(e.to_string()))
         })
         .await;
     }
@@ -648,17 +648,13 @@ async fn get(
     let socket = probe::tcp_socket_for(ns, target).map_err(|e| Finding::error(e.to_string()))?;
     let work = async {
         let stream = socket.connect(target).await?;
-        crate::httpc::request(
-            stream,
-            "GET",
-            &url.authority(),
-            &url.path,
-            headers,
-            bytes::Bytes::new(),
-            "leakhound-audit",
-        )
-        .await
-        .map_err(std::io::Error::other)
+        crate::httpc::Request::get(url)
+            .headers(headers)
+            .agent("leakhound-audit")
+            .send_on(stream)
+            .await
+            .map(|r| (r.status, r.body))
+            .map_err(std::io::Error::other)
     };
     match tokio::time::timeout(Duration::from_secs(10), work).await {
         Ok(Ok(r)) => Ok(r),

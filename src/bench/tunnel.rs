@@ -13,8 +13,9 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lab::Lab;
+use crate::lab::netns::NetnsError;
 use crate::lab::wgserver::ProviderKind;
+use crate::lab::{Lab, LabError};
 use crate::model::topology::{addr, host};
 use crate::scenario::runner::Runner;
 
@@ -28,12 +29,23 @@ pub struct Transfer {
     pub bytes: u64,
 }
 
+/// Why iperf3's report gives no transfer.
+#[derive(Debug, thiserror::Error)]
+pub enum IperfError {
+    #[error("iperf3's report is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// iperf3's own error.
+    #[error("iperf3: {0}")]
+    Failed(String),
+    #[error("iperf3's report has no end.sum_received")]
+    NoSum,
+}
+
 /// Reads iperf3's `-J` report: the receiver's sum (TCP and UDP alike).
-pub fn parse_iperf(json: &str) -> Result<Transfer, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("iperf3's report is not JSON: {e}"))?;
+pub fn parse_iperf(json: &str) -> Result<Transfer, IperfError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(IperfError::NotJson)?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(format!("iperf3: {e}"));
+        return Err(IperfError::Failed(e.to_string()));
     }
     let sum = &v["end"]["sum_received"];
     match (sum["bits_per_second"].as_f64(), sum["bytes"].as_u64()) {
@@ -41,7 +53,7 @@ pub fn parse_iperf(json: &str) -> Result<Transfer, String> {
             bits_per_second,
             bytes,
         }),
-        _ => Err("iperf3's report has no end.sum_received".into()),
+        _ => Err(IperfError::NoSum),
     }
 }
 
@@ -118,11 +130,36 @@ fn file_part(name: &str) -> String {
         .join("-")
 }
 
+/// Why a gateway's throughput could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelBenchError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("reading the {what} namespace's inode: {source}")]
+    Inode {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting iperf3 (bash ci/setup.sh --bench installs it): {0}")]
+    Server(#[source] std::io::Error),
+    #[error("iperf3's server ended before it listened")]
+    ServerEnded,
+    #[error("running iperf3 in the gateway's namespace: {0}")]
+    Client(#[source] std::io::Error),
+    #[error("no traffic through {target} within 20 s (see {})", log.display())]
+    NoTraffic {
+        target: String,
+        log: std::path::PathBuf,
+    },
+}
+
 /// Starts iperf3's server for one test (`-1`) on the lab's internet host
 /// and waits until it says it listens (iperf3 re-creates its listening
 /// socket between tests, so a long-lived server refuses a quick next one).
-pub fn start_server(lab: &Lab) -> anyhow::Result<std::process::Child> {
-    use anyhow::Context;
+pub fn start_server(lab: &Lab) -> Result<std::process::Child, TunnelBenchError> {
     let mut cmd = std::process::Command::new("iperf3");
     cmd.args(["-s", "-1", "--forceflush", "-B"])
         .arg(addr::WHOAMI.to_string())
@@ -130,10 +167,8 @@ pub fn start_server(lab: &Lab) -> anyhow::Result<std::process::Child> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     lab.ns(host::ISP)?.command(&mut cmd)?;
-    let mut child = cmd
-        .spawn()
-        .context("starting iperf3 (bash ci/setup.sh --bench installs it)")?;
-    let out = child.stdout.take().context("iperf3's output")?;
+    let mut child = cmd.spawn().map_err(TunnelBenchError::Server)?;
+    let out = child.stdout.take().expect("piped stdout");
     let mut lines = std::io::BufReader::new(out).lines();
     loop {
         match lines.next() {
@@ -142,7 +177,7 @@ pub fn start_server(lab: &Lab) -> anyhow::Result<std::process::Child> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                anyhow::bail!("iperf3's server ended before it listened");
+                return Err(TunnelBenchError::ServerEnded);
             }
         }
     }
@@ -157,8 +192,7 @@ pub async fn measure(
     runner: &Runner<'_>,
     provider: ProviderKind,
     seconds: u64,
-) -> anyhow::Result<Vec<Row>> {
-    use anyhow::Context;
+) -> Result<Vec<Row>, TunnelBenchError> {
     let lab = runner.lab;
     let idle = crate::model::scenario::Scenario::idle("bench-tunnel");
     let log = runner.out_dir.join(format!(
@@ -180,15 +214,18 @@ pub async fn measure(
         }
         if tokio::time::Instant::now() >= deadline {
             gw.stop().await;
-            anyhow::bail!(
-                "no traffic through {} within 20 s (see {})",
-                runner.target.name(),
-                log.display()
-            );
+            return Err(TunnelBenchError::NoTraffic {
+                target: runner.target.name().to_string(),
+                log,
+            });
         }
     }
-    let gw_inode = gw_ns.inode()?;
-    let vpn_inode = lab.ns(host::VPN)?.inode()?;
+    let inode = |what, ns: &crate::lab::netns::Netns| {
+        ns.inode()
+            .map_err(|source| TunnelBenchError::Inode { what, source })
+    };
+    let gw_inode = inode("gateway's", gw_ns)?;
+    let vpn_inode = inode("provider's", lab.ns(host::VPN)?)?;
     let me = Some(std::process::id() as i32);
     let provider_cpu = || match provider {
         ProviderKind::WireguardGo => cpu_in_netns(vpn_inode, &[]),
@@ -214,7 +251,7 @@ pub async fn measure(
         let out = tokio::process::Command::from(std_cmd)
             .output()
             .await
-            .context("running iperf3 in the gateway's namespace")?;
+            .map_err(TunnelBenchError::Client)?;
         let (g1, p1) = (cpu_in_netns(gw_inode, &["iperf3"]), provider_cpu());
         let _ = server.kill();
         let _ = server.wait();
@@ -340,13 +377,25 @@ mod tests {
         let t = parse_iperf(ok).unwrap();
         assert_eq!(t.bits_per_second, 1.5e8);
         assert_eq!(t.bytes, 93_750_000);
-        assert!(
-            parse_iperf(r#"{"error":"unable to connect to server"}"#)
-                .unwrap_err()
-                .contains("unable to connect")
+        let e = |json: &str| parse_iperf(json).unwrap_err().to_string();
+        assert_eq!(
+            e(r#"{"error":"unable to connect to server"}"#),
+            "iperf3: unable to connect to server"
         );
-        assert!(parse_iperf("{}").is_err());
-        assert!(parse_iperf("not json").is_err());
+        assert_eq!(e("{}"), "iperf3's report has no end.sum_received");
+        let no_traffic = TunnelBenchError::NoTraffic {
+            target: "leakhound gateway".into(),
+            log: "out/boringtun-leakhound-gateway.log".into(),
+        };
+        assert_eq!(
+            no_traffic.to_string(),
+            "no traffic through leakhound gateway within 20 s (see out/boringtun-leakhound-gateway.log)"
+        );
+        assert!(
+            e("not json").starts_with("iperf3's report is not JSON: expected "),
+            "{}",
+            e("not json")
+        );
     }
 
     #[test]

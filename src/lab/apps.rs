@@ -58,17 +58,25 @@ pub const NZBGET: &str = "nzbget";
 /// that exists is used.
 pub const NZBGET_TEMPLATES: [&str; 2] = ["/etc/nzbget.conf", "/usr/share/nzbget/nzbget.conf"];
 
+/// None of the candidate files could be read: each path tried, with why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}",
+    .0.iter().map(|(path, e)| format!("{path}: {e}")).collect::<Vec<_>>().join("; ")
+)]
+pub struct NoneReadable(pub Vec<(String, std::io::Error)>);
+
 /// The first of `candidates` that can be read, with its text; or every
 /// path tried, with why, for the message.
-pub fn read_first(candidates: &[&str]) -> Result<(String, String), String> {
+pub fn read_first(candidates: &[&str]) -> Result<(String, String), NoneReadable> {
     let mut tried = Vec::new();
     for c in candidates {
         match std::fs::read_to_string(c) {
             Ok(text) => return Ok((c.to_string(), text)),
-            Err(e) => tried.push(format!("{c}: {e}")),
+            Err(e) => tried.push((c.to_string(), e)),
         }
     }
-    Err(tried.join("; "))
+    Err(NoneReadable(tried))
 }
 
 /// NZBGet's configuration: Debian's template with the lab's lines in place
@@ -554,8 +562,14 @@ mod tests {
         let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
         let (used, text) = read_first(&[a, b]).unwrap();
         assert_eq!((used.as_str(), text.as_str()), (b, "MainDir=~/downloads\n"));
-        let why = read_first(&[a]).unwrap_err();
-        assert!(why.starts_with(a) && why.contains("No such file"), "{why}");
+        let why = read_first(&[a, a]).unwrap_err();
+        assert_eq!(why.0.len(), 2);
+        assert_eq!(why.0[0].1.kind(), std::io::ErrorKind::NotFound);
+        let why = why.to_string();
+        assert!(
+            why.starts_with(&format!("{a}: No such file")) && why.contains(&format!("; {a}: ")),
+            "{why}"
+        );
     }
 
     #[test]

@@ -39,25 +39,27 @@ pub const BROWSERS: [(&str, &str); 4] = [
     ("google-chrome", "/etc/opt/chrome"),
 ];
 
+/// None of [`BROWSERS`] is on PATH.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "none of {} is on PATH (bash ci/setup.sh installs Debian's chromium)",
+    BROWSERS.map(|(program, _)| program).join(", ")
+)]
+pub struct NoBrowser;
+
 /// The first browser of [`BROWSERS`] on PATH, or why there is none.
-pub fn find() -> Result<(&'static str, &'static str), String> {
+pub fn find() -> Result<(&'static str, &'static str), NoBrowser> {
     BROWSERS
         .iter()
         .copied()
         .find(|(program, _)| crate::target::process::executable(program).is_ok())
-        .ok_or_else(|| {
-            let names: Vec<&str> = BROWSERS.iter().map(|(p, _)| *p).collect();
-            format!(
-                "none of {} is on PATH (bash ci/setup.sh installs Debian's chromium)",
-                names.join(", ")
-            )
-        })
+        .ok_or(NoBrowser)
 }
 /// How long the page may take to report, start-up included (its own
 /// checks end after [`browser::PAGE_CHECK_MS`]).
 pub const REPORT_WITHIN: Duration = Duration::from_secs(30);
 
-fn err(what: String) -> LabError {
+fn err(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LabError {
     LabError::Service {
         service: CHROMIUM.into(),
         source: std::io::Error::other(what),
@@ -105,12 +107,29 @@ pub fn spki_pin(spki_der: &[u8]) -> String {
         .encode(ring::digest::digest(&ring::digest::SHA256, spki_der))
 }
 
+/// Why a visit gave no report.
+#[derive(Debug, thiserror::Error)]
+pub enum NoReport {
+    #[error(transparent)]
+    Invalid(#[from] browser::ReportError),
+    #[error("the page's server stopped")]
+    ServerStopped,
+    /// The browser ended first; `log` is the tail of its log.
+    #[error("{CHROMIUM} exited ({status}) before the page reported; its log:\n{log}")]
+    Exited {
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error("the page did not report within {} s; {CHROMIUM}'s log:\n{log}", REPORT_WITHIN.as_secs())]
+    Silent { log: String },
+}
+
 /// What one run of the page gave: its report, or why there is none (with
 /// Chromium's log tail), and the command line for the step's log.
 #[derive(Debug)]
 pub struct Visit {
     pub command: String,
-    pub report: Result<Report, String>,
+    pub report: Result<Report, NoReport>,
 }
 
 /// Kills the browser's process group when the visit ends, however it ends.
@@ -213,8 +232,8 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
         tokio::select! {
             body = rx.recv() => {
                 break match body {
-                    Some(b) => browser::parse_report(&b),
-                    None => Err("the page's server stopped".into()),
+                    Some(b) => browser::parse_report(&b).map_err(NoReport::from),
+                    None => Err(NoReport::ServerStopped),
                 };
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
@@ -222,17 +241,15 @@ pub async fn visit(lab: &Lab, nonce: &str, tls: &LabTls) -> Result<Visit, LabErr
                     && let Ok(Some(status)) = c.try_wait()
                 {
                     group.0 = None;
-                    break Err(format!(
-                        "{CHROMIUM} exited ({status}) before the page reported; its log:\n{}",
-                        super::apps::tail_of(&log_file)
-                    ));
+                    break Err(NoReport::Exited {
+                        status,
+                        log: super::apps::tail_of(&log_file),
+                    });
                 }
                 if Instant::now() >= deadline {
-                    break Err(format!(
-                        "the page did not report within {} s; {CHROMIUM}'s log:\n{}",
-                        REPORT_WITHIN.as_secs(),
-                        super::apps::tail_of(&log_file)
-                    ));
+                    break Err(NoReport::Silent {
+                        log: super::apps::tail_of(&log_file),
+                    });
                 }
             }
         }
@@ -279,4 +296,35 @@ pub fn start_far_end(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_browser_or_a_report_the_message_says_why() {
+        assert_eq!(
+            NoBrowser.to_string(),
+            "none of chromium, chromium-browser, google-chrome-stable, google-chrome is on PATH (bash ci/setup.sh installs Debian's chromium)"
+        );
+        assert_eq!(
+            NoReport::ServerStopped.to_string(),
+            "the page's server stopped"
+        );
+        assert_eq!(
+            NoReport::Silent { log: "tail".into() }.to_string(),
+            format!(
+                "the page did not report within {} s; chromium's log:\ntail",
+                REPORT_WITHIN.as_secs()
+            )
+        );
+        let invalid = NoReport::from(browser::parse_report(b"[").unwrap_err());
+        assert!(
+            invalid
+                .to_string()
+                .starts_with("the page's report is not valid: "),
+            "{invalid}"
+        );
+    }
 }

@@ -55,8 +55,12 @@ pub enum LabError {
         #[source]
         source: NetlinkError,
     },
-    #[error("applying nftables rules in {host}: {detail}")]
-    Nft { host: String, detail: String },
+    #[error("applying nftables rules in {host}: {source}")]
+    Nft {
+        host: String,
+        #[source]
+        source: NftError,
+    },
     #[error("resetting lab host {host}: {detail}")]
     Reset {
         host: String,
@@ -92,27 +96,43 @@ auth = "apikey"
 apikey = "leakhound-lab-api-key-0001"
 "#;
 
-/// Applies an nftables ruleset (text) inside `ns` with `nft -f -`; the
-/// error is nft's own message.
-pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), String> {
+/// Why `nft -f -` did not apply a ruleset.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cannot run nft ({0}); install nftables (ci/setup.sh does)")]
+    Spawn(#[source] std::io::Error),
+    #[error("writing the rules to nft: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("waiting for nft: {0}")]
+    Wait(#[source] std::io::Error),
+    /// nft refused the rules: its own message.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Applies an nftables ruleset (text) inside `ns` with `nft -f -`; a
+/// refusal is nft's own message.
+pub fn nft_in(ns: &Netns, rules: &str) -> Result<(), NftError> {
     let mut cmd = Command::new("nft");
     cmd.args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    ns.command(&mut cmd).map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run nft ({e}); install nftables (ci/setup.sh does)"))?;
+    ns.command(&mut cmd)?;
+    let mut child = cmd.spawn().map_err(NftError::Spawn)?;
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(rules.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        .map_err(NftError::Write)?;
+    let out = child.wait_with_output().map_err(NftError::Wait)?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        return Err(NftError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     Ok(())
 }
@@ -425,9 +445,9 @@ impl Lab {
 
     /// Applies an nftables ruleset (text) inside a lab host with `nft -f -`.
     pub fn nft(&self, host: &str, rules: &str) -> Result<(), LabError> {
-        nft_in(self.ns(host)?, rules).map_err(|detail| LabError::Nft {
+        nft_in(self.ns(host)?, rules).map_err(|source| LabError::Nft {
             host: host.to_string(),
-            detail,
+            source,
         })
     }
 

@@ -171,12 +171,20 @@ pub fn start(
                                 addr::VPN_EXIT
                             );
                             let ns2 = Netns::open(ns.name());
-                            let applied = match ns2 {
-                                Ok(ns2) => tokio::task::spawn_blocking(move || nft_in(&ns2, &rule))
-                                    .await
-                                    .unwrap_or_else(|e| Err(e.to_string())),
-                                Err(e) => Err(e.to_string()),
-                            };
+                            let applied: Result<(), Box<dyn std::error::Error + Send + Sync>> =
+                                match ns2 {
+                                    Ok(ns2) => {
+                                        match tokio::task::spawn_blocking(move || {
+                                            nft_in(&ns2, &rule)
+                                        })
+                                        .await
+                                        {
+                                            Ok(r) => r.map_err(Into::into),
+                                            Err(e) => Err(e.into()),
+                                        }
+                                    }
+                                    Err(e) => Err(e.into()),
+                                };
                             if let Err(e) = applied {
                                 log.record(
                                     SERVICE,

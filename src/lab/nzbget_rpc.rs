@@ -24,27 +24,46 @@ pub fn append_body(name: &str, nzb: &str) -> String {
     .to_string()
 }
 
+/// Why a JSON-RPC call to NZBGet gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum NzbgetError {
+    #[error("NZBGet's JSON-RPC: {0}")]
+    Call(#[source] probe::ProbeError),
+    #[error("NZBGet's JSON-RPC: HTTP {status} {body}")]
+    Status { status: u16, body: String },
+    #[error("not NZBGet's JSON-RPC answer: {0}")]
+    Json(#[source] serde_json::Error),
+    /// NZBGet's own error object.
+    #[error("NZBGet: {0}")]
+    Rpc(serde_json::Value),
+    #[error("NZBGet answered without a result")]
+    NoResult,
+    /// `append` gives an id of 0 or less when it could not add the NZB.
+    #[error("NZBGet did not add the NZB (id {0})")]
+    NotAdded(i64),
+}
+
 #[derive(Debug, Deserialize)]
 struct RpcAnswer<T> {
     result: Option<T>,
     error: Option<serde_json::Value>,
 }
 
-fn result<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
-    let a: RpcAnswer<T> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+fn result<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, NzbgetError> {
+    let a: RpcAnswer<T> = serde_json::from_str(body).map_err(NzbgetError::Json)?;
     match (a.result, a.error) {
-        (_, Some(e)) if !e.is_null() => Err(format!("NZBGet: {e}")),
+        (_, Some(e)) if !e.is_null() => Err(NzbgetError::Rpc(e)),
         (Some(r), _) => Ok(r),
-        (None, _) => Err("NZBGet answered without a result".into()),
+        (None, _) => Err(NzbgetError::NoResult),
     }
 }
 
 /// The NZB's id in an `append` answer (NZBGet returns 0 or less when it
 /// could not add it).
-pub fn parse_append(body: &str) -> Result<i64, String> {
+pub fn parse_append(body: &str) -> Result<i64, NzbgetError> {
     let id: i64 = result(body)?;
     if id <= 0 {
-        return Err(format!("NZBGet did not add the NZB (id {id})"));
+        return Err(NzbgetError::NotAdded(id));
     }
     Ok(id)
 }
@@ -69,7 +88,7 @@ pub enum Progress {
 }
 
 /// Reads the `listgroups` and `history` answers for NZB `id`.
-pub fn progress(queue: &str, history: &str, id: i64) -> Result<Progress, String> {
+pub fn progress(queue: &str, history: &str, id: i64) -> Result<Progress, NzbgetError> {
     let q: Vec<Job> = result(queue)?;
     if let Some(j) = q.into_iter().find(|j| j.nzb_id == id) {
         return Ok(Progress::Queued(j));
@@ -89,22 +108,27 @@ pub struct Nzbget<'a> {
 const CALL: Duration = Duration::from_secs(3);
 
 impl Nzbget<'_> {
-    async fn rpc(&self, body: String) -> Result<String, String> {
+    async fn rpc(&self, body: String) -> Result<String, NzbgetError> {
         let at = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let headers = vec![("content-type".to_string(), "application/json".to_string())];
-        match probe::http_request(self.ns, "POST", at, "/jsonrpc", &headers, body, CALL).await {
-            Ok((200, b)) => Ok(b),
-            Ok((s, b)) => Err(format!("NZBGet's JSON-RPC: HTTP {s} {b}")),
-            Err(e) => Err(format!("NZBGet's JSON-RPC: {e}")),
+        let req = probe::request("POST", at, "/jsonrpc")
+            .header("content-type", "application/json")
+            .body(body);
+        match probe::http(self.ns, at, req, CALL).await {
+            Ok(r) if r.status == 200 => Ok(r.body),
+            Ok(r) => Err(NzbgetError::Status {
+                status: r.status,
+                body: r.body,
+            }),
+            Err(e) => Err(NzbgetError::Call(e)),
         }
     }
 
     /// Adds an NZB; returns its id.
-    pub async fn append(&self, name: &str, nzb: &str) -> Result<i64, String> {
+    pub async fn append(&self, name: &str, nzb: &str) -> Result<i64, NzbgetError> {
         parse_append(&self.rpc(append_body(name, nzb)).await?)
     }
 
-    pub async fn progress(&self, id: i64) -> Result<Progress, String> {
+    pub async fn progress(&self, id: i64) -> Result<Progress, NzbgetError> {
         let q = self
             .rpc(r#"{"method":"listgroups","params":[0]}"#.into())
             .await?;
@@ -125,14 +149,29 @@ mod tests {
         assert_eq!(b["method"], "append");
         assert_eq!(b["params"][0], "a.nzb");
         assert_eq!(b["params"][1], "PG56Yi8+");
-        assert_eq!(parse_append(r#"{"version":"1.1","result":7}"#), Ok(7));
-        assert!(parse_append(r#"{"version":"1.1","result":0}"#).is_err());
-        assert!(parse_append(r#"{"version":"1.1","error":{"name":"JSONRPCError","code":1,"message":"Invalid procedure"}}"#).is_err());
-        assert!(parse_append("<html>").is_err());
+        assert_eq!(parse_append(r#"{"version":"1.1","result":7}"#).unwrap(), 7);
+        let e = |body: &str| parse_append(body).unwrap_err().to_string();
+        assert_eq!(
+            e(r#"{"version":"1.1","result":0}"#),
+            "NZBGet did not add the NZB (id 0)"
+        );
+        assert_eq!(
+            e(r#"{"version":"1.1","error":{"code":1,"message":"Invalid procedure"}}"#),
+            r#"NZBGet: {"code":1,"message":"Invalid procedure"}"#
+        );
+        assert_eq!(
+            e(r#"{"version":"1.1"}"#),
+            "NZBGet answered without a result"
+        );
+        assert!(
+            e("<html>").starts_with("not NZBGet's JSON-RPC answer: "),
+            "{}",
+            e("<html>")
+        );
         let q = r#"{"result":[{"NZBID":3,"Status":"DOWNLOADING","RemainingSizeMB":1}]}"#;
         let h = r#"{"result":[{"NZBID":2,"Status":"SUCCESS/ALL"}]}"#;
         assert!(matches!(progress(q, h, 3), Ok(Progress::Queued(j)) if j.status == "DOWNLOADING"));
         assert!(matches!(progress(q, h, 2), Ok(Progress::Done(j)) if j.status == "SUCCESS/ALL"));
-        assert_eq!(progress(q, h, 9), Ok(Progress::Unknown));
+        assert!(matches!(progress(q, h, 9), Ok(Progress::Unknown)));
     }
 }

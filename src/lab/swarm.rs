@@ -96,13 +96,38 @@ fn err(what: impl Into<String>, e: impl std::fmt::Display) -> LabError {
     }
 }
 
+/// A program of the swarm that cannot be run.
+#[derive(Debug, thiserror::Error)]
+#[error("{why} (bash ci/setup.sh installs it)")]
+pub struct NotInstalled {
+    pub program: &'static str,
+    /// Why it cannot be run (it names the program).
+    #[source]
+    pub why: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// Is every program of the swarm installed? `Err` names what is missing.
-pub fn installed() -> Result<(), String> {
-    for p in [OPENTRACKER, ARIA2] {
-        crate::target::process::executable(p)
-            .map_err(|why| format!("{why} (bash ci/setup.sh installs it)"))?;
+pub fn installed() -> Result<(), NotInstalled> {
+    for program in [OPENTRACKER, ARIA2] {
+        crate::target::process::executable(program).map_err(|why| NotInstalled {
+            program,
+            why: why.into(),
+        })?;
     }
     Ok(())
+}
+
+/// Why the tracker's seeder count could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeFailed {
+    #[error(transparent)]
+    Netns(#[from] crate::lab::netns::NetnsError),
+    #[error("asking the tracker: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("the tracker's answer has no HTTP header end")]
+    NoHeaderEnd,
+    #[error(transparent)]
+    Answer(#[from] torrent::ScrapeError),
 }
 
 /// A running swarm.
@@ -125,7 +150,7 @@ impl Drop for Swarm {
 
 /// Asks the tracker (from the ISP's namespace) how many seeders it knows
 /// for `hash`: a plain HTTP/1.0 scrape, its body bencoded.
-fn scrape(ns: &crate::lab::netns::Netns, hash: &[u8; 20]) -> Result<u64, String> {
+fn scrape(ns: &crate::lab::netns::Netns, hash: &[u8; 20]) -> Result<u64, ScrapeFailed> {
     let path = format!("/scrape?info_hash={}", torrent::url_escape(hash));
     let to = SocketAddr::new(addr::TRACKER.into(), addr::TRACKER_PORT);
     let body = ns
@@ -137,13 +162,13 @@ fn scrape(ns: &crate::lab::netns::Netns, hash: &[u8; 20]) -> Result<u64, String>
             s.read_to_end(&mut all)?;
             Ok(all)
         })
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(ScrapeFailed::Netns)?
+        .map_err(ScrapeFailed::Io)?;
     let at = body
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header end")?;
-    torrent::scrape_seeders(&body[at + 4..], hash)
+        .ok_or(ScrapeFailed::NoHeaderEnd)?;
+    Ok(torrent::scrape_seeders(&body[at + 4..], hash)?)
 }
 
 impl Swarm {
@@ -280,7 +305,7 @@ impl Swarm {
             {
                 Ok(n) if n >= 1 => break,
                 Ok(n) => last = format!("the tracker counts {n} seeders"),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             if Instant::now() >= deadline {
                 return Err(err(

@@ -14,6 +14,31 @@ use serde::Deserialize;
 use crate::lab::netns::Netns;
 use crate::probe::{self, ProbeError};
 
+/// Why a WebUI call gave nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum WebUiError {
+    /// The call got no answer (`what`: its method and path).
+    #[error("{what}: {source}")]
+    Call {
+        what: String,
+        #[source]
+        source: ProbeError,
+    },
+    /// The WebUI answered with another status than 200.
+    #[error("{what}: HTTP {status} {body}")]
+    Status {
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error("not the JSON qBittorrent answers: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("listen_port {0} is no port")]
+    ListenPort(i64),
+    #[error("qBittorrent refused the torrent (Fails.)")]
+    Refused,
+}
+
 /// One torrent as `torrents/info` reports it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TorrentInfo {
@@ -50,25 +75,25 @@ pub fn is_running(state: &str) -> bool {
 }
 
 /// The torrent with `hash` in a `torrents/info` answer.
-pub fn parse_info(body: &str, hash: &str) -> Result<Option<TorrentInfo>, String> {
-    let all: Vec<TorrentInfo> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+pub fn parse_info(body: &str, hash: &str) -> Result<Option<TorrentInfo>, WebUiError> {
+    let all: Vec<TorrentInfo> = serde_json::from_str(body).map_err(WebUiError::Json)?;
     Ok(all.into_iter().find(|t| t.hash.eq_ignore_ascii_case(hash)))
 }
 
 /// The tracker at `url` in a `torrents/trackers` answer.
-pub fn parse_tracker(body: &str, url: &str) -> Result<Option<TrackerInfo>, String> {
-    let all: Vec<TrackerInfo> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+pub fn parse_tracker(body: &str, url: &str) -> Result<Option<TrackerInfo>, WebUiError> {
+    let all: Vec<TrackerInfo> = serde_json::from_str(body).map_err(WebUiError::Json)?;
     Ok(all.into_iter().find(|t| t.url == url))
 }
 
 /// The listening port in an `app/preferences` answer.
-pub fn parse_listen_port(body: &str) -> Result<u16, String> {
+pub fn parse_listen_port(body: &str) -> Result<u16, WebUiError> {
     #[derive(Deserialize)]
     struct Prefs {
         listen_port: i64,
     }
-    let p: Prefs = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    u16::try_from(p.listen_port).map_err(|_| format!("listen_port {} is no port", p.listen_port))
+    let p: Prefs = serde_json::from_str(body).map_err(WebUiError::Json)?;
+    u16::try_from(p.listen_port).map_err(|_| WebUiError::ListenPort(p.listen_port))
 }
 
 /// A multipart/form-data body with one file field `torrents` (what
@@ -100,22 +125,27 @@ impl Qbittorrent<'_> {
         path: &str,
         content_type: &str,
         body: Vec<u8>,
-    ) -> Result<String, String> {
-        let headers = if body.is_empty() {
-            vec![]
-        } else {
-            vec![("content-type".to_string(), content_type.to_string())]
-        };
-        let r: Result<(u16, String), ProbeError> =
-            probe::http_request(self.ns, method, self.at(), path, &headers, body, CALL).await;
-        match r {
-            Ok((200, body)) => Ok(body),
-            Ok((status, body)) => Err(format!("{method} {path}: HTTP {status} {body}")),
-            Err(e) => Err(format!("{method} {path}: {e}")),
+    ) -> Result<String, WebUiError> {
+        let mut req = probe::request(method, self.at(), path);
+        if !body.is_empty() {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let what = || format!("{method} {path}");
+        match probe::http(self.ns, self.at(), req, CALL).await {
+            Ok(r) if r.status == 200 => Ok(r.body),
+            Ok(r) => Err(WebUiError::Status {
+                what: what(),
+                status: r.status,
+                body: r.body,
+            }),
+            Err(source) => Err(WebUiError::Call {
+                what: what(),
+                source,
+            }),
         }
     }
 
-    async fn form(&self, path: &str, form: String) -> Result<String, String> {
+    async fn form(&self, path: &str, form: String) -> Result<String, WebUiError> {
         self.call(
             "POST",
             path,
@@ -126,17 +156,17 @@ impl Qbittorrent<'_> {
     }
 
     /// Adds a torrent (its metainfo file's bytes); it starts at once.
-    pub async fn add(&self, name: &str, torrent: &[u8]) -> Result<(), String> {
+    pub async fn add(&self, name: &str, torrent: &[u8]) -> Result<(), WebUiError> {
         let boundary = format!("leakhound{}", probe::nonce());
         let (body, ct) = add_torrent_body(&format!("{name}.torrent"), torrent, &boundary);
         let answer = self.call("POST", "/api/v2/torrents/add", &ct, body).await?;
         if answer.trim() == "Fails." {
-            return Err("qBittorrent refused the torrent (Fails.)".into());
+            return Err(WebUiError::Refused);
         }
         Ok(())
     }
 
-    pub async fn info(&self, hash: &str) -> Result<Option<TorrentInfo>, String> {
+    pub async fn info(&self, hash: &str) -> Result<Option<TorrentInfo>, WebUiError> {
         let body = self
             .call(
                 "GET",
@@ -148,7 +178,7 @@ impl Qbittorrent<'_> {
         parse_info(&body, hash)
     }
 
-    pub async fn tracker(&self, hash: &str, url: &str) -> Result<Option<TrackerInfo>, String> {
+    pub async fn tracker(&self, hash: &str, url: &str) -> Result<Option<TrackerInfo>, WebUiError> {
         let body = self
             .call(
                 "GET",
@@ -160,20 +190,20 @@ impl Qbittorrent<'_> {
         parse_tracker(&body, url)
     }
 
-    pub async fn reannounce(&self, hash: &str) -> Result<(), String> {
+    pub async fn reannounce(&self, hash: &str) -> Result<(), WebUiError> {
         self.form("/api/v2/torrents/reannounce", format!("hashes={hash}"))
             .await
             .map(drop)
     }
 
-    pub async fn listen_port(&self) -> Result<u16, String> {
+    pub async fn listen_port(&self) -> Result<u16, WebUiError> {
         let body = self
             .call("GET", "/api/v2/app/preferences", "", vec![])
             .await?;
         parse_listen_port(&body)
     }
 
-    pub async fn set_listen_port(&self, port: u16) -> Result<(), String> {
+    pub async fn set_listen_port(&self, port: u16) -> Result<(), WebUiError> {
         self.form(
             "/api/v2/app/setPreferences",
             format!("json=%7B%22listen_port%22%3A{port}%7D"),
@@ -183,7 +213,7 @@ impl Qbittorrent<'_> {
     }
 
     /// Removes the torrent and its files.
-    pub async fn delete(&self, hash: &str) -> Result<(), String> {
+    pub async fn delete(&self, hash: &str) -> Result<(), WebUiError> {
         self.form(
             "/api/v2/torrents/delete",
             format!("hashes={hash}&deleteFiles=true"),
@@ -204,7 +234,10 @@ mod tests {
         assert_eq!(t.progress, 0.5);
         assert_eq!(t.state, "downloading");
         assert_eq!(parse_info(info, "def").unwrap(), None);
-        assert!(parse_info("Forbidden", "abc").is_err());
+        assert!(matches!(
+            parse_info("Forbidden", "abc"),
+            Err(WebUiError::Json(_))
+        ));
         assert!(is_running("stalledDL") && is_running("uploading"));
         assert!(!is_running("checkingResumeData") && !is_running("pausedDL"));
         let tr = r#"[{"url":"** [DHT] **","status":0,"msg":""},{"url":"http://192.0.2.69:6969/announce","status":4,"msg":"timed out","num_peers":0}]"#;
@@ -216,11 +249,21 @@ mod tests {
             (TRACKER_NOT_WORKING, "timed out")
         );
         assert_eq!(
-            parse_listen_port(r#"{"listen_port":43210,"dht":true}"#),
-            Ok(43210)
+            parse_listen_port(r#"{"listen_port":43210,"dht":true}"#).unwrap(),
+            43210
         );
-        assert!(parse_listen_port(r#"{"listen_port":70000}"#).is_err());
-        assert!(parse_listen_port(r#"{}"#).is_err());
+        assert_eq!(
+            parse_listen_port(r#"{"listen_port":70000}"#)
+                .unwrap_err()
+                .to_string(),
+            "listen_port 70000 is no port"
+        );
+        let e = parse_listen_port(r#"{}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("not the JSON qBittorrent answers: missing field `listen_port`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn get(ns: &Netns, addr: SocketAddr, path: &str) -> Result<String, String> {
 /// An A query for `name` to the gateway's resolver from inside its
 /// namespace: the answer's addresses, or why none.
 fn resolve(gw: &Netns, name: &str) -> Result<Vec<std::net::IpAddr>, String> {
-    let (id, q) = leakhound::model::dns_query::a_query(name)?;
+    let (id, q) = leakhound::model::dns_query::a_query(name).map_err(|e| e.to_string())?;
     let sock = gw.run(|| UdpSocket::bind("127.0.0.1:0")).unwrap().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     sock.send_to(&q, "127.0.0.1:53")

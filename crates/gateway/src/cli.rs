@@ -83,11 +83,17 @@ pub fn healthcheck_main() -> ExitCode {
         eprintln!("HEALTH_SERVER_ADDRESS={addr:?} is not ADDRESS:PORT");
         return ExitCode::from(1);
     };
-    let asked = tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(crate::health::ask(sock, Duration::from_secs(3))));
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("no health server on {sock}: starting a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let asked = rt.block_on(crate::health::ask(sock, Duration::from_secs(3)));
     match asked {
         Ok((true, body)) => {
             println!("{body}");

@@ -23,6 +23,7 @@ use super::firewall::SubnetPorts;
 use crate::variables::{Status, VARIABLES};
 pub use dns::{DEFAULT_DOH_PATH, PROVIDER_NAMES, Upstream};
 use leakhound_net::tunnel::{KeyError, parse_key};
+use leakhound_proto::http_url::HttpUrl;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -125,7 +126,7 @@ pub struct ControlSettings {
     /// PUBLICIP_URL (leakhound's own): http://IP[:PORT]/path answering the
     /// caller's address as text, asked through the tunnel after each
     /// tunnel-up; `None` also when PUBLICIP_ENABLED=off.
-    pub public_ip_url: Option<String>,
+    pub public_ip_url: Option<HttpUrl>,
     /// PUBLICIP_FILE (default /tmp/gluetun/ip).
     pub public_ip_file: std::path::PathBuf,
 }
@@ -419,13 +420,22 @@ fn invalid(var: &'static str, value: &str, why: impl ToString) -> ConfigError {
     }
 }
 
+/// Why a key file gave no key. Never quotes the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("its content is not a key: {0}")]
+    NotAKey(#[source] KeyError),
+}
+
 /// A WireGuard key from a secret file (base64, surrounding whitespace
-/// ignored). The error never quotes the file's content.
-pub fn read_key_file(path: &std::path::Path) -> std::result::Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+/// ignored).
+pub fn read_key_file(path: &std::path::Path) -> std::result::Result<[u8; 32], KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(KeyFileError::Read)?;
     // A secret file's content is a secret, key or not.
     leakhound_proto::scrub::register(text.trim());
-    parse_key(text.trim()).map_err(|e: KeyError| format!("its content is not a key: {e}"))
+    parse_key(text.trim()).map_err(KeyFileError::NotAKey)
 }
 
 fn key(env: &Env, var: &'static str) -> Result<Option<[u8; 32]>> {
@@ -534,7 +544,7 @@ fn key_or_file(env: &Env, var: &'static str, file_var: &'static str) -> Result<O
             .map_err(|why| ConfigError::Invalid {
                 var: file_var,
                 value: f.to_string(),
-                why,
+                why: why.to_string(),
             }),
     }
 }
@@ -744,9 +754,20 @@ fn health_settings(
     })
 }
 
+/// Why a HEALTH_TARGET_ADDRESSES entry is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthTargetError {
+    #[error("{0:?} is not a port")]
+    Port(String),
+    #[error("an IPv6 address goes in brackets: [2001:db8::1]:443")]
+    Ipv6WithoutBrackets,
+    #[error("{0:?} is not a host name or IP address")]
+    Host(String),
+}
+
 /// One HEALTH_TARGET_ADDRESSES entry: `name:port`, `ip:port` or
 /// `[ipv6]:port`.
-fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, String> {
+fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, HealthTargetError> {
     if let Ok(a) = t.parse::<SocketAddr>() {
         return Ok(HealthTarget {
             host: a.ip().to_string(),
@@ -765,12 +786,12 @@ fn parse_health_target(t: &str) -> std::result::Result<HealthTarget, String> {
         .parse()
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| format!("{port:?} is not a port"))?;
+        .ok_or_else(|| HealthTargetError::Port(port.to_string()))?;
     if host.contains(':') || host.starts_with('[') {
-        return Err("an IPv6 address goes in brackets: [2001:db8::1]:443".into());
+        return Err(HealthTargetError::Ipv6WithoutBrackets);
     }
     if !super::dns_policy::is_hostname(host) {
-        return Err(format!("{host:?} is not a host name or IP address"));
+        return Err(HealthTargetError::Host(host.to_string()));
     }
     Ok(HealthTarget {
         host: host.trim_end_matches('.').to_ascii_lowercase(),
@@ -862,7 +883,7 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         Some(f) => read_key_file(f).map_err(|why| ConfigError::Invalid {
             var: "WIREGUARD_PRIVATE_KEY_SECRETFILE",
             value: f.display().to_string(),
-            why,
+            why: why.to_string(),
         })?,
         None => {
             env.required(
@@ -1156,12 +1177,18 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
                 "expected [ADDRESS]:PORT, e.g. :8000",
             )
         })?;
-        let public_ip_url = env.get("PUBLICIP_URL").map(str::to_string);
-        if let Some(u) = &public_ip_url
-            && !u.starts_with("http://")
-        {
-            return Err(invalid("PUBLICIP_URL", u, "expected http://IP[:PORT]/path"));
-        }
+        let public_ip_url = env
+            .get("PUBLICIP_URL")
+            .map(|u| {
+                HttpUrl::parse(u).map_err(|e| {
+                    invalid(
+                        "PUBLICIP_URL",
+                        e.url(),
+                        format!("expected http://IP[:PORT]/path ({e})"),
+                    )
+                })
+            })
+            .transpose()?;
         let enabled = match env.get("PUBLICIP_PERIOD") {
             // Gluetun's retired period: 0 meant off; anything else is no
             // longer used.

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::control_auth::AuthConfig;
+use leakhound_proto::http_url::HttpUrl;
 
 pub use super::supervisor::VpnCommand;
 
@@ -328,44 +329,47 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Shared) -> std::io:
 /// The longest answer PUBLICIP_URL may give (an address and some words).
 pub const PUBLIC_IP_MAX_BODY: usize = 64 * 1024;
 
+/// Why the public IP could not be learnt from PUBLICIP_URL.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicIpError {
+    /// The gateway asks no resolver for it: the host must be an address.
+    #[error("{0:?} is not an IP address: PUBLICIP_URL must be http://IP[:PORT]/path")]
+    NotAnAddress(String),
+    #[error(transparent)]
+    Socket(#[from] super::health::SocketError),
+    #[error(transparent)]
+    Http(#[from] leakhound_net::httpc::HttpError),
+    #[error("{url} answered {status}")]
+    Status { url: HttpUrl, status: u16 },
+    #[error("the answer {0:?} is not an IP address")]
+    NotAnIp(String),
+}
+
 /// GET `url` (http://IP[:PORT]/path) through the tunnel (the socket bound to
 /// `tunnel_if`) and read an IP address from the body (at most
-/// [`PUBLIC_IP_MAX_BODY`] bytes of it).
-pub async fn fetch_public_ip(url: &str, tunnel_if: &str) -> Result<IpAddr, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("PUBLICIP_URL must be http://IP[:PORT]/path")?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let addr: SocketAddr = hostport
-        .parse()
-        .or_else(|_| hostport.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 80)))
-        .map_err(|_| format!("{hostport:?} is not IP[:PORT]"))?;
-    let s = super::health::tunnel_tcp_socket(addr.ip(), tunnel_if)?;
-    let work = async {
-        let stream = s.connect(addr).await.map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request_capped(
-            stream,
-            "GET",
-            hostport,
-            &path,
-            &[],
-            String::new(),
-            "leakhound-gateway",
-            PUBLIC_IP_MAX_BODY,
-        )
+/// [`PUBLIC_IP_MAX_BODY`] bytes of it), within 5 s.
+pub async fn fetch_public_ip(url: &HttpUrl, tunnel_if: &str) -> Result<IpAddr, PublicIpError> {
+    let ip = url
+        .ip()
+        .ok_or_else(|| PublicIpError::NotAnAddress(url.host.clone()))?;
+    let addr = SocketAddr::new(ip, url.port);
+    let s = super::health::tunnel_tcp_socket(ip, tunnel_if)?;
+    let answer = leakhound_net::httpc::Request::get(url)
+        .agent("leakhound-gateway")
+        .max_body(PUBLIC_IP_MAX_BODY)
+        .timeout(Duration::from_secs(5))
+        .send(s.connect(addr))
         .await?;
-        if status != 200 {
-            return Err(format!("{url} answered {status}"));
-        }
-        body.parse::<IpAddr>()
-            .map_err(|_| format!("the answer {body:?} is not an IP address"))
-    };
-    tokio::time::timeout(Duration::from_secs(5), work)
-        .await
-        .map_err(|_| "no answer within 5s".to_string())?
+    if answer.status != 200 {
+        return Err(PublicIpError::Status {
+            url: url.clone(),
+            status: answer.status,
+        });
+    }
+    answer
+        .body
+        .parse::<IpAddr>()
+        .map_err(|_| PublicIpError::NotAnIp(answer.body))
 }
 
 #[cfg(test)]
@@ -373,6 +377,16 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_public_ip_is_asked_of_an_address_only() {
+        let url = HttpUrl::parse("http://ipinfo.example/").unwrap();
+        let e = fetch_public_ip(&url, "lo").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"ipinfo.example\" is not an IP address: PUBLICIP_URL must be http://IP[:PORT]/path"
+        );
+    }
 
     fn state(auth: &str) -> (Shared, mpsc::Receiver<VpnCommand>, watch::Sender<bool>) {
         let (tx, rx) = mpsc::channel(4);

@@ -33,7 +33,95 @@ use leakhound_net::tunnel::TunnelStatus;
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(180);
 
 /// A check's outcome: what answered, or why nothing did.
-pub type CheckResult = Result<String, String>;
+pub type CheckResult = Result<String, CheckError>;
+
+/// Why a socket for a check could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("opening a socket: {0}")]
+    Open(#[source] std::io::Error),
+    #[error("binding to {interface}: {source}")]
+    Bind {
+        interface: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a check failed: the health server's reason says it.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("sending the echo request: {0}")]
+    SendEcho(#[source] std::io::Error),
+    #[error("reading echo replies: {0}")]
+    ReceiveEcho(#[source] std::io::Error),
+    #[error("no ICMP echo reply to {tries} tries within {after:?}")]
+    NoEchoReply { tries: usize, after: Duration },
+    /// The blocking task of the check did not finish (it panicked).
+    #[error("the check's task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Query(#[from] leakhound_proto::dns_query::QueryError),
+    #[error("asking the resolver {resolver}: {source}")]
+    Udp {
+        resolver: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No usable answer: `last` is the last answer's code (`None`: none).
+    #[error(
+        "{} for {name} within {after:?}",
+        match last {
+            Some(code) => format!("the resolver answered {code}"),
+            None => "no answer".to_string(),
+        }
+    )]
+    NoDnsAnswer {
+        last: Option<hickory_proto::op::ResponseCode>,
+        name: String,
+        after: Duration,
+    },
+    #[error("no resolver to ask")]
+    NoResolver,
+    #[error("no resolver for the targets' names")]
+    NoTargetResolver,
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: hickory_resolver::net::NetError,
+    },
+    #[error("{host:?} is not a name TLS can check: {source}")]
+    ServerName {
+        host: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("{0} resolved to no address")]
+    NoAddress(String),
+    #[error("TCP to {ip}: {source}")]
+    Tcp {
+        ip: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS with {ip}: {source}")]
+    Tls {
+        ip: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no TLS handshake within {0:?}")]
+    TlsTimeout(Duration),
+    /// Every target failed: each with why, in order.
+    #[error(
+        "{}",
+        .0.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; ")
+    )]
+    AllFailed(Vec<(String, CheckError)>),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -117,10 +205,10 @@ pub async fn first_success<T: std::fmt::Display, F: std::future::Future<Output =
     for t in targets {
         match check(t).await {
             Ok(what) => return Ok(what),
-            Err(e) => failures.push(format!("{t}: {e}")),
+            Err(e) => failures.push((t.to_string(), e)),
         }
     }
-    Err(failures.join("; "))
+    Err(CheckError::AllFailed(failures))
 }
 
 /// The timeouts of a small check's three tries: t, 2t, 3t, adding up to
@@ -132,15 +220,21 @@ pub fn small_tries(interval: Duration) -> [Duration; 3] {
 
 /// A TCP socket for `ip`'s family, bound to the tunnel interface: what it
 /// connects to is reached through the tunnel or not at all.
-pub fn tunnel_tcp_socket(ip: IpAddr, tunnel_if: &str) -> Result<tokio::net::TcpSocket, String> {
+pub fn tunnel_tcp_socket(
+    ip: IpAddr,
+    tunnel_if: &str,
+) -> Result<tokio::net::TcpSocket, SocketError> {
     let s = if ip.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(SocketError::Open)?;
     s.bind_device(Some(tunnel_if.as_bytes()))
-        .map_err(|e| format!("binding to {tunnel_if}: {e}"))?;
+        .map_err(|source| SocketError::Bind {
+            interface: tunnel_if.to_string(),
+            source,
+        })?;
     Ok(s)
 }
 
@@ -155,21 +249,23 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
         } else {
             socket2::Protocol::ICMPV4
         };
-        let sock = leakhound_net::rawsock::raw_socket(v6, proto).map_err(|e| e.to_string())?;
+        let sock = leakhound_net::rawsock::raw_socket(v6, proto).map_err(SocketError::Open)?;
         sock.bind_device(Some(iface.as_bytes()))
-            .map_err(|e| format!("binding to {iface}: {e}"))?;
+            .map_err(|source| SocketError::Bind {
+                interface: iface.clone(),
+                source,
+            })?;
         let id: u16 = rand::random();
         let payload = b"leakhound health";
         let started = Instant::now();
         for (seq, wait) in (1u16..).zip(tries) {
             let msg = leakhound_proto::echo::request(v6, id, seq, payload);
-            if let Err(e) = sock.send_to(&msg, &SocketAddr::new(target, 0).into()) {
-                return Err(format!("sending the echo request: {e}"));
-            }
+            sock.send_to(&msg, &SocketAddr::new(target, 0).into())
+                .map_err(CheckError::SendEcho)?;
             let got = leakhound_net::rawsock::recv_until(&sock, Instant::now() + wait, |d| {
                 leakhound_proto::echo::is_reply(v6, d, id, payload)
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckError::ReceiveEcho)?;
             if got {
                 return Ok(format!(
                     "{target} answered an ICMP echo in {:.1} ms",
@@ -177,14 +273,13 @@ pub async fn ping(target: IpAddr, tunnel_if: &str, tries: [Duration; 3]) -> Chec
                 ));
             }
         }
-        Err(format!(
-            "no ICMP echo reply to {} tries within {:?}",
-            tries.len(),
-            started.elapsed()
-        ))
+        Err(CheckError::NoEchoReply {
+            tries: tries.len(),
+            after: started.elapsed(),
+        })
     })
     .await
-    .unwrap_or_else(|e| Err(e.to_string()))
+    .unwrap_or_else(|e| Err(CheckError::Task(e)))
 }
 
 /// A query for a fresh name (no cache can answer it) to `resolver`: the
@@ -201,14 +296,13 @@ pub async fn dns_check(resolver: SocketAddr, tries: [Duration; 3]) -> CheckResul
         IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
         IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
     };
-    let sock = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(resolver).await.map_err(|e| e.to_string())?;
+    let udp = |source| CheckError::Udp { resolver, source };
+    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(udp)?;
+    sock.connect(resolver).await.map_err(udp)?;
     let started = Instant::now();
-    let mut last = String::from("no answer");
+    let mut last = None;
     for wait in tries {
-        sock.send(&bytes).await.map_err(|e| e.to_string())?;
+        sock.send(&bytes).await.map_err(udp)?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut buf = vec![0u8; 4096];
         while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
@@ -226,17 +320,23 @@ pub async fn dns_check(resolver: SocketAddr, tries: [Duration; 3]) -> CheckResul
                         started.elapsed().as_secs_f64() * 1e3
                     ));
                 }
-                other => last = format!("the resolver answered {other}"),
+                other => last = Some(other),
             }
         }
     }
-    Err(format!("{last} for {name} within {:?}", started.elapsed()))
+    Err(CheckError::NoDnsAnswer {
+        last,
+        name,
+        after: started.elapsed(),
+    })
 }
 
 /// Resolves names for the full check through `resolver` (the gateway's
 /// own, or with DNS_SERVER=off the first plain upstream: through the
 /// tunnel either way), without a cache of its own.
-pub fn target_resolver(resolver: SocketAddr) -> Result<hickory_resolver::TokioResolver, String> {
+pub fn target_resolver(
+    resolver: SocketAddr,
+) -> Result<hickory_resolver::TokioResolver, hickory_resolver::net::NetError> {
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     let mut ns = NameServerConfig::udp_and_tcp(resolver.ip());
     for c in &mut ns.connections {
@@ -247,7 +347,7 @@ pub fn target_resolver(resolver: SocketAddr) -> Result<hickory_resolver::TokioRe
         hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
     );
     b.options_mut().cache_size = 0;
-    b.build().map_err(|e| e.to_string())
+    b.build()
 }
 
 /// The full check against one target: resolve it, connect through the
@@ -266,19 +366,27 @@ pub async fn tls_dial(
             Err(_) => resolver
                 .lookup_ip(target.host.as_str())
                 .await
-                .map_err(|e| format!("resolving {}: {e}", target.host))?
+                .map_err(|source| CheckError::Resolve {
+                    host: target.host.clone(),
+                    source,
+                })?
                 .iter()
                 .collect(),
         };
-        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-            .map_err(|e| e.to_string())?;
-        let mut last = format!("{} resolved to no address", target.host);
+        let name =
+            rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|source| {
+                CheckError::ServerName {
+                    host: target.host.clone(),
+                    source,
+                }
+            })?;
+        let mut last = CheckError::NoAddress(target.host.clone());
         for ip in ips {
             let s = tunnel_tcp_socket(ip, tunnel_if)?;
             let tcp = match s.connect(SocketAddr::new(ip, target.port)).await {
                 Ok(t) => t,
-                Err(e) => {
-                    last = format!("TCP to {ip}: {e}");
+                Err(source) => {
+                    last = CheckError::Tcp { ip, source };
                     continue;
                 }
             };
@@ -292,14 +400,14 @@ pub async fn tls_dial(
                         started.elapsed().as_secs_f64() * 1e3
                     ));
                 }
-                Err(e) => last = format!("TLS with {ip}: {e}"),
+                Err(source) => last = CheckError::Tls { ip, source },
             }
         }
         Err(last)
     };
     tokio::time::timeout(timeout, work)
         .await
-        .unwrap_or_else(|_| Err(format!("no TLS handshake within {timeout:?}")))
+        .unwrap_or(Err(CheckError::TlsTimeout(timeout)))
 }
 
 /// What the checks need.
@@ -364,7 +472,7 @@ pub async fn run_checks(
             }
             SmallCheck::Dns => match checks.resolver {
                 Some(r) => dns_check(r, tries).await,
-                None => Err("no resolver to ask".to_string()),
+                None => Err(CheckError::NoResolver),
             },
         };
         let small_ok = s.is_ok();
@@ -376,12 +484,11 @@ pub async fn run_checks(
             }
         }
         let small = Some(s);
-        let fv = |f: &Option<(Instant, CheckResult)>| f.as_ref().map(|(_, r)| r.clone());
         publish(verdict(
             status.as_ref(),
             SystemTime::now(),
             small.as_ref(),
-            fv(&full).as_ref(),
+            full.as_ref().map(|(_, r)| r),
         ));
         let due = match &full {
             None => true,
@@ -391,7 +498,7 @@ pub async fn run_checks(
         // A full check while the small one fails would only time out.
         if small_ok && due {
             let r = match &resolver {
-                None => Err("no resolver for the targets' names".to_string()),
+                None => Err(CheckError::NoTargetResolver),
                 Some(res) => {
                     first_success(&checks.targets, |t| {
                         tls_dial(
@@ -411,7 +518,7 @@ pub async fn run_checks(
                 status.as_ref(),
                 SystemTime::now(),
                 small.as_ref(),
-                fv(&full).as_ref(),
+                full.as_ref().map(|(_, r)| r),
             ));
         }
     }
@@ -454,32 +561,22 @@ pub async fn serve(
 
 /// `leakhound gateway healthcheck`: asks the health server; Ok(true) when
 /// it says healthy, with its reason.
-pub async fn ask(addr: SocketAddr, timeout: Duration) -> Result<(bool, String), String> {
+pub async fn ask(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(bool, String), leakhound_net::httpc::HttpError> {
     let target = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
     } else {
         addr
     };
-    let work = async {
-        let stream = tokio::net::TcpStream::connect(target)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (status, body) = leakhound_net::httpc::request_capped(
-            stream,
-            "GET",
-            &target.to_string(),
-            "/",
-            &[],
-            String::new(),
-            "leakhound-healthcheck",
-            64 * 1024,
-        )
+    let r = leakhound_net::httpc::Request::new("GET", target.to_string(), "/")
+        .agent("leakhound-healthcheck")
+        .max_body(64 * 1024)
+        .timeout(timeout)
+        .send(tokio::net::TcpStream::connect(target))
         .await?;
-        Ok((status == 200, body))
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    Ok((r.status == 200, r.body))
 }
 
 #[cfg(test)]
@@ -501,11 +598,14 @@ mod tests {
     #[test]
     fn healthy_needs_a_fresh_session_and_both_checks() {
         let ok: CheckResult = Ok("192.0.2.80 answered".into());
-        let bad: CheckResult = Err("no ICMP echo reply".into());
+        let bad: CheckResult = Err(CheckError::NoEchoReply {
+            tries: 3,
+            after: Duration::from_millis(1500),
+        });
         assert!(verdict(Some(&up(10)), now(), Some(&ok), Some(&ok)).healthy);
         let h = verdict(Some(&up(10)), now(), Some(&bad), Some(&ok));
         assert!(
-            !h.healthy && h.reason == "small check: no ICMP echo reply",
+            !h.healthy && h.reason == "small check: no ICMP echo reply to 3 tries within 1.5s",
             "{}",
             h.reason
         );
@@ -532,25 +632,97 @@ mod tests {
     async fn one_answering_target_is_enough_and_failures_are_all_named() {
         let targets = ["a", "b", "c"];
         let mut asked = Vec::new();
+        let silent = || CheckError::TlsTimeout(Duration::from_secs(2));
         let r = first_success(&targets, |t| {
             asked.push(t.to_string());
             let r = if *t == "b" {
                 Ok("b answered".into())
             } else {
-                Err("silent".into())
+                Err(silent())
             };
             std::future::ready(r)
         })
         .await;
-        assert_eq!(r, Ok("b answered".into()));
+        assert_eq!(r.unwrap(), "b answered");
         assert_eq!(asked, ["a", "b"]);
-        let r = first_success(&targets, |_| std::future::ready(Err("silent".into()))).await;
-        assert_eq!(r, Err("a: silent; b: silent; c: silent".into()));
+        let r = first_success(&targets, |_| std::future::ready(Err(silent()))).await;
+        let e = r.unwrap_err();
+        assert!(
+            matches!(&e, CheckError::AllFailed(f) if f.len() == 3),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "a: no TLS handshake within 2s; b: no TLS handshake within 2s; c: no TLS handshake within 2s"
+        );
         let none: [&str; 0] = [];
         assert!(
-            first_success(&none, |_| std::future::ready(Err("x".into())))
+            first_success(&none, |_| std::future::ready(Err(silent())))
                 .await
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_healthcheck_reads_the_verdict_or_says_why_there_is_none() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let body = "unhealthy: the tunnel is down\n";
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        });
+        let (healthy, reason) = ask(addr, Duration::from_secs(5)).await.unwrap();
+        assert!(!healthy);
+        assert_eq!(reason, "unhealthy: the tunnel is down");
+        // Where nothing listens: the connection's own error.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let e = ask(addr, Duration::from_secs(5)).await.unwrap_err();
+        assert!(
+            matches!(e, leakhound_net::httpc::HttpError::Connect(_)),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_dns_check_says_what_the_resolver_answered() {
+        let e = CheckError::NoDnsAnswer {
+            last: Some(hickory_proto::op::ResponseCode::ServFail),
+            name: "x.health.example.com.".into(),
+            after: Duration::from_millis(300),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the resolver answered Server Failure for x.health.example.com. within 300ms"
+        );
+        let e = CheckError::NoDnsAnswer {
+            last: None,
+            name: "x.".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(e.to_string(), "no answer for x. within 1s");
+    }
+
+    #[tokio::test]
+    async fn a_socket_on_an_interface_that_is_none_names_it() {
+        let e = tunnel_tcp_socket("192.0.2.1".parse().unwrap(), "lh-nonexist0").unwrap_err();
+        assert!(matches!(e, SocketError::Bind { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("binding to lh-nonexist0: "),
+            "{e}"
         );
     }
 

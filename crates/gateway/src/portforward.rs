@@ -29,13 +29,39 @@ pub fn render_command(template: &str, port: u16, interface: &str) -> String {
         .replace("{{VPN_INTERFACE}}", interface)
 }
 
+/// Why a NAT-PMP mapping request through the tunnel got no mapping.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("opening the NAT-PMP socket: {0}")]
+    Socket(#[source] std::io::Error),
+    #[error("binding the NAT-PMP socket to {interface}: {source}")]
+    Bind {
+        interface: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sending the NAT-PMP request to {to}: {source}")]
+    Send {
+        to: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the NAT-PMP answer: {0}")]
+    Receive(#[source] std::io::Error),
+    /// The provider answered, with a refusal or garbage.
+    #[error(transparent)]
+    Answer(#[from] natpmp::NatPmpError),
+    #[error("no NAT-PMP answer from {0} within 2s")]
+    Timeout(SocketAddr),
+}
+
 /// One NAT-PMP mapping request through the tunnel.
 pub async fn request(
     gateway: IpAddr,
     interface: &str,
     protocol: Protocol,
     suggested: u16,
-) -> Result<Mapping, String> {
+) -> Result<Mapping, MappingError> {
     let bind: SocketAddr = if gateway.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -48,12 +74,15 @@ pub async fn request(
         socket2::Type::DGRAM,
         None,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(MappingError::Socket)?;
     s.bind_device(Some(interface.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    s.set_nonblocking(true).map_err(|e| e.to_string())?;
-    s.bind(&bind.into()).map_err(|e| e.to_string())?;
-    let sock = tokio::net::UdpSocket::from_std(s.into()).map_err(|e| e.to_string())?;
+        .map_err(|source| MappingError::Bind {
+            interface: interface.to_string(),
+            source,
+        })?;
+    s.set_nonblocking(true).map_err(MappingError::Socket)?;
+    s.bind(&bind.into()).map_err(MappingError::Socket)?;
+    let sock = tokio::net::UdpSocket::from_std(s.into()).map_err(MappingError::Socket)?;
     let to = SocketAddr::new(gateway, natpmp::PORT);
     let req = natpmp::encode_map_request(&MapRequest {
         protocol,
@@ -61,19 +90,24 @@ pub async fn request(
         suggested_external_port: suggested,
         lifetime: LIFETIME,
     });
-    sock.send_to(&req, to).await.map_err(|e| e.to_string())?;
+    sock.send_to(&req, to)
+        .await
+        .map_err(|source| MappingError::Send { to, source })?;
     let mut buf = [0u8; 64];
     let work = async {
         loop {
-            let (n, from) = sock.recv_from(&mut buf).await.map_err(|e| e.to_string())?;
+            let (n, from) = sock
+                .recv_from(&mut buf)
+                .await
+                .map_err(MappingError::Receive)?;
             if from == to {
-                return natpmp::decode_mapping(&buf[..n], protocol).map_err(|e| e.to_string());
+                return Ok(natpmp::decode_mapping(&buf[..n], protocol)?);
             }
         }
     };
     tokio::time::timeout(Duration::from_secs(2), work)
         .await
-        .map_err(|_| format!("no NAT-PMP answer from {to} within 2s"))?
+        .map_err(|_| MappingError::Timeout(to))?
 }
 
 /// How long an UP or DOWN command may take before it is killed.
@@ -203,13 +237,15 @@ pub async fn run(
         if tunnel.wait_for(|t| t.is_some()).await.is_err() {
             return;
         }
-        let tcp = request(pf.gateway, &interface, Protocol::Tcp, last).await;
-        let udp = match &tcp {
-            Ok(m) => request(pf.gateway, &interface, Protocol::Udp, m.external_port).await,
-            Err(e) => Err(e.clone()),
+        // TCP first; UDP asks for the port TCP got.
+        let granted = match request(pf.gateway, &interface, Protocol::Tcp, last).await {
+            Ok(t) => request(pf.gateway, &interface, Protocol::Udp, t.external_port)
+                .await
+                .map(|u| (t, u)),
+            Err(e) => Err(e),
         };
-        let wait = match (tcp, udp) {
-            (Ok(t), Ok(u)) => {
+        let wait = match granted {
+            Ok((t, u)) => {
                 failures = 0;
                 let port = t.external_port;
                 if u.external_port != port {
@@ -250,7 +286,7 @@ pub async fn run(
                 tracing::info!("port forwarding: port {port} for {}s", lifetime.as_secs());
                 lifetime / 2
             }
-            (Err(e), _) | (_, Err(e)) => {
+            Err(e) => {
                 let wait = retry_wait(failures);
                 failures += 1;
                 tracing::warn!("port forwarding: {e}; asking again in {wait:?}");
@@ -281,6 +317,25 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_that_cannot_leave_names_the_interface() {
+        let e = request(
+            "192.0.2.1".parse().unwrap(),
+            "lh-nonexist0",
+            Protocol::Tcp,
+            0,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, MappingError::Bind { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("binding the NAT-PMP socket to lh-nonexist0: "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
 
     #[test]
     fn commands_get_the_port_and_the_interface() {

@@ -123,80 +123,9 @@ pub struct Capture {
     pub allowed: Vec<IpNet>,
 }
 
-/// An `http://` URL: where to connect, the Host header and the path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl HttpUrl {
-    pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let rest = s.strip_prefix("http://").ok_or_else(|| {
-            format!("{s:?}: only http:// URLs are supported (the audit speaks plain HTTP)")
-        })?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(format!("{s:?}: no credentials in URLs (use the auth keys)"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
-            (h.to_string(), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{s:?}: no host"));
-        }
-        let port = match port {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("{s:?}: {p:?} is not a port"))?,
-            None => 80,
-        };
-        Ok(HttpUrl {
-            host,
-            port,
-            path: path.to_string(),
-        })
-    }
-
-    /// The host as an address, when it is one.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
-
-    /// The Host header's value.
-    pub fn authority(&self) -> String {
-        match self.ip() {
-            Some(IpAddr::V6(a)) => format!("[{a}]:{}", self.port),
-            _ => format!("{}:{}", self.host, self.port),
-        }
-    }
-
-    /// This URL with `{key}` in its path replaced by `value`.
-    pub fn fill(&self, key: &str, value: &str) -> HttpUrl {
-        HttpUrl {
-            path: self.path.replace(&format!("{{{key}}}"), value),
-            ..self.clone()
-        }
-    }
-}
-
-impl std::fmt::Display for HttpUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
-    }
-}
+/// The profile's URLs: `http://` only, parsed once when the profile is
+/// read (the parser is shared with the gateway's PUBLICIP_URL).
+pub use leakhound_proto::http_url::{HttpUrl, UrlError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -273,11 +202,11 @@ struct RawCapture {
 
 /// Typed readings of the profile's values, with where they are wrong.
 impl Doc<'_> {
-    fn value<T>(
+    fn value<T, E: std::fmt::Display>(
         &self,
         v: &Spanned<String>,
         what: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Result<T, FileError> {
         parse(v.get_ref()).map_err(|why| self.at(v.span().start, format!("{what}: {why}")))
     }
@@ -475,43 +404,87 @@ pub fn parse(file: &str, text: &str) -> Result<AuditProfile, FileError> {
     })
 }
 
+/// Why an answer to one of the audit's requests cannot be read. The
+/// answer, when quoted, is cut to its first 120 characters.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("not an address nor JSON: {0:?}")]
+    NotAddressNorJson(String),
+    #[error("JSON without an `ip` address: {0:?}")]
+    NoIp(String),
+    #[error("not JSON ({source}): {body:?}")]
+    NotJson {
+        body: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("JSON object without a `resolvers` array")]
+    NoResolvers,
+    #[error("neither a list nor an object: {0:?}")]
+    NotAList(String),
+    #[error("an entry without an address: {0}")]
+    EntryWithoutAddress(String),
+    #[error("{0:?} is not an address")]
+    NotAnAddress(String),
+    #[error("no boolean `open`: {0:?}")]
+    NoOpen(String),
+    #[error("no `port`: {0:?}")]
+    NoPort(String),
+}
+
+/// `body` as JSON, or [`AnswerError::NotJson`].
+fn json(body: &str) -> Result<serde_json::Value, AnswerError> {
+    serde_json::from_str(body.trim()).map_err(|source| AnswerError::NotJson {
+        body: short(body),
+        source,
+    })
+}
+
 /// The caller's address as a whoami URL answers it: plain text, or JSON
 /// with an `ip` field.
-pub fn whoami_address(body: &str) -> Result<IpAddr, String> {
+pub fn whoami_address(body: &str) -> Result<IpAddr, AnswerError> {
     let t = body.trim();
     if let Ok(ip) = t.parse() {
         return Ok(ip);
     }
     let v: serde_json::Value =
-        serde_json::from_str(t).map_err(|_| format!("not an address nor JSON: {:?}", short(t)))?;
+        serde_json::from_str(t).map_err(|_| AnswerError::NotAddressNorJson(short(t)))?;
     v.get("ip")
         .and_then(|ip| ip.as_str())
         .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| format!("JSON without an `ip` address: {:?}", short(t)))
+        .ok_or_else(|| AnswerError::NoIp(short(t)))
 }
 
 fn short(s: &str) -> String {
     s.chars().take(120).collect()
 }
 
+/// Why the exit check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExitFault {
+    #[error("the exit is {exit}, inside {net}, which it must never be")]
+    Never { exit: IpAddr, net: IpNet },
+    #[error("the exit is {exit}, outside the expected {}", list(expected))]
+    Outside { exit: IpAddr, expected: Vec<IpNet> },
+}
+
 /// The exit check's verdict: `Ok` says why it passed.
-pub fn judge_exit(exit: IpAddr, check: &ExitCheck) -> Result<String, String> {
+pub fn judge_exit(exit: IpAddr, check: &ExitCheck) -> Result<String, ExitFault> {
     if let Some(n) = check.never.iter().find(|n| n.contains(&exit)) {
-        return Err(format!(
-            "the exit is {exit}, inside {n}, which it must never be"
-        ));
+        return Err(ExitFault::Never { exit, net: *n });
     }
     if !check.expected.is_empty() && !check.expected.iter().any(|n| n.contains(&exit)) {
-        return Err(format!(
-            "the exit is {exit}, outside the expected {}",
-            list(&check.expected)
-        ));
+        return Err(ExitFault::Outside {
+            exit,
+            expected: check.expected.clone(),
+        });
     }
     Ok(format!("the exit is {exit}"))
 }
 
-fn list(nets: &[IpNet]) -> String {
-    nets.iter()
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
         .map(|n| n.to_string())
         .collect::<Vec<_>>()
         .join(", ")
@@ -519,71 +492,78 @@ fn list(nets: &[IpNet]) -> String {
 
 /// The resolvers a DNS leak test's results URL names: a JSON array of
 /// addresses or of objects with `ip`, or an object whose `resolvers` is one.
-pub fn dns_results(body: &str) -> Result<Vec<IpAddr>, String> {
-    let v: serde_json::Value = serde_json::from_str(body.trim())
-        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
+pub fn dns_results(body: &str) -> Result<Vec<IpAddr>, AnswerError> {
+    let v = json(body)?;
     let arr = match &v {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(o) => o
             .get("resolvers")
             .and_then(|r| r.as_array())
-            .ok_or_else(|| "JSON object without a `resolvers` array".to_string())?,
-        _ => return Err(format!("neither a list nor an object: {:?}", short(body))),
+            .ok_or(AnswerError::NoResolvers)?,
+        _ => return Err(AnswerError::NotAList(short(body))),
     };
     arr.iter()
         .map(|e| {
             let s = e
                 .as_str()
                 .or_else(|| e.get("ip").and_then(|i| i.as_str()))
-                .ok_or_else(|| format!("an entry without an address: {e}"))?;
-            s.parse().map_err(|_| format!("{s:?} is not an address"))
+                .ok_or_else(|| AnswerError::EntryWithoutAddress(e.to_string()))?;
+            s.parse()
+                .map_err(|_| AnswerError::NotAnAddress(s.to_string()))
         })
         .collect()
 }
 
+/// Why the DNS check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolverFault {
+    #[error(
+        "no resolver asked for the name (the answer came from elsewhere, or the results URL saw nothing)"
+    )]
+    NobodyAsked,
+    #[error("asked by {} outside the expected {}", list(stray), list(expected))]
+    Stray {
+        stray: Vec<IpAddr>,
+        expected: Vec<IpNet>,
+    },
+}
+
 /// The DNS check's verdict: somebody asked, and only expected resolvers.
-pub fn judge_resolvers(askers: &[IpAddr], expected: &[IpNet]) -> Result<String, String> {
+pub fn judge_resolvers(askers: &[IpAddr], expected: &[IpNet]) -> Result<String, ResolverFault> {
     if askers.is_empty() {
-        return Err(
-            "no resolver asked for the name (the answer came from elsewhere, or the results URL saw nothing)"
-                .into(),
-        );
+        return Err(ResolverFault::NobodyAsked);
     }
-    let stray: Vec<String> = askers
+    let stray: Vec<IpAddr> = askers
         .iter()
         .filter(|a| !expected.iter().any(|n| n.contains(*a)))
-        .map(|a| a.to_string())
+        .copied()
         .collect();
     if stray.is_empty() {
-        let all: Vec<String> = askers.iter().map(|a| a.to_string()).collect();
-        Ok(format!("asked only by {}", all.join(", ")))
+        Ok(format!("asked only by {}", list(askers)))
     } else {
-        Err(format!(
-            "asked by {} outside the expected {}",
-            stray.join(", "),
-            list(expected)
-        ))
+        Err(ResolverFault::Stray {
+            stray,
+            expected: expected.to_vec(),
+        })
     }
 }
 
 /// The prober's answer: JSON with a boolean `open`.
-pub fn prober_open(body: &str) -> Result<bool, String> {
-    let v: serde_json::Value = serde_json::from_str(body.trim())
-        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
-    v.get("open")
+pub fn prober_open(body: &str) -> Result<bool, AnswerError> {
+    json(body)?
+        .get("open")
         .and_then(|o| o.as_bool())
-        .ok_or_else(|| format!("no boolean `open`: {:?}", short(body)))
+        .ok_or_else(|| AnswerError::NoOpen(short(body)))
 }
 
 /// The control server's answer to `GET /v1/portforward`: `{"port": N}`
 /// (Gluetun's; N = 0 when none is forwarded).
-pub fn control_port(body: &str) -> Result<u16, String> {
-    let v: serde_json::Value = serde_json::from_str(body.trim())
-        .map_err(|e| format!("not JSON ({e}): {:?}", short(body)))?;
-    v.get("port")
+pub fn control_port(body: &str) -> Result<u16, AnswerError> {
+    json(body)?
+        .get("port")
         .and_then(|p| p.as_u64())
         .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| format!("no `port`: {:?}", short(body)))
+        .ok_or_else(|| AnswerError::NoPort(short(body)))
 }
 
 /// How many of `frames` went to `target` between `from` and `to`: whether a

@@ -103,10 +103,15 @@ pub struct Report {
     pub quic: Vec<Fetched>,
 }
 
+/// The page's report is not the JSON it should be.
+#[derive(Debug, thiserror::Error)]
+#[error("the page's report is not valid: {0}")]
+pub struct ReportError(#[source] serde_json::Error);
+
 /// The report's JSON, or what is wrong with it (the page is ours, but it
 /// comes back over a socket: bad input gets an error, not a panic).
-pub fn parse_report(body: &[u8]) -> Result<Report, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the page's report is not valid: {e}"))
+pub fn parse_report(body: &[u8]) -> Result<Report, ReportError> {
+    serde_json::from_slice(body).map_err(ReportError)
 }
 
 /// The addresses of the server-reflexive candidates (what a STUN server
@@ -389,11 +394,13 @@ mod tests {
         let r = parse_report(br#"{"whoami":[{"url":"u","answer":"203.0.113.77","error":null}],"candidates":["a"],"webrtc_error":null,"quic":[]}"#).unwrap();
         assert_eq!(r.whoami[0].answer.as_deref(), Some(EXIT));
         assert_eq!(r.candidates, vec!["a"]);
+        let e = parse_report(b"{not json").unwrap_err();
         assert!(
-            parse_report(b"{not json")
-                .unwrap_err()
-                .contains("not valid")
+            e.to_string()
+                .starts_with("the page's report is not valid: key must be a string"),
+            "{e}"
         );
+        assert!(std::error::Error::source(&e).is_some());
         assert!(parse_report(br#"{"candidates": 3}"#).is_err());
     }
 

@@ -12,11 +12,16 @@ pub struct Shard {
     pub count: usize,
 }
 
-impl std::str::FromStr for Shard {
-    type Err = String;
+/// A `--shard` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a shard: write I/N with 1 <= I <= N, e.g. 2/4")]
+pub struct NotAShard(pub String);
 
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("{s:?} is not a shard: write I/N with 1 <= I <= N, e.g. 2/4");
+impl std::str::FromStr for Shard {
+    type Err = NotAShard;
+
+    fn from_str(s: &str) -> Result<Shard, NotAShard> {
+        let bad = || NotAShard(s.to_string());
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
@@ -87,8 +92,11 @@ mod tests {
         assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
         assert_eq!("1/1".parse::<Shard>().unwrap().to_string(), "1/1");
         for bad in ["0/3", "4/3", "1/0", "a/b", "3", "", "1/2/3", "-1/2"] {
-            let e = bad.parse::<Shard>().unwrap_err();
-            assert!(e.contains("write I/N"), "{bad}: {e}");
+            let e = bad.parse::<Shard>().unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("{bad:?} is not a shard: write I/N with 1 <= I <= N, e.g. 2/4")
+            );
         }
     }
 

@@ -89,15 +89,24 @@ pub fn handshake(info_hash: &[u8; 20], peer_id: &[u8; 20]) -> [u8; HANDSHAKE_LEN
     h
 }
 
+/// Why received bytes are not a peer handshake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0} bytes, a handshake has 68")]
+    Short(usize),
+    #[error("not a BitTorrent handshake")]
+    NotBitTorrent,
+}
+
 /// The info hash a received handshake names, or why it is not one. Only
 /// the first 48 bytes are needed (a peer may wait for ours before sending
 /// its id).
-pub fn parse_handshake(bytes: &[u8]) -> Result<[u8; 20], String> {
+pub fn parse_handshake(bytes: &[u8]) -> Result<[u8; 20], HandshakeError> {
     if bytes.len() < 48 {
-        return Err(format!("{} bytes, a handshake has 68", bytes.len()));
+        return Err(HandshakeError::Short(bytes.len()));
     }
     if bytes[0] != 19 || &bytes[1..20] != PSTR {
-        return Err("not a BitTorrent handshake".into());
+        return Err(HandshakeError::NotBitTorrent);
     }
     let mut h = [0u8; 20];
     h.copy_from_slice(&bytes[28..48]);
@@ -149,10 +158,15 @@ struct ScrapeFile {
     complete: u64,
 }
 
+/// A tracker's scrape answer that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the scrape answer is not one: {0}")]
+pub struct ScrapeError(#[source] serde_bencode::Error);
+
 /// How many seeders a tracker's scrape answer counts for `info_hash`, or
 /// why the answer cannot be read.
-pub fn scrape_seeders(body: &[u8], info_hash: &[u8; 20]) -> Result<u64, String> {
-    let s: Scrape = serde_bencode::from_bytes(body).map_err(|e| e.to_string())?;
+pub fn scrape_seeders(body: &[u8], info_hash: &[u8; 20]) -> Result<u64, ScrapeError> {
+    let s: Scrape = serde_bencode::from_bytes(body).map_err(ScrapeError)?;
     Ok(s.files
         .get(serde_bytes::Bytes::new(info_hash))
         .map_or(0, |f| f.complete))
@@ -205,10 +219,14 @@ mod tests {
         let h = handshake(&[7; 20], &[9; 20]);
         assert_eq!(parse_handshake(&h), Ok([7; 20]));
         assert_eq!(parse_handshake(&h[..48]), Ok([7; 20]));
-        assert!(parse_handshake(&h[..47]).is_err());
-        assert!(
+        assert_eq!(
+            parse_handshake(&h[..47]).map_err(|e| e.to_string()),
+            Err("47 bytes, a handshake has 68".into())
+        );
+        assert_eq!(
             parse_handshake(b"HTTP/1.1 200 OK\r\n\r\n........................................")
-                .is_err()
+                .map_err(|e| e.to_string()),
+            Err("not a BitTorrent handshake".into())
         );
     }
 
@@ -233,9 +251,14 @@ mod tests {
         let mut body = b"d5:filesd20:".to_vec();
         body.extend([5u8; 20]);
         body.extend(b"d8:completei1e10:downloadedi0e10:incompletei2eeee");
-        assert_eq!(scrape_seeders(&body, &[5; 20]), Ok(1));
-        assert_eq!(scrape_seeders(&body, &[6; 20]), Ok(0));
+        assert_eq!(scrape_seeders(&body, &[5; 20]).unwrap(), 1);
+        assert_eq!(scrape_seeders(&body, &[6; 20]).unwrap(), 0);
         assert!(scrape_seeders(b"d5:filesd", &[5; 20]).is_err());
-        assert!(scrape_seeders(b"<html>", &[5; 20]).is_err());
+        let e = scrape_seeders(b"<html>", &[5; 20]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("the scrape answer is not one: "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

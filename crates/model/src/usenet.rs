@@ -72,9 +72,20 @@ pub fn yenc_part(
     out
 }
 
+/// Why a yEnc part does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum YencError {
+    #[error("a line ends in an escape")]
+    DanglingEscape,
+    #[error("CRC32 {got:08x} does not match {want:08x}")]
+    Crc { got: u32, want: u32 },
+    #[error("no =yend with pcrc32")]
+    NoCrc,
+}
+
 /// Decodes a yEnc part back to its bytes, checking its CRC32 (for tests,
 /// and to prove what the server sends is what NZBGet will check).
-pub fn yenc_decode(body: &[u8]) -> Result<Vec<u8>, String> {
+pub fn yenc_decode(body: &[u8]) -> Result<Vec<u8>, YencError> {
     let text = body;
     let mut out = Vec::new();
     let mut crc: Option<u32> = None;
@@ -94,9 +105,7 @@ pub fn yenc_decode(body: &[u8]) -> Result<Vec<u8>, String> {
         let mut it = line.iter();
         while let Some(&c) = it.next() {
             let c = if c == b'=' {
-                it.next()
-                    .ok_or("a line ends in an escape")?
-                    .wrapping_sub(64)
+                it.next().ok_or(YencError::DanglingEscape)?.wrapping_sub(64)
             } else {
                 c
             };
@@ -105,11 +114,11 @@ pub fn yenc_decode(body: &[u8]) -> Result<Vec<u8>, String> {
     }
     match crc {
         Some(c) if c == crc32fast::hash(&out) => Ok(out),
-        Some(c) => Err(format!(
-            "CRC32 {:08x} does not match {c:08x}",
-            crc32fast::hash(&out)
-        )),
-        None => Err("no =yend with pcrc32".into()),
+        Some(want) => Err(YencError::Crc {
+            got: crc32fast::hash(&out),
+            want,
+        }),
+        None => Err(YencError::NoCrc),
     }
 }
 
@@ -259,7 +268,17 @@ mod tests {
         // A damaged body fails its CRC.
         let mut bad = body.clone();
         bad[100] ^= 1;
-        assert!(yenc_decode(&bad).is_err());
+        let e = yenc_decode(&bad).unwrap_err();
+        assert!(
+            matches!(e, YencError::Crc { got, want } if got != want),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("CRC32 "), "{e}");
+        assert_eq!(yenc_decode(b"x\r\n"), Err(YencError::NoCrc));
+        assert_eq!(
+            yenc_decode(b"ab=\r\n=yend pcrc32=0\r\n").map_err(|e| e.to_string()),
+            Err("a line ends in an escape".into())
+        );
     }
 
     #[test]

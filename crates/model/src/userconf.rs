@@ -96,13 +96,58 @@ impl Value {
 pub enum UserConfError {
     #[error(transparent)]
     In(#[from] FileError),
-    #[error("{file}: service {service}: {key}: {message}")]
+    #[error("{file}: service {service}: {key}: {problem}")]
     Key {
         file: String,
         service: String,
         key: String,
-        message: String,
+        #[source]
+        problem: Box<KeyProblem>,
     },
+}
+
+/// What is wrong with one key of the gateway service.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum KeyProblem {
+    #[error(transparent)]
+    Interpolate(#[from] InterpolateError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// An `environment:` entry's name.
+    #[error("is not a variable name")]
+    NotAVariableName,
+    /// VPN_TYPE (its value, which is not a secret).
+    #[error("{0:?}: leakhound's lab is a WireGuard provider; set VPN_TYPE=wireguard")]
+    NotWireGuard(String),
+}
+
+/// Why a value's `$` substitutions cannot be made ([`interpolate`]).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InterpolateError {
+    #[error("substitutions nested more than {MAX_NESTING} deep")]
+    TooDeep,
+    /// `${` and the rest of the value, without its `}`.
+    #[error("\"${{{0}\": no closing '}}'")]
+    Unclosed(String),
+    /// What stands between the braces.
+    #[error("\"${{{0}}}\": not a variable name")]
+    NotAName(String),
+    #[error("\"${{{0}}}\": unknown substitution")]
+    Unknown(String),
+    /// `${VAR:?message}` with VAR unset (or empty).
+    #[error("{name} is required{}{message}", if message.is_empty() { "" } else { ": " })]
+    Required { name: String, message: String },
+}
+
+/// A `ports:` entry that is not one leakhound can use.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PortError {
+    #[error("{0:?} is not a port (ranges are not supported)")]
+    NotAPort(String),
+    #[error("{entry:?}: protocol {protocol:?} is not tcp or udp")]
+    Protocol { entry: String, protocol: String },
+    #[error("{0:?} is not [IP:]PUBLISHED:TARGET")]
+    Shape(String),
 }
 
 fn valid_key(k: &str) -> bool {
@@ -177,7 +222,7 @@ pub fn interpolate(
     value: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
-) -> Result<String, String> {
+) -> Result<String, InterpolateError> {
     // A value from the host's environment (or `.env`) is registered as a
     // secret when its name says so, or unless it is plainly not one.
     let registering = |name: &str| {
@@ -204,9 +249,9 @@ fn interpolate_nested(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
     nesting: usize,
-) -> Result<String, String> {
+) -> Result<String, InterpolateError> {
     if nesting > MAX_NESTING {
-        return Err(format!("substitutions nested more than {MAX_NESTING} deep"));
+        return Err(InterpolateError::TooDeep);
     }
     let name_len = |s: &str| {
         s.char_indices()
@@ -237,12 +282,12 @@ fn interpolate_nested(
                     depth == 0
                 })
                 .map(|(j, _)| j)
-                .ok_or_else(|| format!("\"${{{r}\": no closing '}}'"))?;
+                .ok_or_else(|| InterpolateError::Unclosed(r.to_string()))?;
             let inner = &r[..end];
             rest = &r[end + 1..];
             let n = name_len(inner);
             if n == 0 {
-                return Err(format!("\"${{{inner}}}\": not a variable name"));
+                return Err(InterpolateError::NotAName(inner.to_string()));
             }
             let (name, op) = inner.split_at(n);
             let v = lookup(name);
@@ -269,13 +314,13 @@ fn interpolate_nested(
                 Some('?') => match &v {
                     _ if present(&v) => out.push_str(v.as_deref().unwrap_or("")),
                     _ => {
-                        return Err(format!(
-                            "{name} is required{}{arg}",
-                            if arg.is_empty() { "" } else { ": " }
-                        ));
+                        return Err(InterpolateError::Required {
+                            name: name.to_string(),
+                            message: arg.to_string(),
+                        });
                     }
                 },
-                _ => return Err(format!("\"${{{inner}}}\": unknown substitution")),
+                _ => return Err(InterpolateError::Unknown(inner.to_string())),
             }
         } else {
             let n = name_len(rest);
@@ -446,11 +491,11 @@ pub fn parse_compose(
         let Some(mode) = &s.network_mode else {
             continue;
         };
-        let mode = interpolate(mode, vars, &mut unset).map_err(|message| UserConfError::Key {
+        let mode = interpolate(mode, vars, &mut unset).map_err(|e| UserConfError::Key {
             file: file.into(),
             service: name.clone(),
             key: "network_mode".into(),
-            message,
+            problem: Box::new(e.into()),
         })?;
         if let Some(gw) = mode.strip_prefix("service:") {
             shared.entry(gw.to_string()).or_default().push(name.clone());
@@ -503,11 +548,11 @@ pub fn parse_compose(
         }
     };
     let s = &doc.services[&name];
-    let key_err = |key: &str, message: String| UserConfError::Key {
+    let key_err = |key: &str, problem: KeyProblem| UserConfError::Key {
         file: file.into(),
         service: name.clone(),
         key: key.into(),
-        message,
+        problem: Box::new(problem),
     };
     let mut environment = Vec::new();
     match &s.environment {
@@ -516,7 +561,7 @@ pub fn parse_compose(
                 let v = match v {
                     None => String::new(),
                     Some(raw::Scalar::S(s)) => {
-                        interpolate(s, vars, &mut unset).map_err(|m| key_err(k, m))?
+                        interpolate(s, vars, &mut unset).map_err(|e| key_err(k, e.into()))?
                     }
                     Some(raw::Scalar::I(i)) => i.to_string(),
                     Some(raw::Scalar::F(f)) => f.to_string(),
@@ -532,7 +577,7 @@ pub fn parse_compose(
         Some(raw::Environment::List(l)) => {
             for e in l {
                 let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
-                let v = interpolate(v, vars, &mut unset).map_err(|m| key_err(k, m))?;
+                let v = interpolate(v, vars, &mut unset).map_err(|e| key_err(k, e.into()))?;
                 environment.push(Var {
                     key: k.to_string(),
                     value: Value::of(k, v),
@@ -544,7 +589,7 @@ pub fn parse_compose(
     }
     for v in &environment {
         if !valid_key(&v.key) {
-            return Err(key_err(&v.key, "is not a variable name".into()));
+            return Err(key_err(&v.key, KeyProblem::NotAVariableName));
         }
     }
     if let Some(t) = environment.iter().find(|v| v.key == "VPN_TYPE")
@@ -552,10 +597,7 @@ pub fn parse_compose(
     {
         return Err(key_err(
             "VPN_TYPE",
-            format!(
-                "{:?}: leakhound's lab is a WireGuard provider; set VPN_TYPE=wireguard",
-                t.value.expose()
-            ),
+            KeyProblem::NotWireGuard(t.value.expose().to_string()),
         ));
     }
     let env_files = match &s.env_file {
@@ -570,14 +612,14 @@ pub fn parse_compose(
     };
     let env_files = env_files
         .iter()
-        .map(|p| interpolate(p, vars, &mut unset).map_err(|m| key_err("env_file", m)))
+        .map(|p| interpolate(p, vars, &mut unset).map_err(|e| key_err("env_file", e.into())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut ports = Vec::new();
     for p in &s.ports {
         let p = match p {
-            raw::Port::Short(t) => {
-                raw::Port::Short(interpolate(t, vars, &mut unset).map_err(|m| key_err("ports", m))?)
-            }
+            raw::Port::Short(t) => raw::Port::Short(
+                interpolate(t, vars, &mut unset).map_err(|e| key_err("ports", e.into()))?,
+            ),
             raw::Port::Number(n) => raw::Port::Number(*n),
             raw::Port::Long {
                 target,
@@ -588,7 +630,7 @@ pub fn parse_compose(
                 target: *target,
                 published: match published {
                     Some(raw::PortNumber::S(t)) => Some(raw::PortNumber::S(
-                        interpolate(t, vars, &mut unset).map_err(|m| key_err("ports", m))?,
+                        interpolate(t, vars, &mut unset).map_err(|e| key_err("ports", e.into()))?,
                     )),
                     Some(raw::PortNumber::N(n)) => Some(raw::PortNumber::N(*n)),
                     None => None,
@@ -597,12 +639,12 @@ pub fn parse_compose(
                 host_ip: host_ip.clone(),
             },
         };
-        ports.push(published(&p).map_err(|m| key_err("ports", m))?);
+        ports.push(published(&p).map_err(|e| key_err("ports", e.into()))?);
     }
     let image = s
         .image
         .as_deref()
-        .map(|i| interpolate(i, vars, &mut unset).map_err(|m| key_err("image", m)))
+        .map(|i| interpolate(i, vars, &mut unset).map_err(|e| key_err("image", e.into())))
         .transpose()?;
     unset.sort();
     unset.dedup();
@@ -625,12 +667,12 @@ fn loopback(ip: Option<&str>) -> bool {
 
 /// One `ports:` entry: "8080", "8080:80", "127.0.0.1:8080:80/udp", a
 /// number, or the long form.
-fn published(p: &raw::Port) -> Result<Published, String> {
+fn published(p: &raw::Port) -> Result<Published, PortError> {
     let port = |s: &str| {
         s.parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{s:?} is not a port (ranges are not supported)"))
+            .ok_or_else(|| PortError::NotAPort(s.to_string()))
     };
     match p {
         raw::Port::Number(n) => Ok(Published {
@@ -644,7 +686,12 @@ fn published(p: &raw::Port) -> Result<Published, String> {
             let udp = match proto {
                 "tcp" => false,
                 "udp" => true,
-                other => return Err(format!("{s:?}: protocol {other:?} is not tcp or udp")),
+                other => {
+                    return Err(PortError::Protocol {
+                        entry: s.clone(),
+                        protocol: other.to_string(),
+                    });
+                }
             };
             // [ip:]published:target, or target alone; an IPv6 host address
             // is in brackets.
@@ -662,7 +709,7 @@ fn published(p: &raw::Port) -> Result<Published, String> {
             let (published, target) = match parts.as_slice() {
                 [t] => (port(t)?, port(t)?),
                 [p, t] => (port(p)?, port(t)?),
-                _ => return Err(format!("{s:?} is not [IP:]PUBLISHED:TARGET")),
+                _ => return Err(PortError::Shape(s.clone())),
             };
             Ok(Published {
                 published,

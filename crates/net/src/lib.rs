@@ -2,7 +2,8 @@
 //! (neither owns it): entering and pinning network namespaces ([`netns`]),
 //! links, addresses and routes over rtnetlink ([`netlink`]), the boringtun
 //! WireGuard driver both tunnel ends run ([`tunnel`]), raw sockets
-//! ([`rawsock`]), datagrams in batches ([`udp_batch`]), one HTTP/1.1 exchange over a connected stream ([`httpc`]),
+//! ([`rawsock`]), datagrams in batches ([`udp_batch`]), the HTTP/1.1 client's
+//! requests and answers ([`httpc`]),
 //! and how errors are shown to people ([`errfmt`]).
 
 pub mod errfmt;

@@ -42,7 +42,63 @@ pub enum FirewallError {
     #[error("reading the kill switch back: {0}")]
     Decode(#[from] nfnl::DecodeError),
     #[error("the kill switch read back from the kernel is not the one applied: {0}")]
-    Mismatch(String),
+    Mismatch(#[from] Box<Mismatch>),
+}
+
+impl From<Mismatch> for FirewallError {
+    fn from(m: Mismatch) -> FirewallError {
+        FirewallError::Mismatch(Box::new(m))
+    }
+}
+
+/// How what the kernel holds differs from what was applied: the first
+/// difference found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("table {table} has none of its chains")]
+    NoChains { table: String },
+    /// The base chains differ (counting repeats).
+    #[error("chains missing {missing:?}, unexpected chains {extra:?}")]
+    Chains {
+        missing: Vec<ChainKey>,
+        extra: Vec<ChainKey>,
+    },
+    /// A chain holds another number of rules (their comments named).
+    #[error(
+        "chain {table} {chain}: {} rules applied, {} read back (applied: {}; read back: {})",
+        applied.len(),
+        read_back.len(),
+        applied.join(", "),
+        read_back.join(", ")
+    )]
+    RuleCount {
+        table: &'static str,
+        chain: String,
+        applied: Vec<String>,
+        read_back: Vec<String>,
+    },
+    /// A rule (1-based `index` in its chain) reads back otherwise.
+    #[error(
+        "chain {table} {chain} rule {index}: applied {applied:?} ({applied_exprs} expressions), read back {read_back:?} ({} expressions: {})",
+        read_back_exprs.len(),
+        read_back_exprs.join(" ")
+    )]
+    Rule {
+        table: &'static str,
+        chain: String,
+        index: usize,
+        applied: String,
+        applied_exprs: usize,
+        read_back: String,
+        read_back_exprs: Vec<String>,
+    },
+    /// The audit's cut is not in its set right after it was armed.
+    #[error("the cut of {endpoint} is not in set {table} {set} after arming it")]
+    CutMissing {
+        endpoint: std::net::SocketAddr,
+        table: &'static str,
+        set: &'static str,
+    },
 }
 
 /// How long applying took: until the batch was committed (the kill switch
@@ -298,9 +354,10 @@ fn verify_with(nl: &mut Nl, want: &Ruleset) -> Result<(), FirewallError> {
             .iter()
             .any(|c| c.family == family && c.table == table);
         if wanted && chains.len() == before {
-            return Err(FirewallError::Mismatch(format!(
-                "table {table} has none of its chains"
-            )));
+            return Err(Mismatch::NoChains {
+                table: table.to_string(),
+            }
+            .into());
         }
         nl.dump(family, Some(table), |r| {
             if let Some(d) = nfnl::decode_rule(r)
@@ -310,11 +367,11 @@ fn verify_with(nl: &mut Nl, want: &Ruleset) -> Result<(), FirewallError> {
             }
         })?;
     }
-    compare(want, &chains, &rules).map_err(FirewallError::Mismatch)
+    Ok(compare(want, &chains, &rules)?)
 }
 
 /// (family, table, name, hook, policy) of a base chain.
-type ChainKey = (u8, String, String, Option<u32>, Option<u32>);
+pub type ChainKey = (u8, String, String, Option<u32>, Option<u32>);
 
 /// What differs between the ruleset applied and what the kernel dumped;
 /// `Err` names the first difference.
@@ -322,7 +379,7 @@ pub fn compare(
     want: &Ruleset,
     chains: &[nfnl::DumpedChain],
     rules: &[nfnl::DumpedRule],
-) -> Result<(), String> {
+) -> Result<(), Box<Mismatch>> {
     let mut got: Vec<ChainKey> = chains
         .iter()
         .map(|c| (c.family, c.table.clone(), c.name.clone(), c.hook, c.policy))
@@ -344,9 +401,7 @@ pub fn compare(
     expected.sort();
     if got != expected {
         let (missing, extra) = multiset_diff(&expected, &got);
-        return Err(format!(
-            "chains missing {missing:?}, unexpected chains {extra:?}"
-        ));
+        return Err(Box::new(Mismatch::Chains { missing, extra }));
     }
     for c in &want.chains {
         let sent: Vec<_> = want
@@ -360,21 +415,15 @@ pub fn compare(
             .filter(|d| d.family == c.family && d.table == c.table && d.chain == c.name)
             .collect();
         if sent.len() != dumped.len() {
-            let names = |v: Vec<String>| v.join(", ");
-            return Err(format!(
-                "chain {} {}: {} rules applied, {} read back (applied: {}; read back: {})",
-                c.table,
-                c.name,
-                sent.len(),
-                dumped.len(),
-                names(sent.iter().map(|r| r.comment.clone()).collect()),
-                names(
-                    dumped
-                        .iter()
-                        .map(|d| d.comment.clone().unwrap_or_default())
-                        .collect()
-                ),
-            ));
+            return Err(Box::new(Mismatch::RuleCount {
+                table: c.table,
+                chain: c.name.clone(),
+                applied: sent.iter().map(|r| r.comment.clone()).collect(),
+                read_back: dumped
+                    .iter()
+                    .map(|d| d.comment.clone().unwrap_or_default())
+                    .collect(),
+            }));
         }
         for (i, (s, d)) in sent.iter().zip(&dumped).enumerate() {
             let want_exprs = nfnl::expected_raw(s);
@@ -385,21 +434,15 @@ pub fn compare(
                     .zip(&d.exprs)
                     .all(|(w, g)| nfnl::same_expr(w, g));
             if !same {
-                return Err(format!(
-                    "chain {} {} rule {}: applied {:?} ({} expressions), read back {:?} ({} expressions: {})",
-                    c.table,
-                    c.name,
-                    i + 1,
-                    s.comment,
-                    want_exprs.len(),
-                    d.comment.as_deref().unwrap_or(""),
-                    d.exprs.len(),
-                    d.exprs
-                        .iter()
-                        .map(|e| e.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ));
+                return Err(Box::new(Mismatch::Rule {
+                    table: c.table,
+                    chain: c.name.clone(),
+                    index: i + 1,
+                    applied: s.comment.clone(),
+                    applied_exprs: want_exprs.len(),
+                    read_back: d.comment.clone().unwrap_or_default(),
+                    read_back_exprs: d.exprs.iter().map(|e| e.0.clone()).collect(),
+                }));
             }
         }
     }
@@ -440,7 +483,78 @@ fn multiset_diff<T: Ord + Clone>(a: &[T], b: &[T]) -> (Vec<T>, Vec<T>) {
 
 #[cfg(test)]
 mod tests {
-    use super::multiset_diff;
+    use super::{Mismatch, compare, multiset_diff};
+    use crate::nfnl::{self, DumpedChain, DumpedRule, Ruleset, Tables};
+
+    /// What the kernel would dump back for `want`, exactly.
+    fn dumped(want: &Ruleset) -> (Vec<DumpedChain>, Vec<DumpedRule>) {
+        let chains = want
+            .chains
+            .iter()
+            .map(|c| DumpedChain {
+                family: c.family,
+                table: c.table.into(),
+                name: c.name.clone(),
+                hook: Some(c.hook),
+                policy: Some(c.policy),
+            })
+            .collect();
+        let rules = want
+            .rules
+            .iter()
+            .map(|(f, t, r)| DumpedRule {
+                family: *f,
+                table: t.to_string(),
+                chain: r.chain.into(),
+                comment: Some(r.comment.clone()),
+                exprs: nfnl::expected_raw(r),
+            })
+            .collect();
+        (chains, rules)
+    }
+
+    #[test]
+    fn the_first_difference_read_back_is_named() {
+        let tables = Tables {
+            inet: "t_inet",
+            netdev: "t_dev",
+        };
+        let want = Ruleset::lockdown(tables, &[]);
+        let (chains, rules) = dumped(&want);
+        assert_eq!(compare(&want, &chains, &rules), Ok(()));
+        // No chains at all: every chain is missing.
+        let e = compare(&want, &[], &[]).unwrap_err();
+        assert!(
+            matches!(&*e, Mismatch::Chains { missing, extra } if missing.len() == 3 && extra.is_empty()),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("chains missing [("), "{e}");
+        // The chains, none of their rules.
+        let e = compare(&want, &chains, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "chain t_inet input: 1 rules applied, 0 read back (applied: loopback in; read back: )"
+        );
+        // A rule that reads back otherwise.
+        let mut edited = rules.clone();
+        edited[0].comment = Some("edited".into());
+        edited[0].exprs.truncate(1);
+        let e = compare(&want, &chains, &edited).unwrap_err();
+        assert!(
+            matches!(&*e, Mismatch::Rule { index: 1, read_back, .. } if read_back == "edited"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("chain t_inet input rule 1: applied \"loopback in\" ("),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("read back \"edited\" (1 expressions: "),
+            "{e}"
+        );
+    }
 
     #[test]
     fn multiset_diff_counts_repeats() {

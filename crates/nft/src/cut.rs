@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::apply::{FirewallError, Nl};
+use crate::apply::{FirewallError, Mismatch, Nl};
 use crate::nfnl::{self, CUT_SET, CUT_TABLE, Cut};
 
 /// Cuts the tunnel to `cut.endpoint` (replacing any cut table found) and
@@ -18,10 +18,12 @@ pub fn arm(cut: &Cut) -> Result<Duration, FirewallError> {
     let seq = nl.seq_next();
     nl.transact(cut.arm_batch(seq))?;
     expiry_with(&mut nl, cut)?.ok_or_else(|| {
-        FirewallError::Mismatch(format!(
-            "the cut of {} is not in set {CUT_TABLE} {CUT_SET} after arming it",
-            cut.endpoint
-        ))
+        Mismatch::CutMissing {
+            endpoint: cut.endpoint,
+            table: CUT_TABLE,
+            set: CUT_SET,
+        }
+        .into()
     })
 }
 

@@ -5,16 +5,40 @@
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
+/// Why an A query could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{name:?}: {source}")]
+    Name {
+        name: String,
+        #[source]
+        source: hickory_proto::ProtoError,
+    },
+    #[error("encoding the query for {name:?}: {source}")]
+    Encode {
+        name: String,
+        #[source]
+        source: hickory_proto::ProtoError,
+    },
+}
+
 /// An A query for `name`: (message id, wire bytes); an error names why
 /// `name` is not a DNS name.
-pub fn a_query(name: &str) -> Result<(u16, Vec<u8>), String> {
+pub fn a_query(name: &str) -> Result<(u16, Vec<u8>), QueryError> {
     let mut m = Message::query();
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(
-        Name::from_ascii(name).map_err(|e| format!("{name:?}: {e}"))?,
+        Name::from_ascii(name).map_err(|source| QueryError::Name {
+            name: name.to_string(),
+            source,
+        })?,
         RecordType::A,
     ));
-    Ok((m.metadata.id, m.to_vec().map_err(|e| e.to_string())?))
+    let bytes = m.to_vec().map_err(|source| QueryError::Encode {
+        name: name.to_string(),
+        source,
+    })?;
+    Ok((m.metadata.id, bytes))
 }
 
 #[cfg(test)]
@@ -29,6 +53,8 @@ mod tests {
         assert!(m.metadata.recursion_desired);
         assert_eq!(m.queries[0].name().to_string(), "x.probe.lab.");
         assert_eq!(m.queries[0].query_type(), RecordType::A);
-        assert!(a_query("bad..name").is_err());
+        let e = a_query("bad..name").unwrap_err();
+        assert!(matches!(e, QueryError::Name { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("\"bad..name\": "), "{e}");
     }
 }

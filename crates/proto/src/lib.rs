@@ -7,6 +7,8 @@
 //! * [`dns_query`], [`dns_corpus`]: DNS queries, and malformed DNS for tests.
 //! * [`echo`]: ICMP/ICMPv6 echo messages carrying a nonce.
 //! * [`fuzz`]: the replay of the committed fuzz corpora as tests.
+//! * [`http_url`]: plain-HTTP URLs, parsed once (the audit's, the
+//!   gateway's PUBLICIP_URL).
 //! * [`listen`]: Gluetun's server addresses (`HTTP_CONTROL_SERVER_ADDRESS`),
 //!   read for listening (the gateway) and for reaching (the harness).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
@@ -20,6 +22,7 @@ pub mod dns_corpus;
 pub mod dns_query;
 pub mod echo;
 pub mod fuzz;
+pub mod http_url;
 pub mod listen;
 pub mod natpmp;
 pub mod prom;

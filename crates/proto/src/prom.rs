@@ -89,30 +89,75 @@ pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
+/// A sample that did not grow as asked ([`growth`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Short {
+    /// It grew, by less than `least`.
+    TooLittle {
+        name: String,
+        from: f64,
+        to: f64,
+        least: u64,
+    },
+    /// No reading before this one to compare with.
+    NoEarlier { name: String },
+    /// Not in the answer read now.
+    Missing { name: String },
+}
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Short::TooLittle {
+                name,
+                from,
+                to,
+                least,
+            } => write!(
+                f,
+                "{name} grew by {} (from {from} to {to}), less than {least}",
+                to - from
+            ),
+            Short::NoEarlier { name } => {
+                write!(f, "{name}: no earlier reading in this scenario")
+            }
+            Short::Missing { name } => write!(f, "{name}: not in the answer"),
+        }
+    }
+}
+
+/// What did not grow enough: every such sample, in the order asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .0.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct Shortfall(pub Vec<Short>);
+
 /// Whether each named sample grew by at least its amount from `before` to
 /// `after`: `Ok` with the growths, or what did not grow enough (pure).
 pub fn growth(
     before: &std::collections::BTreeMap<String, f64>,
     after: &std::collections::BTreeMap<String, f64>,
     want: &[(String, u64)],
-) -> Result<String, String> {
+) -> Result<String, Shortfall> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for (name, least) in want {
-        match (before.get(name), after.get(name)) {
+        let name = name.clone();
+        match (before.get(&name), after.get(&name)) {
             (Some(b), Some(a)) if a - b >= *least as f64 => ok.push(format!("{name} +{}", a - b)),
-            (Some(b), Some(a)) => bad.push(format!(
-                "{name} grew by {} (from {b} to {a}), less than {least}",
-                a - b
-            )),
-            (None, _) => bad.push(format!("{name}: no earlier reading in this scenario")),
-            (_, None) => bad.push(format!("{name}: not in the answer")),
+            (Some(b), Some(a)) => bad.push(Short::TooLittle {
+                name,
+                from: *b,
+                to: *a,
+                least: *least,
+            }),
+            (None, _) => bad.push(Short::NoEarlier { name }),
+            (_, None) => bad.push(Short::Missing { name }),
         }
     }
     if bad.is_empty() {
         Ok(ok.join(", "))
     } else {
-        Err(bad.join("; "))
+        Err(Shortfall(bad))
     }
 }
 
@@ -129,13 +174,20 @@ mod tests {
         let want = vec![("x".to_string(), 1400)];
         assert!(growth(&a, &b, &want).unwrap().contains("x +1990"));
         let e = growth(&a, &b, &[("z".to_string(), 1)]).unwrap_err();
-        assert!(e.contains("grew by 0"), "{e}");
+        assert_eq!(e.to_string(), "z grew by 0 (from 1.5 to 1.5), less than 1");
         assert!(growth(&b, &a, &want).is_err());
-        assert!(
-            growth(&a, &b, &[("w".to_string(), 1)])
-                .unwrap_err()
-                .contains("no earlier")
+        // Every sample short of its growth is named, in the order asked.
+        let e = growth(&a, &b, &[("w".to_string(), 1), ("x".to_string(), 1)]).unwrap_err();
+        assert_eq!(e.0, [Short::NoEarlier { name: "w".into() }]);
+        assert_eq!(e.to_string(), "w: no earlier reading in this scenario");
+        let e = growth(&b, &a, &[("x".to_string(), 0), ("w".to_string(), 0)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x grew by -1990 (from 2000 to 10), less than 0; w: no earlier reading in this scenario"
         );
+        let gone = samples("z 1.5\n");
+        let e = growth(&a, &gone, &[("x".to_string(), 1)]).unwrap_err();
+        assert_eq!(e.to_string(), "x: not in the answer");
     }
 
     #[test]

@@ -284,9 +284,9 @@ impl WgGo {
                  }}\n"
             )
         };
-        nft_in(&self.ns, &rules).map_err(|detail| LabError::Nft {
+        nft_in(&self.ns, &rules).map_err(|source| LabError::Nft {
             host: host::VPN.to_string(),
-            detail,
+            source,
         })
     }
 }

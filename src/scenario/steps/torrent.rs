@@ -147,7 +147,7 @@ impl Runner<'_> {
                 }
                 Ok(Some(t)) => last = format!("it is {}", t.state),
                 Ok(None) => last = "it does not list it".into(),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(log.fail(format!(
@@ -188,7 +188,7 @@ impl Runner<'_> {
                     }
                 }
                 Ok(None) => last = "qBittorrent does not list the torrent".into(),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(log.fail(format!(
@@ -272,7 +272,7 @@ impl Runner<'_> {
                     }
                     Ok(Some(t)) => last = format!("tracker status {} {}", t.status, t.msg),
                     Ok(None) => last = "qBittorrent does not list the tracker".into(),
-                    Err(e) => last = e,
+                    Err(e) => last = e.to_string(),
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -392,7 +392,7 @@ impl Runner<'_> {
                         seen.push(p);
                     }
                 }
-                Err(e) => log.note(e),
+                Err(e) => log.note(e.to_string()),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(log.fail(format!(

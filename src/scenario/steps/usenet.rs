@@ -131,7 +131,7 @@ impl Runner<'_> {
                     last = format!("queued: {}, {} MB left", j.status, j.remaining_mb)
                 }
                 Ok(Progress::Unknown) => last = "NZBGet does not list it".into(),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(log.fail(format!(

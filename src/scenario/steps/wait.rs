@@ -103,7 +103,7 @@ impl Runner<'_> {
                     ));
                     return log.pass();
                 }
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
         }
         log.fail(format!(

@@ -60,7 +60,41 @@ fn the_private_key_may_come_from_a_secret_file_never_quoted() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("WIREGUARD_PRIVATE_KEY_SECRETFILE"), "{e}");
+    // Why the file gives no key, its source kept.
+    let e = read_key_file(&dir.join("missing")).unwrap_err();
+    assert!(matches!(e, KeyFileError::Read(_)), "{e:?}");
+    assert!(e.to_string().starts_with("cannot read it: "), "{e}");
+    let e = read_key_file(&f).unwrap_err();
+    assert!(
+        e.to_string().starts_with("its content is not a key: "),
+        "{e}"
+    );
+    assert!(std::error::Error::source(&e).is_some());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_public_ip_url_is_parsed_once_and_never_shows_credentials() {
+    let c = GatewayConfig::from_env(with("PUBLICIP_URL", "http://192.0.2.80:8080/ip")).unwrap();
+    let u = c.control.public_ip_url.unwrap();
+    assert_eq!(
+        (u.ip(), u.port, u.path.as_str()),
+        (Some("192.0.2.80".parse().unwrap()), 8080, "/ip")
+    );
+    let e = GatewayConfig::from_env(with("PUBLICIP_URL", "https://ipinfo.io"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(
+            "PUBLICIP_URL=\"https://ipinfo.io\" is not valid: expected http://IP[:PORT]/path ("
+        ),
+        "{e}"
+    );
+    let e = GatewayConfig::from_env(with("PUBLICIP_URL", "http://me:hunter2@192.0.2.80/"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no credentials in URLs"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
 }
 
 #[test]
@@ -520,6 +554,18 @@ fn health_targets_are_names_or_addresses_with_a_port() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("in brackets"), "{e}");
+    for (entry, why) in [
+        ("a.lab:0", "\"a.lab:0\": \"0\" is not a port"),
+        (
+            "bad host:443",
+            "\"bad host:443\": \"bad host\" is not a host name or IP address",
+        ),
+    ] {
+        let e = GatewayConfig::from_env(with("HEALTH_TARGET_ADDRESSES", entry))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(why), "{e}");
+    }
 }
 
 #[test]

@@ -160,6 +160,27 @@ fn what_the_gateway_cannot_honour_names_file_service_and_key() {
         e.starts_with("c.yml: service g: ports: \"8000-8010\" is not a port"),
         "{e}"
     );
+    let port = |entry: &str| {
+        let text = format!(
+            "services:\n  g:\n    image: qmcgaw/gluetun\n    ports:\n      - \"{entry}\"\n"
+        );
+        parse_compose("c.yml", &text, None, &|_| None).unwrap_err()
+    };
+    let e = port("8000:8000/sctp");
+    assert_eq!(
+        e.to_string(),
+        "c.yml: service g: ports: \"8000:8000/sctp\": protocol \"sctp\" is not tcp or udp"
+    );
+    assert!(matches!(
+        &e,
+        UserConfError::Key { problem, .. }
+            if matches!(**problem, KeyProblem::Port(PortError::Protocol { .. }))
+    ));
+    assert!(std::error::Error::source(&e).is_some());
+    assert_eq!(
+        port("1:2:3:4").to_string(),
+        "c.yml: service g: ports: \"1:2:3:4\" is not [IP:]PUBLISHED:TARGET"
+    );
 }
 
 #[test]
@@ -241,13 +262,15 @@ fn interpolation_follows_compose() {
     assert_eq!(ok("${EMPTY:+set}"), "");
     assert_eq!(ok("a $ b"), "a $ b");
     assert_eq!(i("${NOPE}x").unwrap(), ("x".into(), vec!["NOPE".into()]));
+    let e = |s: &str| i(s).unwrap_err().to_string();
     assert_eq!(
-        i("${NOPE:?set it in .env}").unwrap_err(),
+        e("${NOPE:?set it in .env}"),
         "NOPE is required: set it in .env"
     );
-    assert!(i("${FORWARD_PORT").unwrap_err().contains("no closing"));
-    assert!(i("${1X}").unwrap_err().contains("not a variable name"));
-    assert!(i("${X/a/b}").unwrap_err().contains("unknown substitution"));
+    assert_eq!(e("${NOPE?}"), "NOPE is required");
+    assert_eq!(e("a ${FORWARD_PORT"), "\"${FORWARD_PORT\": no closing '}'");
+    assert_eq!(e("${1X}"), "\"${1X}\": not a variable name");
+    assert_eq!(e("${X/a/b}"), "\"${X/a/b}\": unknown substitution");
 }
 
 #[test]
@@ -341,8 +364,9 @@ fn interpolation_nests_at_most_max_nesting_deep() {
     let i = |s: &str| interpolate(s, &vars, &mut Vec::new());
     assert_eq!(i(&nested(MAX_NESTING)).unwrap(), "6881");
     let err = i(&nested(MAX_NESTING + 1)).unwrap_err();
+    assert_eq!(err, InterpolateError::TooDeep);
     assert_eq!(
-        err,
+        err.to_string(),
         format!("substitutions nested more than {MAX_NESTING} deep")
     );
     // Deep enough to overflow the stack without the bound: an error.
