@@ -257,16 +257,16 @@ pub(super) fn target_specs(t: &TargetArgs) -> Result<Vec<TargetSpec>> {
                     t.capabilities.clone(),
                 )
             }
-            TargetKind::Container => {
-                let Some(image) = t.image.clone() else {
-                    bail!("--target container needs --image REF (an image that exists locally)");
+            TargetKind::Container | TargetKind::Gluetun => {
+                let kind = if k == TargetKind::Gluetun {
+                    SpecKind::Gluetun
+                } else {
+                    SpecKind::Container
                 };
-                (
-                    SpecKind::Container,
-                    vec![],
-                    Some(image),
-                    t.capabilities.clone(),
-                )
+                let Some(image) = t.image.clone() else {
+                    bail!("--target {kind} needs --image REF (an image that exists locally)");
+                };
+                (kind, vec![], Some(image), t.capabilities.clone())
             }
         };
         let name = kind.name();

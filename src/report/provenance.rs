@@ -48,6 +48,8 @@ pub enum IdentityKind {
     Builtin,
     Command,
     Container,
+    /// Gluetun's image with the lab's preset.
+    Gluetun,
     /// `audit`: a live gateway, where it runs.
     Live,
 }
@@ -58,6 +60,7 @@ impl From<TargetKind> for IdentityKind {
             TargetKind::Builtin => IdentityKind::Builtin,
             TargetKind::Command => IdentityKind::Command,
             TargetKind::Container => IdentityKind::Container,
+            TargetKind::Gluetun => IdentityKind::Gluetun,
         }
     }
 }
@@ -134,7 +137,7 @@ pub fn identify(spec: &TargetSpec, exe: &Path) -> TargetIdentity {
                     .unwrap_or_else(|| p.to_path_buf())
             }
         }),
-        TargetKind::Container => None,
+        TargetKind::Container | TargetKind::Gluetun => None,
     };
     if let Some(b) = binary {
         match std::fs::read(&b) {

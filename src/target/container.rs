@@ -313,6 +313,10 @@ pub struct Container {
     /// preflight; used when no capability was given.
     label_caps: std::sync::OnceLock<BTreeSet<Capability>>,
     starts: AtomicU32,
+    /// The `gluetun` preset: its capabilities are the preset's (the
+    /// image's label is not read) and its variables go over every
+    /// scenario's.
+    gluetun: bool,
 }
 
 /// The image label that says what a gateway image can do: capability
@@ -339,6 +343,18 @@ impl Container {
             caps,
             label_caps: std::sync::OnceLock::new(),
             starts: AtomicU32::new(0),
+            gluetun: false,
+        }
+    }
+
+    /// Gluetun's image with the `gluetun` preset ([`super::gluetun`]): the
+    /// preset's capabilities and any declared beside them.
+    pub fn gluetun(name: &str, image: String, exe: PathBuf, caps: BTreeSet<Capability>) -> Self {
+        let mut caps = caps;
+        caps.extend(super::gluetun::CAPABILITIES);
+        Container {
+            gluetun: true,
+            ..Container::new(name, image, exe, caps)
         }
     }
 
@@ -355,7 +371,20 @@ impl GatewayTarget for Container {
         &self.name
     }
     fn kind(&self) -> TargetKind {
-        TargetKind::Container
+        if self.gluetun {
+            TargetKind::Gluetun
+        } else {
+            TargetKind::Container
+        }
+    }
+    fn preset_variables(&self) -> Vec<(&'static str, String)> {
+        if !self.gluetun {
+            return Vec::new();
+        }
+        super::gluetun::lab_variables()
+            .into_iter()
+            .map(|v| (v.name, v.value))
+            .collect()
     }
     fn capabilities(&self) -> &BTreeSet<Capability> {
         if self.caps.is_empty() {

@@ -130,9 +130,39 @@ pub const CANNOT_IMITATE: [(&str, &str); 6] = [
     ),
 ];
 
+/// The markers around the preset's tables in docs/targets.md.
+pub const BEGIN: &str = "<!-- gluetun-preset: begin (rendered from src/target/gluetun.rs) -->";
+pub const END: &str = "<!-- gluetun-preset: end -->";
+
+/// The preset's two tables as docs/targets.md shows them.
+pub fn render_markdown() -> String {
+    let mut out = String::from("| variable | value | why |\n|---|---|---|\n");
+    for v in lab_variables() {
+        out.push_str(&format!("| `{}` | `{}` | {} |\n", v.name, v.value, v.why));
+    }
+    out.push_str("\n| what the lab cannot imitate | and so |\n|---|---|\n");
+    for (what, so) in CANNOT_IMITATE {
+        out.push_str(&format!("| {what} | {so} |\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_targets_md_shows_the_presets_tables() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/targets.md"))
+            .unwrap();
+        let start = doc.find(BEGIN).expect("the begin marker") + BEGIN.len();
+        let end = doc.find(END).expect("the end marker");
+        let rendered = render_markdown();
+        assert!(
+            doc[start..end].trim() == rendered.trim(),
+            "docs/targets.md's gluetun preset is not src/target/gluetun.rs's: paste this between the markers:\n{rendered}"
+        );
+    }
 
     #[test]
     fn the_preset_names_no_public_address() {

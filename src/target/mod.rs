@@ -191,6 +191,11 @@ pub trait GatewayTarget: Send + Sync {
     fn holder_image(&self) -> Option<String> {
         None
     }
+    /// Variables the target's preset sets over every scenario's (the
+    /// `gluetun` preset's, [`gluetun::lab_variables`]); none for others.
+    fn preset_variables(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// Checks that need no lab (the program exists and is executable, the
     /// image exists locally): a target that cannot work stops the run
     /// before any scenario (exit 2).
@@ -225,17 +230,23 @@ pub trait GatewayHandle: Send {
 }
 
 /// The variables a target gets: all of them for the built-in; for a
-/// foreign gateway, Gluetun's alone (leakhound's own extensions removed).
+/// foreign gateway, Gluetun's alone (leakhound's own extensions removed);
+/// then its preset's, over the scenario's.
 pub fn variables_for(
     target: &dyn GatewayTarget,
     env: BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    if !target.foreign() {
-        return env;
+    let mut env: BTreeMap<String, String> = if target.foreign() {
+        env.into_iter()
+            .filter(|(k, _)| !crate::gateway::config::OWN_VARIABLES.contains(&k.as_str()))
+            .collect()
+    } else {
+        env
+    };
+    for (k, v) in target.preset_variables() {
+        env.insert(k.to_string(), v);
     }
-    env.into_iter()
-        .filter(|(k, _)| !crate::gateway::config::OWN_VARIABLES.contains(&k.as_str()))
-        .collect()
+    env
 }
 
 /// The last `lines` lines of a log file.
@@ -277,6 +288,12 @@ pub fn from_spec(spec: &TargetSpec, exe: &Path) -> Result<Arc<dyn GatewayTarget>
             Arc::new(process::Command::new(&spec.name, spec.argv.clone(), caps))
         }
         (TargetKind::Container, Some(image)) => Arc::new(container::Container::new(
+            &spec.name,
+            image.clone(),
+            exe.to_path_buf(),
+            caps,
+        )),
+        (TargetKind::Gluetun, Some(image)) => Arc::new(container::Container::gluetun(
             &spec.name,
             image.clone(),
             exe.to_path_buf(),

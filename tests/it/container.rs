@@ -368,6 +368,74 @@ fn two_container_runs_at_once_both_pass() {
     }
 }
 
+/// The `gluetun` preset, with leakhound's own image playing Gluetun's part
+/// (Gluetun's image cannot be pulled here): the preset's variables reach the
+/// gateway (a plain upstream at the provider's resolver, health targets at
+/// whoami's port 80, which Gluetun only connects to: TLS is for 443), its
+/// capabilities are the preset's and the declared ones (the image's label,
+/// which says more, is not read), and the scenarios needing more are
+/// skipped naming what is missing. leakhound-variables is declared because
+/// leakhound's gateway opens LAN ports only by its own
+/// FIREWALL_INPUT_SUBNET_PORTS, where Gluetun accepts its own network.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn the_gluetun_preset_keeps_the_image_in_the_lab_and_skips_what_it_lacks() {
+    common::require_root();
+    let out = tempfile::tempdir().unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_leakhound"))
+        .args([
+            "run",
+            "--only",
+            "baseline",
+            "--only",
+            "health",
+            "--only",
+            "dns-over-tls",
+            "--only",
+            "key-rotation",
+            "--target",
+            "gluetun",
+            "--image",
+            image(),
+            "--capability",
+            "leakhound-variables",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("LEAKHOUND_HOLDER_IMAGE", image())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(r.status.code(), Some(0), "{text}");
+    assert!(text.contains("PASS baseline"), "{text}");
+    assert!(text.contains("PASS health"), "{text}");
+    for (skipped, lacks) in [
+        ("dns-over-tls", "dot-ca-file"),
+        ("key-rotation", "key-rotation"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("SKIP {skipped}"))),
+            "{skipped} not skipped: {text}"
+        );
+        assert!(
+            text.contains(&format!("target gluetun (gluetun) lacks {lacks}")),
+            "{text}"
+        );
+    }
+    let log = std::fs::read_to_string(out.path().join("baseline-gateway.log")).unwrap();
+    assert!(log.contains("plain DNS to 10.64.0.1:53"), "{log}");
+    let summary = std::fs::read_to_string(out.path().join("summary.json")).unwrap();
+    assert!(summary.contains("\"kind\": \"gluetun\""), "{summary}");
+}
+
 /// `audit --container ID` enters a running container's namespace (through
 /// its main process), not the host's, and leaves the container running.
 #[test]

@@ -351,7 +351,8 @@ pub fn target_resolver(
 }
 
 /// The full check against one target: resolve it, connect through the
-/// tunnel, complete a TLS handshake for its name.
+/// tunnel, and on port 443 ([`TLS_PORT`]) complete a TLS handshake for its
+/// name.
 pub async fn tls_dial(
     target: HealthTarget,
     tunnel_if: &str,
@@ -390,6 +391,14 @@ pub async fn tls_dial(
                     continue;
                 }
             };
+            // As Gluetun's check: a TLS handshake on port 443 only; on any
+            // other port the connection is the check.
+            if target.port != TLS_PORT {
+                return Ok(format!(
+                    "TCP connection to {target} ({ip}) in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                ));
+            }
             match tokio_rustls::TlsConnector::from(tls.clone())
                 .connect(name.clone(), tcp)
                 .await
@@ -409,6 +418,10 @@ pub async fn tls_dial(
         .await
         .unwrap_or(Err(CheckError::TlsTimeout(timeout)))
 }
+
+/// The port whose full check is a TLS handshake (Gluetun's
+/// `internal/healthcheck`: 443 gets TLS, any other port a TCP connect).
+pub const TLS_PORT: u16 = 443;
 
 /// What the checks need.
 pub struct Checks {

@@ -670,7 +670,7 @@ pub const VARIABLES: &[Variable] = &[
         "`cloudflare.com:443,github.com:443`",
         "same",
         "v3.41.0 (482421dd)",
-        "a target without port means port 443",
+        "a target without port means port 443; TLS on port 443 only, a TCP connect elsewhere",
     ),
     row(
         &["HEALTH_TARGET_ADDRESS", "HEALTH_ADDRESS_TO_PING"],

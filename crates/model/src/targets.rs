@@ -17,6 +17,9 @@ pub enum TargetKind {
     Builtin,
     Command,
     Container,
+    /// Gluetun's own image (or a build of it) as a container target, with
+    /// the preset that keeps it inside the lab (`leakhound::target::gluetun`).
+    Gluetun,
 }
 
 impl TargetKind {
@@ -26,6 +29,7 @@ impl TargetKind {
             TargetKind::Builtin => "builtin",
             TargetKind::Command => "command",
             TargetKind::Container => "container",
+            TargetKind::Gluetun => "gluetun",
         }
     }
 }
@@ -70,8 +74,10 @@ pub enum TargetsError {
     BuiltinTakesNothing,
     #[error("a command target needs argv (the program and its arguments)")]
     CommandNeedsArgv,
-    #[error("a container target needs image")]
-    ContainerNeedsImage,
+    #[error("a {0} target needs image")]
+    ContainerNeedsImage(TargetKind),
+    #[error("a {0} target takes no argv (its image has its own entrypoint)")]
+    ImageTakesNoArgv(TargetKind),
 }
 
 #[derive(Deserialize)]
@@ -105,7 +111,12 @@ pub fn check(spec: &TargetSpec) -> Result<BTreeSet<Capability>, TargetsError> {
             Err(TargetsError::BuiltinTakesNothing)
         }
         TargetKind::Command if spec.argv.is_empty() => Err(TargetsError::CommandNeedsArgv),
-        TargetKind::Container if spec.image.is_none() => Err(TargetsError::ContainerNeedsImage),
+        TargetKind::Container | TargetKind::Gluetun if spec.image.is_none() => {
+            Err(TargetsError::ContainerNeedsImage(spec.kind))
+        }
+        TargetKind::Container | TargetKind::Gluetun if !spec.argv.is_empty() => {
+            Err(TargetsError::ImageTakesNoArgv(spec.kind))
+        }
         _ => Ok(spec.capabilities.iter().copied().collect()),
     }
 }

@@ -127,22 +127,28 @@ pub(crate) enum TargetKind {
     /// A container image (--image), its network namespace the lab's
     /// gateway host.
     Container,
+    /// Gluetun's own image (--image qmcgaw/gluetun:TAG, on this machine)
+    /// as a container, with the variables that keep it inside the lab and
+    /// its capabilities (control and health server); docs/targets.md.
+    Gluetun,
 }
 
 /// Which gateway is under test.
 #[derive(clap::Args, Clone)]
 pub(crate) struct TargetArgs {
-    /// What to test: builtin (the default), command (the program after --)
-    /// or container (--image). Repeatable for `compare`.
+    /// What to test: builtin (the default), command (the program after --),
+    /// container (--image) or gluetun (Gluetun's image, --image). Repeatable
+    /// for `compare`.
     #[arg(long = "target", value_enum)]
     pub(crate) target: Vec<TargetKind>,
-    /// For --target container: the image reference (it must exist locally;
-    /// nothing is pulled).
+    /// For --target container or gluetun: the image reference (it must
+    /// exist locally; nothing is pulled).
     #[arg(long, value_name = "REF")]
     pub(crate) image: Option<String>,
     /// What a command or container target offers (repeatable):
     /// control-server, health-server, port-forwarding, blocklist-files,
-    /// dot-ca-file, leakhound-variables (see `leakhound actions`). Scenarios that need one it lacks are skipped, with the
+    /// dot-ca-file, leakhound-variables, key-rotation, metrics (see
+    /// `leakhound actions`). Scenarios that need one it lacks are skipped, with the
     /// reason. The built-in offers all.
     #[arg(long = "capability", value_name = "NAME")]
     pub(crate) capabilities: Vec<leakhound::model::scenario::Capability>,
