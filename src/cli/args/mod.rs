@@ -62,8 +62,9 @@ pub(crate) enum Command {
     /// Check a gateway that is already running (yours, in production):
     /// from inside its network namespace, against a profile of what to
     /// expect. Read-only unless --disruptive. Exit status: 0 every check
-    /// passed, 1 a check failed or leaked (or was skipped without
-    /// --allow-skip), 2 the audit could not run.
+    /// passed, 1 a check failed or leaked (or, with --fail-on-skip, was
+    /// skipped), 2 the audit could not run, 130 / 143 stopped by
+    /// SIGINT / SIGTERM (the checks so far reported, anything changed undone).
     Audit(AuditArgs),
     /// Remove what killed leakhound runs left behind (only what they
     /// recorded making: namespaces, their processes, containers, files).
