@@ -28,10 +28,14 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
     }
 }
 
-/// `bench dns`: the gateway's resolver under load from its own
-/// namespace, cached and uncached, beside unbound on the same path.
+/// `bench dns`: the gateway's resolver under load from its own namespace,
+/// cached and uncached, with each upstream kind (plain, DoT, DoH), beside
+/// unbound in the same namespace forwarding to the same server (plain and
+/// over TLS; unbound has no DoH upstream) through the same tunnel.
 fn bench_dns(args: &BenchArgs) -> Result<()> {
-    use leakhound::bench::dns::{Names, load, unbound_conf, wait_answering};
+    use leakhound::bench::dns::{
+        Names, Resolver, Row, Transport, cpu_seconds, load, table, wait_answering,
+    };
     let rt = lab_runtime("bench")?;
     rt.block_on(async {
         let (lab, services) = lab_with_services(ProviderKind::Boringtun, &lab::new_run_id()).await?;
@@ -39,117 +43,176 @@ fn bench_dns(args: &BenchArgs) -> Result<()> {
         let out = netns::run_files(&run_id);
         // Its resident memory is then its own, not the harness's code pages.
         let gateway_exe = leakhound::bench::shipped_gateway(std::env::current_exe()?);
-        let runner = Runner::builder(
-            &lab,
-            leakhound::profile::Profile::seed_ref(),
-            &services,
-            Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),
-        )
-        .out_dir(out.clone())
-        .build();
-        let idle = Scenario::idle("bench");
-        let gw = runner.start_idle_gateway_async(&idle, &out.join("gateway.log")).await?;
-        let mut status = services.wg.status.clone();
-        tokio::time::timeout(Duration::from_secs(15), status.wait_for(|s| s.handshakes > 0))
-            .await
-            .context("no WireGuard handshake within 15 s")??;
         let ns = lab.ns(leakhound::model::topology::host::GW)?;
         let ours: std::net::SocketAddr = "127.0.0.1:53".parse()?;
-        if !wait_answering(ns, ours, Duration::from_secs(10)).await {
-            bail!("the gateway's resolver did not answer within 10 s (see {})", out.join("gateway.log").display());
-        }
-        let gw_pid = gw.pid().map(|p| p.as_raw());
-        let rss = |field: &str| -> Option<u64> {
-            let text = std::fs::read_to_string(format!("/proc/{}/status", gw_pid?)).ok()?;
-            text.lines()
-                .find(|l| l.starts_with(field))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        };
-        let idle_rss = rss("VmRSS:");
-        let dur = Duration::from_secs(args.seconds);
-        let mut rows = Vec::new();
-        for names in [Names::Cached, Names::Uncached] {
-            let cpu = leakhound::bench::dns::cpu_seconds(gw_pid);
-            let r = load(ns, ours, names, args.concurrency, dur).await?;
-            let cpu = leakhound::bench::dns::cpu_seconds(gw_pid).zip(cpu).map(|(b, a)| b - a);
-            rows.push(("leakhound gateway resolver", names, r, cpu));
-        }
-        let peak_rss = rss("VmHWM:");
-        let anon_rss = rss("RssAnon:");
         let unbound_ok = std::process::Command::new("unbound")
             .arg("-V")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if unbound_ok {
-            // unbound in the same namespace, forwarding to the same upstream
-            // through the same tunnel; the kill switch lets its user out.
-            let dir = out.join("unbound");
-            std::fs::create_dir_all(&dir)?;
-            let listen: std::net::SocketAddr = "127.0.0.2:53".parse()?;
-            let conf = dir.join("unbound.conf");
-            std::fs::write(&conf, unbound_conf(listen, leakhound::model::topology::addr::TUNNEL_SERVER.into(), &dir))?;
-            lab.nft(
-                leakhound::model::topology::host::GW,
-                "insert rule inet leakhound output meta skuid \"unbound\" oifname \"wg0\" accept\n",
-            )?;
-            let mut cmd = std::process::Command::new("unbound");
-            cmd.args(["-d", "-c"]).arg(&conf).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-            ns.command(&mut cmd)?;
-            let mut child = cmd.spawn().context("starting unbound")?;
-            if wait_answering(ns, listen, Duration::from_secs(10)).await {
-                // The tunnel's share of the uncached load runs in the
-                // gateway: counted for unbound too.
-                for names in [Names::Cached, Names::Uncached] {
-                    let pids = [Some(child.id() as i32), gw_pid];
-                    let before: Option<f64> = pids.iter().map(|p| leakhound::bench::dns::cpu_seconds(*p)).sum();
-                    let r = load(ns, listen, names, args.concurrency, dur).await?;
-                    let after: Option<f64> = pids.iter().map(|p| leakhound::bench::dns::cpu_seconds(*p)).sum();
-                    rows.push(("unbound (same path)", names, r, after.zip(before).map(|(b, a)| b - a)));
-                }
-            } else {
-                eprintln!("unbound did not answer within 10 s; its figures are missing");
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        } else {
+        if !unbound_ok {
             eprintln!("unbound is not installed (apt-get install unbound): no yardstick");
         }
+        let dur = Duration::from_secs(args.seconds);
+        let idle = Scenario::idle("bench");
+        let mut rows: Vec<Row> = Vec::new();
+        let mut memory = Vec::new();
+        for transport in Transport::ALL {
+            let runner = Runner::builder(
+                &lab,
+                leakhound::profile::Profile::seed_ref(),
+                &services,
+                Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe.clone())),
+            )
+            .out_dir(out.clone())
+            .env_overrides(transport.gateway_env())
+            // A saturating load may starve the health checks; a restart of
+            // the tunnel would cut the load short.
+            .env_overrides([("HEALTH_RESTART_VPN", "off")])
+            .build();
+            let log = out.join(format!("gateway-{}.log", transport.label()));
+            let gw = runner.start_idle_gateway_async(&idle, &log).await?;
+            // Answering means the tunnel is up and the upstream reached.
+            if !wait_answering(ns, ours, Duration::from_secs(20)).await {
+                gw.stop().await;
+                bail!(
+                    "the gateway's resolver ({} upstream) did not answer within 20 s (see {})",
+                    transport.label(),
+                    log.display()
+                );
+            }
+            let gw_pid = gw.pid().map(|p| p.as_raw());
+            let idle_rss = proc_status_kb(gw_pid, "VmRSS:");
+            for names in [Names::Cached, Names::Uncached] {
+                let before = cpu_seconds(gw_pid);
+                let result = load(ns, ours, names, args.concurrency, dur).await?;
+                let cpu = cpu_seconds(gw_pid).zip(before).map(|(b, a)| b - a);
+                rows.push(Row { transport, resolver: Resolver::Ours, names, result, cpu });
+            }
+            memory.push((
+                transport,
+                idle_rss,
+                proc_status_kb(gw_pid, "VmHWM:"),
+                proc_status_kb(gw_pid, "RssAnon:"),
+            ));
+            if unbound_ok && let Some(forward) = transport.unbound_forward(&lab.ca_file()) {
+                match unbound_rows(&lab, &out, &forward, gw_pid, args).await {
+                    Ok(r) => rows.extend(r.into_iter().map(|(names, result, cpu)| Row {
+                        transport,
+                        resolver: Resolver::Unbound,
+                        names,
+                        result,
+                        cpu,
+                    })),
+                    Err(e) => eprintln!("unbound ({}): {e:#}; its figures are missing", transport.label()),
+                }
+            }
+            gw.stop().await;
+        }
         println!(
-            "DNS from the gateway's namespace, {} clients, {} s each, upstream {} through the tunnel:",
+            "DNS from the gateway's namespace, {} clients, {} s each; upstreams through the tunnel: plain {p}:53, dot {p}:853, doh {d}:443:",
             args.concurrency,
             args.seconds,
-            leakhound::model::topology::addr::TUNNEL_SERVER
+            p = leakhound::model::topology::addr::TUNNEL_SERVER,
+            d = leakhound::model::topology::addr::DOH,
         );
-        println!("{:<28} {:<9} {:>10} {:>9} {:>9} {:>8} {:>13}", "resolver", "names", "queries/s", "p50 ms", "p99 ms", "failed", "CPU µs/query");
-        for (who, names, r, cpu) in &rows {
+        print!("{}", table(&rows));
+        println!(
+            "(CPU: the resolver's process; for unbound also the gateway's, which carries its upstream queries through the tunnel. Ratios: ours / unbound's, same upstream, same names)"
+        );
+        let kb = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("?".into());
+        for (t, idle, peak, anon) in memory {
             println!(
-                "{:<28} {:<9} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>13}",
-                who,
-                if *names == Names::Cached { "cached" } else { "uncached" },
-                r.qps(),
-                r.percentile(50).as_secs_f64() * 1000.0,
-                r.percentile(99).as_secs_f64() * 1000.0,
-                r.failed,
-                cpu.map(|c| format!("{:.1}", c * 1e6 / r.answered.max(1) as f64)).unwrap_or("?".into())
+                "gateway resident memory with the {} upstream: idle {} kB, peak under this load {} kB (anonymous after the load: {} kB; the rest is the binary's pages)",
+                t.label(),
+                kb(idle),
+                kb(peak),
+                kb(anon)
             );
         }
-        println!("(CPU: the resolver's process; for unbound also the gateway's, which carries its upstream queries through the tunnel)");
-        let kb = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("?".into());
-        println!(
-            "gateway resident memory ({}): idle {} kB, peak under this load {} kB (of it anonymous after the load: {} kB; the rest is the binary's pages)",
-            gateway_exe.display(),
-            kb(idle_rss),
-            kb(peak_rss),
-            kb(anon_rss)
-        );
-        gw.stop().await;
+        println!("(the gateway: {})", gateway_exe.display());
         Ok(())
     })
+}
+
+/// A field of /proc/PID/status in kB, if it can be read.
+fn proc_status_kb(pid: Option<i32>, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Kills the child when dropped (the load may fail half-way).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// unbound in the gateway's namespace forwarding as `forward` says, loaded
+/// cached and uncached: (names, result, CPU of unbound and of the gateway
+/// `gw_pid`, which carries its upstream queries through the tunnel).
+async fn unbound_rows(
+    lab: &Lab,
+    out: &std::path::Path,
+    forward: &leakhound::bench::dns::Forward,
+    gw_pid: Option<i32>,
+    args: &BenchArgs,
+) -> Result<
+    Vec<(
+        leakhound::bench::dns::Names,
+        leakhound::bench::dns::LoadResult,
+        Option<f64>,
+    )>,
+> {
+    use leakhound::bench::dns::{Names, cpu_seconds, load, unbound_conf, wait_answering};
+    use leakhound::model::topology::host::GW;
+    let ns = lab.ns(GW)?;
+    let dir = out.join("unbound");
+    std::fs::create_dir_all(&dir)?;
+    let listen: std::net::SocketAddr = "127.0.0.2:53".parse()?;
+    let conf = dir.join("unbound.conf");
+    std::fs::write(&conf, unbound_conf(listen, forward, &dir))?;
+    // The kill switch lets unbound's user out through the tunnel (the
+    // gateway's restart took the rule away with its ruleset).
+    lab.nft(
+        GW,
+        "insert rule inet leakhound output meta skuid \"unbound\" oifname \"wg0\" accept\n",
+    )?;
+    let mut cmd = std::process::Command::new("unbound");
+    cmd.args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    ns.command(&mut cmd)?;
+    let child = KillOnDrop(cmd.spawn().context("starting unbound")?);
+    if !wait_answering(ns, listen, Duration::from_secs(10)).await {
+        bail!("unbound did not answer within 10 s");
+    }
+    let pids = [Some(child.0.id() as i32), gw_pid];
+    let cpu = || -> Option<f64> { pids.iter().map(|p| cpu_seconds(*p)).sum() };
+    let mut rows = Vec::new();
+    for names in [Names::Cached, Names::Uncached] {
+        let before = cpu();
+        let r = load(
+            ns,
+            listen,
+            names,
+            args.concurrency,
+            Duration::from_secs(args.seconds),
+        )
+        .await?;
+        rows.push((names, r, cpu().zip(before).map(|(b, a)| b - a)));
+    }
+    Ok(rows)
 }
 
 /// `bench tunnel`: both lab providers, every tunnel target.
