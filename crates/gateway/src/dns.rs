@@ -1,36 +1,36 @@
 //! The gateway's own resolver on 127.0.0.1:53 in the gateway's namespace
-//! (the dependents' resolv.conf points at it), answering through
-//! hickory-resolver (with its cache) from its upstream
-//! ([`crate::config::Upstream`]: plain DNS, DNS over TLS or DNS over HTTPS),
-//! which is reached only through the tunnel: the kill switch lets the
-//! resolver's marked sockets reach the upstream's addresses and ports, and
-//! rejects port 53 (and 853, and 443 to known DoH endpoints) to anything
-//! else. An answer holding a blocked address (DNS_BLOCK_IPS,
-//! DNS_BLOCK_IP_PREFIXES) is refused whole. Malformed requests get an error
-//! response, never a crash. With DNS_SERVER=off it is not started at all
-//! ([`write_resolv_conf`] then names the plain upstreams).
+//! (the dependents' resolv.conf points at it), answering through its
+//! upstream client ([`crate::dns_upstream`], which keeps the upstream's
+//! answers) from its upstream ([`crate::config::Upstream`]: plain DNS, DNS
+//! over TLS or DNS over HTTPS), which is reached only through the tunnel:
+//! the kill switch lets the resolver's marked sockets reach the upstream's
+//! addresses and ports, and rejects port 53 (and 853, and 443 to known DoH
+//! endpoints) to anything else. An answer holding a blocked address
+//! (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES) is refused whole ([`screen`]).
+//! Malformed requests get an error response, never a crash. With
+//! DNS_SERVER=off it is not started at all ([`write_resolv_conf`] then
+//! names the plain upstreams).
 //!
 //! UDP goes through a front loop: the policy decides first, then a cached
 //! answer ([`crate::dns_cache`]) goes straight back from the loop; anything
-//! else is handled as hickory-server would (the same handler, one task per
-//! query) and a clean answer is kept. At most [`MAX_IN_FLIGHT`] such tasks
-//! run at once: beyond that, a query the fast parser reads gets SERVFAIL at
-//! once from the loop (the asker may try again), any other is dropped (it
-//! retries). TCP is hickory-server's.
+//! else gets a task of its own: a query the fast parser read is asked
+//! upstream and answered from its bytes, any other is handled as
+//! hickory-server would (the same handler); a clean answer is kept. At
+//! most [`MAX_IN_FLIGHT`] such tasks run at once: beyond that, a query the
+//! fast parser reads gets SERVFAIL at once from the loop (the asker may try
+//! again), any other is dropped (it retries). TCP is hickory-server's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
 use super::config::Upstream;
 use super::dns_cache::{self, Cache, Entry};
 use super::dns_policy::{Decision, DnsPolicy};
-use hickory_resolver::Resolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use super::dns_upstream::{self, Answer, Question};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -41,73 +41,9 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 /// dependent) reaches the upstream.
 pub const UPSTREAM_MARK: u32 = 0x6c68;
 
-/// hickory's Tokio runtime, with [`UPSTREAM_MARK`] on every socket it opens.
-#[derive(Clone, Default)]
-pub struct MarkedRuntime(TokioRuntimeProvider);
-
-impl hickory_resolver::net::runtime::RuntimeProvider for MarkedRuntime {
-    type Handle = hickory_resolver::net::runtime::TokioHandle;
-    type Timer = hickory_resolver::net::runtime::TokioTime;
-    type Udp = tokio::net::UdpSocket;
-    type Tcp = hickory_resolver::net::runtime::iocompat::AsyncIoTokioAsStd<tokio::net::TcpStream>;
-
-    fn create_handle(&self) -> Self::Handle {
-        self.0.create_handle()
-    }
-
-    fn connect_tcp(
-        &self,
-        server_addr: SocketAddr,
-        bind_addr: Option<SocketAddr>,
-        timeout: Option<Duration>,
-    ) -> std::pin::Pin<
-        Box<dyn Send + std::future::Future<Output = Result<Self::Tcp, std::io::Error>>>,
-    > {
-        Box::pin(async move {
-            let socket = if server_addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket2::SockRef::from(&socket).set_mark(UPSTREAM_MARK)?;
-            if let Some(b) = bind_addr {
-                socket.bind(b)?;
-            }
-            socket.set_nodelay(true)?;
-            let wait = timeout.unwrap_or(Duration::from_secs(5));
-            match tokio::time::timeout(wait, socket.connect(server_addr)).await {
-                Ok(r) => r.map(hickory_resolver::net::runtime::iocompat::AsyncIoTokioAsStd),
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "TCP connect timed out",
-                )),
-            }
-        })
-    }
-
-    fn bind_udp(
-        &self,
-        local_addr: SocketAddr,
-        _server_addr: SocketAddr,
-    ) -> std::pin::Pin<
-        Box<dyn Send + std::future::Future<Output = Result<Self::Udp, std::io::Error>>>,
-    > {
-        Box::pin(async move {
-            let s = socket2::Socket::new(
-                socket2::Domain::for_address(local_addr),
-                socket2::Type::DGRAM,
-                None,
-            )?;
-            s.set_mark(UPSTREAM_MARK)?;
-            s.set_nonblocking(true)?;
-            s.bind(&local_addr.into())?;
-            tokio::net::UdpSocket::from_std(s.into())
-        })
-    }
-}
-
-/// UDP queries handled (upstream lookups) at once, at most: each may hold
-/// an upstream socket until hickory's timeout.
+/// UDP queries handled (upstream lookups) at once, at most: each may wait
+/// for the upstream until its timeouts
+/// ([`dns_upstream::TRY_TIMEOUT`], [`dns_upstream::ROUNDS`]).
 pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Where the gateway's resolver listens.
@@ -121,8 +57,18 @@ pub enum DnsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("building the upstream resolver")]
-    Resolver(#[source] hickory_resolver::net::NetError),
+    #[error("{name:?} is not a name a certificate can be checked for")]
+    ServerName {
+        name: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("the DoH URL {url}")]
+    DohUrl {
+        url: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
     #[error("{var}: reading the blocklist {path}")]
     Blocklist {
         var: &'static str,
@@ -152,10 +98,10 @@ pub enum DnsError {
 }
 
 /// Answers from the policy (blocklists, DoH names) or forwards to the
-/// upstream through hickory-resolver, dropping rebinding answers.
+/// upstream, dropping rebinding answers.
 #[derive(Clone)]
 pub struct GatewayResolver {
-    upstream: Option<Arc<Resolver<MarkedRuntime>>>,
+    upstream: Option<Arc<dns_upstream::Upstream>>,
     policy: Arc<DnsPolicy>,
 }
 
@@ -169,68 +115,23 @@ impl RequestHandler for GatewayResolver {
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.recursion_available = true;
         let mut answers: Vec<Record> = Vec::new();
-        match (request.request_info(), &self.upstream) {
-            (Err(_), _) => meta.response_code = ResponseCode::FormErr,
-            (Ok(info), _)
-                if self.policy.decide(&info.query.name().to_string()) == Decision::Blocked =>
-            {
-                tracing::info!("DNS: refused {} (blocklist)", info.query.name());
-                meta.response_code = ResponseCode::Refused;
-            }
-            (Ok(info), _)
-                if self.policy.decide(&info.query.name().to_string()) == Decision::DohName =>
-            {
-                tracing::info!(
-                    "DNS: NXDOMAIN for {} (a DNS-over-HTTPS name)",
-                    info.query.name()
-                );
-                meta.response_code = ResponseCode::NXDomain;
-            }
-            (Ok(_), None) => {
-                tracing::warn!(
-                    "DNS query refused: no upstream resolver (DNS_UPSTREAM_PLAIN_ADDRESSES, DOT_SERVER_ADDRESS or DOH_SERVER_ADDRESS)"
-                );
-                meta.response_code = ResponseCode::ServFail;
-            }
-            (Ok(info), Some(up)) => {
-                let q = info.query.original();
-                let name = q.name().to_string();
-                match up.lookup(q.name().clone(), q.query_type()).await {
-                    Ok(lookup) => {
-                        let ip_of = |r: &Record| match &r.data {
-                            RData::A(a) => Some(IpAddr::V4(a.0)),
-                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                            _ => None,
-                        };
-                        // Gluetun refuses the whole answer when one of its
-                        // addresses is blocked.
-                        let blocked = lookup
-                            .answers()
-                            .iter()
-                            .filter_map(ip_of)
-                            .find(|ip| self.policy.answer_blocked(*ip));
-                        if let Some(ip) = blocked {
-                            tracing::info!(
-                                "DNS: refused the answer for {name}: it holds {ip} (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES)"
-                            );
-                            meta.response_code = ResponseCode::Refused;
-                        }
-                        for r in lookup.answers().iter().filter(|_| blocked.is_none()) {
-                            match ip_of(r) {
-                                Some(ip) if !self.policy.address_allowed(&name, ip) => {
-                                    tracing::info!(
-                                        "DNS: dropped {ip} from the answer for {name} (rebinding protection)"
-                                    );
-                                }
-                                _ => answers.push(r.clone()),
-                            }
-                        }
+        match request.request_info() {
+            Err(_) => meta.response_code = ResponseCode::FormErr,
+            Ok(info) => {
+                let name = info.query.name().to_string();
+                match self.policy.decide(&name) {
+                    Decision::Blocked => {
+                        tracing::info!("DNS: refused {name} (blocklist)");
+                        meta.response_code = ResponseCode::Refused;
                     }
-                    Err(e) if e.is_nx_domain() => meta.response_code = ResponseCode::NXDomain,
-                    Err(e) if e.is_no_records_found() => {}
-                    Err(e) => {
-                        tracing::debug!("upstream failed for {}: {e}", q.name());
-                        meta.response_code = ResponseCode::ServFail;
+                    Decision::DohName => {
+                        tracing::info!("DNS: NXDOMAIN for {name} (a DNS-over-HTTPS name)");
+                        meta.response_code = ResponseCode::NXDomain;
+                    }
+                    Decision::Ask => {
+                        let q = info.query.original();
+                        let question = Question::new(q.name(), q.query_type(), q.query_class());
+                        (meta.response_code, answers) = self.resolve(&name, &question).await;
                     }
                 }
             }
@@ -244,6 +145,74 @@ impl RequestHandler for GatewayResolver {
         )
         .await
     }
+}
+
+impl GatewayResolver {
+    /// The answer to `question` (for `name`, which the policy let through):
+    /// the upstream's (or a kept one) with the policy applied ([`screen`]),
+    /// SERVFAIL when the upstream fails or there is none.
+    async fn resolve(&self, name: &str, question: &Question) -> (ResponseCode, Vec<Record>) {
+        let Some(up) = &self.upstream else {
+            tracing::warn!(
+                "DNS query refused: no upstream resolver (DNS_UPSTREAM_PLAIN_ADDRESSES, DOT_SERVER_ADDRESS or DOH_SERVER_ADDRESS)"
+            );
+            return (ResponseCode::ServFail, Vec::new());
+        };
+        match up.lookup(question).await {
+            Ok((answer, age)) => screen(&self.policy, name, &answer, age),
+            Err(e) => {
+                tracing::debug!("upstream failed for {name}: {e}");
+                (ResponseCode::ServFail, Vec::new())
+            }
+        }
+    }
+}
+
+/// The policy applied to the upstream's `answer` for `name`, `age`
+/// seconds after it came (TTLs counted down): an answer holding a blocked
+/// address is refused whole (as Gluetun's filter does), rebinding
+/// addresses are removed; NXDOMAIN stays NXDOMAIN. Pure.
+pub fn screen(
+    policy: &DnsPolicy,
+    name: &str,
+    answer: &Answer,
+    age: u32,
+) -> (ResponseCode, Vec<Record>) {
+    if answer.rcode != ResponseCode::NoError {
+        return (answer.rcode, Vec::new());
+    }
+    let ip_of = |r: &Record| match &r.data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    };
+    if let Some(ip) = answer
+        .records
+        .iter()
+        .filter_map(ip_of)
+        .find(|ip| policy.answer_blocked(*ip))
+    {
+        tracing::info!(
+            "DNS: refused the answer for {name}: it holds {ip} (DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES)"
+        );
+        return (ResponseCode::Refused, Vec::new());
+    }
+    let mut kept = Vec::with_capacity(answer.records.len());
+    for r in &answer.records {
+        match ip_of(r) {
+            Some(ip) if !policy.address_allowed(name, ip) => {
+                tracing::info!(
+                    "DNS: dropped {ip} from the answer for {name} (rebinding protection)"
+                );
+            }
+            _ => {
+                let mut r = r.clone();
+                r.ttl = r.ttl.saturating_sub(age);
+                kept.push(r);
+            }
+        }
+    }
+    (ResponseCode::NoError, kept)
 }
 
 /// A TLS client configuration trusting the CA certificates in `ca_file`
@@ -339,80 +308,6 @@ impl DnsService {
     }
 }
 
-/// The upstream resolver, its sockets marked ([`UPSTREAM_MARK`]), keeping
-/// up to `cache_size` answers; `None` when there is nowhere to ask.
-pub fn upstream_resolver(
-    upstream: &Upstream,
-    cache_size: u64,
-) -> Result<Option<Resolver<MarkedRuntime>>, DnsError> {
-    let (servers, tls) = match upstream {
-        Upstream::None(_) => return Ok(None),
-        Upstream::Plain(s) => (
-            s.iter()
-                .map(|a| {
-                    let mut ns = NameServerConfig::udp_and_tcp(a.ip());
-                    for c in &mut ns.connections {
-                        c.port = a.port();
-                    }
-                    ns
-                })
-                .collect::<Vec<_>>(),
-            None,
-        ),
-        Upstream::Tls {
-            servers,
-            server_name,
-            ca_file,
-        } => (
-            servers
-                .iter()
-                .map(|a| {
-                    let mut ns = NameServerConfig::tls(a.ip(), server_name.clone().into());
-                    for c in &mut ns.connections {
-                        c.port = a.port();
-                    }
-                    ns
-                })
-                .collect(),
-            Some(tls_client_config("DOT_CA_FILE", ca_file.as_deref())?),
-        ),
-        Upstream::Https {
-            servers,
-            server_name,
-            path,
-            ca_file,
-        } => (
-            servers
-                .iter()
-                .map(|a| {
-                    let mut ns = NameServerConfig::https(
-                        a.ip(),
-                        server_name.clone().into(),
-                        Some(path.clone().into()),
-                    );
-                    for c in &mut ns.connections {
-                        c.port = a.port();
-                    }
-                    ns
-                })
-                .collect(),
-            Some(tls_client_config("DOH_CA_FILE", ca_file.as_deref())?),
-        ),
-    };
-    let mut b = Resolver::builder_with_config(
-        ResolverConfig::from_name_servers(servers),
-        MarkedRuntime::default(),
-    );
-    if let Some(t) = tls {
-        b = b.with_tls_config(t);
-    }
-    b.options_mut().cache_size = cache_size;
-    // The kernel picks the (random) source port of each upstream query:
-    // one bind, no retries on a taken port.
-    b.options_mut().os_port_selection = true;
-    Ok(Some(b.build().map_err(DnsError::Resolver)?))
-}
-
 /// Starts the resolver on [`LISTEN`] (UDP and TCP) asking `upstream`; it
 /// keeps up to `cache_size` answers.
 pub async fn start(
@@ -420,7 +315,7 @@ pub async fn start(
     cache_size: u64,
     policy: DnsPolicy,
 ) -> Result<DnsService, DnsError> {
-    let upstream = upstream_resolver(upstream, cache_size)?.map(Arc::new);
+    let upstream = dns_upstream::Upstream::new(upstream, cache_size)?.map(Arc::new);
     let bind = |source| DnsError::Bind {
         addr: LISTEN,
         source,
@@ -529,8 +424,10 @@ async fn serve_udp(
     }
 }
 
-/// A query the cache could not answer: through the handler in a task of its
-/// own, which holds `permit` until it has answered; a clean answer is kept.
+/// A query the cache could not answer, in a task of its own which holds
+/// `permit` until it has answered: one the fast parser read (`fast`) is
+/// asked upstream and answered from its bytes ([`GatewayResolver::answer_fast`]),
+/// any other goes through the handler; a clean answer is kept.
 fn miss(
     sock: &Arc<tokio::net::UdpSocket>,
     handler: &GatewayResolver,
@@ -543,7 +440,11 @@ fn miss(
     let (sock, handler, cache) = (sock.clone(), handler.clone(), cache.clone());
     tokio::spawn(async move {
         let _permit = permit;
-        let Some(resp) = handler.answer_udp(req, peer).await else {
+        let resp = match &fast {
+            Some(q) => handler.answer_fast(q, &req).await,
+            None => handler.answer_udp(req, peer).await,
+        };
+        let Some(resp) = resp else {
             return;
         };
         // Kept before it is sent: the asker's next query finds it.
@@ -591,6 +492,18 @@ impl ResponseHandler for Captured {
 }
 
 impl GatewayResolver {
+    /// A query the fast parser read (`q`, the bytes `req`) and the policy
+    /// let through: asked upstream, answered as the handler would (the
+    /// asker's ID, RD and CD, its question as spelled, the screened
+    /// records; at most 512 bytes, TC beyond), without parsing the request
+    /// again.
+    async fn answer_fast(&self, q: &dns_cache::Query, req: &[u8]) -> Option<Vec<u8>> {
+        let key = q.key();
+        let question = Question::from_lowercase_wire(&key[..key.len() - 1]);
+        let (rcode, records) = self.resolve(&q.name(), &question).await;
+        encode_reply(req, q, rcode, records)
+    }
+
     /// One UDP request through the handler, as hickory-server runs it:
     /// `None` for what gets no answer (shorter than a header, a response);
     /// FORMERR for what does not parse.
@@ -612,6 +525,33 @@ impl GatewayResolver {
             Err(_) => Some(formerr(header)),
         }
     }
+}
+
+/// The response to the query `q` (the bytes `req`): its ID, RD and CD, RA,
+/// `rcode`, its question as the asker spelled it and `records`, encoded as
+/// hickory-server encodes for UDP without EDNS: at most 512 bytes, the
+/// records that fit and TC when some did not.
+fn encode_reply(
+    req: &[u8],
+    q: &dns_cache::Query,
+    rcode: ResponseCode,
+    records: Vec<Record>,
+) -> Option<Vec<u8>> {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+    let question = hickory_proto::op::Query::read(&mut BinDecoder::new(req.get(12..)?)).ok()?;
+    let flags = u16::from_be_bytes([req[2], req[3]]);
+    let mut m = Message::new(q.id, MessageType::Response, OpCode::Query);
+    m.metadata.recursion_desired = flags & 0x0100 != 0;
+    m.metadata.checking_disabled = flags & 0x0010 != 0;
+    m.metadata.recursion_available = true;
+    m.metadata.response_code = rcode;
+    m.queries.push(question);
+    m.answers = records;
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(512);
+    m.emit(&mut encoder).ok()?;
+    Some(bytes)
 }
 
 /// A FORMERR answer with no records, for a request whose header starts
@@ -765,6 +705,97 @@ mod tests {
         // Every permit came back once the handler's tasks had answered.
         let all = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(2)).await;
         assert!(all.is_ok(), "a handler task kept its permit");
+    }
+
+    fn a_record(name: &str, ip: [u8; 4], ttl: u32) -> Record {
+        Record::from_rdata(
+            hickory_proto::rr::Name::from_ascii(name).unwrap(),
+            ttl,
+            RData::A(hickory_proto::rr::rdata::A::from(Ipv4Addr::from(ip))),
+        )
+    }
+
+    fn answer(records: Vec<Record>) -> Answer {
+        Answer {
+            rcode: ResponseCode::NoError,
+            records,
+            ttl: Some(60),
+        }
+    }
+
+    #[test]
+    fn screening_drops_rebinding_addresses_refuses_blocked_ones_and_ages_ttls() {
+        let mut policy = DnsPolicy {
+            blocked_ips: vec!["192.0.2.64/30".parse().unwrap()],
+            ..Default::default()
+        };
+        policy.rebinding_exempt.insert("nas.home.lab");
+        let mixed = answer(vec![
+            a_record("www.lab.", [10, 1, 2, 3], 60),
+            a_record("www.lab.", [192, 0, 2, 8], 60),
+        ]);
+        let (code, kept) = screen(&policy, "www.lab", &mixed, 20);
+        assert_eq!(code, ResponseCode::NoError);
+        assert_eq!(kept, vec![a_record("www.lab.", [192, 0, 2, 8], 40)]);
+        let (_, exempt) = screen(&policy, "nas.home.lab.", &mixed, 0);
+        assert_eq!(exempt.len(), 2, "an exempt name keeps its private address");
+        let blocked = answer(vec![
+            a_record("x.lab.", [192, 0, 2, 7], 60),
+            a_record("x.lab.", [192, 0, 2, 66], 60),
+        ]);
+        assert_eq!(
+            screen(&policy, "nas.home.lab", &blocked, 0),
+            (ResponseCode::Refused, vec![]),
+            "refused whole, exempt or not"
+        );
+        let nx = Answer {
+            rcode: ResponseCode::NXDomain,
+            records: vec![],
+            ttl: None,
+        };
+        assert_eq!(
+            screen(&policy, "x.lab", &nx, 0),
+            (ResponseCode::NXDomain, vec![])
+        );
+    }
+
+    #[test]
+    fn a_fast_answer_keeps_the_askers_id_flags_and_spelling_and_is_cut_at_512_bytes() {
+        let mut m = hickory_proto::op::Message::query();
+        m.metadata.id = 0x1234;
+        m.metadata.recursion_desired = true;
+        m.metadata.checking_disabled = true;
+        m.add_query(hickory_proto::op::Query::query(
+            hickory_proto::rr::Name::from_ascii("WwW.Lab.").unwrap(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        let req = m.to_vec().unwrap();
+        let q = dns_cache::parse_query(&req).unwrap();
+        let one = vec![a_record("www.lab.", [192, 0, 2, 7], 60)];
+        let bytes = encode_reply(&req, &q, ResponseCode::NoError, one.clone()).unwrap();
+        let r = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+        assert_eq!(r.metadata.id, 0x1234);
+        assert!(r.metadata.recursion_desired && r.metadata.checking_disabled);
+        assert!(r.metadata.recursion_available && !r.metadata.truncation);
+        assert_eq!(r.queries[0].name().to_ascii(), "WwW.Lab.");
+        assert_eq!(r.answers, one);
+        assert!(
+            Entry::from_response(&q, &bytes, Instant::now()).is_some(),
+            "cacheable"
+        );
+        // 40 records do not fit in 512 bytes: those that do, and TC.
+        let many: Vec<Record> = (0..40u8)
+            .map(|i| a_record("www.lab.", [192, 0, 2, i], 60))
+            .collect();
+        let bytes = encode_reply(&req, &q, ResponseCode::NoError, many).unwrap();
+        assert!(bytes.len() <= 512);
+        let r = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+        assert!(r.metadata.truncation);
+        assert!(!r.answers.is_empty() && r.answers.len() < 40);
+        assert!(
+            Entry::from_response(&q, &bytes, Instant::now()).is_none(),
+            "not kept"
+        );
     }
 
     #[test]

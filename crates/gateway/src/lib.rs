@@ -23,6 +23,7 @@ pub mod control_auth;
 pub mod dns;
 pub mod dns_cache;
 pub mod dns_policy;
+pub mod dns_upstream;
 pub mod firewall;
 pub mod fuzz;
 pub mod health;

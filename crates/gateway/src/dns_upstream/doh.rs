@@ -1,0 +1,142 @@
+//! DNS over HTTPS upstream (RFC 8484): one kept HTTP/2 connection per
+//! server (TLS, ALPN h2), opened on the first query and again once it has
+//! closed; each query a POST of the DNS message with ID 0 on a stream of
+//! its own, its answer checked for the question asked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+
+use super::pending::response_question;
+use super::{Question, UpstreamError, connect_tcp};
+use crate::dns::DnsError;
+
+/// The content type of a DNS message (RFC 8484 6).
+const DNS_MESSAGE: &str = "application/dns-message";
+
+/// The DoH upstream's connections.
+pub struct Doh {
+    servers: Vec<SocketAddr>,
+    name: ServerName<'static>,
+    uri: hyper::Uri,
+    connector: tokio_rustls::TlsConnector,
+    conns: Vec<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>,
+}
+
+impl Doh {
+    /// POSTs to `https://{server_name}{path}`; `tls` checks the servers'
+    /// certificate for `server_name`.
+    pub fn new(
+        servers: &[SocketAddr],
+        server_name: &str,
+        path: &str,
+        mut tls: rustls::ClientConfig,
+    ) -> Result<Doh, DnsError> {
+        let name = ServerName::try_from(server_name.to_string()).map_err(|source| {
+            DnsError::ServerName {
+                name: server_name.to_string(),
+                source,
+            }
+        })?;
+        let uri = format!("https://{server_name}{path}")
+            .parse()
+            .map_err(|source| DnsError::DohUrl {
+                url: format!("https://{server_name}{path}"),
+                source,
+            })?;
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Doh {
+            servers: servers.to_vec(),
+            name,
+            uri,
+            connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            conns: servers.iter().map(|_| Default::default()).collect(),
+        })
+    }
+
+    /// A handle on the connection to server `idx`, opened if there is none
+    /// open (one opening at a time; the others wait for it).
+    async fn sender(&self, idx: usize) -> Result<SendRequest<Full<Bytes>>, UpstreamError> {
+        let mut slot = self.conns[idx].lock().await;
+        if let Some(s) = slot.as_ref()
+            && !s.is_closed()
+        {
+            return Ok(s.clone());
+        }
+        *slot = None;
+        let server = self.servers[idx];
+        let tcp = connect_tcp(server).await?;
+        let tls = self
+            .connector
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(|source| UpstreamError::Io {
+                server,
+                what: "the TLS handshake",
+                source,
+            })?;
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|source| UpstreamError::Http { server, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("DoH upstream {server}: the connection ended: {e}");
+            }
+        });
+        *slot = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// POSTs `q` to server `idx` and returns the answer (the caller bounds
+    /// the wait).
+    pub async fn exchange(&self, idx: usize, q: &Question) -> Result<Vec<u8>, UpstreamError> {
+        let server = self.servers[idx];
+        let mut sender = self.sender(idx).await?;
+        let req = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
+            .header(hyper::header::ACCEPT, DNS_MESSAGE)
+            .body(Full::new(Bytes::from(q.query(0))))
+            .expect("a request from a parsed URI and constant headers");
+        let http = |source| UpstreamError::Http { server, source };
+        let resp = sender.send_request(req).await.map_err(http)?;
+        if resp.status() != hyper::StatusCode::OK {
+            return Err(UpstreamError::HttpStatus {
+                server,
+                status: resp.status().as_u16(),
+            });
+        }
+        // A DNS message is at most 64 KiB (RFC 8484 6).
+        let body = http_body_util::Limited::new(resp.into_body(), usize::from(u16::MAX))
+            .collect()
+            .await
+            .map_err(|source| UpstreamError::Body { server, source })?
+            .to_bytes();
+        match response_question(&body) {
+            Some((0, raw)) if q.matches(raw) => Ok(body.to_vec()),
+            _ => Err(UpstreamError::WrongAnswer { server }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_made_of_the_name_and_the_path() {
+        let tls = crate::dns::tls_client_config("DOH_CA_FILE", None).unwrap();
+        let servers = ["192.0.2.43:443".parse().unwrap()];
+        let d = Doh::new(&servers, "doh.lab", "/dns-query", tls.clone()).unwrap();
+        assert_eq!(d.uri.to_string(), "https://doh.lab/dns-query");
+        assert!(matches!(
+            Doh::new(&servers, "doh lab", "/dns-query", tls),
+            Err(DnsError::ServerName { .. })
+        ));
+    }
+}
