@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
-use leakhound::gateway::dns;
 use leakhound::gateway::dns_policy::DnsPolicy;
+use leakhound::gateway::{dns, dns_upstream};
 use leakhound::lab::netns::{self, Netns};
 use leakhound::lab::new_run_id;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -233,8 +233,13 @@ fn cached_answers_follow_the_policy_and_keep_the_askers_spelling() {
 
 /// A DNS-over-TLS server on 127.0.0.2:853 (the lab CA's certificate for
 /// dns.provider.lab) that closes each connection after answering `per`
-/// queries; counts the connections.
-async fn dot_server(tls: &leakhound::lab::tls::LabTls, per: usize) -> Arc<AtomicUsize> {
+/// queries, and on its first connection reads but never answers when
+/// `mute_first`; counts the connections.
+async fn dot_server(
+    tls: &leakhound::lab::tls::LabTls,
+    per: usize,
+    mute_first: bool,
+) -> Arc<AtomicUsize> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config(&[b"dot"]).unwrap());
     let listener = tokio::net::TcpListener::bind((UPSTREAM, 853))
         .await
@@ -244,12 +249,16 @@ async fn dot_server(tls: &leakhound::lab::tls::LabTls, per: usize) -> Arc<Atomic
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(mut s) = acceptor.accept(tcp).await else {
                     return;
                 };
+                if first && mute_first {
+                    while read_frame(&mut s).await.is_ok() {}
+                    return;
+                }
                 for _ in 0..per {
                     let Ok(msg) = read_frame(&mut s).await else {
                         return;
@@ -275,7 +284,7 @@ fn over_tls_queries_share_a_kept_connection_opened_again_when_the_server_closes_
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, &tls.ca_pem).unwrap();
-        let conns = dot_server(&tls, 40).await;
+        let conns = dot_server(&tls, 40, false).await;
         let up = leakhound::gateway::config::Upstream::Tls {
             servers: vec![format!("{UPSTREAM}:853").parse().unwrap()],
             server_name: "dns.provider.lab".into(),
@@ -300,6 +309,35 @@ fn over_tls_queries_share_a_kept_connection_opened_again_when_the_server_closes_
             (3..=12).contains(&n),
             "{n} connections for 96 queries, 40 per connection"
         );
+        service.shutdown();
+    });
+}
+
+#[test]
+fn over_tls_a_connection_that_stays_silent_is_dropped_and_the_query_asked_on_a_new_one() {
+    in_scratch(|| async {
+        let tls = leakhound::lab::tls::LabTls::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &tls.ca_pem).unwrap();
+        let conns = dot_server(&tls, 100, true).await;
+        let up = leakhound::gateway::config::Upstream::Tls {
+            servers: vec![format!("{UPSTREAM}:853").parse().unwrap()],
+            server_name: "dns.provider.lab".into(),
+            ca_file: Some(ca),
+        };
+        let service = dns::start(&up, 64, DnsPolicy::default()).await.unwrap();
+        let started = std::time::Instant::now();
+        let m = ask("silent.tls.lab.", 1).await;
+        assert_eq!(addrs(&m), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        assert!(
+            started.elapsed() >= dns_upstream::TRY_TIMEOUT,
+            "answered after the first try's timeout"
+        );
+        assert_eq!(conns.load(Ordering::SeqCst), 2, "a second connection");
+        let again = ask("again.tls.lab.", 2).await;
+        assert_eq!(again.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(conns.load(Ordering::SeqCst), 2, "kept");
         service.shutdown();
     });
 }

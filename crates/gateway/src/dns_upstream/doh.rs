@@ -19,13 +19,19 @@ use crate::dns::DnsError;
 /// The content type of a DNS message (RFC 8484 6).
 const DNS_MESSAGE: &str = "application/dns-message";
 
+/// An open connection: its number (which one a timed-out query used) and
+/// a handle for requests on it.
+type Open = (u64, SendRequest<Full<Bytes>>);
+
 /// The DoH upstream's connections.
 pub struct Doh {
     servers: Vec<SocketAddr>,
     name: ServerName<'static>,
     uri: hyper::Uri,
     connector: tokio_rustls::TlsConnector,
-    conns: Vec<tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>>,
+    /// Per server: the open connection, if any.
+    conns: Vec<tokio::sync::Mutex<Option<Open>>>,
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl Doh {
@@ -56,17 +62,18 @@ impl Doh {
             uri,
             connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             conns: servers.iter().map(|_| Default::default()).collect(),
+            opened: Default::default(),
         })
     }
 
     /// A handle on the connection to server `idx`, opened if there is none
     /// open (one opening at a time; the others wait for it).
-    async fn sender(&self, idx: usize) -> Result<SendRequest<Full<Bytes>>, UpstreamError> {
+    async fn sender(&self, idx: usize) -> Result<Open, UpstreamError> {
         let mut slot = self.conns[idx].lock().await;
-        if let Some(s) = slot.as_ref()
+        if let Some((n, s)) = slot.as_ref()
             && !s.is_closed()
         {
-            return Ok(s.clone());
+            return Ok((*n, s.clone()));
         }
         *slot = None;
         let server = self.servers[idx];
@@ -89,15 +96,45 @@ impl Doh {
                 tracing::debug!("DoH upstream {server}: the connection ended: {e}");
             }
         });
-        *slot = Some(sender.clone());
-        Ok(sender)
+        let n = self
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *slot = Some((n, sender.clone()));
+        Ok((n, sender))
     }
 
-    /// POSTs `q` to server `idx` and returns the answer (the caller bounds
-    /// the wait).
-    pub async fn exchange(&self, idx: usize, q: &Question) -> Result<Vec<u8>, UpstreamError> {
+    /// POSTs `q` to server `idx` and returns the answer, if it came by
+    /// `deadline`; when not, the connection is dropped (it may be dead
+    /// without a word) and the next query opens a new one.
+    pub async fn exchange(
+        &self,
+        idx: usize,
+        q: &Question,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let server = self.servers[idx];
-        let mut sender = self.sender(idx).await?;
+        let (n, sender) = self.sender(idx).await?;
+        match tokio::time::timeout_at(deadline, self.post(server, sender, q)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut slot = self.conns[idx].lock().await;
+                if slot.as_ref().is_some_and(|(m, _)| *m == n) {
+                    tracing::debug!(
+                        "DoH upstream {server}: no answer in time: the connection is dropped"
+                    );
+                    *slot = None;
+                }
+                Err(UpstreamError::Timeout { server })
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        server: SocketAddr,
+        mut sender: SendRequest<Full<Bytes>>,
+        q: &Question,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let req = hyper::Request::post(self.uri.clone())
             .header(hyper::header::CONTENT_TYPE, DNS_MESSAGE)
             .header(hyper::header::ACCEPT, DNS_MESSAGE)

@@ -198,9 +198,15 @@ impl Dot {
         Ok(conn)
     }
 
-    /// Sends `q` to server `idx` and waits for its answer (the caller
-    /// bounds the wait).
-    pub async fn exchange(&self, idx: usize, q: &Question) -> Result<Vec<u8>, UpstreamError> {
+    /// Sends `q` to server `idx` and waits for its answer until
+    /// `deadline`; when none came by then, the connection is failed (it
+    /// may be dead without a word) and the next query opens a new one.
+    pub async fn exchange(
+        &self,
+        idx: usize,
+        q: &Question,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let server = self.servers[idx];
         let conn = self.conn(idx).await?;
         let (tx, rx) = oneshot::channel();
@@ -217,7 +223,16 @@ impl Dot {
         conn.frames
             .send(q.tcp_frame(id))
             .map_err(|_| UpstreamError::Closed { server })?;
-        rx.await.map_err(|_| UpstreamError::Closed { server })
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(answer) => answer.map_err(|_| UpstreamError::Closed { server }),
+            Err(_) => {
+                tracing::debug!(
+                    "DoT upstream {server}: no answer in time: the connection is dropped"
+                );
+                conn.fail();
+                Err(UpstreamError::Timeout { server })
+            }
+        }
     }
 }
 

@@ -268,9 +268,12 @@ impl Upstream {
         Err(last.expect("at least one server"))
     }
 
-    /// One try at server `idx`, bounded by [`TRY_TIMEOUT`].
+    /// One try at server `idx`, bounded by [`TRY_TIMEOUT`]. A DoT or DoH
+    /// connection on which the answer did not come in time is dropped (it
+    /// may be dead without a word: the next try opens a new one).
     async fn try_server(&self, idx: usize, q: &Question) -> Result<Answer, UpstreamError> {
         let server = self.servers[idx];
+        let deadline = tokio::time::Instant::now() + TRY_TIMEOUT;
         let work = async {
             let bytes = match &self.transport {
                 Transport::Udp(u) => {
@@ -281,12 +284,14 @@ impl Upstream {
                         b
                     }
                 }
-                Transport::Dot(d) => d.exchange(idx, q).await?,
-                Transport::Doh(d) => d.exchange(idx, q).await?,
+                Transport::Dot(d) => d.exchange(idx, q, deadline).await?,
+                Transport::Doh(d) => d.exchange(idx, q, deadline).await?,
             };
             parse(server, &bytes)
         };
-        tokio::time::timeout(TRY_TIMEOUT, work)
+        // At the same deadline the transport's own wait (polled first)
+        // ends first, and drops its connection.
+        tokio::time::timeout_at(deadline, work)
             .await
             .unwrap_or(Err(UpstreamError::Timeout { server }))
     }
