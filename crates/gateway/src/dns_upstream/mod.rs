@@ -29,9 +29,10 @@
 //! provider already answers every query. Per-socket random IDs, answers
 //! matched by ID, server and question, and sockets replaced every few
 //! hundred queries or seconds (new random ports) still leave a forger
-//! with little to aim at; opening a socket per query (what hickory's
-//! client did) cost about a third of the resolver's CPU per uncached
-//! query.
+//! with little to aim at. A socket per query (what hickory's client did;
+//! measured with [`udp::QUERIES_PER_SOCKET`] at 1) cost 10 to 19 µs more
+//! CPU per uncached query in `leakhound bench dns`: level with unbound's
+//! CPU per query instead of about 0.7 of it.
 
 pub mod answers;
 pub mod doh;
