@@ -104,7 +104,21 @@ pub struct Profile {
     pub real: Vec<(crate::lab::apps::App, u16)>,
     /// Where the profile came from, when it is the user's.
     pub user: Option<UserProfile>,
+    /// Variables of the configuration under test (the seed's, or the
+    /// user's file's) that today's Gluetun reads otherwise than their names
+    /// say: changed meanings, retired names, no effect. The reports show
+    /// them as configuration findings.
+    pub config_findings: Vec<crate::gateway::variables::Finding>,
 }
+
+/// The seed's DNS variables (its section 6), as the seed writes them: today's
+/// Gluetun retired three and gave `DOT` another meaning.
+pub const SEED_DNS_VARIABLES: &[&str] = &[
+    "DNS_KEEP_NAMESERVER",
+    "DOT",
+    "DNS_ADDRESS",
+    "BLOCK_MALICIOUS",
+];
 
 /// What the reports say about a profile made from the user's files.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -320,6 +334,9 @@ impl Profile {
             stand_ins: crate::lab::dependents::default_stand_ins(),
             real: Vec::new(),
             user: None,
+            config_findings: crate::gateway::variables::findings(
+                SEED_DNS_VARIABLES.iter().copied(),
+            ),
         }
     }
 
@@ -566,7 +583,15 @@ impl Profile {
                 userlab::outbound_toml(&plan, &source),
             ),
         ];
+        // Each variable the file sets (to anything but empty, which Gluetun
+        // reads as unset), by name.
+        let config_findings = crate::gateway::variables::findings(
+            vars.iter()
+                .filter(|v| !v.value.expose().trim().is_empty())
+                .map(|v| v.key.as_str()),
+        );
         Ok(Profile {
+            config_findings,
             topology: Topology::with_lans(&plan),
             policy_env,
             allowed,
@@ -638,6 +663,34 @@ mod tests {
         );
         assert_eq!(p.policy_env["DOT_SERVER_ADDRESS"], "10.64.0.1");
         assert_eq!(p.policy_env["DNS_ADDRESS"], "");
+        // The file's own variables that today's Gluetun reads otherwise, for
+        // the reports: names only, each once.
+        let found: Vec<(&str, &crate::gateway::variables::FindingKind)> = p
+            .config_findings
+            .iter()
+            .map(|f| (f.variable.as_str(), &f.kind))
+            .collect();
+        use crate::gateway::variables::FindingKind::*;
+        for want in [
+            ("DNS_KEEP_NAMESERVER", &NoEffect),
+            ("DOT", &MeaningChanged),
+            ("HEALTH_VPN_DURATION_INITIAL", &NoEffect),
+        ] {
+            assert!(found.contains(&want), "{want:?} not in {found:?}");
+        }
+        assert!(
+            !found
+                .iter()
+                .any(|(v, _)| v.starts_with("WIREGUARD_") || *v == "DNS_SERVER")
+        );
+        assert_eq!(
+            Profile::seed()
+                .config_findings
+                .iter()
+                .map(|f| f.variable.as_str())
+                .collect::<Vec<_>>(),
+            ["DNS_KEEP_NAMESERVER", "DOT", "DNS_ADDRESS"]
+        );
         assert!(
             u.notes
                 .iter()
