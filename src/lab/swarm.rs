@@ -211,24 +211,30 @@ impl Swarm {
         }
         // Ready when the tracker counts the seeder.
         let hash = swarm.torrent.info_hash;
-        let ready = poll_until(
-            Duration::from_secs(15),
-            Duration::from_millis(100),
-            async || {
-                for (c, prog) in swarm.children.iter_mut().zip([OPENTRACKER, ARIA2]) {
-                    if let Ok(Some(status)) = c.try_wait() {
-                        let out = dir.join(format!("{prog}.out"));
-                        return ControlFlow::Break(Err(err(
-                            format!("{prog} exited ({status})"),
-                            format!(
-                                "{}\n{}",
-                                super::apps::tail_of(&out),
-                                super::apps::tail_of(&seeder_log)
-                            ),
-                        )));
-                    }
+        let (dir_ref, seeder_log_ref) = (&dir, &seeder_log);
+        let ready = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            let exited = swarm
+                .children
+                .iter_mut()
+                .zip([OPENTRACKER, ARIA2])
+                .find_map(|(c, prog)| match c.try_wait() {
+                    Ok(Some(status)) => Some((prog, status)),
+                    _ => None,
+                });
+            let ns2 = crate::lab::netns::Netns::open(ns.name());
+            async move {
+                if let Some((prog, status)) = exited {
+                    let out = dir_ref.join(format!("{prog}.out"));
+                    return ControlFlow::Break(Err(err(
+                        format!("{prog} exited ({status})"),
+                        format!(
+                            "{}\n{}",
+                            super::apps::tail_of(&out),
+                            super::apps::tail_of(seeder_log_ref)
+                        ),
+                    )));
                 }
-                let ns2 = match crate::lab::netns::Netns::open(ns.name()) {
+                let ns2 = match ns2 {
                     Ok(ns2) => ns2,
                     Err(e) => return ControlFlow::Break(Err(e.into())),
                 };
@@ -238,8 +244,8 @@ impl Swarm {
                     Ok(Ok(n)) => ControlFlow::Continue(format!("the tracker counts {n} seeders")),
                     Ok(Err(e)) => ControlFlow::Continue(e.to_string()),
                 }
-            },
-        )
+            }
+        })
         .await;
         match ready {
             Ok(r) => r?,

@@ -81,18 +81,24 @@ impl WgGo {
             .ok_or_else(|| service_err("wireguard-go exited at once"))?;
         let uapi = PathBuf::from(format!("/proc/{pid}/root/run/wireguard/{TUN_NAME}.sock"));
         // Ready when its UAPI socket answers (it opens it after the TUN).
-        let ready = poll_until(START_WITHIN, Duration::from_millis(5), async || {
-            if uapi::get(&uapi).await.is_ok() {
-                return ControlFlow::Break(Ok(()));
+        let (uapi_ref, log_ref) = (&uapi, &log_path);
+        let ready = poll_until(START_WITHIN, Duration::from_millis(5), || {
+            // Looked at before asking: an exit while it is asked shows on
+            // the next attempt.
+            let exited = child.try_wait();
+            async move {
+                if uapi::get(uapi_ref).await.is_ok() {
+                    return ControlFlow::Break(Ok(()));
+                }
+                if let Ok(Some(status)) = exited {
+                    let tail = std::fs::read_to_string(log_ref).unwrap_or_default();
+                    return ControlFlow::Break(Err(service_err(format!(
+                        "wireguard-go exited ({status}) before opening its UAPI socket: {}",
+                        tail.trim()
+                    ))));
+                }
+                ControlFlow::Continue(())
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return ControlFlow::Break(Err(service_err(format!(
-                    "wireguard-go exited ({status}) before opening its UAPI socket: {}",
-                    tail.trim()
-                ))));
-            }
-            ControlFlow::Continue(())
         })
         .await;
         match ready {
