@@ -53,7 +53,7 @@ pub use leakhound_gateway as gateway;
 /// The pure core, its own crate (`crates/model`).
 pub use leakhound_model as model;
 /// The plumbing shared with the gateway (`crates/net`).
-pub use leakhound_net::{errfmt, httpc, netlink, rawsock, tunnel};
+pub use leakhound_net::{errfmt, httpc, netlink, poll, rawsock, tunnel};
 pub mod report;
 pub mod scenario;
 pub mod suite;

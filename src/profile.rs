@@ -104,7 +104,21 @@ pub struct Profile {
     pub real: Vec<(crate::lab::apps::App, u16)>,
     /// Where the profile came from, when it is the user's.
     pub user: Option<UserProfile>,
+    /// Variables of the configuration under test (the seed's, or the
+    /// user's file's) that today's Gluetun reads otherwise than their names
+    /// say: changed meanings, retired names, no effect. The reports show
+    /// them as configuration findings.
+    pub config_findings: Vec<crate::gateway::variables::Finding>,
 }
+
+/// The seed's DNS variables (its section 6), as the seed writes them: today's
+/// Gluetun retired three and gave `DOT` another meaning.
+pub const SEED_DNS_VARIABLES: &[&str] = &[
+    "DNS_KEEP_NAMESERVER",
+    "DOT",
+    "DNS_ADDRESS",
+    "BLOCK_MALICIOUS",
+];
 
 /// What the reports say about a profile made from the user's files.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -320,6 +334,9 @@ impl Profile {
             stand_ins: crate::lab::dependents::default_stand_ins(),
             real: Vec::new(),
             user: None,
+            config_findings: crate::gateway::variables::findings(
+                SEED_DNS_VARIABLES.iter().copied(),
+            ),
         }
     }
 
@@ -396,84 +413,16 @@ impl Profile {
             .iter()
             .map(|v| (v.key.clone(), v.value.expose().to_string()))
             .collect();
-        // An encrypted upstream the file asks for is the lab provider's:
-        // the lab's plain DNS_ADDRESS would make it plain (today's Gluetun
-        // reads the retired name so), so it is unset, and leakhound's own
-        // variables name the lab's resolver for every named one.
-        let mut added = Vec::new();
-        let asked_type = policy_env
-            .get("DNS_UPSTREAM_RESOLVER_TYPE")
-            .map(|t| t.trim().to_ascii_lowercase());
-        let encrypted: &[(&str, &str)] = match asked_type.as_deref() {
-            Some("dot") => &[
-                ("DOT_SERVER_ADDRESS", "10.64.0.1"),
-                ("DOT_SERVER_NAME", "dns.provider.lab"),
-                ("DOT_CA_FILE", "{lab_ca}"),
-            ],
-            Some("doh") => &[
-                ("DOH_SERVER_ADDRESS", "192.0.2.43"),
-                ("DOH_SERVER_URL", "https://doh.lab/dns-query"),
-                ("DOH_CA_FILE", "{lab_ca}"),
-            ],
-            _ => &[],
-        };
-        if !encrypted.is_empty() {
-            policy_env.insert("DNS_ADDRESS".into(), String::new());
-            for (k, v) in encrypted {
-                added.push(format!(
-                    "{k}={v} (the lab's resolver for DNS_UPSTREAM_RESOLVERS; leakhound's gateway only)"
-                ));
-                policy_env.insert(k.to_string(), v.to_string());
-            }
-        }
-        // The gateway's own parser decides what the variables mean (and
-        // names what is wrong), with the lab's values beside them.
-        let mut check_env = lab_env(
-            &crate::lab::services::LabKeys::generate(),
-            Path::new("/nonexistent-blocklists"),
-        );
-        check_env.extend(policy_env.clone());
-        let cfg = crate::gateway::config::GatewayConfig::from_env(check_env).map_err(|e| {
-            ProfileError::Gateway {
+        let mut added = lab_resolver_for_encrypted_upstream(&mut policy_env);
+        let cfg = gateway_reading(file, &service, &policy_env, &secrets)?;
+        let mut notes = gateway_notes(&cfg, &policy_env);
+        drop_unused_off(&cfg, &mut policy_env, &mut notes).map_err(|key| {
+            ProfileError::CannotHonour {
                 file: file.into(),
                 service: service.clone(),
-                message: redact(&e.to_string(), &secrets),
+                key,
             }
         })?;
-        let mut notes = Vec::new();
-        // What the gateway will say about the file's own variables (retired
-        // names, changed meanings, no effect), said here too.
-        let names_user_key = |w: &str| {
-            policy_env.keys().any(|k| {
-                w.starts_with(&format!("{k} "))
-                    || w.starts_with(&format!("{k}="))
-                    || w.contains(&format!("variable {k},"))
-            })
-        };
-        notes.extend(
-            cfg.warnings
-                .iter()
-                .filter(|w| names_user_key(w))
-                .map(|w| format!("leakhound's gateway says: {w}")),
-        );
-        for key in &cfg.unused {
-            let value = policy_env.get(key).cloned().unwrap_or_default();
-            if !policy_env.contains_key(key) {
-                continue;
-            }
-            if userlab::is_off(&value) {
-                notes.push(format!(
-                    "{key} is off: leakhound's gateway has no such feature, so there is nothing to test"
-                ));
-                policy_env.remove(key);
-            } else {
-                return Err(ProfileError::CannotHonour {
-                    file: file.into(),
-                    service,
-                    key: key.clone(),
-                });
-            }
-        }
         let subnet_ports: Vec<(IpNet, Vec<u16>)> = cfg
             .firewall
             .subnet_ports
@@ -492,66 +441,16 @@ impl Profile {
             source,
         })?;
         notes.extend(plan.notes.iter().cloned());
-        // Publishing a port lets the LANs in (Docker forwards it, Gluetun
-        // accepts what is addressed to its own network): for leakhound's
-        // gateway that is FIREWALL_INPUT_SUBNET_PORTS for the outbound LANs.
-        let published_tcp: Vec<String> = plan
-            .ports
-            .iter()
-            .filter(|p| {
-                published
-                    .iter()
-                    .any(|x| !x.udp && !x.host_only && x.target == **p)
-            })
-            .map(u16::to_string)
-            .collect();
-        if subnet_ports.is_empty() && !published_tcp.is_empty() {
-            let entries: Vec<String> = plan
-                .lans
-                .iter()
-                .filter(|l| l.roles.is_some_and(|r| r.outbound))
-                .map(|l| format!("{}={}", l.subnet, published_tcp.join(",")))
-                .collect();
-            if !entries.is_empty() {
-                let v = entries.join(";");
-                added.push(format!(
-                    "FIREWALL_INPUT_SUBNET_PORTS={v} (the published ports, for the LANs of FIREWALL_OUTBOUND_SUBNETS; leakhound's gateway only)"
-                ));
-                policy_env.insert("FIREWALL_INPUT_SUBNET_PORTS".into(), v);
-            }
+        if subnet_ports.is_empty() {
+            added.extend(open_published_ports(&plan, published, &mut policy_env));
         }
-        let mut allowed: Vec<IpNet> = ["172.21.0.0/16", "2001:db8:21::/64"]
-            .iter()
-            .map(|n| n.parse().expect("net"))
-            .collect();
-        allowed.extend(
-            plan.lans
-                .iter()
-                .filter(|l| l.roles.is_some())
-                .map(|l| IpNet::V4(l.subnet)),
-        );
-        allowed.extend(cfg.outbound_subnets.iter().filter(|n| n.addr().is_ipv6()));
+        let allowed = allowed_nets(&plan, &cfg);
         let stand_ins = plan
             .ports
             .iter()
             .map(|p| (*p, userlab::application(*p)))
             .collect();
-        let lans = plan
-            .lans
-            .iter()
-            .map(|l| {
-                let role = match l.roles {
-                    None => "denied".to_string(),
-                    Some(r) => [(r.outbound, "outbound"), (r.inbound, "inbound")]
-                        .iter()
-                        .filter(|(on, _)| *on)
-                        .map(|(_, n)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                };
-                format!("{} {} ({role})", l.name, l.subnet)
-            })
-            .collect();
+        let lans = lan_lines(&plan);
         let source = match &service {
             Some(s) => format!("{file} (service {s})"),
             None => file.to_string(),
@@ -566,7 +465,15 @@ impl Profile {
                 userlab::outbound_toml(&plan, &source),
             ),
         ];
+        // Each variable the file sets (to anything but empty, which Gluetun
+        // reads as unset), by name.
+        let config_findings = crate::gateway::variables::findings(
+            vars.iter()
+                .filter(|v| !v.value.expose().trim().is_empty())
+                .map(|v| v.key.as_str()),
+        );
         Ok(Profile {
+            config_findings,
             topology: Topology::with_lans(&plan),
             policy_env,
             allowed,
@@ -587,6 +494,181 @@ impl Profile {
             }),
         })
     }
+}
+
+/// An encrypted upstream the file asks for is the lab provider's: the lab's
+/// plain DNS_ADDRESS would make it plain (today's Gluetun reads the retired
+/// name so), so it is unset, and leakhound's own variables name the lab's
+/// resolver for every named one. Returns what was added, as said in the
+/// report.
+fn lab_resolver_for_encrypted_upstream(policy_env: &mut BTreeMap<String, String>) -> Vec<String> {
+    let mut added = Vec::new();
+    let asked_type = policy_env
+        .get("DNS_UPSTREAM_RESOLVER_TYPE")
+        .map(|t| t.trim().to_ascii_lowercase());
+    let encrypted: &[(&str, &str)] = match asked_type.as_deref() {
+        Some("dot") => &[
+            ("DOT_SERVER_ADDRESS", "10.64.0.1"),
+            ("DOT_SERVER_NAME", "dns.provider.lab"),
+            ("DOT_CA_FILE", "{lab_ca}"),
+        ],
+        Some("doh") => &[
+            ("DOH_SERVER_ADDRESS", "192.0.2.43"),
+            ("DOH_SERVER_URL", "https://doh.lab/dns-query"),
+            ("DOH_CA_FILE", "{lab_ca}"),
+        ],
+        _ => &[],
+    };
+    if !encrypted.is_empty() {
+        policy_env.insert("DNS_ADDRESS".into(), String::new());
+        for (k, v) in encrypted {
+            added.push(format!(
+                "{k}={v} (the lab's resolver for DNS_UPSTREAM_RESOLVERS; leakhound's gateway only)"
+            ));
+            policy_env.insert(k.to_string(), v.to_string());
+        }
+    }
+    added
+}
+
+/// The gateway's own parser decides what the variables mean (and names
+/// what is wrong, secrets redacted), with the lab's values beside them.
+fn gateway_reading(
+    file: &str,
+    service: &Option<String>,
+    policy_env: &BTreeMap<String, String>,
+    secrets: &[Secret],
+) -> Result<crate::gateway::config::GatewayConfig, ProfileError> {
+    let mut check_env = lab_env(
+        &crate::lab::services::LabKeys::generate(),
+        Path::new("/nonexistent-blocklists"),
+    );
+    check_env.extend(policy_env.clone());
+    crate::gateway::config::GatewayConfig::from_env(check_env).map_err(|e| ProfileError::Gateway {
+        file: file.into(),
+        service: service.clone(),
+        message: redact(&e.to_string(), secrets),
+    })
+}
+
+/// What the gateway will say about the file's own variables (retired
+/// names, changed meanings, no effect), said in the report too.
+fn gateway_notes(
+    cfg: &crate::gateway::config::GatewayConfig,
+    policy_env: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let names_user_key = |w: &str| {
+        policy_env.keys().any(|k| {
+            w.starts_with(&format!("{k} "))
+                || w.starts_with(&format!("{k}="))
+                || w.contains(&format!("variable {k},"))
+        })
+    };
+    cfg.warnings
+        .iter()
+        .filter(|w| names_user_key(w))
+        .map(|w| format!("leakhound's gateway says: {w}"))
+        .collect()
+}
+
+/// The file's variables the gateway does not use: one that is off asks for
+/// nothing and is left out (noted); one that asks for something is `Err`
+/// with its name, since the lab could not honour it.
+fn drop_unused_off(
+    cfg: &crate::gateway::config::GatewayConfig,
+    policy_env: &mut BTreeMap<String, String>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    for key in &cfg.unused {
+        let value = policy_env.get(key).cloned().unwrap_or_default();
+        if !policy_env.contains_key(key) {
+            continue;
+        }
+        if userlab::is_off(&value) {
+            notes.push(format!(
+                "{key} is off: leakhound's gateway has no such feature, so there is nothing to test"
+            ));
+            policy_env.remove(key);
+        } else {
+            return Err(key.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Publishing a port lets the LANs in (Docker forwards it, Gluetun accepts
+/// what is addressed to its own network): for leakhound's gateway that is
+/// FIREWALL_INPUT_SUBNET_PORTS for the outbound LANs (set in `policy_env`
+/// when the file has none). Returns what was added, as said in the report.
+fn open_published_ports(
+    plan: &UserLab,
+    published: &[Published],
+    policy_env: &mut BTreeMap<String, String>,
+) -> Option<String> {
+    let published_tcp: Vec<String> = plan
+        .ports
+        .iter()
+        .filter(|p| {
+            published
+                .iter()
+                .any(|x| !x.udp && !x.host_only && x.target == **p)
+        })
+        .map(u16::to_string)
+        .collect();
+    if published_tcp.is_empty() {
+        return None;
+    }
+    let entries: Vec<String> = plan
+        .lans
+        .iter()
+        .filter(|l| l.roles.is_some_and(|r| r.outbound))
+        .map(|l| format!("{}={}", l.subnet, published_tcp.join(",")))
+        .collect();
+    if entries.is_empty() {
+        return None;
+    }
+    let v = entries.join(";");
+    let said = format!(
+        "FIREWALL_INPUT_SUBNET_PORTS={v} (the published ports, for the LANs of FIREWALL_OUTBOUND_SUBNETS; leakhound's gateway only)"
+    );
+    policy_env.insert("FIREWALL_INPUT_SUBNET_PORTS".into(), v);
+    Some(said)
+}
+
+/// What the wires may carry outside the tunnel: the gateway's network, the
+/// allowed LANs and the IPv6 outbound subnets.
+fn allowed_nets(plan: &UserLab, cfg: &crate::gateway::config::GatewayConfig) -> Vec<IpNet> {
+    let mut allowed: Vec<IpNet> = ["172.21.0.0/16", "2001:db8:21::/64"]
+        .iter()
+        .map(|n| n.parse().expect("net"))
+        .collect();
+    allowed.extend(
+        plan.lans
+            .iter()
+            .filter(|l| l.roles.is_some())
+            .map(|l| IpNet::V4(l.subnet)),
+    );
+    allowed.extend(cfg.outbound_subnets.iter().filter(|n| n.addr().is_ipv6()));
+    allowed
+}
+
+/// Each LAN of the plan as the report names it: name, subnet and roles.
+fn lan_lines(plan: &UserLab) -> Vec<String> {
+    plan.lans
+        .iter()
+        .map(|l| {
+            let role = match l.roles {
+                None => "denied".to_string(),
+                Some(r) => [(r.outbound, "outbound"), (r.inbound, "inbound")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            format!("{} {} ({role})", l.name, l.subnet)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -638,6 +720,34 @@ mod tests {
         );
         assert_eq!(p.policy_env["DOT_SERVER_ADDRESS"], "10.64.0.1");
         assert_eq!(p.policy_env["DNS_ADDRESS"], "");
+        // The file's own variables that today's Gluetun reads otherwise, for
+        // the reports: names only, each once.
+        let found: Vec<(&str, &crate::gateway::variables::FindingKind)> = p
+            .config_findings
+            .iter()
+            .map(|f| (f.variable.as_str(), &f.kind))
+            .collect();
+        use crate::gateway::variables::FindingKind::*;
+        for want in [
+            ("DNS_KEEP_NAMESERVER", &NoEffect),
+            ("DOT", &MeaningChanged),
+            ("HEALTH_VPN_DURATION_INITIAL", &NoEffect),
+        ] {
+            assert!(found.contains(&want), "{want:?} not in {found:?}");
+        }
+        assert!(
+            !found
+                .iter()
+                .any(|(v, _)| v.starts_with("WIREGUARD_") || *v == "DNS_SERVER")
+        );
+        assert_eq!(
+            Profile::seed()
+                .config_findings
+                .iter()
+                .map(|f| f.variable.as_str())
+                .collect::<Vec<_>>(),
+            ["DNS_KEEP_NAMESERVER", "DOT", "DNS_ADDRESS"]
+        );
         assert!(
             u.notes
                 .iter()

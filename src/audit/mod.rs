@@ -32,9 +32,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Bounded, BoundedCapture, Caps};
 use crate::lab::netns::{Netns, NetnsError};
-use crate::model::audit::{AuditProfile, ControlAuth, HttpUrl};
+use crate::model::audit::{
+    AuditProfile, Bypass, ControlAuth, DnsCheck, ExitCheck, ForwardedPort, HttpUrl, LanExpect,
+    LanProbe,
+};
 use crate::model::classify::LeakPolicy;
-use crate::model::verdict::{CaseResult, Outcome, ScenarioResult, Timeline, judge_wires};
+use crate::model::verdict::{
+    CaseResult, Frame, LeakRecord, Outcome, ScenarioResult, Timeline, judge_wires,
+};
 use crate::netlink::Nl;
 use crate::probe;
 
@@ -237,22 +242,7 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
 
     // A cut left by an audit that was killed goes first (the kernel would
     // lift it within CUT_TIMEOUT anyway).
-    match lift_cut(ns) {
-        Ok(true) => {
-            tracing::warn!("removed a cut table {} left by an earlier audit", CUT_TABLE);
-            notes.push(format!(
-                "removed the table {} an interrupted audit had left",
-                CUT_TABLE
-            ));
-        }
-        Ok(false) => {}
-        // Without NET_ADMIN (a read-only sidecar) no cut can be seen, nor
-        // could this audit have made one.
-        Err(e) if req.disruptive => {
-            notes.push(format!("could not look for a stale cut: {}", chain(&e)))
-        }
-        Err(e) => tracing::debug!("could not look for a stale cut: {}", chain(&e)),
-    }
+    lift_stale_cut(ns, req.disruptive, &mut notes);
 
     // The capture first, so that nothing the checks cause is missed.
     let tap = find_tap(ns, &p.capture.interface).await?;
@@ -268,244 +258,18 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         capture: &capture,
         interrupt: &req.interrupt,
     };
-    if let Some(e) = &p.exit {
-        a.check("exit-address", async |ns, resolver| {
-            let (_, body) = get(ns, resolver, &e.whoami_url, &[]).await?;
-            let ip = crate::model::audit::whoami_address(&body)
-                .map_err(|why| Finding::fail(format!("{}: {why}", e.whoami_url)))?;
-            crate::model::audit::judge_exit(ip, e).map_err(|e| Finding::fail(e.to_string()))
-        })
-        .await;
-    }
-    if let Some(d) = &p.dns {
-        a.check("dns-resolvers", async |ns, resolver| {
-            let nonce = probe::nonce();
-            let name = format!("{nonce}.{}", d.leak_domain);
-            let mut log = vec![format!("asking {resolver} for {name}")];
-            match probe::dns_a(ns, resolver, &name, PROBE_WAIT).await {
-                Ok(a) => log.push(format!("answered {a:?}")),
-                Err(e) => log.push(format!("no answer: {e}")),
-            }
-            let (_, body) = get(ns, resolver, &d.results_url.fill("nonce", &nonce), &[]).await?;
-            let askers = crate::model::audit::dns_results(&body)
-                .map_err(|why| Finding::fail(format!("{}: {why}", d.results_url)))?;
-            crate::model::audit::judge_resolvers(&askers, &d.expected_resolvers)
-                .map(|ok| format!("{}; {ok}", log.join("; ")))
-                .map_err(|why| Finding::fail(format!("{why} ({})", log.join("; "))))
-        })
-        .await;
-    }
-    // Connections that must not open, then plain DNS straight to a resolver.
-    let refusals = [
-        ("ipv6", &p.bypass.ipv6, "an IPv6 connection"),
-        ("dot", &p.bypass.dot, "a DNS-over-TLS connection"),
-        (
-            "doh",
-            &p.bypass.doh,
-            "a DNS-over-HTTPS connection by address",
-        ),
-    ];
-    for (kind, targets, what) in refusals {
-        for &t in targets {
-            a.check(&format!("bypass {kind} {t}"), async |ns, _| {
-                refused(ns, t, what).await
-            })
-            .await;
-        }
-    }
-    for &t in &p.bypass.dns {
-        a.check(&format!("bypass dns {t}"), async |ns, _| {
-            let name = probe::probe_name(&probe::nonce());
-            match probe::dns_a(ns, t, &name, PROBE_WAIT).await {
-                Ok(ans) => Err(Finding::fail(format!(
-                    "{t} answered a query sent straight to it ({ans:?}): DNS can go around the gateway's resolver"
-                ))),
-                Err(e) => Ok(format!("no answer ({e})")),
-            }
-        })
-        .await;
-    }
-    // The LAN rows are judged once the wire is known (a refusal may be the
-    // gateway's own); here each connection's fate is kept.
-    let mut lan_rows = Vec::new();
-    for l in &p.lan {
-        let t = l.target;
-        let from = SystemTime::now();
-        let mut fate = None;
-        a.check(&format!("lan {t}"), async |ns, _| {
-            let r = connect(ns, t).await;
-            let what = match &r {
-                Ok(()) => "connected".to_string(),
-                Err(e) => e.to_string(),
-            };
-            fate = Some((
-                r.is_ok(),
-                matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
-            ));
-            Ok(what)
-        })
-        .await;
-        lan_rows.push((
-            a.cases.len() - 1,
-            l.expect,
-            t,
-            from,
-            SystemTime::now(),
-            fate,
-        ));
-    }
-    if let Some(f) = &p.forwarded_port {
-        let mut port = None;
-        a.check("forwarded-port", async |ns, resolver| {
-            let headers = control_headers(&f.auth).map_err(|e| Finding::error(chain(&e)))?;
-            let url = HttpUrl {
-                path: "/v1/portforward".into(),
-                ..f.control_url.clone()
-            };
-            let (status, body) = get(ns, resolver, &url, &headers).await?;
-            if status != 200 {
-                return Err(Finding::fail(format!("{url} answered {status}")));
-            }
-            let n = crate::model::audit::control_port(&body)
-                .map_err(|why| Finding::fail(format!("{url}: {why}")))?;
-            if n == 0 {
-                return Err(Finding::fail(format!(
-                    "{url}: the gateway has no forwarded port (0)"
-                )));
-            }
-            port = Some(n);
-            let probe_url = f.prober_url.fill("port", &n.to_string());
-            let (_, body) = get(ns, resolver, &probe_url, &[]).await?;
-            match crate::model::audit::prober_open(&body) {
-                Ok(true) => Ok(format!("port {n} is open at the exit ({probe_url})")),
-                Ok(false) => Err(Finding::fail(format!(
-                    "port {n} is the forwarded port, and the prober found it closed at the exit"
-                ))),
-                Err(why) => Err(Finding::fail(format!("{probe_url}: {why}"))),
-            }
-        })
-        .await;
-        if let Some(q) = &f.qbittorrent_url {
-            a.check("forwarded-port-client", async |ns, resolver| {
-                let Some(n) = port else {
-                    return Err(Finding::skip("the forwarded port is not known"));
-                };
-                let url = HttpUrl {
-                    path: "/api/v2/app/preferences".into(),
-                    ..q.clone()
-                };
-                let (status, body) = get(ns, resolver, &url, &[]).await?;
-                if status != 200 {
-                    return Err(Finding::fail(format!(
-                        "{url} answered {status} (the audit asks it without logging in: allow it from localhost)"
-                    )));
-                }
-                let listen = serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("listen_port").and_then(|p| p.as_u64()));
-                match listen {
-                    Some(l) if l == u64::from(n) => Ok(format!("qBittorrent listens on {n}")),
-                    Some(l) => Err(Finding::fail(format!(
-                        "qBittorrent listens on {l}, the forwarded port is {n}"
-                    ))),
-                    None => Err(Finding::fail(format!("{url}: no listen_port"))),
-                }
-            })
-            .await;
-        }
-    }
-    if req.disruptive {
-        match (p.capture.endpoint, &p.exit) {
-            (Some(endpoint), Some(e)) => {
-                a.check("tunnel-down", async |ns, resolver| {
-                    tunnel_down(ns, resolver, endpoint, &e.whoami_url).await
-                })
-                .await;
-            }
-            _ => {
-                a.skip(
-                    "tunnel-down",
-                    "needs [capture] endpoint (to block) and [exit] (to see traffic stop and return)",
-                );
-            }
-        }
-    }
+    let lan_rows = a.all_checks(p, req.disruptive).await;
     timeline.mark(SystemTime::now(), "teardown");
     capture.part("teardown");
 
     let mut bounded = capture.stop();
-    let frames = &bounded.frames;
-    for (i, expect, t, from, to, fate) in lan_rows {
-        let Some((connected, refused)) = fate else {
-            continue;
-        };
-        let on_wire = crate::model::audit::frames_toward(frames, t.ip(), from, to);
-        let what = cases[i].log.first().cloned().unwrap_or_default();
-        cases[i].outcome = match crate::model::audit::judge_lan(expect, connected, refused, on_wire)
-        {
-            Ok(v) => {
-                cases[i].log = vec![format!(
-                    "{v} ({what}; {on_wire} frame(s) to it on the wire)"
-                )];
-                Outcome::Passed
-            }
-            Err(v) => Outcome::fail(
-                format!("{t} {v} ({what}; {on_wire} frame(s) to it on the wire)"),
-                "",
-            ),
-        };
-    }
+    judge_lan_rows(&mut cases, lan_rows, &bounded.frames);
     let pcap = req.out.join(format!("{WIRE}.pcap"));
     crate::capture::write_private_pcap(&pcap, &bounded)?;
     let mut frame_counts = BTreeMap::new();
-    frame_counts.insert(WIRE.to_string(), frames.len());
+    frame_counts.insert(WIRE.to_string(), bounded.frames.len());
     notes.push(capture_summary(&bounded));
-    let (leaks, wire_cases) = match p.capture.endpoint {
-        Some(endpoint) => {
-            let mut allowed = p.capture.allowed.clone();
-            allowed.extend(local.iter().map(|n| n.trunc()));
-            let policy = LeakPolicy {
-                local: local.iter().map(IpNet::addr).collect(),
-                endpoint,
-                allowed,
-            };
-            let mut captured = BTreeMap::new();
-            captured.insert(WIRE.to_string(), std::mem::take(&mut bounded.frames));
-            let mut policies = BTreeMap::new();
-            policies.insert(WIRE.to_string(), policy);
-            let crate::model::verdict::Judged {
-                leaks,
-                cases: mut wc,
-                ..
-            } = judge_wires(
-                &[WIRE.to_string()],
-                &captured,
-                &policies,
-                &timeline,
-                // The marks and the kernel's stamps are on the same clock,
-                // and the checks follow each other without a pause.
-                Duration::ZERO,
-                &[],
-            );
-            for c in &mut wc {
-                c.name = "no-leak".into();
-                c.log.insert(0, notes.join("; "));
-            }
-            (leaks, wc)
-        }
-        None => (
-            Vec::new(),
-            vec![CaseResult {
-                name: "no-leak".into(),
-                outcome: Outcome::Skipped {
-                    reason: "the profile has no [capture] endpoint: the wire cannot be judged"
-                        .into(),
-                },
-                duration: Duration::ZERO,
-                log: notes,
-            }],
-        ),
-    };
+    let (leaks, wire_cases) = judge_wire(p, &local, &mut bounded, &timeline, notes);
     cases.extend(wire_cases);
     judge_caps(&mut cases, &bounded);
     Ok(ScenarioResult {
@@ -528,6 +292,121 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         readiness: vec![],
         traffic: Default::default(),
     })
+}
+
+/// Removes a cut an earlier, killed audit left, saying so in `notes`.
+fn lift_stale_cut(ns: &Netns, disruptive: bool, notes: &mut Vec<String>) {
+    match lift_cut(ns) {
+        Ok(true) => {
+            tracing::warn!("removed a cut table {} left by an earlier audit", CUT_TABLE);
+            notes.push(format!(
+                "removed the table {} an interrupted audit had left",
+                CUT_TABLE
+            ));
+        }
+        Ok(false) => {}
+        // Without NET_ADMIN (a read-only sidecar) no cut can be seen, nor
+        // could this audit have made one.
+        Err(e) if disruptive => {
+            notes.push(format!("could not look for a stale cut: {}", chain(&e)))
+        }
+        Err(e) => tracing::debug!("could not look for a stale cut: {}", chain(&e)),
+    }
+}
+
+/// A `[[lan]]` check's connection, judged once the wire is known (a
+/// refusal may be the gateway's own).
+struct LanRow {
+    /// Its case in the result.
+    case: usize,
+    expect: LanExpect,
+    target: SocketAddr,
+    from: SystemTime,
+    to: SystemTime,
+    /// (connected, refused), when the check ran.
+    fate: Option<(bool, bool)>,
+}
+
+/// Each LAN row's verdict from its connection and the frames toward its
+/// target on the wire meanwhile.
+fn judge_lan_rows(cases: &mut [CaseResult], rows: Vec<LanRow>, frames: &[Frame]) {
+    for row in rows {
+        let Some((connected, refused)) = row.fate else {
+            continue;
+        };
+        let (i, t) = (row.case, row.target);
+        let on_wire = crate::model::audit::frames_toward(frames, t.ip(), row.from, row.to);
+        let what = cases[i].log.first().cloned().unwrap_or_default();
+        cases[i].outcome =
+            match crate::model::audit::judge_lan(row.expect, connected, refused, on_wire) {
+                Ok(v) => {
+                    cases[i].log = vec![format!(
+                        "{v} ({what}; {on_wire} frame(s) to it on the wire)"
+                    )];
+                    Outcome::Passed
+                }
+                Err(v) => Outcome::fail(
+                    format!("{t} {v} ({what}; {on_wire} frame(s) to it on the wire)"),
+                    "",
+                ),
+            };
+    }
+}
+
+/// The wire's verdict (its leaks and the "no-leak" case, `notes` in its
+/// log): judged with the lab's classifier when the profile names the
+/// endpoint, else skipped.
+fn judge_wire(
+    p: &AuditProfile,
+    local: &[IpNet],
+    bounded: &mut Bounded,
+    timeline: &Timeline,
+    notes: Vec<String>,
+) -> (Vec<LeakRecord>, Vec<CaseResult>) {
+    let Some(endpoint) = p.capture.endpoint else {
+        return (
+            Vec::new(),
+            vec![CaseResult {
+                name: "no-leak".into(),
+                outcome: Outcome::Skipped {
+                    reason: "the profile has no [capture] endpoint: the wire cannot be judged"
+                        .into(),
+                },
+                duration: Duration::ZERO,
+                log: notes,
+            }],
+        );
+    };
+    let mut allowed = p.capture.allowed.clone();
+    allowed.extend(local.iter().map(|n| n.trunc()));
+    let policy = LeakPolicy {
+        local: local.iter().map(IpNet::addr).collect(),
+        endpoint,
+        allowed,
+    };
+    let mut captured = BTreeMap::new();
+    captured.insert(WIRE.to_string(), std::mem::take(&mut bounded.frames));
+    let mut policies = BTreeMap::new();
+    policies.insert(WIRE.to_string(), policy);
+    let crate::model::verdict::Judged {
+        leaks,
+        cases: mut wc,
+        ..
+    } = judge_wires(
+        &[WIRE.to_string()],
+        &captured,
+        &policies,
+        timeline,
+        // The marks and the kernel's stamps are on the same clock,
+        // and the checks follow each other without a pause.
+        Duration::ZERO,
+        &[],
+    );
+    for c in &mut wc {
+        c.name = "no-leak".into();
+        c.log.insert(0, notes.join("; "));
+    }
+    (leaks, wc)
 }
 
 /// Why a check did not pass.
@@ -603,6 +482,196 @@ impl Auditor<'_> {
             duration: Duration::ZERO,
             log: vec![],
         });
+    }
+
+    /// Every check the profile configures, in order; the LAN rows to judge
+    /// once the wire is known.
+    async fn all_checks(&mut self, p: &AuditProfile, disruptive: bool) -> Vec<LanRow> {
+        if let Some(e) = &p.exit {
+            self.exit_address(e).await;
+        }
+        if let Some(d) = &p.dns {
+            self.dns_resolvers(d).await;
+        }
+        self.bypass(&p.bypass).await;
+        let lan_rows = self.lan(&p.lan).await;
+        if let Some(f) = &p.forwarded_port {
+            self.forwarded_port(f).await;
+        }
+        if disruptive {
+            match (p.capture.endpoint, &p.exit) {
+                (Some(endpoint), Some(e)) => {
+                    self.check("tunnel-down", async |ns, resolver| {
+                        tunnel_down(ns, resolver, endpoint, &e.whoami_url).await
+                    })
+                    .await;
+                }
+                _ => {
+                    self.skip(
+                        "tunnel-down",
+                        "needs [capture] endpoint (to block) and [exit] (to see traffic stop and return)",
+                    );
+                }
+            }
+        }
+        lan_rows
+    }
+
+    /// `[exit]`: the address whoami sees.
+    async fn exit_address(&mut self, e: &ExitCheck) {
+        self.check("exit-address", async |ns, resolver| {
+            let (_, body) = get(ns, resolver, &e.whoami_url, &[]).await?;
+            let ip = crate::model::audit::whoami_address(&body)
+                .map_err(|why| Finding::fail(format!("{}: {why}", e.whoami_url)))?;
+            crate::model::audit::judge_exit(ip, e).map_err(|e| Finding::fail(e.to_string()))
+        })
+        .await;
+    }
+
+    /// `[dns]`: who asked the leak domain's server for a fresh name.
+    async fn dns_resolvers(&mut self, d: &DnsCheck) {
+        self.check("dns-resolvers", async |ns, resolver| {
+            let nonce = probe::nonce();
+            let name = format!("{nonce}.{}", d.leak_domain);
+            let mut log = vec![format!("asking {resolver} for {name}")];
+            match probe::dns_a(ns, resolver, &name, PROBE_WAIT).await {
+                Ok(a) => log.push(format!("answered {a:?}")),
+                Err(e) => log.push(format!("no answer: {e}")),
+            }
+            let (_, body) = get(ns, resolver, &d.results_url.fill("nonce", &nonce), &[]).await?;
+            let askers = crate::model::audit::dns_results(&body)
+                .map_err(|why| Finding::fail(format!("{}: {why}", d.results_url)))?;
+            crate::model::audit::judge_resolvers(&askers, &d.expected_resolvers)
+                .map(|ok| format!("{}; {ok}", log.join("; ")))
+                .map_err(|why| Finding::fail(format!("{why} ({})", log.join("; "))))
+        })
+        .await;
+    }
+
+    /// `[bypass]`: connections that must not open, then plain DNS straight
+    /// to a resolver.
+    async fn bypass(&mut self, b: &Bypass) {
+        let refusals = [
+            ("ipv6", &b.ipv6, "an IPv6 connection"),
+            ("dot", &b.dot, "a DNS-over-TLS connection"),
+            ("doh", &b.doh, "a DNS-over-HTTPS connection by address"),
+        ];
+        for (kind, targets, what) in refusals {
+            for &t in targets {
+                self.check(&format!("bypass {kind} {t}"), async |ns, _| {
+                    refused(ns, t, what).await
+                })
+                .await;
+            }
+        }
+        for &t in &b.dns {
+            self.check(&format!("bypass dns {t}"), async |ns, _| {
+                let name = probe::probe_name(&probe::nonce());
+                match probe::dns_a(ns, t, &name, PROBE_WAIT).await {
+                    Ok(ans) => Err(Finding::fail(format!(
+                        "{t} answered a query sent straight to it ({ans:?}): DNS can go around the gateway's resolver"
+                    ))),
+                    Err(e) => Ok(format!("no answer ({e})")),
+                }
+            })
+            .await;
+        }
+    }
+
+    /// `[[lan]]`: each connection's fate is kept, to be judged once the
+    /// wire is known (a refusal may be the gateway's own).
+    async fn lan(&mut self, probes: &[LanProbe]) -> Vec<LanRow> {
+        let mut lan_rows = Vec::new();
+        for l in probes {
+            let t = l.target;
+            let from = SystemTime::now();
+            let mut fate = None;
+            self.check(&format!("lan {t}"), async |ns, _| {
+                let r = connect(ns, t).await;
+                let what = match &r {
+                    Ok(()) => "connected".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                fate = Some((
+                    r.is_ok(),
+                    matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+                ));
+                Ok(what)
+            })
+            .await;
+            lan_rows.push(LanRow {
+                case: self.cases.len() - 1,
+                expect: l.expect,
+                target: t,
+                from,
+                to: SystemTime::now(),
+                fate,
+            });
+        }
+        lan_rows
+    }
+
+    /// `[forwarded-port]`: the control server's port is open at the exit,
+    /// and (with a qBittorrent URL) the client listens on it.
+    async fn forwarded_port(&mut self, f: &ForwardedPort) {
+        let mut port = None;
+        self.check("forwarded-port", async |ns, resolver| {
+            let headers = control_headers(&f.auth).map_err(|e| Finding::error(chain(&e)))?;
+            let url = HttpUrl {
+                path: "/v1/portforward".into(),
+                ..f.control_url.clone()
+            };
+            let (status, body) = get(ns, resolver, &url, &headers).await?;
+            if status != 200 {
+                return Err(Finding::fail(format!("{url} answered {status}")));
+            }
+            let n = crate::model::audit::control_port(&body)
+                .map_err(|why| Finding::fail(format!("{url}: {why}")))?;
+            if n == 0 {
+                return Err(Finding::fail(format!(
+                    "{url}: the gateway has no forwarded port (0)"
+                )));
+            }
+            port = Some(n);
+            let probe_url = f.prober_url.fill("port", &n.to_string());
+            let (_, body) = get(ns, resolver, &probe_url, &[]).await?;
+            match crate::model::audit::prober_open(&body) {
+                Ok(true) => Ok(format!("port {n} is open at the exit ({probe_url})")),
+                Ok(false) => Err(Finding::fail(format!(
+                    "port {n} is the forwarded port, and the prober found it closed at the exit"
+                ))),
+                Err(why) => Err(Finding::fail(format!("{probe_url}: {why}"))),
+            }
+        })
+        .await;
+        if let Some(q) = &f.qbittorrent_url {
+            self.check("forwarded-port-client", async |ns, resolver| {
+                let Some(n) = port else {
+                    return Err(Finding::skip("the forwarded port is not known"));
+                };
+                let url = HttpUrl {
+                    path: "/api/v2/app/preferences".into(),
+                    ..q.clone()
+                };
+                let (status, body) = get(ns, resolver, &url, &[]).await?;
+                if status != 200 {
+                    return Err(Finding::fail(format!(
+                        "{url} answered {status} (the audit asks it without logging in: allow it from localhost)"
+                    )));
+                }
+                let listen = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("listen_port").and_then(|p| p.as_u64()));
+                match listen {
+                    Some(l) if l == u64::from(n) => Ok(format!("qBittorrent listens on {n}")),
+                    Some(l) => Err(Finding::fail(format!(
+                        "qBittorrent listens on {l}, the forwarded port is {n}"
+                    ))),
+                    None => Err(Finding::fail(format!("{url}: no listen_port"))),
+                }
+            })
+            .await;
+        }
     }
 }
 

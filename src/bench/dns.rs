@@ -7,11 +7,13 @@
 //! ratios to unbound ([`table`]).
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 
 use crate::lab::netns::Netns;
+use crate::poll::poll_until;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Names {
@@ -121,16 +123,15 @@ pub async fn load(
 /// Waits (bounded) until `server` answers a query from `ns`: readiness by
 /// asking, not by sleeping.
 pub async fn wait_answering(ns: &Netns, server: SocketAddr, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(a) =
-            crate::probe::dns_a(ns, server, "ready.probe.lab.", Duration::from_millis(200)).await
-            && !a.is_empty()
+    poll_until(within, Duration::ZERO, || async move {
+        match crate::probe::dns_a(ns, server, "ready.probe.lab.", Duration::from_millis(200)).await
         {
-            return true;
+            Ok(a) if !a.is_empty() => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
         }
-    }
-    false
+    })
+    .await
+    .is_ok()
 }
 
 /// User plus system CPU seconds `pid` has used so far (from

@@ -10,6 +10,7 @@
 //! provider, the harness process that runs it).
 
 use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::lab::netns::NetnsError;
 use crate::lab::wgserver::ProviderKind;
 use crate::lab::{Lab, LabError};
 use crate::model::topology::{addr, host};
+use crate::poll::poll_until;
 use crate::scenario::runner::Runner;
 
 /// The iperf3 server's port on the lab's internet host.
@@ -204,21 +206,19 @@ pub async fn measure(
     let gw_ns = lab.ns(host::GW)?;
     // Ready when traffic flows: whoami sees the VPN exit (a handshake alone
     // comes before a command gateway's routes).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if crate::probe::whoami_sees_vpn_exit(gw_ns, Duration::from_millis(300))
-            .await
-            .is_ok()
-        {
-            break;
+    let flows = poll_until(Duration::from_secs(20), Duration::ZERO, || async move {
+        match crate::probe::whoami_sees_vpn_exit(gw_ns, Duration::from_millis(300)).await {
+            Ok(_) => ControlFlow::Break(()),
+            Err(_) => ControlFlow::Continue(()),
         }
-        if tokio::time::Instant::now() >= deadline {
-            gw.stop().await;
-            return Err(TunnelBenchError::NoTraffic {
-                target: runner.target.name().to_string(),
-                log,
-            });
-        }
+    })
+    .await;
+    if flows.is_err() {
+        gw.stop().await;
+        return Err(TunnelBenchError::NoTraffic {
+            target: runner.target.name().to_string(),
+            log,
+        });
     }
     let inode = |what, ns: &crate::lab::netns::Netns| {
         ns.inode()

@@ -11,8 +11,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pnet::packet::Packet;
 use pnet::packet::ip::IpNextHeaderProtocols;
@@ -23,6 +24,7 @@ use super::{Lab, LabError};
 use crate::capture::Watch;
 use crate::model::topology::host;
 use crate::model::userconf::Secret;
+use crate::poll::poll_until;
 
 /// A real application, as Debian ships it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,9 +396,22 @@ async fn start_one(
     lab.spare(child.id() as i32);
     // Ready when the WebUI answers on the namespace's loopback.
     let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
+    let ready = poll_until(Duration::from_secs(15), Duration::from_millis(50), || {
+        let exited = child.try_wait();
+        async move {
+            if let Ok(Some(status)) = exited {
+                return ControlFlow::Break(Err(status));
+            }
+            match crate::probe::http_get(ns, target, "/", Duration::from_millis(500)).await {
+                Ok(_) => ControlFlow::Break(Ok(())),
+                Err(_) => ControlFlow::Continue(()),
+            }
+        }
+    })
+    .await;
+    match ready {
+        Ok(Ok(())) => {}
+        Ok(Err(status)) => {
             return Err(app_err(
                 app,
                 format!(
@@ -406,13 +421,7 @@ async fn start_one(
                 ),
             ));
         }
-        if crate::probe::http_get(ns, target, "/", Duration::from_millis(500))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        if Instant::now() >= deadline {
+        Err(()) => {
             let _ = child.kill();
             return Err(app_err(
                 app,
@@ -423,7 +432,6 @@ async fn start_one(
                 ),
             ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok((child, creds))
 }

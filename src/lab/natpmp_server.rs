@@ -100,124 +100,161 @@ pub fn start(
         })?
         .map_err(err)?;
     let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(err)?;
-    let ns = Netns::open(ns.name())?;
-    let started = std::time::Instant::now();
+    let mut server = Server {
+        ns: Netns::open(ns.name())?,
+        log,
+        refuse,
+        renumber,
+        mappings: Mappings::default(),
+        started: std::time::Instant::now(),
+    };
     tokio::spawn(async move {
-        let mut mappings = Mappings::default();
         let mut buf = [0u8; 64];
         loop {
             let (n, from) = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = sock.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
             };
-            let epoch = started.elapsed().as_secs() as u32;
-            if renumber.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                mappings.renumber();
-                let flush = "flush chain ip lh_pf pre\n".to_string();
-                if let Ok(ns2) = Netns::open(ns.name()) {
-                    let _ = tokio::task::spawn_blocking(move || nft_in(&ns2, &flush)).await;
-                }
-                log.record(
-                    SERVICE,
-                    from,
-                    "mappings forgotten, their ports retired".into(),
-                );
+            if let Some(reply) = server.answer(&buf[..n], from).await {
+                let _ = sock.send_to(&reply, from).await;
             }
-            let reply: Vec<u8> = match natpmp::decode_request(&buf[..n]) {
-                Err(e) => {
-                    log.record(SERVICE, from, format!("bad request: {e}"));
-                    continue;
-                }
-                Ok(ServerRequest::ExternalAddress) => natpmp::encode_external_address_response(
+        }
+    });
+    Ok(())
+}
+
+/// The running server's state.
+struct Server {
+    ns: Netns,
+    log: ServiceLog,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    renumber: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mappings: Mappings,
+    /// The epoch counts seconds from here.
+    started: std::time::Instant,
+}
+
+impl Server {
+    /// The reply to one datagram from `from`, if it gets one.
+    async fn answer(&mut self, request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+        let epoch = self.started.elapsed().as_secs() as u32;
+        if self
+            .renumber
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.mappings.renumber();
+            let flush = "flush chain ip lh_pf pre\n".to_string();
+            if let Ok(ns2) = Netns::open(self.ns.name()) {
+                let _ = tokio::task::spawn_blocking(move || nft_in(&ns2, &flush)).await;
+            }
+            self.log.record(
+                SERVICE,
+                from,
+                "mappings forgotten, their ports retired".into(),
+            );
+        }
+        match natpmp::decode_request(request) {
+            Err(e) => {
+                self.log.record(SERVICE, from, format!("bad request: {e}"));
+                None
+            }
+            Ok(ServerRequest::ExternalAddress) => Some(
+                natpmp::encode_external_address_response(
                     ResultCode::Success,
                     epoch,
                     addr::VPN_EXIT,
                 )
                 .to_vec(),
-                Ok(ServerRequest::Map(req)) => {
-                    let IpAddr::V4(client) = from.ip() else {
-                        continue;
-                    };
-                    let inside = crate::model::topology::addr::TUNNEL_CLIENT.octets()[..2]
-                        == client.octets()[..2];
-                    let mut m = Mapping {
-                        protocol: req.protocol,
-                        epoch,
-                        internal_port: req.internal_port,
-                        external_port: 0,
-                        lifetime: 0,
-                    };
-                    if !inside || req.lifetime == 0 {
-                        log.record(SERVICE, from, format!("refused {:?} mapping", req.protocol));
-                        natpmp::encode_mapping_response(ResultCode::NotAuthorized, &m).to_vec()
-                    } else if refuse.load(std::sync::atomic::Ordering::Relaxed) {
-                        log.record(
-                            SERVICE,
-                            from,
-                            format!("refused {:?} mapping: out of resources", req.protocol),
-                        );
-                        natpmp::encode_mapping_response(ResultCode::OutOfResources, &m).to_vec()
-                    } else {
-                        let (port, new) =
-                            mappings.assign(client, req.protocol, req.suggested_external_port);
-                        if new {
-                            let proto = if req.protocol == Protocol::Tcp {
-                                "tcp"
-                            } else {
-                                "udp"
-                            };
-                            let rule = format!(
-                                "add rule ip lh_pf pre ip daddr {} {proto} dport {port} dnat to {client}:{port}\n",
-                                addr::VPN_EXIT
-                            );
-                            let ns2 = Netns::open(ns.name());
-                            let applied: Result<(), Box<dyn std::error::Error + Send + Sync>> =
-                                match ns2 {
-                                    Ok(ns2) => {
-                                        match tokio::task::spawn_blocking(move || {
-                                            nft_in(&ns2, &rule)
-                                        })
-                                        .await
-                                        {
-                                            Ok(r) => r.map_err(Into::into),
-                                            Err(e) => Err(e.into()),
-                                        }
-                                    }
-                                    Err(e) => Err(e.into()),
-                                };
-                            if let Err(e) = applied {
-                                log.record(
-                                    SERVICE,
-                                    from,
-                                    format!("could not forward {proto} {port}: {e}"),
-                                );
-                                let r =
-                                    natpmp::encode_mapping_response(ResultCode::NetworkFailure, &m)
-                                        .to_vec();
-                                let _ = sock.send_to(&r, from).await;
-                                continue;
-                            }
-                        }
-                        m.external_port = port;
-                        m.lifetime = req.lifetime.min(MAX_LIFETIME);
-                        log.record(
-                            SERVICE,
-                            from,
-                            format!(
-                                "map {:?} {} -> {}:{port}",
-                                req.protocol,
-                                req.internal_port,
-                                addr::VPN_EXIT
-                            ),
-                        );
-                        natpmp::encode_mapping_response(ResultCode::Success, &m).to_vec()
-                    }
-                }
-            };
-            let _ = sock.send_to(&reply, from).await;
+            ),
+            Ok(ServerRequest::Map(req)) => {
+                let IpAddr::V4(client) = from.ip() else {
+                    return None;
+                };
+                Some(self.map(req, client, from, epoch).await)
+            }
         }
-    });
-    Ok(())
+    }
+
+    /// A mapping request's reply: refused outside the tunnel, for a
+    /// deletion, or while `refuse` is set; else the port, forwarded from
+    /// the exit when it is new.
+    async fn map(
+        &mut self,
+        req: natpmp::MapRequest,
+        client: Ipv4Addr,
+        from: SocketAddr,
+        epoch: u32,
+    ) -> Vec<u8> {
+        let inside =
+            crate::model::topology::addr::TUNNEL_CLIENT.octets()[..2] == client.octets()[..2];
+        let mut m = Mapping {
+            protocol: req.protocol,
+            epoch,
+            internal_port: req.internal_port,
+            external_port: 0,
+            lifetime: 0,
+        };
+        if !inside || req.lifetime == 0 {
+            self.log
+                .record(SERVICE, from, format!("refused {:?} mapping", req.protocol));
+            return natpmp::encode_mapping_response(ResultCode::NotAuthorized, &m).to_vec();
+        }
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            self.log.record(
+                SERVICE,
+                from,
+                format!("refused {:?} mapping: out of resources", req.protocol),
+            );
+            return natpmp::encode_mapping_response(ResultCode::OutOfResources, &m).to_vec();
+        }
+        let (port, new) = self
+            .mappings
+            .assign(client, req.protocol, req.suggested_external_port);
+        if new {
+            let proto = if req.protocol == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
+            if let Err(e) = self.forward(proto, port, client).await {
+                self.log.record(
+                    SERVICE,
+                    from,
+                    format!("could not forward {proto} {port}: {e}"),
+                );
+                return natpmp::encode_mapping_response(ResultCode::NetworkFailure, &m).to_vec();
+            }
+        }
+        m.external_port = port;
+        m.lifetime = req.lifetime.min(MAX_LIFETIME);
+        self.log.record(
+            SERVICE,
+            from,
+            format!(
+                "map {:?} {} -> {}:{port}",
+                req.protocol,
+                req.internal_port,
+                addr::VPN_EXIT
+            ),
+        );
+        natpmp::encode_mapping_response(ResultCode::Success, &m).to_vec()
+    }
+
+    /// DNAT from the exit's `port` to `client`'s same port.
+    async fn forward(
+        &self,
+        proto: &str,
+        port: u16,
+        client: Ipv4Addr,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let rule = format!(
+            "add rule ip lh_pf pre ip daddr {} {proto} dport {port} dnat to {client}:{port}\n",
+            addr::VPN_EXIT
+        );
+        let ns2 = Netns::open(self.ns.name())?;
+        tokio::task::spawn_blocking(move || nft_in(&ns2, &rule)).await??;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -93,133 +93,12 @@ impl LabServices {
     ) -> Result<LabServices, LabError> {
         let log = ServiceLog::default();
         let cancel = CancellationToken::new();
-        let isp = lab.ns(host::ISP)?;
-        let isp_dns = dns::start(
-            isp,
-            ISP_DNS,
-            SocketAddr::new(addr::ISP_DNS.into(), 53),
-            log.clone(),
-        )?;
-        whoami::start(
-            isp,
-            &[
-                SocketAddr::new(addr::WHOAMI.into(), 80),
-                SocketAddr::new(addr::WHOAMI_V6.into(), 80),
-            ],
-            log.clone(),
-            cancel.clone(),
-        )?;
-        echo::start(
-            isp,
-            echo::SERVICE,
-            &[
-                SocketAddr::new(addr::WHOAMI.into(), echo::PORT),
-                SocketAddr::new(addr::WHOAMI_V6.into(), echo::PORT),
-            ],
-            log.clone(),
-            cancel.clone(),
-        )?;
-        // The home router answers NAT-PMP and UPnP on its LAN side: a
-        // dependent asking it to expose a port (a leak class of its own)
-        // is seen there, with the port it asked for.
-        super::upnp::start(
-            lab.ns(host::HOME)?,
-            addr::HOME_GW_SIDE,
-            addr::HOME_GW_SIDE_V6,
-            addr::HOME_UPLINK,
-            log.clone(),
-            cancel.clone(),
-        )?;
-        let tls = super::tls::LabTls::generate().map_err(|e| LabError::Service {
-            service: "lab CA".into(),
-            source: std::io::Error::other(e),
-        })?;
-        super::encrypted_dns::start_dot(
-            isp,
-            super::encrypted_dns::DOT,
-            SocketAddr::new(addr::DOH.into(), 853),
-            &tls,
-            log.clone(),
-            cancel.clone(),
-        )?;
-        whoami::start_tls(
-            isp,
-            &[
-                SocketAddr::new(addr::WHOAMI.into(), 443),
-                SocketAddr::new(addr::WHOAMI_V6.into(), 443),
-            ],
-            &tls,
-            log.clone(),
-            cancel.clone(),
-        )?;
-        let news = super::news::NewsServer::start(isp, &tls, log.clone(), cancel.clone())?;
-        super::browser::start_far_end(isp, log.clone(), cancel.clone())?;
-        std::fs::write(lab.ca_file(), &tls.ca_pem).map_err(|source| LabError::Service {
-            service: "lab CA".into(),
-            source,
-        })?;
-        super::encrypted_dns::start_doh(
-            isp,
-            SocketAddr::new(addr::DOH.into(), 443),
-            &tls,
-            log.clone(),
-            cancel.clone(),
-        )?;
+        let isp_dns = start_plain_internet(lab, &log, &cancel)?;
+        let (tls, news) = start_tls_internet(lab, &log, &cancel)?;
         dependents::start(lab.ns(host::GW)?, stand_ins, log.clone(), cancel.clone())?;
-        // HTTP on every LAN host of this lab (the default's four, or those a
-        // user's configuration made) and on the home router's LAN side.
-        let topo = lab.topology();
-        let mut lan_hosts: Vec<(&'static str, IpAddr)> = topo
-            .lan_hosts()
-            .iter()
-            .filter_map(|h| topo.ipv4_of(h.name).map(|ip| (h.name, IpAddr::from(ip))))
-            .collect();
-        lan_hosts.push((host::HOME, addr::HOME_GW_SIDE.into()));
-        for (h, ip) in lan_hosts {
-            http::serve(
-                lab.ns(h)?,
-                LAN_HTTP,
-                &[SocketAddr::new(ip, 80)],
-                log.clone(),
-                cancel.clone(),
-                move |_| format!("{h}\n"),
-            )?;
-        }
-        let wg = WgServer::start_kind(
-            lab,
-            WgServerSpec {
-                private: keys.server_private,
-                client_public: keys.client_public,
-                psk: Some(keys.psk),
-                listen: SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT),
-                tun_addrs: vec![
-                    "10.64.0.1/16".parse().expect("net"),
-                    "fd00:64::1/64".parse().expect("net"),
-                ],
-                client_allowed: vec![
-                    IpAddr::from(addr::TUNNEL_CLIENT).into(),
-                    IpAddr::from(addr::TUNNEL_CLIENT_V6).into(),
-                ],
-                mtu: 1420,
-            },
-            provider,
-        )
-        .await?;
-        // A resolver on the LAN the gateway may reach (the seed's homelab),
-        // where the lab has one: the `{lan-dns}` of scenario files.
-        let roles = &lab.topology().roles;
-        let lan_dns = match (
-            roles.get("lan-out-host"),
-            roles.get("lan-dns").and_then(|a| a.parse::<IpAddr>().ok()),
-        ) {
-            (Some(h), Some(ip)) => Some(dns::start(
-                lab.ns(h)?,
-                LAN_DNS,
-                SocketAddr::new(ip, 53),
-                log.clone(),
-            )?),
-            _ => None,
-        };
+        start_lan_http(lab, &log, &cancel)?;
+        let wg = start_provider_server(lab, &keys, provider).await?;
+        let lan_dns = start_lan_dns(lab, &log)?;
         let provider_dns = dns::start(
             lab.ns(host::VPN)?,
             PROVIDER_DNS,
@@ -291,6 +170,171 @@ impl LabServices {
     pub fn stop(&self) {
         self.cancel.cancel();
         self.wg.stop();
+    }
+}
+
+/// The lab's internet in plain text: the ISP's resolver (returned), whoami
+/// and echo; and the home router's NAT-PMP and UPnP on its LAN side (a
+/// dependent asking it to expose a port, a leak class of its own, is seen
+/// there with the port it asked for).
+fn start_plain_internet(
+    lab: &Lab,
+    log: &ServiceLog,
+    cancel: &CancellationToken,
+) -> Result<hickory_server::Server<dns::LabResolver>, LabError> {
+    let isp = lab.ns(host::ISP)?;
+    let isp_dns = dns::start(
+        isp,
+        ISP_DNS,
+        SocketAddr::new(addr::ISP_DNS.into(), 53),
+        log.clone(),
+    )?;
+    whoami::start(
+        isp,
+        &[
+            SocketAddr::new(addr::WHOAMI.into(), 80),
+            SocketAddr::new(addr::WHOAMI_V6.into(), 80),
+        ],
+        log.clone(),
+        cancel.clone(),
+    )?;
+    echo::start(
+        isp,
+        echo::SERVICE,
+        &[
+            SocketAddr::new(addr::WHOAMI.into(), echo::PORT),
+            SocketAddr::new(addr::WHOAMI_V6.into(), echo::PORT),
+        ],
+        log.clone(),
+        cancel.clone(),
+    )?;
+    super::upnp::start(
+        lab.ns(host::HOME)?,
+        addr::HOME_GW_SIDE,
+        addr::HOME_GW_SIDE_V6,
+        addr::HOME_UPLINK,
+        log.clone(),
+        cancel.clone(),
+    )?;
+    Ok(isp_dns)
+}
+
+/// The lab's CA (its certificate written to the lab's CA file) and the
+/// internet's TLS services: DoT, whoami on 443, the Usenet server
+/// (returned), the browser's far end and DoH.
+fn start_tls_internet(
+    lab: &Lab,
+    log: &ServiceLog,
+    cancel: &CancellationToken,
+) -> Result<(super::tls::LabTls, super::news::NewsServer), LabError> {
+    let isp = lab.ns(host::ISP)?;
+    let tls = super::tls::LabTls::generate().map_err(|e| LabError::Service {
+        service: "lab CA".into(),
+        source: std::io::Error::other(e),
+    })?;
+    super::encrypted_dns::start_dot(
+        isp,
+        super::encrypted_dns::DOT,
+        SocketAddr::new(addr::DOH.into(), 853),
+        &tls,
+        log.clone(),
+        cancel.clone(),
+    )?;
+    whoami::start_tls(
+        isp,
+        &[
+            SocketAddr::new(addr::WHOAMI.into(), 443),
+            SocketAddr::new(addr::WHOAMI_V6.into(), 443),
+        ],
+        &tls,
+        log.clone(),
+        cancel.clone(),
+    )?;
+    let news = super::news::NewsServer::start(isp, &tls, log.clone(), cancel.clone())?;
+    super::browser::start_far_end(isp, log.clone(), cancel.clone())?;
+    std::fs::write(lab.ca_file(), &tls.ca_pem).map_err(|source| LabError::Service {
+        service: "lab CA".into(),
+        source,
+    })?;
+    super::encrypted_dns::start_doh(
+        isp,
+        SocketAddr::new(addr::DOH.into(), 443),
+        &tls,
+        log.clone(),
+        cancel.clone(),
+    )?;
+    Ok((tls, news))
+}
+
+/// HTTP on every LAN host of this lab (the default's four, or those a
+/// user's configuration made) and on the home router's LAN side.
+fn start_lan_http(lab: &Lab, log: &ServiceLog, cancel: &CancellationToken) -> Result<(), LabError> {
+    let topo = lab.topology();
+    let mut lan_hosts: Vec<(&'static str, IpAddr)> = topo
+        .lan_hosts()
+        .iter()
+        .filter_map(|h| topo.ipv4_of(h.name).map(|ip| (h.name, IpAddr::from(ip))))
+        .collect();
+    lan_hosts.push((host::HOME, addr::HOME_GW_SIDE.into()));
+    for (h, ip) in lan_hosts {
+        http::serve(
+            lab.ns(h)?,
+            LAN_HTTP,
+            &[SocketAddr::new(ip, 80)],
+            log.clone(),
+            cancel.clone(),
+            move |_| format!("{h}\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The provider's WireGuard server (`provider`), for the gateway's keys.
+async fn start_provider_server(
+    lab: &Lab,
+    keys: &LabKeys,
+    provider: ProviderKind,
+) -> Result<WgServer, LabError> {
+    WgServer::start_kind(
+        lab,
+        WgServerSpec {
+            private: keys.server_private,
+            client_public: keys.client_public,
+            psk: Some(keys.psk),
+            listen: SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT),
+            tun_addrs: vec![
+                "10.64.0.1/16".parse().expect("net"),
+                "fd00:64::1/64".parse().expect("net"),
+            ],
+            client_allowed: vec![
+                IpAddr::from(addr::TUNNEL_CLIENT).into(),
+                IpAddr::from(addr::TUNNEL_CLIENT_V6).into(),
+            ],
+            mtu: 1420,
+        },
+        provider,
+    )
+    .await
+}
+
+/// A resolver on the LAN the gateway may reach (the seed's homelab), where
+/// the lab has one: the `{lan-dns}` of scenario files.
+fn start_lan_dns(
+    lab: &Lab,
+    log: &ServiceLog,
+) -> Result<Option<hickory_server::Server<dns::LabResolver>>, LabError> {
+    let roles = &lab.topology().roles;
+    match (
+        roles.get("lan-out-host"),
+        roles.get("lan-dns").and_then(|a| a.parse::<IpAddr>().ok()),
+    ) {
+        (Some(h), Some(ip)) => Ok(Some(dns::start(
+            lab.ns(h)?,
+            LAN_DNS,
+            SocketAddr::new(ip, 53),
+            log.clone(),
+        )?)),
+        _ => Ok(None),
     }
 }
 

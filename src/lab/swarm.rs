@@ -11,8 +11,9 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pnet::packet::Packet;
 use pnet::packet::ip::IpNextHeaderProtocols;
@@ -23,6 +24,7 @@ use super::{Lab, LabError};
 use crate::capture::Watch;
 use crate::model::topology::{addr, host, service};
 use crate::model::torrent::{self, Torrent};
+use crate::poll::poll_until;
 
 pub const OPENTRACKER: &str = "opentracker";
 pub const ARIA2: &str = "aria2c";
@@ -179,91 +181,18 @@ impl Swarm {
         installed().map_err(|why| err("the swarm's programs", why))?;
         let ns = lab.ns(host::ISP)?;
         let dir = crate::lab::netns::run_files(lab.run_id()).join(format!("swarm-{nonce}"));
-        let seed_dir = dir.join("seed");
-        std::fs::create_dir_all(&seed_dir).map_err(|e| err("its directory", e))?;
-        // opentracker drops to `nobody` inside this directory (its chroot).
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| err("its directory", e))?;
-        let mut content = vec![0u8; CONTENT_BYTES];
-        rand::fill(&mut content[..]);
-        let name = format!("leakhound-{nonce}.bin");
-        let t = Torrent::make(&name, &content, PIECE_BYTES, &announce_url());
-        std::fs::write(seed_dir.join(&name), &content).map_err(|e| err("its content", e))?;
-        let torrent_file = dir.join(format!("{name}.torrent"));
-        std::fs::write(&torrent_file, &t.bytes).map_err(|e| err("its torrent", e))?;
-        std::fs::write(dir.join("whitelist.txt"), format!("{}\n", t.hex_hash()))
-            .map_err(|e| err("the tracker's whitelist", e))?;
-        // The tracker's configuration: private, this torrent only (the path
-        // is inside its chroot).
-        std::fs::write(
-            dir.join("opentracker.conf"),
-            "access.whitelist /whitelist.txt\n",
-        )
-        .map_err(|e| err("the tracker's configuration", e))?;
-
+        let (torrent, torrent_file) = write_files(&dir, nonce)?;
         // The far end's eyes first: nothing that reaches the swarm is missed.
-        let mut watches = Vec::new();
-        for ifname in ["home", "vpn"] {
-            let log = log.clone();
-            let mut seen: HashSet<(SocketAddr, bool)> = HashSet::new();
-            watches.push(
-                Watch::start(ns, ifname, move |frame, _| match swarm_event(frame) {
-                    Some(SwarmEvent::Announce { from, line }) => {
-                        log.record(service::TRACKER, from, line);
-                    }
-                    Some(SwarmEvent::Peer { from, udp }) if seen.insert((from, udp)) => {
-                        let how = if udp { "UDP (uTP)" } else { "TCP" };
-                        log.record(
-                            service::SWARM_PEER,
-                            from,
-                            format!("{how} to the seeder {}", addr::SEEDER),
-                        );
-                    }
-                    Some(SwarmEvent::Peer { .. }) | None => {}
-                })
-                .map_err(|e| err(format!("watching the ISP's {ifname}"), e))?,
-            );
-        }
+        let watches = watch_far_end(ns, &log)?;
         let mut swarm = Swarm {
-            torrent: t,
+            torrent,
             children: Vec::new(),
             _watches: watches,
             dir: dir.clone(),
         };
-        let mut tracker = std::process::Command::new(OPENTRACKER);
-        tracker
-            .arg("-i")
-            .arg(addr::TRACKER.to_string())
-            .arg("-p")
-            .arg(addr::TRACKER_PORT.to_string())
-            .arg("-P")
-            .arg(addr::TRACKER_PORT.to_string())
-            .arg("-d")
-            .arg(&dir)
-            .arg("-f")
-            .arg(dir.join("opentracker.conf"));
         let seeder_log = dir.join("aria2.log");
-        let mut seeder = std::process::Command::new(ARIA2);
-        seeder
-            .arg(format!("--dir={}", seed_dir.display()))
-            .args([
-                "--seed-ratio=0.0",
-                "--check-integrity=true",
-                "--enable-dht=false",
-                "--enable-dht6=false",
-                "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false",
-                "--disable-ipv6=true",
-                "--summary-interval=0",
-                "--console-log-level=warn",
-                "--log-level=info",
-            ])
-            .arg(format!("--listen-port={}", addr::SEEDER_PORT))
-            .arg(format!("--interface={}", addr::SEEDER))
-            .arg(format!("--max-overall-upload-limit={SEED_RATE}"))
-            .arg(format!("--log={}", seeder_log.display()))
-            .arg(&torrent_file);
+        let mut tracker = tracker_command(&dir);
+        let mut seeder = seeder_command(&dir, &seeder_log, &torrent_file);
         for (cmd, prog) in [(&mut tracker, OPENTRACKER), (&mut seeder, ARIA2)] {
             let out = std::fs::File::create(dir.join(format!("{prog}.out")))
                 .map_err(|e| err(format!("{prog}'s output"), e))?;
@@ -281,33 +210,46 @@ impl Swarm {
             swarm.children.push(child);
         }
         // Ready when the tracker counts the seeder.
-        let deadline = Instant::now() + Duration::from_secs(15);
         let hash = swarm.torrent.info_hash;
-        let mut last: String;
-        loop {
-            for (c, prog) in swarm.children.iter_mut().zip([OPENTRACKER, ARIA2]) {
-                if let Ok(Some(status)) = c.try_wait() {
-                    let out = dir.join(format!("{prog}.out"));
-                    return Err(err(
+        let (dir_ref, seeder_log_ref) = (&dir, &seeder_log);
+        let ready = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            let exited = swarm
+                .children
+                .iter_mut()
+                .zip([OPENTRACKER, ARIA2])
+                .find_map(|(c, prog)| match c.try_wait() {
+                    Ok(Some(status)) => Some((prog, status)),
+                    _ => None,
+                });
+            let ns2 = crate::lab::netns::Netns::open(ns.name());
+            async move {
+                if let Some((prog, status)) = exited {
+                    let out = dir_ref.join(format!("{prog}.out"));
+                    return ControlFlow::Break(Err(err(
                         format!("{prog} exited ({status})"),
                         format!(
                             "{}\n{}",
                             super::apps::tail_of(&out),
-                            super::apps::tail_of(&seeder_log)
+                            super::apps::tail_of(seeder_log_ref)
                         ),
-                    ));
+                    )));
+                }
+                let ns2 = match ns2 {
+                    Ok(ns2) => ns2,
+                    Err(e) => return ControlFlow::Break(Err(e.into())),
+                };
+                match tokio::task::spawn_blocking(move || scrape(&ns2, &hash)).await {
+                    Err(e) => ControlFlow::Break(Err(err("scrape", e))),
+                    Ok(Ok(n)) if n >= 1 => ControlFlow::Break(Ok(())),
+                    Ok(Ok(n)) => ControlFlow::Continue(format!("the tracker counts {n} seeders")),
+                    Ok(Err(e)) => ControlFlow::Continue(e.to_string()),
                 }
             }
-            let ns2 = crate::lab::netns::Netns::open(ns.name())?;
-            match tokio::task::spawn_blocking(move || scrape(&ns2, &hash))
-                .await
-                .map_err(|e| err("scrape", e))?
-            {
-                Ok(n) if n >= 1 => break,
-                Ok(n) => last = format!("the tracker counts {n} seeders"),
-                Err(e) => last = e.to_string(),
-            }
-            if Instant::now() >= deadline {
+        })
+        .await;
+        match ready {
+            Ok(r) => r?,
+            Err(last) => {
                 return Err(err(
                     "the swarm did not come up within 15 s",
                     format!(
@@ -316,10 +258,113 @@ impl Swarm {
                     ),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(swarm)
     }
+}
+
+/// The swarm's files in `dir`: the content to seed (random, in `seed/`),
+/// its torrent (returned with its path), and the tracker's whitelist and
+/// configuration (private, this torrent only).
+fn write_files(dir: &std::path::Path, nonce: &str) -> Result<(Torrent, PathBuf), LabError> {
+    let seed_dir = dir.join("seed");
+    std::fs::create_dir_all(&seed_dir).map_err(|e| err("its directory", e))?;
+    // opentracker drops to `nobody` inside this directory (its chroot).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| err("its directory", e))?;
+    let mut content = vec![0u8; CONTENT_BYTES];
+    rand::fill(&mut content[..]);
+    let name = format!("leakhound-{nonce}.bin");
+    let t = Torrent::make(&name, &content, PIECE_BYTES, &announce_url());
+    std::fs::write(seed_dir.join(&name), &content).map_err(|e| err("its content", e))?;
+    let torrent_file = dir.join(format!("{name}.torrent"));
+    std::fs::write(&torrent_file, &t.bytes).map_err(|e| err("its torrent", e))?;
+    std::fs::write(dir.join("whitelist.txt"), format!("{}\n", t.hex_hash()))
+        .map_err(|e| err("the tracker's whitelist", e))?;
+    // The tracker's configuration: private, this torrent only (the path
+    // is inside its chroot).
+    std::fs::write(
+        dir.join("opentracker.conf"),
+        "access.whitelist /whitelist.txt\n",
+    )
+    .map_err(|e| err("the tracker's configuration", e))?;
+    Ok((t, torrent_file))
+}
+
+/// Watches on the ISP's wires towards the home and the VPN: every announce
+/// and every new flow to the seeder goes to `log`.
+fn watch_far_end(ns: &crate::lab::netns::Netns, log: &ServiceLog) -> Result<Vec<Watch>, LabError> {
+    let mut watches = Vec::new();
+    for ifname in ["home", "vpn"] {
+        let log = log.clone();
+        let mut seen: HashSet<(SocketAddr, bool)> = HashSet::new();
+        watches.push(
+            Watch::start(ns, ifname, move |frame, _| match swarm_event(frame) {
+                Some(SwarmEvent::Announce { from, line }) => {
+                    log.record(service::TRACKER, from, line);
+                }
+                Some(SwarmEvent::Peer { from, udp }) if seen.insert((from, udp)) => {
+                    let how = if udp { "UDP (uTP)" } else { "TCP" };
+                    log.record(
+                        service::SWARM_PEER,
+                        from,
+                        format!("{how} to the seeder {}", addr::SEEDER),
+                    );
+                }
+                Some(SwarmEvent::Peer { .. }) | None => {}
+            })
+            .map_err(|e| err(format!("watching the ISP's {ifname}"), e))?,
+        );
+    }
+    Ok(watches)
+}
+
+/// opentracker on the tracker's address, chrooted in `dir`.
+fn tracker_command(dir: &std::path::Path) -> std::process::Command {
+    let mut tracker = std::process::Command::new(OPENTRACKER);
+    tracker
+        .arg("-i")
+        .arg(addr::TRACKER.to_string())
+        .arg("-p")
+        .arg(addr::TRACKER_PORT.to_string())
+        .arg("-P")
+        .arg(addr::TRACKER_PORT.to_string())
+        .arg("-d")
+        .arg(dir)
+        .arg("-f")
+        .arg(dir.join("opentracker.conf"));
+    tracker
+}
+
+/// aria2 seeding `torrent_file` from `dir`'s `seed/` at [`SEED_RATE`], on
+/// the seeder's address only, IPv4, without DHT, LPD or peer exchange.
+fn seeder_command(
+    dir: &std::path::Path,
+    seeder_log: &std::path::Path,
+    torrent_file: &std::path::Path,
+) -> std::process::Command {
+    let mut seeder = std::process::Command::new(ARIA2);
+    seeder
+        .arg(format!("--dir={}", dir.join("seed").display()))
+        .args([
+            "--seed-ratio=0.0",
+            "--check-integrity=true",
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--disable-ipv6=true",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+            "--log-level=info",
+        ])
+        .arg(format!("--listen-port={}", addr::SEEDER_PORT))
+        .arg(format!("--interface={}", addr::SEEDER))
+        .arg(format!("--max-overall-upload-limit={SEED_RATE}"))
+        .arg(format!("--log={}", seeder_log.display()))
+        .arg(torrent_file);
+    seeder
 }
 
 #[cfg(test)]

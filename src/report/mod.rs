@@ -53,11 +53,6 @@ pub fn scrub_log(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An outcome with every text cleaned.
-pub fn scrubbed_outcome(o: &Outcome) -> Outcome {
-    scrubbed_outcome_by(o, &clean)
-}
-
 /// An outcome with every text through `clean`.
 fn scrubbed_outcome_by(o: &Outcome, clean: &dyn Fn(&str) -> String) -> Outcome {
     match o {
@@ -85,11 +80,6 @@ fn scrubbed_outcome_by(o: &Outcome, clean: &dyn Fn(&str) -> String) -> Outcome {
             expires: clean(expires),
         },
     }
-}
-
-/// A case with every text cleaned.
-pub fn scrubbed_case(c: &CaseResult) -> CaseResult {
-    scrubbed_case_by(c, &clean)
 }
 
 fn scrubbed_case_by(c: &CaseResult, clean: &dyn Fn(&str) -> String) -> CaseResult {

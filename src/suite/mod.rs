@@ -140,10 +140,111 @@ pub async fn run(
     scenarios: Vec<Scenario>,
     interrupt: CancellationToken,
 ) -> Result<Finished, SuiteError> {
-    let (provenance, waivers) = (&plan.provenance, plan.waivers.as_deref());
     let total = Instant::now();
     let run_id = lab::new_run_id();
     let mut timings = Timings::default();
+    let lanes = build_lanes(plan, profile, &run_id, &targets, &scenarios, &mut timings).await?;
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let display = if plan.json_lines {
+        tokio::spawn(crate::report::jsonl::stream(rx))
+    } else {
+        tokio::spawn(terminal::display(rx, plan.quiet))
+    };
+    let several = targets.len() > 1;
+    for target in &targets {
+        // With several targets, each gets its own folder for pcaps and logs.
+        if several {
+            if !plan.quiet {
+                eprintln!("target {}: {}", target.name(), target.describe());
+            }
+            let dir = plan.out.join(target.name());
+            std::fs::create_dir_all(&dir).map_err(|source| SuiteError::Create { dir, source })?;
+        }
+    }
+    let t = Instant::now();
+    let mut finished =
+        run_lanes(plan, profile, &lanes, &targets, &scenarios, &interrupt, &tx).await;
+    drop(tx);
+    timings.scenarios = t.elapsed().as_millis();
+    let _ = display.await;
+    finished.sort_by_key(|(k, _, _)| *k);
+    let mut wall: Vec<(String, Duration)> = targets
+        .iter()
+        .map(|t| (t.name().to_string(), Duration::ZERO))
+        .collect();
+    let mut per_scenario: Vec<(String, Duration)> = Vec::new();
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for ((ti, _), r, took) in finished {
+        wall[ti].1 += took;
+        per_scenario.push((
+            if several {
+                format!("{} ({})", r.name, targets[ti].name())
+            } else {
+                r.name.clone()
+            },
+            took,
+        ));
+        results.push(r);
+    }
+
+    timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
+
+    let waived = plan
+        .waivers
+        .as_deref()
+        .map(|w| crate::model::waiver::apply(w, &mut results, std::time::SystemTime::now()));
+    let verdict = verdict::decide(
+        &results,
+        waived.as_ref(),
+        &plan.skips,
+        interrupt.is_cancelled(),
+    );
+    reports::write(
+        false,
+        &plan.out,
+        &run_id,
+        &timings,
+        Some(&plan.provenance),
+        waived.as_ref(),
+        &results,
+    )?;
+    if let Some(file) = &plan.prometheus {
+        write_metrics(file, &results, &timings, verdict)?;
+    }
+    // The comparison table is a report: written whatever the terminal gets.
+    let table = several.then(|| crate::report::compare::render(&results, &wall));
+    if let Some(t) = &table {
+        std::fs::write(plan.out.join("compare.md"), t).map_err(|source| SuiteError::Write {
+            what: "compare.md".into(),
+            source,
+        })?;
+    }
+    Ok(Finished {
+        run_id,
+        verdict,
+        results,
+        timings,
+        total: total.elapsed(),
+        per_scenario,
+        table,
+        waived,
+        interrupted: interrupt.is_cancelled(),
+    })
+}
+
+/// The lanes, as many as the work and the plan call for (the first one's
+/// lab takes `run_id`), with the time they took in `timings`. When one
+/// cannot be built, those built are torn down and the reports are written
+/// (empty) before the error is returned.
+async fn build_lanes(
+    plan: &Plan,
+    profile: &Profile,
+    run_id: &str,
+    targets: &[Arc<dyn GatewayTarget>],
+    scenarios: &[Scenario],
+    timings: &mut Timings,
+) -> Result<Vec<Lane>, SuiteError> {
     let holder_image = targets.iter().find_map(|t| t.holder_image());
     let lanes_wanted = lane_count(
         plan.jobs,
@@ -164,7 +265,7 @@ pub async fn run(
     let mut lanes: Vec<Lane> = Vec::new();
     for i in 0..lanes_wanted {
         let id = if i == 0 {
-            run_id.clone()
+            run_id.to_string()
         } else {
             lab::new_run_id()
         };
@@ -181,9 +282,9 @@ pub async fn run(
                 reports::write(
                     false,
                     &plan.out,
-                    &run_id,
-                    &timings,
-                    Some(provenance),
+                    run_id,
+                    timings,
+                    Some(&plan.provenance),
                     None,
                     &[],
                 )?;
@@ -193,36 +294,30 @@ pub async fn run(
     }
     timings.lab_setup = lanes.iter().map(|l| l.lab.build_time.as_millis()).sum();
     timings.services = t.elapsed().as_millis().saturating_sub(timings.lab_setup);
+    Ok(lanes)
+}
 
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let display = if plan.json_lines {
-        tokio::spawn(crate::report::jsonl::stream(rx))
-    } else {
-        tokio::spawn(terminal::display(rx, plan.quiet))
-    };
+/// The work: every (target, scenario), handed out longest expected wait
+/// first to whichever lane is free, until it is done or `interrupt` is
+/// cancelled; each result with its place in the suite and its wall time.
+async fn run_lanes(
+    plan: &Plan,
+    profile: &Profile,
+    lanes: &[Lane],
+    targets: &[Arc<dyn GatewayTarget>],
+    scenarios: &[Scenario],
+    interrupt: &CancellationToken,
+    tx: &tokio::sync::mpsc::UnboundedSender<crate::model::verdict::Event>,
+) -> Vec<((usize, usize), ScenarioResult, Duration)> {
     let several = targets.len() > 1;
-    for target in &targets {
-        // With several targets, each gets its own folder for pcaps and logs.
-        if several {
-            if !plan.quiet {
-                eprintln!("target {}: {}", target.name(), target.describe());
-            }
-            let dir = plan.out.join(target.name());
-            std::fs::create_dir_all(&dir).map_err(|source| SuiteError::Create { dir, source })?;
-        }
-    }
-    // The work: every (target, scenario), handed out longest expected wait
-    // first to whichever lane is free; results go back in suite order.
     let waits: Vec<Duration> = scenarios
         .iter()
         .map(|s| s.expected_wait(crate::scenario::runner::PROBE_TIMEOUT))
         .collect();
     let work = schedule::order(targets.len(), &waits);
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(work));
-    let t = Instant::now();
     let lane_runs = lanes.iter().map(|lane| {
-        let (queue, tx, interrupt, targets, scenarios) =
-            (&queue, tx.clone(), &interrupt, &targets, &scenarios);
+        let (queue, tx) = (&queue, tx.clone());
         let overrides = plan.overrides.clone();
         async move {
             let mut done = Vec::new();
@@ -252,89 +347,34 @@ pub async fn run(
             done
         }
     });
-    let mut finished: Vec<((usize, usize), ScenarioResult, Duration)> =
-        futures::future::join_all(lane_runs)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-    drop(tx);
-    timings.scenarios = t.elapsed().as_millis();
-    let _ = display.await;
-    finished.sort_by_key(|(k, _, _)| *k);
-    let mut wall: Vec<(String, Duration)> = targets
-        .iter()
-        .map(|t| (t.name().to_string(), Duration::ZERO))
-        .collect();
-    let mut per_scenario: Vec<(String, Duration)> = Vec::new();
-    let mut results: Vec<ScenarioResult> = Vec::new();
-    for ((ti, _), r, took) in finished {
-        wall[ti].1 += took;
-        per_scenario.push((
-            if several {
-                format!("{} ({})", r.name, targets[ti].name())
-            } else {
-                r.name.clone()
-            },
-            took,
-        ));
-        results.push(r);
-    }
+    futures::future::join_all(lane_runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
 
-    timings.teardown = lanes.into_iter().map(|l| l.teardown().as_millis()).sum();
-
-    let waived =
-        waivers.map(|w| crate::model::waiver::apply(w, &mut results, std::time::SystemTime::now()));
-    let verdict = verdict::decide(
-        &results,
-        waived.as_ref(),
-        &plan.skips,
-        interrupt.is_cancelled(),
+/// The metrics in Prometheus' text format, written to `file` atomically.
+fn write_metrics(
+    file: &std::path::Path,
+    results: &[ScenarioResult],
+    timings: &Timings,
+    verdict: Verdict,
+) -> Result<(), SuiteError> {
+    let took = Duration::from_millis(
+        (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
     );
-    reports::write(
-        false,
-        &plan.out,
-        &run_id,
-        &timings,
-        Some(provenance),
-        waived.as_ref(),
-        &results,
-    )?;
-    if let Some(file) = &plan.prometheus {
-        let took = Duration::from_millis(
-            (timings.lab_setup + timings.services + timings.scenarios + timings.teardown) as u64,
-        );
-        crate::report::prometheus::write_atomically(
-            file,
-            &crate::report::prometheus::render(
-                &results,
-                verdict == Verdict::Passed,
-                std::time::SystemTime::now(),
-                took,
-            ),
-        )
-        .map_err(|source| SuiteError::Metrics {
-            file: file.clone(),
-            source,
-        })?;
-    }
-    // The comparison table is a report: written whatever the terminal gets.
-    let table = several.then(|| crate::report::compare::render(&results, &wall));
-    if let Some(t) = &table {
-        std::fs::write(plan.out.join("compare.md"), t).map_err(|source| SuiteError::Write {
-            what: "compare.md".into(),
-            source,
-        })?;
-    }
-    Ok(Finished {
-        run_id,
-        verdict,
-        results,
-        timings,
-        total: total.elapsed(),
-        per_scenario,
-        table,
-        waived,
-        interrupted: interrupt.is_cancelled(),
+    crate::report::prometheus::write_atomically(
+        file,
+        &crate::report::prometheus::render(
+            results,
+            verdict == Verdict::Passed,
+            std::time::SystemTime::now(),
+            took,
+        ),
+    )
+    .map_err(|source| SuiteError::Metrics {
+        file: file.to_path_buf(),
+        source,
     })
 }

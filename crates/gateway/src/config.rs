@@ -627,6 +627,25 @@ fn health_settings(
     endpoint: IpAddr,
     has_upstream: bool,
 ) -> Result<HealthSettings> {
+    let server = health_server(env)?;
+    let targets = health_targets(env, outbound)?;
+    let small = small_check(env, outbound, endpoint, has_upstream)?;
+    Ok(HealthSettings {
+        server,
+        targets,
+        small,
+        interval: health_interval(env, "HEALTH_SMALL_CHECK_INTERVAL", 2, 100)?,
+        full_interval: health_interval(env, "HEALTH_FULL_CHECK_INTERVAL", 300, 100)?,
+        ca_file: env
+            .get("HEALTH_TARGET_CA_FILE")
+            .map(std::path::PathBuf::from),
+        restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
+        initial_grace: INITIAL_GRACE,
+    })
+}
+
+/// HEALTH_SERVER_ADDRESS, default [`DEFAULT_HEALTH_SERVER`].
+fn health_server(env: &Env) -> Result<SocketAddr> {
     let server_s = env
         .get("HEALTH_SERVER_ADDRESS")
         .unwrap_or(DEFAULT_HEALTH_SERVER);
@@ -636,24 +655,31 @@ fn health_settings(
     } else {
         server_s.to_string()
     };
-    let server: SocketAddr = server_full.parse().map_err(|_| {
+    server_full.parse().map_err(|_| {
         invalid(
             "HEALTH_SERVER_ADDRESS",
             server_s,
             "expected ADDRESS:PORT, e.g. 127.0.0.1:9999",
         )
-    })?;
-    let inside_outbound = |var: &'static str, v: &str, ip: IpAddr| match outbound
-        .iter()
-        .find(|n| n.contains(&ip))
-    {
+    })
+}
+
+/// Refuses a health check's address that would be reached outside the
+/// tunnel (inside FIREWALL_OUTBOUND_SUBNETS).
+fn inside_outbound(outbound: &[IpNet], var: &'static str, v: &str, ip: IpAddr) -> Result<()> {
+    match outbound.iter().find(|n| n.contains(&ip)) {
         Some(n) => Err(invalid(
             var,
             v,
             format!("{ip} is inside FIREWALL_OUTBOUND_SUBNETS {n}: it would not test the tunnel"),
         )),
         None => Ok(()),
-    };
+    }
+}
+
+/// HEALTH_TARGET_ADDRESSES (its retired names HEALTH_TARGET_ADDRESS and
+/// HEALTH_ADDRESS_TO_PING), default [`DEFAULT_HEALTH_TARGETS`].
+fn health_targets(env: &Env, outbound: &[IpNet]) -> Result<Vec<HealthTarget>> {
     let (targets_var, targets_s) = env
         .get_retro(
             "HEALTH_TARGET_ADDRESSES",
@@ -669,59 +695,46 @@ fn health_settings(
         let target = parse_health_target(t)
             .map_err(|why| invalid(targets_var, targets_s, format!("{t:?}: {why}")))?;
         if let Ok(ip) = target.host.parse::<IpAddr>() {
-            inside_outbound(targets_var, targets_s, ip)?;
+            inside_outbound(outbound, targets_var, targets_s, ip)?;
         }
         targets.push(target);
     }
-    let duration = |var: &'static str, default: u64, min_ms: u64| -> Result<std::time::Duration> {
-        match env.get(var) {
-            None => Ok(std::time::Duration::from_secs(default)),
-            Some(v) => {
-                let d = humantime::parse_duration(v)
-                    .map_err(|e| invalid(var, v, format!("{e} (e.g. {default}s)")))?;
-                if d < std::time::Duration::from_millis(min_ms) {
-                    return Err(invalid(var, v, format!("at least {min_ms}ms")));
-                }
-                Ok(d)
+    Ok(targets)
+}
+
+/// A health interval: `default` seconds when unset, at least `min_ms`.
+fn health_interval(
+    env: &Env,
+    var: &'static str,
+    default: u64,
+    min_ms: u64,
+) -> Result<std::time::Duration> {
+    match env.get(var) {
+        None => Ok(std::time::Duration::from_secs(default)),
+        Some(v) => {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| invalid(var, v, format!("{e} (e.g. {default}s)")))?;
+            if d < std::time::Duration::from_millis(min_ms) {
+                return Err(invalid(var, v, format!("at least {min_ms}ms")));
             }
+            Ok(d)
         }
-    };
-    let small = match env
+    }
+}
+
+/// HEALTH_SMALL_CHECK_TYPE: icmp (default) or dns, which needs an upstream.
+fn small_check(
+    env: &Env,
+    outbound: &[IpNet],
+    endpoint: IpAddr,
+    has_upstream: bool,
+) -> Result<SmallCheck> {
+    match env
         .get("HEALTH_SMALL_CHECK_TYPE")
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        None | Some("icmp") => {
-            let (var, v) = env
-                .get_retro("HEALTH_ICMP_TARGET_IPS", &["HEALTH_ICMP_TARGET_IP"])
-                .unwrap_or(("HEALTH_ICMP_TARGET_IPS", DEFAULT_HEALTH_ICMP_TARGETS));
-            let mut ips = Vec::new();
-            let items: Vec<&str> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            for t in &items {
-                let ip: IpAddr = t
-                    .parse()
-                    .map_err(|_| invalid(var, v, format!("{t:?} is not an IP address")))?;
-                // Gluetun's way to name the VPN server: a lone 0.0.0.0.
-                if ip.is_unspecified() && items.len() == 1 {
-                    ips.push(endpoint);
-                    continue;
-                }
-                if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
-                    return Err(invalid(
-                        var,
-                        v,
-                        format!("{ip} cannot be pinged through a tunnel"),
-                    ));
-                }
-                inside_outbound(var, v, ip)?;
-                ips.push(ip);
-            }
-            SmallCheck::Icmp(ips)
-        }
+        None | Some("icmp") => Ok(SmallCheck::Icmp(icmp_targets(env, outbound, endpoint)?)),
         Some("dns") => {
             if !has_upstream {
                 return Err(invalid(
@@ -730,28 +743,48 @@ fn health_settings(
                     "the DNS check asks the resolver's upstream through the tunnel, and there is none (DNS_UPSTREAM_PLAIN_ADDRESSES, DOT_SERVER_ADDRESS or DOH_SERVER_ADDRESS)",
                 ));
             }
-            SmallCheck::Dns
+            Ok(SmallCheck::Dns)
         }
-        Some(other) => {
+        Some(other) => Err(invalid(
+            "HEALTH_SMALL_CHECK_TYPE",
+            other,
+            "expected icmp or dns",
+        )),
+    }
+}
+
+/// HEALTH_ICMP_TARGET_IPS (its retired name HEALTH_ICMP_TARGET_IP), default
+/// [`DEFAULT_HEALTH_ICMP_TARGETS`]; a lone 0.0.0.0 is the VPN server.
+fn icmp_targets(env: &Env, outbound: &[IpNet], endpoint: IpAddr) -> Result<Vec<IpAddr>> {
+    let (var, v) = env
+        .get_retro("HEALTH_ICMP_TARGET_IPS", &["HEALTH_ICMP_TARGET_IP"])
+        .unwrap_or(("HEALTH_ICMP_TARGET_IPS", DEFAULT_HEALTH_ICMP_TARGETS));
+    let mut ips = Vec::new();
+    let items: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for t in &items {
+        let ip: IpAddr = t
+            .parse()
+            .map_err(|_| invalid(var, v, format!("{t:?} is not an IP address")))?;
+        // Gluetun's way to name the VPN server: a lone 0.0.0.0.
+        if ip.is_unspecified() && items.len() == 1 {
+            ips.push(endpoint);
+            continue;
+        }
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
             return Err(invalid(
-                "HEALTH_SMALL_CHECK_TYPE",
-                other,
-                "expected icmp or dns",
+                var,
+                v,
+                format!("{ip} cannot be pinged through a tunnel"),
             ));
         }
-    };
-    Ok(HealthSettings {
-        server,
-        targets,
-        small,
-        interval: duration("HEALTH_SMALL_CHECK_INTERVAL", 2, 100)?,
-        full_interval: duration("HEALTH_FULL_CHECK_INTERVAL", 300, 100)?,
-        ca_file: env
-            .get("HEALTH_TARGET_CA_FILE")
-            .map(std::path::PathBuf::from),
-        restart_vpn: on_off(env, "HEALTH_RESTART_VPN", true)?,
-        initial_grace: INITIAL_GRACE,
-    })
+        inside_outbound(outbound, var, v, ip)?;
+        ips.push(ip);
+    }
+    Ok(ips)
 }
 
 /// Why a HEALTH_TARGET_ADDRESSES entry is not one.
@@ -850,6 +883,61 @@ impl GatewayConfig {
 }
 
 fn parse(env: &Env) -> Result<GatewayConfig> {
+    supported_vpn(env)?;
+    apply_table(env)?;
+    let (private_key, private_key_file) = private_key(env)?;
+    env.required(
+        "WIREGUARD_PUBLIC_KEY",
+        " (the provider server's base64 public key)",
+    )?;
+    let public_key = key(env, "WIREGUARD_PUBLIC_KEY")?.expect("checked");
+    let preshared_key = key_or_file(
+        env,
+        "WIREGUARD_PRESHARED_KEY",
+        "WIREGUARD_PRESHARED_KEY_SECRETFILE",
+    )?;
+    let addresses = tunnel_addresses(env)?;
+    let has_ipv6 = addresses.iter().any(|a| a.addr().is_ipv6());
+    let mtu = mtu(env)?;
+    let endpoint = endpoint(env)?;
+    let keepalive = keepalive(env)?;
+    let interface = interface(env)?;
+    let outbound_subnets = subnets(env, "FIREWALL_OUTBOUND_SUBNETS", &["EXTRA_SUBNETS"])?;
+    let firewall = firewall_settings(env)?;
+    let dns = dns_settings(env, &outbound_subnets, has_ipv6)?;
+    let has_upstream = !dns.upstream.addresses().is_empty();
+    let health = health_settings(env, &outbound_subnets, endpoint.ip(), has_upstream)?;
+    let port_forwarding = port_forwarding(env)?;
+    let control = control_settings(env)?;
+    let up_command = command(env, "VPN_UP_COMMAND")?;
+    let down_command = command(env, "VPN_DOWN_COMMAND")?;
+
+    Ok(GatewayConfig {
+        private_key,
+        private_key_file,
+        public_key,
+        preshared_key,
+        addresses,
+        mtu,
+        endpoint,
+        keepalive,
+        interface,
+        outbound_subnets,
+        firewall,
+        dns,
+        health,
+        control,
+        port_forwarding,
+        up_command,
+        down_command,
+        unused: env.unread(),
+        warnings: env.warnings.take(),
+    })
+}
+
+/// VPN_SERVICE_PROVIDER (its retired name VPNSP) must be custom and
+/// VPN_TYPE wireguard.
+fn supported_vpn(env: &Env) -> Result<()> {
     let provider = env
         .get_retro("VPN_SERVICE_PROVIDER", &["VPNSP"])
         .map(|(_, v)| v)
@@ -869,10 +957,12 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             why: ": only wireguard is supported",
         });
     }
-    apply_table(env)?;
+    Ok(())
+}
 
-    // The key itself, or (Gluetun's way for Docker secrets) a file
-    // holding it, read again when the key is rotated.
+/// The private key itself, or (Gluetun's way for Docker secrets) a file
+/// holding it, read again when the key is rotated: the key and that file.
+fn private_key(env: &Env) -> Result<([u8; 32], Option<std::path::PathBuf>)> {
     let private_key_file = match env.get("WIREGUARD_PRIVATE_KEY") {
         Some(_) => None,
         None => env
@@ -893,18 +983,12 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             key(env, "WIREGUARD_PRIVATE_KEY")?.expect("checked")
         }
     };
-    env.required(
-        "WIREGUARD_PUBLIC_KEY",
-        " (the provider server's base64 public key)",
-    )?;
-    let public_key = key(env, "WIREGUARD_PUBLIC_KEY")?.expect("checked");
-    let preshared_key = key_or_file(
-        env,
-        "WIREGUARD_PRESHARED_KEY",
-        "WIREGUARD_PRESHARED_KEY_SECRETFILE",
-    )?;
+    Ok((private_key, private_key_file))
+}
 
-    // The addresses, or a secret file holding them.
+/// WIREGUARD_ADDRESSES (its retired name WIREGUARD_ADDRESS), or a secret
+/// file holding them: at least one.
+fn tunnel_addresses(env: &Env) -> Result<Vec<IpNet>> {
     let addresses_file;
     let (addr_var, addr_val) = match env.get_retro("WIREGUARD_ADDRESSES", &["WIREGUARD_ADDRESS"]) {
         Some(found) => found,
@@ -946,25 +1030,30 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
     if addresses.is_empty() {
         return Err(invalid(addr_var, addr_val, "no address given"));
     }
-    let has_ipv6 = addresses.iter().any(|a| a.addr().is_ipv6());
+    Ok(addresses)
+}
 
-    let mtu = match env.get("WIREGUARD_MTU") {
-        None => 1420,
-        Some(v) => {
-            let m: u16 = v
-                .parse()
-                .map_err(|_| invalid("WIREGUARD_MTU", v, "expected a number"))?;
-            if !(1280..=9000).contains(&m) {
-                return Err(invalid(
-                    "WIREGUARD_MTU",
-                    v,
-                    "must be between 1280 (IPv6 minimum) and 9000",
-                ));
-            }
-            m
-        }
+/// WIREGUARD_MTU, default 1420.
+fn mtu(env: &Env) -> Result<u16> {
+    let Some(v) = env.get("WIREGUARD_MTU") else {
+        return Ok(1420);
     };
+    let m: u16 = v
+        .parse()
+        .map_err(|_| invalid("WIREGUARD_MTU", v, "expected a number"))?;
+    if !(1280..=9000).contains(&m) {
+        return Err(invalid(
+            "WIREGUARD_MTU",
+            v,
+            "must be between 1280 (IPv6 minimum) and 9000",
+        ));
+    }
+    Ok(m)
+}
 
+/// WIREGUARD_ENDPOINT_IP and WIREGUARD_ENDPOINT_PORT (their retired names
+/// VPN_ENDPOINT_*): the provider's server.
+fn endpoint(env: &Env) -> Result<SocketAddr> {
     let (ip_var, ip_s) = env
         .get_retro("WIREGUARD_ENDPOINT_IP", &["VPN_ENDPOINT_IP"])
         .ok_or(ConfigError::Missing {
@@ -988,23 +1077,30 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or_else(|| invalid(port_var, port_s, "expected a port 1-65535"))?;
+    Ok(SocketAddr::new(ip, port))
+}
 
-    let keepalive = match env.get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL") {
-        None => None,
-        Some(v) => {
-            let d = humantime::parse_duration(v).map_err(|e| {
-                invalid(
-                    "WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL",
-                    v,
-                    format!("{e} (e.g. 25s)"),
-                )
-            })?;
-            let secs = u16::try_from(d.as_secs())
-                .map_err(|_| invalid("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", v, "too long"))?;
-            (secs > 0).then_some(secs)
-        }
+/// WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL in whole seconds; unset or 0:
+/// none.
+fn keepalive(env: &Env) -> Result<Option<u16>> {
+    let Some(v) = env.get("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL") else {
+        return Ok(None);
     };
+    let d = humantime::parse_duration(v).map_err(|e| {
+        invalid(
+            "WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL",
+            v,
+            format!("{e} (e.g. 25s)"),
+        )
+    })?;
+    let secs = u16::try_from(d.as_secs())
+        .map_err(|_| invalid("WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL", v, "too long"))?;
+    Ok((secs > 0).then_some(secs))
+}
 
+/// VPN_INTERFACE (its retired names WIREGUARD_INTERFACE and
+/// OPENVPN_INTERFACE), default wg0.
+fn interface(env: &Env) -> Result<String> {
     let (if_var, interface) = env
         .get_retro(
             "VPN_INTERFACE",
@@ -1019,8 +1115,12 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             "not a valid interface name (1-15 characters)",
         ));
     }
-    let outbound_subnets = subnets(env, "FIREWALL_OUTBOUND_SUBNETS", &["EXTRA_SUBNETS"])?;
-    let firewall = FirewallSettings {
+    Ok(interface)
+}
+
+/// The kill switch's FIREWALL_* variables.
+fn firewall_settings(env: &Env) -> Result<FirewallSettings> {
+    Ok(FirewallSettings {
         enabled: on_off(
             env,
             "FIREWALL_ENABLED_DISABLING_IT_SHOOTS_YOU_IN_YOUR_FOOT",
@@ -1036,9 +1136,30 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             Some(v) if v == "remove" => true,
             Some(v) => return Err(invalid("FIREWALL_ON_EXIT", &v, "expected keep or remove")),
         },
-    };
+    })
+}
 
-    let parsed = dns::parse(env, &outbound_subnets, has_ipv6)?;
+/// The resolver's variables ([`dns::parse`]) with its block lists, its
+/// policy and its cache.
+fn dns_settings(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<DnsSettings> {
+    let parsed = dns::parse(env, outbound, has_ipv6)?;
+    let doh_addresses = doh_addresses(env)?;
+    let blocklists = blocklists(env, parsed.server)?;
+    let mut policy = dns_policy(env)?;
+    policy.blocked_ips = parsed.block_ips;
+    let cache_size = cache_size(env)?;
+    Ok(DnsSettings {
+        server: parsed.server,
+        upstream: parsed.upstream,
+        doh_addresses,
+        blocklists,
+        policy,
+        cache_size,
+    })
+}
+
+/// [`KNOWN_DOH_ADDRESSES`] and DNS_BLOCK_DOH_ADDRESSES.
+fn doh_addresses(env: &Env) -> Result<Vec<IpAddr>> {
     let mut doh_addresses: Vec<IpAddr> = KNOWN_DOH_ADDRESSES
         .iter()
         .map(|a| a.parse().expect("literal"))
@@ -1054,6 +1175,13 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             })?);
         }
     }
+    Ok(doh_addresses)
+}
+
+/// BLOCK_MALICIOUS, BLOCK_SURVEILLANCE (its retired name BLOCK_NSA) and
+/// BLOCK_ADS: their files in DNS_BLOCKLIST_DIR. `server`: the built-in DNS
+/// server is on (else they have no effect, and a warning says so).
+fn blocklists(env: &Env, server: bool) -> Result<Vec<(&'static str, std::path::PathBuf)>> {
     let dir = std::path::PathBuf::from(
         env.get("DNS_BLOCKLIST_DIR")
             .unwrap_or(DEFAULT_BLOCKLIST_DIR),
@@ -1065,7 +1193,7 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         ("BLOCK_ADS", &[][..], "ads.txt"),
     ] {
         if on_off_retro(env, var, retired, false)? {
-            if !parsed.server {
+            if !server {
                 env.warn(format!(
                     "{var}=on has no effect: the built-in DNS server is off (DNS_SERVER=off), so nothing filters the answers"
                 ));
@@ -1073,6 +1201,13 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             blocklists.push((var, dir.join(file)));
         }
     }
+    Ok(blocklists)
+}
+
+/// The resolver's name lists: the built-in DoH names, DNS_UNBLOCK_HOSTNAMES
+/// (its retired name UNBLOCK), DNS_BLOCK_DOH_HOSTNAMES and
+/// DNS_REBINDING_PROTECTION_EXEMPT_HOSTNAMES.
+fn dns_policy(env: &Env) -> Result<super::dns_policy::DnsPolicy> {
     let mut policy = super::dns_policy::DnsPolicy::default();
     for n in super::dns_policy::KNOWN_DOH_HOSTNAMES {
         policy.doh_names.insert(n);
@@ -1103,36 +1238,36 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
             }
         }
     }
-    policy.blocked_ips = parsed.block_ips;
-    let cache_size = if on_off_retro(env, "DNS_CACHING", &["DOT_CACHING"], true)? {
-        match env.get("DNS_CACHE_SIZE") {
-            None => DEFAULT_DNS_CACHE_SIZE,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 1_000_000)
-                .ok_or_else(|| {
-                    invalid(
-                        "DNS_CACHE_SIZE",
-                        v,
-                        "expected a number of answers, at most 1000000",
-                    )
-                })?,
-        }
-    } else {
-        0
-    };
-    let dns = DnsSettings {
-        server: parsed.server,
-        upstream: parsed.upstream,
-        doh_addresses,
-        blocklists,
-        policy,
-        cache_size,
-    };
-    let has_upstream = !dns.upstream.addresses().is_empty();
-    let health = health_settings(env, &outbound_subnets, ip, has_upstream)?;
-    let port_forwarding = if on_off_retro(
+    Ok(policy)
+}
+
+/// DNS_CACHING (its retired name DOT_CACHING): off is 0; on, DNS_CACHE_SIZE
+/// or [`DEFAULT_DNS_CACHE_SIZE`].
+fn cache_size(env: &Env) -> Result<u64> {
+    if !on_off_retro(env, "DNS_CACHING", &["DOT_CACHING"], true)? {
+        return Ok(0);
+    }
+    match env.get("DNS_CACHE_SIZE") {
+        None => Ok(DEFAULT_DNS_CACHE_SIZE),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| {
+                invalid(
+                    "DNS_CACHE_SIZE",
+                    v,
+                    "expected a number of answers, at most 1000000",
+                )
+            }),
+    }
+}
+
+/// VPN_PORT_FORWARDING (its retired names PORT_FORWARDING and
+/// PRIVATE_INTERNET_ACCESS_VPN_PORT_FORWARDING) and, when on, its gateway,
+/// status file, commands and listening port.
+fn port_forwarding(env: &Env) -> Result<Option<PortForwarding>> {
+    if !on_off_retro(
         env,
         "VPN_PORT_FORWARDING",
         &[
@@ -1141,115 +1276,93 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         ],
         false,
     )? {
-        let g = env.required(
-            "VPN_PORT_FORWARDING_GATEWAY",
-            " with VPN_PORT_FORWARDING=on (the provider's NAT-PMP gateway inside the tunnel)",
-        )?;
-        let gateway: IpAddr = g
-            .parse()
-            .map_err(|_| invalid("VPN_PORT_FORWARDING_GATEWAY", g, "expected an IP address"))?;
-        Some(PortForwarding {
-            gateway,
-            status_file: env
-                .get_retro(
-                    "VPN_PORT_FORWARDING_STATUS_FILE",
-                    &[
-                        "PORT_FORWARDING_STATUS_FILE",
-                        "PRIVATE_INTERNET_ACCESS_VPN_PORT_FORWARDING_STATUS_FILE",
-                    ],
-                )
-                .map(|(_, v)| v)
-                .unwrap_or("/tmp/gluetun/forwarded_port")
-                .into(),
-            up_command: command(env, "VPN_PORT_FORWARDING_UP_COMMAND")?,
-            down_command: command(env, "VPN_PORT_FORWARDING_DOWN_COMMAND")?,
-            listening_port: listening_port(env)?,
-        })
-    } else {
-        None
-    };
-    let control = {
-        let a = env.get("HTTP_CONTROL_SERVER_ADDRESS");
-        let address = leakhound_proto::listen::control_address(a).map_err(|e| {
-            invalid(
-                "HTTP_CONTROL_SERVER_ADDRESS",
-                &e.value,
-                "expected [ADDRESS]:PORT, e.g. :8000",
+        return Ok(None);
+    }
+    let g = env.required(
+        "VPN_PORT_FORWARDING_GATEWAY",
+        " with VPN_PORT_FORWARDING=on (the provider's NAT-PMP gateway inside the tunnel)",
+    )?;
+    let gateway: IpAddr = g
+        .parse()
+        .map_err(|_| invalid("VPN_PORT_FORWARDING_GATEWAY", g, "expected an IP address"))?;
+    Ok(Some(PortForwarding {
+        gateway,
+        status_file: env
+            .get_retro(
+                "VPN_PORT_FORWARDING_STATUS_FILE",
+                &[
+                    "PORT_FORWARDING_STATUS_FILE",
+                    "PRIVATE_INTERNET_ACCESS_VPN_PORT_FORWARDING_STATUS_FILE",
+                ],
             )
-        })?;
-        let public_ip_url = env
-            .get("PUBLICIP_URL")
-            .map(|u| {
-                HttpUrl::parse(u).map_err(|e| {
-                    invalid(
-                        "PUBLICIP_URL",
-                        e.url(),
-                        format!("expected http://IP[:PORT]/path ({e})"),
-                    )
-                })
+            .map(|(_, v)| v)
+            .unwrap_or("/tmp/gluetun/forwarded_port")
+            .into(),
+        up_command: command(env, "VPN_PORT_FORWARDING_UP_COMMAND")?,
+        down_command: command(env, "VPN_PORT_FORWARDING_DOWN_COMMAND")?,
+        listening_port: listening_port(env)?,
+    }))
+}
+
+/// The control server's HTTP_CONTROL_SERVER_* variables and the public IP's
+/// PUBLICIP_*.
+fn control_settings(env: &Env) -> Result<ControlSettings> {
+    let a = env.get("HTTP_CONTROL_SERVER_ADDRESS");
+    let address = leakhound_proto::listen::control_address(a).map_err(|e| {
+        invalid(
+            "HTTP_CONTROL_SERVER_ADDRESS",
+            &e.value,
+            "expected [ADDRESS]:PORT, e.g. :8000",
+        )
+    })?;
+    let public_ip_url = env
+        .get("PUBLICIP_URL")
+        .map(|u| {
+            HttpUrl::parse(u).map_err(|e| {
+                invalid(
+                    "PUBLICIP_URL",
+                    e.url(),
+                    format!("expected http://IP[:PORT]/path ({e})"),
+                )
             })
-            .transpose()?;
-        let enabled = match env.get("PUBLICIP_PERIOD") {
-            // Gluetun's retired period: 0 meant off; anything else is no
-            // longer used.
-            Some(p) => {
-                env.deprecated("PUBLICIP_PERIOD", "PUBLICIP_ENABLED");
-                let _ = env.get("PUBLICIP_ENABLED");
-                p != "0"
-            }
-            None => on_off(env, "PUBLICIP_ENABLED", true)?,
-        };
-        let default_role = match env.get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE") {
-            None => None,
-            Some(v) => super::control_auth::parse_default_role(v).map_err(|e| {
-                ConfigError::Invalid {
-                    var: "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
-                    // A role holds a password or a key: never echoed.
-                    value: "<redacted>".into(),
-                    why: e.to_string(),
-                }
-            })?,
-        };
-        ControlSettings {
-            address,
-            auth_file: env
-                .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
-                .unwrap_or("/gluetun/auth/config.toml")
-                .into(),
-            auth_file_explicit: env
-                .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
-                .is_some(),
-            default_role,
-            public_ip_url: public_ip_url.filter(|_| enabled),
-            public_ip_file: env
-                .get_retro("PUBLICIP_FILE", &["IP_STATUS_FILE"])
-                .map(|(_, v)| v)
-                .unwrap_or("/tmp/gluetun/ip")
-                .into(),
+        })
+        .transpose()?;
+    let enabled = match env.get("PUBLICIP_PERIOD") {
+        // Gluetun's retired period: 0 meant off; anything else is no
+        // longer used.
+        Some(p) => {
+            env.deprecated("PUBLICIP_PERIOD", "PUBLICIP_ENABLED");
+            let _ = env.get("PUBLICIP_ENABLED");
+            p != "0"
+        }
+        None => on_off(env, "PUBLICIP_ENABLED", true)?,
+    };
+    let default_role = match env.get("HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE") {
+        None => None,
+        Some(v) => {
+            super::control_auth::parse_default_role(v).map_err(|e| ConfigError::Invalid {
+                var: "HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE",
+                // A role holds a password or a key: never echoed.
+                value: "<redacted>".into(),
+                why: e.to_string(),
+            })?
         }
     };
-    let up_command = command(env, "VPN_UP_COMMAND")?;
-    let down_command = command(env, "VPN_DOWN_COMMAND")?;
-
-    Ok(GatewayConfig {
-        private_key,
-        private_key_file,
-        public_key,
-        preshared_key,
-        addresses,
-        mtu,
-        endpoint: SocketAddr::new(ip, port),
-        keepalive,
-        interface,
-        outbound_subnets,
-        firewall,
-        dns,
-        health,
-        control,
-        port_forwarding,
-        up_command,
-        down_command,
-        unused: env.unread(),
-        warnings: env.warnings.take(),
+    Ok(ControlSettings {
+        address,
+        auth_file: env
+            .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+            .unwrap_or("/gluetun/auth/config.toml")
+            .into(),
+        auth_file_explicit: env
+            .get("HTTP_CONTROL_SERVER_AUTH_CONFIG_FILEPATH")
+            .is_some(),
+        default_role,
+        public_ip_url: public_ip_url.filter(|_| enabled),
+        public_ip_file: env
+            .get_retro("PUBLICIP_FILE", &["IP_STATUS_FILE"])
+            .map(|(_, v)| v)
+            .unwrap_or("/tmp/gluetun/ip")
+            .into(),
     })
 }

@@ -491,7 +491,7 @@ pub fn close_kill_switch(cfg: &GatewayConfig, started: Instant) -> Result<Closed
 pub async fn run(
     cfg: GatewayConfig,
     closed: Closed,
-    mut signals: signals::Signals,
+    signals: signals::Signals,
 ) -> Result<(), GatewayError> {
     let Closed {
         underlay,
@@ -507,25 +507,7 @@ pub async fn run(
     // command queue that the supervisor reads once it has booted.
     let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
     let shutdown = CancellationToken::new();
-    {
-        let (cmd_tx, shutdown) = (cmd_tx.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            loop {
-                let cmd = match signals.next().await {
-                    signals::Request::Shutdown => {
-                        shutdown.cancel();
-                        continue;
-                    }
-                    signals::Request::StopTunnel => control::VpnCommand::Stop,
-                    signals::Request::StartTunnel => control::VpnCommand::Start,
-                };
-                tracing::info!("signal: {cmd:?} the tunnel");
-                if cmd_tx.send(cmd).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    forward_signals(signals, cmd_tx.clone(), shutdown.clone());
     let (ip_tx, ip_rx) = tokio::sync::watch::channel(None);
     let (running_tx, running_rx) = tokio::sync::watch::channel(false);
     let (port_tx, port_rx) = tokio::sync::watch::channel(0u16);
@@ -558,72 +540,11 @@ pub async fn run(
             .map_err(GatewayError::HealthCa)?,
     );
 
-    // 3. The endpoint and the LAN subnets stay on the underlay. Every change
-    // is idempotent: a route already there is replaced, one already gone is
-    // fine (something else may share the namespace).
-    nl.replace_route_idx(
-        IpNet::from(cfg.endpoint.ip()),
-        underlay.gateway,
-        underlay.oif,
-    )
-    .await?;
-    let mut lan: Vec<IpNet> = cfg.outbound_subnets.clone();
-    lan.extend(cfg.firewall.subnet_ports.iter().map(|s| s.subnet));
-    let existing = nl.routes(cfg.endpoint.is_ipv6()).await?;
-    for s in lan {
-        // Subnets on the underlay's own link need no route (and replacing
-        // the connected route would cut the gateway off its own LAN).
-        let connected = existing.iter().any(|r| r.dst == s && r.gateway.is_none());
-        if s.addr().is_ipv4() == cfg.endpoint.is_ipv4() && !connected {
-            nl.replace_route_idx(s, underlay.gateway, underlay.oif)
-                .await?;
-        }
-    }
-    if !cfg.has_ipv6() {
-        // An IPv4-only tunnel: no IPv6 default route at all.
-        for r in nl.routes(true).await? {
-            if r.dst.prefix_len() == 0 {
-                nl.del_route(&r).await?;
-            }
-        }
-    }
+    // 3. The endpoint and the LAN subnets stay on the underlay.
+    underlay_routes(&nl, &cfg, &underlay).await?;
 
-    // 4. DNS: the gateway's resolver, and resolv.conf pointing at it. Until
-    // the tunnel is up it has no way out and every query fails. With
-    // DNS_SERVER=off, no resolver: resolv.conf names the plain upstreams.
-    let resolver = if cfg.dns.server {
-        let r = dns::start(&cfg.dns.upstream, cfg.dns.cache_size, dns_policy).await?;
-        dns::write_resolv_conf(
-            std::path::Path::new("/etc/resolv.conf"),
-            &[dns::LISTEN.ip()],
-        )?;
-        match &cfg.dns.upstream {
-            config::Upstream::None(why) => tracing::warn!(
-                "DNS: resolver on {} has no upstream: every query fails ({why})",
-                dns::LISTEN
-            ),
-            up => tracing::info!(
-                "DNS: resolver on {} asks through the tunnel: {}",
-                dns::LISTEN,
-                up.describe()
-            ),
-        }
-        Some(r)
-    } else {
-        let ips: Vec<IpAddr> = cfg
-            .dns
-            .upstream
-            .addresses()
-            .iter()
-            .map(|a| a.ip())
-            .collect();
-        dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"), &ips)?;
-        tracing::warn!(
-            "DNS: the built-in DNS server is off (DNS_SERVER=off): resolv.conf names {}, asked directly through the tunnel; no block lists, no rebinding protection",
-            cfg.dns.upstream.describe()
-        );
-        None
-    };
+    // 4. DNS: the gateway's resolver, and resolv.conf pointing at it.
+    let resolver = start_resolver(&cfg.dns, dns_policy).await?;
 
     // 5. Health: checks through the tunnel, served on HEALTH_SERVER_ADDRESS.
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::Health::starting());
@@ -638,7 +559,7 @@ pub async fn run(
     };
     tokio::spawn(health::run_checks(checks, tunnel_rx, health_tx));
     let health_listener = bind("HEALTH_SERVER_ADDRESS", cfg.health.server).await?;
-    let mut health_watch = health_rx.clone();
+    let health_watch = health_rx.clone();
     let health_server = tokio::spawn(health::serve(health_listener, health_rx));
     tracing::info!("health: served on {}", cfg.health.server);
 
@@ -689,7 +610,139 @@ pub async fn run(
         }
         parts.execute(todo, &sup).await?;
     }
+    supervise(&mut parts, &mut sup, &mut cmd_rx, &shutdown, health_watch).await?;
 
+    tracing::info!("stopping");
+    health_server.abort();
+    control_server.abort();
+    if let Some(r) = &resolver {
+        r.shutdown();
+    }
+    if let Some(mut t) = parts.tunnel.take() {
+        run_down_command(&parts.cfg, t.up_hook.take()).await;
+        t.down().await;
+    }
+    if cfg.firewall.remove_on_exit {
+        tokio::task::spawn_blocking(firewall::remove)
+            .await
+            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
+        tracing::info!("kill switch removed (FIREWALL_ON_EXIT=remove)");
+    }
+    Ok(())
+}
+
+/// Turns signals into the command queue's commands (SIGUSR1 stop, SIGUSR2
+/// start); SIGTERM and SIGINT cancel `shutdown`.
+fn forward_signals(
+    mut signals: signals::Signals,
+    cmd_tx: tokio::sync::mpsc::Sender<control::VpnCommand>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let cmd = match signals.next().await {
+                signals::Request::Shutdown => {
+                    shutdown.cancel();
+                    continue;
+                }
+                signals::Request::StopTunnel => control::VpnCommand::Stop,
+                signals::Request::StartTunnel => control::VpnCommand::Start,
+            };
+            tracing::info!("signal: {cmd:?} the tunnel");
+            if cmd_tx.send(cmd).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The endpoint and the LAN subnets stay on the underlay; an IPv4-only
+/// tunnel leaves no IPv6 default route at all. Every change is idempotent:
+/// a route already there is replaced, one already gone is fine (something
+/// else may share the namespace).
+async fn underlay_routes(
+    nl: &Nl,
+    cfg: &GatewayConfig,
+    underlay: &underlay::Underlay,
+) -> Result<(), GatewayError> {
+    nl.replace_route_idx(
+        IpNet::from(cfg.endpoint.ip()),
+        underlay.gateway,
+        underlay.oif,
+    )
+    .await?;
+    let mut lan: Vec<IpNet> = cfg.outbound_subnets.clone();
+    lan.extend(cfg.firewall.subnet_ports.iter().map(|s| s.subnet));
+    let existing = nl.routes(cfg.endpoint.is_ipv6()).await?;
+    for s in lan {
+        // Subnets on the underlay's own link need no route (and replacing
+        // the connected route would cut the gateway off its own LAN).
+        let connected = existing.iter().any(|r| r.dst == s && r.gateway.is_none());
+        if s.addr().is_ipv4() == cfg.endpoint.is_ipv4() && !connected {
+            nl.replace_route_idx(s, underlay.gateway, underlay.oif)
+                .await?;
+        }
+    }
+    if !cfg.has_ipv6() {
+        // An IPv4-only tunnel: no IPv6 default route at all.
+        for r in nl.routes(true).await? {
+            if r.dst.prefix_len() == 0 {
+                nl.del_route(&r).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The gateway's resolver, and resolv.conf pointing at it. Until the tunnel
+/// is up it has no way out and every query fails. With DNS_SERVER=off, no
+/// resolver: resolv.conf names the plain upstreams.
+async fn start_resolver(
+    dns_cfg: &config::DnsSettings,
+    policy: dns_policy::DnsPolicy,
+) -> Result<Option<dns::DnsService>, GatewayError> {
+    if !dns_cfg.server {
+        let ips: Vec<IpAddr> = dns_cfg
+            .upstream
+            .addresses()
+            .iter()
+            .map(|a| a.ip())
+            .collect();
+        dns::write_resolv_conf(std::path::Path::new("/etc/resolv.conf"), &ips)?;
+        tracing::warn!(
+            "DNS: the built-in DNS server is off (DNS_SERVER=off): resolv.conf names {}, asked directly through the tunnel; no block lists, no rebinding protection",
+            dns_cfg.upstream.describe()
+        );
+        return Ok(None);
+    }
+    let r = dns::start(&dns_cfg.upstream, dns_cfg.cache_size, policy).await?;
+    dns::write_resolv_conf(
+        std::path::Path::new("/etc/resolv.conf"),
+        &[dns::LISTEN.ip()],
+    )?;
+    match &dns_cfg.upstream {
+        config::Upstream::None(why) => tracing::warn!(
+            "DNS: resolver on {} has no upstream: every query fails ({why})",
+            dns::LISTEN
+        ),
+        up => tracing::info!(
+            "DNS: resolver on {} asks through the tunnel: {}",
+            dns::LISTEN,
+            up.describe()
+        ),
+    }
+    Ok(Some(r))
+}
+
+/// The supervisor's loop once booted: health verdicts, its timer, commands
+/// and the tunnel's end go in, what it decides is done, until shutdown.
+async fn supervise(
+    parts: &mut Parts<'_>,
+    sup: &mut Supervisor,
+    cmd_rx: &mut tokio::sync::mpsc::Receiver<control::VpnCommand>,
+    shutdown: &CancellationToken,
+    mut health_watch: tokio::sync::watch::Receiver<health::Health>,
+) -> Result<(), GatewayError> {
     loop {
         let finished = async {
             match parts.tunnel.as_mut() {
@@ -738,23 +791,7 @@ pub async fn run(
                 at.saturating_duration_since(std::time::Instant::now())
             );
         }
-        parts.execute(todo, &sup).await?;
-    }
-    tracing::info!("stopping");
-    health_server.abort();
-    control_server.abort();
-    if let Some(r) = &resolver {
-        r.shutdown();
-    }
-    if let Some(mut t) = parts.tunnel.take() {
-        run_down_command(&parts.cfg, t.up_hook.take()).await;
-        t.down().await;
-    }
-    if cfg.firewall.remove_on_exit {
-        tokio::task::spawn_blocking(firewall::remove)
-            .await
-            .map_err(|e| GatewayError::Tunnel(std::io::Error::other(e)))??;
-        tracing::info!("kill switch removed (FIREWALL_ON_EXIT=remove)");
+        parts.execute(todo, sup).await?;
     }
     Ok(())
 }

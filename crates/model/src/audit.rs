@@ -248,137 +248,23 @@ pub fn parse(file: &str, text: &str) -> Result<AuditProfile, FileError> {
         Some(r) => doc.sock(r, "resolver")?,
         None => SocketAddr::from(([127, 0, 0, 1], 53)),
     };
-    let exit = match &raw.exit {
-        None => None,
-        Some(e) => Some(ExitCheck {
-            whoami_url: doc.url(&e.whoami_url, "exit.whoami-url")?,
-            expected: doc.nets(&e.expected, "exit.expected")?,
-            never: doc.nets(&e.never, "exit.never")?,
-        }),
-    };
-    if let Some(e) = &raw.exit
-        && e.expected.is_empty()
-        && e.never.is_empty()
-    {
-        return Err(doc.at(
-            e.whoami_url.span().start,
-            "exit: give `expected` (the exit's CIDRs) or `never` (the home addresses), or both: without either any exit passes",
-        ));
-    }
-    let dns = match &raw.dns {
-        None => None,
-        Some(d) => {
-            let domain = d.leak_domain.get_ref().trim_matches('.').to_string();
-            if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
-                return Err(doc.at(d.leak_domain.span().start, "dns.leak-domain: not a domain"));
-            }
-            let results_url = doc.url(&d.results_url, "dns.results-url")?;
-            if !results_url.path.contains("{nonce}") {
-                return Err(doc.at(
-                    d.results_url.span().start,
-                    "dns.results-url: must contain {nonce} (where the asked name's nonce goes)",
-                ));
-            }
-            if d.expected_resolvers.is_empty() {
-                return Err(doc.at(
-                    d.results_url.span().start,
-                    "dns.expected-resolvers: name at least one CIDR",
-                ));
-            }
-            Some(DnsCheck {
-                leak_domain: domain,
-                results_url,
-                expected_resolvers: doc.nets(&d.expected_resolvers, "dns.expected-resolvers")?,
-            })
-        }
-    };
+    let exit = raw.exit.as_ref().map(|e| exit_check(&doc, e)).transpose()?;
+    let dns = raw.dns.as_ref().map(|d| dns_check(&doc, d)).transpose()?;
     let bypass = match &raw.bypass {
         None => Bypass::default(),
-        Some(b) => {
-            let ipv6 = doc.socks(&b.ipv6, "bypass.ipv6")?;
-            if let Some((i, _)) = ipv6.iter().enumerate().find(|(_, a)| a.is_ipv4()) {
-                return Err(doc.at(b.ipv6[i].span().start, "bypass.ipv6: not an IPv6 address"));
-            }
-            Bypass {
-                ipv6,
-                dns: doc.socks(&b.dns, "bypass.dns")?,
-                dot: doc.socks(&b.dot, "bypass.dot")?,
-                doh: doc.socks(&b.doh, "bypass.doh")?,
-            }
-        }
+        Some(b) => bypass(&doc, b)?,
     };
     let lan = raw
         .lan
         .iter()
-        .map(|l| {
-            Ok(LanProbe {
-                target: doc.sock(&l.target, "lan.target")?,
-                expect: doc.value(&l.expect, "lan.expect", |s| match s {
-                    "reachable" => Ok(LanExpect::Reachable),
-                    "blocked" => Ok(LanExpect::Blocked),
-                    o => Err(format!("{o:?}: say \"reachable\" or \"blocked\"")),
-                })?,
-            })
-        })
+        .map(|l| lan_probe(&doc, l))
         .collect::<Result<Vec<_>, FileError>>()?;
-    let forwarded_port = match &raw.forwarded_port {
-        None => None,
-        Some(f) => {
-            let auth = match (
-                &f.api_key_file,
-                &f.api_key_env,
-                &f.username,
-                &f.password_file,
-            ) {
-                (None, None, None, None) => ControlAuth::None,
-                (Some(p), None, None, None) => ControlAuth::ApiKeyFile(p.clone()),
-                (None, Some(v), None, None) => ControlAuth::ApiKeyEnv(v.clone()),
-                (None, None, Some(u), Some(p)) => ControlAuth::Basic {
-                    username: u.clone(),
-                    password_file: p.get_ref().clone(),
-                },
-                _ => {
-                    return Err(doc.at(
-                        f.control_url.span().start,
-                        "forwarded-port: give one of api-key-file, api-key-env, or username with password-file",
-                    ));
-                }
-            };
-            let prober_url = doc.url(&f.prober_url, "forwarded-port.prober-url")?;
-            if !prober_url.path.contains("{port}") {
-                return Err(doc.at(
-                    f.prober_url.span().start,
-                    "forwarded-port.prober-url: must contain {port}",
-                ));
-            }
-            Some(ForwardedPort {
-                control_url: doc.url(&f.control_url, "forwarded-port.control-url")?,
-                auth,
-                prober_url,
-                qbittorrent_url: f
-                    .qbittorrent_url
-                    .as_ref()
-                    .map(|u| doc.url(u, "forwarded-port.qbittorrent-url"))
-                    .transpose()?,
-            })
-        }
-    };
-    let capture = match &raw.capture {
-        None => Capture {
-            interface: "eth0".into(),
-            endpoint: None,
-            allowed: vec![],
-        },
-        Some(c) => Capture {
-            interface: c.interface.clone().unwrap_or_else(|| "eth0".into()),
-            endpoint: c
-                .endpoint
-                .as_ref()
-                .map(|e| doc.sock(e, "capture.endpoint"))
-                .transpose()?,
-            allowed: doc.nets(&c.allowed, "capture.allowed")?,
-        },
-    };
+    let forwarded_port = raw
+        .forwarded_port
+        .as_ref()
+        .map(|f| forwarded_port(&doc, f))
+        .transpose()?;
+    let capture = capture(&doc, raw.capture.as_ref())?;
     if exit.is_none()
         && dns.is_none()
         && bypass.is_empty()
@@ -401,6 +287,137 @@ pub fn parse(file: &str, text: &str) -> Result<AuditProfile, FileError> {
         lan,
         forwarded_port,
         capture,
+    })
+}
+
+/// `[exit]`: the whoami URL and at least one of `expected` and `never`.
+fn exit_check(doc: &Doc<'_>, e: &RawExit) -> Result<ExitCheck, FileError> {
+    let exit = ExitCheck {
+        whoami_url: doc.url(&e.whoami_url, "exit.whoami-url")?,
+        expected: doc.nets(&e.expected, "exit.expected")?,
+        never: doc.nets(&e.never, "exit.never")?,
+    };
+    if e.expected.is_empty() && e.never.is_empty() {
+        return Err(doc.at(
+            e.whoami_url.span().start,
+            "exit: give `expected` (the exit's CIDRs) or `never` (the home addresses), or both: without either any exit passes",
+        ));
+    }
+    Ok(exit)
+}
+
+/// `[dns]`: a leak domain, a results URL with `{nonce}`, and at least one
+/// expected resolver.
+fn dns_check(doc: &Doc<'_>, d: &RawDns) -> Result<DnsCheck, FileError> {
+    let domain = d.leak_domain.get_ref().trim_matches('.').to_string();
+    if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(doc.at(d.leak_domain.span().start, "dns.leak-domain: not a domain"));
+    }
+    let results_url = doc.url(&d.results_url, "dns.results-url")?;
+    if !results_url.path.contains("{nonce}") {
+        return Err(doc.at(
+            d.results_url.span().start,
+            "dns.results-url: must contain {nonce} (where the asked name's nonce goes)",
+        ));
+    }
+    if d.expected_resolvers.is_empty() {
+        return Err(doc.at(
+            d.results_url.span().start,
+            "dns.expected-resolvers: name at least one CIDR",
+        ));
+    }
+    Ok(DnsCheck {
+        leak_domain: domain,
+        results_url,
+        expected_resolvers: doc.nets(&d.expected_resolvers, "dns.expected-resolvers")?,
+    })
+}
+
+/// `[bypass]`: the addresses to try around the tunnel (`ipv6` only IPv6).
+fn bypass(doc: &Doc<'_>, b: &RawBypass) -> Result<Bypass, FileError> {
+    let ipv6 = doc.socks(&b.ipv6, "bypass.ipv6")?;
+    if let Some((i, _)) = ipv6.iter().enumerate().find(|(_, a)| a.is_ipv4()) {
+        return Err(doc.at(b.ipv6[i].span().start, "bypass.ipv6: not an IPv6 address"));
+    }
+    Ok(Bypass {
+        ipv6,
+        dns: doc.socks(&b.dns, "bypass.dns")?,
+        dot: doc.socks(&b.dot, "bypass.dot")?,
+        doh: doc.socks(&b.doh, "bypass.doh")?,
+    })
+}
+
+/// One `[[lan]]`: a target and whether it should be reachable.
+fn lan_probe(doc: &Doc<'_>, l: &RawLan) -> Result<LanProbe, FileError> {
+    Ok(LanProbe {
+        target: doc.sock(&l.target, "lan.target")?,
+        expect: doc.value(&l.expect, "lan.expect", |s| match s {
+            "reachable" => Ok(LanExpect::Reachable),
+            "blocked" => Ok(LanExpect::Blocked),
+            o => Err(format!("{o:?}: say \"reachable\" or \"blocked\"")),
+        })?,
+    })
+}
+
+/// `[forwarded-port]`: the control server, its one way to authenticate,
+/// and a prober URL with `{port}`.
+fn forwarded_port(doc: &Doc<'_>, f: &RawForwarded) -> Result<ForwardedPort, FileError> {
+    let auth = match (
+        &f.api_key_file,
+        &f.api_key_env,
+        &f.username,
+        &f.password_file,
+    ) {
+        (None, None, None, None) => ControlAuth::None,
+        (Some(p), None, None, None) => ControlAuth::ApiKeyFile(p.clone()),
+        (None, Some(v), None, None) => ControlAuth::ApiKeyEnv(v.clone()),
+        (None, None, Some(u), Some(p)) => ControlAuth::Basic {
+            username: u.clone(),
+            password_file: p.get_ref().clone(),
+        },
+        _ => {
+            return Err(doc.at(
+                f.control_url.span().start,
+                "forwarded-port: give one of api-key-file, api-key-env, or username with password-file",
+            ));
+        }
+    };
+    let prober_url = doc.url(&f.prober_url, "forwarded-port.prober-url")?;
+    if !prober_url.path.contains("{port}") {
+        return Err(doc.at(
+            f.prober_url.span().start,
+            "forwarded-port.prober-url: must contain {port}",
+        ));
+    }
+    Ok(ForwardedPort {
+        control_url: doc.url(&f.control_url, "forwarded-port.control-url")?,
+        auth,
+        prober_url,
+        qbittorrent_url: f
+            .qbittorrent_url
+            .as_ref()
+            .map(|u| doc.url(u, "forwarded-port.qbittorrent-url"))
+            .transpose()?,
+    })
+}
+
+/// `[capture]`, by default on eth0 with nothing allowed.
+fn capture(doc: &Doc<'_>, c: Option<&RawCapture>) -> Result<Capture, FileError> {
+    let Some(c) = c else {
+        return Ok(Capture {
+            interface: "eth0".into(),
+            endpoint: None,
+            allowed: vec![],
+        });
+    };
+    Ok(Capture {
+        interface: c.interface.clone().unwrap_or_else(|| "eth0".into()),
+        endpoint: c
+            .endpoint
+            .as_ref()
+            .map(|e| doc.sock(e, "capture.endpoint"))
+            .transpose()?,
+        allowed: doc.nets(&c.allowed, "capture.allowed")?,
     })
 }
 

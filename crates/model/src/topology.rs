@@ -282,115 +282,130 @@ pub(crate) fn lan(
     )
 }
 
-impl Topology {
-    /// The default profile (docs/DESIGN.md, "The lab"): the seed's network.
-    pub fn default_profile() -> Topology {
-        use addr::*;
-        let home = Host {
-            name: host::HOME,
-            forwarding: true,
-            loopback: vec![],
-            routes: vec![
-                route("0.0.0.0/0", ISP_HOME_SIDE.into()),
-                route("::/0", ISP_HOME_SIDE_V6.into()),
-            ],
-            nft: Some(HOME_NAT),
-        };
-        let isp = Host {
-            name: host::ISP,
-            forwarding: true,
-            loopback: [
-                "192.0.2.53/32",
-                "192.0.2.80/32",
-                "192.0.2.43/32",
-                "192.0.2.200/32",
-                "192.0.2.66/32",
-                "192.0.2.69/32",
-                "2001:db8:80::80/128",
-            ]
+/// The seed's home router, ISP, VPN server and gateway.
+fn seed_core_hosts() -> Vec<Host> {
+    use addr::*;
+    let home = Host {
+        name: host::HOME,
+        forwarding: true,
+        loopback: vec![],
+        routes: vec![
+            route("0.0.0.0/0", ISP_HOME_SIDE.into()),
+            route("::/0", ISP_HOME_SIDE_V6.into()),
+        ],
+        nft: Some(HOME_NAT),
+    };
+    let isp = Host {
+        name: host::ISP,
+        forwarding: true,
+        loopback: [
+            "192.0.2.53/32",
+            "192.0.2.80/32",
+            "192.0.2.43/32",
+            "192.0.2.200/32",
+            "192.0.2.66/32",
+            "192.0.2.69/32",
+            "2001:db8:80::80/128",
+        ]
+        .iter()
+        .map(|a| net(a))
+        .collect(),
+        routes: vec![
+            route("203.0.113.10/32", VPN_ISP_SIDE.into()),
+            route("203.0.113.77/32", VPN_ISP_SIDE.into()),
+            route("2001:db8:77::77/128", VPN_ISP_SIDE_V6.into()),
+            route("2001:db8:21::/64", HOME_UPLINK_V6.into()),
+        ],
+        nft: None,
+    };
+    let vpn = Host {
+        name: host::VPN,
+        forwarding: true,
+        loopback: ["203.0.113.10/32", "203.0.113.77/32", "2001:db8:77::77/128"]
             .iter()
             .map(|a| net(a))
             .collect(),
-            routes: vec![
-                route("203.0.113.10/32", VPN_ISP_SIDE.into()),
-                route("203.0.113.77/32", VPN_ISP_SIDE.into()),
-                route("2001:db8:77::77/128", VPN_ISP_SIDE_V6.into()),
-                route("2001:db8:21::/64", HOME_UPLINK_V6.into()),
-            ],
-            nft: None,
-        };
-        let vpn = Host {
-            name: host::VPN,
-            forwarding: true,
-            loopback: ["203.0.113.10/32", "203.0.113.77/32", "2001:db8:77::77/128"]
-                .iter()
-                .map(|a| net(a))
-                .collect(),
-            routes: vec![
-                route("0.0.0.0/0", ISP_VPN_SIDE.into()),
-                route("::/0", ISP_VPN_SIDE_V6.into()),
-            ],
-            nft: Some(VPN_NAT),
-        };
-        let gw = Host {
-            name: host::GW,
-            forwarding: false,
-            loopback: vec![],
-            routes: vec![
-                route("0.0.0.0/0", HOME_GW_SIDE.into()),
-                route("::/0", HOME_GW_SIDE_V6.into()),
-            ],
-            nft: None,
-        };
-        let mut hosts = vec![home, isp, vpn, gw];
-        let mut links = vec![
-            Link {
-                a: end(host::HOME, "gw", &["172.21.0.1/16", "2001:db8:21::1/64"]),
-                b: end(host::GW, "eth0", &["172.21.0.2/16", "2001:db8:21::2/64"]),
-            },
-            Link {
-                a: end(
-                    host::HOME,
-                    "uplink",
-                    &["198.51.100.2/24", "2001:db8:ff::2/64"],
-                ),
-                b: end(host::ISP, "home", &["198.51.100.1/24", "2001:db8:ff::1/64"]),
-            },
-            Link {
-                a: end(host::ISP, "vpn", &["203.0.113.1/24", "2001:db8:fe::1/64"]),
-                b: end(host::VPN, "isp", &["203.0.113.2/24", "2001:db8:fe::2/64"]),
-            },
-        ];
-        for (h, l) in [
-            lan(
-                host::LAN_ADMIN,
-                "admin",
-                "192.168.10.1/24",
-                "192.168.10.10/24",
-                Ipv4Addr::new(192, 168, 10, 1),
+        routes: vec![
+            route("0.0.0.0/0", ISP_VPN_SIDE.into()),
+            route("::/0", ISP_VPN_SIDE_V6.into()),
+        ],
+        nft: Some(VPN_NAT),
+    };
+    let gw = Host {
+        name: host::GW,
+        forwarding: false,
+        loopback: vec![],
+        routes: vec![
+            route("0.0.0.0/0", HOME_GW_SIDE.into()),
+            route("::/0", HOME_GW_SIDE_V6.into()),
+        ],
+        nft: None,
+    };
+    vec![home, isp, vpn, gw]
+}
+
+/// The links between the seed's home router, gateway, ISP and VPN server.
+fn seed_core_links() -> Vec<Link> {
+    vec![
+        Link {
+            a: end(host::HOME, "gw", &["172.21.0.1/16", "2001:db8:21::1/64"]),
+            b: end(host::GW, "eth0", &["172.21.0.2/16", "2001:db8:21::2/64"]),
+        },
+        Link {
+            a: end(
+                host::HOME,
+                "uplink",
+                &["198.51.100.2/24", "2001:db8:ff::2/64"],
             ),
-            lan(
-                host::LAN_MEDIA,
-                "media",
-                "192.168.40.1/24",
-                "192.168.40.10/24",
-                Ipv4Addr::new(192, 168, 40, 1),
-            ),
-            lan(
-                host::LAN_OTHER,
-                "other",
-                "192.168.30.1/24",
-                "192.168.30.10/24",
-                Ipv4Addr::new(192, 168, 30, 1),
-            ),
-            lan(
-                host::HOMELAB,
-                "homelab",
-                "172.20.0.1/16",
-                "172.20.0.10/16",
-                Ipv4Addr::new(172, 20, 0, 1),
-            ),
-        ] {
+            b: end(host::ISP, "home", &["198.51.100.1/24", "2001:db8:ff::1/64"]),
+        },
+        Link {
+            a: end(host::ISP, "vpn", &["203.0.113.1/24", "2001:db8:fe::1/64"]),
+            b: end(host::VPN, "isp", &["203.0.113.2/24", "2001:db8:fe::2/64"]),
+        },
+    ]
+}
+
+/// The seed's LANs behind the home router: admin, media, other, homelab.
+fn seed_lans() -> [(Host, Link); 4] {
+    [
+        lan(
+            host::LAN_ADMIN,
+            "admin",
+            "192.168.10.1/24",
+            "192.168.10.10/24",
+            Ipv4Addr::new(192, 168, 10, 1),
+        ),
+        lan(
+            host::LAN_MEDIA,
+            "media",
+            "192.168.40.1/24",
+            "192.168.40.10/24",
+            Ipv4Addr::new(192, 168, 40, 1),
+        ),
+        lan(
+            host::LAN_OTHER,
+            "other",
+            "192.168.30.1/24",
+            "192.168.30.10/24",
+            Ipv4Addr::new(192, 168, 30, 1),
+        ),
+        lan(
+            host::HOMELAB,
+            "homelab",
+            "172.20.0.1/16",
+            "172.20.0.10/16",
+            Ipv4Addr::new(172, 20, 0, 1),
+        ),
+    ]
+}
+
+impl Topology {
+    /// The default profile (docs/DESIGN.md, "The lab"): the seed's network.
+    pub fn default_profile() -> Topology {
+        let mut hosts = seed_core_hosts();
+        let mut links = seed_core_links();
+        for (h, l) in seed_lans() {
             hosts.push(h);
             links.push(l);
         }

@@ -485,68 +485,8 @@ pub fn parse_compose(
             message: e.to_string(),
         },
     })?;
-    // Who shares whose network.
-    let mut shared: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, s) in &doc.services {
-        let Some(mode) = &s.network_mode else {
-            continue;
-        };
-        let mode = interpolate(mode, vars, &mut unset).map_err(|e| UserConfError::Key {
-            file: file.into(),
-            service: name.clone(),
-            key: "network_mode".into(),
-            problem: Box::new(e.into()),
-        })?;
-        if let Some(gw) = mode.strip_prefix("service:") {
-            shared.entry(gw.to_string()).or_default().push(name.clone());
-        }
-    }
-    let name = match service {
-        Some(n) => {
-            if !doc.services.contains_key(n) {
-                return Err(FileError::File {
-                    file: file.into(),
-                    message: format!(
-                        "no service {n:?} (services: {})",
-                        doc.services.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                }
-                .into());
-            }
-            n.to_string()
-        }
-        None => {
-            let c: Vec<&String> = doc
-                .services
-                .iter()
-                .filter(|(n, s)| is_candidate(n, s, &shared))
-                .map(|(n, _)| n)
-                .collect();
-            match c.as_slice() {
-                [one] => (*one).clone(),
-                [] => {
-                    return Err(FileError::File {
-                        file: file.into(),
-                        message: "no WireGuard gateway service (no Gluetun image, no VPN_* or WIREGUARD_* variables, no service sharing another's network)".into(),
-                    }.into());
-                }
-                many => {
-                    return Err(FileError::File {
-                        file: file.into(),
-                        message: format!(
-                            "{} services could be the gateway ({}): name one with --service",
-                            many.len(),
-                            many.iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    }
-                    .into());
-                }
-            }
-        }
-    };
+    let shared = shared_networks(file, &doc, vars, &mut unset)?;
+    let name = gateway_service(file, &doc, service, &shared)?;
     let s = &doc.services[&name];
     let key_err = |key: &str, problem: KeyProblem| UserConfError::Key {
         file: file.into(),
@@ -554,39 +494,7 @@ pub fn parse_compose(
         key: key.into(),
         problem: Box::new(problem),
     };
-    let mut environment = Vec::new();
-    match &s.environment {
-        Some(raw::Environment::Map(m)) => {
-            for (k, v) in m {
-                let v = match v {
-                    None => String::new(),
-                    Some(raw::Scalar::S(s)) => {
-                        interpolate(s, vars, &mut unset).map_err(|e| key_err(k, e.into()))?
-                    }
-                    Some(raw::Scalar::I(i)) => i.to_string(),
-                    Some(raw::Scalar::F(f)) => f.to_string(),
-                    Some(raw::Scalar::B(b)) => b.to_string(),
-                };
-                environment.push(Var {
-                    key: k.clone(),
-                    value: Value::of(k, v),
-                    line: None,
-                });
-            }
-        }
-        Some(raw::Environment::List(l)) => {
-            for e in l {
-                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
-                let v = interpolate(v, vars, &mut unset).map_err(|e| key_err(k, e.into()))?;
-                environment.push(Var {
-                    key: k.to_string(),
-                    value: Value::of(k, v),
-                    line: None,
-                });
-            }
-        }
-        None => {}
-    }
+    let environment = service_environment(s, vars, &mut unset, &key_err)?;
     for v in &environment {
         if !valid_key(&v.key) {
             return Err(key_err(&v.key, KeyProblem::NotAVariableName));
@@ -614,33 +522,7 @@ pub fn parse_compose(
         .iter()
         .map(|p| interpolate(p, vars, &mut unset).map_err(|e| key_err("env_file", e.into())))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ports = Vec::new();
-    for p in &s.ports {
-        let p = match p {
-            raw::Port::Short(t) => raw::Port::Short(
-                interpolate(t, vars, &mut unset).map_err(|e| key_err("ports", e.into()))?,
-            ),
-            raw::Port::Number(n) => raw::Port::Number(*n),
-            raw::Port::Long {
-                target,
-                published,
-                protocol,
-                host_ip,
-            } => raw::Port::Long {
-                target: *target,
-                published: match published {
-                    Some(raw::PortNumber::S(t)) => Some(raw::PortNumber::S(
-                        interpolate(t, vars, &mut unset).map_err(|e| key_err("ports", e.into()))?,
-                    )),
-                    Some(raw::PortNumber::N(n)) => Some(raw::PortNumber::N(*n)),
-                    None => None,
-                },
-                protocol: protocol.clone(),
-                host_ip: host_ip.clone(),
-            },
-        };
-        ports.push(published(&p).map_err(|e| key_err("ports", e.into()))?);
-    }
+    let ports = service_ports(s, vars, &mut unset, &key_err)?;
     let image = s
         .image
         .as_deref()
@@ -657,6 +539,161 @@ pub fn parse_compose(
         dependents: shared.get(&name).cloned().unwrap_or_default(),
         unset,
     })
+}
+
+/// Who shares whose network: for each service named in another's
+/// `network_mode: service:NAME`, the services that share it.
+fn shared_networks(
+    file: &str,
+    doc: &raw::Compose,
+    vars: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) -> Result<BTreeMap<String, Vec<String>>, UserConfError> {
+    let mut shared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, s) in &doc.services {
+        let Some(mode) = &s.network_mode else {
+            continue;
+        };
+        let mode = interpolate(mode, vars, unset).map_err(|e| UserConfError::Key {
+            file: file.into(),
+            service: name.clone(),
+            key: "network_mode".into(),
+            problem: Box::new(e.into()),
+        })?;
+        if let Some(gw) = mode.strip_prefix("service:") {
+            shared.entry(gw.to_string()).or_default().push(name.clone());
+        }
+    }
+    Ok(shared)
+}
+
+/// The gateway's service: `service` if given (it must exist), else the one
+/// candidate ([`is_candidate`]).
+fn gateway_service(
+    file: &str,
+    doc: &raw::Compose,
+    service: Option<&str>,
+    shared: &BTreeMap<String, Vec<String>>,
+) -> Result<String, UserConfError> {
+    if let Some(n) = service {
+        if !doc.services.contains_key(n) {
+            return Err(FileError::File {
+                file: file.into(),
+                message: format!(
+                    "no service {n:?} (services: {})",
+                    doc.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }
+            .into());
+        }
+        return Ok(n.to_string());
+    }
+    let c: Vec<&String> = doc
+        .services
+        .iter()
+        .filter(|(n, s)| is_candidate(n, s, shared))
+        .map(|(n, _)| n)
+        .collect();
+    match c.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(FileError::File {
+            file: file.into(),
+            message: "no WireGuard gateway service (no Gluetun image, no VPN_* or WIREGUARD_* variables, no service sharing another's network)".into(),
+        }
+        .into()),
+        many => Err(FileError::File {
+            file: file.into(),
+            message: format!(
+                "{} services could be the gateway ({}): name one with --service",
+                many.len(),
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into()),
+    }
+}
+
+/// The service's `environment:` (a map or a list), interpolated.
+fn service_environment(
+    s: &raw::Service,
+    vars: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    key_err: &dyn Fn(&str, KeyProblem) -> UserConfError,
+) -> Result<Vec<Var>, UserConfError> {
+    let mut environment = Vec::new();
+    match &s.environment {
+        Some(raw::Environment::Map(m)) => {
+            for (k, v) in m {
+                let v = match v {
+                    None => String::new(),
+                    Some(raw::Scalar::S(s)) => {
+                        interpolate(s, vars, unset).map_err(|e| key_err(k, e.into()))?
+                    }
+                    Some(raw::Scalar::I(i)) => i.to_string(),
+                    Some(raw::Scalar::F(f)) => f.to_string(),
+                    Some(raw::Scalar::B(b)) => b.to_string(),
+                };
+                environment.push(Var {
+                    key: k.clone(),
+                    value: Value::of(k, v),
+                    line: None,
+                });
+            }
+        }
+        Some(raw::Environment::List(l)) => {
+            for e in l {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                let v = interpolate(v, vars, unset).map_err(|e| key_err(k, e.into()))?;
+                environment.push(Var {
+                    key: k.to_string(),
+                    value: Value::of(k, v),
+                    line: None,
+                });
+            }
+        }
+        None => {}
+    }
+    Ok(environment)
+}
+
+/// The service's published `ports:`, interpolated.
+fn service_ports(
+    s: &raw::Service,
+    vars: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+    key_err: &dyn Fn(&str, KeyProblem) -> UserConfError,
+) -> Result<Vec<Published>, UserConfError> {
+    let mut ports = Vec::new();
+    for p in &s.ports {
+        let p = match p {
+            raw::Port::Short(t) => raw::Port::Short(
+                interpolate(t, vars, unset).map_err(|e| key_err("ports", e.into()))?,
+            ),
+            raw::Port::Number(n) => raw::Port::Number(*n),
+            raw::Port::Long {
+                target,
+                published,
+                protocol,
+                host_ip,
+            } => raw::Port::Long {
+                target: *target,
+                published: match published {
+                    Some(raw::PortNumber::S(t)) => Some(raw::PortNumber::S(
+                        interpolate(t, vars, unset).map_err(|e| key_err("ports", e.into()))?,
+                    )),
+                    Some(raw::PortNumber::N(n)) => Some(raw::PortNumber::N(*n)),
+                    None => None,
+                },
+                protocol: protocol.clone(),
+                host_ip: host_ip.clone(),
+            },
+        };
+        ports.push(published(&p).map_err(|e| key_err("ports", e.into()))?);
+    }
+    Ok(ports)
 }
 
 /// Whether a published port's host address is a loopback one.

@@ -303,10 +303,34 @@ fn lan(name: String, ifname: String, subnet: Ipv4Net, roles: Option<Roles>) -> L
 /// IPv4, as the seed's are).
 pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
     let mut notes = Vec::new();
-    let mut subnets: Vec<(Ipv4Net, Roles)> = Vec::new();
     let mut reachable = Vec::new();
+    let subnets = allowed_subnets(fw, &mut notes, &mut reachable)?;
+    let lans = lans_of(&subnets, &mut reachable)?;
+    let ports = probed_ports(fw, &mut notes);
+    let matrix = port_matrix(fw, &lans, &ports);
+    let roles = roles_of(&lans, &matrix, &reachable);
+    Ok(UserLab {
+        lans,
+        ports,
+        matrix,
+        reachable,
+        notes,
+        roles,
+    })
+}
+
+/// The IPv4 subnets FIREWALL_OUTBOUND_SUBNETS and
+/// FIREWALL_INPUT_SUBNET_PORTS allow, each with its roles; an IPv6 one is
+/// noted, and one overlapping the gateway's own network makes the home
+/// router reachable (when outbound) instead of becoming a LAN.
+fn allowed_subnets(
+    fw: &UserFirewall<'_>,
+    notes: &mut Vec<String>,
+    reachable: &mut Vec<String>,
+) -> Result<Vec<(Ipv4Net, Roles)>, PlanError> {
+    let mut subnets: Vec<(Ipv4Net, Roles)> = Vec::new();
     let gw_net = net(GATEWAY_NET);
-    let mut add = |var: &'static str, s: &IpNet, outbound: bool, notes: &mut Vec<String>| {
+    let mut add = |var: &'static str, s: &IpNet, outbound: bool| {
         check(var, s)?;
         let IpNet::V4(v4) = s else {
             notes.push(format!(
@@ -337,14 +361,24 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
         Ok::<(), PlanError>(())
     };
     for s in fw.outbound_subnets {
-        add("FIREWALL_OUTBOUND_SUBNETS", s, true, &mut notes)?;
+        add("FIREWALL_OUTBOUND_SUBNETS", s, true)?;
     }
     for (s, _) in fw.subnet_ports {
-        add("FIREWALL_INPUT_SUBNET_PORTS", s, false, &mut notes)?;
+        add("FIREWALL_INPUT_SUBNET_PORTS", s, false)?;
     }
+    Ok(subnets)
+}
+
+/// A LAN per allowed subnet (the seed's names for the seed's subnets), the
+/// outbound ones added to `reachable`, and the denied LAN last: the first
+/// candidate no allowed subnet overlaps.
+fn lans_of(
+    subnets: &[(Ipv4Net, Roles)],
+    reachable: &mut Vec<String>,
+) -> Result<Vec<Lan>, PlanError> {
     let mut lans = Vec::new();
     let mut generic = 0;
-    for (s, roles) in &subnets {
+    for (s, roles) in subnets {
         let (name, ifname) = match KNOWN.iter().find(|(_, _, k)| net(k) == IpNet::V4(*s)) {
             Some((n, i, _)) => (n.to_string(), i.to_string()),
             None => {
@@ -372,8 +406,18 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
         ("lan-denied", "denied")
     };
     lans.push(lan(dname.into(), dif.into(), denied, None));
+    Ok(lans)
+}
 
-    let lan_published = |p: &&Published| !p.udp && !p.host_only;
+/// A published port the LANs can be probed on: TCP, not on loopback only.
+fn lan_published(p: &&Published) -> bool {
+    !p.udp && !p.host_only
+}
+
+/// The TCP ports probed from every LAN (published, FIREWALL_INPUT_PORTS,
+/// FIREWALL_INPUT_SUBNET_PORTS), sorted; the published ports that are not
+/// are noted.
+fn probed_ports(fw: &UserFirewall<'_>, notes: &mut Vec<String>) -> Vec<u16> {
     let mut ports: Vec<u16> = fw
         .published
         .iter()
@@ -396,31 +440,16 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
             p.published, p.target
         ));
     }
-    let published = |port: u16| {
-        fw.published
-            .iter()
-            .any(|p| lan_published(&p) && p.target == port)
-    };
+    ports
+}
+
+/// For every LAN and port, whether the configuration opens it and why.
+fn port_matrix(fw: &UserFirewall<'_>, lans: &[Lan], ports: &[u16]) -> Vec<Cell> {
     let mut matrix = Vec::new();
-    for l in &lans {
-        for &port in &ports {
-            let why_open = if fw.input_ports.contains(&port) && l.roles.is_some() {
-                Some("FIREWALL_INPUT_PORTS opens it to the allowed LANs".to_string())
-            } else if let Some((s, _)) = fw
-                .subnet_ports
-                .iter()
-                .find(|(s, p)| s.contains(&std::net::IpAddr::V4(l.host)) && p.contains(&port))
-            {
-                Some(format!("FIREWALL_INPUT_SUBNET_PORTS opens it to {s}"))
-            } else if fw.subnet_ports.is_empty()
-                && published(port)
-                && l.roles.is_some_and(|r| r.outbound)
-            {
-                Some("published, to a LAN of FIREWALL_OUTBOUND_SUBNETS".to_string())
-            } else {
-                None
-            };
-            let why = match &why_open {
+    for l in lans {
+        for &port in ports {
+            let opened_by = why_open(fw, l, port);
+            let why = match &opened_by {
                 Some(w) => w.clone(),
                 None if l.roles.is_none() => "the denied LAN, outside every allowed subnet".into(),
                 None => format!("no rule opens {port} to {}", l.subnet),
@@ -428,20 +457,33 @@ pub fn plan(fw: &UserFirewall<'_>) -> Result<UserLab, PlanError> {
             matrix.push(Cell {
                 lan: l.name.clone(),
                 port,
-                open: why_open.is_some(),
+                open: opened_by.is_some(),
                 why,
             });
         }
     }
-    let roles = roles_of(&lans, &matrix, &reachable);
-    Ok(UserLab {
-        lans,
-        ports,
-        matrix,
-        reachable,
-        notes,
-        roles,
-    })
+    matrix
+}
+
+/// The rule that opens `port` to the LAN `l`, if one does.
+fn why_open(fw: &UserFirewall<'_>, l: &Lan, port: u16) -> Option<String> {
+    let published = fw
+        .published
+        .iter()
+        .any(|p| lan_published(&p) && p.target == port);
+    if fw.input_ports.contains(&port) && l.roles.is_some() {
+        Some("FIREWALL_INPUT_PORTS opens it to the allowed LANs".to_string())
+    } else if let Some((s, _)) = fw
+        .subnet_ports
+        .iter()
+        .find(|(s, p)| s.contains(&std::net::IpAddr::V4(l.host)) && p.contains(&port))
+    {
+        Some(format!("FIREWALL_INPUT_SUBNET_PORTS opens it to {s}"))
+    } else if fw.subnet_ports.is_empty() && published && l.roles.is_some_and(|r| r.outbound) {
+        Some("published, to a LAN of FIREWALL_OUTBOUND_SUBNETS".to_string())
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! links, addresses and routes over rtnetlink ([`netlink`]), the boringtun
 //! WireGuard driver both tunnel ends run ([`tunnel`]), raw sockets
 //! ([`rawsock`]), datagrams in batches ([`udp_batch`]), the HTTP/1.1 client's
-//! requests and answers ([`httpc`]),
+//! requests and answers ([`httpc`]), waiting until something is ready
+//! ([`poll`]),
 //! and how errors are shown to people ([`errfmt`]).
 
 pub mod errfmt;
@@ -11,6 +12,7 @@ pub mod httpc;
 pub mod netlink;
 pub mod netns;
 pub mod owned;
+pub mod poll;
 pub mod rawsock;
 pub mod tunnel;
 pub mod udp_batch;

@@ -270,39 +270,67 @@ fn load_cmp(load: Expr, op: u32, data: Vec<u8>) -> [Expr; 2] {
 /// dependencies nft would add (network protocol before an address, layer 4
 /// protocol before a port or ICMPv6 type, link type before an ether type).
 fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
-    let mut e = Vec::new();
-    let mut net: Option<bool> = None; // Some(v6) once the network protocol is known
-    let mut l4: Option<L4> = None;
-    let need_net = |e: &mut Vec<Expr>, net: &mut Option<bool>, v6: bool| {
-        if *net != Some(v6) {
-            if family == NFPROTO_NETDEV {
-                let proto: u16 = if v6 { 0x86dd } else { 0x0800 };
-                e.extend(load_cmp(
-                    Expr::Meta { key: META_PROTOCOL },
-                    CMP_EQ,
-                    proto.to_be_bytes().to_vec(),
-                ));
-            } else {
-                e.extend(load_cmp(
-                    Expr::Meta { key: META_NFPROTO },
-                    CMP_EQ,
-                    vec![if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
-                ));
-            }
-            *net = Some(v6);
-        }
+    let mut l = Lowering {
+        family,
+        e: Vec::new(),
+        net: None,
+        l4: None,
     };
-    let need_l4 = |e: &mut Vec<Expr>, l4: &mut Option<L4>, p: L4| {
-        if *l4 != Some(p) {
-            e.extend(load_cmp(
+    for one in ones {
+        l.one(one);
+    }
+    if debug {
+        l.e.push(Expr::Counter);
+    }
+    l.verdict(verdict);
+    l.e
+}
+
+/// One rule being lowered: its expressions so far and the protocols they
+/// already fixed.
+struct Lowering {
+    family: u8,
+    e: Vec<Expr>,
+    /// Some(v6) once the network protocol is known.
+    net: Option<bool>,
+    l4: Option<L4>,
+}
+
+impl Lowering {
+    fn need_net(&mut self, v6: bool) {
+        if self.net == Some(v6) {
+            return;
+        }
+        if self.family == NFPROTO_NETDEV {
+            let proto: u16 = if v6 { 0x86dd } else { 0x0800 };
+            self.e.extend(load_cmp(
+                Expr::Meta { key: META_PROTOCOL },
+                CMP_EQ,
+                proto.to_be_bytes().to_vec(),
+            ));
+        } else {
+            self.e.extend(load_cmp(
+                Expr::Meta { key: META_NFPROTO },
+                CMP_EQ,
+                vec![if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
+            ));
+        }
+        self.net = Some(v6);
+    }
+
+    fn need_l4(&mut self, p: L4) {
+        if self.l4 != Some(p) {
+            self.e.extend(load_cmp(
                 Expr::Meta { key: META_L4PROTO },
                 CMP_EQ,
                 vec![p.number()],
             ));
-            *l4 = Some(p);
+            self.l4 = Some(p);
         }
-    };
-    for one in ones {
+    }
+
+    fn one(&mut self, one: &One) {
+        let e = &mut self.e;
         match one {
             One::Iif(name, is) => e.extend(load_cmp(
                 Expr::Meta { key: META_IIFNAME },
@@ -314,52 +342,11 @@ fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
                 CMP_EQ,
                 ifname(name),
             )),
-            One::Addr { dst, net: n } => {
-                let v6 = n.addr().is_ipv6();
-                need_net(&mut e, &mut net, v6);
-                let (offset, bytes): (u32, Vec<u8>) = match (n.network(), dst) {
-                    (IpAddr::V4(a), false) => (12, a.octets().to_vec()),
-                    (IpAddr::V4(a), true) => (16, a.octets().to_vec()),
-                    (IpAddr::V6(a), false) => (8, a.octets().to_vec()),
-                    (IpAddr::V6(a), true) => (24, a.octets().to_vec()),
-                };
-                let bits = usize::from(n.prefix_len());
-                if bits % 8 == 0 {
-                    // Byte-aligned: compare only the prefix's bytes.
-                    let len = bits / 8;
-                    if len == 0 {
-                        continue; // /0 matches any address of the family
-                    }
-                    e.extend(load_cmp(
-                        Expr::Payload {
-                            base: PAYLOAD_NETWORK,
-                            offset,
-                            len: len as u32,
-                        },
-                        CMP_EQ,
-                        bytes[..len].to_vec(),
-                    ));
-                } else {
-                    let mask: Vec<u8> = match n.netmask() {
-                        IpAddr::V4(m) => m.octets().to_vec(),
-                        IpAddr::V6(m) => m.octets().to_vec(),
-                    };
-                    e.push(Expr::Payload {
-                        base: PAYLOAD_NETWORK,
-                        offset,
-                        len: bytes.len() as u32,
-                    });
-                    e.push(Expr::Bitwise { mask });
-                    e.push(Expr::Cmp {
-                        op: CMP_EQ,
-                        data: bytes,
-                    });
-                }
-            }
-            One::L4(p) => need_l4(&mut e, &mut l4, *p),
+            One::Addr { dst, net } => self.addr(*dst, *net),
+            One::L4(p) => self.need_l4(*p),
             One::Port { proto, dst, port } => {
-                need_l4(&mut e, &mut l4, *proto);
-                e.extend(load_cmp(
+                self.need_l4(*proto);
+                self.e.extend(load_cmp(
                     Expr::Payload {
                         base: PAYLOAD_TRANSPORT,
                         offset: if *dst { 2 } else { 0 },
@@ -370,8 +357,8 @@ fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
                 ));
             }
             One::Icmpv6(t) => {
-                need_l4(&mut e, &mut l4, L4::Icmpv6);
-                e.extend(load_cmp(
+                self.need_l4(L4::Icmpv6);
+                self.e.extend(load_cmp(
                     Expr::Payload {
                         base: PAYLOAD_TRANSPORT,
                         offset: 0,
@@ -381,26 +368,8 @@ fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
                     vec![*t],
                 ));
             }
-            One::Ct(bits) => {
-                e.push(Expr::Ct { key: CT_STATE });
-                e.push(Expr::Bitwise {
-                    mask: bits.to_ne_bytes().to_vec(),
-                });
-                e.push(Expr::Cmp {
-                    op: CMP_NEQ,
-                    data: vec![0; 4],
-                });
-            }
-            One::Dnatted => {
-                e.push(Expr::Ct { key: CT_STATUS });
-                e.push(Expr::Bitwise {
-                    mask: IPS_DST_NAT.to_ne_bytes().to_vec(),
-                });
-                e.push(Expr::Cmp {
-                    op: CMP_NEQ,
-                    data: vec![0; 4],
-                });
-            }
+            One::Ct(bits) => ct_bits(e, CT_STATE, *bits),
+            One::Dnatted => ct_bits(e, CT_STATUS, IPS_DST_NAT),
             One::Mark(v) => e.extend(load_cmp(
                 Expr::Meta { key: META_MARK },
                 CMP_EQ,
@@ -425,34 +394,89 @@ fn lower(family: u8, ones: &[One], verdict: V, debug: bool) -> Vec<Expr> {
             }
         }
     }
-    if debug {
-        e.push(Expr::Counter);
-    }
-    match verdict {
-        V::Accept => e.push(Expr::Verdict(NF_ACCEPT)),
-        V::Drop => e.push(Expr::Verdict(NF_DROP)),
-        // As nft: port unreachable in the packet's own ICMP when the rule
-        // fixed the network protocol, ICMPx (either) otherwise.
-        V::Reject => e.push(match net {
-            Some(false) => Expr::Reject {
-                kind: REJECT_ICMP_UNREACH,
-                code: 3,
-            },
-            Some(true) => Expr::Reject {
-                kind: REJECT_ICMP_UNREACH,
-                code: 4,
-            },
-            None => Expr::Reject {
-                kind: REJECT_ICMPX_UNREACH,
-                code: 1,
-            },
-        }),
-        V::Redirect(port) => {
-            e.push(Expr::Immediate(port.to_be_bytes().to_vec()));
-            e.push(Expr::Redir);
+
+    /// A source (or destination) address in `n`, after its network
+    /// protocol.
+    fn addr(&mut self, dst: bool, n: IpNet) {
+        self.need_net(n.addr().is_ipv6());
+        let (offset, bytes): (u32, Vec<u8>) = match (n.network(), dst) {
+            (IpAddr::V4(a), false) => (12, a.octets().to_vec()),
+            (IpAddr::V4(a), true) => (16, a.octets().to_vec()),
+            (IpAddr::V6(a), false) => (8, a.octets().to_vec()),
+            (IpAddr::V6(a), true) => (24, a.octets().to_vec()),
+        };
+        let bits = usize::from(n.prefix_len());
+        if bits % 8 == 0 {
+            // Byte-aligned: compare only the prefix's bytes.
+            let len = bits / 8;
+            if len == 0 {
+                return; // /0 matches any address of the family
+            }
+            self.e.extend(load_cmp(
+                Expr::Payload {
+                    base: PAYLOAD_NETWORK,
+                    offset,
+                    len: len as u32,
+                },
+                CMP_EQ,
+                bytes[..len].to_vec(),
+            ));
+        } else {
+            let mask: Vec<u8> = match n.netmask() {
+                IpAddr::V4(m) => m.octets().to_vec(),
+                IpAddr::V6(m) => m.octets().to_vec(),
+            };
+            self.e.push(Expr::Payload {
+                base: PAYLOAD_NETWORK,
+                offset,
+                len: bytes.len() as u32,
+            });
+            self.e.push(Expr::Bitwise { mask });
+            self.e.push(Expr::Cmp {
+                op: CMP_EQ,
+                data: bytes,
+            });
         }
     }
-    e
+
+    fn verdict(&mut self, verdict: V) {
+        match verdict {
+            V::Accept => self.e.push(Expr::Verdict(NF_ACCEPT)),
+            V::Drop => self.e.push(Expr::Verdict(NF_DROP)),
+            // As nft: port unreachable in the packet's own ICMP when the rule
+            // fixed the network protocol, ICMPx (either) otherwise.
+            V::Reject => self.e.push(match self.net {
+                Some(false) => Expr::Reject {
+                    kind: REJECT_ICMP_UNREACH,
+                    code: 3,
+                },
+                Some(true) => Expr::Reject {
+                    kind: REJECT_ICMP_UNREACH,
+                    code: 4,
+                },
+                None => Expr::Reject {
+                    kind: REJECT_ICMPX_UNREACH,
+                    code: 1,
+                },
+            }),
+            V::Redirect(port) => {
+                self.e.push(Expr::Immediate(port.to_be_bytes().to_vec()));
+                self.e.push(Expr::Redir);
+            }
+        }
+    }
+}
+
+/// A conntrack key (`key`) with any of these bits set.
+fn ct_bits(e: &mut Vec<Expr>, key: u32, bits: u32) {
+    e.push(Expr::Ct { key });
+    e.push(Expr::Bitwise {
+        mask: bits.to_ne_bytes().to_vec(),
+    });
+    e.push(Expr::Cmp {
+        op: CMP_NEQ,
+        data: vec![0; 4],
+    });
 }
 
 /// The two tables a [`Ruleset`] fills, each replaced as a whole by its

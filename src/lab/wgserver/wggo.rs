@@ -7,10 +7,11 @@
 //! while it is "not answering", which is an nftables drop in front of it).
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use crate::lab::uapi;
 use crate::lab::{Lab, LabError, nft_in};
 use crate::model::topology::host;
 use crate::model::verdict::endpoints;
+use crate::poll::poll_until;
 use crate::tunnel::TunnelStatus;
 
 const SERVICE: &str = "wireguard-go provider";
@@ -72,88 +74,45 @@ impl WgGo {
         spec: &WgServerSpec,
     ) -> Result<(WgGo, watch::Receiver<TunnelStatus>), LabError> {
         let ns = lab.ns(host::VPN)?.try_clone()?;
-        let run_dir = crate::lab::netns::run_files(lab.run_id());
-        let log_path = run_dir.join("provider-wireguard-go.log");
-        let log = std::fs::File::create(&log_path).map_err(|source| LabError::Service {
-            service: SERVICE.into(),
-            source,
-        })?;
-        let log2 = log.try_clone().map_err(|source| LabError::Service {
-            service: SERVICE.into(),
-            source,
-        })?;
-        let mut cmd = std::process::Command::new("wireguard-go");
-        cmd.args(["-f", TUN_NAME])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
-            .env("LOG_LEVEL", "error")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // The run's files stay visible (the resolv.conf bound in is one).
-        ns.command_with_private_run(&mut cmd, &lab.resolv_conf(host::VPN), &[&run_dir])?;
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                service_err(format!(
-                    "cannot run wireguard-go ({e}); install it (ci/setup.sh does)"
-                ))
-            })?;
+        let log_path = crate::lab::netns::run_files(lab.run_id()).join("provider-wireguard-go.log");
+        let mut child = spawn(lab, &ns, &log_path)?;
         let pid = child
             .id()
             .ok_or_else(|| service_err("wireguard-go exited at once"))?;
         let uapi = PathBuf::from(format!("/proc/{pid}/root/run/wireguard/{TUN_NAME}.sock"));
         // Ready when its UAPI socket answers (it opens it after the TUN).
-        let since = Instant::now();
-        loop {
-            if uapi::get(&uapi).await.is_ok() {
-                break;
+        let (uapi_ref, log_ref) = (&uapi, &log_path);
+        let ready = poll_until(START_WITHIN, Duration::from_millis(5), || {
+            // Looked at before asking: an exit while it is asked shows on
+            // the next attempt.
+            let exited = child.try_wait();
+            async move {
+                if uapi::get(uapi_ref).await.is_ok() {
+                    return ControlFlow::Break(Ok(()));
+                }
+                if let Ok(Some(status)) = exited {
+                    let tail = std::fs::read_to_string(log_ref).unwrap_or_default();
+                    return ControlFlow::Break(Err(service_err(format!(
+                        "wireguard-go exited ({status}) before opening its UAPI socket: {}",
+                        tail.trim()
+                    ))));
+                }
+                ControlFlow::Continue(())
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(service_err(format!(
-                    "wireguard-go exited ({status}) before opening its UAPI socket: {}",
-                    tail.trim()
-                )));
-            }
-            if since.elapsed() > START_WITHIN {
+        })
+        .await;
+        match ready {
+            Ok(r) => r?,
+            Err(()) => {
                 return Err(service_err(format!(
                     "wireguard-go did not open {} within {START_WITHIN:?}",
                     uapi.display()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let public_hex = uapi::hex(&spec.client_public);
-        let mut peer_lines = vec![format!("public_key={public_hex}")];
-        if let Some(psk) = &spec.psk {
-            peer_lines.push(format!("preshared_key={}", uapi::hex(psk)));
-        }
-        peer_lines.push("replace_allowed_ips=true".into());
-        for a in &spec.client_allowed {
-            peer_lines.push(format!("allowed_ip={a}"));
-        }
-        let mut lines = vec![
-            format!("private_key={}", uapi::hex(&spec.private)),
-            format!("listen_port={}", spec.listen.port()),
-            "replace_peers=true".into(),
-        ];
-        lines.extend(peer_lines.iter().cloned());
-        uapi::set(&uapi, &lines).await.map_err(service_err)?;
-        let nl = lab.nl(host::VPN)?;
-        let netlink = |source| LabError::Netlink {
-            host: host::VPN.to_string(),
-            source,
-        };
-        nl.set_mtu(TUN_NAME, u32::from(spec.mtu))
-            .await
-            .map_err(netlink)?;
-        for a in &spec.tun_addrs {
-            nl.add_addr(TUN_NAME, *a).await.map_err(netlink)?;
-        }
-        nl.set_up(TUN_NAME).await.map_err(netlink)?;
+        let peer_lines = configure(&uapi, spec, &public_hex).await?;
+        set_up_tun(lab, spec).await?;
 
         let (tx, rx) = watch::channel(TunnelStatus::default());
         let tx = Arc::new(tx);
@@ -171,45 +130,12 @@ impl WgGo {
         .map_err(service_err)?;
         let cancel = CancellationToken::new();
         let current_hex = Arc::new(std::sync::Mutex::new(public_hex.clone()));
-        let (c, path, current) = (cancel.clone(), uapi.clone(), current_hex.clone());
-        tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                tokio::select! {
-                    () = c.cancelled() => return,
-                    () = tokio::time::sleep(POLL) => {}
-                }
-                let Ok(peers) = uapi::get(&path).await else {
-                    continue;
-                };
-                // The client key accepted now (a rotation changes it).
-                let key = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let Some(p) = peers.into_iter().find(|p| p.public_key == key) else {
-                    // Forgotten and not yet re-added: no session, no handshake.
-                    last = None;
-                    continue;
-                };
-                tx.send_if_modified(|s| {
-                    let mut changed = false;
-                    if p.last_handshake.is_some() && p.last_handshake != last {
-                        s.handshakes += 1;
-                        s.last_handshake = p.last_handshake;
-                        changed = true;
-                    }
-                    if p.endpoint.is_some() && s.peer != p.endpoint {
-                        s.peer = p.endpoint;
-                        changed = true;
-                    }
-                    let (rx, tx) = (p.rx_bytes as usize, p.tx_bytes as usize);
-                    if (s.rx_bytes, s.tx_bytes) != (rx, tx) {
-                        (s.rx_bytes, s.tx_bytes) = (rx, tx);
-                        changed = true;
-                    }
-                    changed
-                });
-                last = p.last_handshake;
-            }
-        });
+        tokio::spawn(watch_peer(
+            cancel.clone(),
+            uapi.clone(),
+            current_hex.clone(),
+            tx,
+        ));
         Ok((
             WgGo {
                 child,
@@ -288,6 +214,130 @@ impl WgGo {
             host: host::VPN.to_string(),
             source,
         })
+    }
+}
+
+/// wireguard-go in the `vpn` host with a private /run (the run's files stay
+/// visible: the resolv.conf bound in is one), its output to `log_path`.
+fn spawn(
+    lab: &Lab,
+    ns: &Netns,
+    log_path: &std::path::Path,
+) -> Result<tokio::process::Child, LabError> {
+    let run_dir = crate::lab::netns::run_files(lab.run_id());
+    let log = std::fs::File::create(log_path).map_err(|source| LabError::Service {
+        service: SERVICE.into(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| LabError::Service {
+        service: SERVICE.into(),
+        source,
+    })?;
+    let mut cmd = std::process::Command::new("wireguard-go");
+    cmd.args(["-f", TUN_NAME])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+        .env("LOG_LEVEL", "error")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    ns.command_with_private_run(&mut cmd, &lab.resolv_conf(host::VPN), &[&run_dir])?;
+    tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            service_err(format!(
+                "cannot run wireguard-go ({e}); install it (ci/setup.sh does)"
+            ))
+        })
+}
+
+/// The server's key and port and its one peer (the gateway, whose public
+/// key is `public_hex`), set over UAPI; returns the peer's lines, to add it
+/// again later.
+async fn configure(
+    uapi: &std::path::Path,
+    spec: &WgServerSpec,
+    public_hex: &str,
+) -> Result<Vec<String>, LabError> {
+    let mut peer_lines = vec![format!("public_key={public_hex}")];
+    if let Some(psk) = &spec.psk {
+        peer_lines.push(format!("preshared_key={}", uapi::hex(psk)));
+    }
+    peer_lines.push("replace_allowed_ips=true".into());
+    for a in &spec.client_allowed {
+        peer_lines.push(format!("allowed_ip={a}"));
+    }
+    let mut lines = vec![
+        format!("private_key={}", uapi::hex(&spec.private)),
+        format!("listen_port={}", spec.listen.port()),
+        "replace_peers=true".into(),
+    ];
+    lines.extend(peer_lines.iter().cloned());
+    uapi::set(uapi, &lines).await.map_err(service_err)?;
+    Ok(peer_lines)
+}
+
+/// The TUN device's MTU and addresses, and up.
+async fn set_up_tun(lab: &Lab, spec: &WgServerSpec) -> Result<(), LabError> {
+    let nl = lab.nl(host::VPN)?;
+    let netlink = |source| LabError::Netlink {
+        host: host::VPN.to_string(),
+        source,
+    };
+    nl.set_mtu(TUN_NAME, u32::from(spec.mtu))
+        .await
+        .map_err(netlink)?;
+    for a in &spec.tun_addrs {
+        nl.add_addr(TUN_NAME, *a).await.map_err(netlink)?;
+    }
+    nl.set_up(TUN_NAME).await.map_err(netlink)
+}
+
+/// Reads the peer whose key is `current` over UAPI every [`POLL`] until
+/// `cancel`: its handshakes, endpoint and byte counts go to `tx`.
+async fn watch_peer(
+    cancel: CancellationToken,
+    uapi: PathBuf,
+    current: Arc<std::sync::Mutex<String>>,
+    tx: Arc<watch::Sender<TunnelStatus>>,
+) {
+    let mut last = None;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(POLL) => {}
+        }
+        let Ok(peers) = uapi::get(&uapi).await else {
+            continue;
+        };
+        // The client key accepted now (a rotation changes it).
+        let key = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(p) = peers.into_iter().find(|p| p.public_key == key) else {
+            // Forgotten and not yet re-added: no session, no handshake.
+            last = None;
+            continue;
+        };
+        tx.send_if_modified(|s| {
+            let mut changed = false;
+            if p.last_handshake.is_some() && p.last_handshake != last {
+                s.handshakes += 1;
+                s.last_handshake = p.last_handshake;
+                changed = true;
+            }
+            if p.endpoint.is_some() && s.peer != p.endpoint {
+                s.peer = p.endpoint;
+                changed = true;
+            }
+            let (rx, tx) = (p.rx_bytes as usize, p.tx_bytes as usize);
+            if (s.rx_bytes, s.tx_bytes) != (rx, tx) {
+                (s.rx_bytes, s.tx_bytes) = (rx, tx);
+                changed = true;
+            }
+            changed
+        });
+        last = p.last_handshake;
     }
 }
 

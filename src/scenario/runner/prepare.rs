@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,6 +16,7 @@ use crate::lab::LabError;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, host, wire};
 use crate::model::verdict::{Outcome, Timeline};
+use crate::poll::poll_until;
 use crate::scenario::steps::lifecycle::write_key_file;
 use crate::scenario::steps::report::{StepLog, StepReport};
 
@@ -177,8 +179,7 @@ impl Runner<'_> {
                 Err(e) => format!("no answer ({e})"),
             }
         ));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
+        let seen = poll_until(Duration::from_secs(2), Duration::from_millis(10), || {
             let blind: Vec<&str> = wires
                 .iter()
                 .filter(|w| {
@@ -188,11 +189,19 @@ impl Runner<'_> {
                 })
                 .map(String::as_str)
                 .collect();
-            if blind.is_empty() {
+            std::future::ready(if blind.is_empty() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(blind)
+            })
+        })
+        .await;
+        match seen {
+            Ok(()) => {
                 log.note(format!("seen on {}", wires.join(", ")));
-                return (log.pass(), marker);
+                (log.pass(), marker)
             }
-            if Instant::now() >= deadline {
+            Err(blind) => {
                 let outcome = Outcome::Error {
                     message: format!(
                         "the capture did not see an unblocked probe on {} within 2 s: it is blind there, and no verdict about that wire could be trusted",
@@ -200,9 +209,8 @@ impl Runner<'_> {
                     ),
                     detail: log.detail(),
                 };
-                return (log.end(outcome), marker);
+                (log.end(outcome), marker)
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

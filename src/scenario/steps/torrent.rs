@@ -6,6 +6,7 @@
 //! bounded by the step's timeout.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use super::report::{StepLog, StepReport, StepResult};
@@ -17,9 +18,18 @@ use crate::model::scenario::Expect;
 use crate::model::topology::{addr, host, service};
 use crate::model::torrent;
 use crate::model::verdict::Outcome;
+use crate::poll::poll_until;
 use crate::scenario::runner::{PROBE_TIMEOUT, RunState, Runner, ScenarioSwarm};
 
 const POLL: Duration = Duration::from_millis(200);
+
+/// What `torrent-announce` heard first.
+enum Heard {
+    /// A new announce reached the tracker.
+    Announce(LogEntry),
+    /// qBittorrent says it announces (or failed to): what it said.
+    Announcing(String),
+}
 
 /// What is wrong with the far end's view of the swarm (pure): no announce
 /// or no connection at all, one from another address than `seen_as`, or an
@@ -133,28 +143,28 @@ impl Runner<'_> {
         }
         // Taken when it runs it: listed, past checking its files, neither
         // queued nor paused (until then it refuses the torrent's peers).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut last: String;
-        loop {
-            match q.info(&s.hash).await {
-                Ok(Some(t)) if webui::is_running(&t.state) => {
-                    log.note(format!(
-                        "qBittorrent runs it: {} ({:.0}%)",
-                        t.state,
-                        t.progress * 100.0
-                    ));
-                    return Ok(log.pass());
-                }
-                Ok(Some(t)) => last = format!("it is {}", t.state),
-                Ok(None) => last = "it does not list it".into(),
-                Err(e) => last = e.to_string(),
+        let (q, hash) = (&q, &s.hash);
+        let running = poll_until(Duration::from_secs(10), POLL, || async move {
+            match q.info(hash).await {
+                Ok(Some(t)) if webui::is_running(&t.state) => ControlFlow::Break(t),
+                Ok(Some(t)) => ControlFlow::Continue(format!("it is {}", t.state)),
+                Ok(None) => ControlFlow::Continue("it does not list it".into()),
+                Err(e) => ControlFlow::Continue(e.to_string()),
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(log.fail(format!(
-                    "qBittorrent took the torrent but does not run it within 10s: {last}"
-                )));
+        })
+        .await;
+        match running {
+            Ok(t) => {
+                log.note(format!(
+                    "qBittorrent runs it: {} ({:.0}%)",
+                    t.state,
+                    t.progress * 100.0
+                ));
+                Ok(log.pass())
             }
-            tokio::time::sleep(POLL).await;
+            Err(last) => Ok(log.fail(format!(
+                "qBittorrent took the torrent but does not run it within 10s: {last}"
+            ))),
         }
     }
 
@@ -170,12 +180,11 @@ impl Runner<'_> {
             Ok(v) => v,
             Err(o) => return Ok(log.end(o)),
         };
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last: String;
-        loop {
-            match q.info(&s.hash).await {
+        let (q, hash) = (&q, &s.hash);
+        let reached = poll_until(timeout, POLL, || async move {
+            match q.info(hash).await {
                 Ok(Some(t)) => {
-                    last = format!(
+                    let now = format!(
                         "{:.1}% ({}, {} seeds, {} B/s)",
                         t.progress * 100.0,
                         t.state,
@@ -183,20 +192,25 @@ impl Runner<'_> {
                         t.dlspeed
                     );
                     if t.progress >= progress {
-                        log.note(format!("qBittorrent: {last}"));
-                        return Ok(log.pass());
+                        ControlFlow::Break(now)
+                    } else {
+                        ControlFlow::Continue(now)
                     }
                 }
-                Ok(None) => last = "qBittorrent does not list the torrent".into(),
-                Err(e) => last = e.to_string(),
+                Ok(None) => ControlFlow::Continue("qBittorrent does not list the torrent".into()),
+                Err(e) => ControlFlow::Continue(e.to_string()),
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(log.fail(format!(
-                    "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
-                    progress * 100.0
-                )));
+        })
+        .await;
+        match reached {
+            Ok(now) => {
+                log.note(format!("qBittorrent: {now}"));
+                Ok(log.pass())
             }
-            tokio::time::sleep(POLL).await;
+            Err(last) => Ok(log.fail(format!(
+                "qBittorrent did not reach {:.0}% within {timeout:?}: {last}",
+                progress * 100.0
+            ))),
         }
     }
 
@@ -234,58 +248,64 @@ impl Runner<'_> {
         log.note(format!(
             "asked qBittorrent to announce again ({before} announces reached the tracker so far)"
         ));
-        let url = swarm::announce_url();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last = String::new();
-        loop {
+        let (q, url) = (&q, &swarm::announce_url());
+        let heard = poll_until(timeout, POLL, || async move {
             let now = self.announces(s);
             if now.len() > before {
-                let e = &now[before];
+                return ControlFlow::Break(Heard::Announce(now[before].clone()));
+            }
+            if *expect != Expect::Fail {
+                return ControlFlow::Continue(String::new());
+            }
+            // qBittorrent says it is announcing (or has failed): what it
+            // sent has the probes' full timeout to arrive, as a silent
+            // probe waits (a SYN is retried within it).
+            match q.tracker(&s.hash, url).await {
+                Ok(Some(t))
+                    if t.status == webui::TRACKER_UPDATING
+                        || t.status == webui::TRACKER_NOT_WORKING =>
+                {
+                    ControlFlow::Break(Heard::Announcing(format!(
+                        "qBittorrent reports the tracker {} {}",
+                        if t.status == webui::TRACKER_UPDATING {
+                            "being announced to"
+                        } else {
+                            "not working:"
+                        },
+                        t.msg
+                    )))
+                }
+                Ok(Some(t)) => {
+                    ControlFlow::Continue(format!("tracker status {} {}", t.status, t.msg))
+                }
+                Ok(None) => ControlFlow::Continue("qBittorrent does not list the tracker".into()),
+                Err(e) => ControlFlow::Continue(e.to_string()),
+            }
+        })
+        .await;
+        match heard {
+            Ok(Heard::Announce(e)) => {
                 log.note(format!("the tracker got: {} from {}", e.detail, e.source));
-                return Ok(match expect {
+                Ok(match expect {
                     Expect::Fail => log.fail(format!(
                         "an announce reached the tracker from {} while it must not",
                         e.source
                     )),
                     _ => log.pass(),
-                });
+                })
             }
-            if *expect == Expect::Fail {
-                // qBittorrent says it is announcing (or has failed): what it
-                // sent has the probes' full timeout to arrive, as a silent
-                // probe waits (a SYN is retried within it).
-                match q.tracker(&s.hash, &url).await {
-                    Ok(Some(t))
-                        if t.status == webui::TRACKER_UPDATING
-                            || t.status == webui::TRACKER_NOT_WORKING =>
-                    {
-                        log.note(format!(
-                            "qBittorrent reports the tracker {} {}",
-                            if t.status == webui::TRACKER_UPDATING {
-                                "being announced to"
-                            } else {
-                                "not working:"
-                            },
-                            t.msg
-                        ));
-                        return Ok(self.announce_held(s, before, log).await);
-                    }
-                    Ok(Some(t)) => last = format!("tracker status {} {}", t.status, t.msg),
-                    Ok(None) => last = "qBittorrent does not list the tracker".into(),
-                    Err(e) => last = e.to_string(),
-                }
+            Ok(Heard::Announcing(said)) => {
+                log.note(said);
+                Ok(self.announce_held(s, before, log).await)
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(match expect {
-                    Expect::Fail => log.fail(format!(
-                        "qBittorrent did not say it announces within {timeout:?} ({last})"
-                    )),
-                    _ => log.fail(format!(
-                        "no new announce reached the tracker within {timeout:?}"
-                    )),
-                });
-            }
-            tokio::time::sleep(POLL).await;
+            Err(last) => Ok(match expect {
+                Expect::Fail => log.fail(format!(
+                    "qBittorrent did not say it announces within {timeout:?} ({last})"
+                )),
+                _ => log.fail(format!(
+                    "no new announce reached the tracker within {timeout:?}"
+                )),
+            }),
         }
     }
 

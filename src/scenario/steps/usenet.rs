@@ -5,6 +5,7 @@
 //! or the far end's log, bounded by the step's timeout.
 
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use super::report::{StepLog, StepReport, StepResult};
@@ -16,6 +17,7 @@ use crate::model::scenario::Expect;
 use crate::model::topology::service;
 use crate::model::usenet;
 use crate::model::verdict::Outcome;
+use crate::poll::poll_until;
 use crate::scenario::runner::{GivenNzb, PROBE_TIMEOUT, RunState, Runner};
 
 const POLL: Duration = Duration::from_millis(200);
@@ -105,40 +107,43 @@ impl Runner<'_> {
         let Some(given) = st.nzbs.last() else {
             return Ok(log.fail_with("no NZB yet: an nzb-add step must come first", ""));
         };
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last: String;
-        loop {
-            match n.progress(given.id).await {
-                Ok(Progress::Done(j)) if *expect == Expect::Answer => {
-                    log.note(format!("NZBGet: {}", j.status));
-                    return Ok(if j.status.starts_with("SUCCESS") {
-                        log.pass()
-                    } else {
-                        log.fail(format!("NZBGet finished it as {}", j.status))
-                    });
-                }
+        let (n, id) = (&n, given.id);
+        let got = poll_until(timeout, POLL, || async move {
+            match n.progress(id).await {
+                Ok(Progress::Done(j)) => ControlFlow::Break((true, j)),
                 Ok(Progress::Queued(j)) if *expect == Expect::Fail => {
-                    log.note(format!("NZBGet has it queued: {}", j.status));
-                    return Ok(self.articles_held(given, log).await);
+                    ControlFlow::Break((false, j))
                 }
-                Ok(Progress::Done(j)) => {
-                    return Ok(log.fail(format!(
-                        "NZBGet finished it ({}) while it must not get it",
-                        j.status
-                    )));
-                }
-                Ok(Progress::Queued(j)) => {
-                    last = format!("queued: {}, {} MB left", j.status, j.remaining_mb)
-                }
-                Ok(Progress::Unknown) => last = "NZBGet does not list it".into(),
-                Err(e) => last = e.to_string(),
+                Ok(Progress::Queued(j)) => ControlFlow::Continue(format!(
+                    "queued: {}, {} MB left",
+                    j.status, j.remaining_mb
+                )),
+                Ok(Progress::Unknown) => ControlFlow::Continue("NZBGet does not list it".into()),
+                Err(e) => ControlFlow::Continue(e.to_string()),
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(log.fail(format!(
-                    "NZBGet did not get there within {timeout:?}: {last}"
-                )));
+        })
+        .await;
+        match got {
+            // (done, the job): done, or queued while it must not get it.
+            Ok((true, j)) if *expect == Expect::Answer => {
+                log.note(format!("NZBGet: {}", j.status));
+                Ok(if j.status.starts_with("SUCCESS") {
+                    log.pass()
+                } else {
+                    log.fail(format!("NZBGet finished it as {}", j.status))
+                })
             }
-            tokio::time::sleep(POLL).await;
+            Ok((false, j)) => {
+                log.note(format!("NZBGet has it queued: {}", j.status));
+                Ok(self.articles_held(given, log).await)
+            }
+            Ok((true, j)) => Ok(log.fail(format!(
+                "NZBGet finished it ({}) while it must not get it",
+                j.status
+            ))),
+            Err(last) => Ok(log.fail(format!(
+                "NZBGet did not get there within {timeout:?}: {last}"
+            ))),
         }
     }
 

@@ -211,6 +211,50 @@ fn family(
 
 /// The DNS variables. `has_ipv6`: the tunnel has an IPv6 address.
 pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Parsed> {
+    let server = server_switch(env)?;
+    let type_given = env
+        .get("DNS_UPSTREAM_RESOLVER_TYPE")
+        .map(str::to_ascii_lowercase);
+    let mut kind = resolver_kind(type_given.as_deref(), server)?;
+    let resolvers = resolver_names(env)?;
+    let ipv6 = upstream_ipv6(env, has_ipv6)?;
+    let plain_given = env.get("DNS_UPSTREAM_PLAIN_ADDRESSES").unwrap_or_default();
+    let mut plain = addr_list(env, "DNS_UPSTREAM_PLAIN_ADDRESSES", None)?.unwrap_or_default();
+    outside_tunnel(
+        "DNS_UPSTREAM_PLAIN_ADDRESSES",
+        plain_given,
+        &plain,
+        outbound,
+    )?;
+    if let Some(a) = retired_dns_address(env, outbound, kind)? {
+        plain.push(a);
+        kind = Kind::Plain;
+    }
+    if !server {
+        server_off(kind, type_given.as_deref(), &plain, plain_given)?;
+    }
+    let block_ips = block_ips(env)?;
+    update_period(env)?;
+    let named = resolvers.join(",");
+    let upstream = match kind {
+        Kind::Plain => Upstream::Plain(family(
+            "DNS_UPSTREAM_PLAIN_ADDRESSES",
+            plain_given,
+            plain,
+            ipv6,
+        )?),
+        Kind::Dot => dot_upstream(env, &named, outbound, ipv6)?,
+        Kind::Doh => doh_upstream(env, &named, outbound, ipv6)?,
+    };
+    Ok(Parsed {
+        server,
+        upstream,
+        block_ips,
+    })
+}
+
+/// DNS_SERVER (its retired name DOT), warning about DOT's changed meaning.
+fn server_switch(env: &Env) -> Result<bool> {
     let server = on_off_retro(env, "DNS_SERVER", &["DOT"], true)?;
     if let Some(v) = env.get("DOT") {
         env.warn(format!(
@@ -222,23 +266,29 @@ pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Par
             }
         ));
     }
-    let type_given = env
-        .get("DNS_UPSTREAM_RESOLVER_TYPE")
-        .map(str::to_ascii_lowercase);
-    let mut kind = match type_given.as_deref() {
-        None if server => Kind::Dot,
-        None => Kind::Plain,
-        Some("dot") => Kind::Dot,
-        Some("doh") => Kind::Doh,
-        Some("plain") => Kind::Plain,
-        Some(other) => {
-            return Err(invalid(
-                "DNS_UPSTREAM_RESOLVER_TYPE",
-                other,
-                "expected dot, doh or plain",
-            ));
-        }
-    };
+    Ok(server)
+}
+
+/// DNS_UPSTREAM_RESOLVER_TYPE (lowercased), by default dot with the
+/// built-in server and plain without it.
+fn resolver_kind(type_given: Option<&str>, server: bool) -> Result<Kind> {
+    match type_given {
+        None if server => Ok(Kind::Dot),
+        None => Ok(Kind::Plain),
+        Some("dot") => Ok(Kind::Dot),
+        Some("doh") => Ok(Kind::Doh),
+        Some("plain") => Ok(Kind::Plain),
+        Some(other) => Err(invalid(
+            "DNS_UPSTREAM_RESOLVER_TYPE",
+            other,
+            "expected dot, doh or plain",
+        )),
+    }
+}
+
+/// DNS_UPSTREAM_RESOLVERS (its retired name DOT_PROVIDERS), lowercased,
+/// each one of [`PROVIDER_NAMES`].
+fn resolver_names(env: &Env) -> Result<Vec<String>> {
     let (resolvers_var, resolvers_value) = env
         .get_retro("DNS_UPSTREAM_RESOLVERS", &["DOT_PROVIDERS"])
         .unwrap_or(("DNS_UPSTREAM_RESOLVERS", "cloudflare"));
@@ -261,6 +311,11 @@ pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Par
         }
         resolvers.push(lower);
     }
+    Ok(resolvers)
+}
+
+/// DNS_UPSTREAM_IPV6 (its retired name DOT_IPV6); on needs an IPv6 tunnel.
+fn upstream_ipv6(env: &Env, has_ipv6: bool) -> Result<bool> {
     let ipv6 = on_off_retro(env, "DNS_UPSTREAM_IPV6", &["DOT_IPV6"], false)?;
     if ipv6 && !has_ipv6 {
         return Err(invalid(
@@ -269,64 +324,72 @@ pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Par
             "the tunnel has no IPv6 address (WIREGUARD_ADDRESSES)",
         ));
     }
-    let plain_given = env.get("DNS_UPSTREAM_PLAIN_ADDRESSES").unwrap_or_default();
-    let mut plain = addr_list(env, "DNS_UPSTREAM_PLAIN_ADDRESSES", None)?.unwrap_or_default();
-    outside_tunnel(
-        "DNS_UPSTREAM_PLAIN_ADDRESSES",
-        plain_given,
-        &plain,
-        outbound,
-    )?;
-    // The retired DNS_ADDRESS, as master reads it: 127.0.0.1 means "the
-    // built-in server" and is ignored; any other address is appended as
-    // ADDRESS:53 and makes the type plain.
-    if let Some((var, v)) = env.get_retro("DNS_ADDRESS", &["DNS_PLAINTEXT_ADDRESS"]) {
-        env.deprecated(var, "DNS_UPSTREAM_PLAIN_ADDRESSES");
-        let ip: IpAddr = v
-            .parse()
-            .map_err(|_| invalid(var, v, "expected an IP address (the provider's resolver)"))?;
-        if ip.is_loopback() || ip.is_unspecified() {
-            if ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
-                env.warn(format!(
-                    "{var}={v}: a local address, ignored like Gluetun's 127.0.0.1"
-                ));
-            }
-        } else {
-            let a = SocketAddr::new(ip, 53);
-            outside_tunnel(var, v, &[a], outbound)?;
-            plain.push(a);
-            if kind != Kind::Plain {
-                env.warn(format!(
-                    "{var}={v} makes the upstream plain DNS to {a}, whatever DNS_UPSTREAM_RESOLVER_TYPE says (as today's Gluetun reads it)"
-                ));
-            }
-            kind = Kind::Plain;
-        }
-    }
-    if !server {
-        // Master's rules for a server that is off: the plain addresses go
-        // into resolv.conf, so they must be on 53.
-        if kind != Kind::Plain {
-            return Err(invalid(
-                "DNS_UPSTREAM_RESOLVER_TYPE",
-                type_given.as_deref().unwrap_or("dot"),
-                "must be plain when the built-in DNS server is off (DNS_SERVER=off)",
+    Ok(ipv6)
+}
+
+/// The retired DNS_ADDRESS, as master reads it: 127.0.0.1 means "the
+/// built-in server" and is ignored; any other address is appended as
+/// ADDRESS:53 and makes the type plain. Returns the address to append.
+fn retired_dns_address(env: &Env, outbound: &[IpNet], kind: Kind) -> Result<Option<SocketAddr>> {
+    let Some((var, v)) = env.get_retro("DNS_ADDRESS", &["DNS_PLAINTEXT_ADDRESS"]) else {
+        return Ok(None);
+    };
+    env.deprecated(var, "DNS_UPSTREAM_PLAIN_ADDRESSES");
+    let ip: IpAddr = v
+        .parse()
+        .map_err(|_| invalid(var, v, "expected an IP address (the provider's resolver)"))?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        if ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            env.warn(format!(
+                "{var}={v}: a local address, ignored like Gluetun's 127.0.0.1"
             ));
         }
-        if plain.is_empty() {
-            return Err(ConfigError::Missing {
-                var: "DNS_UPSTREAM_PLAIN_ADDRESSES",
-                hint: " when the built-in DNS server is off (DNS_SERVER=off): the resolvers the namespace asks directly",
-            });
-        }
-        if let Some(a) = plain.iter().find(|a| a.port() != 53) {
-            return Err(invalid(
-                "DNS_UPSTREAM_PLAIN_ADDRESSES",
-                plain_given,
-                format!("{a}: must be on port 53 when the built-in DNS server is off"),
-            ));
-        }
+        return Ok(None);
     }
+    let a = SocketAddr::new(ip, 53);
+    outside_tunnel(var, v, &[a], outbound)?;
+    if kind != Kind::Plain {
+        env.warn(format!(
+            "{var}={v} makes the upstream plain DNS to {a}, whatever DNS_UPSTREAM_RESOLVER_TYPE says (as today's Gluetun reads it)"
+        ));
+    }
+    Ok(Some(a))
+}
+
+/// Master's rules for a server that is off: the plain addresses go into
+/// resolv.conf, so they must be on 53.
+fn server_off(
+    kind: Kind,
+    type_given: Option<&str>,
+    plain: &[SocketAddr],
+    plain_given: &str,
+) -> Result<()> {
+    if kind != Kind::Plain {
+        return Err(invalid(
+            "DNS_UPSTREAM_RESOLVER_TYPE",
+            type_given.unwrap_or("dot"),
+            "must be plain when the built-in DNS server is off (DNS_SERVER=off)",
+        ));
+    }
+    if plain.is_empty() {
+        return Err(ConfigError::Missing {
+            var: "DNS_UPSTREAM_PLAIN_ADDRESSES",
+            hint: " when the built-in DNS server is off (DNS_SERVER=off): the resolvers the namespace asks directly",
+        });
+    }
+    if let Some(a) = plain.iter().find(|a| a.port() != 53) {
+        return Err(invalid(
+            "DNS_UPSTREAM_PLAIN_ADDRESSES",
+            plain_given,
+            format!("{a}: must be on port 53 when the built-in DNS server is off"),
+        ));
+    }
+    Ok(())
+}
+
+/// DNS_BLOCK_IPS, DNS_BLOCK_IP_PREFIXES and the retired DOT_PRIVATE_ADDRESS:
+/// the answers' addresses the resolver refuses.
+fn block_ips(env: &Env) -> Result<Vec<IpNet>> {
     let mut block_ips = Vec::new();
     for (var, want_prefix) in [("DNS_BLOCK_IPS", false), ("DNS_BLOCK_IP_PREFIXES", true)] {
         let Some(v) = env.get(var) else { continue };
@@ -369,6 +432,11 @@ pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Par
             block_ips.push(net);
         }
     }
+    Ok(block_ips)
+}
+
+/// DNS_UPDATE_PERIOD: checked (0 or at least 30s), without effect here.
+fn update_period(env: &Env) -> Result<()> {
     if let Some(v) = env.get("DNS_UPDATE_PERIOD") {
         let d = humantime::parse_duration(v)
             .or_else(|e| {
@@ -383,62 +451,55 @@ pub(super) fn parse(env: &Env, outbound: &[IpNet], has_ipv6: bool) -> Result<Par
             return Err(invalid("DNS_UPDATE_PERIOD", v, "must be 0 or at least 30s"));
         }
     }
-    let named = resolvers.join(",");
-    let upstream = match kind {
-        Kind::Plain => Upstream::Plain(family(
-            "DNS_UPSTREAM_PLAIN_ADDRESSES",
-            plain_given,
-            plain,
-            ipv6,
-        )?),
-        Kind::Dot => match addr_list(env, "DOT_SERVER_ADDRESS", Some(853))? {
-            None => Upstream::None(format!(
-                "DNS_UPSTREAM_RESOLVERS={named} over TLS: leakhound's gateway asks no public resolver; DOT_SERVER_ADDRESS and DOT_SERVER_NAME (leakhound's own) name the one to ask"
-            )),
-            Some(servers) => {
-                let given = env.get("DOT_SERVER_ADDRESS").unwrap_or_default();
-                outside_tunnel("DOT_SERVER_ADDRESS", given, &servers, outbound)?;
-                let servers = family("DOT_SERVER_ADDRESS", given, servers, ipv6)?;
-                let server_name = tls_name(
-                    env.required(
-                        "DOT_SERVER_NAME",
-                        " with DOT_SERVER_ADDRESS (the name on the DoT resolver's certificate)",
-                    )?,
-                    "DOT_SERVER_NAME",
-                )?;
-                Upstream::Tls {
-                    servers,
-                    server_name,
-                    ca_file: env.get("DOT_CA_FILE").map(PathBuf::from),
-                }
-            }
-        },
-        Kind::Doh => match addr_list(env, "DOH_SERVER_ADDRESS", Some(443))? {
-            None => Upstream::None(format!(
-                "DNS_UPSTREAM_RESOLVERS={named} over HTTPS: leakhound's gateway asks no public resolver; DOH_SERVER_ADDRESS and DOH_SERVER_URL (leakhound's own) name the one to ask"
-            )),
-            Some(servers) => {
-                let given = env.get("DOH_SERVER_ADDRESS").unwrap_or_default();
-                outside_tunnel("DOH_SERVER_ADDRESS", given, &servers, outbound)?;
-                let servers = family("DOH_SERVER_ADDRESS", given, servers, ipv6)?;
-                let url = env.required(
-                    "DOH_SERVER_URL",
-                    " with DOH_SERVER_ADDRESS (https://NAME/PATH: the name on the DoH server's certificate and its path)",
-                )?;
-                let (server_name, path) = doh_url(url)?;
-                Upstream::Https {
-                    servers,
-                    server_name,
-                    path,
-                    ca_file: env.get("DOH_CA_FILE").map(PathBuf::from),
-                }
-            }
-        },
+    Ok(())
+}
+
+/// DNS over TLS to DOT_SERVER_ADDRESS (leakhound's own), or no upstream
+/// when it is unset: `named` are the resolvers Gluetun would ask.
+fn dot_upstream(env: &Env, named: &str, outbound: &[IpNet], ipv6: bool) -> Result<Upstream> {
+    let Some(servers) = addr_list(env, "DOT_SERVER_ADDRESS", Some(853))? else {
+        return Ok(Upstream::None(format!(
+            "DNS_UPSTREAM_RESOLVERS={named} over TLS: leakhound's gateway asks no public resolver; DOT_SERVER_ADDRESS and DOT_SERVER_NAME (leakhound's own) name the one to ask"
+        )));
     };
-    Ok(Parsed {
-        server,
-        upstream,
-        block_ips,
+    let given = env.get("DOT_SERVER_ADDRESS").unwrap_or_default();
+    outside_tunnel("DOT_SERVER_ADDRESS", given, &servers, outbound)?;
+    let servers = family("DOT_SERVER_ADDRESS", given, servers, ipv6)?;
+    let server_name = tls_name(
+        env.required(
+            "DOT_SERVER_NAME",
+            " with DOT_SERVER_ADDRESS (the name on the DoT resolver's certificate)",
+        )?,
+        "DOT_SERVER_NAME",
+    )?;
+    Ok(Upstream::Tls {
+        servers,
+        server_name,
+        ca_file: env.get("DOT_CA_FILE").map(PathBuf::from),
+    })
+}
+
+/// DNS over HTTPS to DOH_SERVER_ADDRESS (leakhound's own), or no upstream
+/// when it is unset: `named` are the resolvers Gluetun would ask.
+fn doh_upstream(env: &Env, named: &str, outbound: &[IpNet], ipv6: bool) -> Result<Upstream> {
+    let Some(servers) = addr_list(env, "DOH_SERVER_ADDRESS", Some(443))? else {
+        return Ok(Upstream::None(format!(
+            "DNS_UPSTREAM_RESOLVERS={named} over HTTPS: leakhound's gateway asks no public resolver; DOH_SERVER_ADDRESS and DOH_SERVER_URL (leakhound's own) name the one to ask"
+        )));
+    };
+    let given = env.get("DOH_SERVER_ADDRESS").unwrap_or_default();
+    outside_tunnel("DOH_SERVER_ADDRESS", given, &servers, outbound)?;
+    let servers = family("DOH_SERVER_ADDRESS", given, servers, ipv6)?;
+    let url = env.required(
+        "DOH_SERVER_URL",
+        " with DOH_SERVER_ADDRESS (https://NAME/PATH: the name on the DoH server's certificate and its path)",
+    )?;
+    let (server_name, path) = doh_url(url)?;
+    Ok(Upstream::Https {
+        servers,
+        server_name,
+        path,
+        ca_file: env.get("DOH_CA_FILE").map(PathBuf::from),
     })
 }
 

@@ -280,18 +280,27 @@ impl FirewallPolicy {
     }
 
     pub(crate) fn rules(&self) -> Vec<R> {
+        let mut r = self.loopback_and_tunnel_addresses();
+        r.extend(self.wireguard());
+        r.extend(self.dns());
+        r.extend(self.port_mapping_on_the_underlay());
+        r.extend(self.tunnel_and_subnets());
+        r.extend(self.inbound_ports());
+        r.extend(self.icmpv6_housekeeping());
+        r.extend(self.egress());
+        r
+    }
+
+    /// Loopback, invalid packets, and CVE-2019-14899: nothing from outside
+    /// the tunnel may reach the tunnel's addresses.
+    fn loopback_and_tunnel_addresses(&self) -> Vec<R> {
         use Hook::*;
-        let ul = self.underlay.as_str();
         let tun = self.tunnel.as_str();
-        let ep = IpNet::from(self.endpoint.ip());
-        let ep_port = [self.endpoint.port()];
         let mut r = vec![
             R::new(Input, "loopback in").iif("lo"),
             R::new(Output, "loopback out").oif("lo"),
             R::new(Input, "drop invalid").ct(&[CtState::Invalid]).drop(),
         ];
-        // CVE-2019-14899: nothing from outside the tunnel may reach the
-        // tunnel's addresses.
         for fam in by_family(
             &self
                 .tunnel_addrs
@@ -309,7 +318,16 @@ impl FirewallPolicy {
                 );
             }
         }
-        r.extend([
+        r
+    }
+
+    /// WireGuard's UDP between the underlay and the endpoint.
+    fn wireguard(&self) -> [R; 2] {
+        use Hook::*;
+        let ul = self.underlay.as_str();
+        let ep = IpNet::from(self.endpoint.ip());
+        let ep_port = [self.endpoint.port()];
+        [
             R::new(Output, "wireguard to the endpoint")
                 .oif(ul)
                 .addr(true, &[ep])
@@ -320,10 +338,16 @@ impl FirewallPolicy {
                 .addr(false, &[ep])
                 .l4(L4::Udp)
                 .port(L4::Udp, false, &ep_port),
-        ]);
-        // DNS only through the gateway's own resolver: its upstream through
-        // the tunnel; every other port 53, DoT (853) and DoH to known
-        // endpoints is refused.
+        ]
+    }
+
+    /// DNS only through the gateway's own resolver: its upstream through
+    /// the tunnel; every other port 53, DoT (853) and DoH to known
+    /// endpoints is refused.
+    fn dns(&self) -> Vec<R> {
+        use Hook::*;
+        let tun = self.tunnel.as_str();
+        let mut r = Vec::new();
         for up in &self.dns_upstreams {
             for proto in [L4::Udp, L4::Tcp] {
                 r.push(
@@ -364,6 +388,13 @@ impl FirewallPolicy {
                     .reject(),
             );
         }
+        r.extend(self.doh());
+        r
+    }
+
+    /// No DNS over HTTPS to the known endpoints (443, TCP and UDP).
+    fn doh(&self) -> Vec<R> {
+        let mut r = Vec::new();
         for fam in by_family(
             &self
                 .doh_addresses
@@ -381,7 +412,7 @@ impl FirewallPolicy {
             };
             for proto in [L4::Tcp, L4::Udp] {
                 r.push(
-                    R::new(Output, format!("no dns over https ({v} {proto} 443)"))
+                    R::new(Hook::Output, format!("no dns over https ({v} {proto} 443)"))
                         .addr(true, &fam)
                         .l4(proto)
                         .port(proto, true, &[443])
@@ -389,29 +420,43 @@ impl FirewallPolicy {
                 );
             }
         }
-        // Asking a router on the LAN to expose a dependent (NAT-PMP and PCP
-        // on 5351, UPnP's SSDP discovery on 1900) would publish the home
-        // address: refused on the underlay whatever subnets are allowed (a
-        // torrent client at its defaults asks the home router at once).
-        // Through the tunnel, NAT-PMP with the provider stays possible.
-        for (what, port) in [("nat-pmp/pcp", 5351), ("upnp ssdp", 1900)] {
-            r.push(
+        r
+    }
+
+    /// Asking a router on the LAN to expose a dependent (NAT-PMP and PCP
+    /// on 5351, UPnP's SSDP discovery on 1900) would publish the home
+    /// address: refused on the underlay whatever subnets are allowed (a
+    /// torrent client at its defaults asks the home router at once).
+    /// Through the tunnel, NAT-PMP with the provider stays possible.
+    fn port_mapping_on_the_underlay(&self) -> Vec<R> {
+        let ul = self.underlay.as_str();
+        [("nat-pmp/pcp", 5351), ("upnp ssdp", 1900)]
+            .into_iter()
+            .map(|(what, port)| {
                 R::new(
-                    Output,
+                    Hook::Output,
                     format!("no {what} requests on the underlay (udp {port})"),
                 )
                 .oif(ul)
                 .l4(L4::Udp)
                 .port(L4::Udp, true, &[port])
-                .reject(),
-            );
-        }
-        r.extend([
+                .reject()
+            })
+            .collect()
+    }
+
+    /// Anything into the tunnel and its replies; the outbound subnets and
+    /// FIREWALL_INPUT_SUBNET_PORTS on the underlay.
+    fn tunnel_and_subnets(&self) -> Vec<R> {
+        use Hook::*;
+        let ul = self.underlay.as_str();
+        let tun = self.tunnel.as_str();
+        let mut r = vec![
             R::new(Output, "anything into the tunnel").oif(tun),
             R::new(Input, "replies from the tunnel")
                 .iif(tun)
                 .ct(&[CtState::Established, CtState::Related]),
-        ]);
+        ];
         for fam in by_family(&self.outbound_subnets) {
             if fam.is_empty() {
                 continue;
@@ -446,6 +491,16 @@ impl FirewallPolicy {
                     .ct(&[CtState::Established]),
             );
         }
+        r
+    }
+
+    /// FIREWALL_INPUT_PORTS, FIREWALL_VPN_INPUT_PORTS and the forwarded
+    /// port's redirects, for TCP then UDP.
+    fn inbound_ports(&self) -> Vec<R> {
+        use Hook::*;
+        let ul = self.underlay.as_str();
+        let tun = self.tunnel.as_str();
+        let mut r = Vec::new();
         for proto in [L4::Tcp, L4::Udp] {
             if !self.input_ports.is_empty() {
                 r.push(
@@ -493,25 +548,38 @@ impl FirewallPolicy {
                 );
             }
         }
-        let icmpv6 = M::Icmpv6(ICMPV6_LINK.to_vec());
-        let link_local: IpNet = "fe80::/10".parse().expect("net");
-        for hook in [Input, Output] {
-            let dir = if hook == Input {
-                R::new(hook, "icmpv6 link housekeeping in").iif(ul)
-            } else {
-                R::new(hook, "icmpv6 link housekeeping out").oif(ul)
-            };
-            r.push(dir.l4(L4::Icmpv6).m(icmpv6.clone()));
-        }
+        r
+    }
 
-        // The egress filter: what may be written to the underlay device at all,
-        // by the stack or by a raw socket.
-        r.push(R::new(Egress, "arp").m(M::Arp));
-        r.push(
+    /// The ICMPv6 IPv6 needs on the underlay's link, in and out.
+    fn icmpv6_housekeeping(&self) -> Vec<R> {
+        let ul = self.underlay.as_str();
+        let icmpv6 = M::Icmpv6(ICMPV6_LINK.to_vec());
+        [Hook::Input, Hook::Output]
+            .into_iter()
+            .map(|hook| {
+                let dir = if hook == Hook::Input {
+                    R::new(hook, "icmpv6 link housekeeping in").iif(ul)
+                } else {
+                    R::new(hook, "icmpv6 link housekeeping out").oif(ul)
+                };
+                dir.l4(L4::Icmpv6).m(icmpv6.clone())
+            })
+            .collect()
+    }
+
+    /// The egress filter: what may be written to the underlay device at all,
+    /// by the stack or by a raw socket.
+    fn egress(&self) -> Vec<R> {
+        use Hook::Egress;
+        let ep = IpNet::from(self.endpoint.ip());
+        let ep_port = [self.endpoint.port()];
+        let mut r = vec![
+            R::new(Egress, "arp").m(M::Arp),
             R::new(Egress, "wireguard to the endpoint")
                 .addr(true, &[ep])
                 .port(L4::Udp, true, &ep_port),
-        );
+        ];
         // Port mapping requests stay off the underlay here too, before the
         // allowed subnets (the home router is in one): a raw socket passes
         // the output chain's refusal.
@@ -544,10 +612,11 @@ impl FirewallPolicy {
                 );
             }
         }
+        let link_local: IpNet = "fe80::/10".parse().expect("net");
         r.push(
             R::new(Egress, "icmpv6 link housekeeping")
                 .addr(false, &[link_local])
-                .m(icmpv6),
+                .m(M::Icmpv6(ICMPV6_LINK.to_vec())),
         );
         r
     }
