@@ -36,10 +36,7 @@ use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
-/// The firewall mark on the resolver's upstream sockets: the kill switch
-/// lets port 53 out only with it, so only the gateway's resolver (not a
-/// dependent) reaches the upstream.
-pub const UPSTREAM_MARK: u32 = 0x6c68;
+pub use super::dns_upstream::UPSTREAM_MARK;
 
 /// UDP queries handled (upstream lookups) at once, at most: each may wait
 /// for the upstream until its timeouts
@@ -57,18 +54,8 @@ pub enum DnsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{name:?} is not a name a certificate can be checked for")]
-    ServerName {
-        name: String,
-        #[source]
-        source: rustls::pki_types::InvalidDnsNameError,
-    },
-    #[error("the DoH URL {url}")]
-    DohUrl {
-        url: String,
-        #[source]
-        source: hyper::http::uri::InvalidUri,
-    },
+    #[error("the upstream client")]
+    Upstream(#[from] dns_upstream::SetupError),
     #[error("{var}: reading the blocklist {path}")]
     Blocklist {
         var: &'static str,
@@ -315,7 +302,16 @@ pub async fn start(
     cache_size: u64,
     policy: DnsPolicy,
 ) -> Result<DnsService, DnsError> {
-    let upstream = dns_upstream::Upstream::new(upstream, cache_size)?.map(Arc::new);
+    let tls = match upstream {
+        Upstream::Tls { ca_file, .. } => {
+            Some(tls_client_config("DOT_CA_FILE", ca_file.as_deref())?)
+        }
+        Upstream::Https { ca_file, .. } => {
+            Some(tls_client_config("DOH_CA_FILE", ca_file.as_deref())?)
+        }
+        Upstream::Plain(_) | Upstream::None(_) => None,
+    };
+    let upstream = dns_upstream::Upstream::new(upstream, cache_size, tls)?.map(Arc::new);
     let bind = |source| DnsError::Bind {
         addr: LISTEN,
         source,

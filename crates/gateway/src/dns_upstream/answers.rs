@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
-use super::Question;
+use super::question::Question;
 
 /// Answers older than this are asked again whatever their TTL.
 pub const MAX_TTL: u32 = 86_400;

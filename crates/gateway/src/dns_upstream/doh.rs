@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 
 use super::pending::response_question;
-use super::{Question, UpstreamError, connect_tcp};
-use crate::dns::DnsError;
+use super::question::Question;
+use super::transport::{SetupError, UpstreamError, connect_tcp};
 
 /// The content type of a DNS message (RFC 8484 6).
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -42,16 +42,16 @@ impl Doh {
         server_name: &str,
         path: &str,
         mut tls: rustls::ClientConfig,
-    ) -> Result<Doh, DnsError> {
+    ) -> Result<Doh, SetupError> {
         let name = ServerName::try_from(server_name.to_string()).map_err(|source| {
-            DnsError::ServerName {
+            SetupError::ServerName {
                 name: server_name.to_string(),
                 source,
             }
         })?;
         let uri = format!("https://{server_name}{path}")
             .parse()
-            .map_err(|source| DnsError::DohUrl {
+            .map_err(|source| SetupError::DohUrl {
                 url: format!("https://{server_name}{path}"),
                 source,
             })?;
@@ -165,15 +165,22 @@ impl Doh {
 mod tests {
     use super::*;
 
+    /// A client configuration (what it trusts does not matter here).
+    fn no_roots() -> rustls::ClientConfig {
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    }
+
     #[test]
     fn the_url_is_made_of_the_name_and_the_path() {
-        let tls = crate::dns::tls_client_config("DOH_CA_FILE", None).unwrap();
+        let tls = no_roots();
         let servers = ["192.0.2.43:443".parse().unwrap()];
         let d = Doh::new(&servers, "doh.lab", "/dns-query", tls.clone()).unwrap();
         assert_eq!(d.uri.to_string(), "https://doh.lab/dns-query");
         assert!(matches!(
             Doh::new(&servers, "doh lab", "/dns-query", tls),
-            Err(DnsError::ServerName { .. })
+            Err(SetupError::ServerName { .. })
         ));
     }
 }

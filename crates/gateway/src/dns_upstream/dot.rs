@@ -18,8 +18,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::pending::{Pending, Taken};
-use super::{Question, UpstreamError, connect_tcp, random_id};
-use crate::dns::DnsError;
+use super::question::Question;
+use super::transport::{SetupError, UpstreamError, connect_tcp, random_id};
 
 /// Queries waiting on one connection, at most.
 const MAX_WAITING: usize = 4096;
@@ -145,9 +145,9 @@ impl Dot {
         servers: &[SocketAddr],
         server_name: &str,
         mut tls: rustls::ClientConfig,
-    ) -> Result<Dot, DnsError> {
+    ) -> Result<Dot, SetupError> {
         let name = ServerName::try_from(server_name.to_string()).map_err(|source| {
-            DnsError::ServerName {
+            SetupError::ServerName {
                 name: server_name.to_string(),
                 source,
             }
@@ -251,6 +251,13 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client configuration (what it trusts does not matter here).
+    fn no_roots() -> rustls::ClientConfig {
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    }
     use hickory_proto::op::{Message, MessageType, OpCode};
     use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, rdata::A};
 
@@ -332,12 +339,12 @@ mod tests {
 
     #[test]
     fn a_bad_server_name_is_refused_at_start() {
-        let tls = crate::dns::tls_client_config("DOT_CA_FILE", None).unwrap();
+        let tls = no_roots();
         let servers = ["10.64.0.1:853".parse().unwrap()];
         assert!(Dot::new(&servers, "dns.provider.lab", tls.clone()).is_ok());
         assert!(matches!(
             Dot::new(&servers, "not a name", tls),
-            Err(DnsError::ServerName { .. })
+            Err(SetupError::ServerName { .. })
         ));
     }
 }

@@ -38,6 +38,8 @@ pub mod answers;
 pub mod doh;
 pub mod dot;
 pub mod pending;
+pub mod question;
+pub mod transport;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -47,129 +49,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 pub use answers::Answer;
 use answers::Answers;
+pub use question::{EDNS_PAYLOAD, Question};
+pub use transport::{SetupError, UPSTREAM_MARK, UpstreamError};
 
 use crate::config::Upstream as UpstreamConfig;
-use crate::dns::{DnsError, UPSTREAM_MARK};
 
 /// How long one server gets to answer one try.
 pub const TRY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many times each server is tried for one query.
 pub const ROUNDS: usize = 2;
-
-/// The UDP payload the upstream may send (EDNS, RFC 6891; the DNS flag
-/// day's size).
-pub const EDNS_PAYLOAD: u16 = 1232;
-
-/// A question as it goes upstream and is matched in answers: the name in
-/// wire form in lower case, its type and class.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Question(Box<[u8]>);
-
-impl Question {
-    pub fn new(name: &Name, rtype: RecordType, class: DNSClass) -> Question {
-        let mut wire = Vec::with_capacity(name.len() + 6);
-        for label in name.iter() {
-            wire.push(label.len() as u8);
-            wire.extend(label.iter().map(u8::to_ascii_lowercase));
-        }
-        wire.push(0);
-        wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
-        wire.extend_from_slice(&u16::from(class).to_be_bytes());
-        Question(wire.into())
-    }
-
-    /// From a question already in wire form with its name in lower case
-    /// (the front cache's key without its EDNS byte).
-    pub fn from_lowercase_wire(wire: &[u8]) -> Question {
-        Question(wire.into())
-    }
-
-    /// Whether `raw` (a question section as a server sent it back) is this
-    /// question, the name's case aside.
-    pub fn matches(&self, raw: &[u8]) -> bool {
-        raw.len() == self.0.len()
-            && raw
-                .iter()
-                .zip(self.0.iter())
-                .all(|(a, b)| a.to_ascii_lowercase() == *b)
-    }
-
-    /// The query asking it with `id`: recursion desired, with an EDNS OPT
-    /// record offering [`EDNS_PAYLOAD`] bytes.
-    pub fn query(&self, id: u16) -> Vec<u8> {
-        let mut q = Vec::with_capacity(12 + self.0.len() + 11);
-        q.extend_from_slice(&id.to_be_bytes());
-        // RD; one question, one additional (the OPT).
-        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
-        q.extend_from_slice(&self.0);
-        // OPT: root name, type 41, class = payload, TTL 0, no data.
-        q.push(0);
-        q.extend_from_slice(&41u16.to_be_bytes());
-        q.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
-        q.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        q
-    }
-
-    /// [`Question::query`] as it goes over TCP and TLS: its length first
-    /// (RFC 1035 4.2.2).
-    pub fn tcp_frame(&self, id: u16) -> Vec<u8> {
-        let q = self.query(id);
-        let mut f = Vec::with_capacity(q.len() + 2);
-        f.extend_from_slice(&(q.len() as u16).to_be_bytes());
-        f.extend_from_slice(&q);
-        f
-    }
-}
-
-/// Why one try, or a whole query, failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("{server}: no answer within {:?}", TRY_TIMEOUT)]
-    Timeout { server: SocketAddr },
-    #[error("{server}: {what}")]
-    Io {
-        server: SocketAddr,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{server}: the connection closed before the answer")]
-    Closed { server: SocketAddr },
-    #[error("{server}: too many queries waiting")]
-    Busy { server: SocketAddr },
-    #[error("{server} answered {code}")]
-    Rcode {
-        server: SocketAddr,
-        code: ResponseCode,
-    },
-    #[error("{server}: a malformed answer")]
-    Malformed {
-        server: SocketAddr,
-        #[source]
-        source: hickory_proto::serialize::binary::DecodeError,
-    },
-    #[error("{server}: an answer to another question")]
-    WrongAnswer { server: SocketAddr },
-    #[error("{server}: HTTP")]
-    Http {
-        server: SocketAddr,
-        #[source]
-        source: hyper::Error,
-    },
-    #[error("{server}: reading the HTTP answer")]
-    Body {
-        server: SocketAddr,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("{server}: HTTP status {status}")]
-    HttpStatus { server: SocketAddr, status: u16 },
-}
 
 /// How the servers are asked.
 enum Transport {
@@ -189,37 +81,46 @@ pub struct Upstream {
 
 impl Upstream {
     /// The client for `config`, keeping up to `cache_size` answers; `None`
-    /// when there is nowhere to ask. Opens nothing yet (the tunnel may not
-    /// be up): sockets and connections are made on the first queries.
-    pub fn new(config: &UpstreamConfig, cache_size: u64) -> Result<Option<Upstream>, DnsError> {
-        let (servers, transport) = match config {
-            UpstreamConfig::None(_) => return Ok(None),
-            UpstreamConfig::Plain(s) => {
+    /// when there is nowhere to ask. `tls` checks the certificates of a
+    /// DoT or DoH upstream (required for those). Opens nothing yet (the
+    /// tunnel may not be up): sockets and connections are made on the
+    /// first queries.
+    pub fn new(
+        config: &UpstreamConfig,
+        cache_size: u64,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<Option<Upstream>, SetupError> {
+        let (servers, transport) = match (config, tls) {
+            (UpstreamConfig::None(_), _) => return Ok(None),
+            (UpstreamConfig::Plain(s), _) => {
                 let servers: Arc<[SocketAddr]> = s.clone().into();
                 (servers.clone(), Transport::Udp(udp::Udp::new(servers)))
             }
-            UpstreamConfig::Tls {
-                servers,
-                server_name,
-                ca_file,
-            } => {
-                let tls = crate::dns::tls_client_config("DOT_CA_FILE", ca_file.as_deref())?;
-                (
-                    servers.clone().into(),
-                    Transport::Dot(dot::Dot::new(servers, server_name, tls)?),
-                )
-            }
-            UpstreamConfig::Https {
-                servers,
-                server_name,
-                path,
-                ca_file,
-            } => {
-                let tls = crate::dns::tls_client_config("DOH_CA_FILE", ca_file.as_deref())?;
-                (
-                    servers.clone().into(),
-                    Transport::Doh(doh::Doh::new(servers, server_name, path, tls)?),
-                )
+            (
+                UpstreamConfig::Tls {
+                    servers,
+                    server_name,
+                    ..
+                },
+                Some(tls),
+            ) => (
+                servers.clone().into(),
+                Transport::Dot(dot::Dot::new(servers, server_name, tls)?),
+            ),
+            (
+                UpstreamConfig::Https {
+                    servers,
+                    server_name,
+                    path,
+                    ..
+                },
+                Some(tls),
+            ) => (
+                servers.clone().into(),
+                Transport::Doh(doh::Doh::new(servers, server_name, path, tls)?),
+            ),
+            (UpstreamConfig::Tls { .. } | UpstreamConfig::Https { .. }, None) => {
+                return Err(SetupError::NoTls);
             }
         };
         Ok(Some(Upstream {
@@ -314,61 +215,9 @@ fn parse(server: SocketAddr, bytes: &[u8]) -> Result<Answer, UpstreamError> {
     }
 }
 
-/// A marked TCP connection to `server` (plain DNS's fallback, DoT, DoH).
-pub(crate) async fn connect_tcp(
-    server: SocketAddr,
-) -> Result<tokio::net::TcpStream, UpstreamError> {
-    let io = |what| {
-        move |source| UpstreamError::Io {
-            server,
-            what,
-            source,
-        }
-    };
-    let socket = if server.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(io("opening a TCP socket"))?;
-    socket2::SockRef::from(&socket)
-        .set_mark(UPSTREAM_MARK)
-        .map_err(io("marking a TCP socket"))?;
-    socket.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
-    socket.connect(server).await.map_err(io("connecting"))
-}
-
-/// A random query ID.
-pub(crate) fn random_id() -> u16 {
-    rand::random()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_question_is_lower_case_wire_and_its_query_offers_edns() {
-        let q = Question::new(
-            &Name::from_ascii("WwW.Lab.").unwrap(),
-            RecordType::AAAA,
-            DNSClass::IN,
-        );
-        assert_eq!(&*q.0, b"\x03www\x03lab\x00\x00\x1c\x00\x01");
-        let bytes = q.query(0xbeef);
-        let m = Message::from_vec(&bytes).unwrap();
-        assert_eq!(m.metadata.id, 0xbeef);
-        assert!(m.metadata.recursion_desired);
-        assert_eq!(m.queries[0].name().to_ascii(), "www.lab.");
-        assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
-        assert_eq!(m.edns.unwrap().max_payload(), EDNS_PAYLOAD);
-        assert!(q.matches(b"\x03WWW\x03lab\x00\x00\x1c\x00\x01"));
-        assert!(
-            !q.matches(b"\x03www\x03lab\x00\x00\x01\x00\x01"),
-            "another type"
-        );
-        assert!(!q.matches(b"\x03www\x03lab\x00\x00\x1c\x00"), "cut short");
-    }
 
     #[test]
     fn only_noerror_and_nxdomain_are_answers() {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::Question;
+use super::question::Question;
 
 /// One waiting query.
 #[derive(Debug)]

@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::pending::{Pending, Taken, response_question};
-use super::{Question, UpstreamError, connect_tcp, random_id};
-use crate::dns::UPSTREAM_MARK;
+use super::question::Question;
+use super::transport::{UPSTREAM_MARK, UpstreamError, connect_tcp, random_id};
 
 /// UDP sockets in use at once.
 pub const LANES: usize = 4;
