@@ -324,8 +324,8 @@ pub fn table(rows: &[Row]) -> String {
             },
             Resolver::Unbound => (String::new(), String::new()),
         };
-        out.push_str(&format!(
-            "{:<8} {:<10} {:<9} {:>10.0} {:>8.3} {:>8.3} {:>7} {:>9} {:>10} {:>10}\n",
+        let line = format!(
+            "{:<8} {:<10} {:<9} {:>10.0} {:>8.3} {:>8.3} {:>7} {:>9} {:>10} {:>10}",
             r.transport.label(),
             match r.resolver {
                 Resolver::Ours => "leakhound",
@@ -344,7 +344,10 @@ pub fn table(rows: &[Row]) -> String {
                 .unwrap_or("?".into()),
             qps_ratio,
             cpu_ratio,
-        ));
+        );
+        // unbound's rows have no ratios: no trailing blanks.
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -460,5 +463,10 @@ mod tests {
         assert!(lines[2].contains("0.50x") && lines[2].contains("1.25x"));
         assert!(lines[3].starts_with("doh") && lines[3].trim_end().ends_with("-          -"));
         assert!(lines[4].contains("unbound") && !lines[4].contains('x'));
+        assert!(
+            lines[4].ends_with("40.0"),
+            "no trailing blanks: {:?}",
+            lines[4]
+        );
     }
 }
