@@ -104,7 +104,21 @@ pub struct Profile {
     pub real: Vec<(crate::lab::apps::App, u16)>,
     /// Where the profile came from, when it is the user's.
     pub user: Option<UserProfile>,
+    /// Variables of the configuration under test (the seed's, or the
+    /// user's file's) that today's Gluetun reads otherwise than their names
+    /// say: changed meanings, retired names, no effect. The reports show
+    /// them as configuration findings.
+    pub config_findings: Vec<crate::gateway::variables::Finding>,
 }
+
+/// The seed's DNS variables (its section 6), as the seed writes them: today's
+/// Gluetun retired three and gave `DOT` another meaning.
+pub const SEED_DNS_VARIABLES: &[&str] = &[
+    "DNS_KEEP_NAMESERVER",
+    "DOT",
+    "DNS_ADDRESS",
+    "BLOCK_MALICIOUS",
+];
 
 /// What the reports say about a profile made from the user's files.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -320,6 +334,9 @@ impl Profile {
             stand_ins: crate::lab::dependents::default_stand_ins(),
             real: Vec::new(),
             user: None,
+            config_findings: crate::gateway::variables::findings(
+                SEED_DNS_VARIABLES.iter().copied(),
+            ),
         }
     }
 
@@ -399,13 +416,13 @@ impl Profile {
         let mut added = lab_resolver_for_encrypted_upstream(&mut policy_env);
         let cfg = gateway_reading(file, &service, &policy_env, &secrets)?;
         let mut notes = gateway_notes(&cfg, &policy_env);
-        drop_unused_off(&cfg, &mut policy_env, &mut notes).map_err(|key| {
-            ProfileError::CannotHonour {
+        if let Some(key) = drop_unused_off(&cfg, &mut policy_env, &mut notes) {
+            return Err(ProfileError::CannotHonour {
                 file: file.into(),
                 service: service.clone(),
                 key,
-            }
-        })?;
+            });
+        }
         let subnet_ports: Vec<(IpNet, Vec<u16>)> = cfg
             .firewall
             .subnet_ports
@@ -448,7 +465,15 @@ impl Profile {
                 userlab::outbound_toml(&plan, &source),
             ),
         ];
+        // Each variable the file sets (to anything but empty, which Gluetun
+        // reads as unset), by name.
+        let config_findings = crate::gateway::variables::findings(
+            vars.iter()
+                .filter(|v| !v.value.expose().trim().is_empty())
+                .map(|v| v.key.as_str()),
+        );
         Ok(Profile {
+            config_findings,
             topology: Topology::with_lans(&plan),
             policy_env,
             allowed,
@@ -547,13 +572,13 @@ fn gateway_notes(
 }
 
 /// The file's variables the gateway does not use: one that is off asks for
-/// nothing and is left out (noted); one that asks for something is `Err`
-/// with its name, since the lab could not honour it.
+/// nothing and is left out (noted); the first that asks for something is
+/// returned, since the lab could not honour it.
 fn drop_unused_off(
     cfg: &crate::gateway::config::GatewayConfig,
     policy_env: &mut BTreeMap<String, String>,
     notes: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Option<String> {
     for key in &cfg.unused {
         let value = policy_env.get(key).cloned().unwrap_or_default();
         if !policy_env.contains_key(key) {
@@ -565,10 +590,10 @@ fn drop_unused_off(
             ));
             policy_env.remove(key);
         } else {
-            return Err(key.clone());
+            return Some(key.clone());
         }
     }
-    Ok(())
+    None
 }
 
 /// Publishing a port lets the LANs in (Docker forwards it, Gluetun accepts
@@ -695,6 +720,34 @@ mod tests {
         );
         assert_eq!(p.policy_env["DOT_SERVER_ADDRESS"], "10.64.0.1");
         assert_eq!(p.policy_env["DNS_ADDRESS"], "");
+        // The file's own variables that today's Gluetun reads otherwise, for
+        // the reports: names only, each once.
+        let found: Vec<(&str, &crate::gateway::variables::FindingKind)> = p
+            .config_findings
+            .iter()
+            .map(|f| (f.variable.as_str(), &f.kind))
+            .collect();
+        use crate::gateway::variables::FindingKind::*;
+        for want in [
+            ("DNS_KEEP_NAMESERVER", &NoEffect),
+            ("DOT", &MeaningChanged),
+            ("HEALTH_VPN_DURATION_INITIAL", &NoEffect),
+        ] {
+            assert!(found.contains(&want), "{want:?} not in {found:?}");
+        }
+        assert!(
+            !found
+                .iter()
+                .any(|(v, _)| v.starts_with("WIREGUARD_") || *v == "DNS_SERVER")
+        );
+        assert_eq!(
+            Profile::seed()
+                .config_findings
+                .iter()
+                .map(|f| f.variable.as_str())
+                .collect::<Vec<_>>(),
+            ["DNS_KEEP_NAMESERVER", "DOT", "DNS_ADDRESS"]
+        );
         assert!(
             u.notes
                 .iter()

@@ -199,6 +199,7 @@ fn audit_once(
             source: profile_file.to_string(),
             variables: BTreeMap::new(),
             sha256: leakhound::report::provenance::sha256_hex(profile_text.as_bytes()),
+            findings: Vec::new(),
         },
     };
     suite::reports::write(

@@ -102,7 +102,13 @@ pub(super) fn run_with(
             (None, Some(e)) => e.display().to_string(),
             (None, None) => "seed".to_string(),
         };
-        leakhound::report::provenance::of_run(&specs, &exe, &source, &vars)
+        leakhound::report::provenance::of_run(
+            &specs,
+            &exe,
+            &source,
+            &vars,
+            &profile.config_findings,
+        )
     };
     let waivers = args
         .waivers
@@ -199,6 +205,7 @@ fn print_end(plan: &suite::Plan, finished: &suite::Finished, soak: bool) {
         // --quiet: a passing run prints nothing more.
         quiet: plan.quiet && finished.verdict == Verdict::Passed,
         json_lines: plan.json_lines,
+        findings: &plan.provenance.config.findings,
     };
     print!("{}", leakhound::report::run_text::stdout(&end));
     eprint!("{}", leakhound::report::run_text::stderr(&end));

@@ -79,6 +79,7 @@ pub fn render(
     title: &str,
     results: &[ScenarioResult],
     requirements: &BTreeMap<String, String>,
+    findings: &[crate::gateway::variables::Finding],
 ) -> String {
     let mut h = String::new();
     let count = |k: &str| results.iter().filter(|r| status(r).0 == k).count();
@@ -103,6 +104,17 @@ pub fn render(
         count("skip"),
         leaks
     );
+    if !findings.is_empty() {
+        h.push_str(
+            "<h2 id=\"configuration\">Configuration findings</h2>\n<p>Variables that today's Gluetun \
+reads otherwise than their names say (leakhound's gateway follows it): not failures, but \
+what the configuration really asks for.</p>\n<ul>\n",
+        );
+        for f in findings {
+            let _ = writeln!(h, "<li>{}</li>", esc(&f.to_string()));
+        }
+        h.push_str("</ul>\n");
+    }
     // The matrix: scenarios (in order of first appearance) by target.
     let mut targets: Vec<&str> = Vec::new();
     let mut names: Vec<&str> = Vec::new();
@@ -422,7 +434,9 @@ mod tests {
                 result("b", Outcome::fail("2 leaked <pkts>", ""), false),
             ],
             &req,
+            &[],
         );
+        assert!(!html.contains("Configuration findings"));
         assert!(html.contains("<td class=\"pass\"><a href=\"#builtin--a\">PASS</a>"));
         assert!(html.contains("<td class=\"fail\"><a href=\"#builtin--b\">FAIL</a>"));
         assert!(html.contains("Requirement: &quot;Kill switch MUST be enabled&quot;"));

@@ -32,6 +32,10 @@ pub struct Summary<'a> {
     /// run) or stale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waivers: Option<&'a crate::model::waiver::Applied>,
+    /// Variables of the configuration under test that today's Gluetun
+    /// reads otherwise than their names say (the seed's `DOT=off` switches
+    /// the DNS server off): not failures, but what the user should know.
+    pub configuration_findings: &'a [crate::gateway::variables::Finding],
     pub results: &'a [ScenarioResult],
 }
 
@@ -64,6 +68,7 @@ pub fn render(
         timings_ms: timings,
         provenance,
         waivers,
+        configuration_findings: provenance.map_or(&[], |p| p.config.findings.as_slice()),
         results,
     };
     // Every string cleaned once, here: secrets redacted, control bytes
@@ -114,5 +119,46 @@ mod tests {
         assert_eq!(v["leaks"], 1);
         assert_eq!(v["results"][0]["leaks"][0]["packet"]["dport"], 80);
         assert_eq!(v["results"][0]["cases"][1]["outcome"]["status"], "failed");
+        assert_eq!(v["configuration_findings"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn the_seed_s_changed_meanings_are_configuration_findings_in_the_summary() {
+        let seed = crate::profile::Profile::seed();
+        let p = crate::report::provenance::of_run(
+            &[],
+            std::path::Path::new("/nonexistent"),
+            "seed",
+            &seed.policy_env,
+            &seed.config_findings,
+        );
+        let results = crate::report::junit::tests_sample();
+        let v: serde_json::Value = serde_json::from_str(&render(
+            "abc123",
+            &Timings::default(),
+            Some(&p),
+            None,
+            &results,
+        ))
+        .unwrap();
+        let f = &v["configuration_findings"];
+        let names: Vec<&str> = f
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["variable"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["DNS_KEEP_NAMESERVER", "DOT", "DNS_ADDRESS"]);
+        assert_eq!(f[1]["kind"], "meaning-changed");
+        assert_eq!(f[1]["now_read_as"], "DNS_SERVER");
+        assert_eq!(v["provenance"]["config"]["findings"], *f);
+        let html = crate::report::html::render(
+            "run abc123",
+            &results,
+            &Default::default(),
+            &p.config.findings,
+        );
+        assert!(html.contains("Configuration findings"));
+        assert!(html.contains("DOT: meaning changed"), "{html}");
     }
 }

@@ -119,7 +119,7 @@ proptest! {
         let x = run("xmllint", &["--noout", "-"], &junit);
         prop_assert!(x.status.success(), "xmllint: {}", String::from_utf8_lossy(&x.stderr));
 
-        let html = crate::report::html::render(&texts[0], &r, &Default::default());
+        let html = crate::report::html::render(&texts[0], &r, &Default::default(), &[]);
         assert_clean("report.html", &html);
         prop_assert!(!html.contains("<x a="), "markup from a text reached the page");
 

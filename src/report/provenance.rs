@@ -72,6 +72,9 @@ pub struct RedactedConfig {
     pub variables: BTreeMap<String, String>,
     /// SHA-256 of the redacted variables as compact JSON (sorted keys).
     pub sha256: String,
+    /// Variables of `source` that today's Gluetun reads otherwise than
+    /// their names say (names only; not part of the hash).
+    pub findings: Vec<crate::gateway::variables::Finding>,
 }
 
 /// A SHA-256 as lowercase hex.
@@ -105,6 +108,7 @@ pub fn redact(source: &str, vars: &BTreeMap<String, String>) -> RedactedConfig {
         source: source.to_string(),
         sha256: sha256_hex(&json),
         variables,
+        findings: Vec::new(),
     }
 }
 
@@ -166,11 +170,15 @@ pub fn of_run(
     exe: &Path,
     source: &str,
     vars: &BTreeMap<String, String>,
+    findings: &[crate::gateway::variables::Finding],
 ) -> Provenance {
     Provenance {
         leakhound_version: env!("CARGO_PKG_VERSION"),
         targets: specs.iter().map(|s| identify(s, exe)).collect(),
-        config: redact(source, vars),
+        config: RedactedConfig {
+            findings: findings.to_vec(),
+            ..redact(source, vars)
+        },
     }
 }
 

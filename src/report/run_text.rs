@@ -35,6 +35,8 @@ pub struct RunEnd<'a> {
     pub quiet: bool,
     /// The events went out as JSON Lines.
     pub json_lines: bool,
+    /// The configuration's variables that today's Gluetun reads otherwise.
+    pub findings: &'a [crate::gateway::variables::Finding],
 }
 
 /// Standard output's closing text.
@@ -71,6 +73,9 @@ pub fn stdout(e: &RunEnd) -> String {
             "skipped, which fails the run (--fail-on-skip): {scenario}: {case}: {reason}"
         )));
         o.push('\n');
+    }
+    for f in e.findings {
+        o.push_str(&format!("configuration finding: {f}\n"));
     }
     o.push_str(&format!("reports in {}\n", e.out.display()));
     o
@@ -114,6 +119,7 @@ mod tests {
             interrupted: false,
             quiet: false,
             json_lines: false,
+            findings: &[],
         }
     }
 

@@ -84,7 +84,12 @@ pub fn write(
     write_report(
         private,
         &out.join("report.html"),
-        crate::report::html::render(&format!("run {run_id}"), results, &requirements(results)),
+        crate::report::html::render(
+            &format!("run {run_id}"),
+            results,
+            &requirements(results),
+            provenance.map_or(&[], |p| p.config.findings.as_slice()),
+        ),
     )
     .map_err(writing("report.html"))
 }

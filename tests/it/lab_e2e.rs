@@ -331,9 +331,11 @@ fn the_reaper_removes_namespaces_of_dead_runs_and_their_processes() {
     let _lock = netns::RunLock::acquire(&live).unwrap();
     let live_ns = Netns::create(&format!("lh-{live}-gw")).unwrap();
 
-    let reaped = netns::reap_stale();
-    assert!(reaped.contains(&format!("lh-{dead}-gw")), "{reaped:?}");
-    assert!(ours(&dead).is_empty());
+    // Any reaper may get there first (the tests beside this one reap too,
+    // and so does every `leakhound run` they start): what counts is that
+    // the dead run's namespace and process are gone, the live one's not.
+    netns::reap_stale();
+    assert!(ours(&dead).is_empty(), "{:?}", ours(&dead));
     assert_eq!(ours(&live), vec![live_ns.name().to_string()]);
     let status = child.wait().unwrap();
     assert!(!status.success(), "the process inside was not killed");
@@ -702,8 +704,8 @@ fn the_reaper_removes_a_recorded_pin_that_never_got_its_namespace() {
     let path = std::path::Path::new(netns::NETNS_DIR).join(&name);
     std::fs::File::create(&path).unwrap();
     lock.abandon();
-    let reaped = netns::reap_stale();
-    assert!(reaped.contains(&name), "{reaped:?}");
+    // Whichever reaper runs first (tests beside this one reap too).
+    netns::reap_stale();
     assert!(!path.exists(), "{} left", path.display());
     assert!(!netns::run_files(&dead).exists());
 }

@@ -1094,6 +1094,106 @@ pub fn find(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|v| v.names.contains(&name))
 }
 
+/// What a configuration finding says about a variable a user set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Today's Gluetun reads the name with another meaning than it had.
+    MeaningChanged,
+    /// A retired name, still read, as the current one.
+    Retired,
+    /// Accepted, without effect.
+    NoEffect,
+}
+
+/// A variable that today's Gluetun (and leakhound's gateway, which follows
+/// it) reads otherwise than the name suggests: shown to the user in the
+/// reports as a configuration finding. Names only, never values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub variable: String,
+    pub kind: FindingKind,
+    /// The current name it is read as (a retired name's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub now_read_as: Option<String>,
+    /// The Gluetun version where it changed.
+    pub gluetun: String,
+    /// What it does now, in a sentence.
+    pub says: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            FindingKind::MeaningChanged => "meaning changed",
+            FindingKind::Retired => "retired name",
+            FindingKind::NoEffect => "no effect",
+        };
+        if self.gluetun.starts_with('v') {
+            write!(
+                f,
+                "{}: {what} since Gluetun {}",
+                self.variable, self.gluetun
+            )?;
+        } else {
+            write!(
+                f,
+                "{}: {what} (in Gluetun: {})",
+                self.variable, self.gluetun
+            )?;
+        }
+        if let Some(to) = &self.now_read_as {
+            write!(f, ", read as {to}")?;
+        }
+        write!(f, ": {}", self.says)
+    }
+}
+
+/// The configuration finding for a variable set to a non-empty value, if
+/// today's Gluetun reads it otherwise than its name says: a changed
+/// meaning, a retired name, or no effect. Implemented and refused
+/// variables have none (a refused one stops the gateway instead).
+pub fn finding(name: &str) -> Option<Finding> {
+    let row = find(name)?;
+    let plain = |s: &str| s.replace("**meaning changed**: ", "").replace('`', "");
+    let (kind, now_read_as, says) = match row.status {
+        Status::Mapped { to } if row.here.starts_with("**meaning changed**") => (
+            FindingKind::MeaningChanged,
+            Some(to.to_string()),
+            plain(row.here),
+        ),
+        Status::Mapped { to } => (
+            FindingKind::Retired,
+            Some(to.to_string()),
+            if row.here.is_empty() {
+                format!("rename it to {to}")
+            } else {
+                plain(row.here)
+            },
+        ),
+        Status::NoEffect { why } => (FindingKind::NoEffect, None, plain(why)),
+        Status::Implemented | Status::Refused { .. } => return None,
+    };
+    Some(Finding {
+        variable: name.to_string(),
+        kind,
+        now_read_as,
+        gluetun: plain(row.changed),
+        says,
+    })
+}
+
+/// The configuration findings for the variables `names` (each once, in
+/// the order given).
+pub fn findings<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<Finding> {
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|n| seen.insert(*n))
+        .filter_map(finding)
+        .collect()
+}
+
 /// (implemented, mapped, accepted without effect, refused), counted in
 /// rows.
 pub fn counts() -> (usize, usize, usize, usize) {
@@ -1201,5 +1301,42 @@ mod tests {
         for n in ["DNS_ADDRESS", "DNS_KEEP_NAMESERVER", "DOT", "DOT_PROVIDERS"] {
             assert!(find(n).is_some(), "{n}");
         }
+    }
+    #[test]
+    fn the_seed_s_dns_variables_are_findings_and_current_ones_are_not() {
+        let f = findings([
+            "DNS_KEEP_NAMESERVER",
+            "DOT",
+            "DNS_ADDRESS",
+            "BLOCK_MALICIOUS",
+            "DOT",
+        ]);
+        let kinds: Vec<(&str, &FindingKind)> =
+            f.iter().map(|f| (f.variable.as_str(), &f.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("DNS_KEEP_NAMESERVER", &FindingKind::NoEffect),
+                ("DOT", &FindingKind::MeaningChanged),
+                ("DNS_ADDRESS", &FindingKind::Retired),
+            ]
+        );
+        assert_eq!(f[1].now_read_as.as_deref(), Some("DNS_SERVER"));
+        assert!(
+            f[1].to_string()
+                .contains("switches the built-in DNS server off"),
+            "{}",
+            f[1]
+        );
+        assert_eq!(
+            f[2].now_read_as.as_deref(),
+            Some("DNS_UPSTREAM_PLAIN_ADDRESSES")
+        );
+        assert!(
+            !f.iter()
+                .any(|f| f.says.contains('`') || f.says.contains("**"))
+        );
+        assert_eq!(finding("WIREGUARD_PRIVATE_KEY"), None);
+        assert_eq!(finding("NOT_A_GLUETUN_VARIABLE"), None);
     }
 }
