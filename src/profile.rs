@@ -416,13 +416,13 @@ impl Profile {
         let mut added = lab_resolver_for_encrypted_upstream(&mut policy_env);
         let cfg = gateway_reading(file, &service, &policy_env, &secrets)?;
         let mut notes = gateway_notes(&cfg, &policy_env);
-        drop_unused_off(&cfg, &mut policy_env, &mut notes).map_err(|key| {
-            ProfileError::CannotHonour {
+        if let Some(key) = drop_unused_off(&cfg, &mut policy_env, &mut notes) {
+            return Err(ProfileError::CannotHonour {
                 file: file.into(),
                 service: service.clone(),
                 key,
-            }
-        })?;
+            });
+        }
         let subnet_ports: Vec<(IpNet, Vec<u16>)> = cfg
             .firewall
             .subnet_ports
@@ -572,13 +572,13 @@ fn gateway_notes(
 }
 
 /// The file's variables the gateway does not use: one that is off asks for
-/// nothing and is left out (noted); one that asks for something is `Err`
-/// with its name, since the lab could not honour it.
+/// nothing and is left out (noted); the first that asks for something is
+/// returned, since the lab could not honour it.
 fn drop_unused_off(
     cfg: &crate::gateway::config::GatewayConfig,
     policy_env: &mut BTreeMap<String, String>,
     notes: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Option<String> {
     for key in &cfg.unused {
         let value = policy_env.get(key).cloned().unwrap_or_default();
         if !policy_env.contains_key(key) {
@@ -590,10 +590,10 @@ fn drop_unused_off(
             ));
             policy_env.remove(key);
         } else {
-            return Err(key.clone());
+            return Some(key.clone());
         }
     }
-    Ok(())
+    None
 }
 
 /// Publishing a port lets the LANs in (Docker forwards it, Gluetun accepts

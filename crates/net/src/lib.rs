@@ -12,7 +12,7 @@ pub mod httpc;
 pub mod netlink;
 pub mod netns;
 pub mod owned;
-pub mod poll;
+pub use leakhound_poll as poll;
 pub mod rawsock;
 pub mod tunnel;
 pub mod udp_batch;
