@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 
 use super::pending::response_question;
 use super::question::Question;
-use super::transport::{SetupError, UpstreamError, connect_tcp};
+use super::transport::{SetupError, UpstreamError, connect_tls};
 
 /// The content type of a DNS message (RFC 8484 6).
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -77,16 +77,7 @@ impl Doh {
         }
         *slot = None;
         let server = self.servers[idx];
-        let tcp = connect_tcp(server).await?;
-        let tls = self
-            .connector
-            .connect(self.name.clone(), tcp)
-            .await
-            .map_err(|source| UpstreamError::Io {
-                server,
-                what: "the TLS handshake",
-                source,
-            })?;
+        let tls = connect_tls(&self.connector, &self.name, server).await?;
         let (sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                 .await

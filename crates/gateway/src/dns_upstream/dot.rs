@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::{Pending, Taken};
 use super::question::Question;
-use super::transport::{SetupError, UpstreamError, connect_tcp, random_id};
+use super::transport::{SetupError, UpstreamError, connect_tls, random_id};
 
 /// Queries waiting on one connection, at most.
 const MAX_WAITING: usize = 4096;
@@ -42,6 +42,18 @@ struct Conn {
 }
 
 impl Conn {
+    /// A live connection whose frames go to `frames`, nothing waiting yet.
+    fn new(frames: mpsc::UnboundedSender<Vec<u8>>) -> Arc<Conn> {
+        Arc::new(Conn {
+            frames,
+            state: Mutex::new(State {
+                pending: Pending::new(MAX_WAITING),
+                dead: false,
+            }),
+            closed: CancellationToken::new(),
+        })
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -172,26 +184,10 @@ impl Dot {
         }
         *slot = None;
         let server = self.servers[idx];
-        let tcp = connect_tcp(server).await?;
-        let tls = self
-            .connector
-            .connect(self.name.clone(), tcp)
-            .await
-            .map_err(|source| UpstreamError::Io {
-                server,
-                what: "the TLS handshake",
-                source,
-            })?;
+        let tls = connect_tls(&self.connector, &self.name, server).await?;
         let (r, w) = tokio::io::split(tls);
         let (tx, rx) = mpsc::unbounded_channel();
-        let conn = Arc::new(Conn {
-            frames: tx,
-            state: Mutex::new(State {
-                pending: Pending::new(MAX_WAITING),
-                dead: false,
-            }),
-            closed: CancellationToken::new(),
-        });
+        let conn = Conn::new(tx);
         tokio::spawn(read(r, Arc::downgrade(&conn), conn.closed.clone()));
         tokio::spawn(write(w, rx, Arc::downgrade(&conn)));
         *slot = Some(conn.clone());
@@ -289,14 +285,7 @@ mod tests {
     #[tokio::test]
     async fn pipelined_answers_in_any_order_reach_their_askers_and_a_failure_fails_the_rest() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let conn = Arc::new(Conn {
-            frames: tx,
-            state: Mutex::new(State {
-                pending: Pending::new(MAX_WAITING),
-                dead: false,
-            }),
-            closed: CancellationToken::new(),
-        });
+        let conn = Conn::new(tx);
         let ask = |name: &'static str| {
             let conn = conn.clone();
             tokio::spawn(async move {

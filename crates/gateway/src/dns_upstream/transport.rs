@@ -99,6 +99,24 @@ pub(crate) async fn connect_tcp(
     socket.connect(server).await.map_err(io("connecting"))
 }
 
+/// A marked TCP connection to `server`, then a TLS handshake with it as
+/// `name`: how DoT and DoH open their kept connections.
+pub(crate) async fn connect_tls(
+    connector: &tokio_rustls::TlsConnector,
+    name: &rustls::pki_types::ServerName<'static>,
+    server: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, UpstreamError> {
+    let tcp = connect_tcp(server).await?;
+    connector
+        .connect(name.clone(), tcp)
+        .await
+        .map_err(|source| UpstreamError::Io {
+            server,
+            what: "the TLS handshake",
+            source,
+        })
+}
+
 /// A random query ID.
 pub(crate) fn random_id() -> u16 {
     rand::random()
