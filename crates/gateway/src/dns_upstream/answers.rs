@@ -141,17 +141,10 @@ impl Answers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns_upstream::testing::q;
     use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::Name;
     use hickory_proto::rr::rdata::{A, SOA};
-    use hickory_proto::rr::{DNSClass, Name, RecordType};
-
-    fn q(name: &str) -> Question {
-        Question::new(
-            &Name::from_ascii(name).unwrap(),
-            RecordType::A,
-            DNSClass::IN,
-        )
-    }
 
     fn message(ttls: &[u32], soa: Option<(u32, u32)>, rcode: ResponseCode) -> Message {
         let mut m = Message::new(1, MessageType::Response, OpCode::Query);

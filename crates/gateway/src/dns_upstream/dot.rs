@@ -247,36 +247,14 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns_upstream::testing::{answer, q};
+    use hickory_proto::op::Message;
 
     /// A client configuration (what it trusts does not matter here).
     fn no_roots() -> rustls::ClientConfig {
         rustls::ClientConfig::builder()
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth()
-    }
-    use hickory_proto::op::{Message, MessageType, OpCode};
-    use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, rdata::A};
-
-    fn q(name: &str) -> Question {
-        Question::new(
-            &Name::from_ascii(name).unwrap(),
-            RecordType::A,
-            DNSClass::IN,
-        )
-    }
-
-    /// The answer to a query's bytes: its question, one A record.
-    fn answer(query: &[u8]) -> Vec<u8> {
-        let q = Message::from_vec(query).unwrap();
-        let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
-        let query = q.queries[0].clone();
-        m.add_answer(Record::from_rdata(
-            query.name().clone(),
-            60,
-            RData::A(A::new(192, 0, 2, 7)),
-        ));
-        m.add_query(query);
-        m.to_vec().unwrap()
     }
 
     /// A writer and reader pair standing for one TLS connection: the

@@ -39,6 +39,8 @@ pub mod doh;
 pub mod dot;
 pub mod pending;
 pub mod question;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 pub mod udp;
 

@@ -144,14 +144,7 @@ pub fn response_question(b: &[u8]) -> Option<(u16, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(name: &str) -> Question {
-        Question::new(
-            &hickory_proto::rr::Name::from_ascii(name).unwrap(),
-            hickory_proto::rr::RecordType::A,
-            hickory_proto::rr::DNSClass::IN,
-        )
-    }
+    use crate::dns_upstream::testing::q;
 
     /// A response to `question` with `id` (the name as `spelled`).
     fn response(id: u16, spelled: &str) -> Vec<u8> {

@@ -259,16 +259,8 @@ pub async fn exchange_tcp(server: SocketAddr, q: &Question) -> Result<Vec<u8>, U
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::{Message, MessageType, OpCode};
-    use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, rdata::A};
-
-    fn q(name: &str) -> Question {
-        Question::new(
-            &Name::from_ascii(name).unwrap(),
-            RecordType::A,
-            DNSClass::IN,
-        )
-    }
+    use crate::dns_upstream::testing::q;
+    use hickory_proto::op::Message;
 
     /// A server on loopback answering every query, holding the answers
     /// until `hold` queries came and then sending them last first;
@@ -284,16 +276,7 @@ mod tests {
             loop {
                 let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
                 seen.lock().unwrap().push(peer.port());
-                let q = Message::from_vec(&buf[..n]).unwrap();
-                let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
-                let query = q.queries[0].clone();
-                m.add_answer(Record::from_rdata(
-                    query.name().clone(),
-                    60,
-                    RData::A(A::new(192, 0, 2, 7)),
-                ));
-                m.add_query(query);
-                held.push((m.to_vec().unwrap(), peer));
+                held.push((crate::dns_upstream::testing::answer(&buf[..n]), peer));
                 if held.len() >= hold {
                     while let Some((b, p)) = held.pop() {
                         sock.send_to(&b, p).await.unwrap();
