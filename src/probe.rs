@@ -45,9 +45,29 @@ async fn within<T>(
         .map_err(|_| ProbeError::Timeout(timeout))?
 }
 
-/// A fresh nonce: 12 lowercase hex digits.
+/// A fresh nonce: 12 lowercase hex digits, remembered ([`nonces`]) so the
+/// capture's judge can find it in clear on a wire.
 pub fn nonce() -> String {
-    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+    let n = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+    let mut issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
+    if issued.len() == MAX_REMEMBERED {
+        // A long soak: the oldest are long judged.
+        issued.drain(..MAX_REMEMBERED / 2);
+    }
+    issued.push(n.clone());
+    n
+}
+
+/// The nonces remembered at most (a soak's run issues many).
+const MAX_REMEMBERED: usize = 200_000;
+
+static ISSUED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Every nonce this process issued (the newest [`MAX_REMEMBERED`]), as a
+/// matcher for captured bytes.
+pub fn nonces() -> crate::model::classify::Nonces {
+    let issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
+    crate::model::classify::Nonces::new(issued.iter())
 }
 
 /// The DNS name a probe with this nonce asks for.

@@ -467,10 +467,15 @@ impl Profile {
         ];
         // Each variable the file sets (to anything but empty, which Gluetun
         // reads as unset), by name.
-        let config_findings = crate::gateway::variables::findings(
+        let mut config_findings = crate::gateway::variables::findings(
             vars.iter()
                 .filter(|v| !v.value.expose().trim().is_empty())
                 .map(|v| v.key.as_str()),
+        );
+        config_findings.extend(
+            cfg.public_outbound_subnets
+                .iter()
+                .map(crate::gateway::variables::public_subnet_finding),
         );
         Ok(Profile {
             config_findings,
@@ -695,6 +700,43 @@ mod tests {
         .unwrap();
         let e = Profile::from_compose(&c, None).err().expect("refused");
         assert!(matches!(e, ProfileError::NotRegular { .. }), "{e}");
+    }
+
+    /// A public range in FIREWALL_OUTBOUND_SUBNETS (TunnelCrack LocalNet)
+    /// is a configuration finding, not a refusal: the lab plans without it
+    /// and never sends there.
+    #[test]
+    fn a_public_outbound_subnet_is_a_finding_not_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("compose.yml");
+        std::fs::write(
+            &c,
+            "services:\n  gluetun:\n    image: qmcgaw/gluetun:latest\n    environment:\n      - VPN_SERVICE_PROVIDER=custom\n      - VPN_TYPE=wireguard\n      - WIREGUARD_PRIVATE_KEY=wOEI9rqqbDwnN8/Bpp22sVz48T71vJ4fYmFWujulwUU=\n      - WIREGUARD_PUBLIC_KEY=PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLI=\n      - WIREGUARD_ADDRESSES=10.2.0.2/32\n      - WIREGUARD_ENDPOINT_IP=198.51.100.200\n      - WIREGUARD_ENDPOINT_PORT=51820\n      - FIREWALL_OUTBOUND_SUBNETS=192.168.1.0/24,8.8.8.0/24\n",
+        )
+        .unwrap();
+        let p = Profile::from_compose(&c, None).unwrap_or_else(|e| panic!("{e}"));
+        let f: Vec<String> = p
+            .config_findings
+            .iter()
+            .filter(|f| f.kind == crate::gateway::variables::FindingKind::PublicSubnet)
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(f.len(), 1, "{:#?}", p.config_findings);
+        assert!(
+            f[0].starts_with("FIREWALL_OUTBOUND_SUBNETS: covers public addresses")
+                && f[0].contains("8.8.8.0/24")
+                && f[0].contains("CVE-2023-36672"),
+            "{}",
+            f[0]
+        );
+        // The lab's LANs hold the private one only.
+        let lans = &p.user.as_ref().unwrap().lans;
+        assert!(
+            lans.iter().any(|l| l.contains("192.168.1.0/24")),
+            "{lans:#?}"
+        );
+        assert!(!lans.iter().any(|l| l.contains("8.8.8")), "{lans:#?}");
+        assert!(!p.allowed.iter().any(|n| n.to_string().starts_with("8.8.8")));
     }
 
     /// A compose file written with today's Gluetun names (master,

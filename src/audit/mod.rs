@@ -383,6 +383,9 @@ fn judge_wire(
         local: local.iter().map(IpNet::addr).collect(),
         endpoint,
         allowed,
+        // A live gateway's MTU is not in the profile: an unaligned data
+        // message is WireGuard's only at 1,280 bytes of plaintext or more.
+        tunnel_mtu: None,
     };
     let mut captured = BTreeMap::new();
     captured.insert(WIRE.to_string(), std::mem::take(&mut bounded.frames));
@@ -401,6 +404,7 @@ fn judge_wire(
         // and the checks follow each other without a pause.
         Duration::ZERO,
         &[],
+        &crate::probe::nonces(),
     );
     for c in &mut wc {
         c.name = "no-leak".into();

@@ -34,6 +34,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "raw-socket-leak",
         include_str!("../../scenarios/raw-socket-leak.toml"),
     ),
+    ("server-ip", include_str!("../../scenarios/server-ip.toml")),
+    ("local-net", include_str!("../../scenarios/local-net.toml")),
+    (
+        "route-injection",
+        include_str!("../../scenarios/route-injection.toml"),
+    ),
     (
         "cve-2019-14899",
         include_str!("../../scenarios/cve-2019-14899.toml"),

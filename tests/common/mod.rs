@@ -237,6 +237,7 @@ pub fn tampered(mut scn: Scenario, t: &Tamper) -> Scenario {
             action: Action::Interfere(Interference {
                 nft: t.nft.clone(),
                 routes_around: t.route_around,
+                routes_split: false,
                 resolv_conf: t.resolv_conf.clone(),
                 kill: false,
             }),

@@ -64,6 +64,7 @@ async fn run_in(
 /// any name starting with the rest; "" any case) and whose failure message
 /// contains every one of `says`.
 fn assert_failed(r: &ScenarioResult, case: &str, says: &[&str]) {
+    assert_no_error(r);
     let f = r.failures();
     let name_matches = |c: &str| {
         case.is_empty()
@@ -83,6 +84,7 @@ fn assert_failed(r: &ScenarioResult, case: &str, says: &[&str]) {
 /// The scenario failed, its leak case on `wire` names leaked packets in the
 /// JUnit failure, and one of them contains `packet`.
 fn assert_leak_reported(r: &ScenarioResult, xml: &str, wire: &str, packet: &str) {
+    assert_no_error(r);
     assert!(!r.passed(), "{} passed despite the tampering", r.name);
     let f = r.failures();
     let case = format!("no packet on {wire} is a leak");
@@ -105,6 +107,17 @@ fn assert_leak_reported(r: &ScenarioResult, xml: &str, wire: &str, packet: &str)
         failure.contains(packet),
         "the JUnit failure does not name {packet:?}: {failure}"
     );
+}
+
+/// The damage is a finding (failed cases), never the harness's error.
+fn assert_no_error(r: &ScenarioResult) {
+    let errors: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| matches!(c.outcome, leakhound::model::verdict::Outcome::Error { .. }))
+        .map(|c| (&c.name, &c.outcome))
+        .collect();
+    assert!(errors.is_empty(), "{}: errors: {errors:#?}", r.name);
 }
 
 /// Damage done with an nftables script in the gateway's namespace.
@@ -208,6 +221,81 @@ async fn raw_socket_leak_fails_without_the_egress_filter() {
     let (r, xml) = run_tampered("raw-socket-leak", tamper).await;
     assert_failed(&r, "", &["isp-dns received the raw frame"]);
     assert_leak_reported(&r, &xml, "gw", "DNS query");
+}
+
+/// Gluetun's own rule (`-d <vpnip> -o eth0 -p udp --dport <port> -j
+/// ACCEPT`, no mark): any process may write to the endpoint's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_ip_fails_when_any_process_may_write_to_the_endpoints_port() {
+    let tamper = nft(
+        "insert rule inet leakhound output ip daddr 203.0.113.10 udp dport 51820 accept\n\
+         insert rule netdev leakhound_egress egress ip daddr 203.0.113.10 udp dport 51820 accept\n",
+    );
+    let (r, xml) = run_tampered("server-ip", tamper).await;
+    let plaintext = "UDP 172.21.0.2";
+    assert_leak_reported(
+        &r,
+        &xml,
+        "gw",
+        "203.0.113.10:51820: not WireGuard: type byte",
+    );
+    assert_leak_reported(&r, &xml, "uplink", "203.0.113.10:51820: not WireGuard");
+    assert!(
+        r.leaks.iter().any(|l| l.wire == "gw"
+            && l.packet.to_string().starts_with(plaintext)
+            && l.step
+                .contains("tunnel up: plaintext to the endpoint's WireGuard port")),
+        "{:#?}",
+        r.leaks
+    );
+    assert!(
+        r.leaks.iter().any(|l| l
+            .step
+            .contains("tunnel down: plaintext to the endpoint's WireGuard port")),
+        "{:#?}",
+        r.leaks
+    );
+}
+
+/// A gateway that honours a public outbound subnet, as Gluetun does: the
+/// route and the accept rules for whoami's address that it would add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_net_fails_when_the_public_outbound_subnet_is_let_around_the_tunnel() {
+    let tamper = Tamper {
+        route_around: true,
+        ..nft(
+            "insert rule inet leakhound output ip daddr 192.0.2.80 accept\n\
+             insert rule inet leakhound input ip saddr 192.0.2.80 accept\n\
+             insert rule netdev leakhound_egress egress ip daddr 192.0.2.80 accept\n",
+        )
+    };
+    let (r, xml) = run_tampered("local-net", tamper).await;
+    assert_failed(
+        &r,
+        "whoami, inside the public outbound subnet, sees only the VPN exit",
+        &["whoami saw 198.51.100.2"],
+    );
+    assert_failed(
+        &r,
+        "tunnel down: nothing reaches the public outbound subnet",
+        &["answered"],
+    );
+    assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+    assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_injection_fails_without_a_kill_switch() {
+    let (r, xml) = run_tampered("route-injection", nft(FLUSH_KILL_SWITCH)).await;
+    assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+    assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
+    assert!(
+        r.leaks
+            .iter()
+            .any(|l| l.step.contains("routes injected: HTTP over IPv4")),
+        "{:#?}",
+        r.leaks
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,9 @@ pub struct GatewayConfig {
     /// gateway (unknown names, or settings without effect in this
     /// configuration): logged as warnings at start.
     pub unused: Vec<String>,
+    /// FIREWALL_OUTBOUND_SUBNETS entries left out because they cover public
+    /// addresses ([`LOCAL_RANGES`]).
+    pub public_outbound_subnets: Vec<IpNet>,
     /// Everything else to say at start: retired names in use (naming the
     /// current one), meanings that changed, variables accepted without
     /// effect and why.
@@ -472,6 +475,42 @@ fn subnets(env: &Env, current: &'static str, retired: &[&'static str]) -> Result
             Ok(n)
         })
         .collect()
+}
+
+/// The ranges an outbound subnet may lie in: private IPv4 (RFC 1918),
+/// link-local, and IPv6 unique-local and link-local.
+pub const LOCAL_RANGES: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// Whether `subnet` lies inside one of [`LOCAL_RANGES`].
+pub fn is_local_subnet(subnet: &IpNet) -> bool {
+    LOCAL_RANGES.iter().any(|r| {
+        r.parse::<IpNet>()
+            .is_ok_and(|r| r.contains(&subnet.network()) && r.prefix_len() <= subnet.prefix_len())
+    })
+}
+
+/// The outbound subnets that are local networks. One that covers public
+/// addresses would send them around the tunnel (TunnelCrack's LocalNet,
+/// CVE-2023-36672 and CVE-2023-35838): Gluetun accepts it; this gateway
+/// leaves it out with a warning, and its traffic goes through the tunnel.
+fn local_only(env: &Env, outbound: Vec<IpNet>) -> (Vec<IpNet>, Vec<IpNet>) {
+    let (local, public): (Vec<IpNet>, Vec<IpNet>) = outbound.into_iter().partition(is_local_subnet);
+    for p in &public {
+        env.warn(format!(
+            "FIREWALL_OUTBOUND_SUBNETS: {p} is not a local network (RFC 1918, link-local or IPv6 \
+             unique-local): left out, its traffic goes through the tunnel (an outbound subnet \
+             covering public addresses sends them around it: TunnelCrack LocalNet, \
+             CVE-2023-36672)"
+        ));
+    }
+    (local, public)
 }
 
 fn ports(var: &'static str, v: &str) -> Result<Vec<u16>> {
@@ -902,7 +941,10 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
     let endpoint = endpoint(env)?;
     let keepalive = keepalive(env)?;
     let interface = interface(env)?;
-    let outbound_subnets = subnets(env, "FIREWALL_OUTBOUND_SUBNETS", &["EXTRA_SUBNETS"])?;
+    let (outbound_subnets, public_outbound_subnets) = local_only(
+        env,
+        subnets(env, "FIREWALL_OUTBOUND_SUBNETS", &["EXTRA_SUBNETS"])?,
+    );
     let firewall = firewall_settings(env)?;
     let dns = dns_settings(env, &outbound_subnets, has_ipv6)?;
     let has_upstream = !dns.upstream.addresses().is_empty();
@@ -923,6 +965,7 @@ fn parse(env: &Env) -> Result<GatewayConfig> {
         keepalive,
         interface,
         outbound_subnets,
+        public_outbound_subnets,
         firewall,
         dns,
         health,

@@ -244,6 +244,11 @@ impl Tunnel {
         let udp = tokio::net::UdpSocket::bind(bind)
             .await
             .map_err(GatewayError::Udp)?;
+        // Only this socket's datagrams may go to the endpoint (the kill
+        // switch matches the mark).
+        socket2::SockRef::from(&udp)
+            .set_mark(firewall::policy::TUNNEL_MARK)
+            .map_err(GatewayError::Udp)?;
         let (rcv, snd) = leakhound_net::udp_batch::size_buffers(&udp);
         tracing::debug!("tunnel socket buffers: receive {rcv} B, send {snd} B");
         tracing::debug!("tunnel setup: routes and socket after {:?}", t.elapsed());

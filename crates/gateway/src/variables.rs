@@ -617,7 +617,7 @@ pub const VARIABLES: &[Variable] = &[
         "empty",
         "empty",
         "v3.5.1",
-        "",
+        "only local networks (RFC 1918, link-local, IPv6 unique-local): a subnet covering public addresses is left out with a warning (TunnelCrack LocalNet); Gluetun accepts it",
     ),
     row(
         &["EXTRA_SUBNETS"],
@@ -1104,6 +1104,10 @@ pub enum FindingKind {
     Retired,
     /// Accepted, without effect.
     NoEffect,
+    /// An outbound subnet that covers public addresses: Gluetun sends
+    /// them around the tunnel (TunnelCrack LocalNet); this gateway leaves
+    /// the subnet out.
+    PublicSubnet,
 }
 
 /// A variable that today's Gluetun (and leakhound's gateway, which follows
@@ -1128,6 +1132,7 @@ impl std::fmt::Display for Finding {
             FindingKind::MeaningChanged => "meaning changed",
             FindingKind::Retired => "retired name",
             FindingKind::NoEffect => "no effect",
+            FindingKind::PublicSubnet => "covers public addresses",
         };
         if self.gluetun.starts_with('v') {
             write!(
@@ -1146,6 +1151,23 @@ impl std::fmt::Display for Finding {
             write!(f, ", read as {to}")?;
         }
         write!(f, ": {}", self.says)
+    }
+}
+
+/// The finding for an outbound subnet that covers public addresses
+/// (TunnelCrack LocalNet, CVE-2023-36672 and CVE-2023-35838).
+pub fn public_subnet_finding(subnet: &ipnet::IpNet) -> Finding {
+    Finding {
+        variable: "FIREWALL_OUTBOUND_SUBNETS".into(),
+        kind: FindingKind::PublicSubnet,
+        now_read_as: None,
+        gluetun: "every version".into(),
+        says: format!(
+            "{subnet} is no local network: Gluetun lets traffic to it out around the tunnel \
+             (TunnelCrack LocalNet, CVE-2023-36672, CVE-2023-35838); leakhound's gateway leaves \
+             it out, and the lab never sends to real public addresses (the local-net scenario \
+             shows the class with a documentation range)"
+        ),
     }
 }
 

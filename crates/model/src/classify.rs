@@ -27,6 +27,10 @@ pub struct LeakPolicy {
     pub endpoint: SocketAddr,
     /// Subnets the gateway may reach (or be reached from) outside the tunnel.
     pub allowed: Vec<IpNet>,
+    /// The tunnel's MTU, when known: a WireGuard data message's padded
+    /// plaintext is a multiple of 16 bytes or exactly this long
+    /// ([`wireguard_framing`]).
+    pub tunnel_mtu: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,6 +147,140 @@ const HOUSEKEEPING_ICMPV6: [u8; 9] = [130, 131, 132, 133, 134, 135, 136, 137, 14
 
 /// Classifies one Ethernet frame.
 pub fn classify(policy: &LeakPolicy, frame: &[u8]) -> Verdict {
+    classify_with(policy, frame, &Nonces::default())
+}
+
+/// Classifies one Ethernet frame, knowing the probes' nonces: a frame the
+/// policy would let through for its addresses alone (WireGuard to the
+/// endpoint, link housekeeping) that carries one of them in clear is a
+/// leak, whatever its addresses.
+pub fn classify_with(policy: &LeakPolicy, frame: &[u8], nonces: &Nonces) -> Verdict {
+    let v = classify_frame(policy, frame);
+    if let Verdict::Allowed {
+        reason: Reason::Tunnel | Reason::Housekeeping,
+        summary,
+    } = &v
+        && let Some(n) = nonces.find(frame)
+    {
+        let mut summary = summary.clone();
+        let what = summary.to_string();
+        summary.note = Some(format!("{what}: probe nonce {n} in clear"));
+        return Verdict::Leak { summary };
+    }
+    v
+}
+
+/// The probes' nonces, to be found in captured bytes (one automaton for
+/// all of them).
+#[derive(Debug, Clone, Default)]
+pub struct Nonces {
+    matcher: Option<aho_corasick::AhoCorasick>,
+    patterns: Vec<String>,
+}
+
+impl Nonces {
+    /// A matcher for `nonces`; empty strings are ignored.
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(nonces: I) -> Nonces {
+        let patterns: Vec<String> = nonces
+            .into_iter()
+            .map(|n| n.as_ref().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let matcher = (!patterns.is_empty())
+            .then(|| aho_corasick::AhoCorasick::new(&patterns).ok())
+            .flatten();
+        Nonces { matcher, patterns }
+    }
+
+    /// The first nonce found in `bytes`.
+    pub fn find(&self, bytes: &[u8]) -> Option<&str> {
+        let m = self.matcher.as_ref()?.find(bytes)?;
+        Some(&self.patterns[m.pattern().as_usize()])
+    }
+
+    pub fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}
+
+/// Why a UDP payload to the endpoint's port is not WireGuard, if it is not
+/// (the WireGuard paper's message formats, section 5.4): message types 1
+/// (initiation, 148 bytes), 2 (response, 92), 3 (cookie reply, 64) and 4
+/// (transport data: a 16-byte header, the padded plaintext, a 16-byte tag),
+/// each with three zero reserved bytes. A data message's plaintext is
+/// padded to a multiple of 16 bytes, or to the MTU when that is smaller
+/// (`tunnel_mtu`; unknown, any plaintext of at least 1,280 bytes, the
+/// smallest MTU an IPv6 tunnel has, may be unaligned).
+///
+/// A capture taken before segmentation sees a UDP GSO send whole: several
+/// data messages back to back, all of one size but the last, which may be
+/// shorter. Such a payload is WireGuard if it splits that way into data
+/// messages that each are.
+pub fn wireguard_framing(payload: &[u8], tunnel_mtu: Option<u16>) -> Result<(), String> {
+    let single = one_message(payload, tunnel_mtu);
+    if single.is_err() && payload.first() == Some(&4) && gso_split(payload, tunnel_mtu) {
+        return Ok(());
+    }
+    single
+}
+
+/// Whether `payload` is data messages of one size `s` (the GSO segment
+/// size) back to back, the last one possibly shorter, each WireGuard.
+fn gso_split(payload: &[u8], tunnel_mtu: Option<u16>) -> bool {
+    let header = |seg: &[u8]| seg.get(..4) == Some(&[4, 0, 0, 0][..]);
+    // The second message's start is the segment size; a message is at
+    // least 48 bytes (the header, one padded block, the tag).
+    (48..payload.len())
+        .filter(|&s| header(&payload[s..]))
+        .any(|s| {
+            payload
+                .chunks(s)
+                .all(|seg| header(seg) && one_message(seg, tunnel_mtu).is_ok())
+        })
+}
+
+fn one_message(payload: &[u8], tunnel_mtu: Option<u16>) -> Result<(), String> {
+    let Some((&kind, rest)) = payload.split_first() else {
+        return Err("an empty datagram".into());
+    };
+    if rest.len() < 3 || rest[..3] != [0, 0, 0] {
+        return Err(format!(
+            "not WireGuard: type byte {kind}, reserved bytes not zero"
+        ));
+    }
+    let len = payload.len();
+    match kind {
+        1 if len == 148 => Ok(()),
+        2 if len == 92 => Ok(()),
+        3 if len == 64 => Ok(()),
+        1..=3 => Err(format!(
+            "not WireGuard: a type {kind} message is {} bytes, not {len}",
+            [148, 92, 64][kind as usize - 1]
+        )),
+        4 if len >= 32 => {
+            let plain = len - 32;
+            let full = match tunnel_mtu {
+                Some(mtu) => plain == mtu as usize,
+                None => plain >= 1280,
+            };
+            if plain.is_multiple_of(16) || full {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not WireGuard: a data message's plaintext ({plain} bytes) is neither padded to 16 bytes nor the tunnel's MTU"
+                ))
+            }
+        }
+        4 => Err(format!("not WireGuard: a data message of {len} bytes")),
+        _ => Err(format!("not WireGuard: message type {kind}")),
+    }
+}
+
+fn classify_frame(policy: &LeakPolicy, frame: &[u8]) -> Verdict {
     let Some(eth) = EthernetPacket::new(frame) else {
         return Verdict::Leak {
             summary: note(format!("truncated frame ({} bytes)", frame.len())),
@@ -406,16 +544,8 @@ fn transport_inner(
     }
 
     let is_local = |ip: IpAddr| policy.local.contains(&ip);
-    let ep = policy.endpoint;
-    let wg_out =
-        s.proto == Proto::Udp && is_local(src) && dst == ep.ip() && s.dport == Some(ep.port());
-    let wg_in =
-        s.proto == Proto::Udp && is_local(dst) && src == ep.ip() && s.sport == Some(ep.port());
-    if wg_out || wg_in {
-        return Verdict::Allowed {
-            reason: Reason::Tunnel,
-            summary: s,
-        };
+    if let Some(v) = tunnel(policy, s.clone(), payload, has_header && quoting) {
+        return v;
     }
     // Asking a router on the LAN to expose a dependent (NAT-PMP and PCP on
     // 5351, UPnP's SSDP discovery on 1900) would publish the home address:
@@ -437,6 +567,37 @@ fn transport_inner(
     } else {
         Verdict::Leak { summary: s }
     }
+}
+
+/// The verdict on WireGuard between the gateway side and the endpoint, if
+/// the packet goes between them on the endpoint's port. What the gateway
+/// side sends there is the tunnel only if it is WireGuard by its framing
+/// (TunnelCrack's ServerIP: any process may write there); `judge_framing`
+/// is false for a later fragment or a quoted header, which have none.
+fn tunnel(
+    policy: &LeakPolicy,
+    mut s: Summary,
+    payload: &[u8],
+    judge_framing: bool,
+) -> Option<Verdict> {
+    let is_local = |ip: Option<IpAddr>| ip.is_some_and(|ip| policy.local.contains(&ip));
+    let ep = Some(policy.endpoint.ip());
+    let port = Some(policy.endpoint.port());
+    let udp = s.proto == Proto::Udp;
+    let wg_out = udp && is_local(s.src) && s.dst == ep && s.dport == port;
+    let wg_in = udp && is_local(s.dst) && s.src == ep && s.sport == port;
+    if wg_out
+        && judge_framing
+        && let Err(why) = wireguard_framing(payload.get(8..).unwrap_or_default(), policy.tunnel_mtu)
+    {
+        let what = s.to_string();
+        s.note = Some(format!("{what}: {why}"));
+        return Some(Verdict::Leak { summary: s });
+    }
+    (wg_out || wg_in).then_some(Verdict::Allowed {
+        reason: Reason::Tunnel,
+        summary: s,
+    })
 }
 
 /// NAT-PMP's and PCP's port at a router (RFC 6886, RFC 6887).
@@ -475,6 +636,7 @@ mod tests {
                 "172.21.0.0/16".parse().unwrap(),
                 "172.20.0.0/16".parse().unwrap(),
             ],
+            tunnel_mtu: Some(1420),
         }
     }
 
@@ -540,17 +702,151 @@ mod tests {
         crate::dns_query::a_query(name).unwrap().1
     }
 
-    #[test]
-    fn wireguard_to_the_endpoint_is_allowed_both_ways() {
-        let out = eth(
+    /// A WireGuard message of `kind` and `len` bytes (reserved bytes zero).
+    fn wg(kind: u8, len: usize) -> Vec<u8> {
+        let mut m = vec![0u8; len];
+        m[0] = kind;
+        m
+    }
+
+    fn to_endpoint(payload: &[u8]) -> Vec<u8> {
+        eth(
             0x0800,
             &ipv4(
                 [172, 21, 0, 2],
                 [203, 0, 113, 10],
                 17,
-                &udp(40000, 51820, &[1, 0, 0, 0]),
+                &udp(40000, 51820, payload),
+            ),
+        )
+    }
+
+    #[test]
+    fn every_wireguard_message_to_the_endpoint_is_the_tunnel() {
+        for m in [
+            wg(1, 148),
+            wg(2, 92),
+            wg(3, 64),
+            wg(4, 32),        // a keepalive
+            wg(4, 32 + 96),   // padded plaintext
+            wg(4, 32 + 1420), // a full packet at an MTU of 1420
+        ] {
+            let v = classify(&policy(), &to_endpoint(&m));
+            assert!(
+                matches!(
+                    v,
+                    Verdict::Allowed {
+                        reason: Reason::Tunnel,
+                        ..
+                    }
+                ),
+                "type {} of {} bytes: {v:?}",
+                m[0],
+                m.len()
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_not_wireguard_to_the_endpoints_port_is_a_leak() {
+        let mut reserved = wg(1, 148);
+        reserved[2] = 1;
+        for (m, says) in [
+            (b"GET /leakhound/0123456789ab".to_vec(), "type byte 71"),
+            (vec![], "an empty datagram"),
+            (wg(1, 150), "a type 1 message is 148 bytes"),
+            (wg(2, 148), "a type 2 message is 92 bytes"),
+            (wg(3, 65), "a type 3 message is 64 bytes"),
+            (reserved, "reserved bytes not zero"),
+            (wg(4, 16), "a data message of 16 bytes"),
+            (
+                wg(4, 32 + 100),
+                "neither padded to 16 bytes nor the tunnel's MTU",
+            ),
+            (wg(4, 32 + 1404 + 8), "neither padded"),
+            (wg(5, 148), "message type 5"),
+        ] {
+            let v = classify(&policy(), &to_endpoint(&m));
+            assert!(v.is_leak(), "{m:?}: {v:?}");
+            let text = v.summary().to_string();
+            assert!(
+                text.starts_with("UDP 172.21.0.2:40000 -> 203.0.113.10:51820: ")
+                    && text.contains(says),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gso_send_seen_whole_is_wireguard_when_it_splits_into_data_messages() {
+        // Two full messages at an MTU of 1420 and a shorter last one.
+        let mut gso = wg(4, 32 + 1420);
+        gso.extend(wg(4, 32 + 1420));
+        gso.extend(wg(4, 32 + 656));
+        assert!(wireguard_framing(&gso, Some(1420)).is_ok());
+        // Aligned segments of 96 bytes of plaintext.
+        let mut aligned = wg(4, 128);
+        aligned.extend(wg(4, 128));
+        assert!(wireguard_framing(&aligned, Some(1420)).is_ok());
+        // A segment that is no data message of its own spoils the lot.
+        let mut unpadded = wg(4, 32 + 1420);
+        unpadded.extend(wg(4, 32 + 101));
+        assert!(wireguard_framing(&unpadded, Some(1420)).is_err());
+        // Plaintext after a real message is not hidden by it.
+        let mut smuggled = wg(4, 128);
+        smuggled.extend(b"GET /leakhound/0123456789ab HTTP/1.1");
+        assert!(wireguard_framing(&smuggled, Some(1420)).is_err());
+        // Nor is a segment that is not a data message.
+        let mut init = wg(4, 148);
+        init.extend(wg(1, 148));
+        assert!(wireguard_framing(&init, Some(1420)).is_err());
+    }
+
+    #[test]
+    fn an_unaligned_data_message_needs_the_mtu_or_at_least_1280_bytes_when_it_is_unknown() {
+        assert!(wireguard_framing(&wg(4, 32 + 1420), Some(1420)).is_ok());
+        assert!(wireguard_framing(&wg(4, 32 + 1421), Some(1420)).is_err());
+        assert!(wireguard_framing(&wg(4, 32 + 1420), Some(1320)).is_err());
+        assert!(wireguard_framing(&wg(4, 32 + 1300), None).is_ok());
+        assert!(wireguard_framing(&wg(4, 32 + 1000), None).is_err());
+        assert!(wireguard_framing(&wg(4, 32 + 1008), None).is_ok());
+    }
+
+    #[test]
+    fn a_probes_nonce_in_clear_is_a_leak_even_in_a_wireguard_frame() {
+        let nonces = Nonces::new(["0123456789ab", "ba9876543210"]);
+        let mut m = wg(4, 32 + 32);
+        m[20..32].copy_from_slice(b"ba9876543210");
+        let v = classify_with(&policy(), &to_endpoint(&m), &nonces);
+        assert!(v.is_leak(), "{v:?}");
+        assert!(
+            v.summary()
+                .to_string()
+                .ends_with("probe nonce ba9876543210 in clear"),
+            "{}",
+            v.summary()
+        );
+        // Without it, the same frame is the tunnel.
+        let v = classify_with(&policy(), &to_endpoint(&wg(4, 64)), &nonces);
+        assert!(!v.is_leak(), "{v:?}");
+        // To an allowed subnet a nonce is expected (a probe of the LAN).
+        let lan = eth(
+            0x0800,
+            &ipv4(
+                [172, 21, 0, 2],
+                [172, 20, 0, 10],
+                17,
+                &udp(40000, 9, b"0123456789ab"),
             ),
         );
+        assert!(!classify_with(&policy(), &lan, &nonces).is_leak());
+        assert!(Nonces::new([""]).is_empty());
+        assert_eq!(nonces.len(), 2);
+    }
+
+    #[test]
+    fn wireguard_to_the_endpoint_is_allowed_both_ways() {
+        let out = to_endpoint(&wg(1, 148));
         let back = eth(
             0x0800,
             &ipv4(

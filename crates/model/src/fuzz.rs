@@ -4,7 +4,7 @@
 //! a user or the wire feeds leakhound must give a value or a named error,
 //! never a panic. Each function takes the fuzzer's bytes.
 
-use crate::classify::{LeakPolicy, classify};
+use crate::classify::{LeakPolicy, Nonces, classify_with};
 use crate::natpmp::{self, Protocol, ResultCode};
 use crate::topology::Topology;
 
@@ -17,8 +17,9 @@ pub fn classify_frame(data: &[u8]) {
         ],
         endpoint: "203.0.113.10:51820".parse().expect("literal"),
         allowed: vec!["172.21.0.0/16".parse().expect("literal")],
+        tunnel_mtu: Some(1420),
     };
-    let _ = classify(&policy, data);
+    let _ = classify_with(&policy, data, &Nonces::new(["0123456789ab"]));
 }
 
 /// NAT-PMP messages (from the provider, or to the lab's server); whatever

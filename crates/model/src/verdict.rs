@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::classify::{LeakPolicy, Summary, classify};
+use crate::classify::{LeakPolicy, Nonces, Summary, classify_with};
 
 /// One assertion's outcome. `Failed` is a finding about the gateway under
 /// test; `Error` is the harness's own failure (it could not do the step);
@@ -645,6 +645,8 @@ fn missing_items<'a>(
 /// or without a capture is the harness's error (it cannot judge it), never
 /// a pass. Frames carrying one of the `controls` markers are the harness's
 /// own positive control (sent while nothing blocks it) and not judged.
+/// A probe's nonce (`nonces`) in clear makes a frame a leak whatever its
+/// addresses ([`classify_with`]).
 pub fn judge_wires(
     watched: &[String],
     captured: &BTreeMap<String, Vec<Frame>>,
@@ -652,6 +654,7 @@ pub fn judge_wires(
     timeline: &Timeline,
     skew: Duration,
     controls: &[Vec<u8>],
+    nonces: &Nonces,
 ) -> Judged {
     let mut leaks = Vec::new();
     let mut kinds = BTreeMap::new();
@@ -664,7 +667,7 @@ pub fn judge_wires(
             if controls.iter().any(|m| contains(&f.data, m)) {
                 continue;
             }
-            let v = classify(policy, &f.data);
+            let v = classify_with(policy, &f.data, nonces);
             mine.push((
                 f.at,
                 match &v {
@@ -854,20 +857,31 @@ mod tests {
             local: vec!["172.21.0.2".parse().unwrap()],
             endpoint: "203.0.113.10:51820".parse().unwrap(),
             allowed: vec!["172.21.0.0/16".parse().unwrap()],
+            tunnel_mtu: Some(1420),
         }
     }
 
     /// An Ethernet + IPv4 + UDP frame from `src` to `dst:dport`.
     fn udp_frame(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
+        udp_frame_with(src, dst, dport, &[])
+    }
+
+    /// The same, carrying `payload`.
+    fn udp_frame_with(src: [u8; 4], dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14];
         f[12] = 0x08;
-        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        let total = (28 + payload.len()) as u16;
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
         f.extend_from_slice(&ip);
         f.extend_from_slice(&40000u16.to_be_bytes());
         f.extend_from_slice(&dport.to_be_bytes());
-        f.extend_from_slice(&[0, 8, 0, 0]);
+        f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
         f
     }
 
@@ -921,7 +935,12 @@ mod tests {
         };
         let tunnel = Frame {
             at: t(120),
-            data: udp_frame([172, 21, 0, 2], [203, 0, 113, 10], 51820),
+            // A WireGuard keepalive.
+            data: udp_frame_with([172, 21, 0, 2], [203, 0, 113, 10], 51820, &{
+                let mut k = [0u8; 32];
+                k[0] = 4;
+                k
+            }),
         };
         let captured = BTreeMap::from([("gw".to_string(), vec![tunnel, leak])]);
         let policies = BTreeMap::from([("gw".to_string(), policy())]);
@@ -932,6 +951,7 @@ mod tests {
             &tl,
             Duration::ZERO,
             &[],
+            &Nonces::default(),
         );
         assert_eq!(leaks.len(), 1, "{leaks:#?}");
         assert_eq!(leaks[0].step, "probe A");
@@ -952,6 +972,7 @@ mod tests {
             &tl,
             Duration::ZERO,
             &[b"ctl-1234".to_vec()],
+            &Nonces::default(),
         );
         assert!(none.is_empty(), "{none:#?}");
         assert_eq!(cases.len(), 1);
@@ -979,6 +1000,7 @@ mod tests {
             &tl,
             Duration::ZERO,
             &[],
+            &Nonces::default(),
         );
         assert_eq!(cases[0].outcome, Outcome::Passed);
         assert!(
@@ -1001,6 +1023,7 @@ mod tests {
             &tl,
             Duration::ZERO,
             &[],
+            &Nonces::default(),
         );
         assert!(leaks.is_empty() && cases.is_empty());
     }

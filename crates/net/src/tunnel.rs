@@ -109,6 +109,19 @@ pub enum KeyError {
     Length(usize),
 }
 
+/// Pads the packet of `len` bytes at the start of `buf` with zeros, as the
+/// WireGuard paper's section 5.4.6 says: to a multiple of 16 bytes, but
+/// never past the MTU (nor the buffer). Returns the padded length. The
+/// receiver reads the packet's own length from its IP header.
+fn pad(buf: &mut [u8], len: usize, mtu: Option<usize>) -> usize {
+    let target = len
+        .next_multiple_of(16)
+        .min(mtu.unwrap_or(usize::MAX).max(len))
+        .min(buf.len());
+    buf[len..target].fill(0);
+    target
+}
+
 /// Parses a base64 WireGuard key (as `wg` prints them).
 pub fn parse_key(s: &str) -> Result<[u8; 32], KeyError> {
     let bytes = base64::engine::general_purpose::STANDARD
@@ -320,6 +333,9 @@ impl Driver {
         let mut tick = tokio::time::interval(TIMER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let kick = self.cfg.kick.clone();
+        // Plaintext is padded as WireGuard says (to 16 bytes, at most to
+        // the MTU); boringtun leaves that to its caller.
+        let mtu = tun.mtu().ok().map(usize::from);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
@@ -393,7 +409,8 @@ impl Driver {
                     let mut off = 0;
                     for i in 0..n {
                         let dst = &mut sealed[off..off + SEGMENT + 64];
-                        if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_bufs[i][..sizes[i]], dst) {
+                        let len = pad(&mut tun_bufs[i], sizes[i], mtu);
+                        if let TunnResult::WriteToNetwork(pkt) = self.tunn.encapsulate(&tun_bufs[i][..len], dst) {
                             sealed_lens.push(pkt.len());
                             off += pkt.len();
                         }
@@ -557,6 +574,22 @@ impl HandshakeTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plaintext_is_padded_to_16_bytes_but_never_past_the_mtu() {
+        let mut buf = vec![0xffu8; 2000];
+        assert_eq!(pad(&mut buf, 0, Some(1420)), 0, "a keepalive stays empty");
+        assert_eq!(pad(&mut buf, 1, Some(1420)), 16);
+        assert!(buf[1..16].iter().all(|b| *b == 0), "padding is zeros");
+        assert_eq!(pad(&mut buf, 84, Some(1420)), 96);
+        assert_eq!(pad(&mut buf, 96, Some(1420)), 96);
+        // 1420 is no multiple of 16: the last bytes before it pad to it.
+        assert_eq!(pad(&mut buf, 1410, Some(1420)), 1420);
+        assert_eq!(pad(&mut buf, 1420, Some(1420)), 1420);
+        assert_eq!(pad(&mut buf, 1410, None), 1424);
+        // Never past the buffer.
+        assert_eq!(pad(&mut buf[..1412], 1410, None), 1412);
+    }
 
     #[test]
     fn handshakes_are_counted_from_message_types() {

@@ -134,8 +134,12 @@ impl<'a> RunnerBuilder<'a> {
 }
 
 /// The leak policy of each watched wire: `allowed` is what the gateway's
-/// wire may carry outside the tunnel besides the endpoint (the profile's).
-pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> {
+/// wire may carry outside the tunnel besides the endpoint (the profile's);
+/// `tunnel_mtu` the gateway's WIREGUARD_MTU, if set.
+pub fn policies(
+    allowed: &[ipnet::IpNet],
+    tunnel_mtu: Option<u16>,
+) -> BTreeMap<&'static str, LeakPolicy> {
     let endpoint = SocketAddr::new(addr::VPN_ENDPOINT.into(), addr::VPN_ENDPOINT_PORT);
     BTreeMap::from([
         (
@@ -151,6 +155,7 @@ pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> 
                 ],
                 endpoint,
                 allowed: allowed.to_vec(),
+                tunnel_mtu,
             },
         ),
         (
@@ -159,6 +164,7 @@ pub fn policies(allowed: &[ipnet::IpNet]) -> BTreeMap<&'static str, LeakPolicy> 
                 local: vec![addr::HOME_UPLINK.into()],
                 endpoint,
                 allowed: vec![],
+                tunnel_mtu,
             },
         ),
     ])

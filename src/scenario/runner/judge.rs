@@ -53,7 +53,12 @@ impl Runner<'_> {
             .map(|c| (c.wire.to_string(), c.stop()))
             .collect();
         let (pcaps, frames_seen) = self.write_pcaps(&mut run, &by_wire);
-        let policies: BTreeMap<String, LeakPolicy> = policies(&self.profile.allowed)
+        let mtu = run
+            .st
+            .env
+            .get("WIREGUARD_MTU")
+            .and_then(|m| m.trim().parse().ok());
+        let policies: BTreeMap<String, LeakPolicy> = policies(&self.profile.allowed, mtu)
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
             .collect();
@@ -68,6 +73,7 @@ impl Runner<'_> {
             &run.timeline,
             CLOCK_SKEW,
             &run.controls,
+            &crate::probe::nonces(),
         );
         for c in wire_cases {
             run.cases

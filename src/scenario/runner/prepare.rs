@@ -59,7 +59,7 @@ impl Runner<'_> {
             unexpected_exit: None,
             readiness: Vec::new(),
         };
-        let allowed = policies(&self.profile.allowed)
+        let allowed = policies(&self.profile.allowed, None)
             .get(wire::GW)
             .map(|p| p.allowed.clone())
             .unwrap_or_default();

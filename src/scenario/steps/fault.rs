@@ -3,7 +3,7 @@
 //! routes bent around the tunnel, ...) and interference with the gateway's
 //! namespace from outside, as other software on the machine might.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
@@ -88,6 +88,30 @@ impl Runner<'_> {
             }
             Fault::RouteAroundTunnel => self.route_around_tunnel().await,
         }
+    }
+
+    /// Routes more specific than any default route (0.0.0.0/1, 128.0.0.0/1,
+    /// ::/1, 8000::/1) via the home router on the gateway's underlay, the
+    /// tunnel left as it is: what TunnelVision's DHCP option 121 pushes.
+    async fn split_routes_around_tunnel(&self) -> StepResult {
+        let mut log = StepLog::new();
+        let nl = log.harness(self.lab.nl(host::GW))?;
+        let nlerr = |source| LabError::Netlink {
+            host: host::GW.into(),
+            source,
+        };
+        let halves: [(&str, IpAddr); 4] = [
+            ("0.0.0.0/1", addr::HOME_GW_SIDE.into()),
+            ("128.0.0.0/1", addr::HOME_GW_SIDE.into()),
+            ("::/1", addr::HOME_GW_SIDE_V6.into()),
+            ("8000::/1", addr::HOME_GW_SIDE_V6.into()),
+        ];
+        for (net, via) in halves {
+            let net: IpNet = net.parse().expect("literal");
+            log.harness(nl.replace_route(net, Some(via), None).await.map_err(nlerr))?;
+        }
+        log.note("0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 now point at the home router on eth0 (the tunnel's routes untouched)");
+        Ok(log.pass())
     }
 
     /// The gateway host's default routes (IPv4 and IPv6) point at the home
@@ -199,6 +223,9 @@ impl Runner<'_> {
         }
         if i.routes_around {
             log.include(self.route_around_tunnel().await)?;
+        }
+        if i.routes_split {
+            log.include(self.split_routes_around_tunnel().await)?;
         }
         if i.kill {
             let ns = log.harness(self.lab.ns(host::GW))?;

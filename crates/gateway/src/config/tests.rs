@@ -931,3 +931,32 @@ fn the_parser_does_what_the_variables_table_says() {
     }
     assert!(checked > 150, "{checked}");
 }
+
+#[test]
+fn an_outbound_subnet_covering_public_addresses_is_left_out_with_a_warning() {
+    let c = GatewayConfig::from_env(with(
+        "FIREWALL_OUTBOUND_SUBNETS",
+        "172.20.0.0/16,192.0.2.80/32,10.0.0.0/8,fd00:1::/64,8.8.8.0/24,172.0.0.0/8",
+    ))
+    .unwrap();
+    let s = |v: &[&str]| v.iter().map(|s| s.parse().unwrap()).collect::<Vec<IpNet>>();
+    assert_eq!(
+        c.outbound_subnets,
+        s(&["172.20.0.0/16", "10.0.0.0/8", "fd00:1::/64"])
+    );
+    // 172.0.0.0/8 holds 172.16.0.0/12 but is not inside it.
+    assert_eq!(
+        c.public_outbound_subnets,
+        s(&["192.0.2.80/32", "8.8.8.0/24", "172.0.0.0/8"])
+    );
+    let w: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("TunnelCrack LocalNet"))
+        .collect();
+    assert_eq!(w.len(), 3, "{:#?}", c.warnings);
+    assert!(w[0].starts_with("FIREWALL_OUTBOUND_SUBNETS: 192.0.2.80/32 is not a local network"));
+    assert!(is_local_subnet(&"169.254.1.0/24".parse().unwrap()));
+    assert!(is_local_subnet(&"fe80::/64".parse().unwrap()));
+    assert!(!is_local_subnet(&"100.64.0.0/10".parse().unwrap()));
+}

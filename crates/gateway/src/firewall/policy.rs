@@ -39,6 +39,11 @@ use nftables::stmt::{Counter, Log, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 pub const TABLE: &str = "leakhound";
+/// The firewall mark on the tunnel's own UDP socket (51820, as Gluetun
+/// marks its WireGuard traffic). Only datagrams carrying it may go to the
+/// endpoint: a dependent writing to the endpoint's address and port, by a
+/// plain socket or a raw one, is refused (TunnelCrack's ServerIP).
+pub const TUNNEL_MARK: u32 = 51_820;
 pub const EGRESS_TABLE: &str = "leakhound_egress";
 /// Both, as the nf_tables codec takes them.
 pub const TABLES: Tables = Tables {
@@ -329,6 +334,7 @@ impl FirewallPolicy {
         let ep_port = [self.endpoint.port()];
         [
             R::new(Output, "wireguard to the endpoint")
+                .m(M::Mark(TUNNEL_MARK))
                 .oif(ul)
                 .addr(true, &[ep])
                 .l4(L4::Udp)
@@ -577,6 +583,7 @@ impl FirewallPolicy {
         let mut r = vec![
             R::new(Egress, "arp").m(M::Arp),
             R::new(Egress, "wireguard to the endpoint")
+                .m(M::Mark(TUNNEL_MARK))
                 .addr(true, &[ep])
                 .port(L4::Udp, true, &ep_port),
         ];
@@ -1099,6 +1106,26 @@ pub(crate) mod tests {
         // The same refusals come before the outbound-subnet accept, so a LAN
         // resolver is no way around them either.
         assert!(pos("no other dns (udp 53)") < pos("to outbound subnets"));
+    }
+
+    #[test]
+    fn only_the_tunnels_marked_socket_may_write_to_the_endpoint() {
+        let v = json(&seed_policy());
+        for chain in ["output", "egress"] {
+            let rules = rules_in(&v, chain);
+            let wg: Vec<String> = rules
+                .iter()
+                .map(|r| r.to_string())
+                .filter(|r| r.contains("wireguard to the endpoint"))
+                .collect();
+            assert_eq!(wg.len(), 1, "{chain}: {rules:#?}");
+            assert!(
+                wg[0].contains(r#""key":"mark""#)
+                    && wg[0].contains(&format!(r#""right":{TUNNEL_MARK}"#)),
+                "{chain}: {}",
+                wg[0]
+            );
+        }
     }
 
     #[test]

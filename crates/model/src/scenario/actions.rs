@@ -104,27 +104,27 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "http",
         Http,
-        "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any HTTP answer (a real application answers an unknown path with 404); \"fail\": no answer), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
+        "GET http://TARGET/leakhound/<nonce> from a lab host. Fields: from, target (ADDRESS:PORT), expect (\"seen-as ADDRESS\": whoami saw that source; \"answer\": any HTTP answer (a real application answers an unknown path with 404); \"fail\": no answer; \"any\": either, only the wires judge), logged-by, not-logged-by (lab services that must, and must not, have seen the nonce)."
     ),
     spec!(
         "dns",
         Dns,
-        "an A query for <nonce>.ZONE from a lab host. Fields: from, server (ADDRESS:PORT, or \"system\": the host's resolv.conf), query (the zone, default probe.lab), expect (answer or fail), logged-by, not-logged-by."
+        "an A query for <nonce>.ZONE from a lab host. Fields: from, server (ADDRESS:PORT, or \"system\": the host's resolv.conf), query (the zone, default probe.lab), expect (answer, fail, or any: only the wires judge), logged-by, not-logged-by."
     ),
     spec!(
         "dot",
         Probe,
-        "a DNS-over-TLS query for the nonce (trusting the lab's CA). Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+        "a DNS-over-TLS query for the nonce (trusting the lab's CA). Fields: from, target, expect (answer, fail, or any: only the wires judge), logged-by, not-logged-by."
     ),
     spec!(
         "doh",
         Probe,
-        "a DNS-over-HTTPS query (HTTP/2, lab CA) for the nonce. Fields: from, target, expect (answer or fail), logged-by, not-logged-by."
+        "a DNS-over-HTTPS query (HTTP/2, lab CA) for the nonce. Fields: from, target, expect (answer, fail, or any: only the wires judge), logged-by, not-logged-by."
     ),
     spec!(
         "udp",
         Probe,
-        "a UDP datagram carrying the nonce; answer means the whole datagram came back. Fields: from, target, expect (answer or fail), logged-by, not-logged-by, size (payload bytes, the nonce padded)."
+        "a UDP datagram carrying the nonce; answer means the whole datagram came back. Fields: from, target, expect (answer, fail, or any: only the wires judge), logged-by, not-logged-by, size (payload bytes, the nonce padded)."
     ),
     spec!(
         "raw-frame",
@@ -134,7 +134,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "ping",
         Ping,
-        "ICMP or ICMPv6 echo with the nonce in the payload. Fields: from, target (an IP address), expect (answer or fail), size (payload bytes), dont-fragment (IPv4: the DF bit set; a packet bigger than the path is refused, not fragmented)."
+        "ICMP or ICMPv6 echo with the nonce in the payload. Fields: from, target (an IP address), expect (answer, fail, or any: only the wires judge), size (payload bytes), dont-fragment (IPv4: the DF bit set; a packet bigger than the path is refused, not fragmented)."
     ),
     spec!(
         "inject-synack",
@@ -230,7 +230,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "interfere",
         Interfere,
-        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\"), resolv-conf (text), kill (true: SIGKILL every process there)."
+        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\": default routes via the home router; \"split-around-tunnel\": 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 via the home router, more specific than any default route, as TunnelVision's DHCP option 121 pushes them), resolv-conf (text), kill (true: SIGKILL every process there)."
     ),
     spec!(
         "stop-tunnel",
@@ -327,10 +327,12 @@ pub enum ValueError {
     },
     #[error("{0:?} is not an IP address")]
     NotAnIp(String),
-    #[error("{0:?}: use \"seen-as ADDRESS\", \"answer\" or \"fail\"")]
+    #[error("{0:?}: use \"seen-as ADDRESS\", \"answer\", \"fail\" or \"any\"")]
     NotAnExpectation(String),
     #[error("this action expects \"answer\" or \"fail\"")]
     AnswerOrFail,
+    #[error("this action expects \"answer\", \"fail\" or \"any\"")]
+    AnswerFailOrAny,
     #[error("{0:?} is neither ADDRESS:PORT nor \"system\"")]
     NotAServer(String),
     #[error("{0:?} is not an address:port (e.g. \"192.0.2.80:80\", \"[2001:db8::1]:80\")")]
@@ -358,6 +360,7 @@ impl TryFrom<String> for Expect {
         match t {
             "fail" => Ok(Expect::Fail),
             "answer" => Ok(Expect::Answer),
+            "any" => Ok(Expect::Any),
             _ => match t.strip_prefix("seen-as ") {
                 Some(ip) => ip
                     .trim()
@@ -379,8 +382,23 @@ impl TryFrom<String> for AnswerOrFail {
     type Error = ValueError;
     fn try_from(s: String) -> Result<Self, ValueError> {
         match Expect::try_from(s)? {
-            Expect::SeenAs(_) => Err(ValueError::AnswerOrFail),
+            Expect::SeenAs(_) | Expect::Any => Err(ValueError::AnswerOrFail),
             e => Ok(AnswerOrFail(e)),
+        }
+    }
+}
+
+/// A probe's expectation: "answer", "fail" or "any" (only the wires judge).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+struct ProbeExpect(Expect);
+
+impl TryFrom<String> for ProbeExpect {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, ValueError> {
+        match Expect::try_from(s)? {
+            Expect::SeenAs(_) => Err(ValueError::AnswerFailOrAny),
+            e => Ok(ProbeExpect(e)),
         }
     }
 }
@@ -497,7 +515,7 @@ struct Dns {
     from: String,
     server: Server,
     query: Option<String>,
-    expect: AnswerOrFail,
+    expect: ProbeExpect,
     #[serde(default)]
     logged_by: Vec<String>,
     #[serde(default)]
@@ -531,7 +549,7 @@ impl StepFields for Dns {
 struct Probe {
     from: String,
     target: Target,
-    expect: AnswerOrFail,
+    expect: ProbeExpect,
     #[serde(default)]
     logged_by: Vec<String>,
     #[serde(default)]
@@ -598,7 +616,7 @@ impl StepFields for Probe {
 struct Ping {
     from: String,
     target: IpAddrField,
-    expect: AnswerOrFail,
+    expect: ProbeExpect,
     size: Option<usize>,
     #[serde(default)]
     dont_fragment: bool,
@@ -858,19 +876,21 @@ struct Interfere {
 
 impl StepFields for Interfere {
     fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
-        let routes_around = match self.routes.as_deref() {
-            None => false,
-            Some("around-tunnel") => true,
+        let (routes_around, routes_split) = match self.routes.as_deref() {
+            None => (false, false),
+            Some("around-tunnel") => (true, false),
+            Some("split-around-tunnel") => (false, true),
             Some(other) => {
                 return Err(field_err(
                     "routes",
-                    format!("{other:?}: use \"around-tunnel\""),
+                    format!("{other:?}: use \"around-tunnel\" or \"split-around-tunnel\""),
                 ));
             }
         };
         let i = Interference {
             nft: self.nft,
             routes_around,
+            routes_split,
             resolv_conf: self.resolv_conf,
             kill: self.kill,
         };
@@ -1002,7 +1022,7 @@ impl StepFields for Browse {
             Expect::SeenAs(_) | Expect::Fail => Ok(Action::Browse {
                 expect: self.expect,
             }),
-            Expect::Answer => Err(field_err(
+            Expect::Answer | Expect::Any => Err(field_err(
                 "expect",
                 "the browser expects \"seen-as ADDRESS\" or \"fail\"",
             )),

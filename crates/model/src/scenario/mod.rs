@@ -40,6 +40,7 @@
 //! action = "interfere"          # a change from outside the gateway
 //! nft = "flush ruleset"         # an nftables script in the gateway's namespace
 //! routes = "around-tunnel"      # default routes via the home router
+//!                               # ("split-around-tunnel": /1 routes)
 //! resolv-conf = "nameserver 192.0.2.53"  # the gateway host's resolv.conf
 //! kill = true                   # SIGKILL every process there (OOM killer)
 //!
@@ -85,6 +86,10 @@ pub enum Expect {
     Answer,
     /// The probe gets nothing (times out or is refused).
     Fail,
+    /// Either: only the wires judge it (a probe whose answer depends on
+    /// where the gateway routes it, e.g. to the VPN server's own address,
+    /// which one gateway refuses and another sends through the tunnel).
+    Any,
 }
 
 /// What a probe must meet: its own answer-or-not, and which lab services
@@ -321,6 +326,9 @@ pub struct Interference {
     pub nft: Option<String>,
     /// Default routes (IPv4 and IPv6) via the home router on eth0.
     pub routes_around: bool,
+    /// Routes more specific than any default route (the /1 halves of IPv4
+    /// and IPv6) via the home router on eth0: TunnelVision (CVE-2024-3661).
+    pub routes_split: bool,
     /// The gateway host's resolv.conf replaced with this text.
     pub resolv_conf: Option<String>,
     /// SIGKILL every process in the gateway's namespace (an unexpected
@@ -511,8 +519,8 @@ impl Action {
         }
     }
 
-    /// A probe that must get no answer and changes nothing (http, dns, udp,
-    /// encrypted-dns, ping with `expect = "fail"`): consecutive ones wait
+    /// A probe that may get no answer and changes nothing (http, dns, udp,
+    /// encrypted-dns, ping with `expect = "fail"` or `"any"`): consecutive ones wait
     /// out their timeouts together. Each still waits its full timeout, its
     /// far end is still asked for its own nonce, and the frames on the
     /// wires are tied to it by [`Action::probe_target`].
@@ -524,7 +532,7 @@ impl Action {
                 | Action::Udp { .. }
                 | Action::EncryptedDns { .. }
                 | Action::Ping { .. }
-        ) && self.expectation() == Some(&Expect::Fail)
+        ) && matches!(self.expectation(), Some(Expect::Fail | Expect::Any))
     }
 
     /// Where a probe goes: the address and, except for ping, the port.
@@ -576,7 +584,7 @@ impl Scenario {
             total += match &s.action {
                 _ if silent && previous_silent => Duration::ZERO,
                 Action::Browse { .. } => BROWSE,
-                a if a.expectation() == Some(&Expect::Fail) => probe_timeout,
+                a if matches!(a.expectation(), Some(Expect::Fail | Expect::Any)) => probe_timeout,
                 Action::TorrentAnnounce {
                     expect: Expect::Fail,
                     ..

@@ -108,6 +108,11 @@ fn bad_values_are_named_at_their_position() {
         (
             "action = \"dns\"\nfrom = \"gw\"\nserver = \"10.64.0.1:53\"\nexpect = \"seen-as 1.2.3.4\"",
             "7:10",
+            "expects \"answer\", \"fail\" or \"any\"",
+        ),
+        (
+            "action = \"forwarded-port\"\nvia = \"exit\"\nexpect = \"any\"",
+            "6:10",
             "expects \"answer\" or \"fail\"",
         ),
         (
