@@ -4,17 +4,15 @@
 //! its own, its answer checked for the question asked.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
 
 use super::pending::response_question;
 use super::question::Question;
-use super::transport::{SetupError, UpstreamError, connect_tls};
+use super::transport::{SetupError, TlsClient, UpstreamError};
 
 /// The content type of a DNS message (RFC 8484 6).
 const DNS_MESSAGE: &str = "application/dns-message";
@@ -26,9 +24,8 @@ type Open = (u64, SendRequest<Full<Bytes>>);
 /// The DoH upstream's connections.
 pub struct Doh {
     servers: Vec<SocketAddr>,
-    name: ServerName<'static>,
     uri: hyper::Uri,
-    connector: tokio_rustls::TlsConnector,
+    tls: TlsClient,
     /// Per server: the open connection, if any.
     conns: Vec<tokio::sync::Mutex<Option<Open>>>,
     opened: std::sync::atomic::AtomicU64,
@@ -41,26 +38,19 @@ impl Doh {
         servers: &[SocketAddr],
         server_name: &str,
         path: &str,
-        mut tls: rustls::ClientConfig,
+        tls: rustls::ClientConfig,
     ) -> Result<Doh, SetupError> {
-        let name = ServerName::try_from(server_name.to_string()).map_err(|source| {
-            SetupError::ServerName {
-                name: server_name.to_string(),
-                source,
-            }
-        })?;
+        let tls = TlsClient::new(server_name, tls, b"h2")?;
         let uri = format!("https://{server_name}{path}")
             .parse()
             .map_err(|source| SetupError::DohUrl {
                 url: format!("https://{server_name}{path}"),
                 source,
             })?;
-        tls.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Doh {
             servers: servers.to_vec(),
-            name,
             uri,
-            connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            tls,
             conns: servers.iter().map(|_| Default::default()).collect(),
             opened: Default::default(),
         })
@@ -77,7 +67,7 @@ impl Doh {
         }
         *slot = None;
         let server = self.servers[idx];
-        let tls = connect_tls(&self.connector, &self.name, server).await?;
+        let tls = self.tls.connect(server).await?;
         let (sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                 .await

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::{Pending, Taken};
 use super::question::Question;
-use super::transport::{SetupError, UpstreamError, connect_tls, random_id};
+use super::transport::{SetupError, TlsClient, UpstreamError, random_id};
 
 /// Queries waiting on one connection, at most.
 const MAX_WAITING: usize = 4096;
@@ -146,8 +145,7 @@ async fn write(
 /// The DoT upstream's connections.
 pub struct Dot {
     servers: Vec<SocketAddr>,
-    name: ServerName<'static>,
-    connector: tokio_rustls::TlsConnector,
+    tls: TlsClient,
     conns: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
 }
 
@@ -156,19 +154,11 @@ impl Dot {
     pub fn new(
         servers: &[SocketAddr],
         server_name: &str,
-        mut tls: rustls::ClientConfig,
+        tls: rustls::ClientConfig,
     ) -> Result<Dot, SetupError> {
-        let name = ServerName::try_from(server_name.to_string()).map_err(|source| {
-            SetupError::ServerName {
-                name: server_name.to_string(),
-                source,
-            }
-        })?;
-        tls.alpn_protocols = vec![b"dot".to_vec()];
         Ok(Dot {
             servers: servers.to_vec(),
-            name,
-            connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            tls: TlsClient::new(server_name, tls, b"dot")?,
             conns: servers.iter().map(|_| Default::default()).collect(),
         })
     }
@@ -184,7 +174,7 @@ impl Dot {
         }
         *slot = None;
         let server = self.servers[idx];
-        let tls = connect_tls(&self.connector, &self.name, server).await?;
+        let tls = self.tls.connect(server).await?;
         let (r, w) = tokio::io::split(tls);
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = Conn::new(tx);

@@ -99,22 +99,48 @@ pub(crate) async fn connect_tcp(
     socket.connect(server).await.map_err(io("connecting"))
 }
 
-/// A marked TCP connection to `server`, then a TLS handshake with it as
-/// `name`: how DoT and DoH open their kept connections.
-pub(crate) async fn connect_tls(
-    connector: &tokio_rustls::TlsConnector,
-    name: &rustls::pki_types::ServerName<'static>,
-    server: SocketAddr,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, UpstreamError> {
-    let tcp = connect_tcp(server).await?;
-    connector
-        .connect(name.clone(), tcp)
-        .await
-        .map_err(|source| UpstreamError::Io {
-            server,
-            what: "the TLS handshake",
-            source,
+/// How DoT and DoH open their kept connections: a marked TCP connection,
+/// then a TLS handshake checking the server's certificate for one name.
+pub(crate) struct TlsClient {
+    name: rustls::pki_types::ServerName<'static>,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl TlsClient {
+    /// `tls` checks the certificate for `server_name`, speaking `alpn`.
+    pub(crate) fn new(
+        server_name: &str,
+        mut tls: rustls::ClientConfig,
+        alpn: &[u8],
+    ) -> Result<TlsClient, SetupError> {
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|source| {
+                SetupError::ServerName {
+                    name: server_name.to_string(),
+                    source,
+                }
+            })?;
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        Ok(TlsClient {
+            name,
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)),
         })
+    }
+
+    pub(crate) async fn connect(
+        &self,
+        server: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, UpstreamError> {
+        let tcp = connect_tcp(server).await?;
+        self.connector
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(|source| UpstreamError::Io {
+                server,
+                what: "the TLS handshake",
+                source,
+            })
+    }
 }
 
 /// A random query ID.
