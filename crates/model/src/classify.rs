@@ -163,8 +163,7 @@ pub fn classify_with(policy: &LeakPolicy, frame: &[u8], nonces: &Nonces) -> Verd
         && let Some(n) = nonces.find(frame)
     {
         let mut summary = summary.clone();
-        let what = summary.to_string();
-        summary.note = Some(format!("{what}: probe nonce {n} in clear"));
+        summary.note = Some(format!("{summary}: probe nonce {n} in clear"));
         return Verdict::Leak { summary };
     }
     v
@@ -544,8 +543,18 @@ fn transport_inner(
     }
 
     let is_local = |ip: IpAddr| policy.local.contains(&ip);
-    if let Some(v) = tunnel(policy, s.clone(), payload, has_header && quoting) {
-        return v;
+    match tunnel(policy, &s, payload, has_header && quoting) {
+        Some(Ok(())) => {
+            return Verdict::Allowed {
+                reason: Reason::Tunnel,
+                summary: s,
+            };
+        }
+        Some(Err(why)) => {
+            s.note = Some(format!("{s}: {why}"));
+            return Verdict::Leak { summary: s };
+        }
+        None => {}
     }
     // Asking a router on the LAN to expose a dependent (NAT-PMP and PCP on
     // 5351, UPnP's SSDP discovery on 1900) would publish the home address:
@@ -569,35 +578,31 @@ fn transport_inner(
     }
 }
 
-/// The verdict on WireGuard between the gateway side and the endpoint, if
-/// the packet goes between them on the endpoint's port. What the gateway
-/// side sends there is the tunnel only if it is WireGuard by its framing
-/// (TunnelCrack's ServerIP: any process may write there); `judge_framing`
-/// is false for a later fragment or a quoted header, which have none.
+/// Whether a packet between the gateway side and the endpoint's port is
+/// the tunnel (`Ok`) or not WireGuard (`Err`, why); `None` for any other
+/// packet. What the gateway side sends there is the tunnel only if it is
+/// WireGuard by its framing (TunnelCrack's ServerIP: any process may write
+/// there); `judge_framing` is false for a later fragment or a quoted
+/// header, which have none.
 fn tunnel(
     policy: &LeakPolicy,
-    mut s: Summary,
+    s: &Summary,
     payload: &[u8],
     judge_framing: bool,
-) -> Option<Verdict> {
+) -> Option<Result<(), String>> {
     let is_local = |ip: Option<IpAddr>| ip.is_some_and(|ip| policy.local.contains(&ip));
     let ep = Some(policy.endpoint.ip());
     let port = Some(policy.endpoint.port());
     let udp = s.proto == Proto::Udp;
     let wg_out = udp && is_local(s.src) && s.dst == ep && s.dport == port;
     let wg_in = udp && is_local(s.dst) && s.src == ep && s.sport == port;
-    if wg_out
-        && judge_framing
-        && let Err(why) = wireguard_framing(payload.get(8..).unwrap_or_default(), policy.tunnel_mtu)
-    {
-        let what = s.to_string();
-        s.note = Some(format!("{what}: {why}"));
-        return Some(Verdict::Leak { summary: s });
+    if wg_out && judge_framing {
+        return Some(wireguard_framing(
+            payload.get(8..).unwrap_or_default(),
+            policy.tunnel_mtu,
+        ));
     }
-    (wg_out || wg_in).then_some(Verdict::Allowed {
-        reason: Reason::Tunnel,
-        summary: s,
-    })
+    (wg_out || wg_in).then_some(Ok(()))
 }
 
 /// NAT-PMP's and PCP's port at a router (RFC 6886, RFC 6887).
@@ -709,16 +714,13 @@ mod tests {
         m
     }
 
+    /// An Ethernet frame with an IPv4 UDP datagram.
+    fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        eth(0x0800, &ipv4(src, dst, 17, &udp(sport, dport, payload)))
+    }
+
     fn to_endpoint(payload: &[u8]) -> Vec<u8> {
-        eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 2],
-                [203, 0, 113, 10],
-                17,
-                &udp(40000, 51820, payload),
-            ),
-        )
+        udp4([172, 21, 0, 2], [203, 0, 113, 10], 40000, 51820, payload)
     }
 
     #[test]
@@ -830,15 +832,7 @@ mod tests {
         let v = classify_with(&policy(), &to_endpoint(&wg(4, 64)), &nonces);
         assert!(!v.is_leak(), "{v:?}");
         // To an allowed subnet a nonce is expected (a probe of the LAN).
-        let lan = eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 2],
-                [172, 20, 0, 10],
-                17,
-                &udp(40000, 9, b"0123456789ab"),
-            ),
-        );
+        let lan = udp4([172, 21, 0, 2], [172, 20, 0, 10], 40000, 9, b"0123456789ab");
         assert!(!classify_with(&policy(), &lan, &nonces).is_leak());
         assert!(Nonces::new([""]).is_empty());
         assert_eq!(nonces.len(), 2);
@@ -847,14 +841,12 @@ mod tests {
     #[test]
     fn wireguard_to_the_endpoint_is_allowed_both_ways() {
         let out = to_endpoint(&wg(1, 148));
-        let back = eth(
-            0x0800,
-            &ipv4(
-                [203, 0, 113, 10],
-                [172, 21, 0, 2],
-                17,
-                &udp(51820, 40000, &[2, 0, 0, 0]),
-            ),
+        let back = udp4(
+            [203, 0, 113, 10],
+            [172, 21, 0, 2],
+            51820,
+            40000,
+            &[2, 0, 0, 0],
         );
         for f in [out, back] {
             assert!(matches!(
@@ -869,15 +861,7 @@ mod tests {
 
     #[test]
     fn udp_to_the_endpoint_on_another_port_is_a_leak() {
-        let f = eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 2],
-                [203, 0, 113, 10],
-                17,
-                &udp(40000, 51821, &[]),
-            ),
-        );
+        let f = udp4([172, 21, 0, 2], [203, 0, 113, 10], 40000, 51821, &[]);
         assert!(classify(&policy(), &f).is_leak());
     }
 
@@ -926,36 +910,18 @@ mod tests {
     #[test]
     fn asking_a_lan_router_for_a_port_mapping_is_a_leak_even_to_an_allowed_subnet() {
         // 172.21.0.0/16 is allowed; a PCP/NAT-PMP request to its router is not.
-        let pcp = eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 2],
-                [172, 21, 0, 1],
-                17,
-                &udp(42170, PCP_PORT, &[2; 60]),
-            ),
-        );
+        let pcp = udp4([172, 21, 0, 2], [172, 21, 0, 1], 42170, PCP_PORT, &[2; 60]);
         assert!(classify(&policy(), &pcp).is_leak());
-        let ssdp = eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 2],
-                [239, 255, 255, 250],
-                17,
-                &udp(50000, SSDP_PORT, b"M-SEARCH * HTTP/1.1\r\n"),
-            ),
+        let ssdp = udp4(
+            [172, 21, 0, 2],
+            [239, 255, 255, 250],
+            50000,
+            SSDP_PORT,
+            b"M-SEARCH * HTTP/1.1\r\n",
         );
         assert!(classify(&policy(), &ssdp).is_leak());
         // The router's own announcements arriving are not the gateway's doing.
-        let arriving = eth(
-            0x0800,
-            &ipv4(
-                [172, 21, 0, 1],
-                [172, 21, 0, 2],
-                17,
-                &udp(PCP_PORT, 42170, &[2; 60]),
-            ),
-        );
+        let arriving = udp4([172, 21, 0, 1], [172, 21, 0, 2], PCP_PORT, 42170, &[2; 60]);
         assert!(!classify(&policy(), &arriving).is_leak());
     }
 
