@@ -373,32 +373,24 @@ impl TryFrom<String> for Expect {
     }
 }
 
-/// An expectation that is "answer" or "fail" only.
+/// An expectation without "seen-as": "answer" or "fail", and with `ANY`
+/// also "any" (only the wires judge; the probes take it).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
-struct AnswerOrFail(Expect);
+struct NoSeenAs<const ANY: bool>(Expect);
 
-impl TryFrom<String> for AnswerOrFail {
+/// "answer" or "fail" only.
+type AnswerOrFail = NoSeenAs<false>;
+/// A probe's: "answer", "fail" or "any".
+type ProbeExpect = NoSeenAs<true>;
+
+impl<const ANY: bool> TryFrom<String> for NoSeenAs<ANY> {
     type Error = ValueError;
     fn try_from(s: String) -> Result<Self, ValueError> {
         match Expect::try_from(s)? {
-            Expect::SeenAs(_) | Expect::Any => Err(ValueError::AnswerOrFail),
-            e => Ok(AnswerOrFail(e)),
-        }
-    }
-}
-
-/// A probe's expectation: "answer", "fail" or "any" (only the wires judge).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "String")]
-struct ProbeExpect(Expect);
-
-impl TryFrom<String> for ProbeExpect {
-    type Error = ValueError;
-    fn try_from(s: String) -> Result<Self, ValueError> {
-        match Expect::try_from(s)? {
-            Expect::SeenAs(_) => Err(ValueError::AnswerFailOrAny),
-            e => Ok(ProbeExpect(e)),
+            Expect::SeenAs(_) if ANY => Err(ValueError::AnswerFailOrAny),
+            Expect::SeenAs(_) | Expect::Any if !ANY => Err(ValueError::AnswerOrFail),
+            e => Ok(NoSeenAs(e)),
         }
     }
 }

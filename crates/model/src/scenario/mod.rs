@@ -92,6 +92,14 @@ pub enum Expect {
     Any,
 }
 
+impl Expect {
+    /// Whether the probe may end without an answer (`fail` or `any`): it
+    /// may wait out its timeout, and it promises no frames on the wires.
+    pub fn may_go_unanswered(&self) -> bool {
+        matches!(self, Expect::Fail | Expect::Any)
+    }
+}
+
 /// What a probe must meet: its own answer-or-not, and which lab services
 /// must, and must not, have seen its nonce.
 #[derive(Debug, Clone, PartialEq)]
@@ -532,7 +540,7 @@ impl Action {
                 | Action::Udp { .. }
                 | Action::EncryptedDns { .. }
                 | Action::Ping { .. }
-        ) && matches!(self.expectation(), Some(Expect::Fail | Expect::Any))
+        ) && self.expectation().is_some_and(Expect::may_go_unanswered)
     }
 
     /// Where a probe goes: the address and, except for ping, the port.
@@ -584,7 +592,7 @@ impl Scenario {
             total += match &s.action {
                 _ if silent && previous_silent => Duration::ZERO,
                 Action::Browse { .. } => BROWSE,
-                a if matches!(a.expectation(), Some(Expect::Fail | Expect::Any)) => probe_timeout,
+                a if a.expectation().is_some_and(Expect::may_go_unanswered) => probe_timeout,
                 Action::TorrentAnnounce {
                     expect: Expect::Fail,
                     ..
