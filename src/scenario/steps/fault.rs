@@ -3,7 +3,7 @@
 //! routes bent around the tunnel, ...) and interference with the gateway's
 //! namespace from outside, as other software on the machine might.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -94,54 +94,45 @@ impl Runner<'_> {
     /// ::/1, 8000::/1) via the home router on the gateway's underlay, the
     /// tunnel left as it is: what TunnelVision's DHCP option 121 pushes.
     async fn split_routes_around_tunnel(&self) -> StepResult {
-        let mut log = StepLog::new();
-        let nl = log.harness(self.lab.nl(host::GW))?;
-        let nlerr = |source| LabError::Netlink {
-            host: host::GW.into(),
-            source,
-        };
-        let halves: [(&str, IpAddr); 4] = [
-            ("0.0.0.0/1", addr::HOME_GW_SIDE.into()),
-            ("128.0.0.0/1", addr::HOME_GW_SIDE.into()),
-            ("::/1", addr::HOME_GW_SIDE_V6.into()),
-            ("8000::/1", addr::HOME_GW_SIDE_V6.into()),
-        ];
-        for (net, via) in halves {
-            let net: IpNet = net.parse().expect("literal");
-            log.harness(nl.replace_route(net, Some(via), None).await.map_err(nlerr))?;
-        }
-        log.note("0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 now point at the home router on eth0 (the tunnel's routes untouched)");
-        Ok(log.pass())
+        self.routes_via_home(
+            &["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"],
+            "0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 now point at the home router on eth0 (the tunnel's routes untouched)",
+        )
+        .await
     }
 
     /// The gateway host's default routes (IPv4 and IPv6) point at the home
     /// router on its underlay instead of the tunnel.
     async fn route_around_tunnel(&self) -> StepResult {
+        self.routes_via_home(
+            &["0.0.0.0/0", "::/0"],
+            "default routes (IPv4 and IPv6) now point at the home router on eth0",
+        )
+        .await
+    }
+
+    /// Each of `nets` via the home router's address of its family on the
+    /// gateway's underlay (replacing a route there is one).
+    async fn routes_via_home(&self, nets: &[&str], done: &str) -> StepResult {
         let mut log = StepLog::new();
         let nl = log.harness(self.lab.nl(host::GW))?;
-        let nlerr = |source| LabError::Netlink {
-            host: host::GW.into(),
-            source,
-        };
-        log.harness(
-            nl.replace_route(
-                IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("net"),
-                Some(addr::HOME_GW_SIDE.into()),
-                None,
-            )
-            .await
-            .map_err(nlerr),
-        )?;
-        log.harness(
-            nl.replace_route(
-                IpNet::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0).expect("net"),
-                Some(addr::HOME_GW_SIDE_V6.into()),
-                None,
-            )
-            .await
-            .map_err(nlerr),
-        )?;
-        log.note("default routes (IPv4 and IPv6) now point at the home router on eth0");
+        for net in nets {
+            let net: IpNet = net.parse().expect("literal");
+            let via: IpAddr = if net.addr().is_ipv4() {
+                addr::HOME_GW_SIDE.into()
+            } else {
+                addr::HOME_GW_SIDE_V6.into()
+            };
+            log.harness(
+                nl.replace_route(net, Some(via), None)
+                    .await
+                    .map_err(|source| LabError::Netlink {
+                        host: host::GW.into(),
+                        source,
+                    }),
+            )?;
+        }
+        log.note(done);
         Ok(log.pass())
     }
 
