@@ -702,18 +702,26 @@ mod tests {
         assert!(matches!(e, ProfileError::NotRegular { .. }), "{e}");
     }
 
+    /// A compose file's first lines: a Gluetun service with a WireGuard
+    /// connection, its environment open for more.
+    const WIREGUARD_SERVICE: &str = "services:\n  gluetun:\n    image: qmcgaw/gluetun:latest\n    environment:\n      - VPN_SERVICE_PROVIDER=custom\n      - VPN_TYPE=wireguard\n      - WIREGUARD_PRIVATE_KEY=wOEI9rqqbDwnN8/Bpp22sVz48T71vJ4fYmFWujulwUU=\n      - WIREGUARD_PUBLIC_KEY=PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLI=\n      - WIREGUARD_ADDRESSES=10.2.0.2/32\n      - WIREGUARD_ENDPOINT_IP=198.51.100.200\n      - WIREGUARD_ENDPOINT_PORT=51820\n";
+
+    /// `text` as a compose file in a fresh folder (kept while it lives).
+    fn compose(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("compose.yml");
+        std::fs::write(&c, text).unwrap();
+        (dir, c)
+    }
+
     /// A public range in FIREWALL_OUTBOUND_SUBNETS (TunnelCrack LocalNet)
     /// is a configuration finding, not a refusal: the lab plans without it
     /// and never sends there.
     #[test]
     fn a_public_outbound_subnet_is_a_finding_not_a_refusal() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = dir.path().join("compose.yml");
-        std::fs::write(
-            &c,
-            "services:\n  gluetun:\n    image: qmcgaw/gluetun:latest\n    environment:\n      - VPN_SERVICE_PROVIDER=custom\n      - VPN_TYPE=wireguard\n      - WIREGUARD_PRIVATE_KEY=wOEI9rqqbDwnN8/Bpp22sVz48T71vJ4fYmFWujulwUU=\n      - WIREGUARD_PUBLIC_KEY=PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLI=\n      - WIREGUARD_ADDRESSES=10.2.0.2/32\n      - WIREGUARD_ENDPOINT_IP=198.51.100.200\n      - WIREGUARD_ENDPOINT_PORT=51820\n      - FIREWALL_OUTBOUND_SUBNETS=192.168.1.0/24,8.8.8.0/24\n",
-        )
-        .unwrap();
+        let (_dir, c) = compose(&format!(
+            "{WIREGUARD_SERVICE}      - FIREWALL_OUTBOUND_SUBNETS=192.168.1.0/24,8.8.8.0/24\n"
+        ));
         let p = Profile::from_compose(&c, None).unwrap_or_else(|e| panic!("{e}"));
         let f: Vec<String> = p
             .config_findings
@@ -745,13 +753,9 @@ mod tests {
     /// noted with what the gateway will say about them.
     #[test]
     fn a_compose_file_with_todays_names_is_taken() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = dir.path().join("compose.yml");
-        std::fs::write(
-            &c,
-            "services:\n  gluetun:\n    image: qmcgaw/gluetun:latest\n    environment:\n      - VPN_SERVICE_PROVIDER=custom\n      - VPN_TYPE=wireguard\n      - WIREGUARD_PRIVATE_KEY=wOEI9rqqbDwnN8/Bpp22sVz48T71vJ4fYmFWujulwUU=\n      - WIREGUARD_PUBLIC_KEY=PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLI=\n      - WIREGUARD_ADDRESSES=10.2.0.2/32\n      - WIREGUARD_ENDPOINT_IP=198.51.100.200\n      - WIREGUARD_ENDPOINT_PORT=51820\n      - DNS_SERVER=on\n      - DNS_UPSTREAM_RESOLVER_TYPE=DoT\n      - DNS_UPSTREAM_RESOLVERS=cloudflare,quad9\n      - DNS_UPSTREAM_PLAIN_ADDRESSES=10.2.0.1:53\n      - DNS_UPSTREAM_IPV6=off\n      - DNS_BLOCK_IPS=192.0.2.66\n      - DNS_UPDATE_PERIOD=24h\n      - DNS_KEEP_NAMESERVER=off\n      - DOT=on\n      - HEALTH_VPN_DURATION_INITIAL=10s\n      - HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE={}\n      - VPN_UP_COMMAND=echo up\n      - FIREWALL_IPTABLES_LOG_LEVEL=info\n      - VPN_PORT_FORWARDING_LISTENING_PORTS=0\n      - PUBLICIP_ENABLED=off\n",
-        )
-        .unwrap();
+        let (_dir, c) = compose(&format!(
+            "{WIREGUARD_SERVICE}      - DNS_SERVER=on\n      - DNS_UPSTREAM_RESOLVER_TYPE=DoT\n      - DNS_UPSTREAM_RESOLVERS=cloudflare,quad9\n      - DNS_UPSTREAM_PLAIN_ADDRESSES=10.2.0.1:53\n      - DNS_UPSTREAM_IPV6=off\n      - DNS_BLOCK_IPS=192.0.2.66\n      - DNS_UPDATE_PERIOD=24h\n      - DNS_KEEP_NAMESERVER=off\n      - DOT=on\n      - HEALTH_VPN_DURATION_INITIAL=10s\n      - HTTP_CONTROL_SERVER_AUTH_DEFAULT_ROLE={{}}\n      - VPN_UP_COMMAND=echo up\n      - FIREWALL_IPTABLES_LOG_LEVEL=info\n      - VPN_PORT_FORWARDING_LISTENING_PORTS=0\n      - PUBLICIP_ENABLED=off\n"
+        ));
         let p = Profile::from_compose(&c, None).unwrap_or_else(|e| panic!("{e}"));
         let u = p.user.as_ref().unwrap();
         assert!(

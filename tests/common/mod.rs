@@ -200,6 +200,10 @@ impl TestLab {
     }
 }
 
+/// The built-in gateway's kill switch removed (both of its tables).
+pub const FLUSH_KILL_SWITCH: &str =
+    "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
+
 /// Damage to the gateway done from outside, once it has set itself up: the
 /// tests that prove a scenario can fail. It becomes an `interfere` step of
 /// the scenario (the production runner has no test hooks).

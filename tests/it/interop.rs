@@ -49,7 +49,7 @@ async fn the_gateway_works_against_a_wireguard_go_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_kill_switch_is_still_caught_with_a_wireguard_go_provider() {
     let tamper = Tamper {
-        nft: Some("delete table inet leakhound\ndelete table netdev leakhound_egress\n".into()),
+        nft: Some(crate::common::FLUSH_KILL_SWITCH.into()),
         ..Default::default()
     };
     let r = run(&["killswitch-tunnel-down"], Some(tamper)).await;

@@ -277,20 +277,31 @@ async fn dot_server(
     conns
 }
 
+/// The gateway's resolver with a DoT upstream: [`dot_server`] (`per`,
+/// `mute_first`), its CA in a file (kept while the folder lives); the
+/// server's connection count.
+async fn over_tls(
+    per: usize,
+    mute_first: bool,
+) -> (tempfile::TempDir, Arc<AtomicUsize>, dns::DnsService) {
+    let tls = leakhound::lab::tls::LabTls::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let conns = dot_server(&tls, per, mute_first).await;
+    let up = leakhound::gateway::config::Upstream::Tls {
+        servers: vec![format!("{UPSTREAM}:853").parse().unwrap()],
+        server_name: "dns.provider.lab".into(),
+        ca_file: Some(ca),
+    };
+    let service = dns::start(&up, 64, DnsPolicy::default()).await.unwrap();
+    (dir, conns, service)
+}
+
 #[test]
 fn over_tls_queries_share_a_kept_connection_opened_again_when_the_server_closes_it() {
     in_scratch(|| async {
-        let tls = leakhound::lab::tls::LabTls::generate().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, &tls.ca_pem).unwrap();
-        let conns = dot_server(&tls, 40, false).await;
-        let up = leakhound::gateway::config::Upstream::Tls {
-            servers: vec![format!("{UPSTREAM}:853").parse().unwrap()],
-            server_name: "dns.provider.lab".into(),
-            ca_file: Some(ca),
-        };
-        let service = dns::start(&up, 64, DnsPolicy::default()).await.unwrap();
+        let (_ca, conns, service) = over_tls(40, false).await;
         // 16 at a time, 96 in all: pipelined on a connection, which the
         // server closes after 40 answers, queries in flight on it or not
         // (those are asked again on a new one).
@@ -316,17 +327,7 @@ fn over_tls_queries_share_a_kept_connection_opened_again_when_the_server_closes_
 #[test]
 fn over_tls_a_connection_that_stays_silent_is_dropped_and_the_query_asked_on_a_new_one() {
     in_scratch(|| async {
-        let tls = leakhound::lab::tls::LabTls::generate().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, &tls.ca_pem).unwrap();
-        let conns = dot_server(&tls, 100, true).await;
-        let up = leakhound::gateway::config::Upstream::Tls {
-            servers: vec![format!("{UPSTREAM}:853").parse().unwrap()],
-            server_name: "dns.provider.lab".into(),
-            ca_file: Some(ca),
-        };
-        let service = dns::start(&up, 64, DnsPolicy::default()).await.unwrap();
+        let (_ca, conns, service) = over_tls(100, true).await;
         let started = std::time::Instant::now();
         let m = ask("silent.tls.lab.", 1).await;
         assert_eq!(addrs(&m), vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);

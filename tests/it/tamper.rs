@@ -4,12 +4,9 @@
 //! scenario reports the fault, with the leaked packets named in the JUnit
 //! failure. No fault switch exists inside the gateway. Needs root.
 
-use crate::common::{Tamper, TestLab, builtin, tampered};
+use crate::common::{FLUSH_KILL_SWITCH, Tamper, TestLab, builtin, tampered};
 use leakhound::report::junit;
 use leakhound::scenario::runner::ScenarioResult;
-
-const FLUSH_KILL_SWITCH: &str =
-    "delete table inet leakhound\ndelete table netdev leakhound_egress\n";
 
 async fn run_tampered(name: &str, tamper: Tamper) -> (ScenarioResult, String) {
     run_with(name, Some(tamper), &[]).await
