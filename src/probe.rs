@@ -45,29 +45,48 @@ async fn within<T>(
         .map_err(|_| ProbeError::Timeout(timeout))?
 }
 
-/// A fresh nonce: 12 lowercase hex digits, remembered ([`nonces`]) so the
-/// capture's judge can find it in clear on a wire.
+/// A fresh nonce: 12 lowercase hex digits, remembered ([`nonces_since`])
+/// so the capture's judge can find it in clear on a wire.
 pub fn nonce() -> String {
     let n = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
     let mut issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
-    if issued.len() == MAX_REMEMBERED {
+    if issued.recent.len() == MAX_REMEMBERED {
         // A long soak: the oldest are long judged.
-        issued.drain(..MAX_REMEMBERED / 2);
+        issued.recent.pop_front();
+        issued.forgotten += 1;
     }
-    issued.push(n.clone());
+    issued.recent.push_back(n.clone());
     n
 }
 
 /// The nonces remembered at most (a soak's run issues many).
-const MAX_REMEMBERED: usize = 200_000;
+const MAX_REMEMBERED: usize = 100_000;
 
-static ISSUED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// The nonces issued so far: how many were forgotten, then the rest.
+struct Issued {
+    forgotten: u64,
+    recent: std::collections::VecDeque<String>,
+}
 
-/// Every nonce this process issued (the newest [`MAX_REMEMBERED`]), as a
-/// matcher for captured bytes.
-pub fn nonces() -> crate::model::classify::Nonces {
+static ISSUED: std::sync::Mutex<Issued> = std::sync::Mutex::new(Issued {
+    forgotten: 0,
+    recent: std::collections::VecDeque::new(),
+});
+
+/// How many nonces were issued so far: a mark for [`nonces_since`].
+pub fn nonce_mark() -> u64 {
     let issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
-    crate::model::classify::Nonces::new(issued.iter())
+    issued.forgotten + issued.recent.len() as u64
+}
+
+/// The nonces issued since `mark` (a scenario's own), as a matcher for
+/// captured bytes.
+pub fn nonces_since(
+    mark: u64,
+) -> Result<crate::model::classify::Nonces, crate::model::classify::NoncesError> {
+    let issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
+    let skip = usize::try_from(mark.saturating_sub(issued.forgotten)).unwrap_or(usize::MAX);
+    crate::model::classify::Nonces::new(issued.recent.iter().skip(skip))
 }
 
 /// The DNS name a probe with this nonce asks for.

@@ -404,7 +404,9 @@ fn judge_wire(
         // and the checks follow each other without a pause.
         Duration::ZERO,
         &[],
-        &crate::probe::nonces(),
+        // The audit's probes' nonces (a matcher too large to build leaves
+        // only the addresses to judge by).
+        &crate::probe::nonces_since(0).unwrap_or_default(),
     );
     for c in &mut wc {
         c.name = "no-leak".into();

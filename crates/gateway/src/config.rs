@@ -558,6 +558,17 @@ fn subnet_ports(env: &Env, var: &'static str) -> Result<Vec<SubnetPorts>> {
                     format!("host bits are set; did you mean {}?", subnet.trunc()),
                 ));
             }
+            // Its subnet joins the underlay's allowed ones (routes, the
+            // egress filter): a public one would open them to it.
+            if !is_local_subnet(&subnet) {
+                return Err(invalid(
+                    var,
+                    entry,
+                    format!(
+                        "{subnet} is not a local network (RFC 1918, link-local or IPv6 unique-local)"
+                    ),
+                ));
+            }
             let ports = ports(var, p).map_err(|e| match e {
                 ConfigError::Invalid { why, .. } => invalid(var, entry, why),
                 other => other,

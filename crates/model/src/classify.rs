@@ -169,6 +169,9 @@ pub fn classify_with(policy: &LeakPolicy, frame: &[u8], nonces: &Nonces) -> Verd
     v
 }
 
+/// Why the probes' nonces cannot be searched for.
+pub type NoncesError = aho_corasick::BuildError;
+
 /// The probes' nonces, to be found in captured bytes (one automaton for
 /// all of them).
 #[derive(Debug, Clone, Default)]
@@ -178,17 +181,20 @@ pub struct Nonces {
 }
 
 impl Nonces {
-    /// A matcher for `nonces`; empty strings are ignored.
-    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(nonces: I) -> Nonces {
+    /// A matcher for `nonces`; empty strings are ignored. It cannot be
+    /// built only past the automaton's size limits.
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(nonces: I) -> Result<Nonces, NoncesError> {
         let patterns: Vec<String> = nonces
             .into_iter()
             .map(|n| n.as_ref().to_string())
             .filter(|n| !n.is_empty())
             .collect();
-        let matcher = (!patterns.is_empty())
-            .then(|| aho_corasick::AhoCorasick::new(&patterns).ok())
-            .flatten();
-        Nonces { matcher, patterns }
+        let matcher = if patterns.is_empty() {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasick::new(&patterns)?)
+        };
+        Ok(Nonces { matcher, patterns })
     }
 
     /// The first nonce found in `bytes`.
@@ -211,9 +217,10 @@ impl Nonces {
 /// (initiation, 148 bytes), 2 (response, 92), 3 (cookie reply, 64) and 4
 /// (transport data: a 16-byte header, the padded plaintext, a 16-byte tag),
 /// each with three zero reserved bytes. A data message's plaintext is
-/// padded to a multiple of 16 bytes, or to the MTU when that is smaller
-/// (`tunnel_mtu`; unknown, any plaintext of at least 1,280 bytes, the
-/// smallest MTU an IPv6 tunnel has, may be unaligned).
+/// padded to a multiple of 16 bytes, or to the MTU when that is smaller:
+/// unaligned plaintext must be from 1,280 bytes (the smallest MTU an IPv6
+/// tunnel has) up to `tunnel_mtu` (any length when it is unknown), or
+/// exactly `tunnel_mtu` when that is smaller.
 ///
 /// A capture taken before segmentation sees a UDP GSO send whole: several
 /// data messages back to back, all of one size but the last, which may be
@@ -262,8 +269,12 @@ fn one_message(payload: &[u8], tunnel_mtu: Option<u16>) -> Result<(), String> {
         )),
         4 if len >= 32 => {
             let plain = len - 32;
-            let full = match tunnel_mtu {
-                Some(mtu) => plain == mtu as usize,
+            // Padded "to the MTU" is the route's MTU, which may be lower
+            // than the device's (kernel WireGuard): any unaligned length
+            // from 1,280 bytes (the least an IPv6 tunnel has) up to the
+            // tunnel's MTU, or exactly a smaller MTU.
+            let full = match tunnel_mtu.map(usize::from) {
+                Some(mtu) => plain == mtu || (1280..=mtu).contains(&plain),
                 None => plain >= 1280,
             };
             if plain.is_multiple_of(16) || full {
@@ -378,8 +389,8 @@ fn skip_ipv6_extensions(
 fn quoted_verdict(
     policy: &LeakPolicy,
     quoted: &[u8],
-    v6: bool,
-    unreachable: bool,
+    (v6, unreachable): (bool, bool),
+    to: IpAddr,
 ) -> Option<Verdict> {
     let (src, dst, proto, inner): (IpAddr, IpAddr, _, &[u8]) = if v6 {
         let ip = Ipv6Packet::new(quoted)?;
@@ -395,6 +406,11 @@ fn quoted_verdict(
             quoted.get(hl..)?,
         )
     };
+    // An error goes back to the quoted packet's sender; one sent elsewhere
+    // is no part of that flow (it could carry anything after its quote).
+    if src != to {
+        return None;
+    }
     // The quote holds only the first 8 bytes of the transport header: enough
     // for ports. No ICMP-in-ICMP.
     let v = transport_inner(policy, src, dst, proto, inner, inner.len() >= 8, false);
@@ -500,8 +516,8 @@ fn transport_inner(
                 && let Some(v) = quoted_verdict(
                     policy,
                     payload.get(8..).unwrap_or_default(),
-                    false,
-                    payload.first() == Some(&3),
+                    (false, payload.first() == Some(&3)),
+                    dst,
                 )
             {
                 return v.with_summary(s);
@@ -515,8 +531,8 @@ fn transport_inner(
                 && let Some(v) = quoted_verdict(
                     policy,
                     payload.get(8..).unwrap_or_default(),
-                    true,
-                    payload.first() == Some(&1),
+                    (true, payload.first() == Some(&1)),
+                    dst,
                 )
             {
                 return v.with_summary(s);
@@ -582,8 +598,10 @@ fn transport_inner(
 /// the tunnel (`Ok`) or not WireGuard (`Err`, why); `None` for any other
 /// packet. What the gateway side sends there is the tunnel only if it is
 /// WireGuard by its framing (TunnelCrack's ServerIP: any process may write
-/// there); `judge_framing` is false for a later fragment or a quoted
-/// header, which have none.
+/// there); `judge_framing` is false for a quoted header. Only a whole
+/// datagram is judged (its UDP length is what was captured): the first
+/// fragment of a larger one holds part of a message, and the fragments
+/// after it carry no ports, so they never count as the tunnel at all.
 fn tunnel(
     policy: &LeakPolicy,
     s: &Summary,
@@ -596,7 +614,10 @@ fn tunnel(
     let udp = s.proto == Proto::Udp;
     let wg_out = udp && is_local(s.src) && s.dst == ep && s.dport == port;
     let wg_in = udp && is_local(s.dst) && s.src == ep && s.sport == port;
-    if wg_out && judge_framing {
+    let whole = payload
+        .get(4..6)
+        .is_some_and(|l| usize::from(u16::from_be_bytes([l[0], l[1]])) == payload.len());
+    if wg_out && judge_framing && whole {
         return Some(wireguard_framing(
             payload.get(8..).unwrap_or_default(),
             policy.tunnel_mtu,
@@ -765,7 +786,7 @@ mod tests {
                 wg(4, 32 + 100),
                 "neither padded to 16 bytes nor the tunnel's MTU",
             ),
-            (wg(4, 32 + 1404 + 8), "neither padded"),
+            (wg(4, 32 + 1204), "neither padded"),
             (wg(5, 148), "message type 5"),
         ] {
             let v = classify(&policy(), &to_endpoint(&m));
@@ -805,10 +826,34 @@ mod tests {
     }
 
     #[test]
+    fn the_first_fragment_of_a_datagram_to_the_endpoint_is_not_judged_as_a_whole_message() {
+        // A UDP header saying 1,500 bytes in a first fragment of 100.
+        let mut part = udp(40000, 51820, &wg(4, 92));
+        part[4..6].copy_from_slice(&1500u16.to_be_bytes());
+        let mut ip = ipv4([172, 21, 0, 2], [203, 0, 113, 10], 17, &part);
+        ip[6] = 0x20; // more fragments
+        let v = classify(&policy(), &eth(0x0800, &ip));
+        assert!(
+            matches!(
+                v,
+                Verdict::Allowed {
+                    reason: Reason::Tunnel,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn an_unaligned_data_message_needs_the_mtu_or_at_least_1280_bytes_when_it_is_unknown() {
         assert!(wireguard_framing(&wg(4, 32 + 1420), Some(1420)).is_ok());
         assert!(wireguard_framing(&wg(4, 32 + 1421), Some(1420)).is_err());
         assert!(wireguard_framing(&wg(4, 32 + 1420), Some(1320)).is_err());
+        // Padded to a route's MTU below the device's (kernel WireGuard).
+        assert!(wireguard_framing(&wg(4, 32 + 1380), Some(1420)).is_ok());
+        assert!(wireguard_framing(&wg(4, 32 + 1000), Some(1000)).is_ok());
+        assert!(wireguard_framing(&wg(4, 32 + 1004), Some(1420)).is_err());
         assert!(wireguard_framing(&wg(4, 32 + 1300), None).is_ok());
         assert!(wireguard_framing(&wg(4, 32 + 1000), None).is_err());
         assert!(wireguard_framing(&wg(4, 32 + 1008), None).is_ok());
@@ -816,7 +861,7 @@ mod tests {
 
     #[test]
     fn a_probes_nonce_in_clear_is_a_leak_even_in_a_wireguard_frame() {
-        let nonces = Nonces::new(["0123456789ab", "ba9876543210"]);
+        let nonces = Nonces::new(["0123456789ab", "ba9876543210"]).unwrap();
         let mut m = wg(4, 32 + 32);
         m[20..32].copy_from_slice(b"ba9876543210");
         let v = classify_with(&policy(), &to_endpoint(&m), &nonces);
@@ -834,7 +879,7 @@ mod tests {
         // To an allowed subnet a nonce is expected (a probe of the LAN).
         let lan = udp4([172, 21, 0, 2], [172, 20, 0, 10], 40000, 9, b"0123456789ab");
         assert!(!classify_with(&policy(), &lan, &nonces).is_leak());
-        assert!(Nonces::new([""]).is_empty());
+        assert!(Nonces::new([""]).unwrap().is_empty());
         assert_eq!(nonces.len(), 2);
     }
 
@@ -1027,6 +1072,15 @@ mod tests {
                 ..
             }
         ));
+        // The same quote in an error sent elsewhere, with anything after
+        // it, is no part of the tunnel's flow.
+        let mut smuggled = icmp.clone();
+        smuggled.extend_from_slice(b"anything at all");
+        let f = eth(
+            0x0800,
+            &ipv4([172, 21, 0, 2], [192, 0, 2, 80], 1, &smuggled),
+        );
+        assert!(classify(&policy(), &f).is_leak());
         // "Unreachable" about a packet that merely arrived from the internet
         // is a refusal (it carries nothing of the gateway's)...
         let quoted = ipv4([192, 0, 2, 80], [172, 21, 0, 2], 6, &tcp_syn(80, 41000));

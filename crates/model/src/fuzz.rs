@@ -19,7 +19,11 @@ pub fn classify_frame(data: &[u8]) {
         allowed: vec!["172.21.0.0/16".parse().expect("literal")],
         tunnel_mtu: Some(1420),
     };
-    let _ = classify_with(&policy, data, &Nonces::new(["0123456789ab"]));
+    let _ = classify_with(
+        &policy,
+        data,
+        &Nonces::new(["0123456789ab"]).expect("literal"),
+    );
 }
 
 /// NAT-PMP messages (from the provider, or to the lab's server); whatever

@@ -62,6 +62,17 @@ impl Runner<'_> {
             .into_iter()
             .map(|(w, p)| (w.to_string(), p))
             .collect();
+        let nonces = crate::probe::nonces_since(run.nonces_from).unwrap_or_else(|e| {
+            // Without them a nonce in clear goes unseen: the harness says so.
+            run.cases.push(self.finish_case(
+                scn,
+                "the probes' nonces are searched for on the wires",
+                Outcome::error(format!("the nonces' matcher cannot be built: {e}")),
+                Duration::ZERO,
+                vec![],
+            ));
+            Default::default()
+        });
         let crate::model::verdict::Judged {
             leaks,
             cases: wire_cases,
@@ -73,7 +84,7 @@ impl Runner<'_> {
             &run.timeline,
             CLOCK_SKEW,
             &run.controls,
-            &crate::probe::nonces(),
+            &nonces,
         );
         for c in wire_cases {
             run.cases

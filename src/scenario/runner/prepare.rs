@@ -31,6 +31,7 @@ impl Runner<'_> {
         started: SystemTime,
         gw_log: PathBuf,
     ) -> InFlight<'s> {
+        let nonces_from = crate::probe::nonce_mark();
         let mut timeline = Timeline::new();
         timeline.mark(started, "setup");
         let mut captures = Vec::new();
@@ -75,6 +76,7 @@ impl Runner<'_> {
             evidence: Vec::new(),
             allowed,
             previous_mark: "setup".to_string(),
+            nonces_from,
             last_fault: None,
         };
         if let Err(e) = setup {

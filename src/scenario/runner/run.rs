@@ -71,6 +71,9 @@ pub(super) struct InFlight<'s> {
     pub(super) allowed: Vec<IpNet>,
     /// The timeline's mark before the current step.
     pub(super) previous_mark: String,
+    /// The probe nonces issued before the scenario began
+    /// ([`crate::probe::nonce_mark`]): the judge looks for the later ones.
+    pub(super) nonces_from: u64,
     /// The last fault or repair and when it was done: every later step
     /// says how long after it it finished (time to healthy, to traffic).
     pub(super) last_fault: Option<(&'s str, Instant)>,

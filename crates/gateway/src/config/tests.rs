@@ -960,3 +960,25 @@ fn an_outbound_subnet_covering_public_addresses_is_left_out_with_a_warning() {
     assert!(is_local_subnet(&"fe80::/64".parse().unwrap()));
     assert!(!is_local_subnet(&"100.64.0.0/10".parse().unwrap()));
 }
+
+#[test]
+fn a_subnet_port_for_a_public_subnet_is_refused() {
+    for v in [
+        "0.0.0.0/0=8080",
+        "192.0.2.0/24=8080",
+        "192.168.10.0/24=8080;8.8.8.0/24=53",
+    ] {
+        let e = GatewayConfig::from_env(with("FIREWALL_INPUT_SUBNET_PORTS", v))
+            .err()
+            .unwrap_or_else(|| panic!("{v} was taken"))
+            .to_string();
+        assert!(
+            e.contains("FIREWALL_INPUT_SUBNET_PORTS") && e.contains("is not a local network"),
+            "{v}: {e}"
+        );
+    }
+    assert!(
+        GatewayConfig::from_env(with("FIREWALL_INPUT_SUBNET_PORTS", "192.168.10.0/24=8080"))
+            .is_ok()
+    );
+}
