@@ -56,5 +56,6 @@ pub use leakhound_model as model;
 pub use leakhound_net::{errfmt, httpc, netlink, poll, rawsock, tunnel};
 pub mod report;
 pub mod scenario;
+pub mod spray;
 pub mod suite;
 pub mod target;

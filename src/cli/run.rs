@@ -120,6 +120,10 @@ pub(super) fn run_with(
         jobs: args.jobs,
         provider: args.provider,
         overrides,
+        fuzz: leakhound::scenario::runner::FuzzSettings {
+            seed: args.seed.unwrap_or_else(rand::random),
+            strict: args.strict,
+        },
         provenance,
         waivers,
         skips: SkipPolicy::new(args.fail_on_skip, args.allow_skip.clone()),
@@ -144,6 +148,17 @@ pub(super) fn run_with(
             "removed {} container(s) left by a killed run: {}",
             containers.len(),
             containers.join(", ")
+        );
+    }
+    let fuzzes = scenarios.iter().any(|s| {
+        s.steps
+            .iter()
+            .any(|st| matches!(st.action, leakhound::model::scenario::Action::Fuzz(_)))
+    });
+    if fuzzes && !args.quiet && !plan.json_lines {
+        eprintln!(
+            "leak fuzzer seed: {} (replay its sprays with --seed {})",
+            plan.fuzz.seed, plan.fuzz.seed
         );
     }
     let finished = rt.block_on(interruptible(&plan, &profile, targets, scenarios))?;

@@ -35,6 +35,8 @@ pub(crate) fn soak(args: SoakArgs) -> Result<Verdict> {
         service: None,
         env_file: None,
         dependents: DependentsKind::StandIn,
+        seed: None,
+        strict: false,
     };
     let specs = vec![TargetSpec {
         name: "builtin".into(),

@@ -96,6 +96,8 @@ pub struct Plan {
     pub provider: ProviderKind,
     /// Gateway variables for every scenario, applied last.
     pub overrides: BTreeMap<String, String>,
+    /// The leak fuzzer's seed and strictness.
+    pub fuzz: crate::scenario::runner::FuzzSettings,
     /// What is tested: the gateways pinned down, the run-wide variables.
     pub provenance: Provenance,
     /// The failures the user accepts.
@@ -336,6 +338,7 @@ async fn run_lanes(
                         plan.out.clone()
                     })
                     .env_overrides(overrides.clone())
+                    .fuzz(plan.fuzz)
                     .events(tx.clone())
                     .interrupt(interrupt.clone())
                     .holder(lane.holder.as_ref().map(|h| h.id().to_string()))

@@ -21,6 +21,7 @@ mod container;
 mod docs;
 mod findings;
 mod firewall;
+mod fuzzer;
 mod gateway_abuse;
 mod html_report;
 mod interop;

@@ -26,6 +26,8 @@
 //!   server.
 //! * [`userconf`]: the user's own configuration (a compose file's gateway
 //!   service, an env file) read into variables, ports and dependents.
+//! * [`spray`]: the leak fuzzer's seeded spray of packets, their bytes,
+//!   and which of them leaked.
 //! * [`verdict`]: result types, and the pure function from captured frames,
 //!   the step timeline and the wires' policies to leak records and cases.
 
@@ -36,6 +38,7 @@ pub mod fuzz;
 pub mod located;
 pub mod scenario;
 pub mod shard;
+pub mod spray;
 pub mod stats;
 pub mod targets;
 pub mod topology;

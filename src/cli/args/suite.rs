@@ -108,6 +108,17 @@ pub(crate) struct SuiteArgs {
     /// says when it is not).
     #[arg(long, value_enum, default_value_t = DependentsKind::Auto)]
     pub(crate) dependents: DependentsKind,
+    /// The leak fuzzer's seed (a number): every `fuzz` step's spray derives
+    /// from it, so a finding's seed replays the same packets. Default: a
+    /// fresh one, printed at the start of the run.
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+    /// The leak fuzzer's root-side findings (packets that got out with a
+    /// firewall mark, a socket bound to eth0 or a spoofed source: what only
+    /// root in the gateway's namespace can send) fail the scenario too.
+    /// Without it they are shown and do not fail.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]

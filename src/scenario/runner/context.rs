@@ -49,6 +49,28 @@ pub struct Runner<'a> {
     /// flight is abandoned and written as an error, the rest as skipped,
     /// and the scenario is still torn down and reported.
     pub interrupt: CancellationToken,
+    /// The leak fuzzer's seed and strictness for this run.
+    pub fuzz: FuzzSettings,
+}
+
+/// The leak fuzzer's settings for a run.
+#[derive(Debug, Clone, Copy)]
+pub struct FuzzSettings {
+    /// Every spray's seed derives from it (with the scenario's and the
+    /// step's names): `--seed` replays a run's sprays.
+    pub seed: u64,
+    /// The root side's findings fail the scenario too (`--strict`).
+    pub strict: bool,
+}
+
+impl Default for FuzzSettings {
+    /// A fresh seed, not strict.
+    fn default() -> Self {
+        FuzzSettings {
+            seed: rand::random(),
+            strict: false,
+        }
+    }
 }
 
 impl<'a> Runner<'a> {
@@ -73,6 +95,7 @@ impl<'a> Runner<'a> {
                 env_overrides: BTreeMap::new(),
                 events: None,
                 interrupt: CancellationToken::new(),
+                fuzz: FuzzSettings::default(),
             },
         }
     }
@@ -125,6 +148,12 @@ impl<'a> RunnerBuilder<'a> {
     /// a container target), if any.
     pub fn holder(mut self, holder: impl Into<Option<String>>) -> Self {
         self.runner.holder = holder.into();
+        self
+    }
+
+    /// The leak fuzzer's seed and strictness.
+    pub fn fuzz(mut self, fuzz: FuzzSettings) -> Self {
+        self.runner.fuzz = fuzz;
         self
     }
 

@@ -70,6 +70,7 @@ impl Runner<'_> {
     ) -> Option<Vec<(StepResult, Duration)>> {
         let upstream = st.provider_resolver;
         if let [one] = group {
+            st.step.clone_from(&one.name);
             let action = one.action.with_provider_resolver(upstream);
             tokio::select! {
                 r = self.step(st, &action) => Some(vec![(r, t.elapsed())]),

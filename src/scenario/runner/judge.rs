@@ -73,6 +73,14 @@ impl Runner<'_> {
             ));
             Default::default()
         });
+        // The root side's spray frames are judged apart (their own class).
+        let mut controls = run.controls.clone();
+        controls.extend(
+            run.st
+                .sprays
+                .iter()
+                .map(|s| s.spray.root_tag.as_bytes().to_vec()),
+        );
         let crate::model::verdict::Judged {
             leaks,
             cases: wire_cases,
@@ -83,13 +91,14 @@ impl Runner<'_> {
             &policies,
             &run.timeline,
             CLOCK_SKEW,
-            &run.controls,
+            &controls,
             &nonces,
         );
         for c in wire_cases {
             run.cases
                 .push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
+        self.judge_sprays(&mut run, &by_wire, &policies, &nonces);
         let traffic = crate::model::verdict::traffic(
             run.started,
             SystemTime::now(),
@@ -128,6 +137,63 @@ impl Runner<'_> {
             result: Box::new(result.clone()),
         });
         result
+    }
+
+    /// Each spray's two cases: what got out from the dependents' side
+    /// (a leak), and from the root side (shown; a failure only with
+    /// `--strict`).
+    fn judge_sprays(
+        &self,
+        run: &mut InFlight<'_>,
+        by_wire: &BTreeMap<String, Vec<Frame>>,
+        policies: &BTreeMap<String, LeakPolicy>,
+        nonces: &crate::model::classify::Nonces,
+    ) {
+        use crate::model::spray::{Side, leaked, report};
+        let scn = run.scn;
+        let replay = format!(
+            "leakhound run --only {} --seed {}",
+            scn.name, self.fuzz.seed
+        );
+        for s in std::mem::take(&mut run.st.sprays) {
+            let all = leaked(&s.spray, &scn.leak_wires, by_wire, policies, nonces);
+            let (root, dependent): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| {
+                s.spray
+                    .packets
+                    .get(usize::from(l.id))
+                    .is_some_and(|p| matches!(p.side, Side::Root(_)))
+            });
+            let judged = format!(
+                "{} packets, seed {:#018x}, judged on {}",
+                s.spray.packets.len(),
+                s.spray.seed,
+                scn.leak_wires.join(", ")
+            );
+            let outcome = match report(&s.spray, &dependent, &replay) {
+                None => Outcome::Passed,
+                Some((message, detail)) => fail(message, detail),
+            };
+            let name = format!("leak fuzzer: {}", s.step);
+            let case = self.finish_case(scn, &name, outcome, Duration::ZERO, vec![judged.clone()]);
+            run.cases.push(case);
+            let (outcome, log) = match report(&s.spray, &root, &replay) {
+                None => (Outcome::Passed, vec![judged]),
+                Some((message, detail)) if self.fuzz.strict => {
+                    (fail(message, detail), vec![judged])
+                }
+                Some((message, detail)) => (
+                    Outcome::Passed,
+                    vec![
+                        judged,
+                        format!("shown, not failing without --strict: {message}"),
+                        detail,
+                    ],
+                ),
+            };
+            let name = format!("leak fuzzer, root in the gateway namespace: {}", s.step);
+            run.cases
+                .push(self.finish_case(scn, &name, outcome, Duration::ZERO, log));
+        }
     }
 
     /// Each wire's capture as a pcap in the output folder (a file that

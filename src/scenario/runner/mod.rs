@@ -12,10 +12,12 @@ mod prepare;
 pub mod run;
 pub mod state;
 
-pub use context::{PROBE_TIMEOUT, Runner, RunnerBuilder, policies};
+pub use context::{FuzzSettings, PROBE_TIMEOUT, Runner, RunnerBuilder, policies};
 pub(crate) use context::{fail, run_file};
 pub use run::{CLOCK_SKEW, EVIDENCE, POSITIVE_CONTROL, STAYED_UP};
-pub use state::{AbortOnDrop, ExitCause, GatewayExit, GivenNzb, RunState, ScenarioSwarm, Storm};
+pub use state::{
+    AbortOnDrop, ExitCause, GatewayExit, GivenNzb, RunState, ScenarioSwarm, SprayRun, Storm,
+};
 
 pub use crate::model::verdict::{
     CaseResult, Event, LeakRecord, Outcome, ScenarioResult, format_leak,

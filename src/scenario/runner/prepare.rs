@@ -59,6 +59,8 @@ impl Runner<'_> {
             forwarded_task: None,
             unexpected_exit: None,
             readiness: Vec::new(),
+            step: String::new(),
+            sprays: Vec::new(),
         };
         let allowed = policies(&self.profile.allowed, None)
             .get(wire::GW)

@@ -92,7 +92,16 @@ impl Runner<'_> {
         self.emit(Event::ScenarioStarted {
             target: self.target.name().to_string(),
             name: scn.name.clone(),
-            cases: scn.steps.len() + scn.leak_wires.len() + gateway_cases + 2,
+            // Each fuzz step's spray is judged in two more cases.
+            cases: scn.steps.len()
+                + scn.leak_wires.len()
+                + gateway_cases
+                + 2
+                + 2 * scn
+                    .steps
+                    .iter()
+                    .filter(|s| matches!(s.action, crate::model::scenario::Action::Fuzz(_)))
+                    .count(),
         });
         let gw_log = self.out_dir.join(format!("{}-gateway.log", scn.name));
         let _ = std::fs::remove_file(&gw_log);

@@ -63,6 +63,16 @@ pub struct RunState<'s> {
     /// The readiness events of every gateway the scenario started (those
     /// that report them), each start's in turn.
     pub readiness: Vec<tokio::sync::watch::Receiver<Readiness>>,
+    /// The step running now (the leak fuzzer names its spray by it).
+    pub step: String,
+    /// The leak fuzzer's sprays so far, judged with the capture.
+    pub sprays: Vec<SprayRun>,
+}
+
+/// One `fuzz` step's spray, for the judge.
+pub struct SprayRun {
+    pub step: String,
+    pub spray: crate::model::spray::Spray,
 }
 
 impl RunState<'_> {

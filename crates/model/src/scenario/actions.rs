@@ -142,6 +142,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "CVE-2019-14899: a forged TCP SYN-ACK to the tunnel's address sent from a LAN-side host through the gateway's underlay; fail means nothing answered. Fields: from, target, expect."
     ),
     spec!(
+        "fuzz",
+        Fuzz,
+        "the leak fuzzer: a seeded spray from the gateway's namespace (TCP with every flag combination, UDP, ICMP and ICMPv6 types, other IP protocols, fragments, IPv4 options and IPv6 extension headers; to public, endpoint, LAN, multicast, broadcast, link-local and IPv4-mapped addresses; various TTLs and DSCP values), every frame judged by the leak classifier. The dependents' side uses what a container has (raw sockets, the kernel's source address); the root side adds marks, a socket bound to eth0 and spoofed sources, and is its own class (shown, failing only with --strict). A finding names the seed (replay with --seed) and the smallest packet that leaked. Fields: from (default gw), packets (default 2000, at most 65535), root (how many of them from the root side, default 500), time (the most it may take, default 1s)."
+    ),
+    spec!(
         "storm-start",
         Storm,
         "background traffic from a host (DNS to the ISP resolver, TCP to whoami, ICMP) until storm-stop. Fields: from."
@@ -660,6 +665,47 @@ impl StepFields for Synack {
             target: self.target.0,
             expect: self.expect.0,
         })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fuzz {
+    from: Option<String>,
+    packets: Option<usize>,
+    root: Option<usize>,
+    time: Option<Dur>,
+}
+
+impl StepFields for Fuzz {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        let packets = self.packets.unwrap_or(2000);
+        if !(1..=65_535).contains(&packets) {
+            return Err(field_err(
+                "packets",
+                format!("{packets} packets: a spray has 1 to 65535"),
+            ));
+        }
+        let root = self.root.unwrap_or(500.min(packets / 4));
+        if root > packets {
+            return Err(field_err(
+                "root",
+                format!("{root} from the root side, but the spray has {packets} packets"),
+            ));
+        }
+        let time = self.time.map_or(Duration::from_secs(1), |d| d.0);
+        if time.is_zero() || time > Duration::from_secs(600) {
+            return Err(field_err(
+                "time",
+                "a spray takes more than 0 s and at most 10 min",
+            ));
+        }
+        Ok(Action::Fuzz(super::FuzzSpec {
+            from: host(self.from.as_deref().unwrap_or("gw"), topo)?,
+            packets,
+            root,
+            time,
+        }))
     }
 }
 

@@ -196,6 +196,8 @@ pub enum Action {
         target: SocketAddr,
         expect: Expect,
     },
+    /// The leak fuzzer's spray ([`crate::spray`]).
+    Fuzz(FuzzSpec),
     /// Background traffic from a host (UDP to the ISP resolver, TCP to whoami,
     /// ICMP) until `storm-stop`.
     StormStart {
@@ -560,6 +562,18 @@ impl Action {
     }
 }
 
+/// A `fuzz` step: where the spray comes from and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzSpec {
+    pub from: String,
+    /// Packets in all.
+    pub packets: usize,
+    /// How many of them come from the root side.
+    pub root: usize,
+    /// The most the spray may take.
+    pub time: Duration,
+}
+
 impl Scenario {
     /// A scenario with no steps: only the gateway with the lab's
     /// configuration (`leakhound lab`, the benchmarks).
@@ -598,6 +612,7 @@ impl Scenario {
                     ..
                 } => probe_timeout,
                 Action::Fault(_) | Action::TorrentAdd | Action::NzbAdd => Duration::from_secs(1),
+                Action::Fuzz(f) => f.time,
                 Action::NzbWait {
                     expect: Expect::Fail,
                     ..
