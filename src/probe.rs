@@ -458,11 +458,12 @@ pub async fn inject_synack(
 /// Background traffic from a lab host: every few milliseconds a DNS query
 /// to the ISP resolver, a TCP connection attempt to whoami and a UDP
 /// datagram to the echo service, until cancelled. Returns the number of
-/// rounds sent.
+/// rounds sent; `first` gets the instant the first probe went out.
 pub async fn storm(
     ns: &Netns,
     cancel: tokio_util::sync::CancellationToken,
     progress: tokio::sync::watch::Sender<u64>,
+    first: std::sync::Arc<std::sync::OnceLock<std::time::Instant>>,
 ) -> Result<u64, ProbeError> {
     use crate::model::topology::addr;
     let dns_to = SocketAddr::new(addr::ISP_DNS.into(), 53);
@@ -487,6 +488,7 @@ pub async fn storm(
             crate::model::dns_query::a_query(&format!("storm{rounds}.probe.lab."))
         {
             let _ = udp.send_to(&wire, dns_to).await;
+            let _ = first.set(std::time::Instant::now());
         }
         let _ = udp
             .send_to(format!("storm{rounds}").as_bytes(), echo_to)

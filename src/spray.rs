@@ -53,10 +53,18 @@ impl Sent {
 
 /// Writes `spray` from `ns` (whose underlay device is `underlay`) until it
 /// is done or `time` has passed.
-pub fn send(ns: &Netns, spray: &Spray, underlay: &str, time: Duration) -> Result<Sent, NetnsError> {
+pub fn send(
+    ns: &Netns,
+    spray: &Spray,
+    underlay: &str,
+    time: Duration,
+) -> Result<Result<Sent, std::io::Error>, NetnsError> {
     let underlay = underlay.to_string();
     ns.run(move || {
         let mut s = Sockets::new(&underlay);
+        // Every socket the spray needs, first: one that cannot be made is
+        // the harness's problem, never a refusal by the gateway.
+        s.open_all(spray)?;
         let t0 = Instant::now();
         let deadline = t0 + time;
         let mut out = Sent::default();
@@ -71,7 +79,7 @@ pub fn send(ns: &Netns, spray: &Spray, underlay: &str, time: Duration) -> Result
             }
         }
         out.took = t0.elapsed();
-        out
+        Ok(out)
     })
 }
 
@@ -150,11 +158,32 @@ impl Sockets {
         found
     }
 
+    /// Opens the raw sockets of every side and trick the spray uses (and
+    /// checks the underlay exists).
+    fn open_all(&mut self, spray: &Spray) -> std::io::Result<()> {
+        if self.ifindex == 0 {
+            return Err(io_err(&format!("there is no device {}", self.underlay)));
+        }
+        for p in &spray.packets {
+            if p.shape == Shape::MappedSocket {
+                continue;
+            }
+            let trick = match p.side {
+                Side::Dependent => None,
+                Side::Root(t) => Some(t),
+            };
+            self.raw(p.dst.is_ipv6(), trick)?;
+        }
+        Ok(())
+    }
+
     fn raw(&mut self, v6: bool, trick: Option<RootTrick>) -> std::io::Result<&Socket> {
         let key = (v6, trick.filter(|t| !matches!(t, RootTrick::Spoof(_))));
         if !self.raw.contains_key(&key) {
             let sock = crate::rawsock::raw_socket(v6, Protocol::from(nix::libc::IPPROTO_RAW))?;
             sock.set_broadcast(true)?;
+            // A send never waits long: a full queue is a refusal.
+            sock.set_write_timeout(Some(Duration::from_millis(50)))?;
             match key.1 {
                 Some(RootTrick::Mark(m)) => sock.set_mark(m)?,
                 Some(RootTrick::BindUnderlay) => {

@@ -11,6 +11,10 @@
 #   wg-quick-gw.sh --no-killswitch     deliberately broken: no kill switch
 #   wg-quick-gw.sh --ipv4-killswitch   deliberately broken: IPv4 only, IPv6
 #                                      is left open
+#   --late-killswitch SECONDS          deliberately broken: the kill switch
+#                                      comes SECONDS after the start (what a
+#                                      slow start looks like to dependents
+#                                      that start with the gateway)
 #   --userspace PROGRAM                the userspace WireGuard to run instead
 #                                      of wireguard-go (started as
 #                                      `PROGRAM -f IFACE`, configured by wg
@@ -30,10 +34,14 @@ set -euo pipefail
 
 mode=full
 userspace=wireguard-go
+late=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-killswitch) mode=none ;;
     --ipv4-killswitch) mode=ipv4 ;;
+    --late-killswitch)
+      [ $# -ge 2 ] || { echo "wg-quick-gw: --late-killswitch needs seconds" >&2; exit 2; }
+      late=$2; shift ;;
     --userspace)
       [ $# -ge 2 ] || { echo "wg-quick-gw: --userspace needs a program" >&2; exit 2; }
       userspace=$2; shift ;;
@@ -58,6 +66,7 @@ vpn_input_ports=${FIREWALL_VPN_INPUT_PORTS:-}
 dns=${DNS_ADDRESS:-}
 keepalive=${WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL:-0}
 keepalive=${keepalive%s}
+fwmark=51820
 
 # The underlay path to the endpoint, before the tunnel takes the default route.
 route=$(ip -o route get "$endpoint")
@@ -89,7 +98,13 @@ killswitch() {
     echo "    type filter hook output priority 0; policy drop;"
     echo "    oifname \"lo\" accept"
     echo "    oifname \"$iface\" accept"
-    echo "    ip daddr $endpoint udp dport $port accept"
+    # Only the tunnel's own socket (its fwmark) may write to the endpoint:
+    # any other process could send plaintext there (TunnelCrack ServerIP,
+    # found by leakhound's fuzzer when this rule had no mark).
+    echo "    meta mark $fwmark ip daddr $endpoint udp dport $port accept"
+    # No port mapping requests to the home router (NAT-PMP/PCP, SSDP),
+    # though it is on the own subnet (leakhound's fuzzer found them).
+    echo "    udp dport { 1900, 5351 } drop"
     [ -n "$own_subnet" ] && echo "    ip daddr $own_subnet accept"
     # Replies to inbound connections on the input ports, and nothing else
     # established: a blanket "ct state established accept" here would let a
@@ -99,7 +114,9 @@ killswitch() {
     [ ${#v4_outbound[@]} -gt 0 ] && echo "    ip daddr { $(join "${v4_outbound[@]}") } accept"
     if [ "$family" = inet ]; then
       [ ${#v6_outbound[@]} -gt 0 ] && echo "    ip6 daddr { $(join "${v6_outbound[@]}") } accept"
-      echo "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept"
+      # Neighbour discovery on the link only: to any address it is a way
+      # out for a payload (leakhound's fuzzer found that).
+      echo "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } ip6 daddr { fe80::/10, ff02::/16 } accept"
     fi
     echo "  }"
     echo "  chain input {"
@@ -119,6 +136,10 @@ killswitch() {
     echo "}"
   } | nft -f -
 }
+if [ "$late" != 0 ]; then
+  echo "wg-quick-gw: the kill switch comes in $late s (deliberately broken)"
+  sleep "$late"
+fi
 case "$mode" in
   full) killswitch inet; echo "wg-quick-gw: kill switch (inet) in place" ;;
   ipv4) killswitch ip; echo "wg-quick-gw: kill switch (IPv4 only: deliberately broken)" ;;
@@ -141,6 +162,7 @@ for _ in $(seq 1 200); do
   sleep 0.01
 done
 [ -S "/var/run/wireguard/$iface.sock" ] || fail "$userspace did not create its socket"
+wg set "$iface" fwmark "$fwmark"
 peer=(peer "$WIREGUARD_PUBLIC_KEY" endpoint "$endpoint:$port" allowed-ips 0.0.0.0/0,::/0)
 [ "$keepalive" != 0 ] && peer+=(persistent-keepalive "$keepalive")
 if [ -n "${WIREGUARD_PRESHARED_KEY:-}" ]; then

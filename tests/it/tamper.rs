@@ -179,7 +179,7 @@ async fn killswitch_gateway_crash_fails_without_a_kill_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killswitch_startup_fails_when_startup_traffic_goes_around_the_tunnel() {
     let tamper = Tamper {
-        after_step: Some("the dependents start sending".into()),
+        after_step: Some("the gateway reports its kill switch closed".into()),
         ..flush_and_route_around()
     };
     let (r, xml) = run_tampered("killswitch-startup", tamper).await;

@@ -72,6 +72,55 @@ async fn the_correct_reference_gateway_leaks_nothing() {
     assert!(r[2].passed(), "ipv6-leak: {:#?}", r[2].failures());
 }
 
+/// A gateway that does not report its kill switch and closes it 1 s after
+/// it starts: the dependents send from its first instant, and the start's
+/// traffic leaks (the storm's first probe goes out within milliseconds of
+/// the exec, and the step says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_that_closes_its_kill_switch_late_fails_killswitch_startup() {
+    let r = run(
+        reference(&["--late-killswitch", "1"]),
+        &["killswitch-startup"],
+    )
+    .await;
+    let s = &r[0];
+    assert!(!s.errored(), "{:#?}", s.cases);
+    let start = "the gateway starts, and the dependents send from its first instant";
+    let case = s
+        .cases
+        .iter()
+        .find(|c| c.name == start)
+        .expect("start case");
+    assert!(
+        case.log
+            .iter()
+            .any(|l| l.contains("does not report its kill switch: the traffic started at once")),
+        "{:#?}",
+        case.log
+    );
+    assert!(
+        case.log
+            .iter()
+            .any(|l| l.starts_with("the first probe went out")
+                && l.ends_with("ms after the gateway's start")),
+        "{:#?}",
+        case.log
+    );
+    let f = failed_cases(s);
+    assert!(f.iter().any(|c| c == "no packet on gw is a leak"), "{f:#?}");
+    assert!(
+        f.iter().any(|c| c == "no packet on uplink is a leak"),
+        "{f:#?}"
+    );
+    assert!(
+        s.leaks.iter().any(|l| l.step == start
+            && l.wire == "uplink"
+            && l.packet.to_string().contains("-> 192.0.2.53:53")),
+        "{:#?}",
+        s.leaks
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reference_without_a_kill_switch_fails_with_the_leaks_named() {
     let r = run(

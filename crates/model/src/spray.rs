@@ -240,7 +240,14 @@ impl Gen<'_> {
             .filter(|(c, a)| *c != AddrClass::Mapped && v6.is_none_or(|v| a.is_ipv6() == v))
             .collect();
         if fits.is_empty() {
-            return (AddrClass::Public, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80)));
+            // The lab's whoami, in the family asked for.
+            return match v6 {
+                Some(true) => (
+                    AddrClass::Public,
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80)),
+                ),
+                _ => (AddrClass::Public, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80))),
+            };
         }
         self.pick(&fits)
     }
@@ -337,9 +344,12 @@ impl Gen<'_> {
             out.push(self.packet(c, d, L4::Icmp { ty, code: 0 }, Shape::Whole));
         }
         for ty in ICMPV6_TYPES {
-            let (c, mut d) = self.dst(Some(true));
+            let (mut c, mut d) = self.dst(Some(true));
             if link_housekeeping(ty, d) {
-                d = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80));
+                (c, d) = (
+                    AddrClass::Public,
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80)),
+                );
             }
             out.push(self.packet(c, d, L4::Icmpv6 { ty, code: 0 }, Shape::Whole));
         }
@@ -504,15 +514,21 @@ impl Spray {
                 if tag.is_empty() {
                     return None;
                 }
-                let at = frame.windows(tag.len()).position(|w| w == tag)?;
-                let rest = frame.get(at + tag.len()..at + tag.len() + 5)?;
-                if rest[0] != b'-' {
-                    return None;
-                }
-                let id = u16::from_str_radix(std::str::from_utf8(&rest[1..]).ok()?, 16).ok()?;
-                self.packets
-                    .get(usize::from(id))
-                    .filter(|p| matches!(p.side, Side::Root(_)) == root)
+                frame
+                    .windows(tag.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == tag)
+                    .find_map(|(at, _)| {
+                        let rest = frame.get(at + tag.len()..at + tag.len() + 5)?;
+                        if rest[0] != b'-' || !rest[1..].iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        let id =
+                            u16::from_str_radix(std::str::from_utf8(&rest[1..]).ok()?, 16).ok()?;
+                        self.packets
+                            .get(usize::from(id))
+                            .filter(|p| matches!(p.side, Side::Root(_)) == root)
+                    })
             })
     }
 
@@ -526,11 +542,15 @@ impl Spray {
         ids.into_iter()
             .filter_map(|id| self.packets.get(usize::from(id)))
             .min_by_key(|p| {
-                let len: usize = p
+                let mut len: usize = p
                     .datagrams(any_src(p), &self.marker(p.id))
                     .iter()
                     .map(Vec::len)
                     .sum();
+                if p.shape == Shape::MappedSocket {
+                    // The kernel adds the IPv4 and UDP headers.
+                    len += 28;
+                }
                 (len, p.side != Side::Dependent, p.id)
             })
     }
@@ -605,7 +625,10 @@ fn inet_checksum(parts: &[&[u8]]) -> u16 {
     for part in parts {
         for &b in *part {
             match odd.take() {
-                Some(hi) => sum += u32::from(u16::from_be_bytes([hi, b])),
+                Some(hi) => {
+                    sum += u32::from(u16::from_be_bytes([hi, b]));
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
                 None => odd = Some(b),
             }
         }
@@ -728,10 +751,11 @@ impl SprayPacket {
     pub fn datagrams(&self, src: IpAddr, marker: &[u8]) -> Vec<Vec<u8>> {
         let seg = self.segment(src, marker);
         if self.shape == Shape::MappedSocket {
-            return vec![seg[8..].to_vec()];
+            return vec![seg.get(8..).unwrap_or_default().to_vec()];
         }
         let split = 40.min(seg.len() / 8 * 8);
-        let frag_id = u32::from(self.id) | 0x4c48_0000;
+        // Never 0 (the kernel would replace it, fragment by fragment).
+        let frag_id = (u32::from(self.id) | 0x4c48_0000) ^ (self.tos as u32) << 8 | 1;
         match (self.dst, self.shape) {
             (IpAddr::V4(_), Shape::Fragments) => vec![
                 self.ipv4(src, &seg[..split], None, (true, 0), frag_id),
@@ -1113,6 +1137,12 @@ mod tests {
         assert!(s.find(b"..0123456789ab-zz00..").is_none());
         assert!(s.find(b"..0123456789ab-ffff..").is_none());
         assert!(s.find(b"..0123456789ab").is_none());
+        assert!(s.find(b"..0123456789ab-+003..").is_none());
+        // A broken first copy does not hide a whole later one.
+        assert_eq!(
+            s.find(b"0123456789ab-zz 0123456789ab-0002").map(|p| p.id),
+            Some(2)
+        );
         assert_eq!(s.find(b"..0123456789ab-0003..").map(|p| p.id), Some(3));
     }
 

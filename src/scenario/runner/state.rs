@@ -20,6 +20,8 @@ pub struct Storm {
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<u64, probe::ProbeError>>,
     pub rounds: tokio::sync::watch::Receiver<u64>,
+    /// When its first probe went out.
+    pub first: std::sync::Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 /// What a scenario's steps share while it runs.

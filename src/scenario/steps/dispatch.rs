@@ -33,6 +33,7 @@ impl Runner<'_> {
                 expect,
             } => self.synack_step(from, *target, expect).await,
             Action::DnsGarbage { from, server } => self.dns_garbage(st, from, *server).await,
+            Action::StartGatewayStorming { from } => self.start_gateway_storming(st, from).await,
             Action::Fuzz(spec) => self.fuzz_step(st, spec).await,
             Action::StormStart { from } => self.storm_start(st, from),
             Action::StormWait { rounds } => Ok(self.storm_wait(st, *rounds).await),

@@ -38,6 +38,7 @@ impl Runner<'_> {
                 .await
                 .map_err(|e| log.error(lab_err("fuzz", e)))?;
         let sent = log.harness(sent)?;
+        let sent = log.harness(sent.map_err(|e| lab_err("fuzz", e)))?;
         log.note(sent.summary());
         log.note("every frame it left is judged with the capture when the scenario ends");
         st.sprays.push(SprayRun {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::report::{StepLog, StepReport, lab_err};
+use super::report::{StepLog, StepReport, StepResult, lab_err};
 use crate::lab::LabError;
 use crate::model::scenario::Scenario;
 use crate::model::topology::{addr, host};
@@ -130,6 +130,83 @@ impl Runner<'_> {
         }
     }
 
+    /// `start-gateway` with `storm-from`: the gateway (stopped first if it
+    /// runs) starts, and the background traffic from `from` and the real
+    /// dependents start with it: at its report of a closed kill switch if
+    /// it makes one (bounded: 5 s), at once otherwise. Says how long after
+    /// the gateway's start (its exec; a container's start request) the
+    /// first probe went out.
+    pub(crate) async fn start_gateway_storming(
+        &self,
+        st: &mut RunState<'_>,
+        from: &str,
+    ) -> StepResult {
+        let mut log = StepLog::new();
+        if let Some(g) = st.gateway.take() {
+            g.stop().await;
+        }
+        st.handshakes_before = self.services.wg.status.borrow().handshakes;
+        let g = match self.spawn_gateway(st.env.clone(), &st.gw_log).await {
+            Ok(g) => g,
+            Err(e) => {
+                let exit = st.unexpected_exit.get_or_insert(GatewayExit {
+                    cause: ExitCause::NotStarted(e.into()),
+                    log_tail: tail(&st.gw_log, 20),
+                });
+                let why = exit.cause.to_string();
+                return Ok(log.fail_with(why, tail(&st.gw_log, 20)));
+            }
+        };
+        let exec = g.started();
+        st.readiness.extend(g.readiness());
+        let waited = match g.readiness() {
+            None => "it does not report its kill switch: the traffic started at once".to_string(),
+            Some(mut readiness) => {
+                let closed = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    readiness.wait_for(|r| r.kill_switch_closed().is_some()),
+                )
+                .await;
+                match closed.ok().and_then(|r| r.ok().and_then(|r| r.kill_switch_closed())) {
+                    Some(at) => format!(
+                        "it reported its kill switch closed {:.1} ms after its start; the traffic started then",
+                        ms(at.saturating_duration_since(exec))
+                    ),
+                    None => "it reports its kill switch but did not within 5 s: the traffic started anyway".into(),
+                }
+            }
+        };
+        st.gateway = Some(g);
+        let started = self.storm_start(st, from)?;
+        if let Some(apps) = &self.services.apps {
+            apps.resume();
+            log.note("the real dependents go on");
+        }
+        log.note(waited);
+        for l in started.log {
+            log.note(l);
+        }
+        let first = match st.storm.as_mut() {
+            Some(storm) => {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    storm.rounds.wait_for(|n| *n >= 2),
+                )
+                .await;
+                storm.first.get().copied()
+            }
+            None => None,
+        };
+        match first {
+            Some(t) => log.note(format!(
+                "the first probe went out {:.1} ms after the gateway's start",
+                ms(t.saturating_duration_since(exec))
+            )),
+            None => log.problem("the background traffic sent nothing within 1 s"),
+        }
+        Ok(log.judge())
+    }
+
     async fn spawn_gateway(
         &self,
         env: std::collections::BTreeMap<String, String>,
@@ -159,6 +236,10 @@ impl Runner<'_> {
             .await
             .map_err(|e| lab_err("gateway", crate::errfmt::chain(&*e)))
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Writes a WireGuard key file as a provider's API (or an operator) would:

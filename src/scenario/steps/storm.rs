@@ -19,11 +19,14 @@ impl Runner<'_> {
         let ns = log.harness(crate::lab::netns::Netns::open(ns.name()))?;
         let c = cancel.clone();
         let (tx, rounds) = tokio::sync::watch::channel(0);
-        let task = tokio::spawn(async move { probe::storm(&ns, c, tx).await });
+        let first = std::sync::Arc::new(std::sync::OnceLock::new());
+        let f = first.clone();
+        let task = tokio::spawn(async move { probe::storm(&ns, c, tx, f).await });
         st.storm = Some(Storm {
             cancel,
             task,
             rounds,
+            first,
         });
         log.note(format!("background traffic from {from} started"));
         Ok(log.pass())

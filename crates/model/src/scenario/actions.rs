@@ -254,8 +254,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     ),
     spec!(
         "start-gateway",
-        NoFields,
-        "start a (new) gateway with the scenario's variables."
+        StartGateway,
+        "start a (new) gateway with the scenario's variables. Fields: storm-from (a host: its background traffic, as storm-start's, and the real dependents start with the gateway: at the moment it reports its kill switch closed for a gateway that reports it, at its first instant (exec, or the container's start) for any other; the step prints how long after that the first probe went out)."
     ),
     spec!(
         "provider-down",
@@ -706,6 +706,23 @@ impl StepFields for Fuzz {
             root,
             time,
         }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StartGateway {
+    storm_from: Option<String>,
+}
+
+impl StepFields for StartGateway {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(match self.storm_from {
+            None => Action::Fault(super::Fault::StartGateway),
+            Some(from) => Action::StartGatewayStorming {
+                from: host(&from, topo)?,
+            },
+        })
     }
 }
 

@@ -196,6 +196,12 @@ pub enum Action {
         target: SocketAddr,
         expect: Expect,
     },
+    /// Start a (new) gateway with background traffic from `from` (and the
+    /// real dependents) beginning with it: at its report of a closed kill
+    /// switch if it makes one, at its first instant otherwise.
+    StartGatewayStorming {
+        from: String,
+    },
     /// The leak fuzzer's spray ([`crate::spray`]).
     Fuzz(FuzzSpec),
     /// Background traffic from a host (UDP to the ISP resolver, TCP to whoami,
@@ -913,9 +919,11 @@ impl Scenario {
     /// or by a step)?
     pub fn needs_gateway(&self) -> bool {
         self.gateway_start
-            || self
-                .steps
-                .iter()
-                .any(|s| s.action == Action::Fault(Fault::StartGateway))
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s.action,
+                    Action::Fault(Fault::StartGateway) | Action::StartGatewayStorming { .. }
+                )
+            })
     }
 }
