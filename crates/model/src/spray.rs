@@ -437,10 +437,10 @@ impl Gen<'_> {
                     .targets
                     .addrs
                     .iter()
-                    .filter(|(c, a)| {
-                        matches!(c, AddrClass::AllowedLan | AddrClass::Public)
-                            && a.is_ipv6() == dst.is_ipv6()
-                    })
+                    // Only sources on the allowed LANs: a router's answer to
+                    // a spoofed public source would go to the internet from
+                    // the router itself, a frame no gateway sent.
+                    .filter(|(c, a)| *c == AddrClass::AllowedLan && a.is_ipv6() == dst.is_ipv6())
                     .map(|(_, a)| *a)
                     .collect();
                 match same_family.is_empty() {
