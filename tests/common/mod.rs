@@ -385,3 +385,14 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The damage is a finding (failed cases), never the harness's error.
+pub fn assert_no_error(r: &leakhound::scenario::runner::ScenarioResult) {
+    let errors: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| matches!(c.outcome, leakhound::model::verdict::Outcome::Error { .. }))
+        .map(|c| (&c.name, &c.outcome))
+        .collect();
+    assert!(errors.is_empty(), "{}: errors: {errors:#?}", r.name);
+}

@@ -5,9 +5,8 @@
 //! through, one that lets TCP resets out. The root side's findings are
 //! shown and fail only a strict run. Needs root.
 
-use crate::common::{Tamper, TestLab, builtin, tampered};
+use crate::common::{Tamper, TestLab, assert_no_error, builtin, tampered};
 use leakhound::model::scenario::{Action, Scenario};
-use leakhound::model::verdict::Outcome;
 use leakhound::scenario::runner::{FuzzSettings, ScenarioResult};
 
 /// killswitch-tunnel-down without its scripted probes: the handshake, the
@@ -56,13 +55,7 @@ async fn run(nft: Option<&str>, strict: bool) -> ScenarioResult {
     runner.fuzz = FuzzSettings { seed: 42, strict };
     let r = runner.run(&scn).await;
     t.finish();
-    let errors: Vec<_> = r
-        .cases
-        .iter()
-        .filter(|c| matches!(c.outcome, Outcome::Error { .. }))
-        .map(|c| (&c.name, &c.outcome))
-        .collect();
-    assert!(errors.is_empty(), "errors: {errors:#?}");
+    assert_no_error(&r);
     r
 }
 

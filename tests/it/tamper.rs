@@ -4,7 +4,7 @@
 //! scenario reports the fault, with the leaked packets named in the JUnit
 //! failure. No fault switch exists inside the gateway. Needs root.
 
-use crate::common::{FLUSH_KILL_SWITCH, Tamper, TestLab, builtin, tampered};
+use crate::common::{FLUSH_KILL_SWITCH, Tamper, TestLab, assert_no_error, builtin, tampered};
 use leakhound::report::junit;
 use leakhound::scenario::runner::ScenarioResult;
 
@@ -104,17 +104,6 @@ fn assert_leak_reported(r: &ScenarioResult, xml: &str, wire: &str, packet: &str)
         failure.contains(packet),
         "the JUnit failure does not name {packet:?}: {failure}"
     );
-}
-
-/// The damage is a finding (failed cases), never the harness's error.
-fn assert_no_error(r: &ScenarioResult) {
-    let errors: Vec<_> = r
-        .cases
-        .iter()
-        .filter(|c| matches!(c.outcome, leakhound::model::verdict::Outcome::Error { .. }))
-        .map(|c| (&c.name, &c.outcome))
-        .collect();
-    assert!(errors.is_empty(), "{}: errors: {errors:#?}", r.name);
 }
 
 /// Damage done with an nftables script in the gateway's namespace.

@@ -755,7 +755,7 @@ impl SprayPacket {
         }
         let split = 40.min(seg.len() / 8 * 8);
         // Never 0 (the kernel would replace it, fragment by fragment).
-        let frag_id = (u32::from(self.id) | 0x4c48_0000) ^ (self.tos as u32) << 8 | 1;
+        let frag_id = 0x4c48_0001 | u32::from(self.id) << 1;
         match (self.dst, self.shape) {
             (IpAddr::V4(_), Shape::Fragments) => vec![
                 self.ipv4(src, &seg[..split], None, (true, 0), frag_id),
