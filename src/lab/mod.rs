@@ -66,6 +66,11 @@ pub enum LabError {
         host: String,
         detail: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("running ip in lab host {host}: {detail}")]
+    Ip {
+        host: String,
+        detail: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("unknown lab host {0}")]
     NoSuchHost(String),
     #[error("starting lab service {service}")]
@@ -162,13 +167,27 @@ fn destroy_connected_tcp(ns: &Netns, host: &str) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Runs `ip [flags] -batch -` with `batch` inside `ns`; the error names the
-/// host, ip's own message and the batch.
+/// The routing table an `interfere` step's policy rule points at
+/// (`rule-around-tunnel`); a host's reset empties it.
+pub const INJECTED_TABLE: u32 = 7;
+
+/// Runs `ip [flags] -batch -` with `batch` inside `ns` as part of a host's
+/// reset; the error names the host, ip's own message and the batch.
 fn ip_batch(ns: &Netns, host: &str, flags: &[&str], batch: &str) -> Result<(), LabError> {
-    let failed = |detail: Box<dyn std::error::Error + Send + Sync>| LabError::Reset {
+    ip_batch_or(ns, flags, batch, |detail| LabError::Reset {
         host: host.to_string(),
         detail,
-    };
+    })
+}
+
+/// Runs `ip [flags] -batch -` with `batch` inside `ns`; `failed` makes the
+/// error from ip's own message and the batch.
+fn ip_batch_or(
+    ns: &Netns,
+    flags: &[&str],
+    batch: &str,
+    failed: impl Fn(Box<dyn std::error::Error + Send + Sync>) -> LabError,
+) -> Result<(), LabError> {
     let mut cmd = Command::new("ip");
     cmd.args(flags)
         .args(["-batch", "-"])
@@ -415,19 +434,20 @@ impl Lab {
         })?;
         // IPv6 rules and routes first (a batch has one family), then the
         // rest: links, IPv4 rules and routes, addresses, the topology's routes.
-        let v6 = "rule flush\nrule add priority 32766 lookup main\nrule add priority 32767 lookup default\n\
-                  route flush table main\n"
-            .to_string();
+        let v6 = format!(
+            "rule flush\nrule add priority 32766 lookup main\nrule add priority 32767 lookup default\n\
+             route flush table main\nroute flush table {INJECTED_TABLE}\n"
+        );
         let mut batch = String::new();
         for l in &links {
             if l != "lo" && !ends.iter().any(|(i, _)| i == l) {
                 batch.push_str(&format!("link del dev {l}\n"));
             }
         }
-        batch.push_str(
+        batch.push_str(&format!(
             "rule flush\nrule add priority 32766 lookup main\nrule add priority 32767 lookup default\n\
-             route flush table main\n",
-        );
+             route flush table main\nroute flush table {INJECTED_TABLE}\n"
+        ));
         for (ifname, addrs) in &ends {
             batch.push_str(&format!(
                 "addr flush dev {ifname}\nlink set dev {ifname} down\nlink set dev {ifname} up\n"
@@ -441,6 +461,14 @@ impl Lab {
         }
         ip_batch(ns, host, &["-6"], &v6)?;
         ip_batch(ns, host, &[], &batch)
+    }
+
+    /// Runs an `ip -batch` (with `flags`, e.g. `-6`) inside a lab host.
+    pub fn ip_batch(&self, host: &str, flags: &[&str], batch: &str) -> Result<(), LabError> {
+        ip_batch_or(self.ns(host)?, flags, batch, |detail| LabError::Ip {
+            host: host.to_string(),
+            detail,
+        })
     }
 
     /// Applies an nftables ruleset (text) inside a lab host with `nft -f -`.

@@ -240,8 +240,9 @@ pub fn tampered(mut scn: Scenario, t: &Tamper) -> Scenario {
             name: "the gateway is tampered with from outside".into(),
             action: Action::Interfere(Interference {
                 nft: t.nft.clone(),
-                routes_around: t.route_around,
-                routes_split: false,
+                routes: t
+                    .route_around
+                    .then_some(leakhound::model::scenario::RouteInjection::Around),
                 resolv_conf: t.resolv_conf.clone(),
                 kill: false,
             }),

@@ -160,7 +160,7 @@ async fn a_gateway_that_dies_is_a_finding_and_the_run_goes_on() {
             Interference {
                 kill: true,
                 nft: Some("flush ruleset\n".into()),
-                routes_around: true,
+                routes: Some(leakhound::model::scenario::RouteInjection::Around),
                 ..Default::default()
             },
         ),
@@ -216,7 +216,7 @@ async fn interference_before_every_probe_fails_with_leaks_and_a_complete_junit()
                 &format!("before \"{}\": flush and route around", s.name),
                 Interference {
                     nft: Some("flush ruleset\n".into()),
-                    routes_around: true,
+                    routes: Some(leakhound::model::scenario::RouteInjection::Around),
                     ..Default::default()
                 },
             ));

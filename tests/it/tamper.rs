@@ -284,6 +284,45 @@ async fn route_injection_fails_without_a_kill_switch() {
     );
 }
 
+/// Gluetun's `ESTABLISHED,RELATED ACCEPT` on any interface (#2621), in
+/// both of the built-in gateway's layers (its egress filter cannot see
+/// conntrack, so there it lets the tunnel's address out): the flows made
+/// through the tunnel keep their source, and once the injected policy rule
+/// sends them around the tunnel they leave in clear; new connections
+/// (another source, no conntrack entry) stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_injection_fails_when_established_flows_may_leave_on_the_underlay() {
+    let tamper = nft(
+        "insert rule inet leakhound output ct state established accept\n\
+         insert rule netdev leakhound_egress egress ip saddr 10.64.0.2 accept\n",
+    );
+    let (r, xml) = run_tampered("route-injection", tamper).await;
+    assert_leak_reported(&r, &xml, "gw", "10.64.0.2:");
+    assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+    for (proto, port) in [("UDP", ":7"), ("TCP", ":80")] {
+        assert!(
+            r.leaks.iter().any(|l| {
+                let p = l.packet.to_string();
+                l.wire == "gw"
+                    && l.step.contains("the flows made before keep going")
+                    && p.starts_with(proto)
+                    && p.contains("10.64.0.2:")
+                    && p.contains(&format!("-> 192.0.2.80{port}"))
+            }),
+            "no {proto} flow leak from the tunnel's address during a flows-wait: {:#?}",
+            r.leaks
+        );
+    }
+    assert!(
+        r.leaks
+            .iter()
+            .filter(|l| l.wire == "gw")
+            .all(|l| l.packet.to_string().contains("10.64.0.2")),
+        "only the flows made before may leak: {:#?}",
+        r.leaks
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cve_2019_14899_fails_when_the_tunnel_address_is_open_on_the_underlay() {
     let tamper = nft(

@@ -26,6 +26,9 @@ impl Runner<'_> {
             storm.cancel.cancel();
             let _ = storm.task.await;
         }
+        if let Some(flows) = run.st.flows.take() {
+            let _ = flows.stop().await;
+        }
         if let Some(g) = run.st.gateway.take() {
             g.stop().await;
         }

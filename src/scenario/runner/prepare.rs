@@ -55,6 +55,7 @@ impl Runner<'_> {
             handshake_after: None,
             firewall_after: None,
             storm: None,
+            flows: None,
             forwarded_listener: None,
             forwarded_task: None,
             unexpected_exit: None,

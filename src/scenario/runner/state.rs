@@ -38,6 +38,8 @@ pub struct RunState<'s> {
     pub handshake_after: Option<Duration>,
     pub firewall_after: Option<Duration>,
     pub storm: Option<Storm>,
+    /// Long-lived flows in progress (`flows-start`).
+    pub flows: Option<crate::scenario::steps::flows::Flows>,
     /// The forwarded port the stand-in serves for `forwarded-port` steps,
     /// and its task (the listener closes when the scenario ends).
     pub forwarded_listener: Option<u16>,

@@ -9,8 +9,9 @@ use ipnet::IpNet;
 
 use super::lifecycle::{ISP_BLOCK, ISP_UNBLOCK, no_gateway};
 use super::report::{StepLog, StepResult};
+use crate::lab::INJECTED_TABLE;
 use crate::lab::LabError;
-use crate::model::scenario::{Capability, Fault, Interference};
+use crate::model::scenario::{Capability, Fault, Interference, RouteInjection};
 use crate::model::topology::{addr, host};
 use crate::scenario::runner::{RunState, Runner};
 
@@ -99,6 +100,28 @@ impl Runner<'_> {
             "0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 now point at the home router on eth0 (the tunnel's routes untouched)",
         )
         .await
+    }
+
+    /// A policy rule at priority 1, before any rule a gateway adds (the
+    /// kernel's `lookup local` stays first), sends everything to a table of
+    /// its own whose default routes point at the home router: TunnelVision
+    /// against a gateway that routes by policy rules.
+    fn rule_around_tunnel(&self) -> StepResult {
+        let mut log = StepLog::new();
+        for (flag, via) in [
+            ("-4", IpAddr::from(addr::HOME_GW_SIDE)),
+            ("-6", IpAddr::from(addr::HOME_GW_SIDE_V6)),
+        ] {
+            let batch = format!(
+                "route replace default via {via} dev eth0 table {INJECTED_TABLE}\n\
+                 rule add priority 1 lookup {INJECTED_TABLE}\n"
+            );
+            log.harness(self.lab.ip_batch(host::GW, &[flag], &batch))?;
+        }
+        log.note(format!(
+            "a policy rule at priority 1 now sends everything (IPv4 and IPv6) to table {INJECTED_TABLE}: default routes via the home router on eth0 (the tunnel's routes and rules untouched)"
+        ));
+        Ok(log.pass())
     }
 
     /// The gateway host's default routes (IPv4 and IPv6) point at the home
@@ -212,11 +235,17 @@ impl Runner<'_> {
                 "replaced the gateway host's resolv.conf with:\n{text}"
             ));
         }
-        if i.routes_around {
-            log.include(self.route_around_tunnel().await)?;
-        }
-        if i.routes_split {
-            log.include(self.split_routes_around_tunnel().await)?;
+        match i.routes {
+            None => {}
+            Some(RouteInjection::Around) => {
+                log.include(self.route_around_tunnel().await)?;
+            }
+            Some(RouteInjection::Split) => {
+                log.include(self.split_routes_around_tunnel().await)?;
+            }
+            Some(RouteInjection::Rule) => {
+                log.include(self.rule_around_tunnel())?;
+            }
         }
         if i.kill {
             let ns = log.harness(self.lab.ns(host::GW))?;

@@ -3,7 +3,7 @@
 //! in the lab services' log), the [`wait`]s, the [`fault`]s done to the lab
 //! or the gateway, the gateway's [`control`] API (and key rotation through
 //! it), the [`forwarded_port`], the [`attack`]s (raw frames, a forged
-//! SYN-ACK, malformed DNS), the leak [`fuzz`]er's spray, the background traffic ([`storm`]), and the
+//! SYN-ACK, malformed DNS), the leak [`fuzz`]er's spray, the background traffic ([`storm`]), the long-lived [`flows`], and the
 //! real applications' steps ([`torrent`], [`usenet`], [`browser`]). A step
 //! ends in a [`report::StepReport`] (its outcome and its log); only a
 //! harness problem (the lab cannot do what is asked) is an error
@@ -15,6 +15,7 @@ pub mod browser;
 pub mod control;
 pub mod dispatch;
 pub mod fault;
+pub mod flows;
 pub mod forwarded_port;
 pub mod fuzz;
 pub mod lifecycle;

@@ -158,6 +158,21 @@ pub const ACTIONS: &[ActionSpec] = &[
     ),
     spec!("storm-stop", NoFields, "stop the background traffic."),
     spec!(
+        "flows-start",
+        Flows,
+        "long-lived flows from a host, made through the tunnel and kept busy every 5 ms until flows-stop: a TCP connection to whoami (HTTP/1.1 keep-alive requests) and a connected UDP socket to the echo service, IPv4 and IPv6 (IPv6 where the tunnel carries it). Each must answer once, or the step fails; after that only the wires judge (a flow that goes on after a tunnel stop or a restart, Gluetun #2621). Fields: from."
+    ),
+    spec!(
+        "flows-wait",
+        StormWait,
+        "wait until the long-lived flows have sent this many more rounds (a traffic quota, not a clock). Fields: rounds."
+    ),
+    spec!(
+        "flows-stop",
+        NoFields,
+        "stop the long-lived flows and say what each sent and got back."
+    ),
+    spec!(
         "dns-garbage",
         Garbage,
         "malformed DNS (a fixed corpus and seeded mutations, UDP and TCP) to a resolver; the next step shows whether it still answers. Fields: from, server (ADDRESS:PORT or \"system\")."
@@ -235,7 +250,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "interfere",
         Interfere,
-        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\": default routes via the home router; \"split-around-tunnel\": 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 via the home router, more specific than any default route, as TunnelVision's DHCP option 121 pushes them), resolv-conf (text), kill (true: SIGKILL every process there)."
+        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\": default routes via the home router; \"split-around-tunnel\": 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 via the home router, more specific than any default route, as TunnelVision's DHCP option 121 pushes them; \"rule-around-tunnel\": a policy rule at priority 1, before any a gateway adds, to a table with default routes via the home router: TunnelVision against gateways that route by policy rules), resolv-conf (text), kill (true: SIGKILL every process there)."
     ),
     spec!(
         "stop-tunnel",
@@ -747,12 +762,29 @@ struct StormWait {
 }
 
 impl StepFields for StormWait {
-    fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
+    fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
         if self.rounds == 0 {
             return Err(field_err("rounds", "rounds must be at least 1"));
         }
-        Ok(Action::StormWait {
-            rounds: self.rounds,
+        let rounds = self.rounds;
+        Ok(if action == "flows-wait" {
+            Action::FlowsWait { rounds }
+        } else {
+            Action::StormWait { rounds }
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Flows {
+    from: String,
+}
+
+impl StepFields for Flows {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::FlowsStart {
+            from: host(&self.from, topo)?,
         })
     }
 }
@@ -931,21 +963,26 @@ struct Interfere {
 
 impl StepFields for Interfere {
     fn into_action(self, _: &str, _: &Topology) -> Result<Action, FieldError> {
-        let (routes_around, routes_split) = match self.routes.as_deref() {
-            None => (false, false),
-            Some("around-tunnel") => (true, false),
-            Some("split-around-tunnel") => (false, true),
-            Some(other) => {
-                return Err(field_err(
-                    "routes",
-                    format!("{other:?}: use \"around-tunnel\" or \"split-around-tunnel\""),
-                ));
-            }
+        let routes = match self.routes.as_deref() {
+            None => None,
+            Some(name) => Some(
+                super::RouteInjection::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, r)| *r)
+                    .ok_or_else(|| {
+                        field_err(
+                            "routes",
+                            format!(
+                                "{name:?}: use \"around-tunnel\", \"split-around-tunnel\" or \"rule-around-tunnel\""
+                            ),
+                        )
+                    })?,
+            ),
         };
         let i = Interference {
             nft: self.nft,
-            routes_around,
-            routes_split,
+            routes,
             resolv_conf: self.resolv_conf,
             kill: self.kill,
         };
@@ -959,7 +996,7 @@ impl StepFields for Interfere {
     }
 }
 
-/// Actions without fields: the faults and storm-stop.
+/// Actions without fields: the faults, storm-stop and flows-stop.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoFields {}
@@ -968,6 +1005,9 @@ impl StepFields for NoFields {
     fn into_action(self, action: &str, _: &Topology) -> Result<Action, FieldError> {
         if action == "storm-stop" {
             return Ok(Action::StormStop);
+        }
+        if action == "flows-stop" {
+            return Ok(Action::FlowsStop);
         }
         FAULTS
             .iter()

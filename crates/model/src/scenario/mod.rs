@@ -40,7 +40,8 @@
 //! action = "interfere"          # a change from outside the gateway
 //! nft = "flush ruleset"         # an nftables script in the gateway's namespace
 //! routes = "around-tunnel"      # default routes via the home router
-//!                               # ("split-around-tunnel": /1 routes)
+//!                               # ("split-around-tunnel": /1 routes;
+//!                               # "rule-around-tunnel": a policy rule)
 //! resolv-conf = "nameserver 192.0.2.53"  # the gateway host's resolv.conf
 //! kill = true                   # SIGKILL every process there (OOM killer)
 //!
@@ -210,6 +211,19 @@ pub enum Action {
         from: String,
     },
     StormStop,
+    /// Long-lived flows from a host, made through the tunnel and kept busy
+    /// until `flows-stop`: a TCP connection to whoami (HTTP/1.1 keep-alive)
+    /// and a connected UDP socket to the echo service, IPv4 and IPv6. What
+    /// Gluetun issue #2621 is about: flows that keep going after a stop.
+    FlowsStart {
+        from: String,
+    },
+    /// Wait until the flows have sent this many more rounds (a quota, not a
+    /// clock).
+    FlowsWait {
+        rounds: u64,
+    },
+    FlowsStop,
     /// Malformed DNS messages (UDP and TCP) to a resolver; passes if the
     /// resolver is still running afterwards (the next step asks it).
     DnsGarbage {
@@ -340,16 +354,40 @@ pub enum Action {
 pub struct Interference {
     /// An nftables script run in the gateway's namespace (`nft -f -`).
     pub nft: Option<String>,
-    /// Default routes (IPv4 and IPv6) via the home router on eth0.
-    pub routes_around: bool,
-    /// Routes more specific than any default route (the /1 halves of IPv4
-    /// and IPv6) via the home router on eth0: TunnelVision (CVE-2024-3661).
-    pub routes_split: bool,
+    /// Routes around the tunnel, via the home router on eth0.
+    pub routes: Option<RouteInjection>,
     /// The gateway host's resolv.conf replaced with this text.
     pub resolv_conf: Option<String>,
     /// SIGKILL every process in the gateway's namespace (an unexpected
     /// death: the gateway's exit is then a finding).
     pub kill: bool,
+}
+
+/// Which routes an `interfere` step puts around the tunnel, all via the
+/// home router on the gateway's eth0 (IPv4 and IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteInjection {
+    /// `around-tunnel`: default routes in the main table, replacing the
+    /// gateway's own.
+    Around,
+    /// `split-around-tunnel`: 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1,
+    /// more specific than any default route: TunnelVision (CVE-2024-3661)
+    /// as DHCP option 121 pushes it.
+    Split,
+    /// `rule-around-tunnel`: a policy rule at priority 1 (before any rule a
+    /// gateway adds) to a table of its own holding a default route:
+    /// TunnelVision's variant for gateways that route by policy rules
+    /// (Gluetun's `not fwmark 51820 lookup 51820`, wg-quick's).
+    Rule,
+}
+
+impl RouteInjection {
+    /// The names a scenario file uses.
+    pub const NAMES: [(&'static str, RouteInjection); 3] = [
+        ("around-tunnel", RouteInjection::Around),
+        ("split-around-tunnel", RouteInjection::Split),
+        ("rule-around-tunnel", RouteInjection::Rule),
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -804,7 +842,7 @@ impl Action {
                 (Some(from), server.map(|s| s.ip()))
             }
             Action::Ping { from, target, .. } => (Some(from), Some(*target)),
-            Action::StormStart { from, .. } => (Some(from), None),
+            Action::StormStart { from, .. } | Action::FlowsStart { from } => (Some(from), None),
             _ => (None, None),
         }
     }

@@ -215,6 +215,9 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
         ("storm-start", "from = \"gw\""),
         ("storm-wait", "rounds = 3"),
         ("storm-stop", ""),
+        ("flows-start", "from = \"gw\""),
+        ("flows-wait", "rounds = 3"),
+        ("flows-stop", ""),
         ("dns-garbage", "from = \"gw\"\nserver = \"127.0.0.1:53\""),
         ("health", "expect = \"unhealthy\""),
         (
