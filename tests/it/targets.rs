@@ -19,7 +19,13 @@ use leakhound::model::verdict::{Outcome, ScenarioResult};
 use leakhound::target::{GatewayTarget, process};
 
 fn reference(args: &[&str]) -> Arc<dyn GatewayTarget> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/reference/wg-quick-gw.sh");
+    reference_script("wg-quick-gw.sh", args)
+}
+
+fn reference_script(name: &str, args: &[&str]) -> Arc<dyn GatewayTarget> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docker/reference")
+        .join(name);
     let mut argv = vec![script.display().to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
     Arc::new(process::Command::new("reference", argv, BTreeSet::new()))
@@ -118,6 +124,66 @@ async fn a_reference_that_closes_its_kill_switch_late_fails_killswitch_startup()
             && l.packet.to_string().contains("-> 192.0.2.53:53")),
         "{:#?}",
         s.leaks
+    );
+}
+
+/// The Gluetun-faithful reference (Gluetun's own iptables rules, policy
+/// rules and tables, rebuilt from its source; docs/gluetun-findings.md):
+/// its tunnel works, and three of Gluetun's known leaks show with their
+/// packets: plaintext to the endpoint's port from any process (TunnelCrack
+/// ServerIP: its VPN rule has no mark), flows made through the tunnel
+/// leaving in clear once a policy rule goes around it (#2621: ESTABLISHED
+/// accepted on any interface), and a LAN the policy denies reaching the
+/// dependents (its input rule accepts any source to the local subnet; the
+/// class of #2772).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gluetun_faithful_reference_shows_gluetuns_known_leaks() {
+    let r = run(
+        reference_script("gluetun-faithful-gw.sh", &[]),
+        &["server-ip", "route-injection", "lan-matrix"],
+    )
+    .await;
+    for s in &r {
+        assert!(!s.errored(), "{}: {:#?}", s.name, s.cases);
+        assert!(
+            !failed_cases(s).contains(&leakhound::scenario::runner::STAYED_UP.to_string()),
+            "{}: the reference exited: {:#?}",
+            s.name,
+            s.failures()
+        );
+    }
+    let (server_ip, injection, lan) = (&r[0], &r[1], &r[2]);
+    assert!(
+        server_ip.leaks.iter().any(|l| l.wire == "gw"
+            && l.packet
+                .to_string()
+                .contains("-> 203.0.113.10:51820: not WireGuard")),
+        "server-ip: {:#?}",
+        server_ip.leaks
+    );
+    assert!(
+        !failed_cases(injection).contains(&"whoami sees the VPN exit address".to_string()),
+        "route-injection: the tunnel did not work: {:#?}",
+        injection.failures()
+    );
+    assert!(
+        injection.leaks.iter().any(|l| {
+            let p = l.packet.to_string();
+            l.wire == "gw"
+                && p.contains("10.64.0.2:")
+                && p.contains("-> 192.0.2.80:")
+                && (l.step.contains("rule injected") || l.step.contains("a policy rule"))
+        }),
+        "route-injection: {:#?}",
+        injection.leaks
+    );
+    assert!(
+        lan.failures()
+            .iter()
+            .any(|(c, m)| c == "lan-other cannot reach qBittorrent (8080)"
+                && m.contains("dependents received the request from 192.168.30.10")),
+        "lan-matrix: {:#?}",
+        lan.failures()
     );
 }
 
