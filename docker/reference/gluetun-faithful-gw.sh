@@ -37,11 +37,16 @@
 #     port, for any process (no mark: TunnelCrack ServerIP); output on the
 #     tunnel interface.
 #  9. WireGuard: the interface, its addresses (IPv6 ones only where IPv6 is
-#     supported), the peer with fwmark 51820, up; the allowed IPs routed in
-#     table 51820; `not fwmark 51820 lookup 51820` (priority 101), IPv6 and
-#     IPv4. MTU: WIREGUARD_MTU, else Gluetun's default 1320.
+#     supported: any IPv6 route not to loopback), the peer with fwmark
+#     51820, up; WIREGUARD_ALLOWED_IPS routed in table 51820; `not fwmark
+#     51820 lookup 51820` (priority 101), IPv6 (where supported) and IPv4.
+#     MTU: WIREGUARD_MTU, else 1320 (Gluetun's start value; its path-MTU
+#     discovery after the tunnel is up is not rebuilt).
 # 10. Tunnel up: FIREWALL_VPN_INPUT_PORTS, TCP and UDP input on the tunnel.
 #
+# Not rebuilt either: the probe of which iptables binary works, the
+# conntrack flush, the IPv6 check's dial to public addresses, the user's
+# post-rules file, kernel WireGuard (wireguard-go is used).
 # Then DNS (Gluetun's own server stands on 127.0.0.1:53; here dnsmasq, asking
 # the plain upstreams), and nothing else of Gluetun's (no health or control server,
 # no port forwarding, no restart when the tunnel dies: leakhound's "tunnel
@@ -54,15 +59,19 @@ fail() { echo "gluetun-faithful: $*" >&2; exit 2; }
 # The items of a comma- or space-separated list, one per line.
 items() { local IFS=', '; read -ra out <<<"$1"; for x in "${out[@]}"; do [ -n "$x" ] && echo "$x"; done; return 0; }
 [ $# -eq 0 ] || fail "takes no options (got $1)"
-for v in WIREGUARD_PRIVATE_KEY WIREGUARD_PUBLIC_KEY VPN_ENDPOINT_IP; do
+# A custom provider needs the endpoint's port too (Gluetun refuses without).
+for v in WIREGUARD_PRIVATE_KEY WIREGUARD_PUBLIC_KEY VPN_ENDPOINT_IP VPN_ENDPOINT_PORT; do
   [ -n "${!v:-}" ] || fail "$v is required"
 done
 iface=${VPN_INTERFACE:-wg0}
 addresses=${WIREGUARD_ADDRESSES:-${WIREGUARD_ADDRESS:-}}
 [ -n "$addresses" ] || fail "WIREGUARD_ADDRESSES is required"
 endpoint=$VPN_ENDPOINT_IP
-port=${VPN_ENDPOINT_PORT:-51820}
+port=$VPN_ENDPOINT_PORT
+# Gluetun starts at 1320 and, with WIREGUARD_MTU unset, runs path-MTU
+# discovery once the tunnel is up; that is not rebuilt: 1320 stays.
 mtu=${WIREGUARD_MTU:-1320}
+[ "$mtu" = 0 ] && mtu=1320
 keepalive=${WIREGUARD_PERSISTENT_KEEPALIVE_INTERVAL:-0}
 keepalive=${keepalive%s}
 # DNS (master's names): DNS_UPSTREAM_PLAIN_ADDRESSES (IP:PORT list), and
@@ -77,6 +86,7 @@ fwmark=51820
 mapfile -t outbound < <(items "${FIREWALL_OUTBOUND_SUBNETS:-}")
 mapfile -t input_ports < <(items "${FIREWALL_INPUT_PORTS:-}")
 mapfile -t vpn_input_ports < <(items "${FIREWALL_VPN_INPUT_PORTS:-}")
+mapfile -t allowed_ips < <(items "${WIREGUARD_ALLOWED_IPS:-0.0.0.0/0,::/0}")
 is6() { [[ $1 == *:* ]]; }
 v4() { iptables -w "$@"; }
 v6() { ip6tables -w "$@"; }
@@ -91,7 +101,10 @@ for fam in 4 6; do
     dev=$(sed -n 's/.* dev \([^ ]*\).*/\1/p' <<<"$line")
     gw=$(sed -n 's/.* via \([^ ]*\).*/\1/p' <<<"$line")
     [ -n "$dev" ] || continue
-    a=$(first_addr "$fam" "$dev")
+    # The assigned address's family is the gateway's (IPv6 without one).
+    afam=6
+    [[ -n $gw && $gw != *:* ]] && afam=4
+    a=$(first_addr "$afam" "$dev")
     [ -n "$a" ] || fail "getting assigned IP of $dev: no IPv$fam address"
     default_routes+=("$fam $dev ${gw:--} $a")
   done < <(ip "-$fam" route show table main default)
@@ -106,13 +119,19 @@ for fam in 4 6; do
     # Ethernet links only (ARPHRD_ETHER: veth, a container's eth0).
     [ "$(cat "/sys/class/net/$dev/type" 2>/dev/null)" = 1 ] || continue
     a=$(first_addr "$fam" "$dev")
-    [ -n "$a" ] || continue
+    [ -n "$a" ] || fail "IP address not found for interface $dev (IPv$fam)"
     local_networks+=("$fam $dst $dev $a")
   done < <(ip "-$fam" route show table main)
 done
 [ ${#local_networks[@]} -gt 0 ] || fail "local subnet not found"
-has_v6_default=0
-for r in "${default_routes[@]}"; do [ "${r%% *}" = 6 ] && has_v6_default=1; done
+# IPv6 counts as supported when any IPv6 route exists that is not to
+# loopback (Gluetun's internal/netlink/ipv6.go; its extra dial to public
+# check addresses for a default route is not made: the lab's traffic stays
+# in the lab, and a failed dial counts as supported anyway).
+has_v6=0
+if ip -6 route show table all | awk '$1 != "::1" && !($1 == "local" && $2 == "::1")' | grep . >/dev/null; then
+  has_v6=1
+fi
 
 # 2. The firewall, in Gluetun's order.
 for t in v4 v6; do
@@ -141,24 +160,34 @@ for n in "${local_networks[@]}"; do
 done
 echo "gluetun-faithful: firewall enabled (Gluetun's rules, iptables $(iptables -V | awk '{print $2, $3}'))"
 
-# Gluetun's shutdown: the VPN's cleanups (its rules, then its link), then
-# the routing teardown (the inbound rule and table 200, the outbound-subnet
-# rules and table 199); the local-network rules and the firewall stay.
+# Gluetun's shutdown, in its order: the VPN's cleanups (the VPN input
+# ports' rules; rule 101, IPv6 and IPv4; the link down, then deleted), its
+# DNS, then the routing teardown (table 200's routes, then rule 100; table
+# 199's, then rule 99). The local-network rules (98) and the firewall stay.
+dnsmasq_pid=
 stop() {
   echo "gluetun-faithful: stopping (the firewall stays)"
-  ip -4 rule del not fwmark "$fwmark" lookup "$fwmark" pref 101 2>/dev/null || true
+  for p in "${vpn_input_ports[@]}"; do
+    both --delete INPUT -i "$iface" -p tcp -m tcp --dport "$p" -j ACCEPT 2>/dev/null || true
+    both --delete INPUT -i "$iface" -p udp -m udp --dport "$p" -j ACCEPT 2>/dev/null || true
+  done
   ip -6 rule del not fwmark "$fwmark" lookup "$fwmark" pref 101 2>/dev/null || true
+  ip -4 rule del not fwmark "$fwmark" lookup "$fwmark" pref 101 2>/dev/null || true
+  ip link set "$iface" down 2>/dev/null || true
   ip link del "$iface" 2>/dev/null || true
+  if [ -n "$dnsmasq_pid" ]; then kill "$dnsmasq_pid" 2>/dev/null || true; fi
   for r in "${default_routes[@]}"; do
-    read -r fam dev gw a <<<"$r"
-    bits=32; [ "$fam" = 6 ] && bits=128
-    ip "-$fam" rule del from "$a/$bits" lookup 200 pref 100 2>/dev/null || true
+    read -r fam _ _ _ <<<"$r"
     ip "-$fam" route flush table 200 2>/dev/null || true
+  done
+  for r in "${default_routes[@]}"; do
+    read -r fam _ _ a <<<"$r"
+    ip "-$fam" rule del from "$a" lookup 200 pref 100 2>/dev/null || true
   done
   for s in "${outbound[@]}"; do
     sfam=4; is6 "$s" && sfam=6
-    ip "-$sfam" rule del to "$s" lookup 199 pref 99 2>/dev/null || true
     ip "-$sfam" route flush table 199 2>/dev/null || true
+    ip "-$sfam" rule del to "$s" lookup 199 pref 99 2>/dev/null || true
   done
   # shellcheck disable=SC2046
   kill $(jobs -p) 2>/dev/null || true
@@ -179,11 +208,14 @@ add_rule() {
   ip "-$fam" rule add "$@" pref "$pref" || fail "ip -$fam rule add $* pref $pref failed"
 }
 
-# 4. Inbound routing: answers from eth0's address leave on eth0.
+# 4. Inbound routing: answers from eth0's address leave on eth0 (every
+# rule, then every route).
 for r in "${default_routes[@]}"; do
-  read -r fam dev gw a <<<"$r"
-  bits=32; [ "$fam" = 6 ] && bits=128
+  read -r fam _ _ a <<<"$r"
   add_rule "$fam" 100 from "$a" lookup 200
+done
+for r in "${default_routes[@]}"; do
+  read -r fam dev gw _ <<<"$r"
   via=(); [ "$gw" != - ] && via=(via "$gw")
   ip "-$fam" route replace default "${via[@]}" dev "$dev" table 200
 done
@@ -217,10 +249,14 @@ for n in "${local_networks[@]}"; do
   add_rule "$fam" 98 from all to "$dst" lookup main
 done
 
-# 7. Input ports on each default route's interface, from any source.
+# 7. Input ports on each default route's interface, from any source (each
+# port and interface once).
+seen_ports=" "
 for p in "${input_ports[@]}"; do
   for r in "${default_routes[@]}"; do
     read -r _ dev _ _ <<<"$r"
+    [[ $seen_ports == *" $p/$dev "* ]] && continue
+    seen_ports+="$p/$dev "
     both --append INPUT -i "$dev" -p tcp -m tcp --dport "$p" -j ACCEPT
     both --append INPUT -i "$dev" -p udp -m udp --dport "$p" -j ACCEPT
   done
@@ -243,7 +279,7 @@ done
 [ -S "/var/run/wireguard/$iface.sock" ] || fail "wireguard-go did not create its socket"
 mapfile -t addrs < <(items "$addresses")
 for a in "${addrs[@]}"; do
-  is6 "$a" && [ "$has_v6_default" = 0 ] && continue
+  is6 "$a" && [ "$has_v6" = 0 ] && continue
   ip address add "$a" dev "$iface"
 done
 peer=(peer "$WIREGUARD_PUBLIC_KEY" endpoint "$endpoint:$port" allowed-ips 0.0.0.0/0,::/0)
@@ -254,9 +290,16 @@ else
   wg set "$iface" fwmark "$fwmark" private-key <(echo "$WIREGUARD_PRIVATE_KEY") "${peer[@]}"
 fi
 ip link set "$iface" mtu "$mtu" up
-ip -4 route add 0.0.0.0/0 dev "$iface" table "$fwmark" proto static
-if [ "$has_v6_default" = 1 ]; then
-  ip -6 route add ::/0 dev "$iface" table "$fwmark" proto static
+# The allowed IPs (WIREGUARD_ALLOWED_IPS, IPv6 ones only where IPv6 is
+# supported) routed in table 51820; the peer itself allows everything.
+for n in "${allowed_ips[@]}"; do
+  if is6 "$n"; then
+    if [ "$has_v6" = 1 ]; then ip -6 route add "$n" dev "$iface" table "$fwmark" proto static; fi
+  else
+    ip -4 route add "$n" dev "$iface" table "$fwmark" proto static
+  fi
+done
+if [ "$has_v6" = 1 ]; then
   ip -6 rule add not fwmark "$fwmark" lookup "$fwmark" pref 101
 fi
 ip -4 rule add not fwmark "$fwmark" lookup "$fwmark" pref 101
@@ -281,7 +324,15 @@ if [ "$dns_type" = plain ] && [ ${#dns_servers[@]} -gt 0 ]; then
   dnsmasq --keep-in-foreground --no-resolv --no-hosts "${servers[@]}" \
     --listen-address=127.0.0.1 --bind-interfaces --user=root \
     --pid-file= --log-facility=- &
-  echo "nameserver 127.0.0.1" >/etc/resolv.conf
+  dnsmasq_pid=$!
+  # Only a resolv.conf of its own (a container's, or the one leakhound
+  # mounts for a command target): run by hand on a host, this script must
+  # not rewrite the host's.
+  if grep -q ' /etc/resolv.conf ' /proc/self/mountinfo; then
+    echo "nameserver 127.0.0.1" >/etc/resolv.conf
+  else
+    echo "gluetun-faithful: /etc/resolv.conf is not a mount of its own here: left as it is" >&2
+  fi
   echo "gluetun-faithful: dnsmasq on 127.0.0.1 asks ${dns_servers[*]}"
 else
   echo "gluetun-faithful: DNS upstream type $dns_type is not rebuilt here (plain only): no DNS server"

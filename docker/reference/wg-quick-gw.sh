@@ -198,7 +198,14 @@ if [ -n "$dns" ]; then
   dnsmasq --keep-in-foreground --no-resolv --no-hosts --server="$dns" \
     --listen-address=127.0.0.1 --bind-interfaces --user=root \
     --pid-file= --log-facility=- &
-  echo "nameserver 127.0.0.1" >/etc/resolv.conf
+  # Only a resolv.conf of its own (a container's, or the one leakhound
+  # mounts for a command target): run by hand on a host, this script must
+  # not rewrite the host's.
+  if grep -q ' /etc/resolv.conf ' /proc/self/mountinfo; then
+    echo "nameserver 127.0.0.1" >/etc/resolv.conf
+  else
+    echo "wg-quick-gw: /etc/resolv.conf is not a mount of its own here: left as it is" >&2
+  fi
   echo "wg-quick-gw: dnsmasq on 127.0.0.1 asks $dns"
 fi
 
