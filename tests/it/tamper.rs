@@ -163,6 +163,23 @@ async fn killswitch_server_gone_fails_without_a_kill_switch() {
 async fn killswitch_gateway_crash_fails_without_a_kill_switch() {
     let (r, xml) = run_tampered("killswitch-gateway-crash", nft(FLUSH_KILL_SWITCH)).await;
     assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
+    assert_failed(
+        &r,
+        "gateway dead: no UDP to the internet",
+        &["echo received the datagram from 198.51.100.2"],
+    );
+    assert_failed(
+        &r,
+        "gateway dead: DNS straight to the ISP resolver fails and never arrives",
+        &["isp-dns received the query from 198.51.100.2"],
+    );
+    assert!(
+        r.leaks
+            .iter()
+            .any(|l| l.step.starts_with("gateway dead") || l.step.contains("gateway dead:")),
+        "no leak attributed to the crash's probes: {:#?}",
+        r.leaks
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,6 +190,17 @@ async fn killswitch_startup_fails_when_startup_traffic_goes_around_the_tunnel() 
     };
     let (r, xml) = run_tampered("killswitch-startup", tamper).await;
     assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.53:53");
+    // The storm's own queries (storm<N>.probe.lab.) are what leaked, on
+    // the home uplink, after the tamper.
+    assert!(
+        r.leaks.iter().any(|l| l.wire == "uplink"
+            && l.packet
+                .dns_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("storm"))),
+        "{:#?}",
+        r.leaks
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +226,13 @@ async fn ipv6_tunnel_fails_when_ipv6_is_routed_around_the_tunnel() {
         },
     )
     .await;
-    assert_failed(&r, "whoami sees the VPN's IPv6 exit", &[]);
+    // The routes go around the tunnel and the kill switch refuses them:
+    // the IPv6 exit is never reached.
+    assert_failed(
+        &r,
+        "whoami sees the VPN's IPv6 exit",
+        &["expected whoami to see 2001:db8:77::77, but the request failed"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +377,21 @@ async fn lan_matrix_fails_when_a_port_is_opened_to_the_denied_subnet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_subnets_fails_when_the_gateway_reaches_other_lans() {
     let (r, _) = run_tampered("outbound-subnets", nft(FLUSH_KILL_SWITCH)).await;
-    assert_failed(&r, "the gateway cannot reach the admin LAN", &[]);
+    // (The denied LAN has no route back from the home router: only the
+    // two the router serves answer.)
+    for case in [
+        "the gateway cannot reach the admin LAN",
+        "the gateway cannot reach the media LAN",
+    ] {
+        assert_failed(
+            &r,
+            case,
+            &[
+                "should have failed, but it was answered",
+                "lan received the request from 172.21.0.2",
+            ],
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,17 +437,13 @@ async fn dns_blocklist_fails_when_queries_bypass_the_gateways_resolver() {
         ..Default::default()
     };
     let (r, _) = run_tampered("dns-blocklist", tamper).await;
-    let f = r.failures();
     for case in [
         "a malicious name is refused and never asked upstream",
         "a surveillance name is refused",
         "a DNS-over-HTTPS hostname answers NXDOMAIN",
         "a public name with a private address gets no address (rebinding)",
     ] {
-        assert!(
-            f.iter().any(|(c, _)| c == case),
-            "{case:?} did not fail: {f:#?}"
-        );
+        assert_failed(&r, case, &["expected the name not to resolve"]);
     }
 }
 
@@ -787,7 +831,7 @@ async fn gateway_restart_fails_when_the_new_gateway_cuts_the_dependents_off() {
     assert_failed(
         &r,
         "the admin LAN still reaches qBittorrent, which was not restarted",
-        &[],
+        &["expected an answer"],
     );
     // Prowlarr's port was left alone: only the broken part fails.
     assert!(
@@ -840,6 +884,25 @@ async fn key_rotation_fails_when_the_kill_switch_is_gone_around_the_switch() {
     )
     .await;
     assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
+    // Leaked after the tamper (which follows "the dependents keep
+    // sending"), during the rotation's steps: never before it.
+    let before = [
+        "the WireGuard handshake completes on the first key",
+        "traffic goes through the VPN exit",
+    ];
+    assert!(
+        r.leaks.iter().all(|l| !before.contains(&l.step.as_str())),
+        "{:#?}",
+        r.leaks
+    );
+    assert!(
+        r.leaks.iter().any(|l| l.wire == "uplink"
+            && (l.step == "the lab issues a new key and tells the gateway"
+                || l.step == "the WireGuard handshake completes on the new key"
+                || l.step == "20 more rounds of traffic on the new key")),
+        "{:#?}",
+        r.leaks
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
