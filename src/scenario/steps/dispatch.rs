@@ -39,7 +39,7 @@ impl Runner<'_> {
             Action::StormWait { rounds } => Ok(self.storm_wait(st, *rounds).await),
             Action::StormStop => Ok(self.storm_stop(st).await),
             Action::FlowsStart { from } => self.flows_start(st, from).await,
-            Action::FlowsWait { rounds } => Ok(self.flows_wait(st, *rounds).await),
+            Action::FlowsWait { rounds } => self.flows_wait(st, *rounds).await,
             Action::FlowsStop => Ok(self.flows_stop(st).await),
             Action::Health {
                 healthy,
