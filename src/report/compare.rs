@@ -1,6 +1,8 @@
 //! The comparison table of `leakhound compare`: scenario x target, each
 //! cell pass, FAIL (with its leak count), ERROR or skip (with what the
-//! target lacks), and each target's wall time. Markdown, so it reads the
+//! target lacks), and each target's scenario time (the sum of its
+//! scenarios' wall times: the targets' scenarios run side by side, so a
+//! target has no wall time of its own). Markdown, so it reads the
 //! same on a terminal, in compare.md and in a CI summary.
 
 use std::collections::BTreeMap;
@@ -32,7 +34,8 @@ fn cell(r: &ScenarioResult) -> String {
     }
 }
 
-/// The table; `wall` is each target's wall time, in the order they ran.
+/// The table; `wall` is each target's scenario time (its scenarios' wall
+/// times summed), in the order they ran.
 pub fn render(results: &[ScenarioResult], wall: &[(String, Duration)]) -> String {
     // One line per name: a newline or a '|' in a name would break a row.
     let one = |t: &str| t.replace(['\n', '\r'], " ").replace('|', "\\|");
@@ -91,7 +94,10 @@ pub fn render(results: &[ScenarioResult], wall: &[(String, Duration)]) -> String
         .iter()
         .map(|(_, d)| format!("{:.1} s", d.as_secs_f64()))
         .collect();
-    out.push_str(&format!("| **wall time** | {} |\n", times.join(" | ")));
+    out.push_str(&format!(
+        "| **scenario time** (summed) | {} |\n",
+        times.join(" | ")
+    ));
     // The whole table cleaned once (secrets redacted, control bytes shown
     // escaped); its names are cleaned before, so none breaks a row.
     crate::model::scrub::clean_capped(&out, usize::MAX)
@@ -131,6 +137,9 @@ mod tests {
             t.contains("| **total** | 0 pass, 1 fail, 0 skip | 0 pass, 0 fail, 1 skip |"),
             "{t}"
         );
-        assert!(t.contains("| **wall time** | 3.0 s | 1.5 s |"), "{t}");
+        assert!(
+            t.contains("| **scenario time** (summed) | 3.0 s | 1.5 s |"),
+            "{t}"
+        );
     }
 }
