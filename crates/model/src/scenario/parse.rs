@@ -82,8 +82,14 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
         ));
     };
     let mut steps = Vec::new();
+    let mut running = Running::default();
     for (i, item) in items.into_iter().enumerate() {
-        steps.push(parse_step(&doc, i + 1, item, topo)?);
+        let at = item.span().start;
+        let step = parse_step(&doc, i + 1, item, topo)?;
+        running
+            .after(&step.action)
+            .map_err(|why| doc.at(at, format!("step {}: {why}", i + 1)))?;
+        steps.push(step);
     }
     if steps.is_empty() {
         return Err(ScenarioError::File {
@@ -132,6 +138,45 @@ pub fn parse(file: &str, text: &str, topo: &Topology) -> Result<Scenario, Scenar
         requires,
         unfit: None,
     })
+}
+
+/// What a scenario has running in the background at a point of its steps:
+/// a wait or a stop for something that was never started (or a second
+/// start while it runs) is an error of the file, at the step's place, not a
+/// failed step when the scenario runs.
+#[derive(Default)]
+struct Running {
+    storm: bool,
+    flows: bool,
+}
+
+impl Running {
+    fn after(&mut self, action: &super::Action) -> Result<(), String> {
+        use super::Action::*;
+        match action {
+            StormStart { .. } | StartGatewayStorming { .. } if self.storm => {
+                return Err("background traffic is already running (a storm-stop first)".into());
+            }
+            StormStart { .. } | StartGatewayStorming { .. } => self.storm = true,
+            StormWait { .. } | StormStop if !self.storm => {
+                return Err(
+                    "no background traffic runs here (a storm-start, or a start-gateway with storm-from, first)"
+                        .into(),
+                );
+            }
+            StormStop => self.storm = false,
+            FlowsStart { .. } if self.flows => {
+                return Err("the flows are already running (a flows-stop first)".into());
+            }
+            FlowsStart { .. } => self.flows = true,
+            FlowsWait { .. } | FlowsStop if !self.flows => {
+                return Err("no flows run here (a flows-start first)".into());
+            }
+            FlowsStop => self.flows = false,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// The gateway's variables, each `{name}` in their values checked: a

@@ -241,14 +241,56 @@ fn every_action_in_the_table_parses_with_its_documented_fields() {
             .find(|(n, _)| *n == spec.name)
             .map(|(_, b)| *b)
             .unwrap_or("");
+        // A wait or stop of background work needs its start before it.
+        let before = match spec.name {
+            "storm-wait" | "storm-stop" => "[[step]]\naction = \"storm-start\"\nfrom = \"gw\"\n",
+            "flows-wait" | "flows-stop" => "[[step]]\naction = \"flows-start\"\nfrom = \"gw\"\n",
+            _ => "",
+        };
         let text = format!(
-            "name = \"x\"\n[[step]]\naction = \"{}\"\n{body}\n",
+            "name = \"x\"\n{before}[[step]]\naction = \"{}\"\n{body}\n",
             spec.name
         );
         if let Err(e) = parse("t.toml", &text, &topo()) {
             panic!("{}: {e}", spec.name);
         }
     }
+}
+
+#[test]
+fn background_work_is_waited_for_and_stopped_only_after_its_start() {
+    let cases = [
+        (
+            "[[step]]\naction = \"flows-wait\"\nrounds = 3\n",
+            "t.toml:2:1: step 1: no flows run here (a flows-start first)",
+        ),
+        (
+            "[[step]]\naction = \"flows-start\"\nfrom = \"gw\"\n[[step]]\naction = \"flows-stop\"\n[[step]]\naction = \"flows-stop\"\n",
+            "t.toml:7:1: step 3: no flows run here (a flows-start first)",
+        ),
+        (
+            "[[step]]\naction = \"flows-start\"\nfrom = \"gw\"\n[[step]]\naction = \"flows-start\"\nfrom = \"gw\"\n",
+            "t.toml:5:1: step 2: the flows are already running (a flows-stop first)",
+        ),
+        (
+            "[[step]]\naction = \"storm-stop\"\n",
+            "t.toml:2:1: step 1: no background traffic runs here",
+        ),
+        (
+            "[[step]]\naction = \"start-gateway\"\nstorm-from = \"gw\"\n[[step]]\naction = \"storm-start\"\nfrom = \"gw\"\n",
+            "t.toml:5:1: step 2: background traffic is already running",
+        ),
+    ];
+    for (steps, want) in cases {
+        let e = parse("t.toml", &format!("name = \"x\"\n{steps}"), &topo())
+            .expect_err(steps)
+            .to_string();
+        assert!(e.starts_with(want), "{want}\n{e}");
+    }
+    let ok = "name = \"x\"\n[[step]]\naction = \"start-gateway\"\nstorm-from = \"gw\"\n\
+              [[step]]\naction = \"storm-wait\"\nrounds = 2\n[[step]]\naction = \"storm-stop\"\n\
+              [[step]]\naction = \"flows-start\"\nfrom = \"gw\"\n";
+    parse("t.toml", ok, &topo()).unwrap();
 }
 
 /// Silent probes (a, b, d), an answered one, a fault and a raw frame.
