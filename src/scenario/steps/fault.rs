@@ -113,7 +113,7 @@ impl Runner<'_> {
             ("-6", IpAddr::from(addr::HOME_GW_SIDE_V6)),
         ] {
             let batch = format!(
-                "route replace default via {via} dev eth0 table {INJECTED_TABLE}\n\
+                "route replace default via {via} table {INJECTED_TABLE}\n\
                  rule add priority 1 lookup {INJECTED_TABLE}\n"
             );
             log.harness(self.lab.ip_batch(host::GW, &[flag], &batch))?;

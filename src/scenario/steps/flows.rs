@@ -223,21 +223,11 @@ async fn open(ns: &Netns, name: &str, target: SocketAddr, tcp: bool) -> Option<F
             seen: Vec::new(),
         }
     } else {
-        let any: SocketAddr = if target.is_ipv4() {
-            "0.0.0.0:0".parse().ok()?
-        } else {
-            "[::]:0".parse().ok()?
-        };
-        let std = ns
-            .run(move || -> std::io::Result<std::net::UdpSocket> {
-                let s = std::net::UdpSocket::bind(any)?;
-                s.connect(target)?;
-                s.set_nonblocking(true)?;
-                Ok(s)
-            })
-            .ok()?
-            .ok()?;
-        Sock::Udp(UdpSocket::from_std(std).ok()?)
+        // Made in the namespace (the probes' own), connected there too: a
+        // socket routes in the namespace it was made in.
+        let sock = probe::udp_socket_for(ns, target).ok()?;
+        sock.connect(target).await.ok()?;
+        Sock::Udp(sock)
     };
     let mut flow = Flow {
         tally: Tally {
