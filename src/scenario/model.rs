@@ -40,6 +40,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "route-injection",
         include_str!("../../scenarios/route-injection.toml"),
     ),
+    ("rogue-ra", include_str!("../../scenarios/rogue-ra.toml")),
     (
         "cve-2019-14899",
         include_str!("../../scenarios/cve-2019-14899.toml"),

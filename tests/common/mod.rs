@@ -244,7 +244,7 @@ pub fn tampered(mut scn: Scenario, t: &Tamper) -> Scenario {
                     .route_around
                     .then_some(leakhound::model::scenario::RouteInjection::Around),
                 resolv_conf: t.resolv_conf.clone(),
-                kill: false,
+                ..Default::default()
             }),
         },
     );

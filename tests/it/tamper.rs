@@ -309,12 +309,53 @@ async fn route_injection_fails_without_a_kill_switch() {
     let (r, xml) = run_tampered("route-injection", nft(FLUSH_KILL_SWITCH)).await;
     assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
     assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
+    // Each injection leaks in its own phase: the lower metric before the
+    // /1 routes are there.
+    for phase in [
+        "metric injected: HTTP over IPv4",
+        "routes injected: HTTP over IPv4",
+    ] {
+        assert!(
+            r.leaks.iter().any(|l| l.step.contains(phase)
+                && l.wire == "gw"
+                && l.packet.to_string().contains("-> 192.0.2.80:80")),
+            "no leak in {phase:?}: {:#?}",
+            r.leaks
+        );
+    }
+}
+
+/// A kill switch that lets IPv6 out, on a LAN without IPv6 until a rogue
+/// router advertises it: the address the advertisement gave is the leak's
+/// source, and nothing of IPv6 leaked before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rogue_ra_fails_when_the_kill_switch_lets_ipv6_out() {
+    let tamper = nft(
+        "insert rule inet leakhound output meta nfproto ipv6 accept\n\
+         insert rule netdev leakhound_egress egress meta protocol ip6 accept\n",
+    );
+    let (r, xml) = run_tampered("rogue-ra", tamper).await;
+    assert_leak_reported(&r, &xml, "gw", "2001:db8:ad:");
+    assert_failed(
+        &r,
+        "advertised: no UDP over IPv6",
+        &["echo received the datagram from [2001:db8:ad:", "(a leak)"],
+    );
+    let v6: Vec<_> = r
+        .leaks
+        .iter()
+        .filter(|l| l.packet.to_string().contains("2001:db8:"))
+        .collect();
     assert!(
-        r.leaks
-            .iter()
-            .any(|l| l.step.contains("routes injected: HTTP over IPv4")),
-        "{:#?}",
-        r.leaks
+        // (Probes in a row run together: "3 probes waiting together: …".)
+        v6.iter().all(|l| l.step.contains("advertised:")),
+        "IPv6 leaked before the advertisement: {v6:#?}"
+    );
+    assert!(
+        v6.iter()
+            .any(|l| l.packet.to_string().contains("-> [2001:db8:80::80]:80")
+                || l.packet.to_string().contains("-> 2001:db8:80::80")),
+        "no leak to whoami over IPv6: {v6:#?}"
     );
 }
 

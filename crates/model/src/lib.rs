@@ -51,4 +51,4 @@ pub mod verdict;
 pub mod waiver;
 
 // The codecs the gateway shares, at their old paths.
-pub use leakhound_proto::{dns_corpus, dns_query, echo, natpmp, prom, scrub};
+pub use leakhound_proto::{dns_corpus, dns_query, echo, natpmp, prom, ra, scrub};

@@ -27,6 +27,9 @@ pub mod addr {
     pub const ISP_DNS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
     pub const WHOAMI: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
     pub const WHOAMI_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0x80);
+    /// The /64 a rogue router advertises on the gateway's LAN (`interfere`
+    /// with `rogue-ra`): inside the lab's 2001:db8::/32, routed nowhere.
+    pub const ROGUE_RA_PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xad, 0, 0, 0, 0, 0);
     pub const DOH: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 43);
     /// The swarm's BitTorrent tracker (HTTP) on the lab's internet.
     pub const TRACKER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 69);

@@ -413,6 +413,34 @@ impl Nl {
         }
         Ok(out)
     }
+
+    /// The main table's default routes of one family: each one's metric (0
+    /// without one) and gateway.
+    pub async fn default_routes(&self, v6: bool) -> Result<Vec<(u32, Option<IpAddr>)>> {
+        let q = if v6 {
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
+        };
+        let mut s = self.handle.route().get(q).execute();
+        let mut out = Vec::new();
+        while let Some(m) = s.try_next().await.map_err(req("listing routes"))? {
+            if m.header.table != 254 || m.header.destination_prefix_length != 0 {
+                continue;
+            }
+            let mut metric = 0;
+            let mut gateway = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Priority(p) => metric = *p,
+                    RouteAttribute::Gateway(g) => gateway = route_addr(g),
+                    _ => {}
+                }
+            }
+            out.push((metric, gateway));
+        }
+        Ok(out)
+    }
 }
 
 fn route_addr(a: &RouteAddress) -> Option<IpAddr> {

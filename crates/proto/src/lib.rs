@@ -13,6 +13,7 @@
 //!   read for listening (the gateway) and for reaching (the harness).
 //! * [`natpmp`]: the NAT-PMP codec (RFC 6886), client and server side.
 //! * [`prom`]: Prometheus' text exposition format.
+//! * [`ra`]: IPv6 router advertisements, as a rogue router sends them.
 //! * [`readiness`]: the built-in gateway's readiness events (the kill
 //!   switch closed, a tunnel up), JSON lines the harness reads.
 //! * [`scrub`]: the secret registry and the sanitiser every text leaving
@@ -26,5 +27,6 @@ pub mod http_url;
 pub mod listen;
 pub mod natpmp;
 pub mod prom;
+pub mod ra;
 pub mod readiness;
 pub mod scrub;

@@ -250,7 +250,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec!(
         "interfere",
         Interfere,
-        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\": default routes via the home router; \"split-around-tunnel\": 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 via the home router, more specific than any default route, as TunnelVision's DHCP option 121 pushes them; \"rule-around-tunnel\": a policy rule at priority 1, before any a gateway adds, to a table with default routes via the home router: TunnelVision against gateways that route by policy rules), resolv-conf (text), kill (true: SIGKILL every process there)."
+        "change the gateway's namespace from outside, as other software might; the verdict stays leak-based. Fields: nft (a script run there), routes (\"around-tunnel\": default routes via the home router; \"split-around-tunnel\": 0.0.0.0/1, 128.0.0.0/1, ::/1 and 8000::/1 via the home router, more specific than any default route, as TunnelVision's DHCP option 121 pushes them; \"rule-around-tunnel\": a policy rule at priority 1, before any a gateway adds, to a table with default routes via the home router: TunnelVision against gateways that route by policy rules; \"metric-around-tunnel\": a default route via the home router with a lower metric than the main table's others, or ahead of them at the lowest), resolv-conf (text), kill (true: SIGKILL every process there), ipv4-only-lan (true: the gateway's global IPv6 addresses and IPv6 default routes on eth0 go, as on an IPv4-only LAN), rogue-ra (true: a rogue router on the gateway's LAN advertises 2001:db8:ad::/64 for SLAAC and itself as the default router)."
     ),
     spec!(
         "stop-tunnel",
@@ -959,6 +959,10 @@ struct Interfere {
     resolv_conf: Option<String>,
     #[serde(default)]
     kill: bool,
+    #[serde(default)]
+    ipv4_only_lan: bool,
+    #[serde(default)]
+    rogue_ra: bool,
 }
 
 impl StepFields for Interfere {
@@ -974,7 +978,7 @@ impl StepFields for Interfere {
                         field_err(
                             "routes",
                             format!(
-                                "{name:?}: use \"around-tunnel\", \"split-around-tunnel\" or \"rule-around-tunnel\""
+                                "{name:?}: use \"around-tunnel\", \"split-around-tunnel\", \"rule-around-tunnel\" or \"metric-around-tunnel\""
                             ),
                         )
                     })?,
@@ -985,11 +989,13 @@ impl StepFields for Interfere {
             routes,
             resolv_conf: self.resolv_conf,
             kill: self.kill,
+            ipv4_only_lan: self.ipv4_only_lan,
+            rogue_ra: self.rogue_ra,
         };
         if i == Interference::default() {
             return Err(field_err(
                 "action",
-                "interfere needs at least one of nft, routes, resolv-conf, kill",
+                "interfere needs at least one of nft, routes, resolv-conf, kill, ipv4-only-lan, rogue-ra",
             ));
         }
         Ok(Action::Interfere(i))

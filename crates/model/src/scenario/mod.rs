@@ -41,9 +41,12 @@
 //! nft = "flush ruleset"         # an nftables script in the gateway's namespace
 //! routes = "around-tunnel"      # default routes via the home router
 //!                               # ("split-around-tunnel": /1 routes;
-//!                               # "rule-around-tunnel": a policy rule)
+//!                               # "rule-around-tunnel": a policy rule;
+//!                               # "metric-around-tunnel": a lower metric)
 //! resolv-conf = "nameserver 192.0.2.53"  # the gateway host's resolv.conf
 //! kill = true                   # SIGKILL every process there (OOM killer)
+//! ipv4-only-lan = true          # eth0 loses its global IPv6 and v6 default
+//! rogue-ra = true               # a rogue router advertisement on the LAN
 //!
 //! [leaks]
 //! wires = ["gw", "uplink"]      # watched wires that must carry no leak
@@ -361,6 +364,15 @@ pub struct Interference {
     /// SIGKILL every process in the gateway's namespace (an unexpected
     /// death: the gateway's exit is then a finding).
     pub kill: bool,
+    /// The gateway's LAN turns IPv4-only, as most home and Docker networks
+    /// are: its global IPv6 addresses and IPv6 default routes on eth0 go
+    /// (the link-local address stays).
+    pub ipv4_only_lan: bool,
+    /// A rogue router on the gateway's LAN (the home router's namespace)
+    /// advertises [`crate::topology::addr::ROGUE_RA_PREFIX`]/64 for SLAAC and itself as the
+    /// default router: whatever the kernel's `accept_ra` lets in, the
+    /// gateway gets a global IPv6 address and a default route on eth0.
+    pub rogue_ra: bool,
 }
 
 /// Which routes an `interfere` step puts around the tunnel, all via the
@@ -379,15 +391,59 @@ pub enum RouteInjection {
     /// TunnelVision's variant for gateways that route by policy rules
     /// (Gluetun's `not fwmark 51820 lookup 51820`, wg-quick's).
     Rule,
+    /// `metric-around-tunnel`: a default route in the main table with a
+    /// lower metric than any default route there (or, at the lowest metric
+    /// there is, put ahead of the others): a network manager or a DHCP
+    /// client adding its own default route beside the tunnel's.
+    LowerMetric,
 }
 
 impl RouteInjection {
     /// The names a scenario file uses.
-    pub const NAMES: [(&'static str, RouteInjection); 3] = [
+    pub const NAMES: [(&'static str, RouteInjection); 4] = [
         ("around-tunnel", RouteInjection::Around),
         ("split-around-tunnel", RouteInjection::Split),
         ("rule-around-tunnel", RouteInjection::Rule),
+        ("metric-around-tunnel", RouteInjection::LowerMetric),
     ];
+}
+
+/// How a default route goes in ahead of the main table's others
+/// ([`RouteInjection::LowerMetric`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricPlan {
+    /// No default route of the family: one is added at the family's usual
+    /// metric (0 for IPv4, 1024 for IPv6).
+    Add(u32),
+    /// One below the lowest metric there is.
+    Below(u32),
+    /// The lowest there is is already the lowest the kernel takes (0 for
+    /// IPv4, 1 for IPv6: it reads 0 as 1024): added at that metric ahead of
+    /// the others (`ip route prepend`), which the kernel's lookup tries
+    /// first.
+    Ahead(u32),
+    /// A default route at the lowest metric the kernel takes already goes
+    /// via that router (a gateway that routes by policy rules keeps its
+    /// network's default route in the main table): nothing to add.
+    Already(u32),
+}
+
+impl MetricPlan {
+    /// The plan for a family whose main-table default routes are `routes`
+    /// (metric, gateway), to put one via `via` first.
+    pub fn for_routes(
+        routes: &[(u32, Option<std::net::IpAddr>)],
+        via: std::net::IpAddr,
+        v6: bool,
+    ) -> MetricPlan {
+        let floor = u32::from(v6);
+        match routes.iter().map(|(m, _)| *m).min() {
+            None => MetricPlan::Add(if v6 { 1024 } else { 0 }),
+            Some(m) if m > floor => MetricPlan::Below(m - 1),
+            Some(m) if routes.contains(&(m, Some(via))) => MetricPlan::Already(m),
+            Some(m) => MetricPlan::Ahead(m),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

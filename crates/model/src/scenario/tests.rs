@@ -522,3 +522,41 @@ fn a_misspelt_placeholder_in_a_gateway_variable_is_refused_at_its_place() {
         "{e}"
     );
 }
+
+#[test]
+fn a_lower_metric_default_route_goes_below_or_ahead_of_the_lowest() {
+    use super::MetricPlan;
+    let home: std::net::IpAddr = "172.21.0.1".parse().unwrap();
+    let other: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    assert_eq!(MetricPlan::for_routes(&[], home, false), MetricPlan::Add(0));
+    assert_eq!(
+        MetricPlan::for_routes(&[], home, true),
+        MetricPlan::Add(1024)
+    );
+    assert_eq!(
+        MetricPlan::for_routes(&[(100, None), (50, Some(other))], home, false),
+        MetricPlan::Below(49)
+    );
+    assert_eq!(
+        MetricPlan::for_routes(&[(0, None)], home, false),
+        MetricPlan::Ahead(0)
+    );
+    assert_eq!(
+        MetricPlan::for_routes(&[(1024, None)], home, true),
+        MetricPlan::Below(1023)
+    );
+    assert_eq!(
+        MetricPlan::for_routes(&[(1, None)], home, true),
+        MetricPlan::Ahead(1)
+    );
+    // Already via the home router at the lowest metric there is.
+    assert_eq!(
+        MetricPlan::for_routes(&[(0, Some(home)), (0, None)], home, false),
+        MetricPlan::Already(0)
+    );
+    // Via the home router, but at a metric that can still go lower.
+    assert_eq!(
+        MetricPlan::for_routes(&[(10, Some(home))], home, false),
+        MetricPlan::Below(9)
+    );
+}
