@@ -83,7 +83,7 @@ pub(crate) struct SuiteArgs {
     #[arg(long, value_enum, default_value_t = ProviderKind::Boringtun)]
     pub(crate) provider: ProviderKind,
     /// How many labs run scenarios side by side (each its own set of
-    /// namespaces, provider and gateway). Default 4, or 1 with a container
+    /// namespaces, provider and gateway). Default 8, or 1 with a container
     /// target; 1 runs everything in one lab, one scenario after another.
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
