@@ -48,6 +48,7 @@ pub mod lab;
 pub mod outdir;
 pub mod probe;
 pub mod profile;
+pub mod prove;
 /// The gateway under test, its own crate (`crates/gateway`).
 pub use leakhound_gateway as gateway;
 /// The pure core, its own crate (`crates/model`).

@@ -39,6 +39,11 @@ fn main() -> ExitCode {
             action: Some(GatewayAction::Healthcheck),
         } => gateway::healthcheck_main(),
         Command::Audit(args) => verdict_exit(cli::audit::audit(args)),
+        Command::Prove(args) => match cli::prove::prove(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => error_exit(&e),
+        },
         Command::Reap => harness_exit(cli::reap::reap()),
         Command::Completions { shell } => harness_exit(cli::manual::completions(shell)),
         Command::Man => harness_exit(cli::manual::man()),

@@ -10,6 +10,7 @@ pub(crate) mod bench;
 pub(crate) mod lab;
 pub(crate) mod list;
 pub(crate) mod manual;
+pub(crate) mod prove;
 pub(crate) mod reap;
 pub(crate) mod run;
 pub(crate) mod soak;

@@ -391,3 +391,72 @@ fn list_and_explain_speak_json() {
             .contains("killswitch-tunnel-down")
     );
 }
+
+/// `prove` on saved state: the built-in gateway's ruleset is proven (exit
+/// 0), without its egress filter's device it cannot be (exit 1, saying
+/// why), and a policy from an env file with a bad address is an error
+/// naming the file and line (exit 2).
+#[test]
+fn prove_on_saved_state_answers_with_its_exit_status() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/prove/tests/data");
+    let rs = format!("{data}/builtin-ruleset.json");
+    let text = format!("{data}/builtin-ruleset.txt");
+    let addr = format!("{data}/builtin-addr.json");
+    let policy = [
+        "--endpoint",
+        "203.0.113.10:51820",
+        "--allow",
+        "172.21.0.0/16",
+        "--allow",
+        "172.20.0.0/16",
+        "--allow",
+        "192.168.10.0/24",
+        "--allow",
+        "192.168.40.0/24",
+    ];
+    let mut args = vec![
+        "prove",
+        "--ruleset",
+        &rs,
+        "--ruleset-text",
+        &text,
+        "--addresses",
+        &addr,
+    ];
+    args.extend(policy);
+    let o = leakhound(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("PROOF: no other packet leaves on eth0"),
+        "{out}"
+    );
+    let mut args = vec!["prove", "--ruleset", &rs, "--addresses", &addr];
+    args.extend(policy);
+    let o = leakhound(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("CANNOT PROVE: table netdev leakhound_egress chain egress"),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("gw.env");
+    std::fs::write(&env, "VPN_ENDPOINT_IP=203.0.113.300\n").unwrap();
+    let env = env.display().to_string();
+    let o = leakhound(&[
+        "prove",
+        "--ruleset",
+        &rs,
+        "--addresses",
+        &addr,
+        "--env",
+        &env,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("gw.env:1: VPN_ENDPOINT_IP: \"203.0.113.300\" is not an IP address"),
+        "{err}"
+    );
+}

@@ -25,6 +25,9 @@ struct Outcome {
 pub struct Walker<'a> {
     pub rs: &'a Ruleset,
     pub links: &'a Links,
+    /// The matches reached whose meaning is unknown (taken either way),
+    /// with where they are.
+    pub unknown: std::cell::RefCell<Vec<String>>,
 }
 
 /// The EtherTypes a base chain of `family` sees.
@@ -134,6 +137,14 @@ impl Walker<'_> {
                         cur = inside;
                     }
                     Op::Maybe => pass.extend(cur.iter().cloned()),
+                    Op::Unknown(what) => {
+                        let note = format!("{what} at {} taken both to match and not", at());
+                        let mut u = self.unknown.borrow_mut();
+                        if !u.contains(&note) {
+                            u.push(note);
+                        }
+                        pass.extend(cur.iter().cloned());
+                    }
                     Op::SetField(f, s) => {
                         if f == Field::Mark
                             && chain.base.as_ref().is_some_and(|b| b.hook == "output")

@@ -297,9 +297,17 @@ fn assumptions(links: &Links, fwd: Forwarding) -> Vec<String> {
 /// Proves that no packet outside `policy` leaves on the underlay, or finds
 /// one.
 pub fn prove(rs: &Ruleset, links: &Links, policy: &Policy, fwd: Forwarding) -> Answer {
-    let walker = eval::Walker { rs, links };
+    let walker = eval::Walker {
+        rs,
+        links,
+        unknown: Default::default(),
+    };
     let allowed = allowed(policy);
     let assumptions = assumptions(links, fwd);
+    let with_unknown = |mut a: Vec<String>| {
+        a.extend(walker.unknown.borrow().iter().cloned());
+        a
+    };
     for path in [Path::Output, Path::Raw, Path::Forward] {
         let mut space = start(path, links, fwd);
         for hook in path.hooks() {
@@ -315,11 +323,13 @@ pub fn prove(rs: &Ruleset, links: &Links, policy: &Policy, fwd: Forwarding) -> A
         if let Some(packet) = pick(path, &leaks, links) {
             return Answer::Witness {
                 packet,
-                assumptions,
+                assumptions: with_unknown(assumptions),
             };
         }
     }
-    Answer::Proof { assumptions }
+    Answer::Proof {
+        assumptions: with_unknown(assumptions),
+    }
 }
 
 /// A concrete packet from the leaking space: the plainest one there (a

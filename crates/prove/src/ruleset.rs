@@ -234,6 +234,9 @@ pub enum Op {
     /// A rate or quota: some packets go on, the rest skip the rule's
     /// remainder; both are kept.
     Maybe,
+    /// A match whose meaning the ruleset does not show: as [`Op::Maybe`],
+    /// and named in the answer's assumptions.
+    Unknown(String),
     /// A field is set (`meta mark set`).
     SetField(Field, Set),
     /// A verdict map: the first entry whose key matches decides.
@@ -449,8 +452,18 @@ impl Compiler<'_> {
             )),
             "queue" => Op::Cannot(format!("{e}: a userspace program decides (queue)")),
             "dup" | "fwd" => Op::Cannot(format!("{e}: the packet is sent elsewhere too")),
+            // An iptables match nft cannot show (iptables-nft writes its
+            // conntrack match so): its meaning is not in the ruleset, so
+            // packets are taken both to match it and not; a target of that
+            // kind decides what happens, which the model cannot follow.
+            "xt" if body.get("type").and_then(Value::as_str) == Some("match") => {
+                Op::Unknown(format!(
+                    "xt match {}",
+                    body.get("name").and_then(Value::as_str).unwrap_or("?")
+                ))
+            }
             "xt" => Op::Cannot(format!(
-                "{e}: an iptables extension nft cannot show (xt): its meaning is not in the ruleset"
+                "{e}: an iptables target nft cannot show (xt): what it does is not in the ruleset"
             )),
             _ => Op::Cannot(format!("{e}: unknown statement {kind:?}")),
         }

@@ -6,12 +6,14 @@ mod audit;
 mod lab;
 mod list;
 mod measure;
+mod prove;
 mod suite;
 
 pub(crate) use audit::AuditArgs;
 pub(crate) use lab::{LabAction, LabArgs, LabOpts};
 pub(crate) use list::{ExplainArgs, ListArgs};
 pub(crate) use measure::{BenchArgs, BenchWhat, SoakArgs};
+pub(crate) use prove::ProveArgs;
 pub(crate) use suite::{DependentsKind, RunArgs, SelectArgs, SuiteArgs, TargetArgs, TargetKind};
 
 use clap::{Parser, Subcommand};
@@ -66,6 +68,14 @@ pub(crate) enum Command {
     /// skipped), 2 the audit could not run, 130 / 143 stopped by
     /// SIGINT / SIGTERM (the checks so far reported, anything changed undone).
     Audit(AuditArgs),
+    /// Prove that a gateway's nftables ruleset lets nothing out on its
+    /// underlay but the VPN endpoint over UDP and the allowed subnets, or
+    /// print a witness packet that it does let out. Reads the namespace's
+    /// state and sends nothing (reading nftables needs CAP_NET_ADMIN
+    /// there); or reads saved `nft -j list ruleset` and `ip -j addr`
+    /// output. Exit status: 0 a proof, 1 a witness or "cannot prove", 2
+    /// the state could not be read. docs/prove.md says what is assumed.
+    Prove(ProveArgs),
     /// Remove what killed leakhound runs left behind (only what they
     /// recorded making: namespaces, their processes, containers, files).
     Reap,

@@ -1,0 +1,254 @@
+//! `prove`'s edges: the live state of a namespace read for the engine
+//! (`nft -j list ruleset` and its text listing, `ip -j addr`, the
+//! forwarding switches), and the policy taken from flags or an env file of
+//! Gluetun's variables. The question itself is `leakhound_prove`'s, pure.
+//! Reading sends nothing and changes nothing; reading nftables needs
+//! CAP_NET_ADMIN in the namespace.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+use ipnet::IpNet;
+use leakhound_net::netns::Netns;
+use leakhound_prove::{Forwarding, Links, Policy, Ruleset};
+
+/// Why the state or the policy could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    #[error("running `{command}` in the namespace")]
+    Run {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` in the namespace failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error(transparent)]
+    Netns(#[from] leakhound_net::netns::NetnsError),
+    #[error("{what}: {source}")]
+    Ruleset {
+        what: String,
+        #[source]
+        source: leakhound_prove::ReadError,
+    },
+    #[error("{what}: not `ip -j addr`'s JSON: {source}")]
+    Addresses {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{file}: {message}")]
+    Env { file: String, message: String },
+    #[error("the underlay {0:?} is not among the namespace's interfaces")]
+    NoUnderlay(String),
+}
+
+/// What the engine reads of one namespace.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub ruleset: Ruleset,
+    pub links: Links,
+    pub forwarding: Forwarding,
+    /// iptables-legacy tables registered in the namespace
+    /// (ip_tables_names, ip6_tables_names under /proc/thread-self/net): rules
+    /// nft cannot see.
+    pub legacy_tables: Vec<String>,
+}
+
+/// The engine's answer for `state`; "cannot prove" where iptables-legacy
+/// tables hold rules nft cannot see.
+pub fn answer(state: &State, policy: &Policy) -> leakhound_prove::Answer {
+    if !state.legacy_tables.is_empty() {
+        return leakhound_prove::Answer::Cannot(leakhound_prove::Cannot {
+            rule: format!("iptables-legacy tables {}", state.legacy_tables.join(", ")),
+            why: "their rules are not in nftables, so nft cannot show them (iptables-legacy-save does)".into(),
+        });
+    }
+    leakhound_prove::prove(&state.ruleset, &state.links, policy, state.forwarding)
+}
+
+fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<String, ProveError> {
+    let command = format!("{program} {}", args.join(" "));
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    ns.command(&mut cmd)?;
+    let out = cmd.output().map_err(|source| ProveError::Run {
+        command: command.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(ProveError::Failed {
+            command,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Reads the live state of `ns`, with `underlay` as its underlay.
+pub fn read_live(ns: &Netns, underlay: &str) -> Result<State, ProveError> {
+    let json = run_in(ns, "nft", &["-j", "list", "ruleset"])?;
+    let text = run_in(ns, "nft", &["list", "ruleset"])?;
+    // An empty ruleset lists as nothing at all in some nft versions.
+    let json = if json.trim().is_empty() {
+        "{\"nftables\": []}".to_string()
+    } else {
+        json
+    };
+    let mut ruleset = Ruleset::from_json(&json).map_err(|source| ProveError::Ruleset {
+        what: "nft -j list ruleset".into(),
+        source,
+    })?;
+    ruleset.devices_from_text(&text);
+    let addrs = run_in(ns, "ip", &["-j", "addr"])?;
+    let links = leakhound_prove::links_from_ip_json(&addrs, underlay).map_err(|source| {
+        ProveError::Addresses {
+            what: "ip -j addr".into(),
+            source,
+        }
+    })?;
+    if !links.names.iter().any(|(n, _)| n == underlay) {
+        return Err(ProveError::NoUnderlay(underlay.into()));
+    }
+    let read = |key: &'static str| {
+        ns.run(move || std::fs::read_to_string(format!("/proc/sys/{key}")))
+            .ok()
+            .and_then(Result::ok)
+            // Unreadable: taken as on (the sound side).
+            .is_none_or(|v| v.trim() != "0")
+    };
+    let forwarding = Forwarding {
+        v4: read("net/ipv4/ip_forward"),
+        v6: read("net/ipv6/conf/all/forwarding"),
+    };
+    let mut legacy_tables = Vec::new();
+    for (family, file) in [("ip", "ip_tables_names"), ("ip6", "ip6_tables_names")] {
+        let names = ns
+            .run(move || std::fs::read_to_string(format!("/proc/thread-self/net/{file}")))
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        legacy_tables.extend(names.split_whitespace().map(|t| format!("{family} {t}")));
+    }
+    Ok(State {
+        ruleset,
+        links,
+        forwarding,
+        legacy_tables,
+    })
+}
+
+/// Reads saved state: `nft -j list ruleset` (and, where nft's JSON leaves
+/// out a netdev chain's device, `nft list ruleset`), `ip -j addr`.
+pub fn read_files(
+    ruleset: (&str, &str),
+    text: Option<&str>,
+    addresses: (&str, &str),
+    underlay: &str,
+    forwarding: Forwarding,
+) -> Result<State, ProveError> {
+    let mut rs = Ruleset::from_json(ruleset.1).map_err(|source| ProveError::Ruleset {
+        what: ruleset.0.into(),
+        source,
+    })?;
+    if let Some(t) = text {
+        rs.devices_from_text(t);
+    }
+    let links = leakhound_prove::links_from_ip_json(addresses.1, underlay).map_err(|source| {
+        ProveError::Addresses {
+            what: addresses.0.into(),
+            source,
+        }
+    })?;
+    if !links.names.iter().any(|(n, _)| n == underlay) {
+        return Err(ProveError::NoUnderlay(underlay.into()));
+    }
+    Ok(State {
+        ruleset: rs,
+        links,
+        forwarding,
+        legacy_tables: Vec::new(),
+    })
+}
+
+/// The policy from Gluetun's variables in an env file: the endpoint
+/// (`VPN_ENDPOINT_IP` or `WIREGUARD_ENDPOINT_IP`, port `VPN_ENDPOINT_PORT`
+/// or `WIREGUARD_ENDPOINT_PORT`, default 51820) and
+/// `FIREWALL_OUTBOUND_SUBNETS`.
+pub fn policy_from_env(file: &str, text: &str) -> Result<Policy, ProveError> {
+    let vars =
+        leakhound_model::userconf::parse_env_file(file, text).map_err(|e| ProveError::Env {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+    let get = |keys: &[&str]| {
+        keys.iter().find_map(|k| {
+            vars.iter()
+                .rev()
+                .find(|v| v.key == *k)
+                .map(|v| (v.key.clone(), v.line, v.value.expose().trim().to_string()))
+        })
+    };
+    let bad = |key: &str, line: Option<usize>, what: String| ProveError::Env {
+        file: match line {
+            Some(l) => format!("{file}:{l}"),
+            None => file.into(),
+        },
+        message: format!("{key}: {what}"),
+    };
+    let mut policy = Policy {
+        endpoints: Vec::new(),
+        allow: Vec::new(),
+    };
+    if let Some((key, line, ip)) = get(&["VPN_ENDPOINT_IP", "WIREGUARD_ENDPOINT_IP"]) {
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| bad(&key, line, format!("{ip:?} is not an IP address")))?;
+        let port = match get(&["VPN_ENDPOINT_PORT", "WIREGUARD_ENDPOINT_PORT"]) {
+            Some((pkey, pline, p)) => p
+                .parse::<u16>()
+                .map_err(|_| bad(&pkey, pline, format!("{p:?} is not a port")))?,
+            None => 51820,
+        };
+        policy.endpoints.push((ip, port));
+    }
+    if let Some((key, line, list)) = get(&["FIREWALL_OUTBOUND_SUBNETS"]) {
+        for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            policy.allow.push(
+                s.parse::<IpNet>()
+                    .map_err(|_| bad(&key, line, format!("{s:?} is not a subnet")))?,
+            );
+        }
+    }
+    Ok(policy)
+}
+
+/// `--endpoint IP:PORT`.
+pub fn parse_endpoint(s: &str) -> Result<(IpAddr, u16), String> {
+    s.parse::<SocketAddr>()
+        .map(|a| (a.ip(), a.port()))
+        .map_err(|_| format!("{s:?}: expected IP:PORT (an IPv6 one as [ADDR]:PORT)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_comes_from_gluetuns_variables() {
+        let p = policy_from_env(
+            "gw.env",
+            "VPN_ENDPOINT_IP=203.0.113.10\nVPN_ENDPOINT_PORT=51820\nFIREWALL_OUTBOUND_SUBNETS=172.20.0.0/16, 192.168.10.0/24\n",
+        )
+        .unwrap();
+        assert_eq!(p.endpoints, [("203.0.113.10".parse().unwrap(), 51820)]);
+        assert_eq!(p.allow.len(), 2);
+        let e = policy_from_env("gw.env", "\nWIREGUARD_ENDPOINT_IP=nope\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "gw.env:2: WIREGUARD_ENDPOINT_IP: \"nope\" is not an IP address"
+        );
+        assert_eq!(parse_endpoint("[2001:db8::1]:51820").unwrap().1, 51820);
+        assert!(parse_endpoint("203.0.113.10").is_err());
+    }
+}
