@@ -19,7 +19,7 @@ use super::{ENTERS_NAMESPACE, harness_tracing, require_root};
 
 /// `leakhound audit`: attach, check, report; the exit status as for runs.
 pub(crate) fn audit(args: AuditArgs) -> Result<Verdict> {
-    use leakhound::audit::{self, Attach};
+    use leakhound::audit;
     harness_tracing(args.quiet);
     let text = std::fs::read_to_string(&args.profile)
         .with_context(|| format!("reading the profile {}", args.profile.display()))?;
@@ -27,12 +27,8 @@ pub(crate) fn audit(args: AuditArgs) -> Result<Verdict> {
     let profile = leakhound::model::audit::parse(&profile_file, &text)?;
     check_allow_skip(&args.allow_skip)?;
     require_root("audit", ENTERS_NAMESPACE)?;
-    let which = match (&args.netns, args.pid, &args.container) {
-        (Some(n), _, _) if n == "self" => Attach::SelfNs,
-        (Some(n), _, _) => Attach::Netns(n.clone()),
-        (_, Some(p), _) => Attach::Pid(p),
-        (_, _, Some(c)) => Attach::Container(c.clone()),
-        _ => bail!("name the gateway: --netns, --pid or --container"),
+    let Some(which) = args.at.attach() else {
+        bail!("name the gateway: --netns, --pid or --container");
     };
     let ns = audit::attach(&which)?;
     let rt = super::runtime()?;

@@ -59,17 +59,10 @@ pub(crate) fn prove(args: ProveArgs) -> Result<bool> {
             (state, format!("saved state {}", rs.display()))
         }
         None => {
-            let attach = if let Some(n) = &args.netns {
-                if n == "self" {
-                    leakhound::audit::Attach::SelfNs
-                } else {
-                    leakhound::audit::Attach::Netns(n.clone())
-                }
-            } else if let Some(p) = args.pid {
-                leakhound::audit::Attach::Pid(p)
-            } else {
-                leakhound::audit::Attach::Container(args.container.clone().expect("clap's group"))
+            let Some(attach) = args.at.attach() else {
+                bail!("name the gateway: --netns, --pid or --container, or give --ruleset");
             };
+            super::require_root("prove", super::ENTERS_NAMESPACE)?;
             let ns = leakhound::audit::attach(&attach)?;
             (prove::read_live(&ns, &args.underlay)?, attach.to_string())
         }

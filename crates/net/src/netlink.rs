@@ -378,8 +378,8 @@ impl Nl {
         }
     }
 
-    /// Routes of the main table for one address family.
-    pub async fn routes(&self, v6: bool) -> Result<Vec<RouteInfo>> {
+    /// The main table's route messages of one address family.
+    async fn main_table(&self, v6: bool) -> Result<Vec<RouteMessage>> {
         let q = if v6 {
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
         } else {
@@ -388,9 +388,17 @@ impl Nl {
         let mut s = self.handle.route().get(q).execute();
         let mut out = Vec::new();
         while let Some(m) = s.try_next().await.map_err(req("listing routes"))? {
-            if m.header.table != 254 {
-                continue;
+            if m.header.table == 254 {
+                out.push(m);
             }
+        }
+        Ok(out)
+    }
+
+    /// Routes of the main table for one address family.
+    pub async fn routes(&self, v6: bool) -> Result<Vec<RouteInfo>> {
+        let mut out = Vec::new();
+        for m in self.main_table(v6).await? {
             let mut dst = None;
             let mut gateway = None;
             let mut oif = None;
@@ -417,15 +425,9 @@ impl Nl {
     /// The main table's default routes of one family: each one's metric (0
     /// without one) and gateway.
     pub async fn default_routes(&self, v6: bool) -> Result<Vec<(u32, Option<IpAddr>)>> {
-        let q = if v6 {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
-        };
-        let mut s = self.handle.route().get(q).execute();
         let mut out = Vec::new();
-        while let Some(m) = s.try_next().await.map_err(req("listing routes"))? {
-            if m.header.table != 254 || m.header.destination_prefix_length != 0 {
+        for m in self.main_table(v6).await? {
+            if m.header.destination_prefix_length != 0 {
                 continue;
             }
             let mut metric = 0;

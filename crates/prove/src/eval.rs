@@ -47,7 +47,12 @@ impl Walker<'_> {
     /// What survives hook `hook`: every base chain there, in priority
     /// order (netdev chains only where they are bound to the underlay).
     pub fn hook(&self, hook: &str, space: Vec<Cube>) -> Result<Vec<Cube>, Cannot> {
-        if let Some(k) = self.rs.netdev_without_devices().first() {
+        if let Some(k) = self.rs.netdev_without_devices().into_iter().find(|k| {
+            self.rs.chains[k]
+                .base
+                .as_ref()
+                .is_some_and(|b| b.hook == hook)
+        }) {
             return Err(Cannot {
                 rule: format!("table {} {} chain {}", k.0, k.1, k.2),
                 why: "a netdev base chain whose device nft's JSON leaves out (nft before 1.0.7): give nft's text listing too (`nft list ruleset`)".into(),
@@ -76,8 +81,7 @@ impl Walker<'_> {
                 // Only a connection's first packet meets a nat chain, and
                 // source NAT changes nothing the question looks at; what
                 // would matter (destination NAT) is refused as it is met.
-                let out = self.chain(&chain.key(), mine.clone(), 0)?;
-                drop(out);
+                self.chain(&chain.key(), mine.clone(), 0)?;
                 space = [mine, others].concat();
                 continue;
             }

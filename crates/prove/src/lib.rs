@@ -21,6 +21,7 @@ pub mod space;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use ruleset::addr_value;
 use space::{Constraint, Cube, Field, Set, Union, one, range};
 
 pub use eval::Cannot;
@@ -169,13 +170,6 @@ impl Answer {
 /// discovery and multicast listener messages from a link-local (or, for
 /// duplicate address detection, the unspecified) source.
 pub const HOUSEKEEPING_ICMPV6: [u8; 7] = [130, 131, 133, 134, 135, 136, 143];
-
-fn addr_value(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
 
 fn eth(a: IpAddr) -> u128 {
     if a.is_ipv4() {
@@ -402,7 +396,7 @@ fn pick(path: Path, leaks: &[Cube], links: &Links) -> Option<Packet> {
     let daddr = addr(Field::Daddr, &[whoami]);
     let saddr = addr(Field::Saddr, &own);
     let fragment = prefer(Field::Frag, &[0]) == 1;
-    let ported = space_has_ports(l4) && !fragment;
+    let ported = ruleset::PORTED.contains(&u128::from(l4)) && !fragment;
     let iif = prefer(Field::Iif, &[]);
     Some(Packet {
         path,
@@ -438,10 +432,6 @@ fn pick(path: Path, leaks: &[Cube], links: &Links) -> Option<Packet> {
             .then(|| links.names.get(iif as usize - 1).map(|(n, _)| n.clone()))
             .flatten(),
     })
-}
-
-fn space_has_ports(l4: u8) -> bool {
-    ruleset::PORTED.contains(&u128::from(l4))
 }
 
 /// The interfaces of `ip -j addr` (or `ip -j link`): name and index.

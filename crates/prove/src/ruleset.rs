@@ -323,7 +323,8 @@ enum Left {
 
 const V4_MAPPED: u128 = 0xffff_0000_0000;
 
-fn addr_value(a: IpAddr) -> u128 {
+/// An address as a value of [`Field::Saddr`]/[`Field::Daddr`].
+pub fn addr_value(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(v4) => V4_MAPPED | u128::from(u32::from(v4)),
         IpAddr::V6(v6) => u128::from(v6),

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use super::OutputFormat;
 
+/// Which running gateway's namespace to enter (`audit`, `prove`): one of
+/// the three.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("where").required(true).args(["netns", "pid", "container"])))]
-pub(crate) struct AuditArgs {
+pub(crate) struct WhereArgs {
     /// The gateway's network namespace by name (as `ip netns list` shows
     /// it), or `self`: the one leakhound runs in (a sidecar container that
     /// shares the gateway's network).
@@ -19,6 +20,27 @@ pub(crate) struct AuditArgs {
     /// The network namespace of this running Docker container.
     #[arg(long, value_name = "ID")]
     pub(crate) container: Option<String>,
+}
+
+impl WhereArgs {
+    /// The namespace named, if one is.
+    pub(crate) fn attach(&self) -> Option<leakhound::audit::Attach> {
+        use leakhound::audit::Attach;
+        match (&self.netns, self.pid, &self.container) {
+            (Some(n), _, _) if n == "self" => Some(Attach::SelfNs),
+            (Some(n), _, _) => Some(Attach::Netns(n.clone())),
+            (_, Some(p), _) => Some(Attach::Pid(p)),
+            (_, _, Some(c)) => Some(Attach::Container(c.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["netns", "pid", "container"])))]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) at: WhereArgs,
     /// What to expect and which endpoints to probe (TOML; see
     /// docs/AUDIT.md and docs/examples/audit/).
     #[arg(long, value_name = "FILE")]

@@ -8,16 +8,8 @@ use ipnet::IpNet;
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("where").required(true).args(["netns", "pid", "container", "ruleset"])))]
 pub(crate) struct ProveArgs {
-    /// The gateway's network namespace by name (as `ip netns list` shows
-    /// it), or `self`.
-    #[arg(long, value_name = "NAME|self")]
-    pub(crate) netns: Option<String>,
-    /// The network namespace of this process (e.g. the gateway's).
-    #[arg(long, value_name = "PID")]
-    pub(crate) pid: Option<i32>,
-    /// The network namespace of this running Docker container.
-    #[arg(long, value_name = "ID")]
-    pub(crate) container: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: super::audit::WhereArgs,
     /// Saved state instead of a live namespace: the output of
     /// `nft -j list ruleset` (with --addresses).
     #[arg(long, value_name = "FILE", requires = "addresses")]
