@@ -11,6 +11,12 @@
 #   wg-quick-gw.sh --no-killswitch     deliberately broken: no kill switch
 #   wg-quick-gw.sh --ipv4-killswitch   deliberately broken: IPv4 only, IPv6
 #                                      is left open
+#   wg-quick-gw.sh --dns-hole          deliberately broken: DNS (port 53,
+#                                      UDP and TCP) to anywhere is let out
+#                                      around the tunnel
+#   wg-quick-gw.sh --tcp-udp-killswitch  deliberately broken: the kill
+#                                      switch drops only TCP and UDP; ICMP
+#                                      and every other IP protocol go out
 #   --late-killswitch SECONDS          deliberately broken: the kill switch
 #                                      comes SECONDS after the start (what a
 #                                      slow start looks like to dependents
@@ -39,6 +45,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-killswitch) mode=none ;;
     --ipv4-killswitch) mode=ipv4 ;;
+    --dns-hole) mode=dns-hole ;;
+    --tcp-udp-killswitch) mode=tcp-udp ;;
     --late-killswitch)
       [ $# -ge 2 ] || { echo "wg-quick-gw: --late-killswitch needs seconds" >&2; exit 2; }
       late=$2; shift ;;
@@ -87,7 +95,46 @@ done
 join() { local IFS=,; echo "$*"; }
 
 # 1. The kill switch, first: only loopback, the tunnel, WireGuard to the
-# endpoint, the outbound subnets and neighbour discovery.
+# endpoint, the outbound subnets and neighbour discovery. The same rules
+# again on the underlay's egress hook (netdev), which also sees frames
+# written past the IP stack (AF_PACKET) that the output hook never does.
+# A broken variant's hole is in both: --dns-hole's port 53, and
+# --tcp-udp-killswitch's policy (accept, with only TCP and UDP dropped).
+# The egress hook has no conntrack state to tell replies by: there,
+# replies to FIREWALL_INPUT_PORTS go out only to the own and outbound
+# subnets.
+policy=drop
+[ "$mode" = tcp-udp ] && policy=accept
+holes() {
+  if [ "$mode" = dns-hole ]; then
+    echo "    udp dport 53 accept"
+    echo "    tcp dport 53 accept"
+  fi
+}
+closing() {
+  [ "$mode" = tcp-udp ] && echo "    meta l4proto { tcp, udp } drop"
+  true
+}
+egress() {
+  {
+    echo "table netdev refgw"
+    echo "delete table netdev refgw"
+    echo "table netdev refgw {"
+    echo "  chain egress {"
+    echo "    type filter hook egress device \"$underlay_dev\" priority 0; policy $policy;"
+    echo "    ether type arp accept"
+    echo "    meta mark $fwmark ip daddr $endpoint udp dport $port accept"
+    echo "    udp dport { 1900, 5351 } drop"
+    [ -n "$own_subnet" ] && echo "    ip daddr $own_subnet accept"
+    [ ${#v4_outbound[@]} -gt 0 ] && echo "    ip daddr { $(join "${v4_outbound[@]}") } accept"
+    [ ${#v6_outbound[@]} -gt 0 ] && echo "    ip6 daddr { $(join "${v6_outbound[@]}") } accept"
+    echo "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } ip6 daddr { fe80::/10, ff02::/16 } accept"
+    holes
+    closing
+    echo "  }"
+    echo "}"
+  } | nft -f -
+}
 killswitch() {
   local family=$1
   {
@@ -95,7 +142,7 @@ killswitch() {
     echo "delete table $family refgw"
     echo "table $family refgw {"
     echo "  chain output {"
-    echo "    type filter hook output priority 0; policy drop;"
+    echo "    type filter hook output priority 0; policy $policy;"
     echo "    oifname \"lo\" accept"
     echo "    oifname \"$iface\" accept"
     # Only the tunnel's own socket (its fwmark) may write to the endpoint:
@@ -118,6 +165,8 @@ killswitch() {
       # out for a payload (leakhound's fuzzer found that).
       echo "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } ip6 daddr { fe80::/10, ff02::/16 } accept"
     fi
+    holes
+    closing
     echo "  }"
     echo "  chain input {"
     echo "    type filter hook input priority 0; policy drop;"
@@ -141,7 +190,9 @@ if [ "$late" != 0 ]; then
   sleep "$late"
 fi
 case "$mode" in
-  full) killswitch inet; echo "wg-quick-gw: kill switch (inet) in place" ;;
+  full) killswitch inet; egress; echo "wg-quick-gw: kill switch (inet, and the underlay's egress) in place" ;;
+  dns-hole) killswitch inet; egress; echo "wg-quick-gw: kill switch with a DNS hole (deliberately broken)" ;;
+  tcp-udp) killswitch inet; egress; echo "wg-quick-gw: kill switch for TCP and UDP only (deliberately broken)" ;;
   ipv4) killswitch ip; echo "wg-quick-gw: kill switch (IPv4 only: deliberately broken)" ;;
   none) echo "wg-quick-gw: no kill switch (deliberately broken)" ;;
 esac

@@ -174,6 +174,8 @@ pub struct AuditRequest {
     /// The profile's file, as given (the JUnit `file`).
     pub profile_file: String,
     pub disruptive: bool,
+    /// Also prove the namespace's ruleset (reads only).
+    pub prove: bool,
     /// Where the pcap goes.
     pub out: PathBuf,
     /// Cancelled on SIGINT or SIGTERM: the check in flight ends at once (an
@@ -259,6 +261,9 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         interrupt: &req.interrupt,
     };
     let lan_rows = a.all_checks(p, req.disruptive).await;
+    if req.prove {
+        a.prove(p).await;
+    }
     timeline.mark(SystemTime::now(), "teardown");
     capture.part("teardown");
 
@@ -521,6 +526,50 @@ impl Auditor<'_> {
             }
         }
         lan_rows
+    }
+
+    /// `--prove`: the ruleset proven against [capture]'s policy, reading
+    /// only (a witness is named, not sent).
+    async fn prove(&mut self, p: &AuditProfile) {
+        let Some(endpoint) = p.capture.endpoint else {
+            self.skip(
+                "prove",
+                "needs [capture] endpoint (the policy's one way out)",
+            );
+            return;
+        };
+        let policy = leakhound_prove::Policy {
+            endpoints: vec![(endpoint.ip(), endpoint.port())],
+            allow: p.capture.allowed.clone(),
+        };
+        let underlay = p.capture.interface.clone();
+        self.check("prove", async |ns, _| {
+            let ns = ns
+                .try_clone()
+                .map_err(|e| Finding::error(format!("the namespace: {e}")))?;
+            let t = Instant::now();
+            let answer = tokio::task::spawn_blocking(move || {
+                crate::prove::read_live(&ns, &underlay)
+                    .map(|state| crate::prove::answer(&state, &policy))
+            })
+            .await
+            .map_err(|e| Finding::error(format!("the proof's thread: {e}")))?
+            .map_err(|e| Finding::error(format!("the ruleset could not be read: {e}")))?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            match answer {
+                leakhound_prove::Answer::Proof { assumptions } => Ok(format!(
+                    "PROOF in {ms:.0} ms: no other packet leaves on {}; assuming {}",
+                    p.capture.interface,
+                    assumptions.join("; ")
+                )),
+                leakhound_prove::Answer::Witness { packet, .. } => Err(Finding::fail(format!(
+                    "a packet outside the policy leaves on {} (found in {ms:.0} ms, not sent): {packet}",
+                    p.capture.interface
+                ))),
+                leakhound_prove::Answer::Cannot(c) => Err(Finding::fail(c.to_string())),
+            }
+        })
+        .await;
     }
 
     /// `[exit]`: the address whoami sees.

@@ -165,6 +165,7 @@ fn audit_once(
             profile: profile.clone(),
             profile_file: profile_file.to_string(),
             disruptive: args.disruptive,
+            prove: args.prove,
             out: args.out.clone(),
             interrupt: interrupt.token.clone(),
         }))

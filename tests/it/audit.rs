@@ -90,12 +90,13 @@ fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
     let prom = out.path().join("metrics/audit.prom");
     let o = audit(
         &lab,
-        &["--prometheus", prom.to_str().unwrap()],
+        &["--prometheus", prom.to_str().unwrap(), "--prove"],
         &out.path().join("r"),
     );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     for check in [
+        "PASS  prove",
         "PASS  exit-address",
         "PASS  dns-resolvers",
         "PASS  bypass dot 192.0.2.43:853",
@@ -109,7 +110,7 @@ fn a_live_lab_gateway_passes_and_the_audit_changes_nothing() {
     assert!(out.path().join("r/outside.pcap").exists());
     let junit = std::fs::read_to_string(out.path().join("r/junit.xml")).unwrap();
     common::assert_valid_junit(&junit);
-    assert!(junit.contains("tests=\"11\""), "{junit}");
+    assert!(junit.contains("tests=\"12\""), "{junit}");
     assert!(junit.contains("failures=\"0\""), "{junit}");
     // The metrics: promtool accepts them, and they say it passed.
     let metrics = std::fs::read_to_string(&prom).unwrap();
@@ -235,9 +236,19 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
     assert!(o.status.success(), "{}", text(&o));
     let out = tempfile::tempdir().unwrap();
     let prom = out.path().join("audit.prom");
-    let o = audit(&lab, &["--prometheus", prom.to_str().unwrap()], out.path());
+    let o = audit(
+        &lab,
+        &["--prometheus", prom.to_str().unwrap(), "--prove"],
+        out.path(),
+    );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
+    // The proof names a packet that leaves, without sending it.
+    assert!(t.contains("FAIL  prove"), "{t}");
+    assert!(
+        t.contains("a packet outside the policy leaves on eth0 (found in"),
+        "{t}"
+    );
     assert!(
         t.contains("FAIL  exit-address                 the exit is 198.51.100.2"),
         "{t}"

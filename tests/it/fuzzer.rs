@@ -9,8 +9,9 @@ use crate::common::{Tamper, TestLab, assert_no_error, builtin, tampered};
 use leakhound::model::scenario::{Action, Scenario};
 use leakhound::scenario::runner::{FuzzSettings, ScenarioResult};
 
-/// killswitch-tunnel-down without its scripted probes: the handshake, the
-/// tunnel stopped, the routes around it, the spray, the tunnel back.
+/// killswitch-tunnel-down without its scripted probes and its proof: the
+/// handshake, the tunnel stopped, the routes around it, the spray, the
+/// tunnel back.
 fn fuzzer_alone() -> Scenario {
     let mut scn = builtin("killswitch-tunnel-down");
     scn.steps.retain(|s| {
@@ -21,6 +22,7 @@ fn fuzzer_alone() -> Scenario {
                 | Action::Udp { .. }
                 | Action::Ping { .. }
                 | Action::EncryptedDns { .. }
+                | Action::Prove { .. }
         )
     });
     assert!(

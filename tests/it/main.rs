@@ -27,6 +27,7 @@ mod html_report;
 mod interop;
 mod lab_e2e;
 mod module_cycles;
+mod prove_kernel;
 mod real_dependents;
 mod resolver;
 mod robustness;

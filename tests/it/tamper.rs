@@ -128,9 +128,49 @@ async fn baseline_fails_when_traffic_goes_around_the_tunnel() {
     assert_leak_reported(&r, &xml, "uplink", "198.51.100.2");
 }
 
+/// The scenario's `prove` step found a witness, and the wire showed it
+/// leave on gw; the witness names `packet`.
+fn assert_witness_confirmed(r: &ScenarioResult, packet: &str) {
+    let f = r.failures();
+    assert!(
+        f.iter().any(
+            |(c, m)| c.contains("the ruleset is proven to let nothing else out")
+                && m.contains("a packet outside the policy leaves on eth0")
+                && m.contains(packet)
+        ),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, m)| c.starts_with("prove, the witness on the wire")
+                && m.contains("confirmed on the wire: gw:")),
+        "{f:#?}"
+    );
+}
+
+/// Without the netdev egress filter the scripted probes of
+/// killswitch-tunnel-down still stay in (the output hook holds for them),
+/// but `prove` finds what gets past: neighbour discovery's ICMPv6 types
+/// to any address, which the output chain lets through for the egress
+/// filter to narrow to the link. The wire shows the witness leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killswitch_tunnel_down_proves_the_hole_left_without_the_egress_filter() {
+    let tamper = nft("delete table netdev leakhound_egress\n");
+    let (r, _) = run_tampered("killswitch-tunnel-down", tamper).await;
+    assert_witness_confirmed(&r, "ICMPv6 2001:db8:21::2 -> 2001:db8:80::80 type 133");
+    assert!(
+        !r.failures()
+            .iter()
+            .any(|(c, _)| c == "tunnel down: no HTTP over IPv4 to the internet"),
+        "the output hook should still hold: {:#?}",
+        r.failures()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killswitch_tunnel_down_fails_without_a_kill_switch() {
     let (r, xml) = run_tampered("killswitch-tunnel-down", nft(FLUSH_KILL_SWITCH)).await;
+    assert_witness_confirmed(&r, "TCP ");
     assert_failed(&r, "", &["isp-dns received the query"]);
     assert_failed(&r, "", &["whoami received the request"]);
     assert_leak_reported(&r, &xml, "gw", "172.21.0.2");
@@ -154,6 +194,7 @@ async fn killswitch_tunnel_down_fails_without_a_kill_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killswitch_server_gone_fails_without_a_kill_switch() {
     let (r, xml) = run_tampered("killswitch-server-gone", nft(FLUSH_KILL_SWITCH)).await;
+    assert_witness_confirmed(&r, "TCP ");
     assert_leak_reported(&r, &xml, "uplink", "-> 192.0.2.53:53");
     assert_failed(&r, "provider gone:…", &[]);
     assert_failed(&r, "WireGuard blocked:…", &[]);
@@ -162,6 +203,7 @@ async fn killswitch_server_gone_fails_without_a_kill_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killswitch_gateway_crash_fails_without_a_kill_switch() {
     let (r, xml) = run_tampered("killswitch-gateway-crash", nft(FLUSH_KILL_SWITCH)).await;
+    assert_witness_confirmed(&r, "TCP ");
     assert_leak_reported(&r, &xml, "gw", "-> 192.0.2.80:80");
     assert_failed(
         &r,

@@ -187,6 +187,44 @@ async fn the_gluetun_faithful_reference_shows_gluetuns_known_leaks() {
     );
 }
 
+/// The message of the case that looked for a `prove` step's witness on
+/// the wires.
+fn witness_case(s: &ScenarioResult) -> String {
+    s.failures()
+        .into_iter()
+        .find(|(c, _)| c.starts_with("prove, the witness on the wire"))
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| panic!("{}: no failed witness case: {:#?}", s.name, s.failures()))
+}
+
+/// The two variants issue 28 added: a DNS hole and a kill switch that
+/// drops only TCP and UDP. `prove` finds each hole's packet in the
+/// ruleset with the tunnel stopped, and the wire shows it leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dns_hole_and_the_tcp_udp_kill_switch_are_proven_open_and_the_wire_agrees() {
+    for (args, packet) in [
+        ("--dns-hole", "UDP 172.21.0.2:40000 -> 192.0.2.80:53"),
+        ("--tcp-udp-killswitch", "ICMP 172.21.0.2 -> 192.0.2.80"),
+    ] {
+        let r = run(reference(&[args]), &["killswitch-tunnel-down"]).await;
+        let s = &r[0];
+        assert!(!s.errored(), "{args}: {:#?}", s.cases);
+        let step = s
+            .failures()
+            .into_iter()
+            .find(|(c, _)| {
+                c == "tunnel down: the ruleset is proven to let nothing else out on eth0"
+            })
+            .unwrap_or_else(|| panic!("{args}: the prove step passed: {:#?}", s.failures()));
+        assert!(step.1.contains(packet), "{args}: {step:?}");
+        let w = witness_case(s);
+        assert!(
+            w.contains(&format!("confirmed on the wire: gw: {packet}")),
+            "{args}: {w}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reference_without_a_kill_switch_fails_with_the_leaks_named() {
     let r = run(
@@ -218,6 +256,12 @@ async fn a_reference_without_a_kill_switch_fails_with_the_leaks_named() {
         "ipv6-leak: {:#?}",
         r[1].leaks
     );
+    // prove's witness, written from the namespace, seen on the wire.
+    let w = witness_case(ks);
+    assert!(
+        w.contains("confirmed on the wire: gw: TCP 172.21.0.2:40000 -> 192.0.2.80:80"),
+        "{w}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,6 +281,15 @@ async fn a_reference_with_an_ipv4_only_kill_switch_leaks_ipv6() {
             s.name,
             s.leaks
         );
+        if s.name == "killswitch-tunnel-down" {
+            let w = witness_case(s);
+            assert!(
+                w.contains(
+                    "confirmed on the wire: gw: TCP [2001:db8:21::2]:40000 -> [2001:db8:80::80]:80"
+                ),
+                "{w}"
+            );
+        }
         // Only IPv6 gets out: every leak is IPv6.
         assert!(
             s.leaks

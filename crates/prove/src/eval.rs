@@ -21,6 +21,23 @@ struct Outcome {
     ret: Vec<Cube>,
 }
 
+impl Outcome {
+    /// The end of a chain: what fell through meets the policy of a base
+    /// chain (`Some(drops)`), as what it returned does; a user chain's
+    /// returns to its caller.
+    fn end(&mut self, policy_drop: Option<bool>, rest: Vec<Cube>) {
+        match policy_drop {
+            Some(drop) => {
+                let ret = std::mem::take(&mut self.ret);
+                let to = if drop { &mut self.drop } else { &mut self.accept };
+                to.extend(rest);
+                to.extend(ret);
+            }
+            None => self.ret.extend(rest),
+        }
+    }
+}
+
 /// Walks packets through one namespace's ruleset.
 pub struct Walker<'a> {
     pub rs: &'a Ruleset,
@@ -44,6 +61,17 @@ fn family_sees(family: &str) -> Option<Set> {
 const MAX_DEPTH: usize = 16;
 
 impl Walker<'_> {
+    /// What survives every hook of `path`, in order.
+    pub fn path(&self, path: crate::Path, mut space: Vec<Cube>) -> Result<Vec<Cube>, Cannot> {
+        for hook in path.hooks() {
+            space = self.hook(hook, space)?;
+            if space.is_empty() {
+                break;
+            }
+        }
+        Ok(space)
+    }
+
     /// What survives hook `hook`: every base chain there, in priority
     /// order (netdev chains only where they are bound to the underlay).
     pub fn hook(&self, hook: &str, space: Vec<Cube>) -> Result<Vec<Cube>, Cannot> {
@@ -91,6 +119,13 @@ impl Walker<'_> {
         Ok(space)
     }
 
+    fn note(&self, note: String) {
+        let mut u = self.unknown.borrow_mut();
+        if !u.contains(&note) {
+            u.push(note);
+        }
+    }
+
     fn chain(&self, key: &ChainKey, space: Vec<Cube>, depth: usize) -> Result<Outcome, Cannot> {
         let chain = self.rs.chains.get(key).ok_or_else(|| Cannot {
             rule: format!("table {} {}", key.0, key.1),
@@ -107,6 +142,7 @@ impl Walker<'_> {
             links: self.links,
             family: &chain.family,
             table: &chain.table,
+            icmpv6: Default::default(),
         };
         let mut out = Outcome::default();
         let mut space = space;
@@ -140,13 +176,19 @@ impl Walker<'_> {
                         pass.extend(outside);
                         cur = inside;
                     }
+                    Op::MatchMaybe { sure, maybe, note } => {
+                        let (inside, outside) = sure.split(cur);
+                        let (either, rest) = maybe.split(outside);
+                        if !either.is_empty() {
+                            self.note(format!("{note} at {} taken both to match and not", at()));
+                        }
+                        pass.extend(rest);
+                        pass.extend(either.iter().cloned());
+                        cur = [inside, either].concat();
+                    }
                     Op::Maybe => pass.extend(cur.iter().cloned()),
                     Op::Unknown(what) => {
-                        let note = format!("{what} at {} taken both to match and not", at());
-                        let mut u = self.unknown.borrow_mut();
-                        if !u.contains(&note) {
-                            u.push(note);
-                        }
+                        self.note(format!("{what} at {} taken both to match and not", at()));
                         pass.extend(cur.iter().cloned());
                     }
                     Op::SetField(f, s) => {
@@ -175,7 +217,16 @@ impl Walker<'_> {
                         ended = true;
                         break;
                     }
-                    Op::Vmap(entries) => {
+                    Op::Vmap(entries, maybe) => {
+                        // Packets whose key is unknowable take every
+                        // entry's verdict, and none.
+                        let (either, rest) = maybe.split(std::mem::take(&mut cur));
+                        if !either.is_empty() {
+                            for (_, v) in &entries {
+                                self.apply(key, v, either.clone(), &mut out, &mut pass, depth)?;
+                            }
+                        }
+                        cur = [rest, either].concat();
                         for (u, v) in entries {
                             let (inside, outside) = u.split(std::mem::take(&mut cur));
                             self.apply(key, &v, inside, &mut out, &mut pass, depth)?;
@@ -190,20 +241,7 @@ impl Walker<'_> {
             }
             space = pass;
         }
-        match &chain.base {
-            Some(b) if b.policy_drop => out.drop.extend(space),
-            Some(_) => out.accept.extend(space),
-            None => out.ret.extend(space),
-        }
-        if chain.base.is_some() {
-            // A return from a base chain ends in its policy.
-            let ret = std::mem::take(&mut out.ret);
-            if chain.base.as_ref().is_some_and(|b| b.policy_drop) {
-                out.drop.extend(ret);
-            } else {
-                out.accept.extend(ret);
-            }
-        }
+        out.end(chain.base.as_ref().map(|b| b.policy_drop), space);
         Ok(out)
     }
 

@@ -60,7 +60,7 @@ impl Path {
         }
     }
 
-    fn hooks(self) -> &'static [&'static str] {
+    pub fn hooks(self) -> &'static [&'static str] {
         match self {
             Path::Output => &["output", "postrouting", "egress"],
             Path::Forward => &["prerouting", "forward", "postrouting", "egress"],
@@ -168,7 +168,8 @@ impl Answer {
 
 /// The link's own housekeeping, which an IPv6 link needs: neighbour
 /// discovery and multicast listener messages from a link-local (or, for
-/// duplicate address detection, the unspecified) source.
+/// duplicate address detection, the unspecified) source, or to a
+/// link-scope destination (fe80::/10, ff02::/16) from any.
 pub const HOUSEKEEPING_ICMPV6: [u8; 7] = [130, 131, 133, 134, 135, 136, 143];
 
 fn eth(a: IpAddr) -> u128 {
@@ -201,20 +202,24 @@ fn allowed(policy: &Policy) -> Union {
     for t in HOUSEKEEPING_ICMPV6 {
         types |= one(u128::from(t));
     }
-    let link_local: IpNet = "fe80::/10".parse().expect("literal");
+    let net = |n: &str| {
+        let n: IpNet = n.parse().expect("literal");
+        range(addr_value(n.network()), addr_value(n.broadcast()))
+    };
+    let housekeeping = Constraint::on(Field::EtherType, one(ruleset::ETH_IP6))
+        .and(Field::L4, one(58))
+        .and(Field::Frag, one(0))
+        .and(Field::IcmpType, types);
+    // From a link-local (or the unspecified) source, anywhere; from any
+    // source (neighbour solicitations for a global neighbour carry the
+    // global source), to a link-scope destination, which no router
+    // forwards off the link.
     u.push(
-        Constraint::on(Field::EtherType, one(ruleset::ETH_IP6))
-            .and(Field::L4, one(58))
-            .and(Field::Frag, one(0))
-            .and(Field::IcmpType, types)
-            .and(
-                Field::Saddr,
-                range(
-                    addr_value(link_local.network()),
-                    addr_value(link_local.broadcast()),
-                ) | one(0),
-            ),
+        housekeeping
+            .clone()
+            .and(Field::Saddr, net("fe80::/10") | one(0)),
     );
+    u.push(housekeeping.and(Field::Daddr, net("fe80::/10") | net("ff02::/16")));
     Union(u)
 }
 
@@ -303,16 +308,10 @@ pub fn prove(rs: &Ruleset, links: &Links, policy: &Policy, fwd: Forwarding) -> A
         a
     };
     for path in [Path::Output, Path::Raw, Path::Forward] {
-        let mut space = start(path, links, fwd);
-        for hook in path.hooks() {
-            match walker.hook(hook, space) {
-                Ok(s) => space = s,
-                Err(c) => return Answer::Cannot(c),
-            }
-            if space.is_empty() {
-                break;
-            }
-        }
+        let space = match walker.path(path, start(path, links, fwd)) {
+            Ok(s) => s,
+            Err(c) => return Answer::Cannot(c),
+        };
         let (_, leaks) = allowed.split(space);
         if let Some(packet) = pick(path, &leaks, links) {
             return Answer::Witness {
@@ -324,6 +323,42 @@ pub fn prove(rs: &Ruleset, links: &Links, policy: &Policy, fwd: Forwarding) -> A
     Answer::Proof {
         assumptions: with_unknown(assumptions),
     }
+}
+
+/// One witness for each path that has leaks, the output path's first: the
+/// packets to try on the wire where the first one rests on a match the
+/// model took both ways (an iptables `xt` match) and the kernel stops it.
+pub fn witnesses(
+    rs: &Ruleset,
+    links: &Links,
+    policy: &Policy,
+    fwd: Forwarding,
+) -> Result<Vec<Packet>, Cannot> {
+    let allowed = allowed(policy);
+    let mut out = Vec::new();
+    for path in [Path::Output, Path::Raw, Path::Forward] {
+        let space = survivors(rs, links, path, start(path, links, fwd))?;
+        let (_, leaks) = allowed.split(space);
+        out.extend(pick(path, &leaks, links));
+    }
+    Ok(out)
+}
+
+/// Of the packets `space`, those that reach the underlay down `path`: the
+/// question for a set of packets the caller picks (a single packet, for
+/// the comparison with the kernel).
+pub fn survivors(
+    rs: &Ruleset,
+    links: &Links,
+    path: Path,
+    space: Vec<Cube>,
+) -> Result<Vec<Cube>, Cannot> {
+    let walker = eval::Walker {
+        rs,
+        links,
+        unknown: Default::default(),
+    };
+    walker.path(path, space)
 }
 
 /// A concrete packet from the leaking space: the plainest one there (a

@@ -230,6 +230,16 @@ pub enum Verdict {
 pub enum Op {
     /// Only the packets in the union go on.
     Match(Union),
+    /// The packets in `sure` go on; those in `maybe` both go on and skip
+    /// the rule's remainder (a `th` port read from a transport header
+    /// without ports: the bytes are an ICMP checksum or a GRE header; a
+    /// masked value beyond what is computed exactly), with a note for the
+    /// answer's assumptions.
+    MatchMaybe {
+        sure: Union,
+        maybe: Union,
+        note: String,
+    },
     Verdict(Verdict),
     /// A rate or quota: some packets go on, the rest skip the rule's
     /// remainder; both are kept.
@@ -239,8 +249,10 @@ pub enum Op {
     Unknown(String),
     /// A field is set (`meta mark set`).
     SetField(Field, Set),
-    /// A verdict map: the first entry whose key matches decides.
-    Vmap(Vec<(Union, Verdict)>),
+    /// A verdict map: the first entry whose key matches decides; the
+    /// packets of the second union may take any entry or none (a `th`
+    /// key on a transport header without ports).
+    Vmap(Vec<(Union, Verdict)>, Union),
     /// Changes nothing the proof looks at (a counter, a log, a ct mark).
     Nop,
     /// Not understood: the expression, as nft wrote it, and why.
@@ -302,6 +314,10 @@ pub struct Compiler<'a> {
     pub links: &'a Links,
     pub family: &'a str,
     pub table: &'a str,
+    /// Set while an `icmpv6` field's values are read: its names are
+    /// ICMPv6's whatever the chain's family (`echo-request` is 128 there,
+    /// 8 for `icmp`).
+    pub icmpv6: std::cell::Cell<bool>,
 }
 
 /// A match's left side, resolved.
@@ -341,6 +357,29 @@ pub const ETH_IP6: u128 = 0x86dd;
 pub const ETH_ARP: u128 = 0x0806;
 /// The transport protocols with ports at the start of their header.
 pub const PORTED: [u128; 5] = [6, 17, 33, 132, 136];
+
+/// Whether `left` is a `th` field (the kernel reads the transport header's
+/// bytes whatever the protocol).
+fn is_th(left: Option<&Value>) -> bool {
+    left.and_then(|l| l.get("payload"))
+        .and_then(|p| p.get("protocol"))
+        .and_then(Value::as_str)
+        == Some("th")
+}
+
+/// The packets whose `th` ports are bytes of another header: IP, a
+/// transport header (not a later fragment), and no ports.
+fn th_portless() -> Union {
+    let mut ported = Set::new();
+    for p in PORTED {
+        ported |= one(p);
+    }
+    Union::one(
+        Constraint::on(Field::EtherType, one(ETH_IP) | one(ETH_IP6))
+            .and(Field::L4, Field::L4.domain() - ported)
+            .and(Field::Frag, one(0)),
+    )
+}
 
 fn l4_name(n: &str) -> Option<u128> {
     Some(match n {
@@ -402,6 +441,29 @@ fn icmpv6_name(n: &str) -> Option<u128> {
         "mld2-listener-report" => 143,
         _ => return None,
     })
+}
+
+/// nft's DSCP names: the class selectors, assured forwarding, expedited
+/// forwarding and lower effort.
+fn dscp_name(n: &str) -> Option<u128> {
+    if let Some(c) = n.strip_prefix("cs") {
+        return c.parse::<u128>().ok().filter(|c| *c < 8).map(|c| c << 3);
+    }
+    if let Some(af) = n.strip_prefix("af") {
+        let mut d = af.chars().map(|c| c.to_digit(10));
+        return match (d.next(), d.next(), d.next()) {
+            (Some(Some(class @ 1..=4)), Some(Some(drop @ 1..=3)), None) => {
+                Some(u128::from(class * 8 + drop * 2))
+            }
+            _ => None,
+        };
+    }
+    match n {
+        "ef" => Some(46),
+        "va" => Some(44),
+        "le" => Some(1),
+        _ => None,
+    }
 }
 
 fn tcp_flag(n: &str) -> Option<u128> {
@@ -509,7 +571,12 @@ impl Compiler<'_> {
             };
             out.push((self.compare(&left, "==", &k)?, verdict));
         }
-        Ok(Op::Vmap(out))
+        let maybe = if is_th(body.get("key")) {
+            th_portless()
+        } else {
+            Union::none()
+        };
+        Ok(Op::Vmap(out, maybe))
     }
 
     fn named(&self, name: &str) -> Result<Vec<Value>, String> {
@@ -541,23 +608,49 @@ impl Compiler<'_> {
             let m = mask.iter().fold(0u128, |a, v| a | v);
             let want = self.values(field, right)?;
             let mut set = Set::new();
+            let mut unsure = Set::new();
             for x in want.iter() {
-                set |= masked(field, m, x)?;
+                let (s, u) = masked(field, m, x);
+                set |= s;
+                unsure |= u;
             }
             let set = match op {
                 "==" => set,
-                "!=" => field.domain() - set,
+                "!=" => field.domain() - &unsure - set,
                 _ => return Err(format!("op {op:?} on a masked value")),
             };
-            let set = if v4 && matches!(field, Field::Saddr | Field::Daddr) {
-                set & v4_space()
-            } else {
-                set
+            let v4_only = |s: Set| {
+                if v4 && matches!(field, Field::Saddr | Field::Daddr) {
+                    s & v4_space()
+                } else {
+                    s
+                }
             };
-            return Ok(Op::Match(Union::one(implied.and(field, set))));
+            let sure = Union::one(implied.clone().and(field, v4_only(set)));
+            if unsure.is_empty() {
+                return Ok(Op::Match(sure));
+            }
+            let from = unsure.first().unwrap_or(0);
+            return Ok(Op::MatchMaybe {
+                sure,
+                maybe: Union::one(implied.and(field, v4_only(unsure))),
+                note: format!(
+                    "a match on {field:?} & {m:#x}: exact below {from:#x}, taken both ways from there (too many value ranges)"
+                ),
+            });
         }
         let l = self.left(left)?;
-        Ok(Op::Match(self.compare(&l, op, right)?))
+        let sure = self.compare(&l, op, right)?;
+        Ok(if is_th(Some(left)) {
+            Op::MatchMaybe {
+                sure,
+                maybe: th_portless(),
+                note: "a `th` port on a packet without ports (its bytes are another header's)"
+                    .into(),
+            }
+        } else {
+            Op::Match(sure)
+        })
     }
 
     fn compare(&self, l: &Left, op: &str, right: &Value) -> Result<Union, String> {
@@ -604,7 +697,14 @@ impl Compiler<'_> {
                 Ok(Union::one(Constraint::on(Field::Iif, set)))
             }
             Left::Field { field, implied, v4 } => {
-                let vals = self.values(*field, right)?;
+                let icmpv6 = implied
+                    .0
+                    .iter()
+                    .any(|(f, s)| *f == Field::EtherType && *s == one(ETH_IP6));
+                self.icmpv6.set(icmpv6 && *field == Field::IcmpType);
+                let vals = self.values(*field, right);
+                self.icmpv6.set(false);
+                let vals = vals?;
                 let bitmask = matches!(field, Field::CtState | Field::TcpFlags);
                 let set = match op {
                     "in" if bitmask => {
@@ -663,6 +763,10 @@ impl Compiler<'_> {
         let l = self.left_unfragmented(left)?;
         // A match on the transport header fails on a fragment that is not
         // the first: it needs one.
+        // Transport fields (the protocol included) exist only in an IP
+        // packet: on another frame (a netdev chain) every match on them
+        // fails.
+        let ip = one(ETH_IP) | one(ETH_IP6);
         Ok(match l {
             Left::Field { field, implied, v4 }
                 if matches!(
@@ -676,10 +780,19 @@ impl Compiler<'_> {
             {
                 Left::Field {
                     field,
-                    implied: implied.and(Field::Frag, one(0)),
+                    implied: implied.and(Field::Frag, one(0)).and(Field::EtherType, ip),
                     v4,
                 }
             }
+            Left::Field {
+                field: Field::L4,
+                implied,
+                v4,
+            } => Left::Field {
+                field: Field::L4,
+                implied: implied.and(Field::EtherType, ip),
+                v4,
+            },
             other => other,
         })
     }
@@ -869,11 +982,12 @@ impl Compiler<'_> {
                 _ => None,
             },
             Field::CtState => CT_STATES.iter().find(|(n, _)| *n == text).map(|(_, v)| *v),
+            Field::Dscp => dscp_name(text),
             Field::TcpFlags => tcp_flag(text),
             Field::IcmpType => {
                 // The family decides which names; both tables are tried,
                 // ICMPv6's first where the chain is ip6.
-                if self.family == "ip6" {
+                if self.family == "ip6" || self.icmpv6.get() {
                     icmpv6_name(text).or_else(|| icmp_name(text))
                 } else {
                     icmp_name(text).or_else(|| icmpv6_name(text))
@@ -896,11 +1010,13 @@ fn bits_any(field: Field, m: u128) -> Set {
     set
 }
 
-/// The values `v` of `field` with `v & m == x`, as intervals; an error when
-/// there would be more than 4,096 of them.
-fn masked(field: Field, m: u128, x: u128) -> Result<Set, String> {
+/// The values `v` of `field` with `v & m == x`, as intervals: exact below
+/// a bound (the first result), and the values from the bound up (the
+/// second, empty when the first is exact everywhere) where more than
+/// 4,096 intervals would be needed, which the caller takes both ways.
+fn masked(field: Field, m: u128, x: u128) -> (Set, Set) {
     if x & !m != 0 {
-        return Ok(Set::new());
+        return (Set::new(), Set::new());
     }
     let width = 128 - field.max().leading_zeros();
     let full = field.max();
@@ -912,20 +1028,22 @@ fn masked(field: Field, m: u128, x: u128) -> Result<Set, String> {
         (1u128 << low) - 1
     } & full;
     let high_free: Vec<u32> = (low..width).filter(|b| m & (1u128 << b) == 0).collect();
-    if high_free.len() > 12 {
-        return Err(format!("mask {m:#x} leaves too many value ranges"));
-    }
+    let (exact, unsure) = if high_free.len() > 12 {
+        (&high_free[..12], range(1u128 << high_free[12], full))
+    } else {
+        (&high_free[..], Set::new())
+    };
     let mut set = Set::new();
-    for combo in 0u128..(1u128 << high_free.len()) {
+    for combo in 0u128..(1u128 << exact.len()) {
         let mut base = x;
-        for (i, b) in high_free.iter().enumerate() {
+        for (i, b) in exact.iter().enumerate() {
             if combo & (1 << i) != 0 {
                 base |= 1u128 << b;
             }
         }
         set |= range(base, base | low_mask);
     }
-    Ok(set)
+    (&set - &unsure, unsure)
 }
 
 #[cfg(test)]
@@ -935,20 +1053,25 @@ mod tests {
     #[test]
     fn masked_values_are_exact() {
         // mark & 0xffff0000 == 0x10000: one range.
-        let s = masked(Field::Mark, 0xffff_0000, 0x1_0000).unwrap();
+        let (s, u) = masked(Field::Mark, 0xffff_0000, 0x1_0000);
         assert_eq!(s, range(0x1_0000, 0x1_ffff));
-        // mark & 0xff00 == 0x1200 is 65,536 ranges: refused, not guessed.
-        assert!(masked(Field::Mark, 0xff00, 0x1200).is_err());
+        assert!(u.is_empty());
+        // mark & 0xff00 == 0x1200 is 65,536 ranges: exact below 2^28, and
+        // from there taken both ways, not guessed.
+        let (s, u) = masked(Field::Mark, 0xff00, 0x1200);
+        assert_eq!(s.ranges().count(), 4096);
+        assert!(s.contains(0x1200) && s.contains(0x0fff_12ff) && !s.contains(0x1300));
+        assert_eq!(u, range(1 << 28, 0xffff_ffff));
         // dport & 0xff00 == 0x1200: 0x1200..0x12ff.
         assert_eq!(
-            masked(Field::Dport, 0xff00, 0x1200).unwrap(),
+            masked(Field::Dport, 0xff00, 0x1200).0,
             range(0x1200, 0x12ff)
         );
         // TCP flags & (syn|ack) == syn.
-        let f = masked(Field::TcpFlags, 0x12, 0x02).unwrap();
+        let f = masked(Field::TcpFlags, 0x12, 0x02).0;
         assert!(f.contains(0x02) && f.contains(0x03) && !f.contains(0x12));
         assert_eq!(f.iter().count(), 64);
         // Nothing has bits outside the mask.
-        assert!(masked(Field::TcpFlags, 0x02, 0x04).unwrap().is_empty());
+        assert!(masked(Field::TcpFlags, 0x02, 0x04).0.is_empty());
     }
 }

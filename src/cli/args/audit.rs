@@ -50,6 +50,12 @@ pub(crate) struct AuditArgs {
     /// come back).
     #[arg(long)]
     pub(crate) disruptive: bool,
+    /// Also prove the gateway's nftables ruleset (as `leakhound prove`,
+    /// reading only): no packet but UDP to [capture] endpoint and the
+    /// [capture] allowed subnets leaves on [capture] interface, or a
+    /// witness packet (not sent). Needs CAP_NET_ADMIN in the namespace.
+    #[arg(long)]
+    pub(crate) prove: bool,
     /// Make a skipped check (e.g. no-leak when the profile has no [capture]
     /// endpoint) fail the audit (exit 1), except those named by
     /// --allow-skip. Without it a skip does not fail the audit; it is

@@ -84,6 +84,13 @@ impl Runner<'_> {
                 .iter()
                 .map(|s| s.spray.root_tag.as_bytes().to_vec()),
         );
+        // A prove step's witness is judged by its own case.
+        controls.extend(
+            run.st
+                .witnesses
+                .iter()
+                .flat_map(|w| w.tried.iter().map(|(_, m, _)| m.clone())),
+        );
         let crate::model::verdict::Judged {
             leaks,
             cases: wire_cases,
@@ -102,6 +109,7 @@ impl Runner<'_> {
                 .push(self.finish_case(scn, &c.name, c.outcome, c.duration, c.log));
         }
         self.judge_sprays(&mut run, &by_wire, &policies, &nonces);
+        self.judge_witnesses(&mut run, &by_wire, &policies, &nonces);
         let traffic = crate::model::verdict::traffic(
             run.started,
             SystemTime::now(),
@@ -196,6 +204,58 @@ impl Runner<'_> {
             let name = format!("leak fuzzer, root in the gateway namespace: {}", s.step);
             run.cases
                 .push(self.finish_case(scn, &name, outcome, Duration::ZERO, log));
+        }
+    }
+
+    /// Each `prove` witness's case: seen leaving on a watched wire (the
+    /// wire confirms the engine), or a model-only witness (not written,
+    /// or written and not seen); a failure either way.
+    fn judge_witnesses(
+        &self,
+        run: &mut InFlight<'_>,
+        by_wire: &BTreeMap<String, Vec<Frame>>,
+        policies: &BTreeMap<String, LeakPolicy>,
+        nonces: &crate::model::classify::Nonces,
+    ) {
+        let scn = run.scn;
+        for w in std::mem::take(&mut run.st.witnesses) {
+            let seen = w.tried.iter().find_map(|(packet, marker, _)| {
+                scn.leak_wires.iter().find_map(|wire| {
+                    let policy = policies.get(wire)?;
+                    by_wire.get(wire)?.iter().find_map(|f| {
+                        if !crate::model::verdict::contains(&f.data, marker) {
+                            return None;
+                        }
+                        let v = crate::model::classify::classify_with(policy, &f.data, nonces);
+                        v.is_leak()
+                            .then(|| (packet.clone(), format!("{wire}: {}", v.summary())))
+                    })
+                })
+            });
+            let why: Vec<String> = w
+                .tried
+                .iter()
+                .map(|(packet, _, sent)| match sent {
+                    Ok(()) => format!(
+                        "{packet}: written, not seen leaving on {}",
+                        scn.leak_wires.join(", ")
+                    ),
+                    Err(e) => format!("{packet}: {e}"),
+                })
+                .collect();
+            let outcome = match seen {
+                Some((packet, frame)) => fail(
+                    format!("the witness left, confirmed on the wire: {frame} (witness: {packet})"),
+                    why.join("\n"),
+                ),
+                None => fail(
+                    "a model-only witness: the model lets it out, the wire did not show it",
+                    why.join("\n"),
+                ),
+            };
+            let name = format!("prove, the witness on the wire: {}", w.step);
+            run.cases
+                .push(self.finish_case(scn, &name, outcome, Duration::ZERO, vec![]));
         }
     }
 

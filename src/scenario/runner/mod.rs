@@ -17,6 +17,7 @@ pub(crate) use context::{fail, run_file};
 pub use run::{CLOCK_SKEW, EVIDENCE, POSITIVE_CONTROL, STAYED_UP};
 pub use state::{
     AbortOnDrop, ExitCause, GatewayExit, GivenNzb, RunState, ScenarioSwarm, SprayRun, Storm,
+    WitnessRun,
 };
 
 pub use crate::model::verdict::{

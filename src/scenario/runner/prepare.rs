@@ -62,6 +62,7 @@ impl Runner<'_> {
             readiness: Vec::new(),
             step: String::new(),
             sprays: Vec::new(),
+            witnesses: Vec::new(),
         };
         let allowed = policies(&self.profile.allowed, None)
             .get(wire::GW)

@@ -71,6 +71,18 @@ pub struct RunState<'s> {
     pub step: String,
     /// The leak fuzzer's sprays so far, judged with the capture.
     pub sprays: Vec<SprayRun>,
+    /// The `prove` steps' witnesses so far, looked for on the wires.
+    pub witnesses: Vec<WitnessRun>,
+}
+
+/// One `prove` step's witness, for the judge.
+#[derive(Debug, Clone)]
+pub struct WitnessRun {
+    pub step: String,
+    /// The packets tried (one for each path with leaks), each as the step
+    /// named it, with the marker it carried and whether it was written
+    /// (and why not).
+    pub tried: Vec<(String, Vec<u8>, Result<(), String>)>,
 }
 
 /// One `fuzz` step's spray, for the judge.

@@ -35,6 +35,7 @@ impl Runner<'_> {
             Action::DnsGarbage { from, server } => self.dns_garbage(st, from, *server).await,
             Action::StartGatewayStorming { from } => self.start_gateway_storming(st, from).await,
             Action::Fuzz(spec) => self.fuzz_step(st, spec).await,
+            Action::Prove { from } => self.prove_step(st, from).await,
             Action::StormStart { from } => self.storm_start(st, from),
             Action::StormWait { rounds } => Ok(self.storm_wait(st, *rounds).await),
             Action::StormStop => Ok(self.storm_stop(st).await),

@@ -20,6 +20,7 @@ pub mod forwarded_port;
 pub mod fuzz;
 pub mod lifecycle;
 pub mod probe;
+pub mod prove;
 pub mod report;
 pub mod storm;
 pub mod torrent;

@@ -147,6 +147,11 @@ pub const ACTIONS: &[ActionSpec] = &[
         "the leak fuzzer: a seeded spray from the gateway's namespace (TCP with every flag combination, UDP, ICMP and ICMPv6 types, other IP protocols, fragments, IPv4 options and IPv6 extension headers; to public, endpoint, LAN, multicast, broadcast, link-local and IPv4-mapped addresses; various TTLs and DSCP values), every frame judged by the leak classifier. The dependents' side uses what a container has (raw sockets, the kernel's source address); the root side adds marks, a socket bound to eth0 and spoofed sources, and is its own class (shown, failing only with --strict). A finding names the seed (replay with --seed) and the smallest packet that leaked. Fields: from (default gw), packets (default 2000, at most 65535), root (how many of them from the root side, default 500), time (the most it may take, default 1s)."
     ),
     spec!(
+        "prove",
+        Prove,
+        "leakhound prove on the host's namespace as it is now: its nftables ruleset read (nothing sent), and every packet it lets out on eth0 computed. A proof that none is outside the policy (the VPN endpoint over UDP, the lab's allowed subnets, ARP and IPv6 neighbour discovery) passes. A witness packet fails the step and is written from the namespace (by a process, or as a raw frame: its path) carrying a marker, and the judge looks for it on the wires: confirmed there, or a model-only witness (one the namespace cannot send: forwarded, or needing a connection), which fails too. \"Cannot prove\" (a rule the model does not understand, iptables-legacy tables) fails, naming the rule. Fields: from (default gw)."
+    ),
+    spec!(
         "storm-start",
         Storm,
         "background traffic from a host (DNS to the ISP resolver, TCP to whoami, ICMP) until storm-stop. Fields: from."
@@ -721,6 +726,20 @@ impl StepFields for Fuzz {
             root,
             time,
         }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prove {
+    from: Option<String>,
+}
+
+impl StepFields for Prove {
+    fn into_action(self, _: &str, topo: &Topology) -> Result<Action, FieldError> {
+        Ok(Action::Prove {
+            from: host(self.from.as_deref().unwrap_or("gw"), topo)?,
+        })
     }
 }
 

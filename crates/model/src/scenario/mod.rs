@@ -208,6 +208,11 @@ pub enum Action {
     },
     /// The leak fuzzer's spray ([`crate::spray`]).
     Fuzz(FuzzSpec),
+    /// `leakhound prove` on `from`'s namespace; a witness is written from
+    /// it for the judge to find on the wires.
+    Prove {
+        from: String,
+    },
     /// Background traffic from a host (UDP to the ISP resolver, TCP to whoami,
     /// ICMP) until `storm-stop`.
     StormStart {

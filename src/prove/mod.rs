@@ -10,6 +10,8 @@ use std::process::Command;
 
 use ipnet::IpNet;
 use leakhound_net::netns::Netns;
+pub mod wire;
+
 use leakhound_prove::{Forwarding, Links, Policy, Ruleset};
 
 /// Why the state or the policy could not be read.
