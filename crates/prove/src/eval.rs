@@ -29,7 +29,11 @@ impl Outcome {
         match policy_drop {
             Some(drop) => {
                 let ret = std::mem::take(&mut self.ret);
-                let to = if drop { &mut self.drop } else { &mut self.accept };
+                let to = if drop {
+                    &mut self.drop
+                } else {
+                    &mut self.accept
+                };
                 to.extend(rest);
                 to.extend(ret);
             }
