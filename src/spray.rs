@@ -240,7 +240,7 @@ impl Sockets {
 
 /// Link-local unicast and link- or interface-scope multicast: written with
 /// the underlay as their scope.
-fn link_scoped(a: Ipv6Addr) -> bool {
+pub(crate) fn link_scoped(a: Ipv6Addr) -> bool {
     let s = a.segments()[0];
     (s & 0xffc0) == 0xfe80 || s == 0xff02 || s == 0xff01
 }

@@ -58,7 +58,7 @@ pub struct Capture {
 /// An AF_PACKET socket seeing every frame on `ifname`, both directions,
 /// stamped by the kernel on arrival; reads time out every 50 ms so the
 /// thread can notice it should stop.
-fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
+pub fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
     let ifindex = nix::net::if_::if_nametoindex(ifname)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::NotFound, ifname.to_string()))?;
     let proto = (libc::ETH_P_ALL as u16).to_be();

@@ -6,7 +6,7 @@
 //! an AF_PACKET socket (written past the IP stack). Blocking; run it on a
 //! thread inside the namespace (`Netns::run`).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use leakhound_model::spray::{AddrClass, L4, RootTrick, Shape, Side, SprayPacket};
@@ -93,7 +93,7 @@ fn write_ip(p: &Packet, underlay: &str, id: u16, marker: &[u8]) -> Result<(), Wi
     let to = match p.daddr {
         IpAddr::V4(a) => SockAddr::from(SocketAddr::from((a, 0))),
         IpAddr::V6(a) => {
-            let scope = if link_scoped(a) {
+            let scope = if crate::spray::link_scoped(a) {
                 nix::net::if_::if_nametoindex(underlay).unwrap_or(0)
             } else {
                 0
@@ -105,11 +105,6 @@ fn write_ip(p: &Packet, underlay: &str, id: u16, marker: &[u8]) -> Result<(), Wi
         sock.send_to(&d, &to)?;
     }
     Ok(())
-}
-
-fn link_scoped(a: Ipv6Addr) -> bool {
-    let s = a.segments()[0];
-    (s & 0xffc0) == 0xfe80 || s == 0xff02 || s == 0xff01
 }
 
 fn write_frame(p: &Packet, underlay: &str, id: u16, marker: &[u8]) -> Result<(), WireError> {

@@ -549,31 +549,10 @@ fn nft_load(ns: &Netns, text: &str) -> Result<(), String> {
     }
 }
 
-/// An AF_PACKET socket on p0 (frames that eth0 put on the wire).
+/// An AF_PACKET socket on p0 (frames that eth0 put on the wire): the
+/// capture's own.
 fn listen_p0() -> socket2::Socket {
-    let proto = (nix::libc::ETH_P_ALL as u16).to_be();
-    let s = socket2::Socket::new(
-        socket2::Domain::PACKET,
-        socket2::Type::RAW,
-        Some(socket2::Protocol::from(i32::from(proto))),
-    )
-    .unwrap();
-    let ifindex = nix::net::if_::if_nametoindex("p0").unwrap();
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set.
-    let mut sll: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = nix::libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: sll is a valid sockaddr_ll of the length given.
-    let r = unsafe {
-        nix::libc::bind(
-            std::os::fd::AsRawFd::as_raw_fd(&s),
-            (&raw const sll).cast::<nix::libc::sockaddr>(),
-            std::mem::size_of::<nix::libc::sockaddr_ll>() as nix::libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "bind p0: {}", std::io::Error::last_os_error());
-    s
+    socket2::Socket::from(leakhound::capture::open_packet_socket("p0").unwrap())
 }
 
 /// Sends the case's packet, then the sentinel; true when the packet was
