@@ -38,6 +38,7 @@ main?  nzbget           nzbget            the real NZBGet as a dependent (else a
 main?  opentracker      opentracker       the lab's BitTorrent tracker (torrent scenarios)
 main?  aria2c           aria2             the lab's seeding peer (torrent scenarios)
 main?  chromium         chromium          Byparr's stand-in, a headless browser (browser-leaks)
+main?  conntrack        conntrack         builds the connection a prove witness in conntrack state established needs (else it stays model-only)
 tests  xmllint          libxml2-utils     validates JUnit against Jenkins' schema
 tests  tcpdump          tcpdump           reads the pcap files back
 tests  wireguard-go     wireguard-go      the reference gateway and the second provider

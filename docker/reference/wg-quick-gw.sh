@@ -17,6 +17,11 @@
 #   wg-quick-gw.sh --tcp-udp-killswitch  deliberately broken: the kill
 #                                      switch drops only TCP and UDP; ICMP
 #                                      and every other IP protocol go out
+#   wg-quick-gw.sh --established-hole  deliberately broken: every
+#                                      established connection goes on
+#                                      around the tunnel (one opened before
+#                                      the tunnel went down, or whose route
+#                                      changed under it)
 #   --late-killswitch SECONDS          deliberately broken: the kill switch
 #                                      comes SECONDS after the start (what a
 #                                      slow start looks like to dependents
@@ -47,6 +52,7 @@ while [ $# -gt 0 ]; do
     --ipv4-killswitch) mode=ipv4 ;;
     --dns-hole) mode=dns-hole ;;
     --tcp-udp-killswitch) mode=tcp-udp ;;
+    --established-hole) mode=established-hole ;;
     --late-killswitch)
       [ $# -ge 2 ] || { echo "wg-quick-gw: --late-killswitch needs seconds" >&2; exit 2; }
       late=$2; shift ;;
@@ -100,12 +106,16 @@ join() { local IFS=,; echo "$*"; }
 # written past the IP stack (AF_PACKET) that the output hook never does.
 # A broken variant's hole is in both: --dns-hole's port 53, and
 # --tcp-udp-killswitch's policy (accept, with only TCP and UDP dropped).
+# --established-hole's blanket "ct state established accept" is in the
+# output chain only, and it has no egress filter: nft has no conntrack
+# state at the netdev hooks, and a wg-quick setup has none there either.
 # The egress hook has no conntrack state to tell replies by: there,
 # replies to FIREWALL_INPUT_PORTS go out only to the own and outbound
 # subnets.
 policy=drop
 [ "$mode" = tcp-udp ] && policy=accept
 holes() {
+  [ "$mode" = established-hole ] && echo "    ct state established accept"
   if [ "$mode" = dns-hole ]; then
     echo "    udp dport 53 accept"
     echo "    tcp dport 53 accept"
@@ -193,6 +203,7 @@ case "$mode" in
   full) killswitch inet; egress; echo "wg-quick-gw: kill switch (inet, and the underlay's egress) in place" ;;
   dns-hole) killswitch inet; egress; echo "wg-quick-gw: kill switch with a DNS hole (deliberately broken)" ;;
   tcp-udp) killswitch inet; egress; echo "wg-quick-gw: kill switch for TCP and UDP only (deliberately broken)" ;;
+  established-hole) killswitch inet; echo "wg-quick-gw: kill switch that lets every established connection out (deliberately broken)" ;;
   ipv4) killswitch ip; echo "wg-quick-gw: kill switch (IPv4 only: deliberately broken)" ;;
   none) echo "wg-quick-gw: no kill switch (deliberately broken)" ;;
 esac

@@ -261,14 +261,19 @@ pub async fn run(req: AuditRequest) -> Result<ScenarioResult, AuditError> {
         interrupt: &req.interrupt,
     };
     let lan_rows = a.all_checks(p, req.disruptive).await;
-    if req.prove {
-        a.prove(p).await;
-    }
+    let witnesses = if req.prove {
+        a.prove(p, req.disruptive).await
+    } else {
+        Vec::new()
+    };
     timeline.mark(SystemTime::now(), "teardown");
     capture.part("teardown");
 
     let mut bounded = capture.stop();
     judge_lan_rows(&mut cases, lan_rows, &bounded.frames);
+    if !witnesses.is_empty() {
+        cases.push(judge_witnesses(p, &local, &witnesses, &bounded.frames));
+    }
     let pcap = req.out.join(format!("{WIRE}.pcap"));
     crate::capture::write_private_pcap(&pcap, &bounded)?;
     let mut frame_counts = BTreeMap::new();
@@ -358,6 +363,72 @@ fn judge_lan_rows(cases: &mut [CaseResult], rows: Vec<LanRow>, frames: &[Frame])
     }
 }
 
+/// What may leave on the profile's wire: the endpoint, the allowed
+/// subnets and the interface's own.
+fn leak_policy(p: &AuditProfile, local: &[IpNet], endpoint: SocketAddr) -> LeakPolicy {
+    let mut allowed = p.capture.allowed.clone();
+    allowed.extend(local.iter().map(|n| n.trunc()));
+    LeakPolicy {
+        local: local.iter().map(IpNet::addr).collect(),
+        endpoint,
+        allowed,
+        // A live gateway's MTU is not in the profile: an unaligned data
+        // message is WireGuard's only at 1,280 bytes of plaintext or more.
+        tunnel_mtu: None,
+    }
+}
+
+/// `--prove --disruptive`'s case: the witnesses written, looked for on the
+/// wire by their markers. Seen leaving, the wire confirms the proof's
+/// witness; not seen, it is a model-only witness. A failure either way.
+fn judge_witnesses(
+    p: &AuditProfile,
+    local: &[IpNet],
+    tried: &[crate::prove::Tried],
+    frames: &[Frame],
+) -> CaseResult {
+    let wire = &p.capture.interface;
+    let policy = p.capture.endpoint.map(|e| leak_policy(p, local, e));
+    let seen = tried.iter().find_map(|(packet, marker, _)| {
+        frames
+            .iter()
+            .find(|f| crate::model::verdict::contains(&f.data, marker))
+            .map(|f| {
+                let summary = policy.as_ref().map_or_else(
+                    || format!("{} bytes", f.data.len()),
+                    |policy| {
+                        crate::model::classify::classify(policy, &f.data)
+                            .summary()
+                            .to_string()
+                    },
+                );
+                (packet, summary)
+            })
+    });
+    let why: Vec<String> = tried
+        .iter()
+        .map(|(packet, _, sent)| match sent {
+            Ok(()) if seen.as_ref().is_some_and(|(p, _)| *p == packet) => {
+                format!("{packet}: written, seen leaving")
+            }
+            Ok(()) => format!("{packet}: written, not seen leaving on {wire}"),
+            Err(e) => format!("{packet}: {e}"),
+        })
+        .collect();
+    let message = match seen {
+        Some((packet, frame)) => {
+            format!("the witness left, confirmed on the wire: {wire}: {frame} (witness: {packet})")
+        }
+        None => "a model-only witness: the model lets it out, the wire did not show it".into(),
+    };
+    CaseResult {
+        name: "prove-witness".into(),
+        outcome: Outcome::fail(message, why.join("\n")),
+        duration: Duration::ZERO,
+        log: why,
+    }
+}
+
 /// The wire's verdict (its leaks and the "no-leak" case, `notes` in its
 /// log): judged with the lab's classifier when the profile names the
 /// endpoint, else skipped.
@@ -382,16 +453,7 @@ fn judge_wire(
             }],
         );
     };
-    let mut allowed = p.capture.allowed.clone();
-    allowed.extend(local.iter().map(|n| n.trunc()));
-    let policy = LeakPolicy {
-        local: local.iter().map(IpNet::addr).collect(),
-        endpoint,
-        allowed,
-        // A live gateway's MTU is not in the profile: an unaligned data
-        // message is WireGuard's only at 1,280 bytes of plaintext or more.
-        tunnel_mtu: None,
-    };
+    let policy = leak_policy(p, local, endpoint);
     let mut captured = BTreeMap::new();
     captured.insert(WIRE.to_string(), std::mem::take(&mut bounded.frames));
     let mut policies = BTreeMap::new();
@@ -529,15 +591,19 @@ impl Auditor<'_> {
     }
 
     /// `--prove`: the ruleset proven against [capture]'s policy, reading
-    /// only (a witness is named, not sent).
-    async fn prove(&mut self, p: &AuditProfile) {
+    /// only; a witness is named, and written from the namespace only with
+    /// `disruptive` (each path's, with a marker: the witnesses tried, for
+    /// the wire to judge).
+    async fn prove(&mut self, p: &AuditProfile, disruptive: bool) -> Vec<crate::prove::Tried> {
         let Some(endpoint) = p.capture.endpoint else {
             self.skip(
                 "prove",
                 "needs [capture] endpoint (the policy's one way out)",
             );
-            return;
+            return Vec::new();
         };
+        let mut tried = Vec::new();
+        let tried_out = &mut tried;
         let policy = leakhound_prove::Policy {
             endpoints: vec![(endpoint.ip(), endpoint.port())],
             allow: p.capture.allowed.clone(),
@@ -548,14 +614,28 @@ impl Auditor<'_> {
                 .try_clone()
                 .map_err(|e| Finding::error(format!("the namespace: {e}")))?;
             let t = Instant::now();
-            let answer = tokio::task::spawn_blocking(move || {
-                crate::prove::read_live(&ns, &underlay)
-                    .map(|state| crate::prove::answer(&state, &policy))
+            let tag = format!("lhwitness{}", probe::nonce());
+            let (answer, ms, tried) = tokio::task::spawn_blocking(move || {
+                let state = crate::prove::read_live(&ns, &underlay)?;
+                let answer = crate::prove::answer(&state, &policy);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let tried = match answer {
+                    leakhound_prove::Answer::Witness { .. } if disruptive => {
+                        crate::prove::write_witnesses(&ns, &state, &policy, &underlay, &tag)
+                    }
+                    _ => Vec::new(),
+                };
+                Ok::<_, crate::prove::ProveError>((answer, ms, tried))
             })
             .await
             .map_err(|e| Finding::error(format!("the proof's thread: {e}")))?
             .map_err(|e| Finding::error(format!("the ruleset could not be read: {e}")))?;
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let sent = if tried.is_empty() {
+                "not sent"
+            } else {
+                "written from the namespace, see prove-witness"
+            };
+            *tried_out = tried;
             match answer {
                 leakhound_prove::Answer::Proof { assumptions } => Ok(format!(
                     "PROOF in {ms:.0} ms: no other packet leaves on {}; assuming {}",
@@ -563,13 +643,14 @@ impl Auditor<'_> {
                     assumptions.join("; ")
                 )),
                 leakhound_prove::Answer::Witness { packet, .. } => Err(Finding::fail(format!(
-                    "a packet outside the policy leaves on {} (found in {ms:.0} ms, not sent): {packet}",
+                    "a packet outside the policy leaves on {} (found in {ms:.0} ms, {sent}): {packet}",
                     p.capture.interface
                 ))),
                 leakhound_prove::Answer::Cannot(c) => Err(Finding::fail(c.to_string())),
             }
         })
         .await;
+        tried
     }
 
     /// `[exit]`: the address whoami sees.

@@ -3,13 +3,15 @@
 //! forwarding switches), and the policy taken from flags or an env file of
 //! Gluetun's variables. The question itself is `leakhound_prove`'s, pure.
 //! Reading sends nothing and changes nothing; reading nftables needs
-//! CAP_NET_ADMIN in the namespace.
+//! CAP_NET_ADMIN in the namespace. Writing the witnesses (the lab's
+//! `prove` step, `audit --prove --disruptive`) is [`write_witnesses`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 
 use ipnet::IpNet;
 use leakhound_net::netns::Netns;
+pub mod flow;
 pub mod wire;
 
 use leakhound_prove::{Forwarding, Links, Policy, Ruleset};
@@ -67,6 +69,79 @@ pub fn answer(state: &State, policy: &Policy) -> leakhound_prove::Answer {
         });
     }
     leakhound_prove::prove(&state.ruleset, &state.links, policy, state.forwarding)
+}
+
+/// One witness tried on the wire: the packet as text, the marker it
+/// carries, and whether it was written (why not, if not).
+pub type Tried = (String, Vec<u8>, Result<(), String>);
+
+/// Writes every path's witness for `policy` from `ns` onto `underlay`, the
+/// `i`th with the marker `{tag}-{i}`, while the namespace is as `state`
+/// was read: the first may rest on a match the model took both ways (an
+/// iptables `xt` match) and be stopped, where a raw frame's is not.
+/// Blocking.
+pub fn write_witnesses(
+    ns: &Netns,
+    state: &State,
+    policy: &leakhound_prove::Policy,
+    underlay: &str,
+    tag: &str,
+) -> Vec<Tried> {
+    let all = leakhound_prove::witnesses(&state.ruleset, &state.links, policy, state.forwarding)
+        .unwrap_or_default();
+    all.iter()
+        .enumerate()
+        .map(|(i, packet)| {
+            let marker = format!("{tag}-{i}").into_bytes();
+            let sent = write_witness(ns, packet, underlay, i as u16, &marker);
+            (packet.to_string(), marker, sent)
+        })
+        .collect()
+}
+
+/// Writes one witness from `ns`, one in conntrack state established after
+/// its connection is built, one sent by a process with a neighbour entry
+/// for its destination where the namespace has none (each taken out
+/// again: [`flow`]); why not, where it
+/// cannot be (a forwarded packet needs a neighbour to send it in, one in
+/// state related an expectation: model-only witnesses).
+fn write_witness(
+    ns: &Netns,
+    packet: &leakhound_prove::Packet,
+    underlay: &str,
+    id: u16,
+    marker: &[u8],
+) -> Result<(), String> {
+    if packet.path == leakhound_prove::Path::Forward {
+        return Err(format!(
+            "a packet {} cannot be written from the namespace",
+            packet.path.describe()
+        ));
+    }
+    if packet.ct_state == "related" {
+        return Err(
+            "it needs a connection in conntrack state related first (an expectation or an ICMP error of a known connection), which leakhound does not build".into(),
+        );
+    }
+    let _flow = if packet.ct_state == "established" {
+        Some(
+            flow::Flow::build(ns, packet, id)
+                .map_err(|e| format!("its connection could not be built (`conntrack -I`): {e}"))?,
+        )
+    } else {
+        None
+    };
+    // Sent by a process: a next hop that needs no answer.
+    let _neighbour = if packet.path == leakhound_prove::Path::Output {
+        flow::Neighbour::ensure(ns, packet.daddr, underlay).map_err(|e| {
+            format!("its neighbour entry could not be made (`ip neigh replace`): {e}")
+        })?
+    } else {
+        None
+    };
+    ns.run(|| wire::write(packet, underlay, id, marker))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the kernel refused it: {e}"))
 }
 
 fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<String, ProveError> {

@@ -249,6 +249,8 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
         t.contains("a packet outside the policy leaves on eth0 (found in"),
         "{t}"
     );
+    assert!(t.contains("ms, not sent): "), "{t}");
+    assert!(!t.contains("prove-witness"), "{t}");
     assert!(
         t.contains("FAIL  exit-address                 the exit is 198.51.100.2"),
         "{t}"
@@ -281,6 +283,72 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
     let o = audit(&lab, &["--quiet"], &out.path().join("quiet"));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("FAIL  no-leak"), "{}", text(&o));
+    // With --disruptive, the witness is written and the capture sees it
+    // leave; the conntrack table holds nothing of it afterwards.
+    let o = audit(
+        &lab,
+        &["--prove", "--disruptive"],
+        &out.path().join("disruptive"),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("see prove-witness): TCP 172.21.0.2:40000"),
+        "{t}"
+    );
+    assert!(t.contains("FAIL  prove-witness"), "{t}");
+    assert!(
+        t.contains(
+            "the witness left, confirmed on the wire: eth0: TCP 172.21.0.2:40000 -> 192.0.2.80:80"
+        ),
+        "{t}"
+    );
+}
+
+/// `audit --prove --disruptive` on a live gateway whose kill switch lets
+/// every established connection out (and whose egress filter, which
+/// cannot tell established packets, lets TCP to port 80 by): the witness
+/// is an established packet, whose connection the audit puts into conntrack before writing
+/// it and takes out again after; the capture sees it leave.
+#[test]
+fn a_disruptive_proof_builds_the_established_witness_and_the_wire_confirms_it() {
+    common::require_root();
+    let lab = UpLab::up();
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let mut cmd = Command::new("nft");
+    cmd.args([
+        "insert rule inet leakhound output ct state established accept ; insert rule netdev leakhound_egress egress tcp dport 80 accept",
+    ]);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = tempfile::tempdir().unwrap();
+    let o = audit(&lab, &["--prove", "--disruptive"], out.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL  prove-witness"), "{t}");
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("confirmed on the wire: eth0: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 (witness: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 flags 0x10, ct state established"),
+        "{junit}"
+    );
+    // The neighbour entry made for it is gone again, and so is the
+    // connection built for it.
+    let mut cmd = Command::new("ip");
+    cmd.args(["neigh", "show", "to", "192.0.2.80"]);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    let mut cmd = Command::new("conntrack");
+    cmd.args(["-L", "-p", "tcp", "--dport", "80", "-d", "192.0.2.80"]);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("sport=40000"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -20,6 +20,147 @@ fn yaml(path: &str) -> serde_yaml_ng::Value {
     serde_yaml_ng::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
 }
 
+/// The documents `kubectl apply -k DIR` would apply: the kustomization's
+/// resources (files, or directories with their own kustomization), with
+/// its strategic-merge patches applied as kustomize does for what the
+/// templates use (a patch finds its document by kind and name; maps merge;
+/// `containers` merge by name; any other list is replaced).
+pub(crate) fn kustomize(dir: &Path) -> Vec<serde_yaml_ng::Value> {
+    use serde_yaml_ng::Value;
+    fn docs(path: &Path) -> Vec<Value> {
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|d| Value::deserialize(d).unwrap())
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+    fn merge(base: &mut Value, patch: &Value, key: &str) {
+        match (base, patch) {
+            (Value::Mapping(b), Value::Mapping(p)) => {
+                for (k, v) in p {
+                    let name = k.as_str().unwrap_or_default().to_string();
+                    match b.get_mut(k) {
+                        Some(old) => merge(old, v, &name),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (Value::Sequence(b), Value::Sequence(p)) if key == "containers" => {
+                for item in p {
+                    match b.iter_mut().find(|c| c["name"] == item["name"]) {
+                        Some(old) => merge(old, item, ""),
+                        None => b.push(item.clone()),
+                    }
+                }
+            }
+            (b, p) => *b = p.clone(),
+        }
+    }
+    let k = &docs(&dir.join("kustomization.yaml"))[0];
+    let mut out = Vec::new();
+    for r in k["resources"].as_sequence().into_iter().flatten() {
+        let path = dir.join(r.as_str().unwrap());
+        if path.is_dir() {
+            out.extend(kustomize(&path));
+        } else {
+            out.extend(docs(&path));
+        }
+    }
+    for p in k["patches"].as_sequence().into_iter().flatten() {
+        for patch in docs(&dir.join(p["path"].as_str().unwrap())) {
+            let target = out
+                .iter_mut()
+                .find(|d| {
+                    d["kind"] == patch["kind"] && d["metadata"]["name"] == patch["metadata"]["name"]
+                })
+                .unwrap_or_else(|| {
+                    panic!("the patch's target is not among the resources: {patch:?}")
+                });
+            merge(target, &patch, "");
+        }
+    }
+    out
+}
+
+/// The leakhound container of a kustomization's Deployment.
+pub(crate) fn sidecar(dir: &Path) -> serde_yaml_ng::Value {
+    kustomize(dir)
+        .into_iter()
+        .find(|v| v["kind"] == "Deployment")
+        .and_then(|v| {
+            v["spec"]["template"]["spec"]["containers"]
+                .as_sequence()?
+                .iter()
+                .find(|c| c["name"] == "leakhound")
+                .cloned()
+        })
+        .expect("a Deployment with a leakhound container")
+}
+
+/// The base is the sidecar manifest as it is, and the prove variant
+/// changes only the leakhound container (image, --prove, NET_ADMIN) and
+/// the profile (a [capture] the proof holds the ruleset to), leaving the
+/// gateway and node exporter as they are.
+#[test]
+fn the_kubernetes_prove_variant_patches_only_the_sidecar_and_its_profile() {
+    let k = repo().join("ci/kubernetes");
+    let base = kustomize(&k);
+    let plain = yaml_docs("ci/kubernetes/leakhound-audit-sidecar.yaml");
+    assert_eq!(base, plain);
+    let prove = kustomize(&k.join("prove"));
+    assert_eq!(prove.len(), base.len());
+    let c = sidecar(&k.join("prove"));
+    assert_eq!(c["image"], "leakhound/leakhound:prove");
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--prove"), "{args:?}");
+    let caps: Vec<&str> = c["securityContext"]["capabilities"]["add"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(caps.contains(&"NET_ADMIN"), "{caps:?}");
+    // The volumes and limits come from the base.
+    assert_eq!(c["volumeMounts"], sidecar(&k)["volumeMounts"]);
+    assert_eq!(c["resources"], sidecar(&k)["resources"]);
+    let other = |docs: &[serde_yaml_ng::Value]| {
+        docs.iter()
+            .find(|v| v["kind"] == "Deployment")
+            .unwrap()["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] != "leakhound")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(other(&prove), other(&base));
+    let map = prove.iter().find(|v| v["kind"] == "ConfigMap").unwrap();
+    let p =
+        leakhound::model::audit::parse("audit.toml", map["data"]["audit.toml"].as_str().unwrap())
+            .unwrap();
+    assert!(
+        p.capture.endpoint.is_some(),
+        "the prove profile has no [capture] endpoint"
+    );
+    assert!(!p.capture.allowed.is_empty());
+}
+
+fn yaml_docs(path: &str) -> Vec<serde_yaml_ng::Value> {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
 #[test]
 fn the_yaml_templates_pass_yamllint() {
     let o = Command::new("yamllint")
@@ -28,6 +169,9 @@ fn the_yaml_templates_pass_yamllint() {
         .arg(repo().join("ci/github-actions.yml"))
         .arg(repo().join("ci/gitlab-ci.yml"))
         .arg(repo().join("ci/kubernetes/leakhound-audit-sidecar.yaml"))
+        .arg(repo().join("ci/kubernetes/kustomization.yaml"))
+        .arg(repo().join("ci/kubernetes/prove/kustomization.yaml"))
+        .arg(repo().join("ci/kubernetes/prove/prove.yaml"))
         .output()
         .expect("yamllint (ci/setup.sh installs it)");
     assert!(o.status.success(), "{}", common::printed(&o));
@@ -176,7 +320,8 @@ fn the_templates_command_lines_run() {
 }
 
 /// The audit templates' command lines, as written: the systemd unit's, the
-/// cron line's and the Kubernetes sidecar's arguments.
+/// cron line's and the Kubernetes sidecar's arguments, and its prove
+/// variant's.
 fn audit_command_lines() -> Vec<(&'static str, Vec<String>)> {
     let unit = std::fs::read_to_string(repo().join("ci/systemd/leakhound-audit.service")).unwrap();
     let exec = unit
@@ -216,10 +361,19 @@ fn audit_command_lines() -> Vec<(&'static str, Vec<String>)> {
             sidecar = Some(argv);
         }
     }
+    let mut prove = vec!["/usr/local/bin/leakhound".to_string()];
+    prove.extend(
+        self::sidecar(&repo().join("ci/kubernetes/prove"))["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string()),
+    );
     vec![
         ("systemd", shlex::split(exec).unwrap()),
         ("cron", shlex::split(&cron_line).unwrap()),
         ("kubernetes", sidecar.unwrap()),
+        ("kubernetes, prove", prove),
     ]
 }
 

@@ -578,19 +578,7 @@ fn a_container_of_another_identity_survives_reaping() {
 )]
 fn the_image_holds_what_the_gateway_reads_at_start() {
     let img = image();
-    let created = Command::new("docker")
-        .args(["create", img])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
-    let export = Command::new("sh")
-        .arg("-c")
-        .arg(format!("docker export {id} | tar -t"))
-        .output()
-        .unwrap();
-    let _ = Command::new("docker").args(["rm", &id]).output();
-    let files = String::from_utf8_lossy(&export.stdout);
+    let files = image_files(img);
     for f in [
         "etc/leakhound/blocklists/malicious.txt",
         "etc/leakhound/blocklists/surveillance.txt",
@@ -619,59 +607,113 @@ fn the_image_holds_what_the_gateway_reads_at_start() {
     assert!(caps.contains(&Capability::ControlServer), "{caps:?}");
 }
 
+/// The paths in image `img`'s file system.
+fn image_files(img: &str) -> String {
+    let created = Command::new("docker")
+        .args(["create", img])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", common::printed(&created));
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {id} | tar -t"))
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rm", &id]).output();
+    String::from_utf8_lossy(&export.stdout).into_owned()
+}
+
 /// The audit image docker/build.sh --audit makes runs the Kubernetes
-/// sidecar's command as written (its arguments from the template; the lab's
-/// profile and temporary folders mounted where the template mounts its
-/// own) in a container sharing a live lab gateway's network
-/// (`--network container:` the lab's holder), writes its metrics after the
-/// first audit, and ends with status 0 on SIGTERM, as when its pod stops.
-/// The image is packed from this build's binary (--from), as the gateway
-/// image of these tests is.
+/// sidecar's command as written (its arguments and capabilities from the
+/// template; the lab's profile and temporary folders mounted where the
+/// template mounts its own) in a container sharing a live lab gateway's
+/// network (`--network container:` the lab's holder), writes its metrics
+/// after the first audit, and ends with status 0 on SIGTERM, as when its
+/// pod stops. The image is packed from this build's binary (--from), as
+/// the gateway image of these tests is.
 #[test]
 #[cfg_attr(
     not(docker_engine),
     ignore = "no Docker engine on this machine (/var/run/docker.sock)"
 )]
 fn the_audit_image_runs_the_sidecars_command_against_a_live_gateway() {
+    sidecar_against_a_live_gateway("", "--audit", "leakhound/leakhound:local");
+}
+
+/// The same for the template's prove variant (ci/kubernetes/prove): the
+/// image of `docker/build.sh --audit-prove` reads the live gateway's
+/// ruleset with its own nft, with the capabilities the variant grants, and
+/// its `prove` check passes with a proof. The GPL programs it carries come
+/// with their copyright notices and the source packages they were built
+/// from.
+#[test]
+#[cfg_attr(
+    not(docker_engine),
+    ignore = "no Docker engine on this machine (/var/run/docker.sock)"
+)]
+fn the_prove_image_runs_the_prove_variants_command_against_a_live_gateway() {
+    let junit =
+        sidecar_against_a_live_gateway("prove", "--audit-prove", "leakhound/leakhound:prove");
+    let case = junit
+        .split("<testcase")
+        .find(|c| c.contains("name=\"prove\""))
+        .unwrap_or_else(|| panic!("no prove check: {junit}"));
+    let case = case.split("</testcase>").next().unwrap();
+    assert!(
+        !case.contains("<failure") && !case.contains("<error") && !case.contains("<skipped"),
+        "{case}"
+    );
+    assert!(case.contains("PROOF"), "{case}");
+    let files = image_files("leakhound/leakhound:prove-test");
+    for f in [
+        "usr/sbin/nft",
+        "usr/sbin/ip",
+        "usr/sbin/conntrack",
+        "usr/share/doc/nftables/copyright",
+        "usr/share/doc/nftables/SOURCE",
+        "usr/share/doc/iproute2/copyright",
+        "usr/share/doc/conntrack/SOURCE",
+        "usr/share/doc/iptables/copyright",
+    ] {
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} is not in the prove image"
+        );
+    }
+}
+
+/// Runs the leakhound container of ci/kubernetes/`overlay`'s manifest (its
+/// image `expected`, built with `build_flag`) beside a live lab gateway;
+/// its junit.xml.
+fn sidecar_against_a_live_gateway(overlay: &str, build_flag: &str, expected: &str) -> String {
     common::require_root();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let audit_image = "leakhound/leakhound:test";
+    let audit_image = format!("{expected}-test");
     let built = Command::new("bash")
         .arg(root.join("docker/build.sh"))
         .args([
-            "--audit",
+            build_flag,
             "--from",
             env!("CARGO_BIN_EXE_leakhound"),
-            audit_image,
+            &audit_image,
         ])
         .current_dir(root)
         .output()
         .unwrap();
     assert!(built.status.success(), "{}", common::printed(&built));
-    // The sidecar's arguments, as the template writes them.
-    let text =
-        std::fs::read_to_string(root.join("ci/kubernetes/leakhound-audit-sidecar.yaml")).unwrap();
-    let mut args = None;
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let v = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(doc).unwrap();
-        let containers = &v["spec"]["template"]["spec"]["containers"];
-        if let Some(list) = containers.as_sequence() {
-            for c in list {
-                if c["name"] == "leakhound" {
-                    assert_eq!(c["image"], "leakhound/leakhound:local");
-                    args = Some(
-                        c["args"]
-                            .as_sequence()
-                            .unwrap()
-                            .iter()
-                            .map(|a| a.as_str().unwrap().to_string())
-                            .collect::<Vec<_>>(),
-                    );
-                }
-            }
-        }
-    }
-    let args = args.expect("the template has a leakhound container");
+    // The sidecar's arguments and capabilities, as the template writes them.
+    let c = crate::ci_templates::sidecar(&root.join("ci/kubernetes").join(overlay));
+    assert_eq!(c["image"], expected);
+    let strings = |v: &serde_yaml_ng::Value| {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let args = strings(&c["args"]);
+    let caps = strings(&c["securityContext"]["capabilities"]["add"]);
     // A live lab whose gateway runs in a container (its holder's network).
     let lab = Command::new(env!("CARGO_BIN_EXE_leakhound"))
         .args(["lab", "up", "--target", "container", "--image", image()])
@@ -701,7 +743,7 @@ fn the_audit_image_runs_the_sidecars_command_against_a_live_gateway() {
         .args(["run", "-d", "--name", &name])
         .arg("--network")
         .arg(format!("container:lh-{id}-holder"))
-        .args(["--cap-add", "NET_RAW", "--cap-add", "SYS_ADMIN"])
+        .args(caps.iter().flat_map(|c| ["--cap-add", c.as_str()]))
         .arg("-v")
         .arg(format!(
             "{}:/etc/leakhound/audit.toml:ro",
@@ -714,7 +756,7 @@ fn the_audit_image_runs_the_sidecars_command_against_a_live_gateway() {
             "{}:/var/lib/leakhound",
             dir.path().join("reports").display()
         ))
-        .arg(audit_image)
+        .arg(&audit_image)
         .args(&args)
         .output()
         .unwrap();
@@ -753,4 +795,5 @@ fn the_audit_image_runs_the_sidecars_command_against_a_live_gateway() {
         common::printed(&logs)
     );
     assert_eq!(code, "0", "{}", common::printed(&logs));
+    std::fs::read_to_string(dir.path().join("reports/audit/junit.xml")).unwrap_or_default()
 }

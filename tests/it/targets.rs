@@ -197,14 +197,21 @@ fn witness_case(s: &ScenarioResult) -> String {
         .unwrap_or_else(|| panic!("{}: no failed witness case: {:#?}", s.name, s.failures()))
 }
 
-/// The two variants issue 28 added: a DNS hole and a kill switch that
-/// drops only TCP and UDP. `prove` finds each hole's packet in the
-/// ruleset with the tunnel stopped, and the wire shows it leave.
+/// The variants issue 28 added: a DNS hole, a kill switch that drops only
+/// TCP and UDP, and one that lets every established connection out.
+/// `prove` finds each hole's packet in the ruleset with the tunnel
+/// stopped, and the wire shows it leave; the established one's after its
+/// connection was put into conntrack (nothing else could show it: the
+/// scripted probes open new connections).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dns_hole_and_the_tcp_udp_kill_switch_are_proven_open_and_the_wire_agrees() {
     for (args, packet) in [
         ("--dns-hole", "UDP 172.21.0.2:40000 -> 192.0.2.80:53"),
         ("--tcp-udp-killswitch", "ICMP 172.21.0.2 -> 192.0.2.80"),
+        (
+            "--established-hole",
+            "TCP 172.21.0.2:40000 -> 192.0.2.80:80",
+        ),
     ] {
         let r = run(reference(&[args]), &["killswitch-tunnel-down"]).await;
         let s = &r[0];
@@ -222,6 +229,12 @@ async fn the_dns_hole_and_the_tcp_udp_kill_switch_are_proven_open_and_the_wire_a
             w.contains(&format!("confirmed on the wire: gw: {packet}")),
             "{args}: {w}"
         );
+        if args == "--established-hole" {
+            assert!(
+                w.contains("(witness: TCP") && w.contains("flags 0x10, ct state established"),
+                "{args}: the wire showed another witness than the established one: {w}"
+            );
+        }
     }
 }
 

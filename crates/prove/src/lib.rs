@@ -255,11 +255,16 @@ fn start(path: Path, links: &Links, fwd: Forwarding) -> Vec<Cube> {
                 .collect()
         }
         Path::Raw => {
-            // Any EtherType; an IP frame's addresses of its own family.
+            // Any EtherType; an IP frame's addresses of its own family. A
+            // frame written past the IP stack has no conntrack entry: `ct
+            // state` reads it as invalid (nft_ct's "no ct, not untracked").
             let other = Field::EtherType.domain() - (one(ruleset::ETH_IP) | one(ruleset::ETH_IP6));
             vec![v4, v6, Cube::any().with(Field::EtherType, &other)]
                 .into_iter()
-                .map(|c| c.with(Field::Iif, &one(0)))
+                .map(|c| {
+                    c.with(Field::Iif, &one(0))
+                        .with(Field::CtState, &one(space::CT_INVALID))
+                })
                 .collect()
         }
     }
@@ -272,7 +277,7 @@ fn assumptions(links: &Links, fwd: Forwarding) -> Vec<String> {
             "every packet's output interface is the underlay ({}): any socket can be bound to it (SO_BINDTODEVICE) and any frame written to it (AF_PACKET; Docker grants CAP_NET_RAW by default), so the routes are no protection",
             links.underlay
         ),
-        "conntrack state treated as any (new, established, related, invalid, untracked)".into(),
+        "a locally sent or forwarded packet's conntrack state treated as any (new, established, related, invalid, untracked); a raw frame's is invalid (it has no conntrack entry)".into(),
         "a locally sent packet's mark treated as any (CAP_NET_ADMIN in the namespace sets any); a forwarded packet's starts at 0".into(),
         "source addresses treated as any (a raw socket writes any)".into(),
         "nat chains: source NAT changes only the source; destination NAT cannot be proven".into(),
@@ -433,6 +438,20 @@ fn pick(path: Path, leaks: &[Cube], links: &Links) -> Option<Packet> {
     let fragment = prefer(Field::Frag, &[0]) == 1;
     let ported = ruleset::PORTED.contains(&u128::from(l4)) && !fragment;
     let iif = prefer(Field::Iif, &[]);
+    let ct_state = {
+        let v = prefer(Field::CtState, &[8, 2, 4, 64, 1]);
+        space::CT_STATES
+            .iter()
+            .find(|(_, s)| *s == v)
+            .map_or("new", |(n, _)| n)
+    };
+    // A SYN opens a connection; in one already established, an ACK is
+    // what conntrack takes as part of it.
+    let flags: &[u128] = if matches!(ct_state, "established" | "related") {
+        &[0x10, 0x18, 0x02]
+    } else {
+        &[0x02, 0x10, 0x18]
+    };
     Some(Packet {
         path,
         ether_type,
@@ -451,16 +470,9 @@ fn pick(path: Path, leaks: &[Cube], links: &Links) -> Option<Packet> {
                 prefer(Field::IcmpCode, &[0]) as u8,
             )
         }),
-        tcp_flags: (l4 == 6 && !fragment)
-            .then(|| prefer(Field::TcpFlags, &[0x02, 0x10, 0x18]) as u8),
+        tcp_flags: (l4 == 6 && !fragment).then(|| prefer(Field::TcpFlags, flags) as u8),
         mark: prefer(Field::Mark, &[0]) as u32,
-        ct_state: {
-            let v = prefer(Field::CtState, &[8, 2, 4, 64, 1]);
-            space::CT_STATES
-                .iter()
-                .find(|(_, s)| *s == v)
-                .map_or("new", |(n, _)| n)
-        },
+        ct_state,
         fragment,
         dscp: prefer(Field::Dscp, &[0]) as u8,
         iif: (iif > 0)

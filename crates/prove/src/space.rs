@@ -102,6 +102,9 @@ impl Field {
     }
 }
 
+/// `ct state invalid`'s bit.
+pub const CT_INVALID: u128 = 1;
+
 /// The conntrack states by name, as nft writes them.
 pub const CT_STATES: [(&str, u128); 5] = [
     ("invalid", 1),

@@ -128,8 +128,48 @@ fn a_strict_output_chain_without_an_egress_filter_leaks_raw_frames() {
     assert_eq!(p.path, Path::Raw, "{p}");
     assert_eq!(
         p.to_string(),
-        "TCP 172.21.0.2:40000 -> 192.0.2.80:80 flags 0x02, ct state new, mark 0; written to the underlay as a raw frame (AF_PACKET)"
+        "TCP 172.21.0.2:40000 -> 192.0.2.80:80 flags 0x02, ct state invalid, mark 0; written to the underlay as a raw frame (AF_PACKET)"
     );
+}
+
+/// A frame written past the IP stack has no conntrack entry: an egress
+/// rule that accepts established packets does not let raw frames out (nft
+/// reads their state as invalid), while the IP stack's established
+/// packets pass both hooks.
+#[test]
+fn a_raw_frame_is_never_established() {
+    let mut v = builtin();
+    let est = json!([
+        {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "established"}},
+        {"accept": null}
+    ]);
+    insert_rule(&mut v, "netdev", "leakhound_egress", "egress", est);
+    let mut rs = Ruleset::from_json(&v.to_string()).unwrap();
+    rs.devices_from_text(BUILTIN_TEXT);
+    let links = links_from_ip_json(ADDR, "eth0").unwrap();
+    let all = leakhound_prove::witnesses(&rs, &links, &policy(), FWD).unwrap();
+    // The output chain's established packets that only the egress filter
+    // narrowed leak now (ICMPv6 housekeeping to any address); no frame.
+    assert!(
+        all.iter().all(|p| p.path != Path::Raw),
+        "{:#?}",
+        all.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
+    assert!(all.iter().any(|p| p.ct_state == "established"), "{all:#?}");
+    let mut v = builtin();
+    let any = json!([
+        {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}},
+        {"accept": null}
+    ]);
+    insert_rule(&mut v, "netdev", "leakhound_egress", "egress", any);
+    let mut rs = Ruleset::from_json(&v.to_string()).unwrap();
+    rs.devices_from_text(BUILTIN_TEXT);
+    let all = leakhound_prove::witnesses(&rs, &links, &policy(), FWD).unwrap();
+    let raw = all
+        .iter()
+        .find(|p| p.path == Path::Raw)
+        .unwrap_or_else(|| panic!("no raw frame through `ct state invalid`: {all:#?}"));
+    assert_eq!(raw.ct_state, "invalid", "{raw}");
 }
 
 #[test]
@@ -144,6 +184,8 @@ fn an_accept_for_established_traffic_leaks_established_packets() {
     let p = witness(&answer(&v)).clone();
     assert_eq!(p.ct_state, "established", "{p}");
     assert_eq!(p.path, Path::Output);
+    // An ACK: what conntrack takes as part of an established connection.
+    assert_eq!(p.tcp_flags, Some(0x10), "{p}");
 }
 
 #[test]

@@ -47,13 +47,16 @@ pub(crate) struct AuditArgs {
     pub(crate) profile: PathBuf,
     /// Also run the checks that disturb the gateway: its tunnel's packets
     /// are dropped for a moment (nothing may leak, traffic must stop and
-    /// come back).
+    /// come back); with --prove, a witness packet found is written from
+    /// the namespace for the capture to confirm (check prove-witness).
     #[arg(long)]
     pub(crate) disruptive: bool,
     /// Also prove the gateway's nftables ruleset (as `leakhound prove`,
     /// reading only): no packet but UDP to [capture] endpoint and the
     /// [capture] allowed subnets leaves on [capture] interface, or a
-    /// witness packet (not sent). Needs CAP_NET_ADMIN in the namespace.
+    /// witness packet (sent only with --disruptive). Needs CAP_NET_ADMIN
+    /// in the namespace, and nft and ip (the image of `docker/build.sh
+    /// --audit-prove` has them).
     #[arg(long)]
     pub(crate) prove: bool,
     /// Make a skipped check (e.g. no-leak when the profile has no [capture]

@@ -236,6 +236,9 @@ impl Runner<'_> {
                 .tried
                 .iter()
                 .map(|(packet, _, sent)| match sent {
+                    Ok(()) if seen.as_ref().is_some_and(|(p, _)| p == packet) => {
+                        format!("{packet}: written, seen leaving")
+                    }
                     Ok(()) => format!(
                         "{packet}: written, not seen leaving on {}",
                         scn.leak_wires.join(", ")

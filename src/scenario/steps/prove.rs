@@ -2,13 +2,14 @@
 //! at that point of the scenario (the tunnel stopped, the provider gone,
 //! the gateway crashed), against the lab's policy. A proof passes; a
 //! witness fails the step and is written from the namespace with a marker
-//! for the judge to find on the wires ([`WitnessRun`]); "cannot prove"
+//! for the judge to find on the wires ([`WitnessRun`]), one in conntrack
+//! state established after its connection is built; "cannot prove"
 //! fails naming the rule.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use leakhound_prove::{Answer, Path, Policy};
+use leakhound_prove::{Answer, Policy};
 
 use super::report::{StepLog, StepResult, lab_err};
 use crate::model::topology::addr;
@@ -41,21 +42,11 @@ impl Runner<'_> {
             // as it was read: the first may rest on a match the model took
             // both ways (an iptables `xt` match) and be stopped, where a
             // raw frame's is not.
-            let mut tried = Vec::new();
-            if matches!(answer, Answer::Witness { .. }) {
-                let all = leakhound_prove::witnesses(
-                    &state.ruleset,
-                    &state.links,
-                    &policy,
-                    state.forwarding,
-                )
-                .unwrap_or_default();
-                for (i, packet) in all.iter().enumerate() {
-                    let marker = format!("{tag}-{i}").into_bytes();
-                    let sent = write_witness(&ns, packet, i as u16, &marker);
-                    tried.push((packet.to_string(), marker, sent));
-                }
-            }
+            let tried = if matches!(answer, Answer::Witness { .. }) {
+                crate::prove::write_witnesses(&ns, &state, &policy, "eth0", &tag)
+            } else {
+                Vec::new()
+            };
             Ok::<_, crate::prove::ProveError>((answer, took, tried))
         })
         .await
@@ -107,30 +98,4 @@ impl Runner<'_> {
             }
         }
     }
-}
-
-/// Writes one witness from `ns`; why not, where it cannot be (a forwarded
-/// packet needs a neighbour to send it in, one in conntrack state
-/// established or related a connection first: model-only witnesses).
-fn write_witness(
-    ns: &crate::lab::netns::Netns,
-    packet: &leakhound_prove::Packet,
-    id: u16,
-    marker: &[u8],
-) -> Result<(), String> {
-    if packet.path == Path::Forward {
-        return Err(format!(
-            "a packet {} cannot be written from the namespace",
-            packet.path.describe()
-        ));
-    }
-    if matches!(packet.ct_state, "established" | "related") {
-        return Err(format!(
-            "it needs a connection in conntrack state {} first",
-            packet.ct_state
-        ));
-    }
-    ns.run(|| crate::prove::wire::write(packet, "eth0", id, marker))
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("the kernel refused it: {e}"))
 }
