@@ -4,10 +4,12 @@
 //! forwarding to the same upstream over the same lab path; `leakhound bench
 //! tunnel` measures throughput and CPU per Gbit through the gateway beside
 //! the yardsticks (Debian's wireguard-go, gotatun), with either lab
-//! provider. Measured gateways run as the image ships them
-//! ([`shipped_gateway`]).
+//! provider; `leakhound bench prove` times one proof of the gateway's
+//! ruleset beside `nft -j list ruleset`. Measured gateways run as the
+//! image ships them ([`shipped_gateway`]).
 
 pub mod dns;
+pub mod prove;
 pub mod tunnel;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `bench`: benchmarks, printed, never asserted: `bench dns` loads the
 //! gateway's resolver (beside unbound on the same path), `bench tunnel`
-//! measures throughput and CPU beside the yardsticks
-//! ([`leakhound::bench`]).
+//! measures throughput and CPU beside the yardsticks, `bench prove`
+//! times one proof of the gateway's ruleset ([`leakhound::bench`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +25,56 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchWhat::Dns => bench_dns(&args),
         BenchWhat::Tunnel => bench_tunnel(args.seconds),
+        BenchWhat::Prove => bench_prove(args.runs),
     }
+}
+
+/// `bench prove`: the built-in gateway started in a lab, its tunnel up;
+/// then its namespace proven `runs` times against the lab's policy,
+/// beside `nft -j list ruleset` alone ([`leakhound::bench::prove`]).
+fn bench_prove(runs: usize) -> Result<()> {
+    let rt = lab_runtime("bench")?;
+    rt.block_on(async {
+        let (lab, services) = lab_with_services(ProviderKind::Boringtun, &lab::new_run_id()).await?;
+        let out = netns::run_files(lab.run_id());
+        let gateway_exe = leakhound::bench::shipped_gateway(std::env::current_exe()?);
+        let profile = leakhound::profile::Profile::seed_ref();
+        let runner = Runner::builder(
+            &lab,
+            profile,
+            &services,
+            Arc::new(leakhound::target::process::Builtin::new("builtin", gateway_exe)),
+        )
+        .out_dir(out.clone())
+        .build();
+        let idle = Scenario::idle("bench");
+        let gw = runner
+            .start_idle_gateway_async(&idle, &out.join("gateway-prove.log"))
+            .await?;
+        let policy = leakhound_prove::Policy {
+            endpoints: vec![(
+                std::net::IpAddr::V4(leakhound::model::topology::addr::VPN_ENDPOINT),
+                leakhound::model::topology::addr::VPN_ENDPOINT_PORT,
+            )],
+            allow: profile.allowed.clone(),
+        };
+        let ns = lab.ns(leakhound::model::topology::host::GW)?.try_clone()?;
+        let figures = tokio::task::spawn_blocking(move || {
+            leakhound::bench::prove::measure(&ns, "eth0", &policy, runs)
+        })
+        .await?;
+        gw.stop().await;
+        let f = figures?;
+        println!(
+            "prove on the built-in gateway's live namespace (lab policy; {} rules; answer: {}):",
+            f.rules, f.answer
+        );
+        print!("{}", leakhound::bench::prove::table(&f));
+        println!(
+            "(each run reads the state afresh, as `leakhound prove --netns` does; the yardstick is what any reader of the ruleset pays)"
+        );
+        Ok(())
+    })
 }
 
 /// `bench dns`: the gateway's resolver under load from its own namespace,

@@ -33,6 +33,9 @@ pub(crate) struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     pub(crate) concurrency: usize,
+    /// Runs of each measurement (`bench prove`).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) runs: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -42,4 +45,8 @@ pub(crate) enum BenchWhat {
     /// Throughput (iperf3 TCP up/down, UDP up) and CPU per Gbit through the
     /// gateway beside Debian's wireguard-go, with both lab providers.
     Tunnel,
+    /// One proof of the built-in gateway's ruleset (`prove` on its live
+    /// namespace), --runs times: median, p90, fastest and slowest, beside
+    /// `nft -j list ruleset` alone in the same namespace.
+    Prove,
 }
