@@ -109,7 +109,7 @@ if [ $audit = 1 ]; then
     done | sort -u | while read -r pkg; do
       [ -n "$pkg" ] || continue
       mkdir -p "$ctx/rootfs/usr/share/doc/$pkg"
-      cp "/usr/share/doc/$pkg/copyright" "$ctx/rootfs/usr/share/doc/$pkg/copyright" 2>/dev/null || true
+      cp "/usr/share/doc/$pkg/copyright" "$ctx/rootfs/usr/share/doc/$pkg/copyright"
       dpkg-query -W -f='${Package} ${Version}, built from the Debian source package ${source:Package} ${source:Version}\n' "$pkg" \
         >"$ctx/rootfs/usr/share/doc/$pkg/SOURCE"
     done

@@ -3,7 +3,10 @@
 //! attaches to the namespace the user names (`--netns NAME|self`, `--pid`,
 //! `--container`), never pins, reaps or removes it, and changes nothing in
 //! it unless `--disruptive` asks for the one check that does (the tunnel
-//! blocked for a moment, then let through again). Meanwhile it captures on
+//! blocked for a moment, then let through again); with `--prove` as well,
+//! `--disruptive` also writes the proof's witnesses, as raw frames to
+//! documentation addresses only, making nothing in the gateway's kernel
+//! for them ([`crate::prove::live_refusal`]). Meanwhile it captures on
 //! the outside of the gateway's interface (the host-side peer of its veth
 //! where leakhound can see it, else the interface itself) and judges every
 //! frame with the lab's classifier. The result is an ordinary
@@ -609,19 +612,29 @@ impl Auditor<'_> {
             allow: p.capture.allowed.clone(),
         };
         let underlay = p.capture.interface.clone();
+        let interrupt = self.interrupt.clone();
         self.check("prove", async |ns, _| {
             let ns = ns
                 .try_clone()
                 .map_err(|e| Finding::error(format!("the namespace: {e}")))?;
             let t = Instant::now();
             let tag = format!("lhwitness{}", probe::nonce());
+            let interrupt = interrupt.clone();
             let (answer, ms, tried) = tokio::task::spawn_blocking(move || {
                 let state = crate::prove::read_live(&ns, &underlay)?;
                 let answer = crate::prove::answer(&state, &policy);
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 let tried = match answer {
                     leakhound_prove::Answer::Witness { .. } if disruptive => {
-                        crate::prove::write_witnesses(&ns, &state, &policy, &underlay, &tag)
+                        crate::prove::write_witnesses(
+                            &ns,
+                            &state,
+                            &policy,
+                            &underlay,
+                            &tag,
+                            crate::prove::Reach::Live,
+                            &|| interrupt.is_cancelled(),
+                        )
                     }
                     _ => Vec::new(),
                 };

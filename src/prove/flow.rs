@@ -4,14 +4,17 @@
 //! * [`Flow`]: the connection a witness in conntrack state established
 //!   needs: an entry put into the namespace's conntrack table (by
 //!   `conntrack -I`, from conntrack-tools) with the witness's own
-//!   addresses, ports or ICMP identifier, as if its peer had answered.
+//!   addresses, ports or ICMP identifier, as if its peer had answered,
+//!   in zone 0. Inserting fails where the namespace has that connection
+//!   already, so no entry of its own is ever taken over.
 //! * [`Neighbour`]: a next hop for a witness sent by a process. With no
 //!   route for it on the underlay the kernel sends it on the link, and
 //!   only once the destination answers ARP, which a lab or TEST-NET
 //!   address never does: an entry of its own maps the destination to the
-//!   link's broadcast address, so the frame is written at once, and no
-//!   router forwards it (a router forwards only frames addressed to it).
-//!   An entry the namespace already has is left alone.
+//!   link's broadcast address, so the frame is written at once. An entry
+//!   the namespace already has, in any state, is left alone, and only the
+//!   entry made here is removed. For a lab's namespace only (a live
+//!   gateway's kernel gets nothing of this: `super::live_refusal`).
 //!
 //! The command lines are pure ([`insert_args`], [`delete_args`]); running
 //! them is the edge.
@@ -49,7 +52,7 @@ pub struct Flow<'a> {
 fn tuple(p: &Packet, id: u16) -> Result<Vec<String>, FlowError> {
     // The family comes from the addresses (`-I` takes no `-f`).
     let v6 = p.ether_type == 0x86dd;
-    let mut a: Vec<String> = Vec::new();
+    let mut a: Vec<String> = vec!["-w".into(), "0".into()];
     let untrackable = || FlowError::Untrackable(p.to_string());
     match (p.l4, p.ports, p.icmp, v6) {
         (6 | 17, Some((sport, dport)), _, _) if !p.fragment => {
@@ -160,44 +163,30 @@ fn ip(ns: &Netns, args: &[&str]) -> Result<std::process::Output, FlowError> {
 }
 
 impl<'a> Neighbour<'a> {
-    /// Maps `addr` to the broadcast address on `dev` unless `ns` already
-    /// has an entry for it there (then `None`: nothing made).
+    /// Maps `addr` to the broadcast address on `dev`, unless `ns` has an
+    /// entry for it there in any state (`ip neigh add` fails then, and
+    /// nothing is made: `None`).
     pub fn ensure(
         ns: &'a Netns,
         addr: std::net::IpAddr,
         dev: &str,
     ) -> Result<Option<Self>, FlowError> {
         let a = addr.to_string();
-        let shown = ip(ns, &["-j", "neigh", "show", "to", &a, "dev", dev])?;
-        let text = String::from_utf8_lossy(&shown.stdout);
-        // One with a link-layer address is the namespace's own; one
-        // without (an unanswered resolution) is replaced.
-        if shown.status.success()
-            && text.contains(&format!("\"dst\":\"{a}\""))
-            && text.contains("\"lladdr\"")
-        {
-            return Ok(None);
-        }
         let out = ip(
             ns,
             &[
                 "neigh",
-                "replace",
+                "add",
                 &a,
                 "lladdr",
-                "ff:ff:ff:ff:ff:ff",
+                BROADCAST,
                 "dev",
                 dev,
                 "nud",
                 "permanent",
             ],
         )?;
-        if !out.status.success() {
-            return Err(FlowError::Refused(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(Some(Neighbour {
+        Ok(out.status.success().then(|| Neighbour {
             ns,
             addr,
             dev: dev.to_string(),
@@ -205,9 +194,21 @@ impl<'a> Neighbour<'a> {
     }
 }
 
+const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
+
 impl Drop for Neighbour<'_> {
     fn drop(&mut self) {
         let a = self.addr.to_string();
+        // Only the entry made here: still permanent, still the broadcast
+        // address.
+        let ours = ip(self.ns, &["neigh", "show", "to", &a, "dev", &self.dev])
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .is_some_and(|t| t.contains(BROADCAST) && t.contains("PERMANENT"));
+        if !ours {
+            return;
+        }
         match ip(self.ns, &["neigh", "del", &a, "dev", &self.dev]) {
             Ok(o) if o.status.success() => {}
             Ok(o) => tracing::warn!(
@@ -247,11 +248,11 @@ mod tests {
         let a = insert_args(&packet(6), 7).unwrap().join(" ");
         assert_eq!(
             a,
-            "-I -p tcp -s 172.21.0.2 -d 192.0.2.80 --sport 40000 --dport 80 --state ESTABLISHED -u SEEN_REPLY -t 60"
+            "-I -w 0 -p tcp -s 172.21.0.2 -d 192.0.2.80 --sport 40000 --dport 80 --state ESTABLISHED -u SEEN_REPLY -t 60"
         );
         assert_eq!(
             delete_args(&packet(6), 7).unwrap().join(" "),
-            "-D -p tcp -s 172.21.0.2 -d 192.0.2.80 --sport 40000 --dport 80"
+            "-D -w 0 -p tcp -s 172.21.0.2 -d 192.0.2.80 --sport 40000 --dport 80"
         );
     }
 

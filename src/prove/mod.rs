@@ -75,10 +75,72 @@ pub fn answer(state: &State, policy: &Policy) -> leakhound_prove::Answer {
 /// carries, and whether it was written (why not, if not).
 pub type Tried = (String, Vec<u8>, Result<(), String>);
 
+/// Where witnesses may be written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A lab's namespace: its wires end at the lab's own hosts, and the
+    /// lab's teardown removes whatever a witness needed.
+    Lab,
+    /// A live gateway ([`live_refusal`]): only raw IP frames from the
+    /// underlay's own or a documentation address to a documentation
+    /// address, to the link's broadcast address, which no router
+    /// forwards; nothing is made in its kernel for them.
+    Live,
+}
+
+/// Whether `a` is a documentation address (RFC 5737, RFC 3849).
+pub fn documentation(a: IpAddr) -> bool {
+    let nets: [IpNet; 4] = [
+        "192.0.2.0/24".parse().expect("literal"),
+        "198.51.100.0/24".parse().expect("literal"),
+        "203.0.113.0/24".parse().expect("literal"),
+        "2001:db8::/32".parse().expect("literal"),
+    ];
+    nets.iter().any(|n| n.contains(&a))
+}
+
+/// Why `packet` is not written on a live gateway whose underlay has the
+/// addresses `own`, if it is not: a process's packet would reach the wire
+/// only through the gateway's router (which forwards it on) or through a
+/// neighbour entry leakhound would have to make in the gateway's kernel
+/// (and which a killed audit would leave behind), and one in state
+/// established through a conntrack entry likewise; a frame that is not
+/// IP, or to or from an address that is not the gateway's own or a
+/// documentation one, could reach or name a real host.
+pub fn live_refusal(packet: &leakhound_prove::Packet, own: &[IpAddr]) -> Option<String> {
+    if packet.path != leakhound_prove::Path::Raw {
+        return Some(format!(
+            "not written on a live gateway: a packet {} would leave only through the gateway's router, which forwards it, or a neighbour entry leakhound would have to make in the gateway's kernel (the raw-frame witness is written instead, where there is one)",
+            packet.path.describe()
+        ));
+    }
+    if !matches!(packet.ether_type, 0x0800 | 0x86dd) {
+        return Some(format!(
+            "not written on a live gateway: a frame of EtherType {:#06x} is broadcast to every host of the link",
+            packet.ether_type
+        ));
+    }
+    if !documentation(packet.daddr) {
+        return Some(format!(
+            "not written on a live gateway: {} is not a documentation address (TEST-NET, 2001:db8::/32), so it could reach a real host",
+            packet.daddr
+        ));
+    }
+    if !documentation(packet.saddr) && !own.contains(&packet.saddr) {
+        return Some(format!(
+            "not written on a live gateway: its source {} is neither the underlay's own address nor a documentation address",
+            packet.saddr
+        ));
+    }
+    None
+}
+
 /// Writes every path's witness for `policy` from `ns` onto `underlay`, the
 /// `i`th with the marker `{tag}-{i}`, while the namespace is as `state`
 /// was read: the first may rest on a match the model took both ways (an
-/// iptables `xt` match) and be stopped, where a raw frame's is not.
+/// iptables `xt` match) and be stopped, where a raw frame's is not. On a
+/// live gateway only what [`live_refusal`] lets through. Once `stop`
+/// says so (the audit was interrupted), nothing more is written.
 /// Blocking.
 pub fn write_witnesses(
     ns: &Netns,
@@ -86,6 +148,8 @@ pub fn write_witnesses(
     policy: &leakhound_prove::Policy,
     underlay: &str,
     tag: &str,
+    reach: Reach,
+    stop: &dyn Fn() -> bool,
 ) -> Vec<Tried> {
     let all = leakhound_prove::witnesses(&state.ruleset, &state.links, policy, state.forwarding)
         .unwrap_or_default();
@@ -93,7 +157,17 @@ pub fn write_witnesses(
         .enumerate()
         .map(|(i, packet)| {
             let marker = format!("{tag}-{i}").into_bytes();
-            let sent = write_witness(ns, packet, underlay, i as u16, &marker);
+            let refused = match reach {
+                Reach::Live => live_refusal(packet, &state.links.underlay_addrs),
+                Reach::Lab => None,
+            };
+            let sent = if stop() {
+                Err("not written: the run was interrupted".into())
+            } else if let Some(why) = refused {
+                Err(why)
+            } else {
+                write_witness(ns, packet, underlay, i as u16, &marker)
+            };
             (packet.to_string(), marker, sent)
         })
         .collect()
@@ -310,6 +384,85 @@ pub fn parse_endpoint(s: &str) -> Result<(IpAddr, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(
+        path: leakhound_prove::Path,
+        ether_type: u16,
+        saddr: &str,
+        daddr: &str,
+    ) -> leakhound_prove::Packet {
+        leakhound_prove::Packet {
+            path,
+            ether_type,
+            l4: 6,
+            saddr: saddr.parse().unwrap(),
+            daddr: daddr.parse().unwrap(),
+            ports: Some((40000, 80)),
+            icmp: None,
+            tcp_flags: Some(2),
+            mark: 0,
+            ct_state: "invalid",
+            fragment: false,
+            dscp: 0,
+            iif: None,
+        }
+    }
+
+    #[test]
+    fn a_live_gateway_gets_only_ip_frames_between_its_own_and_documentation_addresses() {
+        use leakhound_prove::Path;
+        let own: Vec<IpAddr> = vec!["172.17.0.5".parse().unwrap()];
+        assert_eq!(
+            live_refusal(&frame(Path::Raw, 0x0800, "172.17.0.5", "192.0.2.80"), &own),
+            None
+        );
+        assert_eq!(
+            live_refusal(&frame(Path::Raw, 0x0800, "203.0.113.9", "192.0.2.80"), &own),
+            None
+        );
+        for (p, why) in [
+            (
+                frame(Path::Output, 0x0800, "172.17.0.5", "192.0.2.80"),
+                "router",
+            ),
+            (
+                frame(Path::Raw, 0x88cc, "172.17.0.5", "192.0.2.80"),
+                "EtherType",
+            ),
+            (
+                frame(Path::Raw, 0x0800, "172.17.0.5", "9.9.9.9"),
+                "9.9.9.9 is not a documentation address",
+            ),
+            (
+                frame(Path::Raw, 0x0800, "8.8.8.8", "192.0.2.80"),
+                "its source 8.8.8.8",
+            ),
+        ] {
+            let r = live_refusal(&p, &own).unwrap_or_else(|| panic!("{p} written"));
+            assert!(r.contains(why), "{r}");
+        }
+    }
+
+    #[test]
+    fn only_documentation_addresses_are_written_to_on_a_live_gateway() {
+        for a in [
+            "192.0.2.80",
+            "198.51.100.7",
+            "203.0.113.255",
+            "2001:db8:80::80",
+        ] {
+            assert!(documentation(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "1.1.1.1",
+            "192.0.3.1",
+            "172.21.0.1",
+            "2001:4860::8888",
+            "::1",
+        ] {
+            assert!(!documentation(a.parse().unwrap()), "{a}");
+        }
+    }
 
     #[test]
     fn the_policy_comes_from_gluetuns_variables() {

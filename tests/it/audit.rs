@@ -307,11 +307,13 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
 
 /// `audit --prove --disruptive` on a live gateway whose kill switch lets
 /// every established connection out (and whose egress filter, which
-/// cannot tell established packets, lets TCP to port 80 by): the witness
-/// is an established packet, whose connection the audit puts into conntrack before writing
-/// it and takes out again after; the capture sees it leave.
+/// cannot tell established packets, lets TCP to port 80 by): the
+/// established witness would need a connection and a neighbour entry in
+/// the gateway's kernel, so it is not written (the lab's scenarios build
+/// both); the raw-frame witness is, and the capture sees it leave. The
+/// gateway's conntrack and neighbour tables get nothing of the audit's.
 #[test]
-fn a_disruptive_proof_builds_the_established_witness_and_the_wire_confirms_it() {
+fn a_disruptive_proof_makes_nothing_in_a_live_gateways_kernel() {
     common::require_root();
     let lab = UpLab::up();
     let ns = netns::Netns::open(lab.gw()).unwrap();
@@ -329,26 +331,37 @@ fn a_disruptive_proof_builds_the_established_witness_and_the_wire_confirms_it() 
     assert!(t.contains("FAIL  prove-witness"), "{t}");
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
     assert!(
-        junit.contains("confirmed on the wire: eth0: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 (witness: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 flags 0x10, ct state established"),
+        junit.contains("flags 0x10, ct state established, mark 0; sent by a process in the namespace: not written on a live gateway"),
         "{junit}"
     );
-    // The neighbour entry made for it is gone again, and so is the
-    // connection built for it.
-    let mut cmd = Command::new("ip");
-    cmd.args(["neigh", "show", "to", "192.0.2.80"]);
-    ns.command(&mut cmd).unwrap();
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(o.stdout.is_empty(), "{}", text(&o));
-    let mut cmd = Command::new("conntrack");
-    cmd.args(["-L", "-p", "tcp", "--dport", "80", "-d", "192.0.2.80"]);
-    ns.command(&mut cmd).unwrap();
-    let o = cmd.output().unwrap();
     assert!(
-        !String::from_utf8_lossy(&o.stdout).contains("sport=40000"),
-        "{}",
-        text(&o)
+        junit.contains("confirmed on the wire: eth0: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 (witness: TCP 172.21.0.2:40000 -&gt; 192.0.2.80:80 flags 0x02, ct state invalid, mark 0; written to the underlay as a raw frame"),
+        "{junit}"
     );
+    for argv in [
+        &["ip", "neigh", "show", "to", "192.0.2.80"][..],
+        // The witness's connection (the gateway's health checks and the
+        // audit's probes have their own to 192.0.2.80).
+        &[
+            "conntrack",
+            "-L",
+            "-p",
+            "tcp",
+            "-s",
+            "172.21.0.2",
+            "-d",
+            "192.0.2.80",
+            "--sport",
+            "40000",
+        ],
+    ] {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]);
+        ns.command(&mut cmd).unwrap();
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{argv:?}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{argv:?}: {}", text(&o));
+    }
 }
 
 #[test]
@@ -719,4 +732,39 @@ fn an_interrupted_disruptive_audit_heals_the_tunnel_even_when_killed() {
     for f in ["junit.xml", "summary.json", "report.html", "outside.pcap"] {
         assert_eq!(mode(&reports.join(f)), 0o600, "{f}");
     }
+}
+
+/// On a live gateway a witness to an address that is not a documentation
+/// address is never written: a hole only to a real resolver's address
+/// gives a model-only witness that says why, and nothing to it appears on
+/// the wire.
+#[test]
+fn a_disruptive_proof_writes_no_witness_to_a_real_address() {
+    common::require_root();
+    let lab = UpLab::up();
+    let ns = netns::Netns::open(lab.gw()).unwrap();
+    let mut cmd = Command::new("nft");
+    cmd.args([
+        "insert rule inet leakhound output ip daddr 9.9.9.9 udp dport 53 accept ; insert rule netdev leakhound_egress egress ip daddr 9.9.9.9 udp dport 53 accept",
+    ]);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = tempfile::tempdir().unwrap();
+    let o = audit(&lab, &["--prove", "--disruptive"], out.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("-> 9.9.9.9:53"), "{t}");
+    assert!(t.contains("FAIL  prove-witness"), "{t}");
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("a model-only witness"), "{junit}");
+    assert!(
+        junit.contains("not written on a live gateway: 9.9.9.9 is not a documentation address"),
+        "{junit}"
+    );
+    let pcap = std::fs::read(out.path().join(format!("{}.pcap", leakhound::audit::WIRE))).unwrap();
+    assert!(
+        !pcap.windows(b"lhwitness".len()).any(|w| w == b"lhwitness"),
+        "a witness was written"
+    );
 }

@@ -43,7 +43,15 @@ impl Runner<'_> {
             // both ways (an iptables `xt` match) and be stopped, where a
             // raw frame's is not.
             let tried = if matches!(answer, Answer::Witness { .. }) {
-                crate::prove::write_witnesses(&ns, &state, &policy, "eth0", &tag)
+                crate::prove::write_witnesses(
+                    &ns,
+                    &state,
+                    &policy,
+                    "eth0",
+                    &tag,
+                    crate::prove::Reach::Lab,
+                    &|| false,
+                )
             } else {
                 Vec::new()
             };
