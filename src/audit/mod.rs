@@ -405,25 +405,14 @@ fn judge_witnesses(
                             .to_string()
                     },
                 );
-                (packet, summary)
+                (packet, format!("{wire}: {summary}"))
             })
     });
-    let why: Vec<String> = tried
-        .iter()
-        .map(|(packet, _, sent)| match sent {
-            Ok(()) if seen.as_ref().is_some_and(|(p, _)| *p == packet) => {
-                format!("{packet}: written, seen leaving")
-            }
-            Ok(()) => format!("{packet}: written, not seen leaving on {wire}"),
-            Err(e) => format!("{packet}: {e}"),
-        })
-        .collect();
-    let message = match seen {
-        Some((packet, frame)) => {
-            format!("the witness left, confirmed on the wire: {wire}: {frame} (witness: {packet})")
-        }
-        None => "a model-only witness: the model lets it out, the wire did not show it".into(),
-    };
+    let (message, why) = crate::prove::witness_verdict(
+        tried,
+        seen.as_ref().map(|(p, f)| (p.as_str(), f.as_str())),
+        wire,
+    );
     CaseResult {
         name: "prove-witness".into(),
         outcome: Outcome::fail(message, why.join("\n")),

@@ -75,6 +75,34 @@ pub fn answer(state: &State, policy: &Policy) -> leakhound_prove::Answer {
 /// carries, and whether it was written (why not, if not).
 pub type Tried = (String, Vec<u8>, Result<(), String>);
 
+/// The verdict on the witnesses `tried` (a failure either way): its
+/// message, and what became of each. `seen` is the witness the wire
+/// showed leaving with that frame ("WIRE: summary"); `wires` the wires
+/// looked at.
+pub fn witness_verdict(
+    tried: &[Tried],
+    seen: Option<(&str, &str)>,
+    wires: &str,
+) -> (String, Vec<String>) {
+    let why = tried
+        .iter()
+        .map(|(packet, _, sent)| match sent {
+            Ok(()) if seen.is_some_and(|(p, _)| p == packet) => {
+                format!("{packet}: written, seen leaving")
+            }
+            Ok(()) => format!("{packet}: written, not seen leaving on {wires}"),
+            Err(e) => format!("{packet}: {e}"),
+        })
+        .collect();
+    let message = match seen {
+        Some((packet, frame)) => {
+            format!("the witness left, confirmed on the wire: {frame} (witness: {packet})")
+        }
+        None => "a model-only witness: the model lets it out, the wire did not show it".into(),
+    };
+    (message, why)
+}
+
 /// Where witnesses may be written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {

@@ -305,6 +305,22 @@ fn a_leaky_live_gateway_fails_the_audit_with_the_packets_named() {
     );
 }
 
+/// The lab gateway's ruleset changed by the nft commands `rules`, then
+/// audited with `--prove --disruptive`, which fails: its output folder and
+/// what it printed.
+fn disruptive_proof_of(lab: &UpLab, ns: &netns::Netns, rules: &str) -> (tempfile::TempDir, String) {
+    let mut cmd = Command::new("nft");
+    cmd.arg(rules);
+    ns.command(&mut cmd).unwrap();
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = tempfile::tempdir().unwrap();
+    let o = audit(lab, &["--prove", "--disruptive"], out.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    (out, t)
+}
+
 /// `audit --prove --disruptive` on a live gateway whose kill switch lets
 /// every established connection out (and whose egress filter, which
 /// cannot tell established packets, lets TCP to port 80 by): the
@@ -317,17 +333,11 @@ fn a_disruptive_proof_makes_nothing_in_a_live_gateways_kernel() {
     common::require_root();
     let lab = UpLab::up();
     let ns = netns::Netns::open(lab.gw()).unwrap();
-    let mut cmd = Command::new("nft");
-    cmd.args([
+    let (out, t) = disruptive_proof_of(
+        &lab,
+        &ns,
         "insert rule inet leakhound output ct state established accept ; insert rule netdev leakhound_egress egress tcp dport 80 accept",
-    ]);
-    ns.command(&mut cmd).unwrap();
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let out = tempfile::tempdir().unwrap();
-    let o = audit(&lab, &["--prove", "--disruptive"], out.path());
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
+    );
     assert!(t.contains("FAIL  prove-witness"), "{t}");
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
     assert!(
@@ -743,17 +753,11 @@ fn a_disruptive_proof_writes_no_witness_to_a_real_address() {
     common::require_root();
     let lab = UpLab::up();
     let ns = netns::Netns::open(lab.gw()).unwrap();
-    let mut cmd = Command::new("nft");
-    cmd.args([
+    let (out, t) = disruptive_proof_of(
+        &lab,
+        &ns,
         "insert rule inet leakhound output ip daddr 9.9.9.9 udp dport 53 accept ; insert rule netdev leakhound_egress egress ip daddr 9.9.9.9 udp dport 53 accept",
-    ]);
-    ns.command(&mut cmd).unwrap();
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let out = tempfile::tempdir().unwrap();
-    let o = audit(&lab, &["--prove", "--disruptive"], out.path());
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
+    );
     assert!(t.contains("-> 9.9.9.9:53"), "{t}");
     assert!(t.contains("FAIL  prove-witness"), "{t}");
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();

@@ -27,13 +27,6 @@ fn yaml(path: &str) -> serde_yaml_ng::Value {
 /// `containers` merge by name; any other list is replaced).
 pub(crate) fn kustomize(dir: &Path) -> Vec<serde_yaml_ng::Value> {
     use serde_yaml_ng::Value;
-    fn docs(path: &Path) -> Vec<Value> {
-        let text = std::fs::read_to_string(path).unwrap();
-        serde_yaml_ng::Deserializer::from_str(&text)
-            .map(|d| Value::deserialize(d).unwrap())
-            .filter(|v| !v.is_null())
-            .collect()
-    }
     fn merge(base: &mut Value, patch: &Value, key: &str) {
         match (base, patch) {
             (Value::Mapping(b), Value::Mapping(p)) => {
@@ -58,18 +51,18 @@ pub(crate) fn kustomize(dir: &Path) -> Vec<serde_yaml_ng::Value> {
             (b, p) => *b = p.clone(),
         }
     }
-    let k = &docs(&dir.join("kustomization.yaml"))[0];
+    let k = &yaml_docs(&dir.join("kustomization.yaml"))[0];
     let mut out = Vec::new();
     for r in k["resources"].as_sequence().into_iter().flatten() {
         let path = dir.join(r.as_str().unwrap());
         if path.is_dir() {
             out.extend(kustomize(&path));
         } else {
-            out.extend(docs(&path));
+            out.extend(yaml_docs(&path));
         }
     }
     for p in k["patches"].as_sequence().into_iter().flatten() {
-        for patch in docs(&dir.join(p["path"].as_str().unwrap())) {
+        for patch in yaml_docs(&dir.join(p["path"].as_str().unwrap())) {
             let target = out
                 .iter_mut()
                 .find(|d| {
@@ -107,7 +100,7 @@ pub(crate) fn sidecar(dir: &Path) -> serde_yaml_ng::Value {
 fn the_kubernetes_prove_variant_patches_only_the_sidecar_and_its_profile() {
     let k = repo().join("ci/kubernetes");
     let base = kustomize(&k);
-    let plain = yaml_docs("ci/kubernetes/leakhound-audit-sidecar.yaml");
+    let plain = yaml_docs(&repo().join("ci/kubernetes/leakhound-audit-sidecar.yaml"));
     assert_eq!(base, plain);
     let prove = kustomize(&k.join("prove"));
     assert_eq!(prove.len(), base.len());
@@ -153,8 +146,9 @@ fn the_kubernetes_prove_variant_patches_only_the_sidecar_and_its_profile() {
     assert!(!p.capture.allowed.is_empty());
 }
 
-fn yaml_docs(path: &str) -> Vec<serde_yaml_ng::Value> {
-    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+/// Every document of a YAML file (empty ones left out).
+fn yaml_docs(path: &Path) -> Vec<serde_yaml_ng::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())

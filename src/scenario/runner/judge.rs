@@ -232,30 +232,12 @@ impl Runner<'_> {
                     })
                 })
             });
-            let why: Vec<String> = w
-                .tried
-                .iter()
-                .map(|(packet, _, sent)| match sent {
-                    Ok(()) if seen.as_ref().is_some_and(|(p, _)| p == packet) => {
-                        format!("{packet}: written, seen leaving")
-                    }
-                    Ok(()) => format!(
-                        "{packet}: written, not seen leaving on {}",
-                        scn.leak_wires.join(", ")
-                    ),
-                    Err(e) => format!("{packet}: {e}"),
-                })
-                .collect();
-            let outcome = match seen {
-                Some((packet, frame)) => fail(
-                    format!("the witness left, confirmed on the wire: {frame} (witness: {packet})"),
-                    why.join("\n"),
-                ),
-                None => fail(
-                    "a model-only witness: the model lets it out, the wire did not show it",
-                    why.join("\n"),
-                ),
-            };
+            let (message, why) = crate::prove::witness_verdict(
+                &w.tried,
+                seen.as_ref().map(|(p, f)| (p.as_str(), f.as_str())),
+                &scn.leak_wires.join(", "),
+            );
+            let outcome = fail(message, why.join("\n"));
             let name = format!("prove, the witness on the wire: {}", w.step);
             run.cases
                 .push(self.finish_case(scn, &name, outcome, Duration::ZERO, vec![]));
